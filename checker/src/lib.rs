@@ -1,0 +1,1 @@
+//! History types and formats, the linearizability (WGL) and lost-write checkers.

@@ -1,0 +1,1 @@
+//! Faults: process kill/pause/restart and network partitions (iptables or TCP proxy).

@@ -1,0 +1,1 @@
+//! Client operation generators and the HTTP client that records a history.
