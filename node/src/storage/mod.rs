@@ -5,9 +5,43 @@
 //! one [`Storage::sync`] (group commit) before it sends messages or answers clients. On
 //! restart, [`Storage::open`] returns what was made durable, as a [`Recovered`].
 //!
-//! A data dir holds WAL segments ([`wal`]: `segment-*.wal`) and at most one snapshot file
-//! ([`snapshot`]: `snapshot-*.snap`), all made of checksummed records ([`record`], which also
-//! documents how a torn write at the tail is told apart from corruption).
+//! # On disk
+//!
+//! A data dir holds WAL segments `segment-<sequence>.wal` (`wal.rs`) and one snapshot file
+//! `snapshot-<index>-<term>.snap` (`snapshot.rs`). Both are made of records (`record.rs`):
+//! a length, a CRC32C of the body and a CRC32C of the header itself, then the body, one
+//! kind byte and a postcard payload. A whole batch of entries is one record. Every segment
+//! starts with the current hard state and snapshot marker, so older segments can be deleted
+//! once a snapshot covers their entries. The WAL names the current snapshot; any other
+//! snapshot file is a leftover and is deleted at start-up.
+//!
+//! # Torn writes versus corruption
+//!
+//! Only the tail of the newest segment can hold a torn write: older segments were fsynced
+//! before the next one was created, and a new process always starts a new segment. A write
+//! that never finished (the process was killed mid-`write`, or the machine lost power before
+//! the fsync returned) leaves, from some offset on, nothing (the file is short), zeros (the
+//! file system grew the file but the data never reached those sectors) or a mix of written
+//! and zero sectors. Everything after the first damaged record was written after it, so no
+//! completed fsync covers it and dropping it loses nothing that was acknowledged. So the
+//! first bad record of the newest segment is *torn*, and the file is cut there with a
+//! warning naming file and offset, when:
+//!
+//! 1. the file ends inside it: a partial header, or an intact header whose length runs past
+//!    the end of the file;
+//! 2. a checksum fails and only zero bytes follow it up to the end of the file (for a
+//!    damaged header: follow the header), which covers a garbled final record and a
+//!    zero-filled tail;
+//! 3. a checksum fails and a whole 512-byte sector that it overlaps reads as zeros: a sector
+//!    the write never reached although later ones did.
+//!
+//! Anything else is *corruption* and stops start-up with [`StorageError::Corrupt`], naming
+//! the file and byte offset: a damaged record followed by non-zero data, any damage in an
+//! older segment, a record whose checksums pass but which cannot be decoded, a gap in entry
+//! indexes, or a missing or damaged snapshot. The header checks itself so that a flipped bit
+//! in a length is caught as damage, not trusted as a record running past the end of the
+//! file. A damaged final record is indistinguishable from an unfinished one, so it is
+//! treated as torn.
 
 mod files;
 mod record;

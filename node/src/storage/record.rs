@@ -14,29 +14,8 @@
 //! file would otherwise look exactly like a torn write and silently cost every record after
 //! it.
 //!
-//! # Torn writes versus corruption
-//!
-//! Only the tail of the newest WAL segment can hold a torn write: older segments were
-//! fsynced before the next one was created. A write that never finished (the process was
-//! killed mid-`write`, or the machine lost power before the fsync returned) leaves, from some
-//! offset on, either nothing (the file is short), zeros (the file system grew the file but the
-//! data never reached those sectors) or a mix of written and zero sectors. Everything after the
-//! first damaged record was written after it, so no completed fsync covers it and dropping it
-//! loses nothing that was acknowledged. [`is_torn`] therefore calls the first bad record at
-//! `offset` of the newest segment *torn*, and the file is cut there, when:
-//!
-//! 1. the file ends inside it: a partial header, or an intact header whose length runs past
-//!    the end of the file;
-//! 2. its checksum fails and only zero bytes follow it up to the end of the file (for a
-//!    damaged header: follow the header), which covers a garbled final record and a
-//!    zero-filled tail;
-//! 3. its checksum fails and a whole 512-byte sector that it overlaps reads as zeros: a sector
-//!    the write never reached although later ones did.
-//!
-//! Anything else is *corruption* and stops start-up: a damaged record followed by non-zero
-//! data, any damage in an older segment, or a record whose checksums pass but whose kind or
-//! payload cannot be decoded (a different format). A damaged final record is
-//! indistinguishable from an unfinished one, so it is treated as torn.
+//! [`is_torn`] decides whether a bad record at the tail of the newest WAL segment is a torn
+//! write or corruption, by the rule in the `storage` module docs.
 
 use serde::Serialize;
 

@@ -12,8 +12,8 @@
 //!
 //! Recovery reads the segments oldest first. A torn write at the tail of the newest segment is
 //! cut off, with a warning naming the file and offset; any other damage is an error naming
-//! them. Segments are deleted oldest first, so an interrupted deletion still leaves a
-//! contiguous run of segments.
+//! them (the rule is in the `storage` module docs). Segments are deleted oldest first, so an
+//! interrupted deletion still leaves a contiguous run of segments.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -260,8 +260,8 @@ impl Wal {
             &mut self.buffer,
             self.fsync,
         )?;
-        self.closed
-            .push(std::mem::replace(&mut self.current, segment));
+        let finished = std::mem::replace(&mut self.current, segment);
+        self.closed.push(finished);
         self.file = file;
         self.current_len = len;
         Ok(fsync_time)
