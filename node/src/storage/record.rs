@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::StorageError;
 
 /// Bytes in a record header.
-pub(crate) const HEADER_LEN: usize = 12;
+const HEADER_LEN: usize = 12;
 /// The unit a disk writes atomically; a torn write damages whole sectors.
 const SECTOR_LEN: usize = 512;
 

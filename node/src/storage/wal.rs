@@ -620,6 +620,40 @@ mod tests {
     }
 
     #[test]
+    fn a_full_buffer_goes_to_the_file_before_sync() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut storage, _) = Storage::open(dir.path(), options(1 << 30)).expect("open");
+        let segment = files_ending_with(dir.path(), SEGMENT_SUFFIX)
+            .pop()
+            .expect("a current segment");
+        let header_len = fs::metadata(&segment).expect("metadata").len();
+        let payload = crate::raft::Payload::Command(vec![7; 64 * 1024].into());
+        let large_entry = |index| Entry {
+            term: 1,
+            index,
+            payload: payload.clone(),
+        };
+        for index in 1..=20 {
+            storage.append(&[large_entry(index)]).expect("append");
+        }
+        let written = fs::metadata(&segment).expect("metadata").len() - header_len;
+        assert!(
+            written >= FLUSH_BYTES as u64,
+            "only {written} bytes written"
+        );
+
+        // A process crash without sync keeps what reached the file, a prefix of the appends.
+        drop(storage);
+        let (_, recovered) = Storage::open(dir.path(), options(1 << 30)).expect("reopen");
+        let kept = recovered.entries.len() as u64;
+        assert!((16..20).contains(&kept), "{kept} entries kept");
+        assert_eq!(
+            recovered.entries,
+            (1..=kept).map(large_entry).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
     fn a_segment_whose_creation_did_not_finish_is_ignored_and_deleted() {
         let dir = tempfile::tempdir().expect("temp dir");
         write_batches(dir.path(), 2, 1 << 20);
