@@ -1,6 +1,10 @@
 //! Faults for `faultline test`: process kill/pause/restart and network
 //! partitions (iptables or a TCP proxy), on a seeded schedule.
 
+mod cluster;
+mod grudge;
 mod kind;
 
+pub use cluster::{Cluster, NodeName};
+pub use grudge::{Grudge, Link};
 pub use kind::{FaultKind, FaultKinds, ParseNameError, PartitionBackendKind};
