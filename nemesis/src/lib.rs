@@ -4,7 +4,9 @@
 mod cluster;
 mod grudge;
 mod kind;
+mod schedule;
 
 pub use cluster::{Cluster, NodeName};
 pub use grudge::{Grudge, Link};
 pub use kind::{FaultKind, FaultKinds, ParseNameError, PartitionBackendKind};
+pub use schedule::{FaultPlan, Planner, Schedule, Targets};
