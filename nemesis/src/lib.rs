@@ -4,9 +4,13 @@
 mod cluster;
 mod grudge;
 mod kind;
+mod partition;
+mod proxy;
 mod schedule;
 
 pub use cluster::{Cluster, NodeName};
 pub use grudge::{Grudge, Link};
 pub use kind::{FaultKind, FaultKinds, ParseNameError, PartitionBackendKind};
+pub use partition::{PartitionError, Partitioner};
+pub use proxy::{ProxyError, ProxyNetwork};
 pub use schedule::{FaultPlan, Planner, Schedule, Targets};
