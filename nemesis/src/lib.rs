@@ -3,6 +3,7 @@
 
 mod cluster;
 mod grudge;
+mod iptables;
 mod kind;
 mod partition;
 mod proxy;
@@ -10,6 +11,7 @@ mod schedule;
 
 pub use cluster::{Cluster, NodeName};
 pub use grudge::{Grudge, Link};
+pub use iptables::{CHAIN_PREFIX, IptablesError, IptablesPartitioner, remove_leftover_chains};
 pub use kind::{FaultKind, FaultKinds, ParseNameError, PartitionBackendKind};
 pub use partition::{PartitionError, Partitioner};
 pub use proxy::{ProxyError, ProxyNetwork};

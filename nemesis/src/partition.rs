@@ -5,6 +5,7 @@ use std::future::Future;
 
 use crate::cluster::NodeName;
 use crate::grudge::Link;
+use crate::iptables::IptablesError;
 
 /// A failure to change the network.
 #[derive(Debug, thiserror::Error)]
@@ -12,6 +13,9 @@ pub enum PartitionError {
     /// A link names a node the backend was not given an address for.
     #[error("no peer address is known for node `{0}`")]
     UnknownNode(NodeName),
+    /// An iptables command failed.
+    #[error(transparent)]
+    Iptables(#[from] IptablesError),
 }
 
 /// Something that can cut and heal directed peer links.
