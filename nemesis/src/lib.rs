@@ -13,6 +13,6 @@ pub use cluster::{Cluster, NodeName};
 pub use grudge::{Grudge, Link};
 pub use iptables::{CHAIN_PREFIX, IptablesError, IptablesPartitioner, remove_leftover_chains};
 pub use kind::{FaultKind, FaultKinds, ParseNameError, PartitionBackendKind};
-pub use partition::{PartitionError, Partitioner};
+pub use partition::{BackendError, PartitionBackend, PartitionError, Partitioner};
 pub use proxy::{ProxyError, ProxyNetwork};
 pub use schedule::{FaultPlan, Planner, Schedule, Targets};
