@@ -70,8 +70,9 @@ struct LinkProxy {
 }
 
 impl LinkProxy {
-    /// Switches to `mode`; returns whether anything changed.
-    fn set_mode(&self, mode: Mode) -> bool {
+    /// Switches to `mode`, unless already there or shut down (waking the
+    /// connections only on a real change, which ends them).
+    fn set_mode(&self, mode: Mode) {
         self.state.send_if_modified(|state| {
             if state.mode == mode || state.mode == Mode::Shutdown {
                 return false;
@@ -79,7 +80,7 @@ impl LinkProxy {
             state.mode = mode;
             state.epoch += 1;
             true
-        })
+        });
     }
 }
 
