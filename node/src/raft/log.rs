@@ -26,11 +26,6 @@ pub(super) struct RaftLog {
     unstable_from: Index,
 }
 
-/// An append from a leader would rewrite an entry that is already committed, which no
-/// correct leader asks for; the append is refused.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct CommittedConflict;
-
 impl RaftLog {
     /// Rebuilds the log from what storage recovered. Entries the snapshot already covers
     /// are skipped; the rest must follow it without gaps.
@@ -143,24 +138,22 @@ impl RaftLog {
 
     /// Merges entries from the leader that follow an entry already known to match: entries
     /// already present are kept, the first conflicting one and everything after it is
-    /// replaced (Figure 2, AppendEntries steps 3 and 4). `entries` must be contiguous and
-    /// start after the commit index.
-    pub fn append_from_leader(&mut self, entries: Vec<Entry>) -> Result<(), CommittedConflict> {
+    /// replaced (Figure 2, AppendEntries steps 3 and 4). `entries` must be contiguous,
+    /// follow an entry of this log and start after the commit index, so that committed
+    /// entries are never replaced.
+    pub fn append_from_leader(&mut self, entries: Vec<Entry>) {
         let Some(first_new) = entries
             .iter()
             .position(|entry| self.term(entry.index) != Some(entry.term))
         else {
-            return Ok(());
+            return;
         };
         let at = entries[first_new].index;
-        if at <= self.committed {
-            return Err(CommittedConflict);
-        }
+        debug_assert!(at > self.committed && at <= self.last_index() + 1);
         if at <= self.last_index() {
             self.truncate_from(at);
         }
         self.entries.extend(entries.into_iter().skip(first_new));
-        Ok(())
     }
 
     fn truncate_from(&mut self, index: Index) {
@@ -411,8 +404,7 @@ mod tests {
         log.append(entry(3, 1));
         log.append(entry(4, 1));
         assert_eq!(log.take_unstable().len(), 2);
-        log.append_from_leader(vec![entry(4, 2), entry(5, 2)])
-            .unwrap();
+        log.append_from_leader(vec![entry(4, 2), entry(5, 2)]);
         log.persisted_through(4);
         assert_eq!(log.persisted(), 3);
         let again = log.take_unstable();
@@ -420,17 +412,6 @@ mod tests {
             again.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>(),
             [(4, 2), (5, 2)]
         );
-    }
-
-    #[test]
-    fn an_append_that_rewrites_a_committed_entry_is_refused() {
-        let mut log = log_with_terms(&[1, 1, 1]);
-        log.commit_to(2);
-        assert_eq!(
-            log.append_from_leader(vec![entry(2, 2)]),
-            Err(CommittedConflict)
-        );
-        assert_eq!(log.term(2), Some(1));
     }
 
     proptest! {
@@ -453,7 +434,7 @@ mod tests {
                     term += increment;
                     batch.push(entry((after + k + 1) as Index, term.max(1)));
                 }
-                log.append_from_leader(batch.clone()).unwrap();
+                log.append_from_leader(batch.clone());
                 let conflict = batch.iter().position(|e| model.get(e.index as usize - 1) != Some(&e.term));
                 if let Some(at) = conflict {
                     model.truncate(batch[at].index as usize - 1);

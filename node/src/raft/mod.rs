@@ -20,11 +20,21 @@
 //! storage data).
 
 mod config;
+mod election;
 mod error;
+mod follower;
+mod leader;
 mod log;
+mod node;
 mod progress;
+mod read_index;
+mod ready;
+#[cfg(test)]
+mod testing;
 pub mod types;
 
 pub use config::Config;
 pub use error::{NotLeader, RaftError};
+pub use node::{Raft, Role, Status};
+pub use ready::{ReadState, Ready, SoftState};
 pub use types::*;
