@@ -88,11 +88,21 @@ impl Simulation {
     fn new(scenario: Scenario, seed: u64, trace: bool) -> Result<Simulation, String> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let ids: Vec<NodeId> = (1..=scenario.nodes).collect();
+        // Small messages and windows split a leader's log over many AppendEntries, which
+        // is where commitment rules (Figure 8) and flow control get tested.
+        let max_bytes_per_message = *[1 << 20, 16].choose(&mut rng).unwrap_or(&16);
+        let max_inflight = *[256, 4, 1].choose(&mut rng).unwrap_or(&1);
+        let pre_vote = rng.random_bool(0.75);
+        let check_quorum = rng.random_bool(0.75);
         let shells = ids
             .iter()
             .map(|&id| {
                 let config = Config {
                     seed: rng.random(),
+                    max_bytes_per_message,
+                    max_inflight,
+                    pre_vote,
+                    check_quorum,
                     ..Config::new(id, ids.clone())
                 };
                 Shell::new(config, scenario.compact_threshold)
@@ -120,7 +130,7 @@ impl Simulation {
             crash_next: vec![None; size],
             network: Network::new(faults),
             invariants: Invariants::default(),
-            clients: Clients::default(),
+            clients: Clients::new(2 * size),
             rates,
             stats: RunStats::default(),
             trace: trace.then(VecDeque::new),
@@ -245,16 +255,18 @@ impl Simulation {
             self.clients.read_confirmed(node, read)?;
         }
         for (node, request_id) in out.failed_reads {
-            self.clients.read_refused(node, request_id);
+            self.clients.read_failed(node, request_id);
         }
         Ok(())
     }
 
-    /// Clients send a few writes and reads to the node they believe leads.
+    /// Each idle client, now and then, sends a write (or sometimes a read) to the node it
+    /// believes leads.
     fn clients_act(&mut self) {
-        let writes = self.rng.random_range(0..=3);
-        let reads = self.rng.random_range(0..=1);
-        for op in 0..writes + reads {
+        for client in self.clients.idle(self.now) {
+            if !self.rng.random_bool(0.5) {
+                continue;
+            }
             let target = match self.clients.leader_hint {
                 Some(leader) if self.rng.random_bool(0.9) => leader,
                 _ => *self.ids.choose(&mut self.rng).unwrap_or(&1),
@@ -264,14 +276,16 @@ impl Simulation {
                 self.clients.leader_hint = None;
                 continue;
             };
-            let result = if op < writes {
+            let result = if self.rng.random_bool(0.75) {
                 let command = self.clients.command();
-                raft.propose(command.clone())
-                    .map(|position| self.clients.proposed(target, position, command, self.now))
+                raft.propose(command.clone()).map(|position| {
+                    self.clients
+                        .proposed(client, target, position, command, self.now)
+                })
             } else {
-                let request_id = self.clients.read_started(target);
+                let request_id = self.clients.read_started(client, target, self.now);
                 raft.read_index(request_id)
-                    .inspect_err(|_| self.clients.read_refused(target, request_id))
+                    .inspect_err(|_| self.clients.read_failed(target, request_id))
             };
             match result {
                 Ok(()) => self.clients.leader_hint = Some(target),
