@@ -116,32 +116,37 @@ impl Raft {
         self.send(to, MessageBody::InstallSnapshot { snapshot });
     }
 
-    /// Counts an AppendEntriesResponse (also the answer to InstallSnapshot).
-    pub(super) fn handle_append_response(
+    /// The follower's log matches ours through `match_index` (an answer to AppendEntries
+    /// or InstallSnapshot).
+    pub(super) fn handle_accepted(&mut self, from: NodeId, match_index: Index) {
+        let (first_index, last_index) = (self.log.first_index(), self.log.last_index());
+        if match_index > last_index {
+            return;
+        }
+        let Some(progress) = self.progress_mut(from) else {
+            return;
+        };
+        progress.recent_active = true;
+        if progress.accepted(match_index, first_index) {
+            self.maybe_commit();
+        }
+    }
+
+    /// The follower failed the consistency check; probe again where its hint points.
+    pub(super) fn handle_rejected(
         &mut self,
         from: NodeId,
-        success: bool,
-        match_index: Index,
         conflict_index: Index,
         conflict_term: Option<Term>,
     ) {
-        let first_index = self.log.first_index();
-        let last_index = self.log.last_index();
-        if success && match_index > last_index {
-            return;
-        }
         let next_hint = self.next_after_rejection(conflict_index, conflict_term);
         let Some(progress) = self.progress_mut(from) else {
             return;
         };
         progress.recent_active = true;
-        if success {
-            if progress.accepted(match_index, first_index) {
-                self.maybe_commit();
-            }
-        } else if conflict_term.is_some() || conflict_index > progress.matched {
-            // A rejection claiming the follower's log ends at or below `matched` predates
-            // what the follower has since acknowledged: ignore it.
+        // A rejection claiming the follower's log ends at or below `matched` predates what
+        // the follower has since acknowledged: ignore it.
+        if conflict_term.is_some() || conflict_index > progress.matched {
             progress.rejected(next_hint);
         }
     }

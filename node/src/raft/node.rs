@@ -260,14 +260,10 @@ impl Raft {
                 conflict_index,
                 conflict_term,
             } => {
-                if self.role == Role::Leader {
-                    self.handle_append_response(
-                        from,
-                        success,
-                        match_index,
-                        conflict_index,
-                        conflict_term,
-                    );
+                if self.role == Role::Leader && success {
+                    self.handle_accepted(from, match_index);
+                } else if self.role == Role::Leader {
+                    self.handle_rejected(from, conflict_index, conflict_term);
                 }
             }
             MessageBody::HeartbeatResponse { read_round } => {
