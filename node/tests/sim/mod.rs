@@ -56,7 +56,7 @@ pub fn run_seeds(test_name: &str, scenario: Scenario, default_seeds: u64) -> Tot
     }
     eprintln!(
         "{test_name}: {} seeds passed in {:.1?}: {} ticks, {} crashes, {} leader terms, {} writes \
-         acknowledged, {} reads checked, {} snapshots installed",
+         acknowledged, {} reads checked, {} snapshots installed; recovery took at most {} ticks",
         totals.seeds,
         started.elapsed(),
         totals.sum(|run| run.ticks),
@@ -65,6 +65,12 @@ pub fn run_seeds(test_name: &str, scenario: Scenario, default_seeds: u64) -> Tot
         totals.sum(|run| run.writes_acked),
         totals.sum(|run| run.reads_checked),
         totals.sum(|run| run.snapshots_installed),
+        totals
+            .runs
+            .iter()
+            .map(|run| run.recovery_ticks)
+            .max()
+            .unwrap_or(0),
     );
     totals
 }

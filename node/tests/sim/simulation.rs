@@ -40,6 +40,8 @@ pub struct RunStats {
     pub writes_acked: u64,
     pub reads_checked: u64,
     pub snapshots_installed: u64,
+    /// Ticks from healing until a new write was applied everywhere.
+    pub recovery_ticks: u64,
 }
 
 /// How often faults strike during the fault phase, drawn per seed.
@@ -114,8 +116,8 @@ impl Simulation {
             max_delay: *[1, 2, 5, 10].choose(&mut rng).unwrap_or(&1),
         };
         let rates = FaultRates {
-            crash: *[0.0, 0.002, 0.01].choose(&mut rng).unwrap_or(&0.0),
-            partition: *[0.0, 0.005, 0.02].choose(&mut rng).unwrap_or(&0.0),
+            crash: *[0.0, 0.002, 0.01, 0.03].choose(&mut rng).unwrap_or(&0.0),
+            partition: *[0.0, 0.005, 0.02, 0.05].choose(&mut rng).unwrap_or(&0.0),
             heal: 0.02,
             max_downtime: *[5, 50, 200].choose(&mut rng).unwrap_or(&5),
         };
@@ -153,11 +155,12 @@ impl Simulation {
             self.tick()?;
         }
         self.heal_and_restart_everyone()?;
-        let deadline = self.now + self.scenario.recovery_ticks;
-        while self.now < deadline {
+        let healed_at = self.now;
+        while self.now < healed_at + self.scenario.recovery_ticks {
             self.tick()?;
             if let Some(index) = self.clients.watched_write {
                 if self.shells.iter().all(|shell| shell.state.applied >= index) {
+                    self.stats.recovery_ticks = self.now - healed_at;
                     return Ok(self.finish());
                 }
             }
