@@ -111,7 +111,8 @@ impl VoteTally {
 impl Raft {
     /// A follower or candidate that heard from no leader for a whole timeout campaigns.
     pub(super) fn tick_election(&mut self) {
-        if self.election_timer.tick() {
+        // Only a corrupt peer can have pushed the term to its limit; never overflow it.
+        if self.election_timer.tick() && self.term < Term::MAX {
             self.elections += 1;
             if self.config.pre_vote {
                 self.become_pre_candidate();

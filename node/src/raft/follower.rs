@@ -17,7 +17,7 @@ impl Append {
     fn is_well_formed(&self) -> bool {
         let mut expected = (self.prev_log_index, self.prev_log_term);
         self.entries.iter().all(|entry| {
-            let fits = entry.index == expected.0 + 1 && entry.term >= expected.1;
+            let fits = Some(entry.index) == expected.0.checked_add(1) && entry.term >= expected.1;
             expected = (entry.index, entry.term);
             fits
         })
@@ -93,6 +93,10 @@ impl Raft {
     /// which case that entry is simply committed.
     pub(super) fn handle_install_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
         let meta = snapshot.meta;
+        if meta.index == Index::MAX {
+            // No log gets that long: the snapshot is corrupt.
+            return;
+        }
         let committed = self.log.committed();
         if meta.index <= committed {
             self.send(from, accepted_through(committed));
