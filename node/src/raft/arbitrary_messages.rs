@@ -5,7 +5,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::testing::{cycle, elect, entry, plain_config, recovered};
-use super::{Entry, Message, MessageBody, Snapshot, SnapshotMeta};
+use super::{Entry, Message, MessageBody, Role, Snapshot, SnapshotMeta};
 
 /// Small numbers, plus the extremes a corrupt or hostile peer could send.
 fn number() -> impl Strategy<Value = u64> {
@@ -116,4 +116,48 @@ proptest! {
             prop_assert!(status.commit <= status.last_index, "{status:?}");
         }
     }
+}
+
+/// Found by the property test: a snapshot claiming the last possible index.
+#[test]
+fn a_snapshot_at_the_largest_index_is_ignored() {
+    let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1, 1]);
+    let meta = SnapshotMeta {
+        index: u64::MAX,
+        term: 1,
+    };
+    let snapshot = Snapshot {
+        meta,
+        data: Bytes::new(),
+    };
+    raft.step(Message {
+        from: 2,
+        to: 1,
+        term: 1,
+        body: MessageBody::InstallSnapshot { snapshot },
+    });
+    assert_eq!(raft.status().snapshot_index, 0);
+}
+
+/// Found by the property test: a peer pushing the term to its limit.
+#[test]
+fn a_term_at_its_limit_does_not_overflow_when_the_election_timer_fires() {
+    let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1, 1]);
+    let body = MessageBody::RequestVote {
+        last_log_index: 0,
+        last_log_term: 0,
+    };
+    raft.step(Message {
+        from: 2,
+        to: 1,
+        term: u64::MAX,
+        body,
+    });
+    for _ in 0..100 {
+        raft.tick();
+    }
+    assert_eq!(
+        (raft.status().term, raft.status().role),
+        (u64::MAX, Role::Follower)
+    );
 }
