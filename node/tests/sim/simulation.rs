@@ -10,7 +10,6 @@
 use std::collections::VecDeque;
 
 use faultline_node::raft::{Config, NodeId, NotLeader};
-use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -92,8 +91,8 @@ impl Simulation {
         let ids: Vec<NodeId> = (1..=scenario.nodes).collect();
         // Small messages and windows split a leader's log over many AppendEntries, which
         // is where commitment rules (Figure 8) and flow control get tested.
-        let max_bytes_per_message = *[1 << 20, 16].choose(&mut rng).unwrap_or(&16);
-        let max_inflight = *[256, 4, 1].choose(&mut rng).unwrap_or(&1);
+        let max_bytes_per_message = pick(&mut rng, &[1 << 20, 16]);
+        let max_inflight = pick(&mut rng, &[256, 4, 1]);
         let pre_vote = rng.random_bool(0.75);
         let check_quorum = rng.random_bool(0.75);
         let shells = ids
@@ -111,15 +110,15 @@ impl Simulation {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let faults = NetworkFaults {
-            loss: *[0.0, 0.01, 0.05, 0.2].choose(&mut rng).unwrap_or(&0.0),
-            duplication: *[0.0, 0.02, 0.1].choose(&mut rng).unwrap_or(&0.0),
-            max_delay: *[1, 2, 5, 10].choose(&mut rng).unwrap_or(&1),
+            loss: pick(&mut rng, &[0.0, 0.01, 0.05, 0.2]),
+            duplication: pick(&mut rng, &[0.0, 0.02, 0.1]),
+            max_delay: pick(&mut rng, &[1, 2, 5, 10]),
         };
         let rates = FaultRates {
-            crash: *[0.0, 0.002, 0.01, 0.03].choose(&mut rng).unwrap_or(&0.0),
-            partition: *[0.0, 0.005, 0.02, 0.05].choose(&mut rng).unwrap_or(&0.0),
+            crash: pick(&mut rng, &[0.0, 0.002, 0.01, 0.03]),
+            partition: pick(&mut rng, &[0.0, 0.005, 0.02, 0.05]),
             heal: 0.02,
-            max_downtime: *[5, 50, 200].choose(&mut rng).unwrap_or(&5),
+            max_downtime: pick(&mut rng, &[5, 50, 200]),
         };
         let size = ids.len();
         Ok(Simulation {
@@ -272,7 +271,7 @@ impl Simulation {
             }
             let target = match self.clients.leader_hint {
                 Some(leader) if self.rng.random_bool(0.9) => leader,
-                _ => *self.ids.choose(&mut self.rng).unwrap_or(&1),
+                _ => self.ids[self.rng.random_range(0..self.ids.len())],
             };
             let at = self.position(target);
             let Some(raft) = self.shells[at].raft.as_mut() else {
@@ -307,7 +306,7 @@ impl Simulation {
                     CrashPoint::AfterSend,
                     CrashPoint::BetweenReadies,
                 ];
-                self.crash_next[at] = points.choose(&mut self.rng).copied();
+                self.crash_next[at] = Some(pick(&mut self.rng, &points));
             }
         }
         if self.rng.random_bool(self.rates.partition) {
@@ -371,6 +370,11 @@ impl Simulation {
         self.clients.watch_writes_from(self.now);
         Ok(())
     }
+}
+
+/// One of `options`, uniformly.
+fn pick<T: Copy>(rng: &mut ChaCha8Rng, options: &[T]) -> T {
+    options[rng.random_range(0..options.len())]
 }
 
 /// A one-line summary of a message for the trace.
