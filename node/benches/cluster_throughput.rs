@@ -57,7 +57,8 @@ fn env_or(name: &str, default: u64) -> u64 {
 async fn drive(base: String, kind: Kind, clients: u64, duration: Duration) -> Outcome {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    let http: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+    let http: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector);
     let stop = Arc::new(AtomicBool::new(false));
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
@@ -92,7 +93,9 @@ async fn drive(base: String, kind: Kind, clients: u64, duration: Duration) -> Ou
                         Err(_) => false,
                     };
                     if ok {
-                        latencies.record(started.elapsed().as_micros() as u64).unwrap();
+                        latencies
+                            .record(started.elapsed().as_micros() as u64)
+                            .unwrap();
                     } else {
                         errors += 1;
                     }

@@ -160,7 +160,10 @@ fn fields<const N: usize>(
     let mut values = std::array::from_fn(|_| Value::Null);
     for (slot, name) in values.iter_mut().zip(names) {
         *slot = object.remove(name).ok_or_else(|| {
-            ApiError::new(StatusCode::BAD_REQUEST, format!("the body has no `{name}` field"))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the body has no `{name}` field"),
+            )
         })?;
     }
     if let Some(extra) = object.keys().next() {
@@ -207,7 +210,9 @@ fn session_from(headers: &HeaderMap) -> Result<Option<SessionRef>, ApiError> {
 /// Turns a refusal of the Raft loop into an answer; a follower redirects to the leader.
 fn refusal(state: &ApiState, error: ClientError, uri: &OriginalUri) -> ApiError {
     match error {
-        ClientError::NotLeader { leader: Some(leader) } => {
+        ClientError::NotLeader {
+            leader: Some(leader),
+        } => {
             let name = state.members.name_of(leader);
             match state.directory.client_addr(leader) {
                 Some(addr) => {
@@ -228,7 +233,9 @@ fn refusal(state: &ApiState, error: ClientError, uri: &OriginalUri) -> ApiError 
             e.retry_after = true;
             e
         }
-        ClientError::OutcomeUnknown => ApiError::new(StatusCode::GATEWAY_TIMEOUT, error.to_string()),
+        ClientError::OutcomeUnknown => {
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, error.to_string())
+        }
     }
 }
 
@@ -259,7 +266,10 @@ async fn ask<T>(
         )),
         Err(_) => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
-            format!("no answer within {:?}; {what_if_lost}", state.request_timeout),
+            format!(
+                "no answer within {:?}; {what_if_lost}",
+                state.request_timeout
+            ),
         )),
     }
 }
@@ -278,7 +288,13 @@ async fn write(
         key,
         op,
     };
-    let result = ask(state, uri, |reply| Input::Write { command, reply }, WRITE_UNKNOWN).await?;
+    let result = ask(
+        state,
+        uri,
+        |reply| Input::Write { command, reply },
+        WRITE_UNKNOWN,
+    )
+    .await?;
     match result {
         WriteResult::Written | WriteResult::Deleted => ok(json!({ "ok": true })),
         WriteResult::Appended { length } => ok(json!({ "ok": true, "length": length })),
@@ -311,10 +327,17 @@ async fn read(
     params: Result<Query<ReadParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
     let key = key_from(path)?;
-    let Query(params) = params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let Query(params) =
+        params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let lookup = key.clone();
     let value = if params.stale {
-        ask(&state, &uri, |reply| Input::LocalRead { key: lookup, reply }, "").await?
+        ask(
+            &state,
+            &uri,
+            |reply| Input::LocalRead { key: lookup, reply },
+            "",
+        )
+        .await?
     } else {
         ask(&state, &uri, |reply| Input::Read { key: lookup, reply }, "").await?
     };
@@ -376,7 +399,10 @@ async fn status(State(state): State<ApiState>) -> axum::Json<NodeStatus> {
 
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }
@@ -386,7 +412,10 @@ async fn health() -> axum::Json<Value> {
 }
 
 async fn no_route(uri: OriginalUri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("no such route: {}", uri.path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no such route: {}", uri.path()),
+    )
 }
 
 async fn method_not_allowed(uri: OriginalUri) -> ApiError {

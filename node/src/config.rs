@@ -79,7 +79,10 @@ pub struct Members {
 
 impl Members {
     /// Builds the membership from this node's name and its peers' names.
-    pub fn new(own_name: &str, peer_names: impl IntoIterator<Item = String>) -> Result<Members, String> {
+    pub fn new(
+        own_name: &str,
+        peer_names: impl IntoIterator<Item = String>,
+    ) -> Result<Members, String> {
         let mut names: Vec<String> = peer_names.into_iter().collect();
         if names.iter().any(|n| n == own_name) {
             return Err(format!("--peers lists this node's own name `{own_name}`"));
@@ -89,7 +92,11 @@ impl Members {
         if let Some(dup) = names.windows(2).find(|w| w[0] == w[1]) {
             return Err(format!("--peers lists `{}` twice", dup[0]));
         }
-        let own = names.iter().position(|n| n == own_name).expect("just pushed") as NodeId + 1;
+        let own = names
+            .iter()
+            .position(|n| n == own_name)
+            .expect("just pushed") as NodeId
+            + 1;
         Ok(Members { names, own })
     }
 
@@ -105,7 +112,10 @@ impl Members {
 
     /// The Raft id of a member name.
     pub fn id_of(&self, name: &str) -> Option<NodeId> {
-        self.names.iter().position(|n| n == name).map(|i| i as NodeId + 1)
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| i as NodeId + 1)
     }
 
     /// The name of a Raft id; ids outside the membership show as `?<id>`.

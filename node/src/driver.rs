@@ -26,7 +26,9 @@ use crate::bugs::Bugs;
 use crate::config::Members;
 use crate::kv::{Command, KvStore, WriteResult};
 use crate::metrics::Metrics;
-use crate::raft::{Entry, Index, Message, NodeId, Payload, Raft, ReadState, Snapshot, SnapshotMeta, Term};
+use crate::raft::{
+    Entry, Index, Message, NodeId, Payload, Raft, ReadState, Snapshot, SnapshotMeta, Term,
+};
 use crate::storage::Storage;
 
 /// At most this many inputs are taken per round, so a flood cannot starve ticks and Ready.
@@ -250,7 +252,11 @@ impl Driver {
         Ok(())
     }
 
-    fn start_read(&mut self, key: String, reply: oneshot::Sender<Result<Option<Value>, ClientError>>) {
+    fn start_read(
+        &mut self,
+        key: String,
+        reply: oneshot::Sender<Result<Option<Value>, ClientError>>,
+    ) {
         let id = self.next_read_id;
         self.next_read_id += 1;
         match self.raft.read_index(id) {
@@ -324,7 +330,8 @@ impl Driver {
         self.storage
             .install_snapshot(snapshot)
             .context("saving a snapshot from the leader")?;
-        self.kv = KvStore::restore(&snapshot.data).context("decoding a snapshot from the leader")?;
+        self.kv =
+            KvStore::restore(&snapshot.data).context("decoding a snapshot from the leader")?;
         self.applied = snapshot.meta.index;
         self.applied_term = snapshot.meta.term;
         self.snapshot_index = snapshot.meta.index;
@@ -355,7 +362,11 @@ impl Driver {
             let Payload::Command(data) = &entry.payload else {
                 continue;
             };
-            if self.writes.get(&entry.index).is_none_or(|w| w.term != entry.term) {
+            if self
+                .writes
+                .get(&entry.index)
+                .is_none_or(|w| w.term != entry.term)
+            {
                 continue;
             }
             let Ok(command) = serde_json::from_slice::<Command>(data) else {
@@ -404,7 +415,10 @@ impl Driver {
 
     fn confirm_read(&mut self, read: ReadState) {
         if let Some(pending) = self.reads.remove(&read.request_id) {
-            self.confirmed_reads.entry(read.index).or_default().push(pending);
+            self.confirmed_reads
+                .entry(read.index)
+                .or_default()
+                .push(pending);
         }
     }
 
@@ -431,10 +445,18 @@ impl Driver {
             },
             data: Bytes::from(self.kv.snapshot()),
         };
-        self.storage.compact(&snapshot).context("writing a snapshot")?;
-        self.raft.compact(snapshot).context("compacting the Raft log")?;
+        self.storage
+            .compact(&snapshot)
+            .context("writing a snapshot")?;
+        self.raft
+            .compact(snapshot)
+            .context("compacting the Raft log")?;
         self.snapshot_index = self.applied;
-        info!(index = self.applied, keys = self.kv.len(), "took a snapshot");
+        info!(
+            index = self.applied,
+            keys = self.kv.len(),
+            "took a snapshot"
+        );
         Ok(())
     }
 

@@ -162,10 +162,16 @@ impl KvStore {
                 }
             }
             WriteOp::Append { value } => match current {
-                None => (WriteResult::Appended { length: 1 }, Change::Push(value.clone())),
+                None => (
+                    WriteResult::Appended { length: 1 },
+                    Change::Push(value.clone()),
+                ),
                 Some(Value::Array(list)) => {
                     let length = list.len() + 1;
-                    (WriteResult::Appended { length }, Change::Push(value.clone()))
+                    (
+                        WriteResult::Appended { length },
+                        Change::Push(value.clone()),
+                    )
                 }
                 Some(other) => {
                     let current = other.clone();
@@ -277,7 +283,9 @@ mod tests {
         kv.apply(cmd("s", WriteOp::Put { value: json!("x") }));
         assert_eq!(
             kv.apply(cmd("s", WriteOp::Append { value: json!(1) })),
-            WriteResult::NotAList { current: json!("x") }
+            WriteResult::NotAList {
+                current: json!("x")
+            }
         );
     }
 

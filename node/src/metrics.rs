@@ -18,7 +18,12 @@ struct RoleLabel {
     role: &'static str,
 }
 
-const ROLES: [Role; 4] = [Role::Follower, Role::PreCandidate, Role::Candidate, Role::Leader];
+const ROLES: [Role; 4] = [
+    Role::Follower,
+    Role::PreCandidate,
+    Role::Candidate,
+    Role::Leader,
+];
 
 /// The role's name as a metric label.
 fn role_name(role: Role) -> &'static str {
@@ -67,7 +72,11 @@ impl Default for Metrics {
             applied_index.clone(),
         );
         let elections = Counter::default();
-        registry.register("elections", "Elections this node started", elections.clone());
+        registry.register(
+            "elections",
+            "Elections this node started",
+            elections.clone(),
+        );
         let proposals = Counter::default();
         registry.register(
             "proposals",
@@ -75,10 +84,18 @@ impl Default for Metrics {
             proposals.clone(),
         );
         let reads = Counter::default();
-        registry.register("reads", "Linearizable reads started on this node", reads.clone());
+        registry.register(
+            "reads",
+            "Linearizable reads started on this node",
+            reads.clone(),
+        );
         // 50 µs .. ~0.4 s
         let fsync_seconds = Histogram::new(exponential_buckets(50e-6, 2.0, 14));
-        registry.register("fsync_seconds", "Latency of WAL fsyncs", fsync_seconds.clone());
+        registry.register(
+            "fsync_seconds",
+            "Latency of WAL fsyncs",
+            fsync_seconds.clone(),
+        );
         Metrics {
             registry,
             role,

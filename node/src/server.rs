@@ -87,7 +87,8 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     let (status_tx, status_rx) = watch::channel(NodeStatus::default());
     let settings = LoopSettings {
         tick: config.tick,
-        max_catch_up_ticks: (config.election_max.as_millis() / config.tick.as_millis().max(1)) as u32,
+        max_catch_up_ticks: (config.election_max.as_millis() / config.tick.as_millis().max(1))
+            as u32,
         snapshot_threshold: config.snapshot_threshold,
         bugs: config.bugs,
     };
@@ -127,7 +128,8 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     let peer_server = tokio::spawn(serve(peer_listener, peer_api, servers_stopping));
     info!(node = %config.name, client = %config.client_addr, peer = %config.peer_addr, "node started");
 
-    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut loop_result = std::pin::pin!(loop_result);
     let outcome = tokio::select! {
         _ = terminate.recv() => { info!("SIGTERM: shutting down"); None }

@@ -97,20 +97,34 @@ async fn receive(
 ) -> (StatusCode, String) {
     let messages: Vec<Message> = match postcard::from_bytes(&body) {
         Ok(messages) => messages,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("undecodable Raft messages: {e}")),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("undecodable Raft messages: {e}"),
+            );
+        }
     };
     if let Some(wrong) = messages.iter().find(|m| m.to != state.own) {
-        let reason = format!("message for node {} delivered to node {}", wrong.to, state.own);
+        let reason = format!(
+            "message for node {} delivered to node {}",
+            wrong.to, state.own
+        );
         return (StatusCode::BAD_REQUEST, reason);
     }
-    if let (Some(from), Some(addr)) = (messages.first().map(|m| m.from), headers.get(CLIENT_ADDR_HEADER)) {
+    if let (Some(from), Some(addr)) = (
+        messages.first().map(|m| m.from),
+        headers.get(CLIENT_ADDR_HEADER),
+    ) {
         if let Ok(addr) = addr.to_str() {
             state.directory.learn(from, addr.to_string());
         }
     }
     match state.inputs.send(Input::Peer(messages)) {
         Ok(()) => (StatusCode::NO_CONTENT, String::new()),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "node is shutting down".into()),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node is shutting down".into(),
+        ),
     }
 }
 
@@ -201,14 +215,25 @@ impl PeerSender {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
         let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| e.to_string())?;
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| e.to_string())?;
             let status = response.status();
             // Read the body to the end so the connection can be reused.
-            let text = response.into_body().collect().await.map_err(|e| e.to_string())?;
+            let text = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?;
             if status.is_success() {
                 Ok(())
             } else {
-                Err(format!("{status}: {}", String::from_utf8_lossy(&text.to_bytes())))
+                Err(format!(
+                    "{status}: {}",
+                    String::from_utf8_lossy(&text.to_bytes())
+                ))
             }
         };
         tokio::time::timeout(self.timeout, exchange)

@@ -40,7 +40,10 @@ fn client_api_reads_writes_and_rejects_bad_input() {
     assert!(missing["error"].is_string());
 
     // cas: mismatch answers 409 with the current value, match swaps
-    http.put(url("/kv/r")).json(&json!({"value": 1})).send().unwrap();
+    http.put(url("/kv/r"))
+        .json(&json!({"value": 1}))
+        .send()
+        .unwrap();
     let (status, mismatch) = body(
         http.post(url("/kv/r/cas"))
             .json(&json!({"from": 2, "to": 3}))
@@ -79,7 +82,10 @@ fn client_api_reads_writes_and_rejects_bad_input() {
     assert_eq!(status, StatusCode::CONFLICT);
 
     // delete
-    assert_eq!(http.delete(url("/kv/r")).send().unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        http.delete(url("/kv/r")).send().unwrap().status(),
+        StatusCode::OK
+    );
     assert_eq!(
         http.delete(url("/kv/r")).send().unwrap().status(),
         StatusCode::NOT_FOUND
@@ -127,12 +133,18 @@ fn client_api_reads_writes_and_rejects_bad_input() {
 
     // bad input: a 4xx with a JSON error, never a crash
     let bad: Vec<(reqwest::blocking::RequestBuilder, StatusCode)> = vec![
-        (http.put(url("/kv/a")).body("{not json"), StatusCode::BAD_REQUEST),
+        (
+            http.put(url("/kv/a")).body("{not json"),
+            StatusCode::BAD_REQUEST,
+        ),
         (
             http.put(url("/kv/a")).json(&json!({"valeu": 1})),
             StatusCode::BAD_REQUEST,
         ),
-        (http.put(url("/kv/a")).json(&json!([1])), StatusCode::BAD_REQUEST),
+        (
+            http.put(url("/kv/a")).json(&json!([1])),
+            StatusCode::BAD_REQUEST,
+        ),
         (
             http.post(url("/kv/a/cas")).json(&json!({"from": 1})),
             StatusCode::BAD_REQUEST,
@@ -181,7 +193,13 @@ fn client_api_reads_writes_and_rejects_bad_input() {
     let (_, status) = body(http.get(url("/status")).send().unwrap());
     assert_eq!(status["role"], "leader");
     assert_eq!(status["id"], json!(cluster.nodes[leader].name));
-    for field in ["term", "commit", "applied", "last_log_index", "snapshot_index"] {
+    for field in [
+        "term",
+        "commit",
+        "applied",
+        "last_log_index",
+        "snapshot_index",
+    ] {
         assert!(status[field].is_u64(), "status has no {field}: {status}");
     }
     let metrics = http.get(url("/metrics")).send().unwrap().text().unwrap();
@@ -195,7 +213,10 @@ fn client_api_reads_writes_and_rejects_bad_input() {
     ] {
         assert!(metrics.contains(name), "metrics lack {name}:\n{metrics}");
     }
-    assert_eq!(http.get(url("/health")).send().unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        http.get(url("/health")).send().unwrap().status(),
+        StatusCode::OK
+    );
 }
 
 #[test]
@@ -207,12 +228,19 @@ fn killing_the_leader_elects_another_and_loses_no_acknowledged_write() {
         expected.insert(format!("k{i}"), json!(i));
     }
     let old_leader = cluster.wait_for_leader(Duration::from_secs(10));
-    let old_term = cluster.status(old_leader).unwrap()["term"].as_u64().unwrap();
+    let old_term = cluster.status(old_leader).unwrap()["term"]
+        .as_u64()
+        .unwrap();
     cluster.kill(old_leader);
 
     let new_leader = cluster.wait_for_leader(Duration::from_secs(10));
     assert_ne!(new_leader, old_leader);
-    assert!(cluster.status(new_leader).unwrap()["term"].as_u64().unwrap() > old_term);
+    assert!(
+        cluster.status(new_leader).unwrap()["term"]
+            .as_u64()
+            .unwrap()
+            > old_term
+    );
     for i in 50..100 {
         cluster.put_acknowledged(&format!("k{i}"), json!(i));
         expected.insert(format!("k{i}"), json!(i));
@@ -220,7 +248,9 @@ fn killing_the_leader_elects_another_and_loses_no_acknowledged_write() {
 
     // The old leader comes back as a follower and catches up.
     cluster.spawn(old_leader);
-    let commit = cluster.status(new_leader).unwrap()["commit"].as_u64().unwrap();
+    let commit = cluster.status(new_leader).unwrap()["commit"]
+        .as_u64()
+        .unwrap();
     cluster.wait_for_applied(old_leader, commit, Duration::from_secs(15));
     for (key, value) in &expected {
         assert_eq!(cluster.read(key).as_ref(), Some(value), "{key} lost");
@@ -257,7 +287,10 @@ fn a_lagging_follower_catches_up_through_install_snapshot() {
     cluster.spawn(lagging);
     let commit = leader_status["commit"].as_u64().unwrap();
     let status = cluster.wait_for_applied(lagging, commit, Duration::from_secs(15));
-    assert!(status["snapshot_index"].as_u64().unwrap() >= 300, "{status}");
+    assert!(
+        status["snapshot_index"].as_u64().unwrap() >= 300,
+        "{status}"
+    );
     let log = std::fs::read_to_string(&cluster.nodes[lagging].log).unwrap();
     assert!(
         log.contains("installed a snapshot from the leader"),
@@ -273,7 +306,11 @@ fn a_lagging_follower_catches_up_through_install_snapshot() {
             .unwrap()
             .json()
             .unwrap();
-        assert_eq!(answer["value"], json!(last), "k{k} on the caught-up follower");
+        assert_eq!(
+            answer["value"],
+            json!(last),
+            "k{k} on the caught-up follower"
+        );
     }
 }
 
@@ -286,7 +323,8 @@ fn sigkill_of_every_node_at_once_loses_no_acknowledged_write() {
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..8)
         .map(|w| {
-            let (acknowledged, stop, base) = (acknowledged.clone(), stop.clone(), leader_url.clone());
+            let (acknowledged, stop, base) =
+                (acknowledged.clone(), stop.clone(), leader_url.clone());
             let http = cluster.http.clone();
             thread::spawn(move || {
                 let mut n = 0;

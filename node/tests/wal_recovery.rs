@@ -21,7 +21,11 @@ fn segments_by_size(data_dir: &Path) -> Vec<PathBuf> {
         .map(|p| (fs::metadata(&p).unwrap().len(), p))
         .collect();
     segments.sort_by_key(|s| std::cmp::Reverse(s.0));
-    assert!(!segments.is_empty(), "no WAL segment in {}", data_dir.display());
+    assert!(
+        !segments.is_empty(),
+        "no WAL segment in {}",
+        data_dir.display()
+    );
     segments.into_iter().map(|(_, p)| p).collect()
 }
 
@@ -126,9 +130,13 @@ fn damage_in_the_middle_of_the_wal_stops_start_up_naming_file_and_offset() {
     );
     let log = fs::read_to_string(&cluster.nodes[victim].log).unwrap();
     let name = segment.file_name().unwrap().to_str().unwrap();
-    let error = log.lines().rev().find(|l| l.contains(name)).unwrap_or_else(|| {
-        panic!("no error naming {name}:\n{log}");
-    });
+    let error = log
+        .lines()
+        .rev()
+        .find(|l| l.contains(name))
+        .unwrap_or_else(|| {
+            panic!("no error naming {name}:\n{log}");
+        });
     assert!(
         error.contains("at byte"),
         "the error should give the offset: {error}"

@@ -191,7 +191,9 @@ impl TestCluster {
     pub fn wait_for_leader(&self, timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
         loop {
-            let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.is_running(i)).collect();
+            let running: Vec<usize> = (0..self.nodes.len())
+                .filter(|&i| self.is_running(i))
+                .collect();
             let statuses: Vec<Option<Value>> = running.iter().map(|&i| self.status(i)).collect();
             let leader = running
                 .iter()
@@ -257,7 +259,11 @@ impl TestCluster {
             {
                 Ok(response) if response.status().is_success() => return response.json().unwrap(),
                 Ok(response) => {
-                    last = format!("{}: {}", response.status(), response.text().unwrap_or_default())
+                    last = format!(
+                        "{}: {}",
+                        response.status(),
+                        response.text().unwrap_or_default()
+                    )
                 }
                 Err(e) => last = e.to_string(),
             }
@@ -277,7 +283,10 @@ impl TestCluster {
         match response.status() {
             StatusCode::OK => Some(response.json::<Value>().unwrap()["value"].clone()),
             StatusCode::NOT_FOUND => None,
-            other => panic!("read {key}: {other}: {}", response.text().unwrap_or_default()),
+            other => panic!(
+                "read {key}: {other}: {}",
+                response.text().unwrap_or_default()
+            ),
         }
     }
 
@@ -313,7 +322,10 @@ impl Drop for TestCluster {
         }
         if std::thread::panicking() {
             if let Some(dir) = self.dir.take() {
-                eprintln!("test failed; node data and logs kept in {}", dir.keep().display());
+                eprintln!(
+                    "test failed; node data and logs kept in {}",
+                    dir.keep().display()
+                );
             }
         }
     }
