@@ -7,8 +7,9 @@
 //! the next round: that is the group commit, and the batching of proposals into one
 //! AppendEntries per follower.
 //!
-//! Durability rule: messages are sent and clients answered only after the fsync that covers
-//! everything they depend on.
+//! Durability rule: votes, acknowledgements to peers and answers to clients leave only after
+//! the fsync that covers everything they depend on. (A leader's own replication messages
+//! may leave before its fsync; see `handle_ready`.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -27,7 +28,8 @@ use crate::config::Members;
 use crate::kv::{Command, KvStore, WriteResult};
 use crate::metrics::Metrics;
 use crate::raft::{
-    Entry, Index, Message, NodeId, Payload, Raft, ReadState, Snapshot, SnapshotMeta, Term,
+    Entry, Index, Message, MessageBody, NodeId, Payload, Raft, ReadState, Snapshot, SnapshotMeta,
+    Status, Term,
 };
 use crate::storage::Storage;
 
@@ -127,6 +129,8 @@ pub struct Driver {
     applied: Index,
     applied_term: Term,
     snapshot_index: Index,
+    /// The core's status as last published to `/status` and the metrics.
+    published: Option<Status>,
 }
 
 impl Driver {
@@ -160,6 +164,7 @@ impl Driver {
             applied: snapshot.index,
             applied_term: snapshot.term,
             snapshot_index: snapshot.index,
+            published: None,
         }
     }
 
@@ -279,7 +284,24 @@ impl Driver {
             info!(role = %soft.role, leader = leader.as_deref().unwrap_or("none"), "raft role changed");
         }
 
-        // 1. Persist, then one fsync for all of it.
+        // 1. A leader's replication messages go out before its own fsync: the followers
+        //    persist in parallel with it, and the leader counts its own entries towards
+        //    commit only after `advance` (Raft thesis §10.2.1). Their term was made durable
+        //    before the votes that made this node leader were asked for.
+        let (replication, after_sync): (Vec<Message>, Vec<Message>) =
+            ready.messages.into_iter().partition(|m| {
+                matches!(
+                    m.body,
+                    MessageBody::AppendEntries { .. }
+                        | MessageBody::Heartbeat { .. }
+                        | MessageBody::InstallSnapshot { .. }
+                )
+            });
+        for message in replication {
+            self.send(message);
+        }
+
+        // 2. Persist, then one fsync for all of it.
         if let Some(snapshot) = &ready.snapshot {
             self.install_snapshot(snapshot)?;
         }
@@ -304,8 +326,8 @@ impl Driver {
             self.acknowledge_early(&ready.entries);
         }
 
-        // 2. Only now may anything that depends on it leave the node.
-        for message in ready.messages {
+        // Votes and acknowledgements promise what is on disk: only now may they leave.
+        for message in after_sync {
             self.send(message);
         }
 
@@ -460,10 +482,14 @@ impl Driver {
         Ok(())
     }
 
-    fn publish_status(&self) {
+    fn publish_status(&mut self) {
         let status = self.raft.status();
+        if self.published == Some(status) {
+            return;
+        }
+        self.published = Some(status);
         self.metrics.observe_status(&status);
-        let new = NodeStatus {
+        let status = NodeStatus {
             id: self.members.name_of(status.id),
             role: status.role.to_string(),
             term: status.term,
@@ -473,12 +499,6 @@ impl Driver {
             last_log_index: status.last_index,
             snapshot_index: status.snapshot_index,
         };
-        self.status.send_if_modified(|current| {
-            let changed = *current != new;
-            if changed {
-                *current = new;
-            }
-            changed
-        });
+        self.status.send_replace(status);
     }
 }

@@ -8,7 +8,7 @@
 //! while raft.has_ready() {
 //!     let rd = raft.ready();
 //!     persist rd.snapshot, rd.entries, rd.hard_state; fsync
-//!     send rd.messages
+//!     send rd.messages   (a leader's AppendEntries may go before its own fsync, thesis §10.2.1)
 //!     apply rd.committed_entries; answer rd.read_states once applied >= their index
 //!     raft.advance();
 //! }
