@@ -1,1 +1,9 @@
-//! History types and formats, the linearizability (WGL) and lost-write checkers.
+//! History types and formats, and the checkers.
+
+mod error;
+pub mod history;
+pub mod operation;
+
+pub use error::Error;
+pub use history::{Event, EventType, History, Location, Process};
+pub use operation::{Operation, Outcome, operations};
