@@ -1,0 +1,542 @@
+//! The Wing–Gong–Lowe search for one partition: is there an order of the operations that
+//! respects real time and that the model accepts?
+//!
+//! As in Lowe's "Testing for linearizability" and Porcupine's `checker.go`: the call and return
+//! entries of all operations sit in a doubly-linked list in time order. The operations that may
+//! come next are the calls before the first return. Linearizing one lifts its two entries out
+//! of the list; backtracking puts them back. A cache of every configuration entered (the set of
+//! linearized operations as a bitset, and the model state) stops the search from exploring the
+//! same configuration twice. The search is a loop with an explicit stack, never recursion.
+//!
+//! An operation whose completion is unknown has no return entry: it may be linearized at any
+//! point after its call, or never. The search succeeds once every operation that did complete
+//! is linearized.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+use stateright::semantics::SequentialSpec;
+
+use crate::budget::Deadline;
+
+/// An operation as the search sees it: a model operation, when it was called, and what it
+/// returned and when, if that is known.
+pub struct ModelOperation<M: SequentialSpec> {
+    /// The operation on the model.
+    pub op: M::Op,
+    /// When it was invoked.
+    pub call: u64,
+    /// Its result and return time; `None` if unknown: then it may take effect at any time
+    /// after `call`, or not at all.
+    pub completion: Option<Completion<M::Ret>>,
+}
+
+/// The known end of an operation.
+pub struct Completion<R> {
+    /// What it returned.
+    pub ret: R,
+    /// When it returned (not before its call).
+    pub time: u64,
+}
+
+/// The verdict of the search on one partition.
+pub enum SearchResult<M> {
+    /// A linearization exists.
+    Linearizable,
+    /// None exists; where the search got furthest.
+    NotLinearizable(Stuck<M>),
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// The deepest point the search reached in a non-linearizable partition.
+pub struct Stuck<M> {
+    /// The longest linearizable prefix found: operation indices in linearization order.
+    pub prefix: Vec<usize>,
+    /// The model state after the prefix.
+    pub state: M,
+    /// The operations real time allowed next (none of which the model accepted there).
+    pub candidates: Vec<usize>,
+}
+
+/// How many steps pass between looks at the clock.
+const STEPS_BETWEEN_CLOCK_CHECKS: u64 = 1024;
+
+/// How far a search got in the steps it was given.
+pub enum Progress<'a, M: SequentialSpec> {
+    /// It ended (or the deadline passed).
+    Done(SearchResult<M>),
+    /// It needs more steps.
+    Paused(Search<'a, M>),
+}
+
+/// A search in progress on one partition; it runs a given number of steps at a time, so that
+/// many partitions can share the cores fairly.
+pub struct Search<'a, M: SequentialSpec> {
+    ops: &'a [ModelOperation<M>],
+    list: EntryList,
+    linearized: Bitset,
+    cache: Cache<M>,
+    /// The linearized calls, each with the model state from before it.
+    stack: Vec<(usize, M)>,
+    state: M,
+    /// How many operations with a known completion are not linearized yet.
+    completed_left: usize,
+    deepest: Stuck<M>,
+    /// The entry to consider next.
+    entry: usize,
+}
+
+impl<'a, M> Search<'a, M>
+where
+    M: SequentialSpec + Clone + Eq + Hash,
+{
+    /// A search for a linearization of `ops` starting from `init`.
+    pub fn new(init: &M, ops: &'a [ModelOperation<M>]) -> Self {
+        let list = EntryList::new(ops);
+        let deepest = Stuck {
+            prefix: Vec::new(),
+            state: init.clone(),
+            candidates: list.candidates(),
+        };
+        Search {
+            ops,
+            entry: list.first(),
+            list,
+            linearized: Bitset::new(ops.len()),
+            cache: Cache::default(),
+            stack: Vec::new(),
+            state: init.clone(),
+            completed_left: ops.iter().filter(|op| op.completion.is_some()).count(),
+            deepest,
+        }
+    }
+
+    /// Runs up to `steps` steps, looking at the deadline every so often. At least
+    /// [`STEPS_BETWEEN_CLOCK_CHECKS`] steps run whatever the deadline, so a small partition is
+    /// always decided.
+    pub fn run(mut self, steps: u64, deadline: &Deadline) -> Progress<'a, M> {
+        let mut left = steps;
+        while left > 0 {
+            let chunk = left.min(STEPS_BETWEEN_CLOCK_CHECKS);
+            left -= chunk;
+            match self.steps(chunk) {
+                Some(true) => return Progress::Done(SearchResult::Linearizable),
+                Some(false) => return Progress::Done(SearchResult::NotLinearizable(self.deepest)),
+                None if deadline.has_passed() => return Progress::Done(SearchResult::TimedOut),
+                None => {}
+            }
+        }
+        Progress::Paused(self)
+    }
+
+    /// Runs up to `steps` steps of the search; whether a linearization exists, if that is
+    /// known by then.
+    fn steps(&mut self, steps: u64) -> Option<bool> {
+        let list = &mut self.list;
+        for _ in 0..steps {
+            if self.completed_left == 0 {
+                return Some(true);
+            }
+            let entry = self.entry;
+            if let Entry::Call { op: index, .. } = list.entries[entry] {
+                let op = &self.ops[index];
+                let mut next = self.state.clone();
+                let accepted = match &op.completion {
+                    Some(completion) => next.is_valid_step(&op.op, &completion.ret),
+                    None => {
+                        next.invoke(&op.op);
+                        true
+                    }
+                };
+                if accepted {
+                    self.linearized.flip(index);
+                    if self.cache.insert(&self.linearized, &next) {
+                        self.stack
+                            .push((entry, std::mem::replace(&mut self.state, next)));
+                        list.lift(entry);
+                        if op.completion.is_some() {
+                            self.completed_left -= 1;
+                        }
+                        self.entry = list.first();
+                        continue;
+                    }
+                    self.linearized.flip(index);
+                }
+                self.entry = list.next[entry];
+            } else {
+                // A return (or the end): the operation returning here cannot be linearized
+                // after what is linearized already, so this branch is dead. Back up one step.
+                if self.stack.len() > self.deepest.prefix.len() {
+                    self.deepest = Stuck {
+                        prefix: self.stack.iter().map(|&(call, _)| list.op(call)).collect(),
+                        state: self.state.clone(),
+                        candidates: list.candidates(),
+                    };
+                }
+                let Some((call, previous)) = self.stack.pop() else {
+                    return Some(false);
+                };
+                let index = list.op(call);
+                self.state = previous;
+                self.linearized.flip(index);
+                list.unlift(call);
+                if self.ops[index].completion.is_some() {
+                    self.completed_left += 1;
+                }
+                self.entry = list.next[call];
+            }
+        }
+        None
+    }
+}
+
+/// A node of the entry list.
+#[derive(Clone, Copy)]
+enum Entry {
+    /// Before the first entry.
+    Head,
+    /// Operation `op` is called; `ret` is its return entry, if it has one.
+    Call { op: usize, ret: Option<usize> },
+    /// An operation returns.
+    Return,
+    /// After the last entry.
+    Tail,
+}
+
+/// Lowe's doubly-linked list of call and return entries in time order, in arrays.
+struct EntryList {
+    entries: Vec<Entry>,
+    next: Vec<usize>,
+    prev: Vec<usize>,
+}
+
+impl EntryList {
+    const HEAD: usize = 0;
+
+    fn new<M: SequentialSpec>(ops: &[ModelOperation<M>]) -> Self {
+        // (time, calls before returns at the same time so that they count as concurrent, op)
+        let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * ops.len());
+        for (index, op) in ops.iter().enumerate() {
+            events.push((op.call, false, index));
+            if let Some(completion) = &op.completion {
+                events.push((completion.time.max(op.call), true, index));
+            }
+        }
+        events.sort_unstable();
+
+        let mut entries = Vec::with_capacity(events.len() + 2);
+        entries.push(Entry::Head);
+        let mut call_entry = vec![0; ops.len()];
+        for &(_, is_return, index) in &events {
+            if is_return {
+                let return_entry = entries.len();
+                if let Entry::Call { ret, .. } = &mut entries[call_entry[index]] {
+                    *ret = Some(return_entry);
+                }
+                entries.push(Entry::Return);
+            } else {
+                call_entry[index] = entries.len();
+                entries.push(Entry::Call {
+                    op: index,
+                    ret: None,
+                });
+            }
+        }
+        entries.push(Entry::Tail);
+        let count = entries.len();
+        EntryList {
+            entries,
+            next: (1..=count).collect(),
+            prev: (0..count).map(|i| i.saturating_sub(1)).collect(),
+        }
+    }
+
+    fn first(&self) -> usize {
+        self.next[Self::HEAD]
+    }
+
+    /// The operation of a call entry.
+    fn op(&self, call: usize) -> usize {
+        match self.entries[call] {
+            Entry::Call { op, .. } => op,
+            _ => unreachable!("only call entries are linearized"),
+        }
+    }
+
+    /// The operations that may be linearized next: the calls before the first return.
+    fn candidates(&self) -> Vec<usize> {
+        let mut candidates = Vec::new();
+        let mut entry = self.first();
+        while let Entry::Call { op, .. } = self.entries[entry] {
+            candidates.push(op);
+            entry = self.next[entry];
+        }
+        candidates
+    }
+
+    /// Takes a call entry and its return entry out of the list.
+    fn lift(&mut self, call: usize) {
+        self.unlink(call);
+        if let Entry::Call { ret: Some(ret), .. } = self.entries[call] {
+            self.unlink(ret);
+        }
+    }
+
+    /// Puts back what [`EntryList::lift`] took out (the reverse of the latest lift).
+    fn unlift(&mut self, call: usize) {
+        if let Entry::Call { ret: Some(ret), .. } = self.entries[call] {
+            self.relink(ret);
+        }
+        self.relink(call);
+    }
+
+    fn unlink(&mut self, entry: usize) {
+        let (prev, next) = (self.prev[entry], self.next[entry]);
+        self.next[prev] = next;
+        self.prev[next] = prev;
+    }
+
+    fn relink(&mut self, entry: usize) {
+        let (prev, next) = (self.prev[entry], self.next[entry]);
+        self.next[prev] = entry;
+        self.prev[next] = entry;
+    }
+}
+
+/// A set of operation indices, with a hash kept up to date as bits flip (Zobrist hashing), so
+/// looking a set up in the cache costs no pass over its words.
+#[derive(Clone)]
+struct Bitset {
+    words: Box<[u64]>,
+    hash: u64,
+}
+
+impl Bitset {
+    fn new(len: usize) -> Self {
+        Bitset {
+            words: vec![0; len.div_ceil(64)].into_boxed_slice(),
+            hash: 0,
+        }
+    }
+
+    /// Adds `index` if absent, removes it if present.
+    fn flip(&mut self, index: usize) {
+        self.words[index / 64] ^= 1 << (index % 64);
+        self.hash ^= splitmix64(index as u64);
+    }
+}
+
+impl PartialEq for Bitset {
+    fn eq(&self, other: &Self) -> bool {
+        self.words == other.words
+    }
+}
+
+impl Eq for Bitset {}
+
+impl Hash for Bitset {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// A well-mixed 64-bit value for each index (the SplitMix64 finalizer).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A hasher for keys that are hashes already.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+/// Lowe's cache: every configuration the search entered. Each bitset is stored once, with the
+/// few states seen with it (bitsets are the big part; Elasticsearch's checker cut its cache
+/// 6x this way).
+struct Cache<M> {
+    seen: HashMap<Bitset, States<M>, BuildHasherDefault<PassThrough>>,
+}
+
+impl<M> Default for Cache<M> {
+    fn default() -> Self {
+        Cache {
+            seen: HashMap::default(),
+        }
+    }
+}
+
+impl<M: Clone + Eq + Hash> Cache<M> {
+    /// Records a configuration; false if it was there already.
+    fn insert(&mut self, linearized: &Bitset, state: &M) -> bool {
+        match self.seen.get_mut(linearized) {
+            Some(states) => states.insert(state),
+            None => {
+                self.seen
+                    .insert(linearized.clone(), States::Few(vec![state.clone()]));
+                true
+            }
+        }
+    }
+}
+
+/// The states seen with one bitset: usually a handful, compared one by one; hashed when many.
+enum States<M> {
+    Few(Vec<M>),
+    Many(HashSet<M>),
+}
+
+impl<M: Clone + Eq + Hash> States<M> {
+    /// Beyond this many states, hashing beats comparing.
+    const FEW: usize = 16;
+
+    /// Adds a state; false if it was there already.
+    fn insert(&mut self, state: &M) -> bool {
+        match self {
+            States::Few(states) if states.contains(state) => false,
+            States::Few(states) if states.len() < Self::FEW => {
+                states.push(state.clone());
+                true
+            }
+            States::Few(states) => {
+                let mut many: HashSet<M> = states.drain(..).collect();
+                many.insert(state.clone());
+                *self = States::Many(many);
+                true
+            }
+            States::Many(states) => states.insert(state.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::cas_register::{CasOp, CasRegister, CasRet};
+
+    type Op = ModelOperation<CasRegister<i32>>;
+
+    fn ok(op: CasOp<i32>, ret: CasRet<i32>, call: u64, time: u64) -> Op {
+        ModelOperation {
+            op,
+            call,
+            completion: Some(Completion { ret, time }),
+        }
+    }
+
+    fn unknown(op: CasOp<i32>, call: u64) -> Op {
+        ModelOperation {
+            op,
+            call,
+            completion: None,
+        }
+    }
+
+    fn search(ops: &[Op], deadline: &Deadline) -> SearchResult<CasRegister<i32>> {
+        match Search::new(&CasRegister { value: 0 }, ops).run(u64::MAX, deadline) {
+            Progress::Done(result) => result,
+            Progress::Paused(_) => panic!("an unlimited run ends"),
+        }
+    }
+
+    fn check(ops: &[Op]) -> SearchResult<CasRegister<i32>> {
+        search(ops, &Deadline::after(None))
+    }
+
+    #[test]
+    fn concurrent_operations_may_take_effect_in_either_order() {
+        let ops = [
+            ok(CasOp::Write(1), CasRet::WriteOk, 0, 10),
+            ok(CasOp::Read, CasRet::ReadOk(1), 1, 5),
+            ok(CasOp::Read, CasRet::ReadOk(0), 2, 4),
+        ];
+        assert!(matches!(check(&ops), SearchResult::Linearizable));
+    }
+
+    #[test]
+    fn real_time_order_is_respected() {
+        // The write returned before the read was called, so the read must see it.
+        let ops = [
+            ok(CasOp::Write(1), CasRet::WriteOk, 0, 1),
+            ok(CasOp::Read, CasRet::ReadOk(0), 2, 3),
+        ];
+        let SearchResult::NotLinearizable(stuck) = check(&ops) else {
+            panic!("a stale read after a completed write is not linearizable");
+        };
+        assert_eq!(stuck.prefix, vec![0]);
+        assert_eq!(stuck.state, CasRegister { value: 1 });
+        assert_eq!(stuck.candidates, vec![1]);
+    }
+
+    #[test]
+    fn unknown_operations_may_take_effect_late_or_never() {
+        let late = [
+            unknown(CasOp::Write(7), 0),
+            ok(CasOp::Read, CasRet::ReadOk(0), 1, 2),
+            ok(CasOp::Read, CasRet::ReadOk(7), 3, 4),
+        ];
+        assert!(matches!(check(&late), SearchResult::Linearizable));
+        let never = [
+            unknown(CasOp::Cas { from: 0, to: 7 }, 0),
+            ok(CasOp::Read, CasRet::ReadOk(0), 1, 2),
+        ];
+        assert!(matches!(check(&never), SearchResult::Linearizable));
+        let before_call = [
+            ok(CasOp::Read, CasRet::ReadOk(7), 0, 1),
+            unknown(CasOp::Write(7), 2),
+        ];
+        assert!(matches!(
+            check(&before_call),
+            SearchResult::NotLinearizable(_)
+        ));
+    }
+
+    #[test]
+    fn a_past_deadline_stops_a_long_search_but_not_a_short_one() {
+        // 24 concurrent writes and a read of a value nobody wrote: the search must try every
+        // subset of the writes before it can say no.
+        let mut ops: Vec<Op> = (0..24)
+            .map(|i| ok(CasOp::Write(i), CasRet::WriteOk, 0, 100))
+            .collect();
+        ops.push(ok(CasOp::Read, CasRet::ReadOk(-1), 1, 99));
+        let past = Deadline::after(Some(std::time::Duration::ZERO));
+        assert!(matches!(
+            search(&ops, &past),
+            SearchResult::TimedOut
+        ));
+        let short = [ok(CasOp::Write(1), CasRet::WriteOk, 0, 1)];
+        assert!(matches!(
+            search(&short, &past),
+            SearchResult::Linearizable
+        ));
+    }
+
+    #[test]
+    fn long_sequential_histories_need_no_deep_stack() {
+        let ops: Vec<Op> = (0..200_000)
+            .map(|i| {
+                let t = 2 * i as u64;
+                ok(CasOp::Write(i), CasRet::WriteOk, t, t + 1)
+            })
+            .collect();
+        assert!(matches!(check(&ops), SearchResult::Linearizable));
+    }
+}
