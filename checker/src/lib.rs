@@ -15,6 +15,7 @@ mod error;
 pub mod history;
 pub mod import;
 pub mod linearizability;
+pub mod lost_writes;
 pub mod model;
 pub mod operation;
 pub mod verdict;
@@ -29,6 +30,7 @@ pub use linearizability::{
     CheckOptions, CheckResult, KeyResult, Partition, PartitionOutcome, check_history,
     check_operations,
 };
+pub use lost_writes::{Element, KeyLostWrites, LostWritesResult, lost_writes};
 pub use model::ModelKind;
 pub use operation::{Operation, Outcome, operations};
 pub use verdict::{ERROR_EXIT_CODE, Verdict};
