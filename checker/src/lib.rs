@@ -12,6 +12,7 @@
 pub mod budget;
 pub mod counterexample;
 mod error;
+pub mod generate;
 pub mod history;
 pub mod import;
 pub mod linearizability;
