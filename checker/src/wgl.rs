@@ -12,9 +12,10 @@
 //! point after its call, or never. The search succeeds once every operation that did complete
 //! is linearized.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::collections::HashSet;
+use std::hash::Hash;
 
+use hashbrown::HashTable;
 use stateright::semantics::SequentialSpec;
 
 use crate::budget::Deadline;
@@ -37,6 +38,11 @@ pub struct Completion<R> {
     pub ret: R,
     /// When it returned (not before its call).
     pub time: u64,
+    /// Whether the model accepts this result only in states that the operation leaves
+    /// unchanged (true of a read, or of a compare-and-set that did not match). Then, when it
+    /// can be linearized next, the search does so without trying alternatives: any
+    /// linearization can be reordered to put it there. `false` is always safe.
+    pub read_only: bool,
 }
 
 /// The verdict of the search on one partition.
@@ -59,9 +65,6 @@ pub struct Stuck<M> {
     pub candidates: Vec<usize>,
 }
 
-/// How many steps pass between looks at the clock.
-const STEPS_BETWEEN_CLOCK_CHECKS: u64 = 1024;
-
 /// How far a search got in the steps it was given.
 pub enum Progress<'a, M: SequentialSpec> {
     /// It ended (or the deadline passed).
@@ -70,6 +73,9 @@ pub enum Progress<'a, M: SequentialSpec> {
     Paused(Search<'a, M>),
 }
 
+/// How many steps pass between looks at the clock.
+const STEPS_BETWEEN_CLOCK_CHECKS: u64 = 1024;
+
 /// A search in progress on one partition; it runs a given number of steps at a time, so that
 /// many partitions can share the cores fairly.
 pub struct Search<'a, M: SequentialSpec> {
@@ -77,12 +83,16 @@ pub struct Search<'a, M: SequentialSpec> {
     list: EntryList,
     linearized: Bitset,
     cache: Cache<M>,
-    /// The linearized calls, each with the model state from before it.
-    stack: Vec<(usize, M)>,
+    /// The linearized calls, each with the model state from before it and whether it was
+    /// forced (read-only: when it is undone there is no alternative to try).
+    stack: Vec<(usize, M, bool)>,
     state: M,
     /// How many operations with a known completion are not linearized yet.
     completed_left: usize,
     deepest: Stuck<M>,
+    /// How much of the stack has stayed in place since `deepest` was recorded: only the rest
+    /// needs copying when a deeper point is found.
+    unchanged: usize,
     /// The entry to consider next.
     entry: usize,
 }
@@ -104,11 +114,12 @@ where
             entry: list.first(),
             list,
             linearized: Bitset::new(ops.len()),
-            cache: Cache::default(),
+            cache: Cache::new(ops.len()),
             stack: Vec::new(),
             state: init.clone(),
             completed_left: ops.iter().filter(|op| op.completion.is_some()).count(),
             deepest,
+            unchanged: 0,
         }
     }
 
@@ -133,61 +144,94 @@ where
     /// Runs up to `steps` steps of the search; whether a linearization exists, if that is
     /// known by then.
     fn steps(&mut self, steps: u64) -> Option<bool> {
-        let list = &mut self.list;
         for _ in 0..steps {
             if self.completed_left == 0 {
                 return Some(true);
             }
             let entry = self.entry;
-            if let Entry::Call { op: index, .. } = list.entries[entry] {
-                let op = &self.ops[index];
-                let mut next = self.state.clone();
-                let accepted = match &op.completion {
-                    Some(completion) => next.is_valid_step(&op.op, &completion.ret),
-                    None => {
-                        next.invoke(&op.op);
-                        true
-                    }
-                };
-                if accepted {
-                    self.linearized.flip(index);
-                    if self.cache.insert(&self.linearized, &next) {
-                        self.stack
-                            .push((entry, std::mem::replace(&mut self.state, next)));
-                        list.lift(entry);
-                        if op.completion.is_some() {
-                            self.completed_left -= 1;
-                        }
-                        self.entry = list.first();
-                        continue;
-                    }
-                    self.linearized.flip(index);
-                }
-                self.entry = list.next[entry];
-            } else {
-                // A return (or the end): the operation returning here cannot be linearized
-                // after what is linearized already, so this branch is dead. Back up one step.
-                if self.stack.len() > self.deepest.prefix.len() {
-                    self.deepest = Stuck {
-                        prefix: self.stack.iter().map(|&(call, _)| list.op(call)).collect(),
-                        state: self.state.clone(),
-                        candidates: list.candidates(),
-                    };
-                }
-                let Some((call, previous)) = self.stack.pop() else {
+            let Entry::Call { op: index, .. } = self.list.entries[entry] else {
+                // A return (or the end): the operation returning here was not linearized, and
+                // now nothing can come before it, so this branch is dead.
+                if !self.backtrack() {
                     return Some(false);
-                };
-                let index = list.op(call);
-                self.state = previous;
-                self.linearized.flip(index);
-                list.unlift(call);
-                if self.ops[index].completion.is_some() {
-                    self.completed_left += 1;
                 }
-                self.entry = list.next[call];
+                continue;
+            };
+            let op = &self.ops[index];
+            let mut next = self.state.clone();
+            let (accepted, read_only) = match &op.completion {
+                Some(completion) => (
+                    next.is_valid_step(&op.op, &completion.ret),
+                    completion.read_only,
+                ),
+                None => {
+                    next.invoke(&op.op);
+                    (true, false)
+                }
+            };
+            if !accepted {
+                self.entry = self.list.next[entry];
+                continue;
+            }
+            self.linearized.flip(index);
+            if self.cache.insert(&self.linearized, &next) {
+                let previous = std::mem::replace(&mut self.state, next);
+                self.stack.push((entry, previous, read_only));
+                self.list.lift(entry);
+                if op.completion.is_some() {
+                    self.completed_left -= 1;
+                }
+                self.entry = self.list.first();
+            } else {
+                self.linearized.flip(index);
+                // Seen before, in vain; for a read-only operation that dooms this
+                // configuration too.
+                self.entry = if read_only {
+                    self.list.tail()
+                } else {
+                    self.list.next[entry]
+                };
             }
         }
         None
+    }
+
+    /// Undoes the latest linearization; false if there is none (no linearization exists).
+    fn backtrack(&mut self) -> bool {
+        if self.stack.len() > self.deepest.prefix.len() {
+            self.record_deepest();
+        }
+        let Some((call, previous, forced)) = self.stack.pop() else {
+            return false;
+        };
+        self.unchanged = self.unchanged.min(self.stack.len());
+        let index = self.list.op(call);
+        self.state = previous;
+        self.linearized.flip(index);
+        self.list.unlift(call);
+        if self.ops[index].completion.is_some() {
+            self.completed_left += 1;
+        }
+        self.entry = if forced {
+            self.list.tail()
+        } else {
+            self.list.next[call]
+        };
+        true
+    }
+
+    fn record_deepest(&mut self) {
+        let deepest = &mut self.deepest;
+        deepest.prefix.truncate(self.unchanged);
+        let list = &self.list;
+        deepest.prefix.extend(
+            self.stack[self.unchanged..]
+                .iter()
+                .map(|&(call, _, _)| list.op(call)),
+        );
+        deepest.state = self.state.clone();
+        deepest.candidates = list.candidates();
+        self.unchanged = self.stack.len();
     }
 }
 
@@ -256,6 +300,10 @@ impl EntryList {
         self.next[Self::HEAD]
     }
 
+    fn tail(&self) -> usize {
+        self.entries.len() - 1
+    }
+
     /// The operation of a call entry.
     fn op(&self, call: usize) -> usize {
         match self.entries[call] {
@@ -306,7 +354,6 @@ impl EntryList {
 
 /// A set of operation indices, with a hash kept up to date as bits flip (Zobrist hashing), so
 /// looking a set up in the cache costs no pass over its words.
-#[derive(Clone)]
 struct Bitset {
     words: Box<[u64]>,
     hash: u64,
@@ -327,20 +374,6 @@ impl Bitset {
     }
 }
 
-impl PartialEq for Bitset {
-    fn eq(&self, other: &Self) -> bool {
-        self.words == other.words
-    }
-}
-
-impl Eq for Bitset {}
-
-impl Hash for Bitset {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
 /// A well-mixed 64-bit value for each index (the SplitMix64 finalizer).
 fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -349,57 +382,61 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A hasher for keys that are hashes already.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
-}
-
-/// Lowe's cache: every configuration the search entered. Each bitset is stored once, with the
-/// few states seen with it (bitsets are the big part; Elasticsearch's checker cut its cache
-/// 6x this way).
+/// Lowe's cache: every configuration the search entered. Each distinct bitset is stored once,
+/// in an arena, with the states seen with it (bitsets are the big part; Elasticsearch's
+/// checker cut its cache 6x this way).
 struct Cache<M> {
-    seen: HashMap<Bitset, States<M>, BuildHasherDefault<PassThrough>>,
+    /// The bitsets, one after another, `words` words each.
+    arena: Vec<u64>,
+    words: usize,
+    seen: HashTable<Seen<M>>,
 }
 
-impl<M> Default for Cache<M> {
-    fn default() -> Self {
-        Cache {
-            seen: HashMap::default(),
-        }
-    }
+/// A bitset in the cache: its hash, where it is in the arena, and its states.
+struct Seen<M> {
+    hash: u64,
+    at: usize,
+    states: States<M>,
 }
 
 impl<M: Clone + Eq + Hash> Cache<M> {
+    fn new(operations: usize) -> Self {
+        Cache {
+            arena: Vec::new(),
+            words: operations.div_ceil(64),
+            seen: HashTable::new(),
+        }
+    }
+
     /// Records a configuration; false if it was there already.
     fn insert(&mut self, linearized: &Bitset, state: &M) -> bool {
-        match self.seen.get_mut(linearized) {
-            Some(states) => states.insert(state),
-            None => {
-                self.seen
-                    .insert(linearized.clone(), States::Few(vec![state.clone()]));
-                true
-            }
+        let Cache { arena, words, seen } = self;
+        let same_set = |entry: &Seen<M>| {
+            entry.hash == linearized.hash
+                && arena[entry.at..entry.at + *words]
+                    .iter()
+                    .zip(&linearized.words)
+                    .all(|(a, b)| a == b)
+        };
+        if let Some(entry) = seen.find_mut(linearized.hash, same_set) {
+            return entry.states.insert(state);
         }
+        let at = arena.len();
+        arena.extend_from_slice(&linearized.words);
+        let entry = Seen {
+            hash: linearized.hash,
+            at,
+            states: States::One(state.clone()),
+        };
+        seen.insert_unique(linearized.hash, entry, |entry| entry.hash);
+        true
     }
 }
 
-/// The states seen with one bitset: usually a handful, compared one by one; hashed when many.
+/// The states seen with one bitset: usually one, or a handful compared one by one; hashed
+/// when many.
 enum States<M> {
+    One(M),
     Few(Vec<M>),
     Many(HashSet<M>),
 }
@@ -411,18 +448,23 @@ impl<M: Clone + Eq + Hash> States<M> {
     /// Adds a state; false if it was there already.
     fn insert(&mut self, state: &M) -> bool {
         match self {
-            States::Few(states) if states.contains(state) => false,
-            States::Few(states) if states.len() < Self::FEW => {
-                states.push(state.clone());
+            States::One(one) if one == state => false,
+            States::One(one) => {
+                *self = States::Few(vec![one.clone(), state.clone()]);
                 true
             }
-            States::Few(states) => {
-                let mut many: HashSet<M> = states.drain(..).collect();
+            States::Few(few) if few.contains(state) => false,
+            States::Few(few) if few.len() < Self::FEW => {
+                few.push(state.clone());
+                true
+            }
+            States::Few(few) => {
+                let mut many: HashSet<M> = few.drain(..).collect();
                 many.insert(state.clone());
                 *self = States::Many(many);
                 true
             }
-            States::Many(states) => states.insert(state.clone()),
+            States::Many(many) => many.insert(state.clone()),
         }
     }
 }
@@ -435,10 +477,15 @@ mod tests {
     type Op = ModelOperation<CasRegister<i32>>;
 
     fn ok(op: CasOp<i32>, ret: CasRet<i32>, call: u64, time: u64) -> Op {
+        let read_only = matches!(ret, CasRet::ReadOk(_));
         ModelOperation {
             op,
             call,
-            completion: Some(Completion { ret, time }),
+            completion: Some(Completion {
+                ret,
+                time,
+                read_only,
+            }),
         }
     }
 

@@ -136,7 +136,8 @@ impl Reader for CasRegisterReader {
             return Err(mismatch_without_cas(op));
         }
         let known = op.outcome != Outcome::Info;
-        Ok(Some(model_operation(op, model_op, known.then_some(ret))))
+        let read_only = matches!(ret, CasRet::ReadOk(_) | CasRet::CasMismatch);
+        Ok(Some(model_operation(op, model_op, known.then_some(ret), read_only)))
     }
 
     fn state_json(&self, state: &Self::Model) -> Value {

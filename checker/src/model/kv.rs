@@ -108,7 +108,8 @@ impl Reader for KvReader {
             "append" => (KvOp::Append(Self::string(&op.value, "append")?), KvRet::Done),
             _ => return Err(unsupported(ModelKind::Kv, op, "get, put or append")),
         };
-        Ok(Some(model_operation(op, model_op, known.then_some(ret))))
+        let read_only = matches!(model_op, KvOp::Get);
+        Ok(Some(model_operation(op, model_op, known.then_some(ret), read_only)))
     }
 
     fn state_json(&self, state: &Kv) -> Value {

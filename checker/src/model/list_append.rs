@@ -114,7 +114,8 @@ impl Reader for ListAppendReader {
             "append" => (ListOp::Append(self.values.intern(&op.value)), ListRet::AppendOk),
             _ => return Err(unsupported(ModelKind::ListAppend, op, "append or read")),
         };
-        Ok(Some(model_operation(op, model_op, known.then_some(ret))))
+        let read_only = matches!(model_op, ListOp::Read);
+        Ok(Some(model_operation(op, model_op, known.then_some(ret), read_only)))
     }
 
     fn state_json(&self, state: &Self::Model) -> Value {

@@ -126,13 +126,16 @@ fn model_operation<M: SequentialSpec>(
     op: &Operation,
     model_op: M::Op,
     ret: Option<M::Ret>,
+    read_only: bool,
 ) -> ModelOperation<M> {
     ModelOperation {
         op: model_op,
         call: op.call,
-        completion: ret
-            .zip(op.return_time)
-            .map(|(ret, time)| Completion { ret, time }),
+        completion: ret.zip(op.return_time).map(|(ret, time)| Completion {
+            ret,
+            time,
+            read_only,
+        }),
     }
 }
 

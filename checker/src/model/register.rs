@@ -97,7 +97,8 @@ impl Reader for RegisterReader {
             ),
             _ => return Err(unsupported(ModelKind::Register, op, "read or write")),
         };
-        Ok(Some(model_operation(op, model_op, known.then_some(ret))))
+        let read_only = matches!(model_op, RegisterOp::Read);
+        Ok(Some(model_operation(op, model_op, known.then_some(ret), read_only)))
     }
 
     fn state_json(&self, state: &Self::Model) -> Value {
