@@ -12,8 +12,7 @@
 //! point after its call, or never. The search succeeds once every operation that did complete
 //! is linearized.
 
-use std::collections::HashSet;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 
 use hashbrown::HashTable;
 use stateright::semantics::SequentialSpec;
@@ -38,10 +37,11 @@ pub struct Completion<R> {
     pub ret: R,
     /// When it returned (not before its call).
     pub time: u64,
-    /// Whether the model accepts this result only in states that the operation leaves
-    /// unchanged (true of a read, or of a compare-and-set that did not match). Then, when it
-    /// can be linearized next, the search does so without trying alternatives: any
-    /// linearization can be reordered to put it there. `false` is always safe.
+    /// Whether checking this result never changes the state (`is_valid_step` leaves it as
+    /// it was, accepted or not): true of a read, or of a compare-and-set that did not match.
+    /// Such an operation is tried in place, without a copy of the state; and when it can be
+    /// linearized next, it is, without trying alternatives, since any linearization can be
+    /// reordered to put it there. `false` is always safe.
     pub read_only: bool,
 }
 
@@ -158,21 +158,26 @@ where
                 continue;
             };
             let op = &self.ops[index];
-            let mut next = self.state.clone();
-            let (accepted, read_only) = match &op.completion {
-                Some(completion) => (
-                    next.is_valid_step(&op.op, &completion.ret),
-                    completion.read_only,
-                ),
+            let (next, read_only) = match &op.completion {
+                Some(completion) if completion.read_only => {
+                    let accepted = self.state.is_valid_step(&op.op, &completion.ret);
+                    (accepted.then(|| self.state.clone()), true)
+                }
+                Some(completion) => {
+                    let mut next = self.state.clone();
+                    let accepted = next.is_valid_step(&op.op, &completion.ret);
+                    (accepted.then_some(next), false)
+                }
                 None => {
+                    let mut next = self.state.clone();
                     next.invoke(&op.op);
-                    (true, false)
+                    (Some(next), false)
                 }
             };
-            if !accepted {
+            let Some(next) = next else {
                 self.entry = self.list.next[entry];
                 continue;
-            }
+            };
             self.linearized.flip(index);
             if self.cache.insert(&self.linearized, &next) {
                 let previous = std::mem::replace(&mut self.state, next);
@@ -268,6 +273,17 @@ impl EntryList {
             }
         }
         events.sort_unstable();
+        // Between two returns the calls may come in any order (the candidates are the same
+        // set); read-only ones first, so that they pin the state before anything is tried.
+        let read_only = |index: usize| {
+            ops[index]
+                .completion
+                .as_ref()
+                .is_some_and(|completion| completion.read_only)
+        };
+        for run in events.split_mut(|&(_, is_return, _)| is_return) {
+            run.sort_by_key(|&(time, _, index)| (!read_only(index), time, index));
+        }
 
         let mut entries = Vec::with_capacity(events.len() + 2);
         entries.push(Entry::Head);
@@ -404,7 +420,7 @@ impl<M: Clone + Eq + Hash> Cache<M> {
         Cache {
             arena: Vec::new(),
             words: operations.div_ceil(64),
-            seen: HashTable::new(),
+            seen: HashTable::with_capacity(operations),
         }
     }
 
@@ -418,6 +434,7 @@ impl<M: Clone + Eq + Hash> Cache<M> {
                     .zip(&linearized.words)
                     .all(|(a, b)| a == b)
         };
+        let state = Hashed::new(state);
         if let Some(entry) = seen.find_mut(linearized.hash, same_set) {
             return entry.states.insert(state);
         }
@@ -426,46 +443,118 @@ impl<M: Clone + Eq + Hash> Cache<M> {
         let entry = Seen {
             hash: linearized.hash,
             at,
-            states: States::One(state.clone()),
+            states: States::One(state.to_owned()),
         };
         seen.insert_unique(linearized.hash, entry, |entry| entry.hash);
         true
     }
 }
 
-/// The states seen with one bitset: usually one, or a handful compared one by one; hashed
-/// when many.
+/// A state with its hash, computed once, so that most unequal states are told apart by it.
+#[derive(Clone, Copy)]
+struct Hashed<S> {
+    hash: u64,
+    state: S,
+}
+
+impl<'a, M: Clone + Hash> Hashed<&'a M> {
+    fn new(state: &'a M) -> Self {
+        let mut hasher = StateHasher::default();
+        state.hash(&mut hasher);
+        Hashed {
+            hash: hasher.finish(),
+            state,
+        }
+    }
+
+    fn to_owned(self) -> Hashed<M> {
+        Hashed {
+            hash: self.hash,
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<M: Eq> Hashed<M> {
+    fn is(&self, other: Hashed<&M>) -> bool {
+        self.hash == other.hash && self.state == *other.state
+    }
+}
+
+/// The states seen with one bitset: usually one, or a handful compared one by one; looked up
+/// by hash when many.
 enum States<M> {
-    One(M),
-    Few(Vec<M>),
-    Many(HashSet<M>),
+    One(Hashed<M>),
+    Few(Vec<Hashed<M>>),
+    Many(HashTable<Hashed<M>>),
 }
 
 impl<M: Clone + Eq + Hash> States<M> {
-    /// Beyond this many states, hashing beats comparing.
-    const FEW: usize = 16;
+    /// Beyond this many states, a hash table beats comparing hashes one by one.
+    const FEW: usize = 8;
 
     /// Adds a state; false if it was there already.
-    fn insert(&mut self, state: &M) -> bool {
+    fn insert(&mut self, state: Hashed<&M>) -> bool {
         match self {
-            States::One(one) if one == state => false,
+            States::One(one) if one.is(state) => false,
             States::One(one) => {
-                *self = States::Few(vec![one.clone(), state.clone()]);
+                *self = States::Few(vec![one.clone(), state.to_owned()]);
                 true
             }
-            States::Few(few) if few.contains(state) => false,
+            States::Few(few) if few.iter().any(|seen| seen.is(state)) => false,
             States::Few(few) if few.len() < Self::FEW => {
-                few.push(state.clone());
+                few.push(state.to_owned());
                 true
             }
             States::Few(few) => {
-                let mut many: HashSet<M> = few.drain(..).collect();
-                many.insert(state.clone());
+                let mut many = HashTable::with_capacity(2 * Self::FEW);
+                for seen in few.drain(..).chain([state.to_owned()]) {
+                    many.insert_unique(seen.hash, seen, |seen| seen.hash);
+                }
                 *self = States::Many(many);
                 true
             }
-            States::Many(many) => many.insert(state.clone()),
+            States::Many(many) => {
+                if many.find(state.hash, |seen| seen.is(state)).is_some() {
+                    return false;
+                }
+                many.insert_unique(state.hash, state.to_owned(), |seen| seen.hash);
+                true
+            }
         }
+    }
+}
+
+/// A fast hasher for model states (FxHash's rotate, xor and multiply): states are hashed
+/// often, and need no defence against collisions crafted by an adversary.
+#[derive(Default)]
+struct StateHasher(u64);
+
+impl StateHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for StateHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.add(word);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.add(word as u64);
     }
 }
 

@@ -1,6 +1,8 @@
 //! Porcupine's key-value model, one key at a time: a string, `get` returns it, `put v`
 //! replaces it, `append v` concatenates `v` to it.
 
+use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -10,11 +12,139 @@ use super::{ModelKind, Reader, generic_rejection, mismatch_without_cas, model_op
 use crate::operation::{Operation, Outcome};
 use crate::wgl::ModelOperation;
 
-/// The string under one key (shared, so copying a state copies no text).
+/// A string as the kv model keeps it: each append is one small node pointing at the string
+/// before it, so appending copies nothing and a state costs a pointer; a hash of the contents
+/// comes along (a polynomial hash, mod 2^64, so the hash of a concatenation follows from its
+/// parts' hashes), so a state hashes in constant time and unequal states rarely need their
+/// bytes compared.
+#[derive(Clone, Debug, Default)]
+pub struct Text {
+    last: Option<Arc<Piece>>,
+    len: usize,
+    hash: u64,
+    /// `BASE` to the power of `len`, for concatenating after this text.
+    power: u64,
+}
+
+/// The last piece of a text, and the text before it.
+#[derive(Debug)]
+struct Piece {
+    bytes: Arc<[u8]>,
+    before: Option<Arc<Piece>>,
+}
+
+impl Drop for Piece {
+    /// Frees a long chain of pieces without recursing down it.
+    fn drop(&mut self) {
+        let mut before = self.before.take();
+        while let Some(piece) = before {
+            before = Arc::into_inner(piece).and_then(|mut piece| piece.before.take());
+        }
+    }
+}
+
+impl Text {
+    const BASE: u64 = 0x100_0000_01b3;
+
+    /// The text `text`.
+    pub fn new(text: &str) -> Self {
+        let (hash, power) = text.bytes().fold((0u64, 1u64), |(hash, power), byte| {
+            (
+                hash.wrapping_mul(Self::BASE).wrapping_add(u64::from(byte)),
+                power.wrapping_mul(Self::BASE),
+            )
+        });
+        Text {
+            last: (!text.is_empty()).then(|| {
+                Arc::new(Piece {
+                    bytes: text.as_bytes().into(),
+                    before: None,
+                })
+            }),
+            len: text.len(),
+            hash,
+            power,
+        }
+    }
+
+    /// This text followed by `suffix`.
+    fn concat(&self, suffix: &Text) -> Text {
+        let mut text = self.clone();
+        let mut append = |bytes: &Arc<[u8]>| {
+            text.last = Some(Arc::new(Piece {
+                bytes: bytes.clone(),
+                before: text.last.take(),
+            }));
+        };
+        match suffix.last.as_deref() {
+            // The usual case: an operation's argument, one piece.
+            Some(Piece {
+                bytes,
+                before: None,
+            }) => append(bytes),
+            _ => suffix.pieces_from_the_start().into_iter().for_each(append),
+        }
+        text.len += suffix.len;
+        text.hash = text.hash.wrapping_mul(suffix.power).wrapping_add(suffix.hash);
+        text.power = text.power.wrapping_mul(suffix.power);
+        text
+    }
+
+    /// The pieces, last first.
+    fn pieces(&self) -> impl Iterator<Item = &Arc<[u8]>> {
+        std::iter::successors(self.last.as_deref(), |piece| piece.before.as_deref())
+            .map(|piece| &piece.bytes)
+    }
+
+    fn pieces_from_the_start(&self) -> Vec<&Arc<[u8]>> {
+        let mut pieces: Vec<_> = self.pieces().collect();
+        pieces.reverse();
+        pieces
+    }
+
+    /// The bytes, last first.
+    fn bytes_backwards(&self) -> impl Iterator<Item = u8> {
+        self.pieces().flat_map(|bytes| bytes.iter().rev().copied())
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes: Vec<u8> = self
+            .pieces_from_the_start()
+            .into_iter()
+            .flat_map(|bytes| bytes.iter().copied())
+            .collect();
+        f.write_str(&String::from_utf8_lossy(&bytes))
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        let same_last = match (&self.last, &other.last) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        self.hash == other.hash
+            && self.len == other.len
+            && (same_last || self.bytes_backwards().eq(other.bytes_backwards()))
+    }
+}
+
+impl Eq for Text {}
+
+impl Hash for Text {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// The string under one key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Kv {
     /// The current string.
-    pub value: Arc<str>,
+    pub value: Text,
 }
 
 /// An operation on a [`Kv`].
@@ -23,16 +153,16 @@ pub enum KvOp {
     /// Returns the string.
     Get,
     /// Replaces the string.
-    Put(Arc<str>),
+    Put(Text),
     /// Concatenates to the string.
-    Append(Arc<str>),
+    Append(Text),
 }
 
 /// What a [`KvOp`] returns.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KvRet {
     /// The string read.
-    GetOk(Arc<str>),
+    GetOk(Text),
     /// The put or append is done.
     Done,
 }
@@ -45,7 +175,7 @@ impl SequentialSpec for Kv {
         match op {
             KvOp::Get => return KvRet::GetOk(self.value.clone()),
             KvOp::Put(value) => self.value = value.clone(),
-            KvOp::Append(suffix) => self.value = format!("{}{suffix}", self.value).into(),
+            KvOp::Append(suffix) => self.value = self.value.concat(suffix),
         }
         KvRet::Done
     }
@@ -65,14 +195,14 @@ impl SequentialSpec for Kv {
 /// Reads `get`, `put` and `append` operations on strings (a `get` of `null` is the empty
 /// string); the initial string is empty unless given.
 pub(crate) struct KvReader {
-    initial: Arc<str>,
+    initial: Text,
 }
 
 impl KvReader {
-    fn string(value: &Value, what: &str) -> Result<Arc<str>, String> {
+    fn string(value: &Value, what: &str) -> Result<Text, String> {
         match value {
-            Value::String(text) => Ok(text.as_str().into()),
-            Value::Null if what == "get" => Ok("".into()),
+            Value::String(text) => Ok(Text::new(text)),
+            Value::Null if what == "get" => Ok(Text::new("")),
             _ => Err(format!("expected the value of a {what} to be a string, found {value}")),
         }
     }
@@ -83,8 +213,8 @@ impl Reader for KvReader {
 
     fn new(initial: Option<&Value>) -> Result<Self, String> {
         let initial = match initial {
-            None => "".into(),
-            Some(Value::String(text)) => text.as_str().into(),
+            None => Text::new(""),
+            Some(Value::String(text)) => Text::new(text),
             Some(other) => return Err(format!("the kv model starts from a string, not {other}")),
         };
         Ok(KvReader { initial })
@@ -113,7 +243,7 @@ impl Reader for KvReader {
     }
 
     fn state_json(&self, state: &Kv) -> Value {
-        Value::from(&*state.value)
+        Value::from(state.value.to_string())
     }
 
     fn explain(&self, op: &Operation, state: &Kv) -> String {
@@ -131,12 +261,39 @@ mod tests {
 
     #[test]
     fn appends_concatenate_and_puts_replace() {
-        let mut kv = Kv { value: "".into() };
-        assert!(kv.is_valid_step(&KvOp::Append("x 1 y".into()), &KvRet::Done));
-        assert!(kv.is_valid_step(&KvOp::Append("x 2 y".into()), &KvRet::Done));
-        assert!(kv.is_valid_step(&KvOp::Get, &KvRet::GetOk("x 1 yx 2 y".into())));
-        assert!(!kv.is_valid_step(&KvOp::Get, &KvRet::GetOk("x 1 y".into())));
-        assert!(kv.is_valid_step(&KvOp::Put("z".into()), &KvRet::Done));
-        assert_eq!(kv.invoke(&KvOp::Get), KvRet::GetOk("z".into()));
+        let text = Text::new;
+        let mut kv = Kv { value: text("") };
+        assert!(kv.is_valid_step(&KvOp::Append(text("x 1 y")), &KvRet::Done));
+        assert!(kv.is_valid_step(&KvOp::Append(text("x 2 y")), &KvRet::Done));
+        assert!(kv.is_valid_step(&KvOp::Get, &KvRet::GetOk(text("x 1 yx 2 y"))));
+        assert!(!kv.is_valid_step(&KvOp::Get, &KvRet::GetOk(text("x 1 y"))));
+        assert!(kv.is_valid_step(&KvOp::Put(text("z")), &KvRet::Done));
+        assert_eq!(kv.invoke(&KvOp::Get), KvRet::GetOk(text("z")));
+    }
+
+    #[test]
+    fn equal_texts_hash_alike_however_they_were_built() {
+        let hash = |text: &Text| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            text.hash(&mut hasher);
+            hasher.finish()
+        };
+        let built = Text::new("ab").concat(&Text::new("")).concat(&Text::new("cd"));
+        let other = Text::new("a").concat(&Text::new("bcd"));
+        assert_eq!(built, Text::new("abcd"));
+        assert_eq!(built, other);
+        assert_eq!(hash(&built), hash(&Text::new("abcd")));
+        assert_ne!(built, Text::new("abdc"));
+        assert_eq!(built.to_string(), "abcd");
+    }
+
+    #[test]
+    fn a_long_text_is_freed_without_deep_recursion() {
+        let piece = Text::new("x");
+        let mut kv = Kv { value: Text::new("") };
+        for _ in 0..1_000_000 {
+            kv.invoke(&KvOp::Append(piece.clone()));
+        }
+        assert_eq!(kv.value.len, 1_000_000);
     }
 }
