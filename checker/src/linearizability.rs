@@ -100,13 +100,14 @@ where
     let mut tasks: Vec<Task<M>> = partitions
         .iter()
         .map(|partition| Task {
-            search: Some(Search::new(&partition.init, &partition.operations)),
+            partition,
+            search: None,
             result: None,
             elapsed: Duration::ZERO,
         })
         .collect();
     let mut slice = FIRST_SLICE;
-    while tasks.iter().any(|task| task.search.is_some()) {
+    while tasks.iter().any(|task| task.result.is_none()) {
         tasks
             .par_iter_mut()
             .with_max_len(1)
@@ -125,9 +126,10 @@ where
 /// Steps in the first round of [`check_operations`].
 const FIRST_SLICE: u64 = 1 << 14;
 
-/// One partition's search (until it ends), its result (once it has ended), and the time it
-/// has taken.
+/// One partition: its search while it runs (created on its first slice, so that memory goes
+/// only to the searches under way), its result once it has ended, and the time it took.
 struct Task<'a, M: SequentialSpec> {
+    partition: &'a Partition<M>,
     search: Option<Search<'a, M>>,
     result: Option<SearchResult<M>>,
     elapsed: Duration,
@@ -137,12 +139,15 @@ impl<M> Task<'_, M>
 where
     M: SequentialSpec + Clone + Eq + Hash,
 {
-    /// Runs the search, if it has not ended, for `slice` more steps.
+    /// Runs the search, unless it has ended, for `slice` more steps.
     fn run(&mut self, slice: u64, deadline: &Deadline, after_invalid: Option<Duration>) {
-        let Some(search) = self.search.take() else {
+        if self.result.is_some() {
             return;
-        };
+        }
         let started = Instant::now();
+        let search = self.search.take().unwrap_or_else(|| {
+            Search::new(&self.partition.init, &self.partition.operations)
+        });
         match search.run(slice, deadline) {
             Progress::Paused(search) => self.search = Some(search),
             Progress::Done(result) => {
