@@ -10,9 +10,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use faultline_checker::generate::{Workload, cas_register_history};
-use faultline_checker::{
-    CheckOptions, Format, ModelKind, Verdict, check_history, read_history,
-};
+use faultline_checker::{CheckOptions, Format, ModelKind, Verdict, check_history, read_history};
 
 /// Set in the child process: the history file to check.
 const CHILD: &str = "FAULTLINE_BENCH_CHECK";
@@ -40,7 +38,8 @@ fn generate_then_check() {
     };
     let started = Instant::now();
     let history = cas_register_history(&workload);
-    let path: PathBuf = std::env::temp_dir().join(format!("faultline-large-{}.jsonl", std::process::id()));
+    let path: PathBuf =
+        std::env::temp_dir().join(format!("faultline-large-{}.jsonl", std::process::id()));
     let file = std::fs::File::create(&path).expect("a temporary file");
     history
         .write_jsonl(std::io::BufWriter::new(file))
@@ -81,7 +80,10 @@ fn check(path: &Path) {
         result.keys.len(),
         result.valid
     );
-    println!("peak memory (VmHWM) of the checking process: {}", peak_memory());
+    println!(
+        "peak memory (VmHWM) of the checking process: {}",
+        peak_memory()
+    );
 }
 
 /// The high-water mark of this process's resident memory, from /proc/self/status.
@@ -91,7 +93,12 @@ fn peak_memory() -> String {
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .map(|kib| {
-            let kib: f64 = kib.trim().trim_end_matches("kB").trim().parse().unwrap_or(0.0);
+            let kib: f64 = kib
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0.0);
             format!("{:.0} MiB", kib / 1024.0)
         })
         .unwrap_or_else(|| "unknown (no /proc/self/status)".into())

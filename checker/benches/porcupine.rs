@@ -90,7 +90,10 @@ fn main() {
         },
     ];
 
-    println!("parsing the 102 etcd logs: {:.1} ms (not included below)", millis(parse_time));
+    println!(
+        "parsing the 102 etcd logs: {:.1} ms (not included below)",
+        millis(parse_time)
+    );
     println!(
         "{:<56} {:>10} {:>21} {:>10} {:>7}",
         "group", "median", "min .. max", "Porcupine", "ratio"

@@ -26,7 +26,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// The file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,

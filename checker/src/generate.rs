@@ -73,7 +73,10 @@ pub fn cas_register_history(workload: &Workload) -> History {
     for _ in 0..workload.operations {
         let client = &mut clients[rng.random_range(0..processes)];
         now = (now + rng.random_range(1..=10)).max(client.idle_since + 1);
-        let call = rng.random_range(now.saturating_sub(workload.stretch).max(client.idle_since + 1)..=now);
+        let call = rng.random_range(
+            now.saturating_sub(workload.stretch)
+                .max(client.idle_since + 1)..=now,
+        );
         let returned = now + rng.random_range(0..=workload.stretch);
         let key = rng.random_range(0..keys);
         let register = &mut registers[key];
@@ -129,7 +132,11 @@ pub fn cas_register_history(workload: &Workload) -> History {
             error: error.map(str::to_string),
             node: None,
         };
-        events.push((call, false, event(call, EventType::Invoke, argument.clone(), None)));
+        events.push((
+            call,
+            false,
+            event(call, EventType::Invoke, argument.clone(), None),
+        ));
         events.push((returned, true, event(returned, kind, result, error)));
         client.idle_since = returned;
         if kind == EventType::Info {

@@ -237,7 +237,10 @@ mod tests {
         assert!(error.contains("`invoke`, `ok`, `fail`, `info`"), "{error}");
 
         let error = History::from_jsonl("{\"index\":0,\"process\":1}").unwrap_err();
-        assert!(error.to_string().contains("missing field `time`"), "{error}");
+        assert!(
+            error.to_string().contains("missing field `time`"),
+            "{error}"
+        );
 
         let error = History::from_jsonl(
             "{\"index\":0,\"time\":0,\"process\":\"n1\",\"type\":\"ok\",\"f\":\"read\"}",

@@ -130,7 +130,7 @@ const FIRST_SLICE: u64 = 1 << 14;
 /// only to the searches under way), its result once it has ended, and the time it took.
 struct Task<'a, M: SequentialSpec> {
     partition: &'a Partition<M>,
-    search: Option<Search<'a, M>>,
+    search: Option<Box<Search<'a, M>>>,
     result: Option<SearchResult<M>>,
     elapsed: Duration,
 }
@@ -146,7 +146,10 @@ where
         }
         let started = Instant::now();
         let search = self.search.take().unwrap_or_else(|| {
-            Search::new(&self.partition.init, &self.partition.operations)
+            Box::new(Search::new(
+                &self.partition.init,
+                &self.partition.operations,
+            ))
         });
         match search.run(slice, deadline) {
             Progress::Paused(search) => self.search = Some(search),
@@ -229,13 +232,13 @@ fn check_partitions<R: Reader>(
     options: &CheckOptions,
     started: Instant,
 ) -> Result<(Vec<KeyResult>, Vec<Counterexample>), Error> {
-    let read: Vec<(R, Partition<R::Model>, Vec<usize>)> = partitions
+    let read: Vec<ReadPartition<R>> = partitions
         .par_iter()
         .map(|(_, ops)| read_partition::<R>(ops, options.initial.as_ref()))
         .collect::<Result<_, _>>()?;
     let (readers, model_partitions): (Vec<_>, Vec<_>) = read
         .into_iter()
-        .map(|(reader, partition, origin)| ((reader, origin), partition))
+        .map(|read| ((read.reader, read.origin), read.partition))
         .unzip();
 
     // The budget counts from the start of the check.
@@ -247,8 +250,7 @@ fn check_partitions<R: Reader>(
 
     let mut keys = Vec::with_capacity(partitions.len());
     let mut counterexamples = Vec::new();
-    for (((key, ops), (reader, origin)), outcome) in partitions.iter().zip(&readers).zip(outcomes)
-    {
+    for (((key, ops), (reader, origin)), outcome) in partitions.iter().zip(&readers).zip(outcomes) {
         let valid = match &outcome.result {
             SearchResult::Linearizable => Verdict::Valid,
             SearchResult::TimedOut => Verdict::Unknown,
@@ -267,12 +269,19 @@ fn check_partitions<R: Reader>(
     Ok((keys, counterexamples))
 }
 
-/// A partition's operations as the model's; the third part maps each model operation to its
-/// place in `ops` (reads with unknown results are left out).
+/// A partition read for one model: the reader (which explains the model's states later), the
+/// model's partition, and for each model operation its place among the partition's
+/// operations (reads with unknown results are left out).
+struct ReadPartition<R: Reader> {
+    reader: R,
+    partition: Partition<R::Model>,
+    origin: Vec<usize>,
+}
+
 fn read_partition<R: Reader>(
     ops: &[&Operation],
     initial: Option<&Value>,
-) -> Result<(R, Partition<R::Model>, Vec<usize>), Error> {
+) -> Result<ReadPartition<R>, Error> {
     let mut reader = R::new(initial).map_err(Error::InitialValue)?;
     let mut operations = Vec::with_capacity(ops.len());
     let mut origin = Vec::with_capacity(ops.len());
@@ -289,7 +298,11 @@ fn read_partition<R: Reader>(
         init: reader.initial(),
         operations,
     };
-    Ok((reader, partition, origin))
+    Ok(ReadPartition {
+        reader,
+        partition,
+        origin,
+    })
 }
 
 #[cfg(test)]
@@ -328,7 +341,11 @@ mod tests {
         let result = check(&two_keys_one_bad(), &CheckOptions::default());
         assert_eq!(result.valid, Verdict::Invalid);
         assert_eq!(result.operations, 5);
-        let verdicts: Vec<_> = result.keys.iter().map(|k| (k.key.as_deref(), k.valid)).collect();
+        let verdicts: Vec<_> = result
+            .keys
+            .iter()
+            .map(|k| (k.key.as_deref(), k.valid))
+            .collect();
         assert_eq!(
             verdicts,
             [(Some("a"), Verdict::Valid), (Some("b"), Verdict::Invalid)]
@@ -340,7 +357,11 @@ mod tests {
         };
         assert_eq!(example.key.as_deref(), Some("b"));
         assert_eq!(
-            example.operations.iter().map(|op| op.id).collect::<Vec<_>>(),
+            example
+                .operations
+                .iter()
+                .map(|op| op.id)
+                .collect::<Vec<_>>(),
             [2, 4, 6, 7]
         );
         assert_eq!(example.prefix, [2, 4]);
@@ -374,7 +395,11 @@ mod tests {
         let mut reread: CheckResult = serde_json::from_str(&json).unwrap();
         // Source locations are for error messages, not part of the result.
         for example in &mut reread.counterexamples {
-            for (op, original) in example.operations.iter_mut().zip(&result.counterexamples[0].operations) {
+            for (op, original) in example
+                .operations
+                .iter_mut()
+                .zip(&result.counterexamples[0].operations)
+            {
                 op.location = original.location;
             }
         }
@@ -429,7 +454,10 @@ mod tests {
         let result = check(&history, &no_time);
         assert_eq!(result.valid, Verdict::Unknown);
         assert_eq!(result.undecided, [Some("slow".to_string())]);
-        let quick = result.keys.iter().find(|k| k.key.as_deref() == Some("quick"));
+        let quick = result
+            .keys
+            .iter()
+            .find(|k| k.key.as_deref() == Some("quick"));
         assert_eq!(quick.map(|k| k.valid), Some(Verdict::Valid));
     }
 
@@ -458,7 +486,10 @@ mod tests {
         let error = check_history(&history, ModelKind::CasRegister, &CheckOptions::default())
             .unwrap_err()
             .to_string();
-        assert_eq!(error, "line 1: expected the value of a cas to be [from, to], found 3");
+        assert_eq!(
+            error,
+            "line 1: expected the value of a cas to be [from, to], found 3"
+        );
         let error = check_history(
             &history,
             ModelKind::Kv,
@@ -469,7 +500,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert_eq!(error, "initial value: the kv model starts from a string, not 3");
+        assert_eq!(
+            error,
+            "initial value: the kv model starts from a string, not 3"
+        );
     }
 
     #[test]
@@ -478,7 +512,10 @@ mod tests {
             r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"read","value":null}"#,
             r#"{"index":1,"time":1,"process":0,"type":"ok","f":"read","value":5}"#,
         ]);
-        assert_eq!(check(&history, &CheckOptions::default()).valid, Verdict::Invalid);
+        assert_eq!(
+            check(&history, &CheckOptions::default()).valid,
+            Verdict::Invalid
+        );
         let five = CheckOptions {
             initial: Some(json!(5)),
             ..CheckOptions::default()

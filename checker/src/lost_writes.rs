@@ -169,13 +169,17 @@ fn check_key(key: Option<&str>, ops: &[&Operation]) -> Result<KeyLostWrites, Err
         Value::Array(elements) => elements.iter().collect(),
         other => {
             return Err(Error::malformed(
-                final_read.location.unwrap_or(Location::Event(final_read.id)),
+                final_read
+                    .location
+                    .unwrap_or(Location::Event(final_read.id)),
                 format!("expected the read to return a list of elements, found {other}"),
             ));
         }
     };
-    let present_texts: HashMap<String, &Value> =
-        present.iter().map(|&value| (value.to_string(), value)).collect();
+    let present_texts: HashMap<String, &Value> = present
+        .iter()
+        .map(|&value| (value.to_string(), value))
+        .collect();
     for text in &order {
         let element = &adds[text];
         let is_present = present_texts.contains_key(text);

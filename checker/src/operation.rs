@@ -269,7 +269,9 @@ mod tests {
                 r#"{"index":0,"time":9,"process":1,"type":"invoke","f":"write","value":1}"#,
                 r#"{"index":1,"time":2,"process":1,"type":"ok","f":"write","value":1}"#,
             ])
-            .starts_with("line 2: completes at time 2 but its write (line 1) was invoked at time 9")
+            .starts_with(
+                "line 2: completes at time 2 but its write (line 1) was invoked at time 9"
+            )
         );
     }
 }

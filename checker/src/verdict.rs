@@ -75,7 +75,11 @@ impl<'de> Deserialize<'de> for Verdict {
                 f.write_str("true, false or \"unknown\"")
             }
             fn visit_bool<E: de::Error>(self, valid: bool) -> Result<Verdict, E> {
-                Ok(if valid { Verdict::Valid } else { Verdict::Invalid })
+                Ok(if valid {
+                    Verdict::Valid
+                } else {
+                    Verdict::Invalid
+                })
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Verdict, E> {
                 match text {
@@ -99,10 +103,7 @@ mod tests {
         assert_eq!(Valid.and(Unknown), Unknown);
         assert_eq!(Unknown.and(Invalid), Invalid);
         assert_eq!(Invalid.and(Valid), Invalid);
-        assert_eq!(
-            [Valid, Invalid, Unknown].map(Verdict::exit_code),
-            [0, 1, 2]
-        );
+        assert_eq!([Valid, Invalid, Unknown].map(Verdict::exit_code), [0, 1, 2]);
     }
 
     #[test]

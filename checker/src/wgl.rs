@@ -61,7 +61,9 @@ pub struct Stuck<M> {
     pub prefix: Vec<usize>,
     /// The model state after the prefix.
     pub state: M,
-    /// The operations real time allowed next (none of which the model accepted there).
+    /// The operations with known results that real time allowed next (none of which the
+    /// model accepted there; operations with unknown results may always never happen, so
+    /// they explain nothing).
     pub candidates: Vec<usize>,
 }
 
@@ -70,7 +72,7 @@ pub enum Progress<'a, M: SequentialSpec> {
     /// It ended (or the deadline passed).
     Done(SearchResult<M>),
     /// It needs more steps.
-    Paused(Search<'a, M>),
+    Paused(Box<Search<'a, M>>),
 }
 
 /// How many steps pass between looks at the clock.
@@ -81,7 +83,7 @@ const STEPS_BETWEEN_CLOCK_CHECKS: u64 = 1024;
 pub struct Search<'a, M: SequentialSpec> {
     ops: &'a [ModelOperation<M>],
     list: EntryList,
-    linearized: Bitset,
+    linearized: Linearized,
     cache: Cache<M>,
     /// The linearized calls, each with the model state from before it and whether it was
     /// forced (read-only: when it is undone there is no alternative to try).
@@ -113,7 +115,7 @@ where
             ops,
             entry: list.first(),
             list,
-            linearized: Bitset::new(ops.len()),
+            linearized: Linearized::new(ops.len()),
             cache: Cache::new(ops.len()),
             stack: Vec::new(),
             state: init.clone(),
@@ -126,7 +128,7 @@ where
     /// Runs up to `steps` steps, looking at the deadline every so often. At least
     /// [`STEPS_BETWEEN_CLOCK_CHECKS`] steps run whatever the deadline, so a small partition is
     /// always decided.
-    pub fn run(mut self, steps: u64, deadline: &Deadline) -> Progress<'a, M> {
+    pub fn run(mut self: Box<Self>, steps: u64, deadline: &Deadline) -> Progress<'a, M> {
         let mut left = steps;
         while left > 0 {
             let chunk = left.min(STEPS_BETWEEN_CLOCK_CHECKS);
@@ -169,16 +171,18 @@ where
                     (accepted.then_some(next), false)
                 }
                 None => {
+                    // Taking effect without changing the state is no better than never taking
+                    // effect, which is always allowed (and blocks nothing: no return entry).
                     let mut next = self.state.clone();
                     next.invoke(&op.op);
-                    (Some(next), false)
+                    ((next != self.state).then_some(next), false)
                 }
             };
             let Some(next) = next else {
                 self.entry = self.list.next[entry];
                 continue;
             };
-            self.linearized.flip(index);
+            self.linearized.insert(index);
             if self.cache.insert(&self.linearized, &next) {
                 let previous = std::mem::replace(&mut self.state, next);
                 self.stack.push((entry, previous, read_only));
@@ -188,7 +192,7 @@ where
                 }
                 self.entry = self.list.first();
             } else {
-                self.linearized.flip(index);
+                self.linearized.remove(index);
                 // Seen before, in vain; for a read-only operation that dooms this
                 // configuration too.
                 self.entry = if read_only {
@@ -212,7 +216,7 @@ where
         self.unchanged = self.unchanged.min(self.stack.len());
         let index = self.list.op(call);
         self.state = previous;
-        self.linearized.flip(index);
+        self.linearized.remove(index);
         self.list.unlift(call);
         if self.ops[index].completion.is_some() {
             self.completed_left += 1;
@@ -328,12 +332,15 @@ impl EntryList {
         }
     }
 
-    /// The operations that may be linearized next: the calls before the first return.
+    /// The operations with a return entry that may be linearized next: those whose call
+    /// comes before the first return.
     fn candidates(&self) -> Vec<usize> {
         let mut candidates = Vec::new();
         let mut entry = self.first();
-        while let Entry::Call { op, .. } = self.entries[entry] {
-            candidates.push(op);
+        while let Entry::Call { op, ret } = self.entries[entry] {
+            if ret.is_some() {
+                candidates.push(op);
+            }
             entry = self.next[entry];
         }
         candidates
@@ -368,25 +375,115 @@ impl EntryList {
     }
 }
 
-/// A set of operation indices, with a hash kept up to date as bits flip (Zobrist hashing), so
-/// looking a set up in the cache costs no pass over its words.
-struct Bitset {
+/// The set of linearized operations: a bitset, with its size, one past its highest index, and
+/// a hash kept up to date as indices come and go (Zobrist hashing), so that looking it up in
+/// the cache costs no pass over it.
+struct Linearized {
     words: Box<[u64]>,
+    /// A random-looking key per index; the hash is the xor of the keys of the indices in the
+    /// set.
+    keys: Box<[u64]>,
     hash: u64,
+    len: usize,
+    end: usize,
 }
 
-impl Bitset {
-    fn new(len: usize) -> Self {
-        Bitset {
-            words: vec![0; len.div_ceil(64)].into_boxed_slice(),
+impl Linearized {
+    fn new(operations: usize) -> Self {
+        Linearized {
+            words: vec![0; operations.div_ceil(64)].into_boxed_slice(),
+            keys: (0..operations as u64).map(splitmix64).collect(),
             hash: 0,
+            len: 0,
+            end: 0,
         }
     }
 
-    /// Adds `index` if absent, removes it if present.
-    fn flip(&mut self, index: usize) {
-        self.words[index / 64] ^= 1 << (index % 64);
-        self.hash ^= splitmix64(index as u64);
+    fn contains(&self, index: usize) -> bool {
+        self.words[index / 64] & (1 << (index % 64)) != 0
+    }
+
+    /// Adds `index`, which is not in the set.
+    fn insert(&mut self, index: usize) {
+        self.words[index / 64] |= 1 << (index % 64);
+        self.hash ^= self.keys[index];
+        self.len += 1;
+        self.end = self.end.max(index + 1);
+    }
+
+    /// Removes `index`, which is in the set.
+    fn remove(&mut self, index: usize) {
+        self.words[index / 64] &= !(1 << (index % 64));
+        self.hash ^= self.keys[index];
+        self.len -= 1;
+        if index + 1 == self.end {
+            let words = &self.words[..self.end.div_ceil(64)];
+            self.end = words
+                .iter()
+                .rposition(|&word| word != 0)
+                .map_or(0, |at| (at + 1) * 64 - words[at].leading_zeros() as usize);
+        }
+    }
+
+    /// The words up to `end`.
+    fn prefix(&self) -> &[u64] {
+        &self.words[..self.end.div_ceil(64)]
+    }
+
+    /// The indices below `end` that are not in the set.
+    fn holes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.prefix()
+            .iter()
+            .enumerate()
+            .flat_map(|(at, &word)| {
+                let mut missing = !word;
+                std::iter::from_fn(move || {
+                    let bit = missing.trailing_zeros();
+                    missing &= missing.wrapping_sub(1);
+                    (bit < 64).then_some(at * 64 + bit as usize)
+                })
+            })
+            .take_while(|&hole| hole < self.end)
+    }
+
+    /// Whether a set of `len` indices below `end` is stored as its holes (`end - len` of
+    /// them) rather than as its words up to `end`: whichever is shorter. A linearized set is
+    /// nearly always every operation up to some point but a few (pending, or never taking
+    /// effect), so in a long partition the holes are far fewer than the words.
+    fn stored_as_holes(end: usize, len: usize) -> bool {
+        end - len < end.div_ceil(64)
+    }
+
+    /// Appends the stored form of the set to `arena`.
+    fn store(&self, arena: &mut Vec<u64>) {
+        if Self::stored_as_holes(self.end, self.len) {
+            arena.extend(self.holes().map(|hole| hole as u64));
+        } else {
+            arena.extend_from_slice(self.prefix());
+        }
+    }
+
+    /// How many words the stored form of a set of `len` indices below `end` takes.
+    fn stored_len(end: usize, len: usize) -> usize {
+        if Self::stored_as_holes(end, len) {
+            end - len
+        } else {
+            end.div_ceil(64)
+        }
+    }
+
+    /// Whether this is the set of `len` indices below `end` stored as `stored`. As holes: the
+    /// set lies below `end` and misses every hole, so it has `len` elements only if it is
+    /// exactly `[0, end)` without them.
+    fn is(&self, end: usize, len: usize, stored: &[u64]) -> bool {
+        self.end == end
+            && self.len == len
+            && if Self::stored_as_holes(end, len) {
+                stored.iter().all(|&hole| !self.contains(hole as usize))
+            } else {
+                // Word by word: a few words, where a call to memcmp would cost more.
+                self.prefix().iter().zip(stored).all(|(a, b)| a == b)
+            }
     }
 }
 
@@ -398,19 +495,21 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Lowe's cache: every configuration the search entered. Each distinct bitset is stored once,
-/// in an arena, with the states seen with it (bitsets are the big part; Elasticsearch's
-/// checker cut its cache 6x this way).
+/// Lowe's cache: every configuration the search entered. Each distinct linearized set is
+/// stored once, in an arena (see [`Linearized::store`]), with the states seen with it: sets
+/// are the big part (Elasticsearch's checker cut its cache 6x by storing each once).
 struct Cache<M> {
-    /// The bitsets, one after another, `words` words each.
+    /// The stored sets, one after another.
     arena: Vec<u64>,
-    words: usize,
     seen: HashTable<Seen<M>>,
 }
 
-/// A bitset in the cache: its hash, where it is in the arena, and its states.
+/// A set in the cache, and the states seen with it.
 struct Seen<M> {
     hash: u64,
+    end: usize,
+    len: usize,
+    /// Where its stored form starts in the arena.
     at: usize,
     states: States<M>,
 }
@@ -419,29 +518,27 @@ impl<M: Clone + Eq + Hash> Cache<M> {
     fn new(operations: usize) -> Self {
         Cache {
             arena: Vec::new(),
-            words: operations.div_ceil(64),
             seen: HashTable::with_capacity(operations),
         }
     }
 
     /// Records a configuration; false if it was there already.
-    fn insert(&mut self, linearized: &Bitset, state: &M) -> bool {
-        let Cache { arena, words, seen } = self;
+    fn insert(&mut self, linearized: &Linearized, state: &M) -> bool {
+        let Cache { arena, seen } = self;
         let same_set = |entry: &Seen<M>| {
-            entry.hash == linearized.hash
-                && arena[entry.at..entry.at + *words]
-                    .iter()
-                    .zip(&linearized.words)
-                    .all(|(a, b)| a == b)
+            let stored = entry.at..entry.at + Linearized::stored_len(entry.end, entry.len);
+            entry.hash == linearized.hash && linearized.is(entry.end, entry.len, &arena[stored])
         };
         let state = Hashed::new(state);
         if let Some(entry) = seen.find_mut(linearized.hash, same_set) {
             return entry.states.insert(state);
         }
         let at = arena.len();
-        arena.extend_from_slice(&linearized.words);
+        linearized.store(arena);
         let entry = Seen {
             hash: linearized.hash,
+            end: linearized.end,
+            len: linearized.len,
             at,
             states: States::One(state.to_owned()),
         };
@@ -587,7 +684,7 @@ mod tests {
     }
 
     fn search(ops: &[Op], deadline: &Deadline) -> SearchResult<CasRegister<i32>> {
-        match Search::new(&CasRegister { value: 0 }, ops).run(u64::MAX, deadline) {
+        match Box::new(Search::new(&CasRegister { value: 0 }, ops)).run(u64::MAX, deadline) {
             Progress::Done(result) => result,
             Progress::Paused(_) => panic!("an unlimited run ends"),
         }
@@ -623,6 +720,20 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_end_names_only_operations_with_known_results() {
+        let ops = [
+            ok(CasOp::Write(1), CasRet::WriteOk, 0, 1),
+            unknown(CasOp::Cas { from: 5, to: 6 }, 0),
+            ok(CasOp::Read, CasRet::ReadOk(0), 2, 3),
+        ];
+        let SearchResult::NotLinearizable(stuck) = check(&ops) else {
+            panic!("a stale read after a completed write is not linearizable");
+        };
+        assert_eq!(stuck.prefix, vec![0]);
+        assert_eq!(stuck.candidates, vec![2]);
+    }
+
+    #[test]
     fn unknown_operations_may_take_effect_late_or_never() {
         let late = [
             unknown(CasOp::Write(7), 0),
@@ -654,15 +765,46 @@ mod tests {
             .collect();
         ops.push(ok(CasOp::Read, CasRet::ReadOk(-1), 1, 99));
         let past = Deadline::after(Some(std::time::Duration::ZERO));
-        assert!(matches!(
-            search(&ops, &past),
-            SearchResult::TimedOut
-        ));
+        assert!(matches!(search(&ops, &past), SearchResult::TimedOut));
         let short = [ok(CasOp::Write(1), CasRet::WriteOk, 0, 1)];
-        assert!(matches!(
-            search(&short, &past),
-            SearchResult::Linearizable
-        ));
+        assert!(matches!(search(&short, &past), SearchResult::Linearizable));
+    }
+
+    #[test]
+    fn a_linearized_set_is_stored_as_its_words_or_its_holes_whichever_is_shorter() {
+        let stored = |set: &Linearized| {
+            let mut arena = Vec::new();
+            set.store(&mut arena);
+            assert_eq!(arena.len(), Linearized::stored_len(set.end, set.len));
+            assert!(set.is(set.end, set.len, &arena));
+            arena
+        };
+        let mut set = Linearized::new(1000);
+        for index in [0, 1, 2, 130] {
+            set.insert(index);
+        }
+        assert_eq!((set.end, set.len), (131, 4));
+        assert_eq!(
+            stored(&set),
+            [0b111, 0, 1 << 2],
+            "three words beat 127 holes"
+        );
+        set.remove(130);
+        assert_eq!((set.end, set.len), (3, 3));
+        assert!(stored(&set).is_empty(), "no holes at all");
+
+        let mut long = Linearized::new(1000);
+        for index in (0..900).filter(|&index| index != 5 && index != 700) {
+            long.insert(index);
+        }
+        assert_eq!(stored(&long), [5, 700], "two holes beat 15 words");
+        assert!(!long.is(900, 898, &[5, 701]));
+        long.insert(5);
+        long.remove(6);
+        assert!(
+            !long.is(900, 898, &[5, 700]),
+            "another set of the same size"
+        );
     }
 
     #[test]

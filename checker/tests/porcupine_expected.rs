@@ -21,7 +21,11 @@ fn every_porcupine_history_gets_the_expected_verdict() {
     let expected = std::fs::read_to_string(dir.join("EXPECTED.tsv")).unwrap();
     let mut checked = 0;
     let mut wrong = Vec::new();
-    for line in expected.lines().skip(1).filter(|line| !line.trim().is_empty()) {
+    for line in expected
+        .lines()
+        .skip(1)
+        .filter(|line| !line.trim().is_empty())
+    {
         let [file, model, linearizable] = line.split('\t').collect::<Vec<_>>()[..] else {
             panic!("EXPECTED.tsv: expected file, model and verdict, found {line:?}");
         };

@@ -20,7 +20,9 @@ const SLOTS: usize = 3;
 #[derive(Clone, Copy, Debug)]
 enum End {
     /// `ok`; for a cas, whether its comparison succeeded.
-    Ok { cas_matched: bool },
+    Ok {
+        cas_matched: bool,
+    },
     Info,
     Fail,
 }

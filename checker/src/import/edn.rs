@@ -36,7 +36,9 @@ pub fn parse(text: &str) -> Result<History, Error> {
                 if let Some(c) = reader.peek() {
                     return Err(Error::malformed(
                         Location::Line(reader.line()),
-                        format!("expected the end of the input after the history's vector, found '{c}'"),
+                        format!(
+                            "expected the end of the input after the history's vector, found '{c}'"
+                        ),
                     ));
                 }
                 break;

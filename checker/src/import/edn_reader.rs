@@ -270,10 +270,10 @@ impl<'a> Reader<'a> {
             match c {
                 '"' => return Ok(text),
                 '\\' => {
-                    let escaped = chars.next().map(|e| {
+                    let escaped = chars.next();
+                    if let Some(e) = escaped {
                         self.advance(e);
-                        e
-                    });
+                    }
                     match escaped {
                         Some('n') => text.push('\n'),
                         Some('t') => text.push('\t'),
@@ -418,7 +418,10 @@ mod tests {
                 Edn::String("c".into()),
                 Edn::String("\n".into()),
                 Edn::Sequence(vec![Edn::Integer(1), Edn::Integer(2)]),
-                Edn::Map(vec![(Edn::Keyword("f".into()), Edn::Keyword("read".into()))]),
+                Edn::Map(vec![(
+                    Edn::Keyword("f".into()),
+                    Edn::Keyword("read".into())
+                )]),
                 Edn::Sequence(vec![Edn::Symbol("x".into()), Edn::Integer(-3)]),
             ]
         );

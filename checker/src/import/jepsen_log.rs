@@ -1,5 +1,5 @@
 //! Jepsen's `jepsen.util` log lines, as in Porcupine's etcd tests:
-//! `INFO  jepsen.util - 3	:invoke	:cas	[3 0]`, that is process, type, f and an EDN value,
+//! `INFO  jepsen.util - 3 :invoke :cas [3 0]`, that is process, type, f and an EDN value,
 //! separated by tabs or spaces. Lines of any other shape are other log output and are skipped.
 //!
 //! Semantics are Porcupine's: `:fail :cas [from to]` means the comparison failed (a
@@ -126,7 +126,10 @@ mod tests {
         let events = history.events();
         assert_eq!(events.len(), 7);
         assert_eq!(history.location(1), Location::Line(3));
-        assert_eq!((events[0].f.as_str(), &events[0].value), ("write", &json!(4)));
+        assert_eq!(
+            (events[0].f.as_str(), &events[0].value),
+            ("write", &json!(4))
+        );
         assert_eq!(events[1].value, json!([3, 0]));
         assert_eq!(events[2].kind, EventType::Fail);
         assert_eq!(events[2].error.as_deref(), Some(CAS_MISMATCH));
@@ -145,7 +148,9 @@ mod tests {
     fn malformed_operation_lines_are_errors() {
         let error = |text: &str| parse(text).unwrap_err().to_string();
         assert_eq!(
-            error("INFO  jepsen.util - 1\t:invoke\t:write\t4\nINFO  jepsen.util - 2\t:invoke\t:cas\t[3 0"),
+            error(
+                "INFO  jepsen.util - 1\t:invoke\t:write\t4\nINFO  jepsen.util - 2\t:invoke\t:cas\t[3 0"
+            ),
             "line 2: expected ']' to close what line 2 opened, found the end of the input"
         );
         assert_eq!(

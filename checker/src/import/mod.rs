@@ -117,6 +117,11 @@ mod tests {
         );
         assert_eq!(detect("notes.txt", "hello"), None);
         assert_eq!("jepsen-log".parse(), Ok(Format::JepsenLog));
-        assert!("xml".parse::<Format>().unwrap_err().contains("expected jsonl"));
+        assert!(
+            "xml"
+                .parse::<Format>()
+                .unwrap_err()
+                .contains("expected jsonl")
+        );
     }
 }

@@ -129,7 +129,11 @@ impl Reader for CasRegisterReader {
                 (cas, ret)
             }
             _ => {
-                return Err(unsupported(ModelKind::CasRegister, op, "read, write or cas"));
+                return Err(unsupported(
+                    ModelKind::CasRegister,
+                    op,
+                    "read, write or cas",
+                ));
             }
         };
         if op.outcome == Outcome::CasMismatch && !matches!(ret, CasRet::CasMismatch) {
@@ -137,7 +141,12 @@ impl Reader for CasRegisterReader {
         }
         let known = op.outcome != Outcome::Info;
         let read_only = matches!(ret, CasRet::ReadOk(_) | CasRet::CasMismatch);
-        Ok(Some(model_operation(op, model_op, known.then_some(ret), read_only)))
+        Ok(Some(model_operation(
+            op,
+            model_op,
+            known.then_some(ret),
+            read_only,
+        )))
     }
 
     fn state_json(&self, state: &Self::Model) -> Value {
@@ -169,7 +178,10 @@ mod tests {
     #[test]
     fn cas_sets_only_when_the_value_matches() {
         let mut register = CasRegister { value: 1 };
-        assert_eq!(register.invoke(&CasOp::Cas { from: 2, to: 3 }), CasRet::CasMismatch);
+        assert_eq!(
+            register.invoke(&CasOp::Cas { from: 2, to: 3 }),
+            CasRet::CasMismatch
+        );
         assert_eq!(register.value, 1);
         assert!(!register.is_valid_step(&CasOp::Cas { from: 2, to: 3 }, &CasRet::CasOk));
         assert!(!register.is_valid_step(&CasOp::Cas { from: 1, to: 3 }, &CasRet::CasMismatch));

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use serde_json::Value;
 use stateright::semantics::SequentialSpec;
 
-use super::{ModelKind, Reader, generic_rejection, mismatch_without_cas, model_operation, unsupported};
+use super::{
+    ModelKind, Reader, generic_rejection, mismatch_without_cas, model_operation, unsupported,
+};
 use crate::operation::{Operation, Outcome};
 use crate::wgl::ModelOperation;
 
@@ -85,7 +87,10 @@ impl Text {
             _ => suffix.pieces_from_the_start().into_iter().for_each(append),
         }
         text.len += suffix.len;
-        text.hash = text.hash.wrapping_mul(suffix.power).wrapping_add(suffix.hash);
+        text.hash = text
+            .hash
+            .wrapping_mul(suffix.power)
+            .wrapping_add(suffix.hash);
         text.power = text.power.wrapping_mul(suffix.power);
         text
     }
@@ -203,7 +208,9 @@ impl KvReader {
         match value {
             Value::String(text) => Ok(Text::new(text)),
             Value::Null if what == "get" => Ok(Text::new("")),
-            _ => Err(format!("expected the value of a {what} to be a string, found {value}")),
+            _ => Err(format!(
+                "expected the value of a {what} to be a string, found {value}"
+            )),
         }
     }
 }
@@ -235,11 +242,19 @@ impl Reader for KvReader {
             "get" if !known => return Ok(None),
             "get" => (KvOp::Get, KvRet::GetOk(Self::string(&op.value, "get")?)),
             "put" => (KvOp::Put(Self::string(&op.value, "put")?), KvRet::Done),
-            "append" => (KvOp::Append(Self::string(&op.value, "append")?), KvRet::Done),
+            "append" => (
+                KvOp::Append(Self::string(&op.value, "append")?),
+                KvRet::Done,
+            ),
             _ => return Err(unsupported(ModelKind::Kv, op, "get, put or append")),
         };
         let read_only = matches!(model_op, KvOp::Get);
-        Ok(Some(model_operation(op, model_op, known.then_some(ret), read_only)))
+        Ok(Some(model_operation(
+            op,
+            model_op,
+            known.then_some(ret),
+            read_only,
+        )))
     }
 
     fn state_json(&self, state: &Kv) -> Value {
@@ -278,7 +293,9 @@ mod tests {
             text.hash(&mut hasher);
             hasher.finish()
         };
-        let built = Text::new("ab").concat(&Text::new("")).concat(&Text::new("cd"));
+        let built = Text::new("ab")
+            .concat(&Text::new(""))
+            .concat(&Text::new("cd"));
         let other = Text::new("a").concat(&Text::new("bcd"));
         assert_eq!(built, Text::new("abcd"));
         assert_eq!(built, other);
@@ -290,7 +307,9 @@ mod tests {
     #[test]
     fn a_long_text_is_freed_without_deep_recursion() {
         let piece = Text::new("x");
-        let mut kv = Kv { value: Text::new("") };
+        let mut kv = Kv {
+            value: Text::new(""),
+        };
         for _ in 0..1_000_000 {
             kv.invoke(&KvOp::Append(piece.clone()));
         }

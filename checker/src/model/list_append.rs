@@ -5,7 +5,9 @@ use serde_json::Value;
 use stateright::semantics::SequentialSpec;
 
 use super::values::{ValueId, Values};
-use super::{ModelKind, Reader, generic_rejection, mismatch_without_cas, model_operation, unsupported};
+use super::{
+    ModelKind, Reader, generic_rejection, mismatch_without_cas, model_operation, unsupported,
+};
 use crate::operation::{Operation, Outcome};
 use crate::wgl::ModelOperation;
 
@@ -70,7 +72,9 @@ impl ListAppendReader {
     fn list(&mut self, value: &Value) -> Option<Vec<ValueId>> {
         match value {
             Value::Null => Some(Vec::new()),
-            Value::Array(elements) => Some(elements.iter().map(|e| self.values.intern(e)).collect()),
+            Value::Array(elements) => {
+                Some(elements.iter().map(|e| self.values.intern(e)).collect())
+            }
             _ => None,
         }
     }
@@ -85,9 +89,9 @@ impl Reader for ListAppendReader {
             initial: Vec::new(),
         };
         if let Some(initial) = initial {
-            reader.initial = reader
-                .list(initial)
-                .ok_or_else(|| format!("the list-append model starts from a list, not {initial}"))?;
+            reader.initial = reader.list(initial).ok_or_else(|| {
+                format!("the list-append model starts from a list, not {initial}")
+            })?;
         }
         Ok(reader)
     }
@@ -111,15 +115,29 @@ impl Reader for ListAppendReader {
                 })?;
                 (ListOp::Read, ListRet::ReadOk(list))
             }
-            "append" => (ListOp::Append(self.values.intern(&op.value)), ListRet::AppendOk),
+            "append" => (
+                ListOp::Append(self.values.intern(&op.value)),
+                ListRet::AppendOk,
+            ),
             _ => return Err(unsupported(ModelKind::ListAppend, op, "append or read")),
         };
         let read_only = matches!(model_op, ListOp::Read);
-        Ok(Some(model_operation(op, model_op, known.then_some(ret), read_only)))
+        Ok(Some(model_operation(
+            op,
+            model_op,
+            known.then_some(ret),
+            read_only,
+        )))
     }
 
     fn state_json(&self, state: &Self::Model) -> Value {
-        Value::Array(state.list.iter().map(|&id| self.values.get(id).clone()).collect())
+        Value::Array(
+            state
+                .list
+                .iter()
+                .map(|&id| self.values.get(id).clone())
+                .collect(),
+        )
     }
 
     fn explain(&self, op: &Operation, state: &Self::Model) -> String {

@@ -23,6 +23,7 @@ use stateright::semantics::SequentialSpec;
 
 pub use values::ValueId;
 
+use crate::history::{History, Process};
 use crate::operation::Operation;
 use crate::wgl::{Completion, ModelOperation};
 
@@ -59,10 +60,15 @@ impl ModelKind {
         }
     }
 
-    /// The model the operations' functions call for: `kv` for `get` or `put`, `list-append`
-    /// for `append` without them, otherwise `cas-register` (which also covers `register`).
-    pub fn infer(operations: &[Operation]) -> ModelKind {
-        let uses = |f: &str| operations.iter().any(|op| op.f == f);
+    /// The model a history's functions call for: `kv` for `get` or `put`, `list-append` for
+    /// `append` without them, otherwise `cas-register` (which also covers `register`).
+    pub fn infer(history: &History) -> ModelKind {
+        let uses = |f: &str| {
+            history
+                .events()
+                .iter()
+                .any(|event| event.f == f && event.process != Process::Nemesis)
+        };
         if uses("get") || uses("put") {
             ModelKind::Kv
         } else if uses("append") {
@@ -87,7 +93,9 @@ impl FromStr for ModelKind {
             .into_iter()
             .find(|model| model.name() == name)
             .ok_or_else(|| {
-                format!("unknown model {name:?} (expected cas-register, register, kv or list-append)")
+                format!(
+                    "unknown model {name:?} (expected cas-register, register, kv or list-append)"
+                )
             })
     }
 }
@@ -97,12 +105,7 @@ impl FromStr for ModelKind {
 /// value numbering, which keeps model states small.
 pub(crate) trait Reader: Sized + Send {
     /// The model.
-    type Model: SequentialSpec<Op: Send + Sync, Ret: Send + Sync>
-        + Clone
-        + Eq
-        + Hash
-        + Send
-        + Sync;
+    type Model: SequentialSpec<Op: Send + Sync, Ret: Send + Sync> + Clone + Eq + Hash + Send + Sync;
 
     /// A reader for a partition whose object starts with `initial` (the model's own default if
     /// `None`).
@@ -166,8 +169,6 @@ fn generic_rejection(op: &Operation, state: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::History;
-    use crate::operation::operations;
 
     #[test]
     fn models_have_names_and_are_inferred_from_functions() {
@@ -178,7 +179,12 @@ mod tests {
                 Value::from(model.name())
             );
         }
-        assert!("queue".parse::<ModelKind>().unwrap_err().contains("expected cas-register"));
+        assert!(
+            "queue"
+                .parse::<ModelKind>()
+                .unwrap_err()
+                .contains("expected cas-register")
+        );
 
         let infer = |fs: &[&str]| {
             let lines: Vec<String> = fs
@@ -188,7 +194,7 @@ mod tests {
                     format!(r#"{{"index":{i},"time":{i},"process":{i},"type":"invoke","f":"{f}"}}"#)
                 })
                 .collect();
-            ModelKind::infer(&operations(&History::from_jsonl(&lines.join("\n")).unwrap()).unwrap())
+            ModelKind::infer(&History::from_jsonl(&lines.join("\n")).unwrap())
         };
         assert_eq!(infer(&["append", "get"]), ModelKind::Kv);
         assert_eq!(infer(&["append", "read"]), ModelKind::ListAppend);

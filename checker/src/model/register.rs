@@ -4,7 +4,9 @@ use serde_json::Value;
 use stateright::semantics::SequentialSpec;
 
 use super::values::{ValueId, Values};
-use super::{ModelKind, Reader, generic_rejection, mismatch_without_cas, model_operation, unsupported};
+use super::{
+    ModelKind, Reader, generic_rejection, mismatch_without_cas, model_operation, unsupported,
+};
 use crate::operation::{Operation, Outcome};
 use crate::wgl::ModelOperation;
 
@@ -98,7 +100,12 @@ impl Reader for RegisterReader {
             _ => return Err(unsupported(ModelKind::Register, op, "read or write")),
         };
         let read_only = matches!(model_op, RegisterOp::Read);
-        Ok(Some(model_operation(op, model_op, known.then_some(ret), read_only)))
+        Ok(Some(model_operation(
+            op,
+            model_op,
+            known.then_some(ret),
+            read_only,
+        )))
     }
 
     fn state_json(&self, state: &Self::Model) -> Value {
