@@ -5,7 +5,7 @@
 //! - Read a history: [`History::from_jsonl`], [`read_history`] (JSON Lines, Jepsen EDN, Jepsen
 //!   logs); pair its events into [`Operation`]s with [`operations`].
 //! - Check it: [`check_history`] against a built-in [`ModelKind`], or [`check_operations`]
-//!   against any [`stateright::semantics::SequentialSpec`]; [`lost_writes`] for append and
+//!   against any [`stateright::semantics::SequentialSpec`]; [`lost_writes()`] for append and
 //!   set workloads.
 //! - Results ([`CheckResult`], [`LostWritesResult`]) serialize to the JSON the report draws.
 

@@ -38,7 +38,32 @@ pub struct CheckOptions {
     pub whole: bool,
 }
 
-/// The outcome of a linearizability check, as the report draws it.
+/// The outcome of a linearizability check, as the report draws it. In JSON (`valid` is
+/// `true`, `false` or `"unknown"`; `key` is `null` for a history without keys; an operation's
+/// `return` is `null` if unknown, its `outcome` `ok`, `info` or `cas-mismatch`; ids are the
+/// `index` of each operation's invocation; `prefix` is in linearization order):
+///
+/// ```json
+/// {"valid": false, "model": "cas-register", "operations": 5, "seconds": 0.0013,
+///  "keys": [{"key": "a", "valid": true, "operations": 1, "seconds": 0.00002},
+///           {"key": "b", "valid": false, "operations": 4, "seconds": 0.00004}],
+///  "undecided": [],
+///  "counterexamples": [
+///    {"key": "b",
+///     "operations": [
+///       {"id": 2, "process": 1, "f": "write", "key": "b", "value": 1,
+///        "call": 2, "return": 3, "outcome": "ok"},
+///       {"id": 4, "process": 1, "f": "cas", "key": "b", "value": [1, 2],
+///        "call": 4, "return": 5, "outcome": "ok"},
+///       {"id": 6, "process": 2, "f": "read", "key": "b", "value": 1,
+///        "call": 6, "return": 8, "outcome": "ok"},
+///       {"id": 7, "process": 3, "f": "cas", "key": "b", "value": [2, 3],
+///        "call": 7, "return": 9, "outcome": "cas-mismatch"}],
+///     "prefix": [2, 4],
+///     "state": 2,
+///     "rejected": [{"id": 6, "reason": "read returned 1 but the value was 2"},
+///                  {"id": 7, "reason": "cas [2,3] failed its comparison but the value was 2"}]}]}
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
     /// `true`, `false` or `"unknown"`.
@@ -418,19 +443,18 @@ mod tests {
         assert_eq!(result.counterexamples[0].state, json!({"a": 1, "b": 2}));
     }
 
-    #[test]
-    fn a_spent_budget_leaves_long_searches_unknown_and_reports_the_decided_keys() {
-        // Key "slow": 24 concurrent writes, then a read of a value nobody wrote; deciding it
-        // means trying every subset of the writes. Key "quick" is decided in a few steps.
+    /// Key "slow": 24 concurrent writes, then a read of a value nobody wrote; deciding it
+    /// means trying every subset of the writes. Key "quick" is valid, key "stale" invalid, and
+    /// both are decided in a few steps.
+    fn slow_quick_and_stale(with_stale: bool) -> History {
         let mut lines = Vec::new();
-        let mut index = 0;
         let mut event = |process: usize, kind: &str, key: &str, f: &str, value: Value| {
+            let index = lines.len();
             lines.push(
                 json!({"index": index, "time": index, "process": process, "type": kind,
                        "f": f, "key": key, "value": value})
                 .to_string(),
             );
-            index += 1;
         };
         for p in 0..24 {
             event(p, "invoke", "slow", "write", json!(p));
@@ -442,30 +466,58 @@ mod tests {
         }
         event(100, "invoke", "quick", "write", json!(1));
         event(100, "ok", "quick", "write", json!(1));
-        let history = History::from_jsonl(&lines.join("\n")).unwrap();
+        if with_stale {
+            event(101, "invoke", "stale", "read", Value::Null);
+            event(101, "ok", "stale", "read", json!(7));
+        }
+        History::from_jsonl(&lines.join("\n")).unwrap()
+    }
 
-        let no_time = CheckOptions {
+    fn no_time() -> CheckOptions {
+        CheckOptions {
             budget: Budget {
                 timeout: Some(Duration::ZERO),
                 after_invalid: None,
             },
             ..CheckOptions::default()
-        };
-        let result = check(&history, &no_time);
+        }
+    }
+
+    fn verdict_of(result: &CheckResult, key: &str) -> Option<Verdict> {
+        let found = result.keys.iter().find(|k| k.key.as_deref() == Some(key));
+        found.map(|k| k.valid)
+    }
+
+    #[test]
+    fn a_spent_budget_leaves_long_searches_unknown_and_reports_the_decided_keys() {
+        let result = check(&slow_quick_and_stale(false), &no_time());
         assert_eq!(result.valid, Verdict::Unknown);
         assert_eq!(result.undecided, [Some("slow".to_string())]);
-        let quick = result
-            .keys
-            .iter()
-            .find(|k| k.key.as_deref() == Some("quick"));
-        assert_eq!(quick.map(|k| k.valid), Some(Verdict::Valid));
+        assert_eq!(verdict_of(&result, "quick"), Some(Verdict::Valid));
     }
 
     #[test]
     fn an_invalid_key_makes_the_history_invalid_even_with_undecided_keys() {
-        let mut verdicts = [Verdict::Unknown, Verdict::Invalid, Verdict::Valid].into_iter();
-        let all = verdicts.by_ref().fold(Verdict::Valid, Verdict::and);
-        assert_eq!(all, Verdict::Invalid);
+        let result = check(&slow_quick_and_stale(true), &no_time());
+        assert_eq!(result.valid, Verdict::Invalid);
+        assert_eq!(result.undecided, [Some("slow".to_string())]);
+        assert_eq!(verdict_of(&result, "stale"), Some(Verdict::Invalid));
+        assert_eq!(result.counterexamples.len(), 1);
+    }
+
+    #[test]
+    fn an_invalid_key_brings_the_deadline_forward() {
+        let stop_at_first_invalid = CheckOptions {
+            budget: Budget {
+                timeout: None,
+                after_invalid: Some(Duration::ZERO),
+            },
+            ..CheckOptions::default()
+        };
+        // Without the invalid key, "slow" would run to completion; with it, it stops.
+        let result = check(&slow_quick_and_stale(true), &stop_at_first_invalid);
+        assert_eq!(result.valid, Verdict::Invalid);
+        assert_eq!(verdict_of(&result, "slow"), Some(Verdict::Unknown));
     }
 
     #[test]

@@ -20,7 +20,18 @@ use crate::history::{History, Location};
 use crate::operation::{Operation, Outcome, operations};
 use crate::verdict::Verdict;
 
-/// The lost-writes verdict for a whole history.
+/// The lost-writes verdict for a whole history. In JSON (`ops` are operation ids: the adds of
+/// a lost or recovered element, the final read for an unexpected one):
+///
+/// ```json
+/// {"valid": false, "attempted": 3, "acknowledged": 2, "lost": 1, "unexpected": 1,
+///  "recovered": 1,
+///  "keys": [{"key": "s", "valid": false, "final_read": 10, "attempted": 3,
+///            "acknowledged": 2,
+///            "lost": [{"value": 2, "ops": [2]}],
+///            "unexpected": [{"value": 5, "ops": [10]}],
+///            "recovered": [{"value": 3, "ops": [4]}]}]}
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LostWritesResult {
     /// `false` if anything was lost or unexpected; `"unknown"` if a key with adds has no

@@ -37,7 +37,8 @@ pub struct CheckArgs {
         .try_map(|name| name.parse::<Format>()))]
     format: Option<Format>,
 
-    /// Time budget per history, like 60s or 5m; keys undecided by then are unknown.
+    /// Time budget per history, like 60s or 5m; keys undecided by then are unknown. Once a
+    /// key is found invalid, the others get at most a second more.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     timeout: Duration,
 

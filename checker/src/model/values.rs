@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-/// A value's number in its partition's [`Values`].
+/// A value's number among the distinct values of its partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ValueId(usize);
 
