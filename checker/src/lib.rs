@@ -22,7 +22,7 @@ pub mod operation;
 pub mod verdict;
 pub mod wgl;
 
-pub use budget::Budget;
+pub use budget::{Budget, Stop};
 pub use counterexample::{Counterexample, Rejection};
 pub use error::Error;
 pub use history::{Event, EventType, History, Location, Process};

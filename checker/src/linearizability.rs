@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use stateright::semantics::SequentialSpec;
 
-use crate::budget::{Budget, Deadline};
+use crate::budget::{Budget, Deadline, Stop};
 use crate::counterexample::{Counterexample, counterexample};
 use crate::error::Error;
 use crate::history::{History, Location};
@@ -76,8 +76,12 @@ pub struct CheckResult {
     pub seconds: f64,
     /// Each key's verdict, by key.
     pub keys: Vec<KeyResult>,
-    /// The keys the time budget left undecided.
+    /// The keys the budget left undecided.
     pub undecided: Vec<Option<String>>,
+    /// Why they are undecided: `timeout`, `memory-limit` or `after-invalid` (the time left
+    /// once another key was found invalid was spent); absent if every key was decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Stop>,
     /// One per non-linearizable key, by key.
     pub counterexamples: Vec<Counterexample>,
 }
@@ -121,7 +125,7 @@ pub fn check_operations<M>(partitions: &[Partition<M>], budget: Budget) -> Vec<P
 where
     M: SequentialSpec<Op: Sync, Ret: Sync> + Clone + Eq + Hash + Send + Sync,
 {
-    let deadline = Deadline::after(budget.timeout);
+    let deadline = Deadline::new(&budget);
     let mut tasks: Vec<Task<M>> = partitions
         .iter()
         .map(|partition| Task {
@@ -142,7 +146,9 @@ where
     tasks
         .into_iter()
         .map(|task| PartitionOutcome {
-            result: task.result.unwrap_or(SearchResult::TimedOut),
+            result: task
+                .result
+                .unwrap_or_else(|| SearchResult::Stopped(deadline.cause())),
             elapsed: task.elapsed,
         })
         .collect()
@@ -182,7 +188,7 @@ where
                 if let (SearchResult::NotLinearizable(_), Some(after_invalid)) =
                     (&result, after_invalid)
                 {
-                    deadline.bring_forward(after_invalid);
+                    deadline.bring_forward(after_invalid, Stop::AfterInvalid);
                 }
                 self.result = Some(result);
             }
@@ -200,12 +206,13 @@ pub fn check_history(
     let started = Instant::now();
     let operations = operations(history)?;
     let partitions = partitions(&operations, options.whole);
-    let (keys, counterexamples) = match model {
+    let checked = match model {
         ModelKind::Register => check_with::<RegisterReader>(&partitions, options, started),
         ModelKind::CasRegister => check_with::<CasRegisterReader>(&partitions, options, started),
         ModelKind::Kv => check_with::<KvReader>(&partitions, options, started),
         ModelKind::ListAppend => check_with::<ListAppendReader>(&partitions, options, started),
     }?;
+    let keys = checked.keys;
     Ok(CheckResult {
         valid: keys
             .iter()
@@ -218,9 +225,18 @@ pub fn check_history(
             .filter(|key| key.valid == Verdict::Unknown)
             .map(|key| key.key.clone())
             .collect(),
+        stopped: checked.stopped,
         keys,
-        counterexamples,
+        counterexamples: checked.counterexamples,
     })
+}
+
+/// What checking the partitions found.
+struct Checked {
+    keys: Vec<KeyResult>,
+    counterexamples: Vec<Counterexample>,
+    /// Why some keys are undecided, if any are.
+    stopped: Option<Stop>,
 }
 
 /// The operations of each key, by key; or all of them as one partition.
@@ -244,7 +260,7 @@ fn check_with<R: Reader>(
     partitions: &Partitions,
     options: &CheckOptions,
     started: Instant,
-) -> Result<(Vec<KeyResult>, Vec<Counterexample>), Error> {
+) -> Result<Checked, Error> {
     if options.whole {
         check_partitions::<KeyedReader<R>>(partitions, options, started)
     } else {
@@ -256,7 +272,7 @@ fn check_partitions<R: Reader>(
     partitions: &Partitions,
     options: &CheckOptions,
     started: Instant,
-) -> Result<(Vec<KeyResult>, Vec<Counterexample>), Error> {
+) -> Result<Checked, Error> {
     let read: Vec<ReadPartition<R>> = partitions
         .par_iter()
         .map(|(_, ops)| read_partition::<R>(ops, options.initial.as_ref()))
@@ -275,10 +291,14 @@ fn check_partitions<R: Reader>(
 
     let mut keys = Vec::with_capacity(partitions.len());
     let mut counterexamples = Vec::new();
+    let mut stopped = None;
     for (((key, ops), (reader, origin)), outcome) in partitions.iter().zip(&readers).zip(outcomes) {
         let valid = match &outcome.result {
             SearchResult::Linearizable => Verdict::Valid,
-            SearchResult::TimedOut => Verdict::Unknown,
+            SearchResult::Stopped(cause) => {
+                stopped.get_or_insert(*cause);
+                Verdict::Unknown
+            }
             SearchResult::NotLinearizable(stuck) => {
                 counterexamples.push(counterexample(key.clone(), ops, origin, stuck, reader));
                 Verdict::Invalid
@@ -291,7 +311,11 @@ fn check_partitions<R: Reader>(
             seconds: outcome.elapsed.as_secs_f64(),
         });
     }
-    Ok((keys, counterexamples))
+    Ok(Checked {
+        keys,
+        counterexamples,
+        stopped,
+    })
 }
 
 /// A partition read for one model: the reader (which explains the model's states later), the
@@ -478,6 +502,7 @@ mod tests {
             budget: Budget {
                 timeout: Some(Duration::ZERO),
                 after_invalid: None,
+                memory: None,
             },
             ..CheckOptions::default()
         }
@@ -493,6 +518,7 @@ mod tests {
         let result = check(&slow_quick_and_stale(false), &no_time());
         assert_eq!(result.valid, Verdict::Unknown);
         assert_eq!(result.undecided, [Some("slow".to_string())]);
+        assert_eq!(result.stopped, Some(Stop::Timeout));
         assert_eq!(verdict_of(&result, "quick"), Some(Verdict::Valid));
     }
 
@@ -511,6 +537,7 @@ mod tests {
             budget: Budget {
                 timeout: None,
                 after_invalid: Some(Duration::ZERO),
+                memory: None,
             },
             ..CheckOptions::default()
         };
@@ -518,6 +545,7 @@ mod tests {
         let result = check(&slow_quick_and_stale(true), &stop_at_first_invalid);
         assert_eq!(result.valid, Verdict::Invalid);
         assert_eq!(verdict_of(&result, "slow"), Some(Verdict::Unknown));
+        assert_eq!(result.stopped, Some(Stop::AfterInvalid));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::hash::Hash;
 
 use stateright::semantics::SequentialSpec;
 
-use crate::budget::Deadline;
+use crate::budget::{Deadline, Stop};
 use cache::{Cache, Linearized};
 use entry_list::{Entry, EntryList};
 
@@ -61,8 +61,8 @@ pub enum SearchResult<M> {
     Linearizable,
     /// None exists; where the search got furthest.
     NotLinearizable(Stuck<M>),
-    /// The deadline passed first.
-    TimedOut,
+    /// The search stopped first, for this reason.
+    Stopped(Stop),
 }
 
 /// The deepest point the search reached in a non-linearizable partition.
@@ -145,7 +145,9 @@ where
             match self.steps(chunk) {
                 Some(true) => return Progress::Done(SearchResult::Linearizable),
                 Some(false) => return Progress::Done(SearchResult::NotLinearizable(self.deepest)),
-                None if deadline.has_passed() => return Progress::Done(SearchResult::TimedOut),
+                None if deadline.has_passed() => {
+                    return Progress::Done(SearchResult::Stopped(deadline.cause()));
+                }
                 None => {}
             }
         }
@@ -256,6 +258,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::budget::Budget;
     use crate::model::cas_register::{CasOp, CasRegister, CasRet};
 
     type Op = ModelOperation<CasRegister<i32>>;
@@ -289,7 +292,14 @@ mod tests {
     }
 
     fn check(ops: &[Op]) -> SearchResult<CasRegister<i32>> {
-        search(ops, &Deadline::after(None))
+        search(
+            ops,
+            &Deadline::new(&Budget {
+                timeout: None,
+                after_invalid: None,
+                memory: None,
+            }),
+        )
     }
 
     #[test]
@@ -362,8 +372,15 @@ mod tests {
             .map(|i| ok(CasOp::Write(i), CasRet::WriteOk, 0, 100))
             .collect();
         ops.push(ok(CasOp::Read, CasRet::ReadOk(-1), 1, 99));
-        let past = Deadline::after(Some(std::time::Duration::ZERO));
-        assert!(matches!(search(&ops, &past), SearchResult::TimedOut));
+        let past = Deadline::new(&Budget {
+            timeout: Some(std::time::Duration::ZERO),
+            after_invalid: None,
+            memory: None,
+        });
+        assert!(matches!(
+            search(&ops, &past),
+            SearchResult::Stopped(Stop::Timeout)
+        ));
         let short = [ok(CasOp::Write(1), CasRet::WriteOk, 0, 1)];
         assert!(matches!(search(&short, &past), SearchResult::Linearizable));
     }

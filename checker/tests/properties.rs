@@ -3,8 +3,6 @@
 //! - P-compositionality: checking each key alone agrees with checking all keys at once;
 //! - histories generated from a real sequential run are always linearizable.
 
-use std::time::Duration;
-
 use faultline_checker::generate::{Workload, cas_register_history};
 use faultline_checker::model::cas_register::{CasOp, CasRegister, CasRet};
 use faultline_checker::{
@@ -213,6 +211,7 @@ fn unlimited() -> CheckOptions {
         budget: Budget {
             timeout: None,
             after_invalid: None,
+            memory: None,
         },
         ..CheckOptions::default()
     }
@@ -263,7 +262,7 @@ proptest! {
         let workload = Workload { operations, keys, processes, info_rate, fail_rate, values, stretch, seed };
         let history = cas_register_history(&workload);
         let options = CheckOptions {
-            budget: Budget { timeout: Some(Duration::from_secs(60)), after_invalid: None },
+            budget: Budget { after_invalid: None, ..Budget::default() },
             ..CheckOptions::default()
         };
         let result = check_history(&history, ModelKind::CasRegister, &options).unwrap();

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use faultline_checker::{
-    CheckResult, Counterexample, KeyLostWrites, LostWritesResult, Operation, Verdict,
+    CheckResult, Counterexample, KeyLostWrites, LostWritesResult, Operation, Stop, Verdict,
 };
 
 use super::FileReport;
@@ -74,11 +74,12 @@ fn keys(out: &mut String, result: &CheckResult) {
     );
     if !result.undecided.is_empty() {
         let names: Vec<String> = result.undecided.iter().map(key_name).collect();
-        let _ = writeln!(
-            out,
-            "  undecided within the time budget: {}",
-            names.join(", ")
-        );
+        let why = match result.stopped {
+            Some(Stop::MemoryLimit) => "undecided when the memory limit was reached",
+            Some(Stop::AfterInvalid) => "left undecided once another key was found invalid",
+            Some(Stop::Timeout) | None => "undecided within the time budget",
+        };
+        let _ = writeln!(out, "  {why}: {}", names.join(", "));
     }
     for example in result.counterexamples.iter().take(COUNTEREXAMPLES_SHOWN) {
         counterexample(out, example);
