@@ -109,7 +109,7 @@ pub struct Partition<M: SequentialSpec> {
 
 /// The outcome of one partition's search.
 pub struct PartitionOutcome<M> {
-    /// Linearizable, not (with where the search got stuck), or timed out.
+    /// Linearizable, not (with where the search got stuck), or stopped by the budget.
     pub result: SearchResult<M>,
     /// Wall time of the search.
     pub elapsed: Duration,
