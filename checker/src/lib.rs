@@ -1,1 +1,38 @@
-//! History types and formats, the linearizability (WGL) and lost-write checkers.
+//! History types and formats, and the checkers: linearizability (Wing–Gong–Lowe search with
+//! Lowe's memoization, per key and in parallel, within a time budget, with counterexamples)
+//! and lost writes.
+//!
+//! - Read a history: [`History::from_jsonl`], [`read_history`] (JSON Lines, Jepsen EDN, Jepsen
+//!   logs); pair its events into [`Operation`]s with [`operations`].
+//! - Check it: [`check_history`] against a built-in [`ModelKind`], or [`check_operations`]
+//!   against any [`stateright::semantics::SequentialSpec`]; [`lost_writes()`] for append and
+//!   set workloads.
+//! - Results ([`CheckResult`], [`LostWritesResult`]) serialize to the JSON the report draws.
+
+pub mod budget;
+pub mod counterexample;
+mod error;
+pub mod generate;
+pub mod history;
+pub mod import;
+pub mod linearizability;
+pub mod lost_writes;
+pub mod model;
+pub mod operation;
+pub mod verdict;
+pub mod wgl;
+
+pub use budget::{Budget, Stop};
+pub use counterexample::{Counterexample, Rejection};
+pub use error::Error;
+pub use history::{Event, EventType, History, Location, Process};
+pub use import::{Format, read_history};
+pub use linearizability::{
+    CheckOptions, CheckResult, KeyResult, Partition, PartitionOutcome, check_history,
+    check_operations,
+};
+pub use lost_writes::{Element, KeyLostWrites, LostWritesResult, lost_writes};
+pub use model::ModelKind;
+pub use operation::{Operation, Outcome, operations};
+pub use verdict::{ERROR_EXIT_CODE, Verdict};
+pub use wgl::{Completion, ModelOperation, SearchResult, Stuck};

@@ -1,0 +1,224 @@
+//! Jepsen's EDN histories: a vector of operation maps, or maps one after another (usually one a
+//! line), as Jepsen, Knossos and Porcupine's tests write them:
+//! `{:process 0, :type :invoke, :f :read, :key "k", :value nil}`.
+//!
+//! Semantics are Knossos's: `:fail` did not happen (only an explicit `:error :cas-mismatch`,
+//! Faultline's own marker, makes it a failed comparison), `:info` is indeterminate. The order of
+//! the file is the order of events, so `index` and `time` are an event's place in it.
+
+use serde_json::Value;
+
+use super::edn_reader::{Edn, Reader, SyntaxError};
+use crate::error::Error;
+use crate::history::{Event, EventType, History, Location, Process};
+
+/// Parses an EDN history.
+pub fn parse(text: &str) -> Result<History, Error> {
+    let syntax = |error: SyntaxError| Error::malformed(Location::Line(error.line), error.message);
+    let mut reader = Reader::new(text, 1);
+    let in_vector = reader.peek() == Some('[');
+    if in_vector {
+        reader.skip('[');
+    }
+    let mut events = Vec::new();
+    let mut lines = Vec::new();
+    loop {
+        match reader.peek() {
+            None if in_vector => {
+                return Err(Error::malformed(
+                    Location::Line(reader.line()),
+                    "expected ']' to close the history's vector, found the end of the input",
+                ));
+            }
+            None => break,
+            Some(']') if in_vector => {
+                reader.skip(']');
+                if let Some(c) = reader.peek() {
+                    return Err(Error::malformed(
+                        Location::Line(reader.line()),
+                        format!(
+                            "expected the end of the input after the history's vector, found '{c}'"
+                        ),
+                    ));
+                }
+                break;
+            }
+            Some(_) => {
+                let line = reader.line();
+                let Some(form) = reader.next_form().map_err(syntax)? else {
+                    continue;
+                };
+                let position = events.len() as u64;
+                let event = event(form, position)
+                    .map_err(|message| Error::malformed(Location::Line(line), message))?;
+                events.push(event);
+                lines.push(line);
+            }
+        }
+    }
+    Ok(History::from_lines(events, lines))
+}
+
+/// The event an operation map describes; `position` is its place in the history.
+fn event(form: Edn, position: u64) -> Result<Event, String> {
+    let Edn::Map(entries) = form else {
+        return Err(format!(
+            "expected an operation map like {{:process 0, :type :invoke, :f :read, :value nil}}, found {}",
+            form.describe()
+        ));
+    };
+    let (mut process, mut kind, mut f) = (None, None, None);
+    let mut event = Event {
+        index: position,
+        time: position,
+        process: Process::Nemesis,
+        kind: EventType::Info,
+        f: String::new(),
+        key: None,
+        value: Value::Null,
+        error: None,
+        node: None,
+    };
+    for (field, value) in entries {
+        let Edn::Keyword(field) = field else {
+            continue;
+        };
+        match field.as_str() {
+            "process" => process = Some(process_of(&value)?),
+            "type" => kind = Some(type_of(&value)?),
+            "f" => f = Some(name_of("f", &value)?),
+            "key" => event.key = Some(key_of(&value)?),
+            "value" => event.value = value.into_json()?,
+            "error" => event.error = Some(text_of(value)?),
+            "node" => event.node = Some(text_of(value)?),
+            // Other fields (:time, :index, ...) do not matter to the checker.
+            _ => {}
+        }
+    }
+    event.process = process.ok_or("expected a :process (a non-negative integer or :nemesis)")?;
+    event.kind = kind.ok_or("expected a :type (:invoke, :ok, :fail or :info)")?;
+    event.f = f.ok_or("expected an :f (the operation's function, like :read)")?;
+    Ok(event)
+}
+
+fn process_of(value: &Edn) -> Result<Process, String> {
+    match value {
+        Edn::Integer(id) if *id >= 0 => Ok(Process::Client(id.unsigned_abs())),
+        Edn::Keyword(name) if name == "nemesis" => Ok(Process::Nemesis),
+        _ => Err(format!(
+            "expected :process to be a non-negative integer or :nemesis, found {}",
+            value.describe()
+        )),
+    }
+}
+
+fn type_of(value: &Edn) -> Result<EventType, String> {
+    match value.as_name() {
+        Some("invoke") => Ok(EventType::Invoke),
+        Some("ok") => Ok(EventType::Ok),
+        Some("fail") => Ok(EventType::Fail),
+        Some("info") => Ok(EventType::Info),
+        _ => Err(format!(
+            "expected :type to be one of :invoke, :ok, :fail, :info, found {}",
+            value.describe()
+        )),
+    }
+}
+
+fn name_of(field: &str, value: &Edn) -> Result<String, String> {
+    value.as_name().map(str::to_string).ok_or_else(|| {
+        format!(
+            "expected :{field} to be a keyword, found {}",
+            value.describe()
+        )
+    })
+}
+
+/// Keys are strings; Jepsen's integer keys become their decimal text.
+fn key_of(value: &Edn) -> Result<String, String> {
+    match value {
+        Edn::Integer(i) => Ok(i.to_string()),
+        _ => value.as_name().map(str::to_string).ok_or_else(|| {
+            format!(
+                "expected :key to be a string, keyword or integer, found {}",
+                value.describe()
+            )
+        }),
+    }
+}
+
+/// A keyword's or string's text, or any other value as JSON.
+fn text_of(value: Edn) -> Result<String, String> {
+    match value.as_name() {
+        Some(name) => Ok(name.to_string()),
+        None => Ok(value.into_json()?.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_one_map_per_line() {
+        let history = parse(
+            "{:process 0, :type :invoke, :f :append, :key \"4\", :value \"x 0 1 y\"}\n\
+             {:process :nemesis, :type :info, :f :start, :value nil}\n\
+             {:process 0, :type :fail, :f :append, :key 4, :value \"x 0 1 y\", :error :timeout}\n",
+        )
+        .unwrap();
+        let events = history.events();
+        assert_eq!(events.len(), 3);
+        assert_eq!(events[0].kind, EventType::Invoke);
+        assert_eq!(events[0].f, "append");
+        assert_eq!(events[0].key.as_deref(), Some("4"));
+        assert_eq!(events[0].value, json!("x 0 1 y"));
+        assert_eq!(events[1].process, Process::Nemesis);
+        assert_eq!(events[2].key.as_deref(), Some("4"));
+        assert_eq!(events[2].error.as_deref(), Some("timeout"));
+        assert_eq!((events[2].index, events[2].time), (2, 2));
+        assert_eq!(history.location(2), Location::Line(3));
+    }
+
+    #[test]
+    fn reads_a_vector_of_maps_spread_over_lines() {
+        let history = parse(
+            "[{:process 1, :type :invoke, :f :cas, :value [1 2]}\n \
+             {:process 1,\n  :type :ok, :f :cas, :value [1 2]}]\n",
+        )
+        .unwrap();
+        assert_eq!(history.events().len(), 2);
+        assert_eq!(history.events()[1].value, json!([1, 2]));
+        assert_eq!(history.location(1), Location::Line(2));
+    }
+
+    #[test]
+    fn malformed_operations_are_reported_with_line_and_expectation() {
+        let error = |text: &str| parse(text).unwrap_err().to_string();
+        assert_eq!(
+            error("{:process 0, :type :invoke, :f :read}\n{:process 0, :type :done, :f :read}"),
+            "line 2: expected :type to be one of :invoke, :ok, :fail, :info, found :done"
+        );
+        assert_eq!(
+            error("\n{:type :invoke, :f :read}"),
+            "line 2: expected a :process (a non-negative integer or :nemesis)"
+        );
+        assert_eq!(
+            error("{:process \"p1\", :type :invoke, :f :read}"),
+            "line 1: expected :process to be a non-negative integer or :nemesis, found \"p1\""
+        );
+        assert_eq!(
+            error("[{:process 0, :type :invoke, :f :read}\n[1 2]]"),
+            "line 2: expected an operation map like {:process 0, :type :invoke, :f :read, :value nil}, found a vector"
+        );
+        assert_eq!(
+            error("[{:process 0, :type :invoke, :f :read}\n"),
+            "line 2: expected ']' to close the history's vector, found the end of the input"
+        );
+        assert_eq!(
+            error("{:process 0, :type :invoke, :f :read, :value [1 2}"),
+            "line 1: expected ']' to close what line 1 opened, found '}'"
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! History file formats: Faultline's JSON Lines, and Jepsen's EDN maps and `jepsen.util` log
+//! lines (see `../shared/testdata/porcupine/README.md`), and telling them apart.
+
+pub mod edn;
+mod edn_reader;
+pub mod jepsen_log;
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::error::Error;
+use crate::history::History;
+
+/// A history file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Faultline's own: one JSON event a line.
+    Jsonl,
+    /// Jepsen's EDN operation maps.
+    Edn,
+    /// Jepsen's `jepsen.util` log lines.
+    JepsenLog,
+}
+
+impl Format {
+    /// Every format, by name.
+    pub const ALL: [Format; 3] = [Format::Jsonl, Format::Edn, Format::JepsenLog];
+
+    /// The format's name: `jsonl`, `edn` or `jepsen-log`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Edn => "edn",
+            Format::JepsenLog => "jepsen-log",
+        }
+    }
+
+    /// The format of `path`: by its extension (`.jsonl`, `.edn`, `.log`), otherwise by what
+    /// `text` starts with (`{"` JSON, `{:` or `[` EDN, `jepsen.util` lines a log).
+    pub fn detect(path: &Path, text: &str) -> Option<Format> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("jsonl") => return Some(Format::Jsonl),
+            Some("edn") => return Some(Format::Edn),
+            Some("log") => return Some(Format::JepsenLog),
+            _ => {}
+        }
+        let start = text.trim_start();
+        if start.starts_with("{\"") {
+            Some(Format::Jsonl)
+        } else if start.starts_with("{:") || start.starts_with('[') {
+            Some(Format::Edn)
+        } else if text.lines().any(|line| line.contains("jepsen.util")) {
+            Some(Format::JepsenLog)
+        } else {
+            None
+        }
+    }
+
+    /// Parses `text` in this format.
+    pub fn parse(self, text: &str) -> Result<History, Error> {
+        match self {
+            Format::Jsonl => History::from_jsonl(text),
+            Format::Edn => edn::parse(text),
+            Format::JepsenLog => jepsen_log::parse(text),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Format::ALL
+            .into_iter()
+            .find(|format| format.name() == name)
+            .ok_or_else(|| format!("unknown format {name:?} (expected jsonl, edn or jepsen-log)"))
+    }
+}
+
+/// Reads a history file, in `format` or else the format [`Format::detect`] finds.
+pub fn read_history(path: &Path, format: Option<Format>) -> Result<(History, Format), Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let format = format
+        .or_else(|| Format::detect(path, &text))
+        .ok_or_else(|| Error::UnknownFormat {
+            path: path.to_path_buf(),
+        })?;
+    Ok((format.parse(&text)?, format))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_told_by_extension_then_contents() {
+        let detect = |path: &str, text: &str| Format::detect(Path::new(path), text);
+        assert_eq!(detect("h.jsonl", ""), Some(Format::Jsonl));
+        assert_eq!(detect("h.edn", ""), Some(Format::Edn));
+        assert_eq!(detect("etcd_000.log", ""), Some(Format::JepsenLog));
+        assert_eq!(detect("c01-ok.txt", "{:process 0}"), Some(Format::Edn));
+        assert_eq!(detect("h", "\n[{:process 0}]"), Some(Format::Edn));
+        assert_eq!(detect("h.txt", "{\"index\":0}"), Some(Format::Jsonl));
+        assert_eq!(
+            detect("h.out", "noise\nINFO  jepsen.util - 1\t:invoke\t:read\tnil"),
+            Some(Format::JepsenLog)
+        );
+        assert_eq!(detect("notes.txt", "hello"), None);
+        assert_eq!("jepsen-log".parse(), Ok(Format::JepsenLog));
+        assert!(
+            "xml"
+                .parse::<Format>()
+                .unwrap_err()
+                .contains("expected jsonl")
+        );
+    }
+}

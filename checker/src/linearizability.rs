@@ -1,0 +1,605 @@
+//! Checking a whole history for linearizability: split it by key (P-compositionality: a
+//! history is linearizable if and only if each key's operations are), search the partitions in
+//! parallel on all cores within one time budget, and gather a verdict per key and a
+//! counterexample per non-linearizable key.
+
+use std::collections::BTreeMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use stateright::semantics::SequentialSpec;
+
+use crate::budget::{Budget, Deadline, Stop};
+use crate::counterexample::{Counterexample, counterexample};
+use crate::error::Error;
+use crate::history::{History, Location};
+use crate::model::cas_register::CasRegisterReader;
+use crate::model::keyed::KeyedReader;
+use crate::model::kv::KvReader;
+use crate::model::list_append::ListAppendReader;
+use crate::model::register::RegisterReader;
+use crate::model::{ModelKind, Reader};
+use crate::operation::{Operation, operations};
+use crate::verdict::Verdict;
+use crate::wgl::{ModelOperation, Progress, Search, SearchResult};
+
+/// How to check.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckOptions {
+    /// How long the check may take.
+    pub budget: Budget,
+    /// The value every key starts with (the model's default, e.g. `null`, if `None`).
+    pub initial: Option<Value>,
+    /// Check the whole history as one partition, with one object per key, instead of each
+    /// key alone (false, the default): the same verdict, slower; for comparison.
+    pub whole: bool,
+}
+
+/// The outcome of a linearizability check, as the report draws it. In JSON (`valid` is
+/// `true`, `false` or `"unknown"`; `key` is `null` for a history without keys; an operation's
+/// `return` is `null` if unknown, its `outcome` `ok`, `info` or `cas-mismatch`; ids are the
+/// `index` of each operation's invocation; `prefix` is in linearization order):
+///
+/// ```json
+/// {"valid": false, "model": "cas-register", "operations": 5, "seconds": 0.0013,
+///  "keys": [{"key": "a", "valid": true, "operations": 1, "seconds": 0.00002},
+///           {"key": "b", "valid": false, "operations": 4, "seconds": 0.00004}],
+///  "undecided": [],
+///  "counterexamples": [
+///    {"key": "b",
+///     "operations": [
+///       {"id": 2, "process": 1, "f": "write", "key": "b", "value": 1,
+///        "call": 2, "return": 3, "outcome": "ok"},
+///       {"id": 4, "process": 1, "f": "cas", "key": "b", "value": [1, 2],
+///        "call": 4, "return": 5, "outcome": "ok"},
+///       {"id": 6, "process": 2, "f": "read", "key": "b", "value": 1,
+///        "call": 6, "return": 8, "outcome": "ok"},
+///       {"id": 7, "process": 3, "f": "cas", "key": "b", "value": [2, 3],
+///        "call": 7, "return": 9, "outcome": "cas-mismatch"}],
+///     "prefix": [2, 4],
+///     "state": 2,
+///     "rejected": [{"id": 6, "reason": "read returned 1 but the value was 2"},
+///                  {"id": 7, "reason": "cas [2,3] failed its comparison but the value was 2"}]}]}
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// `true`, `false` or `"unknown"`.
+    pub valid: Verdict,
+    /// The model checked against.
+    pub model: ModelKind,
+    /// How many operations the history has (failed ones removed).
+    pub operations: usize,
+    /// Wall time of the whole check.
+    pub seconds: f64,
+    /// Each key's verdict, by key.
+    pub keys: Vec<KeyResult>,
+    /// The keys the budget left undecided.
+    pub undecided: Vec<Option<String>>,
+    /// Why they are undecided: `timeout`, `memory-limit` or `after-invalid` (the time left
+    /// once another key was found invalid was spent); absent if every key was decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Stop>,
+    /// One per non-linearizable key, by key.
+    pub counterexamples: Vec<Counterexample>,
+}
+
+/// One key's verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyResult {
+    /// The key (`null` for a history without keys, or for the whole history checked at once).
+    pub key: Option<String>,
+    /// `true`, `false` or `"unknown"`.
+    pub valid: Verdict,
+    /// How many operations it has.
+    pub operations: usize,
+    /// Wall time of its search.
+    pub seconds: f64,
+}
+
+/// One partition for [`check_operations`]: a model's initial state and operations on it.
+pub struct Partition<M: SequentialSpec> {
+    /// The state before any operation.
+    pub init: M,
+    /// The operations, in any order.
+    pub operations: Vec<ModelOperation<M>>,
+}
+
+/// The outcome of one partition's search.
+pub struct PartitionOutcome<M> {
+    /// Linearizable, not (with where the search got stuck), or stopped by the budget.
+    pub result: SearchResult<M>,
+    /// Wall time of the search.
+    pub elapsed: Duration,
+}
+
+/// Checks partitions of operations on any model, in parallel on all cores, within `budget`
+/// for all of them together. The outcomes are in the order of `partitions`.
+///
+/// The searches run in rounds: each undecided partition gets a slice of steps per round,
+/// twice as many as in the round before. So partitions that are quick to decide are decided
+/// first, whatever their order, and an invalid one soon brings the deadline forward.
+pub fn check_operations<M>(partitions: &[Partition<M>], budget: Budget) -> Vec<PartitionOutcome<M>>
+where
+    M: SequentialSpec<Op: Sync, Ret: Sync> + Clone + Eq + Hash + Send + Sync,
+{
+    let deadline = Deadline::new(&budget);
+    let mut tasks: Vec<Task<M>> = partitions
+        .iter()
+        .map(|partition| Task {
+            partition,
+            search: None,
+            result: None,
+            elapsed: Duration::ZERO,
+        })
+        .collect();
+    let mut slice = FIRST_SLICE;
+    while tasks.iter().any(|task| task.result.is_none()) {
+        tasks
+            .par_iter_mut()
+            .with_max_len(1)
+            .for_each(|task| task.run(slice, &deadline, budget.after_invalid));
+        slice = slice.saturating_mul(2);
+    }
+    tasks
+        .into_iter()
+        .map(|task| PartitionOutcome {
+            result: task
+                .result
+                .unwrap_or_else(|| SearchResult::Stopped(deadline.cause())),
+            elapsed: task.elapsed,
+        })
+        .collect()
+}
+
+/// Steps in the first round of [`check_operations`].
+const FIRST_SLICE: u64 = 1 << 14;
+
+/// One partition: its search while it runs (created on its first slice, so that memory goes
+/// only to the searches under way), its result once it has ended, and the time it took.
+struct Task<'a, M: SequentialSpec> {
+    partition: &'a Partition<M>,
+    search: Option<Box<Search<'a, M>>>,
+    result: Option<SearchResult<M>>,
+    elapsed: Duration,
+}
+
+impl<M> Task<'_, M>
+where
+    M: SequentialSpec + Clone + Eq + Hash,
+{
+    /// Runs the search, unless it has ended, for `slice` more steps.
+    fn run(&mut self, slice: u64, deadline: &Deadline, after_invalid: Option<Duration>) {
+        if self.result.is_some() {
+            return;
+        }
+        let started = Instant::now();
+        let search = self.search.take().unwrap_or_else(|| {
+            Box::new(Search::new(
+                &self.partition.init,
+                &self.partition.operations,
+            ))
+        });
+        match search.run(slice, deadline) {
+            Progress::Paused(search) => self.search = Some(search),
+            Progress::Done(result) => {
+                if let (SearchResult::NotLinearizable(_), Some(after_invalid)) =
+                    (&result, after_invalid)
+                {
+                    deadline.bring_forward(after_invalid, Stop::AfterInvalid);
+                }
+                self.result = Some(result);
+            }
+        }
+        self.elapsed += started.elapsed();
+    }
+}
+
+/// Checks a history against one of the built-in models.
+pub fn check_history(
+    history: &History,
+    model: ModelKind,
+    options: &CheckOptions,
+) -> Result<CheckResult, Error> {
+    let started = Instant::now();
+    let operations = operations(history)?;
+    let partitions = partitions(&operations, options.whole);
+    let checked = match model {
+        ModelKind::Register => check_with::<RegisterReader>(&partitions, options, started),
+        ModelKind::CasRegister => check_with::<CasRegisterReader>(&partitions, options, started),
+        ModelKind::Kv => check_with::<KvReader>(&partitions, options, started),
+        ModelKind::ListAppend => check_with::<ListAppendReader>(&partitions, options, started),
+    }?;
+    let keys = checked.keys;
+    Ok(CheckResult {
+        valid: keys
+            .iter()
+            .fold(Verdict::Valid, |verdict, key| verdict.and(key.valid)),
+        model,
+        operations: operations.len(),
+        seconds: started.elapsed().as_secs_f64(),
+        undecided: keys
+            .iter()
+            .filter(|key| key.valid == Verdict::Unknown)
+            .map(|key| key.key.clone())
+            .collect(),
+        stopped: checked.stopped,
+        keys,
+        counterexamples: checked.counterexamples,
+    })
+}
+
+/// What checking the partitions found.
+struct Checked {
+    keys: Vec<KeyResult>,
+    counterexamples: Vec<Counterexample>,
+    /// Why some keys are undecided, if any are.
+    stopped: Option<Stop>,
+}
+
+/// The operations of each key, by key; or all of them as one partition.
+type Partitions<'a> = Vec<(Option<String>, Vec<&'a Operation>)>;
+
+fn partitions(operations: &[Operation], whole: bool) -> Partitions<'_> {
+    if whole {
+        return vec![(None, operations.iter().collect())];
+    }
+    let mut by_key: BTreeMap<Option<&str>, Vec<&Operation>> = BTreeMap::new();
+    for op in operations {
+        by_key.entry(op.key.as_deref()).or_default().push(op);
+    }
+    by_key
+        .into_iter()
+        .map(|(key, ops)| (key.map(str::to_string), ops))
+        .collect()
+}
+
+fn check_with<R: Reader>(
+    partitions: &Partitions,
+    options: &CheckOptions,
+    started: Instant,
+) -> Result<Checked, Error> {
+    if options.whole {
+        check_partitions::<KeyedReader<R>>(partitions, options, started)
+    } else {
+        check_partitions::<R>(partitions, options, started)
+    }
+}
+
+fn check_partitions<R: Reader>(
+    partitions: &Partitions,
+    options: &CheckOptions,
+    started: Instant,
+) -> Result<Checked, Error> {
+    let read: Vec<ReadPartition<R>> = partitions
+        .par_iter()
+        .map(|(_, ops)| read_partition::<R>(ops, options.initial.as_ref()))
+        .collect::<Result<_, _>>()?;
+    let (readers, model_partitions): (Vec<_>, Vec<_>) = read
+        .into_iter()
+        .map(|read| ((read.reader, read.origin), read.partition))
+        .unzip();
+
+    // The budget counts from the start of the check.
+    let budget = Budget {
+        timeout: (options.budget.timeout).map(|timeout| timeout.saturating_sub(started.elapsed())),
+        ..options.budget
+    };
+    let outcomes = check_operations(&model_partitions, budget);
+
+    let mut keys = Vec::with_capacity(partitions.len());
+    let mut counterexamples = Vec::new();
+    let mut stopped = None;
+    for (((key, ops), (reader, origin)), outcome) in partitions.iter().zip(&readers).zip(outcomes) {
+        let valid = match &outcome.result {
+            SearchResult::Linearizable => Verdict::Valid,
+            SearchResult::Stopped(cause) => {
+                stopped.get_or_insert(*cause);
+                Verdict::Unknown
+            }
+            SearchResult::NotLinearizable(stuck) => {
+                counterexamples.push(counterexample(key.clone(), ops, origin, stuck, reader));
+                Verdict::Invalid
+            }
+        };
+        keys.push(KeyResult {
+            key: key.clone(),
+            valid,
+            operations: ops.len(),
+            seconds: outcome.elapsed.as_secs_f64(),
+        });
+    }
+    Ok(Checked {
+        keys,
+        counterexamples,
+        stopped,
+    })
+}
+
+/// A partition read for one model: the reader (which explains the model's states later), the
+/// model's partition, and for each model operation its place among the partition's
+/// operations (reads with unknown results are left out).
+struct ReadPartition<R: Reader> {
+    reader: R,
+    partition: Partition<R::Model>,
+    origin: Vec<usize>,
+}
+
+fn read_partition<R: Reader>(
+    ops: &[&Operation],
+    initial: Option<&Value>,
+) -> Result<ReadPartition<R>, Error> {
+    let mut reader = R::new(initial).map_err(Error::InitialValue)?;
+    let mut operations = Vec::with_capacity(ops.len());
+    let mut origin = Vec::with_capacity(ops.len());
+    for (place, op) in ops.iter().enumerate() {
+        let model_op = reader.operation(op).map_err(|message| {
+            Error::malformed(op.location.unwrap_or(Location::Event(op.id)), message)
+        })?;
+        if let Some(model_op) = model_op {
+            operations.push(model_op);
+            origin.push(place);
+        }
+    }
+    let partition = Partition {
+        init: reader.initial(),
+        operations,
+    };
+    Ok(ReadPartition {
+        reader,
+        partition,
+        origin,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counterexample::Rejection;
+    use serde_json::json;
+
+    fn history(lines: &[&str]) -> History {
+        History::from_jsonl(&lines.join("\n")).unwrap()
+    }
+
+    fn check(history: &History, options: &CheckOptions) -> CheckResult {
+        check_history(history, ModelKind::CasRegister, options).unwrap()
+    }
+
+    /// Key "a" is fine; key "b" has a stale read: the write of 2 returned before the read of 1
+    /// began.
+    fn two_keys_one_bad() -> History {
+        history(&[
+            r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"write","key":"a","value":1}"#,
+            r#"{"index":1,"time":1,"process":0,"type":"ok","f":"write","key":"a","value":1}"#,
+            r#"{"index":2,"time":2,"process":1,"type":"invoke","f":"write","key":"b","value":1}"#,
+            r#"{"index":3,"time":3,"process":1,"type":"ok","f":"write","key":"b","value":1}"#,
+            r#"{"index":4,"time":4,"process":1,"type":"invoke","f":"cas","key":"b","value":[1,2]}"#,
+            r#"{"index":5,"time":5,"process":1,"type":"ok","f":"cas","key":"b","value":[1,2]}"#,
+            r#"{"index":6,"time":6,"process":2,"type":"invoke","f":"read","key":"b","value":null}"#,
+            r#"{"index":7,"time":7,"process":3,"type":"invoke","f":"cas","key":"b","value":[2,3]}"#,
+            r#"{"index":8,"time":8,"process":2,"type":"ok","f":"read","key":"b","value":1}"#,
+            r#"{"index":9,"time":9,"process":3,"type":"fail","f":"cas","key":"b","value":[2,3],"error":"cas-mismatch"}"#,
+        ])
+    }
+
+    #[test]
+    fn a_bad_key_gets_a_counterexample_with_reasons() {
+        let result = check(&two_keys_one_bad(), &CheckOptions::default());
+        assert_eq!(result.valid, Verdict::Invalid);
+        assert_eq!(result.operations, 5);
+        let verdicts: Vec<_> = result
+            .keys
+            .iter()
+            .map(|k| (k.key.as_deref(), k.valid))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [(Some("a"), Verdict::Valid), (Some("b"), Verdict::Invalid)]
+        );
+        assert!(result.undecided.is_empty());
+
+        let [example] = result.counterexamples.as_slice() else {
+            panic!("one counterexample expected: {:?}", result.counterexamples);
+        };
+        assert_eq!(example.key.as_deref(), Some("b"));
+        assert_eq!(
+            example
+                .operations
+                .iter()
+                .map(|op| op.id)
+                .collect::<Vec<_>>(),
+            [2, 4, 6, 7]
+        );
+        assert_eq!(example.prefix, [2, 4]);
+        assert_eq!(example.state, json!(2));
+        assert_eq!(
+            example.rejected,
+            [
+                Rejection {
+                    id: 6,
+                    reason: "read returned 1 but the value was 2".into()
+                },
+                Rejection {
+                    id: 7,
+                    reason: "cas [2,3] failed its comparison but the value was 2".into()
+                },
+            ]
+        );
+
+        let json = serde_json::to_value(example).unwrap();
+        assert_eq!(
+            json["operations"][3],
+            json!({"id": 7, "process": 3, "f": "cas", "key": "b", "value": [2, 3],
+                   "call": 7, "return": 9, "outcome": "cas-mismatch"})
+        );
+    }
+
+    #[test]
+    fn the_result_survives_a_round_trip_through_json() {
+        let result = check(&two_keys_one_bad(), &CheckOptions::default());
+        let json = serde_json::to_string(&result).unwrap();
+        let mut reread: CheckResult = serde_json::from_str(&json).unwrap();
+        // Source locations are for error messages, not part of the result.
+        for example in &mut reread.counterexamples {
+            for (op, original) in example
+                .operations
+                .iter_mut()
+                .zip(&result.counterexamples[0].operations)
+            {
+                op.location = original.location;
+            }
+        }
+        assert_eq!(reread, result);
+    }
+
+    #[test]
+    fn checking_the_whole_history_at_once_gives_the_same_verdict() {
+        let whole = CheckOptions {
+            whole: true,
+            ..CheckOptions::default()
+        };
+        let result = check(&two_keys_one_bad(), &whole);
+        assert_eq!(result.valid, Verdict::Invalid);
+        assert_eq!(result.keys.len(), 1);
+        assert_eq!(result.counterexamples[0].state, json!({"a": 1, "b": 2}));
+    }
+
+    /// Key "slow": 24 concurrent writes, then a read of a value nobody wrote; deciding it
+    /// means trying every subset of the writes. Key "quick" is valid, key "stale" invalid, and
+    /// both are decided in a few steps.
+    fn slow_quick_and_stale(with_stale: bool) -> History {
+        let mut lines = Vec::new();
+        let mut event = |process: usize, kind: &str, key: &str, f: &str, value: Value| {
+            let index = lines.len();
+            lines.push(
+                json!({"index": index, "time": index, "process": process, "type": kind,
+                       "f": f, "key": key, "value": value})
+                .to_string(),
+            );
+        };
+        for p in 0..24 {
+            event(p, "invoke", "slow", "write", json!(p));
+        }
+        event(99, "invoke", "slow", "read", Value::Null);
+        event(99, "ok", "slow", "read", json!(-1));
+        for p in 0..24 {
+            event(p, "ok", "slow", "write", json!(p));
+        }
+        event(100, "invoke", "quick", "write", json!(1));
+        event(100, "ok", "quick", "write", json!(1));
+        if with_stale {
+            event(101, "invoke", "stale", "read", Value::Null);
+            event(101, "ok", "stale", "read", json!(7));
+        }
+        History::from_jsonl(&lines.join("\n")).unwrap()
+    }
+
+    fn no_time() -> CheckOptions {
+        CheckOptions {
+            budget: Budget {
+                timeout: Some(Duration::ZERO),
+                after_invalid: None,
+                memory: None,
+            },
+            ..CheckOptions::default()
+        }
+    }
+
+    fn verdict_of(result: &CheckResult, key: &str) -> Option<Verdict> {
+        let found = result.keys.iter().find(|k| k.key.as_deref() == Some(key));
+        found.map(|k| k.valid)
+    }
+
+    #[test]
+    fn a_spent_budget_leaves_long_searches_unknown_and_reports_the_decided_keys() {
+        let result = check(&slow_quick_and_stale(false), &no_time());
+        assert_eq!(result.valid, Verdict::Unknown);
+        assert_eq!(result.undecided, [Some("slow".to_string())]);
+        assert_eq!(result.stopped, Some(Stop::Timeout));
+        assert_eq!(verdict_of(&result, "quick"), Some(Verdict::Valid));
+    }
+
+    #[test]
+    fn an_invalid_key_makes_the_history_invalid_even_with_undecided_keys() {
+        let result = check(&slow_quick_and_stale(true), &no_time());
+        assert_eq!(result.valid, Verdict::Invalid);
+        assert_eq!(result.undecided, [Some("slow".to_string())]);
+        assert_eq!(verdict_of(&result, "stale"), Some(Verdict::Invalid));
+        assert_eq!(result.counterexamples.len(), 1);
+    }
+
+    #[test]
+    fn an_invalid_key_brings_the_deadline_forward() {
+        let stop_at_first_invalid = CheckOptions {
+            budget: Budget {
+                timeout: None,
+                after_invalid: Some(Duration::ZERO),
+                memory: None,
+            },
+            ..CheckOptions::default()
+        };
+        // Without the invalid key, "slow" would run to completion; with it, it stops.
+        let result = check(&slow_quick_and_stale(true), &stop_at_first_invalid);
+        assert_eq!(result.valid, Verdict::Invalid);
+        assert_eq!(verdict_of(&result, "slow"), Some(Verdict::Unknown));
+        assert_eq!(result.stopped, Some(Stop::AfterInvalid));
+    }
+
+    #[test]
+    fn operations_the_model_lacks_are_errors_with_a_location() {
+        let history = history(&[
+            r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"get","value":null}"#,
+        ]);
+        let error = check_history(&history, ModelKind::Register, &CheckOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "line 1: the register model has no operation \"get\" (expected read or write)"
+        );
+        let history = self::history(&[
+            r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"cas","value":3}"#,
+        ]);
+        let error = check_history(&history, ModelKind::CasRegister, &CheckOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "line 1: expected the value of a cas to be [from, to], found 3"
+        );
+        let error = check_history(
+            &history,
+            ModelKind::Kv,
+            &CheckOptions {
+                initial: Some(json!(3)),
+                ..CheckOptions::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "initial value: the kv model starts from a string, not 3"
+        );
+    }
+
+    #[test]
+    fn the_initial_value_is_respected() {
+        let history = history(&[
+            r#"{"index":0,"time":0,"process":0,"type":"invoke","f":"read","value":null}"#,
+            r#"{"index":1,"time":1,"process":0,"type":"ok","f":"read","value":5}"#,
+        ]);
+        assert_eq!(
+            check(&history, &CheckOptions::default()).valid,
+            Verdict::Invalid
+        );
+        let five = CheckOptions {
+            initial: Some(json!(5)),
+            ..CheckOptions::default()
+        };
+        assert_eq!(check(&history, &five).valid, Verdict::Valid);
+    }
+}

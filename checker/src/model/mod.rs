@@ -1,0 +1,203 @@
+//! The sequential specifications a history is checked against, and how each one reads a
+//! history's operations.
+//!
+//! Every model implements [`stateright::semantics::SequentialSpec`]; the search accepts any such
+//! model whose state is `Clone + Eq + Hash` (see [`crate::check_operations`]). The readers here
+//! connect the four built-in models to histories: they turn operations into model operations,
+//! and states and rejections back into JSON and sentences for counterexamples.
+
+pub mod cas_register;
+pub mod keyed;
+pub mod kv;
+pub mod list_append;
+pub mod register;
+mod values;
+
+use std::fmt;
+use std::hash::Hash;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use stateright::semantics::SequentialSpec;
+
+pub use values::ValueId;
+
+use crate::history::{History, Process};
+use crate::operation::Operation;
+use crate::wgl::{Completion, ModelOperation};
+
+/// The built-in models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// `read` and `write`.
+    Register,
+    /// `read`, `write` and `cas [from, to]`.
+    CasRegister,
+    /// Porcupine's key-value store: `get`, `put` and `append` on strings.
+    Kv,
+    /// A list per key: `append` an element, `read` the whole list.
+    ListAppend,
+}
+
+impl ModelKind {
+    /// Every model.
+    pub const ALL: [ModelKind; 4] = [
+        ModelKind::CasRegister,
+        ModelKind::Register,
+        ModelKind::Kv,
+        ModelKind::ListAppend,
+    ];
+
+    /// The model's name: `register`, `cas-register`, `kv` or `list-append`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Register => "register",
+            ModelKind::CasRegister => "cas-register",
+            ModelKind::Kv => "kv",
+            ModelKind::ListAppend => "list-append",
+        }
+    }
+
+    /// The model a history's functions call for: `kv` for `get` or `put`, `list-append` for
+    /// `append` without them, otherwise `cas-register` (which also covers `register`).
+    pub fn infer(history: &History) -> ModelKind {
+        let uses = |f: &str| {
+            history
+                .events()
+                .iter()
+                .any(|event| event.f == f && event.process != Process::Nemesis)
+        };
+        if uses("get") || uses("put") {
+            ModelKind::Kv
+        } else if uses("append") {
+            ModelKind::ListAppend
+        } else {
+            ModelKind::CasRegister
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ModelKind {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        ModelKind::ALL
+            .into_iter()
+            .find(|model| model.name() == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown model {name:?} (expected cas-register, register, kv or list-append)"
+                )
+            })
+    }
+}
+
+/// Reads one partition's operations as a model's operations, and explains the model's states
+/// and rejections in the history's terms. One reader per partition: it owns the partition's
+/// value numbering, which keeps model states small.
+pub(crate) trait Reader: Sized + Send {
+    /// The model.
+    type Model: SequentialSpec<Op: Send + Sync, Ret: Send + Sync> + Clone + Eq + Hash + Send + Sync;
+
+    /// A reader for a partition whose object starts with `initial` (the model's own default if
+    /// `None`).
+    fn new(initial: Option<&Value>) -> Result<Self, String>;
+
+    /// The model before any operation (once every operation has been read).
+    fn initial(&self) -> Self::Model;
+
+    /// The model's view of `op`, or `None` if it cannot matter (a read whose result is unknown).
+    fn operation(&mut self, op: &Operation) -> Result<Option<ModelOperation<Self::Model>>, String>;
+
+    /// A state as JSON, for counterexamples.
+    fn state_json(&self, state: &Self::Model) -> Value;
+
+    /// Why the model rejects `op` in `state`, in a sentence.
+    fn explain(&self, op: &Operation, state: &Self::Model) -> String;
+}
+
+/// A model operation with `op`'s times; `ret` is its result if it is known.
+fn model_operation<M: SequentialSpec>(
+    op: &Operation,
+    model_op: M::Op,
+    ret: Option<M::Ret>,
+    read_only: bool,
+) -> ModelOperation<M> {
+    ModelOperation {
+        op: model_op,
+        call: op.call,
+        completion: ret.zip(op.return_time).map(|(ret, time)| Completion {
+            ret,
+            time,
+            read_only,
+        }),
+    }
+}
+
+/// The error for a function the model does not have.
+fn unsupported(model: ModelKind, op: &Operation, expected: &str) -> String {
+    format!(
+        "the {model} model has no operation {:?} (expected {expected})",
+        op.f
+    )
+}
+
+/// The error for a cas-mismatch on anything but a `cas`.
+fn mismatch_without_cas(op: &Operation) -> String {
+    format!(
+        "{} failed with error \"cas-mismatch\", which only a cas can (expected another error, or f = \"cas\")",
+        op.f
+    )
+}
+
+/// The explanation when no better one applies.
+fn generic_rejection(op: &Operation, state: &Value) -> String {
+    format!(
+        "{} {} does not fit when the state is {state}",
+        op.f, op.value
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_have_names_and_are_inferred_from_functions() {
+        for model in ModelKind::ALL {
+            assert_eq!(model.name().parse(), Ok(model));
+            assert_eq!(
+                serde_json::to_value(model).unwrap(),
+                Value::from(model.name())
+            );
+        }
+        assert!(
+            "queue"
+                .parse::<ModelKind>()
+                .unwrap_err()
+                .contains("expected cas-register")
+        );
+
+        let infer = |fs: &[&str]| {
+            let lines: Vec<String> = fs
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    format!(r#"{{"index":{i},"time":{i},"process":{i},"type":"invoke","f":"{f}"}}"#)
+                })
+                .collect();
+            ModelKind::infer(&History::from_jsonl(&lines.join("\n")).unwrap())
+        };
+        assert_eq!(infer(&["append", "get"]), ModelKind::Kv);
+        assert_eq!(infer(&["append", "read"]), ModelKind::ListAppend);
+        assert_eq!(infer(&["read", "write"]), ModelKind::CasRegister);
+    }
+}

@@ -1,0 +1,53 @@
+//! Small numbers for the distinct JSON values of one partition, so that model states are cheap
+//! to copy, compare and hash (a register holding any JSON value is one integer).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+/// A value's number among the distinct values of its partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ValueId(usize);
+
+/// The distinct values of one partition.
+#[derive(Default)]
+pub(crate) struct Values {
+    values: Vec<Value>,
+    /// By their JSON text (canonical: object keys are sorted).
+    ids: HashMap<String, ValueId>,
+}
+
+impl Values {
+    /// The number of `value`, given it on first sight.
+    pub(crate) fn intern(&mut self, value: &Value) -> ValueId {
+        let text = value.to_string();
+        if let Some(&id) = self.ids.get(&text) {
+            return id;
+        }
+        let id = ValueId(self.values.len());
+        self.values.push(value.clone());
+        self.ids.insert(text, id);
+        id
+    }
+
+    /// The value numbered `id`.
+    pub(crate) fn get(&self, id: ValueId) -> &Value {
+        &self.values[id.0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn equal_values_share_a_number() {
+        let mut values = Values::default();
+        let a = values.intern(&json!({"x": 1, "y": [2]}));
+        let b = values.intern(&json!(3));
+        assert_eq!(values.intern(&json!({"y": [2], "x": 1})), a);
+        assert_ne!(a, b);
+        assert_eq!(values.get(b), &json!(3));
+    }
+}

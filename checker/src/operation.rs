@@ -1,0 +1,277 @@
+//! Operations: each invocation paired with its completion, with call and return times.
+//!
+//! The rules (Knossos's, plus Porcupine's use of failed compare-and-sets):
+//! - `ok`: it happened between call and return, with the completion's result;
+//! - `fail`: it did not happen, so it is removed, except a `cas` failed with
+//!   `"error":"cas-mismatch"`, which observed that the value differed from `from`;
+//! - `info`, or no completion at all: indeterminate, it may take effect at any time after its
+//!   call (its return time is unknown, and so is its result);
+//! - nemesis events are faults, not operations, and are skipped.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::history::{EventType, History, Location, Process};
+
+/// The `error` of a `fail` whose compare-and-set comparison failed.
+pub const CAS_MISMATCH: &str = "cas-mismatch";
+
+/// How an operation ended, as far as the checker is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// It happened, with the recorded result.
+    Ok,
+    /// Unknown: it may have happened at any time after its call; its result is unknown.
+    Info,
+    /// A compare-and-set that did not happen because the value was not `from`.
+    CasMismatch,
+}
+
+/// One operation of a client: what it did, between which times, and how it ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    /// The `index` of its invocation event.
+    pub id: u64,
+    /// The client that performed it.
+    pub process: Process,
+    /// The function: `read`, `write`, `cas`, ...
+    pub f: String,
+    /// The key, if the history has keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The completion's value if it completed `ok` with one (a read's result), otherwise the
+    /// invocation's (a write's argument).
+    pub value: Value,
+    /// When it was invoked.
+    pub call: u64,
+    /// When it completed; `None` if that is unknown (`info` or no completion).
+    #[serde(rename = "return")]
+    pub return_time: Option<u64>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Where its invocation was read from, for error messages.
+    #[serde(skip)]
+    pub location: Option<Location>,
+}
+
+/// Pairs invocations with completions (see the module documentation for the rules).
+/// Operations come in the order of their invocations.
+pub fn operations(history: &History) -> Result<Vec<Operation>, Error> {
+    // Operations by invocation; `None` once a plain `fail` removed one.
+    let mut operations: Vec<Option<Operation>> = Vec::new();
+    // For each client with an operation in flight: that operation's place in `operations`.
+    let mut pending: HashMap<u64, usize> = HashMap::new();
+
+    for (position, event) in history.events().iter().enumerate() {
+        let location = history.location(position);
+        let Process::Client(client) = event.process else {
+            continue;
+        };
+        if event.kind == EventType::Invoke {
+            if let Some(&earlier) = pending.get(&client) {
+                let earlier = operations[earlier].as_ref().map_or(String::new(), describe);
+                return Err(Error::malformed(
+                    location,
+                    format!(
+                        "process {client} invokes {} while its {earlier} is still pending \
+                         (expected a completion first: a process runs one operation at a time)",
+                        event.f
+                    ),
+                ));
+            }
+            pending.insert(client, operations.len());
+            operations.push(Some(Operation {
+                id: event.index,
+                process: event.process,
+                f: event.f.clone(),
+                key: event.key.clone(),
+                value: event.value.clone(),
+                call: event.time,
+                return_time: None,
+                outcome: Outcome::Info,
+                location: Some(location),
+            }));
+            continue;
+        }
+
+        let Some(slot) = pending.remove(&client) else {
+            return Err(Error::malformed(
+                location,
+                format!(
+                    "process {client} completes {} but has no operation in flight (expected its invocation first)",
+                    event.f
+                ),
+            ));
+        };
+        let Some(operation) = operations[slot].as_mut() else {
+            continue;
+        };
+        if event.f != operation.f || event.key != operation.key {
+            return Err(Error::malformed(
+                location,
+                format!(
+                    "this completion of {} does not match process {client}'s pending {} \
+                     (expected the same f and key)",
+                    describe_event_target(&event.f, event.key.as_deref()),
+                    describe(operation)
+                ),
+            ));
+        }
+        if event.time < operation.call {
+            return Err(Error::malformed(
+                location,
+                format!(
+                    "completes at time {} but its {} was invoked at time {} (expected time not to go backwards)",
+                    event.time,
+                    describe(operation),
+                    operation.call
+                ),
+            ));
+        }
+        match event.kind {
+            EventType::Invoke => unreachable!("invocations are handled above"),
+            EventType::Ok => {
+                operation.outcome = Outcome::Ok;
+                operation.return_time = Some(event.time);
+                if !event.value.is_null() {
+                    operation.value = event.value.clone();
+                }
+            }
+            EventType::Fail if event.error.as_deref() == Some(CAS_MISMATCH) => {
+                operation.outcome = Outcome::CasMismatch;
+                operation.return_time = Some(event.time);
+            }
+            EventType::Fail => operations[slot] = None,
+            // Indeterminate: it stays as invoked, without a return time.
+            EventType::Info => {}
+        }
+    }
+    Ok(operations.into_iter().flatten().collect())
+}
+
+/// "write 4 (line 5)": an operation as error messages name it.
+fn describe(operation: &Operation) -> String {
+    let target = describe_event_target(&operation.f, operation.key.as_deref());
+    match operation.location {
+        Some(location) => format!("{target} ({location})"),
+        None => target,
+    }
+}
+
+fn describe_event_target(f: &str, key: Option<&str>) -> String {
+    match key {
+        Some(key) => format!("{f} of key {key:?}"),
+        None => f.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn history(lines: &[&str]) -> History {
+        History::from_jsonl(&lines.join("\n")).unwrap()
+    }
+
+    #[test]
+    fn ok_operations_take_the_completion_value_and_times() {
+        let ops = operations(&history(&[
+            r#"{"index":0,"time":10,"process":1,"type":"invoke","f":"read","value":null}"#,
+            r#"{"index":1,"time":20,"process":2,"type":"invoke","f":"write","value":3}"#,
+            r#"{"index":2,"time":30,"process":1,"type":"ok","f":"read","value":3}"#,
+            r#"{"index":3,"time":40,"process":2,"type":"ok","f":"write"}"#,
+        ]))
+        .unwrap();
+        assert_eq!(ops.len(), 2);
+        assert_eq!(
+            (ops[0].id, ops[0].call, ops[0].return_time),
+            (0, 10, Some(30))
+        );
+        assert_eq!(ops[0].value, json!(3), "a read's value is its result");
+        assert_eq!(
+            ops[1].value,
+            json!(3),
+            "an ok without a value keeps the invocation's"
+        );
+        assert_eq!(ops[1].outcome, Outcome::Ok);
+    }
+
+    #[test]
+    fn info_is_indeterminate_and_its_client_goes_on_under_a_new_process() {
+        let ops = operations(&history(&[
+            r#"{"index":0,"time":1,"process":1,"type":"invoke","f":"write","value":1}"#,
+            r#"{"index":1,"time":2,"process":1,"type":"info","f":"write","value":1,"error":"timeout"}"#,
+            r#"{"index":2,"time":3,"process":4,"type":"invoke","f":"read","value":null}"#,
+            r#"{"index":3,"time":4,"process":4,"type":"ok","f":"read","value":1}"#,
+            r#"{"index":4,"time":5,"process":2,"type":"invoke","f":"write","value":2}"#,
+        ]))
+        .unwrap();
+        assert_eq!(ops.len(), 3);
+        assert_eq!((ops[0].outcome, ops[0].return_time), (Outcome::Info, None));
+        assert_eq!(ops[1].process, Process::Client(4));
+        assert_eq!(ops[1].outcome, Outcome::Ok);
+        assert_eq!(
+            (ops[2].outcome, ops[2].return_time),
+            (Outcome::Info, None),
+            "an invocation without completion is indeterminate"
+        );
+    }
+
+    #[test]
+    fn failed_operations_are_removed_except_cas_mismatches() {
+        let ops = operations(&history(&[
+            r#"{"index":0,"time":1,"process":1,"type":"invoke","f":"write","value":1}"#,
+            r#"{"index":1,"time":2,"process":1,"type":"fail","f":"write","value":1,"error":"no-leader"}"#,
+            r#"{"index":2,"time":3,"process":1,"type":"invoke","f":"cas","value":[1,2]}"#,
+            r#"{"index":3,"time":4,"process":1,"type":"fail","f":"cas","value":[1,2],"error":"cas-mismatch"}"#,
+            r#"{"index":4,"time":5,"process":1,"type":"invoke","f":"cas","value":[2,3]}"#,
+            r#"{"index":5,"time":6,"process":1,"type":"fail","f":"cas","value":[2,3],"error":"connection-refused"}"#,
+            r#"{"index":6,"time":7,"process":"nemesis","type":"info","f":"kill","value":"n1"}"#,
+        ]))
+        .unwrap();
+        assert_eq!(ops.len(), 1);
+        assert_eq!(ops[0].id, 2);
+        assert_eq!(ops[0].outcome, Outcome::CasMismatch);
+        assert_eq!(ops[0].return_time, Some(4));
+        assert_eq!(ops[0].value, json!([1, 2]));
+    }
+
+    #[test]
+    fn inconsistent_pairs_are_errors_naming_the_line() {
+        let error = |lines: &[&str]| operations(&history(lines)).unwrap_err().to_string();
+        assert_eq!(
+            error(&[r#"{"index":0,"time":1,"process":1,"type":"ok","f":"read","value":1}"#]),
+            "line 1: process 1 completes read but has no operation in flight (expected its invocation first)"
+        );
+        assert_eq!(
+            error(&[
+                r#"{"index":0,"time":1,"process":1,"type":"invoke","f":"write","key":"a","value":1}"#,
+                r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"read","key":"a"}"#,
+            ]),
+            "line 2: process 1 invokes read while its write of key \"a\" (line 1) is still pending \
+             (expected a completion first: a process runs one operation at a time)"
+        );
+        assert_eq!(
+            error(&[
+                r#"{"index":0,"time":1,"process":1,"type":"invoke","f":"write","value":1}"#,
+                r#"{"index":1,"time":2,"process":1,"type":"ok","f":"read","value":1}"#,
+            ]),
+            "line 2: this completion of read does not match process 1's pending write (line 1) \
+             (expected the same f and key)"
+        );
+        assert!(
+            error(&[
+                r#"{"index":0,"time":9,"process":1,"type":"invoke","f":"write","value":1}"#,
+                r#"{"index":1,"time":2,"process":1,"type":"ok","f":"write","value":1}"#,
+            ])
+            .starts_with(
+                "line 2: completes at time 2 but its write (line 1) was invoked at time 9"
+            )
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! Property tests of the linearizability checker against independent oracles:
+//! - stateright's `LinearizabilityTester` (a plain recursive search) on small random histories;
+//! - P-compositionality: checking each key alone agrees with checking all keys at once;
+//! - histories generated from a real sequential run are always linearizable.
+
+use faultline_checker::generate::{Workload, cas_register_history};
+use faultline_checker::model::cas_register::{CasOp, CasRegister, CasRet};
+use faultline_checker::{
+    Budget, CheckOptions, Event, EventType, History, ModelKind, Process, Verdict, check_history,
+};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
+
+const SLOTS: usize = 3;
+
+/// How an operation ends.
+#[derive(Clone, Copy, Debug)]
+enum End {
+    /// `ok`; for a cas, whether its comparison succeeded.
+    Ok {
+        cas_matched: bool,
+    },
+    Info,
+    Fail,
+}
+
+/// One operation a client will run: what, on which key, and how it ends.
+#[derive(Clone, Debug)]
+struct Spec {
+    slot: usize,
+    key: &'static str,
+    op: CasOp<Option<i64>>,
+    /// What a read returns, if it completes `ok`.
+    read: Option<i64>,
+    end: End,
+}
+
+fn value() -> impl Strategy<Value = Option<i64>> {
+    prop_oneof![Just(None), (0i64..3).prop_map(Some)]
+}
+
+fn spec(keys: &'static [&'static str]) -> impl Strategy<Value = Spec> {
+    let op = prop_oneof![
+        Just(CasOp::Read),
+        (0i64..3).prop_map(|v| CasOp::Write(Some(v))),
+        (value(), 0i64..3).prop_map(|(from, to)| CasOp::Cas { from, to: Some(to) }),
+    ];
+    let end = prop_oneof![
+        6 => any::<bool>().prop_map(|cas_matched| End::Ok { cas_matched }),
+        2 => Just(End::Info),
+        1 => Just(End::Fail),
+    ];
+    (0..SLOTS, prop::sample::select(keys), op, value(), end).prop_map(
+        |(slot, key, op, read, end)| Spec {
+            slot,
+            key,
+            op,
+            read,
+            end,
+        },
+    )
+}
+
+/// A random small history: up to 8 operations of 3 clients, interleaved by `schedule` (each
+/// entry moves one client on: invoke its next operation or complete the current one).
+fn small_history(keys: &'static [&'static str]) -> impl Strategy<Value = Vec<Step>> {
+    (
+        prop::collection::vec(spec(keys), 1..=8),
+        prop::collection::vec(0..SLOTS, 0..24),
+    )
+        .prop_map(|(specs, schedule)| interleave(&specs, &schedule))
+}
+
+/// One event of a small history.
+#[derive(Clone, Debug)]
+struct Step {
+    process: u64,
+    spec: Spec,
+    kind: EventType,
+}
+
+fn interleave(specs: &[Spec], schedule: &[usize]) -> Vec<Step> {
+    let mut queues: Vec<Vec<&Spec>> = vec![Vec::new(); SLOTS];
+    for spec in specs.iter().rev() {
+        queues[spec.slot].push(spec);
+    }
+    let mut process: Vec<u64> = (0..SLOTS as u64).collect();
+    let mut running: Vec<Option<&Spec>> = vec![None; SLOTS];
+    let mut steps = Vec::new();
+    for &slot in schedule {
+        if let Some(spec) = running[slot].take() {
+            let kind = match spec.end {
+                End::Ok { .. } => EventType::Ok,
+                End::Info => EventType::Info,
+                End::Fail => EventType::Fail,
+            };
+            steps.push(Step {
+                process: process[slot],
+                spec: spec.clone(),
+                kind,
+            });
+            if kind == EventType::Info {
+                process[slot] += SLOTS as u64;
+            }
+        } else if let Some(spec) = queues[slot].pop() {
+            running[slot] = Some(spec);
+            steps.push(Step {
+                process: process[slot],
+                spec: spec.clone(),
+                kind: EventType::Invoke,
+            });
+        }
+    }
+    // An operation still running at the end has no completion: it is indeterminate.
+    for (slot, running) in running.iter().enumerate() {
+        if running.is_some() {
+            let invoke = steps
+                .iter_mut()
+                .rev()
+                .find(|step| step.process == process[slot])
+                .expect("a running operation was invoked");
+            invoke.spec.end = End::Info;
+        }
+    }
+    steps
+}
+
+fn json_value(value: Option<i64>) -> Value {
+    value.map_or(Value::Null, Value::from)
+}
+
+/// The steps as a Faultline history.
+fn history(steps: &[Step]) -> History {
+    let events = steps
+        .iter()
+        .zip(0..)
+        .map(|(step, index)| {
+            let spec = &step.spec;
+            let (f, argument) = match &spec.op {
+                CasOp::Read => ("read", Value::Null),
+                CasOp::Write(v) => ("write", json_value(*v)),
+                CasOp::Cas { from, to } => ("cas", json!([json_value(*from), json_value(*to)])),
+            };
+            let value = match (step.kind, &spec.op) {
+                (EventType::Ok, CasOp::Read) => json_value(spec.read),
+                _ => argument,
+            };
+            let error = match (step.kind, spec.end) {
+                (EventType::Fail, End::Ok { .. }) => Some("cas-mismatch"),
+                (EventType::Fail, _) => Some("unavailable"),
+                (EventType::Info, _) => Some("timeout"),
+                _ => None,
+            };
+            Event {
+                index,
+                time: index,
+                process: Process::Client(step.process),
+                kind: step.kind,
+                f: f.to_string(),
+                key: Some(spec.key.to_string()),
+                value,
+                error: error.map(str::to_string),
+                node: None,
+            }
+        })
+        .collect();
+    History::new(events)
+}
+
+/// A cas that completes `ok` but did not match is recorded as a failed cas-mismatch.
+fn fix_cas_mismatches(mut steps: Vec<Step>) -> Vec<Step> {
+    for step in &mut steps {
+        let is_mismatch = matches!(
+            (&step.spec.op, step.spec.end),
+            (CasOp::Cas { .. }, End::Ok { cas_matched: false })
+        );
+        if is_mismatch && step.kind == EventType::Ok {
+            step.kind = EventType::Fail;
+        }
+    }
+    steps
+}
+
+/// stateright's verdict on the steps of one key.
+fn oracle(steps: &[Step]) -> bool {
+    let mut tester = LinearizabilityTester::new(CasRegister { value: None });
+    for step in steps {
+        let spec = &step.spec;
+        let ret = match (step.kind, &spec.op, spec.end) {
+            // A plain fail did not happen: the operation is not in the history at all.
+            (_, _, End::Fail) => continue,
+            (EventType::Invoke, op, _) => {
+                tester.on_invoke(step.process, op.clone()).unwrap();
+                continue;
+            }
+            // Indeterminate: stays in flight.
+            (EventType::Info, ..) => continue,
+            (_, CasOp::Read, _) => CasRet::ReadOk(spec.read),
+            (_, CasOp::Write(_), _) => CasRet::WriteOk,
+            (_, CasOp::Cas { .. }, End::Ok { cas_matched: true }) => CasRet::CasOk,
+            (_, CasOp::Cas { .. }, _) => CasRet::CasMismatch,
+        };
+        tester.on_return(step.process, ret).unwrap();
+    }
+    tester.is_consistent()
+}
+
+fn unlimited() -> CheckOptions {
+    CheckOptions {
+        budget: Budget {
+            timeout: None,
+            after_invalid: None,
+            memory: None,
+        },
+        ..CheckOptions::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    #[test]
+    fn verdicts_agree_with_staterights_linearizability_tester(
+        steps in small_history(&["k"]).prop_map(fix_cas_mismatches)
+    ) {
+        let ours = check_history(&history(&steps), ModelKind::CasRegister, &unlimited()).unwrap();
+        let expected = if oracle(&steps) { Verdict::Valid } else { Verdict::Invalid };
+        prop_assert_eq!(ours.valid, expected);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn checking_keys_apart_or_together_gives_the_same_verdict(
+        steps in small_history(&["a", "b"]).prop_map(fix_cas_mismatches)
+    ) {
+        let history = history(&steps);
+        let apart = check_history(&history, ModelKind::CasRegister, &unlimited()).unwrap();
+        let whole = CheckOptions { whole: true, ..unlimited() };
+        let together = check_history(&history, ModelKind::CasRegister, &whole).unwrap();
+        prop_assert_eq!(apart.valid, together.valid);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn histories_from_a_sequential_run_are_linearizable(
+        seed in any::<u64>(),
+        operations in 1usize..400,
+        keys in 1usize..4,
+        processes in 1usize..8,
+        info_rate in 0.0f64..0.3,
+        fail_rate in 0.0f64..0.2,
+        values in 1u64..6,
+        stretch in 0u64..300,
+    ) {
+        let workload = Workload { operations, keys, processes, info_rate, fail_rate, values, stretch, seed };
+        let history = cas_register_history(&workload);
+        let options = CheckOptions {
+            budget: Budget { after_invalid: None, ..Budget::default() },
+            ..CheckOptions::default()
+        };
+        let result = check_history(&history, ModelKind::CasRegister, &options).unwrap();
+        prop_assert_eq!(result.valid, Verdict::Valid, "{:?}", result.counterexamples);
+    }
+}

@@ -1,0 +1,196 @@
+//! A checked file as text for a person: one line with the verdict; then, unless it is valid,
+//! which keys are not, each invalid key's counterexample, and any lost writes.
+
+use std::fmt::Write;
+
+use faultline_checker::{
+    CheckResult, Counterexample, KeyLostWrites, LostWritesResult, Operation, Stop, Verdict,
+};
+
+use super::FileReport;
+
+/// Counterexamples shown in full; the rest are only named.
+const COUNTEREXAMPLES_SHOWN: usize = 3;
+/// Operations shown from the end of a long prefix.
+const PREFIX_SHOWN: usize = 8;
+
+/// The report on one file.
+pub fn render(report: &FileReport) -> String {
+    let result = &report.linearizability;
+    let mut out = format!(
+        "{}: {} ({}, {} operations, {}, {:.2} s)\n",
+        report.file.display(),
+        shout(report.valid),
+        result.model,
+        result.operations,
+        plural(result.keys.len(), "key"),
+        result.seconds,
+    );
+    if result.valid != Verdict::Valid {
+        keys(&mut out, result);
+    }
+    if let Some(lost_writes) = &report.lost_writes {
+        lost(&mut out, lost_writes);
+    }
+    out
+}
+
+/// Invalid verdicts stand out.
+fn shout(verdict: Verdict) -> String {
+    match verdict {
+        Verdict::Valid => "valid".into(),
+        other => other.name().to_uppercase(),
+    }
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    match count {
+        1 => format!("1 {noun}"),
+        _ => format!("{count} {noun}s"),
+    }
+}
+
+fn key_name(key: &Option<String>) -> String {
+    match key {
+        Some(key) => format!("key {key:?}"),
+        None => "the history".into(),
+    }
+}
+
+fn keys(out: &mut String, result: &CheckResult) {
+    let count = |verdict| {
+        result
+            .keys
+            .iter()
+            .filter(|key| key.valid == verdict)
+            .count()
+    };
+    let _ = writeln!(
+        out,
+        "  keys: {} valid, {} invalid, {} unknown",
+        count(Verdict::Valid),
+        count(Verdict::Invalid),
+        count(Verdict::Unknown),
+    );
+    if !result.undecided.is_empty() {
+        let names: Vec<String> = result.undecided.iter().map(key_name).collect();
+        let why = match result.stopped {
+            Some(Stop::MemoryLimit) => "undecided when the memory limit was reached",
+            Some(Stop::AfterInvalid) => "left undecided once another key was found invalid",
+            Some(Stop::Timeout) | None => "undecided within the time budget",
+        };
+        let _ = writeln!(out, "  {why}: {}", names.join(", "));
+    }
+    for example in result.counterexamples.iter().take(COUNTEREXAMPLES_SHOWN) {
+        counterexample(out, example);
+    }
+    if let Some(more) = result.counterexamples.get(COUNTEREXAMPLES_SHOWN..) {
+        if !more.is_empty() {
+            let names: Vec<String> = more.iter().map(|example| key_name(&example.key)).collect();
+            let _ = writeln!(
+                out,
+                "  also not linearizable (see --json for why): {}",
+                names.join(", ")
+            );
+        }
+    }
+}
+
+fn counterexample(out: &mut String, example: &Counterexample) {
+    let find = |id: u64| example.operations.iter().find(|op| op.id == id);
+    let _ = writeln!(out, "  {} is not linearizable.", key_name(&example.key));
+    let prefix = &example.prefix;
+    if prefix.is_empty() {
+        let _ = writeln!(
+            out,
+            "    No operation can come first; the state is {} at the start, and:",
+            example.state
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "    The longest linearizable prefix found has {}:",
+            plural(prefix.len(), "operation")
+        );
+        let hidden = prefix.len().saturating_sub(PREFIX_SHOWN);
+        if hidden > 0 {
+            let _ = writeln!(
+                out,
+                "      ... {} before these",
+                plural(hidden, "operation")
+            );
+        }
+        for op in prefix[hidden..].iter().filter_map(|&id| find(id)) {
+            let _ = writeln!(out, "      {}", operation(op));
+        }
+        let _ = writeln!(
+            out,
+            "    after which the state is {}, and none of the operations that may come next fits:",
+            example.state
+        );
+    }
+    for rejection in &example.rejected {
+        if let Some(op) = find(rejection.id) {
+            let _ = writeln!(out, "      {}  <- {}", operation(op), rejection.reason);
+        }
+    }
+}
+
+/// `#12 process 3 write 4 [1200345 .. 1790021]`; an indeterminate end is `?`.
+fn operation(op: &Operation) -> String {
+    let end = op
+        .return_time
+        .map_or("?".to_string(), |time| time.to_string());
+    let what = format!("{} {}", op.f, op.value);
+    format!(
+        "#{:<6} process {:<4} {what:<24} [{} .. {end}]",
+        op.id, op.process, op.call
+    )
+}
+
+fn lost(out: &mut String, result: &LostWritesResult) {
+    let _ = writeln!(
+        out,
+        "  lost writes: {}: {} lost, {} unexpected, {} recovered ({} acknowledged of {} attempted)",
+        result.valid,
+        result.lost,
+        result.unexpected,
+        result.recovered,
+        result.acknowledged,
+        result.attempted,
+    );
+    for key in &result.keys {
+        key_lost(out, key);
+    }
+}
+
+fn key_lost(out: &mut String, key: &KeyLostWrites) {
+    if key.final_read.is_none() && key.attempted > 0 {
+        let _ = writeln!(
+            out,
+            "    {}: no final read, so its {} could not be judged",
+            key_name(&key.key),
+            plural(key.attempted, "element")
+        );
+        return;
+    }
+    let list = |elements: &[faultline_checker::Element]| {
+        elements
+            .iter()
+            .map(|element| {
+                let ops: Vec<String> = element.ops.iter().map(|id| format!("#{id}")).collect();
+                format!("{} ({})", element.value, ops.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (what, elements) in [
+        ("lost", &key.lost),
+        ("unexpected", &key.unexpected),
+        ("recovered", &key.recovered),
+    ] {
+        if !elements.is_empty() {
+            let _ = writeln!(out, "    {} {what}: {}", key_name(&key.key), list(elements));
+        }
+    }
+}

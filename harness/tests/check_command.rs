@@ -1,0 +1,206 @@
+//! `faultline check` as a user runs it: verdicts, exit codes, text and JSON output, errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+fn porcupine(file: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/testdata/porcupine")
+        .join(file);
+    assert!(
+        path.is_file(),
+        "the Porcupine test data is missing: expected {} (the shared directory sits beside the checkout)",
+        path.display()
+    );
+    path
+}
+
+fn faultline(args: &[&str], files: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("check")
+        .args(args)
+        .args(files)
+        .output()
+        .expect("faultline runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Writes events (without index and time, which are their positions) as a JSON Lines file.
+fn history(dir: &Path, name: &str, events: &[Value]) -> PathBuf {
+    let lines: Vec<String> = events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| {
+            let mut event = event.clone();
+            event["index"] = json!(i);
+            event["time"] = json!(i);
+            event.to_string()
+        })
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    path
+}
+
+#[test]
+fn each_file_gets_a_line_and_the_worst_verdict_sets_the_exit_code() {
+    let valid = porcupine("jepsen/etcd_002.log");
+    let invalid = porcupine("jepsen/etcd_000.log");
+    let output = faultline(&[], &[&valid, &invalid]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stdout(&output);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.ends_with(" s)")
+            && first.contains("etcd_002.log: valid (cas-register, 77 operations, 1 key"),
+        "{first}"
+    );
+    assert!(
+        text.contains("etcd_000.log: INVALID (cas-register"),
+        "{text}"
+    );
+    assert!(
+        text.contains("The longest linearizable prefix found has"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<- read returned 2 but the value was 0"),
+        "{text}"
+    );
+
+    let output = faultline(&[], &[&valid]);
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn json_output_is_the_check_result_with_the_file() {
+    let invalid = porcupine("kv/c10-bad.txt");
+    let output = faultline(&["--json", "--model", "kv"], &[&invalid]);
+    assert_eq!(output.status.code(), Some(1));
+    let result: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(result["file"], json!(invalid.display().to_string()));
+    assert_eq!(result["format"], json!("edn"));
+    assert_eq!(result["valid"], json!(false));
+    assert_eq!(result["model"], json!("kv"));
+    assert_eq!(result["keys"].as_array().unwrap().len(), 10);
+    let example = &result["counterexamples"][0];
+    assert_eq!(example["key"], json!("0"));
+    assert!(
+        example["prefix"]
+            .as_array()
+            .is_some_and(|prefix| !prefix.is_empty())
+    );
+    assert!(
+        example["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("get returned")
+    );
+}
+
+#[test]
+fn a_spent_time_budget_gives_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    // 20 concurrent writes and a read of a value nobody wrote: deciding it takes long.
+    let mut events: Vec<Value> = (0..20)
+        .map(|p| json!({"process": p, "type": "invoke", "f": "write", "value": p}))
+        .collect();
+    events.push(json!({"process": 99, "type": "invoke", "f": "read", "value": null}));
+    events.push(json!({"process": 99, "type": "ok", "f": "read", "value": -1}));
+    events.extend((0..20).map(|p| json!({"process": p, "type": "ok", "f": "write", "value": p})));
+    let path = history(dir.path(), "slow.jsonl", &events);
+    let output = faultline(&["--timeout", "0s"], &[&path]);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    assert!(stdout(&output).contains("UNKNOWN"));
+    assert!(stdout(&output).contains("undecided within the time budget: the history"));
+}
+
+#[test]
+fn bad_input_is_an_error_naming_file_line_and_expectation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &path,
+        "{\"index\":0,\"time\":0,\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n{\"index\":1,\"time\":1,\"process\":1,\"type\":\"done\",\"f\":\"read\"}\n",
+    )
+    .unwrap();
+    let valid = porcupine("jepsen/etcd_002.log");
+    let output = faultline(&[], &[&path, &valid]);
+    assert_eq!(output.status.code(), Some(3));
+    let error = stderr(&output);
+    assert!(
+        error.starts_with(&format!("{}: error: line 2: ", path.display())),
+        "{error}"
+    );
+    assert!(
+        error.contains("expected one of `invoke`, `ok`, `fail`, `info`"),
+        "{error}"
+    );
+    assert!(
+        stdout(&output).contains("etcd_002.log: valid"),
+        "later files are still checked"
+    );
+
+    let output = faultline(&["--model", "queue"], &[&valid]);
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "a bad command line is an error too"
+    );
+}
+
+#[test]
+fn list_append_histories_are_checked_for_lost_writes_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = history(
+        dir.path(),
+        "append.jsonl",
+        &[
+            json!({"process": 0, "type": "invoke", "f": "append", "key": "s", "value": 1}),
+            json!({"process": 0, "type": "ok", "f": "append", "key": "s", "value": 1}),
+            json!({"process": 0, "type": "invoke", "f": "append", "key": "s", "value": 2}),
+            json!({"process": 0, "type": "ok", "f": "append", "key": "s", "value": 2}),
+            json!({"process": 1, "type": "invoke", "f": "read", "key": "s", "value": null}),
+            json!({"process": 1, "type": "ok", "f": "read", "key": "s", "value": [1]}),
+        ],
+    );
+    let output = faultline(&[], &[&path]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(
+        text.contains("list-append"),
+        "the model is inferred: {text}"
+    );
+    assert!(
+        text.contains("lost writes: invalid: 1 lost, 0 unexpected"),
+        "{text}"
+    );
+    assert!(text.contains("key \"s\" lost: 2 (#2)"), "{text}");
+}
+
+#[test]
+fn the_initial_value_can_be_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = history(
+        dir.path(),
+        "read.jsonl",
+        &[
+            json!({"process": 0, "type": "invoke", "f": "read", "value": null}),
+            json!({"process": 0, "type": "ok", "f": "read", "value": 5}),
+        ],
+    );
+    assert_eq!(faultline(&[], &[&path]).status.code(), Some(1));
+    assert_eq!(
+        faultline(&["--initial", "5"], &[&path]).status.code(),
+        Some(0)
+    );
+}
