@@ -85,7 +85,7 @@ impl Deadline {
         }
         let look = self.looks.fetch_add(1, Ordering::Relaxed);
         let over_memory = self.memory.is_some_and(|memory| {
-            look % Self::LOOKS_BETWEEN_MEMORY_CHECKS == 0
+            look.is_multiple_of(Self::LOOKS_BETWEEN_MEMORY_CHECKS)
                 && resident_memory().is_some_and(|resident| resident > memory)
         });
         if over_memory {

@@ -114,10 +114,9 @@ async fn receive(
     if let (Some(from), Some(addr)) = (
         messages.first().map(|m| m.from),
         headers.get(CLIENT_ADDR_HEADER),
-    ) {
-        if let Ok(addr) = addr.to_str() {
-            state.directory.learn(from, addr.to_string());
-        }
+    ) && let Ok(addr) = addr.to_str()
+    {
+        state.directory.learn(from, addr.to_string());
     }
     match state.inputs.send(Input::Peer(messages)) {
         Ok(()) => (StatusCode::NO_CONTENT, String::new()),

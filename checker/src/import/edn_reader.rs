@@ -241,7 +241,7 @@ impl<'a> Reader<'a> {
     }
 
     fn map(&self, items: Vec<Edn>, start: usize) -> Result<Edn, SyntaxError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(SyntaxError {
                 line: start,
                 message: "expected a value for every key of the map that starts here".into(),

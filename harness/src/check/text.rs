@@ -84,15 +84,15 @@ fn keys(out: &mut String, result: &CheckResult) {
     for example in result.counterexamples.iter().take(COUNTEREXAMPLES_SHOWN) {
         counterexample(out, example);
     }
-    if let Some(more) = result.counterexamples.get(COUNTEREXAMPLES_SHOWN..) {
-        if !more.is_empty() {
-            let names: Vec<String> = more.iter().map(|example| key_name(&example.key)).collect();
-            let _ = writeln!(
-                out,
-                "  also not linearizable (see --json for why): {}",
-                names.join(", ")
-            );
-        }
+    if let Some(more) = result.counterexamples.get(COUNTEREXAMPLES_SHOWN..)
+        && !more.is_empty()
+    {
+        let names: Vec<String> = more.iter().map(|example| key_name(&example.key)).collect();
+        let _ = writeln!(
+            out,
+            "  also not linearizable (see --json for why): {}",
+            names.join(", ")
+        );
     }
 }
 

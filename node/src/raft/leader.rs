@@ -207,10 +207,10 @@ impl Raft {
 
     /// The transport failed to deliver to `peer`: probe it rather than pipeline.
     pub fn report_unreachable(&mut self, peer: NodeId) {
-        if self.role == Role::Leader {
-            if let Some(progress) = self.progress_mut(peer) {
-                progress.unreachable();
-            }
+        if self.role == Role::Leader
+            && let Some(progress) = self.progress_mut(peer)
+        {
+            progress.unreachable();
         }
     }
 }

@@ -162,10 +162,10 @@ impl Cluster {
                 return;
             }
             for msg in in_flight {
-                if !self.cut.contains(&(msg.from, msg.to)) {
-                    if let Some(raft) = self.nodes.get_mut(&msg.to) {
-                        raft.step(msg);
-                    }
+                if !self.cut.contains(&(msg.from, msg.to))
+                    && let Some(raft) = self.nodes.get_mut(&msg.to)
+                {
+                    raft.step(msg);
                 }
             }
         }

@@ -222,10 +222,10 @@ impl TestCluster {
     pub fn wait_for_applied(&self, i: usize, index: u64, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = self.status(i) {
-                if status["applied"].as_u64().unwrap_or(0) >= index {
-                    return status;
-                }
+            if let Some(status) = self.status(i)
+                && status["applied"].as_u64().unwrap_or(0) >= index
+            {
+                return status;
             }
             if Instant::now() > deadline {
                 panic!(
@@ -320,13 +320,13 @@ impl Drop for TestCluster {
         for i in 0..self.nodes.len() {
             self.kill(i);
         }
-        if std::thread::panicking() {
-            if let Some(dir) = self.dir.take() {
-                eprintln!(
-                    "test failed; node data and logs kept in {}",
-                    dir.keep().display()
-                );
-            }
+        if std::thread::panicking()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!(
+                "test failed; node data and logs kept in {}",
+                dir.keep().display()
+            );
         }
     }
 }

@@ -157,11 +157,11 @@ impl Simulation {
         let healed_at = self.now;
         while self.now < healed_at + self.scenario.recovery_ticks {
             self.tick()?;
-            if let Some(index) = self.clients.watched_write {
-                if self.shells.iter().all(|shell| shell.state.applied >= index) {
-                    self.stats.recovery_ticks = self.now - healed_at;
-                    return Ok(self.finish());
-                }
+            if let Some(index) = self.clients.watched_write
+                && self.shells.iter().all(|shell| shell.state.applied >= index)
+            {
+                self.stats.recovery_ticks = self.now - healed_at;
+                return Ok(self.finish());
             }
         }
         let statuses: Vec<String> = self
