@@ -1,4 +1,4 @@
-//! Checks each group of Porcupine's test histories (`../shared/testdata/porcupine`) several
+//! Checks each group of Porcupine's test histories (`checker/testdata/porcupine`) several
 //! times and prints the median wall time per group beside Porcupine's own time on this machine
 //! (from the README there). Parsing is timed apart: Porcupine's figures are for checking.
 //!
@@ -21,7 +21,7 @@ struct Group {
 }
 
 fn main() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/porcupine");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/porcupine");
     let expected = std::fs::read_to_string(dir.join("EXPECTED.tsv")).unwrap_or_else(|error| {
         panic!(
             "the Porcupine test data is missing: cannot read {}: {error}",

@@ -1,15 +1,16 @@
-//! Every history in `../shared/testdata/porcupine/EXPECTED.tsv` (real Jepsen etcd logs and
-//! Porcupine's key-value histories) gets the verdict Porcupine's own tests assert.
+//! Every history in `checker/testdata/porcupine/EXPECTED.tsv` (real Jepsen etcd logs and
+//! Porcupine's key-value histories, copied from `../shared/testdata`) gets the verdict
+//! Porcupine's own tests assert.
 
 use std::path::PathBuf;
 
 use faultline_checker::{CheckOptions, ModelKind, Verdict, check_history, read_history};
 
 fn testdata() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/porcupine");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/porcupine");
     assert!(
         dir.join("EXPECTED.tsv").is_file(),
-        "the Porcupine test data is missing: expected {} (the shared directory sits beside the checkout)",
+        "the Porcupine test data is missing: expected {}",
         dir.display()
     );
     dir

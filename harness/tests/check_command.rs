@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 
 fn porcupine(file: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/testdata/porcupine")
+        .join("../checker/testdata/porcupine")
         .join(file);
     assert!(
         path.is_file(),
-        "the Porcupine test data is missing: expected {} (the shared directory sits beside the checkout)",
+        "the Porcupine test data is missing: expected {}",
         path.display()
     );
     path
