@@ -1,7 +1,16 @@
 //! `faultline-node`: a Raft key-value store, the system under test that Faultline ships.
 //!
-//! The crate is a pure Raft core ([`raft`]) inside an I/O shell: durable storage
-//! ([`storage`]), peer transport, the key-value state machine and the client HTTP API.
+//! A pure Raft core ([`raft`]) inside an I/O shell: durable storage ([`storage`]), the Raft
+//! loop that drives the core ([`driver`]), peer transport ([`transport`]), the key-value
+//! state machine ([`kv`]), the client HTTP API ([`api`]), and start-up ([`server`]).
 
+pub mod api;
+pub mod bugs;
+pub mod config;
+pub mod driver;
+pub mod kv;
+pub mod metrics;
 pub mod raft;
+pub mod server;
 pub mod storage;
+pub mod transport;

@@ -1,5 +1,42 @@
-//! The Raft consensus core: a deterministic state machine with no I/O, no clock and no async.
+//! The Raft consensus core: a deterministic state machine with no I/O, no clock and no
+//! async, in the shape of etcd's `raft` and TiKV's `raft-rs`.
+//!
+//! The shell feeds it ticks ([`Raft::tick`]), peer messages ([`Raft::step`]), proposals
+//! ([`Raft::propose`]) and reads ([`Raft::read_index`]), then drains its output:
+//!
+//! ```text
+//! while raft.has_ready() {
+//!     let rd = raft.ready();
+//!     persist rd.snapshot, rd.entries, rd.hard_state; fsync
+//!     send rd.messages
+//!     apply rd.committed_entries; answer rd.read_states once applied >= their index
+//!     raft.advance();
+//! }
+//! ```
+//!
+//! Files: `node.rs` (the node, term rules, roles, API), `election.rs`, `leader.rs` and
+//! `follower.rs` (the two sides of replication), `progress.rs` (per-follower flow control),
+//! `read_index.rs`, `log.rs`, `ready.rs`, `config.rs`, `error.rs`, `types.rs` (wire and
+//! storage data). Test-only: `testing.rs` (helpers), `arbitrary_messages.rs` (robustness).
 
+#[cfg(test)]
+mod arbitrary_messages;
+mod config;
+mod election;
+mod error;
+mod follower;
+mod leader;
+mod log;
+mod node;
+mod progress;
+mod read_index;
+mod ready;
+#[cfg(test)]
+mod testing;
 pub mod types;
 
+pub use config::Config;
+pub use error::{NotLeader, RaftError};
+pub use node::{Raft, Role, Status};
+pub use ready::{ReadState, Ready, SoftState};
 pub use types::*;

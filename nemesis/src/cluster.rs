@@ -1,0 +1,35 @@
+//! The cluster as the nemesis sees it: named nodes it can kill, restart,
+//! pause and resume, and ask for the leader. The harness implements it.
+
+use std::future::Future;
+
+/// A node's name, as the harness and the history spell it: `"n1"`, `"n2"`, ...
+pub type NodeName = String;
+
+/// What the nemesis needs from the cluster under test.
+///
+/// The harness implements this over its node processes; tests use an
+/// in-memory fake. Methods may be written as `async fn` in the impl as long
+/// as their futures are `Send` (the nemesis may run on its own tokio task).
+/// Each method should return promptly: a paused or partitioned cluster must
+/// not hang the nemesis, so `leader` should use a short timeout per node.
+pub trait Cluster: Send + Sync {
+    /// Every node's name, in a stable order (the seeded schedule draws from it).
+    fn nodes(&self) -> Vec<NodeName>;
+
+    /// SIGKILLs the node's process and reaps it.
+    fn kill(&self, node: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Starts a killed node again on the same data dir and addresses.
+    fn restart(&self, node: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// SIGSTOPs the node's process.
+    fn pause(&self, node: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// SIGCONTs a paused node's process.
+    fn resume(&self, node: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// The node the cluster currently reports as leader (from the nodes'
+    /// `/status`), or `None` when no leader is known.
+    fn leader(&self) -> impl Future<Output = Option<NodeName>> + Send;
+}

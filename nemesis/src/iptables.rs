@@ -1,0 +1,451 @@
+//! The iptables partition backend: one `DROP` rule per cut directed link, in a
+//! chain of Faultline's own hooked into `INPUT`.
+//!
+//! Nodes connect to each other from their own loopback addresses, so the
+//! rule `-s FROM_IP -d TO_IP -j DROP` cuts exactly the link `FROM -> TO`,
+//! while the harness's client traffic (from 127.0.0.1) is never touched.
+//! Each partitioner owns a chain named `FAULTLINE-<pid>-<n>`, so concurrent
+//! runs, and concurrent partitioners in one process, never touch each other's
+//! rules, and a crashed run's chains can be found by their dead pid.
+//!
+//! Teardown unhooks and deletes the chain. It runs on [`Partitioner::teardown`]
+//! and, as a last resort, when the partitioner is dropped; a run that was
+//! SIGKILLed leaves its chain for [`remove_leftover_chains`] to delete.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::{ExitStatus, Output};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use crate::cluster::NodeName;
+use crate::grudge::Link;
+use crate::partition::{PartitionError, Partitioner};
+
+/// Every Faultline chain's name starts with this.
+pub const CHAIN_PREFIX: &str = "FAULTLINE-";
+
+/// Numbers the chains of one process.
+static NEXT_CHAIN: AtomicU32 = AtomicU32::new(0);
+
+/// iptables could not be run, or refused a command.
+#[derive(Debug, thiserror::Error)]
+pub enum IptablesError {
+    /// The binary could not be started (usually: not installed).
+    #[error(
+        "cannot run `iptables` ({source}); install it (apt-get install -y iptables) \
+         or use --partition-backend proxy"
+    )]
+    Spawn {
+        /// Why it could not be started.
+        #[source]
+        source: io::Error,
+    },
+    /// A command exited with an error.
+    #[error("`iptables {command}` failed ({status}): {stderr}{hint}", hint = hint(stderr))]
+    Failed {
+        /// The arguments, space-separated.
+        command: String,
+        /// How it exited.
+        status: ExitStatus,
+        /// What it printed on stderr, trimmed.
+        stderr: String,
+    },
+}
+
+/// Turns iptables' complaint about privileges into advice.
+fn hint(stderr: &str) -> &'static str {
+    if stderr.contains("Permission denied") || stderr.contains("must be root") {
+        "; partitioning with iptables needs root: run as root or use --partition-backend proxy"
+    } else {
+        ""
+    }
+}
+
+/// Cuts links with iptables rules in a chain of its own.
+#[derive(Debug)]
+pub struct IptablesPartitioner {
+    chain: String,
+    node_ips: BTreeMap<NodeName, IpAddr>,
+    torn_down: AtomicBool,
+}
+
+impl IptablesPartitioner {
+    /// Creates a fresh chain, hooks it into `INPUT`, and returns a
+    /// partitioner for nodes at `node_ips`. Fails with a clear reason when
+    /// iptables is missing or this process is not root.
+    pub async fn create(node_ips: BTreeMap<NodeName, IpAddr>) -> Result<Self, IptablesError> {
+        let chain = format!(
+            "{CHAIN_PREFIX}{}-{}",
+            std::process::id(),
+            NEXT_CHAIN.fetch_add(1, Ordering::Relaxed)
+        );
+        run(&["-N", &chain]).await?;
+        // First in INPUT, so that no ACCEPT rule of the host's lets packets past it.
+        if let Err(error) = run(&["-I", "INPUT", "1", "-j", &chain]).await {
+            if let Err(cleanup) = run(&["-X", &chain]).await {
+                tracing::warn!(%chain, %cleanup, "could not delete an unhooked chain");
+            }
+            return Err(error);
+        }
+        Ok(IptablesPartitioner {
+            chain,
+            node_ips,
+            torn_down: AtomicBool::new(false),
+        })
+    }
+
+    /// The chain's name, `FAULTLINE-<pid>-<n>`.
+    pub fn chain(&self) -> &str {
+        &self.chain
+    }
+
+    fn ip(&self, node: &str) -> Result<IpAddr, PartitionError> {
+        self.node_ips
+            .get(node)
+            .copied()
+            .ok_or_else(|| PartitionError::UnknownNode(node.to_owned()))
+    }
+}
+
+impl Partitioner for IptablesPartitioner {
+    async fn cut(&self, links: &[Link]) -> Result<(), PartitionError> {
+        let rules = links
+            .iter()
+            .filter(|link| link.from != link.to)
+            .map(|link| {
+                Ok((
+                    self.ip(&link.from)?.to_string(),
+                    self.ip(&link.to)?.to_string(),
+                ))
+            })
+            .collect::<Result<Vec<_>, PartitionError>>()?;
+        for (from, to) in rules {
+            run(&["-A", &self.chain, "-s", &from, "-d", &to, "-j", "DROP"]).await?;
+        }
+        Ok(())
+    }
+
+    async fn heal(&self) -> Result<(), PartitionError> {
+        run(&["-F", &self.chain]).await?;
+        Ok(())
+    }
+
+    async fn teardown(&self) -> Result<(), PartitionError> {
+        if self.torn_down.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut first_error = None;
+        for args in removal(&self.chain) {
+            if let Err(error) = run(&args).await {
+                first_error.get_or_insert(error);
+            }
+        }
+        match first_error {
+            Some(error) => Err(error.into()),
+            None => {
+                self.torn_down.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The last resort: a partitioner dropped without teardown (an early return,
+/// a panic) still removes its chain.
+impl Drop for IptablesPartitioner {
+    fn drop(&mut self) {
+        if self.torn_down.load(Ordering::SeqCst) {
+            return;
+        }
+        for args in removal(&self.chain) {
+            if let Err(error) = run_blocking(&args) {
+                tracing::warn!(chain = %self.chain, %error, "iptables teardown step failed");
+            }
+        }
+    }
+}
+
+/// Deletes the Faultline chains of processes that no longer exist (a run
+/// that was SIGKILLed cannot tear down), and returns their names. Chains of
+/// live processes, this one included, are left alone. Fails like any
+/// iptables command where iptables does not work (not root, not installed);
+/// a run that does not partition with iptables can ignore that.
+pub async fn remove_leftover_chains() -> Result<Vec<String>, IptablesError> {
+    let rules = run(&["-S"]).await?;
+    let mut removed = Vec::new();
+    for chain in leftover_chains(&rules) {
+        let hook = format!("-A INPUT -j {chain}");
+        for _ in rules.lines().filter(|line| *line == hook) {
+            run(&["-D", "INPUT", "-j", chain]).await?;
+        }
+        run(&["-F", chain]).await?;
+        run(&["-X", chain]).await?;
+        removed.push(chain.to_owned());
+    }
+    Ok(removed)
+}
+
+/// The Faultline chains in `iptables -S` output whose process is gone.
+fn leftover_chains(rules: &str) -> Vec<&str> {
+    rules
+        .lines()
+        .filter_map(|line| line.strip_prefix("-N "))
+        .filter(|chain| {
+            let Some(owner) = chain
+                .strip_prefix(CHAIN_PREFIX)
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok())
+            else {
+                return false;
+            };
+            owner != std::process::id() && !Path::new(&format!("/proc/{owner}")).exists()
+        })
+        .collect()
+}
+
+/// Unhook, flush, delete: the teardown steps, each tried even if one fails.
+fn removal(chain: &str) -> [Vec<&str>; 3] {
+    [
+        vec!["-D", "INPUT", "-j", chain],
+        vec!["-F", chain],
+        vec!["-X", chain],
+    ]
+}
+
+async fn run(args: &[&str]) -> Result<String, IptablesError> {
+    let output = tokio::process::Command::new("iptables")
+        .arg("-w")
+        .args(args)
+        .output()
+        .await
+        .map_err(|source| IptablesError::Spawn { source })?;
+    checked(args, output)
+}
+
+fn run_blocking(args: &[&str]) -> Result<String, IptablesError> {
+    let output = std::process::Command::new("iptables")
+        .arg("-w")
+        .args(args)
+        .output()
+        .map_err(|source| IptablesError::Spawn { source })?;
+    checked(args, output)
+}
+
+fn checked(args: &[&str], output: Output) -> Result<String, IptablesError> {
+    if output.status.success() {
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+    }
+    Err(IptablesError::Failed {
+        command: args.join(" "),
+        status: output.status,
+        stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use tokio::net::{TcpListener, TcpSocket};
+    use tokio::time::timeout;
+
+    use super::*;
+
+    /// Why these tests cannot touch iptables here, if they cannot: only when
+    /// not root or the binary is missing. Where both are present they run,
+    /// and fail if iptables does not work.
+    pub(crate) fn skip_reason() -> Option<String> {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let euid = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1));
+        if euid != Some("0") {
+            return Some("not root".into());
+        }
+        match std::process::Command::new("iptables")
+            .arg("--version")
+            .output()
+        {
+            Err(error) => Some(format!("no iptables binary: {error}")),
+            Ok(_) => None,
+        }
+    }
+
+    macro_rules! skip_without_iptables {
+        () => {
+            if let Some(reason) = skip_reason() {
+                eprintln!("skipped: {reason}");
+                return;
+            }
+        };
+    }
+
+    /// The current rules, in `iptables -S` form.
+    pub(crate) fn rules() -> String {
+        run_blocking(&["-S"]).expect("iptables -S")
+    }
+
+    fn ips(pairs: &[(&str, &str)]) -> BTreeMap<NodeName, IpAddr> {
+        pairs
+            .iter()
+            .map(|(node, ip)| (node.to_string(), ip.parse().unwrap()))
+            .collect()
+    }
+
+    /// Connects to `to` from a socket bound to `from`'s address; `Err` if
+    /// nothing answers within a second (dropped SYNs) or the connection fails.
+    async fn connect_from(from: IpAddr, to: SocketAddr) -> Result<(), String> {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(from, 0)).unwrap();
+        match timeout(Duration::from_secs(1), socket.connect(to)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err("timed out".into()),
+        }
+    }
+
+    // Each test uses its own addresses, above the cluster's 127.0.0.1x, so
+    // they run in parallel with each other and with real clusters.
+
+    #[tokio::test]
+    async fn a_cut_link_drops_connections_until_healed_and_teardown_leaves_nothing() {
+        skip_without_iptables!();
+        let (a, b) = ("127.0.0.211", "127.0.0.212");
+        let listener = TcpListener::bind((b, 0)).await.unwrap();
+        let target = listener.local_addr().unwrap();
+        tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+        let from: IpAddr = a.parse().unwrap();
+        assert_eq!(connect_from(from, target).await, Ok(()));
+
+        let iptables = IptablesPartitioner::create(ips(&[("n1", a), ("n2", b)]))
+            .await
+            .unwrap();
+        let chain = iptables.chain().to_owned();
+        assert!(
+            rules().contains(&format!("-A INPUT -j {chain}")),
+            "not hooked"
+        );
+        let link = Link {
+            from: "n1".into(),
+            to: "n2".into(),
+        };
+        iptables.cut(&[link]).await.unwrap();
+        assert_eq!(connect_from(from, target).await, Err("timed out".into()));
+
+        iptables.heal().await.unwrap();
+        assert_eq!(connect_from(from, target).await, Ok(()));
+
+        iptables.teardown().await.unwrap();
+        assert!(
+            !rules().contains(&chain),
+            "{chain} left behind:\n{}",
+            rules()
+        );
+        iptables.teardown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn dropping_without_teardown_still_removes_the_chain() {
+        skip_without_iptables!();
+        let iptables =
+            IptablesPartitioner::create(ips(&[("n1", "127.0.0.213"), ("n2", "127.0.0.214")]))
+                .await
+                .unwrap();
+        let link = Link {
+            from: "n2".into(),
+            to: "n1".into(),
+        };
+        iptables.cut(&[link]).await.unwrap();
+        let chain = iptables.chain().to_owned();
+        assert!(rules().contains(&format!(
+            "-A {chain} -s 127.0.0.214/32 -d 127.0.0.213/32 -j DROP"
+        )));
+        drop(iptables);
+        assert!(
+            !rules().contains(&chain),
+            "{chain} left behind:\n{}",
+            rules()
+        );
+    }
+
+    #[tokio::test]
+    async fn cutting_an_unknown_node_adds_no_rule() {
+        skip_without_iptables!();
+        let iptables = IptablesPartitioner::create(ips(&[("n1", "127.0.0.215")]))
+            .await
+            .unwrap();
+        let links = [Link {
+            from: "n1".into(),
+            to: "n4".into(),
+        }];
+        let error = iptables.cut(&links).await.unwrap_err();
+        assert_eq!(error.to_string(), "no peer address is known for node `n4`");
+        assert!(!rules().contains(&format!("-A {} ", iptables.chain())));
+        iptables.teardown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn leftover_chains_of_dead_runs_are_removed_and_live_ones_kept() {
+        skip_without_iptables!();
+        let dead_pid = std::process::Command::new("true")
+            .spawn()
+            .and_then(|mut child| child.wait().map(|_| child.id()))
+            .unwrap();
+        let leftover = format!("{CHAIN_PREFIX}{dead_pid}-0");
+        let _cleanup = RemoveOnDrop(leftover.clone());
+        run(&["-N", &leftover]).await.unwrap();
+        run(&["-I", "INPUT", "-j", &leftover]).await.unwrap();
+        run(&["-A", &leftover, "-s", "127.0.0.216", "-j", "DROP"])
+            .await
+            .unwrap();
+        let live = IptablesPartitioner::create(BTreeMap::new()).await.unwrap();
+
+        let removed = remove_leftover_chains().await.unwrap();
+        assert!(removed.contains(&leftover), "{removed:?}");
+        assert!(!removed.iter().any(|chain| chain == live.chain()));
+        let after = rules();
+        assert!(
+            !after.contains(&leftover),
+            "{leftover} left behind:\n{after}"
+        );
+        assert!(after.contains(&format!("-N {}", live.chain())));
+        live.teardown().await.unwrap();
+    }
+
+    /// Removes a chain made by hand, even when the test fails.
+    struct RemoveOnDrop(String);
+
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            if rules().contains(&format!("-N {}", self.0)) {
+                for args in removal(&self.0) {
+                    let _ = run_blocking(&args);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_chains_of_gone_processes_count_as_leftovers() {
+        let own = std::process::id();
+        let rules = format!(
+            "-P INPUT ACCEPT\n-N DOCKER\n-N FAULTLINE-{own}-0\n-N FAULTLINE-1-0\n\
+             -N FAULTLINE-4194305-3\n-N FAULTLINE-x-1\n-A INPUT -j FAULTLINE-4194305-3\n"
+        );
+        // pid 1 always exists; 4194305 is above the kernel's largest pid.
+        assert_eq!(leftover_chains(&rules), ["FAULTLINE-4194305-3"]);
+    }
+
+    #[test]
+    fn a_permission_error_explains_what_to_do() {
+        assert!(
+            hint("iptables v1.8.9 (nf_tables): Permission denied (you must be root)")
+                .contains("proxy")
+        );
+        assert_eq!(hint("Chain already exists."), "");
+    }
+}

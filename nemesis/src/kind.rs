@@ -1,0 +1,268 @@
+//! The names the command line uses for faults (`--nemesis`) and for partition
+//! backends (`--partition-backend`).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+/// The names `--nemesis` accepts, in the order an error message lists them.
+const VALID_FAULT_NAMES: &str =
+    "none, kill, pause, partition, partition-leader, majorities-ring, bridge, all";
+
+/// A malformed `--nemesis` or `--partition-backend` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseNameError {
+    /// A `--nemesis` item that names no fault.
+    #[error("unknown nemesis {0:?}; valid names (comma-separated): {VALID_FAULT_NAMES}")]
+    UnknownFault(String),
+    /// A `--partition-backend` value that names no backend.
+    #[error("unknown partition backend {0:?}; valid names: auto, iptables, proxy")]
+    UnknownBackend(String),
+}
+
+/// One kind of fault the schedule can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultKind {
+    /// SIGKILL a random minority or the leader, then restart it on the same data.
+    Kill,
+    /// SIGSTOP a random minority or the leader, then SIGCONT it.
+    Pause,
+    /// Cut the cluster into random halves, a minority and a majority.
+    Partition,
+    /// Cut the current leader off from every other node.
+    PartitionLeader,
+    /// Every node sees a majority, but no two nodes see the same one.
+    MajoritiesRing,
+    /// Two halves that cannot see each other, joined by one node that sees both.
+    Bridge,
+}
+
+impl FaultKind {
+    /// Every kind, in a fixed order (the order the seeded schedule draws from).
+    pub const ALL: [FaultKind; 6] = [
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Partition,
+        FaultKind::PartitionLeader,
+        FaultKind::MajoritiesRing,
+        FaultKind::Bridge,
+    ];
+
+    /// The command-line name, e.g. `"partition-leader"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Kill => "kill",
+            FaultKind::Pause => "pause",
+            FaultKind::Partition => "partition",
+            FaultKind::PartitionLeader => "partition-leader",
+            FaultKind::MajoritiesRing => "majorities-ring",
+            FaultKind::Bridge => "bridge",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for FaultKind {
+    type Err = ParseNameError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        FaultKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .ok_or_else(|| ParseNameError::UnknownFault(name.to_owned()))
+    }
+}
+
+/// The set of fault kinds a run may inject: the parsed `--nemesis` list.
+///
+/// Parsing accepts a comma list of [`FaultKind`] names plus `none` (adds
+/// nothing) and `all` (adds every kind); spaces around items are ignored and
+/// the order does not matter, so `kill,pause` and `pause,kill` give the same
+/// set and the same seeded schedule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultKinds(BTreeSet<FaultKind>);
+
+impl FaultKinds {
+    /// No faults at all (`--nemesis none`).
+    pub fn none() -> Self {
+        FaultKinds::default()
+    }
+
+    /// Every fault kind (`--nemesis all`).
+    pub fn all() -> Self {
+        FaultKinds(FaultKind::ALL.into_iter().collect())
+    }
+
+    /// True when no fault is enabled.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when `kind` is enabled.
+    pub fn contains(&self, kind: FaultKind) -> bool {
+        self.0.contains(&kind)
+    }
+
+    /// The enabled kinds, in [`FaultKind::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = FaultKind> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+impl FromIterator<FaultKind> for FaultKinds {
+    fn from_iter<I: IntoIterator<Item = FaultKind>>(kinds: I) -> Self {
+        FaultKinds(kinds.into_iter().collect())
+    }
+}
+
+impl FromStr for FaultKinds {
+    type Err = ParseNameError;
+
+    fn from_str(list: &str) -> Result<Self, Self::Err> {
+        let mut kinds = BTreeSet::new();
+        for item in list.split(',').map(str::trim) {
+            match item {
+                "none" => {}
+                "all" => kinds.extend(FaultKind::ALL),
+                name => {
+                    kinds.insert(name.parse()?);
+                }
+            }
+        }
+        Ok(FaultKinds(kinds))
+    }
+}
+
+/// Prints the list the way `--nemesis` takes it (`none` when empty), so it
+/// can be stored in test.json and passed back to replay a run.
+impl fmt::Display for FaultKinds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let names: Vec<&str> = self.iter().map(FaultKind::name).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// Which partition backend to use (`--partition-backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PartitionBackendKind {
+    /// iptables when it works here (root and the binary present), else the proxy.
+    #[default]
+    Auto,
+    /// Firewall rules in a chain of Faultline's own; needs root.
+    Iptables,
+    /// A TCP proxy per directed peer link, inside the harness; needs no privileges.
+    Proxy,
+}
+
+impl PartitionBackendKind {
+    /// The command-line name: `auto`, `iptables` or `proxy`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PartitionBackendKind::Auto => "auto",
+            PartitionBackendKind::Iptables => "iptables",
+            PartitionBackendKind::Proxy => "proxy",
+        }
+    }
+}
+
+impl fmt::Display for PartitionBackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for PartitionBackendKind {
+    type Err = ParseNameError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name.trim() {
+            "auto" => Ok(PartitionBackendKind::Auto),
+            "iptables" => Ok(PartitionBackendKind::Iptables),
+            "proxy" => Ok(PartitionBackendKind::Proxy),
+            other => Err(ParseNameError::UnknownBackend(other.to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(list: &str) -> FaultKinds {
+        list.parse().expect("valid list")
+    }
+
+    #[test]
+    fn every_fault_name_parses_back_to_its_kind() {
+        for kind in FaultKind::ALL {
+            assert_eq!(kind.name().parse::<FaultKind>(), Ok(kind));
+        }
+    }
+
+    #[test]
+    fn a_comma_list_enables_exactly_the_named_kinds_in_any_order() {
+        let parsed = kinds("partition-leader, kill");
+        assert_eq!(
+            parsed.iter().collect::<Vec<_>>(),
+            [FaultKind::Kill, FaultKind::PartitionLeader]
+        );
+        assert_eq!(parsed, kinds("kill,partition-leader"));
+    }
+
+    #[test]
+    fn none_enables_nothing_and_all_enables_everything() {
+        assert!(kinds("none").is_empty());
+        assert_eq!(kinds("all"), FaultKinds::all());
+        assert_eq!(kinds("kill,all"), FaultKinds::all());
+        assert_eq!(kinds("none,bridge"), kinds("bridge"));
+    }
+
+    #[test]
+    fn display_round_trips_through_parse() {
+        for list in ["none", "all", "pause,majorities-ring", "bridge"] {
+            let parsed = kinds(list);
+            assert_eq!(kinds(&parsed.to_string()), parsed);
+        }
+        assert_eq!(FaultKinds::none().to_string(), "none");
+        assert_eq!(kinds("bridge,kill").to_string(), "kill,bridge");
+    }
+
+    #[test]
+    fn an_unknown_name_is_rejected_with_the_valid_names() {
+        let err = "kill,partitoin".parse::<FaultKinds>().unwrap_err();
+        assert_eq!(err, ParseNameError::UnknownFault("partitoin".into()));
+        let message = err.to_string();
+        assert!(message.contains("\"partitoin\""), "{message}");
+        assert!(message.contains(VALID_FAULT_NAMES), "{message}");
+    }
+
+    #[test]
+    fn an_empty_item_is_rejected() {
+        assert_eq!(
+            "kill,,pause".parse::<FaultKinds>(),
+            Err(ParseNameError::UnknownFault(String::new()))
+        );
+        assert!("".parse::<FaultKinds>().is_err());
+    }
+
+    #[test]
+    fn backend_names_parse_and_unknown_ones_are_rejected() {
+        for kind in [
+            PartitionBackendKind::Auto,
+            PartitionBackendKind::Iptables,
+            PartitionBackendKind::Proxy,
+        ] {
+            assert_eq!(kind.name().parse::<PartitionBackendKind>(), Ok(kind));
+        }
+        let err = "nftables".parse::<PartitionBackendKind>().unwrap_err();
+        assert!(err.to_string().contains("auto, iptables, proxy"), "{err}");
+    }
+}

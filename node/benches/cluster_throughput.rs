@@ -1,0 +1,191 @@
+//! Throughput and latency of a real 3-node cluster (fsync on), driven over HTTP.
+//!
+//! `cargo bench -p faultline-node --bench cluster_throughput` starts three release
+//! `faultline-node` processes on loopback, then runs N concurrent clients (default 32)
+//! against the leader for a fixed time (default 10 s) each: first writes (PUT of random keys
+//! among 1,000), then linearizable reads (GET, ReadIndex). It prints operations per second
+//! and latency percentiles, and the ratio to etcd's figures measured on the same kind of
+//! machine. Tune with `BENCH_SECONDS`, `BENCH_CLIENTS`, `BENCH_REPEATS` (median of repeats).
+//! This is a measurement, not a test: it never fails on speed.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::TestCluster;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// etcd 3.4 on this machine (3 nodes on loopback, JSON gateway, 32 connections from wrk).
+const ETCD_WRITES_PER_SEC: f64 = 7_500.0;
+const ETCD_WRITE_P99_MS: f64 = 10.4;
+const ETCD_READS_PER_SEC: f64 = 10_800.0;
+/// The issue's target for this machine.
+const TARGET_WRITES_PER_SEC: f64 = 15_000.0;
+const TARGET_WRITE_P99_MS: f64 = 10.0;
+const KEYS: u64 = 1_000;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Write,
+    Read,
+}
+
+struct Outcome {
+    ops_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    errors: u64,
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn drive(base: String, kind: Kind, clients: u64, duration: Duration) -> Outcome {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let http: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (http, stop, base) = (http.clone(), stop.clone(), base.clone());
+            tokio::spawn(async move {
+                let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+                let mut errors = 0u64;
+                let mut n = c.wrapping_mul(7919);
+                while !stop.load(Ordering::Relaxed) {
+                    n = n
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let key = (n >> 33) % KEYS;
+                    let request = match kind {
+                        Kind::Write => Request::builder()
+                            .method(Method::PUT)
+                            .uri(format!("{base}/kv/key{key}"))
+                            .body(Full::new(Bytes::from(format!("{{\"value\":{n}}}"))))
+                            .unwrap(),
+                        Kind::Read => Request::builder()
+                            .uri(format!("{base}/kv/key{key}"))
+                            .body(Full::new(Bytes::new()))
+                            .unwrap(),
+                    };
+                    let started = Instant::now();
+                    let ok = match http.request(request).await {
+                        Ok(response) => {
+                            let status = response.status();
+                            let _ = response.into_body().collect().await;
+                            status == StatusCode::OK || status == StatusCode::NOT_FOUND
+                        }
+                        Err(_) => false,
+                    };
+                    if ok {
+                        latencies
+                            .record(started.elapsed().as_micros() as u64)
+                            .unwrap();
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let mut errors = 0;
+    for task in tasks {
+        let (latencies, e) = task.await.unwrap();
+        all.add(latencies).unwrap();
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Outcome {
+        ops_per_sec: all.len() as f64 / elapsed,
+        p50_ms: all.value_at_quantile(0.50) as f64 / 1000.0,
+        p99_ms: all.value_at_quantile(0.99) as f64 / 1000.0,
+        max_ms: all.max() as f64 / 1000.0,
+        errors,
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn report(label: &str, runs: &[Outcome]) -> (f64, f64) {
+    for (i, r) in runs.iter().enumerate() {
+        println!(
+            "  {label} run {}: {:>9.0} ops/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  errors {}",
+            i + 1,
+            r.ops_per_sec,
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.errors
+        );
+    }
+    let ops = median(runs.iter().map(|r| r.ops_per_sec).collect());
+    let p50 = median(runs.iter().map(|r| r.p50_ms).collect());
+    let p99 = median(runs.iter().map(|r| r.p99_ms).collect());
+    println!("  {label} median: {ops:.0} ops/s, p50 {p50:.2} ms, p99 {p99:.2} ms");
+    (ops, p99)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is accepted.
+    let seconds = env_or("BENCH_SECONDS", 10);
+    let clients = env_or("BENCH_CLIENTS", 32);
+    let repeats = env_or("BENCH_REPEATS", 3).max(1);
+    let cluster = TestCluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(20));
+    let base = cluster.url(leader, "");
+    println!(
+        "faultline-node: 3 nodes on loopback, fsync on, {clients} HTTP clients against the leader ({}), \
+         {seconds} s per run, {repeats} runs",
+        cluster.nodes[leader].name
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let duration = Duration::from_secs(seconds);
+    let writes: Vec<Outcome> = (0..repeats)
+        .map(|_| runtime.block_on(drive(base.clone(), Kind::Write, clients, duration)))
+        .collect();
+    let reads: Vec<Outcome> = (0..repeats)
+        .map(|_| runtime.block_on(drive(base.clone(), Kind::Read, clients, duration)))
+        .collect();
+    let (write_ops, write_p99) = report("writes", &writes);
+    let (read_ops, _) = report("linearizable reads", &reads);
+    println!(
+        "writes: {:.2}x etcd's {ETCD_WRITES_PER_SEC:.0}/s (p99 {write_p99:.2} ms vs etcd's {ETCD_WRITE_P99_MS} ms); \
+         target {TARGET_WRITES_PER_SEC:.0}/s with p99 <= {TARGET_WRITE_P99_MS} ms: {}",
+        write_ops / ETCD_WRITES_PER_SEC,
+        if write_ops >= TARGET_WRITES_PER_SEC && write_p99 <= TARGET_WRITE_P99_MS {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    println!(
+        "reads: {:.2}x etcd's {ETCD_READS_PER_SEC:.0}/s",
+        read_ops / ETCD_READS_PER_SEC
+    );
+}

@@ -1,0 +1,426 @@
+//! The client HTTP API (axum).
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /kv/{key}` | 200 `{"key", "value"}`, 404 if missing; linearizable (ReadIndex) unless `?stale=true` |
+//! | `PUT /kv/{key}` `{"value": v}` | 200 `{"ok": true}` |
+//! | `DELETE /kv/{key}` | 200 `{"ok": true}`, 404 if missing |
+//! | `POST /kv/{key}/cas` `{"from": a, "to": b}` | 200, or 409 `{"error", "value": current}` |
+//! | `POST /kv/{key}/append` `{"value": v}` | 200 `{"ok": true, "length": n}`; the key holds a list |
+//! | `GET /status`, `GET /metrics`, `GET /health` | status JSON, Prometheus text, 200 |
+//!
+//! What a client may conclude from the status code of a write:
+//! 2xx it happened; 307 (not the leader: `Location` names it), 4xx and 503 it did not
+//! happen; 500 and 504 it may or may not have happened. Writes are answered only after
+//! commit and apply. Optional headers `client-id` and `request-seq` (increasing per client)
+//! make a retried write apply once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, OriginalUri, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use crossbeam_channel::Sender;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::{oneshot, watch};
+
+use crate::config::Members;
+use crate::driver::{ClientError, Input, NodeStatus};
+use crate::kv::{Command, SessionRef, WriteOp, WriteResult};
+use crate::metrics::Metrics;
+use crate::transport::PeerDirectory;
+
+/// Longest key accepted, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub inputs: Sender<Input>,
+    pub status: watch::Receiver<NodeStatus>,
+    pub directory: Arc<PeerDirectory>,
+    pub members: Members,
+    pub metrics: Arc<Metrics>,
+    pub request_timeout: Duration,
+}
+
+/// The client-facing HTTP service.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/kv/{key}", get(read).put(put).delete(delete))
+        .route("/kv/{key}/cas", post(cas))
+        .route("/kv/{key}/append", post(append))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// An error answer: a status, a JSON body with at least `error`, maybe extra headers.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    body: Value,
+    location: Option<String>,
+    retry_after: bool,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: json!({ "error": message.into() }),
+            location: None,
+            retry_after: false,
+        }
+    }
+
+    fn with(mut self, field: &str, value: Value) -> ApiError {
+        self.body[field] = value;
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        if let Some(location) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        if self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok(body: Value) -> ApiResult {
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+fn key_from(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(key) = path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if key.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "the key is empty"));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        let message = format!(
+            "the key is {} bytes; at most {MAX_KEY_BYTES} are allowed",
+            key.len()
+        );
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, message));
+    }
+    Ok(key)
+}
+
+/// Parses a JSON object body and takes the named fields out of it (each must be present;
+/// `null` is a value like any other).
+fn fields<const N: usize>(
+    body: Result<Bytes, BytesRejection>,
+    names: [&str; N],
+) -> Result<[Value; N], ApiError> {
+    let body = body.map_err(|e| {
+        let message = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("the body is over {MAX_BODY_BYTES} bytes")
+        } else {
+            e.body_text()
+        };
+        ApiError::new(e.status(), message)
+    })?;
+    let mut object = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(object)) => object,
+        Ok(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "the body must be a JSON object",
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not valid JSON: {e}"),
+            ));
+        }
+    };
+    let mut values = std::array::from_fn(|_| Value::Null);
+    for (slot, name) in values.iter_mut().zip(names) {
+        *slot = object.remove(name).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the body has no `{name}` field"),
+            )
+        })?;
+    }
+    if let Some(extra) = object.keys().next() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("unknown field `{extra}` in the body"),
+        ));
+    }
+    Ok(values)
+}
+
+/// Reads the optional `client-id` / `request-seq` headers.
+fn session_from(headers: &HeaderMap) -> Result<Option<SessionRef>, ApiError> {
+    let text = |name: &str| -> Result<Option<String>, ApiError> {
+        headers
+            .get(name)
+            .map(|v| v.to_str().map(str::to_string))
+            .transpose()
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("the `{name}` header is not text"),
+                )
+            })
+    };
+    match (text("client-id")?, text("request-seq")?) {
+        (None, None) => Ok(None),
+        (Some(client_id), Some(seq)) => {
+            let seq = seq.parse().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("`request-seq: {seq}` is not an unsigned integer"),
+                )
+            })?;
+            Ok(Some(SessionRef { client_id, seq }))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "`client-id` and `request-seq` must be given together",
+        )),
+    }
+}
+
+/// Turns a refusal of the Raft loop into an answer; a follower redirects to the leader.
+fn refusal(state: &ApiState, error: ClientError, uri: &OriginalUri) -> ApiError {
+    match error {
+        ClientError::NotLeader {
+            leader: Some(leader),
+        } => {
+            let name = state.members.name_of(leader);
+            match state.directory.client_addr(leader) {
+                Some(addr) => {
+                    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                    let url = format!("http://{addr}{path}");
+                    let mut e = ApiError::new(StatusCode::TEMPORARY_REDIRECT, "not the leader")
+                        .with("leader", json!(name))
+                        .with("leader_url", json!(format!("http://{addr}")));
+                    e.location = Some(url);
+                    e
+                }
+                None => no_leader().with("leader", json!(name)),
+            }
+        }
+        ClientError::NotLeader { leader: None } => no_leader(),
+        ClientError::NotApplied | ClientError::ReadAborted => {
+            let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
+            e.retry_after = true;
+            e
+        }
+        ClientError::OutcomeUnknown => {
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, error.to_string())
+        }
+    }
+}
+
+fn no_leader() -> ApiError {
+    let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no leader");
+    e.retry_after = true;
+    e
+}
+
+/// Hands an input to the Raft loop and waits for its answer, at most `request_timeout`.
+async fn ask<T>(
+    state: &ApiState,
+    uri: &OriginalUri,
+    input: impl FnOnce(oneshot::Sender<Result<T, ClientError>>) -> Input,
+    what_if_lost: &str,
+) -> Result<T, ApiError> {
+    let (reply, answer) = oneshot::channel();
+    state
+        .inputs
+        .send(input(reply))
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"))?;
+    match tokio::time::timeout(state.request_timeout, answer).await {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(error))) => Err(refusal(state, error, uri)),
+        Ok(Err(_)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the node stopped; {what_if_lost}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "no answer within {:?}; {what_if_lost}",
+                state.request_timeout
+            ),
+        )),
+    }
+}
+
+const WRITE_UNKNOWN: &str = "the write may or may not have been applied";
+
+async fn write(
+    state: &ApiState,
+    uri: &OriginalUri,
+    headers: &HeaderMap,
+    key: String,
+    op: WriteOp,
+) -> ApiResult {
+    let command = Command {
+        session: session_from(headers)?,
+        key,
+        op,
+    };
+    let result = ask(
+        state,
+        uri,
+        |reply| Input::Write { command, reply },
+        WRITE_UNKNOWN,
+    )
+    .await?;
+    match result {
+        WriteResult::Written | WriteResult::Deleted => ok(json!({ "ok": true })),
+        WriteResult::Appended { length } => ok(json!({ "ok": true, "length": length })),
+        WriteResult::NotFound => Err(ApiError::new(StatusCode::NOT_FOUND, "key not found")),
+        WriteResult::CasMismatch { current } => {
+            Err(ApiError::new(StatusCode::CONFLICT, "cas mismatch").with("value", current))
+        }
+        WriteResult::NotAList { current } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the key holds a value that is not a list",
+        )
+        .with("value", current)),
+        WriteResult::StaleSequence { latest } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("request-seq is older than this client's latest write ({latest})"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReadParams {
+    #[serde(default)]
+    stale: bool,
+}
+
+async fn read(
+    State(state): State<ApiState>,
+    uri: OriginalUri,
+    path: Result<Path<String>, PathRejection>,
+    params: Result<Query<ReadParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let key = key_from(path)?;
+    let Query(params) =
+        params.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let lookup = key.clone();
+    let value = if params.stale {
+        ask(
+            &state,
+            &uri,
+            |reply| Input::LocalRead { key: lookup, reply },
+            "",
+        )
+        .await?
+    } else {
+        ask(&state, &uri, |reply| Input::Read { key: lookup, reply }, "").await?
+    };
+    match value {
+        Some(value) => ok(json!({ "key": key, "value": value })),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "key not found").with("key", json!(key))),
+    }
+}
+
+async fn put(
+    State(state): State<ApiState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let key = key_from(path)?;
+    let [value] = fields(body, ["value"])?;
+    write(&state, &uri, &headers, key, WriteOp::Put { value }).await
+}
+
+async fn delete(
+    State(state): State<ApiState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let key = key_from(path)?;
+    write(&state, &uri, &headers, key, WriteOp::Delete).await
+}
+
+async fn cas(
+    State(state): State<ApiState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let key = key_from(path)?;
+    let [from, to] = fields(body, ["from", "to"])?;
+    write(&state, &uri, &headers, key, WriteOp::Cas { from, to }).await
+}
+
+async fn append(
+    State(state): State<ApiState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let key = key_from(path)?;
+    let [value] = fields(body, ["value"])?;
+    write(&state, &uri, &headers, key, WriteOp::Append { value }).await
+}
+
+async fn status(State(state): State<ApiState>) -> axum::Json<NodeStatus> {
+    axum::Json(state.status.borrow().clone())
+}
+
+async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+async fn health() -> axum::Json<Value> {
+    axum::Json(json!({ "ok": true }))
+}
+
+async fn no_route(uri: OriginalUri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no such route: {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(uri: OriginalUri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed on {}", uri.path()),
+    )
+}

@@ -1,0 +1,164 @@
+//! A node's settings and the cluster's membership (names like `n1` mapped to Raft ids).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::bugs::Bugs;
+use crate::raft::NodeId;
+
+/// Everything a node needs to start, after the command line was parsed.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's name, e.g. `n1`.
+    pub name: String,
+    /// Where clients reach the HTTP KV API.
+    pub client_addr: SocketAddr,
+    /// Where peers reach this node's Raft RPC endpoint; its IP is also the source address
+    /// of this node's outgoing peer connections.
+    pub peer_addr: SocketAddr,
+    /// The other members.
+    pub peers: Vec<PeerSpec>,
+    pub data_dir: PathBuf,
+    /// The Raft core's clock resolution.
+    pub tick: Duration,
+    pub heartbeat: Duration,
+    /// Election timeouts are drawn uniformly from `election_min..election_max`.
+    pub election_min: Duration,
+    pub election_max: Duration,
+    /// Take a snapshot once this many entries were applied since the last one.
+    pub snapshot_threshold: u64,
+    /// How long a client request may wait for commit or a read confirmation.
+    pub request_timeout: Duration,
+    /// Turn off only for throwaway clusters: without fsync, a crash loses acknowledged writes.
+    pub fsync: bool,
+    /// Deliberate bugs for testing the harness (off by default).
+    pub bugs: Bugs,
+}
+
+/// Another member: its name, its peer address, and where to dial it (a proxy, or itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSpec {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub dial: SocketAddr,
+}
+
+impl FromStr for PeerSpec {
+    type Err = String;
+
+    /// Parses `NAME=ADDR` or `NAME=ADDR@DIAL`.
+    fn from_str(spec: &str) -> Result<Self, String> {
+        let (name, rest) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("peer `{spec}`: expected NAME=ADDR or NAME=ADDR@DIAL_ADDR"))?;
+        if name.is_empty() {
+            return Err(format!("peer `{spec}`: the name is empty"));
+        }
+        let (addr, dial) = rest.split_once('@').unwrap_or((rest, rest));
+        let parse = |s: &str| {
+            s.parse::<SocketAddr>()
+                .map_err(|e| format!("peer `{spec}`: `{s}` is not an IP:PORT address ({e})"))
+        };
+        Ok(PeerSpec {
+            name: name.to_string(),
+            addr: parse(addr)?,
+            dial: parse(dial)?,
+        })
+    }
+}
+
+/// The fixed set of members. Raft ids are positions in the sorted list of names, so every
+/// node that is given the same members derives the same ids.
+#[derive(Clone, Debug)]
+pub struct Members {
+    names: Vec<String>,
+    own: NodeId,
+}
+
+impl Members {
+    /// Builds the membership from this node's name and its peers' names.
+    pub fn new(
+        own_name: &str,
+        peer_names: impl IntoIterator<Item = String>,
+    ) -> Result<Members, String> {
+        let mut names: Vec<String> = peer_names.into_iter().collect();
+        if names.iter().any(|n| n == own_name) {
+            return Err(format!("--peers lists this node's own name `{own_name}`"));
+        }
+        names.push(own_name.to_string());
+        names.sort();
+        if let Some(dup) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("--peers lists `{}` twice", dup[0]));
+        }
+        let own = names
+            .iter()
+            .position(|n| n == own_name)
+            .expect("just pushed") as NodeId
+            + 1;
+        Ok(Members { names, own })
+    }
+
+    /// This node's Raft id.
+    pub fn own_id(&self) -> NodeId {
+        self.own
+    }
+
+    /// Every member's Raft id, including this node's.
+    pub fn ids(&self) -> Vec<NodeId> {
+        (1..=self.names.len() as NodeId).collect()
+    }
+
+    /// The Raft id of a member name.
+    pub fn id_of(&self, name: &str) -> Option<NodeId> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| i as NodeId + 1)
+    }
+
+    /// The name of a Raft id; ids outside the membership show as `?<id>`.
+    pub fn name_of(&self, id: NodeId) -> String {
+        (id as usize)
+            .checked_sub(1)
+            .and_then(|i| self.names.get(i))
+            .cloned()
+            .unwrap_or_else(|| format!("?{id}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_spec_with_and_without_dial_address() {
+        let p: PeerSpec = "n2=127.0.0.12:7002".parse().unwrap();
+        assert_eq!(p.addr, p.dial);
+        let p: PeerSpec = "n3=127.0.0.13:7003@127.0.0.1:9000".parse().unwrap();
+        assert_eq!(p.addr.to_string(), "127.0.0.13:7003");
+        assert_eq!(p.dial.to_string(), "127.0.0.1:9000");
+        let err = "n3:7003".parse::<PeerSpec>().unwrap_err();
+        assert!(err.contains("NAME=ADDR"), "{err}");
+        let err = "n3=localhost".parse::<PeerSpec>().unwrap_err();
+        assert!(err.contains("IP:PORT"), "{err}");
+    }
+
+    #[test]
+    fn every_node_derives_the_same_ids() {
+        let a = Members::new("n2", ["n1".into(), "n3".into()]).unwrap();
+        let b = Members::new("n3", ["n2".into(), "n1".into()]).unwrap();
+        assert_eq!(a.id_of("n3"), b.id_of("n3"));
+        assert_eq!(a.own_id(), b.id_of("n2").unwrap());
+        assert_eq!(a.name_of(b.own_id()), "n3");
+        assert_eq!(a.ids(), vec![1, 2, 3]);
+        assert_eq!(a.name_of(9), "?9");
+    }
+
+    #[test]
+    fn duplicate_or_self_peers_are_rejected() {
+        assert!(Members::new("n1", ["n1".into()]).is_err());
+        assert!(Members::new("n1", ["n2".into(), "n2".into()]).is_err());
+    }
+}

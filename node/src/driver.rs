@@ -1,0 +1,484 @@
+//! The Raft loop: one thread that owns the Raft core, the WAL and the KV store.
+//!
+//! Every input (client writes and reads, peer messages, transport failures) arrives on one
+//! channel. Each round drains what is queued, feeds it to the core, ticks the clock, then
+//! handles the core's `Ready`: persist and fsync, send messages, apply committed entries,
+//! answer clients. While the loop is inside an fsync, new inputs queue up and all go into
+//! the next round: that is the group commit, and the batching of proposals into one
+//! AppendEntries per follower.
+//!
+//! Durability rule: messages are sent and clients answered only after the fsync that covers
+//! everything they depend on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{error, info, warn};
+
+use crate::bugs::Bugs;
+use crate::config::Members;
+use crate::kv::{Command, KvStore, WriteResult};
+use crate::metrics::Metrics;
+use crate::raft::{
+    Entry, Index, Message, NodeId, Payload, Raft, ReadState, Snapshot, SnapshotMeta, Term,
+};
+use crate::storage::Storage;
+
+/// At most this many inputs are taken per round, so a flood cannot starve ticks and Ready.
+const MAX_INPUTS_PER_ROUND: usize = 8192;
+
+/// Something for the Raft loop to do.
+pub enum Input {
+    /// A client write; answered after it is committed and applied.
+    Write {
+        command: Command,
+        reply: oneshot::Sender<Result<WriteResult, ClientError>>,
+    },
+    /// A linearizable read (ReadIndex); answered once the read index is applied.
+    Read {
+        key: String,
+        reply: oneshot::Sender<Result<Option<Value>, ClientError>>,
+    },
+    /// A read of whatever this node has applied (`?stale=true`).
+    LocalRead {
+        key: String,
+        reply: oneshot::Sender<Result<Option<Value>, ClientError>>,
+    },
+    /// Messages from a peer.
+    Peer(Vec<Message>),
+    /// The transport could not deliver to this peer.
+    Unreachable(NodeId),
+    /// Stop after syncing the WAL.
+    Shutdown,
+}
+
+/// Why a client request was not carried out.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("this node is not the leader")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("leadership changed before the write was committed; it was not applied")]
+    NotApplied,
+    #[error(
+        "the log was replaced by a snapshot before the write was confirmed; it may or may not have been applied"
+    )]
+    OutcomeUnknown,
+    #[error("leadership was lost before the read could be confirmed")]
+    ReadAborted,
+}
+
+/// What `GET /status` shows, published by the loop after every round.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NodeStatus {
+    pub id: String,
+    pub role: String,
+    pub term: Term,
+    pub leader: Option<String>,
+    pub commit: Index,
+    pub applied: Index,
+    pub last_log_index: Index,
+    pub snapshot_index: Index,
+}
+
+/// Settings of the loop itself.
+#[derive(Clone, Debug)]
+pub struct LoopSettings {
+    pub tick: Duration,
+    /// Catch up at most this many missed ticks (e.g. after SIGSTOP) in one round.
+    pub max_catch_up_ticks: u32,
+    pub snapshot_threshold: u64,
+    pub bugs: Bugs,
+}
+
+struct PendingWrite {
+    term: Term,
+    reply: oneshot::Sender<Result<WriteResult, ClientError>>,
+}
+
+struct PendingRead {
+    key: String,
+    reply: oneshot::Sender<Result<Option<Value>, ClientError>>,
+}
+
+/// The Raft loop's state. Built by `server`, then moved onto its own thread by [`Driver::run`].
+pub struct Driver {
+    raft: Raft,
+    storage: Storage,
+    kv: KvStore,
+    members: Members,
+    settings: LoopSettings,
+    outboxes: HashMap<NodeId, mpsc::UnboundedSender<Message>>,
+    metrics: Arc<Metrics>,
+    status: watch::Sender<NodeStatus>,
+    /// Proposed writes by log index, with the term they were proposed in.
+    writes: HashMap<Index, PendingWrite>,
+    /// Reads waiting for the core to confirm leadership, by request id.
+    reads: HashMap<u64, PendingRead>,
+    /// Confirmed reads waiting for their read index to be applied.
+    confirmed_reads: BTreeMap<Index, Vec<PendingRead>>,
+    next_read_id: u64,
+    applied: Index,
+    applied_term: Term,
+    snapshot_index: Index,
+}
+
+impl Driver {
+    /// Assembles the loop; `kv` and `snapshot` come from storage recovery.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        raft: Raft,
+        storage: Storage,
+        kv: KvStore,
+        snapshot: Option<SnapshotMeta>,
+        members: Members,
+        settings: LoopSettings,
+        outboxes: HashMap<NodeId, mpsc::UnboundedSender<Message>>,
+        metrics: Arc<Metrics>,
+        status: watch::Sender<NodeStatus>,
+    ) -> Driver {
+        let snapshot = snapshot.unwrap_or_default();
+        Driver {
+            raft,
+            storage,
+            kv,
+            members,
+            settings,
+            outboxes,
+            metrics,
+            status,
+            writes: HashMap::new(),
+            reads: HashMap::new(),
+            confirmed_reads: BTreeMap::new(),
+            next_read_id: 1,
+            applied: snapshot.index,
+            applied_term: snapshot.term,
+            snapshot_index: snapshot.index,
+        }
+    }
+
+    /// Runs until `Input::Shutdown` or until every sender is gone. An error (the WAL cannot
+    /// be written, a snapshot cannot be read) is fatal: the node must stop rather than go
+    /// on without durability.
+    pub fn run(mut self, inputs: Receiver<Input>) -> Result<()> {
+        self.publish_status();
+        let mut next_tick = Instant::now() + self.settings.tick;
+        loop {
+            let first = match inputs.recv_deadline(next_tick) {
+                Ok(input) => Some(input),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut stop = false;
+            for input in first
+                .into_iter()
+                .chain(inputs.try_iter().take(MAX_INPUTS_PER_ROUND))
+            {
+                stop |= self.handle(input)?;
+            }
+            let now = Instant::now();
+            let mut ticks = 0;
+            while now >= next_tick {
+                if ticks == self.settings.max_catch_up_ticks {
+                    next_tick = now + self.settings.tick;
+                    break;
+                }
+                self.raft.tick();
+                ticks += 1;
+                next_tick += self.settings.tick;
+            }
+            while self.raft.has_ready() {
+                self.handle_ready()?;
+            }
+            self.maybe_snapshot()?;
+            self.publish_status();
+            if stop {
+                break;
+            }
+        }
+        self.storage.sync().context("final WAL sync")?;
+        info!("raft loop stopped");
+        Ok(())
+    }
+
+    /// Feeds one input to the core. Returns whether the loop should stop.
+    fn handle(&mut self, input: Input) -> Result<bool> {
+        match input {
+            Input::Write { command, reply } => self.propose(command, reply)?,
+            Input::Read { key, reply } if self.settings.bugs.stale_read => {
+                let _ = reply.send(Ok(self.kv.get(&key).cloned()));
+            }
+            Input::Read { key, reply } => self.start_read(key, reply),
+            Input::LocalRead { key, reply } => {
+                let _ = reply.send(Ok(self.kv.get(&key).cloned()));
+            }
+            Input::Peer(messages) => {
+                for message in messages {
+                    self.raft.step(message);
+                }
+            }
+            Input::Unreachable(peer) => self.raft.report_unreachable(peer),
+            Input::Shutdown => return Ok(true),
+        }
+        Ok(false)
+    }
+
+    fn propose(
+        &mut self,
+        command: Command,
+        reply: oneshot::Sender<Result<WriteResult, ClientError>>,
+    ) -> Result<()> {
+        let data = serde_json::to_vec(&command).context("encoding a command")?;
+        match self.raft.propose(Bytes::from(data)) {
+            Ok((index, term)) => {
+                self.metrics.proposal();
+                // A write still waiting at this index was overwritten by our own new log.
+                if let Some(old) = self.writes.insert(index, PendingWrite { term, reply }) {
+                    let _ = old.reply.send(Err(ClientError::NotApplied));
+                }
+            }
+            Err(not_leader) => {
+                let _ = reply.send(Err(ClientError::NotLeader {
+                    leader: not_leader.leader,
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    fn start_read(
+        &mut self,
+        key: String,
+        reply: oneshot::Sender<Result<Option<Value>, ClientError>>,
+    ) {
+        let id = self.next_read_id;
+        self.next_read_id += 1;
+        match self.raft.read_index(id) {
+            Ok(()) => {
+                self.metrics.read();
+                self.reads.insert(id, PendingRead { key, reply });
+            }
+            Err(not_leader) => {
+                let _ = reply.send(Err(ClientError::NotLeader {
+                    leader: not_leader.leader,
+                }));
+            }
+        }
+    }
+
+    fn handle_ready(&mut self) -> Result<()> {
+        let ready = self.raft.ready();
+        if let Some(soft) = &ready.soft_state {
+            let leader = soft.leader.map(|id| self.members.name_of(id));
+            info!(role = %soft.role, leader = leader.as_deref().unwrap_or("none"), "raft role changed");
+        }
+
+        // 1. Persist, then one fsync for all of it.
+        if let Some(snapshot) = &ready.snapshot {
+            self.install_snapshot(snapshot)?;
+        }
+        if !ready.entries.is_empty() {
+            self.storage
+                .append(&ready.entries)
+                .context("appending to the WAL")?;
+        }
+        if let Some(mut hard_state) = ready.hard_state {
+            if self.settings.bugs.forget_vote {
+                hard_state.vote = None;
+            }
+            self.storage
+                .set_hard_state(&hard_state)
+                .context("writing the hard state")?;
+        }
+        let synced = self.storage.sync().context("fsync of the WAL")?;
+        if let Some(took) = synced.fsync {
+            self.metrics.fsync(took);
+        }
+        if self.settings.bugs.early_ack {
+            self.acknowledge_early(&ready.entries);
+        }
+
+        // 2. Only now may anything that depends on it leave the node.
+        for message in ready.messages {
+            self.send(message);
+        }
+
+        // 3. Apply and answer.
+        for entry in ready.committed_entries {
+            self.apply(entry);
+        }
+        for read in ready.read_states {
+            self.confirm_read(read);
+        }
+        for id in ready.failed_reads {
+            if let Some(read) = self.reads.remove(&id) {
+                let _ = read.reply.send(Err(ClientError::ReadAborted));
+            }
+        }
+        self.answer_applied_reads();
+        self.raft.advance();
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
+        self.storage
+            .install_snapshot(snapshot)
+            .context("saving a snapshot from the leader")?;
+        self.kv =
+            KvStore::restore(&snapshot.data).context("decoding a snapshot from the leader")?;
+        self.applied = snapshot.meta.index;
+        self.applied_term = snapshot.meta.term;
+        self.snapshot_index = snapshot.meta.index;
+        // Writes proposed at or below the snapshot were either in it or replaced by the
+        // leader's log; this node cannot tell which.
+        let covered: Vec<Index> = self
+            .writes
+            .keys()
+            .copied()
+            .filter(|i| *i <= snapshot.meta.index)
+            .collect();
+        for index in covered {
+            if let Some(write) = self.writes.remove(&index) {
+                let _ = write.reply.send(Err(ClientError::OutcomeUnknown));
+            }
+        }
+        info!(
+            index = snapshot.meta.index,
+            term = snapshot.meta.term,
+            "installed a snapshot from the leader"
+        );
+        Ok(())
+    }
+
+    /// The `early-ack` bug: answer writes as soon as the leader has them on its own disk.
+    fn acknowledge_early(&mut self, entries: &[Entry]) {
+        for entry in entries {
+            let Payload::Command(data) = &entry.payload else {
+                continue;
+            };
+            if self
+                .writes
+                .get(&entry.index)
+                .is_none_or(|w| w.term != entry.term)
+            {
+                continue;
+            }
+            let Ok(command) = serde_json::from_slice::<Command>(data) else {
+                continue;
+            };
+            let write = self.writes.remove(&entry.index).expect("checked above");
+            let _ = write.reply.send(Ok(self.kv.preview(&command)));
+        }
+    }
+
+    fn send(&self, message: Message) {
+        match self.outboxes.get(&message.to) {
+            // A closed outbox means the runtime is shutting down; Raft tolerates the loss.
+            Some(outbox) => {
+                let _ = outbox.send(message);
+            }
+            None => warn!(
+                to = message.to,
+                "dropping a message to a node outside the membership"
+            ),
+        }
+    }
+
+    fn apply(&mut self, entry: Entry) {
+        let result = match entry.payload {
+            Payload::Noop => None,
+            Payload::Command(data) => match serde_json::from_slice::<Command>(&data) {
+                Ok(command) => Some(self.kv.apply(command)),
+                Err(e) => {
+                    // Every node skips the same undecodable entry, so replicas stay equal.
+                    error!(index = entry.index, "skipping an undecodable command: {e}");
+                    None
+                }
+            },
+        };
+        self.applied = entry.index;
+        self.applied_term = entry.term;
+        if let Some(write) = self.writes.remove(&entry.index) {
+            let answer = match result {
+                Some(result) if write.term == entry.term => Ok(result),
+                _ => Err(ClientError::NotApplied),
+            };
+            let _ = write.reply.send(answer);
+        }
+    }
+
+    fn confirm_read(&mut self, read: ReadState) {
+        if let Some(pending) = self.reads.remove(&read.request_id) {
+            self.confirmed_reads
+                .entry(read.index)
+                .or_default()
+                .push(pending);
+        }
+    }
+
+    fn answer_applied_reads(&mut self) {
+        while let Some(entry) = self.confirmed_reads.first_entry() {
+            if *entry.key() > self.applied {
+                break;
+            }
+            for read in entry.remove() {
+                let _ = read.reply.send(Ok(self.kv.get(&read.key).cloned()));
+            }
+        }
+    }
+
+    /// Takes a snapshot once `snapshot_threshold` entries were applied since the last one.
+    fn maybe_snapshot(&mut self) -> Result<()> {
+        if self.applied < self.snapshot_index + self.settings.snapshot_threshold {
+            return Ok(());
+        }
+        let snapshot = Snapshot {
+            meta: SnapshotMeta {
+                index: self.applied,
+                term: self.applied_term,
+            },
+            data: Bytes::from(self.kv.snapshot()),
+        };
+        self.storage
+            .compact(&snapshot)
+            .context("writing a snapshot")?;
+        self.raft
+            .compact(snapshot)
+            .context("compacting the Raft log")?;
+        self.snapshot_index = self.applied;
+        info!(
+            index = self.applied,
+            keys = self.kv.len(),
+            "took a snapshot"
+        );
+        Ok(())
+    }
+
+    fn publish_status(&self) {
+        let status = self.raft.status();
+        self.metrics.observe_status(&status);
+        let new = NodeStatus {
+            id: self.members.name_of(status.id),
+            role: status.role.to_string(),
+            term: status.term,
+            leader: status.leader.map(|id| self.members.name_of(id)),
+            commit: status.commit,
+            applied: status.applied,
+            last_log_index: status.last_index,
+            snapshot_index: status.snapshot_index,
+        };
+        self.status.send_if_modified(|current| {
+            let changed = *current != new;
+            if changed {
+                *current = new;
+            }
+            changed
+        });
+    }
+}

@@ -1,0 +1,180 @@
+//! The static configuration of one Raft node, in ticks (the shell converts durations).
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use super::{NodeId, RaftError};
+
+/// How one node takes part in a cluster of fixed membership.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node's id; must be one of `voters`.
+    pub id: NodeId,
+    /// Every member of the cluster, including `id`.
+    pub voters: Vec<NodeId>,
+    /// A leader sends heartbeats every this many ticks.
+    pub heartbeat_ticks: u32,
+    /// A follower that hears from no leader for a timeout drawn from this range (afresh after
+    /// every role change) starts an election. Its start is also the check-quorum period and
+    /// the leader-stickiness window.
+    pub election_ticks: Range<u32>,
+    /// Ask for pre-votes before incrementing the term (thesis §9.6), so that a node that
+    /// cannot win does not disrupt the cluster.
+    pub pre_vote: bool,
+    /// A leader steps down when it has not heard from a quorum within an election timeout,
+    /// and followers that have a live leader ignore vote requests.
+    pub check_quorum: bool,
+    /// How many AppendEntries a leader keeps in flight to one follower.
+    pub max_inflight: usize,
+    /// The entry payload bytes one AppendEntries carries at most (always at least one entry).
+    pub max_bytes_per_message: usize,
+    /// Seeds the election-timeout randomness, so a run can be replayed.
+    pub seed: u64,
+}
+
+impl Config {
+    /// The defaults: heartbeat 5 ticks, election 15..30 ticks, pre-vote and check-quorum on,
+    /// 256 messages in flight of up to 1 MiB each, seeded with `id`.
+    pub fn new(id: NodeId, voters: Vec<NodeId>) -> Config {
+        Config {
+            id,
+            voters,
+            heartbeat_ticks: 5,
+            election_ticks: 15..30,
+            pre_vote: true,
+            check_quorum: true,
+            max_inflight: 256,
+            max_bytes_per_message: 1 << 20,
+            seed: id,
+        }
+    }
+
+    /// Checks that the configuration can work: `id` is a voter, no voter is listed twice,
+    /// heartbeats come more often than election timeouts, and the limits are positive.
+    pub fn validate(&self) -> Result<(), RaftError> {
+        if !self.voters.contains(&self.id) {
+            return Err(RaftError::NotAVoter {
+                id: self.id,
+                voters: self.voters.clone(),
+            });
+        }
+        let mut seen = HashSet::new();
+        if let Some(&twice) = self.voters.iter().find(|&&voter| !seen.insert(voter)) {
+            return Err(RaftError::DuplicateVoter(twice));
+        }
+        if self.heartbeat_ticks == 0 {
+            return Err(RaftError::ZeroHeartbeat);
+        }
+        if self.election_ticks.is_empty() {
+            return Err(RaftError::EmptyElectionRange {
+                start: self.election_ticks.start,
+                end: self.election_ticks.end,
+            });
+        }
+        if self.heartbeat_ticks >= self.election_ticks.start {
+            return Err(RaftError::HeartbeatNotBelowElection {
+                heartbeat: self.heartbeat_ticks,
+                election: self.election_ticks.start,
+            });
+        }
+        if self.max_inflight == 0 {
+            return Err(RaftError::ZeroInflight);
+        }
+        if self.max_bytes_per_message == 0 {
+            return Err(RaftError::ZeroMessageBytes);
+        }
+        Ok(())
+    }
+
+    /// How many votes win an election or commit an entry.
+    pub(super) fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_shell_conversion() {
+        let config = Config::new(2, vec![1, 2, 3]);
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.heartbeat_ticks, 5);
+        assert_eq!(config.election_ticks, 15..30);
+        assert_eq!(config.seed, 2);
+        assert_eq!(config.quorum(), 2);
+    }
+
+    #[test]
+    fn quorum_is_a_strict_majority() {
+        assert_eq!(Config::new(1, vec![1]).quorum(), 1);
+        assert_eq!(Config::new(1, vec![1, 2]).quorum(), 2);
+        assert_eq!(Config::new(1, vec![1, 2, 3, 4, 5]).quorum(), 3);
+    }
+
+    #[test]
+    fn validate_rejects_each_unworkable_setting() {
+        let base = Config::new(1, vec![1, 2, 3]);
+        let cases = [
+            (
+                Config {
+                    id: 9,
+                    ..base.clone()
+                },
+                RaftError::NotAVoter {
+                    id: 9,
+                    voters: vec![1, 2, 3],
+                },
+            ),
+            (
+                Config {
+                    voters: vec![1, 2, 2],
+                    ..base.clone()
+                },
+                RaftError::DuplicateVoter(2),
+            ),
+            (
+                Config {
+                    heartbeat_ticks: 0,
+                    ..base.clone()
+                },
+                RaftError::ZeroHeartbeat,
+            ),
+            (
+                Config {
+                    election_ticks: 10..10,
+                    ..base.clone()
+                },
+                RaftError::EmptyElectionRange { start: 10, end: 10 },
+            ),
+            (
+                Config {
+                    heartbeat_ticks: 15,
+                    ..base.clone()
+                },
+                RaftError::HeartbeatNotBelowElection {
+                    heartbeat: 15,
+                    election: 15,
+                },
+            ),
+            (
+                Config {
+                    max_inflight: 0,
+                    ..base.clone()
+                },
+                RaftError::ZeroInflight,
+            ),
+            (
+                Config {
+                    max_bytes_per_message: 0,
+                    ..base.clone()
+                },
+                RaftError::ZeroMessageBytes,
+            ),
+        ];
+        for (config, expected) in cases {
+            assert_eq!(config.validate(), Err(expected));
+        }
+    }
+}

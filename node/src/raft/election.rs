@@ -1,0 +1,512 @@
+//! Leader election (Raft §5.2): the randomized election timer, pre-vote (thesis §9.6), vote
+//! requests with the one-vote-per-term and up-to-date-log rules, and counting the answers.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{Index, Message, MessageBody, NodeId, Raft, Role, Term};
+
+/// Counts ticks without news from a leader against a timeout drawn at random, so that
+/// followers rarely time out together and split the vote.
+#[derive(Debug)]
+pub(super) struct ElectionTimer {
+    elapsed: u32,
+    timeout: u32,
+    range: Range<u32>,
+    rng: ChaCha8Rng,
+}
+
+impl ElectionTimer {
+    /// `range` must not be empty (`Config::validate` checks it).
+    pub fn new(range: Range<u32>, seed: u64) -> ElectionTimer {
+        let mut timer = ElectionTimer {
+            elapsed: 0,
+            timeout: 0,
+            range,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        };
+        timer.restart();
+        timer
+    }
+
+    /// Starts over with a freshly drawn timeout (on every role change).
+    pub fn restart(&mut self) {
+        self.elapsed = 0;
+        self.timeout = self.rng.random_range(self.range.clone());
+    }
+
+    /// Starts over with the same timeout (on news from the leader).
+    pub fn reset_elapsed(&mut self) {
+        self.elapsed = 0;
+    }
+
+    /// Counts one tick; true when the timeout is reached.
+    pub fn tick(&mut self) -> bool {
+        self.elapsed += 1;
+        self.elapsed >= self.timeout
+    }
+
+    /// Counts one tick of a leader's check-quorum period; true when the period (the
+    /// shortest election timeout) ends, and the next one starts.
+    pub fn tick_leader(&mut self) -> bool {
+        self.elapsed += 1;
+        let ended = self.elapsed >= self.range.start;
+        if ended {
+            self.elapsed = 0;
+        }
+        ended
+    }
+
+    /// Ticks since the last restart or news from the leader.
+    pub fn elapsed(&self) -> u32 {
+        self.elapsed
+    }
+
+    /// The shortest possible timeout: the check-quorum period and the stickiness window.
+    pub fn minimum(&self) -> u32 {
+        self.range.start
+    }
+}
+
+/// The answers to one (pre-)vote campaign, the candidate's own included.
+#[derive(Debug, Default)]
+pub(super) struct VoteTally {
+    answers: BTreeMap<NodeId, bool>,
+}
+
+/// Where a campaign stands.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Won,
+    Lost,
+    Pending,
+}
+
+impl VoteTally {
+    fn restart(&mut self, own_id: NodeId) {
+        self.answers.clear();
+        self.answers.insert(own_id, true);
+    }
+
+    /// Records a voter's first answer; later answers from the same voter are duplicates.
+    fn record(&mut self, voter: NodeId, granted: bool) {
+        self.answers.entry(voter).or_insert(granted);
+    }
+
+    fn outcome(&self, quorum: usize) -> Outcome {
+        let granted = self.answers.values().filter(|&&granted| granted).count();
+        if granted >= quorum {
+            Outcome::Won
+        } else if self.answers.len() - granted >= quorum {
+            Outcome::Lost
+        } else {
+            Outcome::Pending
+        }
+    }
+}
+
+impl Raft {
+    /// A follower or candidate that heard from no leader for a whole timeout campaigns.
+    pub(super) fn tick_election(&mut self) {
+        // Only a corrupt peer can have pushed the term to its limit; never overflow it.
+        if self.election_timer.tick() && self.term < Term::MAX {
+            self.elections += 1;
+            if self.config.pre_vote {
+                self.become_pre_candidate();
+            } else {
+                self.become_candidate();
+            }
+        }
+    }
+
+    /// With check-quorum, a node that heard from a live leader within the shortest election
+    /// timeout ignores vote requests, so that a partitioned node that comes back cannot
+    /// depose a healthy leader (etcd's leader stickiness).
+    pub(super) fn in_leader_lease(&self) -> bool {
+        self.config.check_quorum
+            && self.leader.is_some()
+            && self.election_timer.elapsed() < self.election_timer.minimum()
+    }
+
+    fn become_pre_candidate(&mut self) {
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.election_timer.restart();
+        self.votes.restart(self.config.id);
+        let term = self.term + 1;
+        self.request_votes(term, |last_log_index, last_log_term| MessageBody::PreVote {
+            last_log_index,
+            last_log_term,
+        });
+        self.count_votes();
+    }
+
+    fn become_candidate(&mut self) {
+        self.term += 1;
+        self.vote = Some(self.config.id);
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.election_timer.restart();
+        self.votes.restart(self.config.id);
+        self.request_votes(self.term, |last_log_index, last_log_term| {
+            MessageBody::RequestVote {
+                last_log_index,
+                last_log_term,
+            }
+        });
+        self.count_votes();
+    }
+
+    fn request_votes(&mut self, term: Term, body: impl Fn(Index, Term) -> MessageBody) {
+        let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
+        for to in self.peer_ids() {
+            self.send_in_term(to, term, body(last_index, last_term));
+        }
+    }
+
+    fn count_votes(&mut self) {
+        match self.votes.outcome(self.config.quorum()) {
+            Outcome::Won if self.role == Role::PreCandidate => self.become_candidate(),
+            Outcome::Won => self.become_leader(),
+            Outcome::Lost => self.become_follower(self.term, None),
+            Outcome::Pending => {}
+        }
+    }
+
+    /// Answers a PreVote or RequestVote whose term is not below ours (Figure 2,
+    /// RequestVote receiver rules). A vote is granted at most once per term, and only to a
+    /// candidate whose log is at least as up to date as ours. A pre-vote changes nothing here.
+    pub(super) fn handle_vote_request(
+        &mut self,
+        msg: &Message,
+        last_log_index: Index,
+        last_log_term: Term,
+    ) {
+        let is_pre_vote = matches!(msg.body, MessageBody::PreVote { .. });
+        let can_vote = self.vote == Some(msg.from)
+            || (self.vote.is_none() && self.leader.is_none())
+            || (is_pre_vote && msg.term > self.term);
+        let granted = can_vote && self.log.is_up_to_date(last_log_index, last_log_term);
+        // A grant carries the term asked about; a refusal carries ours, so that a candidate
+        // that is behind catches up.
+        let term = if granted { msg.term } else { self.term };
+        let body = if is_pre_vote {
+            MessageBody::PreVoteResponse { granted }
+        } else {
+            MessageBody::RequestVoteResponse { granted }
+        };
+        if granted && !is_pre_vote {
+            self.vote = Some(msg.from);
+            self.election_timer.reset_elapsed();
+        }
+        self.send_in_term(msg.from, term, body);
+    }
+
+    /// Counts a PreVoteResponse or RequestVoteResponse that answers the current campaign.
+    pub(super) fn handle_vote_response(&mut self, msg: &Message, granted: bool) {
+        let answers_campaign = match (self.role, &msg.body) {
+            // Grants carry the term we would campaign in; refusals our own term.
+            (Role::PreCandidate, MessageBody::PreVoteResponse { .. }) => {
+                msg.term == if granted { self.term + 1 } else { self.term }
+            }
+            (Role::Candidate, MessageBody::RequestVoteResponse { .. }) => msg.term == self.term,
+            _ => false,
+        };
+        if answers_campaign {
+            self.votes.record(msg.from, granted);
+            self.count_votes();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::testing::{Cluster, drain, elect, message, plain_config, recovered};
+    use crate::raft::{Config, Payload};
+
+    fn vote_request(
+        from: NodeId,
+        term: Term,
+        last_log_index: Index,
+        last_log_term: Term,
+    ) -> Message {
+        message(
+            from,
+            1,
+            term,
+            MessageBody::RequestVote {
+                last_log_index,
+                last_log_term,
+            },
+        )
+    }
+
+    fn pre_vote(from: NodeId, term: Term, last_log_index: Index, last_log_term: Term) -> Message {
+        message(
+            from,
+            1,
+            term,
+            MessageBody::PreVote {
+                last_log_index,
+                last_log_term,
+            },
+        )
+    }
+
+    fn granted(messages: &[Message]) -> Vec<(NodeId, Term, bool)> {
+        messages
+            .iter()
+            .filter_map(|msg| match msg.body {
+                MessageBody::RequestVoteResponse { granted }
+                | MessageBody::PreVoteResponse { granted } => Some((msg.to, msg.term, granted)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_follower_starts_an_election_when_its_timeout_passes_without_a_leader() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 4, &[1, 4]);
+        let mut ticks = 0;
+        while raft.role == Role::Follower && ticks < 100 {
+            raft.tick();
+            ticks += 1;
+        }
+        assert!((15..30).contains(&ticks), "timed out after {ticks} ticks");
+        assert_eq!(
+            (raft.role, raft.term, raft.vote),
+            (Role::Candidate, 5, Some(1))
+        );
+        assert_eq!(raft.status().elections, 1);
+        let requests: Vec<_> = drain(&mut raft)
+            .into_iter()
+            .map(|msg| (msg.to, msg.term, msg.body))
+            .collect();
+        let body = MessageBody::RequestVote {
+            last_log_index: 2,
+            last_log_term: 4,
+        };
+        assert_eq!(requests, [(2, 5, body.clone()), (3, 5, body)]);
+    }
+
+    #[test]
+    fn election_timeouts_are_drawn_from_the_range_by_the_seeded_rng() {
+        let timeouts: Vec<u32> = (0..40)
+            .map(|seed| ElectionTimer::new(15..30, seed).timeout)
+            .collect();
+        assert!(timeouts.iter().all(|timeout| (15..30).contains(timeout)));
+        assert!(
+            timeouts.iter().any(|&timeout| timeout != timeouts[0]),
+            "not randomized"
+        );
+        assert_eq!(
+            ElectionTimer::new(15..30, 7).timeout,
+            ElectionTimer::new(15..30, 7).timeout
+        );
+    }
+
+    #[test]
+    fn a_vote_is_granted_at_most_once_per_term() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1]);
+        raft.step(vote_request(2, 2, 1, 1));
+        raft.step(vote_request(3, 2, 1, 1));
+        raft.step(vote_request(2, 2, 1, 1));
+        assert_eq!(
+            granted(&drain(&mut raft)),
+            [(2, 2, true), (3, 2, false), (2, 2, true)]
+        );
+        assert_eq!(raft.vote, Some(2));
+    }
+
+    #[test]
+    fn a_vote_is_granted_only_to_a_log_at_least_as_up_to_date() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 2, &[1, 2]);
+        raft.step(vote_request(2, 3, 5, 1));
+        raft.step(vote_request(3, 4, 1, 2));
+        assert_eq!(granted(&drain(&mut raft)), [(2, 3, false), (3, 4, false)]);
+        assert_eq!(raft.vote, None);
+        raft.step(vote_request(3, 5, 2, 2));
+        assert_eq!(granted(&drain(&mut raft)), [(3, 5, true)]);
+    }
+
+    #[test]
+    fn a_granted_vote_is_persisted_before_the_answer_is_sent() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1]);
+        raft.step(vote_request(2, 2, 1, 1));
+        let ready = raft.ready();
+        assert_eq!(
+            ready.hard_state.map(|hard| (hard.term, hard.vote)),
+            Some((2, Some(2)))
+        );
+        assert_eq!(granted(&ready.messages), [(2, 2, true)]);
+    }
+
+    #[test]
+    fn a_candidate_with_a_quorum_of_votes_leads_and_appends_a_noop() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3, 4, 5]), 1, &[1]);
+        elect(&mut raft);
+        assert_eq!(
+            (raft.role, raft.term, raft.leader),
+            (Role::Leader, 2, Some(1))
+        );
+        assert_eq!(raft.log.last_index(), 2);
+        assert_eq!(raft.log.entries_from(2, 1)[0].payload, Payload::Noop);
+    }
+
+    #[test]
+    fn a_candidate_refused_by_a_quorum_returns_to_follower() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1]);
+        while raft.role != Role::Candidate {
+            raft.tick();
+        }
+        raft.step(message(
+            2,
+            1,
+            2,
+            MessageBody::RequestVoteResponse { granted: false },
+        ));
+        assert_eq!(raft.role, Role::Candidate);
+        raft.step(message(
+            3,
+            1,
+            2,
+            MessageBody::RequestVoteResponse { granted: false },
+        ));
+        assert_eq!((raft.role, raft.term), (Role::Follower, 2));
+    }
+
+    #[test]
+    fn a_duplicated_vote_is_counted_once() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3, 4, 5]), 1, &[1]);
+        while raft.role != Role::Candidate {
+            raft.tick();
+        }
+        for _ in 0..3 {
+            raft.step(message(
+                2,
+                1,
+                2,
+                MessageBody::RequestVoteResponse { granted: true },
+            ));
+        }
+        assert_eq!(
+            raft.role,
+            Role::Candidate,
+            "two votes of five are not a quorum"
+        );
+    }
+
+    #[test]
+    fn pre_vote_keeps_the_term_until_a_quorum_would_vote() {
+        let config = Config {
+            pre_vote: true,
+            ..plain_config(1, &[1, 2, 3])
+        };
+        let mut raft = recovered(config, 3, &[3]);
+        while raft.role == Role::Follower {
+            raft.tick();
+        }
+        assert_eq!(
+            (raft.role, raft.term, raft.vote),
+            (Role::PreCandidate, 3, None)
+        );
+        let asked: Vec<_> = drain(&mut raft).into_iter().map(|msg| msg.term).collect();
+        assert_eq!(asked, [4, 4], "pre-votes ask about the next term");
+        raft.step(message(
+            2,
+            1,
+            4,
+            MessageBody::PreVoteResponse { granted: true },
+        ));
+        assert_eq!(
+            (raft.role, raft.term, raft.vote),
+            (Role::Candidate, 4, Some(1))
+        );
+    }
+
+    #[test]
+    fn a_pre_vote_is_refused_for_a_stale_log_and_changes_nothing_when_granted() {
+        let config = Config {
+            pre_vote: true,
+            ..plain_config(1, &[1, 2, 3])
+        };
+        let mut raft = recovered(config, 2, &[1, 2]);
+        raft.step(pre_vote(2, 3, 1, 1));
+        raft.step(pre_vote(3, 3, 2, 2));
+        assert_eq!(granted(&drain(&mut raft)), [(2, 2, false), (3, 3, true)]);
+        assert_eq!((raft.term, raft.vote, raft.role), (2, None, Role::Follower));
+    }
+
+    #[test]
+    fn an_isolated_node_with_pre_vote_does_not_inflate_its_term() {
+        let config = Config {
+            pre_vote: true,
+            ..plain_config(1, &[1, 2, 3])
+        };
+        let mut raft = recovered(config, 2, &[2]);
+        for _ in 0..1000 {
+            raft.tick();
+            drain(&mut raft);
+        }
+        assert_eq!(raft.term, 2);
+        assert!(raft.status().elections > 10);
+    }
+
+    #[test]
+    fn a_follower_with_a_live_leader_ignores_vote_requests_under_check_quorum() {
+        let mut cluster = Cluster::new(3, |_| {});
+        cluster.elect(1);
+        let term = cluster.node(1).term;
+        cluster.node(2).step(message(
+            3,
+            2,
+            term + 1,
+            MessageBody::RequestVote {
+                last_log_index: 99,
+                last_log_term: term,
+            },
+        ));
+        assert_eq!(cluster.node(2).term, term, "a live leader is not deposed");
+        assert!(drain(cluster.node(2)).is_empty());
+    }
+
+    #[test]
+    fn a_follower_whose_leader_went_silent_grants_votes_again() {
+        let mut cluster = Cluster::new(3, |_| {});
+        cluster.elect(1);
+        let term = cluster.node(1).term;
+        cluster.isolate(1);
+        for _ in 0..15 {
+            cluster.node(2).election_timer.elapsed += 1;
+        }
+        cluster.node(2).step(message(
+            3,
+            2,
+            term + 1,
+            MessageBody::RequestVote {
+                last_log_index: 99,
+                last_log_term: term,
+            },
+        ));
+        assert_eq!(
+            (cluster.node(2).term, cluster.node(2).vote),
+            (term + 1, Some(3))
+        );
+    }
+
+    #[test]
+    fn a_node_that_cannot_reach_a_quorum_never_disrupts_the_leader() {
+        let mut cluster = Cluster::new(3, |_| {});
+        cluster.elect(1);
+        let term = cluster.node(1).term;
+        // Node 3 hears nothing from the leader but can still reach node 2.
+        cluster.cut_link(1, 3);
+        cluster.tick_all(300);
+        assert_eq!(cluster.leaders(), [1]);
+        assert_eq!(cluster.node(1).term, term);
+    }
+}

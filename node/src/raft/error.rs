@@ -1,0 +1,81 @@
+//! The errors the Raft core reports to its shell.
+
+use super::{Index, NodeId, Term};
+
+/// A configuration, recovered state or compaction request the core cannot accept.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RaftError {
+    #[error(
+        "node {id} is not one of the voters {voters:?}; list every member, including this node"
+    )]
+    NotAVoter { id: NodeId, voters: Vec<NodeId> },
+    #[error("voter {0} is listed twice")]
+    DuplicateVoter(NodeId),
+    #[error("heartbeat_ticks must be at least 1")]
+    ZeroHeartbeat,
+    #[error("the election timeout range {start}..{end} is empty")]
+    EmptyElectionRange { start: u32, end: u32 },
+    #[error(
+        "heartbeat_ticks ({heartbeat}) must be below the shortest election timeout ({election}), \
+         or followers start elections while the leader is healthy"
+    )]
+    HeartbeatNotBelowElection { heartbeat: u32, election: u32 },
+    #[error("max_inflight must be at least 1")]
+    ZeroInflight,
+    #[error("max_bytes_per_message must be at least 1")]
+    ZeroMessageBytes,
+    #[error("the recovered log has a gap: expected entry {expected}, found entry {found}")]
+    LogGap { expected: Index, found: Index },
+    #[error("recovered entry {index} has term {term}, lower than the term {previous} before it")]
+    TermsDecrease {
+        index: Index,
+        term: Term,
+        previous: Term,
+    },
+    #[error("the recovered commit index {commit} is beyond the last log index {last_index}")]
+    CommitBeyondLog { commit: Index, last_index: Index },
+    #[error("the recovered term {term} is lower than the term {log_term} of the last log entry")]
+    TermBehindLog { term: Term, log_term: Term },
+    #[error("the recovered vote is for node {0}, which is not a voter")]
+    VoteForStranger(NodeId),
+    #[error("cannot compact through index {index}: only entries through {applied} are applied")]
+    CompactBeyondApplied { index: Index, applied: Index },
+    #[error("the snapshot says entry {index} has term {term}, but the log has {log_term:?} there")]
+    SnapshotTermMismatch {
+        index: Index,
+        term: Term,
+        log_term: Option<Term>,
+    },
+}
+
+/// A proposal or read reached a node that is not the leader; retry at `leader` if known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("this node is not the leader ({})", describe_leader(*.leader))]
+pub struct NotLeader {
+    /// The leader this node knows of in its current term, if any.
+    pub leader: Option<NodeId>,
+}
+
+fn describe_leader(leader: Option<NodeId>) -> String {
+    match leader {
+        Some(id) => format!("the leader is node {id}"),
+        None => "no leader is known".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_leader_names_the_leader_to_retry_at() {
+        assert_eq!(
+            NotLeader { leader: Some(3) }.to_string(),
+            "this node is not the leader (the leader is node 3)"
+        );
+        assert_eq!(
+            NotLeader { leader: None }.to_string(),
+            "this node is not the leader (no leader is known)"
+        );
+    }
+}

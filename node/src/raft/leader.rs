@@ -1,0 +1,605 @@
+//! The leader's side of replication: batched, pipelined AppendEntries per follower,
+//! snapshots for followers that fell behind the compacted log, heartbeats, check-quorum,
+//! commitment by counting replicas, and confirming ReadIndex rounds.
+
+use super::{Index, MessageBody, NodeId, Raft, Role, Term};
+
+impl Raft {
+    /// Heartbeats every `heartbeat_ticks`; with check-quorum, steps down after an election
+    /// timeout in which a quorum was silent.
+    pub(super) fn tick_leader(&mut self) {
+        self.heartbeat_elapsed += 1;
+        if self.election_timer.tick_leader() {
+            if self.config.check_quorum && !self.quorum_recently_active() {
+                self.become_follower(self.term, None);
+                return;
+            }
+            for progress in &mut self.peers {
+                progress.recent_active = false;
+            }
+        }
+        if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
+            self.heartbeat_elapsed = 0;
+            self.broadcast_heartbeat();
+        }
+    }
+
+    fn quorum_recently_active(&self) -> bool {
+        let active = 1 + self
+            .peers
+            .iter()
+            .filter(|progress| progress.recent_active)
+            .count();
+        active >= self.config.quorum()
+    }
+
+    /// Sends every follower a heartbeat with the latest ReadIndex round, so that its answer
+    /// confirms that round too (and retries one whose heartbeats were lost).
+    fn broadcast_heartbeat(&mut self) {
+        let read_round = self.reads.round();
+        let commit = self.log.committed();
+        let heartbeats: Vec<_> = self
+            .peers
+            .iter()
+            .map(|progress| (progress.id, progress.matched.min(commit)))
+            .collect();
+        for (to, leader_commit) in heartbeats {
+            self.send(
+                to,
+                MessageBody::Heartbeat {
+                    leader_commit,
+                    read_round,
+                },
+            );
+        }
+    }
+
+    /// Whether `send_replication` would send anything.
+    pub(super) fn has_replication_to_send(&self) -> bool {
+        let last_index = self.log.last_index();
+        self.reads.has_unsent()
+            || self
+                .peers
+                .iter()
+                .any(|progress| progress.has_append_to_send(last_index))
+    }
+
+    /// Sends what accumulated since the last Ready: one heartbeat round for all new reads,
+    /// and to each follower the new entries in as few AppendEntries as the byte limit and
+    /// the inflight window allow.
+    pub(super) fn send_replication(&mut self) {
+        if self.reads.has_unsent() {
+            self.reads.start_round();
+            self.broadcast_heartbeat();
+            self.confirm_reads();
+        }
+        for peer in 0..self.peers.len() {
+            self.send_appends(peer);
+        }
+    }
+
+    fn send_appends(&mut self, peer: usize) {
+        let last_index = self.log.last_index();
+        while self.peers[peer].has_append_to_send(last_index) {
+            let (to, next) = (self.peers[peer].id, self.peers[peer].next);
+            let prev_log_index = next - 1;
+            let Some(prev_log_term) = self.log.term(prev_log_index) else {
+                self.send_snapshot(peer);
+                return;
+            };
+            let entries = self
+                .log
+                .entries_from(next, self.config.max_bytes_per_message);
+            let last_sent = entries.last().map(|entry| entry.index);
+            let leader_commit = self.log.committed();
+            self.send(
+                to,
+                MessageBody::AppendEntries {
+                    prev_log_index,
+                    prev_log_term,
+                    entries,
+                    leader_commit,
+                },
+            );
+            self.peers[peer].sent_append(last_sent);
+            if last_sent.is_none() {
+                return;
+            }
+        }
+    }
+
+    /// The entries the follower needs were compacted: send the snapshot instead.
+    fn send_snapshot(&mut self, peer: usize) {
+        let snapshot = self.log.snapshot().clone();
+        let to = self.peers[peer].id;
+        self.peers[peer].become_snapshot(snapshot.meta.index, self.now);
+        self.send(to, MessageBody::InstallSnapshot { snapshot });
+    }
+
+    /// The follower's log matches ours through `match_index` (an answer to AppendEntries
+    /// or InstallSnapshot).
+    pub(super) fn handle_accepted(&mut self, from: NodeId, match_index: Index) {
+        let (first_index, last_index) = (self.log.first_index(), self.log.last_index());
+        if match_index > last_index {
+            return;
+        }
+        let Some(progress) = self.progress_mut(from) else {
+            return;
+        };
+        progress.recent_active = true;
+        if progress.accepted(match_index, first_index) {
+            self.maybe_commit();
+        }
+    }
+
+    /// The follower failed the consistency check; probe again where its hint points.
+    pub(super) fn handle_rejected(
+        &mut self,
+        from: NodeId,
+        conflict_index: Index,
+        conflict_term: Option<Term>,
+    ) {
+        let next_hint = self.next_after_rejection(conflict_index, conflict_term);
+        let Some(progress) = self.progress_mut(from) else {
+            return;
+        };
+        progress.recent_active = true;
+        // A rejection claiming the follower's log ends at or below `matched` predates what
+        // the follower has since acknowledged: ignore it.
+        if conflict_term.is_some() || conflict_index > progress.matched {
+            progress.rejected(next_hint);
+        }
+    }
+
+    /// Where to probe next after a rejection with the follower's hint (thesis §5.3): after
+    /// our last entry of the follower's conflicting term if we have that term, else at the
+    /// first index of that term in the follower's log (or its end).
+    fn next_after_rejection(&self, conflict_index: Index, conflict_term: Option<Term>) -> Index {
+        conflict_term
+            .and_then(|term| self.log.last_index_of_term(term))
+            .map_or(conflict_index, |last| last + 1)
+            .min(self.log.last_index() + 1)
+    }
+
+    /// A follower answered a heartbeat: resume sending if it lags, and count its
+    /// confirmation of the ReadIndex round.
+    pub(super) fn handle_heartbeat_response(&mut self, from: NodeId, read_round: u64) {
+        let (now, last_index) = (self.now, self.log.last_index());
+        let snapshot_timeout = u64::from(self.election_timer.minimum());
+        let Some(progress) = self.progress_mut(from) else {
+            return;
+        };
+        progress.heartbeat_answered(now, snapshot_timeout);
+        if progress.matched < last_index {
+            // Entries may have been lost on the way: an AppendEntries finds out.
+            progress.wants_append = true;
+        }
+        if read_round > progress.read_round {
+            progress.read_round = read_round;
+            self.confirm_reads();
+        }
+    }
+
+    /// Releases the reads of every round a quorum (the leader included) has confirmed.
+    fn confirm_reads(&mut self) {
+        let mut rounds: Vec<u64> = self
+            .peers
+            .iter()
+            .map(|progress| progress.read_round)
+            .collect();
+        rounds.push(self.reads.round());
+        let confirmed = quorum_value(&mut rounds, self.config.quorum());
+        self.reads.confirm(confirmed, &mut self.read_states);
+    }
+
+    /// Commits the highest index a quorum holds, if it is of the current term (Raft §5.4.2:
+    /// entries of earlier terms are committed only indirectly, as in Figure 8). The leader
+    /// counts its own entries once they are persisted.
+    pub(super) fn maybe_commit(&mut self) {
+        let mut matched: Vec<Index> = self.peers.iter().map(|progress| progress.matched).collect();
+        matched.push(self.log.persisted());
+        let candidate = quorum_value(&mut matched, self.config.quorum());
+        if candidate > self.log.committed() && self.log.term(candidate) == Some(self.term) {
+            self.log.commit_to(candidate);
+            self.reads.release_held(candidate);
+        }
+    }
+
+    /// The transport failed to deliver to `peer`: probe it rather than pipeline.
+    pub fn report_unreachable(&mut self, peer: NodeId) {
+        if self.role == Role::Leader {
+            if let Some(progress) = self.progress_mut(peer) {
+                progress.unreachable();
+            }
+        }
+    }
+}
+
+/// The largest value that at least `quorum` of `values` reach.
+fn quorum_value(values: &mut [u64], quorum: usize) -> u64 {
+    values.sort_unstable_by(|a, b| b.cmp(a));
+    values[quorum - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::raft::testing::{Cluster, cycle, drain, elect, message, plain_config, recovered};
+    use crate::raft::{Config, Message, Raft, ReadState, Snapshot, SnapshotMeta};
+
+    fn command(text: &'static str) -> Bytes {
+        Bytes::from_static(text.as_bytes())
+    }
+
+    fn ack(from: NodeId, term: Term, match_index: Index) -> Message {
+        let body = MessageBody::AppendEntriesResponse {
+            success: true,
+            match_index,
+            conflict_index: 0,
+            conflict_term: None,
+        };
+        message(from, 1, term, body)
+    }
+
+    fn heartbeat_ack(from: NodeId, term: Term, read_round: u64) -> Message {
+        message(from, 1, term, MessageBody::HeartbeatResponse { read_round })
+    }
+
+    fn appends_to(messages: &[Message], to: NodeId) -> Vec<(Index, Vec<Index>)> {
+        messages
+            .iter()
+            .filter(|msg| msg.to == to)
+            .filter_map(|msg| match &msg.body {
+                MessageBody::AppendEntries {
+                    prev_log_index,
+                    entries,
+                    ..
+                } => Some((
+                    *prev_log_index,
+                    entries.iter().map(|entry| entry.index).collect(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Leader 1 of `voters` whose log has `log_terms` before its no-op, with every follower
+    /// already replicating from the end of its log.
+    fn leader(voters: &[NodeId], log_terms: &[Term]) -> Raft {
+        let mut raft = recovered(
+            plain_config(1, voters),
+            log_terms.last().copied().unwrap_or(0),
+            log_terms,
+        );
+        elect(&mut raft);
+        let (term, last) = (raft.term, raft.log.last_index());
+        for peer in raft.peer_ids() {
+            raft.step(ack(peer, term, last));
+        }
+        drain(&mut raft);
+        raft
+    }
+
+    #[test]
+    fn the_leader_commits_only_current_term_entries_by_counting_replicas() {
+        // Figure 8: entry 2 of term 2 is on a majority, but committing it by counting could
+        // be undone by a leader elected without it; only the term-3 no-op commits it.
+        let mut raft = recovered(plain_config(1, &[1, 2, 3, 4, 5]), 2, &[1, 2]);
+        elect(&mut raft);
+        let term = raft.term;
+        assert_eq!((term, raft.log.last_index()), (3, 3));
+        raft.step(ack(2, term, 2));
+        raft.step(ack(3, term, 2));
+        assert_eq!(
+            raft.log.committed(),
+            0,
+            "an old-term entry on a majority is not committed"
+        );
+        raft.step(ack(2, term, 3));
+        assert_eq!(raft.log.committed(), 0, "two of five hold the no-op");
+        raft.step(ack(3, term, 3));
+        assert_eq!(raft.log.committed(), 3, "the no-op commits entry 2 with it");
+    }
+
+    #[test]
+    fn the_leader_counts_its_own_entries_only_once_persisted() {
+        let mut raft = leader(&[1, 2, 3], &[]);
+        let (index, term) = raft.propose(command("x")).unwrap();
+        raft.step(ack(2, term, index));
+        assert_eq!(
+            raft.log.committed(),
+            index - 1,
+            "the leader's own copy is not durable yet"
+        );
+        let ready = cycle(&mut raft);
+        assert_eq!(ready.entries.len(), 1);
+        assert_eq!(raft.log.committed(), index);
+        assert_eq!(cycle(&mut raft).committed_entries.len(), 1);
+    }
+
+    #[test]
+    fn proposals_between_two_readies_go_to_each_follower_in_one_append_entries() {
+        let mut raft = leader(&[1, 2, 3], &[]);
+        for text in ["a", "b", "c", "d"] {
+            raft.propose(command(text)).unwrap();
+        }
+        let messages = raft.ready().messages;
+        assert_eq!(appends_to(&messages, 2), [(1, vec![2, 3, 4, 5])]);
+        assert_eq!(appends_to(&messages, 3), [(1, vec![2, 3, 4, 5])]);
+    }
+
+    #[test]
+    fn the_leader_pipelines_up_to_max_inflight_appends_without_waiting() {
+        let config = Config {
+            max_inflight: 3,
+            ..plain_config(1, &[1, 2])
+        };
+        let mut raft = recovered(config, 0, &[]);
+        elect(&mut raft);
+        raft.step(ack(2, raft.term, 1));
+        let mut sent = Vec::new();
+        for round in 0..5 {
+            raft.propose(command("x")).unwrap();
+            sent.push((round, appends_to(&cycle(&mut raft).messages, 2).len()));
+        }
+        assert_eq!(
+            sent,
+            [(0, 1), (1, 1), (2, 1), (3, 0), (4, 0)],
+            "a window of three"
+        );
+        raft.step(ack(2, raft.term, 3));
+        assert_eq!(appends_to(&cycle(&mut raft).messages, 2), [(4, vec![5, 6])]);
+    }
+
+    #[test]
+    fn one_append_entries_carries_at_most_max_bytes_per_message() {
+        let config = Config {
+            max_bytes_per_message: 2,
+            ..plain_config(1, &[1, 2])
+        };
+        let mut raft = recovered(config, 0, &[]);
+        elect(&mut raft);
+        raft.step(ack(2, raft.term, 1));
+        for text in ["ab", "c", "d", "e"] {
+            raft.propose(command(text)).unwrap();
+        }
+        let batches: Vec<_> = appends_to(&cycle(&mut raft).messages, 2)
+            .into_iter()
+            .map(|(_, batch)| batch)
+            .collect();
+        assert_eq!(batches, [vec![2], vec![3, 4], vec![5]]);
+    }
+
+    #[test]
+    fn a_rejection_with_a_conflict_hint_skips_a_whole_term() {
+        let mut raft = recovered(plain_config(1, &[1, 2]), 5, &[1, 1, 4, 4, 5, 5]);
+        elect(&mut raft);
+        let term = raft.term;
+        // The follower has term 3 from index 3 to 9; the leader has no term 3.
+        let reject = MessageBody::AppendEntriesResponse {
+            success: false,
+            match_index: 0,
+            conflict_index: 3,
+            conflict_term: Some(3),
+        };
+        raft.step(message(2, 1, term, reject));
+        assert_eq!(appends_to(&drain(&mut raft), 2), [(2, vec![3, 4, 5, 6, 7])]);
+        // With a term it has, the leader resumes after its own last entry of that term.
+        let reject = MessageBody::AppendEntriesResponse {
+            success: false,
+            match_index: 0,
+            conflict_index: 2,
+            conflict_term: Some(1),
+        };
+        raft.step(message(2, 1, term, reject));
+        assert_eq!(appends_to(&drain(&mut raft), 2), [(2, vec![3, 4, 5, 6, 7])]);
+    }
+
+    #[test]
+    fn a_follower_behind_the_compacted_log_gets_the_snapshot() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1, 1, 1]);
+        elect(&mut raft);
+        let term = raft.term;
+        raft.step(ack(2, term, 4));
+        drain(&mut raft);
+        let snapshot = Snapshot {
+            meta: SnapshotMeta { index: 3, term: 1 },
+            data: command("state"),
+        };
+        raft.compact(snapshot.clone()).unwrap();
+        // Follower 3 lost its disk and asks from the start, which is compacted.
+        let reject = MessageBody::AppendEntriesResponse {
+            success: false,
+            match_index: 0,
+            conflict_index: 1,
+            conflict_term: None,
+        };
+        raft.step(message(3, 1, term, reject));
+        let messages = drain(&mut raft);
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].body, MessageBody::InstallSnapshot { snapshot });
+        raft.step(ack(3, term, 3));
+        assert_eq!(appends_to(&drain(&mut raft), 3), [(3, vec![4])]);
+    }
+
+    #[test]
+    fn a_lagging_follower_is_sent_entries_again_after_a_heartbeat_response() {
+        let mut raft = leader(&[1, 2], &[]);
+        let term = raft.term;
+        raft.propose(command("lost")).unwrap();
+        assert_eq!(appends_to(&drain(&mut raft), 2), [(1, vec![2])]);
+        // That append was lost; the follower answers the next heartbeat.
+        raft.step(heartbeat_ack(2, term, 0));
+        assert_eq!(
+            appends_to(&drain(&mut raft), 2),
+            [(2, vec![])],
+            "empty append probes the gap"
+        );
+        let reject = MessageBody::AppendEntriesResponse {
+            success: false,
+            match_index: 0,
+            conflict_index: 2,
+            conflict_term: None,
+        };
+        raft.step(message(2, 1, term, reject));
+        assert_eq!(appends_to(&drain(&mut raft), 2), [(1, vec![2])]);
+    }
+
+    #[test]
+    fn a_full_window_of_lost_appends_does_not_stall_replication() {
+        let config = Config {
+            max_inflight: 1,
+            ..plain_config(1, &[1, 2])
+        };
+        let mut raft = recovered(config, 0, &[]);
+        elect(&mut raft);
+        let term = raft.term;
+        raft.step(ack(2, term, 1));
+        raft.propose(command("lost")).unwrap();
+        assert_eq!(appends_to(&drain(&mut raft), 2).len(), 1);
+        raft.propose(command("waiting")).unwrap();
+        assert!(appends_to(&drain(&mut raft), 2).is_empty(), "window full");
+        raft.step(heartbeat_ack(2, term, 0));
+        assert_eq!(appends_to(&drain(&mut raft), 2), [(2, vec![3])]);
+    }
+
+    #[test]
+    fn check_quorum_makes_a_leader_without_a_live_quorum_step_down() {
+        let mut cluster = Cluster::new(3, |_| {});
+        cluster.elect(1);
+        assert_eq!(cluster.leaders(), [1]);
+        cluster.isolate(1);
+        for _ in 0..30 {
+            cluster.node(1).tick();
+            cluster.settle();
+        }
+        assert_eq!(cluster.node(1).role, Role::Follower);
+    }
+
+    #[test]
+    fn a_leader_that_hears_from_a_quorum_keeps_leading() {
+        let mut cluster = Cluster::new(5, |_| {});
+        cluster.elect(1);
+        cluster.isolate(4);
+        cluster.isolate(5);
+        cluster.tick_all(200);
+        assert_eq!(cluster.leaders(), [1]);
+    }
+
+    #[test]
+    fn reads_of_one_batch_share_one_heartbeat_round_confirmed_by_a_quorum() {
+        let mut raft = leader(&[1, 2, 3], &[]);
+        let term = raft.term;
+        let commit = raft.log.committed();
+        raft.read_index(7).unwrap();
+        raft.read_index(8).unwrap();
+        let ready = cycle(&mut raft);
+        let rounds: Vec<_> = ready
+            .messages
+            .iter()
+            .map(|msg| (msg.to, msg.body.clone()))
+            .collect();
+        let heartbeat = MessageBody::Heartbeat {
+            leader_commit: commit,
+            read_round: 1,
+        };
+        assert_eq!(rounds, [(2, heartbeat.clone()), (3, heartbeat)]);
+        assert!(ready.read_states.is_empty());
+        raft.step(heartbeat_ack(2, term, 1));
+        let expected = [
+            ReadState {
+                request_id: 7,
+                index: commit,
+            },
+            ReadState {
+                request_id: 8,
+                index: commit,
+            },
+        ];
+        assert_eq!(cycle(&mut raft).read_states, expected);
+    }
+
+    #[test]
+    fn a_new_leader_holds_reads_until_it_commits_an_entry_of_its_term() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1, 1]);
+        elect(&mut raft);
+        let term = raft.term;
+        raft.read_index(1).unwrap();
+        let heartbeats = drain(&mut raft);
+        assert!(heartbeats.is_empty(), "{heartbeats:?}");
+        raft.step(ack(2, term, 3));
+        let messages = cycle(&mut raft).messages;
+        assert!(
+            messages
+                .iter()
+                .all(|msg| matches!(msg.body, MessageBody::Heartbeat { read_round: 1, .. }))
+        );
+        raft.step(heartbeat_ack(3, term, 1));
+        assert_eq!(
+            cycle(&mut raft).read_states,
+            [ReadState {
+                request_id: 1,
+                index: 3
+            }]
+        );
+    }
+
+    #[test]
+    fn reads_on_a_leader_that_steps_down_fail() {
+        let mut raft = leader(&[1, 2, 3], &[]);
+        raft.read_index(1).unwrap();
+        drain(&mut raft);
+        raft.read_index(2).unwrap();
+        raft.step(message(
+            2,
+            1,
+            raft.term + 1,
+            MessageBody::HeartbeatResponse { read_round: 0 },
+        ));
+        let ready = cycle(&mut raft);
+        assert_eq!(ready.failed_reads, [1, 2]);
+        assert_eq!(
+            raft.read_index(3),
+            Err(crate::raft::NotLeader { leader: None })
+        );
+    }
+
+    #[test]
+    fn a_single_node_cluster_commits_and_reads_on_its_own() {
+        let mut raft = recovered(plain_config(1, &[1]), 0, &[]);
+        elect(&mut raft);
+        let (index, _) = raft.propose(command("solo")).unwrap();
+        raft.read_index(5).unwrap();
+        let mut applied = Vec::new();
+        let mut reads = Vec::new();
+        while raft.has_ready() {
+            let ready = cycle(&mut raft);
+            applied.extend(ready.committed_entries.iter().map(|entry| entry.index));
+            reads.extend(ready.read_states);
+        }
+        assert_eq!(applied, [index]);
+        assert_eq!(
+            reads,
+            [ReadState {
+                request_id: 5,
+                index: index - 1
+            }]
+        );
+    }
+
+    #[test]
+    fn an_unreachable_follower_is_probed_instead_of_pipelined() {
+        let mut raft = leader(&[1, 2], &[]);
+        raft.propose(command("a")).unwrap();
+        drain(&mut raft);
+        raft.report_unreachable(2);
+        raft.propose(command("b")).unwrap();
+        assert_eq!(
+            appends_to(&drain(&mut raft), 2),
+            [(1, vec![2, 3])],
+            "resent from what matched"
+        );
+    }
+}

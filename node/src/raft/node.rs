@@ -1,0 +1,600 @@
+//! The Raft node: its state, the term rules every message passes first, role changes, and
+//! the public API. Election, replication and reads add their own `impl Raft` blocks in
+//! `election.rs`, `leader.rs`, `follower.rs` and `ready.rs`.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use super::election::{ElectionTimer, VoteTally};
+use super::follower::Append;
+use super::log::RaftLog;
+use super::progress::Progress;
+use super::read_index::ReadQueue;
+use super::ready::ReadyTracker;
+use super::{
+    Config, Entry, HardState, Index, Message, MessageBody, NodeId, NotLeader, Payload, RaftError,
+    ReadState, Snapshot, Term,
+};
+
+/// The part a node plays in its current term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Follower,
+    /// Asking for pre-votes, without having incremented its term.
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Follower => "follower",
+            Role::PreCandidate => "pre-candidate",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        })
+    }
+}
+
+/// A node's state at a glance, for metrics and debugging.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub vote: Option<NodeId>,
+    pub commit: Index,
+    pub applied: Index,
+    pub last_index: Index,
+    pub snapshot_index: Index,
+    /// Campaigns this node started (each election timeout that fired, pre-vote or not).
+    pub elections: u64,
+}
+
+/// One member of a Raft cluster, as a deterministic state machine: no I/O, no clock, no
+/// threads. Inputs are ticks, messages, proposals and reads; outputs come from `ready()`.
+#[derive(Debug)]
+pub struct Raft {
+    pub(super) config: Config,
+    pub(super) term: Term,
+    pub(super) vote: Option<NodeId>,
+    pub(super) role: Role,
+    pub(super) leader: Option<NodeId>,
+    pub(super) log: RaftLog,
+    /// One per other voter, in `config.voters` order; meaningful while leading.
+    pub(super) peers: Vec<Progress>,
+    pub(super) votes: VoteTally,
+    pub(super) reads: ReadQueue,
+    pub(super) election_timer: ElectionTimer,
+    pub(super) heartbeat_elapsed: u32,
+    /// Ticks since this node started.
+    pub(super) now: u64,
+    pub(super) elections: u64,
+    pub(super) messages: Vec<Message>,
+    pub(super) read_states: Vec<ReadState>,
+    pub(super) failed_reads: Vec<u64>,
+    /// A snapshot received from the leader, for the next Ready.
+    pub(super) pending_snapshot: Option<Snapshot>,
+    pub(super) ready_tracker: ReadyTracker,
+}
+
+impl Raft {
+    /// Builds a node from what storage recovered (a fresh node: `HardState::default()`,
+    /// `None`, no entries). It starts as a follower with no known leader.
+    pub fn new(
+        config: Config,
+        hard_state: HardState,
+        snapshot: Option<Snapshot>,
+        entries: Vec<Entry>,
+    ) -> Result<Raft, RaftError> {
+        config.validate()?;
+        let log = RaftLog::recover(snapshot, entries, hard_state.commit)?;
+        if hard_state.term < log.last_term() {
+            return Err(RaftError::TermBehindLog {
+                term: hard_state.term,
+                log_term: log.last_term(),
+            });
+        }
+        if let Some(vote) = hard_state.vote.filter(|vote| !config.voters.contains(vote)) {
+            return Err(RaftError::VoteForStranger(vote));
+        }
+        let peers = config
+            .voters
+            .iter()
+            .filter(|&&voter| voter != config.id)
+            .map(|&voter| Progress::new(voter, config.max_inflight))
+            .collect();
+        Ok(Raft {
+            election_timer: ElectionTimer::new(config.election_ticks.clone(), config.seed),
+            term: hard_state.term,
+            vote: hard_state.vote,
+            role: Role::Follower,
+            leader: None,
+            log,
+            peers,
+            votes: VoteTally::default(),
+            reads: ReadQueue::default(),
+            heartbeat_elapsed: 0,
+            now: 0,
+            elections: 0,
+            messages: Vec::new(),
+            read_states: Vec::new(),
+            failed_reads: Vec::new(),
+            pending_snapshot: None,
+            ready_tracker: ReadyTracker::new(hard_state),
+            config,
+        })
+    }
+
+    /// Advances logical time by one tick: heartbeats, election timeouts, check-quorum.
+    pub fn tick(&mut self) {
+        self.now += 1;
+        match self.role {
+            Role::Leader => self.tick_leader(),
+            _ => self.tick_election(),
+        }
+    }
+
+    /// Handles a message from a peer. Messages from a lower term, for another node or from
+    /// a node outside the cluster are ignored (some get an answer that tells the sender
+    /// about the newer term); nothing a peer sends makes this panic.
+    pub fn step(&mut self, msg: Message) {
+        if msg.to != self.config.id
+            || msg.from == self.config.id
+            || !self.config.voters.contains(&msg.from)
+        {
+            return;
+        }
+        if msg.term > self.term && !self.accept_higher_term(&msg) {
+            return;
+        }
+        if msg.term < self.term {
+            self.answer_lower_term(&msg);
+            return;
+        }
+        self.dispatch(msg);
+    }
+
+    /// Raft §5.1: a higher term in any message makes this node a follower in that term,
+    /// except for (pre-)vote traffic that must not disturb a live leader. Returns whether
+    /// the message should still be handled.
+    fn accept_higher_term(&mut self, msg: &Message) -> bool {
+        match msg.body {
+            MessageBody::PreVote { .. } | MessageBody::RequestVote { .. }
+                if self.in_leader_lease() =>
+            {
+                false
+            }
+            // A pre-vote asks about a term the sender has not entered; a granted pre-vote
+            // carries the term this node would campaign in.
+            MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { granted: true } => true,
+            MessageBody::AppendEntries { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => {
+                self.become_follower(msg.term, Some(msg.from));
+                true
+            }
+            _ => {
+                self.become_follower(msg.term, None);
+                true
+            }
+        }
+    }
+
+    /// A message from an older term is stale, but its sender may be a leader cut off from
+    /// the newer term (with check-quorum or pre-vote it would not learn it from vote
+    /// requests), or a pre-candidate waiting for answers: reply false with our term.
+    fn answer_lower_term(&mut self, msg: &Message) {
+        match msg.body {
+            MessageBody::AppendEntries { .. } | MessageBody::Heartbeat { .. } => {
+                self.send(
+                    msg.from,
+                    MessageBody::AppendEntriesResponse {
+                        success: false,
+                        match_index: 0,
+                        conflict_index: 0,
+                        conflict_term: None,
+                    },
+                );
+            }
+            MessageBody::PreVote { .. } => {
+                self.send(msg.from, MessageBody::PreVoteResponse { granted: false })
+            }
+            _ => {}
+        }
+    }
+
+    /// Handles a message of the current term (or a pre-vote for a later one).
+    fn dispatch(&mut self, msg: Message) {
+        let from = msg.from;
+        match msg.body {
+            MessageBody::PreVote {
+                last_log_index,
+                last_log_term,
+            }
+            | MessageBody::RequestVote {
+                last_log_index,
+                last_log_term,
+            } => {
+                self.handle_vote_request(&msg, last_log_index, last_log_term);
+            }
+            MessageBody::PreVoteResponse { granted }
+            | MessageBody::RequestVoteResponse { granted } => {
+                self.handle_vote_response(&msg, granted);
+            }
+            MessageBody::AppendEntries {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => {
+                if self.follow(from) {
+                    let append = Append {
+                        prev_log_index,
+                        prev_log_term,
+                        entries,
+                        leader_commit,
+                    };
+                    self.handle_append_entries(from, append);
+                }
+            }
+            MessageBody::Heartbeat {
+                leader_commit,
+                read_round,
+            } => {
+                if self.follow(from) {
+                    self.handle_heartbeat(from, leader_commit, read_round);
+                }
+            }
+            MessageBody::InstallSnapshot { snapshot } => {
+                if self.follow(from) {
+                    self.handle_install_snapshot(from, snapshot);
+                }
+            }
+            MessageBody::AppendEntriesResponse {
+                success,
+                match_index,
+                conflict_index,
+                conflict_term,
+            } => {
+                if self.role == Role::Leader && success {
+                    self.handle_accepted(from, match_index);
+                } else if self.role == Role::Leader {
+                    self.handle_rejected(from, conflict_index, conflict_term);
+                }
+            }
+            MessageBody::HeartbeatResponse { read_round } => {
+                if self.role == Role::Leader {
+                    self.handle_heartbeat_response(from, read_round);
+                }
+            }
+        }
+    }
+
+    /// `from` leads the current term: a (pre-)candidate gives up, and the election timer
+    /// starts over. False if this node itself leads the term (a peer is confused).
+    fn follow(&mut self, from: NodeId) -> bool {
+        match self.role {
+            Role::Leader => return false,
+            Role::PreCandidate | Role::Candidate => self.become_follower(self.term, Some(from)),
+            Role::Follower => self.leader = Some(from),
+        }
+        self.election_timer.reset_elapsed();
+        true
+    }
+
+    pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if self.role == Role::Leader {
+            self.reads.fail_all(&mut self.failed_reads);
+        }
+        if term > self.term {
+            self.term = term;
+            self.vote = None;
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.election_timer.restart();
+    }
+
+    /// Won the election: take over replication, starting with a no-op entry of the new
+    /// term, through which the entries of earlier terms get committed (Raft §5.4.2).
+    pub(super) fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.config.id);
+        self.election_timer.restart();
+        self.heartbeat_elapsed = 0;
+        let last_index = self.log.last_index();
+        for progress in &mut self.peers {
+            progress.reset(last_index);
+        }
+        self.log.append(Entry {
+            term: self.term,
+            index: last_index + 1,
+            payload: Payload::Noop,
+        });
+        // A single-node cluster commits on its own once the entry is persisted.
+        self.maybe_commit();
+    }
+
+    /// Appends a command to the leader's log; it goes to the followers with the next Ready.
+    /// Returns where it will be if it commits: the shell answers the client once the entry
+    /// at that index, with that term, is applied.
+    pub fn propose(&mut self, command: Bytes) -> Result<(Index, Term), NotLeader> {
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader: self.leader,
+            });
+        }
+        let index = self.log.last_index() + 1;
+        self.log.append(Entry {
+            term: self.term,
+            index,
+            payload: Payload::Command(command),
+        });
+        Ok((index, self.term))
+    }
+
+    /// Starts a linearizable read; it comes out of a later Ready in `read_states` (serve it
+    /// once the state machine has applied its index) or in `failed_reads`.
+    pub fn read_index(&mut self, request_id: u64) -> Result<(), NotLeader> {
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader: self.leader,
+            });
+        }
+        let commit = self.log.committed();
+        let committed_in_term = self.log.term(commit) == Some(self.term);
+        self.reads
+            .push(request_id, committed_in_term.then_some(commit));
+        Ok(())
+    }
+
+    /// The shell took a state-machine snapshot at an applied index: drop the log up to it.
+    pub fn compact(&mut self, snapshot: Snapshot) -> Result<(), RaftError> {
+        self.log.compact(snapshot)
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.config.id,
+            role: self.role,
+            term: self.term,
+            leader: self.leader,
+            vote: self.vote,
+            commit: self.log.committed(),
+            applied: self.log.applied(),
+            last_index: self.log.last_index(),
+            snapshot_index: self.log.snapshot_index(),
+            elections: self.elections,
+        }
+    }
+
+    pub(super) fn peer_ids(&self) -> Vec<NodeId> {
+        self.peers.iter().map(|progress| progress.id).collect()
+    }
+
+    pub(super) fn progress_mut(&mut self, peer: NodeId) -> Option<&mut Progress> {
+        self.peers.iter_mut().find(|progress| progress.id == peer)
+    }
+
+    /// Queues a message in the current term.
+    pub(super) fn send(&mut self, to: NodeId, body: MessageBody) {
+        self.send_in_term(to, self.term, body);
+    }
+
+    pub(super) fn send_in_term(&mut self, to: NodeId, term: Term, body: MessageBody) {
+        self.messages.push(Message {
+            from: self.config.id,
+            to,
+            term,
+            body,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::testing::{Cluster, drain, elect, entries, message, plain_config, recovered};
+
+    #[test]
+    fn a_higher_term_in_any_message_makes_the_node_a_follower_of_that_term() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1]);
+        elect(&mut raft);
+        raft.step(message(
+            3,
+            1,
+            7,
+            MessageBody::HeartbeatResponse { read_round: 0 },
+        ));
+        assert_eq!(
+            (raft.role, raft.term, raft.vote, raft.leader),
+            (Role::Follower, 7, None, None)
+        );
+        raft.step(message(
+            2,
+            1,
+            8,
+            MessageBody::Heartbeat {
+                leader_commit: 0,
+                read_round: 0,
+            },
+        ));
+        assert_eq!((raft.term, raft.leader), (8, Some(2)));
+    }
+
+    #[test]
+    fn a_message_from_a_lower_term_is_answered_with_the_current_term_and_changes_nothing() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 5, &[1]);
+        raft.step(message(
+            2,
+            1,
+            4,
+            MessageBody::Heartbeat {
+                leader_commit: 1,
+                read_round: 0,
+            },
+        ));
+        raft.step(message(
+            3,
+            1,
+            4,
+            MessageBody::RequestVote {
+                last_log_index: 9,
+                last_log_term: 4,
+            },
+        ));
+        let answers: Vec<_> = drain(&mut raft)
+            .into_iter()
+            .map(|msg| (msg.to, msg.term))
+            .collect();
+        assert_eq!(
+            answers,
+            [(2, 5)],
+            "the stale leader learns the term; the stale vote gets nothing"
+        );
+        assert_eq!(
+            (raft.term, raft.vote, raft.leader, raft.log.committed()),
+            (5, None, None, 0)
+        );
+    }
+
+    #[test]
+    fn messages_from_strangers_or_for_other_nodes_are_ignored() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1]);
+        let vote = MessageBody::RequestVote {
+            last_log_index: 1,
+            last_log_term: 1,
+        };
+        raft.step(message(9, 1, 2, vote.clone()));
+        raft.step(message(2, 3, 2, vote.clone()));
+        raft.step(message(1, 1, 2, vote));
+        assert_eq!(raft.term, 1);
+        assert!(!raft.has_ready());
+    }
+
+    #[test]
+    fn proposals_and_reads_on_a_follower_name_the_leader() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1]);
+        raft.step(message(
+            2,
+            1,
+            1,
+            MessageBody::Heartbeat {
+                leader_commit: 0,
+                read_round: 0,
+            },
+        ));
+        let not_leader = NotLeader { leader: Some(2) };
+        assert_eq!(raft.propose(Bytes::from_static(b"x")), Err(not_leader));
+        assert_eq!(raft.read_index(1), Err(not_leader));
+    }
+
+    #[test]
+    fn new_rejects_recovered_state_that_cannot_be_right() {
+        let config = plain_config(1, &[1, 2, 3]);
+        let behind = HardState {
+            term: 1,
+            vote: None,
+            commit: 0,
+        };
+        let result = Raft::new(config.clone(), behind, None, entries(&[1, 2]));
+        assert_eq!(
+            result.unwrap_err(),
+            RaftError::TermBehindLog {
+                term: 1,
+                log_term: 2
+            }
+        );
+        let stranger = HardState {
+            term: 2,
+            vote: Some(7),
+            commit: 0,
+        };
+        let result = Raft::new(config.clone(), stranger, None, entries(&[1, 2]));
+        assert_eq!(result.unwrap_err(), RaftError::VoteForStranger(7));
+        let bad_config = Config {
+            heartbeat_ticks: 0,
+            ..config
+        };
+        let result = Raft::new(bad_config, HardState::default(), None, Vec::new());
+        assert_eq!(result.unwrap_err(), RaftError::ZeroHeartbeat);
+    }
+
+    #[test]
+    fn a_restarted_node_reapplies_committed_entries_from_its_log() {
+        let hard_state = HardState {
+            term: 2,
+            vote: Some(1),
+            commit: 2,
+        };
+        let mut raft = Raft::new(
+            plain_config(1, &[1, 2, 3]),
+            hard_state,
+            None,
+            entries(&[1, 2, 2]),
+        )
+        .unwrap();
+        let ready = raft.ready();
+        assert_eq!(
+            (ready.hard_state, ready.soft_state),
+            (None, None),
+            "nothing new to persist"
+        );
+        let applied: Vec<_> = ready
+            .committed_entries
+            .iter()
+            .map(|entry| entry.index)
+            .collect();
+        assert_eq!(applied, [1, 2]);
+        assert!(ready.entries.is_empty());
+    }
+
+    #[test]
+    fn roles_display_in_lowercase() {
+        let names = [
+            Role::Follower,
+            Role::PreCandidate,
+            Role::Candidate,
+            Role::Leader,
+        ]
+        .map(|role| role.to_string());
+        assert_eq!(names, ["follower", "pre-candidate", "candidate", "leader"]);
+    }
+
+    #[test]
+    fn a_partitioned_leader_is_replaced_and_catches_up_after_healing() {
+        let mut cluster = Cluster::new(3, |_| {});
+        cluster.elect(1);
+        cluster
+            .node(1)
+            .propose(Bytes::from_static(b"before"))
+            .unwrap();
+        cluster.settle();
+        cluster.isolate(1);
+        cluster
+            .node(1)
+            .propose(Bytes::from_static(b"lost"))
+            .unwrap();
+        cluster.tick_all(60);
+        let leaders = cluster.leaders();
+        assert!(leaders == [2] || leaders == [3], "leaders: {leaders:?}");
+        let new_leader = leaders[0];
+        let (index, term) = cluster
+            .node(new_leader)
+            .propose(Bytes::from_static(b"after"))
+            .unwrap();
+        cluster.settle();
+        cluster.heal();
+        cluster.tick_all(40);
+        assert_eq!(cluster.leaders(), [new_leader]);
+        for id in 1..=3 {
+            let raft = cluster.node(id);
+            assert!(raft.log.committed() >= index, "node {id} did not catch up");
+            assert_eq!(raft.log.term(index), Some(term));
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Starts a node: recovers storage, builds the Raft core, runs the Raft loop on its own
+//! thread and serves the client and peer HTTP endpoints until SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{oneshot, watch};
+use tracing::{error, info, warn};
+
+use crate::api::{self, ApiState};
+use crate::config::{Members, NodeConfig};
+use crate::driver::{Driver, Input, LoopSettings, NodeStatus};
+use crate::kv::KvStore;
+use crate::metrics::Metrics;
+use crate::raft::{self, Raft};
+use crate::storage::{Storage, StorageOptions};
+use crate::transport::{self, PeerDirectory, PeerLink};
+
+/// How long the HTTP servers get to finish in-flight requests at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs the node until it is told to stop, or until its Raft loop fails.
+pub async fn run(config: NodeConfig) -> Result<()> {
+    let members = Members::new(&config.name, config.peers.iter().map(|p| p.name.clone()))
+        .map_err(anyhow::Error::msg)?;
+    let own = members.own_id();
+    let raft_config = raft_config(&config, &members)?;
+
+    let (storage, recovered) = Storage::open(
+        &config.data_dir,
+        StorageOptions {
+            fsync: config.fsync,
+            ..StorageOptions::default()
+        },
+    )
+    .with_context(|| format!("opening the data dir {}", config.data_dir.display()))?;
+    let kv = match &recovered.snapshot {
+        Some(snapshot) => {
+            KvStore::restore(&snapshot.data).context("decoding the snapshot in the data dir")?
+        }
+        None => KvStore::default(),
+    };
+    let snapshot_meta = recovered.snapshot.as_ref().map(|s| s.meta);
+    info!(
+        node = %config.name,
+        term = recovered.hard_state.term,
+        entries = recovered.entries.len(),
+        snapshot_index = snapshot_meta.map(|m| m.index).unwrap_or(0),
+        "recovered storage"
+    );
+    let raft = Raft::new(
+        raft_config,
+        recovered.hard_state,
+        recovered.snapshot,
+        recovered.entries,
+    )
+    .context("rebuilding the Raft state from storage")?;
+
+    let client_listener = TcpListener::bind(config.client_addr)
+        .await
+        .with_context(|| format!("binding the client address {}", config.client_addr))?;
+    let peer_listener = TcpListener::bind(config.peer_addr)
+        .await
+        .with_context(|| format!("binding the peer address {}", config.peer_addr))?;
+
+    let (inputs, input_queue) = crossbeam_channel::unbounded();
+    let directory = Arc::new(PeerDirectory::new(own, config.client_addr));
+    let links = config
+        .peers
+        .iter()
+        .map(|p| PeerLink {
+            id: members.id_of(&p.name).expect("peers are members"),
+            dial: p.dial,
+        })
+        .collect();
+    let outboxes = transport::spawn_senders(
+        links,
+        config.peer_addr.ip(),
+        config.client_addr,
+        config.election_min,
+        inputs.clone(),
+    );
+    let metrics = Arc::new(Metrics::default());
+    let (status_tx, status_rx) = watch::channel(NodeStatus::default());
+    let settings = LoopSettings {
+        tick: config.tick,
+        max_catch_up_ticks: (config.election_max.as_millis() / config.tick.as_millis().max(1))
+            as u32,
+        snapshot_threshold: config.snapshot_threshold,
+        bugs: config.bugs,
+    };
+    if config.bugs.any() {
+        warn!(bugs = ?config.bugs, "deliberate bugs are switched on");
+    }
+    let driver = Driver::new(
+        raft,
+        storage,
+        kv,
+        snapshot_meta,
+        members.clone(),
+        settings,
+        outboxes,
+        metrics.clone(),
+        status_tx,
+    );
+    let (loop_done, loop_result) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("raft-loop".into())
+        .spawn(move || {
+            let _ = loop_done.send(driver.run(input_queue));
+        })
+        .context("starting the Raft loop thread")?;
+
+    let api = api::router(ApiState {
+        inputs: inputs.clone(),
+        status: status_rx,
+        directory: directory.clone(),
+        members,
+        metrics,
+        request_timeout: config.request_timeout,
+    });
+    let peer_api = transport::router(own, inputs.clone(), directory);
+    let (stop_servers, servers_stopping) = watch::channel(false);
+    let client_server = tokio::spawn(serve(client_listener, api, servers_stopping.clone()));
+    let peer_server = tokio::spawn(serve(peer_listener, peer_api, servers_stopping));
+    info!(node = %config.name, client = %config.client_addr, peer = %config.peer_addr, "node started");
+
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut loop_result = std::pin::pin!(loop_result);
+    let outcome = tokio::select! {
+        _ = terminate.recv() => { info!("SIGTERM: shutting down"); None }
+        _ = tokio::signal::ctrl_c() => { info!("Ctrl-C: shutting down"); None }
+        result = &mut loop_result => Some(result),
+    };
+    let result = match outcome {
+        Some(result) => result,
+        None => {
+            let _ = inputs.send(Input::Shutdown);
+            loop_result.await
+        }
+    };
+    let _ = stop_servers.send(true);
+    for server in [client_server, peer_server] {
+        if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
+            warn!("an HTTP server did not drain in time");
+        }
+    }
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            error!("the Raft loop failed: {e:#}");
+            Err(e.context("the Raft loop failed"))
+        }
+        Err(_) => bail!("the Raft loop thread panicked"),
+    }
+}
+
+async fn serve(listener: TcpListener, router: axum::Router, mut stopping: watch::Receiver<bool>) {
+    let shutdown = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        error!("HTTP server failed: {e}");
+    }
+}
+
+/// Converts the node's durations into the core's ticks.
+fn raft_config(config: &NodeConfig, members: &Members) -> Result<raft::Config> {
+    let ticks = |d: Duration| (d.as_secs_f64() / config.tick.as_secs_f64()).round() as u32;
+    let mut raft_config = raft::Config::new(members.own_id(), members.ids());
+    raft_config.heartbeat_ticks = ticks(config.heartbeat).max(1);
+    raft_config.election_ticks = ticks(config.election_min)..ticks(config.election_max);
+    raft_config.seed = rand::random();
+    raft_config.validate().with_context(|| {
+        format!(
+            "timeouts (tick {:?}, heartbeat {:?}, election {:?}..{:?})",
+            config.tick, config.heartbeat, config.election_min, config.election_max
+        )
+    })?;
+    Ok(raft_config)
+}

@@ -1,0 +1,667 @@
+//! The write-ahead log: numbered segment files of records (framed as in [`super::record`]),
+//! appended through an in-memory buffer and made durable by one fsync per [`Wal::sync`]
+//! (group commit).
+//!
+//! Segments are named `segment-<20-digit sequence>.wal`. Every segment starts with a header:
+//! the current hard state and, if there is one, the current snapshot's `CompactedTo` marker,
+//! so deleting older segments never loses either. A segment is written as a `.tmp` file,
+//! given its header, fsynced, renamed into place and the directory fsynced, so a segment
+//! never exists without its header. A new segment starts when `sync` finds the current one
+//! at or past the size limit, and at every start-up: a process never appends to a segment an
+//! earlier process wrote, whose tail may have been torn.
+//!
+//! Recovery reads the segments oldest first. A torn write at the tail of the newest segment is
+//! cut off, with a warning naming the file and offset; any other damage is an error naming
+//! them (the rule is in the `storage` module docs). Segments are deleted oldest first, so an
+//! interrupted deletion still leaves a contiguous run of segments.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tracing::{debug, warn};
+
+use crate::raft::{Entry, HardState, Index, SnapshotMeta};
+
+use super::files::{io_error, remove_file, sync_dir, sync_file};
+use super::record::{self, Frame, RecordKind};
+use super::replay::{LogReplay, ReplayedLog, WalRecord};
+use super::{StorageError, StorageOptions, SyncStats};
+
+const SEGMENT_PREFIX: &str = "segment-";
+const SEGMENT_SUFFIX: &str = ".wal";
+const TEMP_SUFFIX: &str = ".tmp";
+/// Buffered bytes past which a write goes to the file before `sync`, to bound memory.
+const FLUSH_BYTES: usize = 1 << 20;
+
+/// A segment file.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    sequence: u64,
+    path: PathBuf,
+    /// The highest entry index written to it (0: none). Once a snapshot covers that index,
+    /// nothing in the segment is needed any more.
+    max_index: Index,
+}
+
+/// The open log: closed segments, and the current one being appended to.
+#[derive(Debug)]
+pub(crate) struct Wal {
+    dir: PathBuf,
+    fsync: bool,
+    segment_bytes: u64,
+    /// Oldest first.
+    closed: Vec<Segment>,
+    current: Segment,
+    file: File,
+    /// Size of the current segment, buffered bytes included.
+    current_len: u64,
+    /// Encoded records not yet written to `file`; reused, so appends do not allocate.
+    buffer: Vec<u8>,
+    /// Bytes appended since the last fsync, whether still buffered or already written.
+    unsynced_bytes: u64,
+    /// Repeated in every segment header.
+    hard_state: HardState,
+    /// Repeated in every segment header.
+    snapshot: Option<SnapshotMeta>,
+    /// Set once a write or fsync failed: what reached the disk is then unknown, and writing
+    /// more (or retrying an fsync, which may report success for lost data) could hide that.
+    failed: bool,
+}
+
+/// Reads every segment in `dir` oldest first and replays its records; cuts a torn tail off
+/// the newest. Returns the segments, for [`Wal::start`], and the log they describe.
+pub(crate) fn recover(
+    dir: &Path,
+    fsync: bool,
+) -> Result<(Vec<Segment>, ReplayedLog), StorageError> {
+    let mut segments = list_segments(dir)?;
+    let mut replay = LogReplay::default();
+    let newest = segments.len().saturating_sub(1);
+    for (position, segment) in segments.iter_mut().enumerate() {
+        segment.max_index = replay_segment(&segment.path, position == newest, fsync, &mut replay)?;
+    }
+    Ok((segments, replay.finish()?))
+}
+
+impl Wal {
+    /// Starts a new segment after the recovered `segments`, its header recording the
+    /// recovered hard state and snapshot, and opens the log for appending.
+    pub(crate) fn start(
+        dir: &Path,
+        options: &StorageOptions,
+        segments: Vec<Segment>,
+        log: &ReplayedLog,
+    ) -> Result<Wal, StorageError> {
+        let sequence = segments.last().map_or(1, |segment| segment.sequence + 1);
+        let mut buffer = Vec::new();
+        let (current, file, current_len, _) = create_segment(
+            dir,
+            sequence,
+            &log.hard_state,
+            log.snapshot,
+            &mut buffer,
+            options.fsync,
+        )?;
+        Ok(Wal {
+            dir: dir.to_path_buf(),
+            fsync: options.fsync,
+            segment_bytes: options.segment_bytes,
+            closed: segments,
+            current,
+            file,
+            current_len,
+            buffer,
+            unsynced_bytes: 0,
+            hard_state: log.hard_state,
+            snapshot: log.snapshot,
+            failed: false,
+        })
+    }
+
+    /// The hard state most recently written.
+    pub(crate) fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// The snapshot most recently recorded.
+    pub(crate) fn snapshot(&self) -> Option<SnapshotMeta> {
+        self.snapshot
+    }
+
+    pub(crate) fn write_hard_state(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
+        self.write(RecordKind::HardState, hard_state)?;
+        self.hard_state = *hard_state;
+        Ok(())
+    }
+
+    /// Writes a batch of consecutive entries as one record.
+    pub(crate) fn write_entries(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        self.write(RecordKind::Entries, entries)?;
+        let batch_max = entries.last().map_or(0, |entry| entry.index);
+        self.current.max_index = self.current.max_index.max(batch_max);
+        Ok(())
+    }
+
+    /// Records that the snapshot `meta` (already durable) covers the log up to its index.
+    pub(crate) fn write_compacted_to(&mut self, meta: SnapshotMeta) -> Result<(), StorageError> {
+        self.write(RecordKind::CompactedTo, &meta)?;
+        self.snapshot = Some(meta);
+        Ok(())
+    }
+
+    /// Records that the snapshot `meta` (already durable) replaced the whole log.
+    pub(crate) fn write_replaced_by(&mut self, meta: SnapshotMeta) -> Result<(), StorageError> {
+        self.write(RecordKind::ReplacedBy, &meta)?;
+        self.snapshot = Some(meta);
+        Ok(())
+    }
+
+    /// Writes out the buffer and fsyncs once for everything appended since the last sync;
+    /// then starts a new segment if the current one has reached the size limit.
+    pub(crate) fn sync(&mut self) -> Result<SyncStats, StorageError> {
+        self.ensure_usable()?;
+        if self.unsynced_bytes == 0 {
+            return Ok(SyncStats::default());
+        }
+        let result = self.flush_and_fsync();
+        self.poison_on_error(result)
+    }
+
+    /// Deletes the oldest closed segments as long as `obsolete(max_index)` holds for them;
+    /// the current segment is never deleted.
+    pub(crate) fn remove_segments_while(
+        &mut self,
+        obsolete: impl Fn(Index) -> bool,
+    ) -> Result<(), StorageError> {
+        let mut removed_any = false;
+        while let Some(oldest) = self.closed.first() {
+            if !obsolete(oldest.max_index) {
+                break;
+            }
+            remove_file(&oldest.path)?;
+            debug!(file = %oldest.path.display(), "deleted a WAL segment covered by the snapshot");
+            self.closed.remove(0);
+            removed_any = true;
+        }
+        if removed_any && self.fsync {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    fn write<T: Serialize + ?Sized>(
+        &mut self,
+        kind: RecordKind,
+        payload: &T,
+    ) -> Result<(), StorageError> {
+        self.ensure_usable()?;
+        let before = self.buffer.len();
+        record::encode(&mut self.buffer, kind, payload)?;
+        let appended = (self.buffer.len() - before) as u64;
+        self.current_len += appended;
+        self.unsynced_bytes += appended;
+        if self.buffer.len() >= FLUSH_BYTES {
+            let flushed = self.flush();
+            self.poison_on_error(flushed)?;
+        }
+        Ok(())
+    }
+
+    fn ensure_usable(&self) -> Result<(), StorageError> {
+        if self.failed {
+            return Err(StorageError::Failed);
+        }
+        Ok(())
+    }
+
+    fn poison_on_error<T>(&mut self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        let written = self
+            .file
+            .write_all(&self.buffer)
+            .map_err(io_error("write", &self.current.path));
+        self.buffer.clear();
+        written
+    }
+
+    fn flush_and_fsync(&mut self) -> Result<SyncStats, StorageError> {
+        self.flush()?;
+        let mut fsync_time = Duration::ZERO;
+        if self.fsync {
+            fsync_time += sync_file(&self.file, &self.current.path)?;
+        }
+        let bytes = std::mem::take(&mut self.unsynced_bytes);
+        if self.current_len >= self.segment_bytes {
+            fsync_time += self.roll_over()?;
+        }
+        Ok(SyncStats {
+            fsync: self.fsync.then_some(fsync_time),
+            bytes,
+        })
+    }
+
+    /// Closes the current segment (already fsynced) and starts the next one.
+    fn roll_over(&mut self) -> Result<Duration, StorageError> {
+        let sequence = self.current.sequence + 1;
+        let (segment, file, len, fsync_time) = create_segment(
+            &self.dir,
+            sequence,
+            &self.hard_state,
+            self.snapshot,
+            &mut self.buffer,
+            self.fsync,
+        )?;
+        let finished = std::mem::replace(&mut self.current, segment);
+        self.closed.push(finished);
+        self.file = file;
+        self.current_len = len;
+        Ok(fsync_time)
+    }
+}
+
+/// Creates segment `sequence` holding just its header, durably when `fsync` is on, using
+/// `buffer` (empty, and left empty) to encode the header. Returns the segment, its file open
+/// for appending, its length and the time spent in fsync.
+fn create_segment(
+    dir: &Path,
+    sequence: u64,
+    hard_state: &HardState,
+    snapshot: Option<SnapshotMeta>,
+    buffer: &mut Vec<u8>,
+    fsync: bool,
+) -> Result<(Segment, File, u64, Duration), StorageError> {
+    let path = segment_path(dir, sequence);
+    let mut temp = path.clone().into_os_string();
+    temp.push(TEMP_SUFFIX);
+    let temp = PathBuf::from(temp);
+    let created =
+        encode_header(buffer, hard_state, snapshot).and_then(|()| write_new_file(&temp, buffer));
+    let len = buffer.len() as u64;
+    buffer.clear();
+    let file = created?;
+    let mut fsync_time = Duration::ZERO;
+    if fsync {
+        fsync_time += sync_file(&file, &temp)?;
+    }
+    fs::rename(&temp, &path).map_err(io_error("rename", &temp))?;
+    if fsync {
+        let started = Instant::now();
+        sync_dir(dir)?;
+        fsync_time += started.elapsed();
+    }
+    let segment = Segment {
+        sequence,
+        path,
+        max_index: 0,
+    };
+    Ok((segment, file, len, fsync_time))
+}
+
+fn encode_header(
+    buffer: &mut Vec<u8>,
+    hard_state: &HardState,
+    snapshot: Option<SnapshotMeta>,
+) -> Result<(), StorageError> {
+    record::encode(buffer, RecordKind::HardState, hard_state)?;
+    match &snapshot {
+        Some(meta) => record::encode(buffer, RecordKind::CompactedTo, meta),
+        None => Ok(()),
+    }
+}
+
+fn write_new_file(path: &Path, contents: &[u8]) -> Result<File, StorageError> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+        .map_err(io_error("create", path))?;
+    file.write_all(contents).map_err(io_error("write", path))?;
+    Ok(file)
+}
+
+fn segment_path(dir: &Path, sequence: u64) -> PathBuf {
+    dir.join(format!("{SEGMENT_PREFIX}{sequence:020}{SEGMENT_SUFFIX}"))
+}
+
+/// The segments in `dir`, oldest first. Deletes segment files left unfinished by a crash.
+fn list_segments(dir: &Path) -> Result<Vec<Segment>, StorageError> {
+    let mut segments = Vec::new();
+    for dir_entry in fs::read_dir(dir).map_err(io_error("list", dir))? {
+        let path = dir_entry.map_err(io_error("list", dir))?.path();
+        let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
+            continue;
+        };
+        let Some(stem) = name.strip_prefix(SEGMENT_PREFIX) else {
+            continue;
+        };
+        if stem.ends_with(TEMP_SUFFIX) {
+            debug!(file = %path.display(), "deleting a segment file whose creation did not finish");
+            remove_file(&path)?;
+        } else if let Some(sequence) = stem
+            .strip_suffix(SEGMENT_SUFFIX)
+            .and_then(|digits| digits.parse().ok())
+        {
+            segments.push(Segment {
+                sequence,
+                path,
+                max_index: 0,
+            });
+        }
+    }
+    segments.sort_by_key(|segment| segment.sequence);
+    Ok(segments)
+}
+
+/// Replays the records of one segment; returns the highest entry index it holds.
+fn replay_segment(
+    path: &Path,
+    is_newest: bool,
+    fsync: bool,
+    replay: &mut LogReplay,
+) -> Result<Index, StorageError> {
+    let bytes = fs::read(path).map_err(io_error("read", path))?;
+    let mut offset = 0;
+    let mut max_index = 0;
+    while offset < bytes.len() {
+        let corrupt = |reason: String| StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: offset as u64,
+            reason,
+        };
+        let frame = match record::decode(&bytes[offset..]) {
+            Ok(frame) => frame,
+            Err(invalid) if is_newest && record::is_torn(&bytes, offset, &invalid) => {
+                warn!(
+                    file = %path.display(),
+                    offset,
+                    discarded_bytes = bytes.len() - offset,
+                    "the WAL ends in a torn write ({invalid}); cutting it off"
+                );
+                cut_file(path, offset as u64, fsync)?;
+                break;
+            }
+            Err(invalid) if is_newest => {
+                return Err(corrupt(format!(
+                    "{invalid}, and data that is not zeros follows, so it is not a torn write"
+                )));
+            }
+            Err(invalid) => {
+                return Err(corrupt(format!(
+                    "{invalid} in a segment that was complete before the next one was created"
+                )));
+            }
+        };
+        let record = parse(&frame).map_err(corrupt)?;
+        if let WalRecord::Entries(batch) = &record {
+            max_index = max_index.max(batch.last().map_or(0, |entry| entry.index));
+        }
+        replay.apply(record, path, offset as u64)?;
+        offset += frame.len;
+    }
+    Ok(max_index)
+}
+
+fn parse(frame: &Frame<'_>) -> Result<WalRecord, String> {
+    let decoded = match frame.kind {
+        RecordKind::HardState => postcard::from_bytes(frame.payload).map(WalRecord::HardState),
+        RecordKind::Entries => postcard::from_bytes(frame.payload).map(WalRecord::Entries),
+        RecordKind::CompactedTo => postcard::from_bytes(frame.payload).map(WalRecord::CompactedTo),
+        RecordKind::ReplacedBy => postcard::from_bytes(frame.payload).map(WalRecord::ReplacedBy),
+        RecordKind::SnapshotFile => return Err("a snapshot file record inside the WAL".to_string()),
+    };
+    decoded.map_err(|error| format!("cannot decode {}: {error}", frame.kind.describe()))
+}
+
+/// Truncates `path` to `len` bytes.
+fn cut_file(path: &Path, len: u64, fsync: bool) -> Result<(), StorageError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_error("open", path))?;
+    file.set_len(len).map_err(io_error("truncate", path))?;
+    if fsync {
+        sync_file(&file, path)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Storage;
+    use crate::storage::test_support::{entries, files_ending_with};
+
+    fn options(segment_bytes: u64) -> StorageOptions {
+        StorageOptions {
+            fsync: false,
+            segment_bytes,
+        }
+    }
+
+    /// The three entries of batch `number` (from 0).
+    fn batch(number: u64) -> Vec<Entry> {
+        entries(number * 3 + 1..=number * 3 + 3, 1)
+    }
+
+    /// Fills `dir` with `count` batches, one sync each, and returns where each batch's record
+    /// starts: its segment and byte offset.
+    fn write_batches(dir: &Path, count: u64, segment_bytes: u64) -> Vec<(PathBuf, usize)> {
+        let (mut storage, _) = Storage::open(dir, options(segment_bytes)).expect("open");
+        (0..count)
+            .map(|number| {
+                let segment = files_ending_with(dir, SEGMENT_SUFFIX)
+                    .pop()
+                    .expect("a current segment");
+                let start = fs::metadata(&segment).expect("segment metadata").len() as usize;
+                storage.append(&batch(number)).expect("append");
+                storage.sync().expect("sync");
+                (segment, start)
+            })
+            .collect()
+    }
+
+    /// A fresh data dir holding only `segment_name`, with `contents`.
+    fn dir_with_segment(
+        segment_name: &std::ffi::OsStr,
+        contents: &[u8],
+    ) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let segment = dir.path().join(segment_name);
+        fs::write(&segment, contents).expect("write segment");
+        (dir, segment)
+    }
+
+    #[test]
+    fn a_write_torn_at_any_byte_of_the_last_record_is_cut_off() {
+        let original = tempfile::tempdir().expect("temp dir");
+        let starts = write_batches(original.path(), 4, 1 << 20);
+        let (segment, last_start) = starts[3].clone();
+        let bytes = fs::read(&segment).expect("read segment");
+        let name = segment.file_name().expect("segment name");
+
+        for cut in last_start..bytes.len() {
+            let (dir, copy) = dir_with_segment(name, &bytes[..cut]);
+            let (_, recovered) =
+                Storage::open(dir.path(), options(1 << 20)).expect("a torn tail is not an error");
+            assert_eq!(recovered.entries, entries(1..=9, 1), "cut at byte {cut}");
+            let len = fs::metadata(&copy).expect("metadata").len();
+            assert_eq!(
+                len, last_start as u64,
+                "cut at byte {cut}: the torn record is removed"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zero_filled_tail_from_any_byte_of_the_last_record_is_cut_off() {
+        let original = tempfile::tempdir().expect("temp dir");
+        let starts = write_batches(original.path(), 4, 1 << 20);
+        let (segment, last_start) = starts[3].clone();
+        let bytes = fs::read(&segment).expect("read segment");
+        let name = segment.file_name().expect("segment name");
+
+        for zeros_from in last_start..bytes.len() {
+            let mut contents = bytes[..zeros_from].to_vec();
+            contents.resize(bytes.len() + 4096, 0);
+            let (dir, copy) = dir_with_segment(name, &contents);
+            let (_, recovered) =
+                Storage::open(dir.path(), options(1 << 20)).expect("a zeroed tail is not an error");
+
+            // Zeroing bytes that already were zeros leaves the record intact.
+            let record_intact = bytes[zeros_from..].iter().all(|&b| b == 0);
+            let (expected_entries, expected_len) = if record_intact {
+                (entries(1..=12, 1), bytes.len())
+            } else {
+                (entries(1..=9, 1), last_start)
+            };
+            assert_eq!(
+                recovered.entries, expected_entries,
+                "zeros from byte {zeros_from}"
+            );
+            let len = fs::metadata(&copy).expect("metadata").len();
+            assert_eq!(len, expected_len as u64, "zeros from byte {zeros_from}");
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_followed_by_more_records_is_an_error_naming_file_and_offset() {
+        let original = tempfile::tempdir().expect("temp dir");
+        let starts = write_batches(original.path(), 4, 1 << 20);
+        let (segment, damaged_start) = starts[1].clone();
+        let damaged_end = starts[2].1;
+        let bytes = fs::read(&segment).expect("read segment");
+
+        for flipped in damaged_start..damaged_end {
+            let mut contents = bytes.clone();
+            contents[flipped] ^= 0x20;
+            let (dir, copy) = dir_with_segment(segment.file_name().expect("name"), &contents);
+
+            let error = Storage::open(dir.path(), options(1 << 20)).unwrap_err();
+            assert!(
+                matches!(&error, StorageError::Corrupt { path, offset, .. }
+                    if *path == copy && *offset == damaged_start as u64),
+                "flipped byte {flipped}: {error}"
+            );
+            let message = error.to_string();
+            assert!(message.contains(&copy.display().to_string()), "{message}");
+            assert!(
+                message.contains(&format!("byte {damaged_start}")),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn damage_in_a_segment_that_is_not_the_newest_is_an_error() {
+        let original = tempfile::tempdir().expect("temp dir");
+        // Tiny segments: each batch gets a segment of its own.
+        let starts = write_batches(original.path(), 3, 1);
+        let (first_segment, first_start) = starts[0].clone();
+        let bytes = fs::read(&first_segment).expect("read segment");
+
+        let mut truncated = bytes.clone();
+        truncated.pop();
+        let mut flipped = bytes.clone();
+        flipped[bytes.len() - 1] ^= 0x01;
+        for damaged in [truncated, flipped] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            for path in files_ending_with(original.path(), SEGMENT_SUFFIX) {
+                let name = path.file_name().expect("name");
+                let contents = if path == first_segment {
+                    damaged.clone()
+                } else {
+                    fs::read(&path).expect("read")
+                };
+                fs::write(dir.path().join(name), contents).expect("copy segment");
+            }
+
+            let error = Storage::open(dir.path(), options(1)).unwrap_err();
+            let expected_path = dir.path().join(first_segment.file_name().expect("name"));
+            assert!(
+                matches!(&error, StorageError::Corrupt { path, offset, .. }
+                    if *path == expected_path && *offset == first_start as u64),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn segments_roll_over_at_the_size_limit_and_replay_in_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let starts = write_batches(dir.path(), 20, 200);
+        let segments_used = starts
+            .iter()
+            .map(|(segment, _)| segment)
+            .collect::<std::collections::BTreeSet<_>>();
+        assert!(
+            segments_used.len() > 3,
+            "only {} segments",
+            segments_used.len()
+        );
+        for segment in &segments_used {
+            assert!(
+                fs::metadata(segment).expect("metadata").len() < 200 + 100,
+                "{segment:?} is oversized"
+            );
+        }
+
+        let (_, recovered) = Storage::open(dir.path(), options(200)).expect("open");
+        assert_eq!(recovered.entries, entries(1..=60, 1));
+    }
+
+    #[test]
+    fn a_full_buffer_goes_to_the_file_before_sync() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut storage, _) = Storage::open(dir.path(), options(1 << 30)).expect("open");
+        let segment = files_ending_with(dir.path(), SEGMENT_SUFFIX)
+            .pop()
+            .expect("a current segment");
+        let header_len = fs::metadata(&segment).expect("metadata").len();
+        let payload = crate::raft::Payload::Command(vec![7; 64 * 1024].into());
+        let large_entry = |index| Entry {
+            term: 1,
+            index,
+            payload: payload.clone(),
+        };
+        for index in 1..=20 {
+            storage.append(&[large_entry(index)]).expect("append");
+        }
+        let written = fs::metadata(&segment).expect("metadata").len() - header_len;
+        assert!(
+            written >= FLUSH_BYTES as u64,
+            "only {written} bytes written"
+        );
+
+        // A process crash without sync keeps what reached the file, a prefix of the appends.
+        drop(storage);
+        let (_, recovered) = Storage::open(dir.path(), options(1 << 30)).expect("reopen");
+        let kept = recovered.entries.len() as u64;
+        assert!((16..20).contains(&kept), "{kept} entries kept");
+        assert_eq!(
+            recovered.entries,
+            (1..=kept).map(large_entry).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_segment_whose_creation_did_not_finish_is_ignored_and_deleted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_batches(dir.path(), 2, 1 << 20);
+        let leftover = segment_path(dir.path(), 99).with_extension("wal.tmp");
+        fs::write(&leftover, b"half a header").expect("write leftover");
+
+        let (_, recovered) = Storage::open(dir.path(), options(1 << 20)).expect("open");
+        assert_eq!(recovered.entries, entries(1..=6, 1));
+        assert!(!leftover.exists());
+    }
+}

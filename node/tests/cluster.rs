@@ -1,0 +1,392 @@
+//! Integration tests with three real `faultline-node` processes: the client API, leader
+//! failover, catch-up (also through InstallSnapshot), and durability under SIGKILL.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use common::TestCluster;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn body(response: reqwest::blocking::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn client_api_reads_writes_and_rejects_bad_input() {
+    let cluster = TestCluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let follower = (leader + 1) % 3;
+    let http = &cluster.http;
+    let url = |path: &str| cluster.url(leader, path);
+
+    // put / get / missing
+    let (status, _) = body(
+        http.put(url("/kv/a"))
+            .json(&json!({"value": {"x": [1, 2]}}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cluster.read("a"), Some(json!({"x": [1, 2]})));
+    let (status, missing) = body(http.get(url("/kv/nope")).send().unwrap());
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(missing["error"].is_string());
+
+    // cas: mismatch answers 409 with the current value, match swaps
+    http.put(url("/kv/r"))
+        .json(&json!({"value": 1}))
+        .send()
+        .unwrap();
+    let (status, mismatch) = body(
+        http.post(url("/kv/r/cas"))
+            .json(&json!({"from": 2, "to": 3}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(mismatch["value"], json!(1));
+    let (status, _) = body(
+        http.post(url("/kv/r/cas"))
+            .json(&json!({"from": 1, "to": 3}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cluster.read("r"), Some(json!(3)));
+
+    // append builds a list; appending to a non-list is refused
+    for (i, v) in ["a", "b"].iter().enumerate() {
+        let (status, appended) = body(
+            http.post(url("/kv/l/append"))
+                .json(&json!({"value": v}))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(appended["length"], json!(i + 1));
+    }
+    assert_eq!(cluster.read("l"), Some(json!(["a", "b"])));
+    let (status, _) = body(
+        http.post(url("/kv/r/append"))
+            .json(&json!({"value": 1}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // delete
+    assert_eq!(
+        http.delete(url("/kv/r")).send().unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        http.delete(url("/kv/r")).send().unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(cluster.read("r"), None);
+
+    // a retried write (same client-id and request-seq) applies once
+    for _ in 0..2 {
+        let response = http
+            .post(url("/kv/once/append"))
+            .header("client-id", "c1")
+            .header("request-seq", "1")
+            .json(&json!({"value": 7}))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_eq!(cluster.read("once"), Some(json!([7])));
+
+    // a follower redirects to the leader, and can serve stale reads
+    let response = http.get(cluster.url(follower, "/kv/a")).send().unwrap();
+    assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        location,
+        format!("http://{}/kv/a", cluster.nodes[leader].client_addr)
+    );
+    let (_, redirect) = body(response);
+    assert_eq!(redirect["leader"], json!(cluster.nodes[leader].name));
+    let stale_read = || {
+        body(
+            http.get(cluster.url(follower, "/kv/l?stale=true"))
+                .send()
+                .unwrap(),
+        )
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while stale_read().0 != StatusCode::OK && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        stale_read(),
+        (StatusCode::OK, json!({"key": "l", "value": ["a", "b"]}))
+    );
+
+    // bad input: a 4xx with a JSON error, never a crash
+    let bad: Vec<(reqwest::blocking::RequestBuilder, StatusCode)> = vec![
+        (
+            http.put(url("/kv/a")).body("{not json"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            http.put(url("/kv/a")).json(&json!({"valeu": 1})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            http.put(url("/kv/a")).json(&json!([1])),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            http.post(url("/kv/a/cas")).json(&json!({"from": 1})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            http.put(url(&format!("/kv/{}", "k".repeat(1025))))
+                .json(&json!({"value": 1})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            http.put(url("/kv/a"))
+                .body(format!("{{\"value\": \"{}\"}}", "x".repeat(1 << 20))),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (http.get(url("/nowhere")), StatusCode::NOT_FOUND),
+        (http.post(url("/kv/a")), StatusCode::METHOD_NOT_ALLOWED),
+        (
+            http.put(url("/kv/a"))
+                .header("request-seq", "1")
+                .json(&json!({"value": 1})),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            http.put(url("/kv/a"))
+                .header("client-id", "c")
+                .header("request-seq", "x")
+                .json(&json!({"value": 1})),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (request, expected) in bad {
+        let (status, answer) = body(request.send().unwrap());
+        assert_eq!(status, expected, "{answer}");
+        assert!(
+            answer["error"].is_string(),
+            "no JSON error for {expected}: {answer}"
+        );
+    }
+    assert_eq!(
+        cluster.read("a"),
+        Some(json!({"x": [1, 2]})),
+        "bad requests changed nothing"
+    );
+
+    // status, metrics, health
+    let (_, status) = body(http.get(url("/status")).send().unwrap());
+    assert_eq!(status["role"], "leader");
+    assert_eq!(status["id"], json!(cluster.nodes[leader].name));
+    for field in [
+        "term",
+        "commit",
+        "applied",
+        "last_log_index",
+        "snapshot_index",
+    ] {
+        assert!(status[field].is_u64(), "status has no {field}: {status}");
+    }
+    let metrics = http.get(url("/metrics")).send().unwrap().text().unwrap();
+    for name in [
+        "faultline_role{role=\"leader\"} 1",
+        "faultline_term ",
+        "faultline_commit_index ",
+        "faultline_elections_total",
+        "faultline_proposals_total",
+        "faultline_fsync_seconds_bucket",
+    ] {
+        assert!(metrics.contains(name), "metrics lack {name}:\n{metrics}");
+    }
+    assert_eq!(
+        http.get(url("/health")).send().unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn killing_the_leader_elects_another_and_loses_no_acknowledged_write() {
+    let mut cluster = TestCluster::start(3, &[]);
+    let mut expected = BTreeMap::new();
+    for i in 0..50 {
+        cluster.put_acknowledged(&format!("k{i}"), json!(i));
+        expected.insert(format!("k{i}"), json!(i));
+    }
+    let old_leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let old_term = cluster.status(old_leader).unwrap()["term"]
+        .as_u64()
+        .unwrap();
+    cluster.kill(old_leader);
+
+    let new_leader = cluster.wait_for_leader(Duration::from_secs(10));
+    assert_ne!(new_leader, old_leader);
+    assert!(
+        cluster.status(new_leader).unwrap()["term"]
+            .as_u64()
+            .unwrap()
+            > old_term
+    );
+    for i in 50..100 {
+        cluster.put_acknowledged(&format!("k{i}"), json!(i));
+        expected.insert(format!("k{i}"), json!(i));
+    }
+
+    // The old leader comes back as a follower and catches up.
+    cluster.spawn(old_leader);
+    let commit = cluster.status(new_leader).unwrap()["commit"]
+        .as_u64()
+        .unwrap();
+    cluster.wait_for_applied(old_leader, commit, Duration::from_secs(15));
+    for (key, value) in &expected {
+        assert_eq!(cluster.read(key).as_ref(), Some(value), "{key} lost");
+        let stale: Value = cluster
+            .http
+            .get(cluster.url(old_leader, &format!("/kv/{key}?stale=true")))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(
+            &stale["value"], value,
+            "{key} not caught up on the restarted node"
+        );
+    }
+}
+
+#[test]
+fn a_lagging_follower_catches_up_through_install_snapshot() {
+    let mut cluster = TestCluster::start(3, &["--snapshot-threshold", "100"]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let lagging = (leader + 1) % 3;
+    cluster.kill(lagging);
+    for i in 0..450 {
+        cluster.put_acknowledged(&format!("k{}", i % 40), json!(i));
+    }
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let leader_status = cluster.status(leader).unwrap();
+    assert!(
+        leader_status["snapshot_index"].as_u64().unwrap() >= 300,
+        "the leader should have compacted its log: {leader_status}"
+    );
+
+    cluster.spawn(lagging);
+    let commit = leader_status["commit"].as_u64().unwrap();
+    let status = cluster.wait_for_applied(lagging, commit, Duration::from_secs(15));
+    assert!(
+        status["snapshot_index"].as_u64().unwrap() >= 300,
+        "{status}"
+    );
+    let log = std::fs::read_to_string(&cluster.nodes[lagging].log).unwrap();
+    assert!(
+        log.contains("installed a snapshot from the leader"),
+        "{}",
+        cluster.logs()
+    );
+    for k in 0..40 {
+        let last = (0..450).filter(|i| i % 40 == k).max().unwrap();
+        let answer: Value = cluster
+            .http
+            .get(cluster.url(lagging, &format!("/kv/k{k}?stale=true")))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(
+            answer["value"],
+            json!(last),
+            "k{k} on the caught-up follower"
+        );
+    }
+}
+
+#[test]
+fn sigkill_of_every_node_at_once_loses_no_acknowledged_write() {
+    let mut cluster = TestCluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let leader_url = cluster.url(leader, "");
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (acknowledged, stop, base) =
+                (acknowledged.clone(), stop.clone(), leader_url.clone());
+            let http = cluster.http.clone();
+            thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("w{w}-{n}");
+                    let sent = http
+                        .put(format!("{base}/kv/{key}"))
+                        .json(&json!({"value": n}))
+                        .send();
+                    if sent.is_ok_and(|r| r.status() == StatusCode::OK) {
+                        acknowledged.lock().unwrap().push((key, n));
+                    }
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(1500));
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > 100,
+        "too few writes to mean anything: {}",
+        acknowledged.len()
+    );
+
+    for i in 0..3 {
+        cluster.spawn(i);
+    }
+    for (key, n) in &acknowledged {
+        assert_eq!(
+            cluster.read(key),
+            Some(json!(n)),
+            "acknowledged write {key} lost after SIGKILL"
+        );
+    }
+}
+
+#[test]
+fn sigterm_stops_a_node_cleanly_and_it_rejoins() {
+    let mut cluster = TestCluster::start(3, &[]);
+    cluster.put_acknowledged("before", json!(1));
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    assert!(
+        cluster.terminate(leader),
+        "SIGTERM should exit with status 0\n{}",
+        cluster.logs()
+    );
+    cluster.put_acknowledged("during", json!(2));
+    cluster.spawn(leader);
+    let commit = cluster
+        .status(cluster.wait_for_leader(Duration::from_secs(10)))
+        .unwrap()["commit"]
+        .as_u64()
+        .unwrap();
+    cluster.wait_for_applied(leader, commit, Duration::from_secs(10));
+    assert_eq!(cluster.read("before"), Some(json!(1)));
+    assert_eq!(cluster.read("during"), Some(json!(2)));
+}

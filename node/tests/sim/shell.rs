@@ -1,0 +1,295 @@
+//! A simulated shell around one Raft node, doing what the real one does with each Ready:
+//! persist to its disk, send, apply to its state machine, advance, and compact. It can
+//! crash at any step, losing everything that was not persisted.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use bytes::Bytes;
+use faultline_node::raft::{
+    Config, Entry, HardState, Index, Message, NodeId, Payload, Raft, ReadState, Ready, Snapshot,
+    SnapshotMeta, Term,
+};
+
+use super::invariants::Invariants;
+
+/// What survives a crash: the WAL and the latest snapshot.
+#[derive(Default)]
+pub struct Disk {
+    pub hard_state: HardState,
+    pub snapshot: Option<Snapshot>,
+    /// Contiguous, starting right after the snapshot.
+    pub entries: Vec<Entry>,
+}
+
+impl Disk {
+    pub fn snapshot_meta(&self) -> SnapshotMeta {
+        self.snapshot
+            .as_ref()
+            .map(|snapshot| snapshot.meta)
+            .unwrap_or_default()
+    }
+
+    pub fn entry(&self, index: Index) -> Option<&Entry> {
+        let first = self.snapshot_meta().index + 1;
+        self.entries
+            .get(usize::try_from(index.checked_sub(first)?).ok()?)
+    }
+
+    pub fn term(&self, index: Index) -> Option<Term> {
+        let meta = self.snapshot_meta();
+        if index == meta.index {
+            return Some(meta.term);
+        }
+        self.entry(index).map(|entry| entry.term)
+    }
+
+    pub fn last_index(&self) -> Index {
+        self.snapshot_meta().index + self.entries.len() as Index
+    }
+
+    /// Writes a Ready the way the WAL must: a received snapshot replaces the whole log, and
+    /// entries replace everything from their first index on.
+    fn persist(&mut self, ready: &Ready) -> Result<(), String> {
+        if let Some(snapshot) = &ready.snapshot {
+            self.snapshot = Some(snapshot.clone());
+            self.entries.clear();
+        }
+        if let Some(first) = ready.entries.first() {
+            let start = self.snapshot_meta().index + 1;
+            if first.index < start || first.index > self.last_index() + 1 {
+                return Err(format!(
+                    "Ready entries start at {} but the disk holds {start}..={}",
+                    first.index,
+                    self.last_index()
+                ));
+            }
+            self.entries.truncate((first.index - start) as usize);
+            self.entries.extend(ready.entries.iter().cloned());
+        }
+        if let Some(hard_state) = ready.hard_state {
+            self.hard_state = hard_state;
+        }
+        Ok(())
+    }
+
+    fn compact(&mut self, snapshot: Snapshot) {
+        let covered = (snapshot.meta.index - self.snapshot_meta().index) as usize;
+        self.entries.drain(..covered.min(self.entries.len()));
+        self.snapshot = Some(snapshot);
+    }
+}
+
+/// The replicated state machine: a running digest of every entry applied, so two nodes
+/// agree exactly when they applied the same entries in the same order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateMachine {
+    pub applied: Index,
+    pub applied_term: Term,
+    pub digest: u64,
+}
+
+impl StateMachine {
+    fn apply(&mut self, entry: &Entry) {
+        let mut hasher = DefaultHasher::new();
+        (self.digest, entry.index, entry.term).hash(&mut hasher);
+        match &entry.payload {
+            Payload::Noop => hasher.write_u8(0),
+            Payload::Command(command) => command.hash(&mut hasher),
+        }
+        self.digest = hasher.finish();
+        self.applied = entry.index;
+        self.applied_term = entry.term;
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            meta: SnapshotMeta {
+                index: self.applied,
+                term: self.applied_term,
+            },
+            data: Bytes::copy_from_slice(&self.digest.to_le_bytes()),
+        }
+    }
+
+    fn restore(snapshot: Option<&Snapshot>) -> Result<StateMachine, String> {
+        let Some(snapshot) = snapshot else {
+            return Ok(StateMachine::default());
+        };
+        let digest = <[u8; 8]>::try_from(snapshot.data.as_ref()).map_err(|_| {
+            format!(
+                "snapshot data of {} bytes is not a digest",
+                snapshot.data.len()
+            )
+        })?;
+        Ok(StateMachine {
+            applied: snapshot.meta.index,
+            applied_term: snapshot.meta.term,
+            digest: u64::from_le_bytes(digest),
+        })
+    }
+}
+
+/// Where in the handling of a Ready a crash strikes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// The Ready is lost entirely.
+    BeforePersist,
+    /// Persisted, but its messages never left.
+    AfterPersist,
+    /// Persisted and sent, but not applied.
+    AfterSend,
+    /// Between two Readies: nothing is lost.
+    BetweenReadies,
+}
+
+/// What a node's Readies produced in one round, for the simulation to route and check.
+#[derive(Default)]
+pub struct Outbox {
+    pub messages: Vec<Message>,
+    pub applied: Vec<(NodeId, Entry)>,
+    pub read_states: Vec<(NodeId, ReadState)>,
+    pub failed_reads: Vec<(NodeId, u64)>,
+    pub snapshots_installed: u64,
+}
+
+pub struct Shell {
+    pub id: NodeId,
+    config: Config,
+    /// `None` while crashed.
+    pub raft: Option<Raft>,
+    pub disk: Disk,
+    pub state: StateMachine,
+    /// Compact once this many applied entries are not in the snapshot.
+    compact_threshold: Option<u64>,
+    restarts: u64,
+}
+
+impl Shell {
+    pub fn new(config: Config, compact_threshold: Option<u64>) -> Result<Shell, String> {
+        let mut shell = Shell {
+            id: config.id,
+            config,
+            raft: None,
+            disk: Disk::default(),
+            state: StateMachine::default(),
+            compact_threshold,
+            restarts: 0,
+        };
+        shell.restart()?;
+        Ok(shell)
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.raft.is_some()
+    }
+
+    pub fn crash(&mut self) {
+        self.raft = None;
+    }
+
+    /// Recovers from the disk, as a restarted process would (with fresh election randomness).
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.restarts += 1;
+        let config = Config {
+            seed: self.config.seed.wrapping_add(self.restarts << 32),
+            ..self.config.clone()
+        };
+        let raft = Raft::new(
+            config,
+            self.disk.hard_state,
+            self.disk.snapshot.clone(),
+            self.disk.entries.clone(),
+        )
+        .map_err(|error| format!("node {} cannot restart from its disk: {error}", self.id))?;
+        self.state = StateMachine::restore(self.disk.snapshot.as_ref())?;
+        self.raft = Some(raft);
+        Ok(())
+    }
+
+    /// Handles every Ready the node has, crashing at `crash` if given.
+    pub fn handle_readies(
+        &mut self,
+        crash: Option<CrashPoint>,
+        invariants: &mut Invariants,
+        out: &mut Outbox,
+    ) -> Result<(), String> {
+        while let Some(raft) = self.raft.as_mut().filter(|raft| raft.has_ready()) {
+            let ready = raft.ready();
+            if crash == Some(CrashPoint::BeforePersist) {
+                self.crash();
+                return Ok(());
+            }
+            self.disk.persist(&ready)?;
+            invariants.check_persisted(self.id, &self.disk, &ready.entries)?;
+            if crash == Some(CrashPoint::AfterPersist) {
+                self.crash();
+                return Ok(());
+            }
+            out.messages.extend(ready.messages);
+            if crash == Some(CrashPoint::AfterSend) {
+                self.crash();
+                return Ok(());
+            }
+            self.apply(
+                ready.snapshot.as_ref(),
+                ready.committed_entries,
+                invariants,
+                out,
+            )?;
+            out.read_states
+                .extend(ready.read_states.into_iter().map(|read| (self.id, read)));
+            out.failed_reads
+                .extend(ready.failed_reads.into_iter().map(|id| (self.id, id)));
+            if let Some(raft) = self.raft.as_mut() {
+                raft.advance();
+            }
+            self.maybe_compact()?;
+        }
+        if crash.is_some() {
+            self.crash();
+        }
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        committed: Vec<Entry>,
+        invariants: &mut Invariants,
+        out: &mut Outbox,
+    ) -> Result<(), String> {
+        if snapshot.is_some() {
+            self.state = StateMachine::restore(snapshot)?;
+            invariants.check_restored(self.id, &self.state)?;
+            out.snapshots_installed += 1;
+        }
+        for entry in committed {
+            if entry.index != self.state.applied + 1 {
+                return Err(format!(
+                    "node {} was handed entry {} to apply after {}",
+                    self.id, entry.index, self.state.applied
+                ));
+            }
+            self.state.apply(&entry);
+            invariants.check_applied(self.id, &entry, self.state.digest)?;
+            out.applied.push((self.id, entry));
+        }
+        Ok(())
+    }
+
+    fn maybe_compact(&mut self) -> Result<(), String> {
+        let Some(threshold) = self.compact_threshold else {
+            return Ok(());
+        };
+        if self.state.applied < self.disk.snapshot_meta().index + threshold {
+            return Ok(());
+        }
+        let snapshot = self.state.snapshot();
+        if let Some(raft) = self.raft.as_mut() {
+            raft.compact(snapshot.clone())
+                .map_err(|error| format!("node {} cannot compact: {error}", self.id))?;
+        }
+        self.disk.compact(snapshot);
+        Ok(())
+    }
+}

@@ -1,0 +1,397 @@
+//! One simulated run: a cluster of real Raft cores, a faulty network, crashing shells and
+//! clients, all driven by one seeded RNG in simulated time (ticks).
+//!
+//! A run has two phases. During the fault phase, the network loses, duplicates and delays
+//! messages, partitions come and go, and nodes crash (at any step of handling a Ready) and
+//! restart from what they persisted. Then everything heals and every node restarts from
+//! its disk, and the cluster must elect a leader, commit a new write and bring every node
+//! up to it within a bounded number of ticks. Safety is checked throughout.
+
+use std::collections::VecDeque;
+
+use faultline_node::raft::{Config, NodeId, NotLeader};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::clients::Clients;
+use super::invariants::Invariants;
+use super::network::{Network, NetworkFaults};
+use super::shell::{CrashPoint, Outbox, Shell};
+
+/// The shape of a run; the seed picks everything else.
+#[derive(Clone, Copy, Debug)]
+pub struct Scenario {
+    pub nodes: u64,
+    pub fault_ticks: u64,
+    /// Ticks allowed, after healing, to elect, commit a new write and catch every node up.
+    pub recovery_ticks: u64,
+    /// The simulated shell compacts its log every this many applied entries.
+    pub compact_threshold: Option<u64>,
+}
+
+/// What a passing run did, to show that the faults were exercised.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunStats {
+    pub ticks: u64,
+    pub crashes: u64,
+    pub terms_with_leaders: u64,
+    pub commit_index: u64,
+    pub writes_acked: u64,
+    pub reads_checked: u64,
+    pub snapshots_installed: u64,
+    /// Ticks from healing until a new write was applied everywhere.
+    pub recovery_ticks: u64,
+}
+
+/// How often faults strike during the fault phase, drawn per seed.
+struct FaultRates {
+    crash: f64,
+    partition: f64,
+    heal: f64,
+    max_downtime: u64,
+}
+
+struct Simulation {
+    scenario: Scenario,
+    rng: ChaCha8Rng,
+    now: u64,
+    ids: Vec<NodeId>,
+    shells: Vec<Shell>,
+    /// The tick at which each crashed node restarts.
+    down_until: Vec<Option<u64>>,
+    /// A crash to strike while the node handles its next Readies.
+    crash_next: Vec<Option<CrashPoint>>,
+    network: Network,
+    invariants: Invariants,
+    clients: Clients,
+    rates: FaultRates,
+    stats: RunStats,
+    /// The most recent events, kept only when replaying one seed.
+    trace: Option<VecDeque<String>>,
+}
+
+const TRACE_LINES: usize = 400;
+
+/// Runs one seed; on a violation, the error says what broke (and, if `trace`, what led to it).
+pub fn run(scenario: Scenario, seed: u64, trace: bool) -> Result<RunStats, String> {
+    let mut simulation = Simulation::new(scenario, seed, trace)?;
+    let result = simulation.run();
+    match (result, simulation.trace) {
+        (Err(error), Some(trace)) => {
+            let lines: Vec<String> = trace.into_iter().collect();
+            Err(format!("{error}\nlast events:\n{}", lines.join("\n")))
+        }
+        (result, _) => result,
+    }
+}
+
+impl Simulation {
+    fn new(scenario: Scenario, seed: u64, trace: bool) -> Result<Simulation, String> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let ids: Vec<NodeId> = (1..=scenario.nodes).collect();
+        // Small messages and windows split a leader's log over many AppendEntries, which
+        // is where commitment rules (Figure 8) and flow control get tested.
+        let max_bytes_per_message = pick(&mut rng, &[1 << 20, 16]);
+        let max_inflight = pick(&mut rng, &[256, 4, 1]);
+        let pre_vote = rng.random_bool(0.75);
+        let check_quorum = rng.random_bool(0.75);
+        let shells = ids
+            .iter()
+            .map(|&id| {
+                let config = Config {
+                    seed: rng.random(),
+                    max_bytes_per_message,
+                    max_inflight,
+                    pre_vote,
+                    check_quorum,
+                    ..Config::new(id, ids.clone())
+                };
+                Shell::new(config, scenario.compact_threshold)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let faults = NetworkFaults {
+            loss: pick(&mut rng, &[0.0, 0.01, 0.05, 0.2]),
+            duplication: pick(&mut rng, &[0.0, 0.02, 0.1]),
+            max_delay: pick(&mut rng, &[1, 2, 5, 10]),
+        };
+        let rates = FaultRates {
+            crash: pick(&mut rng, &[0.0, 0.002, 0.01, 0.03]),
+            partition: pick(&mut rng, &[0.0, 0.005, 0.02, 0.05]),
+            heal: 0.02,
+            max_downtime: pick(&mut rng, &[5, 50, 200]),
+        };
+        let size = ids.len();
+        Ok(Simulation {
+            scenario,
+            rng,
+            now: 0,
+            ids,
+            shells,
+            down_until: vec![None; size],
+            crash_next: vec![None; size],
+            network: Network::new(faults),
+            invariants: Invariants::default(),
+            clients: Clients::new(2 * size),
+            rates,
+            stats: RunStats::default(),
+            trace: trace.then(VecDeque::new),
+        })
+    }
+
+    fn note(&mut self, event: impl FnOnce() -> String) {
+        if let Some(trace) = self.trace.as_mut() {
+            if trace.len() == TRACE_LINES {
+                trace.pop_front();
+            }
+            let line = format!("t={} {}", self.now, event());
+            trace.push_back(line);
+        }
+    }
+
+    fn run(&mut self) -> Result<RunStats, String> {
+        for _ in 0..self.scenario.fault_ticks {
+            self.inject_faults();
+            self.tick()?;
+        }
+        self.heal_and_restart_everyone()?;
+        let healed_at = self.now;
+        while self.now < healed_at + self.scenario.recovery_ticks {
+            self.tick()?;
+            if let Some(index) = self.clients.watched_write {
+                if self.shells.iter().all(|shell| shell.state.applied >= index) {
+                    self.stats.recovery_ticks = self.now - healed_at;
+                    return Ok(self.finish());
+                }
+            }
+        }
+        let statuses: Vec<String> = self
+            .shells
+            .iter()
+            .filter_map(|shell| {
+                shell
+                    .raft
+                    .as_ref()
+                    .map(|raft| format!("{:?}", raft.status()))
+            })
+            .collect();
+        Err(format!(
+            "liveness: {} ticks after healing, no new write was committed and applied everywhere \
+             (watched write: {:?})\n{}",
+            self.scenario.recovery_ticks,
+            self.clients.watched_write,
+            statuses.join("\n")
+        ))
+    }
+
+    fn finish(&mut self) -> RunStats {
+        self.stats.ticks = self.now;
+        self.stats.terms_with_leaders = self.invariants.terms_with_leaders() as u64;
+        self.stats.commit_index = self.invariants.commit_index();
+        self.stats.writes_acked = self.clients.writes_acked;
+        self.stats.reads_checked = self.clients.reads_checked;
+        self.stats
+    }
+
+    /// One tick: clients act, every node ticks, due messages arrive, every node handles its
+    /// Readies, and the invariants are checked.
+    fn tick(&mut self) -> Result<(), String> {
+        self.now += 1;
+        self.restart_due_nodes()?;
+        self.clients_act();
+        for shell in &mut self.shells {
+            if let Some(raft) = shell.raft.as_mut() {
+                raft.tick();
+            }
+        }
+        for msg in self.network.due(self.now) {
+            let at = self.position(msg.to);
+            if self.shells[at].is_up() {
+                self.note(|| format!("deliver {}", describe(&msg)));
+                if let Some(raft) = self.shells[at].raft.as_mut() {
+                    raft.step(msg);
+                }
+            }
+        }
+        let mut out = Outbox::default();
+        let mut crashed = Vec::new();
+        for at in 0..self.shells.len() {
+            let crash = self.crash_next[at].take();
+            self.shells[at].handle_readies(crash, &mut self.invariants, &mut out)?;
+            if crash.is_some() {
+                let id = self.ids[at];
+                self.note(|| format!("node {id} crashed ({crash:?})"));
+                crashed.push(at);
+            }
+        }
+        // What a node handed out before crashing still happened.
+        self.route(out)?;
+        for at in crashed {
+            self.node_down(at);
+        }
+        self.invariants.check_leaders(&self.shells)
+    }
+
+    fn position(&self, id: NodeId) -> usize {
+        (id - 1) as usize
+    }
+
+    fn route(&mut self, out: Outbox) -> Result<(), String> {
+        self.stats.snapshots_installed += out.snapshots_installed;
+        for msg in out.messages {
+            let to = self.position(msg.to);
+            let reachable = self.shells[to].is_up() && !self.network.is_cut(msg.from, msg.to);
+            if reachable {
+                self.network.send(msg, self.now, &mut self.rng);
+            } else if self.rng.random_bool(0.5) {
+                // Sometimes the transport notices the failure and says so.
+                let from = self.position(msg.from);
+                if let Some(raft) = self.shells[from].raft.as_mut() {
+                    raft.report_unreachable(msg.to);
+                }
+            }
+        }
+        for (node, entry) in &out.applied {
+            self.clients.applied(*node, entry)?;
+        }
+        for (node, read) in out.read_states {
+            self.clients.read_confirmed(node, read)?;
+        }
+        for (node, request_id) in out.failed_reads {
+            self.clients.read_failed(node, request_id);
+        }
+        Ok(())
+    }
+
+    /// Each idle client, now and then, sends a write (or sometimes a read) to the node it
+    /// believes leads.
+    fn clients_act(&mut self) {
+        for client in self.clients.idle(self.now) {
+            if !self.rng.random_bool(0.5) {
+                continue;
+            }
+            let target = match self.clients.leader_hint {
+                Some(leader) if self.rng.random_bool(0.9) => leader,
+                _ => self.ids[self.rng.random_range(0..self.ids.len())],
+            };
+            let at = self.position(target);
+            let Some(raft) = self.shells[at].raft.as_mut() else {
+                self.clients.leader_hint = None;
+                continue;
+            };
+            let result = if self.rng.random_bool(0.75) {
+                let command = self.clients.command();
+                raft.propose(command.clone()).map(|position| {
+                    self.clients
+                        .proposed(client, target, position, command, self.now)
+                })
+            } else {
+                let request_id = self.clients.read_started(client, target, self.now);
+                raft.read_index(request_id)
+                    .inspect_err(|_| self.clients.read_failed(target, request_id))
+            };
+            match result {
+                Ok(()) => self.clients.leader_hint = Some(target),
+                Err(NotLeader { leader }) => self.clients.leader_hint = leader,
+            }
+        }
+    }
+
+    fn inject_faults(&mut self) {
+        if self.rng.random_bool(self.rates.crash) {
+            let at = self.rng.random_range(0..self.shells.len());
+            if self.shells[at].is_up() && self.crash_next[at].is_none() {
+                let points = [
+                    CrashPoint::BeforePersist,
+                    CrashPoint::AfterPersist,
+                    CrashPoint::AfterSend,
+                    CrashPoint::BetweenReadies,
+                ];
+                self.crash_next[at] = Some(pick(&mut self.rng, &points));
+            }
+        }
+        if self.rng.random_bool(self.rates.partition) {
+            self.partition();
+        }
+        if self.rng.random_bool(self.rates.heal) {
+            self.note(|| "heal".to_string());
+            self.network.heal();
+        }
+    }
+
+    /// Isolates one node, splits the cluster in two, or cuts one link one way.
+    fn partition(&mut self) {
+        let mut shuffled = self.ids.clone();
+        for at in (1..shuffled.len()).rev() {
+            shuffled.swap(at, self.rng.random_range(0..=at));
+        }
+        match self.rng.random_range(0..3) {
+            0 => self.network.partition(&shuffled[..1], &self.ids),
+            1 => {
+                let cut = self.rng.random_range(1..shuffled.len());
+                self.network.partition(&shuffled[..cut], &self.ids);
+            }
+            _ => self.network.cut_one_way(shuffled[0], shuffled[1]),
+        }
+        self.note(|| format!("partition {shuffled:?}"));
+    }
+
+    fn node_down(&mut self, at: usize) {
+        self.stats.crashes += 1;
+        let downtime = self.rng.random_range(1..=self.rates.max_downtime);
+        self.down_until[at] = Some(self.now + downtime);
+        self.clients.node_crashed(self.ids[at]);
+    }
+
+    fn restart_due_nodes(&mut self) -> Result<(), String> {
+        for at in 0..self.shells.len() {
+            if self.down_until[at].is_some_and(|until| until <= self.now) {
+                self.down_until[at] = None;
+                self.shells[at].restart()?;
+                let id = self.ids[at];
+                self.note(|| format!("node {id} restarted"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the fault phase: a perfect network, and every node restarted from its disk.
+    fn heal_and_restart_everyone(&mut self) -> Result<(), String> {
+        self.network.heal();
+        self.network.faults.loss = 0.0;
+        self.network.faults.duplication = 0.0;
+        for at in 0..self.shells.len() {
+            self.shells[at].crash();
+            self.clients.node_crashed(self.ids[at]);
+            self.down_until[at] = None;
+            self.crash_next[at] = None;
+            self.shells[at].restart()?;
+        }
+        self.note(|| "healed; every node restarted".to_string());
+        self.clients.watch_writes_from(self.now);
+        Ok(())
+    }
+}
+
+/// One of `options`, uniformly.
+fn pick<T: Copy>(rng: &mut ChaCha8Rng, options: &[T]) -> T {
+    options[rng.random_range(0..options.len())]
+}
+
+/// A one-line summary of a message for the trace.
+fn describe(msg: &faultline_node::raft::Message) -> String {
+    use faultline_node::raft::MessageBody;
+    let body = match &msg.body {
+        MessageBody::AppendEntries {
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+        } => format!(
+            "AppendEntries prev=({prev_log_index},{prev_log_term}) entries={} commit={leader_commit}",
+            entries.len()
+        ),
+        MessageBody::InstallSnapshot { snapshot } => format!("InstallSnapshot {:?}", snapshot.meta),
+        other => format!("{other:?}"),
+    };
+    format!("{}->{} term {} {body}", msg.from, msg.to, msg.term)
+}

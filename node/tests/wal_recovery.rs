@@ -1,0 +1,146 @@
+//! Start-up of a real node on a damaged WAL: a torn tail is cut and the node rejoins; damage
+//! anywhere else stops start-up with an error that names the file and the offset.
+
+mod common;
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::TestCluster;
+use serde_json::json;
+
+/// The WAL segments of a data dir, largest first.
+fn segments_by_size(data_dir: &Path) -> Vec<PathBuf> {
+    let mut segments: Vec<(u64, PathBuf)> = fs::read_dir(data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .map(|p| (fs::metadata(&p).unwrap().len(), p))
+        .collect();
+    segments.sort_by_key(|s| std::cmp::Reverse(s.0));
+    assert!(
+        !segments.is_empty(),
+        "no WAL segment in {}",
+        data_dir.display()
+    );
+    segments.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The newest WAL segment (highest sequence number in its name).
+fn newest_segment(data_dir: &Path) -> PathBuf {
+    let mut segments = segments_by_size(data_dir);
+    segments.sort();
+    segments.pop().unwrap()
+}
+
+fn write_keys(cluster: &TestCluster, range: std::ops::Range<u32>) {
+    for i in range {
+        cluster.put_acknowledged(&format!("k{i}"), json!(i));
+    }
+}
+
+#[test]
+fn a_torn_record_at_the_tail_is_cut_and_the_node_rejoins() {
+    let mut cluster = TestCluster::start(3, &[]);
+    write_keys(&cluster, 0..30);
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let victim = (leader + 1) % 3;
+    cluster.kill(victim);
+
+    // What a write cut short leaves: an intact record header (length, CRC32C of the body,
+    // CRC32C of the header) promising a 200-byte body, and only 37 bytes of that body.
+    let segment = newest_segment(&cluster.nodes[victim].data_dir);
+    let clean_len = fs::metadata(&segment).unwrap().len();
+    let body = [0x5c; 200];
+    let mut torn = 200u32.to_le_bytes().to_vec();
+    torn.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    torn.extend_from_slice(&crc32c::crc32c(&torn).to_le_bytes());
+    torn.extend_from_slice(&body[..37]);
+    let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
+    file.write_all(&torn).unwrap();
+    drop(file);
+
+    write_keys(&cluster, 30..40);
+    cluster.spawn(victim);
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let commit = cluster.status(leader).unwrap()["commit"].as_u64().unwrap();
+    cluster.wait_for_applied(victim, commit, Duration::from_secs(15));
+    assert_eq!(
+        fs::metadata(&segment).unwrap().len(),
+        clean_len,
+        "the torn tail was not cut"
+    );
+    let log = fs::read_to_string(&cluster.nodes[victim].log).unwrap();
+    let name = segment.file_name().unwrap().to_str().unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("WARN") && l.contains(name)),
+        "no warning naming {name}:\n{}",
+        cluster.logs()
+    );
+    for i in 0..40 {
+        let answer: serde_json::Value = cluster
+            .http
+            .get(cluster.url(victim, &format!("/kv/k{i}?stale=true")))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(answer["value"], json!(i), "k{i} on the repaired node");
+    }
+}
+
+#[test]
+fn damage_in_the_middle_of_the_wal_stops_start_up_naming_file_and_offset() {
+    let mut cluster = TestCluster::start(3, &[]);
+    write_keys(&cluster, 0..40);
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let victim = (leader + 1) % 3;
+    cluster.kill(victim);
+
+    let segment = segments_by_size(&cluster.nodes[victim].data_dir).remove(0);
+    let mut bytes = fs::read(&segment).unwrap();
+    assert!(
+        bytes.len() > 1000,
+        "expected a segment with many records: {} bytes",
+        bytes.len()
+    );
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    fs::write(&segment, &bytes).unwrap();
+
+    cluster.spawn(victim);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = cluster.exited(victim) {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node started on a corrupt WAL:\n{}",
+            cluster.logs()
+        );
+        sleep(Duration::from_millis(50));
+    };
+    assert!(
+        !status.success(),
+        "a corrupt WAL must stop start-up with an error"
+    );
+    let log = fs::read_to_string(&cluster.nodes[victim].log).unwrap();
+    let name = segment.file_name().unwrap().to_str().unwrap();
+    let error = log
+        .lines()
+        .rev()
+        .find(|l| l.contains(name))
+        .unwrap_or_else(|| {
+            panic!("no error naming {name}:\n{log}");
+        });
+    assert!(
+        error.contains("at byte"),
+        "the error should give the offset: {error}"
+    );
+    // The rest of the cluster is unaffected.
+    cluster.put_acknowledged("after", json!(true));
+}
