@@ -29,6 +29,7 @@
 //! ```
 
 mod error;
+mod generator;
 mod keys;
 mod op;
 mod options;
