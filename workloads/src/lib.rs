@@ -28,12 +28,18 @@
 //! # }
 //! ```
 
+mod client;
 mod error;
 mod generator;
 mod keys;
 mod op;
 mod options;
+mod outcome;
 
+#[cfg(test)]
+mod fake_node;
+
+pub use client::{Endpoint, MAX_REDIRECTS};
 pub use error::Error;
 pub use keys::{LIST_PREFIX, REGISTER_PREFIX, model_for_key, split_by_model};
 pub use options::{MIN_RATE, WorkloadKind, WorkloadOptions};
