@@ -35,6 +35,7 @@ mod keys;
 mod op;
 mod options;
 mod outcome;
+mod recorder;
 
 #[cfg(test)]
 mod fake_node;
@@ -43,3 +44,4 @@ pub use client::{Endpoint, MAX_REDIRECTS};
 pub use error::Error;
 pub use keys::{LIST_PREFIX, REGISTER_PREFIX, model_for_key, split_by_model};
 pub use options::{MIN_RATE, WorkloadKind, WorkloadOptions};
+pub use recorder::{Counts, Entry, FLUSH_INTERVAL, Recorder};
