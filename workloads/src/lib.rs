@@ -35,7 +35,9 @@ mod keys;
 mod op;
 mod options;
 mod outcome;
+mod rate;
 mod recorder;
+mod runner;
 
 #[cfg(test)]
 mod fake_node;
@@ -45,3 +47,4 @@ pub use error::Error;
 pub use keys::{LIST_PREFIX, REGISTER_PREFIX, model_for_key, split_by_model};
 pub use options::{MIN_RATE, WorkloadKind, WorkloadOptions};
 pub use recorder::{Counts, Entry, FLUSH_INTERVAL, Recorder};
+pub use runner::{ClientRun, FinalReads, run_clients};
