@@ -38,6 +38,7 @@ mod outcome;
 mod rate;
 mod recorder;
 mod runner;
+mod summary;
 
 #[cfg(test)]
 mod fake_node;
@@ -48,3 +49,4 @@ pub use keys::{LIST_PREFIX, REGISTER_PREFIX, model_for_key, split_by_model};
 pub use options::{MIN_RATE, WorkloadKind, WorkloadOptions};
 pub use recorder::{Counts, Entry, FLUSH_INTERVAL, Recorder};
 pub use runner::{ClientRun, FinalReads, run_clients};
+pub use summary::{Latency, Summary, TypeCounts};
