@@ -8,7 +8,7 @@
 //!
 //! - Registers (Jepsen's independent cas-register): reads, writes and cas with equal
 //!   probability, values in `0..5`.
-//! - Lists: an append of a unique integer, or 1 time in 5 a read of the whole list.
+//! - Lists: an append of a unique integer, or every other time a read of the whole list.
 //! - Each model has `keys` active keys; a key gets at most `ops_per_key` operations, then a
 //!   fresh key takes its place.
 
@@ -26,8 +26,10 @@ use crate::options::{WorkloadKind, WorkloadOptions};
 /// and compare-and-sets often meet the same value.
 const REGISTER_VALUES: u64 = 5;
 
-/// One list operation in `LIST_READS_IN` is a read.
-const LIST_READS_IN: u32 = 5;
+/// One list operation in `LIST_READS_IN` is a read. Reads pin the order of the appends
+/// before them; the list-append check is exponential in the appends between two reads, and
+/// with 1 in 3 or 1 in 5 a run with pauses already had keys it could not decide in a minute.
+const LIST_READS_IN: u32 = 2;
 
 /// The active keys of one model. Key numbers are handed out in order, so the keys ever used
 /// are those numbered below `next_key`.
@@ -250,7 +252,7 @@ mod tests {
                 }
                 WorkloadKind::Append => {
                     assert_eq!(models, HashSet::from([Some(ModelKind::ListAppend)]));
-                    assert!(count("read") > 0 && count("read") < count("append"));
+                    assert!(count("read") > 0 && count("append") > 0);
                 }
                 WorkloadKind::Mixed => {
                     assert_eq!(
