@@ -438,7 +438,12 @@ mod tests {
     async fn cancelling_completes_the_operations_under_way() {
         let node = FakeNode::start(|_| Reply::Hang).await;
         let options = options(WorkloadKind::Append);
-        let cancel = tokio::time::sleep(Duration::from_millis(100));
+        // Cancel once every client has an operation under way.
+        let cancel = async {
+            while node.requests().len() < options.concurrency {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
         let (_, recorder) = run(&options, &node, Duration::from_secs(3600), cancel).await;
         let history = recorder.finish().unwrap();
         assert_well_formed(&history);
