@@ -1,1 +1,52 @@
-//! Client operation generators and the HTTP client that records a history.
+//! The clients of `faultline test`: seeded operation generators (register, append, mixed), an
+//! HTTP client of the key-value API that classifies every outcome exactly, and the recorder
+//! that turns what they do into a history.
+//!
+//! How the harness uses it:
+//!
+//! ```no_run
+//! # use std::{sync::Arc, time::Duration};
+//! # use faultline_workloads::*;
+//! # async fn example() -> Result<(), Error> {
+//! let started = std::time::Instant::now();
+//! let recorder = Arc::new(Recorder::to_file("history.jsonl".as_ref(), started)?);
+//! // The nemesis reports into the same recorder: recorder.nemesis("kill", json!(["n2"])).
+//! let options = WorkloadOptions { kind: "mixed".parse()?, ..WorkloadOptions::default() };
+//! let nodes = [Endpoint::new("n1", "http://127.0.0.11:8001"), Endpoint::new("n2", "http://127.0.0.12:8002")];
+//! let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+//! let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or(()) };
+//! let mut run = run_clients(&options, &nodes, recorder.clone(), deadline, ctrl_c).await?;
+//! // ... heal every fault, wait for a leader ...
+//! let final_reads = run.final_reads(tokio::time::Instant::now() + Duration::from_secs(10)).await?;
+//! let history = recorder.finish()?;
+//! let summary = Summary::of(&history);
+//! for (model, part) in split_by_model(&history)? {
+//!     // faultline_checker::check_history(&part, model, ...), and lost_writes(&part) for
+//!     // ModelKind::ListAppend.
+//! }
+//! # let _ = (final_reads, summary); Ok(())
+//! # }
+//! ```
+
+mod client;
+mod error;
+mod generator;
+mod keys;
+mod op;
+mod options;
+mod outcome;
+mod rate;
+mod recorder;
+mod runner;
+mod summary;
+
+#[cfg(test)]
+mod fake_node;
+
+pub use client::{Endpoint, MAX_REDIRECTS};
+pub use error::Error;
+pub use keys::{LIST_PREFIX, REGISTER_PREFIX, model_for_key, split_by_model};
+pub use options::{MIN_RATE, WorkloadKind, WorkloadOptions};
+pub use recorder::{Counts, Entry, FLUSH_INTERVAL, Recorder};
+pub use runner::{ClientRun, FinalReads, run_clients};
+pub use summary::{Latency, Summary, TypeCounts};
