@@ -4,7 +4,7 @@
 //! Exit code: 0 if every history is valid, else the worst of 2 (unknown), 1 (invalid) and
 //! 3 (a history could not be checked), in that order of severity.
 
-mod text;
+pub(crate) mod text;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

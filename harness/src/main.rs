@@ -2,16 +2,23 @@
 //! only dispatches.
 
 mod check;
+mod cluster;
+mod run;
+mod status_log;
+mod store;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use faultline_checker::ERROR_EXIT_CODE;
+use tracing_subscriber::EnvFilter;
 
 /// Jepsen-style chaos testing for Linux.
 #[derive(Parser)]
 #[command(name = "faultline", version)]
 enum Cli {
+    /// Start a cluster, run clients and faults against it, and check the history.
+    Test(run::TestArgs),
     /// Check recorded histories for linearizability (and lost writes, for list-append).
     Check(check::CheckArgs),
 }
@@ -31,6 +38,31 @@ fn main() -> ExitCode {
         }
     };
     match cli {
+        Cli::Test(args) => test(&args),
         Cli::Check(args) => check::run(&args),
+    }
+}
+
+/// `faultline test`: the verdict is the exit code; a harness error is 3, with the reason.
+fn test(args: &run::TestArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("faultline test: cannot start the async runtime: {error}");
+            return ExitCode::from(ERROR_EXIT_CODE);
+        }
+    };
+    match runtime.block_on(run::run(args)) {
+        Ok(outcome) => ExitCode::from(outcome.verdict.exit_code()),
+        Err(error) => {
+            eprintln!("faultline test: error: {error:#}");
+            ExitCode::from(ERROR_EXIT_CODE)
+        }
     }
 }

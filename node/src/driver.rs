@@ -131,6 +131,9 @@ pub struct Driver {
     snapshot_index: Index,
     /// The core's status as last published to `/status` and the metrics.
     published: Option<Status>,
+    /// Only for the `early-ack` bug: the store with every appended entry applied, and the
+    /// index of the last one.
+    speculative: Option<(KvStore, Index)>,
 }
 
 impl Driver {
@@ -165,6 +168,7 @@ impl Driver {
             applied_term: snapshot.term,
             snapshot_index: snapshot.index,
             published: None,
+            speculative: None,
         }
     }
 
@@ -378,25 +382,36 @@ impl Driver {
         Ok(())
     }
 
-    /// The `early-ack` bug: answer writes as soon as the leader has them on its own disk.
+    /// The `early-ack` bug: answer writes as soon as the leader has them on its own disk,
+    /// with the result they will have if they commit (computed on a copy of the store that
+    /// has every appended entry applied). Correct while the leader stays; a leader change
+    /// loses acknowledged writes.
     fn acknowledge_early(&mut self, entries: &[Entry]) {
+        let Some(first) = entries.first() else {
+            return;
+        };
+        let (mut store, mut last) = match self.speculative.take() {
+            Some((store, last)) if last + 1 == first.index => (store, last),
+            _ => (self.kv.clone(), self.applied),
+        };
         for entry in entries {
+            last = entry.index;
             let Payload::Command(data) = &entry.payload else {
                 continue;
             };
-            if self
-                .writes
-                .get(&entry.index)
-                .is_none_or(|w| w.term != entry.term)
-            {
-                continue;
-            }
             let Ok(command) = serde_json::from_slice::<Command>(data) else {
                 continue;
             };
-            let write = self.writes.remove(&entry.index).expect("checked above");
-            let _ = write.reply.send(Ok(self.kv.preview(&command)));
+            let result = store.apply(command);
+            if let Some(write) = self.writes.remove(&entry.index) {
+                if write.term == entry.term {
+                    let _ = write.reply.send(Ok(result));
+                } else {
+                    self.writes.insert(entry.index, write);
+                }
+            }
         }
+        self.speculative = Some((store, last));
     }
 
     fn send(&self, message: Message) {

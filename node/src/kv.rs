@@ -69,17 +69,9 @@ struct Session {
     result: WriteResult,
 }
 
-/// How applying an operation changes the map.
-enum Change {
-    None,
-    Set(Value),
-    Remove,
-    Push(Value),
-}
-
 /// The replicated map. Everything in it is deterministic: every node that applies the same
 /// commands in the same order ends in the same state.
-#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct KvStore {
     data: BTreeMap<String, Value>,
     sessions: HashMap<String, Session>,
@@ -115,69 +107,38 @@ impl KvStore {
         result
     }
 
-    /// The result `command` would have if it were applied now, without applying it.
-    /// (Only the `early-ack` bug uses this, to answer before commit.)
-    pub fn preview(&self, command: &Command) -> WriteResult {
-        self.evaluate(&command.key, &command.op).0
-    }
-
     fn apply_op(&mut self, key: String, op: WriteOp) -> WriteResult {
-        let (result, change) = self.evaluate(&key, &op);
-        match change {
-            Change::None => {}
-            Change::Set(value) => {
-                self.data.insert(key, value);
-            }
-            Change::Remove => {
-                self.data.remove(&key);
-            }
-            Change::Push(value) => {
-                if let Some(Value::Array(list)) = self.data.get_mut(&key) {
-                    list.push(value);
-                } else {
-                    self.data.insert(key, Value::Array(vec![value]));
-                }
-            }
-        }
-        result
-    }
-
-    /// Decides what `op` on `key` returns and how it changes the map.
-    fn evaluate(&self, key: &str, op: &WriteOp) -> (WriteResult, Change) {
-        let current = self.data.get(key);
         match op {
-            WriteOp::Put { value } => (WriteResult::Written, Change::Set(value.clone())),
-            WriteOp::Delete => match current {
-                Some(_) => (WriteResult::Deleted, Change::Remove),
-                None => (WriteResult::NotFound, Change::None),
+            WriteOp::Put { value } => {
+                self.data.insert(key, value);
+                WriteResult::Written
+            }
+            WriteOp::Delete => match self.data.remove(&key) {
+                Some(_) => WriteResult::Deleted,
+                None => WriteResult::NotFound,
             },
             WriteOp::Cas { from, to } => {
                 // A missing key compares as null, so `cas null -> v` creates it.
-                let current = current.unwrap_or(&Value::Null);
-                if current == from {
-                    (WriteResult::Written, Change::Set(to.clone()))
+                let current = self.data.get(&key).unwrap_or(&Value::Null);
+                if *current == from {
+                    self.data.insert(key, to);
+                    WriteResult::Written
                 } else {
                     let current = current.clone();
-                    (WriteResult::CasMismatch { current }, Change::None)
+                    WriteResult::CasMismatch { current }
                 }
             }
-            WriteOp::Append { value } => match current {
-                None => (
-                    WriteResult::Appended { length: 1 },
-                    Change::Push(value.clone()),
-                ),
-                Some(Value::Array(list)) => {
-                    let length = list.len() + 1;
-                    (
-                        WriteResult::Appended { length },
-                        Change::Push(value.clone()),
-                    )
+            WriteOp::Append { value } => {
+                match self.data.entry(key).or_insert_with(|| Value::Array(vec![])) {
+                    Value::Array(list) => {
+                        list.push(value);
+                        WriteResult::Appended { length: list.len() }
+                    }
+                    other => WriteResult::NotAList {
+                        current: other.clone(),
+                    },
                 }
-                Some(other) => {
-                    let current = other.clone();
-                    (WriteResult::NotAList { current }, Change::None)
-                }
-            },
+            }
         }
     }
 
@@ -287,22 +248,6 @@ mod tests {
                 current: json!("x")
             }
         );
-    }
-
-    #[test]
-    fn preview_predicts_the_result_without_changing_state() {
-        let mut kv = KvStore::default();
-        kv.apply(cmd("k", WriteOp::Put { value: json!(1) }));
-        let cas = cmd(
-            "k",
-            WriteOp::Cas {
-                from: json!(1),
-                to: json!(2),
-            },
-        );
-        assert_eq!(kv.preview(&cas), WriteResult::Written);
-        assert_eq!(kv.get("k"), Some(&json!(1)));
-        assert_eq!(kv.apply(cas), WriteResult::Written);
     }
 
     #[test]

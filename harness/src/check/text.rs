@@ -27,23 +27,23 @@ pub fn render(report: &FileReport) -> String {
         result.seconds,
     );
     if result.valid != Verdict::Valid {
-        keys(&mut out, result);
+        write_keys(&mut out, result);
     }
     if let Some(lost_writes) = &report.lost_writes {
-        lost(&mut out, lost_writes);
+        write_lost_writes(&mut out, lost_writes);
     }
     out
 }
 
 /// Invalid verdicts stand out.
-fn shout(verdict: Verdict) -> String {
+pub(crate) fn shout(verdict: Verdict) -> String {
     match verdict {
         Verdict::Valid => "valid".into(),
         other => other.name().to_uppercase(),
     }
 }
 
-fn plural(count: usize, noun: &str) -> String {
+pub(crate) fn plural(count: usize, noun: &str) -> String {
     match count {
         1 => format!("1 {noun}"),
         _ => format!("{count} {noun}s"),
@@ -57,7 +57,7 @@ fn key_name(key: &Option<String>) -> String {
     }
 }
 
-fn keys(out: &mut String, result: &CheckResult) {
+fn write_keys(out: &mut String, result: &CheckResult) {
     let count = |verdict| {
         result
             .keys
@@ -148,7 +148,7 @@ fn operation(op: &Operation) -> String {
     )
 }
 
-fn lost(out: &mut String, result: &LostWritesResult) {
+fn write_lost_writes(out: &mut String, result: &LostWritesResult) {
     let _ = writeln!(
         out,
         "  lost writes: {}: {} lost, {} unexpected, {} recovered ({} acknowledged of {} attempted)",

@@ -1,0 +1,467 @@
+//! The cluster under test: one `faultline-node` process per node, node i named `n{i}` on its
+//! own loopback address 127.0.0.(10+i), with its own ports, data dir and log file under the
+//! run's directory. The nemesis kills, restarts, pauses and resumes nodes through the
+//! [`Cluster`] trait implemented here.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use faultline_nemesis::{Cluster, NodeName};
+use futures::future::join_all;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use tokio::process::{Child, Command};
+use tokio::time::{Instant, sleep, timeout};
+use tracing::{debug, warn};
+
+/// How long a node gets to exit after SIGTERM before it is SIGKILLed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// `/status` must answer within this, so a paused node never stalls the harness.
+const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Where one node lives.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeSpec {
+    pub name: NodeName,
+    pub ip: Ipv4Addr,
+    pub client_addr: SocketAddr,
+    pub peer_addr: SocketAddr,
+    /// `nodes/<name>/` in the run directory: `data/` and `node.log` inside.
+    pub dir: PathBuf,
+}
+
+impl NodeSpec {
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("node.log")
+    }
+
+    pub fn client_url(&self) -> String {
+        format!("http://{}", self.client_addr)
+    }
+}
+
+/// What a node answers on `GET /status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub id: String,
+    pub role: String,
+    pub term: u64,
+    pub leader: Option<String>,
+    pub commit: u64,
+    pub applied: u64,
+    pub last_log_index: u64,
+    pub snapshot_index: u64,
+}
+
+/// How to start the cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    pub nodes: usize,
+    pub binary: PathBuf,
+    /// The run directory; nodes live in `nodes/<name>/` under it.
+    pub run_dir: PathBuf,
+    /// Passed to every node as `--bug` (the harness does not know what they do).
+    pub bugs: Vec<String>,
+}
+
+enum ProcessState {
+    Running(Child),
+    Paused(Child),
+    Stopped,
+}
+
+/// The node processes of one run.
+pub struct ProcessCluster {
+    specs: Vec<NodeSpec>,
+    binary: PathBuf,
+    bugs: Vec<String>,
+    /// `(from, to) -> address` that `from` dials to reach `to` (a proxy, or `to` itself).
+    dials: Mutex<BTreeMap<(NodeName, NodeName), SocketAddr>>,
+    processes: Mutex<BTreeMap<NodeName, ProcessState>>,
+    http: reqwest::Client,
+}
+
+/// A free TCP port on `ip` (bound, then released for the node to take).
+fn free_port(ip: Ipv4Addr) -> Result<u16> {
+    let listener =
+        TcpListener::bind((ip, 0)).with_context(|| format!("finding a free port on {ip}"))?;
+    Ok(listener.local_addr()?.port())
+}
+
+impl ProcessCluster {
+    /// Chooses addresses and directories; starts nothing yet.
+    pub fn plan(options: &ClusterOptions) -> Result<ProcessCluster> {
+        if !(1..=200).contains(&options.nodes) {
+            bail!("--nodes must be between 1 and 200, not {}", options.nodes);
+        }
+        if !options.binary.is_file() {
+            bail!(
+                "the node binary {} does not exist; build it with `cargo build --release -p faultline-node` \
+                 or pass --node-binary",
+                options.binary.display()
+            );
+        }
+        let specs = (1..=options.nodes)
+            .map(|i| {
+                let ip = Ipv4Addr::new(127, 0, 0, 10 + i as u8);
+                let name = format!("n{i}");
+                Ok(NodeSpec {
+                    client_addr: SocketAddr::from((ip, free_port(ip)?)),
+                    peer_addr: SocketAddr::from((ip, free_port(ip)?)),
+                    dir: options.run_dir.join("nodes").join(&name),
+                    name,
+                    ip,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ProcessCluster {
+            specs,
+            binary: options.binary.clone(),
+            bugs: options.bugs.clone(),
+            dials: Mutex::new(BTreeMap::new()),
+            processes: Mutex::new(BTreeMap::new()),
+            http: reqwest::Client::builder()
+                .timeout(STATUS_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+        })
+    }
+
+    /// Every node's addresses and directories.
+    pub fn specs(&self) -> &[NodeSpec] {
+        &self.specs
+    }
+
+    /// Each node's peer address, for setting up the partition backend.
+    pub fn peer_addrs(&self) -> BTreeMap<NodeName, SocketAddr> {
+        self.specs
+            .iter()
+            .map(|s| (s.name.clone(), s.peer_addr))
+            .collect()
+    }
+
+    fn spec(&self, name: &str) -> Result<&NodeSpec> {
+        self.specs
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| anyhow!("no node named {name}"))
+    }
+
+    /// Starts every node. `dial(from, to)` says where `from` connects to reach `to`.
+    pub async fn start(&self, dial: impl Fn(&str, &str) -> Option<SocketAddr>) -> Result<()> {
+        {
+            let mut dials = self.dials.lock().expect("never poisoned");
+            for from in &self.specs {
+                for to in self.specs.iter().filter(|to| to.name != from.name) {
+                    let addr = dial(&from.name, &to.name).unwrap_or(to.peer_addr);
+                    dials.insert((from.name.clone(), to.name.clone()), addr);
+                }
+            }
+        }
+        for spec in &self.specs {
+            fs::create_dir_all(spec.data_dir())
+                .with_context(|| format!("creating {}", spec.data_dir().display()))?;
+            self.spawn(&spec.name)?;
+        }
+        Ok(())
+    }
+
+    /// The command line that starts `name`.
+    fn command(&self, spec: &NodeSpec) -> Result<Command> {
+        let dials = self.dials.lock().expect("never poisoned");
+        let peers: Vec<String> = self
+            .specs
+            .iter()
+            .filter(|p| p.name != spec.name)
+            .map(|p| {
+                let dial = dials[&(spec.name.clone(), p.name.clone())];
+                if dial == p.peer_addr {
+                    format!("{}={}", p.name, p.peer_addr)
+                } else {
+                    format!("{}={}@{dial}", p.name, p.peer_addr)
+                }
+            })
+            .collect();
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(spec.log_path())
+            .with_context(|| format!("opening {}", spec.log_path().display()))?;
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("--id")
+            .arg(&spec.name)
+            .arg("--client-addr")
+            .arg(spec.client_addr.to_string())
+            .arg("--peer-addr")
+            .arg(spec.peer_addr.to_string())
+            .arg("--data-dir")
+            .arg(spec.data_dir());
+        if !peers.is_empty() {
+            command.arg("--peers").arg(peers.join(","));
+        }
+        for bug in &self.bugs {
+            command.arg("--bug").arg(bug);
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true);
+        // If the harness itself is SIGKILLed, its nodes must not outlive it.
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+            });
+        }
+        Ok(command)
+    }
+
+    fn spawn(&self, name: &str) -> Result<()> {
+        let spec = self.spec(name)?;
+        let child = self
+            .command(spec)?
+            .spawn()
+            .with_context(|| format!("starting {} ({})", name, self.binary.display()))?;
+        debug!(node = name, pid = child.id(), "node started");
+        self.processes
+            .lock()
+            .expect("never poisoned")
+            .insert(name.to_string(), ProcessState::Running(child));
+        Ok(())
+    }
+
+    fn take(&self, name: &str) -> ProcessState {
+        let mut processes = self.processes.lock().expect("never poisoned");
+        processes
+            .insert(name.to_string(), ProcessState::Stopped)
+            .unwrap_or(ProcessState::Stopped)
+    }
+
+    fn put_back(&self, name: &str, state: ProcessState) {
+        self.processes
+            .lock()
+            .expect("never poisoned")
+            .insert(name.to_string(), state);
+    }
+
+    fn pid(child: &Child) -> Result<Pid> {
+        let pid = child
+            .id()
+            .ok_or_else(|| anyhow!("the process has already been reaped"))?;
+        Ok(Pid::from_raw(pid as i32))
+    }
+
+    /// Nodes whose process is not running (killed, or exited by themselves).
+    pub fn stopped_nodes(&self) -> Vec<NodeName> {
+        let mut processes = self.processes.lock().expect("never poisoned");
+        let mut stopped = Vec::new();
+        for spec in &self.specs {
+            let state = processes
+                .entry(spec.name.clone())
+                .or_insert(ProcessState::Stopped);
+            let exited = match state {
+                ProcessState::Running(child) | ProcessState::Paused(child) => {
+                    matches!(child.try_wait(), Ok(Some(_)) | Err(_))
+                }
+                ProcessState::Stopped => true,
+            };
+            if exited {
+                *state = ProcessState::Stopped;
+                stopped.push(spec.name.clone());
+            }
+        }
+        stopped
+    }
+
+    /// `GET /status` of one node; `None` if it does not answer in time.
+    pub async fn status(&self, name: &str) -> Option<NodeStatus> {
+        let spec = self.spec(name).ok()?;
+        let response = self
+            .http
+            .get(format!("{}/status", spec.client_url()))
+            .send()
+            .await
+            .ok()?;
+        response.json().await.ok()
+    }
+
+    /// Every node's status, asked concurrently.
+    pub async fn statuses(&self) -> Vec<(NodeName, Option<NodeStatus>)> {
+        let asks = self
+            .specs
+            .iter()
+            .map(|s| async move { (s.name.clone(), self.status(&s.name).await) });
+        join_all(asks).await
+    }
+
+    /// Waits until some node is leader and every node that answers agrees on it.
+    pub async fn wait_for_leader(&self, limit: Duration) -> Result<NodeName> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let statuses = self.statuses().await;
+            let answering: Vec<&NodeStatus> =
+                statuses.iter().filter_map(|(_, s)| s.as_ref()).collect();
+            let leader = answering
+                .iter()
+                .filter(|s| s.role == "leader")
+                .max_by_key(|s| s.term);
+            if let Some(leader) = leader
+                && answering
+                    .iter()
+                    .all(|s| s.leader.as_deref() == Some(leader.id.as_str()))
+            {
+                return Ok(leader.id.clone());
+            }
+            let exited = self.stopped_nodes();
+            if exited.len() * 2 > self.specs.len() {
+                bail!(
+                    "no leader: {} of {} nodes exited ({}); last lines of the node logs:\n{}",
+                    exited.len(),
+                    self.specs.len(),
+                    exited.join(", "),
+                    self.log_tails(15)
+                );
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "no leader elected within {limit:?}; last lines of the node logs:\n{}",
+                    self.log_tails(15)
+                );
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The last `lines` lines of every node's log, for error messages.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut text = String::new();
+        for spec in &self.specs {
+            let log = fs::read_to_string(spec.log_path()).unwrap_or_default();
+            let all: Vec<&str> = log.lines().collect();
+            text.push_str(&format!(
+                "--- {} ({})\n",
+                spec.name,
+                spec.log_path().display()
+            ));
+            for line in &all[all.len().saturating_sub(lines)..] {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text
+    }
+
+    /// Stops every node: SIGCONT if paused, SIGTERM, and SIGKILL after a grace period.
+    /// Safe to call more than once and on any path.
+    pub async fn stop_all(&self) {
+        let names: Vec<NodeName> = self.specs.iter().map(|s| s.name.clone()).collect();
+        let stops = names.iter().map(|name| async move {
+            let child = match self.take(name) {
+                ProcessState::Running(child) => child,
+                ProcessState::Paused(child) => {
+                    if let Ok(pid) = Self::pid(&child) {
+                        let _ = kill(pid, Signal::SIGCONT);
+                    }
+                    child
+                }
+                ProcessState::Stopped => return,
+            };
+            stop_child(name, child).await;
+        });
+        join_all(stops).await;
+    }
+}
+
+/// SIGTERM, wait, SIGKILL.
+async fn stop_child(name: &str, mut child: Child) {
+    if let Ok(pid) = ProcessCluster::pid(&child) {
+        let _ = kill(pid, Signal::SIGTERM);
+    }
+    if timeout(STOP_GRACE, child.wait()).await.is_err() {
+        warn!(
+            node = name,
+            "did not exit within {STOP_GRACE:?} of SIGTERM; killing it"
+        );
+        let _ = child.kill().await;
+    }
+}
+
+impl Cluster for ProcessCluster {
+    fn nodes(&self) -> Vec<NodeName> {
+        self.specs.iter().map(|s| s.name.clone()).collect()
+    }
+
+    async fn kill(&self, node: &str) -> Result<()> {
+        match self.take(node) {
+            ProcessState::Running(mut child) | ProcessState::Paused(mut child) => {
+                child
+                    .kill()
+                    .await
+                    .with_context(|| format!("SIGKILL of {node}"))?;
+                Ok(())
+            }
+            ProcessState::Stopped => Ok(()),
+        }
+    }
+
+    async fn restart(&self, node: &str) -> Result<()> {
+        match self.take(node) {
+            ProcessState::Stopped => self.spawn(node),
+            running => {
+                self.put_back(node, running);
+                Ok(())
+            }
+        }
+    }
+
+    async fn pause(&self, node: &str) -> Result<()> {
+        match self.take(node) {
+            ProcessState::Running(child) => {
+                let sent = Self::pid(&child).and_then(|pid| Ok(kill(pid, Signal::SIGSTOP)?));
+                self.put_back(node, ProcessState::Paused(child));
+                sent.with_context(|| format!("SIGSTOP of {node}"))
+            }
+            other => {
+                self.put_back(node, other);
+                Ok(())
+            }
+        }
+    }
+
+    async fn resume(&self, node: &str) -> Result<()> {
+        match self.take(node) {
+            ProcessState::Paused(child) => {
+                let sent = Self::pid(&child).and_then(|pid| Ok(kill(pid, Signal::SIGCONT)?));
+                self.put_back(node, ProcessState::Running(child));
+                sent.with_context(|| format!("SIGCONT of {node}"))
+            }
+            other => {
+                self.put_back(node, other);
+                Ok(())
+            }
+        }
+    }
+
+    async fn leader(&self) -> Option<NodeName> {
+        self.statuses()
+            .await
+            .into_iter()
+            .filter_map(|(_, s)| s)
+            .filter(|s| s.role == "leader")
+            .max_by_key(|s| s.term)
+            .map(|s| s.id)
+    }
+}

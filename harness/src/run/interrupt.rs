@@ -1,0 +1,49 @@
+//! Ctrl-C and SIGTERM: turned into a flag every phase of a run watches, so that clients and
+//! the nemesis stop and the teardown still runs.
+
+use std::future::Future;
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+/// Set once the user (or a supervisor) asked the run to stop.
+#[derive(Clone)]
+pub struct Interrupt {
+    flag: watch::Receiver<bool>,
+}
+
+impl Interrupt {
+    /// Starts listening for SIGINT and SIGTERM. From then on they no longer kill the
+    /// process: they set the flag.
+    pub fn install() -> Result<Interrupt> {
+        let mut interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+        let (set, flag) = watch::channel(false);
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            };
+            eprintln!("\n{name}: stopping clients and faults, then tearing down the cluster");
+            let _ = set.send(true);
+        });
+        Ok(Interrupt { flag })
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_set(&self) -> bool {
+        *self.flag.borrow()
+    }
+
+    /// Completes when a stop is asked for.
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut flag = self.flag.clone();
+        async move {
+            // An error means the listener is gone: then no stop will ever come.
+            if flag.wait_for(|set| *set).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}

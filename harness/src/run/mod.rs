@@ -1,0 +1,261 @@
+//! `faultline test`: start a cluster of real node processes, drive concurrent clients against
+//! it while a nemesis injects faults, record every operation, then heal, check the history,
+//! print a summary and store the run.
+//!
+//! The phases, in order:
+//! 1. set up: the run directory, the partition backend (before the nodes, which dial through
+//!    it), the nodes; wait for a leader;
+//! 2. run: clients and the nemesis until the time limit (or Ctrl-C/SIGTERM);
+//! 3. final phase: heal every fault, restart dead nodes, wait for a leader, final reads;
+//! 4. teardown, on every path: stop every node, remove every firewall rule;
+//! 5. check the history, write `results.json`, print the summary.
+
+mod interrupt;
+mod options;
+mod progress;
+mod summary;
+mod verdict;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use faultline_checker::{History, Process, Verdict};
+use faultline_nemesis::{
+    Cluster, Event, Nemesis, PartitionBackend, Partitioner, Schedule, remove_leftover_chains,
+};
+use faultline_workloads::{Endpoint, FinalReads, Recorder, Summary, run_clients};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::warn;
+
+use crate::cluster::{ClusterOptions, ProcessCluster};
+use crate::status_log;
+use crate::store::RunDir;
+pub use interrupt::Interrupt;
+pub use options::{TestArgs, TestOptions};
+
+/// How long the cluster gets to elect a leader, at start and after healing.
+const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the final reads may keep retrying.
+const FINAL_READS_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often every node's `/status` is sampled for the report.
+const STATUS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What a finished run left behind.
+pub struct RunOutcome {
+    pub verdict: Verdict,
+}
+
+/// Runs one test from its flags; the verdict decides the exit code.
+pub async fn run(args: &TestArgs) -> Result<RunOutcome> {
+    let options = args.resolve()?;
+    let interrupt = Interrupt::install()?;
+    let timestamp = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
+    let run_dir = RunDir::create(&options.store, &options.name, &timestamp)?;
+    run_dir.mark_latest(&options.store)?;
+    eprintln!(
+        "faultline test {}: {} nodes, workload {}, nemesis {}, {} s, seed {}\n  run stored in {}",
+        options.name,
+        options.nodes,
+        options.workload,
+        options.nemesis,
+        options.time_limit.as_secs_f64(),
+        options.seed,
+        run_dir.path.display()
+    );
+
+    let cluster = Arc::new(ProcessCluster::plan(&ClusterOptions {
+        nodes: options.nodes,
+        binary: options.node_binary.clone(),
+        run_dir: run_dir.path.clone(),
+        bugs: options.bugs.clone(),
+    })?);
+    if nix::unistd::Uid::effective().is_root() {
+        // Chains of earlier runs that were killed before their teardown.
+        let _ = remove_leftover_chains().await;
+    }
+    let network = Arc::new(
+        PartitionBackend::start(
+            options.backend_kind()?,
+            &cluster.peer_addrs(),
+            Duration::ZERO,
+        )
+        .await
+        .context("starting the partition backend")?,
+    );
+    write_test_json(&run_dir, &options, &network, &cluster)?;
+
+    let recorded = drive(&options, &run_dir, &cluster, &network, &interrupt).await;
+
+    // Teardown runs whatever happened above.
+    cluster.stop_all().await;
+    if let Err(e) = network.teardown().await {
+        warn!("removing the partitions failed: {e}");
+    }
+    let recorded = recorded?;
+    if interrupt.is_set() {
+        bail!(
+            "interrupted; nodes stopped and partitions removed. The partial history is in {}",
+            run_dir.history().display()
+        );
+    }
+
+    let started = std::time::Instant::now();
+    let results = verdict::check(&recorded.history, options.check_timeout)?;
+    let check_time = started.elapsed();
+    std::fs::write(run_dir.results(), serde_json::to_vec_pretty(&results)?)
+        .with_context(|| format!("writing {}", run_dir.results().display()))?;
+    let summary = Summary::of(&recorded.history);
+    summary::print(&summary::Printed {
+        options: &options,
+        backend: network.kind().to_string(),
+        summary: &summary,
+        nemesis_events: nemesis_events(&recorded.history),
+        results: &results,
+        final_reads: recorded.final_reads.as_ref(),
+        check_time,
+        run_dir: &run_dir,
+    });
+    Ok(RunOutcome {
+        verdict: results.valid,
+    })
+}
+
+/// How many nemesis events of each kind the history holds.
+fn nemesis_events(history: &History) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for event in history
+        .events()
+        .iter()
+        .filter(|e| e.process == Process::Nemesis)
+    {
+        *counts.entry(event.f.clone()).or_default() += 1;
+    }
+    counts
+}
+
+/// What the run phase recorded.
+struct Recorded {
+    history: History,
+    final_reads: Option<FinalReads>,
+}
+
+/// Phases 1 to 3: start the nodes, run clients and faults, heal, final reads.
+async fn drive(
+    options: &TestOptions,
+    run_dir: &RunDir,
+    cluster: &Arc<ProcessCluster>,
+    network: &Arc<PartitionBackend>,
+    interrupt: &Interrupt,
+) -> Result<Recorded> {
+    cluster
+        .start(|from, to| network.dial_addr(from, to))
+        .await?;
+    cluster.wait_for_leader(LEADER_TIMEOUT).await?;
+
+    let started = std::time::Instant::now();
+    let recorder = Arc::new(Recorder::to_file(&run_dir.history(), started)?);
+    let (stop_polling, polling_stopped) = watch::channel(false);
+    let poller = tokio::spawn(status_log::poll(
+        cluster.clone(),
+        Instant::from_std(started),
+        STATUS_INTERVAL,
+        run_dir.status_log(),
+        polling_stopped,
+    ));
+    let progress = progress::start(options.time_limit, recorder.clone());
+    let deadline = Instant::from_std(started) + options.time_limit;
+
+    let nemesis_recorder = recorder.clone();
+    let mut nemesis = Nemesis::new(cluster.clone(), network.clone(), move |event: Event| {
+        nemesis_recorder.nemesis(event.f.as_str(), event.value)
+    });
+    let schedule = Schedule {
+        kinds: options.fault_kinds()?,
+        interval: options.nemesis_interval,
+        seed: options.seed,
+    };
+    let cancel = interrupt.wait();
+    let faults = tokio::spawn(async move {
+        let ran = nemesis.run(&schedule, deadline, cancel).await;
+        (nemesis, ran)
+    });
+    let endpoints: Vec<Endpoint> = cluster
+        .specs()
+        .iter()
+        .map(|s| Endpoint::new(s.name.clone(), s.client_url()))
+        .collect();
+    let clients = run_clients(
+        &options.workload_options()?,
+        &endpoints,
+        recorder.clone(),
+        deadline,
+        interrupt.wait(),
+    )
+    .await;
+    let (mut nemesis, ran) = faults.await.context("the nemesis task failed")?;
+
+    // Final phase: heal everything, bring every node back, then read what survived.
+    progress.set_message("healing");
+    let healed = nemesis.heal_all().await;
+    for node in cluster.stopped_nodes() {
+        // A node that died by itself (the nemesis restarts the ones it killed).
+        recorder.nemesis("restart", json!([node]));
+        cluster.restart(&node).await?;
+    }
+    let mut final_reads = None;
+    let mut clients = clients?;
+    if !interrupt.is_set() {
+        progress.set_message("final reads");
+        cluster.wait_for_leader(LEADER_TIMEOUT).await?;
+        if !clients.list_keys().is_empty() {
+            let deadline = Instant::now() + FINAL_READS_TIMEOUT;
+            final_reads = Some(clients.final_reads(deadline).await?);
+        }
+    }
+    progress.finish();
+    let _ = stop_polling.send(true);
+    let history = recorder.finish()?;
+    match poller.await {
+        Ok(Err(e)) => warn!("sampling node status failed: {e:#}"),
+        Err(e) => warn!("the status sampler failed: {e}"),
+        Ok(Ok(_)) => {}
+    }
+    ran.context("the nemesis failed")?;
+    healed.context("healing the faults failed")?;
+    Ok(Recorded {
+        history,
+        final_reads,
+    })
+}
+
+/// `test.json`: every option, the seed, the replay command, the binaries' versions, and
+/// where each node lived.
+fn write_test_json(
+    run_dir: &RunDir,
+    options: &TestOptions,
+    network: &PartitionBackend,
+    cluster: &ProcessCluster,
+) -> Result<()> {
+    let node_version = std::process::Command::new(&options.node_binary)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string());
+    let test = json!({
+        "options": options,
+        "partition_backend_used": network.kind().to_string(),
+        "replay": options.replay_command(),
+        "versions": {
+            "faultline": env!("CARGO_PKG_VERSION"),
+            "faultline-node": node_version,
+        },
+        "nodes": cluster.specs(),
+        "started": chrono::Local::now().to_rfc3339(),
+    });
+    std::fs::write(run_dir.test_json(), serde_json::to_vec_pretty(&test)?)
+        .with_context(|| format!("writing {}", run_dir.test_json().display()))
+}

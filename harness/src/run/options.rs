@@ -1,0 +1,195 @@
+//! The flags of `faultline test`, and the resolved options a run records in `test.json`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use faultline_nemesis::{FaultKinds, PartitionBackendKind};
+use faultline_workloads::{WorkloadKind, WorkloadOptions};
+use serde::{Deserialize, Serialize};
+
+/// Start a cluster, attack it, and check that it kept its promises.
+#[derive(Args, Clone, Debug)]
+pub struct TestArgs {
+    /// Number of nodes (3 or 5 make sense for Raft).
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// How long clients and the nemesis run, like 60s or 2m.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub time_limit: Duration,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: usize,
+    /// register (reads, writes, CAS on independent keys), append (unique appends to lists,
+    /// then final reads for lost writes), or mixed (both, on different keys).
+    #[arg(long, default_value = "mixed")]
+    pub workload: WorkloadKind,
+    /// Keys in use at a time per workload (each is retired after a bounded number of operations).
+    #[arg(long, default_value_t = 5)]
+    pub keys: usize,
+    /// Operations per key before it is retired (keeps each key's history quick to check).
+    #[arg(long, default_value_t = 100)]
+    pub ops_per_key: u64,
+    /// Limit on operations per second over all clients [default: as fast as they go].
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Faults, comma-separated: none, kill, pause, partition, partition-leader,
+    /// majorities-ring, bridge, or all.
+    #[arg(long, default_value = "kill,pause,partition")]
+    pub nemesis: FaultKinds,
+    /// How long each fault lasts, and the pause between faults.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub nemesis_interval: Duration,
+    /// How to cut links: iptables (needs root), proxy (a TCP proxy per link), or auto.
+    #[arg(long, default_value = "auto")]
+    pub partition_backend: PartitionBackendKind,
+    /// How long a client waits for an answer before it records the operation as unknown.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub client_timeout: Duration,
+    /// Seed of every random choice (faults and operations) [default: random; printed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where runs are stored.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// The node binary [default: faultline-node next to this executable].
+    #[arg(long)]
+    pub node_binary: Option<PathBuf>,
+    /// A deliberate bug to switch on in every node (repeatable): stale-read, early-ack,
+    /// forget-vote.
+    #[arg(long = "bug")]
+    pub bugs: Vec<String>,
+    /// Name of the test (the store directory) [default: <workload>-<nemesis>].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Time budget of the linearizability check; keys undecided by then are unknown.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub check_timeout: Duration,
+}
+
+/// Everything that defines a run, with defaults resolved: written to `test.json`
+/// (durations as text like "1m 30s", so it reads like the flags).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TestOptions {
+    pub name: String,
+    pub nodes: usize,
+    #[serde(with = "humantime_serde")]
+    pub time_limit: Duration,
+    pub concurrency: usize,
+    pub workload: String,
+    pub keys: usize,
+    pub ops_per_key: u64,
+    pub rate: Option<f64>,
+    pub nemesis: String,
+    #[serde(with = "humantime_serde")]
+    pub nemesis_interval: Duration,
+    pub partition_backend: String,
+    #[serde(with = "humantime_serde")]
+    pub client_timeout: Duration,
+    pub seed: u64,
+    pub store: PathBuf,
+    pub node_binary: PathBuf,
+    pub bugs: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    pub check_timeout: Duration,
+}
+
+impl TestArgs {
+    /// Checks the flags and fills in the defaults that depend on the environment.
+    pub fn resolve(&self) -> Result<TestOptions> {
+        if !(1..=100).contains(&self.nodes) {
+            bail!("--nodes must be between 1 and 100, not {}", self.nodes);
+        }
+        if self.time_limit.is_zero() {
+            bail!("--time-limit must be positive");
+        }
+        if !self.nemesis.is_empty() && self.nemesis_interval.is_zero() {
+            bail!("--nemesis-interval must be positive");
+        }
+        let node_binary = match &self.node_binary {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()
+                .context("finding this executable, to find faultline-node next to it")?
+                .with_file_name("faultline-node"),
+        };
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", self.workload, self.nemesis).replace(',', "+"));
+        crate::store::validate_name(&name)?;
+        let options = TestOptions {
+            name,
+            nodes: self.nodes,
+            time_limit: self.time_limit,
+            concurrency: self.concurrency,
+            workload: self.workload.to_string(),
+            keys: self.keys,
+            ops_per_key: self.ops_per_key,
+            rate: self.rate,
+            nemesis: self.nemesis.to_string(),
+            nemesis_interval: self.nemesis_interval,
+            partition_backend: self.partition_backend.to_string(),
+            client_timeout: self.client_timeout,
+            seed: self.seed.unwrap_or_else(rand::random),
+            store: self.store.clone(),
+            node_binary,
+            bugs: self.bugs.clone(),
+            check_timeout: self.check_timeout,
+        };
+        options.workload_options()?.validate()?;
+        Ok(options)
+    }
+}
+
+impl TestOptions {
+    /// What the clients are told.
+    pub fn workload_options(&self) -> Result<WorkloadOptions> {
+        Ok(WorkloadOptions {
+            kind: self.workload.parse()?,
+            concurrency: self.concurrency,
+            keys: self.keys,
+            ops_per_key: self.ops_per_key,
+            rate: self.rate,
+            client_timeout: self.client_timeout,
+            seed: self.seed,
+            ..WorkloadOptions::default()
+        })
+    }
+
+    /// The faults, parsed.
+    pub fn fault_kinds(&self) -> Result<FaultKinds> {
+        Ok(self.nemesis.parse()?)
+    }
+
+    /// The partition backend asked for.
+    pub fn backend_kind(&self) -> Result<PartitionBackendKind> {
+        Ok(self.partition_backend.parse()?)
+    }
+
+    /// The command line that runs this test again with the same schedule of faults and
+    /// operations.
+    pub fn replay_command(&self) -> String {
+        let duration = |d: Duration| humantime::format_duration(d).to_string().replace(' ', "");
+        let mut command = vec![
+            "faultline test".to_string(),
+            format!("--nodes {}", self.nodes),
+            format!("--time-limit {}", duration(self.time_limit)),
+            format!("--concurrency {}", self.concurrency),
+            format!("--workload {}", self.workload),
+            format!("--keys {}", self.keys),
+            format!("--ops-per-key {}", self.ops_per_key),
+            format!("--nemesis {}", self.nemesis),
+            format!("--nemesis-interval {}", duration(self.nemesis_interval)),
+            format!("--partition-backend {}", self.partition_backend),
+            format!("--client-timeout {}", duration(self.client_timeout)),
+            format!("--seed {}", self.seed),
+            format!("--name {}", self.name),
+        ];
+        if let Some(rate) = self.rate {
+            command.push(format!("--rate {rate}"));
+        }
+        command.extend(self.bugs.iter().map(|bug| format!("--bug {bug}")));
+        command.join(" ")
+    }
+}

@@ -1,0 +1,234 @@
+//! The summary printed at the end of a run: it fits a terminal, verdict last.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use faultline_checker::{CheckResult, LostWritesResult, Verdict};
+use faultline_workloads::{FinalReads, Summary};
+
+use super::options::TestOptions;
+use super::verdict::RunResults;
+use crate::check::text::{plural, shout};
+use crate::store::RunDir;
+
+/// Everything the summary shows.
+pub struct Printed<'a> {
+    pub options: &'a TestOptions,
+    /// The partition backend actually used (`auto` resolved).
+    pub backend: String,
+    pub summary: &'a Summary,
+    pub nemesis_events: BTreeMap<String, u64>,
+    pub results: &'a RunResults,
+    pub final_reads: Option<&'a FinalReads>,
+    pub check_time: Duration,
+    pub run_dir: &'a RunDir,
+}
+
+fn millis(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+/// The summary as text.
+pub fn render(p: &Printed) -> String {
+    let mut out = String::new();
+    let s = p.summary;
+    let o = p.options;
+    let _ = writeln!(
+        out,
+        "\n{}: {} nodes, workload {}, nemesis {} ({}), {:.1} s, seed {}",
+        o.name,
+        o.nodes,
+        o.workload,
+        o.nemesis,
+        p.backend,
+        s.duration.as_secs_f64(),
+        o.seed
+    );
+    if !o.bugs.is_empty() {
+        let _ = writeln!(out, "  bugs switched on: {}", o.bugs.join(", "));
+    }
+    let _ = writeln!(
+        out,
+        "  operations   {} ok, {} fail, {} info{}",
+        s.total.ok,
+        s.total.fail,
+        s.total.info + s.total.pending,
+        if s.by_function.is_empty() {
+            String::new()
+        } else {
+            let parts: Vec<String> = s
+                .by_function
+                .iter()
+                .map(|(f, counts)| format!("{f} {}", counts.total()))
+                .collect();
+            format!("   ({})", parts.join(", "))
+        }
+    );
+    let latency = match &s.ok_latency {
+        Some(l) => format!(
+            "p50 {}, p99 {}, max {}",
+            millis(l.p50),
+            millis(l.p99),
+            millis(l.max)
+        ),
+        None => "no successful operation".into(),
+    };
+    let _ = writeln!(
+        out,
+        "  throughput   {:.0} ok/s   latency {latency}",
+        s.ok_per_second
+    );
+    if !s.errors.is_empty() {
+        let mut errors: Vec<(&String, &u64)> = s.errors.iter().collect();
+        errors.sort_by(|a, b| b.1.cmp(a.1));
+        let parts: Vec<String> = errors
+            .iter()
+            .take(4)
+            .map(|(e, n)| format!("{e} {n}"))
+            .collect();
+        let _ = writeln!(out, "  errors       {}", parts.join(", "));
+    }
+    let faults: Vec<String> = p
+        .nemesis_events
+        .iter()
+        .map(|(f, n)| format!("{f} {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  nemesis      {}",
+        if faults.is_empty() {
+            "no faults".into()
+        } else {
+            faults.join(", ")
+        }
+    );
+    for result in &p.results.linearizability {
+        let _ = writeln!(
+            out,
+            "  {:<12} {}: {} over {} ({:.2} s)",
+            result.model,
+            shout(result.valid),
+            plural(result.operations, "operation"),
+            plural(result.keys.len(), "key"),
+            result.seconds
+        );
+        if result.valid != Verdict::Valid {
+            write_invalid_keys(&mut out, result);
+        }
+    }
+    if let Some(lost) = &p.results.lost_writes {
+        write_lost_writes(&mut out, lost);
+    }
+    if let Some(reads) = p.final_reads.filter(|r| !r.unread.is_empty()) {
+        let _ = writeln!(out, "  final reads failed for: {}", reads.unread.join(", "));
+    }
+    let _ = writeln!(out, "  checked in {:.2} s", p.check_time.as_secs_f64());
+    let _ = writeln!(out, "  replay: {}", o.replay_command());
+    let _ = writeln!(out, "  stored in {}", p.run_dir.path.display());
+    let _ = writeln!(out, "verdict: {}", shout(p.results.valid));
+    out
+}
+
+/// Counterexamples shown, one line each; the report and `faultline check` show them whole.
+const KEYS_SHOWN: usize = 3;
+/// Longest text shown for a value or a reason in a line.
+const TEXT_CHARS: usize = 72;
+
+/// Cuts the middle out of a long text, where a list's elements are least telling.
+fn shorten(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= TEXT_CHARS {
+        return text.to_string();
+    }
+    let head: String = chars[..TEXT_CHARS * 2 / 3].iter().collect();
+    let tail: String = chars[chars.len() - TEXT_CHARS / 3..].iter().collect();
+    format!("{head}...{tail}")
+}
+
+/// Keys by verdict, then one line per invalid key: where its history stops fitting.
+fn write_invalid_keys(out: &mut String, result: &CheckResult) {
+    let count = |verdict| {
+        result
+            .keys
+            .iter()
+            .filter(|key| key.valid == verdict)
+            .count()
+    };
+    let _ = writeln!(
+        out,
+        "               keys: {} valid, {} invalid, {} unknown",
+        count(Verdict::Valid),
+        count(Verdict::Invalid),
+        count(Verdict::Unknown)
+    );
+    for example in result.counterexamples.iter().take(KEYS_SHOWN) {
+        let key = example.key.as_deref().unwrap_or("(no key)");
+        let reason = example
+            .rejected
+            .first()
+            .map(|r| format!("#{}: {}", r.id, r.reason))
+            .unwrap_or_else(|| "no operation fits".into());
+        let _ = writeln!(
+            out,
+            "               {key}: after {} the state is {}; {}",
+            plural(example.prefix.len(), "operation"),
+            shorten(&example.state.to_string()),
+            shorten(&reason)
+        );
+    }
+    if result.counterexamples.len() > KEYS_SHOWN {
+        let _ = writeln!(
+            out,
+            "               ... and {} more invalid keys",
+            result.counterexamples.len() - KEYS_SHOWN
+        );
+    }
+}
+
+/// The lost-writes counts, and the first few lost or unexpected elements.
+fn write_lost_writes(out: &mut String, lost: &LostWritesResult) {
+    let _ = writeln!(
+        out,
+        "  lost writes  {}: {} lost, {} unexpected, {} recovered, of {} acknowledged appends",
+        shout(lost.valid),
+        lost.lost,
+        lost.unexpected,
+        lost.recovered,
+        lost.acknowledged
+    );
+    let problems = lost.keys.iter().flat_map(|key| {
+        let name = key.key.clone().unwrap_or_default();
+        let lost = key.lost.iter().map(move |e| ("lost", e));
+        let unexpected = key.unexpected.iter().map(move |e| ("unexpected", e));
+        lost.chain(unexpected)
+            .map(move |(what, e)| (name.clone(), what, e))
+    });
+    for (key, what, element) in problems.take(KEYS_SHOWN) {
+        let ops: Vec<String> = element.ops.iter().map(|id| format!("#{id}")).collect();
+        let _ = writeln!(
+            out,
+            "               {key}: {} {what} ({})",
+            element.value,
+            ops.join(", ")
+        );
+    }
+    let unjudged: Vec<&str> = lost
+        .keys
+        .iter()
+        .filter(|key| key.final_read.is_none() && key.attempted > 0)
+        .filter_map(|key| key.key.as_deref())
+        .collect();
+    if !unjudged.is_empty() {
+        let _ = writeln!(
+            out,
+            "               no final read of: {}",
+            unjudged.join(", ")
+        );
+    }
+}
+
+/// Prints the summary on stdout.
+pub fn print(p: &Printed) {
+    print!("{}", render(p));
+}

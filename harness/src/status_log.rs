@@ -1,0 +1,104 @@
+//! Polls every node's `/status` during a run and writes each change to `status.jsonl`, so
+//! the report can draw each node's role and term over time.
+//!
+//! One line per observed change of a node: `{"time":ns,"node":"n1","up":true,"role":"leader",
+//! "term":3,"leader":"n1","commit":120}`; a node that does not answer (killed, paused, or
+//! slow) is `{"time":ns,"node":"n1","up":false}`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::cluster::ProcessCluster;
+
+/// One observation of one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusSample {
+    /// Nanoseconds since the test started (the history's clock).
+    pub time: u64,
+    pub node: String,
+    /// Whether the node answered.
+    pub up: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<u64>,
+}
+
+impl StatusSample {
+    /// Whether `other` says something new about the node (ignoring time and commit, which
+    /// moves constantly).
+    fn differs(&self, other: &StatusSample) -> bool {
+        (self.up, &self.role, self.term, &self.leader)
+            != (other.up, &other.role, other.term, &other.leader)
+    }
+}
+
+/// Polls until `stop` turns true, writing changes to `path`; returns how many it wrote.
+pub async fn poll(
+    cluster: Arc<ProcessCluster>,
+    started: Instant,
+    interval: Duration,
+    path: PathBuf,
+    mut stop: watch::Receiver<bool>,
+) -> Result<usize> {
+    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = BufWriter::new(file);
+    let mut last: BTreeMap<String, StatusSample> = BTreeMap::new();
+    let mut written = 0;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => break,
+        }
+        for (node, status) in cluster.statuses().await {
+            let time = started.elapsed().as_nanos() as u64;
+            let sample = match status {
+                Some(s) => StatusSample {
+                    time,
+                    node: node.clone(),
+                    up: true,
+                    role: Some(s.role),
+                    term: Some(s.term),
+                    leader: s.leader,
+                    commit: Some(s.commit),
+                },
+                None => StatusSample {
+                    time,
+                    node: node.clone(),
+                    up: false,
+                    role: None,
+                    term: None,
+                    leader: None,
+                    commit: None,
+                },
+            };
+            if last
+                .get(&node)
+                .is_none_or(|previous| previous.differs(&sample))
+            {
+                serde_json::to_writer(&mut out, &sample)?;
+                out.write_all(b"\n")?;
+                written += 1;
+                last.insert(node, sample);
+            }
+        }
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(written)
+}

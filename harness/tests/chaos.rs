@@ -1,0 +1,302 @@
+//! End-to-end: `faultline test` against real `faultline-node` processes. A correct cluster
+//! under kills and partitions is valid; with a switchable bug the verdict is invalid; and
+//! whatever happens, no node process and no firewall rule outlives the run.
+//!
+//! Runs are serialized: iptables rules match node addresses (127.0.0.11-13), which every
+//! run uses.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn faultline() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_faultline"))
+}
+
+/// `faultline-node`, built next to `faultline` by `cargo test --workspace` (or `cargo build`).
+fn node_binary() -> PathBuf {
+    let path = faultline().with_file_name("faultline-node");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build --release -p faultline-node` (cargo test \
+         --workspace does)",
+        path.display()
+    );
+    path
+}
+
+fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+fn iptables_works() -> bool {
+    is_root()
+        && Command::new("iptables")
+            .args(["-w", "-S"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+}
+
+/// iptables rules that mention Faultline (none must be left after a run).
+fn faultline_rules() -> Vec<String> {
+    let Ok(out) = Command::new("iptables").args(["-w", "-S"]).output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| line.to_lowercase().contains("faultline"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Processes whose command line mentions `needle` (e.g. a run's store dir).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push(format!(
+                "{}: {cmdline}",
+                entry.file_name().to_string_lossy()
+            ));
+        }
+    }
+    found
+}
+
+fn test_command(store: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(faultline());
+    command
+        .arg("test")
+        .arg("--store")
+        .arg(store)
+        .arg("--node-binary")
+        .arg(node_binary())
+        .args(args)
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `faultline test` to the end; returns its output and `results.json`.
+fn run(args: &[&str]) -> (Output, Value, tempfile::TempDir) {
+    let store = tempfile::tempdir().unwrap();
+    let output = test_command(store.path(), args).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let errors = String::from_utf8_lossy(&output.stderr);
+    let results = std::fs::read(store.path().join("latest/results.json"))
+        .unwrap_or_else(|e| panic!("no results.json ({e}); stdout:\n{text}\nstderr:\n{errors}"));
+    assert!(
+        processes_mentioning(&store.path().to_string_lossy()).is_empty(),
+        "node processes outlived the run"
+    );
+    assert_eq!(
+        faultline_rules(),
+        Vec::<String>::new(),
+        "iptables rules left"
+    );
+    (output, serde_json::from_slice(&results).unwrap(), store)
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+const RUN: [&str; 6] = [
+    "--time-limit",
+    "15s",
+    "--nemesis-interval",
+    "2s",
+    "--concurrency",
+    "10",
+];
+
+#[test]
+fn a_correct_cluster_under_kills_and_partitions_is_valid_with_the_proxy() {
+    let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut args = RUN.to_vec();
+    args.extend([
+        "--nemesis",
+        "kill,partition",
+        "--partition-backend",
+        "proxy",
+    ]);
+    let (output, results, store) = run(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(results["valid"], Value::Bool(true));
+    let lost = &results["lost_writes"];
+    assert!(lost["acknowledged"].as_u64().unwrap() > 1000, "{lost}");
+    assert_eq!(lost["lost"], 0);
+
+    // The run is stored as DESIGN.md says, and can be replayed from test.json.
+    let run_dir = store.path().join("latest");
+    for file in ["test.json", "history.jsonl", "status.jsonl", "results.json"] {
+        assert!(run_dir.join(file).is_file(), "{file} missing");
+    }
+    for node in ["n1", "n2", "n3"] {
+        assert!(run_dir.join("nodes").join(node).join("node.log").is_file());
+    }
+    let test: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("test.json")).unwrap()).unwrap();
+    assert_eq!(test["partition_backend_used"], "proxy");
+    let replay = test["replay"].as_str().unwrap();
+    assert!(
+        replay.contains(&format!("--seed {}", test["options"]["seed"])),
+        "{replay}"
+    );
+    let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
+    for fault in [
+        "\"kill\"",
+        "\"start-partition\"",
+        "\"stop-partition\"",
+        "\"restart\"",
+    ] {
+        assert!(history.contains(fault), "no {fault} event in the history");
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("verdict: valid"), "{stdout}");
+}
+
+#[test]
+fn a_correct_cluster_under_partitions_is_valid_with_iptables() {
+    if !iptables_works() {
+        eprintln!("skipped: iptables needs root and the iptables binary");
+        return;
+    }
+    let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut args = RUN.to_vec();
+    args.extend([
+        "--nemesis",
+        "partition,partition-leader,pause",
+        "--partition-backend",
+        "iptables",
+    ]);
+    let (output, results, _store) = run(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(results["valid"], Value::Bool(true));
+}
+
+#[test]
+fn stale_reads_under_partitions_are_caught() {
+    let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut args = RUN.to_vec();
+    args.extend(["--nemesis", "partition", "--bug", "stale-read"]);
+    let (output, results, _store) = run(&args);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert_eq!(results["valid"], Value::Bool(false));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("verdict: INVALID"), "{stdout}");
+}
+
+#[test]
+fn early_acknowledgements_are_caught_when_the_leader_is_killed_or_cut_off() {
+    let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut args = RUN.to_vec();
+    args.extend([
+        "--nemesis",
+        "kill,partition-leader",
+        "--partition-backend",
+        "proxy",
+        "--bug",
+        "early-ack",
+    ]);
+    let (output, results, _store) = run(&args);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert_eq!(results["valid"], Value::Bool(false));
+}
+
+#[test]
+fn ctrl_c_stops_every_node_and_removes_every_rule() {
+    let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let store = tempfile::tempdir().unwrap();
+    let backend = if iptables_works() {
+        "iptables"
+    } else {
+        "proxy"
+    };
+    let child = test_command(
+        store.path(),
+        &[
+            "--time-limit",
+            "60s",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "1s",
+            "--partition-backend",
+            backend,
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Interrupt once faults are under way: a partition is in force every other second.
+    let history = store.path().join("latest/history.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&history)
+        .unwrap_or_default()
+        .contains("start-partition")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no partition started within 30 s"
+        );
+        sleep(Duration::from_millis(100));
+    }
+    let running = processes_mentioning(&store.path().to_string_lossy());
+    assert!(running.len() >= 3, "expected the nodes to run: {running:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(
+        processes_mentioning(&store.path().to_string_lossy()),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        faultline_rules(),
+        Vec::<String>::new(),
+        "iptables rules left after Ctrl-C"
+    );
+}
+
+#[test]
+fn a_node_that_cannot_start_is_a_harness_error_naming_the_reason() {
+    let store = tempfile::tempdir().unwrap();
+    let output = Command::new(faultline())
+        .args([
+            "test",
+            "--time-limit",
+            "5s",
+            "--nemesis",
+            "none",
+            "--node-binary",
+            "/bin/false",
+        ])
+        .arg("--store")
+        .arg(store.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no leader"), "{stderr}");
+}
