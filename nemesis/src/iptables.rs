@@ -1,9 +1,13 @@
-//! The iptables partition backend: one `DROP` rule per cut directed link, in a
+//! The iptables partition backend: `DROP` rules per cut directed link, in a
 //! chain of Faultline's own hooked into `INPUT`.
 //!
-//! Nodes connect to each other from their own loopback addresses, so the
-//! rule `-s FROM_IP -d TO_IP -j DROP` cuts exactly the link `FROM -> TO`,
-//! while the harness's client traffic (from 127.0.0.1) is never touched.
+//! Nodes connect to each other from their own loopback addresses, so cutting
+//! the link `FROM -> TO` (the connections FROM opens to TO's peer port) takes
+//! two rules: `-s FROM_IP -d TO_IP --dport TO_PORT` (FROM's requests) and
+//! `-s TO_IP -d FROM_IP --sport TO_PORT` (TO's answers on those connections).
+//! That is what the proxy backend cuts too. The harness's client traffic (from
+//! 127.0.0.1, to client ports) is never touched, and matching the port keeps
+//! two runs on the same addresses from partitioning each other.
 //! Each partitioner owns a chain named `FAULTLINE-<pid>-<n>`, so concurrent
 //! runs, and concurrent partitioners in one process, never touch each other's
 //! rules, and a crashed run's chains can be found by their dead pid.
@@ -14,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{ExitStatus, Output};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -67,15 +71,16 @@ fn hint(stderr: &str) -> &'static str {
 #[derive(Debug)]
 pub struct IptablesPartitioner {
     chain: String,
-    node_ips: BTreeMap<NodeName, IpAddr>,
+    peer_addrs: BTreeMap<NodeName, SocketAddr>,
     torn_down: AtomicBool,
 }
 
 impl IptablesPartitioner {
     /// Creates a fresh chain, hooks it into `INPUT`, and returns a
-    /// partitioner for nodes at `node_ips`. Fails with a clear reason when
+    /// partitioner for nodes whose peer endpoints are `peer_addrs` (each
+    /// node also connects from that IP). Fails with a clear reason when
     /// iptables is missing or this process is not root.
-    pub async fn create(node_ips: BTreeMap<NodeName, IpAddr>) -> Result<Self, IptablesError> {
+    pub async fn create(peer_addrs: BTreeMap<NodeName, SocketAddr>) -> Result<Self, IptablesError> {
         let chain = format!(
             "{CHAIN_PREFIX}{}-{}",
             std::process::id(),
@@ -91,7 +96,7 @@ impl IptablesPartitioner {
         }
         Ok(IptablesPartitioner {
             chain,
-            node_ips,
+            peer_addrs,
             torn_down: AtomicBool::new(false),
         })
     }
@@ -101,8 +106,8 @@ impl IptablesPartitioner {
         &self.chain
     }
 
-    fn ip(&self, node: &str) -> Result<IpAddr, PartitionError> {
-        self.node_ips
+    fn addr(&self, node: &str) -> Result<SocketAddr, PartitionError> {
+        self.peer_addrs
             .get(node)
             .copied()
             .ok_or_else(|| PartitionError::UnknownNode(node.to_owned()))
@@ -114,15 +119,20 @@ impl Partitioner for IptablesPartitioner {
         let rules = links
             .iter()
             .filter(|link| link.from != link.to)
-            .map(|link| {
-                Ok((
-                    self.ip(&link.from)?.to_string(),
-                    self.ip(&link.to)?.to_string(),
-                ))
-            })
+            .map(|link| Ok((self.addr(&link.from)?.ip(), self.addr(&link.to)?)))
             .collect::<Result<Vec<_>, PartitionError>>()?;
         for (from, to) in rules {
-            run(&["-A", &self.chain, "-s", &from, "-d", &to, "-j", "DROP"]).await?;
+            let (from, to_ip, port) =
+                (from.to_string(), to.ip().to_string(), to.port().to_string());
+            let chain = self.chain.as_str();
+            let requests = ["-s", &from, "-d", &to_ip, "-p", "tcp", "--dport", &port];
+            let answers = ["-s", &to_ip, "-d", &from, "-p", "tcp", "--sport", &port];
+            for rule in [requests, answers] {
+                let mut args = vec!["-A", chain];
+                args.extend(rule);
+                args.extend(["-j", "DROP"]);
+                run(&args).await?;
+            }
         }
         Ok(())
     }
@@ -246,7 +256,7 @@ fn checked(args: &[&str], output: Output) -> Result<String, IptablesError> {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::net::SocketAddr;
+    use std::net::IpAddr;
     use std::time::Duration;
 
     use tokio::net::{TcpListener, TcpSocket};
@@ -289,11 +299,15 @@ pub(crate) mod tests {
         run_blocking(&["-S"]).expect("iptables -S")
     }
 
-    fn ips(pairs: &[(&str, &str)]) -> BTreeMap<NodeName, IpAddr> {
+    fn addrs(pairs: &[(&str, SocketAddr)]) -> BTreeMap<NodeName, SocketAddr> {
         pairs
             .iter()
-            .map(|(node, ip)| (node.to_string(), ip.parse().unwrap()))
+            .map(|(node, addr)| (node.to_string(), *addr))
             .collect()
+    }
+
+    fn at(ip: &str, port: u16) -> SocketAddr {
+        SocketAddr::new(ip.parse().unwrap(), port)
     }
 
     /// Connects to `to` from a socket bound to `from`'s address; `Err` if
@@ -321,7 +335,10 @@ pub(crate) mod tests {
         let from: IpAddr = a.parse().unwrap();
         assert_eq!(connect_from(from, target).await, Ok(()));
 
-        let iptables = IptablesPartitioner::create(ips(&[("n1", a), ("n2", b)]))
+        let other_port = TcpListener::bind((b, 0)).await.unwrap();
+        let untouched = other_port.local_addr().unwrap();
+        tokio::spawn(async move { while other_port.accept().await.is_ok() {} });
+        let iptables = IptablesPartitioner::create(addrs(&[("n1", at(a, 7000)), ("n2", target)]))
             .await
             .unwrap();
         let chain = iptables.chain().to_owned();
@@ -335,6 +352,8 @@ pub(crate) mod tests {
         };
         iptables.cut(&[link]).await.unwrap();
         assert_eq!(connect_from(from, target).await, Err("timed out".into()));
+        // Another port on the same address (another run's node) is not cut.
+        assert_eq!(connect_from(from, untouched).await, Ok(()));
 
         iptables.heal().await.unwrap();
         assert_eq!(connect_from(from, target).await, Ok(()));
@@ -351,19 +370,28 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn dropping_without_teardown_still_removes_the_chain() {
         skip_without_iptables!();
-        let iptables =
-            IptablesPartitioner::create(ips(&[("n1", "127.0.0.213"), ("n2", "127.0.0.214")]))
-                .await
-                .unwrap();
+        let iptables = IptablesPartitioner::create(addrs(&[
+            ("n1", at("127.0.0.213", 7001)),
+            ("n2", at("127.0.0.214", 7002)),
+        ]))
+        .await
+        .unwrap();
         let link = Link {
             from: "n2".into(),
             to: "n1".into(),
         };
         iptables.cut(&[link]).await.unwrap();
         let chain = iptables.chain().to_owned();
-        assert!(rules().contains(&format!(
-            "-A {chain} -s 127.0.0.214/32 -d 127.0.0.213/32 -j DROP"
-        )));
+        let rules_now = rules();
+        for rule in [
+            "-s 127.0.0.214/32 -d 127.0.0.213/32 -p tcp -m tcp --dport 7001 -j DROP",
+            "-s 127.0.0.213/32 -d 127.0.0.214/32 -p tcp -m tcp --sport 7001 -j DROP",
+        ] {
+            assert!(
+                rules_now.contains(&format!("-A {chain} {rule}")),
+                "{rules_now}"
+            );
+        }
         drop(iptables);
         assert!(
             !rules().contains(&chain),
@@ -375,7 +403,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn cutting_an_unknown_node_adds_no_rule() {
         skip_without_iptables!();
-        let iptables = IptablesPartitioner::create(ips(&[("n1", "127.0.0.215")]))
+        let iptables = IptablesPartitioner::create(addrs(&[("n1", at("127.0.0.215", 7001))]))
             .await
             .unwrap();
         let links = [Link {

@@ -74,26 +74,22 @@ impl PartitionBackend {
         peer_addrs: &BTreeMap<NodeName, SocketAddr>,
         proxy_latency: Duration,
     ) -> Result<Self, BackendError> {
-        let node_ips = || {
-            peer_addrs
-                .iter()
-                .map(|(node, addr)| (node.clone(), addr.ip()))
-                .collect()
-        };
         let backend = match kind {
             PartitionBackendKind::Iptables => {
-                Backend::Iptables(IptablesPartitioner::create(node_ips()).await?)
+                Backend::Iptables(IptablesPartitioner::create(peer_addrs.clone()).await?)
             }
             PartitionBackendKind::Proxy => {
                 Backend::Proxy(ProxyNetwork::start(peer_addrs, proxy_latency).await?)
             }
-            PartitionBackendKind::Auto => match IptablesPartitioner::create(node_ips()).await {
-                Ok(iptables) => Backend::Iptables(iptables),
-                Err(reason) => {
-                    tracing::info!(%reason, "iptables unavailable; partitioning with the proxy");
-                    Backend::Proxy(ProxyNetwork::start(peer_addrs, proxy_latency).await?)
+            PartitionBackendKind::Auto => {
+                match IptablesPartitioner::create(peer_addrs.clone()).await {
+                    Ok(iptables) => Backend::Iptables(iptables),
+                    Err(reason) => {
+                        tracing::info!(%reason, "iptables unavailable; partitioning with the proxy");
+                        Backend::Proxy(ProxyNetwork::start(peer_addrs, proxy_latency).await?)
+                    }
                 }
-            },
+            }
         };
         Ok(PartitionBackend {
             peer_addrs: peer_addrs.clone(),
@@ -238,7 +234,10 @@ mod tests {
             to: "n2".into(),
         };
         backend.cut(&[link]).await.unwrap();
-        assert!(rules().contains("-s 127.0.0.217/32 -d 127.0.0.218/32 -j DROP"));
+        assert!(
+            rules()
+                .contains("-s 127.0.0.217/32 -d 127.0.0.218/32 -p tcp -m tcp --dport 7001 -j DROP")
+        );
         backend.teardown().await.unwrap();
         assert!(!rules().contains("127.0.0.217"), "a rule outlived teardown");
     }
