@@ -57,7 +57,8 @@ fn key_name(key: &Option<String>) -> String {
     }
 }
 
-fn write_keys(out: &mut String, result: &CheckResult) {
+/// `keys: 12 valid, 1 invalid, 0 unknown`.
+pub(crate) fn key_counts(result: &CheckResult) -> String {
     let count = |verdict| {
         result
             .keys
@@ -65,13 +66,16 @@ fn write_keys(out: &mut String, result: &CheckResult) {
             .filter(|key| key.valid == verdict)
             .count()
     };
-    let _ = writeln!(
-        out,
-        "  keys: {} valid, {} invalid, {} unknown",
+    format!(
+        "keys: {} valid, {} invalid, {} unknown",
         count(Verdict::Valid),
         count(Verdict::Invalid),
         count(Verdict::Unknown),
-    );
+    )
+}
+
+fn write_keys(out: &mut String, result: &CheckResult) {
+    let _ = writeln!(out, "  {}", key_counts(result));
     if !result.undecided.is_empty() {
         let names: Vec<String> = result.undecided.iter().map(key_name).collect();
         let why = match result.stopped {

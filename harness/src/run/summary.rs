@@ -9,7 +9,7 @@ use faultline_workloads::{FinalReads, Summary};
 
 use super::options::TestOptions;
 use super::verdict::RunResults;
-use crate::check::text::{plural, shout};
+use crate::check::text::{key_counts, plural, shout};
 use crate::store::RunDir;
 
 /// Everything the summary shows.
@@ -148,20 +148,7 @@ fn shorten(text: &str) -> String {
 
 /// Keys by verdict, then one line per invalid key: where its history stops fitting.
 fn write_invalid_keys(out: &mut String, result: &CheckResult) {
-    let count = |verdict| {
-        result
-            .keys
-            .iter()
-            .filter(|key| key.valid == verdict)
-            .count()
-    };
-    let _ = writeln!(
-        out,
-        "               keys: {} valid, {} invalid, {} unknown",
-        count(Verdict::Valid),
-        count(Verdict::Invalid),
-        count(Verdict::Unknown)
-    );
+    let _ = writeln!(out, "               {}", key_counts(result));
     for example in result.counterexamples.iter().take(KEYS_SHOWN) {
         let key = example.key.as_deref().unwrap_or("(no key)");
         let reason = example
