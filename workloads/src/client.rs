@@ -2,11 +2,11 @@
 //! `POST /kv/{key}/cas`, `POST /kv/{key}/append`), over one pooled connection pool shared by
 //! every client task.
 //!
-//! Each task has a [`Session`]: a home node, and the leader it was last redirected to. An
-//! operation goes to the remembered leader, or else home; it follows `307` redirects itself
-//! (so it knows which node answered, and remembers the leader), at most [`MAX_REDIRECTS`]
-//! times, all within one timeout. After an error the session forgets the leader and starts
-//! again from home.
+//! Each task has a [`Session`] bound to a home node, as a Jepsen client is bound to its node:
+//! every operation is sent there first, so each node's own behaviour (a stale follower, a
+//! deposed leader cut off from the others) is what the clients see. An operation follows
+//! `307` redirects itself (so it knows which node answered), at most [`MAX_REDIRECTS`] times,
+//! all within one timeout.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,12 +54,10 @@ pub(crate) struct Completion {
     pub(crate) node: Option<String>,
 }
 
-/// One client task's view of the cluster.
+/// One client task's view of the cluster: the node it asks first.
 #[derive(Clone, Debug)]
 pub(crate) struct Session {
     home: usize,
-    /// The origin of the leader this session was last redirected to.
-    leader: Option<String>,
 }
 
 /// The shared client; cheap to clone.
@@ -96,40 +94,34 @@ impl KvClient {
     pub(crate) fn session(&self, task: usize) -> Session {
         Session {
             home: task % self.nodes.len(),
-            leader: None,
         }
     }
 
     /// Performs `op` and classifies how it ended.
-    pub(crate) async fn execute(&self, session: &mut Session, op: &Op) -> Completion {
+    pub(crate) async fn execute(&self, session: &Session, op: &Op) -> Completion {
         let started = Instant::now();
-        let origin = match &session.leader {
-            Some(leader) => leader,
-            None => &self.nodes[session.home].origin,
-        };
-        let mut url = format!("{origin}{}", path(op));
+        let mut url = format!("{}{}", self.nodes[session.home].origin, path(op));
         for _ in 0..=MAX_REDIRECTS {
             let node = Some(self.name_of(&url));
             let remaining = self.timeout.saturating_sub(started.elapsed());
             if remaining.is_zero() {
                 // Only redirects, which change nothing, were answered so far.
-                return session.end(Outcome::Fail("redirect timeout".into()), node);
+                return Completion::new(Outcome::Fail("redirect timeout".into()), node);
             }
             match self.ask(op, &url, remaining).await {
-                Answer::Done(outcome) => return session.end(outcome, node),
+                Answer::Done(outcome) => return Completion::new(outcome, node),
                 Answer::Redirect(location) => {
                     match Url::parse(&url).and_then(|base| base.join(&location)) {
-                        Ok(next) => {
-                            session.leader = Some(next.origin().ascii_serialization());
-                            url = next.into();
+                        Ok(next) => url = next.into(),
+                        Err(_) => {
+                            return Completion::new(Outcome::Fail("bad redirect".into()), node);
                         }
-                        Err(_) => return session.end(Outcome::Fail("bad redirect".into()), node),
                     }
                 }
             }
         }
         let node = Some(self.name_of(&url));
-        session.end(Outcome::Fail("too many redirects".into()), node)
+        Completion::new(Outcome::Fail("too many redirects".into()), node)
     }
 
     /// Sends `op` to `url` once and classifies the answer.
@@ -173,12 +165,8 @@ impl KvClient {
     }
 }
 
-impl Session {
-    /// Ends an operation: after an error, the leader is forgotten.
-    fn end(&mut self, outcome: Outcome, node: Option<String>) -> Completion {
-        if outcome.is_error() {
-            self.leader = None;
-        }
+impl Completion {
+    fn new(outcome: Outcome, node: Option<String>) -> Completion {
         Completion { outcome, node }
     }
 }
@@ -258,7 +246,7 @@ mod tests {
         })
         .await;
         let client = client(&[("n1", &node.url)]);
-        let mut session = client.session(0);
+        let session = client.session(0);
         let ops = [
             read("r1"),
             write("r1", 3),
@@ -274,7 +262,7 @@ mod tests {
         ];
         let mut outcomes = Vec::new();
         for op in &ops {
-            outcomes.push(client.execute(&mut session, op).await);
+            outcomes.push(client.execute(&session, op).await);
         }
         assert_eq!(
             outcomes,
@@ -312,18 +300,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_redirect_is_followed_to_the_leader_which_is_then_asked_first() {
+    async fn every_operation_starts_at_home_and_follows_the_redirect() {
         let leader = FakeNode::start(|_| reply(200, r#"{"ok":true}"#)).await;
         let location = format!("{}/kv/r1", leader.url);
         let follower = FakeNode::start(move |_| redirect(&location)).await;
         let client = client(&[("n1", &follower.url), ("n2", &leader.url)]);
-        let mut session = client.session(0);
+        let session = client.session(0);
 
-        let first = client.execute(&mut session, &write("r1", 1)).await;
+        let first = client.execute(&session, &write("r1", 1)).await;
         assert_eq!(first, done(Outcome::Ok(json!(1)), "n2"));
-        let second = client.execute(&mut session, &write("r1", 2)).await;
+        let second = client.execute(&session, &write("r1", 2)).await;
         assert_eq!(second, done(Outcome::Ok(json!(2)), "n2"));
-        assert_eq!(follower.requests().len(), 1, "the leader is remembered");
+        assert_eq!(
+            follower.requests().len(),
+            2,
+            "each operation asks home first"
+        );
         let bodies: Vec<String> = leader.requests().into_iter().map(|r| r.body).collect();
         assert_eq!(
             bodies,
@@ -333,26 +325,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn after_an_error_a_session_goes_home_again() {
-        let leader = FakeNode::start(|_| reply(503, r#"{"error":"no leader"}"#)).await;
-        let location = format!("{}/kv/r1", leader.url);
-        let follower = FakeNode::start(move |_| redirect(&location)).await;
-        let client = client(&[("n1", &follower.url), ("n2", &leader.url)]);
-        let mut session = client.session(0);
-        for _ in 0..2 {
-            let completion = client.execute(&mut session, &read("r1")).await;
-            assert_eq!(completion, done(Outcome::Fail("no leader".into()), "n2"));
-        }
-        assert_eq!(follower.requests().len(), 2);
-    }
-
-    #[tokio::test]
     async fn endless_redirects_fail() {
         let node = FakeNode::start(|request| redirect(&request.path)).await;
         let client = client(&[("n1", &node.url)]);
-        let completion = client
-            .execute(&mut client.session(0), &write("r1", 1))
-            .await;
+        let completion = client.execute(&client.session(0), &write("r1", 1)).await;
         assert_eq!(
             completion,
             done(Outcome::Fail("too many redirects".into()), "n1")
@@ -366,9 +342,7 @@ mod tests {
         let location = format!("{}/kv/r1", other.url);
         let node = FakeNode::start(move |_| redirect(&location)).await;
         let client = client(&[("n1", &node.url)]);
-        let completion = client
-            .execute(&mut client.session(0), &write("r1", 1))
-            .await;
+        let completion = client.execute(&client.session(0), &write("r1", 1)).await;
         assert_eq!(completion, done(Outcome::Ok(json!(1)), &other.url));
     }
 
@@ -386,7 +360,7 @@ mod tests {
         ]);
         let outcome = |task: usize, op: Op| {
             let client = client.clone();
-            async move { client.execute(&mut client.session(task), &op).await.outcome }
+            async move { client.execute(&client.session(task), &op).await.outcome }
         };
         assert_eq!(
             outcome(0, write("r1", 1)).await,
@@ -422,13 +396,13 @@ mod tests {
         })
         .await;
         let client = client(&[("n1", &node.url)]);
-        let mut session = client.session(0);
+        let session = client.session(0);
         let cas = Op::Cas {
             key: "r1".into(),
             from: 1,
             to: 2,
         };
-        let mut outcome = async |op: Op| client.execute(&mut session, &op).await.outcome;
+        let outcome = async |op: Op| client.execute(&session, &op).await.outcome;
         assert_eq!(outcome(read("missing")).await, Outcome::Ok(Value::Null));
         assert_eq!(outcome(cas).await, Outcome::Fail("cas-mismatch".into()));
         assert_eq!(

@@ -232,7 +232,7 @@ async fn perform(context: &Context, process: &mut ClientProcess, op: Op) -> Outc
     context
         .recorder
         .record(event(EventType::Invoke, op.argument(), None, None));
-    let Completion { outcome, node } = context.client.execute(&mut process.session, &op).await;
+    let Completion { outcome, node } = context.client.execute(&process.session, &op).await;
     let completion = match &outcome {
         Outcome::Ok(value) => event(EventType::Ok, value.clone(), None, node),
         Outcome::Fail(reason) => event(EventType::Fail, op.argument(), Some(reason.clone()), node),
