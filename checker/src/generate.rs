@@ -150,7 +150,12 @@ fn sequential_run<O: Object>(workload: &Workload, key_prefix: &str) -> History {
     let mut now: u64 = 0;
 
     for number in 0..workload.operations as u64 {
-        let client = &mut clients[rng.random_range(0..processes)];
+        // As with real clients, each runs its next operation as soon as its last returned:
+        // the next one to go is the one idle longest.
+        let client = clients
+            .iter_mut()
+            .min_by_key(|client| client.idle_since)
+            .expect("at least one client");
         now = (now + rng.random_range(1..=10)).max(client.idle_since + 1);
         let call = rng.random_range(
             now.saturating_sub(workload.stretch)
