@@ -14,9 +14,10 @@
 //!
 //! Three prunings go beyond Porcupine, each keeping the search complete: a read-only
 //! operation that fits next is linearized without trying alternatives (see
-//! [`Completion::read_only`]); an operation with an unknown result is not linearized where it
-//! would change nothing (it may as well never happen); and calls between two returns are
-//! tried read-only first.
+//! [`Completion::read_only`]); the read-only candidates are tried before the others, so that
+//! one that fits is never left behind while another operation changes the state; and an
+//! operation with an unknown result is not linearized where it would change nothing (it may
+//! as well never happen).
 
 mod cache;
 mod entry_list;
@@ -107,6 +108,9 @@ pub struct Search<'a, M: SequentialSpec> {
     unchanged: usize,
     /// The entry to consider next.
     entry: usize,
+    /// Whether the search is in its first pass over the candidates of a configuration, which
+    /// tries the read-only ones only; the second pass tries the others.
+    read_only_pass: bool,
 }
 
 impl<'a, M> Search<'a, M>
@@ -132,6 +136,7 @@ where
             completed_left: ops.iter().filter(|op| op.completion.is_some()).count(),
             deepest,
             unchanged: 0,
+            read_only_pass: true,
         }
     }
 
@@ -163,6 +168,12 @@ where
             }
             let entry = self.entry;
             let Entry::Call { op: index, .. } = self.list.entries[entry] else {
+                if self.read_only_pass {
+                    // No read-only candidate fits: now the others.
+                    self.read_only_pass = false;
+                    self.entry = self.list.first();
+                    continue;
+                }
                 // A return (or the end): the operation returning here was not linearized, and
                 // now nothing can come before it, so this branch is dead.
                 if !self.backtrack() {
@@ -171,6 +182,13 @@ where
                 continue;
             };
             let op = &self.ops[index];
+            let is_read_only = op.completion.as_ref().is_some_and(|c| c.read_only);
+            if is_read_only != self.read_only_pass {
+                // Not for this pass (a read-only one in the second pass was tried in the
+                // first, in vain: the state is the same).
+                self.entry = self.list.next[entry];
+                continue;
+            }
             let (next, read_only) = match &op.completion {
                 Some(completion) if completion.read_only => {
                     let accepted = self.state.is_valid_step(&op.op, &completion.ret);
@@ -202,11 +220,13 @@ where
                     self.completed_left -= 1;
                 }
                 self.entry = self.list.first();
+                self.read_only_pass = true;
             } else {
                 self.linearized.remove(index);
                 // Seen before, in vain; for a read-only operation that dooms this
                 // configuration too.
                 self.entry = if read_only {
+                    self.read_only_pass = false;
                     self.list.tail()
                 } else {
                     self.list.next[entry]
@@ -232,6 +252,9 @@ where
         if self.ops[index].completion.is_some() {
             self.completed_left += 1;
         }
+        // The configuration the search is back in had its read-only pass (or it would not
+        // have gone on to a non-read-only operation).
+        self.read_only_pass = false;
         self.entry = if forced {
             self.list.tail()
         } else {
@@ -383,6 +406,30 @@ mod tests {
         ));
         let short = [ok(CasOp::Write(1), CasRet::WriteOk, 0, 1)];
         assert!(matches!(search(&short, &past), SearchResult::Linearizable));
+    }
+
+    #[test]
+    fn a_read_that_fits_goes_first_even_behind_other_candidates() {
+        // The write of 1 returns before the read of 1 is called, but twenty writes called
+        // earlier overlap both, and come first in time order. Tried first, each of them would
+        // doom the read, in every one of the 2^20 orders and subsets the search would go
+        // through before trying the read.
+        let mut ops = vec![ok(CasOp::Write(1), CasRet::WriteOk, 0, 10)];
+        ops.extend((0..20).map(|i| ok(CasOp::Write(10 + i), CasRet::WriteOk, 1, 1000)));
+        ops.push(ok(CasOp::Read, CasRet::ReadOk(1), 20, 30));
+        let unlimited = Deadline::new(&Budget {
+            timeout: None,
+            after_invalid: None,
+            memory: None,
+        });
+        let search = Box::new(Search::new(&CasRegister { value: 0 }, &ops));
+        assert!(
+            matches!(
+                search.run(1000, &unlimited),
+                Progress::Done(SearchResult::Linearizable)
+            ),
+            "decided in a thousand steps"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Property tests of the linearizability checker against independent oracles:
+//! Property tests of the linearizability checker on compare-and-set registers (list-append
+//! has its own, in `list_append.rs`) against independent oracles:
 //! - stateright's `LinearizabilityTester` (a plain recursive search) on small random histories;
 //! - P-compositionality: checking each key alone agrees with checking all keys at once;
 //! - histories generated from a real sequential run are always linearizable.
@@ -12,118 +13,38 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 
-const SLOTS: usize = 3;
+mod common;
 
-/// How an operation ends.
-#[derive(Clone, Copy, Debug)]
-enum End {
-    /// `ok`; for a cas, whether its comparison succeeded.
-    Ok {
-        cas_matched: bool,
-    },
-    Info,
-    Fail,
-}
+use common::{End, Step, small_history};
 
-/// One operation a client will run: what, on which key, and how it ends.
+/// An operation on a register: what, on which key, what a read returns if it completes `ok`,
+/// and whether a cas's comparison succeeds.
 #[derive(Clone, Debug)]
-struct Spec {
-    slot: usize,
+struct CasSpec {
     key: &'static str,
     op: CasOp<Option<i64>>,
-    /// What a read returns, if it completes `ok`.
     read: Option<i64>,
-    end: End,
+    cas_matched: bool,
 }
 
 fn value() -> impl Strategy<Value = Option<i64>> {
     prop_oneof![Just(None), (0i64..3).prop_map(Some)]
 }
 
-fn spec(keys: &'static [&'static str]) -> impl Strategy<Value = Spec> {
+fn cas_spec(keys: &'static [&'static str]) -> impl Strategy<Value = CasSpec> {
     let op = prop_oneof![
         Just(CasOp::Read),
         (0i64..3).prop_map(|v| CasOp::Write(Some(v))),
         (value(), 0i64..3).prop_map(|(from, to)| CasOp::Cas { from, to: Some(to) }),
     ];
-    let end = prop_oneof![
-        6 => any::<bool>().prop_map(|cas_matched| End::Ok { cas_matched }),
-        2 => Just(End::Info),
-        1 => Just(End::Fail),
-    ];
-    (0..SLOTS, prop::sample::select(keys), op, value(), end).prop_map(
-        |(slot, key, op, read, end)| Spec {
-            slot,
+    (prop::sample::select(keys), op, value(), any::<bool>()).prop_map(
+        |(key, op, read, cas_matched)| CasSpec {
             key,
             op,
             read,
-            end,
+            cas_matched,
         },
     )
-}
-
-/// A random small history: up to 8 operations of 3 clients, interleaved by `schedule` (each
-/// entry moves one client on: invoke its next operation or complete the current one).
-fn small_history(keys: &'static [&'static str]) -> impl Strategy<Value = Vec<Step>> {
-    (
-        prop::collection::vec(spec(keys), 1..=8),
-        prop::collection::vec(0..SLOTS, 0..24),
-    )
-        .prop_map(|(specs, schedule)| interleave(&specs, &schedule))
-}
-
-/// One event of a small history.
-#[derive(Clone, Debug)]
-struct Step {
-    process: u64,
-    spec: Spec,
-    kind: EventType,
-}
-
-fn interleave(specs: &[Spec], schedule: &[usize]) -> Vec<Step> {
-    let mut queues: Vec<Vec<&Spec>> = vec![Vec::new(); SLOTS];
-    for spec in specs.iter().rev() {
-        queues[spec.slot].push(spec);
-    }
-    let mut process: Vec<u64> = (0..SLOTS as u64).collect();
-    let mut running: Vec<Option<&Spec>> = vec![None; SLOTS];
-    let mut steps = Vec::new();
-    for &slot in schedule {
-        if let Some(spec) = running[slot].take() {
-            let kind = match spec.end {
-                End::Ok { .. } => EventType::Ok,
-                End::Info => EventType::Info,
-                End::Fail => EventType::Fail,
-            };
-            steps.push(Step {
-                process: process[slot],
-                spec: spec.clone(),
-                kind,
-            });
-            if kind == EventType::Info {
-                process[slot] += SLOTS as u64;
-            }
-        } else if let Some(spec) = queues[slot].pop() {
-            running[slot] = Some(spec);
-            steps.push(Step {
-                process: process[slot],
-                spec: spec.clone(),
-                kind: EventType::Invoke,
-            });
-        }
-    }
-    // An operation still running at the end has no completion: it is indeterminate.
-    for (slot, running) in running.iter().enumerate() {
-        if running.is_some() {
-            let invoke = steps
-                .iter_mut()
-                .rev()
-                .find(|step| step.process == process[slot])
-                .expect("a running operation was invoked");
-            invoke.spec.end = End::Info;
-        }
-    }
-    steps
 }
 
 fn json_value(value: Option<i64>) -> Value {
@@ -131,12 +52,12 @@ fn json_value(value: Option<i64>) -> Value {
 }
 
 /// The steps as a Faultline history.
-fn history(steps: &[Step]) -> History {
+fn history(steps: &[Step<CasSpec>]) -> History {
     let events = steps
         .iter()
         .zip(0..)
         .map(|(step, index)| {
-            let spec = &step.spec;
+            let spec = &step.spec.op;
             let (f, argument) = match &spec.op {
                 CasOp::Read => ("read", Value::Null),
                 CasOp::Write(v) => ("write", json_value(*v)),
@@ -146,8 +67,8 @@ fn history(steps: &[Step]) -> History {
                 (EventType::Ok, CasOp::Read) => json_value(spec.read),
                 _ => argument,
             };
-            let error = match (step.kind, spec.end) {
-                (EventType::Fail, End::Ok { .. }) => Some("cas-mismatch"),
+            let error = match (step.kind, step.spec.end) {
+                (EventType::Fail, End::Ok) => Some("cas-mismatch"),
                 (EventType::Fail, _) => Some("unavailable"),
                 (EventType::Info, _) => Some("timeout"),
                 _ => None,
@@ -169,12 +90,10 @@ fn history(steps: &[Step]) -> History {
 }
 
 /// A cas that completes `ok` but did not match is recorded as a failed cas-mismatch.
-fn fix_cas_mismatches(mut steps: Vec<Step>) -> Vec<Step> {
+fn fix_cas_mismatches(mut steps: Vec<Step<CasSpec>>) -> Vec<Step<CasSpec>> {
     for step in &mut steps {
-        let is_mismatch = matches!(
-            (&step.spec.op, step.spec.end),
-            (CasOp::Cas { .. }, End::Ok { cas_matched: false })
-        );
+        let spec = &step.spec.op;
+        let is_mismatch = matches!(spec.op, CasOp::Cas { .. }) && !spec.cas_matched;
         if is_mismatch && step.kind == EventType::Ok {
             step.kind = EventType::Fail;
         }
@@ -183,11 +102,11 @@ fn fix_cas_mismatches(mut steps: Vec<Step>) -> Vec<Step> {
 }
 
 /// stateright's verdict on the steps of one key.
-fn oracle(steps: &[Step]) -> bool {
+fn oracle(steps: &[Step<CasSpec>]) -> bool {
     let mut tester = LinearizabilityTester::new(CasRegister { value: None });
     for step in steps {
-        let spec = &step.spec;
-        let ret = match (step.kind, &spec.op, spec.end) {
+        let spec = &step.spec.op;
+        let ret = match (step.kind, &spec.op, step.spec.end) {
             // A plain fail did not happen: the operation is not in the history at all.
             (_, _, End::Fail) => continue,
             (EventType::Invoke, op, _) => {
@@ -198,7 +117,7 @@ fn oracle(steps: &[Step]) -> bool {
             (EventType::Info, ..) => continue,
             (_, CasOp::Read, _) => CasRet::ReadOk(spec.read),
             (_, CasOp::Write(_), _) => CasRet::WriteOk,
-            (_, CasOp::Cas { .. }, End::Ok { cas_matched: true }) => CasRet::CasOk,
+            (_, CasOp::Cas { .. }, End::Ok) if spec.cas_matched => CasRet::CasOk,
             (_, CasOp::Cas { .. }, _) => CasRet::CasMismatch,
         };
         tester.on_return(step.process, ret).unwrap();
@@ -222,7 +141,7 @@ proptest! {
 
     #[test]
     fn verdicts_agree_with_staterights_linearizability_tester(
-        steps in small_history(&["k"]).prop_map(fix_cas_mismatches)
+        steps in small_history(cas_spec(&["k"])).prop_map(fix_cas_mismatches)
     ) {
         let ours = check_history(&history(&steps), ModelKind::CasRegister, &unlimited()).unwrap();
         let expected = if oracle(&steps) { Verdict::Valid } else { Verdict::Invalid };
@@ -235,7 +154,7 @@ proptest! {
 
     #[test]
     fn checking_keys_apart_or_together_gives_the_same_verdict(
-        steps in small_history(&["a", "b"]).prop_map(fix_cas_mismatches)
+        steps in small_history(cas_spec(&["a", "b"])).prop_map(fix_cas_mismatches)
     ) {
         let history = history(&steps);
         let apart = check_history(&history, ModelKind::CasRegister, &unlimited()).unwrap();

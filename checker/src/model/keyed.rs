@@ -32,25 +32,26 @@ impl<M: SequentialSpec> SequentialSpec for Keyed<M> {
     }
 }
 
-/// Reads all keys' operations with one reader of `R`, numbering the keys as they come.
+/// Reads all keys' operations, each key's with a reader of `R` of its own (as when keys are
+/// checked apart: a reader may use what it learns of its partition), numbering the keys as
+/// they come.
 pub(crate) struct KeyedReader<R> {
-    inner: R,
+    initial: Option<Value>,
+    /// By key number.
+    readers: Vec<R>,
     keys: Vec<Option<String>>,
     numbers: HashMap<Option<String>, usize>,
-}
-
-impl<R: Reader> KeyedReader<R> {
-    fn number(&self, key: &Option<String>) -> usize {
-        self.numbers[key]
-    }
 }
 
 impl<R: Reader> Reader for KeyedReader<R> {
     type Model = Keyed<R::Model>;
 
     fn new(initial: Option<&Value>) -> Result<Self, String> {
+        // Each key's reader is made when the key first comes; this one only checks `initial`.
+        R::new(initial)?;
         Ok(KeyedReader {
-            inner: R::new(initial)?,
+            initial: initial.cloned(),
+            readers: Vec::new(),
             keys: Vec::new(),
             numbers: HashMap::new(),
         })
@@ -58,19 +59,23 @@ impl<R: Reader> Reader for KeyedReader<R> {
 
     fn initial(&self) -> Self::Model {
         Keyed {
-            objects: vec![self.inner.initial(); self.keys.len()],
+            objects: self.readers.iter().map(R::initial).collect(),
         }
     }
 
     fn operation(&mut self, op: &Operation) -> Result<Option<ModelOperation<Self::Model>>, String> {
-        let Some(inner) = self.inner.operation(op)? else {
+        let number = match self.numbers.get(&op.key) {
+            Some(&number) => number,
+            None => {
+                self.readers.push(R::new(self.initial.as_ref())?);
+                self.keys.push(op.key.clone());
+                self.numbers.insert(op.key.clone(), self.keys.len() - 1);
+                self.keys.len() - 1
+            }
+        };
+        let Some(inner) = self.readers[number].operation(op)? else {
             return Ok(None);
         };
-        let count = self.keys.len();
-        let number = *self.numbers.entry(op.key.clone()).or_insert(count);
-        if number == count {
-            self.keys.push(op.key.clone());
-        }
         Ok(Some(ModelOperation {
             op: (number, inner.op),
             call: inner.call,
@@ -80,15 +85,15 @@ impl<R: Reader> Reader for KeyedReader<R> {
 
     fn state_json(&self, state: &Self::Model) -> Value {
         let mut objects = Map::new();
-        for (key, object) in self.keys.iter().zip(&state.objects) {
+        for ((key, reader), object) in self.keys.iter().zip(&self.readers).zip(&state.objects) {
             let name = key.clone().unwrap_or_default();
-            objects.insert(name, self.inner.state_json(object));
+            objects.insert(name, reader.state_json(object));
         }
         Value::Object(objects)
     }
 
     fn explain(&self, op: &Operation, state: &Self::Model) -> String {
-        let object = &state.objects[self.number(&op.key)];
-        self.inner.explain(op, object)
+        let number = self.numbers[&op.key];
+        self.readers[number].explain(op, &state.objects[number])
     }
 }

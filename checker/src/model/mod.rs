@@ -102,7 +102,8 @@ impl FromStr for ModelKind {
 
 /// Reads one partition's operations as a model's operations, and explains the model's states
 /// and rejections in the history's terms. One reader per partition: it owns the partition's
-/// value numbering, which keeps model states small.
+/// value numbering, which keeps model states small, and may shape the model by what it reads
+/// (the list-append reader derives the order of the elements).
 pub(crate) trait Reader: Sized + Send {
     /// The model.
     type Model: SequentialSpec<Op: Send + Sync, Ret: Send + Sync> + Clone + Eq + Hash + Send + Sync;

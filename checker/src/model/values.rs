@@ -30,6 +30,21 @@ impl Values {
         id
     }
 
+    /// The number of `value`, if it has one.
+    pub(crate) fn find(&self, value: &Value) -> Option<ValueId> {
+        self.ids.get(&value.to_string()).copied()
+    }
+
+    /// The numbers of the elements of `list`, if it is an array (or `null`, the empty list)
+    /// of values that all have one.
+    pub(crate) fn find_list(&self, list: &Value) -> Option<Vec<ValueId>> {
+        match list {
+            Value::Null => Some(Vec::new()),
+            Value::Array(elements) => elements.iter().map(|e| self.find(e)).collect(),
+            _ => None,
+        }
+    }
+
     /// The value numbered `id`.
     pub(crate) fn get(&self, id: ValueId) -> &Value {
         &self.values[id.0]
@@ -49,5 +64,10 @@ mod tests {
         assert_eq!(values.intern(&json!({"y": [2], "x": 1})), a);
         assert_ne!(a, b);
         assert_eq!(values.get(b), &json!(3));
+        assert_eq!(values.find(&json!(3)), Some(b));
+        assert_eq!(values.find(&json!(4)), None);
+        assert_eq!(values.find_list(&json!([3, 3])), Some(vec![b, b]));
+        assert_eq!(values.find_list(&json!([3, 4])), None);
+        assert_eq!(values.find_list(&Value::Null), Some(vec![]));
     }
 }

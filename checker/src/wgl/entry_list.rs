@@ -39,17 +39,6 @@ impl EntryList {
             }
         }
         events.sort_unstable();
-        // Between two returns the calls may come in any order (the candidates are the same
-        // set); read-only ones first, so that they pin the state before anything is tried.
-        let read_only = |index: usize| {
-            ops[index]
-                .completion
-                .as_ref()
-                .is_some_and(|completion| completion.read_only)
-        };
-        for run in events.split_mut(|&(_, is_return, _)| is_return) {
-            run.sort_by_key(|&(time, _, index)| (!read_only(index), time, index));
-        }
 
         let mut entries = Vec::with_capacity(events.len() + 2);
         entries.push(Entry::Head);
