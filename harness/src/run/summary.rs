@@ -227,8 +227,3 @@ fn write_lost_writes(out: &mut String, lost: &LostWritesResult) {
         );
     }
 }
-
-/// Prints the summary on stdout.
-pub fn print(p: &Printed) {
-    print!("{}", render(p));
-}
