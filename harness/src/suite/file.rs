@@ -558,4 +558,78 @@ mod tests {
     fn a_suite_without_tests_is_an_error() {
         assert!(error("[defaults]\nnodes = 3\n").contains("no tests"));
     }
+
+    fn bundled(file: &str) -> Suite {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../suites")
+            .join(file);
+        Suite::load(&path, &overrides()).unwrap()
+    }
+
+    /// What `suites/ci.toml` must cover, in a few minutes.
+    #[test]
+    fn the_ci_suite_covers_every_workload_fault_and_bug_in_a_few_minutes() {
+        let suite = bundled("ci.toml");
+        assert_eq!(suite.name, "ci");
+        let has = |what: &dyn Fn(&SuiteTest) -> bool| suite.tests.iter().any(what);
+        for workload in ["register", "append", "mixed"] {
+            assert!(
+                has(&|t| t.args.workload.to_string() == workload && t.args.bugs.is_empty()),
+                "{workload}"
+            );
+        }
+        for fault in ["kill", "pause", "partition", "partition-leader"] {
+            assert!(
+                has(
+                    &|t| t.args.nemesis.to_string().split(',').any(|f| f == fault)
+                        && t.args.bugs.is_empty()
+                ),
+                "{fault}"
+            );
+        }
+        assert!(has(&|t| t.args.bugs == ["stale-read"]
+            && t.args.nemesis.to_string().contains("partition")
+            && t.expect.allows(Verdict::Invalid)
+            && !t.expect.allows(Verdict::Valid)));
+        assert!(has(&|t| t.args.bugs == ["early-ack"]
+            && t.args.nemesis.to_string() == "kill,partition-leader"
+            && t.expect.allows(Verdict::Invalid)
+            && !t.expect.allows(Verdict::Valid)));
+        assert!(
+            suite
+                .tests
+                .iter()
+                .filter(|t| t.args.bugs.is_empty())
+                .all(|t| t.expect == Expectation::default())
+        );
+        // Each test also spends a few seconds starting, healing, reading and checking.
+        let total: Duration = suite
+            .tests
+            .iter()
+            .map(|t| t.args.time_limit + Duration::from_secs(10))
+            .sum();
+        assert!(total <= Duration::from_secs(5 * 60), "{total:?}");
+    }
+
+    /// What `suites/nightly.toml` must cover: longer runs, 5 nodes, every fault, every bug.
+    #[test]
+    fn the_nightly_suite_runs_longer_on_five_nodes_with_every_fault_and_bug() {
+        let suite = bundled("nightly.toml");
+        let has = |what: &dyn Fn(&SuiteTest) -> bool| suite.tests.iter().any(what);
+        assert!(has(&|t| t.args.nodes == 5
+            && t.args.nemesis.to_string()
+                == faultline_nemesis::FaultKinds::all().to_string()));
+        for bug in ["stale-read", "early-ack", "forget-vote"] {
+            assert!(
+                has(&|t| t.args.bugs == [bug] && !t.expect.allows(Verdict::Valid)),
+                "{bug}"
+            );
+        }
+        assert!(
+            suite
+                .tests
+                .iter()
+                .all(|t| t.args.time_limit >= Duration::from_secs(60))
+        );
+    }
 }
