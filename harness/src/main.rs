@@ -4,6 +4,7 @@
 mod check;
 mod cluster;
 mod run;
+mod serve;
 mod status_log;
 mod store;
 mod suite;
@@ -25,6 +26,8 @@ enum Cli {
     Check(check::CheckArgs),
     /// Run a matrix of tests from a TOML file, one after another; write JUnit XML for CI.
     Suite(suite::SuiteArgs),
+    /// Browse the stored runs, their reports and files over HTTP.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,9 @@ fn main() -> ExitCode {
         }),
         Cli::Check(args) => check::run(&args),
         Cli::Suite(args) => block_on("suite", suite::run(&args)),
+        Cli::Serve(args) => block_on("serve", async {
+            serve::run(&args).await.map(|()| ExitCode::SUCCESS)
+        }),
     }
 }
 
