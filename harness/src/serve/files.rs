@@ -92,7 +92,8 @@ fn listing(root: &Path, dir: &Path) -> std::io::Result<String> {
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let metadata = entry.metadata()?;
+        // Through symlinks (`latest` is a directory), but a broken one is still listed.
+        let metadata = std::fs::metadata(entry.path()).or_else(|_| entry.metadata())?;
         entries.push((
             !metadata.is_dir(),
             entry.file_name().to_string_lossy().into_owned(),
@@ -177,6 +178,7 @@ mod tests {
         let root = store.path().canonicalize().unwrap();
         fs::create_dir_all(root.join("t/1/nodes")).unwrap();
         fs::write(root.join("t/1/a b.json"), "12345").unwrap();
+        std::os::unix::fs::symlink("t/1", root.join("latest")).unwrap();
         let html = listing(&root, &root.join("t/1")).unwrap();
         assert!(html.contains("<h1>store/t/1</h1>"), "{html}");
         assert!(html.contains("<a href=\"/files/t/\">..</a>"), "{html}");
@@ -191,5 +193,9 @@ mod tests {
         let top = listing(&root, &root).unwrap();
         assert!(top.contains("<h1>store/</h1>"), "{top}");
         assert!(!top.contains(">..<"), "{top}");
+        assert!(
+            top.contains("<a href=\"/files/latest/\">latest/</a>"),
+            "{top}"
+        );
     }
 }

@@ -26,7 +26,7 @@ pub fn render(store: &Path, runs: &[StoredRun]) -> String {
     }
     body.push_str(
         "<table>\n<tr><th>time</th><th>name</th><th>workload</th><th>nemesis</th>\
-         <th>verdict</th><th title=\"operations checked (failed ones removed)\">ops</th>\
+         <th>verdict</th><th title=\"client operations the checker judged (failed ones removed)\">ops checked</th>\
          <th>report</th><th>files</th></tr>\n",
     );
     for run in runs {
