@@ -4,9 +4,12 @@
 mod check;
 mod cluster;
 mod run;
+mod serve;
 mod status_log;
 mod store;
+mod suite;
 
+use std::future::Future;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -21,6 +24,10 @@ enum Cli {
     Test(run::TestArgs),
     /// Check recorded histories for linearizability (and lost writes, for list-append).
     Check(check::CheckArgs),
+    /// Run a matrix of tests from a TOML file, one after another; write JUnit XML for CI.
+    Suite(suite::SuiteArgs),
+    /// Browse the stored runs, their reports and files over HTTP.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,13 +45,20 @@ fn main() -> ExitCode {
         }
     };
     match cli {
-        Cli::Test(args) => test(&args),
+        Cli::Test(args) => block_on("test", async {
+            Ok(ExitCode::from(run::run(&args).await?.verdict.exit_code()))
+        }),
         Cli::Check(args) => check::run(&args),
+        Cli::Suite(args) => block_on("suite", suite::run(&args)),
+        Cli::Serve(args) => block_on("serve", async {
+            serve::run(&args).await.map(|()| ExitCode::SUCCESS)
+        }),
     }
 }
 
-/// `faultline test`: the verdict is the exit code; a harness error is 3, with the reason.
-fn test(args: &run::TestArgs) -> ExitCode {
+/// Runs an async subcommand with logs on stderr (`RUST_LOG`, warnings by default); a harness
+/// error is exit code 3, with the reason.
+fn block_on(command: &str, work: impl Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
@@ -54,14 +68,14 @@ fn test(args: &run::TestArgs) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("faultline test: cannot start the async runtime: {error}");
+            eprintln!("faultline {command}: cannot start the async runtime: {error}");
             return ExitCode::from(ERROR_EXIT_CODE);
         }
     };
-    match runtime.block_on(run::run(args)) {
-        Ok(outcome) => ExitCode::from(outcome.verdict.exit_code()),
+    match runtime.block_on(work) {
+        Ok(code) => code,
         Err(error) => {
-            eprintln!("faultline test: error: {error:#}");
+            eprintln!("faultline {command}: error: {error:#}");
             ExitCode::from(ERROR_EXIT_CODE)
         }
     }

@@ -17,6 +17,7 @@ mod summary;
 mod verdict;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,12 +48,25 @@ const STATUS_INTERVAL: Duration = Duration::from_millis(100);
 /// What a finished run left behind.
 pub struct RunOutcome {
     pub verdict: Verdict,
+    /// The options the run resolved (seed included), for its replay command.
+    pub options: TestOptions,
+    /// Where the run is stored.
+    pub run_dir: PathBuf,
+    /// Operation counts, throughput and latency of the history.
+    pub summary: Summary,
+    /// The summary as printed at the end of the run.
+    pub summary_text: String,
 }
 
 /// Runs one test from its flags; the verdict decides the exit code.
 pub async fn run(args: &TestArgs) -> Result<RunOutcome> {
+    run_until(args, &Interrupt::install()?).await
+}
+
+/// Runs one test that stops early when `interrupt` is set: a suite runs many tests under
+/// one Ctrl-C handler.
+pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutcome> {
     let options = args.resolve()?;
-    let interrupt = Interrupt::install()?;
     let timestamp = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
     let run_dir = RunDir::create(&options.store, &options.name, &timestamp)?;
     run_dir.mark_latest(&options.store)?;
@@ -88,7 +102,7 @@ pub async fn run(args: &TestArgs) -> Result<RunOutcome> {
     );
     write_test_json(&run_dir, &options, &network, &cluster)?;
 
-    let recorded = drive(&options, &run_dir, &cluster, &network, &interrupt).await;
+    let recorded = drive(&options, &run_dir, &cluster, &network, interrupt).await;
 
     // Teardown runs whatever happened above.
     cluster.stop_all().await;
@@ -109,7 +123,7 @@ pub async fn run(args: &TestArgs) -> Result<RunOutcome> {
     std::fs::write(run_dir.results(), serde_json::to_vec_pretty(&results)?)
         .with_context(|| format!("writing {}", run_dir.results().display()))?;
     let summary = Summary::of(&recorded.history);
-    summary::print(&summary::Printed {
+    let summary_text = summary::render(&summary::Printed {
         options: &options,
         backend: network.kind().to_string(),
         summary: &summary,
@@ -119,8 +133,13 @@ pub async fn run(args: &TestArgs) -> Result<RunOutcome> {
         check_time,
         run_dir: &run_dir,
     });
+    print!("{summary_text}");
     Ok(RunOutcome {
         verdict: results.valid,
+        options,
+        run_dir: run_dir.path,
+        summary,
+        summary_text,
     })
 }
 

@@ -214,8 +214,3 @@ fn write_lost_writes(out: &mut String, lost: &LostWritesResult) {
         );
     }
 }
-
-/// Prints the summary on stdout.
-pub fn print(p: &Printed) {
-    print!("{}", render(p));
-}
