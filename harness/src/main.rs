@@ -3,6 +3,7 @@
 
 mod check;
 mod cluster;
+mod report;
 mod run;
 mod status_log;
 mod store;
@@ -21,6 +22,8 @@ enum Cli {
     Test(run::TestArgs),
     /// Check recorded histories for linearizability (and lost writes, for list-append).
     Check(check::CheckArgs),
+    /// Build a run's report (report.html, latency.png, rate.png) from its directory.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
     match cli {
         Cli::Test(args) => test(&args),
         Cli::Check(args) => check::run(&args),
+        Cli::Report(args) => report::command(&args),
     }
 }
 

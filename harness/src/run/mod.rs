@@ -36,6 +36,7 @@ use crate::status_log;
 use crate::store::RunDir;
 pub use interrupt::Interrupt;
 pub use options::{TestArgs, TestOptions};
+pub use verdict::RunResults;
 
 /// How long the cluster gets to elect a leader, at start and after healing.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -108,6 +109,9 @@ pub async fn run(args: &TestArgs) -> Result<RunOutcome> {
     let check_time = started.elapsed();
     std::fs::write(run_dir.results(), serde_json::to_vec_pretty(&results)?)
         .with_context(|| format!("writing {}", run_dir.results().display()))?;
+    if let Err(e) = crate::report::write(&run_dir.path) {
+        warn!("writing the report failed ({e:#}); `faultline report <run-dir>` retries");
+    }
     let summary = Summary::of(&recorded.history);
     summary::print(&summary::Printed {
         options: &options,
