@@ -3,6 +3,7 @@
 
 mod check;
 mod cluster;
+mod report;
 mod run;
 mod serve;
 mod status_log;
@@ -24,6 +25,8 @@ enum Cli {
     Test(run::TestArgs),
     /// Check recorded histories for linearizability (and lost writes, for list-append).
     Check(check::CheckArgs),
+    /// Build a run's report (report.html, latency.png, rate.png) from its directory.
+    Report(report::ReportArgs),
     /// Run a matrix of tests from a TOML file, one after another; write JUnit XML for CI.
     Suite(suite::SuiteArgs),
     /// Browse the stored runs, their reports and files over HTTP.
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Cli::Serve(args) => block_on("serve", async {
             serve::run(&args).await.map(|()| ExitCode::SUCCESS)
         }),
+        Cli::Report(args) => report::command(&args),
     }
 }
 

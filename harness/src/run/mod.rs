@@ -37,6 +37,7 @@ use crate::status_log;
 use crate::store::RunDir;
 pub use interrupt::Interrupt;
 pub use options::{TestArgs, TestOptions};
+pub use verdict::RunResults;
 
 /// How long the cluster gets to elect a leader, at start and after healing.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -122,6 +123,9 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     let check_time = started.elapsed();
     std::fs::write(run_dir.results(), serde_json::to_vec_pretty(&results)?)
         .with_context(|| format!("writing {}", run_dir.results().display()))?;
+    if let Err(e) = crate::report::write(&run_dir.path) {
+        warn!("writing the report failed ({e:#}); `faultline report <run-dir>` retries");
+    }
     let summary = Summary::of(&recorded.history);
     let summary_text = summary::render(&summary::Printed {
         options: &options,

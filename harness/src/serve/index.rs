@@ -32,7 +32,7 @@ pub fn render(store: &Path, runs: &[StoredRun]) -> String {
     for run in runs {
         let segments = [run.test.as_str(), run.dir.as_str()];
         let report = if run.has_report {
-            let url = file_url(segments.into_iter().chain(["report.html"]));
+            let url = file_url(segments.into_iter().chain([crate::report::PAGE]));
             format!("<a href=\"{url}\">report</a>")
         } else {
             "<span class=\"none\">none</span>".to_string()

@@ -127,7 +127,7 @@ fn read_run(test: &str, dir: &str, path: &Path) -> StoredRun {
         nemesis,
         verdict,
         operations,
-        has_report: path.join("report.html").is_file(),
+        has_report: path.join(crate::report::PAGE).is_file(),
     }
 }
 

@@ -1,0 +1,219 @@
+// Each node's role over time (a band per node, as its /status said during the run), its
+// term below (a step line per node), and the nemesis's kills, pauses, resumes and restarts
+// marked on the node they hit.
+
+const ROLE_COLORS = {
+  leader: "#1f4e79",
+  candidate: "#f0961a",
+  follower: "#a6c8e6",
+};
+const NODE_LINE_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"];
+const MARKED = ["kill", "restart", "pause", "resume"];
+
+class NodeChart extends TimeChart {
+  constructor(container, view, data) {
+    super(container, view, { left: 72, top: 8 });
+    this.data = data;
+    this.nodes = data.raw.nodes;
+    this.rowHeight = 24;
+    this.termHeight = 110;
+    this.termGap = 22;
+    this.maxTerm = 1;
+    for (const node of this.nodes) for (const span of node.spans) this.maxTerm = Math.max(this.maxTerm, span.term || 0);
+    this.downPattern = null;
+  }
+
+  height() {
+    return this.margin.top + this.nodes.length * this.rowHeight + this.termGap + this.termHeight + this.margin.bottom;
+  }
+
+  rowTop(n) {
+    return this.margin.top + n * this.rowHeight;
+  }
+
+  termY(term) {
+    const top = this.rowTop(this.nodes.length) + this.termGap;
+    return top + this.termHeight * (1 - term / (this.maxTerm + 0.5));
+  }
+
+  /** Diagonal grey stripes: the node did not answer (killed, paused or too slow). */
+  pattern(ctx) {
+    if (!this.downPattern) {
+      const tile = document.createElement("canvas");
+      tile.width = tile.height = 8;
+      const t = tile.getContext("2d");
+      t.fillStyle = "#eeeeee";
+      t.fillRect(0, 0, 8, 8);
+      t.strokeStyle = "#b5b5b5";
+      t.beginPath();
+      t.moveTo(0, 8);
+      t.lineTo(8, 0);
+      t.stroke();
+      this.downPattern = ctx.createPattern(tile, "repeat");
+    }
+    return this.downPattern;
+  }
+
+  render(ctx) {
+    const top = this.margin.top;
+    const rowsBottom = this.rowTop(this.nodes.length);
+    const termTop = rowsBottom + this.termGap;
+    const bottom = termTop + this.termHeight;
+    this.drawTimeAxis(ctx, top, bottom);
+    this.shadeFaults(ctx, this.data.raw.faults, this.data.end, top, bottom);
+    const ticks = [];
+    const step = Math.max(1, niceStep(this.maxTerm, 4));
+    for (let term = 0; term <= this.maxTerm; term += step) ticks.push([this.termY(term), String(term)]);
+    drawYAxis(ctx, this, termTop, this.termHeight, "term", ticks);
+    this.clipToPlot(ctx, top, bottom, () => {
+      this.nodes.forEach((node, n) => this.drawRoles(ctx, node, n));
+      this.nodes.forEach((node, n) => this.drawTerms(ctx, node, n));
+      this.drawMarkers(ctx);
+    });
+    ctx.font = "600 11px system-ui, sans-serif";
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    ctx.fillStyle = COLORS.text;
+    this.nodes.forEach((node, n) => ctx.fillText(node.name, this.plotLeft - 8, this.rowTop(n) + this.rowHeight / 2));
+  }
+
+  drawRoles(ctx, node, n) {
+    const y = this.rowTop(n) + 3;
+    const height = this.rowHeight - 6;
+    ctx.font = "10px system-ui, sans-serif";
+    ctx.textBaseline = "middle";
+    ctx.textAlign = "left";
+    for (const span of node.spans) {
+      const x0 = Math.max(this.plotLeft, this.x(span.start));
+      const x1 = Math.min(this.plotRight, this.x(span.end));
+      if (x1 <= x0) continue;
+      ctx.fillStyle = span.up ? ROLE_COLORS[span.role] || "#cccccc" : this.pattern(ctx);
+      ctx.fillRect(x0, y, Math.max(1, x1 - x0), height);
+      const label = span.up ? (span.role || "?") + " · t" + span.term : "no answer";
+      if (x1 - x0 > ctx.measureText(label).width + 8) {
+        ctx.fillStyle = span.up && span.role !== "follower" ? "#fff" : COLORS.text;
+        ctx.fillText(label, x0 + 4, y + height / 2);
+      }
+    }
+  }
+
+  drawTerms(ctx, node, n) {
+    ctx.strokeStyle = NODE_LINE_COLORS[n % NODE_LINE_COLORS.length];
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    let drawing = false;
+    // Offset each node's line a little so equal terms stay visible.
+    const offset = (n - (this.nodes.length - 1) / 2) * 1.5;
+    for (const span of node.spans) {
+      if (!span.up || span.term === null) {
+        drawing = false;
+        continue;
+      }
+      const y = this.termY(span.term) + offset;
+      if (drawing) ctx.lineTo(this.x(span.start), y);
+      else ctx.moveTo(this.x(span.start), y);
+      ctx.lineTo(this.x(span.end), y);
+      drawing = true;
+    }
+    ctx.stroke();
+    ctx.lineWidth = 1;
+  }
+
+  /** ✕ kill, ▲ restart, ❚❚ pause, ▶ resume, on the row of each node they name. */
+  drawMarkers(ctx) {
+    const rowOf = new Map(this.nodes.map((node, n) => [node.name, n]));
+    for (const event of this.data.raw.nemesis) {
+      if (!MARKED.includes(event.f)) continue;
+      const x = this.x(event.time);
+      if (x < this.plotLeft - 8 || x > this.plotRight + 8) continue;
+      for (const name of event.nodes) {
+        const n = rowOf.get(name);
+        if (n === undefined) continue;
+        drawMarker(ctx, event.f, x, this.rowTop(n) + this.rowHeight / 2);
+      }
+    }
+  }
+
+  hover(x, y) {
+    const t = this.t(x);
+    const n = Math.floor((y - this.margin.top) / this.rowHeight);
+    if (n < 0 || n >= this.nodes.length) return describeFaultAt(this.data.raw.faults, this.data.end, t);
+    const node = this.nodes[n];
+    const tolerance = (6 / this.plotWidth) * (this.view.t1 - this.view.t0);
+    const lines = this.data.raw.nemesis
+      .filter((e) => MARKED.includes(e.f) && e.nodes.includes(node.name) && Math.abs(e.time - t) <= tolerance)
+      .map((e) => [e.f, node.name + " at " + formatTime(e.time)]);
+    const span = node.spans.find((s) => s.start <= t && t < s.end);
+    if (span) {
+      lines.push(["node", node.name + (span.up ? "" : ": did not answer /status")]);
+      if (span.up) {
+        lines.push(["role", span.role + " in term " + span.term]);
+        lines.push(["leader", span.leader === null ? "none known" : span.leader]);
+      }
+      lines.push(["from", formatTime(span.start) + " to " + formatTime(span.end)]);
+    }
+    return lines.length ? lines : null;
+  }
+}
+
+function drawMarker(ctx, f, x, y) {
+  ctx.save();
+  ctx.lineWidth = 2;
+  ctx.strokeStyle = "#fff";
+  ctx.fillStyle = f === "kill" ? COLORS.killSolid : f === "restart" ? COLORS.ok : COLORS.pauseSolid;
+  ctx.beginPath();
+  if (f === "kill") {
+    ctx.strokeStyle = COLORS.killSolid;
+    ctx.lineWidth = 2.5;
+    ctx.moveTo(x - 5, y - 5);
+    ctx.lineTo(x + 5, y + 5);
+    ctx.moveTo(x + 5, y - 5);
+    ctx.lineTo(x - 5, y + 5);
+    ctx.stroke();
+  } else if (f === "restart") {
+    ctx.moveTo(x, y - 7);
+    ctx.lineTo(x + 6, y + 5);
+    ctx.lineTo(x - 6, y + 5);
+    ctx.closePath();
+    ctx.stroke();
+    ctx.fill();
+  } else if (f === "pause") {
+    ctx.rect(x - 5, y - 6, 3.5, 12);
+    ctx.rect(x + 1.5, y - 6, 3.5, 12);
+    ctx.stroke();
+    ctx.fill();
+  } else {
+    ctx.moveTo(x - 4, y - 7);
+    ctx.lineTo(x + 6, y);
+    ctx.lineTo(x - 4, y + 7);
+    ctx.closePath();
+    ctx.stroke();
+    ctx.fill();
+  }
+  ctx.restore();
+}
+
+/** A legend swatch drawn by `drawMarker`. */
+function markerItem(f, label) {
+  const canvas = el("canvas", { width: 16, height: 16, style: "vertical-align:-3px;margin-right:4px" });
+  drawMarker(canvas.getContext("2d"), f, 8, 8);
+  return el("span", {}, canvas, label);
+}
+
+function buildNodes(section, view, data) {
+  if (!data.raw.nodes.length) {
+    section.append(el("p", { class: "help", text: "No node status was recorded." }));
+    return null;
+  }
+  section.append(
+    el("p", { class: "help", text: "Role and term as each node's /status answered, polled during the run; below, each node's term as a line." }),
+    el("div", { class: "legend" },
+      legendItem(ROLE_COLORS.leader, "leader"), legendItem(ROLE_COLORS.candidate, "candidate"),
+      legendItem(ROLE_COLORS.follower, "follower"),
+      el("span", {}, el("span", { class: "swatch", style: "background:repeating-linear-gradient(135deg,#eee 0 3px,#b5b5b5 3px 4px)" }), "no answer"),
+      markerItem("kill", "kill"), markerItem("restart", "restart"), markerItem("pause", "pause"), markerItem("resume", "resume"),
+      data.raw.nodes.map((node, n) => legendItem(NODE_LINE_COLORS[n % NODE_LINE_COLORS.length], "term of " + node.name)),
+      faultLegend(data.raw.faults)),
+  );
+  return new NodeChart(section, view, data);
+}

@@ -1,0 +1,129 @@
+// The parts of the page that are text: the verdict, the summary, the lost-writes table.
+
+const VERDICT_WORDS = { valid: "VALID", invalid: "INVALID", unknown: "UNKNOWN" };
+
+/** Why the verdict is what it is, in a sentence. */
+function verdictReason(raw) {
+  const parts = [];
+  for (const check of raw.checks) {
+    if (check.keys_invalid) parts.push(check.keys_invalid + " of " + check.keys + " " + check.model + " keys not linearizable");
+    if (check.keys_unknown) parts.push(check.keys_unknown + " " + check.model + " keys undecided" + (check.stopped ? " (" + check.stopped + ")" : ""));
+  }
+  const lost = raw.lost_writes;
+  if (lost && (lost.lost || lost.unexpected)) parts.push(lost.lost + " lost and " + lost.unexpected + " unexpected writes");
+  if (lost && lost.valid === "unknown") parts.push("some list keys had no final read");
+  if (!parts.length) {
+    const keys = raw.checks.reduce((sum, c) => sum + c.keys, 0);
+    return "Every one of " + formatCount(keys) + " keys is linearizable" + (lost ? ", and no acknowledged write was lost." : ".");
+  }
+  return parts.join("; ") + ".";
+}
+
+function buildVerdict(header, raw) {
+  header.className = "verdict " + raw.verdict;
+  header.append(el("div", { class: "inner" },
+    el("div", { class: "word", text: VERDICT_WORDS[raw.verdict] || raw.verdict }),
+    el("div", { class: "why", text: verdictReason(raw) }),
+    el("div", { class: "run", text: raw.run.name + " · started " + raw.run.started + " · " + raw.run.dir })));
+}
+
+function countsRow(name, counts) {
+  const total = counts.ok + counts.fail + counts.info + counts.pending;
+  return el("tr", {},
+    el("td", { text: name }),
+    el("td", { class: "ok", text: formatCount(counts.ok) }),
+    el("td", { class: "fail", text: formatCount(counts.fail) }),
+    el("td", { class: "info", text: formatCount(counts.info + counts.pending) }),
+    el("td", { text: formatCount(total) }));
+}
+
+function buildSummary(section, raw) {
+  const run = raw.run;
+  const s = raw.summary;
+  const fact = (name, value) => [el("dt", { text: name }), el("dd", {}, value)];
+  const latency = s.latency_ms
+    ? "p50 " + s.latency_ms.p50.toFixed(1) + " ms · p99 " + s.latency_ms.p99.toFixed(1) + " ms · max " + s.latency_ms.max.toFixed(1) + " ms"
+    : "no successful operation";
+  const nemesis = Object.entries(s.nemesis_events).map(([f, n]) => f + " " + n).join(", ") || "no faults";
+  const errors = Object.entries(s.errors).sort((a, b) => b[1] - a[1]).map(([e, n]) => e + " " + formatCount(n)).join(", ");
+  const facts = el("dl", { class: "facts" },
+    fact("Workload", run.workload),
+    fact("Nemesis", run.nemesis + " (" + nemesis + ")"),
+    fact("Partitions by", run.backend),
+    fact("Nodes", run.nodes.length + ": " + run.nodes.join(", ")),
+    fact("Clients", String(run.concurrency)),
+    fact("Seed", el("code", { text: run.seed })),
+    fact("Duration", s.duration_s.toFixed(1) + " s (time limit " + run.time_limit_s + " s)"),
+    fact("Throughput", formatCount(Math.round(s.ok_per_second)) + " ok ops/s"),
+    fact("Latency (ok)", latency),
+    run.bugs.length ? fact("Bugs switched on", run.bugs.join(", ")) : [],
+    errors ? fact("Errors", errors) : []);
+
+  const operations = el("table", {},
+    el("thead", {}, el("tr", {}, ["operations", "ok", "fail", "info", "total"].map((h) => el("th", { text: h })))),
+    el("tbody", {}, Object.entries(s.by_function).map(([f, counts]) => countsRow(f, counts)), countsRow("all", s.total)));
+  const checks = el("table", {},
+    el("thead", {}, el("tr", {}, ["check", "verdict", "operations", "keys", "invalid", "undecided", "time"].map((h) => el("th", { text: h })))),
+    el("tbody", {}, raw.checks.map((c) => el("tr", {},
+      el("td", { text: "linearizability, " + c.model }),
+      el("td", {}, el("span", { class: "badge " + c.valid, text: c.valid })),
+      el("td", { text: formatCount(c.operations) }),
+      el("td", { text: formatCount(c.keys) }),
+      el("td", { text: formatCount(c.keys_invalid) }),
+      el("td", { text: formatCount(c.keys_unknown) + (c.stopped ? " (" + c.stopped + ")" : "") }),
+      el("td", { text: c.seconds.toFixed(2) + " s" }))),
+      raw.lost_writes ? el("tr", {},
+        el("td", { text: "lost writes" }),
+        el("td", {}, el("span", { class: "badge " + verdictName(raw.lost_writes.valid), text: verdictName(raw.lost_writes.valid) })),
+        el("td", { text: formatCount(raw.lost_writes.attempted) + " elements" }),
+        el("td", { text: formatCount(raw.lost_writes.keys.length) }),
+        el("td", { text: formatCount(raw.lost_writes.lost + raw.lost_writes.unexpected) }),
+        el("td", { text: "" }), el("td", { text: "" })) : null));
+
+  const copy = el("button", { type: "button", text: "Copy" });
+  copy.addEventListener("click", () => navigator.clipboard && navigator.clipboard.writeText(run.replay));
+  section.append(el("div", { class: "summary-grid" },
+    facts,
+    el("div", {}, operations, el("div", { style: "height:12px" }), checks),
+    el("div", { class: "replay" },
+      el("div", { class: "legend" }, "Replay this run (same seed, same faults and operations)", copy),
+      el("pre", { text: run.replay }))));
+}
+
+/** A verdict as the checker writes it (true, false or "unknown") as a word. */
+function verdictName(valid) {
+  return valid === true ? "valid" : valid === false ? "invalid" : "unknown";
+}
+
+/** Elements as chips "value (#op, #op)", the first few shown and a count of the rest. */
+function elements(list, kind) {
+  const shown = list.slice(0, 12).map((e) =>
+    el("span", { class: "element " + kind, title: "operations " + e.ops.map((id) => "#" + id).join(", ") },
+      formatValue(e.value, 30) + " (" + e.ops.map((id) => "#" + id).slice(0, 3).join(", ") + (e.ops.length > 3 ? ", …" : "") + ")"));
+  if (list.length > 12) shown.push(el("span", { text: "+" + (list.length - 12) + " more" }));
+  return el("div", { class: "elements" }, shown);
+}
+
+function buildLostWrites(section, raw) {
+  const lost = raw.lost_writes;
+  if (!lost) return;
+  section.hidden = false;
+  section.append(el("p", {}, "Every acknowledged append must be in the final read of its key. ",
+    el("b", { text: formatCount(lost.lost) + " lost" }), ", ",
+    el("b", { text: formatCount(lost.unexpected) + " unexpected" }), ", " +
+    formatCount(lost.recovered) + " recovered (indeterminate appends that did happen), of " +
+    formatCount(lost.acknowledged) + " acknowledged and " + formatCount(lost.attempted) + " attempted elements over " +
+    formatCount(lost.keys.length) + " keys."));
+  const rows = lost.keys.filter((k) => k.lost.length || k.unexpected.length || k.recovered.length || k.valid !== true);
+  if (!rows.length) return;
+  section.append(el("table", {},
+    el("thead", {}, el("tr", {}, ["key", "verdict", "final read", "acknowledged", "lost", "unexpected", "recovered"].map((h) => el("th", { text: h })))),
+    el("tbody", {}, rows.map((k) => el("tr", {},
+      el("td", {}, el("code", { text: k.key === null ? "(no key)" : k.key })),
+      el("td", {}, el("span", { class: "badge " + verdictName(k.valid), text: verdictName(k.valid) })),
+      el("td", { text: k.final_read === null ? "none" : "#" + k.final_read }),
+      el("td", { text: formatCount(k.acknowledged) }),
+      el("td", {}, elements(k.lost, "lost")),
+      el("td", {}, elements(k.unexpected, "unexpected")),
+      el("td", {}, elements(k.recovered, "recovered")))))));
+}

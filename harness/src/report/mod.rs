@@ -1,0 +1,77 @@
+//! The report of a run: `report.html` (one self-contained page: verdict, summary,
+//! counterexamples, lost writes, timeline, latency and throughput, node states) and the
+//! `latency.png` and `rate.png` plots beside it, all built from the files in the run's
+//! directory. `faultline test` writes them at the end of every run; `faultline report
+//! <run-dir>` builds them again.
+
+mod analysis;
+mod faults;
+mod latency_points;
+mod node_states;
+mod operations;
+mod page;
+mod page_data;
+mod plots;
+mod run_files;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use faultline_checker::ERROR_EXIT_CODE;
+
+use analysis::Analysis;
+use page_data::PageData;
+use run_files::RunFiles;
+
+/// The page, in the run directory.
+pub const PAGE: &str = "report.html";
+/// The latency plot, in the run directory.
+pub const LATENCY_PLOT: &str = "latency.png";
+/// The throughput plot, in the run directory.
+pub const RATE_PLOT: &str = "rate.png";
+
+/// Reads the run in `run_dir`, writes `report.html`, `latency.png` and `rate.png` there,
+/// and returns the page's path.
+pub fn write(run_dir: &Path) -> Result<PathBuf> {
+    let files = RunFiles::read(run_dir)?;
+    let analysis = Analysis::of(&files);
+    let data = PageData::new(&files, &analysis, run_dir);
+    let page = run_dir.join(PAGE);
+    std::fs::write(&page, page::render(&data)?)
+        .with_context(|| format!("writing {}", page.display()))?;
+    let latency = run_dir.join(LATENCY_PLOT);
+    plots::latency(&analysis, &latency)
+        .with_context(|| format!("writing {}", latency.display()))?;
+    let rate = run_dir.join(RATE_PLOT);
+    plots::rate(&analysis, &rate).with_context(|| format!("writing {}", rate.display()))?;
+    Ok(page)
+}
+
+/// Build a run's report again from the files in its directory.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The run's directory, like store/<test-name>/<timestamp> or store/latest.
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+}
+
+/// `faultline report`: 0 once written, 3 with the reason if it could not be.
+pub fn command(args: &ReportArgs) -> ExitCode {
+    match write(&args.run_dir) {
+        Ok(page) => {
+            println!("report: {}", page.display());
+            println!(
+                "plots:  {}, {}",
+                args.run_dir.join(LATENCY_PLOT).display(),
+                args.run_dir.join(RATE_PLOT).display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("faultline report: error: {error:#}");
+            ExitCode::from(ERROR_EXIT_CODE)
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! `faultline report <run-dir>`: rebuilds report.html, latency.png and rate.png from a run's
+//! files (here a small hand-made run, `tests/fixtures/run-invalid`), and refuses a directory
+//! that lacks one of them with exit code 3 and the file's name.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-invalid")
+}
+
+/// A copy of the fixture run, so the report is written outside the repository.
+fn copy_of_fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+fn report(dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("report")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The JSON embedded in a report page.
+fn embedded_data(page: &str) -> Value {
+    let open = r#"<script type="application/json" id="report-data">"#;
+    let start = page.find(open).expect("no data element") + open.len();
+    let end = start
+        + page[start..]
+            .find("</script>")
+            .expect("data element not closed");
+    serde_json::from_str(&page[start..end]).expect("the embedded data is not JSON")
+}
+
+fn is_png(path: &Path) -> bool {
+    std::fs::read(path)
+        .is_ok_and(|bytes| bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 10_000)
+}
+
+#[test]
+fn a_run_directory_gets_a_self_contained_page_and_two_plots() {
+    let run = copy_of_fixture();
+    let output = report(run.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("report.html"), "{stdout}");
+
+    let page = std::fs::read_to_string(run.path().join("report.html")).unwrap();
+    assert!(page.starts_with("<!doctype html>"));
+    assert!(page.contains("<title>fixture-invalid · invalid · faultline</title>"));
+    // Nothing is fetched: no external script, stylesheet, image or font.
+    for reference in ["src=\"http", "href=\"http", "url(http", "@import"] {
+        assert!(!page.contains(reference), "the page references {reference}");
+    }
+
+    let data = embedded_data(&page);
+    assert_eq!(data["verdict"], "invalid");
+    assert_eq!(
+        data["run"]["seed"], "18446744073709551557",
+        "the seed is exact"
+    );
+    assert_eq!(
+        data["ops"]["process"].as_array().unwrap().len(),
+        14,
+        "every operation, failures included"
+    );
+    let examples = data["counterexamples"].as_array().unwrap();
+    let keys: Vec<&Value> = examples.iter().map(|example| &example["key"]).collect();
+    assert_eq!(keys, ["r1", "l1"], "one counterexample per invalid key");
+    assert_eq!(data["lost_writes"]["lost"], 1);
+    assert_eq!(
+        data["faults"].as_array().unwrap().len(),
+        2,
+        "a kill and a partition"
+    );
+    assert_eq!(data["nodes"].as_array().unwrap().len(), 3);
+    // A value that looks like markup stays data.
+    assert!(
+        data["ops"]["value"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("</script><b>x"))
+    );
+
+    assert!(is_png(&run.path().join("latency.png")));
+    assert!(is_png(&run.path().join("rate.png")));
+}
+
+#[test]
+fn a_missing_results_file_is_named_and_exits_3() {
+    let run = copy_of_fixture();
+    std::fs::remove_file(run.path().join("results.json")).unwrap();
+    let output = report(run.path());
+    assert_eq!(output.status.code(), Some(3));
+    let message = stderr(&output);
+    assert!(message.contains("results.json"), "{message}");
+    assert!(
+        message.contains("interrupted"),
+        "says why it may be missing: {message}"
+    );
+    assert!(!run.path().join("report.html").exists());
+}
+
+#[test]
+fn a_malformed_history_is_named_with_its_line_and_exits_3() {
+    let run = copy_of_fixture();
+    let history = run.path().join("history.jsonl");
+    let mut text = std::fs::read_to_string(&history).unwrap();
+    text.push_str("{\"index\": \"not a number\"}\n");
+    std::fs::write(&history, text).unwrap();
+    let output = report(run.path());
+    assert_eq!(output.status.code(), Some(3));
+    let message = stderr(&output);
+    assert!(
+        message.contains("history.jsonl") && message.contains("line 32"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_directory_that_is_not_a_run_exits_3() {
+    let output = report(Path::new("/nonexistent/run"));
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        stderr(&output).contains("not a run directory"),
+        "{}",
+        stderr(&output)
+    );
+}
