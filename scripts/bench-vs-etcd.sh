@@ -2,7 +2,8 @@
 # Same machine, same load generator, same shape of load: a 3-node etcd (Debian's etcd-server,
 # JSON gateway) and a 3-node faultline-node cluster, both on loopback with fsync on, each
 # driven by wrk with 32 connections against its leader: random PUTs over 1,000 keys, then
-# linearizable reads. Prints throughput and latency for both, and faultline/etcd ratios.
+# linearizable reads. Both clusters run side by side and the runs alternate, so that noise from
+# a shared machine hurts both alike. Prints every run, the medians and faultline/etcd ratios.
 #
 # Usage: scripts/bench-vs-etcd.sh [SECONDS=10] [REPEATS=3]   (needs root for apt-get)
 # Everything it starts is stopped by pid at exit; data lives in a temp dir that is removed.
@@ -83,19 +84,24 @@ run_wrk() {
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-# measure NAME URL SCRIPT: repeats runs, prints each and the medians; sets MED_RPS MED_P99
-measure() {
-  local rps=() p99=() line
+# One run of each system after the other, repeated, so that a noisy neighbour hurts both alike.
+# compare WHAT ETCD_SCRIPT FAULTLINE_SCRIPT: prints each run and the medians; sets E_RPS E_P99 F_RPS F_P99
+compare() {
+  local e_rps=() e_p99=() f_rps=() f_p99=() line
   for r in $(seq 1 "$repeats"); do
-    line=$(run_wrk "$2" "$3")
-    echo "  $1 run $r: $(awk '{ printf "%8d req/s  p50 %6.2f ms  p99 %6.2f ms  non-2xx %d", $1, $2, $3, $4 }' <<<"$line")"
-    rps+=("$(cut -d' ' -f1 <<<"$line")")
-    p99+=("$(cut -d' ' -f3 <<<"$line")")
+    line=$(run_wrk "$etcd_leader" "$2")
+    echo "  etcd      $1 run $r: $(fmt_line "$line")"
+    e_rps+=("$(cut -d' ' -f1 <<<"$line")"); e_p99+=("$(cut -d' ' -f3 <<<"$line")")
+    line=$(run_wrk "$node_leader" "$3")
+    echo "  faultline $1 run $r: $(fmt_line "$line")"
+    f_rps+=("$(cut -d' ' -f1 <<<"$line")"); f_p99+=("$(cut -d' ' -f3 <<<"$line")")
   done
-  MED_RPS=$(printf '%s\n' "${rps[@]}" | median)
-  MED_P99=$(printf '%s\n' "${p99[@]}" | median)
-  echo "  $1 median: $MED_RPS req/s, p99 $MED_P99 ms"
+  E_RPS=$(printf '%s\n' "${e_rps[@]}" | median); E_P99=$(printf '%s\n' "${e_p99[@]}" | median)
+  F_RPS=$(printf '%s\n' "${f_rps[@]}" | median); F_P99=$(printf '%s\n' "${f_p99[@]}" | median)
+  awk -v a="$F_RPS" -v b="$E_RPS" -v p="$F_P99" -v q="$E_P99" -v what="$1" \
+    'BEGIN { printf "  %s medians: faultline %d req/s (p99 %.2f ms), etcd %d req/s (p99 %.2f ms): %.2fx\n", what, a, p, b, q, a / b }'
 }
+fmt_line() { awk '{ printf "%8d req/s  p50 %6.2f ms  p99 %6.2f ms  non-2xx %d", $1, $2, $3, $4 }' <<<"$1"; }
 
 echo "== etcd $(etcd --version | head -1 | awk '{print $3}'): 3 nodes on 127.0.0.21-23"
 cluster=""
@@ -119,11 +125,6 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 [ -n "$etcd_leader" ] || { echo "etcd elected no leader"; exit 1; }
-measure "etcd writes" "$etcd_leader" "$work/etcd-put.lua"; etcd_w=$MED_RPS; etcd_w99=$MED_P99
-measure "etcd linearizable reads" "$etcd_leader" "$work/etcd-get.lua"; etcd_r=$MED_RPS
-for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-wait 2>/dev/null || true
-pids=()
 
 echo "== faultline-node: 3 nodes on 127.0.0.11-13"
 for i in 1 2 3; do
@@ -142,10 +143,7 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 [ -n "$node_leader" ] || { echo "faultline-node elected no leader"; exit 1; }
-measure "faultline writes" "$node_leader" "$work/faultline-put.lua"; fl_w=$MED_RPS; fl_w99=$MED_P99
-measure "faultline linearizable reads" "$node_leader" "$work/faultline-get.lua"; fl_r=$MED_RPS
 
-echo "== faultline / etcd (medians of $repeats runs of ${seconds}s, 32 connections)"
-awk -v a="$fl_w" -v b="$etcd_w" -v p="$fl_w99" -v q="$etcd_w99" \
-  'BEGIN { printf "writes: %.2fx (%d vs %d req/s), p99 %.2f ms vs %.2f ms\n", a / b, a, b, p, q }'
-awk -v a="$fl_r" -v b="$etcd_r" 'BEGIN { printf "linearizable reads: %.2fx (%d vs %d req/s)\n", a / b, a, b }'
+echo "== $repeats runs of ${seconds}s each, 32 connections, alternating"
+compare "writes" "$work/etcd-put.lua" "$work/faultline-put.lua"
+compare "linearizable reads" "$work/etcd-get.lua" "$work/faultline-get.lua"
