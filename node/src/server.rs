@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{oneshot, watch};
@@ -163,6 +164,12 @@ async fn serve(listener: TcpListener, router: axum::Router, mut stopping: watch:
     let shutdown = async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     };
+    // Answers are small and latency is the point: no Nagle delay behind an unacked segment.
+    let listener = listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            warn!("TCP_NODELAY on an accepted connection: {e}");
+        }
+    });
     if let Err(e) = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
