@@ -202,12 +202,15 @@ fn stale_reads_under_partitions_are_caught() {
 }
 
 #[test]
-fn early_acknowledgements_are_caught_when_the_leader_is_killed_or_cut_off() {
+fn early_acknowledgements_are_caught_when_the_leader_is_cut_off() {
     let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut args = RUN.to_vec();
+    // A cut-off leader acknowledges writes it can never commit until check-quorum deposes
+    // it: every such fault loses some. (A killed one has usually sent its entries already:
+    // with kills alone, runs this short often stay valid; see scripts/detection-rate.sh.)
     args.extend([
         "--nemesis",
-        "kill,partition-leader",
+        "partition-leader",
         "--partition-backend",
         "proxy",
         "--bug",
