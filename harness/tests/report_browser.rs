@@ -188,16 +188,21 @@ fn assert_no_errors(errors: &Mutex<Vec<String>>, when: &str) {
     );
 }
 
-/// Waits for the page to set `document.body.dataset.rendered` (or fail trying).
+/// Waits for the report page (not the blank one before it) to set
+/// `document.body.dataset.rendered`, or fail trying. It asks the page itself rather than wait
+/// for the browser to call the navigation done, which can take seconds longer.
 fn wait_until_rendered(tab: &Tab, errors: &Mutex<Vec<String>>) {
     let started = Instant::now();
+    let rendered = "location.protocol === 'file:' && document.body !== null \
+                    && document.body.dataset.rendered === 'true'";
     loop {
         assert_no_errors(errors, "while the page was drawn");
-        if eval(
-            tab,
-            "document.body && document.body.dataset.rendered === 'true'",
-        ) == true
-        {
+        // While the navigation goes on, the page asked may be gone before it answers.
+        let answer = tab
+            .evaluate(rendered, false)
+            .ok()
+            .and_then(|answer| answer.value);
+        if answer == Some(Value::Bool(true)) {
             return;
         }
         assert!(
@@ -310,7 +315,6 @@ fn the_invalid_fixture_report_renders_in_chromium_without_errors() {
     let errors = collect_errors(&tab);
     let url = format!("file://{}", run.path().join("report.html").display());
     tab.navigate_to(&url).unwrap();
-    tab.wait_until_navigated().unwrap();
     wait_until_rendered(&tab, &errors);
     let installed = tab.evaluate(HELPERS, false).unwrap();
     assert_eq!(installed.value, Some(Value::Bool(true)), "{installed:?}");
@@ -419,4 +423,323 @@ fn the_invalid_fixture_report_renders_in_chromium_without_errors() {
         shot.display(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// A deterministic stream of pseudo-random numbers (xorshift64*), enough for a synthetic
+/// history.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Writes a synthetic run of `clients` clients over `seconds` seconds into `dir`: the
+/// fixture's test.json and results.json (so two keys are not linearizable), a history of
+/// back-to-back reads, writes and cas over 200 keys with about 2% failures and some
+/// timeouts (most during partitions),
+/// a fault every 10 seconds (kill, pause, partition in turn, each healed a few seconds later,
+/// the last partition never), and the nodes' status changes. Returns the number of
+/// operations.
+fn synthesize_run(dir: &Path, clients: u64, seconds: u64) -> usize {
+    const MS: u64 = 1_000_000;
+    let end = seconds * 1_000 * MS;
+    for file in ["test.json", "results.json"] {
+        std::fs::copy(fixture().join(file), dir.join(file)).unwrap();
+    }
+    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    let nodes = ["n1", "n2", "n3"];
+
+    // Faults: [start, end) of each, and what the nemesis wrote.
+    let mut nemesis: Vec<(u64, String)> = Vec::new();
+    let mut partitions: Vec<(u64, u64)> = Vec::new();
+    let mut status: Vec<(u64, String)> = Vec::new();
+    let sample = |time: u64, node: &str, up: bool, role: &str, term: u64, leader: &str| {
+        let (role, leader) = if up {
+            (format!("\"{role}\""), format!("\"{leader}\""))
+        } else {
+            ("null".into(), "null".into())
+        };
+        let term = if up { term.to_string() } else { "null".into() };
+        (
+            time,
+            format!(
+                r#"{{"time":{time},"node":"{node}","up":{up},"role":{role},"term":{term},"leader":{leader},"commit":null}}"#
+            ),
+        )
+    };
+    let mut term = 1;
+    let mut leader = 0usize;
+    for (n, node) in nodes.iter().enumerate() {
+        let role = if n == leader { "leader" } else { "follower" };
+        status.push(sample(MS, node, true, role, term, nodes[leader]));
+    }
+    let mut t = 5_000 * MS;
+    let mut turn = 0;
+    while t + 8_000 * MS < end {
+        let victim = nodes[turn % 3];
+        match turn % 3 {
+            0 => {
+                nemesis.push((t, format!(r#""f":"kill","value":["{victim}"]"#)));
+                nemesis.push((
+                    t + 5_000 * MS,
+                    format!(r#""f":"restart","value":["{victim}"]"#),
+                ));
+                status.push(sample(t + 200 * MS, victim, false, "", 0, ""));
+                term += 1;
+                leader = (turn + 1) % 3;
+                for (n, node) in nodes.iter().enumerate() {
+                    if *node != victim {
+                        let role = if n == leader { "leader" } else { "follower" };
+                        status.push(sample(t + 900 * MS, node, true, role, term, nodes[leader]));
+                    }
+                }
+                status.push(sample(
+                    t + 5_300 * MS,
+                    victim,
+                    true,
+                    "follower",
+                    term,
+                    nodes[leader],
+                ));
+            }
+            1 => {
+                nemesis.push((t, format!(r#""f":"pause","value":["{victim}"]"#)));
+                nemesis.push((
+                    t + 4_000 * MS,
+                    format!(r#""f":"resume","value":["{victim}"]"#),
+                ));
+            }
+            _ => {
+                let grudge = format!(
+                    r#"{{"{victim}":["{}","{}"],"{}":["{victim}"],"{}":["{victim}"]}}"#,
+                    nodes[(turn + 1) % 3],
+                    nodes[(turn + 2) % 3],
+                    nodes[(turn + 1) % 3],
+                    nodes[(turn + 2) % 3]
+                );
+                nemesis.push((t, format!(r#""f":"start-partition","value":{grudge}"#)));
+                let last = t + 20_000 * MS >= end;
+                let heal = if last { end } else { t + 8_000 * MS };
+                if !last {
+                    nemesis.push((heal, format!(r#""f":"stop-partition","value":{grudge}"#)));
+                }
+                partitions.push((t, heal));
+                term += 1;
+                status.push(sample(
+                    t + 1_500 * MS,
+                    victim,
+                    true,
+                    "candidate",
+                    term,
+                    victim,
+                ));
+                status.push(sample(
+                    heal + 300 * MS,
+                    victim,
+                    true,
+                    "follower",
+                    term,
+                    nodes[leader],
+                ));
+            }
+        }
+        t += 10_000 * MS;
+        turn += 1;
+    }
+    let partitioned = |time: u64| partitions.iter().any(|&(a, b)| a <= time && time < b);
+
+    // Client operations, back to back.
+    let mut events: Vec<(u64, String)> = Vec::new();
+    let mut operations = 0;
+    for client in 0..clients {
+        let mut process = client;
+        let mut t = random.below(20 * MS);
+        while t < end {
+            let key = match random.below(1000) {
+                0 => "r1".to_string(),
+                1 => "l1".to_string(),
+                _ => format!("k{}", random.below(200)),
+            };
+            let (f, value) = match random.below(10) {
+                0..=4 => ("read", "null".to_string()),
+                5..=8 => ("write", random.below(100).to_string()),
+                _ => (
+                    "cas",
+                    format!("[{},{}]", random.below(10), random.below(10)),
+                ),
+            };
+            // Mostly a few milliseconds, with a long tail.
+            let latency = (5.0 * MS as f64 * (-(1.0 - random.unit()).ln() * 0.6).exp()) as u64;
+            let roll = random.below(1000);
+            let slow = partitioned(t) && roll < 40;
+            let (kind, done, result, error) = if slow || roll < 1 {
+                ("info", t + 1_000 * MS, value.clone(), Some("timeout"))
+            } else if roll < 20 {
+                ("fail", t + latency / 4, value.clone(), Some("no leader"))
+            } else {
+                let result = if f == "read" {
+                    random.below(100).to_string()
+                } else {
+                    value.clone()
+                };
+                ("ok", t + latency, result, None)
+            };
+            let node = nodes[random.below(3) as usize];
+            events.push((
+                t,
+                format!(
+                    r#""process":{process},"type":"invoke","f":"{f}","key":"{key}","value":{value}"#
+                ),
+            ));
+            let error = error.map_or(String::new(), |e| format!(r#","error":"{e}""#));
+            events.push((
+                done,
+                format!(
+                    r#""process":{process},"type":"{kind}","f":"{f}","key":"{key}","value":{result},"node":"{node}"{error}"#
+                ),
+            ));
+            operations += 1;
+            if kind == "info" {
+                process += clients;
+            }
+            t = done + random.below(2 * MS);
+        }
+    }
+    events.extend(
+        nemesis
+            .into_iter()
+            .map(|(time, rest)| (time, format!(r#""process":"nemesis","type":"info",{rest}"#))),
+    );
+    // Completions sort after invocations at the same time: both were pushed in that order.
+    events.sort_by_key(|&(time, _)| time);
+    let mut history = String::with_capacity(events.len() * 110);
+    for (index, (time, rest)) in events.iter().enumerate() {
+        history.push_str(&format!("{{\"index\":{index},\"time\":{time},{rest}}}\n"));
+    }
+    std::fs::write(dir.join("history.jsonl"), history).unwrap();
+    status.sort_by_key(|(time, _)| *time);
+    let status: Vec<&str> = status.iter().map(|(_, line)| line.as_str()).collect();
+    std::fs::write(dir.join("status.jsonl"), status.join("\n") + "\n").unwrap();
+    operations
+}
+
+/// A report of a 10-minute run of about half a million operations: how large it is, how
+/// long Chromium takes to draw it, and how long a frame of zooming and panning takes.
+/// Slow and large, so run by hand:
+/// `cargo test --release -p faultline --test report_browser -- --ignored --nocapture`
+#[test]
+#[ignore = "builds and loads a 10-minute, 500,000-operation report (about a minute)"]
+fn a_report_of_half_a_million_operations_draws_and_pans_quickly() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let dir = target_dir().join("report-500k");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let operations = synthesize_run(&dir, 15, 600);
+    let built = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("report")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let build_seconds = built.elapsed().as_secs_f64();
+    let page = dir.join("report.html");
+    let size = std::fs::metadata(&page).unwrap().len();
+
+    let profile = tempfile::tempdir().unwrap();
+    let browser = launch(chromium, profile.path());
+    let tab = browser.new_tab().unwrap();
+    let errors = collect_errors(&tab);
+    let opened = Instant::now();
+    let opened_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1e3;
+    tab.navigate_to(&format!("file://{}", page.display()))
+        .unwrap();
+    wait_until_rendered(&tab, &errors);
+    let seen_ms = opened.elapsed().as_secs_f64() * 1e3;
+    let report = eval(&tab, "window.faultlineReport");
+    let before_navigation_ms = eval(&tab, "performance.timeOrigin").as_f64().unwrap() - opened_at;
+    let navigation = eval(
+        &tab,
+        "(() => { const n = performance.getEntriesByType('navigation')[0]; \
+         return [n.responseEnd, n.domInteractive, n.loadEventEnd].map(Math.round); })()",
+    );
+    // Frames: the whole run, then a 20-second window panned across it in 2-second steps,
+    // then zooming in on its middle step by step.
+    let frames = eval(
+        &tab,
+        r#"(() => {
+          const r = window.faultlineReport;
+          const end = 600e6;
+          const times = [r.redrawMs(0, end)];
+          const first = r.lastRedraw;
+          for (let t = 0; t + 20e6 <= end; t += 2e6) times.push(r.redrawMs(t, t + 20e6));
+          for (let span = end; span > 1e3; span /= 2) times.push(r.redrawMs(300e6 - span / 2, 300e6 + span / 2));
+          times.push(r.redrawMs(0, end));
+          const whole = r.lastRedraw;
+          const slowest = times.indexOf(Math.max(...times));
+          times.sort((a, b) => a - b);
+          return {
+            count: times.length,
+            median: times[Math.floor(times.length / 2)],
+            p95: times[Math.floor(times.length * 0.95)],
+            max: times[times.length - 1],
+            slowest,
+            first,
+            whole,
+          };
+        })()"#,
+    );
+    assert_no_errors(&errors, "drawing the large report");
+    let shot = screenshot(&tab);
+    std::fs::write(target_dir().join("report-500k-screenshot.png"), shot).unwrap();
+    eprintln!(
+        "report of {operations} operations over 600 s: {:.1} MB, built in {build_seconds:.1} s; \
+         in Chromium: first render {:.0} ms (decode {:.0} ms, draw {:.0} ms), rendered flag \
+         seen {seen_ms:.0} ms after the test asked to open the page, {before_navigation_ms:.0} ms \
+         of it before the navigation started (navigation: read, parsed, loaded at {navigation} \
+         ms); {} redraws while zooming and panning: median {:.1} ms, p95 {:.1} ms, max {:.1} ms (frame {}); the whole run by chart, first {} then {}; page in {}",
+        size as f64 / 1e6,
+        report["firstRenderMs"].as_f64().unwrap(),
+        report["decodeMs"].as_f64().unwrap(),
+        report["drawMs"].as_f64().unwrap(),
+        frames["count"],
+        frames["median"].as_f64().unwrap(),
+        frames["p95"].as_f64().unwrap(),
+        frames["max"].as_f64().unwrap(),
+        frames["slowest"],
+        frames["first"],
+        frames["whole"],
+        dir.display(),
+    );
+    assert_eq!(report["operations"], operations);
+    assert!(size < 40_000_000, "the page is {size} bytes");
+    assert!(
+        report["firstRenderMs"].as_f64().unwrap() < 2_000.0,
+        "{report}"
+    );
+    assert!(frames["p95"].as_f64().unwrap() < 50.0, "{frames}");
 }
