@@ -36,7 +36,7 @@ class LatencyChart extends TimeChart {
     const top = this.margin.top;
     const bottom = top + this.plotHeight;
     this.drawTimeAxis(ctx, top, bottom);
-    drawYAxis(ctx, this, top, this.plotHeight, "latency", decades(this.low, this.high).map((v) => [this.y(v), formatDuration(v)]));
+    drawYAxis(ctx, this, top, this.plotHeight, "latency", decades(this.low, this.high).map((v) => [this.y(v), formatDecade(v)]));
     this.shadeFaults(ctx, this.data.raw.faults, this.data.end, top, bottom);
     this.drawPoints(ctx);
   }
@@ -130,7 +130,11 @@ class RateChart extends TimeChart {
   buckets() {
     const ops = this.data.ops;
     const { t0, t1 } = this.view;
-    const width = Math.max(10000, niceStep(t1 - t0, this.plotWidth / 6));
+    // About one bucket per 6 pixels, fewer when few operations are in view (a handful
+    // per bucket on average), never under 10 ms.
+    const inView = lowerBound(ops.start, t1) - lowerBound(ops.start, t0);
+    const buckets = Math.max(10, Math.min(this.plotWidth / 6, inView / 4));
+    const width = Math.max(10000, niceStep(t1 - t0, buckets));
     const first = Math.floor(t0 / width) * width;
     const count = Math.ceil((t1 - first) / width) + 1;
     const counts = [new Float64Array(count), new Float64Array(count), new Float64Array(count)];
@@ -166,11 +170,14 @@ class RateChart extends TimeChart {
       ctx.lineJoin = "round";
       buckets.counts.forEach((series, ending) => {
         ctx.strokeStyle = ENDING_COLORS[ending];
+        // A step per bucket: its rate holds across it.
         ctx.beginPath();
         series.forEach((n, b) => {
-          const x = this.x(buckets.first + (b + 0.5) * buckets.width);
-          if (b === 0) ctx.moveTo(x, y(n * perSecond));
-          else ctx.lineTo(x, y(n * perSecond));
+          const x0 = this.x(buckets.first + b * buckets.width);
+          const x1 = this.x(buckets.first + (b + 1) * buckets.width);
+          if (b === 0) ctx.moveTo(x0, y(n * perSecond));
+          else ctx.lineTo(x0, y(n * perSecond));
+          ctx.lineTo(x1, y(n * perSecond));
         });
         ctx.stroke();
       });
@@ -198,6 +205,13 @@ function rgbaWord(hex) {
   return ((255 << 24) | ((n & 0xff) << 16) | (n & 0xff00) | (n >> 16)) >>> 0;
 }
 
+/** A power of ten of microseconds, as a tick label: "100 µs", "10 ms", "1 s". */
+function formatDecade(micros) {
+  if (micros < 1000) return Math.round(micros) + " µs";
+  if (micros < 1e6) return Math.round(micros / 1000) + " ms";
+  return Math.round(micros / 1e6) + " s";
+}
+
 /** 1, 10, 100, ... from `low` to `high`. */
 function decades(low, high) {
   const out = [];
@@ -219,7 +233,7 @@ function buildLatency(section, view, data) {
 
 function buildRate(section, view, data) {
   section.append(
-    el("p", { class: "help", text: "Completions per second by outcome, in buckets that shrink as you zoom in." }),
+    el("p", { class: "help", text: "Completions per second by outcome, in buckets that shrink as you zoom in (hover for a bucket's counts)." }),
     el("div", { class: "legend" }, legendItem(COLORS.ok, "ok"), legendItem(COLORS.fail, "fail"),
       legendItem(COLORS.info, "info"), faultLegend(data.raw.faults)),
   );
