@@ -737,8 +737,10 @@ fn a_report_of_half_a_million_operations_draws_and_pans_quickly() {
     );
     assert_eq!(report["operations"], operations);
     assert!(size < 40_000_000, "the page is {size} bytes");
+    // On an idle 2-core machine the first render takes 0.6 to 1 s and the p95 frame about
+    // 5 ms; the bounds leave room for a busy one.
     assert!(
-        report["firstRenderMs"].as_f64().unwrap() < 2_000.0,
+        report["firstRenderMs"].as_f64().unwrap() < 3_000.0,
         "{report}"
     );
     assert!(frames["p95"].as_f64().unwrap() < 50.0, "{frames}");
