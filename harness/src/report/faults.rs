@@ -212,6 +212,27 @@ mod tests {
     }
 
     #[test]
+    fn partitions_pair_in_turn_and_one_never_healed_runs_to_the_end() {
+        let grudge = json!({"n1": ["n2", "n3"], "n2": ["n1"], "n3": ["n1"]});
+        let h = nemesis(&[
+            (10, "start-partition", grudge.clone()),
+            (20, "stop-partition", grudge.clone()),
+            (30, "kill", json!(["n2"])),
+            (40, "start-partition", json!({"n3": ["n1", "n2"]})),
+            (45, "restart", json!(["n2"])),
+        ]);
+        assert_eq!(
+            spans(&faults(&h)),
+            [
+                (FaultKind::Partition, 10, Some(20), vec!["n1", "n2", "n3"]),
+                (FaultKind::Kill, 30, Some(45), vec!["n2"]),
+                (FaultKind::Partition, 40, None, vec!["n1", "n2", "n3"]),
+            ],
+            "the second partition has no stop: it lasts until the end of the run"
+        );
+    }
+
+    #[test]
     fn events_name_the_nodes_of_their_values() {
         let h = nemesis(&[
             (1, "kill", json!(["n2"])),

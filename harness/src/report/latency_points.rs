@@ -86,6 +86,31 @@ mod tests {
         assert_eq!(latency_points(&ops, &HashSet::new(), 10), [0, 2, 3]);
     }
 
+    #[test]
+    fn failures_and_timeouts_are_all_kept_even_past_the_budget() {
+        // 1,000 successes, then 30 failures and 30 timeouts, with room for only 10 points.
+        let spec: Vec<(u8, bool)> = (0..1000)
+            .map(|_| (0, false))
+            .chain((0..30).map(|_| (1, false)))
+            .chain((0..30).map(|_| (2, false)))
+            .collect();
+        let ops = ops_of(&spec);
+        let points = latency_points(&ops, &HashSet::new(), 10);
+        assert_eq!(points, (1000..1060).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_successes_left_are_spread_over_the_whole_run() {
+        let spec: Vec<(u8, bool)> = (0..10_000).map(|_| (0, false)).collect();
+        let points = latency_points(&ops_of(&spec), &HashSet::new(), 100);
+        assert_eq!(points.len(), 100);
+        assert!(points[0] < 100 && points[99] >= 9_900, "{points:?}");
+        assert!(
+            points.windows(2).all(|w| w[1] - w[0] == 100),
+            "an even stride"
+        );
+    }
+
     proptest! {
         #[test]
         fn thinning_keeps_what_matters_and_fits_the_budget(

@@ -81,6 +81,8 @@ pub fn latency(analysis: &Analysis, path: &Path) -> Result<()> {
         .configure_mesh()
         .x_desc("time since start (s)")
         .y_desc("latency (ms, log scale)")
+        .x_label_formatter(&|x| number(*x))
+        .y_label_formatter(&|y| number(*y))
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
         .light_line_style(RGBColor(238, 238, 238))
@@ -130,8 +132,8 @@ pub fn rate(analysis: &Analysis, path: &Path) -> Result<()> {
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
-                "Throughput (completions per second, {} ms buckets)",
-                bucket / 1_000_000
+                "Throughput (completions per second, in buckets of {})",
+                duration(bucket)
             ),
             (FONT, 22),
         )
@@ -144,6 +146,8 @@ pub fn rate(analysis: &Analysis, path: &Path) -> Result<()> {
         .configure_mesh()
         .x_desc("time since start (s)")
         .y_desc("operations per second")
+        .x_label_formatter(&|x| number(*x))
+        .y_label_formatter(&|y| number(*y))
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
         .light_line_style(RGBColor(238, 238, 238))
@@ -170,6 +174,26 @@ pub fn rate(analysis: &Analysis, path: &Path) -> Result<()> {
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(3)));
     }
     finish(chart, root)
+}
+
+/// An axis label: no trailing zeros ("100", "2.5", "0.1").
+fn number(value: f64) -> String {
+    let text = format!("{value:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
+    }
+}
+
+/// A round duration of nanoseconds, as words: "100 ms", "5 s".
+fn duration(nanos: u64) -> String {
+    if nanos >= 1_000_000_000 && nanos.is_multiple_of(1_000_000_000) {
+        format!("{} s", nanos / 1_000_000_000)
+    } else {
+        format!("{} ms", number(nanos as f64 / 1e6))
+    }
 }
 
 /// Which of the rate plot's series an operation counts in; pending ones never completed.
@@ -257,6 +281,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_are_short() {
+        assert_eq!(number(1000.0), "1000");
+        assert_eq!(number(0.1), "0.1");
+        assert_eq!(number(2.5), "2.5");
+        assert_eq!(number(0.0), "0");
+        assert_eq!(duration(500_000_000), "500 ms");
+        assert_eq!(duration(5_000_000_000), "5 s");
+    }
 
     #[test]
     fn buckets_are_round_and_few() {

@@ -29,6 +29,17 @@ class CounterexampleChart extends TimeChart {
     this.reasons = new Map(example.rejected.map((r) => [r.id, r.reason]));
     this.rowHeight = 26;
     this.placed = [];
+    // When the next operation of the same row starts: how far a label may run past a bar
+    // too narrow to hold it.
+    this.nextCall = new Map();
+    this.previousReturn = new Map();
+    for (const process of this.processes) {
+      const row = ops.filter((op) => op.process === process).sort((a, b) => a.call - b.call);
+      row.forEach((op, k) => {
+        this.nextCall.set(op.id, k + 1 < row.length ? row[k + 1].call : Infinity);
+        this.previousReturn.set(op.id, k > 0 ? row[k - 1].ret : -Infinity);
+      });
+    }
   }
 
   height() {
@@ -84,8 +95,25 @@ class CounterexampleChart extends TimeChart {
     ctx.fillStyle = status === "unplaced" ? COLORS.text : "#fff";
     const visible0 = Math.max(x0, this.plotLeft);
     const room = Math.min(x1, this.plotRight) - visible0 - 6;
-    if (ctx.measureText(text).width <= room) ctx.fillText(text, visible0 + 3, y + height / 2);
-    else if (status === "linearized" && room > 10) ctx.fillText(String(this.order.get(op.id)), visible0 + 2, y + height / 2);
+    const textWidth = ctx.measureText(text).width;
+    if (textWidth <= room) {
+      ctx.fillText(text, visible0 + 3, y + height / 2);
+      return;
+    }
+    // Too narrow: beside the bar, after it or else before it, where the row is free.
+    const after = Math.min(this.x(this.nextCall.get(op.id)), this.plotRight) - x1 - 8;
+    const previous = this.previousReturn.get(op.id);
+    const before = x0 - Math.max(previous === null ? this.plotRight : this.x(previous), this.plotLeft) - 8;
+    ctx.fillStyle = status === "rejected" ? CX_COLORS.rejected : COLORS.text;
+    if (x1 >= this.plotLeft && textWidth <= after) {
+      ctx.fillText(text, x1 + 4, y + height / 2);
+    } else if (x0 <= this.plotRight && textWidth <= before) {
+      ctx.textAlign = "right";
+      ctx.fillText(text, x0 - 4, y + height / 2);
+    } else if (status === "linearized" && room > 10) {
+      ctx.fillStyle = "#fff";
+      ctx.fillText(String(this.order.get(op.id)), visible0 + 2, y + height / 2);
+    }
   }
 
   hover(x, y) {

@@ -77,10 +77,6 @@ function decode(raw) {
   ops.laneOps = laneOps;
   ops.laneStarts = laneOps.map((indices) => Float64Array.from(indices, (i) => ops.start[i]));
 
-  const idToOp = new Map();
-  for (let i = 0; i < count; i++) idToOp.set(ops.id[i], i);
-  ops.byId = idToOp;
-
   return {
     raw,
     ops,

@@ -37,9 +37,18 @@ function main() {
     redrawMs(t0, t1) {
       view.set(t0, t1);
       const before = performance.now();
-      for (const chart of charts) chart.draw();
+      const parts = {};
+      for (const chart of charts) {
+        const start = performance.now();
+        chart.draw();
+        const name = chart.constructor.name;
+        parts[name] = (parts[name] || 0) + performance.now() - start;
+      }
+      this.lastRedraw = parts;
       return performance.now() - before;
     },
+    /** How long each kind of chart took in the last `redrawMs`. */
+    lastRedraw: {},
   };
   document.body.dataset.rendered = "true";
 }

@@ -76,7 +76,7 @@ const tooltip = {
 class TimeChart {
   constructor(container, view, margin) {
     this.view = view;
-    this.margin = Object.assign({ left: 96, right: 16, top: 8, bottom: 26 }, margin);
+    this.margin = Object.assign({ left: 96, right: 16, top: 8, bottom: 40 }, margin);
     this.box = el("div", { class: "chart" });
     this.canvas = el("canvas");
     this.box.append(this.canvas);
@@ -139,6 +139,8 @@ class TimeChart {
     ctx.moveTo(this.plotLeft, bottom + 0.5);
     ctx.lineTo(this.plotRight, bottom + 0.5);
     ctx.stroke();
+    ctx.fillStyle = COLORS.text;
+    ctx.fillText("time since the test started", this.plotLeft + this.plotWidth / 2, bottom + 21);
   }
 
   /** Shades every fault in view between `top` and `bottom`. */
