@@ -39,18 +39,26 @@ fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Chromium, or why the test cannot run (`None`: skipped on purpose).
+/// Chromium (`FAULTLINE_CHROMIUM` if set, e.g. Google Chrome on GitHub's Ubuntu runners),
+/// or why the test cannot run (`None`: skipped on purpose).
 fn chromium() -> Option<PathBuf> {
-    if Path::new(CHROMIUM).exists() {
-        return Some(PathBuf::from(CHROMIUM));
+    let path = std::env::var_os("FAULTLINE_CHROMIUM")
+        .map_or_else(|| PathBuf::from(CHROMIUM), PathBuf::from);
+    if path.exists() {
+        return Some(path);
     }
     if std::env::var_os("FAULTLINE_SKIP_BROWSER").is_some_and(|v| v == "1") {
-        eprintln!("report_browser: skipped: {CHROMIUM} is missing and FAULTLINE_SKIP_BROWSER=1");
+        eprintln!(
+            "report_browser: skipped: {} is missing and FAULTLINE_SKIP_BROWSER=1",
+            path.display()
+        );
         return None;
     }
     panic!(
-        "{CHROMIUM} is missing: the report's browser test needs Debian's chromium \
-         (`apt-get install chromium`), or set FAULTLINE_SKIP_BROWSER=1 to skip it"
+        "{} is missing: the report's browser test needs Debian's chromium \
+         (`apt-get install chromium`; or FAULTLINE_CHROMIUM=/path/to/chrome), or set \
+         FAULTLINE_SKIP_BROWSER=1 to skip it",
+        path.display()
     );
 }
 
