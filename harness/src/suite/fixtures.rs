@@ -1,12 +1,13 @@
 //! A small suite and made-up outcomes, for the tests of what a suite reports.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use faultline_checker::Verdict;
 use faultline_workloads::Summary;
 
 use super::file::{Overrides, Suite, SuiteTest};
-use super::record::Outcome;
+use super::record::{Outcome, TestRecord};
 use crate::run::RunOutcome;
 
 /// Three tests: `correct` (expects valid), `stale` (expects invalid), `third`.
@@ -46,4 +47,29 @@ pub fn ran(test: &SuiteTest, verdict: Verdict) -> Outcome {
         summary,
         summary_text: format!("{}: ...\nverdict: {verdict}\n", test.name),
     }))
+}
+
+/// The records of [`suite`]'s tests: `correct` valid (as expected), `stale` valid (not as
+/// expected), and `third` as given.
+pub fn records(suite: &Suite, third: Outcome, third_elapsed: Duration) -> [TestRecord<'_>; 3] {
+    let [correct, stale, third_test] = &suite.tests[..] else {
+        panic!("three tests")
+    };
+    [
+        TestRecord {
+            test: correct,
+            outcome: ran(correct, Verdict::Valid),
+            elapsed: Duration::from_millis(9500),
+        },
+        TestRecord {
+            test: stale,
+            outcome: ran(stale, Verdict::Valid),
+            elapsed: Duration::from_secs(10),
+        },
+        TestRecord {
+            test: third_test,
+            outcome: third,
+            elapsed: third_elapsed,
+        },
+    ]
 }

@@ -78,34 +78,17 @@ pub fn write(path: &Path, report: &Report) -> Result<()> {
 mod tests {
     use std::time::Duration;
 
-    use faultline_checker::Verdict;
-
-    use super::super::fixtures::{ran, suite};
+    use super::super::fixtures::{records, suite};
     use super::*;
 
     #[test]
     fn each_test_is_a_testcase_with_a_failure_an_error_or_a_skip_as_it_went() {
         let suite = suite();
-        let [correct, stale, third] = &suite.tests[..] else {
-            panic!("three tests")
-        };
-        let records = [
-            TestRecord {
-                test: correct,
-                outcome: ran(correct, Verdict::Valid),
-                elapsed: Duration::from_millis(9500),
-            },
-            TestRecord {
-                test: stale,
-                outcome: ran(stale, Verdict::Valid),
-                elapsed: Duration::from_secs(10),
-            },
-            TestRecord {
-                test: third,
-                outcome: Outcome::Error("no leader: 3 of 3 nodes exited\nlog tail".into()),
-                elapsed: Duration::from_secs(1),
-            },
-        ];
+        let records = records(
+            &suite,
+            Outcome::Error("no leader: 3 of 3 nodes exited\nlog tail".into()),
+            Duration::from_secs(1),
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/junit.xml");
         write(&path, &report(&suite, &records)).unwrap();

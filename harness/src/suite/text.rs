@@ -89,34 +89,17 @@ fn row(record: &TestRecord) -> [String; 11] {
 mod tests {
     use std::time::Duration;
 
-    use faultline_checker::Verdict;
-
-    use super::super::fixtures::{ran, suite};
+    use super::super::fixtures::{records, suite};
     use super::*;
 
     #[test]
     fn a_line_per_test_and_a_table_with_every_column() {
         let suite = suite();
-        let [correct, stale, third] = &suite.tests[..] else {
-            panic!("three tests")
-        };
-        let records = [
-            TestRecord {
-                test: correct,
-                outcome: ran(correct, Verdict::Valid),
-                elapsed: Duration::from_millis(9500),
-            },
-            TestRecord {
-                test: stale,
-                outcome: ran(stale, Verdict::Valid),
-                elapsed: Duration::from_secs(10),
-            },
-            TestRecord {
-                test: third,
-                outcome: Outcome::NotRun("the suite was interrupted".into()),
-                elapsed: Duration::ZERO,
-            },
-        ];
+        let records = records(
+            &suite,
+            Outcome::NotRun("the suite was interrupted".into()),
+            Duration::ZERO,
+        );
         assert_eq!(
             line(2, 3, &records[1]),
             "[2/3] stale: FAIL (expected invalid, got valid; 1234 ops, 10.0 s; \
