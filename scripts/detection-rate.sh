@@ -18,8 +18,7 @@ scenario() {
   local counts=(0 0 0 0)
   for _ in $(seq 1 "$runs"); do
     set +e
-    target/release/faultline test --store "$store" --time-limit "$limit" --nemesis-interval 2s \
-      "$@" >/dev/null 2>&1
+    target/release/faultline test --store "$store" --time-limit "$limit" "$@" >/dev/null 2>&1
     local code=$?
     set -e
     counts[$code]=$((counts[code] + 1))
@@ -28,8 +27,11 @@ scenario() {
     "$name" "$expected" "${counts[0]}" "${counts[1]}" "${counts[2]}" "${counts[3]}" "$runs"
 }
 
-scenario "correct, kill+partition (proxy)" valid --nemesis kill,partition --partition-backend proxy
-scenario "correct, partition+leader+pause (auto)" valid --nemesis partition,partition-leader,pause
-scenario "stale-read, partition" invalid --nemesis partition --bug stale-read
-scenario "early-ack, kill+partition-leader" invalid --nemesis kill,partition-leader --bug early-ack
-scenario "early-ack, kill only" invalid --nemesis kill --bug early-ack
+every_2s=(--nemesis-interval 2s)
+scenario "correct, kill+partition (proxy)" valid "${every_2s[@]}" --nemesis kill,partition --partition-backend proxy
+scenario "correct, partition+leader+pause (auto)" valid "${every_2s[@]}" --nemesis partition,partition-leader,pause
+scenario "stale-read, partition" invalid "${every_2s[@]}" --nemesis partition --bug stale-read
+scenario "early-ack, partition-leader" invalid "${every_2s[@]}" --nemesis partition-leader --bug early-ack
+scenario "early-ack, kill+partition-leader, 2s" invalid "${every_2s[@]}" --nemesis kill,partition-leader --bug early-ack
+scenario "early-ack, kill+partition-leader, 1s (proxy)" invalid --nemesis-interval 1s --nemesis kill,partition-leader --partition-backend proxy --bug early-ack
+scenario "early-ack, kill only" invalid "${every_2s[@]}" --nemesis kill --bug early-ack

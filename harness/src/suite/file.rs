@@ -592,7 +592,7 @@ mod tests {
             && t.expect.allows(Verdict::Invalid)
             && !t.expect.allows(Verdict::Valid)));
         assert!(has(&|t| t.args.bugs == ["early-ack"]
-            && t.args.nemesis.to_string() == "partition-leader"
+            && t.args.nemesis.to_string() == "kill,partition-leader"
             && t.expect.allows(Verdict::Invalid)
             && !t.expect.allows(Verdict::Valid)));
         assert!(
