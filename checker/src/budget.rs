@@ -23,6 +23,15 @@ pub struct Budget {
     pub memory: Option<u64>,
 }
 
+impl Budget {
+    /// No limit of time or memory: the check runs until every key is decided.
+    pub const UNLIMITED: Budget = Budget {
+        timeout: None,
+        after_invalid: None,
+        memory: None,
+    };
+}
+
 impl Default for Budget {
     /// A minute, a second more once a key is invalid, and half the machine's memory.
     fn default() -> Self {

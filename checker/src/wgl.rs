@@ -315,14 +315,7 @@ mod tests {
     }
 
     fn check(ops: &[Op]) -> SearchResult<CasRegister<i32>> {
-        search(
-            ops,
-            &Deadline::new(&Budget {
-                timeout: None,
-                after_invalid: None,
-                memory: None,
-            }),
-        )
+        search(ops, &Deadline::new(&Budget::UNLIMITED))
     }
 
     #[test]
@@ -417,11 +410,7 @@ mod tests {
         let mut ops = vec![ok(CasOp::Write(1), CasRet::WriteOk, 0, 10)];
         ops.extend((0..20).map(|i| ok(CasOp::Write(10 + i), CasRet::WriteOk, 1, 1000)));
         ops.push(ok(CasOp::Read, CasRet::ReadOk(1), 20, 30));
-        let unlimited = Deadline::new(&Budget {
-            timeout: None,
-            after_invalid: None,
-            memory: None,
-        });
+        let unlimited = Deadline::new(&Budget::UNLIMITED);
         let search = Box::new(Search::new(&CasRegister { value: 0 }, &ops));
         assert!(
             matches!(

@@ -14,7 +14,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{End, Step, small_history};
+use common::{End, Step, small_history, unlimited};
 use faultline_checker::generate::{Workload, list_append_history};
 use faultline_checker::model::list_append::{ListAppend, ListOp, ListRet};
 use faultline_checker::{
@@ -178,17 +178,6 @@ fn oracle(steps: &[Step<ListStep>]) -> bool {
         }
     }
     tester.is_consistent()
-}
-
-fn unlimited() -> CheckOptions {
-    CheckOptions {
-        budget: Budget {
-            timeout: None,
-            after_invalid: None,
-            memory: None,
-        },
-        ..CheckOptions::default()
-    }
 }
 
 proptest! {

@@ -15,7 +15,7 @@ use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 
 mod common;
 
-use common::{End, Step, small_history};
+use common::{End, Step, small_history, unlimited};
 
 /// An operation on a register: what, on which key, what a read returns if it completes `ok`,
 /// and whether a cas's comparison succeeds.
@@ -123,17 +123,6 @@ fn oracle(steps: &[Step<CasSpec>]) -> bool {
         tester.on_return(step.process, ret).unwrap();
     }
     tester.is_consistent()
-}
-
-fn unlimited() -> CheckOptions {
-    CheckOptions {
-        budget: Budget {
-            timeout: None,
-            after_invalid: None,
-            memory: None,
-        },
-        ..CheckOptions::default()
-    }
 }
 
 proptest! {

@@ -5,7 +5,7 @@
 // Each test file uses the part it needs.
 #![allow(dead_code)]
 
-use faultline_checker::EventType;
+use faultline_checker::{Budget, CheckOptions, EventType};
 use proptest::prelude::*;
 
 /// How many clients run at once.
@@ -109,4 +109,12 @@ pub fn interleave<O: Clone>(specs: &[Spec<O>], schedule: &[usize]) -> Vec<Step<O
         }
     }
     steps
+}
+
+/// Check options with no time or memory limit: every key is decided.
+pub fn unlimited() -> CheckOptions {
+    CheckOptions {
+        budget: Budget::UNLIMITED,
+        ..CheckOptions::default()
+    }
 }
