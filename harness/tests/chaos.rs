@@ -128,11 +128,15 @@ const RUN: [&str; 6] = [
 fn a_correct_cluster_under_kills_and_partitions_is_valid_with_the_proxy() {
     let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut args = RUN.to_vec();
+    // The seed fixes the fault plan: a kill, then a partition, both inside the first eight
+    // seconds (a random seed leaves one kind out in about one run of six).
     args.extend([
         "--nemesis",
         "kill,partition",
         "--partition-backend",
         "proxy",
+        "--seed",
+        "2",
     ]);
     let (output, results, store) = run(&args);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
