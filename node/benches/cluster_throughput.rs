@@ -11,6 +11,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -19,10 +20,10 @@ use bytes::Bytes;
 use common::TestCluster;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 /// etcd 3.4 on this machine (3 nodes on loopback, JSON gateway, 32 connections from wrk).
 const ETCD_WRITES_PER_SEC: f64 = 7_500.0;
@@ -54,16 +55,27 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-async fn drive(base: String, kind: Kind, clients: u64, duration: Duration) -> Outcome {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let http: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(connector);
+/// One keep-alive HTTP/1.1 connection to `addr`, driven by its own task.
+async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
+    let stream = TcpStream::connect(addr).await.expect("connecting to the leader");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("HTTP/1.1 handshake");
+    tokio::spawn(connection);
+    sender
+}
+
+/// Runs `clients` closed-loop clients against `addr` for `duration`. Each client owns one
+/// connection (no pool, no shared state), so the load generator costs about what wrk costs.
+async fn drive(addr: SocketAddr, kind: Kind, clients: u64, duration: Duration) -> Outcome {
     let stop = Arc::new(AtomicBool::new(false));
+    let host = addr.to_string();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
-            let (http, stop, base) = (http.clone(), stop.clone(), base.clone());
+            let (stop, host) = (stop.clone(), host.clone());
             tokio::spawn(async move {
+                let mut connection = connect(addr).await;
                 let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
                 let mut errors = 0u64;
                 let mut n = c.wrapping_mul(7919);
@@ -72,19 +84,19 @@ async fn drive(base: String, kind: Kind, clients: u64, duration: Duration) -> Ou
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
                     let key = (n >> 33) % KEYS;
+                    let request = Request::builder()
+                        .uri(format!("/kv/key{key}"))
+                        .header(hyper::header::HOST, &host);
                     let request = match kind {
-                        Kind::Write => Request::builder()
+                        Kind::Write => request
                             .method(Method::PUT)
-                            .uri(format!("{base}/kv/key{key}"))
-                            .body(Full::new(Bytes::from(format!("{{\"value\":{n}}}"))))
-                            .unwrap(),
-                        Kind::Read => Request::builder()
-                            .uri(format!("{base}/kv/key{key}"))
-                            .body(Full::new(Bytes::new()))
-                            .unwrap(),
-                    };
+                            .header(hyper::header::CONTENT_TYPE, "application/json")
+                            .body(Full::new(Bytes::from(format!("{{\"value\":{n}}}")))),
+                        Kind::Read => request.body(Full::new(Bytes::new())),
+                    }
+                    .unwrap();
                     let started = Instant::now();
-                    let ok = match http.request(request).await {
+                    let ok = match connection.send_request(request).await {
                         Ok(response) => {
                             let status = response.status();
                             let _ = response.into_body().collect().await;
@@ -98,6 +110,10 @@ async fn drive(base: String, kind: Kind, clients: u64, duration: Duration) -> Ou
                             .unwrap();
                     } else {
                         errors += 1;
+                        // A failed exchange may have closed the connection.
+                        if connection.is_closed() {
+                            connection = connect(addr).await;
+                        }
                     }
                 }
                 (latencies, errors)
@@ -153,24 +169,34 @@ fn main() {
     let seconds = env_or("BENCH_SECONDS", 10);
     let clients = env_or("BENCH_CLIENTS", 32);
     let repeats = env_or("BENCH_REPEATS", 3).max(1);
+    // One load-generator thread: on two cores, every extra client thread takes CPU from the
+    // nodes being measured.
+    let client_threads = env_or("BENCH_CLIENT_THREADS", 1).max(1);
     let cluster = TestCluster::start(3, &[]);
     let leader = cluster.wait_for_leader(Duration::from_secs(20));
-    let base = cluster.url(leader, "");
+    let addr = cluster.nodes[leader].client_addr;
     println!(
         "faultline-node: 3 nodes on loopback, fsync on, {clients} HTTP clients against the leader ({}), \
          {seconds} s per run, {repeats} runs",
         cluster.nodes[leader].name
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = if client_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(client_threads as usize);
+        builder
+    };
+    let runtime = runtime
         .enable_all()
         .build()
         .unwrap();
     let duration = Duration::from_secs(seconds);
     let writes: Vec<Outcome> = (0..repeats)
-        .map(|_| runtime.block_on(drive(base.clone(), Kind::Write, clients, duration)))
+        .map(|_| runtime.block_on(drive(addr, Kind::Write, clients, duration)))
         .collect();
     let reads: Vec<Outcome> = (0..repeats)
-        .map(|_| runtime.block_on(drive(base.clone(), Kind::Read, clients, duration)))
+        .map(|_| runtime.block_on(drive(addr, Kind::Read, clients, duration)))
         .collect();
     let (write_ops, write_p99) = report("writes", &writes);
     let (read_ops, _) = report("linearizable reads", &reads);

@@ -140,11 +140,12 @@ fn count_files(dir: &Path, suffix: &str) -> usize {
 }
 
 /// Runs `ops` against a fresh storage and the model, checking every recovery.
-fn run(ops: &[Op], segment_bytes: u64) -> Result<(), TestCaseError> {
+fn run(ops: &[Op], segment_bytes: u64, preallocate_bytes: u64) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().expect("temp dir");
     let options = StorageOptions {
         fsync: false,
         segment_bytes,
+        preallocate_bytes,
     };
     let (mut storage, recovered) = Storage::open(dir.path(), options).expect("open");
     prop_assert_eq!(recovered, Recovered::default());
@@ -255,7 +256,8 @@ proptest! {
     fn recovery_returns_exactly_what_the_model_allows(
         ops in proptest::collection::vec(op(), 1..60),
         segment_bytes in prop_oneof![Just(1u64), 64..1024u64, Just(64 * 1024 * 1024)],
+        preallocate_bytes in prop_oneof![Just(0u64), 1..512u64, Just(1024 * 1024)],
     ) {
-        run(&ops, segment_bytes)?;
+        run(&ops, segment_bytes, preallocate_bytes)?;
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -36,6 +36,20 @@ fn newest_segment(data_dir: &Path) -> PathBuf {
     segments.pop().unwrap()
 }
 
+/// Where the records of a segment end: the WAL keeps zeros written ahead of them. Walks the
+/// 12-byte record headers (length, body CRC, header CRC) until one is all zeros.
+fn records_end(bytes: &[u8]) -> usize {
+    let mut offset = 0;
+    while let Some(header) = bytes.get(offset..offset + 12) {
+        if header.iter().all(|&b| b == 0) {
+            break;
+        }
+        let body_len = u32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
+        offset += 12 + body_len;
+    }
+    offset.min(bytes.len())
+}
+
 fn write_keys(cluster: &TestCluster, range: std::ops::Range<u32>) {
     for i in range {
         cluster.put_acknowledged(&format!("k{i}"), json!(i));
@@ -53,14 +67,14 @@ fn a_torn_record_at_the_tail_is_cut_and_the_node_rejoins() {
     // What a write cut short leaves: an intact record header (length, CRC32C of the body,
     // CRC32C of the header) promising a 200-byte body, and only 37 bytes of that body.
     let segment = newest_segment(&cluster.nodes[victim].data_dir);
-    let clean_len = fs::metadata(&segment).unwrap().len();
+    let clean_len = records_end(&fs::read(&segment).unwrap()) as u64;
     let body = [0x5c; 200];
     let mut torn = 200u32.to_le_bytes().to_vec();
     torn.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
     torn.extend_from_slice(&crc32c::crc32c(&torn).to_le_bytes());
     torn.extend_from_slice(&body[..37]);
-    let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
-    file.write_all(&torn).unwrap();
+    let file = OpenOptions::new().write(true).open(&segment).unwrap();
+    file.write_all_at(&torn, clean_len).unwrap();
     drop(file);
 
     write_keys(&cluster, 30..40);
@@ -102,12 +116,12 @@ fn damage_in_the_middle_of_the_wal_stops_start_up_naming_file_and_offset() {
 
     let segment = segments_by_size(&cluster.nodes[victim].data_dir).remove(0);
     let mut bytes = fs::read(&segment).unwrap();
+    let end = records_end(&bytes);
     assert!(
-        bytes.len() > 1000,
-        "expected a segment with many records: {} bytes",
-        bytes.len()
+        end > 1000,
+        "expected a segment with many records: {end} bytes of them"
     );
-    let middle = bytes.len() / 2;
+    let middle = end / 2;
     bytes[middle] ^= 0x40;
     fs::write(&segment, &bytes).unwrap();
 

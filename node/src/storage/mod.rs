@@ -35,6 +35,10 @@
 //! 3. a checksum fails and a whole 512-byte sector that it overlaps reads as zeros: a sector
 //!    the write never reached although later ones did.
 //!
+//! The newest segment also ends in zeros in normal operation: the WAL writes zeros ahead of
+//! its records (see `wal.rs`). A rest of the file that is all zeros, from a record boundary
+//! on, is simply the end of the log and is cut without a warning.
+//!
 //! Anything else is *corruption* and stops start-up with [`StorageError::Corrupt`], naming
 //! the file and byte offset: a damaged record followed by non-zero data, any damage in an
 //! older segment, a record whose checksums pass but which cannot be decoded, a gap in entry
@@ -69,6 +73,10 @@ pub struct StorageOptions {
     pub fsync: bool,
     /// Size past which the WAL starts a new segment file (checked at each `sync`).
     pub segment_bytes: u64,
+    /// How many bytes of zeros the WAL keeps written ahead of its records, so that most
+    /// syncs do not change the file's size and flush no metadata (0: none). It writes the
+    /// next run of zeros each time the records reach the end of the last one.
+    pub preallocate_bytes: u64,
 }
 
 impl Default for StorageOptions {
@@ -76,6 +84,7 @@ impl Default for StorageOptions {
         StorageOptions {
             fsync: true,
             segment_bytes: 64 * 1024 * 1024,
+            preallocate_bytes: 1024 * 1024,
         }
     }
 }
@@ -282,6 +291,7 @@ mod tests {
         StorageOptions {
             fsync: false,
             segment_bytes,
+            preallocate_bytes: 4096,
         }
     }
 

@@ -10,6 +10,12 @@
 //! at or past the size limit, and at every start-up: a process never appends to a segment an
 //! earlier process wrote, whose tail may have been torn.
 //!
+//! The current segment is kept filled with zeros some way ahead of its records
+//! ([`StorageOptions::preallocate_bytes`]), so that appending does not change the file's size:
+//! an fdatasync then flushes only the data, not the inode as well, which on ext4 saves a disk
+//! write per sync. A segment is cut back to its records when it is closed, so only the newest
+//! one can end in zeros, and recovery takes an all-zero rest of it as the end of the log.
+//!
 //! Recovery reads the segments oldest first. A torn write at the tail of the newest segment is
 //! cut off, with a warning naming the file and offset; any other damage is an error naming
 //! them (the rule is in the `storage` module docs). Segments are deleted oldest first, so an
@@ -17,6 +23,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -35,6 +42,8 @@ const SEGMENT_SUFFIX: &str = ".wal";
 const TEMP_SUFFIX: &str = ".tmp";
 /// Buffered bytes past which a write goes to the file before `sync`, to bound memory.
 const FLUSH_BYTES: usize = 1 << 20;
+/// Written repeatedly to preallocate.
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 /// A segment file.
 #[derive(Debug)]
@@ -52,12 +61,15 @@ pub(crate) struct Wal {
     dir: PathBuf,
     fsync: bool,
     segment_bytes: u64,
+    preallocate_bytes: u64,
     /// Oldest first.
     closed: Vec<Segment>,
     current: Segment,
     file: File,
-    /// Size of the current segment, buffered bytes included.
+    /// Size of the current segment's records, buffered bytes included.
     current_len: u64,
+    /// The current segment file holds zeros from its records' end up to here.
+    preallocated_to: u64,
     /// Encoded records not yet written to `file`; reused, so appends do not allocate.
     buffer: Vec<u8>,
     /// Bytes appended since the last fsync, whether still buffered or already written.
@@ -109,10 +121,12 @@ impl Wal {
             dir: dir.to_path_buf(),
             fsync: options.fsync,
             segment_bytes: options.segment_bytes,
+            preallocate_bytes: options.preallocate_bytes,
             closed: segments,
             current,
             file,
             current_len,
+            preallocated_to: current_len,
             buffer,
             unsynced_bytes: 0,
             hard_state: log.hard_state,
@@ -230,7 +244,28 @@ impl Wal {
             .write_all(&self.buffer)
             .map_err(io_error("write", &self.current.path));
         self.buffer.clear();
-        written
+        written?;
+        self.preallocate()
+    }
+
+    /// Once the records have reached the zeros ahead of them, writes `preallocate_bytes`
+    /// more zeros past the records' end. The next fdatasync makes them durable along with
+    /// the records; the ones after it find the file's size unchanged.
+    fn preallocate(&mut self) -> Result<(), StorageError> {
+        if self.preallocate_bytes == 0 || self.current_len < self.preallocated_to {
+            return Ok(());
+        }
+        let end = self.current_len + self.preallocate_bytes;
+        let mut offset = self.current_len;
+        while offset < end {
+            let chunk = &ZEROS[..ZEROS.len().min((end - offset) as usize)];
+            self.file
+                .write_all_at(chunk, offset)
+                .map_err(io_error("preallocate", &self.current.path))?;
+            offset += chunk.len() as u64;
+        }
+        self.preallocated_to = end;
+        Ok(())
     }
 
     fn flush_and_fsync(&mut self) -> Result<SyncStats, StorageError> {
@@ -251,8 +286,19 @@ impl Wal {
 
     /// Closes the current segment (already fsynced) and starts the next one.
     fn roll_over(&mut self) -> Result<Duration, StorageError> {
+        let mut fsync_time = Duration::ZERO;
+        // Cut the zeros off before the next segment exists: recovery accepts a zero-filled
+        // tail only in the newest segment.
+        if self.preallocated_to > self.current_len {
+            self.file
+                .set_len(self.current_len)
+                .map_err(io_error("truncate", &self.current.path))?;
+            if self.fsync {
+                fsync_time += sync_file(&self.file, &self.current.path)?;
+            }
+        }
         let sequence = self.current.sequence + 1;
-        let (segment, file, len, fsync_time) = create_segment(
+        let (segment, file, len, create_fsync_time) = create_segment(
             &self.dir,
             sequence,
             &self.hard_state,
@@ -264,7 +310,8 @@ impl Wal {
         self.closed.push(finished);
         self.file = file;
         self.current_len = len;
-        Ok(fsync_time)
+        self.preallocated_to = len;
+        Ok(fsync_time + create_fsync_time)
     }
 }
 
@@ -380,6 +427,19 @@ fn replay_segment(
         };
         let frame = match record::decode(&bytes[offset..]) {
             Ok(frame) => frame,
+            Err(_) if is_newest && bytes[offset..].iter().all(|&b| b == 0) => {
+                // The preallocated zeros after the last record (or a write that reached
+                // none of its sectors): the end of the log. Cut them, as the segment is
+                // about to be closed.
+                debug!(
+                    file = %path.display(),
+                    offset,
+                    zeros = bytes.len() - offset,
+                    "the WAL's records end here; cutting the zeros after them"
+                );
+                cut_file(path, offset as u64, fsync)?;
+                break;
+            }
             Err(invalid) if is_newest && record::is_torn(&bytes, offset, &invalid) => {
                 warn!(
                     file = %path.display(),
@@ -441,10 +501,12 @@ mod tests {
     use crate::storage::Storage;
     use crate::storage::test_support::{entries, files_ending_with};
 
+    /// No preallocation: these tests find record offsets from file lengths.
     fn options(segment_bytes: u64) -> StorageOptions {
         StorageOptions {
             fsync: false,
             segment_bytes,
+            preallocate_bytes: 0,
         }
     }
 
@@ -617,6 +679,121 @@ mod tests {
 
         let (_, recovered) = Storage::open(dir.path(), options(200)).expect("open");
         assert_eq!(recovered.entries, entries(1..=60, 1));
+    }
+
+    /// Where each record of `bytes` starts, and where the last one ends.
+    fn record_bounds(bytes: &[u8]) -> (Vec<usize>, usize) {
+        let mut starts = Vec::new();
+        let mut offset = 0;
+        while let Ok(frame) = record::decode(&bytes[offset..]) {
+            starts.push(offset);
+            offset += frame.len;
+        }
+        (starts, offset)
+    }
+
+    fn preallocating(segment_bytes: u64) -> StorageOptions {
+        StorageOptions {
+            preallocate_bytes: 4096,
+            ..options(segment_bytes)
+        }
+    }
+
+    #[test]
+    fn zeros_are_kept_ahead_of_the_records_and_recovery_ends_quietly_at_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut storage, _) = Storage::open(dir.path(), preallocating(1 << 20)).expect("open");
+        let segment = files_ending_with(dir.path(), SEGMENT_SUFFIX)
+            .pop()
+            .expect("a current segment");
+        let mut sizes = Vec::new();
+        for number in 0..4 {
+            storage.append(&batch(number)).expect("append");
+            storage.sync().expect("sync");
+            sizes.push(fs::metadata(&segment).expect("metadata").len());
+        }
+        assert!(
+            sizes.windows(2).all(|pair| pair[0] == pair[1]),
+            "the file size changed on a sync: {sizes:?}"
+        );
+        let bytes = fs::read(&segment).expect("read segment");
+        let (starts, records_end) = record_bounds(&bytes);
+        assert_eq!(starts.len(), 5, "the header and four batches");
+        assert!(bytes.len() > records_end, "{} bytes", bytes.len());
+        assert!(bytes[records_end..].iter().all(|&b| b == 0));
+
+        drop(storage);
+        let (_, recovered) = Storage::open(dir.path(), preallocating(1 << 20)).expect("reopen");
+        assert_eq!(recovered.entries, entries(1..=12, 1));
+        assert_eq!(
+            fs::metadata(&segment).expect("metadata").len(),
+            records_end as u64,
+            "the zeros are cut off the segment that is now closed"
+        );
+    }
+
+    #[test]
+    fn a_segment_closed_at_the_size_limit_holds_only_its_records() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut storage, _) = Storage::open(dir.path(), preallocating(200)).expect("open");
+        for number in 0..20 {
+            storage.append(&batch(number)).expect("append");
+            storage.sync().expect("sync");
+        }
+        let mut segments = files_ending_with(dir.path(), SEGMENT_SUFFIX);
+        segments.pop();
+        assert!(segments.len() > 3, "only {} closed segments", segments.len());
+        for segment in &segments {
+            let bytes = fs::read(segment).expect("read segment");
+            assert_eq!(record_bounds(&bytes).1, bytes.len(), "{segment:?}");
+        }
+
+        drop(storage);
+        let (_, recovered) = Storage::open(dir.path(), preallocating(200)).expect("reopen");
+        assert_eq!(recovered.entries, entries(1..=60, 1));
+    }
+
+    #[test]
+    fn a_record_torn_inside_the_zeros_is_cut_off_but_data_after_them_is_corruption() {
+        let original = tempfile::tempdir().expect("temp dir");
+        let (mut storage, _) =
+            Storage::open(original.path(), preallocating(1 << 20)).expect("open");
+        for number in 0..4 {
+            storage.append(&batch(number)).expect("append");
+            storage.sync().expect("sync");
+        }
+        drop(storage);
+        let segment = files_ending_with(original.path(), SEGMENT_SUFFIX)
+            .pop()
+            .expect("a segment");
+        let name = segment.file_name().expect("segment name");
+        let bytes = fs::read(&segment).expect("read segment");
+        let (starts, records_end) = record_bounds(&bytes);
+        let last_start = *starts.last().expect("records");
+
+        for zeros_from in last_start..records_end {
+            let mut contents = bytes.clone();
+            contents[zeros_from..records_end].fill(0);
+            if contents[last_start..records_end] == bytes[last_start..records_end] {
+                continue; // those bytes were zeros already
+            }
+            let (dir, copy) = dir_with_segment(name, &contents);
+            let (_, recovered) = Storage::open(dir.path(), preallocating(1 << 20))
+                .expect("a torn record is not an error");
+            assert_eq!(recovered.entries, entries(1..=9, 1), "zeros from {zeros_from}");
+            let len = fs::metadata(&copy).expect("metadata").len();
+            assert_eq!(len, last_start as u64, "zeros from {zeros_from}");
+        }
+
+        let mut stray = bytes.clone();
+        stray[records_end + 100] = 0x01;
+        let (dir, copy) = dir_with_segment(name, &stray);
+        let error = Storage::open(dir.path(), preallocating(1 << 20)).unwrap_err();
+        assert!(
+            matches!(&error, StorageError::Corrupt { path, offset, .. }
+                if *path == copy && *offset == records_end as u64),
+            "{error}"
+        );
     }
 
     #[test]
