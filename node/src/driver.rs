@@ -340,9 +340,11 @@ impl Driver {
                 .set_hard_state(&hard_state)
                 .context("writing the hard state")?;
         }
-        let synced = self.storage.sync().context("fsync of the WAL")?;
-        if let Some(took) = synced.fsync {
-            self.metrics.fsync(took);
+        if self.storage.needs_sync() {
+            let synced = self.storage.sync().context("fsync of the WAL")?;
+            if let Some(took) = synced.fsync {
+                self.metrics.fsync(took);
+            }
         }
         if self.settings.bugs.early_ack {
             self.acknowledge_early(&ready.entries);

@@ -219,6 +219,14 @@ impl Storage {
         self.wal.write_hard_state(hard_state)
     }
 
+    /// Whether anything written since the last [`Storage::sync`] must be durable before a
+    /// message or answer that depends on it leaves: entries, a new term or vote, a snapshot.
+    /// A hard state that changed only its commit index need not be, and waits for the next
+    /// sync (a node that forgets how far its log was committed learns it from the leader).
+    pub fn needs_sync(&self) -> bool {
+        self.wal.needs_sync()
+    }
+
     /// One fsync for everything written since the last sync; a no-op when nothing was.
     ///
     /// After any error the storage refuses further writes ([`StorageError::Failed`]): the
@@ -298,6 +306,36 @@ mod tests {
     fn reopen(dir: &Path, storage: Storage) -> (Storage, Recovered) {
         drop(storage);
         Storage::open(dir, options(1 << 20)).expect("reopen")
+    }
+
+    #[test]
+    fn only_a_change_of_commit_index_alone_may_wait_for_the_next_sync() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut storage, _) = Storage::open(dir.path(), options(1 << 20)).expect("open");
+        let voted = HardState {
+            term: 2,
+            vote: Some(1),
+            commit: 0,
+        };
+        assert!(!storage.needs_sync(), "nothing written yet");
+        storage.set_hard_state(&voted).expect("hard state");
+        assert!(storage.needs_sync(), "a vote must be durable before it is sent");
+        storage.sync().expect("sync");
+        assert!(!storage.needs_sync());
+
+        storage.append(&entries(1..=3, 2)).expect("append");
+        assert!(storage.needs_sync(), "entries must be durable before they are acknowledged");
+        storage.sync().expect("sync");
+
+        let committed = HardState { commit: 3, ..voted };
+        storage.set_hard_state(&committed).expect("hard state");
+        assert!(!storage.needs_sync(), "a commit index alone can wait");
+        let (_, recovered) = reopen(dir.path(), storage);
+        assert_eq!(recovered.entries, entries(1..=3, 2));
+        assert_eq!(
+            (recovered.hard_state.term, recovered.hard_state.vote),
+            (2, Some(1))
+        );
     }
 
     #[test]

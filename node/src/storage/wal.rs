@@ -74,6 +74,9 @@ pub(crate) struct Wal {
     buffer: Vec<u8>,
     /// Bytes appended since the last fsync, whether still buffered or already written.
     unsynced_bytes: u64,
+    /// Whether those bytes hold something that must be durable before anything depending
+    /// on it is sent: entries, a new term or vote, a snapshot marker (see [`Wal::needs_sync`]).
+    unsynced_promises: bool,
     /// Repeated in every segment header.
     hard_state: HardState,
     /// Repeated in every segment header.
@@ -129,6 +132,7 @@ impl Wal {
             preallocated_to: current_len,
             buffer,
             unsynced_bytes: 0,
+            unsynced_promises: false,
             hard_state: log.hard_state,
             snapshot: log.snapshot,
             failed: false,
@@ -147,13 +151,25 @@ impl Wal {
 
     pub(crate) fn write_hard_state(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
         self.write(RecordKind::HardState, hard_state)?;
+        if (hard_state.term, hard_state.vote) != (self.hard_state.term, self.hard_state.vote) {
+            self.unsynced_promises = true;
+        }
         self.hard_state = *hard_state;
         Ok(())
+    }
+
+    /// Whether anything written since the last sync must be made durable before something
+    /// that depends on it leaves the node. Only a hard state whose commit index alone changed
+    /// need not: a node that forgets how far its log was committed learns it again from the
+    /// leader, so that record can wait for the next sync.
+    pub(crate) fn needs_sync(&self) -> bool {
+        self.unsynced_promises
     }
 
     /// Writes a batch of consecutive entries as one record.
     pub(crate) fn write_entries(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
         self.write(RecordKind::Entries, entries)?;
+        self.unsynced_promises = true;
         let batch_max = entries.last().map_or(0, |entry| entry.index);
         self.current.max_index = self.current.max_index.max(batch_max);
         Ok(())
@@ -162,6 +178,7 @@ impl Wal {
     /// Records that the snapshot `meta` (already durable) covers the log up to its index.
     pub(crate) fn write_compacted_to(&mut self, meta: SnapshotMeta) -> Result<(), StorageError> {
         self.write(RecordKind::CompactedTo, &meta)?;
+        self.unsynced_promises = true;
         self.snapshot = Some(meta);
         Ok(())
     }
@@ -169,6 +186,7 @@ impl Wal {
     /// Records that the snapshot `meta` (already durable) replaced the whole log.
     pub(crate) fn write_replaced_by(&mut self, meta: SnapshotMeta) -> Result<(), StorageError> {
         self.write(RecordKind::ReplacedBy, &meta)?;
+        self.unsynced_promises = true;
         self.snapshot = Some(meta);
         Ok(())
     }
@@ -275,6 +293,7 @@ impl Wal {
             fsync_time += sync_file(&self.file, &self.current.path)?;
         }
         let bytes = std::mem::take(&mut self.unsynced_bytes);
+        self.unsynced_promises = false;
         if self.current_len >= self.segment_bytes {
             fsync_time += self.roll_over()?;
         }
