@@ -57,7 +57,9 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 /// One keep-alive HTTP/1.1 connection to `addr`, driven by its own task.
 async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
-    let stream = TcpStream::connect(addr).await.expect("connecting to the leader");
+    let stream = TcpStream::connect(addr)
+        .await
+        .expect("connecting to the leader");
     stream.set_nodelay(true).expect("TCP_NODELAY");
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -187,10 +189,7 @@ fn main() {
         builder.worker_threads(client_threads as usize);
         builder
     };
-    let runtime = runtime
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime.enable_all().build().unwrap();
     let duration = Duration::from_secs(seconds);
     let writes: Vec<Outcome> = (0..repeats)
         .map(|_| runtime.block_on(drive(addr, Kind::Write, clients, duration)))

@@ -316,7 +316,10 @@ impl Driver {
         let mut committed = ready.committed_entries;
         let mut read_states = ready.read_states;
         if ready.snapshot.is_none() {
-            let first_new = ready.entries.first().map_or(Index::MAX, |entry| entry.index);
+            let first_new = ready
+                .entries
+                .first()
+                .map_or(Index::MAX, |entry| entry.index);
             let durable = committed.partition_point(|entry| entry.index < first_new);
             let waiting = committed.split_off(durable);
             self.apply_and_answer(std::mem::replace(&mut committed, waiting), read_states);

@@ -319,12 +319,18 @@ mod tests {
         };
         assert!(!storage.needs_sync(), "nothing written yet");
         storage.set_hard_state(&voted).expect("hard state");
-        assert!(storage.needs_sync(), "a vote must be durable before it is sent");
+        assert!(
+            storage.needs_sync(),
+            "a vote must be durable before it is sent"
+        );
         storage.sync().expect("sync");
         assert!(!storage.needs_sync());
 
         storage.append(&entries(1..=3, 2)).expect("append");
-        assert!(storage.needs_sync(), "entries must be durable before they are acknowledged");
+        assert!(
+            storage.needs_sync(),
+            "entries must be durable before they are acknowledged"
+        );
         storage.sync().expect("sync");
 
         let committed = HardState { commit: 3, ..voted };

@@ -761,7 +761,11 @@ mod tests {
         }
         let mut segments = files_ending_with(dir.path(), SEGMENT_SUFFIX);
         segments.pop();
-        assert!(segments.len() > 3, "only {} closed segments", segments.len());
+        assert!(
+            segments.len() > 3,
+            "only {} closed segments",
+            segments.len()
+        );
         for segment in &segments {
             let bytes = fs::read(segment).expect("read segment");
             assert_eq!(record_bounds(&bytes).1, bytes.len(), "{segment:?}");
@@ -799,7 +803,11 @@ mod tests {
             let (dir, copy) = dir_with_segment(name, &contents);
             let (_, recovered) = Storage::open(dir.path(), preallocating(1 << 20))
                 .expect("a torn record is not an error");
-            assert_eq!(recovered.entries, entries(1..=9, 1), "zeros from {zeros_from}");
+            assert_eq!(
+                recovered.entries,
+                entries(1..=9, 1),
+                "zeros from {zeros_from}"
+            );
             let len = fs::metadata(&copy).expect("metadata").len();
             assert_eq!(len, last_start as u64, "zeros from {zeros_from}");
         }
