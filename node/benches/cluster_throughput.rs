@@ -5,7 +5,12 @@
 //! against the leader for a fixed time (default 10 s) each: first writes (PUT of random keys
 //! among 1,000), then linearizable reads (GET, ReadIndex). It prints operations per second
 //! and latency percentiles, and the ratio to etcd's figures measured on the same kind of
-//! machine. Tune with `BENCH_SECONDS`, `BENCH_CLIENTS`, `BENCH_REPEATS` (median of repeats).
+//! machine. Tune with `BENCH_SECONDS`, `BENCH_CLIENTS`, `BENCH_REPEATS` (median of repeats),
+//! `BENCH_CLIENT_THREADS` (default 1).
+//!
+//! The load generator shares the machine with the nodes, so it is kept as cheap as wrk: each
+//! client owns one keep-alive HTTP/1.1 connection (no pool), all on one thread. On two cores
+//! the hyper pooled client on two threads cost the cluster about 15 % of its write rate.
 //! This is a measurement, not a test: it never fails on speed.
 
 #[path = "../tests/common/mod.rs"]
