@@ -21,8 +21,9 @@ pub struct Config {
     /// Ask for pre-votes before incrementing the term (thesis §9.6), so that a node that
     /// cannot win does not disrupt the cluster.
     pub pre_vote: bool,
-    /// A leader steps down when it has not heard from a quorum within an election timeout,
-    /// and followers that have a live leader ignore vote requests.
+    /// A leader steps down when it has not heard from a quorum within an election timeout.
+    /// (Followers that heard from a live leader within the minimum election timeout ignore
+    /// vote requests and refuse pre-votes either way: leader stickiness, thesis §4.2.3.)
     pub check_quorum: bool,
     /// How many AppendEntries a leader keeps in flight to one follower.
     pub max_inflight: usize,

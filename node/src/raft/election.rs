@@ -122,13 +122,15 @@ impl Raft {
         }
     }
 
-    /// With check-quorum, a node that heard from a live leader within the shortest election
-    /// timeout ignores vote requests, so that a partitioned node that comes back cannot
-    /// depose a healthy leader (etcd's leader stickiness).
+    /// Whether this node heard from a live leader (or is one) within the shortest election
+    /// timeout. Such a node ignores vote requests and refuses pre-votes for later terms, so
+    /// that a node that cannot hear the leader, or comes back from a partition, cannot
+    /// depose a leader the others still follow (leader stickiness, thesis §4.2.3). etcd
+    /// applies this only with check-quorum; without it, pre-vote alone lets leadership flap
+    /// forever when one link is cut. There is no leadership transfer here; one would have
+    /// to bypass this (etcd's `campaignTransfer`).
     pub(super) fn in_leader_lease(&self) -> bool {
-        self.config.check_quorum
-            && self.leader.is_some()
-            && self.election_timer.elapsed() < self.election_timer.minimum()
+        self.leader.is_some() && self.election_timer.elapsed() < self.election_timer.minimum()
     }
 
     fn become_pre_candidate(&mut self) {
@@ -178,7 +180,8 @@ impl Raft {
 
     /// Answers a PreVote or RequestVote whose term is not below ours (Figure 2,
     /// RequestVote receiver rules). A vote is granted at most once per term, and only to a
-    /// candidate whose log is at least as up to date as ours. A pre-vote changes nothing here.
+    /// candidate whose log is at least as up to date as ours. A pre-vote changes nothing here,
+    /// and is refused while a leader is live (a vote request then never gets this far).
     pub(super) fn handle_vote_request(
         &mut self,
         msg: &Message,
@@ -188,7 +191,7 @@ impl Raft {
         let is_pre_vote = matches!(msg.body, MessageBody::PreVote { .. });
         let can_vote = self.vote == Some(msg.from)
             || (self.vote.is_none() && self.leader.is_none())
-            || (is_pre_vote && msg.term > self.term);
+            || (is_pre_vote && msg.term > self.term && !self.in_leader_lease());
         let granted = can_vote && self.log.is_up_to_date(last_log_index, last_log_term);
         // A grant carries the term asked about; a refusal carries ours, so that a candidate
         // that is behind catches up.
@@ -291,6 +294,102 @@ mod tests {
             last_log_term: 4,
         };
         assert_eq!(requests, [(2, 5, body.clone()), (3, 5, body)]);
+    }
+
+    #[test]
+    fn a_candidate_whose_timeout_passes_campaigns_again_in_the_next_term() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1]);
+        while raft.role == Role::Follower {
+            raft.tick();
+        }
+        assert_eq!(raft.term, 2);
+        drain(&mut raft);
+        let mut ticks = 0;
+        while raft.term == 2 && ticks < 100 {
+            raft.tick();
+            ticks += 1;
+        }
+        assert!((15..30).contains(&ticks), "split vote after {ticks} ticks");
+        assert_eq!(
+            (raft.role, raft.term, raft.vote),
+            (Role::Candidate, 3, Some(1))
+        );
+        assert_eq!(raft.status().elections, 2);
+        let requests: Vec<_> = drain(&mut raft)
+            .into_iter()
+            .map(|msg| (msg.to, msg.term))
+            .collect();
+        assert_eq!(requests, [(2, 3), (3, 3)]);
+    }
+
+    #[test]
+    fn a_candidate_restarts_its_election_timer_when_it_campaigns() {
+        let config = Config {
+            pre_vote: true,
+            ..plain_config(1, &[1, 2, 3])
+        };
+        let mut raft = recovered(config, 1, &[1]);
+        for _ in 0..5 {
+            raft.tick();
+        }
+        while raft.role == Role::Follower {
+            raft.tick();
+        }
+        assert_eq!(raft.role, Role::PreCandidate);
+        assert_eq!(raft.election_timer.elapsed(), 0, "pre-campaign");
+        for _ in 0..5 {
+            raft.tick();
+        }
+        raft.step(message(
+            2,
+            1,
+            2,
+            MessageBody::PreVoteResponse { granted: true },
+        ));
+        assert_eq!(raft.role, Role::Candidate);
+        assert_eq!(raft.election_timer.elapsed(), 0, "campaign");
+    }
+
+    #[test]
+    fn granting_a_vote_resets_the_election_timer_and_refusing_does_not() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 2, &[1]);
+        for _ in 0..10 {
+            raft.tick();
+        }
+        raft.step(vote_request(2, 2, 1, 1));
+        assert_eq!(granted(&drain(&mut raft)), [(2, 2, true)]);
+        assert_eq!(raft.election_timer.elapsed(), 0);
+        for _ in 0..10 {
+            raft.tick();
+        }
+        raft.step(vote_request(3, 2, 1, 1));
+        assert_eq!(granted(&drain(&mut raft)), [(3, 2, false)]);
+        assert_eq!(raft.election_timer.elapsed(), 10);
+    }
+
+    #[test]
+    fn a_candidate_refused_with_a_higher_term_becomes_a_follower_in_it() {
+        for pre_vote in [false, true] {
+            let config = Config {
+                pre_vote,
+                ..plain_config(1, &[1, 2, 3])
+            };
+            let mut raft = recovered(config, 1, &[1]);
+            while raft.role == Role::Follower {
+                raft.tick();
+            }
+            let refusal = if pre_vote {
+                MessageBody::PreVoteResponse { granted: false }
+            } else {
+                MessageBody::RequestVoteResponse { granted: false }
+            };
+            raft.step(message(2, 1, 7, refusal));
+            assert_eq!(
+                (raft.role, raft.term, raft.vote),
+                (Role::Follower, 7, None),
+                "pre-vote: {pre_vote}"
+            );
+        }
     }
 
     #[test]
@@ -457,21 +556,51 @@ mod tests {
     }
 
     #[test]
-    fn a_follower_with_a_live_leader_ignores_vote_requests_under_check_quorum() {
-        let mut cluster = Cluster::new(3, |_| {});
+    fn a_follower_with_a_live_leader_ignores_vote_requests_with_or_without_check_quorum() {
+        for check_quorum in [true, false] {
+            let mut cluster = Cluster::new(3, |config| config.check_quorum = check_quorum);
+            cluster.elect(1);
+            let term = cluster.node(1).term;
+            cluster.node(2).step(message(
+                3,
+                2,
+                term + 1,
+                MessageBody::RequestVote {
+                    last_log_index: 99,
+                    last_log_term: term,
+                },
+            ));
+            assert_eq!(cluster.node(2).term, term, "a live leader is not deposed");
+            assert!(drain(cluster.node(2)).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_live_leader_and_its_followers_refuse_pre_votes() {
+        let mut cluster = Cluster::new(3, |config| config.check_quorum = false);
         cluster.elect(1);
         let term = cluster.node(1).term;
-        cluster.node(2).step(message(
-            3,
-            2,
-            term + 1,
-            MessageBody::RequestVote {
-                last_log_index: 99,
-                last_log_term: term,
-            },
-        ));
-        assert_eq!(cluster.node(2).term, term, "a live leader is not deposed");
-        assert!(drain(cluster.node(2)).is_empty());
+        for id in [1, 2] {
+            let raft = cluster.node(id);
+            raft.step(message(
+                3,
+                id,
+                term + 1,
+                MessageBody::PreVote {
+                    last_log_index: 99,
+                    last_log_term: term,
+                },
+            ));
+            let answers: Vec<_> = drain(raft)
+                .into_iter()
+                .map(|msg| (msg.to, msg.term, msg.body))
+                .collect();
+            assert_eq!(
+                answers,
+                [(3, term, MessageBody::PreVoteResponse { granted: false })],
+                "node {id}"
+            );
+        }
     }
 
     #[test]
@@ -496,6 +625,21 @@ mod tests {
             (cluster.node(2).term, cluster.node(2).vote),
             (term + 1, Some(3))
         );
+    }
+
+    #[test]
+    fn pre_vote_alone_keeps_a_leader_that_one_follower_cannot_hear() {
+        // Without stickiness, node 3 wins node 2's pre-vote and then its vote and deposes
+        // leader 1, which hears nothing from node 3 and deposes it back: forever.
+        let mut cluster = Cluster::new(3, |config| config.check_quorum = false);
+        cluster.elect(1);
+        let term = cluster.node(1).term;
+        cluster.cut_link(1, 3);
+        for tick in 0..300 {
+            cluster.tick_all(1);
+            assert_eq!(cluster.leaders(), [1], "after {tick} ticks");
+        }
+        assert_eq!((cluster.node(1).term, cluster.node(2).term), (term, term));
     }
 
     #[test]

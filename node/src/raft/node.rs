@@ -163,11 +163,10 @@ impl Raft {
     /// the message should still be handled.
     fn accept_higher_term(&mut self, msg: &Message) -> bool {
         match msg.body {
-            MessageBody::PreVote { .. } | MessageBody::RequestVote { .. }
-                if self.in_leader_lease() =>
-            {
-                false
-            }
+            // Leader stickiness: a live leader is not deposed by a higher term (etcd ignores
+            // the request too). A pre-vote is refused in `handle_vote_request` instead, which
+            // lets the pre-candidate count the refusal.
+            MessageBody::RequestVote { .. } if self.in_leader_lease() => false,
             // A pre-vote asks about a term the sender has not entered; a granted pre-vote
             // carries the term this node would campaign in.
             MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { granted: true } => true,
@@ -185,8 +184,9 @@ impl Raft {
     }
 
     /// A message from an older term is stale, but its sender may be a leader cut off from
-    /// the newer term (with check-quorum or pre-vote it would not learn it from vote
-    /// requests), or a pre-candidate waiting for answers: reply false with our term.
+    /// the newer term (with leader stickiness or pre-vote it would not learn it from vote
+    /// requests), or a (pre-)candidate waiting for answers: reply false with our term
+    /// (Figure 2), which makes the sender a follower in it. Answers are not answered.
     fn answer_lower_term(&mut self, msg: &Message) {
         match msg.body {
             MessageBody::AppendEntries { .. } | MessageBody::Heartbeat { .. } => {
@@ -203,6 +203,10 @@ impl Raft {
             MessageBody::PreVote { .. } => {
                 self.send(msg.from, MessageBody::PreVoteResponse { granted: false })
             }
+            MessageBody::RequestVote { .. } => self.send(
+                msg.from,
+                MessageBody::RequestVoteResponse { granted: false },
+            ),
             _ => {}
         }
     }
@@ -447,14 +451,33 @@ mod tests {
                 last_log_term: 4,
             },
         ));
+        raft.step(message(
+            3,
+            1,
+            4,
+            MessageBody::PreVote {
+                last_log_index: 9,
+                last_log_term: 4,
+            },
+        ));
         let answers: Vec<_> = drain(&mut raft)
             .into_iter()
-            .map(|msg| (msg.to, msg.term))
+            .map(|msg| (msg.to, msg.term, msg.body))
             .collect();
+        let refused = MessageBody::AppendEntriesResponse {
+            success: false,
+            match_index: 0,
+            conflict_index: 0,
+            conflict_term: None,
+        };
         assert_eq!(
             answers,
-            [(2, 5)],
-            "the stale leader learns the term; the stale vote gets nothing"
+            [
+                (2, 5, refused),
+                (3, 5, MessageBody::RequestVoteResponse { granted: false }),
+                (3, 5, MessageBody::PreVoteResponse { granted: false }),
+            ],
+            "each stale sender learns the term"
         );
         assert_eq!(
             (raft.term, raft.vote, raft.leader, raft.log.committed()),
