@@ -20,6 +20,10 @@ impl Raft {
         }
         if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
+            // Only the periodic rounds measure stalls: read rounds can come much faster.
+            for progress in &mut self.peers {
+                progress.start_heartbeat_round();
+            }
             self.broadcast_heartbeat();
         }
     }
@@ -161,19 +165,15 @@ impl Raft {
             .min(self.log.last_index() + 1)
     }
 
-    /// A follower answered a heartbeat: resume sending if it lags, and count its
-    /// confirmation of the ReadIndex round.
+    /// A follower answered a heartbeat: resume sending if it lags and its appends seem
+    /// lost, and count its confirmation of the ReadIndex round.
     pub(super) fn handle_heartbeat_response(&mut self, from: NodeId, read_round: u64) {
         let (now, last_index) = (self.now, self.log.last_index());
         let snapshot_timeout = u64::from(self.election_timer.minimum());
         let Some(progress) = self.progress_mut(from) else {
             return;
         };
-        progress.heartbeat_answered(now, snapshot_timeout);
-        if progress.matched < last_index {
-            // Entries may have been lost on the way: an AppendEntries finds out.
-            progress.wants_append = true;
-        }
+        progress.heartbeat_answered(now, snapshot_timeout, last_index);
         if read_round > progress.read_round {
             progress.read_round = read_round;
             self.confirm_reads();
@@ -424,13 +424,63 @@ mod tests {
         assert_eq!(appends_to(&drain(&mut raft), 3), [(3, vec![4])]);
     }
 
+    /// Ticks the leader through one periodic heartbeat round; returns what it sent.
+    fn heartbeat_round(raft: &mut Raft) -> Vec<Message> {
+        let mut sent = Vec::new();
+        for _ in 0..raft.config.heartbeat_ticks {
+            raft.tick();
+            sent.extend(drain(raft));
+        }
+        sent
+    }
+
     #[test]
-    fn a_lagging_follower_is_sent_entries_again_after_a_heartbeat_response() {
+    fn a_new_leader_sends_append_entries_to_every_follower_at_once_then_heartbeats() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1]);
+        while raft.role == Role::Follower {
+            raft.tick();
+        }
+        drain(&mut raft);
+        raft.step(message(
+            2,
+            1,
+            2,
+            MessageBody::RequestVoteResponse { granted: true },
+        ));
+        assert_eq!(raft.role, Role::Leader);
+        let sent = drain(&mut raft);
+        assert_eq!(appends_to(&sent, 2), [(1, vec![2])]);
+        assert_eq!(appends_to(&sent, 3), [(1, vec![2])]);
+        let mut heartbeats = Vec::new();
+        for tick in 1..=16 {
+            raft.tick();
+            for msg in drain(&mut raft) {
+                if matches!(msg.body, MessageBody::Heartbeat { .. }) {
+                    heartbeats.push((tick, msg.to));
+                }
+            }
+        }
+        assert_eq!(
+            heartbeats,
+            [(5, 2), (5, 3), (10, 2), (10, 3), (15, 2), (15, 3)],
+            "every heartbeat_ticks"
+        );
+    }
+
+    #[test]
+    fn a_lagging_follower_is_sent_entries_again_after_a_round_without_acks() {
         let mut raft = leader(&[1, 2], &[]);
         let term = raft.term;
         raft.propose(command("lost")).unwrap();
         assert_eq!(appends_to(&drain(&mut raft), 2), [(1, vec![2])]);
-        // That append was lost; the follower answers the next heartbeat.
+        // That append was lost; the follower answers heartbeats.
+        heartbeat_round(&mut raft);
+        raft.step(heartbeat_ack(2, term, 0));
+        assert!(
+            appends_to(&drain(&mut raft), 2).is_empty(),
+            "in flight for less than a round: maybe slow"
+        );
+        heartbeat_round(&mut raft);
         raft.step(heartbeat_ack(2, term, 0));
         assert_eq!(
             appends_to(&drain(&mut raft), 2),
@@ -461,8 +511,27 @@ mod tests {
         assert_eq!(appends_to(&drain(&mut raft), 2).len(), 1);
         raft.propose(command("waiting")).unwrap();
         assert!(appends_to(&drain(&mut raft), 2).is_empty(), "window full");
-        raft.step(heartbeat_ack(2, term, 0));
+        for _ in 0..2 {
+            heartbeat_round(&mut raft);
+            raft.step(heartbeat_ack(2, term, 0));
+        }
         assert_eq!(appends_to(&drain(&mut raft), 2), [(2, vec![3])]);
+    }
+
+    #[test]
+    fn heartbeat_responses_that_overtake_slow_appends_send_nothing() {
+        let mut raft = leader(&[1, 2], &[]);
+        let term = raft.term;
+        for round in 0..4 {
+            raft.propose(command("slow")).unwrap();
+            let sent = appends_to(&drain(&mut raft), 2);
+            assert_eq!(sent.len(), 1);
+            heartbeat_round(&mut raft);
+            raft.step(heartbeat_ack(2, term, 0));
+            assert!(appends_to(&drain(&mut raft), 2).is_empty(), "round {round}");
+            let last_sent = sent[0].1.last().copied().unwrap();
+            raft.step(ack(2, term, last_sent));
+        }
     }
 
     #[test]

@@ -37,9 +37,16 @@ pub(super) struct Progress {
     pub recent_active: bool,
     /// Send an AppendEntries at the next flush even if it has no entries (to find out
     /// whether the follower is missing entries already sent).
-    pub wants_append: bool,
+    wants_append: bool,
     /// The highest ReadIndex round the follower has confirmed.
     pub read_round: u64,
+    /// `matched` when the previous heartbeat round went out, and whether AppendEntries were
+    /// in flight then: the baseline for telling lost appends from slow ones.
+    matched_at_round: Index,
+    in_flight_at_round: bool,
+    /// Entries were in flight for a whole heartbeat interval and none was acknowledged: they
+    /// were probably lost, so the next heartbeat response may send again (once per round).
+    stalled: bool,
 }
 
 impl Progress {
@@ -55,6 +62,9 @@ impl Progress {
             recent_active: false,
             wants_append: false,
             read_round: 0,
+            matched_at_round: 0,
+            in_flight_at_round: false,
+            stalled: false,
         }
     }
 
@@ -96,6 +106,9 @@ impl Progress {
         self.next = self.matched + 1;
         self.probe_sent = false;
         self.inflights.clear();
+        // The pipeline starts empty: it can stall only from the next round on.
+        self.in_flight_at_round = false;
+        self.stalled = false;
     }
 
     pub fn become_snapshot(&mut self, index: Index, now: u64) {
@@ -160,15 +173,43 @@ impl Progress {
         self.next = next_hint.clamp(self.matched + 1, upper);
     }
 
+    /// A periodic heartbeat round goes out: decide whether the follower has stalled since
+    /// the previous one. A follower that is slow but alive keeps `matched` growing; one that
+    /// acknowledged nothing while appends were in flight for the whole interval probably
+    /// lost them.
+    pub fn start_heartbeat_round(&mut self) {
+        self.stalled = self.state == ProgressState::Replicate
+            && self.in_flight_at_round
+            && self.matched == self.matched_at_round;
+        self.matched_at_round = self.matched;
+        self.in_flight_at_round = !self.inflights.is_empty();
+    }
+
     /// The follower answered a heartbeat: it is alive, so resume sending if that was paused
-    /// for lack of news. A snapshot unanswered for `snapshot_timeout` ticks is assumed lost.
-    pub fn heartbeat_answered(&mut self, now: u64, snapshot_timeout: u64) {
+    /// for lack of news, and find out whether it misses entries `last_index` has. A
+    /// snapshot unanswered for `snapshot_timeout` ticks is assumed lost.
+    pub fn heartbeat_answered(&mut self, now: u64, snapshot_timeout: u64, last_index: Index) {
         self.recent_active = true;
         match self.state {
-            ProgressState::Probe => self.probe_sent = false,
+            // The probe or its answer may have been lost; one probe at a time still holds.
+            ProgressState::Probe => {
+                self.probe_sent = false;
+                if self.matched < last_index {
+                    self.wants_append = true;
+                }
+            }
+            // Only once the pipeline has stalled: sending on every heartbeat response would
+            // grow the window past `max_inflight` for a follower that is merely slow, and an
+            // empty AppendEntries overtaking the entries in flight would be rejected and drop
+            // the follower back to probing.
             ProgressState::Replicate => {
-                if self.inflights.len() >= self.max_inflight {
-                    self.inflights.pop_front();
+                if self.stalled && self.matched < last_index {
+                    self.stalled = false;
+                    // Lost appends are found out by the follower rejecting the next one.
+                    self.wants_append = true;
+                    if self.inflights.len() >= self.max_inflight {
+                        self.inflights.pop_front();
+                    }
                 }
             }
             ProgressState::Snapshot { sent_at, .. } => {
@@ -232,12 +273,54 @@ mod tests {
     }
 
     #[test]
-    fn a_heartbeat_response_frees_a_slot_of_a_full_window_whose_messages_were_lost() {
+    fn a_heartbeat_response_frees_a_slot_only_after_a_whole_round_without_acks() {
         let mut progress = replicating(5, 1);
         progress.sent_append(Some(9));
+        progress.start_heartbeat_round();
+        progress.heartbeat_answered(0, 100, 9);
+        assert!(
+            progress.is_paused(),
+            "in flight for less than a round: maybe slow"
+        );
+        progress.start_heartbeat_round();
+        progress.heartbeat_answered(0, 100, 9);
+        assert!(
+            !progress.is_paused(),
+            "a whole round without an ack: probably lost"
+        );
+        assert!(progress.has_append_to_send(9), "an empty append finds out");
+        progress.sent_append(None);
+        progress.heartbeat_answered(0, 100, 9);
+        assert!(!progress.has_append_to_send(9), "once per round");
+    }
+
+    #[test]
+    fn a_slow_follower_that_keeps_acknowledging_never_gets_more_than_the_window() {
+        let mut progress = replicating(5, 2);
+        let mut last_sent = 5;
+        for round in 0..10 {
+            while !progress.is_paused() {
+                last_sent += 2;
+                progress.sent_append(Some(last_sent));
+            }
+            progress.start_heartbeat_round();
+            // The heartbeat answers overtake the appends, which are slow but arrive.
+            progress.heartbeat_answered(0, 100, last_sent);
+            progress.heartbeat_answered(0, 100, last_sent);
+            assert_eq!(progress.inflights.len(), 2, "round {round}");
+            assert!(!progress.has_append_to_send(last_sent), "round {round}");
+            progress.accepted(progress.matched + 2, 1);
+        }
+    }
+
+    #[test]
+    fn a_probe_is_retried_on_every_heartbeat_response() {
+        let mut progress = Progress::new(2, 8);
+        progress.reset(10);
+        progress.sent_append(Some(11));
         assert!(progress.is_paused());
-        progress.heartbeat_answered(0, 100);
-        assert!(!progress.is_paused());
+        progress.heartbeat_answered(0, 100, 11);
+        assert!(progress.has_append_to_send(11));
     }
 
     #[test]
@@ -257,9 +340,9 @@ mod tests {
         let mut progress = Progress::new(2, 8);
         progress.become_snapshot(100, 10);
         assert!(progress.is_paused());
-        progress.heartbeat_answered(15, 20);
+        progress.heartbeat_answered(15, 20, 200);
         assert!(progress.is_paused(), "still within the timeout");
-        progress.heartbeat_answered(30, 20);
+        progress.heartbeat_answered(30, 20, 200);
         assert_eq!((progress.state, progress.next), (ProgressState::Probe, 101));
         assert!(!progress.is_paused());
     }
