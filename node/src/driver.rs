@@ -30,8 +30,7 @@ use crate::config::Members;
 use crate::kv::{Command, KvStore, WriteResult};
 use crate::metrics::Metrics;
 use crate::raft::{
-    Entry, Index, Message, MessageBody, NodeId, Payload, Raft, ReadState, Snapshot, SnapshotMeta,
-    Status, Term,
+    Entry, Index, Message, NodeId, Payload, Raft, ReadState, Snapshot, SnapshotMeta, Status, Term,
 };
 use crate::storage::Storage;
 
@@ -284,47 +283,22 @@ impl Driver {
     }
 
     fn handle_ready(&mut self) -> Result<()> {
-        let ready = self.raft.ready();
+        let mut ready = self.raft.ready();
         if let Some(soft) = &ready.soft_state {
             let leader = soft.leader.map(|id| self.members.name_of(id));
             info!(role = %soft.role, leader = leader.as_deref().unwrap_or("none"), "raft role changed");
         }
 
-        // 1. A leader's replication messages go out before its own fsync: the followers
-        //    persist in parallel with it, and the leader counts its own entries towards
-        //    commit only after `advance` (Raft thesis §10.2.1). Their term was made durable
-        //    before the votes that made this node leader were asked for.
-        let (replication, after_sync): (Vec<Message>, Vec<Message>) =
-            ready.messages.into_iter().partition(|m| {
-                matches!(
-                    m.body,
-                    MessageBody::AppendEntries { .. }
-                        | MessageBody::Heartbeat { .. }
-                        | MessageBody::InstallSnapshot { .. }
-                )
-            });
-        for message in replication {
+        // 1. A leader's replication goes out before its own fsync, so the followers persist
+        //    in parallel with it (see `Ready::take_unpersisted_sends`).
+        for message in ready.take_unpersisted_sends() {
             self.send(message);
         }
 
-        // 2. Committed entries below this Ready's new ones are on a quorum's disks, this
-        //    node's included (earlier rounds synced them): nothing about them waits for this
-        //    fsync, so apply them and answer now. On a leader that is all of them. On a
-        //    follower, the commit index may cover entries this Ready is about to write:
-        //    those wait. A snapshot from the leader replaces the store first, so then
-        //    everything waits.
-        let mut committed = ready.committed_entries;
-        let mut read_states = ready.read_states;
-        if ready.snapshot.is_none() {
-            let first_new = ready
-                .entries
-                .first()
-                .map_or(Index::MAX, |entry| entry.index);
-            let durable = committed.partition_point(|entry| entry.index < first_new);
-            let waiting = committed.split_off(durable);
-            self.apply_and_answer(std::mem::replace(&mut committed, waiting), read_states);
-            read_states = Vec::new();
-        }
+        // 2. Committed entries that earlier rounds made durable are applied and answered
+        //    now, not after this round's fsync; on a leader that is all of them.
+        let durable = ready.take_durable_committed();
+        self.apply_and_answer(durable, std::mem::take(&mut ready.read_states));
 
         // 3. Persist, then one fsync for all of it.
         if let Some(snapshot) = &ready.snapshot {
@@ -354,12 +328,12 @@ impl Driver {
         }
 
         // Votes and acknowledgements promise what is on disk: only now may they leave.
-        for message in after_sync {
+        for message in std::mem::take(&mut ready.messages) {
             self.send(message);
         }
 
         // 4. Apply and answer the rest.
-        self.apply_and_answer(committed, read_states);
+        self.apply_and_answer(ready.committed_entries, Vec::new());
         for id in ready.failed_reads {
             if let Some(read) = self.reads.remove(&id) {
                 let _ = read.reply.send(Err(ClientError::ReadAborted));
@@ -382,11 +356,13 @@ impl Driver {
     }
 
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
+        // Decoded before it is saved: a snapshot this node cannot read must not replace the
+        // log it can still restart from.
+        let kv = KvStore::restore(&snapshot.data).context("decoding a snapshot from the leader")?;
         self.storage
             .install_snapshot(snapshot)
             .context("saving a snapshot from the leader")?;
-        self.kv =
-            KvStore::restore(&snapshot.data).context("decoding a snapshot from the leader")?;
+        self.kv = kv;
         self.applied = snapshot.meta.index;
         self.applied_term = snapshot.meta.term;
         self.snapshot_index = snapshot.meta.index;

@@ -6,9 +6,11 @@
 //!
 //! ```text
 //! while raft.has_ready() {
-//!     let rd = raft.ready();
+//!     let mut rd = raft.ready();
+//!     send rd.take_unpersisted_sends()      (a leader's replication, thesis §10.2.1)
+//!     apply rd.take_durable_committed()     (made durable by earlier Readies)
 //!     persist rd.snapshot, rd.entries, rd.hard_state; fsync
-//!     send rd.messages   (a leader's AppendEntries may go before its own fsync, thesis §10.2.1)
+//!     send rd.messages                      (votes and acknowledgements)
 //!     apply rd.committed_entries; answer rd.read_states once applied >= their index
 //!     raft.advance();
 //! }

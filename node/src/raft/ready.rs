@@ -1,7 +1,7 @@
 //! The core's output: everything the shell must persist, send, apply and answer, handed
 //! out in batches (`Ready`) so that one fsync covers many proposals.
 
-use super::{Entry, HardState, Index, Message, NodeId, Raft, Role, Snapshot};
+use super::{Entry, HardState, Index, Message, MessageBody, NodeId, Raft, Role, Snapshot};
 
 /// The volatile state the shell shows in metrics and uses to route clients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +19,11 @@ pub struct ReadState {
 }
 
 /// One batch of work for the shell, in the order it must be done.
+///
+/// The durability rule: nothing in `messages` or `committed_entries` may depend on state
+/// that is not yet durable. Two parts of a Ready depend on nothing this Ready writes, and
+/// may be carried out before its fsync, so that the fsync overlaps with the network:
+/// [`Ready::take_unpersisted_sends`] and [`Ready::take_durable_committed`] split them off.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
     /// Set when the role or the leader changed since the last Ready.
@@ -31,14 +36,56 @@ pub struct Ready {
     /// Entries to append to the WAL. `entries[0].index` may be at or below the last
     /// persisted index: the WAL then replaces its entries from there on.
     pub entries: Vec<Entry>,
-    /// Send only after the above is durable (fsynced).
+    /// Send only after the above is durable (fsynced), but for those that
+    /// [`Ready::take_unpersisted_sends`] splits off.
     pub messages: Vec<Message>,
-    /// Apply in order, after persisting the above.
+    /// Apply in order, after persisting the above, but for those that
+    /// [`Ready::take_durable_committed`] splits off.
     pub committed_entries: Vec<Entry>,
     /// Confirmed reads: answer each once the state machine has applied its index.
     pub read_states: Vec<ReadState>,
     /// Request ids of reads that will never be confirmed (this node stopped leading).
     pub failed_reads: Vec<u64>,
+}
+
+impl Ready {
+    /// Removes and returns the messages that may be sent before this Ready is durable: a
+    /// leader's AppendEntries, heartbeats and snapshots. They promise nothing about this
+    /// node's disk: the leader counts its own new entries towards commitment only after
+    /// `advance` (Raft thesis §10.2.1), and the term they carry was made durable before the
+    /// votes that made it leader were asked for. Votes and acknowledgements stay in
+    /// `messages`: they promise what is on disk.
+    pub fn take_unpersisted_sends(&mut self) -> Vec<Message> {
+        let (early, late) = std::mem::take(&mut self.messages)
+            .into_iter()
+            .partition(|message| {
+                matches!(
+                    message.body,
+                    MessageBody::AppendEntries { .. }
+                        | MessageBody::Heartbeat { .. }
+                        | MessageBody::InstallSnapshot { .. }
+                )
+            });
+        self.messages = late;
+        early
+    }
+
+    /// Removes and returns the committed entries that may be applied (and their writes
+    /// answered) before this Ready is durable: those below its first new entry, which earlier
+    /// Readies made durable here and which a quorum holds. On a leader that is all of them;
+    /// on a follower the commit index may cover entries this Ready is still to write. With a
+    /// snapshot to install first, none.
+    pub fn take_durable_committed(&mut self) -> Vec<Entry> {
+        if self.snapshot.is_some() {
+            return Vec::new();
+        }
+        let first_new = self.entries.first().map_or(Index::MAX, |entry| entry.index);
+        let durable = self
+            .committed_entries
+            .partition_point(|entry| entry.index < first_new);
+        let waiting = self.committed_entries.split_off(durable);
+        std::mem::replace(&mut self.committed_entries, waiting)
+    }
 }
 
 /// What the shell reported and what it is working on, to compute the next Ready.
@@ -157,7 +204,7 @@ mod tests {
 
     use super::*;
     use crate::raft::MessageBody;
-    use crate::raft::testing::{cycle, elect, message, plain_config, recovered};
+    use crate::raft::testing::{cycle, elect, entry, message, plain_config, recovered};
 
     #[test]
     fn hard_and_soft_state_appear_only_when_they_change() {
@@ -220,6 +267,83 @@ mod tests {
             1,
             "x, persisted by the first Ready"
         );
+    }
+
+    #[test]
+    fn only_replication_may_be_sent_before_the_ready_is_durable() {
+        let append = MessageBody::AppendEntries {
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: vec![],
+            leader_commit: 0,
+        };
+        let heartbeat = MessageBody::Heartbeat {
+            leader_commit: 0,
+            read_round: 0,
+        };
+        let ack = MessageBody::AppendEntriesResponse {
+            success: true,
+            match_index: 3,
+            conflict_index: 0,
+            conflict_term: None,
+        };
+        let vote = MessageBody::RequestVoteResponse { granted: true };
+        let mut ready = Ready {
+            messages: [append, ack, heartbeat, vote]
+                .into_iter()
+                .map(|body| message(1, 2, 1, body))
+                .collect(),
+            ..Ready::default()
+        };
+        let early = ready.take_unpersisted_sends();
+        let kinds = |messages: &[Message]| -> Vec<&'static str> {
+            messages
+                .iter()
+                .map(|message| match message.body {
+                    MessageBody::AppendEntries { .. } => "append",
+                    MessageBody::Heartbeat { .. } => "heartbeat",
+                    MessageBody::AppendEntriesResponse { .. } => "ack",
+                    MessageBody::RequestVoteResponse { .. } => "vote",
+                    _ => "other",
+                })
+                .collect()
+        };
+        assert_eq!(kinds(&early), ["append", "heartbeat"]);
+        assert_eq!(
+            kinds(&ready.messages),
+            ["ack", "vote"],
+            "acknowledgements and votes promise what is on disk"
+        );
+    }
+
+    #[test]
+    fn only_entries_below_the_ready_s_own_writes_may_be_applied_before_it_is_durable() {
+        let mut ready = Ready {
+            entries: vec![entry(5, 2), entry(6, 2)],
+            committed_entries: (3..=6).map(|index| entry(index, 2)).collect(),
+            ..Ready::default()
+        };
+        let durable = ready.take_durable_committed();
+        let indexes = |entries: &[Entry]| entries.iter().map(|e| e.index).collect::<Vec<_>>();
+        assert_eq!(indexes(&durable), [3, 4]);
+        assert_eq!(indexes(&ready.committed_entries), [5, 6]);
+
+        let mut leader = Ready {
+            committed_entries: vec![entry(7, 2)],
+            ..Ready::default()
+        };
+        assert_eq!(indexes(&leader.take_durable_committed()), [7]);
+
+        let mut from_snapshot = Ready {
+            snapshot: Some(Snapshot::default()),
+            committed_entries: vec![entry(8, 2)],
+            ..Ready::default()
+        };
+        assert!(
+            from_snapshot.take_durable_committed().is_empty(),
+            "the snapshot replaces the state first"
+        );
+        assert_eq!(from_snapshot.committed_entries.len(), 1);
     }
 
     #[test]

@@ -7,12 +7,17 @@ use faultline_node::raft::{Entry, Index, NodeId, Payload, Role, Term};
 
 use super::shell::{Disk, Shell, StateMachine};
 
-/// A committed entry as first applied anywhere, and the state digest after applying it.
-#[derive(Clone)]
+/// An entry known to be committed: a leader's commit index covered it, or a node applied it.
+#[derive(Clone, PartialEq)]
 struct Committed {
     term: Term,
     payload: Payload,
-    digest: u64,
+    /// It was committed in this term or an earlier one: the term of the leader whose commit
+    /// index covered it, or of the node that applied it (which learned of the commit from a
+    /// leader of that term or an earlier one). Leaders of later terms must hold it.
+    committed_by: Term,
+    /// The state digest after applying it, once some node has.
+    digest: Option<u64>,
 }
 
 #[derive(Default)]
@@ -22,35 +27,108 @@ pub struct Invariants {
     /// Every (index, term) any node ever persisted: its payload and the term before it.
     /// If all nodes agree on these, their logs match up to any common (index, term).
     entries: HashMap<(Index, Term), (Payload, Term)>,
-    /// `committed[i]` is entry i + 1 once some node applied it.
+    /// `committed[i]` is entry i + 1 once it is known to be committed.
     committed: Vec<Option<Committed>>,
+    /// Counts changes to `committed`, so that a leader is checked again only after one.
+    committed_version: u64,
+    /// Per leader term: the commit index recorded so far, and `committed_version` when its
+    /// completeness was last checked (a leader's log only grows while it leads).
+    leader_checked: HashMap<Term, (Index, u64)>,
 }
 
 impl Invariants {
-    /// Election safety: at most one leader per term. Each new leader is also checked for
-    /// leader completeness: its log holds every entry committed in an earlier term.
+    /// Election safety: at most one leader per term. Every leader is also checked for leader
+    /// completeness, each time: its log holds every entry known to be committed in an
+    /// earlier term. Call it whenever a node may have changed role, not only once a tick,
+    /// so that a node that leads only briefly is seen.
     pub fn check_leaders(&mut self, shells: &[Shell]) -> Result<(), String> {
         for shell in shells {
-            let Some(raft) = shell.raft.as_ref() else {
-                continue;
-            };
-            let status = raft.status();
-            if status.role != Role::Leader {
-                continue;
+            self.check_leader(shell)?;
+        }
+        Ok(())
+    }
+
+    /// [`Invariants::check_leaders`] for one node. What a leader's commit index covers is
+    /// recorded as committed, so later leaders are checked against it before any node
+    /// has applied it.
+    pub fn check_leader(&mut self, shell: &Shell) -> Result<(), String> {
+        let Some(raft) = shell.raft.as_ref() else {
+            return Ok(());
+        };
+        let status = raft.status();
+        if status.role != Role::Leader {
+            return Ok(());
+        }
+        let leader = *self.leaders.entry(status.term).or_insert(shell.id);
+        if leader != shell.id {
+            return Err(format!(
+                "election safety: nodes {leader} and {} both lead term {}",
+                shell.id, status.term
+            ));
+        }
+        let (recorded, checked_version) = self
+            .leader_checked
+            .get(&status.term)
+            .copied()
+            .unwrap_or((0, u64::MAX));
+        for index in recorded + 1..=status.commit {
+            if let Some(entry) = shell.disk.entry(index) {
+                self.record_committed(shell.id, entry, status.term, None)?;
             }
-            match self.leaders.get(&status.term) {
-                Some(&leader) if leader != shell.id => {
-                    return Err(format!(
-                        "election safety: nodes {leader} and {} both lead term {}",
-                        shell.id, status.term
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    self.leaders.insert(status.term, shell.id);
-                    self.check_leader_completeness(shell.id, status.term, &shell.disk)?;
-                }
+        }
+        if checked_version != self.committed_version {
+            self.check_leader_completeness(shell.id, status.term, &shell.disk)?;
+        }
+        self.leader_checked.insert(
+            status.term,
+            (recorded.max(status.commit), self.committed_version),
+        );
+        Ok(())
+    }
+
+    /// Records that `entry` is committed; it must be the only entry ever committed at its
+    /// index.
+    fn record_committed(
+        &mut self,
+        node: NodeId,
+        entry: &Entry,
+        committed_by: Term,
+        digest: Option<u64>,
+    ) -> Result<(), String> {
+        let at = (entry.index - 1) as usize;
+        if self.committed.len() <= at {
+            self.committed.resize(at + 1, None);
+        }
+        let known = self.committed[at].get_or_insert_with(|| {
+            self.committed_version += 1;
+            Committed {
+                term: entry.term,
+                payload: entry.payload.clone(),
+                committed_by,
+                digest,
             }
+        });
+        if committed_by < known.committed_by {
+            known.committed_by = committed_by;
+            self.committed_version += 1;
+        }
+        if known.term != entry.term || known.payload != entry.payload {
+            return Err(format!(
+                "state machine safety: node {node} has entry {} of term {} ({:?}) committed, \
+                 but term {} ({:?}) was committed there",
+                entry.index, entry.term, entry.payload, known.term, known.payload
+            ));
+        }
+        match (known.digest, digest) {
+            (None, Some(digest)) => known.digest = Some(digest),
+            (Some(first), Some(digest)) if first != digest => {
+                return Err(format!(
+                    "state machine safety: node {node}'s state after entry {} differs from \
+                     another node's",
+                    entry.index
+                ));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -62,23 +140,28 @@ impl Invariants {
         disk: &Disk,
     ) -> Result<(), String> {
         let snapshot = disk.snapshot_meta();
-        for (at, committed) in self.committed.iter().enumerate() {
+        for (at, committed) in self
+            .committed
+            .iter()
+            .enumerate()
+            .skip(snapshot.index as usize)
+        {
             let index = at as Index + 1;
-            let Some(committed) = committed.as_ref().filter(|committed| committed.term < term)
+            let Some(committed) = committed
+                .as_ref()
+                .filter(|committed| committed.committed_by < term)
             else {
                 continue;
             };
-            if index <= snapshot.index {
-                continue;
-            }
             let held = disk.entry(index);
             if held.is_none_or(|entry| {
                 entry.term != committed.term || entry.payload != committed.payload
             }) {
                 return Err(format!(
                     "leader completeness: node {leader}, leader of term {term}, lacks entry {index} \
-                     committed in term {} (it holds {:?})",
+                     of term {}, committed by term {} (it holds {:?})",
                     committed.term,
+                    committed.committed_by,
                     held.map(|entry| entry.term)
                 ));
             }
@@ -118,31 +201,15 @@ impl Invariants {
 
     /// State machine safety: no two nodes apply different entries at an index, and their
     /// states agree after it.
+    /// `term` is the node's current term.
     pub fn check_applied(
         &mut self,
         node: NodeId,
+        term: Term,
         entry: &Entry,
         digest: u64,
     ) -> Result<(), String> {
-        let at = (entry.index - 1) as usize;
-        if self.committed.len() <= at {
-            self.committed.resize(at + 1, None);
-        }
-        let applied = Committed {
-            term: entry.term,
-            payload: entry.payload.clone(),
-            digest,
-        };
-        let first = self.committed[at].get_or_insert_with(|| applied.clone());
-        if first.term != applied.term || first.payload != applied.payload || first.digest != digest
-        {
-            return Err(format!(
-                "state machine safety: node {node} applied entry {} of term {} ({:?}), \
-                 another node applied term {} ({:?}) there",
-                entry.index, entry.term, entry.payload, first.term, first.payload
-            ));
-        }
-        Ok(())
+        self.record_committed(node, entry, term, Some(digest))
     }
 
     /// A state restored from a snapshot equals the state every node had at that index.
@@ -151,16 +218,22 @@ impl Invariants {
             return Ok(());
         };
         match self.committed.get(index as usize).and_then(Option::as_ref) {
-            Some(committed) if committed.digest != state.digest => Err(format!(
-                "state machine safety: node {node} restored a snapshot at {} that differs from \
+            Some(committed)
+                if committed
+                    .digest
+                    .is_some_and(|digest| digest != state.digest) =>
+            {
+                Err(format!(
+                    "state machine safety: node {node} restored a snapshot at {} that differs from \
                  the applied state there",
-                state.applied
-            )),
+                    state.applied
+                ))
+            }
             _ => Ok(()),
         }
     }
 
-    /// The highest index any node has applied.
+    /// The highest index known to be committed.
     pub fn commit_index(&self) -> Index {
         self.committed.len() as Index
     }

@@ -1,6 +1,8 @@
-//! A simulated shell around one Raft node, doing what the real one does with each Ready:
-//! persist to its disk, send, apply to its state machine, advance, and compact. It can
-//! crash at any step, losing everything that was not persisted.
+//! A simulated shell around one Raft node, doing what the real one (`node/src/driver.rs`)
+//! does with each Ready, in the same order: send the leader's replication and apply what
+//! earlier Readies made durable, persist and sync, send votes and acknowledgements, apply
+//! the rest, advance, and compact. It can crash at any step, losing everything that was not
+//! synced, including a commit index that the WAL writes without an fsync of its own.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -16,6 +18,10 @@ use super::invariants::Invariants;
 #[derive(Default)]
 pub struct Disk {
     pub hard_state: HardState,
+    /// The hard state as of the last sync. The WAL syncs a new term or vote, entries and
+    /// snapshots at once, but a hard state whose commit index alone changed waits for the
+    /// next sync (`Storage::needs_sync`): a crash before it loses that commit index.
+    synced_hard_state: HardState,
     pub snapshot: Option<Snapshot>,
     /// Contiguous, starting right after the snapshot.
     pub entries: Vec<Entry>,
@@ -69,7 +75,17 @@ impl Disk {
         if let Some(hard_state) = ready.hard_state {
             self.hard_state = hard_state;
         }
+        let only_commit_changed = self.hard_state.term == self.synced_hard_state.term
+            && self.hard_state.vote == self.synced_hard_state.vote;
+        if ready.snapshot.is_some() || !ready.entries.is_empty() || !only_commit_changed {
+            self.synced_hard_state = self.hard_state;
+        }
         Ok(())
+    }
+
+    /// A crash: what was written without a sync is gone.
+    fn lose_unsynced(&mut self) {
+        self.hard_state = self.synced_hard_state;
     }
 
     fn compact(&mut self, snapshot: Snapshot) {
@@ -134,6 +150,9 @@ impl StateMachine {
 pub enum CrashPoint {
     /// The Ready is lost entirely.
     BeforePersist,
+    /// A leader's replication was sent and entries made durable earlier were applied, but
+    /// nothing of this Ready reached the disk.
+    BeforeSync,
     /// Persisted, but its messages never left.
     AfterPersist,
     /// Persisted and sent, but not applied.
@@ -185,6 +204,7 @@ impl Shell {
 
     pub fn crash(&mut self) {
         self.raft = None;
+        self.disk.lose_unsynced();
     }
 
     /// Recovers from the disk, as a restarted process would (with fresh election randomness).
@@ -214,8 +234,15 @@ impl Shell {
         out: &mut Outbox,
     ) -> Result<(), String> {
         while let Some(raft) = self.raft.as_mut().filter(|raft| raft.has_ready()) {
-            let ready = raft.ready();
+            let mut ready = raft.ready();
             if crash == Some(CrashPoint::BeforePersist) {
+                self.crash();
+                return Ok(());
+            }
+            out.messages.extend(ready.take_unpersisted_sends());
+            let durable = ready.take_durable_committed();
+            self.apply(None, durable, invariants, out)?;
+            if crash == Some(CrashPoint::BeforeSync) {
                 self.crash();
                 return Ok(());
             }
@@ -258,6 +285,11 @@ impl Shell {
         invariants: &mut Invariants,
         out: &mut Outbox,
     ) -> Result<(), String> {
+        // This node learned of these commits from a leader of this term or an earlier one.
+        let term = self
+            .raft
+            .as_ref()
+            .map_or(Term::MAX, |raft| raft.status().term);
         if snapshot.is_some() {
             self.state = StateMachine::restore(snapshot)?;
             invariants.check_restored(self.id, &self.state)?;
@@ -271,7 +303,7 @@ impl Shell {
                 ));
             }
             self.state.apply(&entry);
-            invariants.check_applied(self.id, &entry, self.state.digest)?;
+            invariants.check_applied(self.id, term, &entry, self.state.digest)?;
             out.applied.push((self.id, entry));
         }
         Ok(())

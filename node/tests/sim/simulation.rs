@@ -210,6 +210,8 @@ impl Simulation {
                 if let Some(raft) = self.shells[at].raft.as_mut() {
                     raft.step(msg);
                 }
+                // A node can win an election and lose it again within one tick.
+                self.invariants.check_leader(&self.shells[at])?;
             }
         }
         let mut out = Outbox::default();
@@ -302,6 +304,7 @@ impl Simulation {
             if self.shells[at].is_up() && self.crash_next[at].is_none() {
                 let points = [
                     CrashPoint::BeforePersist,
+                    CrashPoint::BeforeSync,
                     CrashPoint::AfterPersist,
                     CrashPoint::AfterSend,
                     CrashPoint::BetweenReadies,
