@@ -10,10 +10,21 @@
 //! | `GET /status`, `GET /metrics`, `GET /health` | status JSON, Prometheus text, 200 |
 //!
 //! What a client may conclude from the status code of a write:
-//! 2xx it happened; 307 (not the leader: `Location` names it), 4xx and 503 it did not
-//! happen; 500 and 504 it may or may not have happened. Writes are answered only after
-//! commit and apply. Optional headers `client-id` and `request-seq` (increasing per client)
-//! make a retried write apply once.
+//!
+//! | status | the write |
+//! |---|---|
+//! | 2xx | happened |
+//! | 307 (not the leader: `Location` names it), 4xx, 503 | did not happen |
+//! | 500, 504 | may or may not have happened |
+//!
+//! Writes are answered only after commit and apply. Optional headers `client-id` and
+//! `request-seq` (increasing per client) make a retried write apply once: a retry of the
+//! client's latest write gets that write's answer again. A retry of an older one gets 500,
+//! since its outcome is no longer known (the node keeps only each client's latest result).
+//!
+//! Every error answer is JSON with an `error` message. A body that is not a JSON object
+//! with exactly the fields named above, or with a value nested more than
+//! [`MAX_VALUE_DEPTH`] arrays and objects deep, gets 400.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +43,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::config::Members;
 use crate::driver::{ClientError, Input, NodeStatus};
-use crate::kv::{Command, SessionRef, WriteOp, WriteResult};
+use crate::kv::{Command, MAX_VALUE_DEPTH, SessionRef, WriteOp, WriteResult, nested_deeper_than};
 use crate::metrics::Metrics;
 use crate::transport::PeerDirectory;
 
@@ -129,7 +140,7 @@ fn key_from(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErro
 }
 
 /// Parses a JSON object body and takes the named fields out of it (each must be present;
-/// `null` is a value like any other).
+/// `null` is a value like any other, but none may be nested deeper than [`MAX_VALUE_DEPTH`]).
 fn fields<const N: usize>(
     body: Result<Bytes, BytesRejection>,
     names: [&str; N],
@@ -170,6 +181,19 @@ fn fields<const N: usize>(
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("unknown field `{extra}` in the body"),
+        ));
+    }
+    if let Some(name) = names
+        .iter()
+        .zip(&values)
+        .find_map(|(name, value)| nested_deeper_than(value, MAX_VALUE_DEPTH).then_some(name))
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`{name}` is nested more than {MAX_VALUE_DEPTH} arrays or objects deep; \
+                 flatten it"
+            ),
         ));
     }
     Ok(values)
@@ -295,6 +319,11 @@ async fn write(
         WRITE_UNKNOWN,
     )
     .await?;
+    answer(result)
+}
+
+/// The answer to a write that was applied with this result.
+fn answer(result: WriteResult) -> ApiResult {
     match result {
         WriteResult::Written | WriteResult::Deleted => ok(json!({ "ok": true })),
         WriteResult::Appended { length } => ok(json!({ "ok": true, "length": length })),
@@ -307,9 +336,14 @@ async fn write(
             "the key holds a value that is not a list",
         )
         .with("value", current)),
+        // This retry changed nothing, but the write it retries may have been applied by an
+        // earlier attempt; the node no longer keeps that answer, so the outcome is unknown.
         WriteResult::StaleSequence { latest } => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("request-seq is older than this client's latest write ({latest})"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "request-seq is older than this client's latest write ({latest}); an earlier \
+                 attempt may or may not have been applied, and its answer is no longer kept"
+            ),
         )),
     }
 }
@@ -423,4 +457,92 @@ async fn method_not_allowed(uri: OriginalUri) -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED,
         format!("method not allowed on {}", uri.path()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse<const N: usize>(body: &str, names: [&str; N]) -> Result<[Value; N], ApiError> {
+        fields(Ok(Bytes::from(body.to_string())), names)
+    }
+
+    /// `{"value": [[...[1]...]]}` with the value nested `depth` arrays deep.
+    fn nested_body(field: &str, depth: usize) -> String {
+        format!(
+            "{{\"{field}\": {}1{}}}",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    }
+
+    #[test]
+    fn fields_takes_exactly_the_named_fields() {
+        let [from, to] = parse(r#"{"from": null, "to": {"a": 1}}"#, ["from", "to"]).unwrap();
+        assert_eq!((from, to), (Value::Null, json!({"a": 1})));
+        for bad in [
+            r#"{"from": 1}"#,
+            r#"{"from": 1, "to": 2, "x": 3}"#,
+            "[1]",
+            "{",
+        ] {
+            let e = parse(bad, ["from", "to"]).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+            assert!(e.body["error"].is_string(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn values_nested_deeper_than_the_limit_are_refused() {
+        let [value] = parse(&nested_body("value", MAX_VALUE_DEPTH), ["value"]).unwrap();
+        assert!(!nested_deeper_than(&value, MAX_VALUE_DEPTH));
+        let objects = format!(
+            "{{\"value\": {}1{}}}",
+            "{\"a\": ".repeat(MAX_VALUE_DEPTH),
+            "}".repeat(MAX_VALUE_DEPTH)
+        );
+        parse(&objects, ["value"]).unwrap();
+
+        // One level more, in any field, or far more (up to what serde_json parses at all).
+        let refused = |e: ApiError, field: &str| {
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            let message = e.body["error"].as_str().unwrap();
+            let expected = format!("`{field}` is nested more than {MAX_VALUE_DEPTH}");
+            assert!(message.contains(&expected), "{message}");
+        };
+        for depth in [MAX_VALUE_DEPTH + 1, 126] {
+            refused(
+                parse(&nested_body("value", depth), ["value"]).unwrap_err(),
+                "value",
+            );
+        }
+        let deep_to = format!(
+            r#"{{"from": 1, "to": {}}}"#,
+            nested_body("x", MAX_VALUE_DEPTH)
+        );
+        refused(parse(&deep_to, ["from", "to"]).unwrap_err(), "to");
+        // Past serde_json's own limit the body is not JSON it can read: still a 400.
+        let e = parse(&nested_body("value", 200), ["value"]).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(e.body["error"].as_str().unwrap().contains("not valid JSON"));
+    }
+
+    #[test]
+    fn a_stale_retry_is_answered_as_outcome_unknown() {
+        let e = answer(WriteResult::StaleSequence { latest: 7 }).unwrap_err();
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let message = e.body["error"].as_str().unwrap();
+        assert!(message.contains("may or may not"), "{message}");
+        assert!(message.contains("(7)"), "{message}");
+        let e = answer(WriteResult::CasMismatch { current: json!(1) }).unwrap_err();
+        assert_eq!(e.status, StatusCode::CONFLICT);
+        assert_eq!(e.body, json!({"error": "cas mismatch", "value": 1}));
+    }
+
+    #[test]
+    fn no_leader_is_a_503_with_retry_after() {
+        let response = no_leader().into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
 }

@@ -9,6 +9,30 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The deepest nesting of arrays and objects a client value may have (`1` is 0 deep, `[1]`
+/// 1, `{"a": [1]}` 2). serde_json refuses to decode anything nested deeper than 128, and a
+/// value is wrapped in more levels on its way: a [`Command`] in a log entry adds 3, and a
+/// [`WriteResult`] kept in a session inside a snapshot adds 5 around the current value (which
+/// an append may have made one deeper than any value a client sent). This limit leaves
+/// ample room, so everything the API accepts can be decoded again from the log and from a
+/// snapshot.
+pub const MAX_VALUE_DEPTH: usize = 64;
+
+/// Whether `value` is nested more than `max` arrays or objects deep. Walks with an explicit
+/// stack, so it cannot overflow the thread's stack whatever the input.
+pub fn nested_deeper_than(value: &Value, max: usize) -> bool {
+    let mut stack = vec![(value, 0)];
+    while let Some((value, depth)) = stack.pop() {
+        match value {
+            Value::Array(_) | Value::Object(_) if depth == max => return true,
+            Value::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+            Value::Object(fields) => stack.extend(fields.values().map(|v| (v, depth + 1))),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// A write, as it travels through the Raft log (JSON-encoded in the entry payload).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Command {
@@ -294,5 +318,146 @@ mod tests {
             WriteResult::Written
         );
         assert_eq!(restored.get("k"), Some(&json!({"a": [1, 2]})));
+    }
+
+    /// A value nested `depth` arrays and objects deep, alternating: the outermost is an
+    /// array, the innermost scalar `1`.
+    fn nested(depth: usize) -> Value {
+        (0..depth).fold(json!(1), |inner, level| {
+            if (depth - level) % 2 == 1 {
+                json!([inner])
+            } else {
+                json!({ "a": inner })
+            }
+        })
+    }
+
+    #[test]
+    fn nesting_depth_counts_arrays_and_objects() {
+        assert!(!nested_deeper_than(&json!(1), 0));
+        assert!(nested_deeper_than(&json!([]), 0));
+        assert!(!nested_deeper_than(&json!([]), 1));
+        assert!(!nested_deeper_than(&json!({"a": [1], "b": {"c": 2}}), 2));
+        assert!(nested_deeper_than(&json!({"a": [1], "b": {"c": [2]}}), 2));
+        assert!(nested_deeper_than(&json!([1, 2, [[]]]), 2));
+        for depth in [1, 10, MAX_VALUE_DEPTH] {
+            assert!(!nested_deeper_than(&nested(depth), depth));
+            assert!(nested_deeper_than(&nested(depth), depth - 1));
+        }
+    }
+
+    #[test]
+    fn the_deepest_accepted_value_survives_the_log_and_a_snapshot() {
+        let deepest = nested(MAX_VALUE_DEPTH);
+        // The worst case: an append makes the stored list one deeper than any value sent,
+        // and a failed CAS keeps that list in its client's session.
+        let commands = [
+            cmd(
+                "k",
+                WriteOp::Put {
+                    value: deepest.clone(),
+                },
+            ),
+            cmd(
+                "k",
+                WriteOp::Append {
+                    value: deepest.clone(),
+                },
+            ),
+            session_cmd(
+                "c1",
+                1,
+                WriteOp::Cas {
+                    from: deepest.clone(),
+                    to: deepest.clone(),
+                },
+            ),
+        ];
+        let mut kv = KvStore::default();
+        for command in commands {
+            // Each command decodes from its log entry.
+            let encoded = serde_json::to_vec(&command).unwrap();
+            let decoded: Command = serde_json::from_slice(&encoded).unwrap();
+            assert_eq!(decoded, command);
+            kv.apply(decoded);
+        }
+        let session = &kv.sessions["c1"];
+        let WriteResult::CasMismatch { current } = &session.result else {
+            panic!("expected a cas mismatch: {:?}", session.result);
+        };
+        assert!(nested_deeper_than(current, MAX_VALUE_DEPTH));
+        let restored = KvStore::restore(&kv.snapshot()).expect("the snapshot decodes");
+        assert_eq!(restored, kv);
+
+        // Without the limit it would not: serde_json stops decoding at depth 128.
+        let mut too_deep = KvStore::default();
+        too_deep.apply(cmd("k", WriteOp::Put { value: nested(124) }));
+        too_deep.apply(session_cmd(
+            "c1",
+            1,
+            WriteOp::Cas {
+                from: Value::Null,
+                to: Value::Null,
+            },
+        ));
+        assert!(KvStore::restore(&too_deep.snapshot()).is_err());
+    }
+
+    #[test]
+    fn floats_round_trip_bit_for_bit_through_a_snapshot() {
+        let mut floats = vec![
+            0.1 + 0.2,
+            0.1,
+            1.0 / 3.0,
+            -0.0,
+            1e-310,
+            5e-324,
+            -5e-324,
+            2.225_073_858_507_201e-308, // 2.2250738585072011e-308, the value that hung Java and PHP
+            2.2250738585072014e-308,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::MIN,
+            f64::EPSILON,
+            9007199254740993.0,
+            1.7976931348623157e308,
+            2.638344616030823e-256,
+            7.4e-323,
+            123456789.12345679,
+            1e23,
+            8.98846567431158e307,
+        ];
+        // And a spread of arbitrary bit patterns (a fixed LCG, so the test is reproducible).
+        let mut bits: u64 = 0x9e37_79b9_7f4a_7c15;
+        while floats.len() < 20_000 {
+            bits = bits
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let f = f64::from_bits(bits);
+            if f.is_finite() {
+                floats.push(f);
+            }
+        }
+        let mut kv = KvStore::default();
+        for (i, f) in floats.iter().enumerate() {
+            kv.apply(cmd(&format!("f{i}"), WriteOp::Put { value: json!(f) }));
+        }
+        let restored = KvStore::restore(&kv.snapshot()).unwrap();
+        let mismatches: Vec<String> = floats
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                let back = restored.get(&format!("f{i}"))?.as_f64()?;
+                (back.to_bits() != f.to_bits()).then(|| format!("{f:e} came back as {back:e}"))
+            })
+            .collect();
+        assert!(
+            mismatches.is_empty(),
+            "{} of {} floats changed, e.g. {:?}",
+            mismatches.len(),
+            floats.len(),
+            &mismatches[..mismatches.len().min(5)]
+        );
+        assert_eq!(restored.len(), floats.len());
     }
 }

@@ -268,7 +268,11 @@ mod tests {
         assert_eq!(classify(&cas(), 409, mismatch), fail(CAS_MISMATCH));
         // A 409 that is not a cas mismatch did not happen either, but observed nothing.
         assert_eq!(
-            classify(&cas(), 409, r#"{"error":"request-seq is older"}"#),
+            classify(
+                &cas(),
+                409,
+                r#"{"error":"the key holds a value that is not a list"}"#
+            ),
             fail("http 409")
         );
         assert_eq!(classify(&append(), 409, mismatch), fail("http 409"));
