@@ -13,8 +13,11 @@ use crate::raft::NodeId;
 pub struct NodeConfig {
     /// This node's name, e.g. `n1`.
     pub name: String,
-    /// Where clients reach the HTTP KV API.
+    /// Where the HTTP KV API listens.
     pub client_addr: SocketAddr,
+    /// How clients reach the API (`HOST:PORT`), as named in redirects to this node when it
+    /// leads: `client_addr` unless that is a wildcard address such as `0.0.0.0`.
+    pub advertise_client_addr: String,
     /// Where peers reach this node's Raft RPC endpoint; its IP is also the source address
     /// of this node's outgoing peer connections.
     pub peer_addr: SocketAddr,
@@ -27,6 +30,9 @@ pub struct NodeConfig {
     /// Election timeouts are drawn uniformly from `election_min..election_max`.
     pub election_min: Duration,
     pub election_max: Duration,
+    /// How long sending a snapshot to a peer may take (other peer requests get
+    /// `election_min`).
+    pub snapshot_timeout: Duration,
     /// Take a snapshot once this many entries were applied since the last one.
     pub snapshot_threshold: u64,
     /// How long a client request may wait for commit or a read confirmation.

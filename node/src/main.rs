@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
+use axum::http::uri::Authority;
 use clap::Parser;
 use faultline_node::bugs::{Bug, Bugs};
 use faultline_node::config::{NodeConfig, PeerSpec};
@@ -25,6 +26,11 @@ struct Args {
     /// Address of the client HTTP API.
     #[arg(long)]
     client_addr: SocketAddr,
+    /// HOST:PORT that clients use to reach this node's API, as named in redirects to it
+    /// (`Location`) when it leads. Defaults to --client-addr; give it when that is a
+    /// wildcard address such as 0.0.0.0.
+    #[arg(long, value_parser = parse_host_port)]
+    advertise_client_addr: Option<String>,
     /// Address of the peer (Raft RPC) endpoint; its IP is also the source of this node's
     /// outgoing peer connections.
     #[arg(long)]
@@ -45,6 +51,10 @@ struct Args {
     /// Longest election timeout.
     #[arg(long, default_value = "300ms", value_parser = humantime::parse_duration)]
     election_timeout_max: Duration,
+    /// How long sending a snapshot to a lagging peer may take; every other peer request
+    /// must be answered within --election-timeout-min.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    snapshot_timeout: Duration,
     /// Resolution of the Raft clock.
     #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
     tick: Duration,
@@ -84,11 +94,27 @@ impl Args {
             self.election_timeout_min
         );
         ensure!(
+            self.snapshot_timeout >= self.election_timeout_min,
+            "--snapshot-timeout ({:?}) must be at least --election-timeout-min ({:?})",
+            self.snapshot_timeout,
+            self.election_timeout_min
+        );
+        ensure!(
             self.snapshot_threshold > 0,
             "--snapshot-threshold must be positive"
         );
+        if self.advertise_client_addr.is_none() && self.client_addr.ip().is_unspecified() {
+            tracing::warn!(
+                "--client-addr {} is a wildcard address: redirects to this node will not \
+                 work; give --advertise-client-addr HOST:PORT",
+                self.client_addr
+            );
+        }
         Ok(NodeConfig {
             name: self.id,
+            advertise_client_addr: self
+                .advertise_client_addr
+                .unwrap_or_else(|| self.client_addr.to_string()),
             client_addr: self.client_addr,
             peer_addr: self.peer_addr,
             peers: self.peers,
@@ -97,12 +123,26 @@ impl Args {
             heartbeat: self.heartbeat_interval,
             election_min: self.election_timeout_min,
             election_max: self.election_timeout_max,
+            snapshot_timeout: self.snapshot_timeout,
             snapshot_threshold: self.snapshot_threshold,
             request_timeout: self.request_timeout,
             fsync: self.fsync,
             bugs: Bugs::from_list(&self.bugs),
         })
     }
+}
+
+/// Accepts `HOST:PORT` (a name or an IP address; IPv6 in brackets).
+fn parse_host_port(text: &str) -> Result<String, String> {
+    let invalid = |why: &str| format!("`{text}` is not a HOST:PORT address: {why}");
+    let authority: Authority = text.parse().map_err(|e| invalid(&format!("{e}")))?;
+    if authority.as_str().contains('@') {
+        return Err(invalid("it has a user name"));
+    }
+    if authority.port_u16().is_none() {
+        return Err(invalid("it has no port"));
+    }
+    Ok(text.to_string())
 }
 
 fn main() -> Result<()> {
@@ -118,4 +158,46 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?
         .block_on(faultline_node::server::run(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_addresses_are_host_and_port() {
+        for good in ["127.0.0.11:8001", "node1.example:8001", "[::1]:8001"] {
+            assert_eq!(parse_host_port(good).as_deref(), Ok(good));
+        }
+        for bad in ["127.0.0.11", "http://a:1", "a:1/x", "u@a:1", "", "a b:1"] {
+            assert!(parse_host_port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn advertise_client_addr_defaults_to_client_addr() {
+        let args = |extra: &[&str]| {
+            let base = [
+                "faultline-node",
+                "--id",
+                "n1",
+                "--client-addr",
+                "127.0.0.11:8001",
+                "--peer-addr",
+                "127.0.0.11:7001",
+                "--data-dir",
+                "d",
+            ];
+            Args::try_parse_from(base.iter().chain(extra)).unwrap()
+        };
+        let config = args(&[]).into_config().unwrap();
+        assert_eq!(config.advertise_client_addr, "127.0.0.11:8001");
+        assert_eq!(config.snapshot_timeout, Duration::from_secs(10));
+        let config = args(&["--advertise-client-addr", "n1.local:8001"])
+            .into_config()
+            .unwrap();
+        assert_eq!(config.advertise_client_addr, "n1.local:8001");
+        let short = args(&["--snapshot-timeout", "10ms"]).into_config();
+        assert!(short.is_err());
+    }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use axum::http::HeaderValue;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -68,7 +69,16 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         .with_context(|| format!("binding the peer address {}", config.peer_addr))?;
 
     let (inputs, input_queue) = crossbeam_channel::unbounded();
-    let directory = Arc::new(PeerDirectory::new(own, config.client_addr));
+    let advertised = HeaderValue::from_str(&config.advertise_client_addr).with_context(|| {
+        format!(
+            "the advertised client address `{}` cannot go in an HTTP header",
+            config.advertise_client_addr
+        )
+    })?;
+    let directory = Arc::new(PeerDirectory::new(
+        own,
+        config.advertise_client_addr.clone(),
+    ));
     let links = config
         .peers
         .iter()
@@ -80,8 +90,9 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     let outboxes = transport::spawn_senders(
         links,
         config.peer_addr.ip(),
-        config.client_addr,
+        advertised,
         config.election_min,
+        config.snapshot_timeout,
         inputs.clone(),
     );
     let metrics = Arc::new(Metrics::default());

@@ -5,6 +5,10 @@
 //! queued for that peer in one request. The receiver hands the batch to the Raft loop and
 //! answers at once: replies to Raft messages travel as new messages the other way, so a
 //! request never waits on Raft, and one request in flight per peer is enough.
+//!
+//! A request must be answered within a short timeout (a paused or partitioned peer must not
+//! hold up its messages), except one that carries a snapshot: that may be large and take
+//! long to send, so it gets a timeout of its own.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -26,7 +30,7 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::driver::Input;
-use crate::raft::{Message, NodeId};
+use crate::raft::{Message, MessageBody, NodeId};
 
 /// The peer endpoint's path.
 pub const RAFT_PATH: &str = "/raft";
@@ -44,10 +48,10 @@ pub struct PeerDirectory {
 }
 
 impl PeerDirectory {
-    /// A directory that knows this node's own client address.
-    pub fn new(own: NodeId, client_addr: SocketAddr) -> PeerDirectory {
+    /// A directory that knows this node's own client address (as clients should use it).
+    pub fn new(own: NodeId, client_addr: String) -> PeerDirectory {
         let directory = PeerDirectory::default();
-        directory.learn(own, client_addr.to_string());
+        directory.learn(own, client_addr);
         directory
     }
 
@@ -136,13 +140,16 @@ pub struct PeerLink {
 
 /// Starts one sender task per peer and returns their outboxes.
 ///
-/// `local_ip` is the source address of every outgoing connection; `timeout` bounds each
-/// request (a paused or partitioned peer must not hold messages for longer).
+/// `local_ip` is the source address of every outgoing connection; `client_addr` is sent
+/// along, so peers can redirect clients here. `timeout` bounds each connect and each
+/// request (a paused or partitioned peer must not hold messages for longer), except that a
+/// request carrying a snapshot may take `snapshot_timeout`.
 pub fn spawn_senders(
     links: Vec<PeerLink>,
     local_ip: IpAddr,
-    own_client_addr: SocketAddr,
+    client_addr: HeaderValue,
     timeout: Duration,
+    snapshot_timeout: Duration,
     inputs: Sender<Input>,
 ) -> HashMap<NodeId, mpsc::UnboundedSender<Message>> {
     let mut connector = HttpConnector::new();
@@ -152,8 +159,6 @@ pub fn spawn_senders(
     let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build(connector);
-    let client_addr =
-        HeaderValue::from_str(&own_client_addr.to_string()).expect("an address is a valid header");
     links
         .into_iter()
         .map(|link| {
@@ -164,6 +169,7 @@ pub fn spawn_senders(
                 client: client.clone(),
                 client_addr: client_addr.clone(),
                 timeout,
+                snapshot_timeout,
                 inputs: inputs.clone(),
             };
             tokio::spawn(sender.run(queue));
@@ -178,6 +184,7 @@ struct PeerSender {
     client: Client<HttpConnector, Full<Bytes>>,
     client_addr: HeaderValue,
     timeout: Duration,
+    snapshot_timeout: Duration,
     inputs: Sender<Input>,
 }
 
@@ -192,9 +199,10 @@ impl PeerSender {
                     Err(_) => break,
                 }
             }
+            let timeout = self.timeout_for(&batch);
             let body = postcard::to_stdvec(&batch).expect("Raft messages always encode");
             batch.clear();
-            if let Err(reason) = self.post(body).await {
+            if let Err(reason) = self.post(body, timeout).await {
                 debug!(peer = self.peer, "peer unreachable: {reason}");
                 // Messages queued meanwhile are stale; Raft resends what matters.
                 while queue.try_recv().is_ok() {}
@@ -207,7 +215,19 @@ impl PeerSender {
         }
     }
 
-    async fn post(&self, body: Vec<u8>) -> Result<(), String> {
+    /// How long the request carrying `batch` may take.
+    fn timeout_for(&self, batch: &[Message]) -> Duration {
+        let has_snapshot = batch
+            .iter()
+            .any(|m| matches!(m.body, MessageBody::InstallSnapshot { .. }));
+        if has_snapshot {
+            self.snapshot_timeout
+        } else {
+            self.timeout
+        }
+    }
+
+    async fn post(&self, body: Vec<u8>, timeout: Duration) -> Result<(), String> {
         let request = Request::post(&self.uri)
             .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
             .header(CLIENT_ADDR_HEADER, self.client_addr.clone())
@@ -235,8 +255,100 @@ impl PeerSender {
                 ))
             }
         };
-        tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| format!("no answer within {:?}", self.timeout))?
+            .map_err(|_| format!("no answer within {timeout:?}"))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use crossbeam_channel::Receiver;
+
+    use super::*;
+    use crate::raft::{Snapshot, SnapshotMeta};
+
+    const SLOW_PEER: Duration = Duration::from_millis(300);
+    const TIMEOUT: Duration = Duration::from_millis(100);
+
+    fn message(body: MessageBody) -> Message {
+        Message {
+            from: 1,
+            to: 2,
+            term: 1,
+            body,
+        }
+    }
+
+    /// Whether the sender reports the peer unreachable within `within`.
+    async fn reported_unreachable(inputs: &Receiver<Input>, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Input::Unreachable(2)) = inputs.try_recv() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_may_take_longer_than_other_messages() {
+        // A peer that takes SLOW_PEER to answer, longer than TIMEOUT.
+        let (received, mut deliveries) = mpsc::unbounded_channel::<Vec<Message>>();
+        let peer = Router::new().route(
+            RAFT_PATH,
+            post(move |body: Bytes| async move {
+                tokio::time::sleep(SLOW_PEER).await;
+                let _ = received.send(postcard::from_bytes(&body).unwrap());
+                StatusCode::NO_CONTENT
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dial = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, peer).await });
+
+        let (inputs, input_queue) = crossbeam_channel::unbounded();
+        let outboxes = spawn_senders(
+            vec![PeerLink { id: 2, dial }],
+            dial.ip(),
+            HeaderValue::from_static("127.0.0.1:1"),
+            TIMEOUT,
+            Duration::from_secs(10),
+            inputs,
+        );
+        let heartbeat = message(MessageBody::Heartbeat {
+            leader_commit: 0,
+            read_round: 0,
+        });
+        outboxes[&2].send(heartbeat).unwrap();
+        assert!(
+            reported_unreachable(&input_queue, Duration::from_secs(5)).await,
+            "a heartbeat outlasting the timeout should report the peer unreachable"
+        );
+
+        let snapshot = message(MessageBody::InstallSnapshot {
+            snapshot: Snapshot {
+                meta: SnapshotMeta { index: 7, term: 1 },
+                data: Bytes::from(vec![b'x'; 1 << 20]),
+            },
+        });
+        outboxes[&2].send(snapshot.clone()).unwrap();
+        let delivered = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let batch = deliveries.recv().await.expect("the peer is running");
+                if batch.contains(&snapshot) {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(delivered.is_ok(), "the snapshot never reached the peer");
+        assert!(
+            !reported_unreachable(&input_queue, SLOW_PEER).await,
+            "the snapshot's request should not have timed out"
+        );
     }
 }
