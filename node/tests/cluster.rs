@@ -10,6 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::TestCluster;
+use faultline_node::kv::MAX_VALUE_DEPTH;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -104,6 +105,29 @@ fn client_api_reads_writes_and_rejects_bad_input() {
         assert_eq!(response.status(), StatusCode::OK);
     }
     assert_eq!(cluster.read("once"), Some(json!([7])));
+    // A retry older than the client's latest write has an unknown outcome: 500, not 4xx.
+    let response = http
+        .put(url("/kv/twice"))
+        .header("client-id", "c1")
+        .header("request-seq", "2")
+        .json(&json!({"value": 8}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, stale) = body(
+        http.post(url("/kv/once/append"))
+            .header("client-id", "c1")
+            .header("request-seq", "1")
+            .json(&json!({"value": 7}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{stale}");
+    assert!(
+        stale["error"].as_str().unwrap().contains("may or may not"),
+        "{stale}"
+    );
+    assert_eq!(cluster.read("once"), Some(json!([7])));
 
     // a follower redirects to the leader, and can serve stale reads
     let response = http.get(cluster.url(follower, "/kv/a")).send().unwrap();
@@ -158,6 +182,14 @@ fn client_api_reads_writes_and_rejects_bad_input() {
             http.put(url("/kv/a"))
                 .body(format!("{{\"value\": \"{}\"}}", "x".repeat(1 << 20))),
             StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            http.put(url("/kv/a")).body(format!(
+                "{{\"value\": {}{}}}",
+                "[".repeat(MAX_VALUE_DEPTH + 1),
+                "]".repeat(MAX_VALUE_DEPTH + 1)
+            )),
+            StatusCode::BAD_REQUEST,
         ),
         (http.get(url("/nowhere")), StatusCode::NOT_FOUND),
         (http.post(url("/kv/a")), StatusCode::METHOD_NOT_ALLOWED),
@@ -217,6 +249,41 @@ fn client_api_reads_writes_and_rejects_bad_input() {
         http.get(url("/health")).send().unwrap().status(),
         StatusCode::OK
     );
+}
+
+#[test]
+fn a_node_without_a_leader_answers_503_with_retry_after() {
+    // One node of three, alone: it can never be elected, nor hear of a leader.
+    let mut cluster = TestCluster::new(3, &[]);
+    cluster.spawn(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while cluster.status(0).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "n1 never answered\n{}",
+            cluster.logs()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let http = &cluster.http;
+    let requests = [
+        http.put(cluster.url(0, "/kv/a")).json(&json!({"value": 1})),
+        http.get(cluster.url(0, "/kv/a")),
+        http.post(cluster.url(0, "/kv/a/cas"))
+            .json(&json!({"from": null, "to": 1})),
+        http.delete(cluster.url(0, "/kv/a")),
+    ];
+    for request in requests {
+        let response = request.send().unwrap();
+        let retry_after = response.headers().get("retry-after").cloned();
+        let (status, answer) = body(response);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+        assert_eq!(answer, json!({"error": "no leader"}));
+        assert_eq!(retry_after.as_ref().map(|v| v.to_str().unwrap()), Some("1"));
+    }
+    // A stale read needs no leader.
+    let (status, _) = body(http.get(cluster.url(0, "/kv/a?stale=true")).send().unwrap());
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[test]

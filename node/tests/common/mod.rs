@@ -3,6 +3,10 @@
 //! Node i listens on 127.0.0.(10+i), as in a Faultline run, on free ports; every node has
 //! its own data dir and log file under one temporary directory, removed at the end (kept
 //! when the test fails, so its logs can be read: the path is printed).
+//!
+//! That directory is under Cargo's target dir (`CARGO_TARGET_TMPDIR`, which Cargo sets for
+//! integration tests and benches alike), on the same disk as the build: the default temp
+//! dir may be a tmpfs, where fsync costs nothing and proves nothing.
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
@@ -47,9 +51,19 @@ fn free_port(ip: Ipv4Addr) -> u16 {
 impl TestCluster {
     /// Starts `n` nodes with the given extra flags and waits until they elect a leader.
     pub fn start(n: usize, extra_args: &[&str]) -> TestCluster {
+        let mut cluster = TestCluster::new(n, extra_args);
+        for i in 0..n {
+            cluster.spawn(i);
+        }
+        cluster.wait_for_leader(Duration::from_secs(20));
+        cluster
+    }
+
+    /// Sets up `n` nodes with the given extra flags but starts none of them (see `spawn`).
+    pub fn new(n: usize, extra_args: &[&str]) -> TestCluster {
         let dir = tempfile::Builder::new()
             .prefix("faultline-it-")
-            .tempdir()
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .expect("temp dir");
         let nodes = (1..=n)
             .map(|i| {
@@ -71,17 +85,12 @@ impl TestCluster {
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap();
-        let mut cluster = TestCluster {
+        TestCluster {
             nodes,
             dir: Some(dir),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             http,
-        };
-        for i in 0..n {
-            cluster.spawn(i);
         }
-        cluster.wait_for_leader(Duration::from_secs(20));
-        cluster
     }
 
     /// The command line of node `i`.
