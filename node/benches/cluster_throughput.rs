@@ -6,7 +6,10 @@
 //! among 1,000), then linearizable reads (GET, ReadIndex). It prints operations per second
 //! and latency percentiles, and the ratio to etcd's figures measured on the same kind of
 //! machine. Tune with `BENCH_SECONDS`, `BENCH_CLIENTS`, `BENCH_REPEATS` (median of repeats),
-//! `BENCH_CLIENT_THREADS` (default 1).
+//! `BENCH_CLIENT_THREADS` (default 1). With `BENCH_BASELINE_BINARY=path/to/faultline-node`
+//! (another build, e.g. of the previous commit) a second cluster of that binary runs beside
+//! this build's, the runs alternate between the two (so noise hits both alike), and the
+//! ratios of the medians are printed.
 //!
 //! The load generator shares the machine with the nodes, so it is kept as cheap as wrk: each
 //! client owns one keep-alive HTTP/1.1 connection (no pool), all on one thread. On two cores
@@ -188,6 +191,15 @@ fn main() {
          {seconds} s per run, {repeats} runs",
         cluster.nodes[leader].name
     );
+    let baseline = std::env::var_os("BENCH_BASELINE_BINARY").map(|binary| {
+        let binary = std::path::PathBuf::from(binary);
+        println!("baseline: a second cluster of {}", binary.display());
+        let cluster = TestCluster::new(3, &[]).with_binary(binary);
+        let cluster = cluster.start_all();
+        let leader = cluster.wait_for_leader(Duration::from_secs(20));
+        let addr = cluster.nodes[leader].client_addr;
+        (cluster, addr)
+    });
     let mut runtime = if client_threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -197,14 +209,21 @@ fn main() {
     };
     let runtime = runtime.enable_all().build().unwrap();
     let duration = Duration::from_secs(seconds);
-    let writes: Vec<Outcome> = (0..repeats)
-        .map(|_| runtime.block_on(drive(addr, Kind::Write, clients, duration)))
-        .collect();
-    let reads: Vec<Outcome> = (0..repeats)
-        .map(|_| runtime.block_on(drive(addr, Kind::Read, clients, duration)))
-        .collect();
+    // Runs of this build and of the baseline alternate.
+    let measure = |kind: Kind| -> (Vec<Outcome>, Vec<Outcome>) {
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..repeats {
+            ours.push(runtime.block_on(drive(addr, kind, clients, duration)));
+            if let Some((_, baseline_addr)) = &baseline {
+                theirs.push(runtime.block_on(drive(*baseline_addr, kind, clients, duration)));
+            }
+        }
+        (ours, theirs)
+    };
+    let (writes, baseline_writes) = measure(Kind::Write);
+    let (reads, baseline_reads) = measure(Kind::Read);
     let (write_ops, write_p99) = report("writes", &writes);
-    let (read_ops, _) = report("linearizable reads", &reads);
+    let (read_ops, read_p99) = report("linearizable reads", &reads);
     println!(
         "writes: {:.2}x etcd's {ETCD_WRITES_PER_SEC:.0}/s (p99 {write_p99:.2} ms vs etcd's {ETCD_WRITE_P99_MS} ms); \
          target {TARGET_WRITES_PER_SEC:.0}/s with p99 <= {TARGET_WRITE_P99_MS} ms: {}",
@@ -219,4 +238,14 @@ fn main() {
         "reads: {:.2}x etcd's {ETCD_READS_PER_SEC:.0}/s",
         read_ops / ETCD_READS_PER_SEC
     );
+    if baseline.is_some() {
+        let (base_write_ops, base_write_p99) = report("baseline writes", &baseline_writes);
+        let (base_read_ops, base_read_p99) = report("baseline linearizable reads", &baseline_reads);
+        println!(
+            "this build / baseline: writes {:.3}x (p99 {write_p99:.2} vs {base_write_p99:.2} ms), \
+             reads {:.3}x (p99 {read_p99:.2} vs {base_read_p99:.2} ms)",
+            write_ops / base_write_ops,
+            read_ops / base_read_ops
+        );
+    }
 }

@@ -36,6 +36,8 @@ pub struct TestCluster {
     pub nodes: Vec<TestNode>,
     dir: Option<tempfile::TempDir>,
     extra_args: Vec<String>,
+    /// The node binary: this build's, unless `new` was told otherwise.
+    binary: PathBuf,
     pub http: Client,
 }
 
@@ -51,12 +53,16 @@ fn free_port(ip: Ipv4Addr) -> u16 {
 impl TestCluster {
     /// Starts `n` nodes with the given extra flags and waits until they elect a leader.
     pub fn start(n: usize, extra_args: &[&str]) -> TestCluster {
-        let mut cluster = TestCluster::new(n, extra_args);
-        for i in 0..n {
-            cluster.spawn(i);
+        TestCluster::new(n, extra_args).start_all()
+    }
+
+    /// Starts every node of a cluster set up by `new` and waits until they elect a leader.
+    pub fn start_all(mut self) -> TestCluster {
+        for i in 0..self.nodes.len() {
+            self.spawn(i);
         }
-        cluster.wait_for_leader(Duration::from_secs(20));
-        cluster
+        self.wait_for_leader(Duration::from_secs(20));
+        self
     }
 
     /// Sets up `n` nodes with the given extra flags but starts none of them (see `spawn`).
@@ -89,8 +95,15 @@ impl TestCluster {
             nodes,
             dir: Some(dir),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            binary: PathBuf::from(env!("CARGO_BIN_EXE_faultline-node")),
             http,
         }
+    }
+
+    /// Runs `binary` instead of this build's node (to compare two builds in one script).
+    pub fn with_binary(mut self, binary: PathBuf) -> TestCluster {
+        self.binary = binary;
+        self
     }
 
     /// The command line of node `i`.
@@ -102,7 +115,7 @@ impl TestCluster {
             .filter(|p| p.name != node.name)
             .map(|p| format!("{}={}", p.name, p.peer_addr))
             .collect();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_faultline-node"));
+        let mut command = Command::new(&self.binary);
         command
             .arg("--id")
             .arg(&node.name)
