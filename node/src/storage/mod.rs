@@ -22,8 +22,9 @@
 //! that never finished (the process was killed mid-`write`, or the machine lost power before
 //! the fsync returned) leaves, from some offset on, nothing (the file is short), zeros (the
 //! file system grew the file but the data never reached those sectors) or a mix of written
-//! and zero sectors. Everything after the first damaged record was written after it, so no
-//! completed fsync covers it and dropping it loses nothing that was acknowledged. So the
+//! and zero sectors. Everything after the first damaged record of such a write was written
+//! after it, so no completed fsync covers it and dropping it loses nothing that was
+//! acknowledged. So the
 //! first bad record of the newest segment is *torn*, and the file is cut there with a
 //! warning naming file and offset, when:
 //!
@@ -33,7 +34,11 @@
 //!    damaged header: follow the header), which covers a garbled final record and a
 //!    zero-filled tail;
 //! 3. a checksum fails and a whole 512-byte sector that it overlaps reads as zeros: a sector
-//!    the write never reached although later ones did.
+//!    the write never reached although later ones did, unless a later record proves that
+//!    an fsync had covered it. The first record written after each fsync is a *sync mark*
+//!    holding the offset that fsync made durable; an intact mark past the damage naming an
+//!    offset beyond it means the damaged record was acknowledged data, and that is
+//!    corruption. (With `fsync` off no marks are written, as nothing is durable anyway.)
 //!
 //! The newest segment also ends in zeros in normal operation: the WAL writes zeros ahead of
 //! its records (see `wal.rs`). A rest of the file that is all zeros, from a record boundary

@@ -41,6 +41,9 @@ pub(crate) enum RecordKind {
     ReplacedBy = 4,
     /// A snapshot file's only record: the whole `Snapshot`.
     SnapshotFile = 5,
+    /// WAL: the first record after an fsync, holding the segment offset that fsync made
+    /// durable. Read only after damage, to tell a torn write from damage to synced data.
+    SyncMark = 6,
 }
 
 impl RecordKind {
@@ -51,6 +54,7 @@ impl RecordKind {
             RecordKind::CompactedTo,
             RecordKind::ReplacedBy,
             RecordKind::SnapshotFile,
+            RecordKind::SyncMark,
         ]
         .into_iter()
         .find(|kind| *kind as u8 == byte)
@@ -64,6 +68,7 @@ impl RecordKind {
             RecordKind::CompactedTo => "a compaction marker",
             RecordKind::ReplacedBy => "a snapshot installation marker",
             RecordKind::SnapshotFile => "a snapshot",
+            RecordKind::SyncMark => "a sync mark",
         }
     }
 }

@@ -16,6 +16,10 @@
 //! write per sync. A segment is cut back to its records when it is closed, so only the newest
 //! one can end in zeros, and recovery takes an all-zero rest of it as the end of the log.
 //!
+//! The first record after each fsync is a sync mark: how far into the segment that fsync
+//! reached. Recovery reads marks only after damage, to tell a torn write (no mark past the
+//! damage vouches for it) from damage to data an fsync had covered.
+//!
 //! Recovery reads the segments oldest first. A torn write at the tail of the newest segment is
 //! cut off, with a warning naming the file and offset; any other damage is an error naming
 //! them (the rule is in the `storage` module docs). Segments are deleted oldest first, so an
@@ -68,6 +72,8 @@ pub(crate) struct Wal {
     file: File,
     /// Size of the current segment's records, buffered bytes included.
     current_len: u64,
+    /// How much of the current segment the last fsync made durable (its header, if none yet).
+    synced_len: u64,
     /// The current segment file holds zeros from its records' end up to here.
     preallocated_to: u64,
     /// Encoded records not yet written to `file`; reused, so appends do not allocate.
@@ -129,6 +135,7 @@ impl Wal {
             current,
             file,
             current_len,
+            synced_len: current_len,
             preallocated_to: current_len,
             buffer,
             unsynced_bytes: 0,
@@ -231,6 +238,10 @@ impl Wal {
     ) -> Result<(), StorageError> {
         self.ensure_usable()?;
         let before = self.buffer.len();
+        if self.unsynced_bytes == 0 && self.fsync {
+            // The first record after an fsync says how far it reached (see `replay_segment`).
+            record::encode(&mut self.buffer, RecordKind::SyncMark, &self.synced_len)?;
+        }
         record::encode(&mut self.buffer, kind, payload)?;
         let appended = (self.buffer.len() - before) as u64;
         self.current_len += appended;
@@ -294,6 +305,7 @@ impl Wal {
         }
         let bytes = std::mem::take(&mut self.unsynced_bytes);
         self.unsynced_promises = false;
+        self.synced_len = self.current_len;
         if self.current_len >= self.segment_bytes {
             fsync_time += self.roll_over()?;
         }
@@ -329,6 +341,7 @@ impl Wal {
         self.closed.push(finished);
         self.file = file;
         self.current_len = len;
+        self.synced_len = len;
         self.preallocated_to = len;
         Ok(fsync_time + create_fsync_time)
     }
@@ -460,6 +473,17 @@ fn replay_segment(
                 break;
             }
             Err(invalid) if is_newest && record::is_torn(&bytes, offset, &invalid) => {
+                // A write that never finished can have reached later sectors and not this
+                // one; but if a later record says an fsync covered this offset, it had
+                // finished, and this is damage to acknowledged data.
+                if let Some(through) = synced_through_after(&bytes, offset + 1)
+                    .filter(|&through| through > offset as u64)
+                {
+                    return Err(corrupt(format!(
+                        "{invalid}; it looks like a torn write, but a later sync mark says an \
+                         fsync had made this segment durable through offset {through}"
+                    )));
+                }
                 warn!(
                     file = %path.display(),
                     offset,
@@ -480,6 +504,10 @@ fn replay_segment(
                 )));
             }
         };
+        if frame.kind == RecordKind::SyncMark {
+            offset += frame.len;
+            continue;
+        }
         let record = parse(&frame).map_err(corrupt)?;
         if let WalRecord::Entries(batch) = &record {
             max_index = max_index.max(batch.last().map_or(0, |entry| entry.index));
@@ -490,6 +518,17 @@ fn replay_segment(
     Ok(max_index)
 }
 
+/// The furthest offset that an intact sync mark found in `bytes` from `from` on says an
+/// fsync made durable. Record boundaries past damage are unknown, so every offset is tried;
+/// this runs only when recovery meets damage.
+fn synced_through_after(bytes: &[u8], from: usize) -> Option<u64> {
+    (from..bytes.len())
+        .filter_map(|at| record::decode(&bytes[at..]).ok())
+        .filter(|frame| frame.kind == RecordKind::SyncMark)
+        .filter_map(|frame| postcard::from_bytes::<u64>(frame.payload).ok())
+        .max()
+}
+
 fn parse(frame: &Frame<'_>) -> Result<WalRecord, String> {
     let decoded = match frame.kind {
         RecordKind::HardState => postcard::from_bytes(frame.payload).map(WalRecord::HardState),
@@ -497,6 +536,7 @@ fn parse(frame: &Frame<'_>) -> Result<WalRecord, String> {
         RecordKind::CompactedTo => postcard::from_bytes(frame.payload).map(WalRecord::CompactedTo),
         RecordKind::ReplacedBy => postcard::from_bytes(frame.payload).map(WalRecord::ReplacedBy),
         RecordKind::SnapshotFile => return Err("a snapshot file record inside the WAL".to_string()),
+        RecordKind::SyncMark => return Err("a sync mark where a log record belongs".to_string()),
     };
     decoded.map_err(|error| format!("cannot decode {}: {error}", frame.kind.describe()))
 }
@@ -821,6 +861,103 @@ mod tests {
                 if *path == copy && *offset == records_end as u64),
             "{error}"
         );
+    }
+
+    /// Batch `number` of two entries with payloads long enough to cover whole sectors.
+    fn long_batch(number: u64) -> Vec<Entry> {
+        entries(number * 2 + 1..=number * 2 + 2, 1)
+            .into_iter()
+            .map(|entry| Entry {
+                payload: crate::raft::Payload::Command(vec![b'x'; 1500].into()),
+                ..entry
+            })
+            .collect()
+    }
+
+    /// With fsync on, so that the WAL writes its sync marks.
+    fn syncing() -> StorageOptions {
+        StorageOptions {
+            fsync: true,
+            ..preallocating(1 << 20)
+        }
+    }
+
+    /// Where each entries record of `bytes` starts and ends.
+    fn entries_records(bytes: &[u8]) -> Vec<(usize, usize)> {
+        let (starts, _) = record_bounds(bytes);
+        starts
+            .into_iter()
+            .filter_map(|start| {
+                let frame = record::decode(&bytes[start..]).expect("intact");
+                (frame.kind == RecordKind::Entries).then_some((start, start + frame.len))
+            })
+            .collect()
+    }
+
+    /// `bytes` with the first whole 512-byte sector inside `start..end` zeroed.
+    fn zero_a_sector(bytes: &[u8], (start, end): (usize, usize)) -> Vec<u8> {
+        let sector = start.div_ceil(512) * 512;
+        assert!(sector + 512 <= end, "the record covers a whole sector");
+        let mut damaged = bytes.to_vec();
+        damaged[sector..sector + 512].fill(0);
+        damaged
+    }
+
+    #[test]
+    fn a_zeroed_sector_in_records_an_fsync_covered_is_corruption_not_a_torn_write() {
+        let original = tempfile::tempdir().expect("temp dir");
+        let (mut storage, _) = Storage::open(original.path(), syncing()).expect("open");
+        for number in 0..4 {
+            storage.append(&long_batch(number)).expect("append");
+            storage.sync().expect("sync");
+        }
+        drop(storage);
+        let segment = files_ending_with(original.path(), SEGMENT_SUFFIX)
+            .pop()
+            .expect("a segment");
+        let bytes = fs::read(&segment).expect("read segment");
+        let records = entries_records(&bytes);
+        assert_eq!(records.len(), 4);
+
+        // Batch 1 was fsynced before batch 2 was written: losing it is not a torn write.
+        let damaged = zero_a_sector(&bytes, records[1]);
+        let (dir, copy) = dir_with_segment(segment.file_name().unwrap(), &damaged);
+        let error = Storage::open(dir.path(), syncing()).unwrap_err();
+        assert!(
+            matches!(&error, StorageError::Corrupt { path, offset, reason }
+                if *path == copy && *offset == records[1].0 as u64 && reason.contains("sync mark")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_zeroed_sector_in_the_last_write_is_torn_though_later_records_of_it_landed() {
+        let original = tempfile::tempdir().expect("temp dir");
+        let (mut storage, _) = Storage::open(original.path(), syncing()).expect("open");
+        for number in 0..2 {
+            storage.append(&long_batch(number)).expect("append");
+            storage.sync().expect("sync");
+        }
+        // One write of two records, never finished: the second landed, the first did not.
+        storage.append(&long_batch(2)).expect("append");
+        storage.append(&long_batch(3)).expect("append");
+        storage.sync().expect("sync");
+        drop(storage);
+        let segment = files_ending_with(original.path(), SEGMENT_SUFFIX)
+            .pop()
+            .expect("a segment");
+        let bytes = fs::read(&segment).expect("read segment");
+        let records = entries_records(&bytes);
+        assert_eq!(records.len(), 4);
+
+        let damaged = zero_a_sector(&bytes, records[2]);
+        let (dir, copy) = dir_with_segment(segment.file_name().unwrap(), &damaged);
+        let (_, recovered) =
+            Storage::open(dir.path(), syncing()).expect("a torn write is not an error");
+        let expected: Vec<Entry> = (0..2).flat_map(long_batch).collect();
+        assert_eq!(recovered.entries, expected);
+        let len = fs::metadata(&copy).expect("metadata").len();
+        assert_eq!(len, records[2].0 as u64, "cut at the damaged record");
     }
 
     #[test]
