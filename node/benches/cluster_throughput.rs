@@ -209,13 +209,19 @@ fn main() {
     };
     let runtime = runtime.enable_all().build().unwrap();
     let duration = Duration::from_secs(seconds);
-    // Runs of this build and of the baseline alternate.
+    // Runs of this build and of the baseline alternate, each going first every other time.
+    let baseline_addr = baseline.as_ref().map(|(_, addr)| *addr);
     let measure = |kind: Kind| -> (Vec<Outcome>, Vec<Outcome>) {
+        let run = |addr| runtime.block_on(drive(addr, kind, clients, duration));
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for _ in 0..repeats {
-            ours.push(runtime.block_on(drive(addr, kind, clients, duration)));
-            if let Some((_, baseline_addr)) = &baseline {
-                theirs.push(runtime.block_on(drive(*baseline_addr, kind, clients, duration)));
+        for repeat in 0..repeats {
+            let baseline_first = repeat % 2 == 1;
+            if let (true, Some(addr)) = (baseline_first, baseline_addr) {
+                theirs.push(run(addr));
+            }
+            ours.push(run(addr));
+            if let (false, Some(addr)) = (baseline_first, baseline_addr) {
+                theirs.push(run(addr));
             }
         }
         (ours, theirs)
