@@ -184,21 +184,14 @@ fn main() {
     // nodes being measured.
     let client_threads = env_or("BENCH_CLIENT_THREADS", 1).max(1);
     let cluster = TestCluster::start(3, &[]);
-    let leader = cluster.wait_for_leader(Duration::from_secs(20));
-    let addr = cluster.nodes[leader].client_addr;
     println!(
-        "faultline-node: 3 nodes on loopback, fsync on, {clients} HTTP clients against the leader ({}), \
-         {seconds} s per run, {repeats} runs",
-        cluster.nodes[leader].name
+        "faultline-node: 3 nodes on loopback, fsync on, {clients} HTTP clients against the leader, \
+         {seconds} s per run, {repeats} runs"
     );
     let baseline = std::env::var_os("BENCH_BASELINE_BINARY").map(|binary| {
         let binary = std::path::PathBuf::from(binary);
         println!("baseline: a second cluster of {}", binary.display());
-        let cluster = TestCluster::new(3, &[]).with_binary(binary);
-        let cluster = cluster.start_all();
-        let leader = cluster.wait_for_leader(Duration::from_secs(20));
-        let addr = cluster.nodes[leader].client_addr;
-        (cluster, addr)
+        TestCluster::new(3, &[]).with_binary(binary).start_all()
     });
     let mut runtime = if client_threads == 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -210,18 +203,22 @@ fn main() {
     let runtime = runtime.enable_all().build().unwrap();
     let duration = Duration::from_secs(seconds);
     // Runs of this build and of the baseline alternate, each going first every other time.
-    let baseline_addr = baseline.as_ref().map(|(_, addr)| *addr);
     let measure = |kind: Kind| -> (Vec<Outcome>, Vec<Outcome>) {
-        let run = |addr| runtime.block_on(drive(addr, kind, clients, duration));
+        // Each run goes to whoever leads then: a leader may change between runs.
+        let run = |cluster: &TestCluster| {
+            let leader = cluster.wait_for_leader(Duration::from_secs(20));
+            let addr = cluster.nodes[leader].client_addr;
+            runtime.block_on(drive(addr, kind, clients, duration))
+        };
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for repeat in 0..repeats {
             let baseline_first = repeat % 2 == 1;
-            if let (true, Some(addr)) = (baseline_first, baseline_addr) {
-                theirs.push(run(addr));
+            if let (true, Some(baseline)) = (baseline_first, &baseline) {
+                theirs.push(run(baseline));
             }
-            ours.push(run(addr));
-            if let (false, Some(addr)) = (baseline_first, baseline_addr) {
-                theirs.push(run(addr));
+            ours.push(run(&cluster));
+            if let (false, Some(baseline)) = (baseline_first, &baseline) {
+                theirs.push(run(baseline));
             }
         }
         (ours, theirs)
