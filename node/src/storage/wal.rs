@@ -903,25 +903,36 @@ mod tests {
         damaged
     }
 
-    #[test]
-    fn a_zeroed_sector_in_records_an_fsync_covered_is_corruption_not_a_torn_write() {
-        let original = tempfile::tempdir().expect("temp dir");
-        let (mut storage, _) = Storage::open(original.path(), syncing()).expect("open");
-        for number in 0..4 {
-            storage.append(&long_batch(number)).expect("append");
-            storage.sync().expect("sync");
-        }
+    /// Writes with fsync on through `write`, then returns the newest segment's name, its
+    /// bytes and where its entries records lie.
+    fn written_segment(
+        write: impl FnOnce(&mut Storage),
+    ) -> (std::ffi::OsString, Vec<u8>, Vec<(usize, usize)>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut storage, _) = Storage::open(dir.path(), syncing()).expect("open");
+        write(&mut storage);
         drop(storage);
-        let segment = files_ending_with(original.path(), SEGMENT_SUFFIX)
+        let segment = files_ending_with(dir.path(), SEGMENT_SUFFIX)
             .pop()
             .expect("a segment");
         let bytes = fs::read(&segment).expect("read segment");
         let records = entries_records(&bytes);
+        (segment.file_name().unwrap().to_owned(), bytes, records)
+    }
+
+    #[test]
+    fn a_zeroed_sector_in_records_an_fsync_covered_is_corruption_not_a_torn_write() {
+        let (name, bytes, records) = written_segment(|storage| {
+            for number in 0..4 {
+                storage.append(&long_batch(number)).expect("append");
+                storage.sync().expect("sync");
+            }
+        });
         assert_eq!(records.len(), 4);
 
         // Batch 1 was fsynced before batch 2 was written: losing it is not a torn write.
         let damaged = zero_a_sector(&bytes, records[1]);
-        let (dir, copy) = dir_with_segment(segment.file_name().unwrap(), &damaged);
+        let (dir, copy) = dir_with_segment(&name, &damaged);
         let error = Storage::open(dir.path(), syncing()).unwrap_err();
         assert!(
             matches!(&error, StorageError::Corrupt { path, offset, reason }
@@ -932,26 +943,20 @@ mod tests {
 
     #[test]
     fn a_zeroed_sector_in_the_last_write_is_torn_though_later_records_of_it_landed() {
-        let original = tempfile::tempdir().expect("temp dir");
-        let (mut storage, _) = Storage::open(original.path(), syncing()).expect("open");
-        for number in 0..2 {
-            storage.append(&long_batch(number)).expect("append");
+        let (name, bytes, records) = written_segment(|storage| {
+            for number in 0..2 {
+                storage.append(&long_batch(number)).expect("append");
+                storage.sync().expect("sync");
+            }
+            // One write of two records, never finished: the second landed, the first not.
+            storage.append(&long_batch(2)).expect("append");
+            storage.append(&long_batch(3)).expect("append");
             storage.sync().expect("sync");
-        }
-        // One write of two records, never finished: the second landed, the first did not.
-        storage.append(&long_batch(2)).expect("append");
-        storage.append(&long_batch(3)).expect("append");
-        storage.sync().expect("sync");
-        drop(storage);
-        let segment = files_ending_with(original.path(), SEGMENT_SUFFIX)
-            .pop()
-            .expect("a segment");
-        let bytes = fs::read(&segment).expect("read segment");
-        let records = entries_records(&bytes);
+        });
         assert_eq!(records.len(), 4);
 
         let damaged = zero_a_sector(&bytes, records[2]);
-        let (dir, copy) = dir_with_segment(segment.file_name().unwrap(), &damaged);
+        let (dir, copy) = dir_with_segment(&name, &damaged);
         let (_, recovered) =
             Storage::open(dir.path(), syncing()).expect("a torn write is not an error");
         let expected: Vec<Entry> = (0..2).flat_map(long_batch).collect();
