@@ -457,3 +457,151 @@ fn sigterm_stops_a_node_cleanly_and_it_rejoins() {
     assert_eq!(cluster.read("before"), Some(json!(1)));
     assert_eq!(cluster.read("during"), Some(json!(2)));
 }
+
+/// A killed leader that missed so much that the new leader compacted its log past the
+/// killed node's last entry comes back through InstallSnapshot, with every acknowledged
+/// write at its last acknowledged value.
+#[test]
+fn a_killed_former_leader_catches_up_through_install_snapshot() {
+    let mut cluster = TestCluster::start(3, &["--snapshot-threshold", "50"]);
+    let mut expected = BTreeMap::new();
+    let mut write = |cluster: &TestCluster, i: u64| {
+        let key = format!("k{}", i % 25);
+        cluster.put_acknowledged(&key, json!(i));
+        expected.insert(key, json!(i));
+    };
+    for i in 0..30 {
+        write(&cluster, i);
+    }
+    let old_leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let killed_last_index = cluster
+        .status_u64(old_leader, "last_log_index")
+        .expect("the leader's status");
+    cluster.kill(old_leader);
+
+    // Write on until both survivors' snapshots cover more than the killed node's log.
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != old_leader).collect();
+    let mut i = 30;
+    cluster.wait_until(
+        &format!("survivors compact past index {killed_last_index}"),
+        Duration::from_secs(10),
+        || {
+            write(&cluster, i);
+            i += 1;
+            survivors
+                .iter()
+                .all(|&s| cluster.status_u64(s, "snapshot_index").unwrap_or(0) > killed_last_index)
+                .then_some(())
+        },
+    );
+    // A few more after the snapshot, so the catch-up is a snapshot plus entries.
+    for j in i..i + 10 {
+        write(&cluster, j);
+    }
+
+    cluster.spawn(old_leader);
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    assert_ne!(leader, old_leader);
+    let commit = cluster.status_u64(leader, "commit").unwrap();
+    let status = cluster.wait_for_applied(old_leader, commit, Duration::from_secs(10));
+    assert!(
+        status["snapshot_index"].as_u64().unwrap() > killed_last_index,
+        "the restarted node should hold a snapshot past its old last index \
+         {killed_last_index}: {status}"
+    );
+    let log = std::fs::read_to_string(&cluster.nodes[old_leader].log).unwrap();
+    assert!(
+        log.contains("installed a snapshot from the leader"),
+        "the restarted former leader did not install a snapshot\n{}",
+        cluster.logs()
+    );
+    for (key, value) in &expected {
+        assert_eq!(
+            cluster.stale_read(old_leader, key).as_ref(),
+            Some(value),
+            "{key} on the restarted former leader (stale read)"
+        );
+        assert_eq!(cluster.read(key).as_ref(), Some(value), "{key} lost");
+    }
+}
+
+/// A retried write (same `client-id` and `request-seq`) applies once even when the first
+/// attempt is only in a snapshot and every node was SIGKILLed and restarted in between: the
+/// retry gets the first answer again, the next sequence number applies, and a retry of the
+/// older one gets 500 (outcome unknown) and changes nothing.
+#[test]
+fn a_retry_applies_once_across_a_snapshot_and_a_restart_of_every_node() {
+    let mut cluster = TestCluster::start(3, &["--snapshot-threshold", "20"]);
+    let append = |cluster: &TestCluster, value: u64, seq: u64| {
+        cluster.session_write("POST", "/kv/l/append", json!({ "value": value }), "c1", seq)
+    };
+    let first = append(&cluster, 1, 1);
+    assert_eq!(first, (StatusCode::OK, json!({"ok": true, "length": 1})));
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let append_index = cluster.status_u64(leader, "commit").unwrap();
+
+    // Other writes until every node's snapshot covers the append (and so its session).
+    let mut others = 0;
+    cluster.wait_until(
+        &format!("every node snapshots past index {append_index}"),
+        Duration::from_secs(10),
+        || {
+            cluster.put_acknowledged(&format!("other{others}"), json!(others));
+            others += 1;
+            (0..3)
+                .all(|n| cluster.status_u64(n, "snapshot_index").unwrap_or(0) >= append_index)
+                .then_some(())
+        },
+    );
+
+    for n in 0..3 {
+        cluster.kill(n);
+    }
+    for n in 0..3 {
+        cluster.spawn(n);
+    }
+    cluster.wait_for_leader(Duration::from_secs(10));
+    for n in 0..3 {
+        let status = cluster.status(n).unwrap();
+        assert!(
+            status["snapshot_index"].as_u64().unwrap() >= append_index,
+            "{} should restart from a snapshot covering the append at {append_index}: {status}",
+            cluster.nodes[n].name
+        );
+    }
+
+    assert_eq!(
+        append(&cluster, 1, 1),
+        first,
+        "a retry after the restart should get the first answer again"
+    );
+    assert_eq!(
+        cluster.read("l"),
+        Some(json!([1])),
+        "the retry applied twice"
+    );
+    assert_eq!(
+        append(&cluster, 2, 2),
+        (StatusCode::OK, json!({"ok": true, "length": 2}))
+    );
+    let (status, stale) = append(&cluster, 1, 1);
+    assert_eq!(
+        status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "a retry older than the latest write: {stale}"
+    );
+    assert!(
+        stale["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("may or may not")),
+        "{stale}"
+    );
+    assert_eq!(cluster.read("l"), Some(json!([1, 2])));
+    for i in 0..others {
+        assert_eq!(
+            cluster.read(&format!("other{i}")),
+            Some(json!(i)),
+            "other{i} lost"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::TestCluster;
+use common::{TestCluster, snapshot_files};
 use serde_json::json;
 
 /// The WAL segments of a data dir, largest first.
@@ -154,6 +154,68 @@ fn damage_in_the_middle_of_the_wal_stops_start_up_naming_file_and_offset() {
     assert!(
         error.contains("at byte"),
         "the error should give the offset: {error}"
+    );
+    // The rest of the cluster is unaffected.
+    cluster.put_acknowledged("after", json!(true));
+}
+
+/// A snapshot file damaged in the middle stops start-up with an error naming the file (no
+/// panic), and the file is left in place to be inspected; the rest of the cluster goes on.
+#[test]
+fn a_damaged_snapshot_stops_start_up_naming_the_file() {
+    let mut cluster = TestCluster::start(3, &["--snapshot-threshold", "30"]);
+    write_keys(&cluster, 0..40);
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let victim = (leader + 1) % 3;
+    cluster.wait_until(
+        "the victim takes a snapshot",
+        Duration::from_secs(10),
+        || (cluster.status_u64(victim, "snapshot_index")? > 0).then_some(()),
+    );
+    cluster.kill(victim);
+
+    let snapshots = snapshot_files(&cluster.nodes[victim].data_dir);
+    assert_eq!(
+        snapshots.len(),
+        1,
+        "expected one snapshot file: {snapshots:?}"
+    );
+    let snapshot = &snapshots[0];
+    let mut bytes = fs::read(snapshot).unwrap();
+    assert!(
+        bytes.len() > 100,
+        "a snapshot of 40 keys should be larger: {} bytes",
+        bytes.len()
+    );
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    fs::write(snapshot, &bytes).unwrap();
+
+    cluster.spawn(victim);
+    let status = cluster.wait_for_exit(victim, Duration::from_secs(10));
+    let log = fs::read_to_string(&cluster.nodes[victim].log).unwrap();
+    assert!(
+        !status.success(),
+        "a damaged snapshot must stop start-up with an error:\n{log}"
+    );
+    assert!(
+        !log.contains("panicked at"),
+        "a panic, not an error:\n{log}"
+    );
+    let name = snapshot.file_name().unwrap().to_str().unwrap();
+    let error = log
+        .lines()
+        .rev()
+        .find(|l| l.contains(name))
+        .unwrap_or_else(|| panic!("no error naming {name}:\n{log}"));
+    assert!(
+        error.contains("corrupt"),
+        "the error should say the file is corrupt: {error}"
+    );
+    assert_eq!(
+        fs::read(snapshot).ok().as_ref(),
+        Some(&bytes),
+        "the damaged snapshot should be left as it was, for inspection"
     );
     // The rest of the cluster is unaffected.
     cluster.put_acknowledged("after", json!(true));

@@ -271,14 +271,7 @@ impl TestCluster {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut last = String::new();
         while Instant::now() < deadline {
-            let leader = self.wait_for_leader(Duration::from_secs(20));
-            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-            match self
-                .http
-                .request(method, self.url(leader, path))
-                .json(&body)
-                .send()
-            {
+            match self.send_to_leader(method, path, &body, &[]) {
                 Ok(response) if response.status().is_success() => return response.json().unwrap(),
                 Ok(response) => {
                     last = format!(
@@ -292,6 +285,23 @@ impl TestCluster {
             sleep(Duration::from_millis(50));
         }
         panic!("write {path} not acknowledged within 30 s; last answer: {last}");
+    }
+
+    /// One request with a JSON body and these headers to the node that leads now.
+    fn send_to_leader(
+        &self,
+        method: &str,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, String)],
+    ) -> reqwest::Result<reqwest::blocking::Response> {
+        let leader = self.wait_for_leader(Duration::from_secs(20));
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, self.url(leader, path)).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        request.send()
     }
 
     /// A linearizable read through the leader: the value, or None for 404.
@@ -310,6 +320,111 @@ impl TestCluster {
                 response.text().unwrap_or_default()
             ),
         }
+    }
+
+    /// A field of node `i`'s `GET /status` as a number, if the node answers.
+    pub fn status_u64(&self, i: usize, field: &str) -> Option<u64> {
+        self.status(i)?[field].as_u64()
+    }
+
+    /// Polls `check` every 50 ms until it returns `Some`, at most `timeout`; panics saying
+    /// `what` did not happen (with every node's log) otherwise.
+    pub fn wait_until<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(value) = check() {
+                return value;
+            }
+            if Instant::now() > deadline {
+                panic!("{what}: not within {timeout:?}\n{}", self.logs());
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for node `i`'s process to exit by itself, at most `timeout`; panics if it is
+    /// still running then.
+    pub fn wait_for_exit(&mut self, i: usize, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited(i) {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} still runs after {timeout:?}\n{}",
+                    self.nodes[i].name,
+                    self.logs()
+                );
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A stale (local) read on node `i`: the value, or None for 404.
+    pub fn stale_read(&self, i: usize, key: &str) -> Option<Value> {
+        let response = self
+            .http
+            .get(self.url(i, &format!("/kv/{key}?stale=true")))
+            .send()
+            .unwrap_or_else(|e| panic!("stale read of {key} on {}: {e}", self.nodes[i].name));
+        match response.status() {
+            StatusCode::OK => Some(response.json::<Value>().unwrap()["value"].clone()),
+            StatusCode::NOT_FOUND => None,
+            other => panic!(
+                "stale read of {key} on {}: {other}: {}",
+                self.nodes[i].name,
+                response.text().unwrap_or_default()
+            ),
+        }
+    }
+
+    /// Sends a write with session headers (`client-id`, `request-seq`) to whichever node
+    /// leads, retrying only answers that say the write did not happen (307, 503) and
+    /// connection errors (safe: the session makes a retry apply once). Returns the first
+    /// other answer: its status and JSON body.
+    pub fn session_write(
+        &self,
+        method: &str,
+        path: &str,
+        body: Value,
+        client_id: &str,
+        seq: u64,
+    ) -> (StatusCode, Value) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = String::new();
+        let session = [
+            ("client-id", client_id.to_string()),
+            ("request-seq", seq.to_string()),
+        ];
+        while Instant::now() < deadline {
+            match self.send_to_leader(method, path, &body, &session) {
+                Ok(response)
+                    if response.status() == StatusCode::TEMPORARY_REDIRECT
+                        || response.status() == StatusCode::SERVICE_UNAVAILABLE =>
+                {
+                    last = format!(
+                        "{}: {}",
+                        response.status(),
+                        response.text().unwrap_or_default()
+                    )
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    return (status, response.json().unwrap_or(Value::Null));
+                }
+                Err(e) => last = e.to_string(),
+            }
+            sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "write {path} (client {client_id}, seq {seq}) got no answer within 30 s; last: {last}"
+        );
     }
 
     /// Every node's log, for failure messages.
@@ -351,4 +466,19 @@ impl Drop for TestCluster {
             );
         }
     }
+}
+
+/// The snapshot files (`snapshot-<index>-<term>.snap`) in a data dir, sorted by name.
+pub fn snapshot_files(data_dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(data_dir)
+        .unwrap_or_else(|e| panic!("listing {}: {e}", data_dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("snapshot-") && n.ends_with(".snap"))
+        })
+        .collect();
+    files.sort();
+    files
 }
