@@ -2,8 +2,9 @@
 //!
 //! The shell persists each `Ready` through a [`Storage`]: [`Storage::install_snapshot`] for
 //! a snapshot from the leader, then [`Storage::append`] and [`Storage::set_hard_state`], then
-//! one [`Storage::sync`] (group commit) before it sends messages or answers clients. On
-//! restart, [`Storage::open`] returns what was made durable, as a [`Recovered`].
+//! one [`Storage::sync`] (group commit) before it sends the messages and answers that depend
+//! on them (see `raft::Ready` for the few that do not). On restart, [`Storage::open`] returns
+//! what was made durable, as a [`Recovered`].
 //!
 //! # On disk
 //!
@@ -24,9 +25,8 @@
 //! file system grew the file but the data never reached those sectors) or a mix of written
 //! and zero sectors. Everything after the first damaged record of such a write was written
 //! after it, so no completed fsync covers it and dropping it loses nothing that was
-//! acknowledged. So the
-//! first bad record of the newest segment is *torn*, and the file is cut there with a
-//! warning naming file and offset, when:
+//! acknowledged. So the first bad record of the newest segment is *torn*, and the file is
+//! cut there with a warning naming file and offset, when:
 //!
 //! 1. the file ends inside it: a partial header, or an intact header whose length runs past
 //!    the end of the file;
@@ -126,8 +126,10 @@ pub enum StorageError {
     },
     /// The data on disk is damaged in a way a crash cannot explain.
     #[error(
-        "{} is corrupt at byte {offset}: {reason}. The node cannot trust its data; inspect the file, \
-         or move the data dir aside to restart this node empty (it then forgets its log and vote)",
+        "{} is corrupt at byte {offset}: {reason}. The node cannot trust its data; inspect the file. \
+         Restarting it on an empty data dir makes it forget its log and its vote: do that only once \
+         the rest of the cluster has elected a leader in a term later than this node's own, or it \
+         may vote twice in one term",
         path.display()
     )]
     Corrupt {

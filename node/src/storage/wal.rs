@@ -17,8 +17,9 @@
 //! one can end in zeros, and recovery takes an all-zero rest of it as the end of the log.
 //!
 //! The first record after each fsync is a sync mark: how far into the segment that fsync
-//! reached. Recovery reads marks only after damage, to tell a torn write (no mark past the
-//! damage vouches for it) from damage to data an fsync had covered.
+//! reached, which is the mark's own offset. Recovery reads marks only after damage, to tell
+//! a torn write (no mark past the damage vouches for it) from damage to data an fsync had
+//! covered. (Marks are record kind 6: a build older than them refuses such a data dir.)
 //!
 //! Recovery reads the segments oldest first. A torn write at the tail of the newest segment is
 //! cut off, with a warning naming the file and offset; any other damage is an error naming
@@ -238,11 +239,17 @@ impl Wal {
     ) -> Result<(), StorageError> {
         self.ensure_usable()?;
         let before = self.buffer.len();
+        let mut encoded = Ok(());
         if self.unsynced_bytes == 0 && self.fsync {
-            // The first record after an fsync says how far it reached (see `replay_segment`).
-            record::encode(&mut self.buffer, RecordKind::SyncMark, &self.synced_len)?;
+            // The first record after an fsync says how far it reached (see `replay_segment`);
+            // that is exactly where the mark itself starts.
+            encoded = record::encode(&mut self.buffer, RecordKind::SyncMark, &self.synced_len);
         }
-        record::encode(&mut self.buffer, kind, payload)?;
+        if let Err(error) = encoded.and_then(|()| record::encode(&mut self.buffer, kind, payload)) {
+            // Nothing of this call may stay buffered: the lengths would no longer match.
+            self.buffer.truncate(before);
+            return Err(error);
+        }
         let appended = (self.buffer.len() - before) as u64;
         self.current_len += appended;
         self.unsynced_bytes += appended;
@@ -476,9 +483,7 @@ fn replay_segment(
                 // A write that never finished can have reached later sectors and not this
                 // one; but if a later record says an fsync covered this offset, it had
                 // finished, and this is damage to acknowledged data.
-                if let Some(through) = synced_through_after(&bytes, offset + 1)
-                    .filter(|&through| through > offset as u64)
-                {
+                if let Some(through) = synced_through_after(&bytes, offset + 1) {
                     return Err(corrupt(format!(
                         "{invalid}; it looks like a torn write, but a later sync mark says an \
                          fsync had made this segment durable through offset {through}"
@@ -519,13 +524,18 @@ fn replay_segment(
 }
 
 /// The furthest offset that an intact sync mark found in `bytes` from `from` on says an
-/// fsync made durable. Record boundaries past damage are unknown, so every offset is tried;
-/// this runs only when recovery meets damage.
+/// fsync made durable. Record boundaries past damage are unknown, so every offset is tried
+/// (this runs only when recovery meets damage). A genuine mark names its own offset, since
+/// it is written right where the last fsync ended; anything else that merely looks like a
+/// mark (stale blocks, or payload bytes that happen to frame one) is ignored.
 fn synced_through_after(bytes: &[u8], from: usize) -> Option<u64> {
     (from..bytes.len())
-        .filter_map(|at| record::decode(&bytes[at..]).ok())
-        .filter(|frame| frame.kind == RecordKind::SyncMark)
-        .filter_map(|frame| postcard::from_bytes::<u64>(frame.payload).ok())
+        .filter_map(|at| Some((at, record::decode(&bytes[at..]).ok()?)))
+        .filter(|(_, frame)| frame.kind == RecordKind::SyncMark)
+        .filter_map(|(at, frame)| {
+            let through = postcard::from_bytes::<u64>(frame.payload).ok()?;
+            (through == at as u64).then_some(through)
+        })
         .max()
 }
 
@@ -963,6 +973,38 @@ mod tests {
         assert_eq!(recovered.entries, expected);
         let len = fs::metadata(&copy).expect("metadata").len();
         assert_eq!(len, records[2].0 as u64, "cut at the damaged record");
+    }
+
+    #[test]
+    fn only_a_mark_that_names_its_own_offset_vouches_for_synced_data() {
+        let (name, bytes, records) = written_segment(|storage| {
+            storage.append(&long_batch(0)).expect("append");
+            storage.sync().expect("sync");
+            storage.append(&long_batch(1)).expect("append");
+            storage.sync().expect("sync");
+        });
+        let (_, records_end) = record_bounds(&bytes);
+        let damaged = zero_a_sector(&bytes, records[1]);
+        let with_mark_at_end = |through: u64| {
+            let mut contents = damaged[..records_end].to_vec();
+            record::encode(&mut contents, RecordKind::SyncMark, &through).expect("encode");
+            contents
+        };
+
+        // Something that frames a mark but names another offset proves nothing: still torn.
+        let stray = with_mark_at_end(records_end as u64 + 1);
+        let (dir, _) = dir_with_segment(&name, &stray);
+        let (_, recovered) = Storage::open(dir.path(), syncing()).expect("still a torn write");
+        assert_eq!(recovered.entries, long_batch(0));
+
+        // A mark written where an fsync ended vouches for everything before it.
+        let genuine = with_mark_at_end(records_end as u64);
+        let (dir, _) = dir_with_segment(&name, &genuine);
+        let error = Storage::open(dir.path(), syncing()).unwrap_err();
+        assert!(
+            matches!(&error, StorageError::Corrupt { offset, .. } if *offset == records[1].0 as u64),
+            "{error}"
+        );
     }
 
     #[test]
