@@ -127,8 +127,9 @@ impl Raft {
     /// that a node that cannot hear the leader, or comes back from a partition, cannot
     /// depose a leader the others still follow (leader stickiness, thesis §4.2.3). etcd
     /// applies this only with check-quorum; without it, pre-vote alone lets leadership flap
-    /// forever when one link is cut. There is no leadership transfer here; one would have
-    /// to bypass this (etcd's `campaignTransfer`).
+    /// forever when one link is cut. A leader is always in its own lease: only check-quorum
+    /// makes a leader cut off from a quorum step down. There is no leadership transfer
+    /// here; one would have to bypass this (etcd's `campaignTransfer`).
     pub(super) fn in_leader_lease(&self) -> bool {
         self.leader.is_some() && self.election_timer.elapsed() < self.election_timer.minimum()
     }

@@ -9,9 +9,10 @@
 //!     let mut rd = raft.ready();
 //!     send rd.take_unpersisted_sends()      (a leader's replication, thesis §10.2.1)
 //!     apply rd.take_durable_committed()     (made durable by earlier Readies)
+//!     note rd.read_states: answer each once applied >= its index
 //!     persist rd.snapshot, rd.entries, rd.hard_state; fsync
 //!     send rd.messages                      (votes and acknowledgements)
-//!     apply rd.committed_entries; answer rd.read_states once applied >= their index
+//!     apply rd.committed_entries
 //!     raft.advance();
 //! }
 //! ```

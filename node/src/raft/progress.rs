@@ -214,7 +214,11 @@ impl Progress {
             }
             ProgressState::Snapshot { sent_at, .. } => {
                 if now.saturating_sub(sent_at) >= snapshot_timeout {
+                    // The snapshot was probably lost: probe at once rather than a round later.
                     self.become_probe();
+                    if self.matched < last_index {
+                        self.wants_append = true;
+                    }
                 }
             }
         }

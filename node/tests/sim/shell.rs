@@ -1,6 +1,6 @@
 //! A simulated shell around one Raft node, doing what the real one (`node/src/driver.rs`)
-//! does with each Ready, in the same order: send the leader's replication and apply what
-//! earlier Readies made durable, persist and sync, send votes and acknowledgements, apply
+//! does with each Ready, in the same order: send the leader's replication, apply what
+//! earlier Readies made durable and take the confirmed reads, persist and sync, send votes and acknowledgements, apply
 //! the rest, advance, and compact. It can crash at any step, losing everything that was not
 //! synced, including a commit index that the WAL writes without an fsync of its own.
 
@@ -59,6 +59,9 @@ impl Disk {
         if let Some(snapshot) = &ready.snapshot {
             self.snapshot = Some(snapshot.clone());
             self.entries.clear();
+            // `Storage::install_snapshot` syncs what was written so far, not the hard state
+            // that comes after it.
+            self.synced_hard_state = self.hard_state;
         }
         if let Some(first) = ready.entries.first() {
             let start = self.snapshot_meta().index + 1;
@@ -77,7 +80,7 @@ impl Disk {
         }
         let only_commit_changed = self.hard_state.term == self.synced_hard_state.term
             && self.hard_state.vote == self.synced_hard_state.vote;
-        if ready.snapshot.is_some() || !ready.entries.is_empty() || !only_commit_changed {
+        if !ready.entries.is_empty() || !only_commit_changed {
             self.synced_hard_state = self.hard_state;
         }
         Ok(())
@@ -242,6 +245,8 @@ impl Shell {
             out.messages.extend(ready.take_unpersisted_sends());
             let durable = ready.take_durable_committed();
             self.apply(None, durable, invariants, out)?;
+            out.read_states
+                .extend(ready.read_states.drain(..).map(|read| (self.id, read)));
             if crash == Some(CrashPoint::BeforeSync) {
                 self.crash();
                 return Ok(());
@@ -263,8 +268,6 @@ impl Shell {
                 invariants,
                 out,
             )?;
-            out.read_states
-                .extend(ready.read_states.into_iter().map(|read| (self.id, read)));
             out.failed_reads
                 .extend(ready.failed_reads.into_iter().map(|id| (self.id, id)));
             if let Some(raft) = self.raft.as_mut() {
