@@ -18,19 +18,15 @@ use serde_json::Value;
 /// snapshot.
 pub const MAX_VALUE_DEPTH: usize = 64;
 
-/// Whether `value` is nested more than `max` arrays or objects deep. Walks with an explicit
-/// stack, so it cannot overflow the thread's stack whatever the input.
+/// Whether `value` is nested more than `max` arrays or objects deep. It runs on every write,
+/// so it allocates nothing; its recursion stops at `max` levels, whatever the input.
 pub fn nested_deeper_than(value: &Value, max: usize) -> bool {
-    let mut stack = vec![(value, 0)];
-    while let Some((value, depth)) = stack.pop() {
-        match value {
-            Value::Array(_) | Value::Object(_) if depth == max => return true,
-            Value::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
-            Value::Object(fields) => stack.extend(fields.values().map(|v| (v, depth + 1))),
-            _ => {}
-        }
+    match value {
+        Value::Array(_) | Value::Object(_) if max == 0 => true,
+        Value::Array(items) => items.iter().any(|v| nested_deeper_than(v, max - 1)),
+        Value::Object(fields) => fields.values().any(|v| nested_deeper_than(v, max - 1)),
+        _ => false,
     }
-    false
 }
 
 /// A write, as it travels through the Raft log (JSON-encoded in the entry payload).

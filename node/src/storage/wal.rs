@@ -239,13 +239,14 @@ impl Wal {
     ) -> Result<(), StorageError> {
         self.ensure_usable()?;
         let before = self.buffer.len();
-        let mut encoded = Ok(());
-        if self.unsynced_bytes == 0 && self.fsync {
-            // The first record after an fsync says how far it reached (see `replay_segment`);
-            // that is exactly where the mark itself starts.
-            encoded = record::encode(&mut self.buffer, RecordKind::SyncMark, &self.synced_len);
-        }
-        if let Err(error) = encoded.and_then(|()| record::encode(&mut self.buffer, kind, payload)) {
+        // The first record after an fsync says how far it reached (see `replay_segment`);
+        // that is exactly where the mark itself starts.
+        let marked = if self.unsynced_bytes == 0 && self.fsync {
+            record::encode(&mut self.buffer, RecordKind::SyncMark, &self.synced_len)
+        } else {
+            Ok(())
+        };
+        if let Err(error) = marked.and_then(|()| record::encode(&mut self.buffer, kind, payload)) {
             // Nothing of this call may stay buffered: the lengths would no longer match.
             self.buffer.truncate(before);
             return Err(error);
@@ -523,20 +524,18 @@ fn replay_segment(
     Ok(max_index)
 }
 
-/// The furthest offset that an intact sync mark found in `bytes` from `from` on says an
-/// fsync made durable. Record boundaries past damage are unknown, so every offset is tried
-/// (this runs only when recovery meets damage). A genuine mark names its own offset, since
-/// it is written right where the last fsync ended; anything else that merely looks like a
-/// mark (stale blocks, or payload bytes that happen to frame one) is ignored.
+/// An offset that an intact sync mark found in `bytes` from `from` on says an fsync made
+/// durable: any one proves that everything before `from` had been synced. Record
+/// boundaries past damage are unknown, so every offset is tried (this runs only when
+/// recovery meets damage). A genuine mark names its own offset, since it is written right
+/// where the last fsync ended; anything else that merely looks like a mark (stale blocks,
+/// or payload bytes that happen to frame one) is ignored.
 fn synced_through_after(bytes: &[u8], from: usize) -> Option<u64> {
-    (from..bytes.len())
-        .filter_map(|at| Some((at, record::decode(&bytes[at..]).ok()?)))
-        .filter(|(_, frame)| frame.kind == RecordKind::SyncMark)
-        .filter_map(|(at, frame)| {
-            let through = postcard::from_bytes::<u64>(frame.payload).ok()?;
-            (through == at as u64).then_some(through)
-        })
-        .max()
+    (from..bytes.len()).find_map(|at| {
+        let frame = record::decode(&bytes[at..]).ok()?;
+        let through = postcard::from_bytes::<u64>(frame.payload).ok()?;
+        (frame.kind == RecordKind::SyncMark && through == at as u64).then_some(through)
+    })
 }
 
 fn parse(frame: &Frame<'_>) -> Result<WalRecord, String> {
