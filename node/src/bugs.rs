@@ -1,7 +1,11 @@
-//! Deliberate bugs, switched on with `--bug`, so that Faultline can prove it catches them.
+//! The bug zoo: deliberate bugs, switched on with `--bug`, so that Faultline can prove it
+//! catches them.
 //!
-//! Each one is a real change of the node's behaviour; nothing outside the node knows
-//! which is on. They are off unless named on the command line.
+//! Each one is a single realistic mistake that real Raft implementations have made (the
+//! seeds' "foot-guns" and "common pitfalls", and rules of the Raft paper), in the place
+//! where it would be made: the read path, the write path, the vote, the commit rule, the
+//! follower's log, the WAL. Nothing outside the node knows which is on. They are off unless
+//! named on the command line.
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,13 +19,35 @@ pub enum Bug {
     /// Acknowledge a write once the leader has appended it locally, before it is committed
     /// (a leader crash or partition loses acknowledged writes).
     EarlyAck,
-    /// Do not persist the vote (a restarted node may vote twice in one term).
+    /// Do not persist the vote (a restarted node may vote twice in one term, and two
+    /// leaders of one term may commit different entries at one index).
     ForgetVote,
+    /// Never fsync the WAL: acknowledged writes live in the page cache until the kernel
+    /// writes them back, and a power loss takes them.
+    NoFsync,
+    /// A leader commits an entry of an earlier term once a majority holds it, instead of
+    /// only entries of its own term (Raft §5.4.2, Figure 8).
+    CommitOldTerm,
+    /// Grant a vote without checking that the candidate's log is at least as up to date
+    /// (Raft §5.4.1): a node that missed committed entries can win and overwrite them.
+    VoteAnyLog,
+    /// A follower overwrites the entries the leader sends but keeps whatever followed a
+    /// conflicting entry (Figure 2, AppendEntries rule 3): its log stops matching the
+    /// leader's, and later consistency checks pass on entries no leader sent.
+    NoTruncate,
 }
 
 impl Bug {
-    /// Every bug, for help texts.
-    pub const ALL: [Bug; 3] = [Bug::StaleRead, Bug::EarlyAck, Bug::ForgetVote];
+    /// Every bug, in the order help texts list them.
+    pub const ALL: [Bug; 7] = [
+        Bug::StaleRead,
+        Bug::EarlyAck,
+        Bug::ForgetVote,
+        Bug::NoFsync,
+        Bug::CommitOldTerm,
+        Bug::VoteAnyLog,
+        Bug::NoTruncate,
+    ];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
@@ -29,6 +55,10 @@ impl Bug {
             Bug::StaleRead => "stale-read",
             Bug::EarlyAck => "early-ack",
             Bug::ForgetVote => "forget-vote",
+            Bug::NoFsync => "no-fsync",
+            Bug::CommitOldTerm => "commit-old-term",
+            Bug::VoteAnyLog => "vote-any-log",
+            Bug::NoTruncate => "no-truncate",
         }
     }
 }
@@ -56,21 +86,43 @@ pub struct Bugs {
     pub stale_read: bool,
     pub early_ack: bool,
     pub forget_vote: bool,
+    pub no_fsync: bool,
+    pub commit_old_term: bool,
+    pub vote_any_log: bool,
+    pub no_truncate: bool,
 }
 
 impl Bugs {
     /// Switches on every bug in `list`.
     pub fn from_list(list: &[Bug]) -> Bugs {
-        Bugs {
-            stale_read: list.contains(&Bug::StaleRead),
-            early_ack: list.contains(&Bug::EarlyAck),
-            forget_vote: list.contains(&Bug::ForgetVote),
+        let mut bugs = Bugs::default();
+        for &bug in list {
+            *bugs.flag(bug) = true;
         }
+        bugs
+    }
+
+    /// Whether `bug` is on.
+    pub fn has(&self, bug: Bug) -> bool {
+        let mut copy = *self;
+        *copy.flag(bug)
     }
 
     /// Whether any bug is on.
     pub fn any(&self) -> bool {
-        self.stale_read || self.early_ack || self.forget_vote
+        Bug::ALL.into_iter().any(|bug| self.has(bug))
+    }
+
+    fn flag(&mut self, bug: Bug) -> &mut bool {
+        match bug {
+            Bug::StaleRead => &mut self.stale_read,
+            Bug::EarlyAck => &mut self.early_ack,
+            Bug::ForgetVote => &mut self.forget_vote,
+            Bug::NoFsync => &mut self.no_fsync,
+            Bug::CommitOldTerm => &mut self.commit_old_term,
+            Bug::VoteAnyLog => &mut self.vote_any_log,
+            Bug::NoTruncate => &mut self.no_truncate,
+        }
     }
 }
 
@@ -84,9 +136,20 @@ mod tests {
             assert_eq!(bug.name().parse::<Bug>(), Ok(bug));
         }
         let err = "lose-everything".parse::<Bug>().unwrap_err();
-        assert!(err.contains("stale-read, early-ack, forget-vote"), "{err}");
-        let bugs = Bugs::from_list(&[Bug::EarlyAck]);
-        assert!(bugs.early_ack && !bugs.stale_read && bugs.any());
+        assert!(
+            err.contains("stale-read, early-ack, forget-vote, no-fsync"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn each_bug_switches_on_its_own_flag_only() {
+        for bug in Bug::ALL {
+            let bugs = Bugs::from_list(&[bug]);
+            assert!(bugs.has(bug) && bugs.any(), "{bug}");
+            let others = Bug::ALL.into_iter().filter(|&other| other != bug);
+            assert!(others.clone().all(|other| !bugs.has(other)), "{bug}");
+        }
         assert!(!Bugs::default().any());
     }
 }

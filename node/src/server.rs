@@ -34,7 +34,8 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     let (storage, recovered) = Storage::open(
         &config.data_dir,
         StorageOptions {
-            fsync: config.fsync,
+            // The `no-fsync` bug: the WAL is written but never fsynced.
+            fsync: config.fsync && !config.bugs.no_fsync,
             ..StorageOptions::default()
         },
     )
@@ -196,6 +197,7 @@ fn raft_config(config: &NodeConfig, members: &Members) -> Result<raft::Config> {
     raft_config.heartbeat_ticks = ticks(config.heartbeat).max(1);
     raft_config.election_ticks = ticks(config.election_min)..ticks(config.election_max);
     raft_config.seed = rand::random();
+    raft_config.bugs = config.bugs;
     raft_config.validate().with_context(|| {
         format!(
             "timeouts (tick {:?}, heartbeat {:?}, election {:?}..{:?})",

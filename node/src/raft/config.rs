@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use super::{NodeId, RaftError};
+use crate::bugs::Bugs;
 
 /// How one node takes part in a cluster of fixed membership.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,11 +32,14 @@ pub struct Config {
     pub max_bytes_per_message: usize,
     /// Seeds the election-timeout randomness, so a run can be replayed.
     pub seed: u64,
+    /// Deliberate bugs of the zoo that live in the core (the vote, the commit rule, the
+    /// follower's log); none by default.
+    pub bugs: Bugs,
 }
 
 impl Config {
     /// The defaults: heartbeat 5 ticks, election 15..30 ticks, pre-vote and check-quorum on,
-    /// 256 messages in flight of up to 1 MiB each, seeded with `id`.
+    /// 256 messages in flight of up to 1 MiB each, seeded with `id`, no bugs.
     pub fn new(id: NodeId, voters: Vec<NodeId>) -> Config {
         Config {
             id,
@@ -47,6 +51,7 @@ impl Config {
             max_inflight: 256,
             max_bytes_per_message: 1 << 20,
             seed: id,
+            bugs: Bugs::default(),
         }
     }
 

@@ -193,7 +193,10 @@ impl Raft {
         let can_vote = self.vote == Some(msg.from)
             || (self.vote.is_none() && self.leader.is_none())
             || (is_pre_vote && msg.term > self.term && !self.in_leader_lease());
-        let granted = can_vote && self.log.is_up_to_date(last_log_index, last_log_term);
+        // The `vote-any-log` bug skips the up-to-date check (Raft §5.4.1).
+        let up_to_date =
+            self.config.bugs.vote_any_log || self.log.is_up_to_date(last_log_index, last_log_term);
+        let granted = can_vote && up_to_date;
         // A grant carries the term asked about; a refusal carries ours, so that a candidate
         // that is behind catches up.
         let term = if granted { msg.term } else { self.term };
@@ -229,6 +232,7 @@ impl Raft {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bugs::{Bug, Bugs};
     use crate::raft::testing::{Cluster, drain, elect, message, plain_config, recovered};
     use crate::raft::{Config, Payload};
 
@@ -431,6 +435,17 @@ mod tests {
         assert_eq!(raft.vote, None);
         raft.step(vote_request(3, 5, 2, 2));
         assert_eq!(granted(&drain(&mut raft)), [(3, 5, true)]);
+    }
+
+    #[test]
+    fn the_vote_any_log_bug_votes_for_a_stale_log() {
+        let config = Config {
+            bugs: Bugs::from_list(&[Bug::VoteAnyLog]),
+            ..plain_config(1, &[1, 2, 3])
+        };
+        let mut raft = recovered(config, 2, &[1, 2]);
+        raft.step(vote_request(2, 3, 1, 1));
+        assert_eq!(granted(&drain(&mut raft)), [(2, 3, true)]);
     }
 
     #[test]

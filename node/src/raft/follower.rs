@@ -59,7 +59,11 @@ impl Raft {
         match self.log.term(prev_index) {
             Some(term) if term == append.prev_log_term => {
                 let last_new = prev_index + append.entries.len() as Index;
-                self.log.append_from_leader(append.entries);
+                if self.config.bugs.no_truncate {
+                    self.log.overwrite_keeping_suffix(append.entries);
+                } else {
+                    self.log.append_from_leader(append.entries);
+                }
                 self.log.commit_to(append.leader_commit.min(last_new));
                 self.send(from, accepted_through(last_new));
             }
@@ -126,8 +130,9 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::bugs::{Bug, Bugs};
     use crate::raft::testing::{cycle, drain, entry, message, plain_config, recovered};
-    use crate::raft::{Message, Raft, Role, SnapshotMeta};
+    use crate::raft::{Config, Message, Raft, Role, SnapshotMeta};
 
     const LEADER: NodeId = 2;
 
@@ -217,6 +222,21 @@ mod tests {
         raft.step(append(3, (2, 1), &[(3, 3)], 0));
         assert_eq!(response(&mut raft).1, accepted(3));
         assert_eq!(log_terms(&raft), [1, 1, 3]);
+    }
+
+    #[test]
+    fn the_no_truncate_bug_keeps_the_entries_after_a_conflict() {
+        let mut raft = recovered(
+            Config {
+                bugs: Bugs::from_list(&[Bug::NoTruncate]),
+                ..plain_config(1, &[1, 2, 3])
+            },
+            3,
+            &[1, 1, 2, 2],
+        );
+        raft.step(append(3, (2, 1), &[(3, 3)], 0));
+        assert_eq!(response(&mut raft).1, accepted(3));
+        assert_eq!(log_terms(&raft), [1, 1, 3, 2], "entry 4 of term 2 survived");
     }
 
     #[test]

@@ -199,7 +199,10 @@ impl Raft {
         let mut matched: Vec<Index> = self.peers.iter().map(|progress| progress.matched).collect();
         matched.push(self.log.persisted());
         let candidate = quorum_value(&mut matched, self.config.quorum());
-        if candidate > self.log.committed() && self.log.term(candidate) == Some(self.term) {
+        // The `commit-old-term` bug counts replicas of any term's entry.
+        let own_term =
+            self.config.bugs.commit_old_term || self.log.term(candidate) == Some(self.term);
+        if candidate > self.log.committed() && own_term {
             self.log.commit_to(candidate);
             self.reads.release_held(candidate);
         }
@@ -226,6 +229,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::bugs::{Bug, Bugs};
     use crate::raft::testing::{Cluster, cycle, drain, elect, message, plain_config, recovered};
     use crate::raft::{Config, Message, Raft, ReadState, Snapshot, SnapshotMeta};
 
@@ -301,6 +305,20 @@ mod tests {
         assert_eq!(raft.log.committed(), 0, "two of five hold the no-op");
         raft.step(ack(3, term, 3));
         assert_eq!(raft.log.committed(), 3, "the no-op commits entry 2 with it");
+    }
+
+    #[test]
+    fn the_commit_old_term_bug_commits_an_old_entry_by_counting_replicas() {
+        let config = Config {
+            bugs: Bugs::from_list(&[Bug::CommitOldTerm]),
+            ..plain_config(1, &[1, 2, 3, 4, 5])
+        };
+        let mut raft = recovered(config, 2, &[1, 2]);
+        elect(&mut raft);
+        let term = raft.term;
+        raft.step(ack(2, term, 2));
+        raft.step(ack(3, term, 2));
+        assert_eq!(raft.log.committed(), 2, "entry 2 of term 2, by counting");
     }
 
     #[test]

@@ -156,6 +156,28 @@ impl RaftLog {
         self.entries.extend(entries.into_iter().skip(first_new));
     }
 
+    /// The `no-truncate` bug: writes the leader's entries over ours at their indexes but
+    /// keeps every entry of ours that follows them, even after a conflict. The log then holds
+    /// entries of a deposed leader after the new leader's, which a later consistency check
+    /// on them may accept.
+    pub fn overwrite_keeping_suffix(&mut self, entries: Vec<Entry>) {
+        let Some(first_new) = entries
+            .iter()
+            .position(|entry| self.term(entry.index) != Some(entry.term))
+        else {
+            return;
+        };
+        let at = entries[first_new].index;
+        self.unstable_from = self.unstable_from.min(at);
+        self.persisted = self.persisted.min(at - 1);
+        for entry in entries.into_iter().skip(first_new) {
+            match self.position(entry.index) {
+                Some(position) => self.entries[position] = entry,
+                None => self.entries.push_back(entry),
+            }
+        }
+    }
+
     fn truncate_from(&mut self, index: Index) {
         self.entries.truncate((index - self.first_index()) as usize);
         self.unstable_from = self.unstable_from.min(index);
