@@ -427,6 +427,10 @@ impl Cluster for ProcessCluster {
         }
     }
 
+    async fn power_off(&self, node: &str, _torn: Option<u64>) -> Result<serde_json::Value> {
+        bail!("cannot cut the power of {node}: its data dir is not on a power-loss disk")
+    }
+
     async fn pause(&self, node: &str) -> Result<()> {
         match self.take(node) {
             ProcessState::Running(child) => {

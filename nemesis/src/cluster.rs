@@ -1,5 +1,5 @@
 //! The cluster as the nemesis sees it: named nodes it can kill, restart,
-//! pause and resume, and ask for the leader. The harness implements it.
+//! power off, pause and resume, and ask for the leader. The harness implements it.
 
 use std::future::Future;
 
@@ -22,6 +22,16 @@ pub trait Cluster: Send + Sync {
 
     /// Starts a killed node again on the same data dir and addresses.
     fn restart(&self, node: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Cuts the node's power: SIGKILLs its process, reaps it, then drops what it wrote but
+    /// did not fsync (with `torn`, a seeded random prefix of each file's unsynced bytes
+    /// survives). Returns what was lost, for the history. A cluster without a power-loss
+    /// disk under its nodes must fail rather than pretend.
+    fn power_off(
+        &self,
+        node: &str,
+        torn: Option<u64>,
+    ) -> impl Future<Output = anyhow::Result<serde_json::Value>> + Send;
 
     /// SIGSTOPs the node's process.
     fn pause(&self, node: &str) -> impl Future<Output = anyhow::Result<()>> + Send;

@@ -1,7 +1,9 @@
 //! What the nemesis reports: one event per fault start and stop, for the
-//! harness to write into the history as process `nemesis`.
+//! harness to write into the history as process `nemesis`, and the one rule
+//! that pairs each start with the stop that ends it.
 
 use std::fmt;
+use std::str::FromStr;
 
 /// The `f` of a nemesis event in the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -10,8 +12,28 @@ pub enum EventName {
     StartPartition,
     /// Every cut link was healed; the value is the grudge that was healed.
     StopPartition,
-    /// Nodes were SIGKILLed; the value lists them.
+    /// Links were slowed down; the value says which and how.
+    StartSlow,
+    /// The slowed links are back to normal; the value is the start's.
+    StopSlow,
+    /// Links started dropping connections; the value says which and how often.
+    StartLossy,
+    /// The lossy links are back to normal; the value is the start's.
+    StopLossy,
+    /// A minority or the leader was SIGKILLed; the value lists the nodes.
     Kill,
+    /// A majority was SIGKILLed at once; the value lists the nodes.
+    KillMajority,
+    /// Every node was SIGKILLed at once; the value lists the nodes.
+    KillAll,
+    /// Nodes were SIGKILLed to be restarted at once; the value lists them.
+    CrashRestart,
+    /// Nodes were SIGKILLed and lost what they had not fsynced; the value is
+    /// `{"nodes": [...], "torn": bool}`.
+    PowerLoss,
+    /// What a power loss took from each node's disk, once it is known:
+    /// `{"n1": {"files": 2, "bytes": 4096, "entries": 1}, ...}`. Starts and stops nothing.
+    LostUnsynced,
     /// Killed nodes were started again; the value lists them.
     Restart,
     /// Nodes were SIGSTOPped; the value lists them.
@@ -20,16 +42,89 @@ pub enum EventName {
     Resume,
 }
 
+/// What a started fault does to the nodes it names, so that a stop can be paired with the
+/// start it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultClass {
+    /// The nodes' processes are gone (kill, power loss) until `restart` names them.
+    Down,
+    /// The nodes' processes are stopped until `resume` names them.
+    Paused,
+    /// Links are cut until `stop-partition`.
+    Partitioned,
+    /// Links are slow until `stop-slow`.
+    Slow,
+    /// Links drop connections until `stop-lossy`.
+    Lossy,
+}
+
 impl EventName {
+    /// Every event name.
+    pub const ALL: [EventName; 15] = [
+        EventName::StartPartition,
+        EventName::StopPartition,
+        EventName::StartSlow,
+        EventName::StopSlow,
+        EventName::StartLossy,
+        EventName::StopLossy,
+        EventName::Kill,
+        EventName::KillMajority,
+        EventName::KillAll,
+        EventName::CrashRestart,
+        EventName::PowerLoss,
+        EventName::LostUnsynced,
+        EventName::Restart,
+        EventName::Pause,
+        EventName::Resume,
+    ];
+
     /// The history spelling, e.g. `"start-partition"`.
     pub fn as_str(self) -> &'static str {
         match self {
             EventName::StartPartition => "start-partition",
             EventName::StopPartition => "stop-partition",
+            EventName::StartSlow => "start-slow",
+            EventName::StopSlow => "stop-slow",
+            EventName::StartLossy => "start-lossy",
+            EventName::StopLossy => "stop-lossy",
             EventName::Kill => "kill",
+            EventName::KillMajority => "kill-majority",
+            EventName::KillAll => "kill-all",
+            EventName::CrashRestart => "crash-restart",
+            EventName::PowerLoss => "power-loss",
+            EventName::LostUnsynced => "lost-unsynced",
             EventName::Restart => "restart",
             EventName::Pause => "pause",
             EventName::Resume => "resume",
+        }
+    }
+
+    /// The fault this event starts, if it starts one.
+    pub fn starts(self) -> Option<FaultClass> {
+        match self {
+            EventName::Kill
+            | EventName::KillMajority
+            | EventName::KillAll
+            | EventName::CrashRestart
+            | EventName::PowerLoss => Some(FaultClass::Down),
+            EventName::Pause => Some(FaultClass::Paused),
+            EventName::StartPartition => Some(FaultClass::Partitioned),
+            EventName::StartSlow => Some(FaultClass::Slow),
+            EventName::StartLossy => Some(FaultClass::Lossy),
+            _ => None,
+        }
+    }
+
+    /// The fault this event ends, if it ends one: `Down` and `Paused` for the nodes it
+    /// names, the network faults for every link.
+    pub fn stops(self) -> Option<FaultClass> {
+        match self {
+            EventName::Restart => Some(FaultClass::Down),
+            EventName::Resume => Some(FaultClass::Paused),
+            EventName::StopPartition => Some(FaultClass::Partitioned),
+            EventName::StopSlow => Some(FaultClass::Slow),
+            EventName::StopLossy => Some(FaultClass::Lossy),
+            _ => None,
         }
     }
 }
@@ -37,6 +132,19 @@ impl EventName {
 impl fmt::Display for EventName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventName {
+    type Err = String;
+
+    /// Parses the history spelling; an unknown `f` (a history from another tool, or a
+    /// newer Faultline) is an error for the caller to skip.
+    fn from_str(name: &str) -> Result<Self, String> {
+        EventName::ALL
+            .into_iter()
+            .find(|event| event.as_str() == name)
+            .ok_or_else(|| format!("unknown nemesis event {name:?}"))
     }
 }
 
@@ -50,6 +158,28 @@ pub struct Event {
     /// What happened.
     pub f: EventName,
     /// What it happened to: a grudge like `{"n1":["n2","n3"]}` for partitions,
-    /// a list of nodes like `["n2"]` for kill, restart, pause and resume.
+    /// a list of nodes like `["n2"]` for kill, restart, pause and resume; see
+    /// [`EventName`] for the others.
     pub value: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_parses_back_and_every_fault_started_can_be_stopped() {
+        for event in EventName::ALL {
+            assert_eq!(event.as_str().parse::<EventName>(), Ok(event));
+            if let Some(class) = event.starts() {
+                assert!(
+                    EventName::ALL
+                        .iter()
+                        .any(|stop| stop.stops() == Some(class)),
+                    "nothing stops {event}"
+                );
+            }
+        }
+        assert!("explode".parse::<EventName>().is_err());
+    }
 }

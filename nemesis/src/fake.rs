@@ -11,7 +11,7 @@ use anyhow::bail;
 use crate::cluster::{Cluster, NodeName};
 use crate::event::Event;
 use crate::grudge::Link;
-use crate::partition::{PartitionError, Partitioner};
+use crate::partition::{Degradation, PartitionError, Partitioner};
 
 /// Everything that happened, in order, one line each.
 pub type Journal = Arc<Mutex<Vec<String>>>;
@@ -126,6 +126,17 @@ impl Cluster for FakeCluster {
         })
     }
 
+    async fn power_off(&self, node: &str, torn: Option<u64>) -> anyhow::Result<serde_json::Value> {
+        self.act("power off", node, |s| {
+            if !s.dead.insert(node.to_owned()) {
+                bail!("{node} is already dead");
+            }
+            s.paused.remove(node);
+            Ok(())
+        })?;
+        Ok(serde_json::json!({"bytes": 1, "torn": torn.is_some()}))
+    }
+
     async fn pause(&self, node: &str) -> anyhow::Result<()> {
         self.act("pause", node, |s| {
             if s.dead.contains(node) || !s.paused.insert(node.to_owned()) {
@@ -149,10 +160,11 @@ impl Cluster for FakeCluster {
     }
 }
 
-/// A network that remembers which links are cut.
+/// A network that remembers which links are cut or degraded.
 #[derive(Debug)]
 pub struct FakeNetwork {
     cut: Mutex<BTreeSet<Link>>,
+    degraded: Mutex<BTreeSet<Link>>,
     journal: Journal,
 }
 
@@ -160,12 +172,17 @@ impl FakeNetwork {
     pub fn new(journal: &Journal) -> Self {
         FakeNetwork {
             cut: Mutex::default(),
+            degraded: Mutex::default(),
             journal: journal.clone(),
         }
     }
 
     pub fn cut_links(&self) -> BTreeSet<Link> {
         lock(&self.cut).clone()
+    }
+
+    pub fn degraded_links(&self) -> BTreeSet<Link> {
+        lock(&self.degraded).clone()
     }
 }
 
@@ -176,8 +193,15 @@ impl Partitioner for FakeNetwork {
         Ok(())
     }
 
+    async fn degrade(&self, links: &[Link], _how: &Degradation) -> Result<(), PartitionError> {
+        lock(&self.degraded).extend(links.iter().cloned());
+        lock(&self.journal).push(format!("degrade {}", links.len()));
+        Ok(())
+    }
+
     async fn heal(&self) -> Result<(), PartitionError> {
         lock(&self.cut).clear();
+        lock(&self.degraded).clear();
         lock(&self.journal).push("heal".to_owned());
         Ok(())
     }

@@ -96,6 +96,18 @@ impl Grudge {
         Grudge::without_empty_entries(grudge)
     }
 
+    /// The halves of [`Grudge::halves`], cut one way only: the majority half does not
+    /// hear the minority half, which still hears it.
+    pub fn one_way(order: &[NodeName]) -> Self {
+        let (minority, majority) = bisect(order);
+        let unheard: BTreeSet<NodeName> = minority.iter().cloned().collect();
+        let grudge = majority
+            .iter()
+            .map(|node| (node.clone(), unheard.clone()))
+            .collect();
+        Grudge::without_empty_entries(grudge)
+    }
+
     /// True when no node is cut from any other.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -6,8 +6,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The names `--nemesis` accepts, in the order an error message lists them.
-const VALID_FAULT_NAMES: &str =
-    "none, kill, pause, partition, partition-leader, majorities-ring, bridge, all";
+const VALID_FAULT_NAMES: &str = "none, kill, kill-majority, kill-all, crash-restart, pause, \
+     power-loss, partition, partition-leader, partition-one-way, majorities-ring, bridge, slow, \
+     lossy, all";
 
 /// A malformed `--nemesis` or `--partition-backend` value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,44 +21,111 @@ pub enum ParseNameError {
     UnknownBackend(String),
 }
 
+/// Which lane of the schedule a fault runs in. The two lanes run side by side, so a
+/// process fault and a network fault overlap (a partition while a node is down or
+/// paused), as Jepsen's composed nemeses do; within a lane faults take turns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Lane {
+    /// Faults of node processes and their disks: kills, pauses, power loss.
+    Process,
+    /// Faults of the links between nodes: partitions and degradation.
+    Network,
+}
+
 /// One kind of fault the schedule can inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FaultKind {
     /// SIGKILL a random minority or the leader, then restart it on the same data.
     Kill,
+    /// SIGKILL a random majority at once; the cluster is down until they restart.
+    KillMajority,
+    /// SIGKILL every node at once.
+    KillAll,
+    /// SIGKILL a node and restart it at once, again and again while the fault lasts: each
+    /// node is back within an election timeout, in the middle of the elections it caused.
+    CrashRestart,
     /// SIGSTOP a random minority or the leader, then SIGCONT it.
     Pause,
+    /// SIGKILL one node, a majority or every node, and lose what they wrote but did not
+    /// fsync (sometimes keeping a torn prefix of it); restart them on what is left.
+    PowerLoss,
     /// Cut the cluster into random halves, a minority and a majority.
     Partition,
     /// Cut the current leader off from every other node.
     PartitionLeader,
+    /// Random halves where only one side's messages are lost: the other side still reaches it.
+    PartitionOneWay,
     /// Every node sees a majority, but no two nodes see the same one.
     MajoritiesRing,
     /// Two halves that cannot see each other, joined by one node that sees both.
     Bridge,
+    /// Delay messages on every link, with jitter (through the proxy).
+    Slow,
+    /// Drop connections on every link at random, losing the messages in flight (through
+    /// the proxy).
+    Lossy,
 }
 
 impl FaultKind {
     /// Every kind, in a fixed order (the order the seeded schedule draws from).
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::Kill,
+        FaultKind::KillMajority,
+        FaultKind::KillAll,
+        FaultKind::CrashRestart,
         FaultKind::Pause,
+        FaultKind::PowerLoss,
         FaultKind::Partition,
         FaultKind::PartitionLeader,
+        FaultKind::PartitionOneWay,
         FaultKind::MajoritiesRing,
         FaultKind::Bridge,
+        FaultKind::Slow,
+        FaultKind::Lossy,
     ];
 
     /// The command-line name, e.g. `"partition-leader"`.
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::Kill => "kill",
+            FaultKind::KillMajority => "kill-majority",
+            FaultKind::KillAll => "kill-all",
+            FaultKind::CrashRestart => "crash-restart",
             FaultKind::Pause => "pause",
+            FaultKind::PowerLoss => "power-loss",
             FaultKind::Partition => "partition",
             FaultKind::PartitionLeader => "partition-leader",
+            FaultKind::PartitionOneWay => "partition-one-way",
             FaultKind::MajoritiesRing => "majorities-ring",
             FaultKind::Bridge => "bridge",
+            FaultKind::Slow => "slow",
+            FaultKind::Lossy => "lossy",
         }
+    }
+
+    /// The lane the kind runs in.
+    pub fn lane(self) -> Lane {
+        match self {
+            FaultKind::Kill
+            | FaultKind::KillMajority
+            | FaultKind::KillAll
+            | FaultKind::CrashRestart
+            | FaultKind::Pause
+            | FaultKind::PowerLoss => Lane::Process,
+            FaultKind::Partition
+            | FaultKind::PartitionLeader
+            | FaultKind::PartitionOneWay
+            | FaultKind::MajoritiesRing
+            | FaultKind::Bridge
+            | FaultKind::Slow
+            | FaultKind::Lossy => Lane::Network,
+        }
+    }
+
+    /// Whether the kind needs the TCP proxy in the path of every peer link (iptables can
+    /// cut links but cannot delay or drop part of their traffic).
+    pub fn needs_proxy(self) -> bool {
+        matches!(self, FaultKind::Slow | FaultKind::Lossy)
     }
 }
 
@@ -111,6 +179,16 @@ impl FaultKinds {
     /// The enabled kinds, in [`FaultKind::ALL`] order.
     pub fn iter(&self) -> impl Iterator<Item = FaultKind> + '_ {
         self.0.iter().copied()
+    }
+
+    /// The enabled kinds of one lane.
+    pub fn of_lane(&self, lane: Lane) -> FaultKinds {
+        self.iter().filter(|kind| kind.lane() == lane).collect()
+    }
+
+    /// These kinds without `kind`.
+    pub fn without(&self, kind: FaultKind) -> FaultKinds {
+        self.iter().filter(|&other| other != kind).collect()
     }
 }
 

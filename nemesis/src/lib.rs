@@ -56,11 +56,11 @@ mod schedule;
 mod fake;
 
 pub use cluster::{Cluster, NodeName};
-pub use event::{Event, EventName};
+pub use event::{Event, EventName, FaultClass};
 pub use grudge::{Grudge, Link};
 pub use iptables::{CHAIN_PREFIX, IptablesError, IptablesPartitioner, remove_leftover_chains};
-pub use kind::{FaultKind, FaultKinds, ParseNameError, PartitionBackendKind};
+pub use kind::{FaultKind, FaultKinds, Lane, ParseNameError, PartitionBackendKind};
 pub use nemesis::{Nemesis, NemesisError};
-pub use partition::{BackendError, PartitionBackend, PartitionError, Partitioner};
+pub use partition::{BackendError, Degradation, PartitionBackend, PartitionError, Partitioner};
 pub use proxy::{ProxyError, ProxyNetwork};
-pub use schedule::{FaultPlan, Planner, Schedule, Targets};
+pub use schedule::{Crash, FaultPlan, Planner, Schedule, Targets};

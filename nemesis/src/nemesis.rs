@@ -1,28 +1,33 @@
-//! The nemesis: applies one fault at a time to a [`Cluster`] and a
-//! [`Partitioner`], keeps track of what it broke so it can always heal it,
-//! reports every start and stop as an [`Event`], and runs the seeded
-//! [`Schedule`] until a deadline or a cancellation.
+//! The nemesis: applies faults to a [`Cluster`] and a [`Partitioner`], one at a time in
+//! each lane of the [`Schedule`] (process faults and network faults run side by side, so
+//! they overlap), keeps track of what it broke so it can always heal it, reports every
+//! start and stop as an [`Event`], and runs the seeded schedule until a deadline or a
+//! cancellation.
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::pin::{Pin, pin};
-use std::sync::Arc;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cluster::{Cluster, NodeName};
 use crate::event::{Event, EventName};
-use crate::grudge::Grudge;
-use crate::partition::{PartitionError, Partitioner};
-use crate::schedule::{FaultPlan, Planner, Schedule, Targets};
+use crate::grudge::{Grudge, Link};
+use crate::kind::Lane;
+use crate::partition::{Degradation, PartitionError, Partitioner};
+use crate::schedule::{Crash, FaultPlan, Planner, Schedule, Targets};
 
 /// A fault could not be applied or healed.
 #[derive(Debug, thiserror::Error)]
 pub enum NemesisError {
-    /// The cluster failed to kill, restart, pause or resume a node.
+    /// The cluster failed to kill, restart, power off, pause or resume a node.
     #[error("could not {action} node {node}")]
     Cluster {
-        /// `"kill"`, `"restart"`, `"pause"` or `"resume"`.
+        /// `"kill"`, `"restart"`, `"power off"`, `"pause"` or `"resume"`.
         action: &'static str,
         /// The node.
         node: NodeName,
@@ -30,7 +35,7 @@ pub enum NemesisError {
         #[source]
         source: anyhow::Error,
     },
-    /// The partition backend failed to cut or heal links.
+    /// The partition backend failed to cut, degrade or heal links.
     #[error("could not change the network")]
     Network(#[from] PartitionError),
     /// A schedule with faults but a zero interval would start and heal
@@ -39,12 +44,16 @@ pub enum NemesisError {
     ZeroInterval,
 }
 
-/// The fault in force, remembered so that it can be healed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The fault in force in a lane, remembered so that it can be healed.
+#[derive(Debug, Clone, PartialEq)]
 enum ActiveFault {
-    Killed(Vec<NodeName>),
+    /// Killed or powered off: healed by restarting them.
+    Down(Vec<NodeName>),
+    /// Healed by resuming them.
     Paused(Vec<NodeName>),
-    Partitioned(Grudge),
+    /// Cut or degraded links: healed by healing the network, then reported as `stop`
+    /// with the start's value.
+    Network { stop: EventName, value: Value },
 }
 
 /// A process fault and its remedy.
@@ -67,7 +76,7 @@ impl Action {
     }
 }
 
-/// Injects faults into a cluster, one at a time.
+/// Injects faults into a cluster, one at a time per lane.
 ///
 /// Generic over the cluster and the partition backend (both use `async fn`
 /// in traits, which cannot be `dyn`); the harness uses its own cluster type
@@ -76,8 +85,8 @@ impl Action {
 pub struct Nemesis<C, P> {
     cluster: Arc<C>,
     network: Arc<P>,
-    on_event: Box<dyn FnMut(Event) + Send>,
-    active: Option<ActiveFault>,
+    on_event: Mutex<Box<dyn FnMut(Event) + Send>>,
+    active: Mutex<BTreeMap<Lane, ActiveFault>>,
 }
 
 impl<C: Cluster, P: Partitioner> Nemesis<C, P> {
@@ -92,19 +101,18 @@ impl<C: Cluster, P: Partitioner> Nemesis<C, P> {
         Nemesis {
             cluster,
             network,
-            on_event: Box::new(on_event),
-            active: None,
+            on_event: Mutex::new(Box::new(on_event)),
+            active: Mutex::default(),
         }
     }
 
-    /// Runs `schedule` until `deadline` or until `cancel` completes: start a
-    /// fault, wait `interval`, heal it, wait `interval`, repeat. A fault in
-    /// force when time runs out or the run is cancelled is healed before
-    /// this returns; after an error, [`Nemesis::heal_all`] heals what is left.
-    /// Returns at once if no fault kind is enabled, and fails at once if
-    /// faults are enabled with a zero interval.
+    /// Runs `schedule` until `deadline` or until `cancel` completes: in each lane, start a
+    /// fault, wait `interval`, heal it, wait `interval`, repeat. Faults in force when time
+    /// runs out, the run is cancelled or a lane fails are healed before this returns; after
+    /// an error, [`Nemesis::heal_all`] heals what is left. Returns at once if no fault kind
+    /// is enabled, and fails at once if faults are enabled with a zero interval.
     pub async fn run(
-        &mut self,
+        &self,
         schedule: &Schedule,
         deadline: Instant,
         cancel: impl Future<Output = ()>,
@@ -112,137 +120,298 @@ impl<C: Cluster, P: Partitioner> Nemesis<C, P> {
         if schedule.interval.is_zero() && !schedule.kinds.is_empty() {
             return Err(NemesisError::ZeroInterval);
         }
-        let mut planner = Planner::new(&schedule.kinds, self.cluster.nodes(), schedule.seed);
-        let mut cancel = pin!(cancel);
-        let ran = self
-            .run_until(&mut planner, schedule, deadline, cancel.as_mut())
-            .await;
-        let stopped = self.stop().await;
-        ran.and(stopped)
+        let (stop, stopped) = watch::channel(false);
+        let lane = |lane: Lane| {
+            let planner = Planner::for_lane(schedule, lane, self.cluster.nodes());
+            let start = Instant::now() + schedule.lane_offset(lane);
+            let (stop, stopped) = (&stop, stopped.clone());
+            async move {
+                let ran = self
+                    .run_lane(lane, planner, schedule.interval, start, deadline, stopped)
+                    .await;
+                if ran.is_err() {
+                    // One lane failing stops the other: the harness reports the error.
+                    let _ = stop.send(true);
+                }
+                ran.and(self.stop(lane).await)
+            }
+        };
+        let lanes = async { tokio::join!(lane(Lane::Process), lane(Lane::Network)) };
+        let mut lanes = pin!(lanes);
+        let (process, network) = tokio::select! {
+            results = &mut lanes => results,
+            () = cancel => {
+                let _ = stop.send(true);
+                lanes.await
+            }
+        };
+        process.and(network)
     }
 
-    async fn run_until(
-        &mut self,
-        planner: &mut Planner,
-        schedule: &Schedule,
+    async fn run_lane(
+        &self,
+        lane: Lane,
+        mut planner: Planner,
+        interval: Duration,
+        start: Instant,
         deadline: Instant,
-        mut cancel: Pin<&mut impl Future<Output = ()>>,
+        mut stopped: watch::Receiver<bool>,
     ) -> Result<(), NemesisError> {
+        if !wait_until(start, deadline, &mut stopped).await {
+            return Ok(());
+        }
         while Instant::now() < deadline {
             let Some(plan) = planner.next_plan() else {
                 return Ok(());
             };
-            self.start(plan).await?;
-            if !wait(schedule.interval, deadline, cancel.as_mut()).await {
+            let fault_ends = Instant::now() + interval;
+            if let FaultPlan::CrashRestart(crashes) = plan {
+                self.crash_restart(crashes, deadline, &mut stopped).await?;
+            } else {
+                self.start(plan).await?;
+            }
+            if !wait_until(fault_ends, deadline, &mut stopped).await {
                 return Ok(());
             }
-            self.stop().await?;
-            if !wait(schedule.interval, deadline, cancel.as_mut()).await {
+            self.stop(lane).await?;
+            if !wait_until(Instant::now() + interval, deadline, &mut stopped).await {
                 return Ok(());
             }
         }
         Ok(())
     }
 
-    /// Applies one fault, after healing the one in force if any. Leader
-    /// targets are resolved now, falling back to the plan's node when no
-    /// leader is known.
-    pub async fn start(&mut self, plan: FaultPlan) -> Result<(), NemesisError> {
-        self.stop().await?;
+    /// Applies one fault, after healing the one in force in its lane, if any. Leader
+    /// targets are resolved now, falling back to the plan's node when no leader is known.
+    /// A crash-restart storm applied this way is a single round of crashes, each node
+    /// restarted as soon as it is dead.
+    pub async fn start(&self, plan: FaultPlan) -> Result<(), NemesisError> {
+        let lane = plan.lane();
+        self.stop(lane).await?;
         match plan {
             FaultPlan::Kill(targets) => {
-                let nodes = resolve(&*self.cluster, targets).await;
-                self.emit(EventName::Kill, nodes_json(&nodes));
-                let (killed, result) = apply(&*self.cluster, Action::Kill, &nodes).await;
-                self.remember(ActiveFault::Killed(killed));
-                result
+                let nodes = self.resolve(targets).await;
+                self.kill(lane, EventName::Kill, nodes).await
+            }
+            FaultPlan::KillMajority(nodes) => self.kill(lane, EventName::KillMajority, nodes).await,
+            FaultPlan::KillAll => {
+                let nodes = self.cluster.nodes();
+                self.kill(lane, EventName::KillAll, nodes).await
+            }
+            FaultPlan::CrashRestart(crashes) => {
+                for crash in crashes {
+                    self.crash(lane, crash.targets).await?;
+                }
+                Ok(())
             }
             FaultPlan::Pause(targets) => {
-                let nodes = resolve(&*self.cluster, targets).await;
+                let nodes = self.resolve(targets).await;
                 self.emit(EventName::Pause, nodes_json(&nodes));
                 let (paused, result) = apply(&*self.cluster, Action::Pause, &nodes).await;
-                self.remember(ActiveFault::Paused(paused));
+                self.remember(lane, ActiveFault::Paused(paused));
                 result
             }
-            FaultPlan::Partition(grudge) => self.partition(grudge).await,
+            FaultPlan::PowerLoss { targets, torn } => {
+                let nodes = self.resolve(targets).await;
+                self.power_loss(lane, nodes, torn).await
+            }
+            FaultPlan::Partition(grudge) => self.partition(lane, grudge).await,
             FaultPlan::IsolateLeader { fallback } => {
                 let leader = self.cluster.leader().await.unwrap_or(fallback);
                 let grudge = Grudge::isolate(&leader, &self.cluster.nodes());
-                self.partition(grudge).await
+                self.partition(lane, grudge).await
+            }
+            FaultPlan::Slow(how) => {
+                self.degrade(lane, EventName::StartSlow, EventName::StopSlow, how)
+                    .await
+            }
+            FaultPlan::Lossy(how) => {
+                self.degrade(lane, EventName::StartLossy, EventName::StopLossy, how)
+                    .await
             }
         }
     }
 
-    /// Heals the fault in force, if any: restarts killed nodes, resumes
-    /// paused ones, or heals the network. Nodes that could not be healed stay
-    /// remembered, so a later call retries them.
-    pub async fn stop(&mut self) -> Result<(), NemesisError> {
-        let Some(fault) = self.active.take() else {
+    /// Heals the fault in force in `lane`, if any: restarts killed nodes, resumes paused
+    /// ones, or heals the network. Nodes that could not be healed stay remembered, so a
+    /// later call retries them.
+    pub async fn stop(&self, lane: Lane) -> Result<(), NemesisError> {
+        let Some(fault) = self.active().remove(&lane) else {
             return Ok(());
         };
         match fault {
-            ActiveFault::Killed(nodes) => {
+            ActiveFault::Down(nodes) => {
                 let (restarted, result) = apply(&*self.cluster, Action::Restart, &nodes).await;
                 self.report_healed(EventName::Restart, &restarted);
-                self.remember(ActiveFault::Killed(unhealed(nodes, &restarted)));
+                self.remember(lane, ActiveFault::Down(unhealed(nodes, &restarted)));
                 result
             }
             ActiveFault::Paused(nodes) => {
                 let (resumed, result) = apply(&*self.cluster, Action::Resume, &nodes).await;
                 self.report_healed(EventName::Resume, &resumed);
-                self.remember(ActiveFault::Paused(unhealed(nodes, &resumed)));
+                self.remember(lane, ActiveFault::Paused(unhealed(nodes, &resumed)));
                 result
             }
-            ActiveFault::Partitioned(grudge) => {
+            ActiveFault::Network { stop, value } => {
                 if let Err(error) = self.network.heal().await {
-                    self.active = Some(ActiveFault::Partitioned(grudge));
+                    self.remember(lane, ActiveFault::Network { stop, value });
                     return Err(error.into());
                 }
-                self.emit(EventName::StopPartition, grudge.to_json());
+                self.emit(stop, value);
                 Ok(())
             }
         }
     }
 
-    /// The final phase: heals the fault in force and the whole network (even
+    /// The final phase: heals the faults in force and the whole network (even
     /// links this nemesis does not know it cut), reporting what it heals.
-    pub async fn heal_all(&mut self) -> Result<(), NemesisError> {
-        let stopped = self.stop().await;
+    pub async fn heal_all(&self) -> Result<(), NemesisError> {
+        let process = self.stop(Lane::Process).await;
+        let network = self.stop(Lane::Network).await;
         let healed = self.network.heal().await.map_err(NemesisError::from);
-        stopped.and(healed)
+        process.and(network).and(healed)
     }
 
-    async fn partition(&mut self, grudge: Grudge) -> Result<(), NemesisError> {
-        self.emit(EventName::StartPartition, grudge.to_json());
-        let links = grudge.links();
-        // Remembered before cutting: a cut that fails halfway still gets healed.
-        self.active = Some(ActiveFault::Partitioned(grudge));
-        self.network.cut(&links).await?;
+    /// The crashes of a crash-restart storm, each followed by its pause, until the last
+    /// one or until the run stops.
+    async fn crash_restart(
+        &self,
+        crashes: Vec<Crash>,
+        deadline: Instant,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Result<(), NemesisError> {
+        for crash in crashes {
+            self.crash(Lane::Process, crash.targets).await?;
+            if !wait_until(Instant::now() + crash.then, deadline, stopped).await {
+                break;
+            }
+        }
         Ok(())
     }
 
-    /// Remembers a process fault, unless it hit no node.
-    fn remember(&mut self, fault: ActiveFault) {
-        let hit_nobody =
-            matches!(&fault, ActiveFault::Killed(n) | ActiveFault::Paused(n) if n.is_empty());
-        self.active = (!hit_nobody).then_some(fault);
+    /// SIGKILLs the targets and restarts each as soon as it is dead.
+    async fn crash(&self, lane: Lane, targets: Targets) -> Result<(), NemesisError> {
+        let nodes = self.resolve(targets).await;
+        self.kill(lane, EventName::CrashRestart, nodes).await?;
+        self.stop(lane).await
     }
 
-    fn report_healed(&mut self, name: EventName, nodes: &[NodeName]) {
+    async fn kill(
+        &self,
+        lane: Lane,
+        event: EventName,
+        nodes: Vec<NodeName>,
+    ) -> Result<(), NemesisError> {
+        self.emit(event, nodes_json(&nodes));
+        let (killed, result) = apply(&*self.cluster, Action::Kill, &nodes).await;
+        self.remember(lane, ActiveFault::Down(killed));
+        result
+    }
+
+    /// Powers off every node in `nodes` (each with a torn seed of its own), then reports
+    /// what each lost.
+    async fn power_loss(
+        &self,
+        lane: Lane,
+        nodes: Vec<NodeName>,
+        torn: Option<u64>,
+    ) -> Result<(), NemesisError> {
+        self.emit(
+            EventName::PowerLoss,
+            json!({"nodes": nodes_json(&nodes), "torn": torn.is_some()}),
+        );
+        let mut down = Vec::new();
+        let mut lost = serde_json::Map::new();
+        let mut first_error = Ok(());
+        for (position, node) in nodes.iter().enumerate() {
+            let seed = torn.map(|seed| seed.wrapping_add(position as u64));
+            match self.cluster.power_off(node, seed).await {
+                Ok(loss) => {
+                    down.push(node.clone());
+                    lost.insert(node.clone(), loss);
+                }
+                Err(source) if first_error.is_ok() => {
+                    first_error = Err(NemesisError::Cluster {
+                        action: "power off",
+                        node: node.clone(),
+                        source,
+                    });
+                }
+                Err(_) => {}
+            }
+        }
+        self.remember(lane, ActiveFault::Down(down));
+        if !lost.is_empty() {
+            self.emit(EventName::LostUnsynced, lost.into());
+        }
+        first_error
+    }
+
+    async fn partition(&self, lane: Lane, grudge: Grudge) -> Result<(), NemesisError> {
+        let value = grudge.to_json();
+        self.emit(EventName::StartPartition, value.clone());
+        // Remembered before cutting: a cut that fails halfway still gets healed.
+        let stop = EventName::StopPartition;
+        self.remember(lane, ActiveFault::Network { stop, value });
+        self.network.cut(&grudge.links()).await?;
+        Ok(())
+    }
+
+    /// Degrades every link between the cluster's nodes.
+    async fn degrade(
+        &self,
+        lane: Lane,
+        start: EventName,
+        stop: EventName,
+        how: Degradation,
+    ) -> Result<(), NemesisError> {
+        let value = json!({
+            "latency_ms": how.latency.as_millis() as u64,
+            "jitter_ms": how.jitter.as_millis() as u64,
+            "drop": how.drop,
+        });
+        self.emit(start, value.clone());
+        self.remember(lane, ActiveFault::Network { stop, value });
+        self.network
+            .degrade(&every_link(&self.cluster.nodes()), &how)
+            .await?;
+        Ok(())
+    }
+
+    async fn resolve(&self, targets: Targets) -> Vec<NodeName> {
+        match targets {
+            Targets::Nodes(nodes) => nodes,
+            Targets::Leader { fallback } => vec![self.cluster.leader().await.unwrap_or(fallback)],
+        }
+    }
+
+    fn active(&self) -> MutexGuard<'_, BTreeMap<Lane, ActiveFault>> {
+        self.active
+            .lock()
+            .expect("never poisoned: no panics while held")
+    }
+
+    /// Remembers a fault of `lane`, unless it hit no node.
+    fn remember(&self, lane: Lane, fault: ActiveFault) {
+        let hit_nobody =
+            matches!(&fault, ActiveFault::Down(n) | ActiveFault::Paused(n) if n.is_empty());
+        if !hit_nobody {
+            self.active().insert(lane, fault);
+        }
+    }
+
+    fn report_healed(&self, name: EventName, nodes: &[NodeName]) {
         if !nodes.is_empty() {
             self.emit(name, nodes_json(nodes));
         }
     }
 
-    fn emit(&mut self, f: EventName, value: Value) {
-        (self.on_event)(Event { f, value });
-    }
-}
-
-async fn resolve(cluster: &impl Cluster, targets: Targets) -> Vec<NodeName> {
-    match targets {
-        Targets::Nodes(nodes) => nodes,
-        Targets::Leader { fallback } => vec![cluster.leader().await.unwrap_or(fallback)],
+    fn emit(&self, f: EventName, value: Value) {
+        let mut on_event = self
+            .on_event
+            .lock()
+            .expect("never poisoned: the sink does not panic");
+        on_event(Event { f, value });
     }
 }
 
@@ -278,18 +447,32 @@ async fn apply(
     (done, first_error)
 }
 
-/// Waits until `interval` from now or `deadline`, whichever is first; false
-/// if `cancel` completed first or the deadline was reached.
-async fn wait(
-    interval: std::time::Duration,
+/// Waits until `until` or `deadline`, whichever is first; false if the run was stopped
+/// first or the deadline was reached.
+async fn wait_until(
+    until: Instant,
     deadline: Instant,
-    cancel: Pin<&mut impl Future<Output = ()>>,
+    stopped: &mut watch::Receiver<bool>,
 ) -> bool {
-    let until = (Instant::now() + interval).min(deadline);
+    let until = until.min(deadline);
     tokio::select! {
         () = tokio::time::sleep_until(until) => until < deadline,
-        () = cancel => false,
+        // An error means the sender is gone: nobody can stop the run any more.
+        _ = stopped.wait_for(|stopped| *stopped) => false,
     }
+}
+
+/// Every directed link between `nodes`.
+fn every_link(nodes: &[NodeName]) -> Vec<Link> {
+    nodes
+        .iter()
+        .flat_map(|from| {
+            nodes.iter().filter(move |to| *to != from).map(|to| Link {
+                from: from.clone(),
+                to: to.clone(),
+            })
+        })
+        .collect()
 }
 
 fn unhealed(nodes: Vec<NodeName>, healed: &[NodeName]) -> Vec<NodeName> {
@@ -303,12 +486,11 @@ fn nodes_json(nodes: &[NodeName]) -> Value {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
-    use std::sync::Mutex;
-    use std::time::Duration;
 
     use serde_json::json;
 
     use super::*;
+    use crate::event::FaultClass;
     use crate::fake::{FakeCluster, FakeNetwork, Journal, recorder};
     use crate::grudge::Link;
     use crate::kind::FaultKinds;
@@ -356,18 +538,14 @@ mod tests {
         assert_eq!(setup.cluster.dead(), BTreeSet::new(), "dead nodes left");
         assert_eq!(setup.cluster.paused(), BTreeSet::new(), "paused nodes left");
         assert_eq!(setup.network.cut_links(), BTreeSet::new(), "cut links left");
+        assert_eq!(
+            setup.network.degraded_links(),
+            BTreeSet::new(),
+            "degraded links left"
+        );
     }
 
-    fn the_stop_of(start: EventName) -> EventName {
-        match start {
-            EventName::Kill => EventName::Restart,
-            EventName::Pause => EventName::Resume,
-            EventName::StartPartition => EventName::StopPartition,
-            stop => panic!("{stop} is not a start"),
-        }
-    }
-
-    async fn run_for(setup: &mut Setup, schedule: &Schedule, limit: Duration) -> Instant {
+    async fn run_for(setup: &Setup, schedule: &Schedule, limit: Duration) -> Instant {
         let deadline = Instant::now() + limit;
         setup
             .nemesis
@@ -381,9 +559,9 @@ mod tests {
     async fn the_same_seed_replays_the_same_faults() {
         let mut events = Vec::new();
         for seed in [7, 7, 8] {
-            let mut setup = setup(5);
+            let setup = setup(5);
             setup.cluster.set_leader(Some("n2"));
-            run_for(&mut setup, &schedule("all", seed), Duration::from_secs(60)).await;
+            run_for(&setup, &schedule("all", seed), Duration::from_secs(60)).await;
             events.push(setup.events.lock().unwrap().clone());
         }
         assert_eq!(events[0], events[1]);
@@ -391,22 +569,59 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn starts_and_stops_alternate_and_everything_is_healed_at_the_end() {
-        let mut setup = setup(5);
-        setup.cluster.set_leader(Some("n1"));
-        run_for(&mut setup, &schedule("all", 3), Duration::from_secs(100)).await;
-        let names = names(&setup.events);
+    async fn every_fault_is_stopped_the_lanes_overlap_and_everything_is_healed_at_the_end() {
+        let journal = Journal::default();
+        let cluster = Arc::new(FakeCluster::new(5, &journal));
+        cluster.set_leader(Some("n1"));
+        let network = Arc::new(FakeNetwork::new(&journal));
+        let started = Instant::now();
+        let timeline = Arc::new(Mutex::new(Vec::new()));
+        let sink = {
+            let timeline = timeline.clone();
+            move |event: Event| timeline.lock().unwrap().push((started.elapsed(), event))
+        };
+        let nemesis = Nemesis::new(cluster.clone(), network.clone(), sink);
+        let deadline = started + Duration::from_secs(100);
+        nemesis
+            .run(&schedule("all", 3), deadline, std::future::pending())
+            .await
+            .expect("schedule ran");
+        let timeline = timeline.lock().unwrap().clone();
+        let names: BTreeSet<&str> = timeline.iter().map(|(_, e)| e.f.as_str()).collect();
         assert_eq!(
             names.len(),
-            100,
-            "50 faults of 1s, each followed by 1s of calm"
+            EventName::ALL.len(),
+            "every kind of event shows up: {names:?}"
         );
-        for pair in names.chunks(2) {
-            assert_eq!(pair[1], the_stop_of(pair[0]), "{pair:?}");
+        let mut open: BTreeMap<FaultClass, usize> = BTreeMap::new();
+        let mut overlapped = false;
+        for (_, event) in &timeline {
+            if let Some(class) = event.f.starts() {
+                *open.entry(class).or_default() += 1;
+            }
+            if let Some(class) = event.f.stops() {
+                let count = open.entry(class).or_default();
+                assert!(*count > 0, "{} stops nothing", event.f);
+                *count -= 1;
+            }
+            let in_force = |classes: &[FaultClass]| {
+                classes
+                    .iter()
+                    .any(|class| open.get(class).copied().unwrap_or(0) > 0)
+            };
+            overlapped |= in_force(&[FaultClass::Down, FaultClass::Paused])
+                && in_force(&[FaultClass::Partitioned, FaultClass::Slow, FaultClass::Lossy]);
         }
-        let kinds: BTreeSet<_> = names.iter().map(|name| name.as_str()).collect();
-        assert_eq!(kinds.len(), 6, "every kind of event shows up: {kinds:?}");
-        assert_all_healed(&setup);
+        assert!(
+            open.values().all(|&count| count == 0),
+            "left open: {open:?}"
+        );
+        assert!(
+            overlapped,
+            "a process fault and a network fault were in force together"
+        );
+        assert!(cluster.dead().is_empty() && cluster.paused().is_empty());
+        assert!(network.cut_links().is_empty() && network.degraded_links().is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -420,7 +635,7 @@ mod tests {
             let timeline = timeline.clone();
             move |event: Event| timeline.lock().unwrap().push((event.f, started.elapsed()))
         };
-        let mut nemesis = Nemesis::new(cluster.clone(), network, sink);
+        let nemesis = Nemesis::new(cluster.clone(), network, sink);
         let deadline = started + Duration::from_millis(4500);
         nemesis
             .run(&schedule("pause", 1), deadline, std::future::pending())
@@ -443,39 +658,50 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn cancelling_heals_the_fault_in_force_and_returns() {
-        let mut setup = setup(3);
+    async fn cancelling_heals_the_faults_in_force_and_returns() {
+        let setup = setup(3);
         let started = Instant::now();
-        let cancel = tokio::time::sleep(Duration::from_millis(2500));
+        let cancel = tokio::time::sleep(Duration::from_millis(2700));
         let deadline = started + Duration::from_secs(600);
         setup
             .nemesis
             .run(&schedule("kill,partition", 9), deadline, cancel)
             .await
             .expect("schedule ran");
-        assert_eq!(Instant::now(), started + Duration::from_millis(2500));
-        let names = names(&setup.events);
-        assert_eq!(names.len(), 4, "two faults, at 0s and 2s: {names:?}");
-        assert_eq!(names[3], the_stop_of(names[2]));
+        assert_eq!(Instant::now(), started + Duration::from_millis(2700));
+        // The network lane runs half an interval behind the process lane.
+        assert_eq!(
+            names(&setup.events),
+            [
+                EventName::Kill,
+                EventName::StartPartition,
+                EventName::Restart,
+                EventName::StopPartition,
+                EventName::Kill,
+                EventName::StartPartition,
+                EventName::Restart,
+                EventName::StopPartition,
+            ]
+        );
         assert_all_healed(&setup);
     }
 
     #[tokio::test(start_paused = true)]
     async fn no_enabled_fault_means_nothing_happens() {
-        let mut setup = setup(3);
+        let setup = setup(3);
         let schedule = Schedule {
             kinds: FaultKinds::none(),
             ..schedule("kill", 1)
         };
         let started = Instant::now();
-        run_for(&mut setup, &schedule, Duration::from_secs(60)).await;
+        run_for(&setup, &schedule, Duration::from_secs(60)).await;
         assert_eq!(Instant::now(), started, "returns at once");
         assert!(journal(&setup).is_empty());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_zero_interval_is_refused() {
-        let mut setup = setup(3);
+        let setup = setup(3);
         let schedule = Schedule {
             interval: Duration::ZERO,
             ..schedule("kill", 1)
@@ -494,8 +720,8 @@ mod tests {
 
     #[tokio::test]
     async fn start_events_come_before_the_fault_and_stop_events_after_the_heal() {
-        let mut setup = setup(3);
-        let nemesis = &mut setup.nemesis;
+        let setup = setup(3);
+        let nemesis = &setup.nemesis;
         nemesis
             .start(FaultPlan::Kill(Targets::Nodes(vec!["n1".into()])))
             .await
@@ -507,25 +733,114 @@ mod tests {
             )))
             .await
             .unwrap();
-        nemesis.stop().await.unwrap();
+        nemesis.stop(Lane::Network).await.unwrap();
+        nemesis.stop(Lane::Process).await.unwrap();
         assert_eq!(
             journal(&setup),
             [
                 r#"event kill ["n1"]"#,
                 "kill n1",
-                "restart n1",
-                r#"event restart ["n1"]"#,
                 r#"event start-partition {"n1":["n2"],"n2":["n1","n3"],"n3":["n2"]}"#,
                 "cut 4",
                 "heal",
                 r#"event stop-partition {"n1":["n2"],"n2":["n1","n3"],"n3":["n2"]}"#,
+                "restart n1",
+                r#"event restart ["n1"]"#,
             ]
         );
     }
 
     #[tokio::test]
+    async fn a_new_fault_heals_the_one_in_force_in_its_own_lane_only() {
+        let setup = setup(3);
+        let nemesis = &setup.nemesis;
+        let kill = |node: &str| FaultPlan::Kill(Targets::Nodes(vec![node.into()]));
+        nemesis.start(kill("n1")).await.unwrap();
+        nemesis
+            .start(FaultPlan::Partition(Grudge::isolate(
+                "n3",
+                &setup.cluster.nodes(),
+            )))
+            .await
+            .unwrap();
+        nemesis.start(kill("n2")).await.unwrap();
+        assert_eq!(setup.cluster.dead(), BTreeSet::from(["n2".to_owned()]));
+        assert_eq!(setup.network.cut_links().len(), 4, "the partition holds");
+    }
+
+    #[tokio::test]
+    async fn a_power_loss_reports_what_each_node_lost_and_is_healed_by_restarts() {
+        let setup = setup(5);
+        let plan = FaultPlan::PowerLoss {
+            targets: Targets::Nodes(vec!["n2".into(), "n4".into()]),
+            torn: Some(7),
+        };
+        setup.nemesis.start(plan).await.unwrap();
+        assert_eq!(setup.cluster.dead().len(), 2);
+        setup.nemesis.heal_all().await.unwrap();
+        assert_all_healed(&setup);
+        let events = setup.events.lock().unwrap().clone();
+        let summary: Vec<_> = events.iter().map(|e| (e.f, e.value.clone())).collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    EventName::PowerLoss,
+                    json!({"nodes": ["n2", "n4"], "torn": true})
+                ),
+                (
+                    EventName::LostUnsynced,
+                    json!({"n2": {"bytes": 1, "torn": true}, "n4": {"bytes": 1, "torn": true}})
+                ),
+                (EventName::Restart, json!(["n2", "n4"])),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crash_restart_storm_brings_each_node_back_at_once_until_the_fault_ends() {
+        let setup = setup(3);
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(1500);
+        setup
+            .nemesis
+            .run(
+                &schedule("crash-restart", 4),
+                deadline,
+                std::future::pending(),
+            )
+            .await
+            .unwrap();
+        let names = names(&setup.events);
+        assert!(names.len() >= 4, "several crashes in a second: {names:?}");
+        for pair in names.chunks(2) {
+            assert_eq!(pair, [EventName::CrashRestart, EventName::Restart]);
+        }
+        assert_all_healed(&setup);
+    }
+
+    #[tokio::test]
+    async fn slow_and_lossy_degrade_every_link_until_healed() {
+        let setup = setup(3);
+        let how = Degradation {
+            latency: Duration::from_millis(100),
+            jitter: Duration::from_millis(50),
+            drop: 0.0,
+            seed: 1,
+        };
+        setup.nemesis.start(FaultPlan::Slow(how)).await.unwrap();
+        assert_eq!(setup.network.degraded_links().len(), 6);
+        setup.nemesis.stop(Lane::Network).await.unwrap();
+        assert!(setup.network.degraded_links().is_empty());
+        assert_eq!(
+            names(&setup.events),
+            [EventName::StartSlow, EventName::StopSlow]
+        );
+    }
+
+    #[tokio::test]
     async fn leader_targets_hit_the_current_leader_or_else_the_fallback() {
-        let mut setup = setup(3);
+        let setup = setup(3);
         let leader_plan = || {
             FaultPlan::Pause(Targets::Leader {
                 fallback: "n3".into(),
@@ -549,7 +864,7 @@ mod tests {
 
     #[tokio::test]
     async fn isolating_the_leader_cuts_it_from_everyone_both_ways() {
-        let mut setup = setup(5);
+        let setup = setup(5);
         setup.cluster.set_leader(Some("n4"));
         setup
             .nemesis
@@ -569,7 +884,7 @@ mod tests {
 
     #[tokio::test]
     async fn heal_all_heals_the_fault_in_force_and_the_whole_network() {
-        let mut setup = setup(5);
+        let setup = setup(5);
         let plan = FaultPlan::Kill(Targets::Nodes(vec!["n1".into(), "n5".into()]));
         setup.nemesis.start(plan).await.unwrap();
         assert_eq!(setup.cluster.dead().len(), 2);
@@ -581,11 +896,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_node_that_fails_to_restart_is_retried_by_heal_all() {
-        let mut setup = setup(5);
+        let setup = setup(5);
         let plan = FaultPlan::Kill(Targets::Nodes(vec!["n1".into(), "n2".into()]));
         setup.nemesis.start(plan).await.unwrap();
         setup.cluster.set_broken("n2", true);
-        let error = setup.nemesis.stop().await.unwrap_err();
+        let error = setup.nemesis.stop(Lane::Process).await.unwrap_err();
         assert_eq!(error.to_string(), "could not restart node n2");
         assert_eq!(setup.cluster.dead(), BTreeSet::from(["n2".to_owned()]));
         setup.cluster.set_broken("n2", false);
@@ -603,7 +918,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_kill_is_reported_and_the_killed_rest_is_restarted() {
-        let mut setup = setup(5);
+        let setup = setup(5);
         setup.cluster.set_broken("n3", true);
         let plan = FaultPlan::Kill(Targets::Nodes(vec!["n1".into(), "n3".into()]));
         let error = setup.nemesis.start(plan).await.unwrap_err();
@@ -616,7 +931,7 @@ mod tests {
     #[test]
     fn the_schedule_can_run_on_its_own_task() {
         fn assert_send<T: Send>(_: T) {}
-        let mut setup = setup(3);
+        let setup = setup(3);
         let schedule = schedule("all", 1);
         assert_send(
             setup

@@ -24,11 +24,38 @@ pub enum PartitionError {
     Iptables(#[from] IptablesError),
 }
 
+/// How a degraded link treats its traffic (the proxy's degradation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Degradation {
+    /// Added to every forwarded chunk.
+    pub latency: Duration,
+    /// Each chunk waits `latency` plus up to this much more, drawn from `seed`.
+    pub jitter: Duration,
+    /// The chance, per forwarded chunk, that the connection is dropped with what is in flight.
+    pub drop: f64,
+    /// Seeds the jitter and the drops.
+    pub seed: u64,
+}
+
 /// Something that can cut and heal directed peer links.
 pub trait Partitioner: Send + Sync {
     /// Cuts these links, on top of any already cut. Checks every link's
     /// nodes before cutting any; a link from a node to itself is ignored.
     fn cut(&self, links: &[Link]) -> impl Future<Output = Result<(), PartitionError>> + Send;
+
+    /// Degrades these links (latency, jitter, dropped connections), on top of any cuts.
+    fn degrade(
+        &self,
+        links: &[Link],
+        how: &Degradation,
+    ) -> impl Future<Output = Result<(), PartitionError>> + Send {
+        let _ = (links, how);
+        async {
+            Err(PartitionError::UnknownNode(
+                "degradation is not ready".into(),
+            ))
+        }
+    }
 
     /// Restores every link. Healing a whole network is harmless.
     fn heal(&self) -> impl Future<Output = Result<(), PartitionError>> + Send;

@@ -15,10 +15,12 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::cluster::NodeName;
 use crate::grudge::Grudge;
-use crate::kind::{FaultKind, FaultKinds};
+use crate::kind::{FaultKind, FaultKinds, Lane};
+use crate::partition::Degradation;
 
-/// How a run attacks the cluster: start a fault, wait `interval`, heal it,
-/// wait `interval`, repeat until the time limit.
+/// How a run attacks the cluster: in each lane, start a fault, wait `interval`, heal it,
+/// wait `interval`, repeat until the time limit. The network lane starts half an interval
+/// after the process lane, so that their faults overlap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
     /// The enabled faults; with none, the schedule does nothing.
@@ -29,10 +31,21 @@ pub struct Schedule {
     pub seed: u64,
 }
 
-/// Which nodes a kill or pause hits.
+impl Schedule {
+    /// When `lane` starts its first fault, counted from the start of the run.
+    pub fn lane_offset(&self, lane: Lane) -> Duration {
+        match lane {
+            Lane::Process => Duration::ZERO,
+            Lane::Network if self.kinds.of_lane(Lane::Process).is_empty() => Duration::ZERO,
+            Lane::Network => self.interval / 2,
+        }
+    }
+}
+
+/// Which nodes a process fault hits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Targets {
-    /// These nodes: a random minority (at least one node).
+    /// These nodes.
     Nodes(Vec<NodeName>),
     /// The leader when the fault starts, or `fallback` if no leader is known.
     Leader {
@@ -41,13 +54,36 @@ pub enum Targets {
     },
 }
 
-/// One fault, as drawn from the seed.
+/// One crash of a crash-restart storm.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crash {
+    /// Who is SIGKILLed and restarted at once.
+    pub targets: Targets,
+    /// How long to wait after the restart before the next crash.
+    pub then: Duration,
+}
+
+/// One fault, as drawn from the seed.
+#[derive(Debug, Clone, PartialEq)]
 pub enum FaultPlan {
-    /// SIGKILL the targets; healing restarts them.
+    /// SIGKILL a minority or the leader; healing restarts them.
     Kill(Targets),
+    /// SIGKILL a majority at once; healing restarts them.
+    KillMajority(Vec<NodeName>),
+    /// SIGKILL every node at once; healing restarts them.
+    KillAll,
+    /// SIGKILL and restart at once, one crash after another, for as long as the fault lasts.
+    CrashRestart(Vec<Crash>),
     /// SIGSTOP the targets; healing resumes them.
     Pause(Targets),
+    /// SIGKILL the targets and drop what they did not fsync (keeping a torn prefix of it,
+    /// drawn from the seed, when `torn` is set); healing restarts them.
+    PowerLoss {
+        /// Who loses power.
+        targets: Targets,
+        /// The seed of the torn prefixes, or `None` to lose every unsynced byte.
+        torn: Option<u64>,
+    },
     /// Cut the links of this grudge; healing restores every link.
     Partition(Grudge),
     /// Isolate the leader when the fault starts, or `fallback` if no leader is known.
@@ -55,6 +91,28 @@ pub enum FaultPlan {
         /// The node to isolate when no leader is known.
         fallback: NodeName,
     },
+    /// Slow down every link; healing restores them.
+    Slow(Degradation),
+    /// Drop connections on every link; healing restores them.
+    Lossy(Degradation),
+}
+
+impl FaultPlan {
+    /// The lane the plan runs in.
+    pub fn lane(&self) -> Lane {
+        match self {
+            FaultPlan::Kill(_)
+            | FaultPlan::KillMajority(_)
+            | FaultPlan::KillAll
+            | FaultPlan::CrashRestart(_)
+            | FaultPlan::Pause(_)
+            | FaultPlan::PowerLoss { .. } => Lane::Process,
+            FaultPlan::Partition(_)
+            | FaultPlan::IsolateLeader { .. }
+            | FaultPlan::Slow(_)
+            | FaultPlan::Lossy(_) => Lane::Network,
+        }
+    }
 }
 
 /// Draws fault plans from a seed.
@@ -63,17 +121,34 @@ pub struct Planner {
     rng: ChaCha8Rng,
     kinds: Vec<FaultKind>,
     nodes: Vec<NodeName>,
+    interval: Duration,
 }
 
 impl Planner {
-    /// A planner over `nodes` (in the cluster's stable order) and the enabled
-    /// `kinds`, seeded with `seed`.
-    pub fn new(kinds: &FaultKinds, nodes: Vec<NodeName>, seed: u64) -> Self {
+    /// A planner over `nodes` (in the cluster's stable order) and the enabled `kinds`, for
+    /// faults that last `interval`, seeded with `seed`.
+    pub fn new(kinds: &FaultKinds, nodes: Vec<NodeName>, interval: Duration, seed: u64) -> Self {
         Planner {
             rng: ChaCha8Rng::seed_from_u64(seed),
             kinds: kinds.iter().collect(),
             nodes,
+            interval,
         }
+    }
+
+    /// The planner of one lane of `schedule`: the lane's kinds, and a seed of its own, so
+    /// that enabling a kind of one lane does not change the other lane's faults.
+    pub fn for_lane(schedule: &Schedule, lane: Lane, nodes: Vec<NodeName>) -> Self {
+        let lane_seed = match lane {
+            Lane::Process => schedule.seed,
+            Lane::Network => schedule.seed ^ 0x6e65_7477_6f72_6b00, // "network"
+        };
+        Planner::new(
+            &schedule.kinds.of_lane(lane),
+            nodes,
+            schedule.interval,
+            lane_seed,
+        )
     }
 
     /// The next fault, or `None` when no kind is enabled or there are no nodes.
@@ -83,35 +158,108 @@ impl Planner {
         }
         let kind = *self.kinds.choose(&mut self.rng)?;
         Some(match kind {
-            FaultKind::Kill => FaultPlan::Kill(self.targets()),
-            FaultKind::Pause => FaultPlan::Pause(self.targets()),
+            FaultKind::Kill => FaultPlan::Kill(self.minority_or_leader()),
+            FaultKind::KillMajority => FaultPlan::KillMajority(self.some_nodes(self.quorum())),
+            FaultKind::KillAll => FaultPlan::KillAll,
+            FaultKind::CrashRestart => FaultPlan::CrashRestart(self.crashes()),
+            FaultKind::Pause => FaultPlan::Pause(self.minority_or_leader()),
+            FaultKind::PowerLoss => FaultPlan::PowerLoss {
+                targets: self.one_majority_or_all(),
+                torn: self.rng.random_bool(0.5).then(|| self.rng.random()),
+            },
             FaultKind::Partition => FaultPlan::Partition(Grudge::halves(&self.shuffled())),
             FaultKind::PartitionLeader => FaultPlan::IsolateLeader {
                 fallback: self.any_node(),
             },
+            FaultKind::PartitionOneWay => FaultPlan::Partition(Grudge::one_way(&self.shuffled())),
             FaultKind::MajoritiesRing => {
                 FaultPlan::Partition(Grudge::majorities_ring(&self.shuffled()))
             }
             FaultKind::Bridge => FaultPlan::Partition(Grudge::bridge(&self.shuffled())),
+            FaultKind::Slow => FaultPlan::Slow(self.slowness()),
+            FaultKind::Lossy => FaultPlan::Lossy(self.lossiness()),
         })
     }
 
     /// The leader (half the time) or a random minority.
-    fn targets(&mut self) -> Targets {
+    fn minority_or_leader(&mut self) -> Targets {
         if self.rng.random_bool(0.5) {
-            return Targets::Leader {
-                fallback: self.any_node(),
-            };
+            return self.leader();
         }
         let largest_minority = ((self.nodes.len() - 1) / 2).max(1);
         let size = self.rng.random_range(1..=largest_minority);
+        Targets::Nodes(self.some_nodes(size))
+    }
+
+    /// One node (the leader half the time), a random majority, or every node, each a third
+    /// of the time.
+    fn one_majority_or_all(&mut self) -> Targets {
+        match self.rng.random_range(0..3) {
+            0 if self.rng.random_bool(0.5) => self.leader(),
+            0 => Targets::Nodes(self.some_nodes(1)),
+            1 => Targets::Nodes(self.some_nodes(self.quorum())),
+            _ => Targets::Nodes(self.nodes.clone()),
+        }
+    }
+
+    /// Crashes spaced by a random 50 to 500 ms (about an election timeout), filling the
+    /// fault's interval; each hits one node, the leader a third of the time.
+    fn crashes(&mut self) -> Vec<Crash> {
+        let mut crashes = Vec::new();
+        let mut planned = Duration::ZERO;
+        while planned < self.interval || crashes.is_empty() {
+            let targets = if self.rng.random_bool(1.0 / 3.0) {
+                self.leader()
+            } else {
+                Targets::Nodes(self.some_nodes(1))
+            };
+            let then = Duration::from_millis(self.rng.random_range(50..=500));
+            planned += then;
+            crashes.push(Crash { targets, then });
+        }
+        crashes
+    }
+
+    /// 20 to 300 ms on every message, with as much jitter again at most.
+    fn slowness(&mut self) -> Degradation {
+        let latency = Duration::from_millis(self.rng.random_range(20..=300));
+        Degradation {
+            latency,
+            jitter: latency,
+            drop: 0.0,
+            seed: self.rng.random(),
+        }
+    }
+
+    /// A 5 to 30 % chance that any chunk of traffic takes its connection down with it.
+    fn lossiness(&mut self) -> Degradation {
+        Degradation {
+            latency: Duration::ZERO,
+            jitter: Duration::ZERO,
+            drop: self.rng.random_range(0.05..=0.3),
+            seed: self.rng.random(),
+        }
+    }
+
+    fn leader(&mut self) -> Targets {
+        Targets::Leader {
+            fallback: self.any_node(),
+        }
+    }
+
+    fn quorum(&self) -> usize {
+        self.nodes.len() / 2 + 1
+    }
+
+    /// `size` distinct random nodes, sorted.
+    fn some_nodes(&mut self, size: usize) -> Vec<NodeName> {
         let mut chosen: Vec<NodeName> = self
             .nodes
             .choose_multiple(&mut self.rng, size)
             .cloned()
             .collect();
         chosen.sort();
-        Targets::Nodes(chosen)
+        chosen
     }
 
     fn any_node(&mut self) -> NodeName {
@@ -138,7 +286,7 @@ mod tests {
 
     fn plans(kinds: &str, n: usize, seed: u64, count: usize) -> Vec<FaultPlan> {
         let kinds = kinds.parse().expect("valid kinds");
-        let mut planner = Planner::new(&kinds, nodes(n), seed);
+        let mut planner = Planner::new(&kinds, nodes(n), Duration::from_secs(5), seed);
         (0..count)
             .map(|_| planner.next_plan().expect("a plan"))
             .collect()
@@ -147,9 +295,15 @@ mod tests {
     fn kind_of(plan: &FaultPlan) -> &'static str {
         match plan {
             FaultPlan::Kill(_) => "kill",
+            FaultPlan::KillMajority(_) => "kill-majority",
+            FaultPlan::KillAll => "kill-all",
+            FaultPlan::CrashRestart(_) => "crash-restart",
             FaultPlan::Pause(_) => "pause",
+            FaultPlan::PowerLoss { .. } => "power-loss",
             FaultPlan::Partition(_) => "partition",
             FaultPlan::IsolateLeader { .. } => "isolate-leader",
+            FaultPlan::Slow(_) => "slow",
+            FaultPlan::Lossy(_) => "lossy",
         }
     }
 
@@ -220,10 +374,83 @@ mod tests {
     }
 
     #[test]
+    fn power_loss_hits_one_node_a_majority_or_everyone_torn_or_not() {
+        let mut sizes = BTreeSet::new();
+        let mut torn = BTreeSet::new();
+        for plan in plans("power-loss", 5, 13, 200) {
+            let FaultPlan::PowerLoss {
+                targets,
+                torn: seed,
+            } = plan
+            else {
+                panic!("unexpected plan {plan:?}");
+            };
+            sizes.insert(match targets {
+                Targets::Leader { .. } => 1,
+                Targets::Nodes(nodes) => nodes.len(),
+            });
+            torn.insert(seed.is_some());
+        }
+        assert_eq!(sizes, BTreeSet::from([1, 3, 5]));
+        assert_eq!(torn, BTreeSet::from([false, true]));
+    }
+
+    #[test]
+    fn a_crash_restart_storm_fills_the_fault_with_crashes_an_election_timeout_apart() {
+        for plan in plans("crash-restart", 3, 17, 20) {
+            let FaultPlan::CrashRestart(crashes) = plan else {
+                panic!("unexpected plan {plan:?}");
+            };
+            let total: Duration = crashes.iter().map(|crash| crash.then).sum();
+            assert!(total >= Duration::from_secs(5), "{total:?}");
+            assert!(crashes.len() >= 10, "{} crashes", crashes.len());
+            assert!(
+                crashes
+                    .iter()
+                    .all(|crash| crash.then <= Duration::from_millis(500))
+            );
+        }
+    }
+
+    #[test]
+    fn each_lane_draws_only_its_own_kinds_from_a_seed_of_its_own() {
+        let schedule = Schedule {
+            kinds: "kill,partition".parse().unwrap(),
+            interval: Duration::from_secs(1),
+            seed: 3,
+        };
+        let mut process = Planner::for_lane(&schedule, Lane::Process, nodes(3));
+        let mut network = Planner::for_lane(&schedule, Lane::Network, nodes(3));
+        for _ in 0..20 {
+            assert_eq!(process.next_plan().map(|p| p.lane()), Some(Lane::Process));
+            assert_eq!(network.next_plan().map(|p| p.lane()), Some(Lane::Network));
+        }
+        let only_kills = Schedule {
+            kinds: "kill".parse().unwrap(),
+            ..schedule.clone()
+        };
+        let mut alone = Planner::for_lane(&only_kills, Lane::Process, nodes(3));
+        let mut with_partitions = Planner::for_lane(&schedule, Lane::Process, nodes(3));
+        for _ in 0..20 {
+            assert_eq!(alone.next_plan(), with_partitions.next_plan());
+        }
+        assert_eq!(
+            schedule.lane_offset(Lane::Network),
+            Duration::from_millis(500)
+        );
+        let only_partitions = Schedule {
+            kinds: "partition".parse().unwrap(),
+            ..schedule
+        };
+        assert_eq!(only_partitions.lane_offset(Lane::Network), Duration::ZERO);
+    }
+
+    #[test]
     fn no_kinds_or_no_nodes_give_no_plan() {
-        let mut planner = Planner::new(&FaultKinds::none(), nodes(3), 1);
+        let second = Duration::from_secs(1);
+        let mut planner = Planner::new(&FaultKinds::none(), nodes(3), second, 1);
         assert_eq!(planner.next_plan(), None);
-        let mut planner = Planner::new(&FaultKinds::all(), Vec::new(), 1);
+        let mut planner = Planner::new(&FaultKinds::all(), Vec::new(), second, 1);
         assert_eq!(planner.next_plan(), None);
     }
 }

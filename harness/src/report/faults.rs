@@ -1,33 +1,53 @@
-//! The nemesis events of a history as intervals of fault: a kill until that node's restart,
-//! a pause until its resume, a partition until the partitions are healed. The report shades
-//! them across every plot.
+//! The nemesis events of a history as intervals of fault: a node down (killed, crashed,
+//! powered off) until that node's restart, a pause until its resume, a partition or a
+//! degraded network until it is healed. The pairing is the nemesis crate's own
+//! ([`EventName::starts`] and [`EventName::stops`]). The report shades the intervals
+//! across every plot.
 
 use std::collections::BTreeSet;
 
 use faultline_checker::{History, Process};
+use faultline_nemesis::{EventName, FaultClass};
 use serde::Serialize;
 use serde_json::Value;
 
-/// What kind of fault an interval is.
+/// What kind of fault an interval is, as the report colours it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FaultKind {
+    /// The node's process is gone: killed, crashed or powered off.
     Kill,
     Pause,
     Partition,
+    Slow,
+    Lossy,
+}
+
+impl From<FaultClass> for FaultKind {
+    fn from(class: FaultClass) -> FaultKind {
+        match class {
+            FaultClass::Down => FaultKind::Kill,
+            FaultClass::Paused => FaultKind::Pause,
+            FaultClass::Partitioned => FaultKind::Partition,
+            FaultClass::Slow => FaultKind::Slow,
+            FaultClass::Lossy => FaultKind::Lossy,
+        }
+    }
 }
 
 /// A fault in force from `start` to `end`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Fault {
     pub kind: FaultKind,
+    /// The event that started it, e.g. `power-loss` or `start-partition`.
+    pub name: String,
     /// Nanoseconds since the start of the test.
     pub start: u64,
     /// When it was healed; `None` if the history ends before that.
     pub end: Option<u64>,
-    /// The node killed or paused; for a partition, every node it cut off from another.
+    /// The node killed or paused; for a network fault, every node it cut off from another.
     pub nodes: Vec<String>,
-    /// The starting event's value: the nodes, or the partition's grudge.
+    /// The starting event's value: the nodes, the partition's grudge, or the degradation.
     pub detail: Value,
 }
 
@@ -38,6 +58,21 @@ pub struct NemesisEvent {
     pub f: String,
     /// The nodes its value names.
     pub nodes: Vec<String>,
+    /// `"down"` or `"paused"` when it takes nodes down or pauses them, else absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starts: Option<&'static str>,
+    /// `"down"` or `"paused"` when it brings nodes back, else absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stops: Option<&'static str>,
+}
+
+/// The class names the page's node rows draw markers for.
+fn node_class(class: Option<FaultClass>) -> Option<&'static str> {
+    match class? {
+        FaultClass::Down => Some("down"),
+        FaultClass::Paused => Some("paused"),
+        _ => None,
+    }
 }
 
 /// Every nemesis event, in order.
@@ -46,67 +81,62 @@ pub fn nemesis_events(history: &History) -> Vec<NemesisEvent> {
         .events()
         .iter()
         .filter(|event| event.process == Process::Nemesis)
-        .map(|event| NemesisEvent {
-            time: event.time,
-            f: event.f.clone(),
-            nodes: named_nodes(&event.value),
+        .map(|event| {
+            let name = event.f.parse::<EventName>().ok();
+            NemesisEvent {
+                time: event.time,
+                f: event.f.clone(),
+                nodes: named_nodes(&event.value),
+                starts: node_class(name.and_then(EventName::starts)),
+                stops: node_class(name.and_then(EventName::stops)),
+            }
         })
         .collect()
 }
 
 /// Pairs each fault's start with its stop, in order of start. A stop with nothing to stop
-/// (a restart of a node that died by itself) makes no interval.
+/// (a restart of a node that died by itself) makes no interval; events this version does
+/// not know are skipped.
 pub fn faults(history: &History) -> Vec<Fault> {
     let mut faults: Vec<Fault> = Vec::new();
-    let heal = |faults: &mut Vec<Fault>, kind: FaultKind, node: Option<&str>, time: u64| {
-        let open = faults.iter_mut().filter(|fault| {
-            fault.kind == kind
-                && fault.end.is_none()
-                && node.is_none_or(|node| fault.nodes.iter().any(|n| n == node))
-        });
-        for fault in open {
-            fault.end = Some(time);
-        }
-    };
     for event in history.events() {
         if event.process != Process::Nemesis {
             continue;
         }
+        let Ok(name) = event.f.parse::<EventName>() else {
+            continue;
+        };
         let nodes = named_nodes(&event.value);
-        match event.f.as_str() {
-            "kill" | "pause" => {
-                let kind = if event.f == "kill" {
-                    FaultKind::Kill
-                } else {
-                    FaultKind::Pause
-                };
-                faults.extend(nodes.into_iter().map(|node| Fault {
-                    kind,
-                    start: event.time,
-                    end: None,
-                    nodes: vec![node],
-                    detail: event.value.clone(),
-                }));
-            }
-            "restart" | "resume" => {
-                let kind = if event.f == "restart" {
-                    FaultKind::Kill
-                } else {
-                    FaultKind::Pause
-                };
-                for node in &nodes {
-                    heal(&mut faults, kind, Some(node), event.time);
-                }
-            }
-            "start-partition" => faults.push(Fault {
-                kind: FaultKind::Partition,
+        if let Some(class) = name.starts() {
+            let kind = FaultKind::from(class);
+            let start = |nodes: Vec<String>| Fault {
+                kind,
+                name: event.f.clone(),
                 start: event.time,
                 end: None,
                 nodes,
                 detail: event.value.clone(),
-            }),
-            "stop-partition" => heal(&mut faults, FaultKind::Partition, None, event.time),
-            _ => {}
+            };
+            match class {
+                // Each node comes back on its own.
+                FaultClass::Down | FaultClass::Paused => {
+                    faults.extend(nodes.into_iter().map(|node| start(vec![node])));
+                }
+                _ => faults.push(start(nodes)),
+            }
+        }
+        if let Some(class) = name.stops() {
+            let stopped = named_nodes(&event.value);
+            let kind = FaultKind::from(class);
+            let per_node = matches!(class, FaultClass::Down | FaultClass::Paused);
+            let open = faults.iter_mut().filter(|fault| {
+                fault.kind == kind
+                    && fault.end.is_none()
+                    && (!per_node || fault.nodes.iter().any(|n| stopped.contains(n)))
+            });
+            for fault in open {
+                fault.end = Some(event.time);
+            }
         }
     }
     faults
@@ -125,6 +155,12 @@ fn named_nodes(value: &Value) -> Vec<String> {
     let mut nodes = BTreeSet::new();
     match value {
         Value::Array(_) => nodes.extend(names(value)),
+        // A power loss: `{"nodes": [...], "torn": ...}`.
+        Value::Object(fields) if fields.get("nodes").is_some_and(Value::is_array) => {
+            nodes.extend(names(&fields["nodes"]));
+        }
+        // A degradation hits every link: it names no node.
+        Value::Object(fields) if fields.contains_key("latency_ms") => {}
         Value::Object(grudge) => {
             for (node, cut_from) in grudge {
                 nodes.insert(node.clone());
@@ -230,6 +266,56 @@ mod tests {
             ],
             "the second partition has no stop: it lasts until the end of the run"
         );
+    }
+
+    #[test]
+    fn every_way_down_is_ended_by_a_restart_and_network_faults_by_their_own_stop() {
+        let h = nemesis(&[
+            (
+                10,
+                "power-loss",
+                json!({"nodes": ["n1", "n2"], "torn": true}),
+            ),
+            (11, "lost-unsynced", json!({"n1": {"bytes": 10}})),
+            (
+                12,
+                "start-slow",
+                json!({"latency_ms": 100, "jitter_ms": 100, "drop": 0.0}),
+            ),
+            (20, "restart", json!(["n1", "n2"])),
+            (30, "crash-restart", json!(["n3"])),
+            (31, "restart", json!(["n3"])),
+            (
+                40,
+                "stop-slow",
+                json!({"latency_ms": 100, "jitter_ms": 100, "drop": 0.0}),
+            ),
+            (50, "kill-all", json!(["n1", "n2", "n3"])),
+        ]);
+        let faults = faults(&h);
+        let kinds: Vec<_> = faults
+            .iter()
+            .map(|f| (f.kind, f.name.as_str(), f.start, f.end, f.nodes.len()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (FaultKind::Kill, "power-loss", 10, Some(20), 1),
+                (FaultKind::Kill, "power-loss", 10, Some(20), 1),
+                (FaultKind::Slow, "start-slow", 12, Some(40), 0),
+                (FaultKind::Kill, "crash-restart", 30, Some(31), 1),
+                (FaultKind::Kill, "kill-all", 50, None, 1),
+                (FaultKind::Kill, "kill-all", 50, None, 1),
+                (FaultKind::Kill, "kill-all", 50, None, 1),
+            ]
+        );
+        let markers: Vec<_> = nemesis_events(&h)
+            .iter()
+            .map(|e| (e.starts, e.stops))
+            .collect();
+        assert_eq!(markers[0], (Some("down"), None));
+        assert_eq!(markers[3], (None, Some("down")));
+        assert_eq!(markers[2], (None, None), "slow marks no node");
     }
 
     #[test]

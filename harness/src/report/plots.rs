@@ -31,13 +31,17 @@ fn fault_color(kind: FaultKind) -> RGBColor {
         FaultKind::Kill => RGBColor(200, 60, 60),
         FaultKind::Pause => RGBColor(120, 60, 160),
         FaultKind::Partition => RGBColor(50, 110, 180),
+        FaultKind::Slow => RGBColor(190, 140, 20),
+        FaultKind::Lossy => RGBColor(40, 150, 140),
     }
 }
 
-const FAULT_KINDS: [(FaultKind, &str); 3] = [
+const FAULT_KINDS: [(FaultKind, &str); 5] = [
     (FaultKind::Kill, "kill"),
     (FaultKind::Pause, "pause"),
     (FaultKind::Partition, "partition"),
+    (FaultKind::Slow, "slow"),
+    (FaultKind::Lossy, "lossy"),
 ];
 
 fn seconds(nanos: u64) -> f64 {

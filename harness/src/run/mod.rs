@@ -193,7 +193,7 @@ async fn drive(
     let deadline = Instant::from_std(started) + options.time_limit;
 
     let nemesis_recorder = recorder.clone();
-    let mut nemesis = Nemesis::new(cluster.clone(), network.clone(), move |event: Event| {
+    let nemesis = Nemesis::new(cluster.clone(), network.clone(), move |event: Event| {
         nemesis_recorder.nemesis(event.f.as_str(), event.value)
     });
     let schedule = Schedule {
@@ -219,7 +219,7 @@ async fn drive(
         interrupt.wait(),
     )
     .await;
-    let (mut nemesis, ran) = faults.await.context("the nemesis task failed")?;
+    let (nemesis, ran) = faults.await.context("the nemesis task failed")?;
 
     // Final phase: heal everything, bring every node back, then read what survived.
     progress.set_message("healing");

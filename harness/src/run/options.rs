@@ -34,8 +34,10 @@ pub struct TestArgs {
     /// Limit on operations per second over all clients [default: as fast as they go].
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Faults, comma-separated: none, kill, pause, partition, partition-leader,
-    /// majorities-ring, bridge, or all.
+    /// Faults, comma-separated: none; process faults kill, kill-majority, kill-all,
+    /// crash-restart, pause, power-loss; network faults partition, partition-leader,
+    /// partition-one-way, majorities-ring, bridge, slow, lossy; or all. Process and network
+    /// faults run in two lanes side by side, so they overlap.
     #[arg(long, default_value = "kill,pause,partition")]
     pub nemesis: FaultKinds,
     /// How long each fault lasts, and the pause between faults.
@@ -57,7 +59,7 @@ pub struct TestArgs {
     #[arg(long)]
     pub node_binary: Option<PathBuf>,
     /// A deliberate bug to switch on in every node (repeatable): stale-read, early-ack,
-    /// forget-vote.
+    /// forget-vote, no-fsync, commit-old-term, vote-any-log, no-truncate.
     #[arg(long = "bug")]
     pub bugs: Vec<String>,
     /// Name of the test (the store directory) [default: <workload>-<nemesis>].

@@ -9,9 +9,13 @@ const COLORS = {
   kill: "rgba(200, 60, 60, 0.11)",
   pause: "rgba(120, 60, 160, 0.11)",
   partition: "rgba(50, 110, 180, 0.11)",
+  slow: "rgba(190, 140, 20, 0.13)",
+  lossy: "rgba(40, 150, 140, 0.12)",
   killSolid: "#c83c3c",
   pauseSolid: "#783ca0",
   partitionSolid: "#326eb4",
+  slowSolid: "#be8c14",
+  lossySolid: "#28968c",
   grid: "#eceff2",
   axis: "#8c959f",
   text: "#1f2328",
@@ -89,4 +93,10 @@ function opLabel(f, value, ending) {
 /** A swatch and its label, for a legend. */
 function legendItem(color, label) {
   return el("span", {}, el("span", { class: "swatch", style: "background:" + color }), label);
+}
+
+/** A fault's label: the nemesis's name for it and, when it hits nodes, which. */
+function faultLabel(fault, separator) {
+  const name = fault.name.replace(/^start-/, "");
+  return fault.kind === "kill" || fault.kind === "pause" ? name + " " + fault.nodes.join(separator) : name;
 }

@@ -8,7 +8,14 @@ const ROLE_COLORS = {
   follower: "#a6c8e6",
 };
 const NODE_LINE_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"];
-const MARKED = ["kill", "restart", "pause", "resume"];
+/** The marker of a nemesis event on the rows of the nodes it names, or null. */
+function markerOf(event) {
+  if (event.starts === "down") return event.f === "power-loss" ? "power-loss" : "kill";
+  if (event.stops === "down") return "restart";
+  if (event.starts === "paused") return "pause";
+  if (event.stops === "paused") return "resume";
+  return null;
+}
 
 class NodeChart extends TimeChart {
   constructor(container, view, data) {
@@ -119,17 +126,18 @@ class NodeChart extends TimeChart {
     ctx.lineWidth = 1;
   }
 
-  /** ✕ kill, ▲ restart, ❚❚ pause, ▶ resume, on the row of each node they name. */
+  /** ✕ kill or crash, ϟ power loss, ▲ restart, ❚❚ pause, ▶ resume, on the row of each node they name. */
   drawMarkers(ctx) {
     const rowOf = new Map(this.nodes.map((node, n) => [node.name, n]));
     for (const event of this.data.raw.nemesis) {
-      if (!MARKED.includes(event.f)) continue;
+      const marker = markerOf(event);
+      if (marker === null) continue;
       const x = this.x(event.time);
       if (x < this.plotLeft - 8 || x > this.plotRight + 8) continue;
       for (const name of event.nodes) {
         const n = rowOf.get(name);
         if (n === undefined) continue;
-        drawMarker(ctx, event.f, x, this.rowTop(n) + this.rowHeight / 2);
+        drawMarker(ctx, marker, x, this.rowTop(n) + this.rowHeight / 2);
       }
     }
   }
@@ -141,7 +149,7 @@ class NodeChart extends TimeChart {
     const node = this.nodes[n];
     const tolerance = (6 / this.plotWidth) * (this.view.t1 - this.view.t0);
     const lines = this.data.raw.nemesis
-      .filter((e) => MARKED.includes(e.f) && e.nodes.includes(node.name) && Math.abs(e.time - t) <= tolerance)
+      .filter((e) => markerOf(e) !== null && e.nodes.includes(node.name) && Math.abs(e.time - t) <= tolerance)
       .map((e) => [e.f, node.name + " at " + formatTime(e.time)]);
     const span = node.spans.find((s) => s.start <= t && t < s.end);
     if (span) {
@@ -160,9 +168,20 @@ function drawMarker(ctx, f, x, y) {
   ctx.save();
   ctx.lineWidth = 2;
   ctx.strokeStyle = "#fff";
-  ctx.fillStyle = f === "kill" ? COLORS.killSolid : f === "restart" ? COLORS.ok : COLORS.pauseSolid;
+  ctx.fillStyle = f === "kill" || f === "power-loss" ? COLORS.killSolid : f === "restart" ? COLORS.ok : COLORS.pauseSolid;
   ctx.beginPath();
-  if (f === "kill") {
+  if (f === "power-loss") {
+    // A lightning bolt: the process and what it had not fsynced are gone.
+    ctx.moveTo(x + 2, y - 7);
+    ctx.lineTo(x - 5, y + 1);
+    ctx.lineTo(x, y + 1);
+    ctx.lineTo(x - 2, y + 7);
+    ctx.lineTo(x + 5, y - 1);
+    ctx.lineTo(x, y - 1);
+    ctx.closePath();
+    ctx.stroke();
+    ctx.fill();
+  } else if (f === "kill") {
     ctx.strokeStyle = COLORS.killSolid;
     ctx.lineWidth = 2.5;
     ctx.moveTo(x - 5, y - 5);
@@ -211,7 +230,7 @@ function buildNodes(section, view, data) {
       legendItem(ROLE_COLORS.leader, "leader"), legendItem(ROLE_COLORS.candidate, "candidate"),
       legendItem(ROLE_COLORS.follower, "follower"),
       el("span", {}, el("span", { class: "swatch", style: "background:repeating-linear-gradient(135deg,#eee 0 3px,#b5b5b5 3px 4px)" }), "no answer"),
-      markerItem("kill", "kill"), markerItem("restart", "restart"), markerItem("pause", "pause"), markerItem("resume", "resume"),
+      markerItem("kill", "kill"), markerItem("power-loss", "power loss"), markerItem("restart", "restart"), markerItem("pause", "pause"), markerItem("resume", "resume"),
       data.raw.nodes.map((node, n) => legendItem(NODE_LINE_COLORS[n % NODE_LINE_COLORS.length], "term of " + node.name)),
       faultLegend(data.raw.faults)),
   );

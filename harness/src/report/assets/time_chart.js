@@ -240,10 +240,11 @@ function drawYAxis(ctx, chart, top, height, name, ticks) {
 function describeFaultAt(faults, end, t) {
   const hits = faults.filter((f) => f.start <= t && t <= (f.end === null ? end : f.end));
   if (!hits.length) return null;
+  const onNodes = (f) => f.kind === "kill" || f.kind === "pause";
   return hits.map((f) => [
-    f.kind + (f.kind === "partition" ? "" : " " + f.nodes.join(", ")),
+    faultLabel(f, ", "),
     formatTime(f.start) + " – " + (f.end === null ? "end (never healed)" : formatTime(f.end)) +
-      (f.kind === "partition" ? "\n" + formatValue(f.detail, 200) : ""),
+      (onNodes(f) && f.name !== "power-loss" ? "" : "\n" + formatValue(f.detail, 200)),
   ]);
 }
 

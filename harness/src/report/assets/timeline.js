@@ -106,7 +106,7 @@ class Timeline extends TimeChart {
       ctx.fillStyle = COLORS[fault.kind + "Solid"];
       ctx.fillRect(x0, top, Math.max(1, x1 - x0), height);
       ctx.globalAlpha = 1;
-      const label = fault.kind + (fault.kind === "partition" ? "" : " " + fault.nodes.join(","));
+      const label = faultLabel(fault, ",");
       if (x1 - x0 > ctx.measureText(label).width + 8) {
         ctx.fillStyle = "#fff";
         ctx.textAlign = "left";
