@@ -28,6 +28,14 @@
 //! so fsync costs what it costs) and are removed at exit; every process started is killed by
 //! its handle at exit, also on Ctrl-C or SIGTERM.
 //!
+//! The client's timeout shows in etcd's figure: a write that reaches an etcd follower while
+//! there is no leader is held, even after a new leader is elected, until etcd's own request
+//! timeout (measured: 503 after 7 s, i.e. 5 s plus two election timeouts). So each client
+//! waits out its 500 ms before it tries again, and writes come back at the first such retry
+//! after the election, near a multiple of 500 ms after the kill. faultline-node answers 307 or
+//! 503 at once, so its clients retry every 10 ms. `FAILOVER_WRITE_TIMEOUT_MS` changes this;
+//! the time until a new leader is named does not depend on it.
+//!
 //! The resolution is a few milliseconds: a client sends every 10 ms, staggered, and the
 //! status of the survivors is polled every 10 ms. This is a measurement, not a test: it never
 //! fails on speed, only when a cluster does not recover within a minute.
@@ -605,6 +613,7 @@ fn pause(duration: Duration) -> Result<()> {
     Ok(())
 }
 
+/// The conductor's client: each status request carries its own `STATUS_TIMEOUT`.
 fn status_client() -> Result<Client> {
     Client::builder()
         .redirect(reqwest::redirect::Policy::none())
