@@ -45,11 +45,9 @@
 mod cluster;
 mod event;
 mod grudge;
-mod iptables;
 mod kind;
 mod nemesis;
 mod partition;
-mod proxy;
 mod schedule;
 
 #[cfg(test)]
@@ -58,9 +56,12 @@ mod fake;
 pub use cluster::{Cluster, NodeName};
 pub use event::{Event, EventName};
 pub use grudge::{Grudge, Link};
-pub use iptables::{CHAIN_PREFIX, IptablesError, IptablesPartitioner, remove_leftover_chains};
 pub use kind::{FaultKind, FaultKinds, ParseNameError, PartitionBackendKind};
 pub use nemesis::{Nemesis, NemesisError};
-pub use partition::{BackendError, PartitionBackend, PartitionError, Partitioner};
-pub use proxy::{ProxyError, ProxyNetwork};
+pub use partition::backend::{BackendError, PartitionBackend};
+pub use partition::iptables::{
+    CHAIN_PREFIX, IptablesError, IptablesPartitioner, remove_leftover_chains,
+};
+pub use partition::proxy::{ProxyError, ProxyNetwork};
+pub use partition::{PartitionError, Partitioner};
 pub use schedule::{FaultPlan, Planner, Schedule, Targets};

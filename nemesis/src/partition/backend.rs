@@ -1,42 +1,16 @@
-//! Partition backends behind one trait: cut directed links, heal them all,
-//! tear down; and [`PartitionBackend`], the backend a run picks with
-//! `--partition-backend`.
+//! [`PartitionBackend`], the partition backend a run picks with
+//! `--partition-backend auto|iptables|proxy`, and what it dials through.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::iptables::{IptablesError, IptablesPartitioner};
+use super::proxy::{ProxyError, ProxyNetwork};
+use super::{PartitionError, Partitioner};
 use crate::cluster::NodeName;
 use crate::grudge::Link;
-use crate::iptables::{IptablesError, IptablesPartitioner};
 use crate::kind::PartitionBackendKind;
-use crate::proxy::{ProxyError, ProxyNetwork};
-
-/// A failure to change the network.
-#[derive(Debug, thiserror::Error)]
-pub enum PartitionError {
-    /// A link names a node the backend was not given an address for.
-    #[error("no peer address is known for node `{0}`")]
-    UnknownNode(NodeName),
-    /// An iptables command failed.
-    #[error(transparent)]
-    Iptables(#[from] IptablesError),
-}
-
-/// Something that can cut and heal directed peer links.
-pub trait Partitioner: Send + Sync {
-    /// Cuts these links, on top of any already cut. Checks every link's
-    /// nodes before cutting any; a link from a node to itself is ignored.
-    fn cut(&self, links: &[Link]) -> impl Future<Output = Result<(), PartitionError>> + Send;
-
-    /// Restores every link. Healing a whole network is harmless.
-    fn heal(&self) -> impl Future<Output = Result<(), PartitionError>> + Send;
-
-    /// Heals and removes everything the backend installed; the backend is
-    /// unusable afterwards. Calling it again does nothing.
-    fn teardown(&self) -> impl Future<Output = Result<(), PartitionError>> + Send;
-}
 
 /// Could not set up the partition backend.
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +127,7 @@ mod tests {
 
     use super::*;
     use crate::grudge::Grudge;
-    use crate::iptables::tests::{rules, skip_reason};
+    use crate::partition::iptables::tests::{rules, skip_reason};
 
     /// Nodes n1..=n3, each an echo server on loopback standing in for a peer port.
     async fn echo_nodes() -> BTreeMap<NodeName, SocketAddr> {

@@ -18,9 +18,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use super::{PartitionError, Partitioner};
 use crate::cluster::NodeName;
 use crate::grudge::Link;
-use crate::partition::{PartitionError, Partitioner};
 
 /// How long the accept loop backs off after a failed accept (e.g. out of
 /// file descriptors), so it does not spin.
