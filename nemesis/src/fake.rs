@@ -11,7 +11,7 @@ use anyhow::bail;
 use crate::cluster::{Cluster, NodeName};
 use crate::event::Event;
 use crate::grudge::Link;
-use crate::partition::{PartitionError, Partitioner};
+use crate::partition::{Degradation, Degrader, PartitionError, Partitioner};
 
 /// Everything that happened, in order, one line each.
 pub type Journal = Arc<Mutex<Vec<String>>>;
@@ -149,7 +149,7 @@ impl Cluster for FakeCluster {
     }
 }
 
-/// A network that remembers which links are cut.
+/// A network that remembers which links are cut, and journals degradations.
 #[derive(Debug)]
 pub struct FakeNetwork {
     cut: Mutex<BTreeSet<Link>>,
@@ -184,5 +184,13 @@ impl Partitioner for FakeNetwork {
 
     async fn teardown(&self) -> Result<(), PartitionError> {
         self.heal().await
+    }
+}
+
+impl Degrader for FakeNetwork {
+    async fn degrade(&self, links: &[Link], how: &Degradation) -> Result<(), PartitionError> {
+        how.check()?;
+        lock(&self.journal).push(format!("degrade {}", links.len()));
+        Ok(())
     }
 }

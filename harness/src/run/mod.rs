@@ -96,7 +96,7 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
         PartitionBackend::start(
             options.backend_kind()?,
             &cluster.peer_addrs(),
-            Duration::ZERO,
+            faultline_nemesis::BackendOptions::default(),
         )
         .await
         .context("starting the partition backend")?,

@@ -8,6 +8,11 @@
 //! That is what the proxy backend cuts too. The harness's client traffic (from
 //! 127.0.0.1, to client ports) is never touched, and matching the port keeps
 //! two runs on the same addresses from partitioning each other.
+//!
+//! Rules can drop packets but not delay them. A run that degrades links
+//! puts the proxy between the nodes (see `backend.rs`); it connects from the
+//! sender's IP, so these same rules still cut exactly the link.
+//!
 //! Each partitioner owns a chain named `FAULTLINE-<pid>-<n>`, so concurrent
 //! runs, and concurrent partitioners in one process, never touch each other's
 //! rules, and a crashed run's chains can be found by their dead pid.
