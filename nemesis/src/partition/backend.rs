@@ -524,6 +524,48 @@ mod tests {
         backend.teardown().await.unwrap();
     }
 
+    /// Cuts a one-way grudge splitting three echo nodes on `ips` into {n3}
+    /// and {n1, n2}, and checks that every node reaches exactly those it
+    /// should: n3 reaches everyone and nobody reaches n3.
+    async fn only_one_way_flows(kind: PartitionBackendKind, ips: &[&str; 3]) {
+        let (peers, _) = echo_nodes(ips).await;
+        let backend = PartitionBackend::start(kind, &peers, BackendOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(backend.kind(), kind);
+        let order = ["n3", "n1", "n2"].map(NodeName::from);
+        backend.cut(&Grudge::one_way(&order).links()).await.unwrap();
+        for (from, to, flows) in [
+            ("n1", "n3", true),
+            ("n2", "n3", true),
+            ("n3", "n1", false),
+            ("n3", "n2", false),
+            ("n1", "n2", true),
+            ("n2", "n1", true),
+        ] {
+            let reached = reaches(&backend, &peers, from, to).await;
+            assert_eq!(reached, flows, "{kind}: {from} -> {to}");
+        }
+        backend.heal().await.unwrap();
+        assert!(reaches(&backend, &peers, "n3", "n1").await);
+        backend.teardown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_one_way_partition_through_the_proxy_lets_traffic_flow_one_way() {
+        only_one_way_flows(PartitionBackendKind::Proxy, &["127.0.0.1"; 3]).await;
+    }
+
+    #[tokio::test]
+    async fn a_one_way_partition_with_iptables_lets_traffic_flow_one_way() {
+        if !iptables_works() {
+            return;
+        }
+        let ips = ["127.0.0.227", "127.0.0.228", "127.0.0.229"];
+        only_one_way_flows(PartitionBackendKind::Iptables, &ips).await;
+        assert!(!rules().contains("127.0.0.227"), "a rule outlived teardown");
+    }
+
     #[tokio::test]
     async fn auto_picks_iptables_exactly_where_it_works() {
         let peers: BTreeMap<NodeName, SocketAddr> = [("n1", "127.0.0.219:7001")]
