@@ -494,7 +494,11 @@ async fn pump(
     };
     let write = async {
         while let Some((due, chunk)) = arriving.recv().await {
-            tokio::time::sleep_until(due).await;
+            // The timer fires on its next tick even for a past instant: a
+            // millisecond an undelayed chunk must not wait.
+            if due > Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
             to.write_all(&chunk).await?;
         }
         to.shutdown().await?;
