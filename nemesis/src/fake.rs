@@ -11,7 +11,7 @@ use anyhow::bail;
 use crate::cluster::{Cluster, NodeName};
 use crate::event::Event;
 use crate::grudge::Link;
-use crate::partition::{Degradation, PartitionError, Partitioner};
+use crate::partition::{Degradation, Degrader, PartitionError, Partitioner};
 
 /// Everything that happened, in order, one line each.
 pub type Journal = Arc<Mutex<Vec<String>>>;
@@ -160,7 +160,7 @@ impl Cluster for FakeCluster {
     }
 }
 
-/// A network that remembers which links are cut or degraded.
+/// A network that remembers which links are cut, and journals degradations.
 #[derive(Debug)]
 pub struct FakeNetwork {
     cut: Mutex<BTreeSet<Link>>,
@@ -193,12 +193,6 @@ impl Partitioner for FakeNetwork {
         Ok(())
     }
 
-    async fn degrade(&self, links: &[Link], _how: &Degradation) -> Result<(), PartitionError> {
-        lock(&self.degraded).extend(links.iter().cloned());
-        lock(&self.journal).push(format!("degrade {}", links.len()));
-        Ok(())
-    }
-
     async fn heal(&self) -> Result<(), PartitionError> {
         lock(&self.cut).clear();
         lock(&self.degraded).clear();
@@ -208,5 +202,14 @@ impl Partitioner for FakeNetwork {
 
     async fn teardown(&self) -> Result<(), PartitionError> {
         self.heal().await
+    }
+}
+
+impl Degrader for FakeNetwork {
+    async fn degrade(&self, links: &[Link], how: &Degradation) -> Result<(), PartitionError> {
+        how.check()?;
+        lock(&self.degraded).extend(links.iter().cloned());
+        lock(&self.journal).push(format!("degrade {}", links.len()));
+        Ok(())
     }
 }

@@ -1,16 +1,19 @@
 //! Who cannot hear from whom: Jepsen's grudges and the topologies that make
 //! them (complete components, halves, isolating one node, majorities ring,
-//! bridge), and the directed links a partition backend must cut for each.
+//! bridge, one-way halves), and the directed links a partition backend must
+//! cut for each.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cluster::NodeName;
 
-/// A directed peer link: the traffic `from` sends to `to`.
+/// A directed peer link: the connections `from` opens to `to`.
 ///
-/// Cutting it drops, with iptables, every packet from `from`'s address to
-/// `to`'s (which in TCP stalls both of their connections); with the proxy,
-/// the connections `from` opens to `to`. The two agree for symmetric grudges.
+/// Cutting it stops those connections both ways (`from`'s requests and
+/// `to`'s answers on them), with either backend; the connections `to` opens
+/// to `from` are another link, untouched. So a one-way grudge is one-way
+/// with either backend: in a request/answer protocol, `to` cannot hear
+/// `from`'s requests, while `from` still hears `to`'s and answers them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Link {
     /// The sender.
@@ -96,12 +99,14 @@ impl Grudge {
         Grudge::without_empty_entries(grudge)
     }
 
-    /// The halves of [`Grudge::halves`], cut one way only: the majority half does not
-    /// hear the minority half, which still hears it.
+    /// The first ⌊n/2⌋ nodes (A) and the rest (B) of `order` split one way:
+    /// every link A -> B is cut and every B -> A stays, so B hears nothing
+    /// from A while A hears B. For three nodes, the first node is heard by
+    /// no one but hears both others.
     pub fn one_way(order: &[NodeName]) -> Self {
-        let (minority, majority) = bisect(order);
-        let unheard: BTreeSet<NodeName> = minority.iter().cloned().collect();
-        let grudge = majority
+        let (unheard, deaf) = bisect(order);
+        let unheard: BTreeSet<NodeName> = unheard.iter().cloned().collect();
+        let grudge = deaf
             .iter()
             .map(|node| (node.clone(), unheard.clone()))
             .collect();
@@ -271,6 +276,21 @@ mod tests {
     }
 
     #[test]
+    fn one_way_of_three_leaves_the_first_node_unheard_but_hearing() {
+        let nodes = names(3);
+        let grudge = Grudge::one_way(&nodes);
+        assert_eq!(view(&grudge, &nodes, "n1"), set(&["n1", "n2", "n3"]));
+        assert_eq!(view(&grudge, &nodes, "n2"), set(&["n2", "n3"]));
+        assert_eq!(view(&grudge, &nodes, "n3"), set(&["n2", "n3"]));
+        let links: BTreeSet<Link> = grudge.links().into_iter().collect();
+        let expected = [("n1", "n2"), ("n1", "n3")].map(|(from, to)| Link {
+            from: from.into(),
+            to: to.into(),
+        });
+        assert_eq!(links, BTreeSet::from(expected));
+    }
+
+    #[test]
     fn links_run_from_the_unheard_node_to_the_one_that_ignores_it() {
         let nodes = names(3);
         let grudge = Grudge::majorities_ring(&nodes);
@@ -297,6 +317,7 @@ mod tests {
             assert!(Grudge::bridge(&names(n)).is_empty(), "bridge of {n}");
         }
         assert!(Grudge::halves(&names(1)).is_empty());
+        assert!(Grudge::one_way(&names(1)).is_empty());
     }
 
     fn shuffled_cluster() -> impl Strategy<Value = Vec<NodeName>> {
@@ -329,6 +350,25 @@ mod tests {
             // An even cluster splits into equal halves, neither with a majority.
             let expected = if n % 2 == 1 { n - n / 2 } else { 0 };
             prop_assert_eq!(majority_holders, expected);
+        }
+
+        #[test]
+        fn one_way_cuts_exactly_the_links_from_one_half_to_the_other(
+            order in shuffled_cluster(),
+        ) {
+            let grudge = Grudge::one_way(&order);
+            let (a, b) = order.split_at(order.len() / 2);
+            for speaker in &order {
+                for listener in &order {
+                    let cut = a.contains(speaker) && b.contains(listener);
+                    prop_assert_eq!(
+                        can_hear(&grudge, listener, speaker),
+                        !cut,
+                        "{} hears {}?", listener, speaker
+                    );
+                }
+            }
+            prop_assert_eq!(grudge.links().len(), a.len() * b.len());
         }
 
         #[test]

@@ -1,8 +1,23 @@
 //! Faults for `faultline test`: process kill/pause/restart through a
 //! [`Cluster`] the harness implements, network partitions through a
-//! [`Partitioner`] (iptables rules or a TCP proxy per link), and a seeded
-//! [`Schedule`] that starts and heals them, reporting each start and stop as
-//! an [`Event`] for the history.
+//! [`Partitioner`] (iptables rules or a TCP proxy per link), network
+//! degradation (latency, jitter, dropped connections) through a [`Degrader`]
+//! (the proxy), and a seeded [`Schedule`] that starts and heals them,
+//! reporting each start and stop as an [`Event`] for the history.
+//!
+//! Where things are:
+//!
+//! - `partition/`: the partition code. `mod.rs` has the [`Partitioner`] and
+//!   [`Degrader`] traits, [`Degradation`] and [`PartitionError`];
+//!   `iptables.rs` cuts links with rules; `proxy.rs` is the TCP proxy, which
+//!   cuts links too and is where the proxy's degradation happens (delays,
+//!   jitter, drops); `backend.rs` is [`PartitionBackend`], the choice
+//!   `auto|iptables|proxy`, with the proxy in the path of iptables when
+//!   links are to be degraded.
+//! - `grudge.rs`: who cannot hear whom ([`Grudge`]), as directed [`Link`]s.
+//! - `nemesis.rs`: the runner ([`Nemesis`]); `schedule.rs`: the seeded
+//!   [`Schedule`]; `kind.rs`: fault and backend names; `event.rs`: history
+//!   events; `cluster.rs`: the [`Cluster`] trait the harness implements.
 //!
 //! How the harness wires it:
 //!
@@ -16,7 +31,8 @@
 //! // 1. Before starting nodes: pick the backend, and learn what each node dials.
 //! let _stale = remove_leftover_chains().await; // Ok only where iptables works
 //! let kind: PartitionBackendKind = "auto".parse()?;
-//! let network = Arc::new(PartitionBackend::start(kind, &peer_addrs, Duration::ZERO).await?);
+//! let options = BackendOptions::default(); // `degradation: true` to degrade links
+//! let network = Arc::new(PartitionBackend::start(kind, &peer_addrs, options).await?);
 //! let n1_dials_n2 = network.dial_addr("n1", "n2"); // --peers n2=ADDR@DIAL for n1
 //! # let _ = n1_dials_n2;
 //!
@@ -45,11 +61,9 @@
 mod cluster;
 mod event;
 mod grudge;
-mod iptables;
 mod kind;
 mod nemesis;
 mod partition;
-mod proxy;
 mod schedule;
 
 #[cfg(test)]
@@ -58,9 +72,12 @@ mod fake;
 pub use cluster::{Cluster, NodeName};
 pub use event::{Event, EventName, FaultClass};
 pub use grudge::{Grudge, Link};
-pub use iptables::{CHAIN_PREFIX, IptablesError, IptablesPartitioner, remove_leftover_chains};
 pub use kind::{FaultKind, FaultKinds, Lane, ParseNameError, PartitionBackendKind};
 pub use nemesis::{Nemesis, NemesisError};
-pub use partition::{BackendError, Degradation, PartitionBackend, PartitionError, Partitioner};
-pub use proxy::{ProxyError, ProxyNetwork};
+pub use partition::backend::{BackendError, BackendOptions, PartitionBackend};
+pub use partition::iptables::{
+    CHAIN_PREFIX, IptablesError, IptablesPartitioner, remove_leftover_chains,
+};
+pub use partition::proxy::{ProxyError, ProxyNetwork, UpstreamSource};
+pub use partition::{Degradation, Degrader, PartitionError, Partitioner};
 pub use schedule::{Crash, FaultPlan, Planner, Schedule, Targets};

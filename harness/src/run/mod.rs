@@ -24,7 +24,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use faultline_checker::{History, Process, Verdict};
 use faultline_nemesis::{
-    Cluster, Event, Nemesis, PartitionBackend, Partitioner, Schedule, remove_leftover_chains,
+    BackendOptions, Cluster, Event, FaultKind, Nemesis, PartitionBackend, Partitioner, Schedule,
+    remove_leftover_chains,
 };
 use faultline_workloads::{Endpoint, FinalReads, Recorder, Summary, run_clients};
 use serde_json::json;
@@ -96,7 +97,10 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
         PartitionBackend::start(
             options.backend_kind()?,
             &cluster.peer_addrs(),
-            Duration::ZERO,
+            BackendOptions {
+                // Slow and lossy links need the proxy in the path, also behind iptables.
+                degradation: options.fault_kinds()?.iter().any(FaultKind::needs_proxy),
+            },
         )
         .await
         .context("starting the partition backend")?,
@@ -108,7 +112,10 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     // Teardown runs whatever happened above.
     cluster.stop_all().await;
     if let Err(e) = network.teardown().await {
-        warn!("removing the partitions failed: {e}");
+        warn!(
+            "removing the partitions failed: {:#}",
+            anyhow::Error::from(e)
+        );
     }
     let recorded = recorded?;
     if interrupt.is_set() {

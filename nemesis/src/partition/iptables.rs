@@ -8,6 +8,11 @@
 //! That is what the proxy backend cuts too. The harness's client traffic (from
 //! 127.0.0.1, to client ports) is never touched, and matching the port keeps
 //! two runs on the same addresses from partitioning each other.
+//!
+//! Rules can drop packets but not delay them. A run that degrades links
+//! puts the proxy between the nodes (see `backend.rs`); it connects from the
+//! sender's IP, so these same rules still cut exactly the link.
+//!
 //! Each partitioner owns a chain named `FAULTLINE-<pid>-<n>`, so concurrent
 //! runs, and concurrent partitioners in one process, never touch each other's
 //! rules, and a crashed run's chains can be found by their dead pid.
@@ -23,9 +28,9 @@ use std::path::Path;
 use std::process::{ExitStatus, Output};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use super::{PartitionError, Partitioner};
 use crate::cluster::NodeName;
 use crate::grudge::Link;
-use crate::partition::{PartitionError, Partitioner};
 
 /// Every Faultline chain's name starts with this.
 pub const CHAIN_PREFIX: &str = "FAULTLINE-";
@@ -119,9 +124,9 @@ impl Partitioner for IptablesPartitioner {
         let rules = links
             .iter()
             .filter(|link| link.from != link.to)
-            .map(|link| Ok((self.addr(&link.from)?.ip(), self.addr(&link.to)?)))
+            .map(|link| Ok((link, self.addr(&link.from)?.ip(), self.addr(&link.to)?)))
             .collect::<Result<Vec<_>, PartitionError>>()?;
-        for (from, to) in rules {
+        for (link, from, to) in rules {
             let (from, to_ip, port) =
                 (from.to_string(), to.ip().to_string(), to.port().to_string());
             let chain = self.chain.as_str();
@@ -131,14 +136,19 @@ impl Partitioner for IptablesPartitioner {
                 let mut args = vec!["-A", chain];
                 args.extend(rule);
                 args.extend(["-j", "DROP"]);
-                run(&args).await?;
+                run(&args).await.map_err(|error| {
+                    let message = format!("could not cut {} -> {} in {chain}", link.from, link.to);
+                    PartitionError::backend(message, error)
+                })?;
             }
         }
         Ok(())
     }
 
     async fn heal(&self) -> Result<(), PartitionError> {
-        run(&["-F", &self.chain]).await?;
+        run(&["-F", &self.chain]).await.map_err(|error| {
+            PartitionError::backend(format!("could not flush chain {}", self.chain), error)
+        })?;
         Ok(())
     }
 
@@ -153,7 +163,10 @@ impl Partitioner for IptablesPartitioner {
             }
         }
         match first_error {
-            Some(error) => Err(error.into()),
+            Some(error) => Err(PartitionError::backend(
+                format!("could not remove chain {}", self.chain),
+                error,
+            )),
             None => {
                 self.torn_down.store(true, Ordering::SeqCst);
                 Ok(())
@@ -414,6 +427,26 @@ pub(crate) mod tests {
         assert_eq!(error.to_string(), "no peer address is known for node `n4`");
         assert!(!rules().contains(&format!("-A {} ", iptables.chain())));
         iptables.teardown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_command_says_what_failed_and_keeps_the_iptables_error() {
+        skip_without_iptables!();
+        let iptables = IptablesPartitioner::create(addrs(&[("n1", at("127.0.0.210", 7001))]))
+            .await
+            .unwrap();
+        let chain = iptables.chain().to_owned();
+        iptables.teardown().await.unwrap();
+        // The chain is gone, so flushing it fails.
+        let error = iptables.heal().await.unwrap_err();
+        assert_eq!(error.to_string(), format!("could not flush chain {chain}"));
+        let source = std::error::Error::source(&error).expect("a source");
+        match source.downcast_ref::<IptablesError>() {
+            Some(IptablesError::Failed { command, .. }) => {
+                assert_eq!(*command, format!("-F {chain}"));
+            }
+            other => panic!("expected a failed iptables command, got {other:?}"),
+        }
     }
 
     #[tokio::test]

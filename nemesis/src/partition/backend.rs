@@ -1,0 +1,589 @@
+//! [`PartitionBackend`], the partition backend a run picks with
+//! `--partition-backend auto|iptables|proxy`, and what nodes dial through it.
+//!
+//! The proxy backend cuts and degrades links itself. The iptables backend
+//! cuts with rules; it cannot delay, so a run that degrades links puts the
+//! proxy in the path as well: nodes dial the proxy, which connects to the
+//! receiver from the sender's own peer IP, so the rules still cut each link
+//! while the proxy degrades it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use super::iptables::{IptablesError, IptablesPartitioner};
+use super::proxy::{ProxyError, ProxyNetwork, UpstreamSource};
+use super::{Degradation, Degrader, PartitionError, Partitioner};
+use crate::cluster::NodeName;
+use crate::grudge::Link;
+use crate::kind::PartitionBackendKind;
+
+/// How to set up a run's partition backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackendOptions {
+    /// Whether the run will degrade links ([`Degrader::degrade`]). The proxy
+    /// backend always can; with iptables this puts the proxy in the path of
+    /// peer traffic. Off, iptables nodes dial each other directly.
+    pub degradation: bool,
+}
+
+/// Could not set up the partition backend.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// `--partition-backend iptables`, and iptables does not work here.
+    #[error(transparent)]
+    Iptables(#[from] IptablesError),
+    /// The proxy could not start.
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+}
+
+/// Degradation asked of an iptables backend that has no proxy in the path.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "iptables rules cannot delay or drop; start the backend with \
+     `BackendOptions {{ degradation: true }}` to put the proxy in the path"
+)]
+struct NoProxyInThePath;
+
+/// The partition backend of a run: iptables rules or a proxy per link.
+#[derive(Debug)]
+pub struct PartitionBackend {
+    peer_addrs: BTreeMap<NodeName, SocketAddr>,
+    backend: Backend,
+}
+
+#[derive(Debug)]
+enum Backend {
+    /// Rules cut links; the proxy, when there, carries and degrades them.
+    Iptables {
+        rules: IptablesPartitioner,
+        proxy: Option<ProxyNetwork>,
+    },
+    Proxy(ProxyNetwork),
+}
+
+impl PartitionBackend {
+    /// Sets up the backend for nodes listening for peers at `peer_addrs`
+    /// (each node's address is also the one it connects from).
+    ///
+    /// `Auto` tries iptables and falls back to the proxy, logging why.
+    pub async fn start(
+        kind: PartitionBackendKind,
+        peer_addrs: &BTreeMap<NodeName, SocketAddr>,
+        options: BackendOptions,
+    ) -> Result<Self, BackendError> {
+        let backend = match kind {
+            PartitionBackendKind::Iptables => {
+                let rules = IptablesPartitioner::create(peer_addrs.clone()).await?;
+                Backend::with_iptables(rules, peer_addrs, options).await?
+            }
+            PartitionBackendKind::Proxy => Backend::proxy(peer_addrs).await?,
+            PartitionBackendKind::Auto => {
+                match IptablesPartitioner::create(peer_addrs.clone()).await {
+                    Ok(rules) => Backend::with_iptables(rules, peer_addrs, options).await?,
+                    Err(reason) => {
+                        tracing::info!(%reason, "iptables unavailable; partitioning with the proxy");
+                        Backend::proxy(peer_addrs).await?
+                    }
+                }
+            }
+        };
+        Ok(PartitionBackend {
+            peer_addrs: peer_addrs.clone(),
+            backend,
+        })
+    }
+
+    /// Which backend cuts links: [`PartitionBackendKind::Iptables`] or
+    /// [`PartitionBackendKind::Proxy`] (for test.json and the summary).
+    pub fn kind(&self) -> PartitionBackendKind {
+        match self.backend {
+            Backend::Iptables { .. } => PartitionBackendKind::Iptables,
+            Backend::Proxy(_) => PartitionBackendKind::Proxy,
+        }
+    }
+
+    /// Whether [`Degrader::degrade`] works: with the proxy backend, or
+    /// with iptables started with [`BackendOptions::degradation`].
+    pub fn can_degrade(&self) -> bool {
+        self.proxy().is_some()
+    }
+
+    /// The address node `from` must dial to reach peer `to` (the `@DIAL` of
+    /// `--peers to=ADDR@DIAL`): the link's proxy when there is one, else
+    /// `to`'s own address. `None` for unknown nodes or `from == to`.
+    pub fn dial_addr(&self, from: &str, to: &str) -> Option<SocketAddr> {
+        match self.proxy() {
+            Some(proxy) => proxy.dial_addr(from, to),
+            None if from != to && self.peer_addrs.contains_key(from) => {
+                self.peer_addrs.get(to).copied()
+            }
+            None => None,
+        }
+    }
+
+    fn proxy(&self) -> Option<&ProxyNetwork> {
+        match &self.backend {
+            Backend::Iptables { proxy, .. } => proxy.as_ref(),
+            Backend::Proxy(proxy) => Some(proxy),
+        }
+    }
+}
+
+impl Backend {
+    async fn with_iptables(
+        rules: IptablesPartitioner,
+        peer_addrs: &BTreeMap<NodeName, SocketAddr>,
+        options: BackendOptions,
+    ) -> Result<Self, BackendError> {
+        let proxy = if options.degradation {
+            Some(ProxyNetwork::start(peer_addrs, UpstreamSource::SenderIp).await?)
+        } else {
+            None
+        };
+        Ok(Backend::Iptables { rules, proxy })
+    }
+
+    async fn proxy(peer_addrs: &BTreeMap<NodeName, SocketAddr>) -> Result<Self, BackendError> {
+        Ok(Backend::Proxy(
+            ProxyNetwork::start(peer_addrs, UpstreamSource::Any).await?,
+        ))
+    }
+}
+
+impl Partitioner for PartitionBackend {
+    async fn cut(&self, links: &[Link]) -> Result<(), PartitionError> {
+        match &self.backend {
+            Backend::Iptables { rules, .. } => rules.cut(links).await,
+            Backend::Proxy(proxy) => proxy.cut(links).await,
+        }
+    }
+
+    /// Flushes the rules and the proxy's degradations, both even if one fails.
+    async fn heal(&self) -> Result<(), PartitionError> {
+        match &self.backend {
+            Backend::Iptables { rules, proxy } => {
+                let rules_healed = rules.heal().await;
+                let proxy_healed = match proxy {
+                    Some(proxy) => proxy.heal().await,
+                    None => Ok(()),
+                };
+                rules_healed.and(proxy_healed)
+            }
+            Backend::Proxy(proxy) => proxy.heal().await,
+        }
+    }
+
+    /// Removes the rules and stops the proxy, both even if one fails.
+    async fn teardown(&self) -> Result<(), PartitionError> {
+        match &self.backend {
+            Backend::Iptables { rules, proxy } => {
+                let rules_removed = rules.teardown().await;
+                let proxy_stopped = match proxy {
+                    Some(proxy) => proxy.teardown().await,
+                    None => Ok(()),
+                };
+                rules_removed.and(proxy_stopped)
+            }
+            Backend::Proxy(proxy) => proxy.teardown().await,
+        }
+    }
+}
+
+impl Degrader for PartitionBackend {
+    async fn degrade(&self, links: &[Link], how: &Degradation) -> Result<(), PartitionError> {
+        match self.proxy() {
+            Some(proxy) => proxy.degrade(links, how).await,
+            None => Err(PartitionError::backend(
+                "cannot degrade links: no proxy is in the path",
+                NoProxyInThePath,
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpSocket, TcpStream};
+    use tokio::time::timeout;
+
+    use super::*;
+    use crate::grudge::Grudge;
+    use crate::partition::iptables::tests::{rules, skip_reason};
+
+    /// Long enough that a hang is a hang; only ever a bound on a failure.
+    const PATIENCE: Duration = Duration::from_secs(5);
+    const DEGRADABLE: BackendOptions = BackendOptions { degradation: true };
+
+    /// False, saying why, where the iptables tests cannot run.
+    fn iptables_works() -> bool {
+        match skip_reason() {
+            Some(reason) => {
+                eprintln!("skipped: {reason}");
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// An echo server on `ip`, counting the connections it accepts.
+    async fn echo_server(ip: IpAddr) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let (mut read, mut write) = conn.split();
+                    let _ = tokio::io::copy(&mut read, &mut write).await;
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    /// Nodes n1, n2, ... on these IPs, each an echo server standing in for a
+    /// peer port, with its count of accepted connections.
+    async fn echo_nodes(ips: &[&str]) -> (BTreeMap<NodeName, SocketAddr>, Vec<Arc<AtomicUsize>>) {
+        let mut peers = BTreeMap::new();
+        let mut accepted = Vec::new();
+        for (i, ip) in ips.iter().enumerate() {
+            let (addr, count) = echo_server(ip.parse().unwrap()).await;
+            peers.insert(format!("n{}", i + 1), addr);
+            accepted.push(count);
+        }
+        (peers, accepted)
+    }
+
+    /// Dials `from`'s way to `to` from `from`'s own IP, as a node does.
+    async fn dial(
+        backend: &PartitionBackend,
+        peers: &BTreeMap<NodeName, SocketAddr>,
+        from: &str,
+        to: &str,
+    ) -> std::io::Result<TcpStream> {
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(peers[from].ip(), 0))?;
+        socket.connect(backend.dial_addr(from, to).unwrap()).await
+    }
+
+    /// Whether `from` gets an echo back from `to` through the backend.
+    async fn reaches(
+        backend: &PartitionBackend,
+        peers: &BTreeMap<NodeName, SocketAddr>,
+        from: &str,
+        to: &str,
+    ) -> bool {
+        let exchange = async {
+            let mut conn = dial(backend, peers, from, to).await?;
+            conn.write_all(b"hi").await?;
+            let mut echoed = [0; 2];
+            conn.read_exact(&mut echoed).await?;
+            Ok::<_, std::io::Error>(echoed == *b"hi")
+        };
+        matches!(
+            timeout(Duration::from_millis(300), exchange).await,
+            Ok(Ok(true))
+        )
+    }
+
+    /// How long one round trip from `from` to `to` takes.
+    async fn round_trip_time(
+        backend: &PartitionBackend,
+        peers: &BTreeMap<NodeName, SocketAddr>,
+        from: &str,
+        to: &str,
+    ) -> Duration {
+        let mut conn = dial(backend, peers, from, to).await.unwrap();
+        let sent = Instant::now();
+        conn.write_all(b"slow").await.unwrap();
+        let mut echoed = [0; 4];
+        timeout(PATIENCE, conn.read_exact(&mut echoed))
+            .await
+            .expect("no echo")
+            .unwrap();
+        sent.elapsed()
+    }
+
+    fn link(from: &str, to: &str) -> Link {
+        Link {
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    fn slow(latency: Duration) -> Degradation {
+        Degradation {
+            latency,
+            ..Degradation::default()
+        }
+    }
+
+    /// The rule that drops `from`'s requests to `to`'s port.
+    fn request_rule(from: SocketAddr, to: SocketAddr) -> String {
+        format!(
+            "-s {}/32 -d {}/32 -p tcp -m tcp --dport {} -j DROP",
+            from.ip(),
+            to.ip(),
+            to.port()
+        )
+    }
+
+    #[tokio::test]
+    async fn the_proxy_backend_cuts_exactly_the_links_of_a_grudge() {
+        let (peers, _) = echo_nodes(&["127.0.0.1"; 3]).await;
+        let backend = PartitionBackend::start(
+            PartitionBackendKind::Proxy,
+            &peers,
+            BackendOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(backend.kind(), PartitionBackendKind::Proxy);
+        let nodes: Vec<NodeName> = peers.keys().cloned().collect();
+        backend
+            .cut(&Grudge::isolate("n1", &nodes).links())
+            .await
+            .unwrap();
+        assert!(!reaches(&backend, &peers, "n1", "n2").await);
+        assert!(!reaches(&backend, &peers, "n3", "n1").await);
+        assert!(reaches(&backend, &peers, "n2", "n3").await);
+        assert!(reaches(&backend, &peers, "n3", "n2").await);
+        backend.heal().await.unwrap();
+        assert!(reaches(&backend, &peers, "n1", "n2").await);
+        backend.teardown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_proxy_backend_degrades_without_being_asked_to_prepare() {
+        let (peers, _) = echo_nodes(&["127.0.0.1"; 2]).await;
+        let backend = PartitionBackend::start(
+            PartitionBackendKind::Proxy,
+            &peers,
+            BackendOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert!(backend.can_degrade());
+        let latency = Duration::from_millis(200);
+        backend
+            .degrade(&[link("n1", "n2")], &slow(latency))
+            .await
+            .unwrap();
+        let took = round_trip_time(&backend, &peers, "n1", "n2").await;
+        assert!(took >= 2 * latency, "took {took:?}");
+        backend.heal().await.unwrap();
+        assert!(reaches(&backend, &peers, "n1", "n2").await);
+        backend.teardown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn with_iptables_alone_nodes_dial_each_other_directly_and_nothing_degrades() {
+        if !iptables_works() {
+            return;
+        }
+        let peers: BTreeMap<NodeName, SocketAddr> =
+            [("n1", "127.0.0.217:7001"), ("n2", "127.0.0.218:7001")]
+                .into_iter()
+                .map(|(node, addr)| (node.to_owned(), addr.parse().unwrap()))
+                .collect();
+        let backend = PartitionBackend::start(
+            PartitionBackendKind::Iptables,
+            &peers,
+            BackendOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(backend.kind(), PartitionBackendKind::Iptables);
+        assert_eq!(backend.dial_addr("n1", "n2"), Some(peers["n2"]));
+        assert_eq!(backend.dial_addr("n2", "n2"), None);
+        assert_eq!(backend.dial_addr("n9", "n2"), None);
+        backend.cut(&[link("n1", "n2")]).await.unwrap();
+        assert!(rules().contains(&request_rule(peers["n1"], peers["n2"])));
+
+        assert!(!backend.can_degrade());
+        let error = backend
+            .degrade(&[link("n1", "n2")], &slow(Duration::from_millis(1)))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "cannot degrade links: no proxy is in the path"
+        );
+        backend.teardown().await.unwrap();
+        assert!(!rules().contains("127.0.0.217"), "a rule outlived teardown");
+    }
+
+    #[tokio::test]
+    async fn with_iptables_and_degradation_the_rules_cut_the_proxys_traffic_and_it_degrades() {
+        if !iptables_works() {
+            return;
+        }
+        let (peers, _) = echo_nodes(&["127.0.0.221", "127.0.0.222"]).await;
+        let backend = PartitionBackend::start(PartitionBackendKind::Iptables, &peers, DEGRADABLE)
+            .await
+            .unwrap();
+        assert_eq!(backend.kind(), PartitionBackendKind::Iptables);
+        assert!(backend.can_degrade());
+        let proxy = backend.dial_addr("n1", "n2").unwrap();
+        assert_eq!(
+            proxy.ip(),
+            IpAddr::from(Ipv4Addr::LOCALHOST),
+            "not the proxy"
+        );
+        assert!(reaches(&backend, &peers, "n1", "n2").await);
+
+        backend.cut(&[link("n1", "n2")]).await.unwrap();
+        assert!(rules().contains(&request_rule(peers["n1"], peers["n2"])));
+        assert!(!reaches(&backend, &peers, "n1", "n2").await);
+        assert!(reaches(&backend, &peers, "n2", "n1").await);
+        backend.heal().await.unwrap();
+        assert!(reaches(&backend, &peers, "n1", "n2").await);
+
+        let latency = Duration::from_millis(200);
+        backend
+            .degrade(&[link("n1", "n2")], &slow(latency))
+            .await
+            .unwrap();
+        let took = round_trip_time(&backend, &peers, "n1", "n2").await;
+        assert!(took >= 2 * latency, "took {took:?}");
+
+        backend.teardown().await.unwrap();
+        assert!(!rules().contains("127.0.0.221"), "a rule outlived teardown");
+        assert!(
+            TcpStream::connect(proxy).await.is_err()
+                || !reaches(&backend, &peers, "n1", "n2").await,
+            "the proxy outlived teardown"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_dialed_through_the_proxy_during_a_cut_goes_through_once_healed() {
+        if !iptables_works() {
+            return;
+        }
+        let (peers, accepted) = echo_nodes(&["127.0.0.223", "127.0.0.224"]).await;
+        let backend = PartitionBackend::start(PartitionBackendKind::Iptables, &peers, DEGRADABLE)
+            .await
+            .unwrap();
+        backend.cut(&[link("n1", "n2")]).await.unwrap();
+        let mut conn = dial(&backend, &peers, "n1", "n2").await.unwrap();
+        conn.write_all(b"sent during the cut").await.unwrap();
+        let mut echoed = [0; 19];
+        assert!(
+            timeout(Duration::from_millis(300), conn.read_exact(&mut echoed))
+                .await
+                .is_err(),
+            "an answer came through the cut"
+        );
+        assert_eq!(accepted[1].load(Ordering::SeqCst), 0);
+
+        backend.heal().await.unwrap();
+        // The proxy's connect succeeds at the kernel's next SYN, a second on.
+        timeout(PATIENCE, conn.read_exact(&mut echoed))
+            .await
+            .expect("no echo after healing")
+            .unwrap();
+        assert_eq!(&echoed, b"sent during the cut");
+        backend.teardown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_dialer_giving_up_during_a_cut_leaves_no_connection_behind() {
+        if !iptables_works() {
+            return;
+        }
+        let (peers, accepted) = echo_nodes(&["127.0.0.225", "127.0.0.226"]).await;
+        let backend = PartitionBackend::start(PartitionBackendKind::Iptables, &peers, DEGRADABLE)
+            .await
+            .unwrap();
+        backend.cut(&[link("n1", "n2")]).await.unwrap();
+        let mut conn = dial(&backend, &peers, "n1", "n2").await.unwrap();
+        conn.write_all(b"never mind").await.unwrap();
+        drop(conn);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        backend.heal().await.unwrap();
+        // Past the kernel's first SYN retry (after 1 s): a proxy still
+        // connecting would be through by now.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(
+            accepted[1].load(Ordering::SeqCst),
+            0,
+            "the proxy connected for a dialer that was gone"
+        );
+        assert!(reaches(&backend, &peers, "n1", "n2").await);
+        assert_eq!(accepted[1].load(Ordering::SeqCst), 1);
+        backend.teardown().await.unwrap();
+    }
+
+    /// Cuts a one-way grudge splitting three echo nodes on `ips` into {n3}
+    /// and {n1, n2}, and checks that every node reaches exactly those it
+    /// should: n3 reaches everyone and nobody reaches n3.
+    async fn only_one_way_flows(kind: PartitionBackendKind, ips: &[&str; 3]) {
+        let (peers, _) = echo_nodes(ips).await;
+        let backend = PartitionBackend::start(kind, &peers, BackendOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(backend.kind(), kind);
+        let order = ["n3", "n1", "n2"].map(NodeName::from);
+        backend.cut(&Grudge::one_way(&order).links()).await.unwrap();
+        for (from, to, flows) in [
+            ("n1", "n3", true),
+            ("n2", "n3", true),
+            ("n3", "n1", false),
+            ("n3", "n2", false),
+            ("n1", "n2", true),
+            ("n2", "n1", true),
+        ] {
+            let reached = reaches(&backend, &peers, from, to).await;
+            assert_eq!(reached, flows, "{kind}: {from} -> {to}");
+        }
+        backend.heal().await.unwrap();
+        assert!(reaches(&backend, &peers, "n3", "n1").await);
+        backend.teardown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_one_way_partition_through_the_proxy_lets_traffic_flow_one_way() {
+        only_one_way_flows(PartitionBackendKind::Proxy, &["127.0.0.1"; 3]).await;
+    }
+
+    #[tokio::test]
+    async fn a_one_way_partition_with_iptables_lets_traffic_flow_one_way() {
+        if !iptables_works() {
+            return;
+        }
+        let ips = ["127.0.0.227", "127.0.0.228", "127.0.0.229"];
+        only_one_way_flows(PartitionBackendKind::Iptables, &ips).await;
+        assert!(!rules().contains("127.0.0.227"), "a rule outlived teardown");
+    }
+
+    #[tokio::test]
+    async fn auto_picks_iptables_exactly_where_it_works() {
+        let peers: BTreeMap<NodeName, SocketAddr> = [("n1", "127.0.0.219:7001")]
+            .into_iter()
+            .map(|(node, addr)| (node.to_owned(), addr.parse().unwrap()))
+            .collect();
+        for options in [BackendOptions::default(), DEGRADABLE] {
+            let backend = PartitionBackend::start(PartitionBackendKind::Auto, &peers, options)
+                .await
+                .unwrap();
+            let expected = match skip_reason() {
+                None => PartitionBackendKind::Iptables,
+                Some(_) => PartitionBackendKind::Proxy,
+            };
+            assert_eq!(backend.kind(), expected);
+            let degrades = options.degradation || expected == PartitionBackendKind::Proxy;
+            assert_eq!(backend.can_degrade(), degrades, "{options:?}");
+            backend.teardown().await.unwrap();
+        }
+    }
+}
