@@ -3,6 +3,7 @@
 
 mod check;
 mod cluster;
+mod faults;
 mod report;
 mod run;
 mod serve;

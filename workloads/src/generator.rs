@@ -85,6 +85,13 @@ impl KeySpace {
         (self.name)(active.number)
     }
 
+    /// A key no operation has used yet, handed out for one purpose outside the slots.
+    fn fresh(&self) -> String {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.next_key += 1;
+        (self.name)(state.next_key - 1)
+    }
+
     /// Every key handed out so far, in order.
     fn used(&self) -> Vec<String> {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -111,6 +118,22 @@ impl SharedKeys {
     /// Every list key handed out so far, in order: the keys that need a final read.
     pub(crate) fn list_keys_used(&self) -> Vec<String> {
         self.lists.used()
+    }
+
+    /// A write to a key nobody used, of the workload's kind: an append to a fresh list if
+    /// the workload has lists (so the final reads read it back), else a write of a fresh
+    /// register.
+    pub(crate) fn probe_write(&self, kind: WorkloadKind) -> Op {
+        match kind {
+            WorkloadKind::Register => Op::Write {
+                key: self.registers.fresh(),
+                value: 0,
+            },
+            WorkloadKind::Append | WorkloadKind::Mixed => Op::Append {
+                key: self.lists.fresh(),
+                value: self.next_element.fetch_add(1, Ordering::Relaxed),
+            },
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use crate::client::{Completion, Endpoint, KvClient, Session};
 use crate::error::Error;
 use crate::generator::{Generator, SharedKeys};
 use crate::op::Op;
-use crate::options::WorkloadOptions;
+use crate::options::{WorkloadKind, WorkloadOptions};
 use crate::outcome::Outcome;
 use crate::rate::RateLimit;
 use crate::recorder::{Entry, Recorder};
@@ -86,6 +86,7 @@ pub async fn run_clients(
     Ok(ClientRun {
         context,
         keys,
+        kind: options.kind,
         processes,
     })
 }
@@ -94,6 +95,7 @@ pub async fn run_clients(
 pub struct ClientRun {
     context: Arc<Context>,
     keys: Arc<SharedKeys>,
+    kind: WorkloadKind,
     /// Each task's process, by task.
     processes: Vec<ClientProcess>,
 }
@@ -119,6 +121,24 @@ impl ClientRun {
     /// the faults are healed; the reads are recorded into the same recorder, by the run's
     /// client processes, so they feed the lost-writes checker. Returns at most
     /// `client_timeout` after the deadline.
+    /// Asks whether the cluster takes writes again: one client writes a key nobody used
+    /// (recorded like every operation, and checked with them), retrying until it is
+    /// acknowledged or `deadline` passes. Returns whether it was acknowledged. Call it before
+    /// [`ClientRun::final_reads`], which then reads the probe's list back.
+    pub async fn probe(&mut self, deadline: Instant) -> bool {
+        let Some(process) = self.processes.first_mut() else {
+            return false;
+        };
+        while Instant::now() < deadline {
+            let op = self.keys.probe_write(self.kind);
+            if let Outcome::Ok(_) = perform(&self.context, process, op).await {
+                return true;
+            }
+            sleep_until((Instant::now() + self.context.backoff).min(deadline)).await;
+        }
+        false
+    }
+
     pub async fn final_reads(&mut self, deadline: Instant) -> Result<FinalReads, Error> {
         let keys = self.list_keys();
         let queue = Arc::new(Mutex::new(keys.clone()));
@@ -515,5 +535,54 @@ mod tests {
                 .iter()
                 .all(|key| key.key.as_deref() == Some("l1") || key.valid == Verdict::Valid)
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_probe_writes_a_fresh_key_that_the_final_reads_read_back() {
+        // Once the run is over, the first three writes are refused.
+        let refusing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tries = AtomicUsize::new(0);
+        let correct = correct_node();
+        let node = FakeNode::start({
+            let refusing = refusing.clone();
+            move |request| {
+                let refused = refusing.load(Ordering::SeqCst)
+                    && request.method != "GET"
+                    && tries.fetch_add(1, Ordering::SeqCst) < 3;
+                if refused {
+                    return reply(503, r#"{"error":"no leader"}"#);
+                }
+                correct(request)
+            }
+        })
+        .await;
+        let options = options(WorkloadKind::Append);
+        let (mut run, recorder) = run(&options, &node, Duration::from_millis(200), never()).await;
+        let before = run.list_keys();
+        refusing.store(true, Ordering::SeqCst);
+        assert!(run.probe(Instant::now() + Duration::from_secs(5)).await);
+        let probe_key = run.list_keys().last().cloned().unwrap();
+        assert!(!before.contains(&probe_key), "the probe takes a fresh key");
+        let final_reads = run
+            .final_reads(Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(final_reads.read.contains(&probe_key));
+        let history = recorder.finish().unwrap();
+        assert_well_formed(&history);
+        let lost = lost_writes(&split_by_model(&history).unwrap()[0].1).unwrap();
+        assert_eq!(lost.valid, Verdict::Valid);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_probe_gives_up_on_a_cluster_that_never_takes_a_write() {
+        let node = FakeNode::start(|_| reply(503, r#"{"error":"no leader"}"#)).await;
+        let options = options(WorkloadKind::Register);
+        let (mut run, recorder) = run(&options, &node, Duration::from_millis(100), never()).await;
+        let deadline = Instant::now() + Duration::from_millis(300);
+        assert!(!run.probe(deadline).await);
+        assert!(Instant::now() >= deadline);
+        let history = recorder.finish().unwrap();
+        assert!(history.events().iter().any(|e| e.f == "write"));
     }
 }

@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::faults::{Fault, NemesisEvent, faults, nemesis_events};
 use super::latency_points::{LATENCY_POINTS, latency_points};
 use super::node_states::{NodeSpan, spans};
 use super::operations::{Lane, TimelineOp, lanes, pair};
 use super::run_files::RunFiles;
+use crate::faults::{Fault, NemesisEvent, faults, nemesis_events};
 
 /// A run, ready to draw.
 pub struct Analysis<'h> {

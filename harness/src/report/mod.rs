@@ -5,7 +5,6 @@
 //! <run-dir>` builds them again.
 
 mod analysis;
-mod faults;
 mod latency_points;
 mod node_states;
 mod operations;

@@ -15,9 +15,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::analysis::Analysis;
-use super::faults::FaultKind;
 use super::operations::TimelineOp;
 use super::run_files::RunFiles;
+use crate::faults::FaultKind;
 
 /// Everything the page shows.
 #[derive(Serialize)]

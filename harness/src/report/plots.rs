@@ -8,8 +8,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::analysis::Analysis;
-use super::faults::FaultKind;
 use super::operations::Ending;
+use crate::faults::FaultKind;
 
 const SIZE: (u32, u32) = (1280, 520);
 const FONT: &str = "sans-serif";

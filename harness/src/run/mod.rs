@@ -6,13 +6,16 @@
 //! 1. set up: the run directory, the partition backend (before the nodes, which dial through
 //!    it), the nodes; wait for a leader;
 //! 2. run: clients and the nemesis until the time limit (or Ctrl-C/SIGTERM);
-//! 3. final phase: heal every fault, restart dead nodes, wait for a leader, final reads;
+//! 3. final phase: heal every fault, restart dead nodes, ask whether the cluster takes a
+//!    write again (a cluster that does not is stuck: the run fails), final reads;
 //! 4. teardown, on every path: stop every node, remove every firewall rule;
 //! 5. check the history, write `results.json`, print the summary.
 
+mod detection;
 mod interrupt;
 mod options;
 mod progress;
+mod recovery;
 mod summary;
 mod verdict;
 
@@ -27,7 +30,7 @@ use faultline_nemesis::{
     BackendOptions, Cluster, Event, FaultKind, Nemesis, PartitionBackend, Partitioner, Schedule,
     remove_leftover_chains,
 };
-use faultline_workloads::{Endpoint, FinalReads, Recorder, Summary, run_clients};
+use faultline_workloads::{ClientRun, Endpoint, FinalReads, Recorder, Summary, run_clients};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -38,10 +41,13 @@ use crate::status_log;
 use crate::store::RunDir;
 pub use interrupt::Interrupt;
 pub use options::{TestArgs, TestOptions};
-pub use verdict::RunResults;
+pub use recovery::{FaultRecovery, Recovery};
+pub use verdict::{Healing, RunResults};
 
-/// How long the cluster gets to elect a leader, at start and after healing.
+/// How long the cluster gets to elect a leader at the start.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the cluster gets, once every fault is healed, to elect a leader and take a write.
+const HEALING_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the final reads may keep retrying.
 const FINAL_READS_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often every node's `/status` is sampled for the report.
@@ -58,6 +64,8 @@ pub struct RunOutcome {
     pub summary: Summary,
     /// The summary as printed at the end of the run.
     pub summary_text: String,
+    /// How long each fault kept writes from succeeding.
+    pub recovery: Recovery,
 }
 
 /// Runs one test from its flags; the verdict decides the exit code.
@@ -126,7 +134,11 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     }
 
     let started = std::time::Instant::now();
-    let results = verdict::check(&recorded.history, options.check_timeout)?;
+    let results = verdict::check(
+        &recorded.history,
+        options.check_timeout,
+        recorded.healing.clone(),
+    )?;
     let check_time = started.elapsed();
     std::fs::write(run_dir.results(), serde_json::to_vec_pretty(&results)?)
         .with_context(|| format!("writing {}", run_dir.results().display()))?;
@@ -146,6 +158,7 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     });
     print!("{summary_text}");
     Ok(RunOutcome {
+        recovery: results.recovery.clone(),
         verdict: results.valid,
         options,
         run_dir: run_dir.path,
@@ -171,6 +184,7 @@ fn nemesis_events(history: &History) -> BTreeMap<String, u64> {
 struct Recorded {
     history: History,
     final_reads: Option<FinalReads>,
+    healing: Option<Healing>,
 }
 
 /// Phases 1 to 3: start the nodes, run clients and faults, heal, final reads.
@@ -237,14 +251,17 @@ async fn drive(
         cluster.restart(&node).await?;
     }
     let mut final_reads = None;
+    let mut healing = None;
     let mut clients = clients?;
     if !interrupt.is_set() {
-        progress.set_message("final reads");
-        cluster.wait_for_leader(LEADER_TIMEOUT).await?;
-        if !clients.list_keys().is_empty() {
+        progress.set_message("recovering");
+        let outcome = heal_check(cluster, &mut clients, started).await;
+        if outcome.recovered && !clients.list_keys().is_empty() {
+            progress.set_message("final reads");
             let deadline = Instant::now() + FINAL_READS_TIMEOUT;
             final_reads = Some(clients.final_reads(deadline).await?);
         }
+        healing = Some(outcome);
     }
     progress.finish();
     let _ = stop_polling.send(true);
@@ -259,7 +276,43 @@ async fn drive(
     Ok(Recorded {
         history,
         final_reads,
+        healing,
     })
+}
+
+/// Once every fault is healed: waits for a leader, then for one acknowledged write (the
+/// probe, recorded and checked like any operation), within [`HEALING_TIMEOUT`].
+async fn heal_check(
+    cluster: &ProcessCluster,
+    clients: &mut ClientRun,
+    started: std::time::Instant,
+) -> Healing {
+    let healed = std::time::Instant::now();
+    let deadline = Instant::now() + HEALING_TIMEOUT;
+    let reason = match cluster.wait_for_leader(HEALING_TIMEOUT).await {
+        // The first line: the node logs' tails that follow are in the logs themselves.
+        Err(no_leader) => Some(
+            no_leader
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+        ),
+        Ok(_) if clients.probe(deadline).await => None,
+        Ok(leader) => Some(format!(
+            "{leader} leads, but no write was acknowledged within {} s",
+            HEALING_TIMEOUT.as_secs()
+        )),
+    };
+    Healing {
+        recovered: reason.is_none(),
+        seconds: healed.elapsed().as_secs_f64(),
+        gave_up_at: reason
+            .is_some()
+            .then(|| started.elapsed().as_nanos() as u64),
+        reason,
+    }
 }
 
 /// `test.json`: every option, the seed, the replay command, the binaries' versions, and

@@ -123,6 +123,20 @@ pub fn render(p: &Printed) -> String {
     if let Some(reads) = p.final_reads.filter(|r| !r.unread.is_empty()) {
         let _ = writeln!(out, "  final reads failed for: {}", reads.unread.join(", "));
     }
+    write_recovery(&mut out, p.results);
+    if let Some(detection) = &p.results.detection {
+        let place = match (&detection.key, detection.operation) {
+            (Some(key), Some(op)) => format!(" ({key}, #{op})"),
+            (None, Some(op)) => format!(" (#{op})"),
+            (Some(key), None) => format!(" ({key})"),
+            (None, None) => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  detected     after {:.1} s: {}{place}",
+            detection.seconds, detection.anomaly
+        );
+    }
     let _ = writeln!(out, "  checked in {:.2} s", p.check_time.as_secs_f64());
     let _ = writeln!(out, "  replay: {}", o.replay_command());
     let _ = writeln!(out, "  stored in {}", p.run_dir.path.display());
@@ -212,5 +226,46 @@ fn write_lost_writes(out: &mut String, lost: &LostWritesResult) {
             "               no final read of: {}",
             unjudged.join(", ")
         );
+    }
+}
+
+/// How fast writes came back after the faults, and whether the cluster recovered once they
+/// were all healed.
+fn write_recovery(out: &mut String, results: &RunResults) {
+    let recovery = &results.recovery;
+    if let (Some(p50), Some(p99), Some(max)) = (recovery.p50, recovery.p99, recovery.max) {
+        let measured = recovery.faults.len() - recovery.unrecovered;
+        let never = if recovery.unrecovered > 0 {
+            format!("; no write after {}", plural(recovery.unrecovered, "fault"))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  recovery     writes back in p50 {p50:.2} s, p99 {p99:.2} s, max {max:.2} s \
+             after {}{never}",
+            plural(measured, "fault")
+        );
+    }
+    match &results.healing {
+        Some(healing) if healing.recovered => {
+            let _ = writeln!(
+                out,
+                "  healed       a write was acknowledged {:.2} s after every fault was healed",
+                healing.seconds
+            );
+        }
+        Some(healing) => {
+            let _ = writeln!(
+                out,
+                "  healed       DID NOT RECOVER within {:.0} s of healing every fault: {}",
+                healing.seconds,
+                healing
+                    .reason
+                    .as_deref()
+                    .unwrap_or("no write was acknowledged")
+            );
+        }
+        None => {}
     }
 }

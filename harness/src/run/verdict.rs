@@ -12,6 +12,9 @@ use faultline_checker::{
 use faultline_workloads::split_by_model;
 use serde::{Deserialize, Serialize};
 
+use super::detection::{Detection, first_detection};
+use super::recovery::Recovery;
+
 /// What `results.json` holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunResults {
@@ -21,10 +24,38 @@ pub struct RunResults {
     pub linearizability: Vec<CheckResult>,
     /// Lost writes of the list keys, if the workload had any.
     pub lost_writes: Option<LostWritesResult>,
+    /// Whether the cluster took writes again once every fault was healed; absent if the run
+    /// was interrupted before it could be asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healing: Option<Healing>,
+    /// The first anomaly, and how soon after the start it was observable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<Detection>,
+    /// How long each fault kept writes from succeeding.
+    #[serde(default)]
+    pub recovery: Recovery,
 }
 
-/// Checks a run's history within `budget` (shared by the models, one after another).
-pub fn check(history: &History, budget: Duration) -> Result<RunResults> {
+/// The final phase's question: once every fault was healed and every node restarted, does
+/// the cluster take a write? A correct cluster must; one that does not is stuck, which is a
+/// failure of the run as surely as a lost write.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Healing {
+    /// Whether a write was acknowledged before the harness gave up.
+    pub recovered: bool,
+    /// Seconds from the end of the healing to that write's acknowledgement, or to giving up.
+    pub seconds: f64,
+    /// Nanoseconds since the start of the run when the harness gave up; absent if recovered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gave_up_at: Option<u64>,
+    /// Why it did not recover, as far as the harness can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Checks a run's history within `budget` (shared by the models, one after another), and
+/// folds in whether the cluster recovered after healing.
+pub fn check(history: &History, budget: Duration, healing: Option<Healing>) -> Result<RunResults> {
     let mut valid = Verdict::Valid;
     let mut linearizability = Vec::new();
     let mut lost = None;
@@ -46,9 +77,17 @@ pub fn check(history: &History, budget: Duration) -> Result<RunResults> {
             lost = Some(result);
         }
     }
+    if healing.as_ref().is_some_and(|healing| !healing.recovered) {
+        valid = valid.and(Verdict::Invalid);
+    }
+    let gave_up = healing.as_ref().and_then(|healing| healing.gave_up_at);
+    let detection = first_detection(history, &linearizability, lost.as_ref(), gave_up);
     Ok(RunResults {
         valid,
         linearizability,
         lost_writes: lost,
+        healing,
+        detection,
+        recovery: Recovery::of(history),
     })
 }

@@ -19,7 +19,8 @@
 //! ```
 //!
 //! Besides the flags, `expect` says which verdicts pass (`valid` by default; a verdict or a
-//! list of them) and a `[[test]]` may have a `name`. A matrix test is named after what tells
+//! list of them), `expect-recovery` (like `"1s"`) bounds how long writes may stop after
+//! each fault, and a `[[test]]` may have a `name`. A matrix test is named after what tells
 //! it apart: `<workload>-<nemesis>-n<nodes>[-<bug>...]`, then `<key>-<value>` for any other
 //! list of the entry. Every test is checked before the first one runs.
 
@@ -97,6 +98,7 @@ impl fmt::Display for Entry {
 struct Settings<'a> {
     flags: Vec<(&'a str, &'a Value)>,
     expect: Option<Expectation>,
+    expect_recovery: Option<Duration>,
     name: Option<String>,
 }
 
@@ -152,12 +154,17 @@ impl<'a> Settings<'a> {
         let mut settings = Settings {
             flags: Vec::new(),
             expect: None,
+            expect_recovery: None,
             name: None,
         };
         for (key, value) in table {
             let in_key = |e: anyhow::Error| anyhow!("key `{key}`: {e:#}");
             match key.as_str() {
                 "expect" => settings.expect = Some(Expectation::from_toml(value).map_err(in_key)?),
+                "expect-recovery" => {
+                    let bound = Expectation::recovery_from_toml(value).map_err(in_key)?;
+                    settings.expect_recovery = Some(bound);
+                }
                 "name" => match (entry, value) {
                     (Entry::Test(_), Value::String(name)) => settings.name = Some(name.clone()),
                     (Entry::Test(_), _) => bail!("key `name`: a test's name is a string"),
@@ -169,8 +176,8 @@ impl<'a> Settings<'a> {
                 "store" => bail!("key `store`: runs go where `faultline suite --store` says"),
                 flag if flags.get(flag).is_some() => settings.flags.push((key, value)),
                 _ => bail!(
-                    "key `{key}` is unknown; the keys are `expect`, `name` (in a [[test]]) and \
-                     the flags of `faultline test`: {}",
+                    "key `{key}` is unknown; the keys are `expect`, `expect-recovery`, `name` \
+                     (in a [[test]]) and the flags of `faultline test`: {}",
                     flags
                         .names()
                         .filter(|name| *name != "store" && *name != "name")
@@ -279,7 +286,8 @@ impl Expansion<'_> {
                 .expect
                 .clone()
                 .or_else(|| self.defaults.expect.clone())
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .with_recovery(settings.expect_recovery.or(self.defaults.expect_recovery)),
         });
         Ok(())
     }

@@ -49,10 +49,15 @@ impl Status {
 }
 
 impl TestRecord<'_> {
-    /// Pass if the verdict is one the test expects.
+    /// Pass if the verdict is one the test expects, and so is the recovery if bounded.
     pub fn status(&self) -> Status {
         match &self.outcome {
-            Outcome::Ran(ran) if self.test.expect.allows(ran.verdict) => Status::Pass,
+            Outcome::Ran(ran)
+                if self.test.expect.allows(ran.verdict)
+                    && self.test.expect.recovery_problem(&ran.recovery).is_none() =>
+            {
+                Status::Pass
+            }
             Outcome::Ran(_) => Status::Fail,
             Outcome::Error(_) => Status::Error,
             Outcome::NotRun(_) => Status::NotRun,
@@ -67,12 +72,16 @@ impl TestRecord<'_> {
         }
     }
 
-    /// What the test got: a verdict, `error` or `not run`.
-    pub fn got(&self) -> &'static str {
+    /// What the test got: a verdict (and a recovery that broke its bound), `error` or
+    /// `not run`.
+    pub fn got(&self) -> String {
         match &self.outcome {
-            Outcome::Ran(ran) => ran.verdict.name(),
-            Outcome::Error(_) => "error",
-            Outcome::NotRun(_) => "not run",
+            Outcome::Ran(ran) => match self.test.expect.recovery_problem(&ran.recovery) {
+                Some(problem) => format!("{}, {problem}", ran.verdict.name()),
+                None => ran.verdict.name().to_string(),
+            },
+            Outcome::Error(_) => "error".to_string(),
+            Outcome::NotRun(_) => "not run".to_string(),
         }
     }
 }

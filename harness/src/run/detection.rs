@@ -1,0 +1,171 @@
+//! Time to detection: how soon after the start of a run its first anomaly was observable.
+//! For a key that is not linearizable, that is when the first operation the checker could
+//! not place completed; for lost or unexpected elements, when the final read that missed
+//! them completed; for a cluster that did not recover, when the harness gave up on it.
+//! A bug caught only at the end of a long run is a bug most short runs miss.
+
+use std::collections::HashMap;
+
+use faultline_checker::{CheckResult, History, LostWritesResult, operations};
+use serde::{Deserialize, Serialize};
+
+/// The first anomaly of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    /// Seconds from the start of the run.
+    pub seconds: f64,
+    /// What was observed: `not linearizable`, `lost write`, `unexpected element` or
+    /// `did not recover`.
+    pub anomaly: String,
+    /// The key it was observed on, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The history index of the operation that showed it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<u64>,
+}
+
+/// The earliest of the anomalies the checks found, if any. `gave_up` is when the harness
+/// stopped waiting for a cluster that did not recover (nanoseconds since the start).
+pub fn first_detection(
+    history: &History,
+    linearizability: &[CheckResult],
+    lost_writes: Option<&LostWritesResult>,
+    gave_up: Option<u64>,
+) -> Option<Detection> {
+    let mut found = Vec::new();
+    for example in linearizability
+        .iter()
+        .flat_map(|check| &check.counterexamples)
+    {
+        let completion: HashMap<u64, u64> = example
+            .operations
+            .iter()
+            .map(|op| (op.id, op.return_time.unwrap_or(op.call)))
+            .collect();
+        let first = example
+            .rejected
+            .iter()
+            .filter_map(|rejection| Some((completion.get(&rejection.id)?, rejection.id)))
+            .min();
+        if let Some((&time, id)) = first {
+            found.push((time, "not linearizable", example.key.clone(), Some(id)));
+        }
+    }
+    if let Some(lost) = lost_writes {
+        let returns: HashMap<u64, u64> = operations(history)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|op| Some((op.id, op.return_time?)))
+            .collect();
+        for key in &lost.keys {
+            let anomaly = match (key.lost.is_empty(), key.unexpected.is_empty()) {
+                (false, _) => "lost write",
+                (true, false) => "unexpected element",
+                (true, true) => continue,
+            };
+            let Some(read) = key.final_read else { continue };
+            if let Some(&time) = returns.get(&read) {
+                found.push((time, anomaly, key.key.clone(), Some(read)));
+            }
+        }
+    }
+    if let Some(time) = gave_up {
+        found.push((time, "did not recover", None, None));
+    }
+    found
+        .into_iter()
+        .min_by_key(|(time, ..)| *time)
+        .map(|(time, anomaly, key, operation)| Detection {
+            seconds: time as f64 / 1e9,
+            anomaly: anomaly.to_string(),
+            key,
+            operation,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::run::verdict::{Healing, check};
+
+    const MS: u64 = 1_000_000;
+
+    fn history(steps: &[(u64, u64, &str, &str, &str, Value)]) -> History {
+        let events = steps
+            .iter()
+            .enumerate()
+            .map(|(i, (time, process, kind, f, key, value))| {
+                serde_json::from_value(json!({"index": i, "time": time * MS, "process": process,
+                                              "type": kind, "f": f, "key": key, "value": value}))
+                .unwrap()
+            })
+            .collect();
+        History::new(events)
+    }
+
+    #[test]
+    fn a_stale_read_is_detected_when_it_completes() {
+        let h = history(&[
+            (0, 1, "invoke", "write", "r1", json!(3)),
+            (10, 1, "ok", "write", "r1", json!(3)),
+            (20, 2, "invoke", "read", "r1", Value::Null),
+            (2500, 2, "ok", "read", "r1", Value::Null),
+            (3000, 1, "invoke", "read", "r1", Value::Null),
+            (3100, 1, "ok", "read", "r1", Value::Null),
+        ]);
+        let results = check(&h, Duration::from_secs(5), None).unwrap();
+        let detection = results.detection.expect("an anomaly");
+        assert_eq!(detection.anomaly, "not linearizable");
+        assert_eq!(detection.seconds, 2.5);
+        assert_eq!(
+            (detection.key.as_deref(), detection.operation),
+            (Some("r1"), Some(2))
+        );
+    }
+
+    #[test]
+    fn a_lost_append_is_detected_when_the_final_read_misses_it() {
+        let h = history(&[
+            (0, 1, "invoke", "append", "l1", json!(5)),
+            (10, 1, "ok", "append", "l1", json!(5)),
+            (7000, 1, "invoke", "read", "l1", Value::Null),
+            (7250, 1, "ok", "read", "l1", json!([])),
+        ]);
+        let results = check(&h, Duration::from_secs(5), None).unwrap();
+        let detection = results.detection.expect("an anomaly");
+        assert_eq!(detection.seconds, 7.25);
+        assert!(
+            ["lost write", "not linearizable"].contains(&detection.anomaly.as_str()),
+            "{detection:?}"
+        );
+    }
+
+    #[test]
+    fn a_stuck_cluster_is_detected_when_the_harness_gives_up_and_fails_the_run() {
+        let h = history(&[
+            (0, 1, "invoke", "write", "r1", json!(3)),
+            (10, 1, "ok", "write", "r1", json!(3)),
+        ]);
+        let healing = Healing {
+            recovered: false,
+            seconds: 30.0,
+            gave_up_at: Some(40_000 * MS),
+            reason: Some("no write".into()),
+        };
+        let results = check(&h, Duration::from_secs(5), Some(healing)).unwrap();
+        assert_eq!(results.valid, faultline_checker::Verdict::Invalid);
+        let detection = results.detection.expect("an anomaly");
+        assert_eq!(
+            (detection.anomaly.as_str(), detection.seconds),
+            ("did not recover", 40.0)
+        );
+        let clean = check(&h, Duration::from_secs(5), None).unwrap();
+        assert_eq!(clean.valid, faultline_checker::Verdict::Valid);
+        assert!(clean.detection.is_none());
+    }
+}

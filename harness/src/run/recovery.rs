@@ -1,0 +1,262 @@
+//! How long each fault kept writes from succeeding, measured from the history: for every
+//! fault, the time from its start to the first acknowledged write invoked after it, and
+//! from its end to the first acknowledged write invoked after that. A fault the cluster
+//! should ride through (a minority down, a leader killed) shows in the first figure; one
+//! that stops writes altogether (a majority down) in the second.
+
+use faultline_checker::{History, Outcome, operations};
+use serde::{Deserialize, Serialize};
+
+use crate::faults::{Fault, faults};
+
+/// The history functions that change state.
+const WRITES: [&str; 4] = ["write", "cas", "append", "add"];
+
+/// One fault and how the writes fared.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultRecovery {
+    /// The event that started it, e.g. `kill` or `start-partition`.
+    pub fault: String,
+    /// The nodes it hit (none for a degradation of every link).
+    pub nodes: Vec<String>,
+    /// Seconds since the test started.
+    pub start: f64,
+    /// When it was healed; `None` if never.
+    pub end: Option<f64>,
+    /// Seconds from the start to the first acknowledged write invoked at or after it.
+    pub after_start: Option<f64>,
+    /// Seconds from the end to the first acknowledged write invoked at or after it.
+    pub after_end: Option<f64>,
+    /// How long writes were unavailable because of this fault: `after_start` if writes came
+    /// back while the fault was in force, else `after_end`. `None` if they never came back
+    /// (or no write was tried after it).
+    pub recovery: Option<f64>,
+}
+
+/// Every fault's recovery, and the figures over all of them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Recovery {
+    pub faults: Vec<FaultRecovery>,
+    /// Median, 99th percentile and maximum of the recoveries measured, in seconds.
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+    /// Faults after which no write succeeded while clients still ran.
+    pub unrecovered: usize,
+}
+
+impl Recovery {
+    /// Measures every fault of `history`.
+    pub fn of(history: &History) -> Recovery {
+        let writes = AckedWrites::of(history);
+        let faults: Vec<FaultRecovery> = merged(faults(history))
+            .into_iter()
+            .map(|fault| writes.recovery(fault))
+            .collect();
+        let mut measured: Vec<f64> = faults.iter().filter_map(|f| f.recovery).collect();
+        measured.sort_by(f64::total_cmp);
+        let percentile = |p: f64| {
+            let rank = ((p * measured.len() as f64).ceil() as usize).max(1);
+            measured.get(rank - 1).copied()
+        };
+        Recovery {
+            p50: percentile(0.5),
+            p99: percentile(0.99),
+            max: measured.last().copied(),
+            unrecovered: faults.iter().filter(|f| f.recovery.is_none()).count(),
+            faults,
+        }
+    }
+
+    /// The faults whose recovery took longer than `bound` seconds, or never came.
+    pub fn slower_than(&self, bound: f64) -> Vec<&FaultRecovery> {
+        self.faults
+            .iter()
+            .filter(|fault| fault.recovery.is_none_or(|seconds| seconds > bound))
+            .collect()
+    }
+}
+
+/// One interval per nemesis start: the report splits a kill of two nodes into two intervals
+/// (each ends at its own restart); a recovery is measured for the fault as a whole, until
+/// the last of them ends.
+fn merged(intervals: Vec<Fault>) -> Vec<Fault> {
+    let mut faults: Vec<Fault> = Vec::new();
+    for interval in intervals {
+        match faults
+            .iter_mut()
+            .find(|fault| fault.name == interval.name && fault.start == interval.start)
+        {
+            Some(fault) => {
+                fault.nodes.extend(interval.nodes);
+                fault.end = fault.end.zip(interval.end).map(|(a, b)| a.max(b));
+            }
+            None => faults.push(interval),
+        }
+    }
+    faults
+}
+
+/// The acknowledged writes of a history, by invocation time, with the earliest completion
+/// among each write and all invoked after it.
+struct AckedWrites {
+    calls: Vec<u64>,
+    earliest_return_from: Vec<u64>,
+}
+
+impl AckedWrites {
+    fn of(history: &History) -> AckedWrites {
+        // The harness's own histories always pair; a history that does not has no writes
+        // to measure.
+        let mut writes: Vec<(u64, u64)> = operations(history)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|op| op.outcome == Outcome::Ok && WRITES.contains(&op.f.as_str()))
+            .filter_map(|op| Some((op.call, op.return_time?)))
+            .collect();
+        writes.sort_unstable();
+        let mut earliest_return_from = vec![u64::MAX; writes.len()];
+        let mut earliest = u64::MAX;
+        for (at, &(_, returned)) in writes.iter().enumerate().rev() {
+            earliest = earliest.min(returned);
+            earliest_return_from[at] = earliest;
+        }
+        AckedWrites {
+            calls: writes.iter().map(|&(call, _)| call).collect(),
+            earliest_return_from,
+        }
+    }
+
+    /// Nanoseconds from `time` to the first acknowledgement of a write invoked at or after it.
+    fn first_after(&self, time: u64) -> Option<u64> {
+        let from = self.calls.partition_point(|&call| call < time);
+        let returned = *self.earliest_return_from.get(from)?;
+        Some(returned - time)
+    }
+
+    fn recovery(&self, fault: Fault) -> FaultRecovery {
+        let seconds = |nanos: u64| nanos as f64 / 1e9;
+        let after_start = self.first_after(fault.start);
+        let after_end = fault.end.and_then(|end| self.first_after(end));
+        let rode_through = match (after_start, fault.end) {
+            (Some(wait), Some(end)) => fault.start + wait <= end,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let recovery = if rode_through { after_start } else { after_end };
+        FaultRecovery {
+            fault: fault.name,
+            nodes: fault.nodes,
+            start: seconds(fault.start),
+            end: fault.end.map(seconds),
+            after_start: after_start.map(seconds),
+            after_end: after_end.map(seconds),
+            recovery: recovery.map(seconds),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    /// `(time in ms, process, type, f, value)`.
+    type Step = (u64, Value, &'static str, &'static str, Value);
+
+    /// A history from its steps.
+    fn history(steps: &[Step]) -> History {
+        let events = steps
+            .iter()
+            .enumerate()
+            .map(|(i, (time, process, kind, f, value))| {
+                let mut event = json!({"index": i, "time": time * MS, "process": process,
+                                       "type": kind, "f": f, "value": value});
+                if process != "nemesis" {
+                    event["key"] = json!("r1");
+                }
+                serde_json::from_value(event).unwrap()
+            })
+            .collect();
+        History::new(events)
+    }
+
+    fn write(
+        process: u64,
+        invoked: u64,
+        acked: u64,
+    ) -> [(u64, Value, &'static str, &'static str, Value); 2] {
+        [
+            (invoked, json!(process), "invoke", "write", json!(1)),
+            (acked, json!(process), "ok", "write", json!(1)),
+        ]
+    }
+
+    fn steps(parts: Vec<Vec<Step>>) -> History {
+        let mut all: Vec<_> = parts.into_iter().flatten().collect();
+        all.sort_by_key(|step| step.0);
+        history(&all)
+    }
+
+    #[test]
+    fn a_fault_ridden_through_counts_from_its_start_and_one_that_stops_writes_from_its_end() {
+        let h = steps(vec![
+            vec![(100, json!("nemesis"), "info", "kill", json!(["n1"]))],
+            write(1, 90, 150).to_vec(), // invoked before the kill: does not count
+            write(2, 120, 400).to_vec(),
+            write(3, 130, 350).to_vec(),
+            vec![(1000, json!("nemesis"), "info", "restart", json!(["n1"]))],
+            vec![(
+                2000,
+                json!("nemesis"),
+                "info",
+                "kill-all",
+                json!(["n1", "n2", "n3"]),
+            )],
+            vec![(
+                3000,
+                json!("nemesis"),
+                "info",
+                "restart",
+                json!(["n1", "n2", "n3"]),
+            )],
+            write(4, 2500, 3600).to_vec(), // acknowledged after the restart, invoked before it
+            write(5, 3100, 3300).to_vec(),
+        ]);
+        let recovery = Recovery::of(&h);
+        let figures: Vec<_> = recovery
+            .faults
+            .iter()
+            .map(|f| (f.fault.as_str(), f.nodes.len(), f.recovery))
+            .collect();
+        assert_eq!(
+            figures,
+            [("kill", 1, Some(0.25)), ("kill-all", 3, Some(0.3))],
+            "{recovery:?}"
+        );
+        assert_eq!(recovery.faults[1].after_start, Some(1.3));
+        assert_eq!((recovery.p50, recovery.max), (Some(0.25), Some(0.3)));
+        assert_eq!(recovery.slower_than(0.28).len(), 1);
+    }
+
+    #[test]
+    fn a_fault_after_which_no_write_succeeds_is_unrecovered() {
+        let h = steps(vec![
+            write(1, 10, 20).to_vec(),
+            vec![(100, json!("nemesis"), "info", "pause", json!(["n2"]))],
+            vec![(200, json!("nemesis"), "info", "resume", json!(["n2"]))],
+            vec![
+                (150, json!(2), "invoke", "write", json!(1)),
+                (1150, json!(2), "info", "write", json!(1)),
+            ],
+        ]);
+        let recovery = Recovery::of(&h);
+        assert_eq!(recovery.unrecovered, 1);
+        assert_eq!(recovery.faults[0].recovery, None);
+        assert_eq!(recovery.slower_than(100.0).len(), 1);
+        assert_eq!(recovery.p50, None);
+    }
+}
