@@ -2,7 +2,9 @@
 //! [`Cluster`] the harness implements, network partitions through a
 //! [`Partitioner`] (iptables rules or a TCP proxy per link), and a seeded
 //! [`Schedule`] that starts and heals them, reporting each start and stop as
-//! an [`Event`] for the history.
+//! an [`Event`] for the history. A [`PowerLossDisk`] (a FUSE filesystem served
+//! from memory, mounted on a node's data dir) loses what the node did not fsync
+//! when the power is cut.
 //!
 //! How the harness wires it:
 //!
@@ -43,6 +45,7 @@
 //! ```
 
 mod cluster;
+mod disk;
 mod event;
 mod grudge;
 mod iptables;
@@ -56,6 +59,9 @@ mod schedule;
 mod fake;
 
 pub use cluster::{Cluster, NodeName};
+pub use disk::{
+    DiskError, FuseUnavailable, Loss, PowerLossDisk, fuse_available, remove_leftover_mounts,
+};
 pub use event::{Event, EventName};
 pub use grudge::{Grudge, Link};
 pub use iptables::{CHAIN_PREFIX, IptablesError, IptablesPartitioner, remove_leftover_chains};
