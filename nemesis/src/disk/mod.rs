@@ -64,6 +64,8 @@ mod mounts;
 mod tree;
 
 #[cfg(test)]
+mod mount_tests;
+#[cfg(test)]
 mod oracle_tests;
 
 use std::io;
