@@ -712,3 +712,111 @@ fn the_node_keeps_every_acknowledged_write_across_power_cuts() {
         );
     }
 }
+
+// ----- how much the mount costs the node -----
+
+/// Runs `clients` closed-loop writers (one keep-alive connection each, PUTs of random keys)
+/// against the node at `addr` for `duration`; returns acknowledged writes per second.
+fn write_throughput(addr: SocketAddr, clients: usize, duration: Duration) -> f64 {
+    let deadline = Instant::now() + duration;
+    let writers: Vec<_> = (0..clients)
+        .map(|client| {
+            std::thread::spawn(move || {
+                let stream = TcpStream::connect(addr).expect("connect");
+                stream.set_nodelay(true).expect("TCP_NODELAY");
+                let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+                let mut writer = stream;
+                let mut acknowledged = 0u64;
+                let mut i = 0u64;
+                while Instant::now() < deadline {
+                    i += 1;
+                    let body = format!("{{\"value\":{i}}}");
+                    write!(
+                        writer,
+                        "PUT /kv/c{client}-{} HTTP/1.1\r\nHost: {addr}\r\n\
+                         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        i % 1000,
+                        body.len()
+                    )
+                    .expect("send");
+                    let mut status = String::new();
+                    reader.read_line(&mut status).expect("status line");
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        reader.read_line(&mut header).expect("header");
+                        if header == "\r\n" {
+                            break;
+                        }
+                        if let Some((name, value)) = header.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().expect("a length");
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).expect("body");
+                    acknowledged += u64::from(status.starts_with("HTTP/1.1 200"));
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    let total: u64 = writers.into_iter().map(|w| w.join().expect("writer")).sum();
+    total as f64 / duration.as_secs_f64()
+}
+
+/// A measurement, not a test (it never fails on speed): the bundled node's write
+/// throughput (fsync on, one node, `BENCH_CLIENTS` concurrent writers, default 16) with its
+/// data dir on the power-loss filesystem against a plain directory, alternating the two
+/// `BENCH_REPEATS` times (default 3) for `BENCH_SECONDS` each (default 5), and the ratio of
+/// the medians. The plain directory is made in `BENCH_PLAIN_PARENT` (default: the system's
+/// temporary directory; /dev/shm takes the disk's fsync out of the comparison). Run it with
+/// `cargo test --release -p faultline-nemesis --lib -- --ignored --nocapture measure_node_write_throughput`
+/// after `cargo build --release -p faultline-node`.
+#[test]
+#[ignore = "a measurement: run it explicitly"]
+fn measure_node_write_throughput_on_the_mount_against_a_plain_dir() {
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(default)
+    };
+    let (clients, repeats) = (env("BENCH_CLIENTS", 16) as usize, env("BENCH_REPEATS", 3));
+    let duration = Duration::from_secs(env("BENCH_SECONDS", 5));
+    let binary = node_binary().expect("cargo build --release -p faultline-node first");
+    let plain = match std::env::var_os("BENCH_PLAIN_PARENT") {
+        Some(parent) => tempfile::tempdir_in(parent),
+        None => tempfile::tempdir(),
+    }
+    .expect("temporary directory");
+    let mount = Mounted::new();
+    let logs = tempfile::tempdir().expect("temporary directory");
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..repeats {
+        for (which, data_dir) in [plain.path(), mount.dir.path()].into_iter().enumerate() {
+            let (client, peer) = (free_addr(), free_addr());
+            let log = logs.path().join(format!("node-{round}-{which}.log"));
+            let node = Node::start(&binary, data_dir, client, peer, &log);
+            http_ok(client, "PUT", "/kv/warm-up", "{\"value\":0}", &log);
+            let rate = write_throughput(client, clients, duration);
+            node.kill();
+            eprintln!(
+                "round {round} {}: {rate:.0} writes/s",
+                ["plain", "fuse "][which]
+            );
+            rates[which].push(rate);
+        }
+    }
+    let median = |rates: &mut Vec<f64>| {
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
+    };
+    let (plain_rate, fuse_rate) = (median(&mut rates[0]), median(&mut rates[1]));
+    eprintln!(
+        "faultline-node, fsync on, {clients} writers: plain dir {plain_rate:.0} writes/s, \
+         power-loss filesystem {fuse_rate:.0} writes/s: {:.2}x the plain dir's",
+        fuse_rate / plain_rate
+    );
+}
