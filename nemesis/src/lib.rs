@@ -2,7 +2,10 @@
 //! [`Cluster`] the harness implements, network partitions through a
 //! [`Partitioner`] (iptables rules or a TCP proxy per link), network
 //! degradation (latency, jitter, dropped connections) through a [`Degrader`]
-//! (the proxy), and a seeded [`Schedule`] that starts and heals them,
+//! (the proxy), power loss through a [`PowerLossDisk`] (a FUSE filesystem
+//! served from memory, mounted on a node's data dir, that loses what the node
+//! did not fsync when the power is cut), and a seeded [`Schedule`] that starts
+//! and heals them in two lanes that overlap (process faults, network faults),
 //! reporting each start and stop as an [`Event`] for the history.
 //!
 //! Where things are:
@@ -18,6 +21,9 @@
 //! - `nemesis.rs`: the runner ([`Nemesis`]); `schedule.rs`: the seeded
 //!   [`Schedule`]; `kind.rs`: fault and backend names; `event.rs`: history
 //!   events; `cluster.rs`: the [`Cluster`] trait the harness implements.
+//! - `disk/`: the power-loss filesystem: `model.rs` holds every rule of what
+//!   is synced and what is lost (pure, no FUSE), `fs.rs` translates FUSE
+//!   requests to it, `mount.rs` and `mounts.rs` mount, unmount and clean up.
 //!
 //! How the harness wires it:
 //!
@@ -59,6 +65,7 @@
 //! ```
 
 mod cluster;
+mod disk;
 mod event;
 mod grudge;
 mod kind;
@@ -70,6 +77,9 @@ mod schedule;
 mod fake;
 
 pub use cluster::{Cluster, NodeName};
+pub use disk::{
+    DiskError, FuseUnavailable, Loss, PowerLossDisk, fuse_available, remove_leftover_mounts,
+};
 pub use event::{Event, EventName, FaultClass};
 pub use grudge::{Grudge, Link};
 pub use kind::{FaultKind, FaultKinds, Lane, ParseNameError, PartitionBackendKind};
