@@ -306,7 +306,7 @@ impl Expansion<'_> {
 
 /// `<workload>-<nemesis>-n<nodes>`, then each bug.
 fn generated_name(args: &TestArgs) -> String {
-    let mut name = format!("{}-{}-n{}", args.workload, args.nemesis, args.nodes);
+    let mut name = format!("{}-{}-n{}", args.workload, args.nemesis_kinds(), args.nodes);
     for bug in &args.bugs {
         name.push('-');
         name.push_str(bug);
@@ -378,7 +378,7 @@ mod tests {
         );
         let last = &suite.tests[7].args;
         assert_eq!(last.workload.to_string(), "append");
-        assert_eq!(last.nemesis.to_string(), "partition");
+        assert_eq!(last.nemesis_kinds().to_string(), "partition");
         assert_eq!(last.nodes, 5);
         assert!(suite.tests.iter().all(|t| t.args.concurrency == 4));
         assert!(
@@ -589,18 +589,18 @@ mod tests {
         for fault in ["kill", "pause", "partition", "partition-leader"] {
             assert!(
                 has(
-                    &|t| t.args.nemesis.to_string().split(',').any(|f| f == fault)
+                    &|t| t.args.nemesis_kinds().to_string().split(',').any(|f| f == fault)
                         && t.args.bugs.is_empty()
                 ),
                 "{fault}"
             );
         }
         assert!(has(&|t| t.args.bugs == ["stale-read"]
-            && t.args.nemesis.to_string().contains("partition")
+            && t.args.nemesis_kinds().to_string().contains("partition")
             && t.expect.allows(Verdict::Invalid)
             && !t.expect.allows(Verdict::Valid)));
         assert!(has(&|t| t.args.bugs == ["early-ack"]
-            && t.args.nemesis.to_string() == "kill,partition-leader"
+            && t.args.nemesis_kinds().to_string() == "kill,partition-leader"
             && t.expect.allows(Verdict::Invalid)
             && !t.expect.allows(Verdict::Valid)));
         assert!(
@@ -625,7 +625,7 @@ mod tests {
         let suite = bundled("nightly.toml");
         let has = |what: &dyn Fn(&SuiteTest) -> bool| suite.tests.iter().any(what);
         assert!(has(&|t| t.args.nodes == 5
-            && t.args.nemesis.to_string()
+            && t.args.nemesis_kinds().to_string()
                 == faultline_nemesis::FaultKinds::all().to_string()));
         for bug in ["stale-read", "early-ack", "forget-vote"] {
             assert!(

@@ -67,7 +67,7 @@ fn row(record: &TestRecord) -> [String; 11] {
         record.status().label().to_string(),
         record.test.name.clone(),
         args.workload.to_string(),
-        args.nemesis.to_string(),
+        args.nemesis_kinds().to_string(),
         args.nodes.to_string(),
         if args.bugs.is_empty() {
             "-".to_string()
