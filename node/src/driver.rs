@@ -23,12 +23,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::bugs::Bugs;
 use crate::config::Members;
 use crate::kv::{Command, KvStore, WriteResult};
 use crate::metrics::Metrics;
+use crate::pending::PendingWrites;
 use crate::raft::{
     Entry, Index, Message, NodeId, Payload, Raft, ReadState, Snapshot, SnapshotMeta, Status, Term,
 };
@@ -62,17 +63,22 @@ pub enum Input {
     Shutdown,
 }
 
-/// Why a client request was not carried out.
+/// Why a client request was not carried out. Which of these are certain and which leave
+/// the outcome unknown: see [`crate::pending`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
+    /// The core refused the request: nothing was proposed or read. Certain.
     #[error("this node is not the leader")]
     NotLeader { leader: Option<NodeId> },
-    #[error("leadership changed before the write was committed; it was not applied")]
+    /// Another entry was committed at the write's log index, so it can never be. Certain.
+    #[error("another entry was committed at the write's place in the log; it was not applied")]
     NotApplied,
+    /// A snapshot from the leader covered the write's index. Unknown.
     #[error(
         "the log was replaced by a snapshot before the write was confirmed; it may or may not have been applied"
     )]
     OutcomeUnknown,
+    /// A read that was never confirmed, and never will be. Reads have no effect.
     #[error("leadership was lost before the read could be confirmed")]
     ReadAborted,
 }
@@ -100,10 +106,8 @@ pub struct LoopSettings {
     pub bugs: Bugs,
 }
 
-struct PendingWrite {
-    term: Term,
-    reply: oneshot::Sender<Result<WriteResult, ClientError>>,
-}
+/// How the loop answers a write.
+type WriteReply = oneshot::Sender<Result<WriteResult, ClientError>>;
 
 struct PendingRead {
     key: String,
@@ -120,8 +124,8 @@ pub struct Driver {
     outboxes: HashMap<NodeId, mpsc::UnboundedSender<Message>>,
     metrics: Arc<Metrics>,
     status: watch::Sender<NodeStatus>,
-    /// Proposed writes by log index, with the term they were proposed in.
-    writes: HashMap<Index, PendingWrite>,
+    /// Proposed writes waiting for their log index to be applied.
+    writes: PendingWrites<WriteReply>,
     /// Reads waiting for the core to confirm leadership, by request id.
     reads: HashMap<u64, PendingRead>,
     /// Confirmed reads waiting for their read index to be applied.
@@ -161,7 +165,7 @@ impl Driver {
             outboxes,
             metrics,
             status,
-            writes: HashMap::new(),
+            writes: PendingWrites::new(),
             reads: HashMap::new(),
             confirmed_reads: BTreeMap::new(),
             next_read_id: 1,
@@ -239,18 +243,18 @@ impl Driver {
         Ok(false)
     }
 
-    fn propose(
-        &mut self,
-        command: Command,
-        reply: oneshot::Sender<Result<WriteResult, ClientError>>,
-    ) -> Result<()> {
+    fn propose(&mut self, command: Command, reply: WriteReply) -> Result<()> {
         let data = serde_json::to_vec(&command).context("encoding a command")?;
         match self.raft.propose(Bytes::from(data)) {
             Ok((index, term)) => {
                 self.metrics.proposal();
-                // A write still waiting at this index was overwritten by our own new log.
-                if let Some(old) = self.writes.insert(index, PendingWrite { term, reply }) {
-                    let _ = old.reply.send(Err(ClientError::NotApplied));
+                let earlier = self.writes.proposed(index, term, reply);
+                if earlier > 0 {
+                    // Not answered: another node may still commit one of them.
+                    debug!(
+                        index,
+                        term, earlier, "proposed at an index where earlier writes still wait"
+                    );
                 }
             }
             Err(not_leader) => {
@@ -368,16 +372,8 @@ impl Driver {
         self.snapshot_index = snapshot.meta.index;
         // Writes proposed at or below the snapshot were either in it or replaced by the
         // leader's log; this node cannot tell which.
-        let covered: Vec<Index> = self
-            .writes
-            .keys()
-            .copied()
-            .filter(|i| *i <= snapshot.meta.index)
-            .collect();
-        for index in covered {
-            if let Some(write) = self.writes.remove(&index) {
-                let _ = write.reply.send(Err(ClientError::OutcomeUnknown));
-            }
+        for reply in self.writes.covered_by_snapshot(snapshot.meta.index) {
+            let _ = reply.send(Err(ClientError::OutcomeUnknown));
         }
         info!(
             index = snapshot.meta.index,
@@ -408,12 +404,8 @@ impl Driver {
                 continue;
             };
             let result = store.apply(command);
-            if let Some(write) = self.writes.remove(&entry.index) {
-                if write.term == entry.term {
-                    let _ = write.reply.send(Ok(result));
-                } else {
-                    self.writes.insert(entry.index, write);
-                }
+            if let Some(reply) = self.writes.take(entry.index, entry.term) {
+                let _ = reply.send(Ok(result));
             }
         }
         self.speculative = Some((store, last));
@@ -446,12 +438,13 @@ impl Driver {
         };
         self.applied = entry.index;
         self.applied_term = entry.term;
-        if let Some(write) = self.writes.remove(&entry.index) {
-            let answer = match result {
-                Some(result) if write.term == entry.term => Ok(result),
-                _ => Err(ClientError::NotApplied),
-            };
-            let _ = write.reply.send(answer);
+        let settled = self.writes.applied(entry.index, entry.term);
+        if let Some(reply) = settled.applied {
+            // A command no node can decode changed nothing anywhere.
+            let _ = reply.send(result.ok_or(ClientError::NotApplied));
+        }
+        for reply in settled.not_applied {
+            let _ = reply.send(Err(ClientError::NotApplied));
         }
     }
 

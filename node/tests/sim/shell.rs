@@ -168,7 +168,8 @@ pub enum CrashPoint {
 #[derive(Default)]
 pub struct Outbox {
     pub messages: Vec<Message>,
-    pub applied: Vec<(NodeId, Entry)>,
+    /// Each entry applied, with the state digest after it.
+    pub applied: Vec<(NodeId, Entry, u64)>,
     pub read_states: Vec<(NodeId, ReadState)>,
     pub failed_reads: Vec<(NodeId, u64)>,
     pub snapshots_installed: u64,
@@ -307,7 +308,7 @@ impl Shell {
             }
             self.state.apply(&entry);
             invariants.check_applied(self.id, term, &entry, self.state.digest)?;
-            out.applied.push((self.id, entry));
+            out.applied.push((self.id, entry, self.state.digest));
         }
         Ok(())
     }
