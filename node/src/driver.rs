@@ -2,16 +2,17 @@
 //!
 //! Every input (client writes and reads, peer messages, transport failures) arrives on one
 //! channel. Each round drains what is queued, feeds it to the core, ticks the clock, then
-//! handles the core's `Ready`: send replication, apply what was already committed and answer
-//! clients, persist and fsync, send the messages that promise what is on disk, apply the
-//! rest. While the loop is inside an fsync, new inputs queue up and all go into the next
-//! round: that is the group commit, and the batching of proposals into one AppendEntries per
-//! follower.
+//! carries out the core's `Ready` through [`crate::raft::Ready::handle`]: send replication,
+//! apply what was already committed and answer clients, persist and fsync, send the messages
+//! that promise what is on disk, apply the rest. While the loop is inside an fsync, new
+//! inputs queue up and all go into the next round: that is the group commit, and the
+//! batching of proposals into one AppendEntries per follower.
 //!
 //! Durability rule: votes, acknowledgements to peers and answers to clients leave only after
 //! the fsync that covers everything they depend on. That fsync is not always this round's:
-//! a write committed by a quorum's earlier fsyncs is answered before this round's own (see
-//! `handle_ready`), which saves a whole fsync of latency per write on the leader.
+//! a write committed by a quorum's earlier fsyncs is answered before this round's own, which
+//! saves a whole fsync of latency per write on the leader. The order lives in
+//! `Ready::handle` alone; this module implements its steps ([`ReadyShell`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -31,7 +32,8 @@ use crate::kv::{Command, KvStore, WriteResult};
 use crate::metrics::Metrics;
 use crate::pending::PendingWrites;
 use crate::raft::{
-    Entry, Index, Message, NodeId, Payload, Raft, ReadState, Snapshot, SnapshotMeta, Status, Term,
+    Entry, HardState, Index, Message, NodeId, Payload, Raft, ReadState, ReadyShell, Snapshot,
+    SnapshotMeta, Status, Term,
 };
 use crate::storage::Storage;
 
@@ -139,6 +141,9 @@ pub struct Driver {
     /// Only for the `early-ack` bug: the store with every appended entry applied, and the
     /// index of the last one.
     speculative: Option<(KvStore, Index)>,
+    /// Only for the `early-ack` bug: the entries persisted by this Ready, answered after
+    /// its sync.
+    early_acks: Vec<Entry>,
 }
 
 impl Driver {
@@ -174,6 +179,7 @@ impl Driver {
             snapshot_index: snapshot.index,
             published: None,
             speculative: None,
+            early_acks: Vec::new(),
         }
     }
 
@@ -287,76 +293,12 @@ impl Driver {
     }
 
     fn handle_ready(&mut self) -> Result<()> {
-        let mut ready = self.raft.ready();
+        let ready = self.raft.ready();
         if let Some(soft) = &ready.soft_state {
             let leader = soft.leader.map(|id| self.members.name_of(id));
             info!(role = %soft.role, leader = leader.as_deref().unwrap_or("none"), "raft role changed");
         }
-
-        // 1. A leader's replication goes out before its own fsync, so the followers persist
-        //    in parallel with it (see `Ready::take_unpersisted_sends`).
-        for message in ready.take_unpersisted_sends() {
-            self.send(message);
-        }
-
-        // 2. Committed entries that earlier rounds made durable are applied and answered
-        //    now, not after this round's fsync; on a leader that is all of them.
-        let durable = ready.take_durable_committed();
-        self.apply_and_answer(durable, std::mem::take(&mut ready.read_states));
-
-        // 3. Persist, then one fsync for all of it.
-        if let Some(snapshot) = &ready.snapshot {
-            self.install_snapshot(snapshot)?;
-        }
-        if !ready.entries.is_empty() {
-            self.storage
-                .append(&ready.entries)
-                .context("appending to the WAL")?;
-        }
-        if let Some(mut hard_state) = ready.hard_state {
-            if self.settings.bugs.forget_vote {
-                hard_state.vote = None;
-            }
-            self.storage
-                .set_hard_state(&hard_state)
-                .context("writing the hard state")?;
-        }
-        if self.storage.needs_sync() {
-            let synced = self.storage.sync().context("fsync of the WAL")?;
-            if let Some(took) = synced.fsync {
-                self.metrics.fsync(took);
-            }
-        }
-        if self.settings.bugs.early_ack {
-            self.acknowledge_early(&ready.entries);
-        }
-
-        // Votes and acknowledgements promise what is on disk: only now may they leave.
-        for message in std::mem::take(&mut ready.messages) {
-            self.send(message);
-        }
-
-        // 4. Apply and answer the rest.
-        self.apply_and_answer(ready.committed_entries, Vec::new());
-        for id in ready.failed_reads {
-            if let Some(read) = self.reads.remove(&id) {
-                let _ = read.reply.send(Err(ClientError::ReadAborted));
-            }
-        }
-        self.raft.advance();
-        Ok(())
-    }
-
-    /// Applies `committed` in order, then answers every confirmed read whose index the
-    /// store has reached.
-    fn apply_and_answer(&mut self, committed: Vec<Entry>, read_states: Vec<ReadState>) {
-        for entry in committed {
-            self.apply(entry);
-        }
-        for read in read_states {
-            self.confirm_read(read);
-        }
-        self.answer_applied_reads();
+        ready.handle(self)
     }
 
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
@@ -411,7 +353,7 @@ impl Driver {
         self.speculative = Some((store, last));
     }
 
-    fn send(&self, message: Message) {
+    fn send_message(&self, message: Message) {
         match self.outboxes.get(&message.to) {
             // A closed outbox means the runtime is shutting down; Raft tolerates the loss.
             Some(outbox) => {
@@ -424,7 +366,7 @@ impl Driver {
         }
     }
 
-    fn apply(&mut self, entry: Entry) {
+    fn apply_entry(&mut self, entry: Entry) {
         let result = match entry.payload {
             Payload::Noop => None,
             Payload::Command(data) => match serde_json::from_slice::<Command>(&data) {
@@ -513,5 +455,90 @@ impl Driver {
             snapshot_index: status.snapshot_index,
         };
         self.status.send_replace(status);
+    }
+}
+
+/// The driver's part of each step of a Ready; the order is [`crate::raft::Ready::handle`]'s. The
+/// `forget-vote` and `early-ack` bugs hook into `persist` and `sync`.
+impl ReadyShell for Driver {
+    type Error = anyhow::Error;
+
+    fn send(&mut self, messages: Vec<Message>) -> Result<()> {
+        for message in messages {
+            self.send_message(message);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<()> {
+        for entry in entries {
+            self.apply_entry(entry);
+        }
+        self.answer_applied_reads();
+        Ok(())
+    }
+
+    fn confirm_reads(&mut self, reads: Vec<ReadState>) -> Result<()> {
+        for read in reads {
+            self.confirm_read(read);
+        }
+        self.answer_applied_reads();
+        Ok(())
+    }
+
+    fn persist(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<()> {
+        if let Some(snapshot) = snapshot {
+            self.install_snapshot(snapshot)?;
+        }
+        if !entries.is_empty() {
+            self.storage
+                .append(entries)
+                .context("appending to the WAL")?;
+            if self.settings.bugs.early_ack {
+                self.early_acks = entries.to_vec();
+            }
+        }
+        if let Some(mut hard_state) = hard_state {
+            if self.settings.bugs.forget_vote {
+                hard_state.vote = None;
+            }
+            self.storage
+                .set_hard_state(&hard_state)
+                .context("writing the hard state")?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        if self.storage.needs_sync() {
+            let synced = self.storage.sync().context("fsync of the WAL")?;
+            if let Some(took) = synced.fsync {
+                self.metrics.fsync(took);
+            }
+        }
+        if self.settings.bugs.early_ack {
+            let entries = std::mem::take(&mut self.early_acks);
+            self.acknowledge_early(&entries);
+        }
+        Ok(())
+    }
+
+    fn fail_reads(&mut self, request_ids: Vec<u64>) -> Result<()> {
+        for id in request_ids {
+            if let Some(read) = self.reads.remove(&id) {
+                let _ = read.reply.send(Err(ClientError::ReadAborted));
+            }
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self) -> Result<()> {
+        self.raft.advance();
+        Ok(())
     }
 }
