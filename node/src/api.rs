@@ -9,13 +9,20 @@
 //! | `POST /kv/{key}/append` `{"value": v}` | 200 `{"ok": true, "length": n}`; the key holds a list |
 //! | `GET /status`, `GET /metrics`, `GET /health` | status JSON, Prometheus text, 200 |
 //!
-//! What a client may conclude from the status code of a write:
+//! What a client may conclude from the status code of a write (each answer path, and why it
+//! is certain or not, is listed in [`crate::pending`]):
 //!
 //! | status | the write |
 //! |---|---|
 //! | 2xx | happened |
-//! | 307 (not the leader: `Location` names it), 4xx, 503 | did not happen |
+//! | 404, 409 | happened and changed nothing (delete of a missing key, cas mismatch, append to a non-list) |
+//! | 307 (not the leader: `Location` names it), 400, 413, 503 | did not happen |
 //! | 500, 504 | may or may not have happened |
+//!
+//! 503 is given only when the write certainly never takes effect: no leader, or another
+//! entry was committed at its place in the log. A write this node cannot settle yet (it
+//! stopped leading, a new write reused its log index) keeps waiting until its index is
+//! applied, or gets 504 when the request times out.
 //!
 //! Writes are answered only after commit and apply. Optional headers `client-id` and
 //! `request-seq` (increasing per client) make a retried write apply once: a retry of the

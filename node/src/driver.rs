@@ -2,16 +2,17 @@
 //!
 //! Every input (client writes and reads, peer messages, transport failures) arrives on one
 //! channel. Each round drains what is queued, feeds it to the core, ticks the clock, then
-//! handles the core's `Ready`: send replication, apply what was already committed and answer
-//! clients, persist and fsync, send the messages that promise what is on disk, apply the
-//! rest. While the loop is inside an fsync, new inputs queue up and all go into the next
-//! round: that is the group commit, and the batching of proposals into one AppendEntries per
-//! follower.
+//! carries out the core's `Ready` through [`crate::raft::Ready::handle`]: send replication,
+//! apply what was already committed and answer clients, persist and fsync, send the messages
+//! that promise what is on disk, apply the rest. While the loop is inside an fsync, new
+//! inputs queue up and all go into the next round: that is the group commit, and the
+//! batching of proposals into one AppendEntries per follower.
 //!
 //! Durability rule: votes, acknowledgements to peers and answers to clients leave only after
 //! the fsync that covers everything they depend on. That fsync is not always this round's:
-//! a write committed by a quorum's earlier fsyncs is answered before this round's own (see
-//! `handle_ready`), which saves a whole fsync of latency per write on the leader.
+//! a write committed by a quorum's earlier fsyncs is answered before this round's own, which
+//! saves a whole fsync of latency per write on the leader. The order lives in
+//! `Ready::handle` alone; this module implements its steps ([`ReadyShell`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -23,14 +24,16 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::bugs::Bugs;
 use crate::config::Members;
 use crate::kv::{Command, KvStore, WriteResult};
 use crate::metrics::Metrics;
+use crate::pending::PendingWrites;
 use crate::raft::{
-    Entry, Index, Message, NodeId, Payload, Raft, ReadState, Snapshot, SnapshotMeta, Status, Term,
+    Entry, HardState, Index, Message, NodeId, Payload, Raft, ReadState, ReadyShell, Snapshot,
+    SnapshotMeta, Status, Term,
 };
 use crate::storage::Storage;
 
@@ -62,17 +65,22 @@ pub enum Input {
     Shutdown,
 }
 
-/// Why a client request was not carried out.
+/// Why a client request was not carried out. Which of these are certain and which leave
+/// the outcome unknown: see [`crate::pending`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
+    /// The core refused the request: nothing was proposed or read. Certain.
     #[error("this node is not the leader")]
     NotLeader { leader: Option<NodeId> },
-    #[error("leadership changed before the write was committed; it was not applied")]
+    /// Another entry was committed at the write's log index, so it can never be. Certain.
+    #[error("another entry was committed at the write's place in the log; it was not applied")]
     NotApplied,
+    /// A snapshot from the leader covered the write's index. Unknown.
     #[error(
         "the log was replaced by a snapshot before the write was confirmed; it may or may not have been applied"
     )]
     OutcomeUnknown,
+    /// A read that was never confirmed, and never will be. Reads have no effect.
     #[error("leadership was lost before the read could be confirmed")]
     ReadAborted,
 }
@@ -100,10 +108,8 @@ pub struct LoopSettings {
     pub bugs: Bugs,
 }
 
-struct PendingWrite {
-    term: Term,
-    reply: oneshot::Sender<Result<WriteResult, ClientError>>,
-}
+/// How the loop answers a write.
+type WriteReply = oneshot::Sender<Result<WriteResult, ClientError>>;
 
 struct PendingRead {
     key: String,
@@ -120,8 +126,8 @@ pub struct Driver {
     outboxes: HashMap<NodeId, mpsc::UnboundedSender<Message>>,
     metrics: Arc<Metrics>,
     status: watch::Sender<NodeStatus>,
-    /// Proposed writes by log index, with the term they were proposed in.
-    writes: HashMap<Index, PendingWrite>,
+    /// Proposed writes waiting for their log index to be applied.
+    writes: PendingWrites<WriteReply>,
     /// Reads waiting for the core to confirm leadership, by request id.
     reads: HashMap<u64, PendingRead>,
     /// Confirmed reads waiting for their read index to be applied.
@@ -135,6 +141,9 @@ pub struct Driver {
     /// Only for the `early-ack` bug: the store with every appended entry applied, and the
     /// index of the last one.
     speculative: Option<(KvStore, Index)>,
+    /// Only for the `early-ack` bug: the entries persisted by this Ready, answered after
+    /// its sync.
+    early_acks: Vec<Entry>,
 }
 
 impl Driver {
@@ -161,7 +170,7 @@ impl Driver {
             outboxes,
             metrics,
             status,
-            writes: HashMap::new(),
+            writes: PendingWrites::new(),
             reads: HashMap::new(),
             confirmed_reads: BTreeMap::new(),
             next_read_id: 1,
@@ -170,6 +179,7 @@ impl Driver {
             snapshot_index: snapshot.index,
             published: None,
             speculative: None,
+            early_acks: Vec::new(),
         }
     }
 
@@ -239,18 +249,18 @@ impl Driver {
         Ok(false)
     }
 
-    fn propose(
-        &mut self,
-        command: Command,
-        reply: oneshot::Sender<Result<WriteResult, ClientError>>,
-    ) -> Result<()> {
+    fn propose(&mut self, command: Command, reply: WriteReply) -> Result<()> {
         let data = serde_json::to_vec(&command).context("encoding a command")?;
         match self.raft.propose(Bytes::from(data)) {
             Ok((index, term)) => {
                 self.metrics.proposal();
-                // A write still waiting at this index was overwritten by our own new log.
-                if let Some(old) = self.writes.insert(index, PendingWrite { term, reply }) {
-                    let _ = old.reply.send(Err(ClientError::NotApplied));
+                let earlier = self.writes.proposed(index, term, reply);
+                if earlier > 0 {
+                    // Not answered: another node may still commit one of them.
+                    debug!(
+                        index,
+                        term, earlier, "proposed at an index where earlier writes still wait"
+                    );
                 }
             }
             Err(not_leader) => {
@@ -283,76 +293,12 @@ impl Driver {
     }
 
     fn handle_ready(&mut self) -> Result<()> {
-        let mut ready = self.raft.ready();
+        let ready = self.raft.ready();
         if let Some(soft) = &ready.soft_state {
             let leader = soft.leader.map(|id| self.members.name_of(id));
             info!(role = %soft.role, leader = leader.as_deref().unwrap_or("none"), "raft role changed");
         }
-
-        // 1. A leader's replication goes out before its own fsync, so the followers persist
-        //    in parallel with it (see `Ready::take_unpersisted_sends`).
-        for message in ready.take_unpersisted_sends() {
-            self.send(message);
-        }
-
-        // 2. Committed entries that earlier rounds made durable are applied and answered
-        //    now, not after this round's fsync; on a leader that is all of them.
-        let durable = ready.take_durable_committed();
-        self.apply_and_answer(durable, std::mem::take(&mut ready.read_states));
-
-        // 3. Persist, then one fsync for all of it.
-        if let Some(snapshot) = &ready.snapshot {
-            self.install_snapshot(snapshot)?;
-        }
-        if !ready.entries.is_empty() {
-            self.storage
-                .append(&ready.entries)
-                .context("appending to the WAL")?;
-        }
-        if let Some(mut hard_state) = ready.hard_state {
-            if self.settings.bugs.forget_vote {
-                hard_state.vote = None;
-            }
-            self.storage
-                .set_hard_state(&hard_state)
-                .context("writing the hard state")?;
-        }
-        if self.storage.needs_sync() {
-            let synced = self.storage.sync().context("fsync of the WAL")?;
-            if let Some(took) = synced.fsync {
-                self.metrics.fsync(took);
-            }
-        }
-        if self.settings.bugs.early_ack {
-            self.acknowledge_early(&ready.entries);
-        }
-
-        // Votes and acknowledgements promise what is on disk: only now may they leave.
-        for message in std::mem::take(&mut ready.messages) {
-            self.send(message);
-        }
-
-        // 4. Apply and answer the rest.
-        self.apply_and_answer(ready.committed_entries, Vec::new());
-        for id in ready.failed_reads {
-            if let Some(read) = self.reads.remove(&id) {
-                let _ = read.reply.send(Err(ClientError::ReadAborted));
-            }
-        }
-        self.raft.advance();
-        Ok(())
-    }
-
-    /// Applies `committed` in order, then answers every confirmed read whose index the
-    /// store has reached.
-    fn apply_and_answer(&mut self, committed: Vec<Entry>, read_states: Vec<ReadState>) {
-        for entry in committed {
-            self.apply(entry);
-        }
-        for read in read_states {
-            self.confirm_read(read);
-        }
-        self.answer_applied_reads();
+        ready.handle(self)
     }
 
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
@@ -368,16 +314,8 @@ impl Driver {
         self.snapshot_index = snapshot.meta.index;
         // Writes proposed at or below the snapshot were either in it or replaced by the
         // leader's log; this node cannot tell which.
-        let covered: Vec<Index> = self
-            .writes
-            .keys()
-            .copied()
-            .filter(|i| *i <= snapshot.meta.index)
-            .collect();
-        for index in covered {
-            if let Some(write) = self.writes.remove(&index) {
-                let _ = write.reply.send(Err(ClientError::OutcomeUnknown));
-            }
+        for reply in self.writes.covered_by_snapshot(snapshot.meta.index) {
+            let _ = reply.send(Err(ClientError::OutcomeUnknown));
         }
         info!(
             index = snapshot.meta.index,
@@ -408,18 +346,14 @@ impl Driver {
                 continue;
             };
             let result = store.apply(command);
-            if let Some(write) = self.writes.remove(&entry.index) {
-                if write.term == entry.term {
-                    let _ = write.reply.send(Ok(result));
-                } else {
-                    self.writes.insert(entry.index, write);
-                }
+            if let Some(reply) = self.writes.take(entry.index, entry.term) {
+                let _ = reply.send(Ok(result));
             }
         }
         self.speculative = Some((store, last));
     }
 
-    fn send(&self, message: Message) {
+    fn send_message(&self, message: Message) {
         match self.outboxes.get(&message.to) {
             // A closed outbox means the runtime is shutting down; Raft tolerates the loss.
             Some(outbox) => {
@@ -432,7 +366,7 @@ impl Driver {
         }
     }
 
-    fn apply(&mut self, entry: Entry) {
+    fn apply_entry(&mut self, entry: Entry) {
         let result = match entry.payload {
             Payload::Noop => None,
             Payload::Command(data) => match serde_json::from_slice::<Command>(&data) {
@@ -446,12 +380,13 @@ impl Driver {
         };
         self.applied = entry.index;
         self.applied_term = entry.term;
-        if let Some(write) = self.writes.remove(&entry.index) {
-            let answer = match result {
-                Some(result) if write.term == entry.term => Ok(result),
-                _ => Err(ClientError::NotApplied),
-            };
-            let _ = write.reply.send(answer);
+        let settled = self.writes.applied(entry.index, entry.term);
+        if let Some(reply) = settled.applied {
+            // A command no node can decode changed nothing anywhere.
+            let _ = reply.send(result.ok_or(ClientError::NotApplied));
+        }
+        for reply in settled.not_applied {
+            let _ = reply.send(Err(ClientError::NotApplied));
         }
     }
 
@@ -520,5 +455,90 @@ impl Driver {
             snapshot_index: status.snapshot_index,
         };
         self.status.send_replace(status);
+    }
+}
+
+/// The driver's part of each step of a Ready; the order is [`crate::raft::Ready::handle`]'s. The
+/// `forget-vote` and `early-ack` bugs hook into `persist` and `sync`.
+impl ReadyShell for Driver {
+    type Error = anyhow::Error;
+
+    fn send(&mut self, messages: Vec<Message>) -> Result<()> {
+        for message in messages {
+            self.send_message(message);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<()> {
+        for entry in entries {
+            self.apply_entry(entry);
+        }
+        self.answer_applied_reads();
+        Ok(())
+    }
+
+    fn confirm_reads(&mut self, reads: Vec<ReadState>) -> Result<()> {
+        for read in reads {
+            self.confirm_read(read);
+        }
+        self.answer_applied_reads();
+        Ok(())
+    }
+
+    fn persist(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<()> {
+        if let Some(snapshot) = snapshot {
+            self.install_snapshot(snapshot)?;
+        }
+        if !entries.is_empty() {
+            self.storage
+                .append(entries)
+                .context("appending to the WAL")?;
+            if self.settings.bugs.early_ack {
+                self.early_acks = entries.to_vec();
+            }
+        }
+        if let Some(mut hard_state) = hard_state {
+            if self.settings.bugs.forget_vote {
+                hard_state.vote = None;
+            }
+            self.storage
+                .set_hard_state(&hard_state)
+                .context("writing the hard state")?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        if self.storage.needs_sync() {
+            let synced = self.storage.sync().context("fsync of the WAL")?;
+            if let Some(took) = synced.fsync {
+                self.metrics.fsync(took);
+            }
+        }
+        if self.settings.bugs.early_ack {
+            let entries = std::mem::take(&mut self.early_acks);
+            self.acknowledge_early(&entries);
+        }
+        Ok(())
+    }
+
+    fn fail_reads(&mut self, request_ids: Vec<u64>) -> Result<()> {
+        for id in request_ids {
+            if let Some(read) = self.reads.remove(&id) {
+                let _ = read.reply.send(Err(ClientError::ReadAborted));
+            }
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self) -> Result<()> {
+        self.raft.advance();
+        Ok(())
     }
 }

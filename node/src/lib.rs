@@ -1,8 +1,9 @@
 //! `faultline-node`: a Raft key-value store, the system under test that Faultline ships.
 //!
 //! A pure Raft core ([`raft`]) inside an I/O shell: durable storage ([`storage`]), the Raft
-//! loop that drives the core ([`driver`]), peer transport ([`transport`]), the key-value
-//! state machine ([`kv`]), the client HTTP API ([`api`]), and start-up ([`server`]).
+//! loop that drives the core ([`driver`]) and the writes it keeps waiting for their outcome
+//! ([`pending`]), peer transport ([`transport`]), the key-value state machine ([`kv`]), the
+//! client HTTP API ([`api`]), and start-up ([`server`]).
 
 pub mod api;
 pub mod bugs;
@@ -10,6 +11,7 @@ pub mod config;
 pub mod driver;
 pub mod kv;
 pub mod metrics;
+pub mod pending;
 pub mod raft;
 pub mod server;
 pub mod storage;

@@ -9,7 +9,7 @@
 
 mod sim;
 
-use sim::simulation::Scenario;
+use sim::simulation::{Partitions, Scenario};
 use sim::{Totals, run_seeds};
 
 /// 1000 ticks (10 s of simulated time) of faults, then up to 2000 ticks to recover.
@@ -18,6 +18,7 @@ const FAULTS_THEN_RECOVERY: Scenario = Scenario {
     fault_ticks: 1000,
     recovery_ticks: 2000,
     compact_threshold: None,
+    partitions: Partitions::Random,
 };
 
 #[test]
@@ -42,6 +43,34 @@ fn five_nodes_stay_safe_and_recover_from_faults() {
         500,
     );
     assert_exercised(&totals);
+    if totals.seeds > 20 {
+        assert!(
+            totals.sum(|run| run.displaced_writes) > 0,
+            "no leader ever proposed at an index where its earlier write still waited"
+        );
+    }
+}
+
+#[test]
+fn five_nodes_whose_new_leaders_are_cut_off_at_once() {
+    let scenario = Scenario {
+        nodes: 5,
+        partitions: Partitions::NewLeaderWithPredecessor,
+        ..FAULTS_THEN_RECOVERY
+    };
+    let totals = run_seeds(
+        "five_nodes_whose_new_leaders_are_cut_off_at_once",
+        scenario,
+        500,
+    );
+    assert_exercised(&totals);
+    if totals.seeds > 20 {
+        // The case that answering "not applied" when the index is reused gets wrong.
+        assert!(
+            totals.sum(|run| run.displaced_writes_applied) > 0,
+            "no write displaced by a later proposal at its index was committed after all"
+        );
+    }
 }
 
 #[test]

@@ -41,5 +41,5 @@ pub mod types;
 pub use config::Config;
 pub use error::{NotLeader, RaftError};
 pub use node::{Raft, Role, Status};
-pub use ready::{ReadState, Ready, SoftState};
+pub use ready::{ReadState, Ready, ReadyShell, SoftState, Step};
 pub use types::*;

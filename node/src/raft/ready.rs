@@ -1,5 +1,6 @@
 //! The core's output: everything the shell must persist, send, apply and answer, handed
-//! out in batches (`Ready`) so that one fsync covers many proposals.
+//! out in batches (`Ready`) so that one fsync covers many proposals; and the one order in
+//! which a shell carries a batch out ([`Ready::handle`], the durability rule).
 
 use super::{Entry, HardState, Index, Message, MessageBody, NodeId, Raft, Role, Snapshot};
 
@@ -85,6 +86,113 @@ impl Ready {
             .partition_point(|entry| entry.index < first_new);
         let waiting = self.committed_entries.split_off(durable);
         std::mem::replace(&mut self.committed_entries, waiting)
+    }
+}
+
+/// A step of carrying out a Ready, in the order [`Ready::handle`] takes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Send a leader's replication ([`Ready::take_unpersisted_sends`]).
+    SendReplication,
+    /// Apply the committed entries that earlier Readies made durable
+    /// ([`Ready::take_durable_committed`]) and answer their writes.
+    ApplyDurable,
+    /// Take the confirmed reads; each is answered once its index is applied.
+    ConfirmReads,
+    /// Write the snapshot, the entries and the hard state.
+    Persist,
+    /// Make what was written durable (one fsync for all of it).
+    Sync,
+    /// Send what promises the synced state: votes and acknowledgements.
+    SendAcknowledgements,
+    /// Apply the rest of the committed entries and answer their writes.
+    ApplyCommitted,
+    /// Answer the reads that will never be confirmed.
+    FailReads,
+    /// Tell the core the Ready is done ([`Raft::advance`]).
+    Advance,
+}
+
+/// How one shell carries out each step of a Ready. The order of the steps is not the
+/// shell's business: [`Ready::handle`] calls them.
+pub trait ReadyShell {
+    type Error;
+
+    /// Called before each step. A shell that injects faults (the simulator crashes here)
+    /// stops the Ready by returning an error; the others need not implement it.
+    fn before(&mut self, step: Step) -> Result<(), Self::Error> {
+        let _ = step;
+        Ok(())
+    }
+
+    /// Hands messages to the transport ([`Step::SendReplication`],
+    /// [`Step::SendAcknowledgements`]).
+    fn send(&mut self, messages: Vec<Message>) -> Result<(), Self::Error>;
+
+    /// Applies committed entries in order and answers what waits for them
+    /// ([`Step::ApplyDurable`], [`Step::ApplyCommitted`]).
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), Self::Error>;
+
+    /// Notes confirmed reads, answering those whose index is applied already.
+    fn confirm_reads(&mut self, reads: Vec<ReadState>) -> Result<(), Self::Error>;
+
+    /// Writes a snapshot received from the leader (which replaces the whole log and the
+    /// state machine), then entries (replacing the log from their first index on), then
+    /// the hard state. It need not be durable before [`ReadyShell::sync`].
+    fn persist(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<(), Self::Error>;
+
+    /// Makes everything persisted so far durable.
+    fn sync(&mut self) -> Result<(), Self::Error>;
+
+    /// Answers reads that will never be confirmed.
+    fn fail_reads(&mut self, request_ids: Vec<u64>) -> Result<(), Self::Error>;
+
+    /// Calls [`Raft::advance`].
+    fn advance(&mut self) -> Result<(), Self::Error>;
+}
+
+impl Ready {
+    /// Carries out this Ready through `shell`, in the one order that keeps every promise
+    /// durable. This is THE durability rule of the node: the driver and the simulator both
+    /// run it, and nothing else orders these steps.
+    ///
+    /// 1. A leader's replication leaves first, so that followers persist in parallel with
+    ///    the leader's own fsync (Raft thesis §10.2.1): it promises nothing about this
+    ///    node's disk.
+    /// 2. Committed entries that earlier Readies made durable are applied, and their writes
+    ///    answered, without waiting for this Ready's fsync; then the confirmed reads are
+    ///    taken.
+    /// 3. The snapshot, entries and hard state are written, then synced once.
+    /// 4. Only then do votes and acknowledgements leave: they promise what is on disk.
+    /// 5. The remaining committed entries (which may be among those just written) are
+    ///    applied, failed reads are answered, and the core is told the Ready is done.
+    ///
+    /// An error from a step stops the Ready there, without advancing: for the driver that
+    /// is fatal, for the simulator a crash.
+    pub fn handle<S: ReadyShell>(mut self, shell: &mut S) -> Result<(), S::Error> {
+        shell.before(Step::SendReplication)?;
+        shell.send(self.take_unpersisted_sends())?;
+        shell.before(Step::ApplyDurable)?;
+        shell.apply(self.take_durable_committed())?;
+        shell.before(Step::ConfirmReads)?;
+        shell.confirm_reads(std::mem::take(&mut self.read_states))?;
+        shell.before(Step::Persist)?;
+        shell.persist(self.snapshot.as_ref(), &self.entries, self.hard_state)?;
+        shell.before(Step::Sync)?;
+        shell.sync()?;
+        shell.before(Step::SendAcknowledgements)?;
+        shell.send(self.messages)?;
+        shell.before(Step::ApplyCommitted)?;
+        shell.apply(self.committed_entries)?;
+        shell.before(Step::FailReads)?;
+        shell.fail_reads(self.failed_reads)?;
+        shell.before(Step::Advance)?;
+        shell.advance()
     }
 }
 
@@ -344,6 +452,121 @@ mod tests {
             "the snapshot replaces the state first"
         );
         assert_eq!(from_snapshot.committed_entries.len(), 1);
+    }
+
+    /// Records the steps it is asked to carry out, and can fail one.
+    #[derive(Default)]
+    struct Recorder {
+        log: Vec<String>,
+        fail_before: Option<Step>,
+    }
+
+    impl ReadyShell for Recorder {
+        type Error = Step;
+
+        fn before(&mut self, step: Step) -> Result<(), Step> {
+            match self.fail_before {
+                Some(failing) if failing == step => Err(step),
+                _ => Ok(()),
+            }
+        }
+
+        fn send(&mut self, messages: Vec<Message>) -> Result<(), Step> {
+            let tos: Vec<NodeId> = messages.iter().map(|message| message.to).collect();
+            self.log.push(format!("send to {tos:?}"));
+            Ok(())
+        }
+
+        fn apply(&mut self, entries: Vec<Entry>) -> Result<(), Step> {
+            let indexes: Vec<Index> = entries.iter().map(|entry| entry.index).collect();
+            self.log.push(format!("apply {indexes:?}"));
+            Ok(())
+        }
+
+        fn confirm_reads(&mut self, reads: Vec<ReadState>) -> Result<(), Step> {
+            self.log.push(format!("confirm {} reads", reads.len()));
+            Ok(())
+        }
+
+        fn persist(
+            &mut self,
+            snapshot: Option<&Snapshot>,
+            entries: &[Entry],
+            hard_state: Option<HardState>,
+        ) -> Result<(), Step> {
+            self.log.push(format!(
+                "persist snapshot {} entries {} hard state {}",
+                snapshot.is_some(),
+                entries.len(),
+                hard_state.is_some()
+            ));
+            Ok(())
+        }
+
+        fn sync(&mut self) -> Result<(), Step> {
+            self.log.push("sync".to_string());
+            Ok(())
+        }
+
+        fn fail_reads(&mut self, request_ids: Vec<u64>) -> Result<(), Step> {
+            self.log.push(format!("fail reads {request_ids:?}"));
+            Ok(())
+        }
+
+        fn advance(&mut self) -> Result<(), Step> {
+            self.log.push("advance".to_string());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn handle_sends_promises_only_after_the_sync_and_applies_durable_entries_before_it() {
+        let append = MessageBody::AppendEntries {
+            prev_log_index: 4,
+            prev_log_term: 2,
+            entries: vec![],
+            leader_commit: 4,
+        };
+        let vote = MessageBody::RequestVoteResponse { granted: true };
+        let ready = Ready {
+            hard_state: Some(HardState::default()),
+            entries: vec![entry(5, 2), entry(6, 2)],
+            messages: vec![message(1, 2, 2, append), message(1, 3, 2, vote)],
+            committed_entries: (3..=6).map(|index| entry(index, 2)).collect(),
+            read_states: vec![ReadState {
+                request_id: 7,
+                index: 4,
+            }],
+            failed_reads: vec![8],
+            ..Ready::default()
+        };
+        let mut shell = Recorder::default();
+        ready.clone().handle(&mut shell).unwrap();
+        assert_eq!(
+            shell.log,
+            [
+                "send to [2]",
+                "apply [3, 4]",
+                "confirm 1 reads",
+                "persist snapshot false entries 2 hard state true",
+                "sync",
+                "send to [3]",
+                "apply [5, 6]",
+                "fail reads [8]",
+                "advance",
+            ]
+        );
+
+        let mut failing = Recorder {
+            fail_before: Some(Step::Sync),
+            ..Recorder::default()
+        };
+        assert_eq!(ready.handle(&mut failing), Err(Step::Sync));
+        assert_eq!(
+            failing.log.last().map(String::as_str),
+            Some("persist snapshot false entries 2 hard state true"),
+            "a failed step stops the Ready: nothing is promised, nothing advanced"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!
 //! # On disk
 //!
-//! A data dir holds WAL segments `segment-<sequence>.wal` (`wal.rs`) and one snapshot file
+//! A data dir holds WAL segments `segment-<sequence>.wal` (`wal/`) and one snapshot file
 //! `snapshot-<index>-<term>.snap` (`snapshot.rs`). Both are made of records (`record.rs`):
 //! a length, a CRC32C of the body and a CRC32C of the header itself, then the body, one
 //! kind byte and a postcard payload. A whole batch of entries is one record. Every segment
@@ -41,8 +41,8 @@
 //!    corruption. (With `fsync` off no marks are written, as nothing is durable anyway.)
 //!
 //! The newest segment also ends in zeros in normal operation: the WAL writes zeros ahead of
-//! its records (see `wal.rs`). A rest of the file that is all zeros, from a record boundary
-//! on, is simply the end of the log and is cut without a warning.
+//! its records (see `wal/writer.rs`). A rest of the file that is all zeros, from a record
+//! boundary on, is simply the end of the log and is cut without a warning.
 //!
 //! Anything else is *corruption* and stops start-up with [`StorageError::Corrupt`], naming
 //! the file and byte offset: a damaged record followed by non-zero data, any damage in an

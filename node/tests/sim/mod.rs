@@ -56,13 +56,18 @@ pub fn run_seeds(test_name: &str, scenario: Scenario, default_seeds: u64) -> Tot
     }
     eprintln!(
         "{test_name}: {} seeds passed in {:.1?}: {} ticks, {} crashes, {} leader terms, {} writes \
-         acknowledged, {} reads checked, {} snapshots installed; recovery took at most {} ticks",
+         acknowledged, {} not applied, {} displaced by a later proposal at their index ({} of \
+         them applied after all), {} reads checked, {} snapshots installed; recovery took at \
+         most {} ticks",
         totals.seeds,
         started.elapsed(),
         totals.sum(|run| run.ticks),
         totals.sum(|run| run.crashes),
         totals.sum(|run| run.terms_with_leaders),
         totals.sum(|run| run.writes_acked),
+        totals.sum(|run| run.writes_not_applied),
+        totals.sum(|run| run.displaced_writes),
+        totals.sum(|run| run.displaced_writes_applied),
         totals.sum(|run| run.reads_checked),
         totals.sum(|run| run.snapshots_installed),
         totals

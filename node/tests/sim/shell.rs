@@ -1,15 +1,15 @@
-//! A simulated shell around one Raft node, doing what the real one (`node/src/driver.rs`)
-//! does with each Ready, in the same order: send the leader's replication, apply what
-//! earlier Readies made durable and take the confirmed reads, persist and sync, send votes and acknowledgements, apply
-//! the rest, advance, and compact. It can crash at any step, losing everything that was not
-//! synced, including a commit index that the WAL writes without an fsync of its own.
+//! A simulated shell around one Raft node. It carries out each Ready through the same
+//! `Ready::handle` as the real one (`node/src/driver.rs`), so both follow one durability
+//! order; this file only implements the steps, then compacts. It can crash before a step,
+//! losing everything that was not synced, including a commit index that the WAL writes
+//! without an fsync of its own.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use bytes::Bytes;
 use faultline_node::raft::{
-    Config, Entry, HardState, Index, Message, NodeId, Payload, Raft, ReadState, Ready, Snapshot,
-    SnapshotMeta, Term,
+    Config, Entry, HardState, Index, Message, NodeId, Payload, Raft, ReadState, ReadyShell,
+    Snapshot, SnapshotMeta, Step, Term,
 };
 
 use super::invariants::Invariants;
@@ -53,17 +53,17 @@ impl Disk {
         self.snapshot_meta().index + self.entries.len() as Index
     }
 
-    /// Writes a Ready the way the WAL must: a received snapshot replaces the whole log, and
-    /// entries replace everything from their first index on.
-    fn persist(&mut self, ready: &Ready) -> Result<(), String> {
-        if let Some(snapshot) = &ready.snapshot {
+    /// Writes what a Ready persisted, at its sync, the way the WAL must: a received snapshot
+    /// replaces the whole log, and entries replace everything from their first index on.
+    fn persist(&mut self, written: &Unsynced) -> Result<(), String> {
+        if let Some(snapshot) = &written.snapshot {
             self.snapshot = Some(snapshot.clone());
             self.entries.clear();
             // `Storage::install_snapshot` syncs what was written so far, not the hard state
             // that comes after it.
             self.synced_hard_state = self.hard_state;
         }
-        if let Some(first) = ready.entries.first() {
+        if let Some(first) = written.entries.first() {
             let start = self.snapshot_meta().index + 1;
             if first.index < start || first.index > self.last_index() + 1 {
                 return Err(format!(
@@ -73,14 +73,14 @@ impl Disk {
                 ));
             }
             self.entries.truncate((first.index - start) as usize);
-            self.entries.extend(ready.entries.iter().cloned());
+            self.entries.extend(written.entries.iter().cloned());
         }
-        if let Some(hard_state) = ready.hard_state {
+        if let Some(hard_state) = written.hard_state {
             self.hard_state = hard_state;
         }
         let only_commit_changed = self.hard_state.term == self.synced_hard_state.term
             && self.hard_state.vote == self.synced_hard_state.vote;
-        if !ready.entries.is_empty() || !only_commit_changed {
+        if !written.entries.is_empty() || !only_commit_changed {
             self.synced_hard_state = self.hard_state;
         }
         Ok(())
@@ -96,6 +96,13 @@ impl Disk {
         self.entries.drain(..covered.min(self.entries.len()));
         self.snapshot = Some(snapshot);
     }
+}
+
+/// What a Ready persisted and its sync has not yet made durable.
+struct Unsynced {
+    snapshot: Option<Snapshot>,
+    entries: Vec<Entry>,
+    hard_state: Option<HardState>,
 }
 
 /// The replicated state machine: a running digest of every entry applied, so two nodes
@@ -153,8 +160,8 @@ impl StateMachine {
 pub enum CrashPoint {
     /// The Ready is lost entirely.
     BeforePersist,
-    /// A leader's replication was sent and entries made durable earlier were applied, but
-    /// nothing of this Ready reached the disk.
+    /// A leader's replication was sent and entries made durable earlier were applied; this
+    /// Ready was written but not synced, so none of it reached the disk.
     BeforeSync,
     /// Persisted, but its messages never left.
     AfterPersist,
@@ -164,11 +171,25 @@ pub enum CrashPoint {
     BetweenReadies,
 }
 
+impl CrashPoint {
+    /// The step of `Ready::handle` the crash strikes before (none: after the last).
+    fn step(self) -> Option<Step> {
+        match self {
+            CrashPoint::BeforePersist => Some(Step::SendReplication),
+            CrashPoint::BeforeSync => Some(Step::Sync),
+            CrashPoint::AfterPersist => Some(Step::SendAcknowledgements),
+            CrashPoint::AfterSend => Some(Step::ApplyCommitted),
+            CrashPoint::BetweenReadies => None,
+        }
+    }
+}
+
 /// What a node's Readies produced in one round, for the simulation to route and check.
 #[derive(Default)]
 pub struct Outbox {
     pub messages: Vec<Message>,
-    pub applied: Vec<(NodeId, Entry)>,
+    /// Each entry applied, with the state digest after it.
+    pub applied: Vec<(NodeId, Entry, u64)>,
     pub read_states: Vec<(NodeId, ReadState)>,
     pub failed_reads: Vec<(NodeId, u64)>,
     pub snapshots_installed: u64,
@@ -237,41 +258,18 @@ impl Shell {
         out: &mut Outbox,
     ) -> Result<(), String> {
         while let Some(raft) = self.raft.as_mut().filter(|raft| raft.has_ready()) {
-            let mut ready = raft.ready();
-            if crash == Some(CrashPoint::BeforePersist) {
-                self.crash();
-                return Ok(());
-            }
-            out.messages.extend(ready.take_unpersisted_sends());
-            let durable = ready.take_durable_committed();
-            self.apply(None, durable, invariants, out)?;
-            out.read_states
-                .extend(ready.read_states.drain(..).map(|read| (self.id, read)));
-            if crash == Some(CrashPoint::BeforeSync) {
-                self.crash();
-                return Ok(());
-            }
-            self.disk.persist(&ready)?;
-            invariants.check_persisted(self.id, &self.disk, &ready.entries)?;
-            if crash == Some(CrashPoint::AfterPersist) {
-                self.crash();
-                return Ok(());
-            }
-            out.messages.extend(ready.messages);
-            if crash == Some(CrashPoint::AfterSend) {
-                self.crash();
-                return Ok(());
-            }
-            self.apply(
-                ready.snapshot.as_ref(),
-                ready.committed_entries,
+            let ready = raft.ready();
+            let mut steps = ReadySteps {
+                shell: self,
                 invariants,
                 out,
-            )?;
-            out.failed_reads
-                .extend(ready.failed_reads.into_iter().map(|id| (self.id, id)));
-            if let Some(raft) = self.raft.as_mut() {
-                raft.advance();
+                crash: crash.and_then(CrashPoint::step),
+                unsynced: None,
+            };
+            match ready.handle(&mut steps) {
+                Ok(()) => {}
+                Err(Stop::Crashed) => return Ok(()),
+                Err(Stop::Violation(violation)) => return Err(violation),
             }
             self.maybe_compact()?;
         }
@@ -283,7 +281,6 @@ impl Shell {
 
     fn apply(
         &mut self,
-        snapshot: Option<&Snapshot>,
         committed: Vec<Entry>,
         invariants: &mut Invariants,
         out: &mut Outbox,
@@ -293,11 +290,6 @@ impl Shell {
             .raft
             .as_ref()
             .map_or(Term::MAX, |raft| raft.status().term);
-        if snapshot.is_some() {
-            self.state = StateMachine::restore(snapshot)?;
-            invariants.check_restored(self.id, &self.state)?;
-            out.snapshots_installed += 1;
-        }
         for entry in committed {
             if entry.index != self.state.applied + 1 {
                 return Err(format!(
@@ -307,7 +299,7 @@ impl Shell {
             }
             self.state.apply(&entry);
             invariants.check_applied(self.id, term, &entry, self.state.digest)?;
-            out.applied.push((self.id, entry));
+            out.applied.push((self.id, entry, self.state.digest));
         }
         Ok(())
     }
@@ -325,6 +317,109 @@ impl Shell {
                 .map_err(|error| format!("node {} cannot compact: {error}", self.id))?;
         }
         self.disk.compact(snapshot);
+        Ok(())
+    }
+}
+
+/// Why the simulated shell stopped in the middle of a Ready.
+enum Stop {
+    /// It crashed, as it was told to: not a failure.
+    Crashed,
+    /// An invariant broke.
+    Violation(String),
+}
+
+impl From<String> for Stop {
+    fn from(violation: String) -> Stop {
+        Stop::Violation(violation)
+    }
+}
+
+/// The simulated shell's part of each step of one Ready (the order is `Ready::handle`'s):
+/// what it sends, applies and answers goes to the [`Outbox`], what it persists waits in
+/// `unsynced` until the sync.
+struct ReadySteps<'a> {
+    shell: &'a mut Shell,
+    invariants: &'a mut Invariants,
+    out: &'a mut Outbox,
+    /// Crash before this step.
+    crash: Option<Step>,
+    unsynced: Option<Unsynced>,
+}
+
+impl ReadyShell for ReadySteps<'_> {
+    type Error = Stop;
+
+    fn before(&mut self, step: Step) -> Result<(), Stop> {
+        if self.crash == Some(step) {
+            // What was written and not synced is lost with the process.
+            self.shell.crash();
+            return Err(Stop::Crashed);
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, messages: Vec<Message>) -> Result<(), Stop> {
+        self.out.messages.extend(messages);
+        Ok(())
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), Stop> {
+        Ok(self.shell.apply(entries, self.invariants, self.out)?)
+    }
+
+    fn confirm_reads(&mut self, reads: Vec<ReadState>) -> Result<(), Stop> {
+        let id = self.shell.id;
+        self.out
+            .read_states
+            .extend(reads.into_iter().map(|read| (id, read)));
+        Ok(())
+    }
+
+    fn persist(
+        &mut self,
+        snapshot: Option<&Snapshot>,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<(), Stop> {
+        if snapshot.is_some() {
+            // The state machine restarts from the snapshot, as the driver's store does.
+            self.shell.state = StateMachine::restore(snapshot)?;
+            self.invariants
+                .check_restored(self.shell.id, &self.shell.state)?;
+        }
+        self.unsynced = Some(Unsynced {
+            snapshot: snapshot.cloned(),
+            entries: entries.to_vec(),
+            hard_state,
+        });
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), Stop> {
+        if let Some(unsynced) = self.unsynced.take() {
+            self.shell.disk.persist(&unsynced)?;
+            if unsynced.snapshot.is_some() {
+                self.out.snapshots_installed += 1;
+            }
+            self.invariants
+                .check_persisted(self.shell.id, &self.shell.disk, &unsynced.entries)?;
+        }
+        Ok(())
+    }
+
+    fn fail_reads(&mut self, request_ids: Vec<u64>) -> Result<(), Stop> {
+        let id = self.shell.id;
+        self.out
+            .failed_reads
+            .extend(request_ids.into_iter().map(|request_id| (id, request_id)));
+        Ok(())
+    }
+
+    fn advance(&mut self) -> Result<(), Stop> {
+        if let Some(raft) = self.shell.raft.as_mut() {
+            raft.advance();
+        }
         Ok(())
     }
 }

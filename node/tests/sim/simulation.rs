@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use faultline_node::raft::{Config, NodeId, NotLeader};
+use faultline_node::raft::{Config, NodeId, NotLeader, Raft, Role, Term};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -27,6 +27,21 @@ pub struct Scenario {
     pub recovery_ticks: u64,
     /// The simulated shell compacts its log every this many applied entries.
     pub compact_threshold: Option<u64>,
+    /// How the fault phase cuts the network.
+    pub partitions: Partitions,
+}
+
+/// How the fault phase cuts the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Partitions {
+    /// Now and then one node is isolated, the cluster is split in two, or one link is cut
+    /// one way; cuts add up until the network heals.
+    Random,
+    /// Every leader of a new term is cut off at once, together with the leader before it
+    /// (the harness's `partition-leader`, made relentless). Entries of several terms then
+    /// sit uncommitted on different minorities: a leader reuses log indexes where its own
+    /// earlier writes still wait, and another node sometimes commits those writes after all.
+    NewLeaderWithPredecessor,
 }
 
 /// What a passing run did, to show that the faults were exercised.
@@ -37,6 +52,12 @@ pub struct RunStats {
     pub terms_with_leaders: u64,
     pub commit_index: u64,
     pub writes_acked: u64,
+    /// Writes answered "not applied": another entry was applied at their index.
+    pub writes_not_applied: u64,
+    /// Proposals at an index where an earlier write still waited on the same node.
+    pub displaced_writes: u64,
+    /// Displaced writes that were applied after all.
+    pub displaced_writes_applied: u64,
     pub reads_checked: u64,
     pub snapshots_installed: u64,
     /// Ticks from healing until a new write was applied everywhere.
@@ -68,6 +89,17 @@ struct Simulation {
     stats: RunStats,
     /// The most recent events, kept only when replaying one seed.
     trace: Option<VecDeque<String>>,
+    /// For [`Partitions::NewLeaderWithPredecessor`]: the leaders seen so far.
+    leaders: LeaderChanges,
+}
+
+/// The latest leaders, as seen at the start of each tick.
+#[derive(Default)]
+struct LeaderChanges {
+    /// The newest term seen with a leader.
+    term: Term,
+    current: Option<NodeId>,
+    previous: Option<NodeId>,
 }
 
 const TRACE_LINES: usize = 400;
@@ -135,6 +167,7 @@ impl Simulation {
             rates,
             stats: RunStats::default(),
             trace: trace.then(VecDeque::new),
+            leaders: LeaderChanges::default(),
         })
     }
 
@@ -188,6 +221,9 @@ impl Simulation {
         self.stats.terms_with_leaders = self.invariants.terms_with_leaders() as u64;
         self.stats.commit_index = self.invariants.commit_index();
         self.stats.writes_acked = self.clients.writes_acked;
+        self.stats.writes_not_applied = self.clients.writes_not_applied;
+        self.stats.displaced_writes = self.clients.displaced_writes;
+        self.stats.displaced_writes_applied = self.clients.displaced_writes_applied;
         self.stats.reads_checked = self.clients.reads_checked;
         self.stats
     }
@@ -252,8 +288,8 @@ impl Simulation {
                 }
             }
         }
-        for (node, entry) in &out.applied {
-            self.clients.applied(*node, entry)?;
+        for (node, entry, digest) in &out.applied {
+            self.clients.applied(*node, entry, *digest)?;
         }
         for (node, read) in out.read_states {
             self.clients.read_confirmed(node, read)?;
@@ -312,8 +348,13 @@ impl Simulation {
                 self.crash_next[at] = Some(pick(&mut self.rng, &points));
             }
         }
-        if self.rng.random_bool(self.rates.partition) {
-            self.partition();
+        match self.scenario.partitions {
+            Partitions::Random => {
+                if self.rng.random_bool(self.rates.partition) {
+                    self.partition();
+                }
+            }
+            Partitions::NewLeaderWithPredecessor => self.cut_off_new_leader(),
         }
         if self.rng.random_bool(self.rates.heal) {
             self.note(|| "heal".to_string());
@@ -336,6 +377,32 @@ impl Simulation {
             _ => self.network.cut_one_way(shuffled[0], shuffled[1]),
         }
         self.note(|| format!("partition {shuffled:?}"));
+    }
+
+    /// If a node leads a newer term than any seen so far, cuts it off together with the
+    /// leader before it (replacing the previous cut).
+    fn cut_off_new_leader(&mut self) {
+        let Some(leader) = self
+            .shells
+            .iter()
+            .filter_map(|shell| shell.raft.as_ref().map(Raft::status))
+            .filter(|status| status.role == Role::Leader)
+            .max_by_key(|status| status.term)
+        else {
+            return;
+        };
+        if leader.term <= self.leaders.term {
+            return;
+        }
+        self.leaders.term = leader.term;
+        if self.leaders.current != Some(leader.id) {
+            self.leaders.previous = self.leaders.current.replace(leader.id);
+        }
+        let mut side = vec![leader.id];
+        side.extend(self.leaders.previous);
+        self.network.heal();
+        self.network.partition(&side, &self.ids);
+        self.note(|| format!("cut off {side:?}, leader of term {}", leader.term));
     }
 
     fn node_down(&mut self, at: usize) {
