@@ -1,7 +1,8 @@
 //! The cluster under test: one `faultline-node` process per node, node i named `n{i}` on its
 //! own loopback address 127.0.0.(10+i), with its own ports, data dir and log file under the
-//! run's directory. The nemesis kills, restarts, pauses and resumes nodes through the
-//! [`Cluster`] trait implemented here.
+//! run's directory. The nemesis kills, restarts, powers off, pauses and resumes nodes
+//! through the [`Cluster`] trait implemented here. For power loss, each data dir is a
+//! [`PowerLossDisk`] mounted over it for the run, and written back as plain files at the end.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -12,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use faultline_nemesis::{Cluster, NodeName};
+use faultline_nemesis::{Cluster, NodeName, PowerLossDisk};
 use futures::future::join_all;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -73,6 +74,8 @@ pub struct ClusterOptions {
     pub run_dir: PathBuf,
     /// Passed to every node as `--bug` (the harness does not know what they do).
     pub bugs: Vec<String>,
+    /// Mount a power-loss disk on every data dir, so that nodes can lose power.
+    pub power_loss: bool,
 }
 
 enum ProcessState {
@@ -89,6 +92,9 @@ pub struct ProcessCluster {
     /// `(from, to) -> address` that `from` dials to reach `to` (a proxy, or `to` itself).
     dials: Mutex<BTreeMap<(NodeName, NodeName), SocketAddr>>,
     processes: Mutex<BTreeMap<NodeName, ProcessState>>,
+    /// With power loss: each node's disk, mounted on its data dir until the teardown.
+    power_loss: bool,
+    disks: Mutex<BTreeMap<NodeName, PowerLossDisk>>,
     http: reqwest::Client,
 }
 
@@ -131,6 +137,8 @@ impl ProcessCluster {
             bugs: options.bugs.clone(),
             dials: Mutex::new(BTreeMap::new()),
             processes: Mutex::new(BTreeMap::new()),
+            power_loss: options.power_loss,
+            disks: Mutex::new(BTreeMap::new()),
             http: reqwest::Client::builder()
                 .timeout(STATUS_TIMEOUT)
                 .redirect(reqwest::redirect::Policy::none())
@@ -172,9 +180,48 @@ impl ProcessCluster {
         for spec in &self.specs {
             fs::create_dir_all(spec.data_dir())
                 .with_context(|| format!("creating {}", spec.data_dir().display()))?;
+            if self.power_loss {
+                self.mount_disk(spec).await?;
+            }
             self.spawn(&spec.name)?;
         }
         Ok(())
+    }
+
+    /// Mounts a power-loss disk on the node's data dir.
+    async fn mount_disk(&self, spec: &NodeSpec) -> Result<()> {
+        let data_dir = spec.data_dir();
+        let disk = tokio::task::spawn_blocking(move || PowerLossDisk::mount(&data_dir))
+            .await?
+            .with_context(|| format!("mounting a power-loss disk for {}", spec.name))?;
+        self.disks
+            .lock()
+            .expect("never poisoned")
+            .insert(spec.name.clone(), disk);
+        Ok(())
+    }
+
+    /// Unmounts every power-loss disk, leaving what the nodes wrote as plain files in their
+    /// data dirs. Call it after [`ProcessCluster::stop_all`]; safe on any path and more than
+    /// once. Returns the first failure, after trying every disk.
+    pub async fn unmount_disks(&self) -> Result<()> {
+        let disks = std::mem::take(&mut *self.disks.lock().expect("never poisoned"));
+        let mut first_error = Ok(());
+        for (name, disk) in disks {
+            let unmounted = tokio::task::spawn_blocking(move || {
+                let dir = disk.mountpoint().to_path_buf();
+                disk.unmount_into(&dir)
+            })
+            .await;
+            let result = match unmounted {
+                Ok(result) => result.with_context(|| format!("unmounting the disk of {name}")),
+                Err(panicked) => Err(anyhow!("unmounting the disk of {name}: {panicked}")),
+            };
+            if first_error.is_ok() {
+                first_error = result;
+            }
+        }
+        first_error
     }
 
     /// The command line that starts `name`.
@@ -427,8 +474,22 @@ impl Cluster for ProcessCluster {
         }
     }
 
-    async fn power_off(&self, node: &str, _torn: Option<u64>) -> Result<serde_json::Value> {
-        bail!("cannot cut the power of {node}: its data dir is not on a power-loss disk")
+    async fn power_off(&self, node: &str, torn: Option<u64>) -> Result<serde_json::Value> {
+        if !self
+            .disks
+            .lock()
+            .expect("never poisoned")
+            .contains_key(node)
+        {
+            bail!("cannot cut the power of {node}: its data dir is not on a power-loss disk");
+        }
+        // Dead and reaped first: nothing of the node may write after the cut.
+        self.kill(node).await?;
+        let disks = self.disks.lock().expect("never poisoned");
+        let disk = disks
+            .get(node)
+            .ok_or_else(|| anyhow!("the disk of {node} was unmounted"))?;
+        Ok(disk.lose_unsynced(torn).to_json())
     }
 
     async fn pause(&self, node: &str) -> Result<()> {

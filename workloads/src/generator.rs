@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::keys::{list_key, register_key};
+use faultline_checker::ModelKind;
+
+use crate::keys::{list_key, model_for_key, register_key};
 use crate::op::Op;
 use crate::options::{WorkloadKind, WorkloadOptions};
 
@@ -83,6 +85,21 @@ impl KeySpace {
             ..active
         });
         (self.name)(active.number)
+    }
+
+    /// Gives back the share of an operation on `key` that certainly did not happen, if the
+    /// key is still active: a key then outlives an outage (refused operations do not wear it
+    /// out), and the reads after the outage read what was written before it.
+    fn refund(&self, key: &str) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let active = state
+            .slots
+            .iter_mut()
+            .flatten()
+            .find(|active| (self.name)(active.number) == key);
+        if let Some(active) = active {
+            active.ops = active.ops.saturating_sub(1);
+        }
     }
 
     /// A key no operation has used yet, handed out for one purpose outside the slots.
@@ -159,6 +176,20 @@ impl Generator {
     }
 
     /// The next operation.
+    /// `op` certainly did not happen (refused, no leader): it does not count towards its
+    /// key's share of operations.
+    pub(crate) fn did_not_happen(&self, op: &Op) {
+        match op {
+            Op::Read { key } if model_for_key(key) == Some(ModelKind::ListAppend) => {
+                self.shared.lists.refund(key)
+            }
+            Op::Append { key, .. } => self.shared.lists.refund(key),
+            Op::Read { key } | Op::Write { key, .. } | Op::Cas { key, .. } => {
+                self.shared.registers.refund(key)
+            }
+        }
+    }
+
     pub(crate) fn next_op(&mut self) -> Op {
         let on_register = match self.kind {
             WorkloadKind::Register => true,
@@ -240,6 +271,30 @@ mod tests {
                 other => format!("{} {:?}", other.f(), model_for_key(other.key())),
             })
             .collect()
+    }
+
+    #[test]
+    fn an_operation_that_did_not_happen_does_not_wear_its_key_out() {
+        let options = WorkloadOptions {
+            keys: 1,
+            ops_per_key: 3,
+            ..options(WorkloadKind::Register, 1)
+        };
+        let shared = Arc::new(SharedKeys::new(&options));
+        let mut generator = Generator::new(&options, 0, shared.clone());
+        let first = generator.next_op();
+        for _ in 0..10 {
+            let op = generator.next_op();
+            assert_eq!(op.key(), first.key(), "refused operations keep the key");
+            generator.did_not_happen(&op);
+        }
+        assert_eq!(generator.next_op().key(), first.key());
+        assert_eq!(generator.next_op().key(), first.key());
+        assert_ne!(
+            generator.next_op().key(),
+            first.key(),
+            "three that happened retire it"
+        );
     }
 
     #[test]

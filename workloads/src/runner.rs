@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::generator::{Generator, SharedKeys};
 use crate::op::Op;
 use crate::options::{WorkloadKind, WorkloadOptions};
-use crate::outcome::Outcome;
+use crate::outcome::{CAS_MISMATCH, Outcome};
 use crate::rate::RateLimit;
 use crate::recorder::{Entry, Recorder};
 
@@ -195,7 +195,11 @@ async fn run_client(
                 break;
             }
         }
-        let outcome = perform(&context, &mut process, generator.next_op()).await;
+        let op = generator.next_op();
+        let outcome = perform(&context, &mut process, op.clone()).await;
+        if matches!(&outcome, Outcome::Fail(reason) if reason != CAS_MISMATCH) {
+            generator.did_not_happen(&op);
+        }
         if outcome.is_error() {
             let resume = (Instant::now() + context.backoff).min(context.deadline);
             if !pause_until(resume, &mut stopped).await {

@@ -28,7 +28,7 @@ use anyhow::{Context, Result, bail};
 use faultline_checker::{History, Process, Verdict};
 use faultline_nemesis::{
     BackendOptions, Cluster, Event, FaultKind, Nemesis, PartitionBackend, Partitioner, Schedule,
-    remove_leftover_chains,
+    fuse_available, remove_leftover_chains, remove_leftover_mounts,
 };
 use faultline_workloads::{ClientRun, Endpoint, FinalReads, Recorder, Summary, run_clients};
 use serde_json::json;
@@ -76,8 +76,12 @@ pub async fn run(args: &TestArgs) -> Result<RunOutcome> {
 /// Runs one test that stops early when `interrupt` is set: a suite runs many tests under
 /// one Ctrl-C handler.
 pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutcome> {
-    let options = args.resolve()?;
+    let mut options = args.resolve()?;
+    leave_out_what_cannot_run(args, &mut options).await?;
     let timestamp = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
+    for fault in &options.left_out {
+        eprintln!("faultline test: leaving out {fault}");
+    }
     let run_dir = RunDir::create(&options.store, &options.name, &timestamp)?;
     run_dir.mark_latest(&options.store)?;
     eprintln!(
@@ -96,6 +100,7 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
         binary: options.node_binary.clone(),
         run_dir: run_dir.path.clone(),
         bugs: options.bugs.clone(),
+        power_loss: options.fault_kinds()?.contains(FaultKind::PowerLoss),
     })?);
     if nix::unistd::Uid::effective().is_root() {
         // Chains of earlier runs that were killed before their teardown.
@@ -119,6 +124,9 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
 
     // Teardown runs whatever happened above.
     cluster.stop_all().await;
+    if let Err(e) = cluster.unmount_disks().await {
+        warn!("unmounting the power-loss disks failed: {e:#}");
+    }
     if let Err(e) = network.teardown().await {
         warn!(
             "removing the partitions failed: {:#}",
@@ -165,6 +173,31 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
         summary,
         summary_text,
     })
+}
+
+/// Checks that every fault asked for can run here. Power loss needs FUSE: without it, a
+/// `--nemesis` that names it is refused with the reason, and the default mix goes on
+/// without it, saying so in `left_out`.
+async fn leave_out_what_cannot_run(args: &TestArgs, options: &mut TestOptions) -> Result<()> {
+    let kinds = options.fault_kinds()?;
+    if !kinds.contains(FaultKind::PowerLoss) {
+        return Ok(());
+    }
+    // Mounts of earlier runs that were killed before their teardown.
+    if let Err(e) = tokio::task::spawn_blocking(remove_leftover_mounts).await? {
+        warn!("looking for leftover power-loss mounts failed: {e}");
+    }
+    let Err(reason) = tokio::task::spawn_blocking(fuse_available).await? else {
+        return Ok(());
+    };
+    if args.nemesis.is_some() {
+        bail!("power-loss cannot run here: {reason}");
+    }
+    options.nemesis = kinds.without(FaultKind::PowerLoss).to_string();
+    options
+        .left_out
+        .push(format!("power-loss, because {reason}"));
+    Ok(())
 }
 
 /// How many nemesis events of each kind the history holds.

@@ -45,6 +45,9 @@ pub fn render(p: &Printed) -> String {
         s.duration.as_secs_f64(),
         o.seed
     );
+    for fault in &o.left_out {
+        let _ = writeln!(out, "  left out     {fault}");
+    }
     if !o.bugs.is_empty() {
         let _ = writeln!(out, "  bugs switched on: {}", o.bugs.join(", "));
     }

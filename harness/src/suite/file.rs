@@ -588,10 +588,13 @@ mod tests {
         }
         for fault in ["kill", "pause", "partition", "partition-leader"] {
             assert!(
-                has(
-                    &|t| t.args.nemesis_kinds().to_string().split(',').any(|f| f == fault)
-                        && t.args.bugs.is_empty()
-                ),
+                has(&|t| t
+                    .args
+                    .nemesis_kinds()
+                    .to_string()
+                    .split(',')
+                    .any(|f| f == fault)
+                    && t.args.bugs.is_empty()),
                 "{fault}"
             );
         }
@@ -600,7 +603,8 @@ mod tests {
             && t.expect.allows(Verdict::Invalid)
             && !t.expect.allows(Verdict::Valid)));
         assert!(has(&|t| t.args.bugs == ["early-ack"]
-            && t.args.nemesis_kinds().to_string() == "kill,partition-leader"
+            && t.args.nemesis_kinds().to_string()
+                == "kill,partition-leader"
             && t.expect.allows(Verdict::Invalid)
             && !t.expect.allows(Verdict::Valid)));
         assert!(
