@@ -5,6 +5,7 @@ mod check;
 mod cluster;
 mod faults;
 mod report;
+mod results;
 mod run;
 mod serve;
 mod status_log;

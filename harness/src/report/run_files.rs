@@ -9,7 +9,7 @@ use faultline_checker::History;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::run::RunResults;
+use crate::results::RunResults;
 use crate::status_log::StatusSample;
 
 /// What `test.json` says that the report shows. Only the fields read here are declared, so

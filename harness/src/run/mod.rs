@@ -11,13 +11,10 @@
 //! 4. teardown, on every path: stop every node, remove every firewall rule;
 //! 5. check the history, write `results.json`, print the summary.
 
-mod detection;
 mod interrupt;
 mod options;
 mod progress;
-mod recovery;
 mod summary;
-mod verdict;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,12 +34,11 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use crate::cluster::{ClusterOptions, ProcessCluster};
+use crate::results::{self, Healing, Recovery};
 use crate::status_log;
 use crate::store::RunDir;
 pub use interrupt::Interrupt;
 pub use options::{TestArgs, TestOptions};
-pub use recovery::{FaultRecovery, Recovery};
-pub use verdict::{Healing, RunResults};
 
 /// How long the cluster gets to elect a leader at the start.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -142,7 +138,7 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     }
 
     let started = std::time::Instant::now();
-    let results = verdict::check(
+    let results = results::check(
         &recorded.history,
         options.check_timeout,
         recorded.healing.clone(),

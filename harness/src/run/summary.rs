@@ -8,8 +8,8 @@ use faultline_checker::{CheckResult, LostWritesResult, Verdict};
 use faultline_workloads::{FinalReads, Summary};
 
 use super::options::TestOptions;
-use super::verdict::RunResults;
 use crate::check::text::{key_counts, plural, shout};
+use crate::results::RunResults;
 use crate::store::RunDir;
 
 /// Everything the summary shows.

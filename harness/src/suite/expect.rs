@@ -8,13 +8,13 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use faultline_checker::Verdict;
 
-use crate::run::Recovery;
+use crate::results::Recovery;
 
 /// The verdicts a test may end with and still pass, and the recovery it must show.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expectation {
     verdicts: Vec<Verdict>,
-    /// Every fault's recovery (see [`crate::run::FaultRecovery::recovery`]) must be at most
+    /// Every fault's recovery (see [`crate::results::FaultRecovery::recovery`]) must be at most
     /// this, and none may be missing.
     recovery: Option<Duration>,
 }
@@ -82,7 +82,7 @@ impl Expectation {
         let bound = self.recovery?;
         let slow = recovery.slower_than(bound.as_secs_f64());
         let worst = slow.iter().max_by(|a, b| {
-            let took = |f: &&&crate::run::FaultRecovery| f.recovery.unwrap_or(f64::INFINITY);
+            let took = |f: &&&crate::results::FaultRecovery| f.recovery.unwrap_or(f64::INFINITY);
             took(a).total_cmp(&took(b))
         })?;
         let took = match worst.recovery {
@@ -145,15 +145,16 @@ mod tests {
         let bound = Expectation::recovery_from_toml(&toml::Value::from("1s")).unwrap();
         let expect = Expectation::default().with_recovery(Some(bound));
         assert_eq!(expect.to_string(), "valid, recovery <= 1s");
-        let fault = |fault: &str, start: f64, recovery: Option<f64>| crate::run::FaultRecovery {
-            fault: fault.into(),
-            nodes: vec!["n2".into()],
-            start,
-            end: Some(start + 5.0),
-            after_start: recovery,
-            after_end: None,
-            recovery,
-        };
+        let fault =
+            |fault: &str, start: f64, recovery: Option<f64>| crate::results::FaultRecovery {
+                fault: fault.into(),
+                nodes: vec!["n2".into()],
+                start,
+                end: Some(start + 5.0),
+                after_start: recovery,
+                after_end: None,
+                recovery,
+            };
         let mut recovery = Recovery {
             faults: vec![
                 fault("kill", 1.0, Some(0.3)),

@@ -46,7 +46,7 @@ pub fn ran(test: &SuiteTest, verdict: Verdict) -> Outcome {
             .join("20260101T000000"),
         summary,
         summary_text: format!("{}: ...\nverdict: {verdict}\n", test.name),
-        recovery: crate::run::Recovery::default(),
+        recovery: crate::results::Recovery::default(),
     }))
 }
 

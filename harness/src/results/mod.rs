@@ -1,6 +1,8 @@
-//! A run's verdict from its history: every key checked for linearizability against the model
-//! its workload calls for (cas-register for register keys, list-append for list keys), and
-//! the list keys checked for lost writes. The result is written to `results.json`.
+//! `results.json`: a run's verdict from its history, and what the report and the summary show
+//! beside it. Every key is checked for linearizability against the model its workload calls
+//! for (cas-register for register keys, list-append for list keys), the list keys for lost
+//! writes, and the final phase's healing is folded in; then the first anomaly's time
+//! (`detection.rs`) and each fault's recovery (`recovery.rs`) are measured.
 
 use std::time::Duration;
 
@@ -12,8 +14,11 @@ use faultline_checker::{
 use faultline_workloads::split_by_model;
 use serde::{Deserialize, Serialize};
 
-use super::detection::{Detection, first_detection};
-use super::recovery::Recovery;
+mod detection;
+mod recovery;
+
+pub use detection::{Detection, first_detection};
+pub use recovery::{FaultRecovery, Recovery};
 
 /// What `results.json` holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]

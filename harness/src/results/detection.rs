@@ -91,7 +91,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::run::verdict::{Healing, check};
+    use crate::results::{Healing, check};
 
     const MS: u64 = 1_000_000;
 
