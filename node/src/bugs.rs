@@ -93,6 +93,17 @@ pub struct Bugs {
 }
 
 impl Bugs {
+    /// No bug: the correct node.
+    pub const NONE: Bugs = Bugs {
+        stale_read: false,
+        early_ack: false,
+        forget_vote: false,
+        no_fsync: false,
+        commit_old_term: false,
+        vote_any_log: false,
+        no_truncate: false,
+    };
+
     /// Switches on every bug in `list`.
     pub fn from_list(list: &[Bug]) -> Bugs {
         let mut bugs = Bugs::default();

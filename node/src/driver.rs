@@ -503,10 +503,7 @@ impl ReadyShell for Driver {
                 self.early_acks = entries.to_vec();
             }
         }
-        if let Some(mut hard_state) = hard_state {
-            if self.settings.bugs.forget_vote {
-                hard_state.vote = None;
-            }
+        if let Some(hard_state) = hard_state {
             self.storage
                 .set_hard_state(&hard_state)
                 .context("writing the hard state")?;

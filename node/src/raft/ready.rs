@@ -277,7 +277,9 @@ impl Raft {
         });
         let ready = Ready {
             soft_state: (soft_state != self.ready_tracker.soft_state).then_some(soft_state),
-            hard_state: (hard_state != self.ready_tracker.hard_state).then_some(hard_state),
+            hard_state: (hard_state != self.ready_tracker.hard_state)
+                .then_some(hard_state)
+                .map(|hard_state| self.as_persisted(hard_state)),
             snapshot: self.pending_snapshot.take(),
             entries,
             messages: std::mem::take(&mut self.messages),
@@ -288,6 +290,19 @@ impl Raft {
         self.ready_tracker.soft_state = soft_state;
         self.ready_tracker.hard_state = hard_state;
         ready
+    }
+
+    /// The hard state as the shell is asked to persist it: whole, but for the `forget-vote`
+    /// bug, which leaves the vote out (a restarted node then votes again in its term).
+    fn as_persisted(&self, hard_state: HardState) -> HardState {
+        if self.config.bugs.forget_vote {
+            HardState {
+                vote: None,
+                ..hard_state
+            }
+        } else {
+            hard_state
+        }
     }
 
     /// The shell persisted, sent and applied everything in the last Ready. A leader counts

@@ -80,7 +80,25 @@ pub fn run_seeds(test_name: &str, scenario: Scenario, default_seeds: u64) -> Tot
     totals
 }
 
-fn env_u64(name: &str) -> Option<u64> {
+/// Runs `scenario` over seeds `0..seeds` and counts those that break an invariant (or make
+/// the core panic), with the first of them and why.
+pub fn count_failures(scenario: Scenario, seeds: u64) -> (u64, Option<(u64, String)>) {
+    let mut failed = 0;
+    let mut first = None;
+    for seed in 0..seeds {
+        let outcome = catch_unwind(AssertUnwindSafe(|| simulation::run(scenario, seed, false)));
+        let failure = match outcome {
+            Ok(Ok(_)) => continue,
+            Ok(Err(violation)) => violation,
+            Err(_) => "the core panicked".to_string(),
+        };
+        failed += 1;
+        first.get_or_insert((seed, failure));
+    }
+    (failed, first)
+}
+
+pub fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
     match value.parse() {
         Ok(number) => Some(number),

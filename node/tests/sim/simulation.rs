@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 
+use faultline_node::bugs::Bugs;
 use faultline_node::raft::{Config, NodeId, NotLeader, Raft, Role, Term};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -29,6 +30,8 @@ pub struct Scenario {
     pub compact_threshold: Option<u64>,
     /// How the fault phase cuts the network.
     pub partitions: Partitions,
+    /// Deliberate bugs of the core switched on in every node (none for the safety tests).
+    pub bugs: Bugs,
 }
 
 /// How the fault phase cuts the network.
@@ -136,6 +139,7 @@ impl Simulation {
                     max_inflight,
                     pre_vote,
                     check_quorum,
+                    bugs: scenario.bugs,
                     ..Config::new(id, ids.clone())
                 };
                 Shell::new(config, scenario.compact_threshold)
