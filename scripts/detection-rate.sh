@@ -1,37 +1,86 @@
 #!/usr/bin/env bash
-# How reliably does `faultline test` reach the expected verdict? Runs each scenario of the
-# end-to-end tests RUNS times (default 10) and prints, per scenario, how many runs ended
-# valid (exit 0), invalid (1), unknown (2) or in a harness error (3).
+# How reliably and how fast does a default run catch each bug of the zoo, and does it ever
+# flag the correct node? Runs, one after another:
+#   - every bug the node knows (`faultline-node --help` lists them) RUNS times, as a user
+#     would: `faultline test --bug B --time-limit 30s`, everything else default;
+#   - the correct node CORRECT_RUNS times, taking turns over the default mix and every
+#     single fault (`--nemesis kill`, `--nemesis power-loss`, ...).
+# Prints a Markdown table: per bug, runs caught / RUNS and the median time to detection (from
+# the start of the run to the first anomaly, as the summary's `detected` line gives it); for
+# the correct node, the runs flagged and under which nemesis.
 #
-# Usage: scripts/detection-rate.sh [RUNS=10] [TIME_LIMIT=15s]
+# Usage: scripts/detection-rate.sh [RUNS=20] [CORRECT_RUNS=50] [TIME_LIMIT=30s]
+# Environment: BUGS="stale-read no-fsync" measures only those; DETECTION_STORE=DIR keeps the
+# runs there (else a temp dir, removed at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${1:-10}
-limit=${2:-15s}
+runs=${1:-20}
+correct_runs=${2:-50}
+limit=${3:-30s}
 cargo build --release -p faultline -p faultline-node >/dev/null
-store=$(mktemp -d /tmp/faultline-detection.XXXXXX)
-trap 'rm -rf "$store"' EXIT
+faultline=target/release/faultline
+node=target/release/faultline-node
 
-scenario() {
-  local name=$1 expected=$2
-  shift 2
-  local counts=(0 0 0 0)
-  for _ in $(seq 1 "$runs"); do
-    set +e
-    target/release/faultline test --store "$store" --time-limit "$limit" "$@" >/dev/null 2>&1
-    local code=$?
-    set -e
-    counts[$code]=$((counts[code] + 1))
-  done
-  printf '%-44s expected %-7s  valid %2d  invalid %2d  unknown %2d  error %2d  (of %d)\n' \
-    "$name" "$expected" "${counts[0]}" "${counts[1]}" "${counts[2]}" "${counts[3]}" "$runs"
+store=${DETECTION_STORE:-}
+if [ -z "$store" ]; then
+  store=$(mktemp -d /tmp/faultline-detection.XXXXXX)
+  trap 'rm -rf "$store"' EXIT
+fi
+log="$store/runs.txt"
+: >"$log"
+
+bugs=${BUGS:-$("$node" --help | sed -n 's/^ *- \([a-z-]*\): .*/\1/p')}
+# Every fault the harness knows, from the message that lists them.
+faults=$("$faultline" test --nemesis '?' 2>&1 | sed -n 's/.*valid names (comma-separated): //p' |
+  tr ',' '\n' | tr -d ' ' | grep -vxE 'none|all')
+
+# One run; prints "<exit code> <seconds to detection or ->".
+run() {
+  local out code seconds
+  out=$("$faultline" test --store "$store" --time-limit "$limit" "$@" 2>&1) && code=0 || code=$?
+  seconds=$(printf '%s\n' "$out" | sed -n 's/^ *detected *after \([0-9.]*\) s.*/\1/p' | head -1)
+  printf '%s %s\n' "$code" "${seconds:--}"
+  printf '%s | exit %s | detected %s\n' "$*" "$code" "${seconds:--}" >>"$log"
 }
 
-every_2s=(--nemesis-interval 2s)
-scenario "correct, kill+partition (proxy)" valid "${every_2s[@]}" --nemesis kill,partition --partition-backend proxy
-scenario "correct, partition+leader+pause (auto)" valid "${every_2s[@]}" --nemesis partition,partition-leader,pause
-scenario "stale-read, partition" invalid "${every_2s[@]}" --nemesis partition --bug stale-read
-scenario "early-ack, partition-leader" invalid "${every_2s[@]}" --nemesis partition-leader --bug early-ack
-scenario "early-ack, kill+partition-leader, 2s" invalid "${every_2s[@]}" --nemesis kill,partition-leader --bug early-ack
-scenario "early-ack, kill+partition-leader, 1s (proxy)" invalid --nemesis-interval 1s --nemesis kill,partition-leader --partition-backend proxy --bug early-ack
-scenario "early-ack, kill only" invalid "${every_2s[@]}" --nemesis kill --bug early-ack
+median() {
+  sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+echo "Detection rate, $(date -u +%Y-%m-%d): \`scripts/detection-rate.sh $runs $correct_runs $limit\`"
+echo
+echo "| bug | caught | median time to detection | errors |"
+echo "|---|---|---|---|"
+for bug in $bugs; do
+  caught=0 errors=0 times=()
+  for _ in $(seq 1 "$runs"); do
+    read -r code seconds < <(run --bug "$bug")
+    case $code in
+      1) caught=$((caught + 1)); [ "$seconds" != - ] && times+=("$seconds") ;;
+      3) errors=$((errors + 1)) ;;
+    esac
+  done
+  med=$(printf '%s\n' "${times[@]}" | grep -v '^$' | median)
+  echo "| \`$bug\` | $caught/$runs | ${med} s | $errors |"
+done
+
+flagged=0 errors=0 which=()
+nemeses=(default $faults)
+for i in $(seq 0 $((correct_runs - 1))); do
+  nemesis=${nemeses[$((i % ${#nemeses[@]}))]}
+  if [ "$nemesis" = default ]; then
+    read -r code _ < <(run)
+  else
+    read -r code _ < <(run --nemesis "$nemesis")
+  fi
+  case $code in
+    0) ;;
+    3) errors=$((errors + 1)) ;;
+    *) flagged=$((flagged + 1)); which+=("$nemesis (exit $code)") ;;
+  esac
+done
+echo "| correct node, default mix and each fault in turn | flagged $flagged/$correct_runs | ${which[*]:-} | $errors |"
+if [ -n "${DETECTION_STORE:-}" ]; then
+  echo
+  echo "Every run: $log"
+fi

@@ -49,6 +49,19 @@ impl Bug {
         Bug::NoTruncate,
     ];
 
+    /// The mistake, in one line (for `--help`).
+    pub fn mistake(self) -> &'static str {
+        match self {
+            Bug::StaleRead => "reads served from local state, without ReadIndex",
+            Bug::EarlyAck => "writes acknowledged once appended on the leader, before commit",
+            Bug::ForgetVote => "the vote is not persisted: a restarted node votes again",
+            Bug::NoFsync => "the WAL is never fsynced",
+            Bug::CommitOldTerm => "a leader commits entries of earlier terms by counting replicas",
+            Bug::VoteAnyLog => "votes granted without the up-to-date-log check",
+            Bug::NoTruncate => "a follower keeps the entries after a conflicting one",
+        }
+    }
+
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -60,6 +73,17 @@ impl Bug {
             Bug::VoteAnyLog => "vote-any-log",
             Bug::NoTruncate => "no-truncate",
         }
+    }
+}
+
+/// `--bug` takes the names, and `--help` lists them with what each does.
+impl clap::ValueEnum for Bug {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Bug::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()).help(self.mistake()))
     }
 }
 

@@ -67,8 +67,9 @@ struct Args {
     /// fsync the WAL before acknowledging (turning it off loses acknowledged writes on a crash).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     fsync: bool,
-    /// Switch on a deliberate bug (for testing the harness): stale-read, early-ack, forget-vote.
-    #[arg(long = "bug", value_delimiter = ',')]
+    /// Switch on a deliberate bug of the zoo (for testing the harness); repeatable, or
+    /// comma-separated.
+    #[arg(long = "bug", value_delimiter = ',', value_enum)]
     bugs: Vec<Bug>,
 }
 
