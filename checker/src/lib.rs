@@ -1,16 +1,18 @@
 //! History types and formats, and the checkers: linearizability (Wing–Gong–Lowe search with
-//! Lowe's memoization, per key and in parallel, within a time budget, with counterexamples)
-//! and lost writes.
+//! Lowe's memoization, per key and in parallel, within a time budget, with counterexamples),
+//! lost writes, and diverging replicas (copies of a list read from different nodes that
+//! cannot both be prefixes of one sequence).
 //!
 //! - Read a history: [`History::from_jsonl`], [`read_history`] (JSON Lines, Jepsen EDN, Jepsen
 //!   logs); pair its events into [`Operation`]s with [`operations`].
 //! - Check it: [`check_history`] against a built-in [`ModelKind`], or [`check_operations`]
 //!   against any [`stateright::semantics::SequentialSpec`]; [`lost_writes()`] for append and
-//!   set workloads.
+//!   set workloads; [`divergence()`] for copies of lists read from every node.
 //! - Results ([`CheckResult`], [`LostWritesResult`]) serialize to the JSON the report draws.
 
 pub mod budget;
 pub mod counterexample;
+pub mod divergence;
 mod error;
 pub mod generate;
 pub mod history;
@@ -24,6 +26,7 @@ pub mod wgl;
 
 pub use budget::{Budget, Stop};
 pub use counterexample::{Counterexample, Rejection};
+pub use divergence::{Divergence, DivergenceResult, ListCopy, divergence};
 pub use error::Error;
 pub use history::{Event, EventType, History, Location, Process};
 pub use import::{Format, read_history};

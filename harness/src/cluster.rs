@@ -345,6 +345,27 @@ impl ProcessCluster {
         response.json().await.ok()
     }
 
+    /// The node's own copy of the list `key` (`GET /kv/{key}?stale=true`, served from what
+    /// it has applied, whatever it knows of the leader): `Some(elements)`, empty if it has
+    /// none; `None` if it does not answer in time or the value is not a list.
+    pub async fn local_list(&self, name: &str, key: &str) -> Option<Vec<serde_json::Value>> {
+        let spec = self.spec(name).ok()?;
+        let response = self
+            .http
+            .get(format!("{}/kv/{key}?stale=true", spec.client_url()))
+            .send()
+            .await
+            .ok()?;
+        match response.status() {
+            reqwest::StatusCode::NOT_FOUND => Some(Vec::new()),
+            status if status.is_success() => {
+                let body: serde_json::Value = response.json().await.ok()?;
+                body.get("value")?.as_array().cloned()
+            }
+            _ => None,
+        }
+    }
+
     /// Every node's status, asked concurrently.
     pub async fn statuses(&self) -> Vec<(NodeName, Option<NodeStatus>)> {
         let asks = self

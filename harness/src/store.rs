@@ -80,6 +80,11 @@ impl RunDir {
     pub fn results(&self) -> PathBuf {
         self.path.join("results.json")
     }
+
+    /// Every node's copies of the lists, read for the divergence check.
+    pub fn replicas(&self) -> PathBuf {
+        self.path.join("replicas.jsonl")
+    }
 }
 
 #[cfg(test)]

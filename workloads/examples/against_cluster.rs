@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use faultline_checker::{CheckOptions, ModelKind, check_history, lost_writes};
 use faultline_workloads::{
-    Endpoint, Recorder, Summary, WorkloadOptions, run_clients, split_by_model,
+    Endpoint, KeysInUse, Recorder, Summary, WorkloadOptions, run_clients, split_by_model,
 };
 
 #[tokio::main]
@@ -53,7 +53,8 @@ async fn main() -> Result<()> {
     let recorder = Arc::new(Recorder::to_file(history_path.as_ref(), Instant::now())?);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
     let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or(()) };
-    let mut run = run_clients(&options, &nodes, recorder.clone(), deadline, ctrl_c).await?;
+    let keys = KeysInUse::new(&options);
+    let mut run = run_clients(&options, &nodes, recorder.clone(), &keys, deadline, ctrl_c).await?;
     let final_deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let final_reads = run.final_reads(final_deadline).await?;
     let history = recorder.finish()?;

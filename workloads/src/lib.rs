@@ -15,7 +15,8 @@
 //! let nodes = [Endpoint::new("n1", "http://127.0.0.11:8001"), Endpoint::new("n2", "http://127.0.0.12:8002")];
 //! let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
 //! let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or(()) };
-//! let mut run = run_clients(&options, &nodes, recorder.clone(), deadline, ctrl_c).await?;
+//! let keys = KeysInUse::new(&options); // the lists in use, for anyone watching the run
+//! let mut run = run_clients(&options, &nodes, recorder.clone(), &keys, deadline, ctrl_c).await?;
 //! // ... heal every fault, wait for a leader ...
 //! let final_reads = run.final_reads(tokio::time::Instant::now() + Duration::from_secs(10)).await?;
 //! let history = recorder.finish()?;
@@ -48,5 +49,5 @@ pub use error::Error;
 pub use keys::{LIST_PREFIX, REGISTER_PREFIX, model_for_key, split_by_model};
 pub use options::{MIN_RATE, WorkloadKind, WorkloadOptions};
 pub use recorder::{Counts, Entry, FLUSH_INTERVAL, Recorder};
-pub use runner::{ClientRun, FinalReads, run_clients};
+pub use runner::{ClientRun, FinalReads, KeysInUse, run_clients};
 pub use summary::{Latency, Summary, TypeCounts};

@@ -36,12 +36,13 @@ pub async fn run_clients(
     options: &WorkloadOptions,
     nodes: &[Endpoint],
     recorder: Arc<Recorder>,
+    keys: &KeysInUse,
     deadline: Instant,
     cancel: impl Future<Output = ()>,
 ) -> Result<ClientRun, Error> {
     options.validate()?;
     let client = KvClient::new(nodes, options.client_timeout)?;
-    let keys = Arc::new(SharedKeys::new(options));
+    let keys = keys.0.clone();
     let context = Arc::new(Context {
         client: client.clone(),
         recorder,
@@ -89,6 +90,24 @@ pub async fn run_clients(
         kind: options.kind,
         processes,
     })
+}
+
+/// The keys a run's clients hand out, shared with whoever watches the run while it goes on
+/// (the harness reads the lists back from every node). Make one per run with the run's
+/// options and pass it to [`run_clients`].
+#[derive(Clone)]
+pub struct KeysInUse(Arc<SharedKeys>);
+
+impl KeysInUse {
+    /// The keys of a run with these options; none handed out yet.
+    pub fn new(options: &WorkloadOptions) -> KeysInUse {
+        KeysInUse(Arc::new(SharedKeys::new(options)))
+    }
+
+    /// Every list key handed out so far, oldest first.
+    pub fn list_keys(&self) -> Vec<String> {
+        self.0.list_keys_used()
+    }
 }
 
 /// What a finished run keeps for its final reads.
@@ -345,7 +364,8 @@ mod tests {
         let recorder = Arc::new(Recorder::in_memory(std::time::Instant::now()));
         let nodes = [Endpoint::new("n1", &node.url)];
         let deadline = Instant::now() + length;
-        let run = run_clients(options, &nodes, recorder.clone(), deadline, cancel);
+        let keys = KeysInUse::new(options);
+        let run = run_clients(options, &nodes, recorder.clone(), &keys, deadline, cancel);
         // Bounded, so that a hang fails the test instead of stalling it.
         let run = tokio::time::timeout(Duration::from_secs(30), run).await;
         (run.unwrap().unwrap(), recorder)

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use faultline_checker::{CheckResult, History, LostWritesResult, operations};
+use faultline_checker::{CheckResult, DivergenceResult, History, LostWritesResult, operations};
 use serde::{Deserialize, Serialize};
 
 /// The first anomaly of a run.
@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 pub struct Detection {
     /// Seconds from the start of the run.
     pub seconds: f64,
-    /// What was observed: `not linearizable`, `lost write`, `unexpected element` or
-    /// `did not recover`.
+    /// What was observed: `not linearizable`, `lost write`, `unexpected element`, `replicas
+    /// diverged` or `did not recover`.
     pub anomaly: String,
     /// The key it was observed on, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,6 +31,7 @@ pub fn first_detection(
     history: &History,
     linearizability: &[CheckResult],
     lost_writes: Option<&LostWritesResult>,
+    replicas: Option<&DivergenceResult>,
     gave_up: Option<u64>,
 ) -> Option<Detection> {
     let mut found = Vec::new();
@@ -69,6 +70,15 @@ pub fn first_detection(
                 found.push((time, anomaly, key.key.clone(), Some(read)));
             }
         }
+    }
+    for divergence in replicas.into_iter().flat_map(|r| &r.divergences) {
+        let copy = &divergence.diverging;
+        found.push((
+            copy.time,
+            "replicas diverged",
+            Some(divergence.key.clone()),
+            copy.operation,
+        ));
     }
     if let Some(time) = gave_up {
         found.push((time, "did not recover", None, None));
@@ -118,7 +128,7 @@ mod tests {
             (3000, 1, "invoke", "read", "r1", Value::Null),
             (3100, 1, "ok", "read", "r1", Value::Null),
         ]);
-        let results = check(&h, Duration::from_secs(5), None).unwrap();
+        let results = check(&h, Duration::from_secs(5), None, Vec::new()).unwrap();
         let detection = results.detection.expect("an anomaly");
         assert_eq!(detection.anomaly, "not linearizable");
         assert_eq!(detection.seconds, 2.5);
@@ -136,7 +146,7 @@ mod tests {
             (7000, 1, "invoke", "read", "l1", Value::Null),
             (7250, 1, "ok", "read", "l1", json!([])),
         ]);
-        let results = check(&h, Duration::from_secs(5), None).unwrap();
+        let results = check(&h, Duration::from_secs(5), None, Vec::new()).unwrap();
         let detection = results.detection.expect("an anomaly");
         assert_eq!(detection.seconds, 7.25);
         assert!(
@@ -157,14 +167,14 @@ mod tests {
             gave_up_at: Some(40_000 * MS),
             reason: Some("no write".into()),
         };
-        let results = check(&h, Duration::from_secs(5), Some(healing)).unwrap();
+        let results = check(&h, Duration::from_secs(5), Some(healing), Vec::new()).unwrap();
         assert_eq!(results.valid, faultline_checker::Verdict::Invalid);
         let detection = results.detection.expect("an anomaly");
         assert_eq!(
             (detection.anomaly.as_str(), detection.seconds),
             ("did not recover", 40.0)
         );
-        let clean = check(&h, Duration::from_secs(5), None).unwrap();
+        let clean = check(&h, Duration::from_secs(5), None, Vec::new()).unwrap();
         assert_eq!(clean.valid, faultline_checker::Verdict::Valid);
         assert!(clean.detection.is_none());
     }

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use faultline_checker::{
-    Budget, CheckOptions, CheckResult, History, LostWritesResult, ModelKind, Verdict,
-    check_history, lost_writes,
+    Budget, CheckOptions, CheckResult, DivergenceResult, History, ListCopy, LostWritesResult,
+    ModelKind, Outcome, Verdict, check_history, divergence, lost_writes, operations,
 };
-use faultline_workloads::split_by_model;
+use faultline_workloads::{model_for_key, split_by_model};
 use serde::{Deserialize, Serialize};
 
 mod detection;
@@ -29,6 +29,10 @@ pub struct RunResults {
     pub linearizability: Vec<CheckResult>,
     /// Lost writes of the list keys, if the workload had any.
     pub lost_writes: Option<LostWritesResult>,
+    /// Whether every copy of every list, read from each node and by the clients, is a prefix
+    /// of one sequence; absent if the workload had no lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<DivergenceResult>,
     /// Whether the cluster took writes again once every fault was healed; absent if the run
     /// was interrupted before it could be asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,9 +62,15 @@ pub struct Healing {
     pub reason: Option<String>,
 }
 
-/// Checks a run's history within `budget` (shared by the models, one after another), and
-/// folds in whether the cluster recovered after healing.
-pub fn check(history: &History, budget: Duration, healing: Option<Healing>) -> Result<RunResults> {
+/// Checks a run's history within `budget` (shared by the models, one after another), the
+/// nodes' own `copies` of the lists together with the clients' reads of them, and folds in
+/// whether the cluster recovered after healing.
+pub fn check(
+    history: &History,
+    budget: Duration,
+    healing: Option<Healing>,
+    copies: Vec<ListCopy>,
+) -> Result<RunResults> {
     let mut valid = Verdict::Valid;
     let mut linearizability = Vec::new();
     let mut lost = None;
@@ -82,17 +92,55 @@ pub fn check(history: &History, budget: Duration, healing: Option<Healing>) -> R
             lost = Some(result);
         }
     }
+    let replicas = lost
+        .is_some()
+        .then(|| divergence(copies.into_iter().chain(list_reads(history))));
+    if let Some(replicas) = &replicas {
+        valid = valid.and(replicas.valid);
+    }
     if healing.as_ref().is_some_and(|healing| !healing.recovered) {
         valid = valid.and(Verdict::Invalid);
     }
     let gave_up = healing.as_ref().and_then(|healing| healing.gave_up_at);
-    let detection = first_detection(history, &linearizability, lost.as_ref(), gave_up);
+    let detection = first_detection(
+        history,
+        &linearizability,
+        lost.as_ref(),
+        replicas.as_ref(),
+        gave_up,
+    );
     Ok(RunResults {
         valid,
         linearizability,
         lost_writes: lost,
+        replicas,
         healing,
         detection,
         recovery: Recovery::of(history),
     })
+}
+
+/// The clients' `ok` reads of lists, as copies read through the leader.
+fn list_reads(history: &History) -> Vec<ListCopy> {
+    operations(history)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|op| op.f == "read" && op.outcome == Outcome::Ok)
+        .filter_map(|op| {
+            let key = op.key?;
+            if model_for_key(&key) != Some(ModelKind::ListAppend) {
+                return None;
+            }
+            Some(ListCopy {
+                key,
+                node: None,
+                time: op.return_time?,
+                operation: Some(op.id),
+                value: match op.value {
+                    serde_json::Value::Array(elements) => elements,
+                    _ => Vec::new(),
+                },
+            })
+        })
+        .collect()
 }

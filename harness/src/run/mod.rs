@@ -22,12 +22,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use faultline_checker::ListCopy;
 use faultline_checker::{History, Process, Verdict};
 use faultline_nemesis::{
     BackendOptions, Cluster, Event, FaultKind, Nemesis, PartitionBackend, Partitioner, Schedule,
     fuse_available, remove_leftover_chains, remove_leftover_mounts,
 };
-use faultline_workloads::{ClientRun, Endpoint, FinalReads, Recorder, Summary, run_clients};
+use faultline_workloads::{
+    ClientRun, Endpoint, FinalReads, KeysInUse, Recorder, Summary, run_clients,
+};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -35,8 +38,8 @@ use tracing::warn;
 
 use crate::cluster::{ClusterOptions, ProcessCluster};
 use crate::results::{self, Healing, Recovery};
-use crate::status_log;
 use crate::store::RunDir;
+use crate::{replicas, status_log};
 pub use interrupt::Interrupt;
 pub use options::{TestArgs, TestOptions};
 
@@ -48,6 +51,8 @@ const HEALING_TIMEOUT: Duration = Duration::from_secs(30);
 const FINAL_READS_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often every node's `/status` is sampled for the report.
 const STATUS_INTERVAL: Duration = Duration::from_millis(100);
+/// How often every node's copies of the newest lists are read for the divergence check.
+const REPLICA_INTERVAL: Duration = Duration::from_millis(250);
 
 /// What a finished run left behind.
 pub struct RunOutcome {
@@ -142,6 +147,7 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
         &recorded.history,
         options.check_timeout,
         recorded.healing.clone(),
+        recorded.copies,
     )?;
     let check_time = started.elapsed();
     std::fs::write(run_dir.results(), serde_json::to_vec_pretty(&results)?)
@@ -214,6 +220,8 @@ struct Recorded {
     history: History,
     final_reads: Option<FinalReads>,
     healing: Option<Healing>,
+    /// Every node's copies of the lists, read during the run and at the end.
+    copies: Vec<ListCopy>,
 }
 
 /// Phases 1 to 3: start the nodes, run clients and faults, heal, final reads.
@@ -241,6 +249,15 @@ async fn drive(
     ));
     let progress = progress::start(options.time_limit, recorder.clone());
     let deadline = Instant::from_std(started) + options.time_limit;
+    let workload = options.workload_options()?;
+    let keys = KeysInUse::new(&workload);
+    let sampler = tokio::spawn(replicas::sample(
+        cluster.clone(),
+        keys.clone(),
+        Instant::from_std(started),
+        REPLICA_INTERVAL,
+        stop_polling.subscribe(),
+    ));
 
     let nemesis_recorder = recorder.clone();
     let nemesis = Nemesis::new(cluster.clone(), network.clone(), move |event: Event| {
@@ -262,9 +279,10 @@ async fn drive(
         .map(|s| Endpoint::new(s.name.clone(), s.client_url()))
         .collect();
     let clients = run_clients(
-        &options.workload_options()?,
+        &workload,
         &endpoints,
         recorder.clone(),
+        &keys,
         deadline,
         interrupt.wait(),
     )
@@ -292,8 +310,14 @@ async fn drive(
         }
         healing = Some(outcome);
     }
-    progress.finish();
     let _ = stop_polling.send(true);
+    let mut copies = sampler.await.context("the replica sampler failed")?;
+    if !interrupt.is_set() {
+        progress.set_message("reading every replica");
+        copies.extend(replicas::final_sweep(cluster, &keys, Instant::from_std(started)).await);
+    }
+    progress.finish();
+    replicas::write(&run_dir.replicas(), &copies)?;
     let history = recorder.finish()?;
     match poller.await {
         Ok(Err(e)) => warn!("sampling node status failed: {e:#}"),
@@ -306,6 +330,7 @@ async fn drive(
         history,
         final_reads,
         healing,
+        copies,
     })
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use faultline_checker::{CheckResult, LostWritesResult, Verdict};
+use faultline_checker::{CheckResult, DivergenceResult, ListCopy, LostWritesResult, Verdict};
 use faultline_workloads::{FinalReads, Summary};
 
 use super::options::TestOptions;
@@ -122,6 +122,9 @@ pub fn render(p: &Printed) -> String {
     }
     if let Some(lost) = &p.results.lost_writes {
         write_lost_writes(&mut out, lost);
+    }
+    if let Some(replicas) = &p.results.replicas {
+        write_replicas(&mut out, replicas);
     }
     if let Some(reads) = p.final_reads.filter(|r| !r.unread.is_empty()) {
         let _ = writeln!(out, "  final reads failed for: {}", reads.unread.join(", "));
@@ -270,5 +273,53 @@ fn write_recovery(out: &mut String, results: &RunResults) {
             );
         }
         None => {}
+    }
+}
+
+/// Whether every copy of every list agrees, and the first divergences.
+fn write_replicas(out: &mut String, replicas: &DivergenceResult) {
+    let copies = match replicas.copies {
+        1 => "1 copy".to_string(),
+        n => format!("{n} copies"),
+    };
+    let verdict = if replicas.valid == Verdict::Valid {
+        "agree".to_string()
+    } else {
+        format!(
+            "compared; {} diverge",
+            plural(replicas.divergences.len(), "list")
+        )
+    };
+    let _ = writeln!(
+        out,
+        "  replicas     {}: {copies} of {} (each node's own, and the clients' reads) {verdict}",
+        shout(replicas.valid),
+        plural(replicas.keys, "list"),
+    );
+    let place = |copy: &ListCopy| match (&copy.node, copy.operation) {
+        (Some(node), _) => format!("on {node}"),
+        (None, Some(op)) => format!("read by #{op}"),
+        (None, None) => "read".to_string(),
+    };
+    for found in replicas.divergences.iter().take(KEYS_SHOWN) {
+        let (agreed, diverging) = (&found.agreed, &found.diverging);
+        let _ = writeln!(
+            out,
+            "               {}: {} at {:.2} s is {}, but {} at {:.2} s was {}",
+            found.key,
+            place(diverging),
+            diverging.time as f64 / 1e9,
+            shorten(&serde_json::Value::from(diverging.value.clone()).to_string()),
+            place(agreed),
+            agreed.time as f64 / 1e9,
+            shorten(&serde_json::Value::from(agreed.value.clone()).to_string()),
+        );
+    }
+    if replicas.divergences.len() > KEYS_SHOWN {
+        let _ = writeln!(
+            out,
+            "               ... and {} more diverging lists",
+            replicas.divergences.len() - KEYS_SHOWN
+        );
     }
 }
