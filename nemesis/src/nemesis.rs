@@ -157,7 +157,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         deadline: Instant,
         mut stopped: watch::Receiver<bool>,
     ) -> Result<(), NemesisError> {
-        if !wait_until(start, deadline, &mut stopped).await {
+        if planner.is_idle() || !wait_until(start, deadline, &mut stopped).await {
             return Ok(());
         }
         while Instant::now() < deadline {
@@ -636,7 +636,7 @@ mod tests {
             move |event: Event| timeline.lock().unwrap().push((event.f, started.elapsed()))
         };
         let nemesis = Nemesis::new(cluster.clone(), network, sink);
-        let deadline = started + Duration::from_millis(4500);
+        let deadline = started + Duration::from_millis(5000);
         nemesis
             .run(&schedule("pause", 1), deadline, std::future::pending())
             .await
@@ -646,12 +646,12 @@ mod tests {
         assert_eq!(
             *timeline.lock().unwrap(),
             [
-                (EventName::Pause, seconds(0.0)),
-                (EventName::Resume, seconds(1.0)),
-                (EventName::Pause, seconds(2.0)),
-                (EventName::Resume, seconds(3.0)),
-                (EventName::Pause, seconds(4.0)),
-                (EventName::Resume, seconds(4.5)),
+                (EventName::Pause, seconds(0.5)),
+                (EventName::Resume, seconds(1.5)),
+                (EventName::Pause, seconds(2.5)),
+                (EventName::Resume, seconds(3.5)),
+                (EventName::Pause, seconds(4.5)),
+                (EventName::Resume, seconds(5.0)),
             ]
         );
         assert!(cluster.paused().is_empty());
@@ -661,14 +661,14 @@ mod tests {
     async fn cancelling_heals_the_faults_in_force_and_returns() {
         let setup = setup(3);
         let started = Instant::now();
-        let cancel = tokio::time::sleep(Duration::from_millis(2700));
+        let cancel = tokio::time::sleep(Duration::from_millis(3200));
         let deadline = started + Duration::from_secs(600);
         setup
             .nemesis
             .run(&schedule("kill,partition", 9), deadline, cancel)
             .await
             .expect("schedule ran");
-        assert_eq!(Instant::now(), started + Duration::from_millis(2700));
+        assert_eq!(Instant::now(), started + Duration::from_millis(3200));
         // The network lane runs half an interval behind the process lane; at the
         // cancellation both lanes heal, in either order.
         let mut names = names(&setup.events);

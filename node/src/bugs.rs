@@ -32,8 +32,9 @@ pub enum Bug {
     /// (Raft §5.4.1): a node that missed committed entries can win and overwrite them.
     VoteAnyLog,
     /// A follower overwrites the entries the leader sends but keeps whatever followed a
-    /// conflicting entry (Figure 2, AppendEntries rule 3): its log stops matching the
-    /// leader's, and later consistency checks pass on entries no leader sent.
+    /// conflicting entry (Figure 2, AppendEntries rule 3), and so acknowledges its whole log
+    /// as the leader's: the leader counts entries the follower does not hold, and the
+    /// follower commits and applies entries no leader sent it.
     NoTruncate,
 }
 

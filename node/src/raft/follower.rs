@@ -58,9 +58,13 @@ impl Raft {
         let prev_index = append.prev_log_index;
         match self.log.term(prev_index) {
             Some(term) if term == append.prev_log_term => {
-                let last_new = prev_index + append.entries.len() as Index;
+                let mut last_new = prev_index + append.entries.len() as Index;
                 if self.config.bugs.no_truncate {
+                    // The mistake, whole: the suffix after a conflict stays, and the log is
+                    // then taken for the leader's to its end (what "matches" means to a
+                    // follower that never removes anything).
                     self.log.overwrite_keeping_suffix(append.entries);
+                    last_new = last_new.max(self.log.last_index());
                 } else {
                     self.log.append_from_leader(append.entries);
                 }
@@ -235,7 +239,11 @@ mod tests {
             &[1, 1, 2, 2],
         );
         raft.step(append(3, (2, 1), &[(3, 3)], 0));
-        assert_eq!(response(&mut raft).1, accepted(3));
+        assert_eq!(
+            response(&mut raft).1,
+            accepted(4),
+            "the whole log is acknowledged"
+        );
         assert_eq!(log_terms(&raft), [1, 1, 3, 2], "entry 4 of term 2 survived");
     }
 
