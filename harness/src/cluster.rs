@@ -52,6 +52,16 @@ impl NodeSpec {
     }
 }
 
+/// A node process that exited by itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeExit {
+    pub node: NodeName,
+    /// How it exited, e.g. `exit status: 1`.
+    pub status: String,
+    /// The last error its log holds (or its last line): why, as far as it said.
+    pub last_error: String,
+}
+
 /// What a node answers on `GET /status`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
@@ -331,6 +341,45 @@ impl ProcessCluster {
             }
         }
         stopped
+    }
+
+    /// Nodes whose process exited although nobody stopped it (a panic, a fatal error, a
+    /// refusal to start on what it finds on disk), each with how it exited and the last
+    /// line of its log; they count as stopped from then on. A node the nemesis kills never
+    /// shows here: it is marked stopped before the signal.
+    pub fn exited_by_themselves(&self) -> Vec<NodeExit> {
+        let mut processes = self.processes.lock().expect("never poisoned");
+        let mut exits = Vec::new();
+        for spec in &self.specs {
+            let Some(state) = processes.get_mut(&spec.name) else {
+                continue;
+            };
+            let status = match state {
+                ProcessState::Running(child) | ProcessState::Paused(child) => {
+                    match child.try_wait() {
+                        Ok(Some(status)) => status.to_string(),
+                        Ok(None) => continue,
+                        Err(error) => format!("cannot be waited for ({error})"),
+                    }
+                }
+                ProcessState::Stopped => continue,
+            };
+            *state = ProcessState::Stopped;
+            let log = fs::read_to_string(spec.log_path()).unwrap_or_default();
+            exits.push(NodeExit {
+                node: spec.name.clone(),
+                status,
+                last_error: log
+                    .lines()
+                    .rev()
+                    .find(|line| line.starts_with("Error") || line.contains("panicked"))
+                    .or_else(|| log.lines().rev().find(|line| !line.trim().is_empty()))
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
+            });
+        }
+        exits
     }
 
     /// `GET /status` of one node; `None` if it does not answer in time.

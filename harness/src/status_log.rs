@@ -1,5 +1,6 @@
 //! Polls every node's `/status` during a run and writes each change to `status.jsonl`, so
-//! the report can draw each node's role and term over time.
+//! the report can draw each node's role and term over time; and notices nodes whose process
+//! exited by itself (a crash), which fails the run.
 //!
 //! One line per observed change of a node: `{"time":ns,"node":"n1","up":true,"role":"leader",
 //! "term":3,"leader":"n1","commit":120}`; a node that does not answer (killed, paused, or
@@ -18,6 +19,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cluster::ProcessCluster;
+use crate::results::Crash;
 
 /// One observation of one node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,18 +48,18 @@ impl StatusSample {
     }
 }
 
-/// Polls until `stop` turns true, writing changes to `path`; returns how many it wrote.
+/// Polls until `stop` turns true, writing changes to `path`; returns the crashes it saw.
 pub async fn poll(
     cluster: Arc<ProcessCluster>,
     started: Instant,
     interval: Duration,
     path: PathBuf,
     mut stop: watch::Receiver<bool>,
-) -> Result<usize> {
+) -> Result<Vec<Crash>> {
     let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::new(file);
     let mut last: BTreeMap<String, StatusSample> = BTreeMap::new();
-    let mut written = 0;
+    let mut crashes = Vec::new();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -65,6 +67,18 @@ pub async fn poll(
             _ = ticker.tick() => {}
             _ = stop.wait_for(|stop| *stop) => break,
         }
+        let time = started.elapsed().as_nanos() as u64;
+        crashes.extend(
+            cluster
+                .exited_by_themselves()
+                .into_iter()
+                .map(|exit| Crash {
+                    time,
+                    node: exit.node,
+                    status: exit.status,
+                    last_error: exit.last_error,
+                }),
+        );
         for (node, status) in cluster.statuses().await {
             let time = started.elapsed().as_nanos() as u64;
             let sample = match status {
@@ -93,12 +107,11 @@ pub async fn poll(
             {
                 serde_json::to_writer(&mut out, &sample)?;
                 out.write_all(b"\n")?;
-                written += 1;
                 last.insert(node, sample);
             }
         }
     }
     out.flush()
         .with_context(|| format!("writing {}", path.display()))?;
-    Ok(written)
+    Ok(crashes)
 }

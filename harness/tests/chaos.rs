@@ -1,6 +1,7 @@
 //! End-to-end: `faultline test` against real `faultline-node` processes. A correct cluster
-//! under kills and partitions is valid; with a switchable bug the verdict is invalid; and
-//! whatever happens, no node process and no firewall rule outlives the run.
+//! under kills, partitions, power loss and every other fault is valid, and each fault really
+//! happened; with a switchable bug the verdict is invalid; and whatever happens, no node
+//! process, firewall rule or FUSE mount outlives the run.
 //!
 //! Runs are serialized: iptables rules match node addresses (127.0.0.11-13), which every
 //! run uses.
@@ -86,6 +87,39 @@ fn test_command(store: &Path, args: &[&str]) -> Command {
     command
 }
 
+/// Faultline's FUSE mounts (none must be left after a run).
+fn faultline_mounts() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains("faultline-"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Why power loss cannot be tested here, if it cannot.
+fn fuse_skip_reason() -> Option<String> {
+    faultline_nemesis::fuse_available()
+        .err()
+        .map(|reason| reason.to_string())
+}
+
+/// The nemesis events of a run's history, as `(f, value)`.
+fn nemesis_events(store: &Path) -> Vec<(String, Value)> {
+    std::fs::read_to_string(store.join("latest/history.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|event| event["process"] == "nemesis")
+        .map(|event| {
+            (
+                event["f"].as_str().unwrap().to_string(),
+                event["value"].clone(),
+            )
+        })
+        .collect()
+}
+
 /// Runs `faultline test` to the end; returns its output and `results.json`.
 fn run(args: &[&str]) -> (Output, Value, tempfile::TempDir) {
     let store = tempfile::tempdir().unwrap();
@@ -103,6 +137,7 @@ fn run(args: &[&str]) -> (Output, Value, tempfile::TempDir) {
         Vec::<String>::new(),
         "iptables rules left"
     );
+    assert_eq!(faultline_mounts(), Vec::<String>::new(), "FUSE mounts left");
     (output, serde_json::from_slice(&results).unwrap(), store)
 }
 
@@ -232,6 +267,127 @@ fn early_acknowledgements_are_caught_when_the_leader_is_killed_or_cut_off() {
     assert_eq!(results["valid"], Value::Bool(false));
 }
 
+/// A run of `--nemesis power-loss` a fault a second (with `bug`, if any), or `None` where
+/// FUSE cannot be used.
+fn power_loss_run(bug: Option<&str>) -> Option<(Output, Value, tempfile::TempDir)> {
+    if let Some(reason) = fuse_skip_reason() {
+        eprintln!("skipped: {reason}");
+        return None;
+    }
+    let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut args = vec![
+        "--time-limit",
+        "10s",
+        "--nemesis-interval",
+        "1s",
+        "--nemesis",
+        "power-loss",
+    ];
+    args.extend(bug.iter().flat_map(|bug| ["--bug", bug]));
+    Some(run(&args))
+}
+
+#[test]
+fn power_loss_of_a_correct_cluster_loses_nothing_acknowledged_and_leaves_plain_data_dirs() {
+    let Some((output, results, store)) = power_loss_run(None) else {
+        return;
+    };
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(results["lost_writes"]["lost"], 0);
+    assert_eq!(results["replicas"]["valid"], Value::Bool(true));
+    let events = nemesis_events(store.path());
+    let cuts = events.iter().filter(|(f, _)| f == "power-loss").count();
+    let reports = events.iter().filter(|(f, _)| f == "lost-unsynced").count();
+    assert!(cuts >= 3 && reports == cuts, "{events:?}");
+    // After the run the data dirs are plain files again, as the node wrote them.
+    for node in ["n1", "n2", "n3"] {
+        let data = store.path().join("latest/nodes").join(node).join("data");
+        let files: Vec<_> = std::fs::read_dir(&data).unwrap().flatten().collect();
+        assert!(!files.is_empty(), "{} is empty", data.display());
+    }
+}
+
+#[test]
+fn power_loss_catches_a_node_that_never_fsyncs_and_the_loss_is_recorded() {
+    let Some((output, results, store)) = power_loss_run(Some("no-fsync")) else {
+        return;
+    };
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert_eq!(results["valid"], Value::Bool(false));
+    // The fault really took data: bytes or whole files the node had written.
+    let lost: u64 = nemesis_events(store.path())
+        .iter()
+        .filter(|(f, _)| f == "lost-unsynced")
+        .flat_map(|(_, value)| value.as_object().unwrap().values().cloned())
+        .map(|loss| loss["bytes"].as_u64().unwrap() + loss["entries"].as_u64().unwrap())
+        .sum();
+    assert!(lost > 0, "no power loss lost anything");
+    assert!(
+        results["detection"]["seconds"].as_f64().is_some(),
+        "{results}"
+    );
+}
+
+#[test]
+fn every_other_new_fault_really_happens_and_a_correct_cluster_stays_valid() {
+    let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let args = [
+        "--time-limit",
+        "14s",
+        "--nemesis-interval",
+        "1s",
+        "--nemesis",
+        "kill-majority,kill-all,crash-restart,partition-one-way,slow,lossy",
+        "--seed",
+        "7",
+    ];
+    let (output, results, store) = run(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(results["valid"], Value::Bool(true));
+    let events = nemesis_events(store.path());
+    let named = |f: &'static str| events.iter().filter(move |(g, _)| g == f);
+    for f in [
+        "kill-majority",
+        "kill-all",
+        "crash-restart",
+        "start-partition",
+        "start-slow",
+        "start-lossy",
+    ] {
+        assert!(named(f).count() > 0, "no {f} in {events:?}");
+    }
+    assert!(named("kill-majority").all(|(_, nodes)| nodes.as_array().unwrap().len() == 2));
+    assert!(named("kill-all").all(|(_, nodes)| nodes.as_array().unwrap().len() == 3));
+    // A one-way partition cuts a minority's messages to the majority, not the way back.
+    for (_, grudge) in named("start-partition") {
+        let deaf: Vec<_> = grudge.as_object().unwrap().keys().collect();
+        assert_eq!(deaf.len(), 2, "{grudge}");
+    }
+    // Each crash is restarted at once: within an election timeout (150 ms), not after the
+    // fault's second.
+    let history = std::fs::read_to_string(store.path().join("latest/history.jsonl")).unwrap();
+    let times: Vec<(String, u64)> = history
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|event| event["process"] == "nemesis")
+        .map(|e| {
+            (
+                e["f"].as_str().unwrap().to_string(),
+                e["time"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    for pair in times.windows(2) {
+        if pair[0].0 == "crash-restart" && pair[1].0 == "restart" {
+            assert!(pair[1].1 - pair[0].1 < 150_000_000, "{pair:?}");
+        }
+    }
+    let test: Value =
+        serde_json::from_slice(&std::fs::read(store.path().join("latest/test.json")).unwrap())
+            .unwrap();
+    assert_eq!(test["options"]["nemesis"], args[5]);
+}
+
 #[test]
 fn ctrl_c_stops_every_node_and_removes_every_rule() {
     let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -241,13 +397,19 @@ fn ctrl_c_stops_every_node_and_removes_every_rule() {
     } else {
         "proxy"
     };
+    // With FUSE, the data dirs are mounted: Ctrl-C must unmount them too.
+    let nemesis = if fuse_skip_reason().is_none() {
+        "partition,power-loss"
+    } else {
+        "partition"
+    };
     let child = test_command(
         store.path(),
         &[
             "--time-limit",
             "60s",
             "--nemesis",
-            "partition",
+            nemesis,
             "--nemesis-interval",
             "1s",
             "--partition-backend",
@@ -290,6 +452,11 @@ fn ctrl_c_stops_every_node_and_removes_every_rule() {
         faultline_rules(),
         Vec::<String>::new(),
         "iptables rules left after Ctrl-C"
+    );
+    assert_eq!(
+        faultline_mounts(),
+        Vec::<String>::new(),
+        "FUSE mounts left after Ctrl-C"
     );
 }
 

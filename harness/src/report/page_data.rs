@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use faultline_checker::{
-    CheckResult, Counterexample, LostWritesResult, Operation, Outcome, Process, Rejection, Stop,
-    Verdict,
+    CheckResult, Counterexample, DivergenceResult, LostWritesResult, Operation, Outcome, Process,
+    Rejection, Stop, Verdict,
 };
 use faultline_workloads::{Summary, TypeCounts};
 use serde::Serialize;
@@ -18,6 +18,7 @@ use super::analysis::Analysis;
 use super::operations::TimelineOp;
 use super::run_files::RunFiles;
 use crate::faults::FaultKind;
+use crate::results::{Crash, Detection, Healing, Recovery};
 
 /// Everything the page shows.
 #[derive(Serialize)]
@@ -39,6 +40,16 @@ pub struct PageData<'h> {
     pub nodes: Vec<NodeRow<'h>>,
     pub counterexamples: Vec<CounterexampleData<'h>>,
     pub lost_writes: Option<&'h LostWritesResult>,
+    /// Whether every node's copies of the lists agree.
+    pub replicas: Option<&'h DivergenceResult>,
+    /// Whether the cluster took a write once every fault was healed.
+    pub healing: Option<&'h Healing>,
+    /// Nodes that exited by themselves.
+    pub crashes: &'h [Crash],
+    /// The first anomaly, and when.
+    pub detection: Option<&'h Detection>,
+    /// How long each fault kept writes from succeeding.
+    pub recovery: &'h Recovery,
 }
 
 /// What was run, and how to run it again.
@@ -275,6 +286,11 @@ impl<'h> PageData<'h> {
                 })
                 .collect(),
             lost_writes: results.lost_writes.as_ref(),
+            replicas: results.replicas.as_ref(),
+            healing: results.healing.as_ref(),
+            crashes: &results.crashes,
+            detection: results.detection.as_ref(),
+            recovery: &results.recovery,
         }
     }
 }

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 
 use faultline_checker::{CheckResult, DivergenceResult, History, LostWritesResult, operations};
+
+use super::Crash;
 use serde::{Deserialize, Serialize};
 
 /// The first anomaly of a run.
@@ -15,7 +17,7 @@ pub struct Detection {
     /// Seconds from the start of the run.
     pub seconds: f64,
     /// What was observed: `not linearizable`, `lost write`, `unexpected element`, `replicas
-    /// diverged` or `did not recover`.
+    /// diverged`, `node crashed` or `did not recover`.
     pub anomaly: String,
     /// The key it was observed on, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,6 +34,7 @@ pub fn first_detection(
     linearizability: &[CheckResult],
     lost_writes: Option<&LostWritesResult>,
     replicas: Option<&DivergenceResult>,
+    crash: Option<&Crash>,
     gave_up: Option<u64>,
 ) -> Option<Detection> {
     let mut found = Vec::new();
@@ -79,6 +82,9 @@ pub fn first_detection(
             Some(divergence.key.clone()),
             copy.operation,
         ));
+    }
+    if let Some(crash) = crash {
+        found.push((crash.time, "node crashed", None, None));
     }
     if let Some(time) = gave_up {
         found.push((time, "did not recover", None, None));
@@ -128,7 +134,7 @@ mod tests {
             (3000, 1, "invoke", "read", "r1", Value::Null),
             (3100, 1, "ok", "read", "r1", Value::Null),
         ]);
-        let results = check(&h, Duration::from_secs(5), None, Vec::new()).unwrap();
+        let results = check(&h, Duration::from_secs(5), None, Vec::new(), Vec::new()).unwrap();
         let detection = results.detection.expect("an anomaly");
         assert_eq!(detection.anomaly, "not linearizable");
         assert_eq!(detection.seconds, 2.5);
@@ -146,7 +152,7 @@ mod tests {
             (7000, 1, "invoke", "read", "l1", Value::Null),
             (7250, 1, "ok", "read", "l1", json!([])),
         ]);
-        let results = check(&h, Duration::from_secs(5), None, Vec::new()).unwrap();
+        let results = check(&h, Duration::from_secs(5), None, Vec::new(), Vec::new()).unwrap();
         let detection = results.detection.expect("an anomaly");
         assert_eq!(detection.seconds, 7.25);
         assert!(
@@ -167,14 +173,21 @@ mod tests {
             gave_up_at: Some(40_000 * MS),
             reason: Some("no write".into()),
         };
-        let results = check(&h, Duration::from_secs(5), Some(healing), Vec::new()).unwrap();
+        let results = check(
+            &h,
+            Duration::from_secs(5),
+            Some(healing),
+            Vec::new(),
+            Vec::new(),
+        )
+        .unwrap();
         assert_eq!(results.valid, faultline_checker::Verdict::Invalid);
         let detection = results.detection.expect("an anomaly");
         assert_eq!(
             (detection.anomaly.as_str(), detection.seconds),
             ("did not recover", 40.0)
         );
-        let clean = check(&h, Duration::from_secs(5), None, Vec::new()).unwrap();
+        let clean = check(&h, Duration::from_secs(5), None, Vec::new(), Vec::new()).unwrap();
         assert_eq!(clean.valid, faultline_checker::Verdict::Valid);
         assert!(clean.detection.is_none());
     }

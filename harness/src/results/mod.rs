@@ -37,12 +37,29 @@ pub struct RunResults {
     /// was interrupted before it could be asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healing: Option<Healing>,
+    /// Nodes that exited by themselves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crashes: Vec<Crash>,
     /// The first anomaly, and how soon after the start it was observable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection: Option<Detection>,
     /// How long each fault kept writes from succeeding.
     #[serde(default)]
     pub recovery: Recovery,
+}
+
+/// A node whose process exited by itself during the run: a panic, a fatal error, a refusal
+/// to start on what it found on its disk. A correct node survives every fault Faultline
+/// injects, so this fails the run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Crash {
+    /// Nanoseconds since the start of the run when the harness noticed it.
+    pub time: u64,
+    pub node: String,
+    /// How it exited, e.g. `exit status: 1`.
+    pub status: String,
+    /// The last error in its log, or its last line.
+    pub last_error: String,
 }
 
 /// The final phase's question: once every fault was healed and every node restarted, does
@@ -64,12 +81,13 @@ pub struct Healing {
 
 /// Checks a run's history within `budget` (shared by the models, one after another), the
 /// nodes' own `copies` of the lists together with the clients' reads of them, and folds in
-/// whether the cluster recovered after healing.
+/// the nodes that crashed and whether the cluster recovered after healing.
 pub fn check(
     history: &History,
     budget: Duration,
     healing: Option<Healing>,
     copies: Vec<ListCopy>,
+    crashes: Vec<Crash>,
 ) -> Result<RunResults> {
     let mut valid = Verdict::Valid;
     let mut linearizability = Vec::new();
@@ -98,7 +116,7 @@ pub fn check(
     if let Some(replicas) = &replicas {
         valid = valid.and(replicas.valid);
     }
-    if healing.as_ref().is_some_and(|healing| !healing.recovered) {
+    if !crashes.is_empty() || healing.as_ref().is_some_and(|healing| !healing.recovered) {
         valid = valid.and(Verdict::Invalid);
     }
     let gave_up = healing.as_ref().and_then(|healing| healing.gave_up_at);
@@ -107,6 +125,7 @@ pub fn check(
         &linearizability,
         lost.as_ref(),
         replicas.as_ref(),
+        crashes.first(),
         gave_up,
     );
     Ok(RunResults {
@@ -115,6 +134,7 @@ pub fn check(
         lost_writes: lost,
         replicas,
         healing,
+        crashes,
         detection,
         recovery: Recovery::of(history),
     })

@@ -37,7 +37,7 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use crate::cluster::{ClusterOptions, ProcessCluster};
-use crate::results::{self, Healing, Recovery};
+use crate::results::{self, Crash, Healing, Recovery};
 use crate::store::RunDir;
 use crate::{replicas, status_log};
 pub use interrupt::Interrupt;
@@ -148,6 +148,7 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
         options.check_timeout,
         recorded.healing.clone(),
         recorded.copies,
+        recorded.crashes,
     )?;
     let check_time = started.elapsed();
     std::fs::write(run_dir.results(), serde_json::to_vec_pretty(&results)?)
@@ -189,17 +190,14 @@ async fn leave_out_what_cannot_run(args: &TestArgs, options: &mut TestOptions) -
     if let Err(e) = tokio::task::spawn_blocking(remove_leftover_mounts).await? {
         warn!("looking for leftover power-loss mounts failed: {e}");
     }
-    let Err(reason) = tokio::task::spawn_blocking(fuse_available).await? else {
-        return Ok(());
-    };
-    if args.nemesis.is_some() {
-        bail!("power-loss cannot run here: {reason}");
+    match tokio::task::spawn_blocking(fuse_available).await? {
+        Ok(()) => Ok(()),
+        Err(reason) => options.leave_out(
+            FaultKind::PowerLoss,
+            &reason.to_string(),
+            args.nemesis.is_some(),
+        ),
     }
-    options.nemesis = kinds.without(FaultKind::PowerLoss).to_string();
-    options
-        .left_out
-        .push(format!("power-loss, because {reason}"));
-    Ok(())
 }
 
 /// How many nemesis events of each kind the history holds.
@@ -222,6 +220,8 @@ struct Recorded {
     healing: Option<Healing>,
     /// Every node's copies of the lists, read during the run and at the end.
     copies: Vec<ListCopy>,
+    /// Nodes that exited by themselves.
+    crashes: Vec<Crash>,
 }
 
 /// Phases 1 to 3: start the nodes, run clients and faults, heal, final reads.
@@ -292,6 +292,17 @@ async fn drive(
     // Final phase: heal everything, bring every node back, then read what survived.
     progress.set_message("healing");
     let healed = nemesis.heal_all().await;
+    // Crashes since the status poller last looked: they must not pass for nemesis kills.
+    let late_crashes: Vec<Crash> = cluster
+        .exited_by_themselves()
+        .into_iter()
+        .map(|exit| Crash {
+            time: started.elapsed().as_nanos() as u64,
+            node: exit.node,
+            status: exit.status,
+            last_error: exit.last_error,
+        })
+        .collect();
     for node in cluster.stopped_nodes() {
         // A node that died by itself (the nemesis restarts the ones it killed).
         recorder.nemesis("restart", json!([node]));
@@ -319,11 +330,20 @@ async fn drive(
     progress.finish();
     replicas::write(&run_dir.replicas(), &copies)?;
     let history = recorder.finish()?;
-    match poller.await {
-        Ok(Err(e)) => warn!("sampling node status failed: {e:#}"),
-        Err(e) => warn!("the status sampler failed: {e}"),
-        Ok(Ok(_)) => {}
+    let crashes: Vec<Crash> = match poller.await {
+        Ok(Err(e)) => {
+            warn!("sampling node status failed: {e:#}");
+            Vec::new()
+        }
+        Err(e) => {
+            warn!("the status sampler failed: {e}");
+            Vec::new()
+        }
+        Ok(Ok(crashes)) => crashes,
     }
+    .into_iter()
+    .chain(late_crashes)
+    .collect();
     ran.context("the nemesis failed")?;
     healed.context("healing the faults failed")?;
     Ok(Recorded {
@@ -331,6 +351,7 @@ async fn drive(
         final_reads,
         healing,
         copies,
+        crashes,
     })
 }
 

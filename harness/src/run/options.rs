@@ -5,12 +5,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use faultline_nemesis::{FaultKinds, PartitionBackendKind};
+use faultline_nemesis::{FaultKind, FaultKinds, PartitionBackendKind};
 use faultline_workloads::{WorkloadKind, WorkloadOptions};
 use serde::{Deserialize, Serialize};
 
-/// The faults of a run without `--nemesis`: enough to catch every bug of the zoo.
-pub const DEFAULT_NEMESIS: &str = "kill,pause,partition";
+/// The faults of a run without `--nemesis`: the process faults and the network faults that
+/// expose the bugs of the zoo, each tried within the first ten seconds (the schedule deals
+/// them from a shuffled deck). The two lanes overlap, so crashes meet partitions and slow
+/// links.
+pub const DEFAULT_NEMESIS: &str =
+    "kill,crash-restart,pause,power-loss,partition,partition-leader,partition-one-way,slow,lossy";
 
 /// Start a cluster, attack it, and check that it kept its promises.
 #[derive(Args, Clone, Debug)]
@@ -46,7 +50,7 @@ pub struct TestArgs {
     #[arg(long)]
     pub nemesis: Option<FaultKinds>,
     /// How long each fault lasts, and the pause between faults.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub nemesis_interval: Duration,
     /// How to cut links: iptables (needs root), proxy (a TCP proxy per link), or auto.
     #[arg(long, default_value = "auto")]
@@ -183,6 +187,18 @@ impl TestOptions {
         Ok(self.nemesis.parse()?)
     }
 
+    /// Leaves out a fault that cannot run here, for `reason`: a list the user gave
+    /// (`explicit`) is refused instead, so that a run never passes without a fault it was
+    /// asked for.
+    pub fn leave_out(&mut self, kind: FaultKind, reason: &str, explicit: bool) -> Result<()> {
+        if explicit {
+            bail!("{kind} cannot run here: {reason}");
+        }
+        self.nemesis = self.fault_kinds()?.without(kind).to_string();
+        self.left_out.push(format!("{kind}, because {reason}"));
+        Ok(())
+    }
+
     /// The partition backend asked for.
     pub fn backend_kind(&self) -> Result<PartitionBackendKind> {
         Ok(self.partition_backend.parse()?)
@@ -212,5 +228,59 @@ impl TestOptions {
         }
         command.extend(self.bugs.iter().map(|bug| format!("--bug {bug}")));
         command.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: TestArgs,
+    }
+
+    fn options(flags: &[&str]) -> (TestArgs, TestOptions) {
+        let args = Command::parse_from(std::iter::once("test").chain(flags.iter().copied())).args;
+        let options = args.resolve().unwrap();
+        (args, options)
+    }
+
+    #[test]
+    fn a_fault_of_the_default_mix_that_cannot_run_is_left_out_and_named() {
+        let (args, mut options) = options(&["--node-binary", "/bin/true"]);
+        assert!(args.nemesis.is_none());
+        let with = options.fault_kinds().unwrap();
+        options
+            .leave_out(FaultKind::Pause, "no signals here", args.nemesis.is_some())
+            .unwrap();
+        assert_eq!(
+            options.fault_kinds().unwrap(),
+            with.without(FaultKind::Pause)
+        );
+        assert_eq!(options.left_out, ["pause, because no signals here"]);
+        let replay = options.replay_command();
+        let nemesis = format!("--nemesis {} ", with.without(FaultKind::Pause));
+        assert!(replay.contains(&nemesis), "{replay}");
+    }
+
+    #[test]
+    fn a_fault_asked_for_by_name_that_cannot_run_refuses_the_run() {
+        let (args, mut options) =
+            options(&["--node-binary", "/bin/true", "--nemesis", "power-loss,kill"]);
+        let error = options
+            .leave_out(
+                FaultKind::PowerLoss,
+                "/dev/fuse does not exist",
+                args.nemesis.is_some(),
+            )
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "power-loss cannot run here: /dev/fuse does not exist"
+        );
     }
 }

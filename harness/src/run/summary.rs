@@ -129,6 +129,16 @@ pub fn render(p: &Printed) -> String {
     if let Some(reads) = p.final_reads.filter(|r| !r.unread.is_empty()) {
         let _ = writeln!(out, "  final reads failed for: {}", reads.unread.join(", "));
     }
+    for crash in &p.results.crashes {
+        let _ = writeln!(
+            out,
+            "  CRASHED      {} at {:.1} s ({}): {}",
+            crash.node,
+            crash.time as f64 / 1e9,
+            crash.status,
+            shorten(&crash.last_error)
+        );
+    }
     write_recovery(&mut out, p.results);
     if let Some(detection) = &p.results.detection {
         let place = match (&detection.key, detection.operation) {

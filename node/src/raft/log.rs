@@ -142,10 +142,7 @@ impl RaftLog {
     /// follow an entry of this log and start after the commit index, so that committed
     /// entries are never replaced.
     pub fn append_from_leader(&mut self, entries: Vec<Entry>) {
-        let Some(first_new) = entries
-            .iter()
-            .position(|entry| self.term(entry.index) != Some(entry.term))
-        else {
+        let Some(first_new) = self.first_not_held(&entries) else {
             return;
         };
         let at = entries[first_new].index;
@@ -161,10 +158,7 @@ impl RaftLog {
     /// entries of a deposed leader after the new leader's, which a later consistency check
     /// on them may accept.
     pub fn overwrite_keeping_suffix(&mut self, entries: Vec<Entry>) {
-        let Some(first_new) = entries
-            .iter()
-            .position(|entry| self.term(entry.index) != Some(entry.term))
-        else {
+        let Some(first_new) = self.first_not_held(&entries) else {
             return;
         };
         let at = entries[first_new].index;
@@ -176,6 +170,14 @@ impl RaftLog {
                 None => self.entries.push_back(entry),
             }
         }
+    }
+
+    /// The position in `entries` of the first one this log does not hold (by index and
+    /// term): where a conflict, or the new entries, begin.
+    fn first_not_held(&self, entries: &[Entry]) -> Option<usize> {
+        entries
+            .iter()
+            .position(|entry| self.term(entry.index) != Some(entry.term))
     }
 
     fn truncate_from(&mut self, index: Index) {

@@ -11,6 +11,8 @@ function main() {
   const view = new TimeView(0, data.end);
   const counterexamples = buildCounterexamples(document.getElementById("counterexamples"), data, view);
   buildLostWrites(document.getElementById("lost-writes"), raw);
+  buildReplicas(document.getElementById("replicas"), raw);
+  buildRecovery(document.getElementById("recovery"), raw);
   const charts = [
     buildTimeline(document.getElementById("timeline"), view, data),
     buildLatency(document.getElementById("latency"), view, data),

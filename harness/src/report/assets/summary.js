@@ -12,7 +12,12 @@ function verdictReason(raw) {
   const lost = raw.lost_writes;
   if (lost && (lost.lost || lost.unexpected)) parts.push(lost.lost + " lost and " + lost.unexpected + " unexpected writes");
   if (lost && lost.valid === "unknown") parts.push("some list keys had no final read");
-  if (!parts.length) {
+  const replicas = raw.replicas;
+  if (replicas && replicas.divergences.length) parts.push(replicas.divergences.length + " lists whose copies on the nodes diverge");
+  for (const crash of raw.crashes) parts.push(crash.node + " crashed at " + formatTime(crash.time / 1000) + " (" + crash.last_error + ")");
+  if (raw.healing && !raw.healing.recovered) parts.push("the cluster did not take a write after every fault was healed");
+  if (raw.detection) parts.push("first seen " + raw.detection.seconds.toFixed(1) + " s into the run (" + raw.detection.anomaly + ")");
+  if (!parts.length || (parts.length === 1 && raw.detection)) {
     const keys = raw.checks.reduce((sum, c) => sum + c.keys, 0);
     return "Every one of " + formatCount(keys) + " keys is linearizable" + (lost ? ", and no acknowledged write was lost." : ".");
   }
@@ -57,6 +62,12 @@ function buildSummary(section, raw) {
     fact("Throughput", formatCount(Math.round(s.ok_per_second)) + " ok ops/s"),
     fact("Latency (ok)", latency),
     run.bugs.length ? fact("Bugs switched on", run.bugs.join(", ")) : [],
+    raw.detection ? fact("First anomaly", raw.detection.seconds.toFixed(1) + " s: " + raw.detection.anomaly +
+      (raw.detection.key ? " on " + raw.detection.key : "") +
+      (raw.detection.operation !== undefined && raw.detection.operation !== null ? " (#" + raw.detection.operation + ")" : "")) : [],
+    raw.recovery.p50 !== null && raw.recovery.p50 !== undefined
+      ? fact("Writes back after a fault", "p50 " + raw.recovery.p50.toFixed(2) + " s · p99 " + raw.recovery.p99.toFixed(2) +
+        " s · max " + raw.recovery.max.toFixed(2) + " s") : [],
     errors ? fact("Errors", errors) : []);
 
   const operations = el("table", {},
@@ -78,7 +89,19 @@ function buildSummary(section, raw) {
         el("td", { text: formatCount(raw.lost_writes.attempted) + " elements" }),
         el("td", { text: formatCount(raw.lost_writes.keys.length) }),
         el("td", { text: formatCount(raw.lost_writes.lost + raw.lost_writes.unexpected) }),
-        el("td", { text: "" }), el("td", { text: "" })) : null));
+        el("td", { text: "" }), el("td", { text: "" })) : null,
+      raw.replicas ? el("tr", {},
+        el("td", { text: "replicas agree" }),
+        el("td", {}, el("span", { class: "badge " + verdictName(raw.replicas.valid), text: verdictName(raw.replicas.valid) })),
+        el("td", { text: formatCount(raw.replicas.copies) + " copies" }),
+        el("td", { text: formatCount(raw.replicas.keys) }),
+        el("td", { text: formatCount(raw.replicas.divergences.length) }),
+        el("td", { text: "" }), el("td", { text: "" })) : null,
+      raw.healing ? el("tr", {},
+        el("td", { text: "recovered after healing" }),
+        el("td", {}, el("span", { class: "badge " + (raw.healing.recovered ? "valid" : "invalid"), text: raw.healing.recovered ? "valid" : "invalid" })),
+        el("td", { text: raw.healing.recovered ? "a write in " + raw.healing.seconds.toFixed(2) + " s" : raw.healing.reason || "no write" }),
+        el("td", { text: "" }), el("td", { text: "" }), el("td", { text: "" }), el("td", { text: "" })) : null));
 
   const copy = el("button", { type: "button", text: "Copy" });
   copy.addEventListener("click", () => navigator.clipboard && navigator.clipboard.writeText(run.replay));
@@ -126,4 +149,47 @@ function buildLostWrites(section, raw) {
       el("td", {}, elements(k.lost, "lost")),
       el("td", {}, elements(k.unexpected, "unexpected")),
       el("td", {}, elements(k.recovered, "recovered")))))));
+}
+
+/** A list's copy as "n2 at 4.20 s" or "read #812 at 4.20 s". */
+function copyPlace(copy) {
+  const where = copy.node ? copy.node : copy.operation !== undefined ? "read #" + copy.operation : "a read";
+  return where + " at " + formatTime(copy.time / 1000);
+}
+
+function buildReplicas(section, raw) {
+  const replicas = raw.replicas;
+  if (!replicas || !replicas.divergences.length) return;
+  section.hidden = false;
+  section.append(el("p", {}, "Every node's own copy of a list, and every client's read of it, must be a prefix of one " +
+    "sequence of appends: replicas apply one log in one order, so a copy may lag but never differ. These lists have two " +
+    "copies neither of which is a prefix of the other: two nodes applied different entries at one place of the log."));
+  section.append(el("table", {},
+    el("thead", {}, el("tr", {}, ["key", "diverging copy", "value", "contradicts", "value"].map((h) => el("th", { text: h })))),
+    el("tbody", {}, replicas.divergences.map((d) => el("tr", {},
+      el("td", {}, el("code", { text: d.key })),
+      el("td", { text: copyPlace(d.diverging) }),
+      el("td", {}, el("code", { text: formatValue(d.diverging.value, 80) })),
+      el("td", { text: copyPlace(d.agreed) }),
+      el("td", {}, el("code", { text: formatValue(d.agreed.value, 80) })))))));
+}
+
+function buildRecovery(section, raw) {
+  const faults = raw.recovery.faults;
+  if (!faults.length) return;
+  section.hidden = false;
+  const seconds = (s) => (s === null || s === undefined ? "never" : s.toFixed(2) + " s");
+  section.append(el("p", {}, "For each fault, how long writes were unavailable: from its start to the first acknowledged " +
+    "write invoked after it, and from its end to the first one after that. The recovery is the first if writes came back " +
+    "while the fault was in force, else the second."));
+  section.append(el("table", {},
+    el("thead", {}, el("tr", {}, ["fault", "nodes", "from", "to", "after its start", "after its end", "recovery"].map((h) => el("th", { text: h })))),
+    el("tbody", {}, faults.map((f) => el("tr", {},
+      el("td", { text: f.fault.replace(/^start-/, "") }),
+      el("td", { text: f.nodes.join(", ") }),
+      el("td", { text: f.start.toFixed(2) + " s" }),
+      el("td", { text: f.end === null ? "end" : f.end.toFixed(2) + " s" }),
+      el("td", { text: seconds(f.after_start) }),
+      el("td", { text: seconds(f.after_end) }),
+      el("td", { class: f.recovery === null ? "fail" : "", text: seconds(f.recovery) }))))));
 }
