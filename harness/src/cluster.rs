@@ -102,6 +102,9 @@ pub struct ProcessCluster {
     /// `(from, to) -> address` that `from` dials to reach `to` (a proxy, or `to` itself).
     dials: Mutex<BTreeMap<(NodeName, NodeName), SocketAddr>>,
     processes: Mutex<BTreeMap<NodeName, ProcessState>>,
+    /// Exits of node processes that nobody stopped, noticed wherever the harness looks at a
+    /// process ([`ProcessCluster::exited_by_themselves`] hands them out).
+    exits: Mutex<Vec<NodeExit>>,
     /// With power loss: each node's disk, mounted on its data dir until the teardown.
     power_loss: bool,
     disks: Mutex<BTreeMap<NodeName, PowerLossDisk>>,
@@ -147,6 +150,7 @@ impl ProcessCluster {
             bugs: options.bugs.clone(),
             dials: Mutex::new(BTreeMap::new()),
             processes: Mutex::new(BTreeMap::new()),
+            exits: Mutex::new(Vec::new()),
             power_loss: options.power_loss,
             disks: Mutex::new(BTreeMap::new()),
             http: reqwest::Client::builder()
@@ -300,11 +304,41 @@ impl ProcessCluster {
         Ok(())
     }
 
+    /// Takes the node's process out (leaving it marked stopped), for the caller to signal or
+    /// restart. A process found to have exited already is recorded as a crash first: a kill
+    /// or a stop must not pass one off as its own doing.
     fn take(&self, name: &str) -> ProcessState {
         let mut processes = self.processes.lock().expect("never poisoned");
+        if let Some(state) = processes.get_mut(name) {
+            self.notice_exit(name, state);
+        }
         processes
             .insert(name.to_string(), ProcessState::Stopped)
             .unwrap_or(ProcessState::Stopped)
+    }
+
+    /// If the running or paused process in `state` has exited, records why and marks it
+    /// stopped. The one place that turns an exit nobody caused into a [`NodeExit`].
+    fn notice_exit(&self, name: &str, state: &mut ProcessState) -> bool {
+        let status = match state {
+            ProcessState::Running(child) | ProcessState::Paused(child) => match child.try_wait() {
+                Ok(Some(status)) => status.to_string(),
+                Ok(None) => return false,
+                Err(error) => format!("cannot be waited for ({error})"),
+            },
+            ProcessState::Stopped => return false,
+        };
+        *state = ProcessState::Stopped;
+        let exit = NodeExit {
+            node: name.to_string(),
+            status,
+            last_error: self
+                .spec(name)
+                .map(|spec| last_error(&spec.log_path()))
+                .unwrap_or_default(),
+        };
+        self.exits.lock().expect("never poisoned").push(exit);
+        true
     }
 
     fn put_back(&self, name: &str, state: ProcessState) {
@@ -329,14 +363,8 @@ impl ProcessCluster {
             let state = processes
                 .entry(spec.name.clone())
                 .or_insert(ProcessState::Stopped);
-            let exited = match state {
-                ProcessState::Running(child) | ProcessState::Paused(child) => {
-                    matches!(child.try_wait(), Ok(Some(_)) | Err(_))
-                }
-                ProcessState::Stopped => true,
-            };
-            if exited {
-                *state = ProcessState::Stopped;
+            self.notice_exit(&spec.name, state);
+            if matches!(state, ProcessState::Stopped) {
                 stopped.push(spec.name.clone());
             }
         }
@@ -345,41 +373,16 @@ impl ProcessCluster {
 
     /// Nodes whose process exited although nobody stopped it (a panic, a fatal error, a
     /// refusal to start on what it finds on disk), each with how it exited and the last
-    /// line of its log; they count as stopped from then on. A node the nemesis kills never
-    /// shows here: it is marked stopped before the signal.
+    /// error of its log, since the last call. A node the nemesis kills never shows here: it
+    /// is taken out before the signal.
     pub fn exited_by_themselves(&self) -> Vec<NodeExit> {
-        let mut processes = self.processes.lock().expect("never poisoned");
-        let mut exits = Vec::new();
-        for spec in &self.specs {
-            let Some(state) = processes.get_mut(&spec.name) else {
-                continue;
-            };
-            let status = match state {
-                ProcessState::Running(child) | ProcessState::Paused(child) => {
-                    match child.try_wait() {
-                        Ok(Some(status)) => status.to_string(),
-                        Ok(None) => continue,
-                        Err(error) => format!("cannot be waited for ({error})"),
-                    }
-                }
-                ProcessState::Stopped => continue,
-            };
-            *state = ProcessState::Stopped;
-            let log = fs::read_to_string(spec.log_path()).unwrap_or_default();
-            exits.push(NodeExit {
-                node: spec.name.clone(),
-                status,
-                last_error: log
-                    .lines()
-                    .rev()
-                    .find(|line| line.starts_with("Error") || line.contains("panicked"))
-                    .or_else(|| log.lines().rev().find(|line| !line.trim().is_empty()))
-                    .unwrap_or("")
-                    .trim()
-                    .to_string(),
-            });
+        {
+            let mut processes = self.processes.lock().expect("never poisoned");
+            for (name, state) in processes.iter_mut() {
+                self.notice_exit(name, state);
+            }
         }
-        exits
+        std::mem::take(&mut *self.exits.lock().expect("never poisoned"))
     }
 
     /// `GET /status` of one node; `None` if it does not answer in time.
@@ -500,6 +503,18 @@ impl ProcessCluster {
         });
         join_all(stops).await;
     }
+}
+
+/// The last error a node's log holds, or its last line: why it exited, as far as it said.
+fn last_error(log_path: &std::path::Path) -> String {
+    let log = fs::read_to_string(log_path).unwrap_or_default();
+    log.lines()
+        .rev()
+        .find(|line| line.starts_with("Error") || line.contains("panicked"))
+        .or_else(|| log.lines().rev().find(|line| !line.trim().is_empty()))
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 /// SIGTERM, wait, SIGKILL.

@@ -4,8 +4,6 @@
 //! ([`EventName::starts`] and [`EventName::stops`]). The report shades the intervals
 //! across every plot.
 
-use std::collections::BTreeSet;
-
 use faultline_checker::{History, Process};
 use faultline_nemesis::{EventName, FaultClass};
 use serde::Serialize;
@@ -86,7 +84,9 @@ pub fn nemesis_events(history: &History) -> Vec<NemesisEvent> {
             NemesisEvent {
                 time: event.time,
                 f: event.f.clone(),
-                nodes: named_nodes(&event.value),
+                nodes: name
+                    .map(|name| name.nodes(&event.value))
+                    .unwrap_or_default(),
                 starts: node_class(name.and_then(EventName::starts)),
                 stops: node_class(name.and_then(EventName::stops)),
             }
@@ -106,7 +106,7 @@ pub fn faults(history: &History) -> Vec<Fault> {
         let Ok(name) = event.f.parse::<EventName>() else {
             continue;
         };
-        let nodes = named_nodes(&event.value);
+        let nodes = name.nodes(&event.value);
         if let Some(class) = name.starts() {
             let kind = FaultKind::from(class);
             let start = |nodes: Vec<String>| Fault {
@@ -126,7 +126,7 @@ pub fn faults(history: &History) -> Vec<Fault> {
             }
         }
         if let Some(class) = name.stops() {
-            let stopped = named_nodes(&event.value);
+            let stopped = name.nodes(&event.value);
             let kind = FaultKind::from(class);
             let per_node = matches!(class, FaultClass::Down | FaultClass::Paused);
             let open = faults.iter_mut().filter(|fault| {
@@ -140,36 +140,6 @@ pub fn faults(history: &History) -> Vec<Fault> {
         }
     }
     faults
-}
-
-/// The node names in a nemesis event's value: a list of nodes, or a grudge (each node and
-/// the nodes it cannot hear from), sorted.
-fn named_nodes(value: &Value) -> Vec<String> {
-    let names = |list: &Value| -> Vec<String> {
-        let items = list.as_array().into_iter().flatten();
-        items
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect()
-    };
-    let mut nodes = BTreeSet::new();
-    match value {
-        Value::Array(_) => nodes.extend(names(value)),
-        // A power loss: `{"nodes": [...], "torn": ...}`.
-        Value::Object(fields) if fields.get("nodes").is_some_and(Value::is_array) => {
-            nodes.extend(names(&fields["nodes"]));
-        }
-        // A degradation hits every link: it names no node.
-        Value::Object(fields) if fields.contains_key("latency_ms") => {}
-        Value::Object(grudge) => {
-            for (node, cut_from) in grudge {
-                nodes.insert(node.clone());
-                nodes.extend(names(cut_from));
-            }
-        }
-        _ => {}
-    }
-    nodes.into_iter().collect()
 }
 
 #[cfg(test)]

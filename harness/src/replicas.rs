@@ -5,6 +5,7 @@
 //! appending to) and, in turn, a few older ones from every node; the final sweep reads every
 //! list once every node has caught up. The copies go to `replicas.jsonl`, one a line.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -29,7 +30,8 @@ const CONCURRENT_READS: usize = 32;
 /// How long the final sweep waits for every node to apply what is committed.
 const CATCH_UP: Duration = Duration::from_secs(10);
 
-/// Reads copies every `interval` until `stop` turns true; returns them all.
+/// Reads copies every `interval` until `stop` turns true; returns each copy that differs
+/// from the one read before from the same node (an unchanged copy says nothing new).
 pub async fn sample(
     cluster: Arc<ProcessCluster>,
     keys: KeysInUse,
@@ -38,6 +40,7 @@ pub async fn sample(
     mut stop: watch::Receiver<bool>,
 ) -> Vec<ListCopy> {
     let mut copies = Vec::new();
+    let mut last: HashMap<(Option<String>, String), Vec<serde_json::Value>> = HashMap::new();
     let mut turn = 0;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -53,7 +56,13 @@ pub async fn sample(
             chosen.push(all[(turn + i) % older].clone());
         }
         turn = turn.wrapping_add(OLDER_KEYS_PER_ROUND);
-        copies.extend(read_copies(&cluster, &chosen, started).await);
+        for copy in read_copies(&cluster, &chosen, started).await {
+            let place = (copy.node.clone(), copy.key.clone());
+            if last.get(&place) != Some(&copy.value) {
+                last.insert(place, copy.value.clone());
+                copies.push(copy);
+            }
+        }
     }
     copies
 }

@@ -48,18 +48,31 @@ impl StatusSample {
     }
 }
 
-/// Polls until `stop` turns true, writing changes to `path`; returns the crashes it saw.
+/// Polls until `stop` turns true, writing changes to `path`; returns the crashes it saw, and
+/// whether writing the file worked (the crashes are kept either way).
 pub async fn poll(
     cluster: Arc<ProcessCluster>,
     started: Instant,
     interval: Duration,
     path: PathBuf,
+    stop: watch::Receiver<bool>,
+) -> (Vec<Crash>, Result<()>) {
+    let mut crashes = Vec::new();
+    let written = poll_into(&cluster, started, interval, &path, stop, &mut crashes).await;
+    (crashes, written)
+}
+
+async fn poll_into(
+    cluster: &ProcessCluster,
+    started: Instant,
+    interval: Duration,
+    path: &PathBuf,
     mut stop: watch::Receiver<bool>,
-) -> Result<Vec<Crash>> {
-    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    crashes: &mut Vec<Crash>,
+) -> Result<()> {
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::new(file);
     let mut last: BTreeMap<String, StatusSample> = BTreeMap::new();
-    let mut crashes = Vec::new();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -112,6 +125,20 @@ pub async fn poll(
         }
     }
     out.flush()
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(crashes)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The nodes that exited by themselves since the last look, as crashes noticed now.
+pub fn crashes_now(cluster: &ProcessCluster, started: Instant) -> Vec<Crash> {
+    let time = started.elapsed().as_nanos() as u64;
+    cluster
+        .exited_by_themselves()
+        .into_iter()
+        .map(|exit| Crash {
+            time,
+            node: exit.node,
+            status: exit.status,
+            last_error: exit.last_error,
+        })
+        .collect()
 }

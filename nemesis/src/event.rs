@@ -2,8 +2,13 @@
 //! harness to write into the history as process `nemesis`, and the one rule
 //! that pairs each start with the stop that ends it.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
+
+use serde_json::Value;
+
+use crate::cluster::NodeName;
 
 /// The `f` of a nemesis event in the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,7 +31,8 @@ pub enum EventName {
     KillMajority,
     /// Every node was SIGKILLed at once; the value lists the nodes.
     KillAll,
-    /// Nodes were SIGKILLed to be restarted at once; the value lists them.
+    /// Nodes were SIGKILLed to be restarted at once: `{"nodes": [...], "storm": n}`, every
+    /// crash of one storm with the same `n`.
     CrashRestart,
     /// Nodes were SIGKILLed and lost what they had not fsynced; the value is
     /// `{"nodes": [...], "torn": bool}`.
@@ -129,6 +135,38 @@ impl EventName {
     }
 }
 
+impl EventName {
+    /// The nodes an event's value names: a list of nodes (kill, restart, pause, resume), an
+    /// object with `"nodes"` (power loss, crash-restart), a grudge (every node it cuts off
+    /// from another, sorted), or none (a degradation of every link, what a power loss lost).
+    pub fn nodes(self, value: &Value) -> Vec<NodeName> {
+        let names = |list: &Value| -> Vec<NodeName> {
+            let items = list.as_array().into_iter().flatten();
+            items
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        };
+        match self {
+            EventName::StartPartition | EventName::StopPartition => {
+                let mut nodes = BTreeSet::new();
+                for (node, unheard) in value.as_object().into_iter().flatten() {
+                    nodes.insert(node.clone());
+                    nodes.extend(names(unheard));
+                }
+                nodes.into_iter().collect()
+            }
+            EventName::StartSlow
+            | EventName::StopSlow
+            | EventName::StartLossy
+            | EventName::StopLossy
+            | EventName::LostUnsynced => Vec::new(),
+            _ if value.is_array() => names(value),
+            _ => names(&value["nodes"]),
+        }
+    }
+}
+
 impl fmt::Display for EventName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -159,7 +197,7 @@ pub struct Event {
     pub f: EventName,
     /// What it happened to: a grudge like `{"n1":["n2","n3"]}` for partitions,
     /// a list of nodes like `["n2"]` for kill, restart, pause and resume; see
-    /// [`EventName`] for the others.
+    /// [`EventName`] for the others, and [`EventName::nodes`] to read the nodes back.
     pub value: serde_json::Value,
 }
 
@@ -181,5 +219,37 @@ mod tests {
             }
         }
         assert!("explode".parse::<EventName>().is_err());
+    }
+
+    #[test]
+    fn every_shape_of_value_names_its_nodes() {
+        use serde_json::json;
+        let cases = [
+            (EventName::Kill, json!(["n2", "n1"]), vec!["n2", "n1"]),
+            (
+                EventName::PowerLoss,
+                json!({"nodes": ["n1", "n3"], "torn": true}),
+                vec!["n1", "n3"],
+            ),
+            (
+                EventName::CrashRestart,
+                json!({"nodes": ["n3"], "storm": 2}),
+                vec!["n3"],
+            ),
+            (
+                EventName::StartPartition,
+                json!({"n3": ["n1"], "n2": ["n1"]}),
+                vec!["n1", "n2", "n3"],
+            ),
+            (
+                EventName::StartSlow,
+                json!({"latency_ms": 20, "jitter_ms": 20, "drop": 0.0}),
+                vec![],
+            ),
+            (EventName::LostUnsynced, json!({"n1": {"bytes": 3}}), vec![]),
+        ];
+        for (event, value, nodes) in cases {
+            assert_eq!(event.nodes(&value), nodes, "{event}");
+        }
     }
 }

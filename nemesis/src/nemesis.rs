@@ -7,9 +7,11 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures::future::join_all;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -87,6 +89,8 @@ pub struct Nemesis<C, P> {
     network: Arc<P>,
     on_event: Mutex<Box<dyn FnMut(Event) + Send>>,
     active: Mutex<BTreeMap<Lane, ActiveFault>>,
+    /// Numbers the crash-restart storms, so that the crashes of one can be told apart.
+    storms: AtomicU64,
 }
 
 impl<C: Cluster, P: Degrader> Nemesis<C, P> {
@@ -103,6 +107,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             network,
             on_event: Mutex::new(Box::new(on_event)),
             active: Mutex::default(),
+            storms: AtomicU64::new(0),
         }
     }
 
@@ -164,6 +169,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             let Some(plan) = planner.next_plan() else {
                 return Ok(());
             };
+            debug_assert_eq!(plan.lane(), lane, "the planner of a lane plans for it");
             let fault_ends = Instant::now() + interval;
             if let FaultPlan::CrashRestart(crashes) = plan {
                 self.crash_restart(crashes, deadline, &mut stopped).await?;
@@ -191,16 +197,22 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         match plan {
             FaultPlan::Kill(targets) => {
                 let nodes = self.resolve(targets).await;
-                self.kill(lane, EventName::Kill, nodes).await
+                self.kill(lane, EventName::Kill, nodes_json(&nodes), nodes)
+                    .await
             }
-            FaultPlan::KillMajority(nodes) => self.kill(lane, EventName::KillMajority, nodes).await,
+            FaultPlan::KillMajority(nodes) => {
+                self.kill(lane, EventName::KillMajority, nodes_json(&nodes), nodes)
+                    .await
+            }
             FaultPlan::KillAll => {
                 let nodes = self.cluster.nodes();
-                self.kill(lane, EventName::KillAll, nodes).await
+                self.kill(lane, EventName::KillAll, nodes_json(&nodes), nodes)
+                    .await
             }
             FaultPlan::CrashRestart(crashes) => {
+                let storm = self.storms.fetch_add(1, Ordering::Relaxed);
                 for crash in crashes {
-                    self.crash(lane, crash.targets).await?;
+                    self.crash(lane, storm, crash.targets).await?;
                 }
                 Ok(())
             }
@@ -280,8 +292,9 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         deadline: Instant,
         stopped: &mut watch::Receiver<bool>,
     ) -> Result<(), NemesisError> {
+        let storm = self.storms.fetch_add(1, Ordering::Relaxed);
         for crash in crashes {
-            self.crash(Lane::Process, crash.targets).await?;
+            self.crash(Lane::Process, storm, crash.targets).await?;
             if !wait_until(Instant::now() + crash.then, deadline, stopped).await {
                 break;
             }
@@ -289,27 +302,31 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         Ok(())
     }
 
-    /// SIGKILLs the targets and restarts each as soon as it is dead.
-    async fn crash(&self, lane: Lane, targets: Targets) -> Result<(), NemesisError> {
+    /// SIGKILLs the targets and restarts each as soon as it is dead, as a crash of `storm`.
+    async fn crash(&self, lane: Lane, storm: u64, targets: Targets) -> Result<(), NemesisError> {
         let nodes = self.resolve(targets).await;
-        self.kill(lane, EventName::CrashRestart, nodes).await?;
+        let value = json!({"nodes": nodes_json(&nodes), "storm": storm});
+        self.kill(lane, EventName::CrashRestart, value, nodes)
+            .await?;
         self.stop(lane).await
     }
 
+    /// SIGKILLs `nodes`, all at once, reporting `event` with `value` first.
     async fn kill(
         &self,
         lane: Lane,
         event: EventName,
+        value: Value,
         nodes: Vec<NodeName>,
     ) -> Result<(), NemesisError> {
-        self.emit(event, nodes_json(&nodes));
+        self.emit(event, value);
         let (killed, result) = apply(&*self.cluster, Action::Kill, &nodes).await;
         self.remember(lane, ActiveFault::Down(killed));
         result
     }
 
-    /// Powers off every node in `nodes` (each with a torn seed of its own), then reports
-    /// what each lost.
+    /// Powers off every node in `nodes` at once (each with a torn seed of its own), then
+    /// reports what each lost.
     async fn power_loss(
         &self,
         lane: Lane,
@@ -320,12 +337,16 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             EventName::PowerLoss,
             json!({"nodes": nodes_json(&nodes), "torn": torn.is_some()}),
         );
+        let cuts = nodes.iter().enumerate().map(|(position, node)| {
+            let seed = torn.map(|seed| seed.wrapping_add(position as u64));
+            self.cluster.power_off(node, seed)
+        });
+        let outcomes = join_all(cuts).await;
         let mut down = Vec::new();
         let mut lost = serde_json::Map::new();
         let mut first_error = Ok(());
-        for (position, node) in nodes.iter().enumerate() {
-            let seed = torn.map(|seed| seed.wrapping_add(position as u64));
-            match self.cluster.power_off(node, seed).await {
+        for (node, outcome) in nodes.iter().zip(outcomes) {
+            match outcome {
                 Ok(loss) => {
                     down.push(node.clone());
                     lost.insert(node.clone(), loss);
@@ -415,33 +436,36 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
     }
 }
 
-/// Applies `action` to every node, even after one fails; returns the
-/// nodes it succeeded on and the first failure.
+/// Applies `action` to every node at once (a kill of every node is one instant, not one
+/// node after another), even where it fails on some; returns the nodes it succeeded on, in
+/// order, and the first failure.
 async fn apply(
     cluster: &impl Cluster,
     action: Action,
     nodes: &[NodeName],
 ) -> (Vec<NodeName>, Result<(), NemesisError>) {
-    let mut done = Vec::new();
-    let mut first_error = Ok(());
-    for node in nodes {
-        let outcome = match action {
+    let outcomes = join_all(nodes.iter().map(|node| async move {
+        match action {
             Action::Kill => cluster.kill(node).await,
             Action::Restart => cluster.restart(node).await,
             Action::Pause => cluster.pause(node).await,
             Action::Resume => cluster.resume(node).await,
-        };
+        }
+    }))
+    .await;
+    let mut done = Vec::new();
+    let mut first_error = Ok(());
+    for (node, outcome) in nodes.iter().zip(outcomes) {
         match outcome {
             Ok(()) => done.push(node.clone()),
-            Err(source) => {
-                if first_error.is_ok() {
-                    first_error = Err(NemesisError::Cluster {
-                        action: action.verb(),
-                        node: node.clone(),
-                        source,
-                    });
-                }
+            Err(source) if first_error.is_ok() => {
+                first_error = Err(NemesisError::Cluster {
+                    action: action.verb(),
+                    node: node.clone(),
+                    source,
+                });
             }
+            Err(_) => {}
         }
     }
     (done, first_error)
@@ -457,7 +481,7 @@ async fn wait_until(
     let until = until.min(deadline);
     tokio::select! {
         () = tokio::time::sleep_until(until) => until < deadline,
-        // An error means the sender is gone: nobody can stop the run any more.
+        // An error means the sender is gone with the run: stop too.
         _ = stopped.wait_for(|stopped| *stopped) => false,
     }
 }

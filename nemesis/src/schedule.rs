@@ -468,6 +468,16 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_plans_a_fault_of_its_own_lane() {
+        for kind in FaultKind::ALL {
+            let kinds: FaultKinds = [kind].into_iter().collect();
+            let mut planner = Planner::new(&kinds, nodes(3), Duration::from_secs(1), 1);
+            let plan = planner.next_plan().expect("a plan");
+            assert_eq!(plan.lane(), kind.lane(), "{kind}: {plan:?}");
+        }
+    }
+
+    #[test]
     fn every_kind_comes_once_in_each_round_of_the_deck() {
         let kinds = "kill,crash-restart,pause,power-loss,kill-all"
             .parse()

@@ -175,7 +175,6 @@ impl Generator {
         }
     }
 
-    /// The next operation.
     /// `op` certainly did not happen (refused, no leader): it does not count towards its
     /// key's share of operations.
     pub(crate) fn did_not_happen(&self, op: &Op) {
@@ -190,6 +189,7 @@ impl Generator {
         }
     }
 
+    /// The next operation.
     pub(crate) fn next_op(&mut self) -> Op {
         let on_register = match self.kind {
             WorkloadKind::Register => true,

@@ -56,9 +56,16 @@ impl Outcome {
     pub(crate) fn is_error(&self) -> bool {
         match self {
             Outcome::Ok(_) => false,
-            Outcome::Fail(reason) => reason != CAS_MISMATCH,
+            Outcome::Fail(_) => self.certainly_did_not_happen(),
             Outcome::Info(_) => true,
         }
+    }
+
+    /// A refusal that proves the operation did not take effect and observed nothing (no
+    /// leader, connection refused, ...); a failed compare-and-set observed a value, so it is
+    /// not one.
+    pub(crate) fn certainly_did_not_happen(&self) -> bool {
+        matches!(self, Outcome::Fail(reason) if reason != CAS_MISMATCH)
     }
 }
 

@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::generator::{Generator, SharedKeys};
 use crate::op::Op;
 use crate::options::{WorkloadKind, WorkloadOptions};
-use crate::outcome::{CAS_MISMATCH, Outcome};
+use crate::outcome::Outcome;
 use crate::rate::RateLimit;
 use crate::recorder::{Entry, Recorder};
 
@@ -135,11 +135,6 @@ impl ClientRun {
         self.keys.list_keys_used()
     }
 
-    /// Reads every list key the run used, through the leader (a linearizable read, confirmed
-    /// by a quorum), retrying each until it gets an `ok` or `deadline` passes. Call it after
-    /// the faults are healed; the reads are recorded into the same recorder, by the run's
-    /// client processes, so they feed the lost-writes checker. Returns at most
-    /// `client_timeout` after the deadline.
     /// Asks whether the cluster takes writes again: one client writes a key nobody used
     /// (recorded like every operation, and checked with them), retrying until it is
     /// acknowledged or `deadline` passes. Returns whether it was acknowledged. Call it before
@@ -158,6 +153,11 @@ impl ClientRun {
         false
     }
 
+    /// Reads every list key the run used, through the leader (a linearizable read, confirmed
+    /// by a quorum), retrying each until it gets an `ok` or `deadline` passes. Call it after
+    /// the faults are healed; the reads are recorded into the same recorder, by the run's
+    /// client processes, so they feed the lost-writes checker. Returns at most
+    /// `client_timeout` after the deadline.
     pub async fn final_reads(&mut self, deadline: Instant) -> Result<FinalReads, Error> {
         let keys = self.list_keys();
         let queue = Arc::new(Mutex::new(keys.clone()));
@@ -216,7 +216,7 @@ async fn run_client(
         }
         let op = generator.next_op();
         let outcome = perform(&context, &mut process, op.clone()).await;
-        if matches!(&outcome, Outcome::Fail(reason) if reason != CAS_MISMATCH) {
+        if outcome.certainly_did_not_happen() {
             generator.did_not_happen(&op);
         }
         if outcome.is_error() {

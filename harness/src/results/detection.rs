@@ -134,7 +134,15 @@ mod tests {
             (3000, 1, "invoke", "read", "r1", Value::Null),
             (3100, 1, "ok", "read", "r1", Value::Null),
         ]);
-        let results = check(&h, Duration::from_secs(5), None, Vec::new(), Vec::new()).unwrap();
+        let results = check(
+            &h,
+            Duration::from_secs(5),
+            None,
+            Vec::new(),
+            Vec::new(),
+            Duration::MAX,
+        )
+        .unwrap();
         let detection = results.detection.expect("an anomaly");
         assert_eq!(detection.anomaly, "not linearizable");
         assert_eq!(detection.seconds, 2.5);
@@ -152,7 +160,15 @@ mod tests {
             (7000, 1, "invoke", "read", "l1", Value::Null),
             (7250, 1, "ok", "read", "l1", json!([])),
         ]);
-        let results = check(&h, Duration::from_secs(5), None, Vec::new(), Vec::new()).unwrap();
+        let results = check(
+            &h,
+            Duration::from_secs(5),
+            None,
+            Vec::new(),
+            Vec::new(),
+            Duration::MAX,
+        )
+        .unwrap();
         let detection = results.detection.expect("an anomaly");
         assert_eq!(detection.seconds, 7.25);
         assert!(
@@ -179,6 +195,7 @@ mod tests {
             Some(healing),
             Vec::new(),
             Vec::new(),
+            Duration::MAX,
         )
         .unwrap();
         assert_eq!(results.valid, faultline_checker::Verdict::Invalid);
@@ -187,7 +204,15 @@ mod tests {
             (detection.anomaly.as_str(), detection.seconds),
             ("did not recover", 40.0)
         );
-        let clean = check(&h, Duration::from_secs(5), None, Vec::new(), Vec::new()).unwrap();
+        let clean = check(
+            &h,
+            Duration::from_secs(5),
+            None,
+            Vec::new(),
+            Vec::new(),
+            Duration::MAX,
+        )
+        .unwrap();
         assert_eq!(clean.valid, faultline_checker::Verdict::Valid);
         assert!(clean.detection.is_none());
     }

@@ -81,13 +81,15 @@ pub struct Healing {
 
 /// Checks a run's history within `budget` (shared by the models, one after another), the
 /// nodes' own `copies` of the lists together with the clients' reads of them, and folds in
-/// the nodes that crashed and whether the cluster recovered after healing.
+/// the nodes that crashed and whether the cluster recovered after healing. Recovery is
+/// measured on the writes the clients invoked in their first `clients_until`.
 pub fn check(
     history: &History,
     budget: Duration,
     healing: Option<Healing>,
     copies: Vec<ListCopy>,
     crashes: Vec<Crash>,
+    clients_until: Duration,
 ) -> Result<RunResults> {
     let mut valid = Verdict::Valid;
     let mut linearizability = Vec::new();
@@ -136,7 +138,7 @@ pub fn check(
         healing,
         crashes,
         detection,
-        recovery: Recovery::of(history),
+        recovery: Recovery::of(history, clients_until.as_nanos() as u64),
     })
 }
 

@@ -25,8 +25,8 @@ use anyhow::{Context, Result, bail};
 use faultline_checker::ListCopy;
 use faultline_checker::{History, Process, Verdict};
 use faultline_nemesis::{
-    BackendOptions, Cluster, Event, FaultKind, Nemesis, PartitionBackend, Partitioner, Schedule,
-    fuse_available, remove_leftover_chains, remove_leftover_mounts,
+    BackendOptions, Cluster, Event, EventName, FaultKind, Nemesis, PartitionBackend, Partitioner,
+    Schedule, fuse_available, remove_leftover_chains, remove_leftover_mounts,
 };
 use faultline_workloads::{
     ClientRun, Endpoint, FinalReads, KeysInUse, Recorder, Summary, run_clients,
@@ -149,6 +149,7 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
         recorded.healing.clone(),
         recorded.copies,
         recorded.crashes,
+        options.time_limit,
     )?;
     let check_time = started.elapsed();
     std::fs::write(run_dir.results(), serde_json::to_vec_pretty(&results)?)
@@ -293,20 +294,11 @@ async fn drive(
     progress.set_message("healing");
     let healed = nemesis.heal_all().await;
     // Crashes since the status poller last looked: they must not pass for nemesis kills.
-    let late_crashes: Vec<Crash> = cluster
-        .exited_by_themselves()
-        .into_iter()
-        .map(|exit| Crash {
-            time: started.elapsed().as_nanos() as u64,
-            node: exit.node,
-            status: exit.status,
-            last_error: exit.last_error,
-        })
-        .collect();
+    let mut crashes = status_log::crashes_now(cluster, Instant::from_std(started));
     for node in cluster.stopped_nodes() {
         // A node that died by itself (the nemesis restarts the ones it killed).
-        recorder.nemesis("restart", json!([node]));
         cluster.restart(&node).await?;
+        recorder.nemesis(EventName::Restart.as_str(), json!([node]));
     }
     let mut final_reads = None;
     let mut healing = None;
@@ -330,20 +322,18 @@ async fn drive(
     progress.finish();
     replicas::write(&run_dir.replicas(), &copies)?;
     let history = recorder.finish()?;
-    let crashes: Vec<Crash> = match poller.await {
-        Ok(Err(e)) => {
-            warn!("sampling node status failed: {e:#}");
-            Vec::new()
+    match poller.await {
+        Ok((seen, written)) => {
+            crashes.extend(seen);
+            if let Err(e) = written {
+                warn!("writing node status failed: {e:#}");
+            }
         }
-        Err(e) => {
-            warn!("the status sampler failed: {e}");
-            Vec::new()
-        }
-        Ok(Ok(crashes)) => crashes,
+        Err(e) => warn!("the status sampler failed: {e}"),
     }
-    .into_iter()
-    .chain(late_crashes)
-    .collect();
+    // Crashes during the final phase, after the poller stopped.
+    crashes.extend(status_log::crashes_now(cluster, Instant::from_std(started)));
+    crashes.sort_by_key(|crash| crash.time);
     ran.context("the nemesis failed")?;
     healed.context("healing the faults failed")?;
     Ok(Recorded {

@@ -10,9 +10,9 @@ use faultline_workloads::{WorkloadKind, WorkloadOptions};
 use serde::{Deserialize, Serialize};
 
 /// The faults of a run without `--nemesis`: the process faults and the network faults that
-/// expose the bugs of the zoo, each tried within the first ten seconds (the schedule deals
-/// them from a shuffled deck). The two lanes overlap, so crashes meet partitions and slow
-/// links.
+/// expose the bugs of the zoo. The schedule deals them from a shuffled deck, so at the default
+/// interval each is tried within the first ten seconds; the two lanes overlap, so crashes
+/// meet partitions and slow links.
 pub const DEFAULT_NEMESIS: &str =
     "kill,crash-restart,pause,power-loss,partition,partition-leader,partition-one-way,slow,lossy";
 
@@ -194,7 +194,13 @@ impl TestOptions {
         if explicit {
             bail!("{kind} cannot run here: {reason}");
         }
-        self.nemesis = self.fault_kinds()?.without(kind).to_string();
+        let kinds = self.fault_kinds()?.without(kind);
+        // A name made from the list follows it.
+        let derived = format!("{}-{}", self.workload, self.nemesis).replace(',', "+");
+        if self.name == derived {
+            self.name = format!("{}-{}", self.workload, kinds).replace(',', "+");
+        }
+        self.nemesis = kinds.to_string();
         self.left_out.push(format!("{kind}, because {reason}"));
         Ok(())
     }

@@ -250,7 +250,11 @@ fn write_lost_writes(out: &mut String, lost: &LostWritesResult) {
 fn write_recovery(out: &mut String, results: &RunResults) {
     let recovery = &results.recovery;
     if let (Some(p50), Some(p99), Some(max)) = (recovery.p50, recovery.p99, recovery.max) {
-        let measured = recovery.faults.len() - recovery.unrecovered;
+        let measured = recovery
+            .faults
+            .iter()
+            .filter(|fault| fault.recovery.is_some())
+            .count();
         let never = if recovery.unrecovered > 0 {
             format!("; no write after {}", plural(recovery.unrecovered, "fault"))
         } else {

@@ -154,6 +154,7 @@ mod tests {
                 after_start: recovery,
                 after_end: None,
                 recovery,
+                measured: true,
             };
         let mut recovery = Recovery {
             faults: vec![
