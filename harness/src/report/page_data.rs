@@ -144,6 +144,8 @@ pub struct OpColumns<'h> {
 #[derive(Serialize)]
 pub struct FaultData<'h> {
     pub kind: FaultKind,
+    /// The event that started it, e.g. `power-loss`.
+    pub name: &'h str,
     pub start: u64,
     pub end: Option<u64>,
     pub nodes: &'h [String],
@@ -156,6 +158,12 @@ pub struct NemesisData<'h> {
     pub time: u64,
     pub f: &'h str,
     pub nodes: &'h [String],
+    /// `"down"` or `"paused"` when it takes nodes down or pauses them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starts: Option<&'static str>,
+    /// `"down"` or `"paused"` when it brings nodes back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stops: Option<&'static str>,
 }
 
 /// A node's row: its states over time.
@@ -241,6 +249,7 @@ impl<'h> PageData<'h> {
                 .iter()
                 .map(|fault| FaultData {
                     kind: fault.kind,
+                    name: &fault.name,
                     start: micros(fault.start),
                     end: fault.end.map(micros),
                     nodes: &fault.nodes,
@@ -254,6 +263,8 @@ impl<'h> PageData<'h> {
                     time: micros(event.time),
                     f: &event.f,
                     nodes: &event.nodes,
+                    starts: event.starts,
+                    stops: event.stops,
                 })
                 .collect(),
             nodes: analysis

@@ -609,8 +609,16 @@ mod tests {
                 .tests
                 .iter()
                 .filter(|t| t.args.bugs.is_empty())
-                .all(|t| t.expect == Expectation::default())
+                .all(|t| t.expect.allows(Verdict::Valid)
+                    && !t.expect.allows(Verdict::Invalid))
         );
+        // The default mix is there, with a bound on recovery; power loss catches no-fsync.
+        assert!(has(&|t| t.args.nemesis.is_none()
+            && t.expect.recovery_problem(&Default::default()).is_none()
+            && t.expect.to_string().contains("recovery <=")));
+        assert!(has(&|t| t.args.bugs == ["no-fsync"]
+            && t.args.nemesis_kinds().to_string() == "power-loss"
+            && !t.expect.allows(Verdict::Valid)));
         // Each test also spends a few seconds starting, healing, reading and checking.
         let total: Duration = suite
             .tests
