@@ -31,16 +31,18 @@ log="$store/runs.txt"
 
 bugs=${BUGS:-$("$node" --help | sed -n 's/^ *- \([a-z-]*\): .*/\1/p')}
 # Every fault the harness knows, from the message that lists them.
-faults=$("$faultline" test --nemesis '?' 2>&1 | sed -n 's/.*valid names (comma-separated): //p' |
-  tr ',' '\n' | tr -d ' ' | grep -vxE 'none|all')
+faults=$({ "$faultline" test --nemesis '?' 2>&1 || true; } |
+  sed -n 's/.*valid names (comma-separated): //p' | tr ',' '\n' | tr -d ' ' | grep -vxE 'none|all')
 
-# One run; prints "<exit code> <seconds to detection or ->".
+# One run; prints "<exit code> <seconds to detection or -> <anomaly, dashed, or ->".
 run() {
-  local out code seconds
+  local out code seconds anomaly
   out=$("$faultline" test --store "$store" --time-limit "$limit" "$@" 2>&1) && code=0 || code=$?
   seconds=$(printf '%s\n' "$out" | sed -n 's/^ *detected *after \([0-9.]*\) s.*/\1/p' | head -1)
-  printf '%s %s\n' "$code" "${seconds:--}"
-  printf '%s | exit %s | detected %s\n' "$*" "$code" "${seconds:--}" >>"$log"
+  anomaly=$(printf '%s\n' "$out" | sed -n 's/^ *detected *after [0-9.]* s: \([a-z ]*\).*/\1/p' |
+    head -1 | sed 's/ *$//; s/ /-/g')
+  printf '%s %s %s\n' "$code" "${seconds:--}" "${anomaly:--}"
+  printf '%s | exit %s | detected %s | %s\n' "$*" "$code" "${seconds:--}" "${anomaly:--}" >>"$log"
 }
 
 median() {
@@ -49,19 +51,26 @@ median() {
 
 echo "Detection rate, $(date -u +%Y-%m-%d): \`scripts/detection-rate.sh $runs $correct_runs $limit\`"
 echo
-echo "| bug | caught | median time to detection | errors |"
-echo "|---|---|---|---|"
+echo "| bug | caught | median time to detection | first anomaly (runs) | errors |"
+echo "|---|---|---|---|---|"
 for bug in $bugs; do
-  caught=0 errors=0 times=()
+  caught=0 errors=0 times=() anomalies=()
   for _ in $(seq 1 "$runs"); do
-    read -r code seconds < <(run --bug "$bug")
+    read -r code seconds anomaly < <(run --bug "$bug")
     case $code in
-      1) caught=$((caught + 1)); [ "$seconds" != - ] && times+=("$seconds") ;;
+      1)
+        caught=$((caught + 1))
+        [ "$seconds" != - ] && times+=("$seconds")
+        anomalies+=("$anomaly")
+        ;;
       3) errors=$((errors + 1)) ;;
     esac
   done
-  med=$(printf '%s\n' "${times[@]}" | grep -v '^$' | median)
-  echo "| \`$bug\` | $caught/$runs | ${med} s | $errors |"
+  med=$(printf '%s\n' "${times[@]}" | { grep -v '^$' || true; } | median)
+  [ "$med" = - ] || med="$med s"
+  kinds=$(printf '%s\n' "${anomalies[@]}" | { grep -v '^$' || true; } | sort | uniq -c |
+    sort -rn | awk '{ gsub("-", " ", $2); printf "%s%s %d", (NR > 1 ? ", " : ""), $2, $1 }')
+  echo "| \`$bug\` | $caught/$runs | $med | ${kinds:--} | $errors |"
 done
 
 flagged=0 errors=0 which=()
@@ -79,7 +88,7 @@ for i in $(seq 0 $((correct_runs - 1))); do
     *) flagged=$((flagged + 1)); which+=("$nemesis (exit $code)") ;;
   esac
 done
-echo "| correct node, default mix and each fault in turn | flagged $flagged/$correct_runs | ${which[*]:-} | $errors |"
+echo "| correct node, default mix and each fault in turn | flagged $flagged/$correct_runs | - | ${which[*]:--} | $errors |"
 if [ -n "${DETECTION_STORE:-}" ]; then
   echo
   echo "Every run: $log"

@@ -80,18 +80,7 @@ async fn poll_into(
             _ = ticker.tick() => {}
             _ = stop.wait_for(|stop| *stop) => break,
         }
-        let time = started.elapsed().as_nanos() as u64;
-        crashes.extend(
-            cluster
-                .exited_by_themselves()
-                .into_iter()
-                .map(|exit| Crash {
-                    time,
-                    node: exit.node,
-                    status: exit.status,
-                    last_error: exit.last_error,
-                }),
-        );
+        crashes.extend(crashes_now(cluster, started));
         for (node, status) in cluster.statuses().await {
             let time = started.elapsed().as_nanos() as u64;
             let sample = match status {

@@ -111,6 +111,19 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
+    /// Checks `h` with nothing else to go on: no replica copies, no crashes.
+    fn check_alone(h: &History, healing: Option<Healing>) -> crate::results::RunResults {
+        check(
+            h,
+            Duration::from_secs(5),
+            healing,
+            Vec::new(),
+            Vec::new(),
+            Duration::MAX,
+        )
+        .unwrap()
+    }
+
     fn history(steps: &[(u64, u64, &str, &str, &str, Value)]) -> History {
         let events = steps
             .iter()
@@ -134,15 +147,7 @@ mod tests {
             (3000, 1, "invoke", "read", "r1", Value::Null),
             (3100, 1, "ok", "read", "r1", Value::Null),
         ]);
-        let results = check(
-            &h,
-            Duration::from_secs(5),
-            None,
-            Vec::new(),
-            Vec::new(),
-            Duration::MAX,
-        )
-        .unwrap();
+        let results = check_alone(&h, None);
         let detection = results.detection.expect("an anomaly");
         assert_eq!(detection.anomaly, "not linearizable");
         assert_eq!(detection.seconds, 2.5);
@@ -160,15 +165,7 @@ mod tests {
             (7000, 1, "invoke", "read", "l1", Value::Null),
             (7250, 1, "ok", "read", "l1", json!([])),
         ]);
-        let results = check(
-            &h,
-            Duration::from_secs(5),
-            None,
-            Vec::new(),
-            Vec::new(),
-            Duration::MAX,
-        )
-        .unwrap();
+        let results = check_alone(&h, None);
         let detection = results.detection.expect("an anomaly");
         assert_eq!(detection.seconds, 7.25);
         assert!(
@@ -189,30 +186,14 @@ mod tests {
             gave_up_at: Some(40_000 * MS),
             reason: Some("no write".into()),
         };
-        let results = check(
-            &h,
-            Duration::from_secs(5),
-            Some(healing),
-            Vec::new(),
-            Vec::new(),
-            Duration::MAX,
-        )
-        .unwrap();
+        let results = check_alone(&h, Some(healing));
         assert_eq!(results.valid, faultline_checker::Verdict::Invalid);
         let detection = results.detection.expect("an anomaly");
         assert_eq!(
             (detection.anomaly.as_str(), detection.seconds),
             ("did not recover", 40.0)
         );
-        let clean = check(
-            &h,
-            Duration::from_secs(5),
-            None,
-            Vec::new(),
-            Vec::new(),
-            Duration::MAX,
-        )
-        .unwrap();
+        let clean = check_alone(&h, None);
         assert_eq!(clean.valid, faultline_checker::Verdict::Valid);
         assert!(clean.detection.is_none());
     }

@@ -609,8 +609,7 @@ mod tests {
                 .tests
                 .iter()
                 .filter(|t| t.args.bugs.is_empty())
-                .all(|t| t.expect.allows(Verdict::Valid)
-                    && !t.expect.allows(Verdict::Invalid))
+                .all(|t| t.expect.allows(Verdict::Valid) && !t.expect.allows(Verdict::Invalid))
         );
         // The default mix is there, with a bound on recovery; power loss catches no-fsync.
         assert!(has(&|t| t.args.nemesis.is_none()
