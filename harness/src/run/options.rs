@@ -119,6 +119,15 @@ impl TestArgs {
         })
     }
 
+    /// The faults as a test's name shows them: `default` for the default mix, which is long
+    /// to spell out, else the list.
+    pub fn nemesis_label(&self) -> String {
+        match &self.nemesis {
+            None => "default".to_string(),
+            Some(kinds) => kinds.to_string(),
+        }
+    }
+
     /// Checks the flags and fills in the defaults that depend on the environment.
     pub fn resolve(&self) -> Result<TestOptions> {
         if !(1..=100).contains(&self.nodes) {
@@ -140,7 +149,7 @@ impl TestArgs {
         let name = self
             .name
             .clone()
-            .unwrap_or_else(|| format!("{}-{}", self.workload, nemesis).replace(',', "+"));
+            .unwrap_or_else(|| derived_name(&self.workload.to_string(), &self.nemesis_label()));
         crate::store::validate_name(&name)?;
         let options = TestOptions {
             name,
@@ -165,6 +174,12 @@ impl TestArgs {
         options.workload_options()?.validate()?;
         Ok(options)
     }
+}
+
+/// The name of a test the user did not name: its workload and faults, like
+/// `register-kill+pause`.
+fn derived_name(workload: &str, nemesis: &str) -> String {
+    format!("{workload}-{nemesis}").replace(',', "+")
 }
 
 impl TestOptions {
@@ -196,9 +211,8 @@ impl TestOptions {
         }
         let kinds = self.fault_kinds()?.without(kind);
         // A name made from the list follows it.
-        let derived = format!("{}-{}", self.workload, self.nemesis).replace(',', "+");
-        if self.name == derived {
-            self.name = format!("{}-{}", self.workload, kinds).replace(',', "+");
+        if self.name == derived_name(&self.workload, &self.nemesis) {
+            self.name = derived_name(&self.workload, &kinds.to_string());
         }
         self.nemesis = kinds.to_string();
         self.left_out.push(format!("{kind}, because {reason}"));
