@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Mutex;
@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, timeout};
 use tracing::{debug, warn};
+
+use crate::ports::reserve_ports;
 
 /// How long a node gets to exit after SIGTERM before it is SIGKILLed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -111,13 +113,6 @@ pub struct ProcessCluster {
     http: reqwest::Client,
 }
 
-/// A free TCP port on `ip` (bound, then released for the node to take).
-fn free_port(ip: Ipv4Addr) -> Result<u16> {
-    let listener =
-        TcpListener::bind((ip, 0)).with_context(|| format!("finding a free port on {ip}"))?;
-    Ok(listener.local_addr()?.port())
-}
-
 impl ProcessCluster {
     /// Chooses addresses and directories; starts nothing yet.
     pub fn plan(options: &ClusterOptions) -> Result<ProcessCluster> {
@@ -135,9 +130,10 @@ impl ProcessCluster {
             .map(|i| {
                 let ip = Ipv4Addr::new(127, 0, 0, 10 + i as u8);
                 let name = format!("n{i}");
+                let [client_port, peer_port] = reserve_ports(ip)?;
                 Ok(NodeSpec {
-                    client_addr: SocketAddr::from((ip, free_port(ip)?)),
-                    peer_addr: SocketAddr::from((ip, free_port(ip)?)),
+                    client_addr: SocketAddr::from((ip, client_port)),
+                    peer_addr: SocketAddr::from((ip, peer_port)),
                     dir: options.run_dir.join("nodes").join(&name),
                     name,
                     ip,

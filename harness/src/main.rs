@@ -4,6 +4,7 @@
 mod check;
 mod cluster;
 mod faults;
+mod ports;
 mod replicas;
 mod report;
 mod results;
