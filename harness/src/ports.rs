@@ -22,22 +22,21 @@ const ATTEMPTS: usize = 1000;
 
 /// `N` distinct ports on `ip`, free now and outside the ephemeral range.
 pub fn reserve_ports<const N: usize>(ip: Ipv4Addr) -> Result<[u16; N]> {
-    let count = N;
     let candidates = node_port_range(ephemeral_range());
     let mut rng = rand::rng();
     // Held until every port is chosen, so that no port is chosen twice.
-    let mut held = Vec::with_capacity(count);
+    let mut held = Vec::with_capacity(N);
     for _ in 0..ATTEMPTS {
-        if held.len() == count {
+        if held.len() == N {
             break;
         }
         if let Ok(listener) = TcpListener::bind((ip, rng.random_range(candidates.clone()))) {
             held.push(listener);
         }
     }
-    if held.len() < count {
+    if held.len() < N {
         bail!(
-            "finding {count} free ports on {ip} between {} and {}: only {} of {ATTEMPTS} tries were free",
+            "finding {N} free ports on {ip} between {} and {}: only {} of {ATTEMPTS} tries were free",
             candidates.start,
             candidates.end - 1,
             held.len()

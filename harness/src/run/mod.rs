@@ -41,7 +41,7 @@ use crate::results::{self, Crash, Healing, Recovery};
 use crate::store::RunDir;
 use crate::{replicas, status_log};
 pub use interrupt::Interrupt;
-pub use options::{TestArgs, TestOptions};
+pub use options::{TestArgs, TestOptions, derived_name};
 
 /// How long the cluster gets to elect a leader at the start.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);

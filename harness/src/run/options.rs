@@ -178,7 +178,7 @@ impl TestArgs {
 
 /// The name of a test the user did not name: its workload and faults, like
 /// `register-kill+pause`.
-fn derived_name(workload: &str, nemesis: &str) -> String {
+pub fn derived_name(workload: &str, nemesis: &str) -> String {
     format!("{workload}-{nemesis}").replace(',', "+")
 }
 

@@ -35,7 +35,7 @@ use toml::{Table, Value};
 
 use super::expect::Expectation;
 use super::flags::{self, Flags};
-use crate::run::TestArgs;
+use crate::run::{TestArgs, derived_name};
 
 /// A suite, expanded into the tests it runs, in order.
 #[derive(Debug)]
@@ -306,7 +306,11 @@ impl Expansion<'_> {
 
 /// `<workload>-<nemesis>-n<nodes>`, then each bug.
 fn generated_name(args: &TestArgs) -> String {
-    let mut name = format!("{}-{}-n{}", args.workload, args.nemesis_label(), args.nodes);
+    let mut name = format!(
+        "{}-n{}",
+        derived_name(&args.workload.to_string(), &args.nemesis_label()),
+        args.nodes
+    );
     for bug in &args.bugs {
         name.push('-');
         name.push_str(bug);
