@@ -22,6 +22,7 @@ use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, timeout};
 use tracing::{debug, warn};
 
+use crate::fingerprints::Checkpoint;
 use crate::ports::reserve_ports;
 
 /// How long a node gets to exit after SIGTERM before it is SIGKILLed.
@@ -75,6 +76,9 @@ pub struct NodeStatus {
     pub applied: u64,
     pub last_log_index: u64,
     pub snapshot_index: u64,
+    /// Fingerprints of the applied state at some indexes, if the system publishes them.
+    #[serde(default)]
+    pub fingerprints: Vec<Checkpoint>,
 }
 
 /// How to start the cluster.

@@ -4,6 +4,7 @@
 mod check;
 mod cluster;
 mod faults;
+mod fingerprints;
 mod ports;
 mod replicas;
 mod report;

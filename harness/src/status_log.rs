@@ -1,6 +1,7 @@
 //! Polls every node's `/status` during a run and writes each change to `status.jsonl`, so
-//! the report can draw each node's role and term over time; and notices nodes whose process
-//! exited by itself (a crash), which fails the run.
+//! the report can draw each node's role and term over time; hands the fingerprints of what
+//! each node applied to a [`Ledger`]; and notices nodes whose process exited by itself (a
+//! crash), which fails the run.
 //!
 //! One line per observed change of a node: `{"time":ns,"node":"n1","up":true,"role":"leader",
 //! "term":3,"leader":"n1","commit":120}`; a node that does not answer (killed, paused, or
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cluster::ProcessCluster;
+use crate::fingerprints::Ledger;
 use crate::results::Crash;
 
 /// One observation of one node.
@@ -48,18 +50,27 @@ impl StatusSample {
     }
 }
 
-/// Polls until `stop` turns true, writing changes to `path`; returns the crashes it saw, and
-/// whether writing the file worked (the crashes are kept either way).
+/// What the poller saw besides the status changes it wrote.
+#[derive(Default)]
+pub struct Polled {
+    /// Nodes that exited by themselves.
+    pub crashes: Vec<Crash>,
+    /// Every fingerprint the nodes reported.
+    pub fingerprints: Ledger,
+}
+
+/// Polls until `stop` turns true, writing changes to `path`; returns what it saw, and
+/// whether writing the file worked (what it saw is kept either way).
 pub async fn poll(
     cluster: Arc<ProcessCluster>,
     started: Instant,
     interval: Duration,
     path: PathBuf,
     stop: watch::Receiver<bool>,
-) -> (Vec<Crash>, Result<()>) {
-    let mut crashes = Vec::new();
-    let written = poll_into(&cluster, started, interval, &path, stop, &mut crashes).await;
-    (crashes, written)
+) -> (Polled, Result<()>) {
+    let mut polled = Polled::default();
+    let written = poll_into(&cluster, started, interval, &path, stop, &mut polled).await;
+    (polled, written)
 }
 
 async fn poll_into(
@@ -68,7 +79,7 @@ async fn poll_into(
     interval: Duration,
     path: &PathBuf,
     mut stop: watch::Receiver<bool>,
-    crashes: &mut Vec<Crash>,
+    polled: &mut Polled,
 ) -> Result<()> {
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::new(file);
@@ -80,9 +91,14 @@ async fn poll_into(
             _ = ticker.tick() => {}
             _ = stop.wait_for(|stop| *stop) => break,
         }
-        crashes.extend(crashes_now(cluster, started));
+        polled.crashes.extend(crashes_now(cluster, started));
         for (node, status) in cluster.statuses().await {
             let time = started.elapsed().as_nanos() as u64;
+            if let Some(status) = &status {
+                polled
+                    .fingerprints
+                    .observe(time, &node, &status.fingerprints);
+            }
             let sample = match status {
                 Some(s) => StatusSample {
                     time,

@@ -7,7 +7,7 @@
 //! | `DELETE /kv/{key}` | 200 `{"ok": true}`, 404 if missing |
 //! | `POST /kv/{key}/cas` `{"from": a, "to": b}` | 200, or 409 `{"error", "value": current}` |
 //! | `POST /kv/{key}/append` `{"value": v}` | 200 `{"ok": true, "length": n}`; the key holds a list |
-//! | `GET /status`, `GET /metrics`, `GET /health` | status JSON, Prometheus text, 200 |
+//! | `GET /status`, `GET /metrics`, `GET /health` | status JSON (with the [`crate::fingerprint`]s of the latest checkpoints), Prometheus text, 200 |
 //!
 //! What a client may conclude from the status code of a write (each answer path, and why it
 //! is certain or not, is listed in [`crate::pending`]):

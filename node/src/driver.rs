@@ -28,6 +28,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::bugs::Bugs;
 use crate::config::Members;
+use crate::fingerprint::{Applied, Checkpoint, Checkpoints};
 use crate::kv::{Command, KvStore, WriteResult};
 use crate::metrics::Metrics;
 use crate::pending::PendingWrites;
@@ -96,6 +97,9 @@ pub struct NodeStatus {
     pub applied: Index,
     pub last_log_index: Index,
     pub snapshot_index: Index,
+    /// The fingerprints of what this node applied, at the latest checkpoint indexes (see
+    /// [`crate::fingerprint`]), oldest first.
+    pub fingerprints: Vec<Checkpoint>,
 }
 
 /// Settings of the loop itself.
@@ -138,6 +142,8 @@ pub struct Driver {
     snapshot_index: Index,
     /// The core's status as last published to `/status` and the metrics.
     published: Option<Status>,
+    /// The fingerprints at the latest checkpoint indexes this process applied.
+    checkpoints: Checkpoints,
     /// Only for the `early-ack` bug: the store with every appended entry applied, and the
     /// index of the last one.
     speculative: Option<(KvStore, Index)>,
@@ -178,6 +184,7 @@ impl Driver {
             applied_term: snapshot.term,
             snapshot_index: snapshot.index,
             published: None,
+            checkpoints: Checkpoints::default(),
             speculative: None,
             early_acks: Vec::new(),
         }
@@ -367,6 +374,12 @@ impl Driver {
     }
 
     fn apply_entry(&mut self, entry: Entry) {
+        let applied = match &entry.payload {
+            Payload::Noop => Applied::Noop,
+            Payload::Command(data) => Applied::Command(data),
+        };
+        let fingerprint = self.kv.fingerprint_entry(entry.index, entry.term, applied);
+        self.checkpoints.applied(entry.index, fingerprint);
         let result = match entry.payload {
             Payload::Noop => None,
             Payload::Command(data) => match serde_json::from_slice::<Command>(&data) {
@@ -453,6 +466,7 @@ impl Driver {
             applied: status.applied,
             last_log_index: status.last_index,
             snapshot_index: status.snapshot_index,
+            fingerprints: self.checkpoints.to_vec(),
         };
         self.status.send_replace(status);
     }

@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::fingerprint::{Applied, Fingerprint};
+
 /// The deepest nesting of arrays and objects a client value may have (`1` is 0 deep, `[1]`
 /// 1, `{"a": [1]}` 2). serde_json refuses to decode anything nested deeper than 128, and a
 /// value is wrapped in more levels on its way: a [`Command`] in a log entry adds 3, and a
@@ -95,12 +97,28 @@ struct Session {
 pub struct KvStore {
     data: BTreeMap<String, Value>,
     sessions: HashMap<String, Session>,
+    /// The chain of every log entry this state was built from, carried in snapshots so that
+    /// a node restored from one goes on with the same chain.
+    #[serde(default)]
+    fingerprint: Fingerprint,
 }
 
 impl KvStore {
     /// The current value of `key`, if any.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.data.get(key)
+    }
+
+    /// Chains the log entry at `index` of `term` into the fingerprint: call it for every
+    /// applied entry, no-ops included, in log order.
+    pub fn fingerprint_entry(
+        &mut self,
+        index: u64,
+        term: u64,
+        applied: Applied<'_>,
+    ) -> Fingerprint {
+        self.fingerprint = self.fingerprint.then(index, term, applied);
+        self.fingerprint
     }
 
     /// Applies one committed command, once per session sequence number.
@@ -297,8 +315,9 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_round_trips_data_and_sessions() {
+    fn snapshot_round_trips_data_sessions_and_the_fingerprint() {
         let mut kv = KvStore::default();
+        let fingerprint = kv.fingerprint_entry(1, 1, Applied::Command(b"put"));
         kv.apply(session_cmd(
             "c1",
             5,
@@ -308,6 +327,11 @@ mod tests {
         ));
         let mut restored = KvStore::restore(&kv.snapshot()).unwrap();
         assert_eq!(restored, kv);
+        // The chain goes on from where the snapshot was taken.
+        assert_eq!(
+            restored.fingerprint_entry(2, 1, Applied::Noop),
+            fingerprint.then(2, 1, Applied::Noop)
+        );
         // The session survived: the retry is not applied again.
         assert_eq!(
             restored.apply(session_cmd("c1", 5, WriteOp::Put { value: json!(0) })),

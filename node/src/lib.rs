@@ -3,12 +3,14 @@
 //! A pure Raft core ([`raft`]) inside an I/O shell: durable storage ([`storage`]), the Raft
 //! loop that drives the core ([`driver`]) and the writes it keeps waiting for their outcome
 //! ([`pending`]), peer transport ([`transport`]), the key-value state machine ([`kv`]), the
-//! client HTTP API ([`api`]), and start-up ([`server`]).
+//! client HTTP API ([`api`]), and start-up ([`server`]). Each node publishes a
+//! [`fingerprint`] of what it applied, so that replicas can be compared.
 
 pub mod api;
 pub mod bugs;
 pub mod config;
 pub mod driver;
+pub mod fingerprint;
 pub mod kv;
 pub mod metrics;
 pub mod pending;

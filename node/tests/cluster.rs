@@ -523,6 +523,31 @@ fn a_killed_former_leader_catches_up_through_install_snapshot() {
         );
         assert_eq!(cluster.read(key).as_ref(), Some(value), "{key} lost");
     }
+
+    // The fingerprint chain went on from the snapshot's: past the next checkpoint, every
+    // node reports the same fingerprint there.
+    let next_checkpoint = (commit / 64 + 1) * 64;
+    let mut k = 0;
+    while cluster.status_u64(leader, "commit").unwrap() < next_checkpoint {
+        cluster.put_acknowledged(&format!("more{}", k % 25), json!(k));
+        k += 1;
+    }
+    let fingerprints: Vec<Value> = (0..3)
+        .map(|node| {
+            let status = cluster.wait_for_applied(node, next_checkpoint, Duration::from_secs(10));
+            let at_checkpoint = status["fingerprints"]
+                .as_array()
+                .expect("fingerprints in the status")
+                .iter()
+                .find(|c| c["index"] == json!(next_checkpoint))
+                .cloned();
+            at_checkpoint.unwrap_or_else(|| panic!("no checkpoint {next_checkpoint}: {status}"))
+        })
+        .collect();
+    assert!(
+        fingerprints.iter().all(|f| *f == fingerprints[0]),
+        "the nodes applied different entries: {fingerprints:?}"
+    );
 }
 
 /// A retried write (same `client-id` and `request-seq`) applies once even when the first

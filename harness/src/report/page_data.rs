@@ -18,6 +18,7 @@ use super::analysis::Analysis;
 use super::operations::TimelineOp;
 use super::run_files::RunFiles;
 use crate::faults::FaultKind;
+use crate::fingerprints::Agreement;
 use crate::results::{Crash, Detection, Healing, Recovery};
 
 /// Everything the page shows.
@@ -42,6 +43,8 @@ pub struct PageData<'h> {
     pub lost_writes: Option<&'h LostWritesResult>,
     /// Whether every node's copies of the lists agree.
     pub replicas: Option<&'h DivergenceResult>,
+    /// Whether the fingerprints of what the nodes applied agree.
+    pub agreement: Option<&'h Agreement>,
     /// Whether the cluster took a write once every fault was healed.
     pub healing: Option<&'h Healing>,
     /// Nodes that exited by themselves.
@@ -298,6 +301,7 @@ impl<'h> PageData<'h> {
                 .collect(),
             lost_writes: results.lost_writes.as_ref(),
             replicas: results.replicas.as_ref(),
+            agreement: results.agreement.as_ref(),
             healing: results.healing.as_ref(),
             crashes: &results.crashes,
             detection: results.detection.as_ref(),

@@ -1,7 +1,8 @@
 //! Time to detection: how soon after the start of a run its first anomaly was observable.
 //! For a key that is not linearizable, that is when the first operation the checker could
 //! not place completed; for lost or unexpected elements, when the final read that missed
-//! them completed; for a cluster that did not recover, when the harness gave up on it.
+//! them completed; for replicas whose fingerprints differ, when the harness saw the second
+//! one; for a cluster that did not recover, when the harness gave up on it.
 //! A bug caught only at the end of a long run is a bug most short runs miss.
 
 use std::collections::HashMap;
@@ -9,6 +10,7 @@ use std::collections::HashMap;
 use faultline_checker::{CheckResult, DivergenceResult, History, LostWritesResult, operations};
 
 use super::Crash;
+use crate::fingerprints::Mismatch;
 use serde::{Deserialize, Serialize};
 
 /// The first anomaly of a run.
@@ -17,7 +19,8 @@ pub struct Detection {
     /// Seconds from the start of the run.
     pub seconds: f64,
     /// What was observed: `not linearizable`, `lost write`, `unexpected element`, `replicas
-    /// diverged`, `node crashed` or `did not recover`.
+    /// diverged` (lists), `replicas applied different entries` (fingerprints), `node
+    /// crashed` or `did not recover`.
     pub anomaly: String,
     /// The key it was observed on, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,6 +37,7 @@ pub fn first_detection(
     linearizability: &[CheckResult],
     lost_writes: Option<&LostWritesResult>,
     replicas: Option<&DivergenceResult>,
+    mismatch: Option<&Mismatch>,
     crash: Option<&Crash>,
     gave_up: Option<u64>,
 ) -> Option<Detection> {
@@ -83,6 +87,14 @@ pub fn first_detection(
             copy.operation,
         ));
     }
+    if let Some(mismatch) = mismatch {
+        found.push((
+            mismatch.time,
+            "replicas applied different entries",
+            None,
+            None,
+        ));
+    }
     if let Some(crash) = crash {
         found.push((crash.time, "node crashed", None, None));
     }
@@ -107,7 +119,8 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::results::{Healing, check};
+    use crate::fingerprints::{Checkpoint, Ledger};
+    use crate::results::{Healing, Observed, check};
 
     const MS: u64 = 1_000_000;
 
@@ -117,8 +130,7 @@ mod tests {
             h,
             Duration::from_secs(5),
             healing,
-            Vec::new(),
-            Vec::new(),
+            Observed::default(),
             Duration::MAX,
         )
         .unwrap()
@@ -171,6 +183,35 @@ mod tests {
         assert!(
             ["lost write", "not linearizable"].contains(&detection.anomaly.as_str()),
             "{detection:?}"
+        );
+    }
+
+    #[test]
+    fn replicas_that_applied_different_entries_fail_the_run_when_the_second_fingerprint_is_seen() {
+        let h = history(&[
+            (0, 1, "invoke", "write", "r1", json!(3)),
+            (10, 1, "ok", "write", "r1", json!(3)),
+        ]);
+        let mut ledger = Ledger::default();
+        let at = |fingerprint: &str| {
+            vec![Checkpoint {
+                index: 640,
+                fingerprint: fingerprint.into(),
+            }]
+        };
+        ledger.observe(1_000 * MS, "n1", &at("aa"));
+        ledger.observe(1_200 * MS, "n2", &at("aa"));
+        ledger.observe(4_500 * MS, "n3", &at("bb"));
+        let observed = Observed {
+            agreement: ledger.finish(),
+            ..Observed::default()
+        };
+        let results = check(&h, Duration::from_secs(5), None, observed, Duration::MAX).unwrap();
+        assert_eq!(results.valid, faultline_checker::Verdict::Invalid);
+        let detection = results.detection.expect("an anomaly");
+        assert_eq!(
+            (detection.anomaly.as_str(), detection.seconds),
+            ("replicas applied different entries", 4.5)
         );
     }
 

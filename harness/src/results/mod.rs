@@ -1,7 +1,7 @@
 //! `results.json`: a run's verdict from its history, and what the report and the summary show
 //! beside it. Every key is checked for linearizability against the model its workload calls
 //! for (cas-register for register keys, list-append for list keys), the list keys for lost
-//! writes, and the final phase's healing is folded in; then the first anomaly's time
+//! writes, the replicas' fingerprints and the final phase's healing are folded in; then the first anomaly's time
 //! (`detection.rs`) and each fault's recovery (`recovery.rs`) are measured.
 
 use std::time::Duration;
@@ -13,6 +13,8 @@ use faultline_checker::{
 };
 use faultline_workloads::{model_for_key, split_by_model};
 use serde::{Deserialize, Serialize};
+
+use crate::fingerprints::Agreement;
 
 mod detection;
 mod recovery;
@@ -33,6 +35,10 @@ pub struct RunResults {
     /// of one sequence; absent if the workload had no lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<DivergenceResult>,
+    /// Whether the nodes applied the same entries at every log index two of them reported a
+    /// fingerprint for; absent if the system publishes no fingerprints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<Agreement>,
     /// Whether the cluster took writes again once every fault was healed; absent if the run
     /// was interrupted before it could be asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,18 +85,34 @@ pub struct Healing {
     pub reason: Option<String>,
 }
 
+/// What the harness saw of the nodes themselves, beside the history.
+#[derive(Default)]
+pub struct Observed {
+    /// Every node's own copies of the lists, read during the run and at the end.
+    pub copies: Vec<ListCopy>,
+    /// Nodes that exited by themselves.
+    pub crashes: Vec<Crash>,
+    /// Whether the fingerprints of what the nodes applied agreed, if they publish any.
+    pub agreement: Option<Agreement>,
+}
+
 /// Checks a run's history within `budget` (shared by the models, one after another), the
-/// nodes' own `copies` of the lists together with the clients' reads of them, and folds in
-/// the nodes that crashed and whether the cluster recovered after healing. Recovery is
-/// measured on the writes the clients invoked in their first `clients_until`.
+/// nodes' own copies of the lists together with the clients' reads of them, and folds in
+/// whether the nodes' fingerprints agreed, the nodes that crashed and whether the cluster
+/// recovered after healing. Recovery is measured on the writes the clients invoked in
+/// their first `clients_until`.
 pub fn check(
     history: &History,
     budget: Duration,
     healing: Option<Healing>,
-    copies: Vec<ListCopy>,
-    crashes: Vec<Crash>,
+    observed: Observed,
     clients_until: Duration,
 ) -> Result<RunResults> {
+    let Observed {
+        copies,
+        crashes,
+        agreement,
+    } = observed;
     let mut valid = Verdict::Valid;
     let mut linearizability = Vec::new();
     let mut lost = None;
@@ -118,6 +140,9 @@ pub fn check(
     if let Some(replicas) = &replicas {
         valid = valid.and(replicas.valid);
     }
+    if let Some(agreement) = &agreement {
+        valid = valid.and(agreement.valid);
+    }
     if !crashes.is_empty() || healing.as_ref().is_some_and(|healing| !healing.recovered) {
         valid = valid.and(Verdict::Invalid);
     }
@@ -127,6 +152,7 @@ pub fn check(
         &linearizability,
         lost.as_ref(),
         replicas.as_ref(),
+        agreement.as_ref().and_then(|a| a.first_mismatch.as_ref()),
         crashes.first(),
         gave_up,
     );
@@ -135,6 +161,7 @@ pub fn check(
         linearizability,
         lost_writes: lost,
         replicas,
+        agreement,
         healing,
         crashes,
         detection,

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use faultline_checker::ListCopy;
 use faultline_checker::{History, Process, Verdict};
 use faultline_nemesis::{
     BackendOptions, Cluster, Event, EventName, FaultKind, Nemesis, PartitionBackend, Partitioner,
@@ -37,7 +36,7 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use crate::cluster::{ClusterOptions, ProcessCluster};
-use crate::results::{self, Crash, Healing, Recovery};
+use crate::results::{self, Healing, Observed, Recovery};
 use crate::store::RunDir;
 use crate::{replicas, status_log};
 pub use interrupt::Interrupt;
@@ -147,8 +146,7 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
         &recorded.history,
         options.check_timeout,
         recorded.healing.clone(),
-        recorded.copies,
-        recorded.crashes,
+        recorded.observed,
         options.time_limit,
     )?;
     let check_time = started.elapsed();
@@ -219,10 +217,8 @@ struct Recorded {
     history: History,
     final_reads: Option<FinalReads>,
     healing: Option<Healing>,
-    /// Every node's copies of the lists, read during the run and at the end.
-    copies: Vec<ListCopy>,
-    /// Nodes that exited by themselves.
-    crashes: Vec<Crash>,
+    /// What the harness saw of the nodes themselves.
+    observed: Observed,
 }
 
 /// Phases 1 to 3: start the nodes, run clients and faults, heal, final reads.
@@ -322,9 +318,11 @@ async fn drive(
     progress.finish();
     replicas::write(&run_dir.replicas(), &copies)?;
     let history = recorder.finish()?;
+    let mut agreement = None;
     match poller.await {
-        Ok((seen, written)) => {
-            crashes.extend(seen);
+        Ok((polled, written)) => {
+            crashes.extend(polled.crashes);
+            agreement = polled.fingerprints.finish();
             if let Err(e) = written {
                 warn!("writing node status failed: {e:#}");
             }
@@ -340,8 +338,11 @@ async fn drive(
         history,
         final_reads,
         healing,
-        copies,
-        crashes,
+        observed: Observed {
+            copies,
+            crashes,
+            agreement,
+        },
     })
 }
 

@@ -9,6 +9,7 @@ use faultline_workloads::{FinalReads, Summary};
 
 use super::options::TestOptions;
 use crate::check::text::{key_counts, plural, shout};
+use crate::fingerprints::Agreement;
 use crate::results::RunResults;
 use crate::store::RunDir;
 
@@ -125,6 +126,9 @@ pub fn render(p: &Printed) -> String {
     }
     if let Some(replicas) = &p.results.replicas {
         write_replicas(&mut out, replicas);
+    }
+    if let Some(agreement) = &p.results.agreement {
+        write_agreement(&mut out, agreement);
     }
     if let Some(reads) = p.final_reads.filter(|r| !r.unread.is_empty()) {
         let _ = writeln!(out, "  final reads failed for: {}", reads.unread.join(", "));
@@ -287,6 +291,36 @@ fn write_recovery(out: &mut String, results: &RunResults) {
             );
         }
         None => {}
+    }
+}
+
+/// Whether the nodes' fingerprints of what they applied agree, and the first index where
+/// they did not.
+fn write_agreement(out: &mut String, agreement: &Agreement) {
+    let verdict = match &agreement.first_mismatch {
+        None => "agree".to_string(),
+        Some(_) => format!(
+            "differ at {}",
+            plural(agreement.mismatched as usize, "checkpoint")
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "  applied      {}: fingerprints at {} of the log, compared across nodes, {verdict}",
+        shout(agreement.valid),
+        plural(agreement.compared as usize, "checkpoint"),
+    );
+    if let Some(first) = &agreement.first_mismatch {
+        let _ = writeln!(
+            out,
+            "               index {}: {} applied {}, but {} applied {} (seen at {:.2} s)",
+            first.index,
+            first.first.node,
+            first.first.fingerprint,
+            first.then.node,
+            first.then.fingerprint,
+            first.time as f64 / 1e9,
+        );
     }
 }
 

@@ -14,6 +14,12 @@ function verdictReason(raw) {
   if (lost && lost.valid === "unknown") parts.push("some list keys had no final read");
   const replicas = raw.replicas;
   if (replicas && replicas.divergences.length) parts.push(replicas.divergences.length + " lists whose copies on the nodes diverge");
+  const agreement = raw.agreement;
+  if (agreement && agreement.first_mismatch) {
+    const m = agreement.first_mismatch;
+    parts.push("the nodes applied different entries (at log index " + m.index + ", " + m.first.node + " and " + m.then.node +
+      " have different fingerprints, seen at " + formatTime(m.time / 1000) + ")");
+  }
   for (const crash of raw.crashes) parts.push(crash.node + " crashed at " + formatTime(crash.time / 1000) + " (" + crash.last_error + ")");
   if (raw.healing && !raw.healing.recovered) parts.push("the cluster did not take a write after every fault was healed");
   if (raw.detection) parts.push("first seen " + raw.detection.seconds.toFixed(1) + " s into the run (" + raw.detection.anomaly + ")");
@@ -96,6 +102,13 @@ function buildSummary(section, raw) {
         el("td", { text: formatCount(raw.replicas.copies) + " copies" }),
         el("td", { text: formatCount(raw.replicas.keys) }),
         el("td", { text: formatCount(raw.replicas.divergences.length) }),
+        el("td", { text: "" }), el("td", { text: "" })) : null,
+      raw.agreement ? el("tr", {},
+        el("td", { text: "replicas applied the same log" }),
+        el("td", {}, el("span", { class: "badge " + verdictName(raw.agreement.valid), text: verdictName(raw.agreement.valid) })),
+        el("td", { text: formatCount(raw.agreement.compared) + " checkpoints" }),
+        el("td", { text: "" }),
+        el("td", { text: formatCount(raw.agreement.mismatched) }),
         el("td", { text: "" }), el("td", { text: "" })) : null,
       raw.healing ? el("tr", {},
         el("td", { text: "recovered after healing" }),
