@@ -100,6 +100,18 @@ impl Grudge {
         Grudge::without_empty_entries(grudge)
     }
 
+    /// [`Grudge::bridge`] over `order` with `bridge` as the bridge: swapped with the node
+    /// in the bridge's place, so that the others keep their sides. `order` as it is if
+    /// `bridge` is not in it.
+    pub fn bridge_through(bridge: &str, order: &[NodeName]) -> Self {
+        let mut order = order.to_vec();
+        let place = order.len() / 2; // bisect's majority half starts there
+        if let Some(at) = order.iter().position(|node| node == bridge) {
+            order.swap(at, place);
+        }
+        Grudge::bridge(&order)
+    }
+
     /// The node that joins the two sides of [`Grudge::bridge`] over `order`:
     /// the first of the majority half. `None` only when `order` is empty.
     pub fn bridge_node(order: &[NodeName]) -> Option<&NodeName> {
@@ -271,6 +283,18 @@ mod tests {
         assert_eq!(view(&grudge, &nodes, "n1"), set(&["n1", "n2", "n3"]));
         assert_eq!(view(&grudge, &nodes, "n5"), set(&["n3", "n4", "n5"]));
         assert!(is_symmetric(&grudge, &nodes));
+    }
+
+    #[test]
+    fn a_bridge_through_a_chosen_node_leaves_the_others_on_their_sides() {
+        let nodes = names(5);
+        let grudge = Grudge::bridge_through("n5", &nodes);
+        // n5 takes n3's place, n3 takes n5's: {n1, n2} | n5 | {n4, n3}.
+        assert_eq!(view(&grudge, &nodes, "n5").len(), 5);
+        assert_eq!(view(&grudge, &nodes, "n1"), set(&["n1", "n2", "n5"]));
+        assert_eq!(view(&grudge, &nodes, "n3"), set(&["n3", "n4", "n5"]));
+        assert_eq!(Grudge::bridge_through("n3", &nodes), Grudge::bridge(&nodes));
+        assert_eq!(Grudge::bridge_through("n9", &nodes), Grudge::bridge(&nodes));
     }
 
     #[test]

@@ -66,8 +66,9 @@ pub enum FaultKind {
     MajoritiesRing,
     /// Two halves that cannot see each other, joined by one node that sees both.
     Bridge,
-    /// The halves of `bridge`, with the bridge node crash-restarted again and again: both
-    /// sides ask it for its vote in the same terms, across its restarts.
+    /// Two sides joined by the leader, as in `bridge`, with the leader crash-restarted again
+    /// and again: the sides, whose logs it kept level, race for its vote in one term,
+    /// across its restarts.
     RestartBridge,
     /// Delay messages on every link, with jitter (through the proxy).
     Slow,

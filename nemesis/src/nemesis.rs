@@ -220,12 +220,10 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 self.fail_over(leader).await
             }
             FaultPlan::FlapLeader(flaps) => self.flap_leader(flaps, fault_ends, stopped).await,
-            FaultPlan::RestartBridge {
-                grudge,
-                bridge,
-                waits,
-            } => {
-                self.partition(lane, grudge).await?;
+            FaultPlan::RestartBridge { order, waits } => {
+                let Some(bridge) = self.cut_bridge(lane, &order).await? else {
+                    return Ok(());
+                };
                 let storm = self.storms.fetch_add(1, Ordering::Relaxed);
                 for wait in waits {
                     self.crash(lane, storm, Targets::Nodes(vec![bridge.clone()]))
@@ -301,8 +299,10 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 }
                 Ok(())
             }
-            FaultPlan::RestartBridge { grudge, bridge, .. } => {
-                self.partition(lane, grudge).await?;
+            FaultPlan::RestartBridge { order, .. } => {
+                let Some(bridge) = self.cut_bridge(lane, &order).await? else {
+                    return Ok(());
+                };
                 let storm = self.storms.fetch_add(1, Ordering::Relaxed);
                 self.crash(lane, storm, Targets::Nodes(vec![bridge])).await
             }
@@ -451,6 +451,23 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         let grudge = Grudge::isolate(&leader, &self.cluster.nodes());
         self.partition(lane, grudge).await?;
         Ok(leader)
+    }
+
+    /// Cuts the nodes of `order` into two sides joined by the leader of the moment (or
+    /// else the bridge node of `order`); returns the bridge, or `None` if `order` is empty.
+    async fn cut_bridge(
+        &self,
+        lane: Lane,
+        order: &[NodeName],
+    ) -> Result<Option<NodeName>, NemesisError> {
+        let leader = self.cluster.leader().await;
+        let leader = leader.filter(|leader| order.contains(leader));
+        let Some(bridge) = leader.or_else(|| Grudge::bridge_node(order).cloned()) else {
+            return Ok(None);
+        };
+        self.partition(lane, Grudge::bridge_through(&bridge, order))
+            .await?;
+        Ok(Some(bridge))
     }
 
     /// Flap-leader's rounds until `fault_ends`: isolate the leader, heal as soon as another
@@ -1255,8 +1272,9 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn restart_bridge_crash_restarts_only_the_bridge_while_the_sides_are_cut() {
+    async fn restart_bridge_crash_restarts_only_the_leader_it_made_the_bridge() {
         let setup = setup(3);
+        setup.cluster.set_leader(Some("n3"));
         run_for(
             &setup,
             &schedule("restart-bridge", 2),
@@ -1267,13 +1285,9 @@ mod tests {
         let (first, last) = (&timeline[0], &timeline[timeline.len() - 1]);
         assert_eq!((first.0, first.1.f), (0.5, EventName::StartPartition));
         assert_eq!((last.0, last.1.f), (1.5, EventName::StopPartition));
-        // Three nodes: the grudge names the two ends, each deaf to the other.
-        let grudge = first.1.value.as_object().unwrap();
-        assert_eq!(grudge.len(), 2, "{grudge:?}");
-        let bridge = ["n1", "n2", "n3"]
-            .into_iter()
-            .find(|node| !grudge.contains_key(*node))
-            .unwrap();
+        // Three nodes: the two ends deaf to each other, the leader between them.
+        assert_eq!(first.1.value, json!({"n1": ["n2"], "n2": ["n1"]}));
+        let bridge = "n3";
         let crashes = &timeline[1..timeline.len() - 1];
         assert!(
             crashes.len() >= 10,
@@ -1303,10 +1317,9 @@ mod tests {
             .start(FaultPlan::Kill(Targets::Nodes(vec!["n2".into()])))
             .await
             .unwrap();
-        let nodes = setup.cluster.nodes();
+        // With no leader known, the bridge of n1, n2, n3 is n2.
         let plan = FaultPlan::RestartBridge {
-            grudge: Grudge::bridge(&nodes),
-            bridge: "n2".into(),
+            order: setup.cluster.nodes(),
             waits: vec![Duration::from_millis(100)],
         };
         nemesis.start(plan).await.unwrap();
@@ -1329,8 +1342,7 @@ mod tests {
         let setup = setup(3);
         setup.cluster.set_unstartable("n2", true);
         let plan = FaultPlan::RestartBridge {
-            grudge: Grudge::bridge(&setup.cluster.nodes()),
-            bridge: "n2".into(),
+            order: setup.cluster.nodes(),
             waits: vec![Duration::from_millis(100)],
         };
         let error = setup.nemesis.start(plan).await.unwrap_err();

@@ -47,7 +47,7 @@ pub struct TestArgs {
     /// crash-restart, pause, power-loss, lagging-failover (pause a follower, then kill the
     /// leader as it resumes); network faults partition, partition-leader, flap-leader (cut
     /// the leader off, heal once another leads, again), partition-one-way, majorities-ring,
-    /// bridge, restart-bridge (a bridge partition whose bridge node is crash-restarted again
+    /// bridge, restart-bridge (two sides joined by the leader, which is crash-restarted again
     /// and again), slow, lossy; or all. Process and network faults run in two lanes side by
     /// side, so they overlap. [default: the default mix,
     /// less what cannot run here (power-loss without FUSE), which the summary names; a list
