@@ -389,6 +389,92 @@ fn every_other_new_fault_really_happens_and_a_correct_cluster_stays_valid() {
 }
 
 #[test]
+fn the_aimed_faults_really_happen_and_a_correct_cluster_stays_valid() {
+    let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Faults of two seconds: the process lane fails over at 1 s and 5 s, the network lane
+    // deals flap-leader and restart-bridge (a deck of two) at 2 s and 6 s.
+    let args = [
+        "--time-limit",
+        "8s",
+        "--nemesis-interval",
+        "2s",
+        "--nemesis",
+        "lagging-failover,flap-leader,restart-bridge",
+        "--seed",
+        "3",
+    ];
+    let (output, results, store) = run(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(results["valid"], Value::Bool(true));
+    let events = nemesis_events(store.path());
+    let nodes = |value: &Value| -> Vec<String> {
+        let list = value.as_array().or_else(|| value["nodes"].as_array());
+        let names = list.into_iter().flatten().filter_map(Value::as_str);
+        names.map(str::to_string).collect()
+    };
+
+    // lagging-failover: a follower paused, then the leader (another node) killed, then the
+    // follower resumed.
+    let pause = events.iter().position(|(f, _)| f == "pause");
+    let pause = pause.unwrap_or_else(|| panic!("no pause in {events:?}"));
+    let follower = nodes(&events[pause].1);
+    let later = &events[pause..];
+    let killed = later
+        .iter()
+        .find(|(f, _)| f == "kill")
+        .map(|(_, v)| nodes(v));
+    assert!(
+        killed
+            .as_ref()
+            .is_some_and(|killed| killed.len() == 1 && *killed != follower),
+        "{follower:?} paused, then killed: {killed:?}"
+    );
+    assert!(
+        later
+            .iter()
+            .any(|(f, v)| f == "resume" && nodes(v) == follower)
+    );
+
+    // Of three nodes, an isolation cuts one node from two (a grudge of three entries); a
+    // bridge cuts the two ends from each other (two entries), and the bridge is the third.
+    let mut isolated = Vec::new();
+    let mut bridge: Option<String> = None;
+    let mut bridge_crashes = 0;
+    for (f, value) in &events {
+        match f.as_str() {
+            "start-partition" => {
+                let grudge = value.as_object().unwrap();
+                if grudge.len() == 3 {
+                    let loner = grudge
+                        .iter()
+                        .find(|(_, deaf_to)| deaf_to.as_array().unwrap().len() == 2);
+                    isolated.push(loner.unwrap().0.clone());
+                } else {
+                    let third = ["n1", "n2", "n3"]
+                        .into_iter()
+                        .find(|n| !grudge.contains_key(*n));
+                    bridge = third.map(str::to_string);
+                }
+            }
+            "stop-partition" => bridge = None,
+            "crash-restart" => {
+                let crashed = nodes(value);
+                assert_eq!(Some(&crashed[0]), bridge.as_ref(), "{events:?}");
+                bridge_crashes += 1;
+            }
+            _ => {}
+        }
+    }
+    // flap-leader: round after round, the leader of the moment cut off.
+    assert!(isolated.len() >= 2, "flap-leader's rounds: {isolated:?}");
+    // restart-bridge: the bridge crash-restarted again and again while the sides were cut.
+    assert!(
+        bridge_crashes >= 3,
+        "{bridge_crashes} crashes of the bridge: {events:?}"
+    );
+}
+
+#[test]
 fn ctrl_c_stops_every_node_and_removes_every_rule() {
     let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let store = tempfile::tempdir().unwrap();

@@ -5,8 +5,10 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use anyhow::bail;
+use tokio::time::Instant;
 
 use crate::cluster::{Cluster, NodeName};
 use crate::event::Event;
@@ -39,12 +41,25 @@ struct NodeStates {
     paused: BTreeSet<NodeName>,
     /// Nodes on which every action fails.
     broken: BTreeSet<NodeName>,
+    /// Nodes that fail to restart (and only that).
+    unstartable: BTreeSet<NodeName>,
     leader: Option<NodeName>,
+    elections: Option<Elections>,
 }
 
-/// Nodes `n1..=nN` that can be killed, restarted, paused and resumed, and
-/// that refuse impossible transitions (killing a dead node, resuming a
-/// running one) as a real cluster would.
+/// Elections, as far as the nemesis can see them: a leader cut off from every other node
+/// by `network` for `timeout` is followed by the next node, in order, that is not.
+#[derive(Debug)]
+struct Elections {
+    network: Arc<FakeNetwork>,
+    timeout: Duration,
+    /// When `leader` first found the leader cut off, if it still is.
+    isolated_since: Option<Instant>,
+}
+
+/// Nodes `n1..=nN` that can be killed, restarted, paused and resumed. As the harness's
+/// cluster does, they take an action that finds nothing to do (killing a dead node,
+/// resuming a running one) as done, and journal it as `"kill n1: nothing to do"`.
 #[derive(Debug)]
 pub struct FakeCluster {
     nodes: Vec<NodeName>,
@@ -65,6 +80,17 @@ impl FakeCluster {
         lock(&self.states).leader = leader.map(str::to_owned);
     }
 
+    /// From now on, a leader cut off from every other node (both ways) by `network` for
+    /// `timeout` is replaced by the next node, in order, that is not cut off (journaled as
+    /// `"elected n2"`), as [`Cluster::leader`] notices.
+    pub fn hold_elections(&self, network: &Arc<FakeNetwork>, timeout: Duration) {
+        lock(&self.states).elections = Some(Elections {
+            network: network.clone(),
+            timeout,
+            isolated_since: None,
+        });
+    }
+
     /// Makes every action on `node` fail (`true`) or work again (`false`).
     pub fn set_broken(&self, node: &str, broken: bool) {
         let mut states = lock(&self.states);
@@ -72,6 +98,16 @@ impl FakeCluster {
             states.broken.insert(node.to_owned());
         } else {
             states.broken.remove(node);
+        }
+    }
+
+    /// Makes restarts of `node` fail (`true`) or work again (`false`).
+    pub fn set_unstartable(&self, node: &str, unstartable: bool) {
+        let mut states = lock(&self.states);
+        if unstartable {
+            states.unstartable.insert(node.to_owned());
+        } else {
+            states.unstartable.remove(node);
         }
     }
 
@@ -83,11 +119,12 @@ impl FakeCluster {
         lock(&self.states).paused.clone()
     }
 
+    /// Applies `change`, which says whether it found something to do.
     fn act(
         &self,
         verb: &str,
         node: &str,
-        change: impl FnOnce(&mut NodeStates) -> anyhow::Result<()>,
+        change: impl FnOnce(&mut NodeStates) -> bool,
     ) -> anyhow::Result<()> {
         let mut states = lock(&self.states);
         if !self.nodes.iter().any(|n| n == node) {
@@ -96,9 +133,50 @@ impl FakeCluster {
         if states.broken.contains(node) {
             bail!("{node} is broken");
         }
-        change(&mut states)?;
-        lock(&self.journal).push(format!("{verb} {node}"));
+        let line = if change(&mut states) {
+            format!("{verb} {node}")
+        } else {
+            format!("{verb} {node}: nothing to do")
+        };
+        lock(&self.journal).push(line);
         Ok(())
+    }
+
+    /// Whether the network cuts `node` off from every other node, both ways.
+    fn is_isolated(&self, network: &FakeNetwork, node: &str) -> bool {
+        let cut = network.cut_links();
+        let link = |from: &str, to: &str| Link {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        };
+        self.nodes
+            .iter()
+            .filter(|other| *other != node)
+            .all(|other| cut.contains(&link(node, other)) && cut.contains(&link(other, node)))
+    }
+
+    /// Holds an election if the leader has been cut off for long enough.
+    fn elect(&self, states: &mut NodeStates) {
+        let (Some(leader), Some(elections)) = (&states.leader, &mut states.elections) else {
+            return;
+        };
+        if !self.is_isolated(&elections.network, leader) {
+            elections.isolated_since = None;
+            return;
+        }
+        let since = *elections.isolated_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < elections.timeout {
+            return;
+        }
+        let at = self.nodes.iter().position(|n| n == leader).unwrap_or(0);
+        let successor = (1..self.nodes.len())
+            .map(|step| &self.nodes[(at + step) % self.nodes.len()])
+            .find(|node| !self.is_isolated(&elections.network, node));
+        if let Some(successor) = successor {
+            lock(&self.journal).push(format!("elected {successor}"));
+            states.leader = Some(successor.clone());
+            elections.isolated_since = None;
+        }
     }
 }
 
@@ -109,54 +187,40 @@ impl Cluster for FakeCluster {
 
     async fn kill(&self, node: &str) -> anyhow::Result<()> {
         self.act("kill", node, |s| {
-            if !s.dead.insert(node.to_owned()) {
-                bail!("{node} is already dead");
-            }
             s.paused.remove(node);
-            Ok(())
+            s.dead.insert(node.to_owned())
         })
     }
 
     async fn restart(&self, node: &str) -> anyhow::Result<()> {
-        self.act("restart", node, |s| {
-            if !s.dead.remove(node) {
-                bail!("{node} is running");
-            }
-            Ok(())
-        })
+        if lock(&self.states).unstartable.contains(node) {
+            bail!("{node} does not start");
+        }
+        self.act("restart", node, |s| s.dead.remove(node))
     }
 
     async fn power_off(&self, node: &str, torn: Option<u64>) -> anyhow::Result<serde_json::Value> {
         self.act("power off", node, |s| {
-            if !s.dead.insert(node.to_owned()) {
-                bail!("{node} is already dead");
-            }
             s.paused.remove(node);
-            Ok(())
+            s.dead.insert(node.to_owned())
         })?;
         Ok(serde_json::json!({"bytes": 1, "torn": torn.is_some()}))
     }
 
     async fn pause(&self, node: &str) -> anyhow::Result<()> {
         self.act("pause", node, |s| {
-            if s.dead.contains(node) || !s.paused.insert(node.to_owned()) {
-                bail!("{node} is not running");
-            }
-            Ok(())
+            !s.dead.contains(node) && s.paused.insert(node.to_owned())
         })
     }
 
     async fn resume(&self, node: &str) -> anyhow::Result<()> {
-        self.act("resume", node, |s| {
-            if !s.paused.remove(node) {
-                bail!("{node} is not paused");
-            }
-            Ok(())
-        })
+        self.act("resume", node, |s| s.paused.remove(node))
     }
 
     async fn leader(&self) -> Option<NodeName> {
-        lock(&self.states).leader.clone()
+        let mut states = lock(&self.states);
+        self.elect(&mut states);
+        states.leader.clone()
     }
 }
 

@@ -85,10 +85,11 @@ impl Grudge {
     }
 
     /// The halves of [`Grudge::halves`], except that the first node of the
-    /// majority half (the bridge) hears and is heard by everyone.
+    /// majority half (the bridge, [`Grudge::bridge_node`]) hears and is heard
+    /// by everyone.
     pub fn bridge(order: &[NodeName]) -> Self {
         let (minority, majority) = bisect(order);
-        let Some(bridge) = majority.first() else {
+        let Some(bridge) = Grudge::bridge_node(order) else {
             return Grudge::default();
         };
         let mut grudge = Grudge::complete(&[minority, majority]).0;
@@ -97,6 +98,24 @@ impl Grudge {
             unheard.remove(bridge);
         }
         Grudge::without_empty_entries(grudge)
+    }
+
+    /// [`Grudge::bridge`] over `order` with `bridge` as the bridge: swapped with the node
+    /// in the bridge's place, so that the others keep their sides. `order` as it is if
+    /// `bridge` is not in it.
+    pub fn bridge_through(bridge: &str, order: &[NodeName]) -> Self {
+        let mut order = order.to_vec();
+        let place = order.len() / 2; // bisect's majority half starts there
+        if let Some(at) = order.iter().position(|node| node == bridge) {
+            order.swap(at, place);
+        }
+        Grudge::bridge(&order)
+    }
+
+    /// The node that joins the two sides of [`Grudge::bridge`] over `order`:
+    /// the first of the majority half. `None` only when `order` is empty.
+    pub fn bridge_node(order: &[NodeName]) -> Option<&NodeName> {
+        bisect(order).1.first()
     }
 
     /// The first ⌊n/2⌋ nodes (A) and the rest (B) of `order` split one way:
@@ -256,6 +275,7 @@ mod tests {
         let nodes = names(5);
         let grudge = Grudge::bridge(&nodes);
         // Halves {n1, n2} and {n3, n4, n5}; n3 is the bridge.
+        assert_eq!(Grudge::bridge_node(&nodes).map(String::as_str), Some("n3"));
         assert_eq!(
             view(&grudge, &nodes, "n3"),
             set(&["n1", "n2", "n3", "n4", "n5"])
@@ -263,6 +283,18 @@ mod tests {
         assert_eq!(view(&grudge, &nodes, "n1"), set(&["n1", "n2", "n3"]));
         assert_eq!(view(&grudge, &nodes, "n5"), set(&["n3", "n4", "n5"]));
         assert!(is_symmetric(&grudge, &nodes));
+    }
+
+    #[test]
+    fn a_bridge_through_a_chosen_node_leaves_the_others_on_their_sides() {
+        let nodes = names(5);
+        let grudge = Grudge::bridge_through("n5", &nodes);
+        // n5 takes n3's place, n3 takes n5's: {n1, n2} | n5 | {n4, n3}.
+        assert_eq!(view(&grudge, &nodes, "n5").len(), 5);
+        assert_eq!(view(&grudge, &nodes, "n1"), set(&["n1", "n2", "n5"]));
+        assert_eq!(view(&grudge, &nodes, "n3"), set(&["n3", "n4", "n5"]));
+        assert_eq!(Grudge::bridge_through("n3", &nodes), Grudge::bridge(&nodes));
+        assert_eq!(Grudge::bridge_through("n9", &nodes), Grudge::bridge(&nodes));
     }
 
     #[test]
@@ -374,7 +406,7 @@ mod tests {
         #[test]
         fn bridge_node_hears_all_and_the_sides_stay_cut(order in shuffled_cluster()) {
             let grudge = Grudge::bridge(&order);
-            let bridge = &order[order.len() / 2];
+            let bridge = Grudge::bridge_node(&order).expect("a bridge of three or more");
             prop_assert!(is_symmetric(&grudge, &order));
             prop_assert_eq!(view(&grudge, &order, bridge).len(), order.len());
             for node in &order {

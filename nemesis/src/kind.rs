@@ -7,8 +7,8 @@ use std::str::FromStr;
 
 /// The names `--nemesis` accepts, in the order an error message lists them.
 const VALID_FAULT_NAMES: &str = "none, kill, kill-majority, kill-all, crash-restart, pause, \
-     power-loss, partition, partition-leader, partition-one-way, majorities-ring, bridge, slow, \
-     lossy, all";
+     power-loss, lagging-failover, partition, partition-leader, flap-leader, partition-one-way, \
+     majorities-ring, bridge, restart-bridge, slow, lossy, all";
 
 /// A malformed `--nemesis` or `--partition-backend` value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,16 +49,27 @@ pub enum FaultKind {
     /// SIGKILL one node, a majority or every node, and lose what they wrote but did not
     /// fsync (sometimes keeping a torn prefix of it); restart them on what is left.
     PowerLoss,
+    /// SIGSTOP a follower until its log lags, then SIGKILL the leader as the follower
+    /// resumes: the election that follows is between a lagging log and an up-to-date one,
+    /// which only the vote's up-to-date-log check decides.
+    LaggingFailover,
     /// Cut the cluster into random halves, a minority and a majority.
     Partition,
     /// Cut the current leader off from every other node.
     PartitionLeader,
+    /// Cut the leader off, heal as soon as another node leads, and again, while the fault
+    /// lasts: the deposed leader's uncommitted suffix meets a young leader's short log.
+    FlapLeader,
     /// Random halves where only one side's messages are lost: the other side still reaches it.
     PartitionOneWay,
     /// Every node sees a majority, but no two nodes see the same one.
     MajoritiesRing,
     /// Two halves that cannot see each other, joined by one node that sees both.
     Bridge,
+    /// Two sides joined by the leader, as in `bridge`, with the leader crash-restarted again
+    /// and again: the sides, whose logs it kept level, race for its vote in one term,
+    /// across its restarts.
+    RestartBridge,
     /// Delay messages on every link, with jitter (through the proxy).
     Slow,
     /// Drop connections on every link at random, losing the messages in flight (through
@@ -68,18 +79,21 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind, in a fixed order (the order the seeded schedule draws from).
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::Kill,
         FaultKind::KillMajority,
         FaultKind::KillAll,
         FaultKind::CrashRestart,
         FaultKind::Pause,
         FaultKind::PowerLoss,
+        FaultKind::LaggingFailover,
         FaultKind::Partition,
         FaultKind::PartitionLeader,
+        FaultKind::FlapLeader,
         FaultKind::PartitionOneWay,
         FaultKind::MajoritiesRing,
         FaultKind::Bridge,
+        FaultKind::RestartBridge,
         FaultKind::Slow,
         FaultKind::Lossy,
     ];
@@ -93,11 +107,14 @@ impl FaultKind {
             FaultKind::CrashRestart => "crash-restart",
             FaultKind::Pause => "pause",
             FaultKind::PowerLoss => "power-loss",
+            FaultKind::LaggingFailover => "lagging-failover",
             FaultKind::Partition => "partition",
             FaultKind::PartitionLeader => "partition-leader",
+            FaultKind::FlapLeader => "flap-leader",
             FaultKind::PartitionOneWay => "partition-one-way",
             FaultKind::MajoritiesRing => "majorities-ring",
             FaultKind::Bridge => "bridge",
+            FaultKind::RestartBridge => "restart-bridge",
             FaultKind::Slow => "slow",
             FaultKind::Lossy => "lossy",
         }
@@ -111,12 +128,16 @@ impl FaultKind {
             | FaultKind::KillAll
             | FaultKind::CrashRestart
             | FaultKind::Pause
-            | FaultKind::PowerLoss => Lane::Process,
+            | FaultKind::PowerLoss
+            | FaultKind::LaggingFailover => Lane::Process,
             FaultKind::Partition
             | FaultKind::PartitionLeader
+            | FaultKind::FlapLeader
             | FaultKind::PartitionOneWay
             | FaultKind::MajoritiesRing
             | FaultKind::Bridge
+            // Crash-restarts too, but its fault in force is the partition.
+            | FaultKind::RestartBridge
             | FaultKind::Slow
             | FaultKind::Lossy => Lane::Network,
         }

@@ -90,4 +90,4 @@ pub use partition::iptables::{
 };
 pub use partition::proxy::{ProxyError, ProxyNetwork, UpstreamSource};
 pub use partition::{Degradation, Degrader, PartitionError, Partitioner};
-pub use schedule::{Crash, FaultPlan, Planner, Schedule, Targets};
+pub use schedule::{Crash, FaultPlan, Flap, Planner, Schedule, Targets};

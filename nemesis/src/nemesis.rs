@@ -21,7 +21,11 @@ use crate::event::{Event, EventName};
 use crate::grudge::{Grudge, Link};
 use crate::kind::Lane;
 use crate::partition::{Degradation, Degrader, PartitionError};
-use crate::schedule::{Crash, FaultPlan, Planner, Schedule, Targets};
+use crate::schedule::{Crash, FaultPlan, Flap, Planner, Schedule, Targets};
+
+/// How often flap-leader asks who leads while it waits for a new leader: a fraction of an
+/// election timeout, so that it heals soon after one is elected.
+const LEADER_POLL: Duration = Duration::from_millis(20);
 
 /// A fault could not be applied or healed.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +50,7 @@ pub enum NemesisError {
     ZeroInterval,
 }
 
-/// The fault in force in a lane, remembered so that it can be healed.
+/// A fault in force in a lane, remembered so that it can be healed.
 #[derive(Debug, Clone, PartialEq)]
 enum ActiveFault {
     /// Killed or powered off: healed by restarting them.
@@ -88,7 +92,10 @@ pub struct Nemesis<C, P> {
     cluster: Arc<C>,
     network: Arc<P>,
     on_event: Mutex<Box<dyn FnMut(Event) + Send>>,
-    active: Mutex<BTreeMap<Lane, ActiveFault>>,
+    /// What each lane broke and has not healed yet: one fault, or two when a fault of two
+    /// actions half failed (a crash of restart-bridge whose restart failed beside its
+    /// partition, a lagging failover whose resume failed beside its kill).
+    active: Mutex<BTreeMap<Lane, Vec<ActiveFault>>>,
     /// Numbers the crash-restart storms, so that the crashes of one can be told apart.
     storms: AtomicU64,
 }
@@ -171,11 +178,8 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             };
             debug_assert_eq!(plan.lane(), lane, "the planner of a lane plans for it");
             let fault_ends = Instant::now() + interval;
-            if let FaultPlan::CrashRestart(crashes) = plan {
-                self.crash_restart(crashes, deadline, &mut stopped).await?;
-            } else {
-                self.start(plan).await?;
-            }
+            self.inflict(plan, fault_ends, deadline, &mut stopped)
+                .await?;
             if !wait_until(fault_ends, deadline, &mut stopped).await {
                 return Ok(());
             }
@@ -187,10 +191,60 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         Ok(())
     }
 
+    /// Applies one fault as the schedule does, after healing the one in force in its lane:
+    /// most at once, with [`Nemesis::start`]; those that act again and again (crash-restart,
+    /// flap-leader, restart-bridge) or wait between two actions (lagging-failover) until
+    /// `fault_ends`, stopping early at the `deadline` or when the run stops. What is left in
+    /// force then is for [`Nemesis::stop`] to heal.
+    async fn inflict(
+        &self,
+        plan: FaultPlan,
+        fault_ends: Instant,
+        deadline: Instant,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Result<(), NemesisError> {
+        let lane = plan.lane();
+        self.stop(lane).await?;
+        let fault_ends = fault_ends.min(deadline);
+        match plan {
+            FaultPlan::CrashRestart(crashes) => {
+                self.crash_restart(crashes, deadline, stopped).await
+            }
+            FaultPlan::LaggingFailover { preference, lag } => {
+                let Some(leader) = self.pause_a_follower(&preference).await? else {
+                    return Ok(());
+                };
+                if !wait_until(Instant::now() + lag, deadline, stopped).await {
+                    return Ok(());
+                }
+                self.fail_over(leader).await
+            }
+            FaultPlan::FlapLeader(flaps) => self.flap_leader(flaps, fault_ends, stopped).await,
+            FaultPlan::RestartBridge { order, waits } => {
+                let Some(bridge) = self.cut_bridge(lane, &order).await? else {
+                    return Ok(());
+                };
+                let storm = self.storms.fetch_add(1, Ordering::Relaxed);
+                for wait in waits {
+                    self.crash(lane, storm, Targets::Nodes(vec![bridge.clone()]))
+                        .await?;
+                    if !wait_until(Instant::now() + wait, fault_ends, stopped).await {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            plan => self.start(plan).await,
+        }
+    }
+
     /// Applies one fault, after healing the one in force in its lane, if any. Leader
     /// targets are resolved now, falling back to the plan's node when no leader is known.
-    /// A crash-restart storm applied this way is a single round of crashes, each node
-    /// restarted as soon as it is dead.
+    /// The faults that act again and again do it once this way: a crash-restart storm is a
+    /// single round of crashes, each node restarted as soon as it is dead; flap-leader
+    /// isolates the leader once, until healed; restart-bridge cuts its partition and
+    /// crash-restarts the bridge once. A lagging failover is applied whole: it sleeps
+    /// through its (short) lag.
     pub async fn start(&self, plan: FaultPlan) -> Result<(), NemesisError> {
         let lane = plan.lane();
         self.stop(lane).await?;
@@ -227,11 +281,30 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 let nodes = self.resolve(targets).await;
                 self.power_loss(lane, nodes, torn).await
             }
+            FaultPlan::LaggingFailover { preference, lag } => {
+                let Some(leader) = self.pause_a_follower(&preference).await? else {
+                    return Ok(());
+                };
+                tokio::time::sleep(lag).await;
+                self.fail_over(leader).await
+            }
             FaultPlan::Partition(grudge) => self.partition(lane, grudge).await,
             FaultPlan::IsolateLeader { fallback } => {
-                let leader = self.cluster.leader().await.unwrap_or(fallback);
-                let grudge = Grudge::isolate(&leader, &self.cluster.nodes());
-                self.partition(lane, grudge).await
+                self.isolate_leader(lane, fallback).await?;
+                Ok(())
+            }
+            FaultPlan::FlapLeader(flaps) => {
+                if let Some(flap) = flaps.into_iter().next() {
+                    self.isolate_leader(lane, flap.fallback).await?;
+                }
+                Ok(())
+            }
+            FaultPlan::RestartBridge { order, .. } => {
+                let Some(bridge) = self.cut_bridge(lane, &order).await? else {
+                    return Ok(());
+                };
+                let storm = self.storms.fetch_add(1, Ordering::Relaxed);
+                self.crash(lane, storm, Targets::Nodes(vec![bridge])).await
             }
             FaultPlan::Slow(how) => {
                 self.degrade(lane, EventName::StartSlow, EventName::StopSlow, how)
@@ -244,13 +317,21 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         }
     }
 
-    /// Heals the fault in force in `lane`, if any: restarts killed nodes, resumes paused
+    /// Heals the faults in force in `lane`, if any: restarts killed nodes, resumes paused
     /// ones, or heals the network. Nodes that could not be healed stay remembered, so a
-    /// later call retries them.
+    /// later call retries them. Returns the first failure, after trying every fault.
     pub async fn stop(&self, lane: Lane) -> Result<(), NemesisError> {
-        let Some(fault) = self.active().remove(&lane) else {
-            return Ok(());
-        };
+        let faults = self.active().remove(&lane).unwrap_or_default();
+        let mut result = Ok(());
+        for fault in faults {
+            let healed = self.heal(lane, fault).await;
+            result = result.and(healed);
+        }
+        result
+    }
+
+    /// Heals one fault of `lane`, remembering in it what could not be healed.
+    async fn heal(&self, lane: Lane, fault: ActiveFault) -> Result<(), NemesisError> {
         match fault {
             ActiveFault::Down(nodes) => {
                 let (restarted, result) = apply(&*self.cluster, Action::Restart, &nodes).await;
@@ -303,12 +384,136 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
     }
 
     /// SIGKILLs the targets and restarts each as soon as it is dead, as a crash of `storm`.
+    /// The crash leaves the lane's fault in force alone (restart-bridge's partition); a node
+    /// that fails to restart is remembered in `lane` beside it.
     async fn crash(&self, lane: Lane, storm: u64, targets: Targets) -> Result<(), NemesisError> {
         let nodes = self.resolve(targets).await;
-        let value = json!({"nodes": nodes_json(&nodes), "storm": storm});
-        self.kill(lane, EventName::CrashRestart, value, nodes)
+        self.emit(
+            EventName::CrashRestart,
+            json!({"nodes": nodes_json(&nodes), "storm": storm}),
+        );
+        let (killed, killing) = apply(&*self.cluster, Action::Kill, &nodes).await;
+        let (restarted, restarting) = apply(&*self.cluster, Action::Restart, &killed).await;
+        self.report_healed(EventName::Restart, &restarted);
+        self.remember(lane, ActiveFault::Down(unhealed(killed, &restarted)));
+        killing.and(restarting)
+    }
+
+    /// The first half of a lagging failover: SIGSTOPs the first node of `preference` that
+    /// does not lead, and returns the node that leads now (or else the first of
+    /// `preference`), to be killed once the follower lags. `None` when there is no node.
+    async fn pause_a_follower(
+        &self,
+        preference: &[NodeName],
+    ) -> Result<Option<NodeName>, NemesisError> {
+        let leader = self.cluster.leader().await;
+        let Some(leader) = leader.or_else(|| preference.first().cloned()) else {
+            return Ok(None);
+        };
+        let follower: Vec<NodeName> = preference
+            .iter()
+            .filter(|node| **node != leader)
+            .take(1)
+            .cloned()
+            .collect();
+        if !follower.is_empty() {
+            self.emit(EventName::Pause, nodes_json(&follower));
+            let (paused, result) = apply(&*self.cluster, Action::Pause, &follower).await;
+            self.remember(Lane::Process, ActiveFault::Paused(paused));
+            result?;
+        }
+        Ok(Some(leader))
+    }
+
+    /// The second half of a lagging failover: SIGKILLs `leader` and, at the same instant,
+    /// resumes the paused follower, so that the election that follows is between its
+    /// lagging log and the others'. The fault left in force is the killed leader.
+    async fn fail_over(&self, leader: NodeName) -> Result<(), NemesisError> {
+        let lane = Lane::Process;
+        let leader = vec![leader];
+        self.emit(EventName::Kill, nodes_json(&leader));
+        let ((killed, killing), resuming) = tokio::join!(
+            apply(&*self.cluster, Action::Kill, &leader),
+            self.stop(lane)
+        );
+        self.remember(lane, ActiveFault::Down(killed));
+        killing.and(resuming)
+    }
+
+    /// Cuts the leader of the moment (or else `fallback`) off from every other node, both
+    /// ways; returns the node cut off.
+    async fn isolate_leader(
+        &self,
+        lane: Lane,
+        fallback: NodeName,
+    ) -> Result<NodeName, NemesisError> {
+        let leader = self.cluster.leader().await.unwrap_or(fallback);
+        let grudge = Grudge::isolate(&leader, &self.cluster.nodes());
+        self.partition(lane, grudge).await?;
+        Ok(leader)
+    }
+
+    /// Cuts the nodes of `order` into two sides joined by the leader of the moment (or
+    /// else the bridge node of `order`); returns the bridge, or `None` if `order` is empty.
+    async fn cut_bridge(
+        &self,
+        lane: Lane,
+        order: &[NodeName],
+    ) -> Result<Option<NodeName>, NemesisError> {
+        let leader = self.cluster.leader().await;
+        let leader = leader.filter(|leader| order.contains(leader));
+        let Some(bridge) = leader.or_else(|| Grudge::bridge_node(order).cloned()) else {
+            return Ok(None);
+        };
+        self.partition(lane, Grudge::bridge_through(&bridge, order))
             .await?;
-        self.stop(lane).await
+        Ok(Some(bridge))
+    }
+
+    /// Flap-leader's rounds until `fault_ends`: isolate the leader, heal as soon as another
+    /// node leads, wait the round's calm. A partition in force when the time is up stays,
+    /// for the lane to heal.
+    async fn flap_leader(
+        &self,
+        flaps: Vec<Flap>,
+        fault_ends: Instant,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Result<(), NemesisError> {
+        let lane = Lane::Network;
+        for flap in flaps {
+            let isolated = self.isolate_leader(lane, flap.fallback).await?;
+            if !self
+                .await_leader_other_than(&isolated, fault_ends, stopped)
+                .await
+            {
+                return Ok(());
+            }
+            self.stop(lane).await?;
+            if !wait_until(Instant::now() + flap.calm, fault_ends, stopped).await {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks who leads every [`LEADER_POLL`] until a node other than `deposed` does (true),
+    /// or until `until` or the run's stop (false).
+    async fn await_leader_other_than(
+        &self,
+        deposed: &str,
+        until: Instant,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> bool {
+        loop {
+            if let Some(leader) = self.cluster.leader().await
+                && leader != deposed
+            {
+                return true;
+            }
+            if !wait_until(Instant::now() + LEADER_POLL, until, stopped).await {
+                return false;
+            }
+        }
     }
 
     /// SIGKILLs `nodes`, all at once, reporting `event` with `value` first.
@@ -406,18 +611,18 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         }
     }
 
-    fn active(&self) -> MutexGuard<'_, BTreeMap<Lane, ActiveFault>> {
+    fn active(&self) -> MutexGuard<'_, BTreeMap<Lane, Vec<ActiveFault>>> {
         self.active
             .lock()
             .expect("never poisoned: no panics while held")
     }
 
-    /// Remembers a fault of `lane`, unless it hit no node.
+    /// Remembers a fault of `lane`, beside any other in force there, unless it hit no node.
     fn remember(&self, lane: Lane, fault: ActiveFault) {
         let hit_nobody =
             matches!(&fault, ActiveFault::Down(n) | ActiveFault::Paused(n) if n.is_empty());
         if !hit_nobody {
-            self.active().insert(lane, fault);
+            self.active().entry(lane).or_default().push(fault);
         }
     }
 
@@ -524,6 +729,8 @@ mod tests {
         network: Arc<FakeNetwork>,
         journal: Journal,
         events: Arc<Mutex<Vec<Event>>>,
+        /// When each of `events` came, since the setup.
+        times: Arc<Mutex<Vec<Duration>>>,
         nemesis: Nemesis<FakeCluster, FakeNetwork>,
     }
 
@@ -531,15 +738,41 @@ mod tests {
         let journal = Journal::default();
         let cluster = Arc::new(FakeCluster::new(size, &journal));
         let network = Arc::new(FakeNetwork::new(&journal));
-        let (events, sink) = recorder(&journal);
+        let (events, mut record) = recorder(&journal);
+        let times = Arc::new(Mutex::new(Vec::new()));
+        let started = Instant::now();
+        let sink = {
+            let times = times.clone();
+            move |event: Event| {
+                times.lock().unwrap().push(started.elapsed());
+                record(event);
+            }
+        };
         let nemesis = Nemesis::new(cluster.clone(), network.clone(), sink);
         Setup {
             cluster,
             network,
             journal,
             events,
+            times,
             nemesis,
         }
+    }
+
+    /// The events with the time each came, in seconds since the setup.
+    fn timeline(setup: &Setup) -> Vec<(f64, Event)> {
+        let times = setup.times.lock().unwrap().clone();
+        let events = setup.events.lock().unwrap().clone();
+        times
+            .into_iter()
+            .map(|time| time.as_secs_f64())
+            .zip(events)
+            .collect()
+    }
+
+    fn isolation(node: &str, size: usize) -> Value {
+        let nodes: Vec<NodeName> = (1..=size).map(|i| format!("n{i}")).collect();
+        Grudge::isolate(node, &nodes).to_json()
     }
 
     fn schedule(kinds: &str, seed: u64) -> Schedule {
@@ -906,6 +1139,228 @@ mod tests {
             from: "n1".into(),
             to: "n4".into()
         }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flap_leader_isolates_the_leader_of_the_moment_and_heals_once_another_leads() {
+        let setup = setup(3);
+        setup.cluster.set_leader(Some("n1"));
+        let election = Duration::from_millis(150);
+        setup.cluster.hold_elections(&setup.network, election);
+        // One fault, from 0.5 s to 1.5 s.
+        run_for(
+            &setup,
+            &schedule("flap-leader", 5),
+            Duration::from_millis(1600),
+        )
+        .await;
+        let timeline = timeline(&setup);
+        let rounds: Vec<_> = timeline.chunks(2).collect();
+        assert!(
+            rounds.len() >= 2,
+            "several rounds in one fault: {timeline:?}"
+        );
+        // The fake elects the next node in order: n1, then n2, then n3.
+        for (round, leader) in rounds.iter().zip(["n1", "n2", "n3"]) {
+            let [(start, cut), (stop, healed)] = round else {
+                panic!("a round without its heal: {round:?}");
+            };
+            assert_eq!(cut.f, EventName::StartPartition);
+            assert_eq!(cut.value, isolation(leader, 3), "isolates {leader}");
+            assert_eq!(
+                (healed.f, &healed.value),
+                (EventName::StopPartition, &cut.value)
+            );
+            let held = stop - start;
+            if *stop < 1.5 {
+                // Healed by a new leader, within a poll of its election.
+                let polled = (election + 2 * LEADER_POLL).as_secs_f64();
+                assert!((0.15..polled).contains(&held), "held {held} s");
+            } else {
+                assert_eq!(*stop, 1.5, "the fault's end heals the partition in force");
+            }
+        }
+        for pair in rounds.windows(2) {
+            let calm = pair[1][0].0 - pair[0][1].0;
+            assert!((0.1..=0.3 + 1e-9).contains(&calm), "calm of {calm} s");
+        }
+        assert_all_healed(&setup);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flap_leader_holds_the_partition_until_the_fault_ends_if_no_one_else_leads() {
+        let setup = setup(3);
+        setup.cluster.set_leader(Some("n2"));
+        run_for(
+            &setup,
+            &schedule("flap-leader", 5),
+            Duration::from_millis(1600),
+        )
+        .await;
+        let summary: Vec<_> = timeline(&setup)
+            .into_iter()
+            .map(|(time, event)| (time, event.f, event.value))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (0.5, EventName::StartPartition, isolation("n2", 3)),
+                (1.5, EventName::StopPartition, isolation("n2", 3)),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lagging_failover_pauses_a_follower_then_kills_the_leader_as_it_resumes() {
+        let setup = setup(3);
+        setup.cluster.set_leader(Some("n2"));
+        run_for(
+            &setup,
+            &schedule("lagging-failover", 8),
+            Duration::from_millis(1600),
+        )
+        .await;
+        let timeline = timeline(&setup);
+        let summary: Vec<_> = timeline
+            .iter()
+            .map(|(_, e)| (e.f, e.value.clone()))
+            .collect();
+        let follower = summary[0].1[0].as_str().expect("a paused node").to_owned();
+        assert_ne!(follower, "n2", "the leader is not the one that lags");
+        assert_eq!(
+            summary,
+            [
+                (EventName::Pause, json!([follower])),
+                (EventName::Kill, json!(["n2"])),
+                (EventName::Resume, json!([follower])),
+                (EventName::Restart, json!(["n2"])),
+            ]
+        );
+        let times: Vec<f64> = timeline.iter().map(|(time, _)| *time).collect();
+        let lag = times[1] - times[0];
+        assert!((0.1..=0.3 + 1e-9).contains(&lag), "lagged {lag} s");
+        assert_eq!(
+            times[1], times[2],
+            "the kill and the resume are one instant"
+        );
+        assert_eq!(times[3], 1.5, "the leader is restarted at the fault's end");
+        // Killed and resumed side by side, after the pause.
+        let journal = journal(&setup);
+        let kill = journal.iter().position(|line| line == "kill n2").unwrap();
+        let resume = format!("resume {follower}");
+        assert_eq!(journal[kill + 1], resume, "{journal:?}");
+        assert_all_healed(&setup);
+    }
+
+    #[tokio::test]
+    async fn with_no_leader_known_a_lagging_failover_takes_its_seeded_fallbacks() {
+        let setup = setup(3);
+        let plan = FaultPlan::LaggingFailover {
+            preference: vec!["n3".into(), "n1".into(), "n2".into()],
+            lag: Duration::from_millis(1),
+        };
+        setup.nemesis.start(plan).await.unwrap();
+        assert_eq!(setup.cluster.dead(), BTreeSet::from(["n3".to_owned()]));
+        assert!(setup.cluster.paused().is_empty());
+        assert_eq!(
+            names(&setup.events),
+            [EventName::Pause, EventName::Kill, EventName::Resume]
+        );
+        assert_eq!(setup.events.lock().unwrap()[0].value, json!(["n1"]));
+        setup.nemesis.stop(Lane::Process).await.unwrap();
+        assert_all_healed(&setup);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restart_bridge_crash_restarts_only_the_leader_it_made_the_bridge() {
+        let setup = setup(3);
+        setup.cluster.set_leader(Some("n3"));
+        run_for(
+            &setup,
+            &schedule("restart-bridge", 2),
+            Duration::from_millis(1600),
+        )
+        .await;
+        let timeline = timeline(&setup);
+        let (first, last) = (&timeline[0], &timeline[timeline.len() - 1]);
+        assert_eq!((first.0, first.1.f), (0.5, EventName::StartPartition));
+        assert_eq!((last.0, last.1.f), (1.5, EventName::StopPartition));
+        // Three nodes: the two ends deaf to each other, the leader between them.
+        assert_eq!(first.1.value, json!({"n1": ["n2"], "n2": ["n1"]}));
+        let bridge = "n3";
+        let crashes = &timeline[1..timeline.len() - 1];
+        assert!(
+            crashes.len() >= 10,
+            "crashes every 50 to 200 ms: {crashes:?}"
+        );
+        for pair in crashes.chunks(2) {
+            let [(crashed, crash), (restarted, restart)] = pair else {
+                panic!("a crash without its restart: {pair:?}");
+            };
+            assert_eq!(crash.f, EventName::CrashRestart);
+            assert_eq!(crash.value, json!({"nodes": [bridge], "storm": 0}));
+            assert_eq!(
+                (restart.f, &restart.value),
+                (EventName::Restart, &json!([bridge]))
+            );
+            assert_eq!(crashed, restarted, "restarted at once");
+        }
+        assert_eq!(journal(&setup)[1], "cut 2");
+        assert_all_healed(&setup);
+    }
+
+    #[tokio::test]
+    async fn a_bridge_the_process_lane_killed_comes_back_early_and_its_restart_does_nothing() {
+        let setup = setup(3);
+        let nemesis = &setup.nemesis;
+        nemesis
+            .start(FaultPlan::Kill(Targets::Nodes(vec!["n2".into()])))
+            .await
+            .unwrap();
+        // With no leader known, the bridge of n1, n2, n3 is n2.
+        let plan = FaultPlan::RestartBridge {
+            order: setup.cluster.nodes(),
+            waits: vec![Duration::from_millis(100)],
+        };
+        nemesis.start(plan).await.unwrap();
+        assert!(setup.cluster.dead().is_empty(), "the bridge is back");
+        nemesis.heal_all().await.unwrap();
+        assert_all_healed(&setup);
+        let journal = journal(&setup);
+        assert!(
+            journal.contains(&"kill n2: nothing to do".to_owned()),
+            "{journal:?}"
+        );
+        assert!(
+            journal.contains(&"restart n2: nothing to do".to_owned()),
+            "{journal:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bridge_that_fails_to_restart_is_healed_with_the_partition() {
+        let setup = setup(3);
+        setup.cluster.set_unstartable("n2", true);
+        let plan = FaultPlan::RestartBridge {
+            order: setup.cluster.nodes(),
+            waits: vec![Duration::from_millis(100)],
+        };
+        let error = setup.nemesis.start(plan).await.unwrap_err();
+        assert_eq!(error.to_string(), "could not restart node n2");
+        assert_eq!(setup.cluster.dead(), BTreeSet::from(["n2".to_owned()]));
+        assert_eq!(setup.network.cut_links().len(), 2, "the partition holds");
+        setup.cluster.set_unstartable("n2", false);
+        setup.nemesis.stop(Lane::Network).await.unwrap();
+        assert_all_healed(&setup);
+        assert_eq!(
+            names(&setup.events),
+            [
+                EventName::StartPartition,
+                EventName::CrashRestart,
+                EventName::StopPartition,
+                EventName::Restart,
+            ]
+        );
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 //! [`FaultPlan`]s. Only what depends on the cluster at that moment (who leads,
 //! for the leader-targeted faults) may differ between replays.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -65,6 +66,15 @@ pub struct Crash {
     pub then: Duration,
 }
 
+/// One round of a flap-leader fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flap {
+    /// The node to isolate when no leader is known.
+    pub fallback: NodeName,
+    /// How long to wait, once the partition is healed, before the next round.
+    pub calm: Duration,
+}
+
 /// One fault, as drawn from the seed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FaultPlan {
@@ -86,12 +96,45 @@ pub enum FaultPlan {
         /// The seed of the torn prefixes, or `None` to lose every unsynced byte.
         torn: Option<u64>,
     },
+    /// SIGSTOP a follower for `lag`, then SIGKILL the leader and SIGCONT the follower at
+    /// once; healing restarts the leader. Who leads is resolved when the fault starts: the
+    /// leader then, else the first node of `preference`; the follower is the first node of
+    /// `preference` that is not the leader.
+    LaggingFailover {
+        /// The nodes in a seeded order, from which the follower (and, with no leader known,
+        /// the leader) is taken.
+        preference: Vec<NodeName>,
+        /// How long the follower stays paused before the leader is killed.
+        lag: Duration,
+    },
     /// Cut the links of this grudge; healing restores every link.
     Partition(Grudge),
     /// Isolate the leader when the fault starts, or `fallback` if no leader is known.
     IsolateLeader {
         /// The node to isolate when no leader is known.
         fallback: NodeName,
+    },
+    /// Round after round, for as long as the fault lasts: isolate the leader of the moment,
+    /// heal as soon as another node leads, then wait the round's calm. Healing heals the
+    /// partition in force, if any.
+    FlapLeader(Vec<Flap>),
+    /// Cut the cluster into two sides that hear only one node, the bridge, then SIGKILL and
+    /// restart the bridge at once, waiting each of `waits` after a crash, for as long as the
+    /// fault lasts. Healing restores every link. The bridge is the leader when the fault
+    /// starts (so that its first crash leaves the two sides, whose logs it kept level, to
+    /// race for its vote), or else [`Grudge::bridge_node`] of `order`; the sides are the
+    /// others, placed as in [`Grudge::bridge_through`].
+    ///
+    /// The crashes are process actions from the network lane, so they may meet the process
+    /// lane's fault on the same node: the cluster's kill, restart, pause and resume do
+    /// nothing where there is nothing to do, so a bridge that the process lane killed or
+    /// paused just comes back early, and the process lane's restart or resume of it later
+    /// does nothing. The fault in force in the network lane stays the partition.
+    RestartBridge {
+        /// The nodes in a seeded order, which places them on the sides.
+        order: Vec<NodeName>,
+        /// The wait after each crash.
+        waits: Vec<Duration>,
     },
     /// Slow down every link; healing restores them.
     Slow(Degradation),
@@ -108,9 +151,12 @@ impl FaultPlan {
             | FaultPlan::KillAll
             | FaultPlan::CrashRestart(_)
             | FaultPlan::Pause(_)
-            | FaultPlan::PowerLoss { .. } => Lane::Process,
+            | FaultPlan::PowerLoss { .. }
+            | FaultPlan::LaggingFailover { .. } => Lane::Process,
             FaultPlan::Partition(_)
             | FaultPlan::IsolateLeader { .. }
+            | FaultPlan::FlapLeader(_)
+            | FaultPlan::RestartBridge { .. }
             | FaultPlan::Slow(_)
             | FaultPlan::Lossy(_) => Lane::Network,
         }
@@ -184,15 +230,24 @@ impl Planner {
                 targets: self.one_majority_or_all(),
                 torn: self.rng.random_bool(0.5).then(|| self.rng.random()),
             },
+            FaultKind::LaggingFailover => FaultPlan::LaggingFailover {
+                preference: self.shuffled(),
+                lag: Duration::from_millis(self.rng.random_range(100..=300)),
+            },
             FaultKind::Partition => FaultPlan::Partition(Grudge::halves(&self.shuffled())),
             FaultKind::PartitionLeader => FaultPlan::IsolateLeader {
                 fallback: self.any_node(),
             },
+            FaultKind::FlapLeader => FaultPlan::FlapLeader(self.flaps()),
             FaultKind::PartitionOneWay => FaultPlan::Partition(Grudge::one_way(&self.shuffled())),
             FaultKind::MajoritiesRing => {
                 FaultPlan::Partition(Grudge::majorities_ring(&self.shuffled()))
             }
             FaultKind::Bridge => FaultPlan::Partition(Grudge::bridge(&self.shuffled())),
+            FaultKind::RestartBridge => FaultPlan::RestartBridge {
+                order: self.shuffled(),
+                waits: self.fill_interval(50..=200),
+            },
             FaultKind::Slow => FaultPlan::Slow(self.slowness()),
             FaultKind::Lossy => FaultPlan::Lossy(self.lossiness()),
         })
@@ -236,6 +291,31 @@ impl Planner {
             crashes.push(Crash { targets, then });
         }
         crashes
+    }
+
+    /// Flap-leader rounds, each with a fallback and a calm of 100 to 300 ms, enough of
+    /// them that their calms alone fill the fault's interval (each round also waits for an
+    /// election, so the fault ends before they run out).
+    fn flaps(&mut self) -> Vec<Flap> {
+        self.fill_interval(100..=300)
+            .into_iter()
+            .map(|calm| Flap {
+                fallback: self.any_node(),
+                calm,
+            })
+            .collect()
+    }
+
+    /// Random waits of `millis` that add up to the fault's interval at least (one at least).
+    fn fill_interval(&mut self, millis: RangeInclusive<u64>) -> Vec<Duration> {
+        let mut waits = Vec::new();
+        let mut planned = Duration::ZERO;
+        while planned < self.interval || waits.is_empty() {
+            let wait = Duration::from_millis(self.rng.random_range(millis.clone()));
+            planned += wait;
+            waits.push(wait);
+        }
+        waits
     }
 
     /// 20 to 300 ms on every message, with as much jitter again at most.
@@ -318,8 +398,11 @@ mod tests {
             FaultPlan::CrashRestart(_) => "crash-restart",
             FaultPlan::Pause(_) => "pause",
             FaultPlan::PowerLoss { .. } => "power-loss",
+            FaultPlan::LaggingFailover { .. } => "lagging-failover",
             FaultPlan::Partition(_) => "partition",
             FaultPlan::IsolateLeader { .. } => "isolate-leader",
+            FaultPlan::FlapLeader(_) => "flap-leader",
+            FaultPlan::RestartBridge { .. } => "restart-bridge",
             FaultPlan::Slow(_) => "slow",
             FaultPlan::Lossy(_) => "lossy",
         }
@@ -342,6 +425,12 @@ mod tests {
             .map(kind_of)
             .collect();
         assert_eq!(drawn, BTreeSet::from(["isolate-leader", "pause"]));
+        let aimed = "flap-leader,lagging-failover,restart-bridge";
+        let drawn: BTreeSet<_> = plans(aimed, 3, 7, 30).iter().map(kind_of).collect();
+        assert_eq!(
+            drawn,
+            BTreeSet::from(["flap-leader", "lagging-failover", "restart-bridge"])
+        );
     }
 
     #[test]
@@ -431,6 +520,60 @@ mod tests {
     }
 
     #[test]
+    fn flap_leader_plans_enough_rounds_with_calms_of_100_to_300_ms_to_fill_the_fault() {
+        let mut fallbacks = BTreeSet::new();
+        for plan in plans("flap-leader", 3, 19, 20) {
+            let FaultPlan::FlapLeader(flaps) = plan else {
+                panic!("unexpected plan {plan:?}");
+            };
+            let calms: Duration = flaps.iter().map(|flap| flap.calm).sum();
+            assert!(calms >= Duration::from_secs(5), "{calms:?}");
+            let (shortest, longest) = (Duration::from_millis(100), Duration::from_millis(300));
+            assert!(
+                flaps
+                    .iter()
+                    .all(|flap| (shortest..=longest).contains(&flap.calm))
+            );
+            fallbacks.extend(flaps.into_iter().map(|flap| flap.fallback));
+        }
+        assert_eq!(fallbacks, nodes(3).into_iter().collect());
+    }
+
+    #[test]
+    fn lagging_failover_orders_every_node_and_lags_100_to_300_ms() {
+        let mut firsts = BTreeSet::new();
+        for plan in plans("lagging-failover", 3, 23, 50) {
+            let FaultPlan::LaggingFailover { preference, lag } = plan else {
+                panic!("unexpected plan {plan:?}");
+            };
+            let mut sorted = preference.clone();
+            sorted.sort();
+            assert_eq!(sorted, nodes(3), "a fallback for each role, all distinct");
+            assert!((100..=300).contains(&lag.as_millis()), "{lag:?}");
+            firsts.insert(preference[0].clone());
+        }
+        assert_eq!(firsts.len(), 3, "every node comes first sometimes");
+    }
+
+    #[test]
+    fn restart_bridge_orders_every_node_and_crashes_every_50_to_200_ms() {
+        let mut fallback_bridges = BTreeSet::new();
+        for plan in plans("restart-bridge", 5, 29, 30) {
+            let FaultPlan::RestartBridge { order, waits } = plan else {
+                panic!("unexpected plan {plan:?}");
+            };
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(sorted, nodes(5));
+            let total: Duration = waits.iter().sum();
+            assert!(total >= Duration::from_secs(5), "{total:?}");
+            assert!(waits.iter().all(|w| (50..=200).contains(&w.as_millis())));
+            fallback_bridges.extend(Grudge::bridge_node(&order).cloned());
+        }
+        assert_eq!(fallback_bridges.len(), 5, "any node may be the bridge");
+    }
+
+    #[test]
     fn each_lane_draws_only_its_own_kinds_from_a_seed_of_its_own() {
         let schedule = Schedule {
             kinds: "kill,partition".parse().unwrap(),
@@ -479,15 +622,15 @@ mod tests {
 
     #[test]
     fn every_kind_comes_once_in_each_round_of_the_deck() {
-        let kinds = "kill,crash-restart,pause,power-loss,kill-all"
+        let kinds = "kill,crash-restart,pause,power-loss,kill-all,lagging-failover"
             .parse()
             .unwrap();
         let mut planner = Planner::new(&kinds, nodes(3), Duration::from_secs(1), 9);
         for _ in 0..4 {
-            let round: BTreeSet<_> = (0..5)
+            let round: BTreeSet<_> = (0..6)
                 .map(|_| kind_of(&planner.next_plan().unwrap()))
                 .collect();
-            assert_eq!(round.len(), 5, "{round:?}");
+            assert_eq!(round.len(), 6, "{round:?}");
         }
     }
 
