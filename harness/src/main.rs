@@ -11,6 +11,7 @@ mod report;
 mod results;
 mod run;
 mod serve;
+mod stalls;
 mod status_log;
 mod store;
 mod suite;

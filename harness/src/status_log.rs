@@ -1,6 +1,6 @@
 //! Polls every node's `/status` during a run and writes each change to `status.jsonl`, so
 //! the report can draw each node's role and term over time; hands the fingerprints of what
-//! each node applied to a [`Ledger`]; and notices nodes whose process exited by itself (a
+//! each node applied to a [`Ledger`], and each leader's progress to [`Stalls`]; and notices nodes whose process exited by itself (a
 //! crash), which fails the run.
 //!
 //! One line per observed change of a node: `{"time":ns,"node":"n1","up":true,"role":"leader",
@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use crate::cluster::ProcessCluster;
 use crate::fingerprints::Ledger;
 use crate::results::Crash;
+use crate::stalls::Stalls;
 
 /// One observation of one node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +58,8 @@ pub struct Polled {
     pub crashes: Vec<Crash>,
     /// Every fingerprint the nodes reported.
     pub fingerprints: Ledger,
+    /// Leaders that committed nothing for a long time.
+    pub stalls: Stalls,
 }
 
 /// Polls until `stop` turns true, writing changes to `path`; returns what it saw, and
@@ -99,6 +102,7 @@ async fn poll_into(
                     .fingerprints
                     .observe(time, &node, &status.fingerprints);
             }
+            polled.stalls.observe(time, &node, status.as_ref());
             let sample = match status {
                 Some(s) => StatusSample {
                     time,

@@ -179,6 +179,10 @@ fn a_correct_cluster_under_kills_and_partitions_is_valid_with_the_proxy() {
     let lost = &results["lost_writes"];
     assert!(lost["acknowledged"].as_u64().unwrap() > 1000, "{lost}");
     assert_eq!(lost["lost"], 0);
+    // Every node applied the same log: their fingerprints agree wherever two reported one.
+    let agreement = &results["agreement"];
+    assert_eq!(agreement["valid"], Value::Bool(true), "{agreement}");
+    assert!(agreement["compared"].as_u64().unwrap() > 10, "{agreement}");
 
     // The run is stored as DESIGN.md says, and can be replayed from test.json.
     let run_dir = store.path().join("latest");

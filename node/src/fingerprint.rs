@@ -183,7 +183,10 @@ mod tests {
         }
         let kept = checkpoints.to_vec();
         assert_eq!(kept.len(), CHECKPOINTS_KEPT);
-        assert!(kept.iter().all(|c| c.index.is_multiple_of(CHECKPOINT_EVERY)));
+        assert!(
+            kept.iter()
+                .all(|c| c.index.is_multiple_of(CHECKPOINT_EVERY))
+        );
         assert_eq!(kept.last().unwrap().index, 64 * 40);
         assert_eq!(kept.first().unwrap().index, 64 * 9);
     }

@@ -20,6 +20,7 @@ use super::run_files::RunFiles;
 use crate::faults::FaultKind;
 use crate::fingerprints::Agreement;
 use crate::results::{Crash, Detection, Healing, Recovery};
+use crate::stalls::Stall;
 
 /// Everything the page shows.
 #[derive(Serialize)]
@@ -49,6 +50,8 @@ pub struct PageData<'h> {
     pub healing: Option<&'h Healing>,
     /// Nodes that exited by themselves.
     pub crashes: &'h [Crash],
+    /// Leaders that committed nothing for seconds while their log grew.
+    pub stalls: &'h [Stall],
     /// The first anomaly, and when.
     pub detection: Option<&'h Detection>,
     /// How long each fault kept writes from succeeding.
@@ -304,6 +307,7 @@ impl<'h> PageData<'h> {
             agreement: results.agreement.as_ref(),
             healing: results.healing.as_ref(),
             crashes: &results.crashes,
+            stalls: &results.stalls,
             detection: results.detection.as_ref(),
             recovery: &results.recovery,
         }

@@ -2,7 +2,8 @@
 //! For a key that is not linearizable, that is when the first operation the checker could
 //! not place completed; for lost or unexpected elements, when the final read that missed
 //! them completed; for replicas whose fingerprints differ, when the harness saw the second
-//! one; for a cluster that did not recover, when the harness gave up on it.
+//! one; for a leader that stalled, when it had committed nothing for five seconds; for a
+//! cluster that did not recover, when the harness gave up on it.
 //! A bug caught only at the end of a long run is a bug most short runs miss.
 
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use faultline_checker::{CheckResult, DivergenceResult, History, LostWritesResult
 
 use super::Crash;
 use crate::fingerprints::Mismatch;
+use crate::stalls::Stall;
 use serde::{Deserialize, Serialize};
 
 /// The first anomaly of a run.
@@ -19,8 +21,8 @@ pub struct Detection {
     /// Seconds from the start of the run.
     pub seconds: f64,
     /// What was observed: `not linearizable`, `lost write`, `unexpected element`, `replicas
-    /// diverged` (lists), `replicas applied different entries` (fingerprints), `node
-    /// crashed` or `did not recover`.
+    /// diverged` (lists), `replicas applied different entries` (fingerprints), `leader
+    /// stalled`, `node crashed` or `did not recover`.
     pub anomaly: String,
     /// The key it was observed on, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,17 +32,35 @@ pub struct Detection {
     pub operation: Option<u64>,
 }
 
-/// The earliest of the anomalies the checks found, if any. `gave_up` is when the harness
-/// stopped waiting for a cluster that did not recover (nanoseconds since the start).
+/// The first of each kind of anomaly the harness saw in the nodes themselves, beside the
+/// history.
+#[derive(Clone, Copy, Default)]
+pub struct FirstSeen<'a> {
+    /// Two fingerprints for one log index.
+    pub mismatch: Option<&'a Mismatch>,
+    /// A leader that committed nothing for seconds.
+    pub stall: Option<&'a Stall>,
+    /// A node that exited by itself.
+    pub crash: Option<&'a Crash>,
+    /// When the harness stopped waiting for a cluster that did not recover (nanoseconds
+    /// since the start).
+    pub gave_up: Option<u64>,
+}
+
+/// The earliest of the anomalies the checks found, if any.
 pub fn first_detection(
     history: &History,
     linearizability: &[CheckResult],
     lost_writes: Option<&LostWritesResult>,
     replicas: Option<&DivergenceResult>,
-    mismatch: Option<&Mismatch>,
-    crash: Option<&Crash>,
-    gave_up: Option<u64>,
+    nodes: FirstSeen<'_>,
 ) -> Option<Detection> {
+    let FirstSeen {
+        mismatch,
+        stall,
+        crash,
+        gave_up,
+    } = nodes;
     let mut found = Vec::new();
     for example in linearizability
         .iter()
@@ -94,6 +114,9 @@ pub fn first_detection(
             None,
             None,
         ));
+    }
+    if let Some(stall) = stall {
+        found.push((stall.time, "leader stalled", None, None));
     }
     if let Some(crash) = crash {
         found.push((crash.time, "node crashed", None, None));

@@ -15,11 +15,12 @@ use faultline_workloads::{model_for_key, split_by_model};
 use serde::{Deserialize, Serialize};
 
 use crate::fingerprints::Agreement;
+use crate::stalls::Stall;
 
 mod detection;
 mod recovery;
 
-pub use detection::{Detection, first_detection};
+pub use detection::{Detection, FirstSeen, first_detection};
 pub use recovery::{FaultRecovery, Recovery};
 
 /// What `results.json` holds.
@@ -46,6 +47,10 @@ pub struct RunResults {
     /// Nodes that exited by themselves.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub crashes: Vec<Crash>,
+    /// Leaders that held their term for seconds without committing while their log grew:
+    /// followers that keep refusing a leader they elected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stalls: Vec<Stall>,
     /// The first anomaly, and how soon after the start it was observable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection: Option<Detection>,
@@ -94,6 +99,8 @@ pub struct Observed {
     pub crashes: Vec<Crash>,
     /// Whether the fingerprints of what the nodes applied agreed, if they publish any.
     pub agreement: Option<Agreement>,
+    /// Leaders that held their term without committing while their log grew.
+    pub stalls: Vec<Stall>,
 }
 
 /// Checks a run's history within `budget` (shared by the models, one after another), the
@@ -112,6 +119,7 @@ pub fn check(
         copies,
         crashes,
         agreement,
+        stalls,
     } = observed;
     let mut valid = Verdict::Valid;
     let mut linearizability = Vec::new();
@@ -143,7 +151,10 @@ pub fn check(
     if let Some(agreement) = &agreement {
         valid = valid.and(agreement.valid);
     }
-    if !crashes.is_empty() || healing.as_ref().is_some_and(|healing| !healing.recovered) {
+    if !crashes.is_empty()
+        || !stalls.is_empty()
+        || healing.as_ref().is_some_and(|healing| !healing.recovered)
+    {
         valid = valid.and(Verdict::Invalid);
     }
     let gave_up = healing.as_ref().and_then(|healing| healing.gave_up_at);
@@ -152,9 +163,12 @@ pub fn check(
         &linearizability,
         lost.as_ref(),
         replicas.as_ref(),
-        agreement.as_ref().and_then(|a| a.first_mismatch.as_ref()),
-        crashes.first(),
-        gave_up,
+        FirstSeen {
+            mismatch: agreement.as_ref().and_then(|a| a.first_mismatch.as_ref()),
+            stall: stalls.first(),
+            crash: crashes.first(),
+            gave_up,
+        },
     );
     Ok(RunResults {
         valid,
@@ -164,6 +178,7 @@ pub fn check(
         agreement,
         healing,
         crashes,
+        stalls,
         detection,
         recovery: Recovery::of(history, clients_until.as_nanos() as u64),
     })

@@ -319,10 +319,12 @@ async fn drive(
     replicas::write(&run_dir.replicas(), &copies)?;
     let history = recorder.finish()?;
     let mut agreement = None;
+    let mut stalls = Vec::new();
     match poller.await {
         Ok((polled, written)) => {
             crashes.extend(polled.crashes);
             agreement = polled.fingerprints.finish();
+            stalls = polled.stalls.finish();
             if let Err(e) = written {
                 warn!("writing node status failed: {e:#}");
             }
@@ -342,6 +344,7 @@ async fn drive(
             copies,
             crashes,
             agreement,
+            stalls,
         },
     })
 }

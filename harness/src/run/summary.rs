@@ -143,6 +143,17 @@ pub fn render(p: &Printed) -> String {
             shorten(&crash.last_error)
         );
     }
+    for stall in &p.results.stalls {
+        let _ = writeln!(
+            out,
+            "  STALLED      {} led term {} for 5 s without committing past index {} (log at {}), at {:.1} s",
+            stall.node,
+            stall.term,
+            stall.commit,
+            stall.last_log_index,
+            stall.time as f64 / 1e9,
+        );
+    }
     write_recovery(&mut out, p.results);
     if let Some(detection) = &p.results.detection {
         let place = match (&detection.key, detection.operation) {

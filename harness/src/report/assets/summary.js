@@ -20,6 +20,8 @@ function verdictReason(raw) {
     parts.push("the nodes applied different entries (at log index " + m.index + ", " + m.first.node + " and " + m.then.node +
       " have different fingerprints, seen at " + formatTime(m.time / 1000) + ")");
   }
+  for (const stall of raw.stalls || []) parts.push(stall.node + " led term " + stall.term + " for 5 s without committing past index " +
+    stall.commit + " (seen at " + formatTime(stall.time / 1000) + ")");
   for (const crash of raw.crashes) parts.push(crash.node + " crashed at " + formatTime(crash.time / 1000) + " (" + crash.last_error + ")");
   if (raw.healing && !raw.healing.recovered) parts.push("the cluster did not take a write after every fault was healed");
   if (raw.detection) parts.push("first seen " + raw.detection.seconds.toFixed(1) + " s into the run (" + raw.detection.anomaly + ")");
