@@ -40,6 +40,18 @@ struct Watch {
     since: u64,
 }
 
+impl Watch {
+    /// Watching `status` from `time` on.
+    fn from(status: &NodeStatus, time: u64) -> Watch {
+        Watch {
+            term: status.term,
+            commit: status.commit,
+            last_log_index: status.last_log_index,
+            since: time,
+        }
+    }
+}
+
 /// Watches every node's leadership through the status poller.
 #[derive(Default)]
 pub struct Stalls {
@@ -54,19 +66,12 @@ impl Stalls {
             self.watching.remove(node);
             return;
         };
-        let watch = self.watching.entry(node.to_string()).or_insert(Watch {
-            term: status.term,
-            commit: status.commit,
-            last_log_index: status.last_log_index,
-            since: time,
-        });
+        let watch = self
+            .watching
+            .entry(node.to_string())
+            .or_insert_with(|| Watch::from(status, time));
         if (watch.term, watch.commit) != (status.term, status.commit) {
-            *watch = Watch {
-                term: status.term,
-                commit: status.commit,
-                last_log_index: status.last_log_index,
-                since: time,
-            };
+            *watch = Watch::from(status, time);
             return;
         }
         if time - watch.since >= STALL_AFTER && status.last_log_index > watch.last_log_index {
