@@ -1,432 +1,72 @@
-//! The HTTP client of the key-value API (`GET /kv/{key}`, `PUT /kv/{key}`,
-//! `POST /kv/{key}/cas`, `POST /kv/{key}/append`), over one pooled connection pool shared by
-//! every client task.
+//! What a system's client must do for the runner: perform one operation and say what became
+//! of it. The runner, the recorder and the checkers know nothing else of the system, so any
+//! system whose client implements [`Client`] and [`ClientFactory`] is tested the same way
+//! (Jepsen's split of a test into a database and its client).
 //!
-//! Each task has a [`Session`] bound to a home node, as a Jepsen client is bound to its node:
-//! every operation is sent there first, so each node's own behaviour (a stale follower, a
-//! deposed leader cut off from the others) is what the clients see. An operation follows
-//! `307` redirects itself (so it knows which node answered), at most [`MAX_REDIRECTS`] times,
-//! all within one timeout.
+//! # What each outcome must mean
+//!
+//! The checker trusts the classification, so an implementation must draw the lines exactly:
+//!
+//! - [`Outcome::Ok`]: the operation took effect (a read saw this value). The value is the
+//!   value read for a read, the argument ([`Op::argument`]) otherwise.
+//! - [`Outcome::Fail`]: the operation certainly took no effect: the request never reached
+//!   the system (connection refused), or the system refused it before acting on it (no
+//!   leader). A compare-and-set whose comparison failed is `fail` with the reason
+//!   [`CAS_MISMATCH`] exactly: the checker uses what it observed.
+//! - [`Outcome::Info`]: anything that does not prove one of the two: a timeout, a connection
+//!   lost after the request was sent, an answer that cannot be read. An `info` is always
+//!   safe; a `fail` that did happen makes a correct system look broken.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use reqwest::Url;
-use reqwest::header::LOCATION;
-use serde_json::json;
+use std::future::Future;
+use std::pin::Pin;
 
 use crate::error::Error;
 use crate::op::Op;
-use crate::outcome::{Answer, Outcome, body_error_reason, classify_error, classify_response};
+#[cfg(doc)]
+use crate::outcome::CAS_MISMATCH;
+use crate::outcome::Outcome;
 
-/// Redirects followed for one operation; one more answer that redirects makes it `fail`.
-pub const MAX_REDIRECTS: usize = 3;
+/// A boxed future that can move between threads: what the traits here return, so that they
+/// can be used as `dyn` objects and the runner is compiled once for every system.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A node the clients may talk to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    /// Its name, as recorded in the history's `node` (`n1`, ...).
-    pub name: String,
-    /// The base URL of its client API, like `http://127.0.0.11:8001`.
-    pub url: String,
-}
-
-impl Endpoint {
-    /// A node named `name` whose client API is at `url`.
-    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
-        Endpoint {
-            name: name.into(),
-            url: url.into(),
-        }
-    }
-}
-
-/// A node, with its URL reduced to an origin (`http://host:port`).
-struct Node {
-    name: String,
-    origin: String,
-}
-
-/// How an operation ended, and the node its last request went to.
+/// How an operation ended, and which node answered.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Completion {
-    pub(crate) outcome: Outcome,
-    pub(crate) node: Option<String>,
-}
-
-/// One client task's view of the cluster: the node it asks first.
-#[derive(Clone, Debug)]
-pub(crate) struct Session {
-    home: usize,
-}
-
-/// The shared client; cheap to clone.
-#[derive(Clone)]
-pub(crate) struct KvClient {
-    http: reqwest::Client,
-    nodes: Arc<[Node]>,
-    timeout: Duration,
-}
-
-impl KvClient {
-    /// A client of `endpoints` whose operations each take at most `timeout`.
-    pub(crate) fn new(endpoints: &[Endpoint], timeout: Duration) -> Result<KvClient, Error> {
-        if endpoints.is_empty() {
-            return Err(Error::NoNodes);
-        }
-        let nodes = endpoints.iter().map(node).collect::<Result<Vec<_>, _>>()?;
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            // A connection not made by then is given up as a `fail`, leaving the rest of the
-            // time for the answer.
-            .connect_timeout(timeout / 2)
-            .build()
-            .map_err(Error::HttpClient)?;
-        Ok(KvClient {
-            http,
-            nodes: nodes.into(),
-            timeout,
-        })
-    }
-
-    /// The session of client task number `task`: its home is node `task % nodes`.
-    pub(crate) fn session(&self, task: usize) -> Session {
-        Session {
-            home: task % self.nodes.len(),
-        }
-    }
-
-    /// Performs `op` and classifies how it ended.
-    pub(crate) async fn execute(&self, session: &Session, op: &Op) -> Completion {
-        let started = Instant::now();
-        let mut url = format!("{}{}", self.nodes[session.home].origin, path(op));
-        for _ in 0..=MAX_REDIRECTS {
-            let node = Some(self.name_of(&url));
-            let remaining = self.timeout.saturating_sub(started.elapsed());
-            if remaining.is_zero() {
-                // Only redirects, which change nothing, were answered so far.
-                return Completion::new(Outcome::Fail("redirect timeout".into()), node);
-            }
-            match self.ask(op, &url, remaining).await {
-                Answer::Done(outcome) => return Completion::new(outcome, node),
-                Answer::Redirect(location) => {
-                    match Url::parse(&url).and_then(|base| base.join(&location)) {
-                        Ok(next) => url = next.into(),
-                        Err(_) => {
-                            return Completion::new(Outcome::Fail("bad redirect".into()), node);
-                        }
-                    }
-                }
-            }
-        }
-        let node = Some(self.name_of(&url));
-        Completion::new(Outcome::Fail("too many redirects".into()), node)
-    }
-
-    /// Sends `op` to `url` once and classifies the answer.
-    async fn ask(&self, op: &Op, url: &str, timeout: Duration) -> Answer {
-        let request = match op {
-            Op::Read { .. } => self.http.get(url),
-            Op::Write { value, .. } => self.http.put(url).json(&json!({ "value": value })),
-            Op::Cas { from, to, .. } => {
-                self.http.post(url).json(&json!({ "from": from, "to": to }))
-            }
-            Op::Append { value, .. } => self.http.post(url).json(&json!({ "value": value })),
-        };
-        let response = match request.timeout(timeout).send().await {
-            Ok(response) => response,
-            Err(error) => return Answer::Done(classify_error(&error)),
-        };
-        let status = response.status();
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string);
-        let body = response.bytes().await;
-        let body = match &body {
-            Ok(bytes) => Ok(&bytes[..]),
-            Err(error) => Err(body_error_reason(error)),
-        };
-        classify_response(op, status, location.as_deref(), body)
-    }
-
-    /// The name of the node at `url`'s origin, or the origin itself for a node not configured.
-    fn name_of(&self, url: &str) -> String {
-        let origin = match Url::parse(url) {
-            Ok(url) => url.origin().ascii_serialization(),
-            Err(_) => url.to_string(),
-        };
-        self.nodes
-            .iter()
-            .find(|node| node.origin == origin)
-            .map_or(origin, |node| node.name.clone())
-    }
+pub struct Completion {
+    /// What became of the operation.
+    pub outcome: Outcome,
+    /// The node whose answer decided it (recorded as the history's `node`), if known.
+    pub node: Option<String>,
 }
 
 impl Completion {
-    fn new(outcome: Outcome, node: Option<String>) -> Completion {
+    /// An operation that ended with `outcome`, as `node` answered.
+    pub fn new(outcome: Outcome, node: Option<String>) -> Completion {
         Completion { outcome, node }
     }
 }
 
-/// The path of `op`'s request.
-fn path(op: &Op) -> String {
-    match op {
-        Op::Read { key } | Op::Write { key, .. } => format!("/kv/{key}"),
-        Op::Cas { key, .. } => format!("/kv/{key}/cas"),
-        Op::Append { key, .. } => format!("/kv/{key}/append"),
-    }
+/// One client task's connection to the system under test.
+pub trait Client: Send {
+    /// Performs `op` and classifies how it ended (see the module's documentation for what
+    /// `ok`, `fail` and `info` must mean). Never longer than the run's client timeout.
+    fn invoke<'a>(&'a mut self, op: &'a Op) -> BoxFuture<'a, Completion>;
 }
 
-/// Checks an endpoint's URL: plain HTTP, a host, nothing after the port.
-fn node(endpoint: &Endpoint) -> Result<Node, Error> {
-    let bad = |reason: &str| Error::BadNodeUrl {
-        name: endpoint.name.clone(),
-        url: endpoint.url.clone(),
-        reason: reason.to_string(),
-    };
-    let url = Url::parse(&endpoint.url).map_err(|error| bad(&error.to_string()))?;
-    if url.scheme() != "http" {
-        return Err(bad("only http:// is supported"));
-    }
-    if url.host().is_none() {
-        return Err(bad("it has no host"));
-    }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("it has a path; give only the scheme, host and port"));
-    }
-    Ok(Node {
-        name: endpoint.name.clone(),
-        origin: url.origin().ascii_serialization(),
-    })
+/// What a client is opened for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// The run's operations, and the probe that asks whether the cluster takes writes again.
+    Workload,
+    /// The final reads of every list after the faults are healed: they decide which
+    /// acknowledged writes were lost, so they must be linearizable even where the workload's
+    /// reads are not (a system may be tested with weaker reads on purpose).
+    FinalRead,
 }
 
-#[cfg(test)]
-mod tests {
-    use serde_json::{Value, json};
-
-    use super::*;
-    use crate::fake_node::{FakeNode, Reply, json as reply, redirect, refusing_url};
-
-    const TIMEOUT: Duration = Duration::from_millis(500);
-
-    fn client(nodes: &[(&str, &str)]) -> KvClient {
-        let endpoints: Vec<Endpoint> = nodes
-            .iter()
-            .map(|(name, url)| Endpoint::new(*name, *url))
-            .collect();
-        KvClient::new(&endpoints, TIMEOUT).unwrap()
-    }
-
-    fn write(key: &str, value: u64) -> Op {
-        Op::Write {
-            key: key.into(),
-            value,
-        }
-    }
-
-    fn read(key: &str) -> Op {
-        Op::Read { key: key.into() }
-    }
-
-    fn done(outcome: Outcome, node: &str) -> Completion {
-        Completion {
-            outcome,
-            node: Some(node.into()),
-        }
-    }
-
-    #[tokio::test]
-    async fn requests_follow_the_api() {
-        let node = FakeNode::start(|request| match request.method.as_str() {
-            "GET" => reply(200, r#"{"key":"r1","value":2}"#),
-            _ => reply(200, r#"{"ok":true}"#),
-        })
-        .await;
-        let client = client(&[("n1", &node.url)]);
-        let session = client.session(0);
-        let ops = [
-            read("r1"),
-            write("r1", 3),
-            Op::Cas {
-                key: "r1".into(),
-                from: 3,
-                to: 4,
-            },
-            Op::Append {
-                key: "l0".into(),
-                value: 9,
-            },
-        ];
-        let mut outcomes = Vec::new();
-        for op in &ops {
-            outcomes.push(client.execute(&session, op).await);
-        }
-        assert_eq!(
-            outcomes,
-            [
-                done(Outcome::Ok(json!(2)), "n1"),
-                done(Outcome::Ok(json!(3)), "n1"),
-                done(Outcome::Ok(json!([3, 4])), "n1"),
-                done(Outcome::Ok(json!(9)), "n1"),
-            ]
-        );
-        let sent: Vec<(String, String, Value)> = node
-            .requests()
-            .into_iter()
-            .map(|r| {
-                (
-                    r.method,
-                    r.path,
-                    serde_json::from_str(&r.body).unwrap_or(Value::Null),
-                )
-            })
-            .collect();
-        assert_eq!(
-            sent,
-            [
-                ("GET".into(), "/kv/r1".into(), Value::Null),
-                ("PUT".into(), "/kv/r1".into(), json!({"value": 3})),
-                (
-                    "POST".into(),
-                    "/kv/r1/cas".into(),
-                    json!({"from": 3, "to": 4})
-                ),
-                ("POST".into(), "/kv/l0/append".into(), json!({"value": 9})),
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn every_operation_starts_at_home_and_follows_the_redirect() {
-        let leader = FakeNode::start(|_| reply(200, r#"{"ok":true}"#)).await;
-        let location = format!("{}/kv/r1", leader.url);
-        let follower = FakeNode::start(move |_| redirect(&location)).await;
-        let client = client(&[("n1", &follower.url), ("n2", &leader.url)]);
-        let session = client.session(0);
-
-        let first = client.execute(&session, &write("r1", 1)).await;
-        assert_eq!(first, done(Outcome::Ok(json!(1)), "n2"));
-        let second = client.execute(&session, &write("r1", 2)).await;
-        assert_eq!(second, done(Outcome::Ok(json!(2)), "n2"));
-        assert_eq!(
-            follower.requests().len(),
-            2,
-            "each operation asks home first"
-        );
-        let bodies: Vec<String> = leader.requests().into_iter().map(|r| r.body).collect();
-        assert_eq!(
-            bodies,
-            [r#"{"value":1}"#, r#"{"value":2}"#],
-            "the body is sent again"
-        );
-    }
-
-    #[tokio::test]
-    async fn endless_redirects_fail() {
-        let node = FakeNode::start(|request| redirect(&request.path)).await;
-        let client = client(&[("n1", &node.url)]);
-        let completion = client.execute(&client.session(0), &write("r1", 1)).await;
-        assert_eq!(
-            completion,
-            done(Outcome::Fail("too many redirects".into()), "n1")
-        );
-        assert_eq!(node.requests().len(), MAX_REDIRECTS + 1);
-    }
-
-    #[tokio::test]
-    async fn a_redirect_to_an_unknown_node_names_it_by_address() {
-        let other = FakeNode::start(|_| reply(200, r#"{"ok":true}"#)).await;
-        let location = format!("{}/kv/r1", other.url);
-        let node = FakeNode::start(move |_| redirect(&location)).await;
-        let client = client(&[("n1", &node.url)]);
-        let completion = client.execute(&client.session(0), &write("r1", 1)).await;
-        assert_eq!(completion, done(Outcome::Ok(json!(1)), &other.url));
-    }
-
-    #[tokio::test]
-    async fn a_refused_connection_fails_and_a_silent_node_is_info() {
-        let refusing = refusing_url().await;
-        let hanging = FakeNode::start(|_| Reply::Hang).await;
-        let closing = FakeNode::start(|_| Reply::Close).await;
-        let truncating = FakeNode::start(|_| Reply::TruncatedBody).await;
-        let client = client(&[
-            ("n1", &refusing),
-            ("n2", &hanging.url),
-            ("n3", &closing.url),
-            ("n4", &truncating.url),
-        ]);
-        let outcome = |task: usize, op: Op| {
-            let client = client.clone();
-            async move { client.execute(&client.session(task), &op).await.outcome }
-        };
-        assert_eq!(
-            outcome(0, write("r1", 1)).await,
-            Outcome::Fail("connection refused".into())
-        );
-        assert_eq!(
-            outcome(1, write("r1", 1)).await,
-            Outcome::Info("timeout".into())
-        );
-        assert_eq!(
-            outcome(1, read("r1")).await,
-            Outcome::Info("timeout".into())
-        );
-        assert_eq!(
-            outcome(2, write("r1", 1)).await,
-            Outcome::Info("connection lost".into())
-        );
-        assert_eq!(
-            outcome(3, read("r1")).await,
-            Outcome::Info("connection lost".into())
-        );
-        // The status of a write is enough.
-        assert_eq!(outcome(3, write("r1", 1)).await, Outcome::Ok(json!(1)));
-    }
-
-    #[tokio::test]
-    async fn status_codes_are_classified_end_to_end() {
-        let node = FakeNode::start(|request| match request.path.as_str() {
-            "/kv/missing" => reply(404, r#"{"error":"key not found"}"#),
-            "/kv/r1/cas" => reply(409, r#"{"error":"cas mismatch","value":0}"#),
-            "/kv/busy" => reply(500, r#"{"error":"the node stopped"}"#),
-            _ => reply(504, r#"{"error":"no answer within 5s"}"#),
-        })
-        .await;
-        let client = client(&[("n1", &node.url)]);
-        let session = client.session(0);
-        let cas = Op::Cas {
-            key: "r1".into(),
-            from: 1,
-            to: 2,
-        };
-        let outcome = async |op: Op| client.execute(&session, &op).await.outcome;
-        assert_eq!(outcome(read("missing")).await, Outcome::Ok(Value::Null));
-        assert_eq!(outcome(cas).await, Outcome::Fail("cas-mismatch".into()));
-        assert_eq!(
-            outcome(write("busy", 1)).await,
-            Outcome::Info("http 500".into())
-        );
-        assert_eq!(
-            outcome(write("slow", 1)).await,
-            Outcome::Info("http 504".into())
-        );
-    }
-
-    #[test]
-    fn bad_node_urls_are_rejected_with_the_reason() {
-        let error = |url: &str| {
-            KvClient::new(&[Endpoint::new("n1", url)], TIMEOUT)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default()
-        };
-        assert!(error("127.0.0.11:8001").contains("node n1: bad client URL"));
-        assert!(error("https://127.0.0.11:8001").contains("only http://"));
-        assert!(error("http://127.0.0.11:8001/api").contains("has a path"));
-        assert_eq!(error("http://127.0.0.11:8001/"), "");
-        assert!(KvClient::new(&[], TIMEOUT).is_err());
-    }
+/// Opens the clients of one system.
+pub trait ClientFactory: Send + Sync {
+    /// A new client for client task number `task` (from 0; a system may bind each task to a
+    /// home node by it), for `purpose`. Called again for the same task after every `info`.
+    fn open(&self, task: usize, purpose: Purpose) -> BoxFuture<'_, Result<Box<dyn Client>, Error>>;
 }

@@ -40,6 +40,11 @@ pub enum Error {
     #[error("cannot set up the HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
 
+    /// A [`crate::ClientFactory`] could not open a client (a program that would not start, a
+    /// connection refused, ...).
+    #[error("cannot open a client: {0}")]
+    OpenClient(String),
+
     /// A client task ended abnormally (a bug in this crate).
     #[error("a client task failed: {0}")]
     ClientTask(String),

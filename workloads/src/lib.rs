@@ -32,6 +32,7 @@
 mod client;
 mod error;
 mod generator;
+mod http;
 mod keys;
 mod op;
 mod options;
@@ -44,10 +45,13 @@ mod summary;
 #[cfg(test)]
 mod fake_node;
 
-pub use client::{Endpoint, MAX_REDIRECTS};
+pub use client::{BoxFuture, Client, ClientFactory, Completion, Purpose};
 pub use error::Error;
+pub use http::{Endpoint, HttpContractClients, MAX_REDIRECTS};
 pub use keys::{LIST_PREFIX, REGISTER_PREFIX, model_for_key, split_by_model};
+pub use op::Op;
 pub use options::{MIN_RATE, WorkloadKind, WorkloadOptions};
+pub use outcome::{CAS_MISMATCH, Outcome};
 pub use recorder::{Counts, Entry, FLUSH_INTERVAL, Recorder};
 pub use runner::{ClientRun, FinalReads, KeysInUse, run_clients};
 pub use summary::{Latency, Summary, TypeCounts};

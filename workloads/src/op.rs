@@ -1,11 +1,13 @@
-//! One client operation, as the generators make it and the history records it.
+//! One client operation, as the generators make it, a [`crate::Client`] performs it and the
+//! history records it.
 
 use serde_json::{Value, json};
 
-/// An operation on one key.
+/// An operation on one key: a register `r<N>` or a list `l<N>` (see [`crate::model_for_key`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Op {
-    /// Read the key's value (a register's value or a whole list).
+pub enum Op {
+    /// Read the key's value: a register's number, or a whole list as an array of numbers in
+    /// the order they were appended; `null` for a key never written.
     Read { key: String },
     /// Set a register.
     Write { key: String, value: u64 },
@@ -17,7 +19,7 @@ pub(crate) enum Op {
 
 impl Op {
     /// The history's `f`: `read`, `write`, `cas` or `append`.
-    pub(crate) fn f(&self) -> &'static str {
+    pub fn f(&self) -> &'static str {
         match self {
             Op::Read { .. } => "read",
             Op::Write { .. } => "write",
@@ -27,7 +29,7 @@ impl Op {
     }
 
     /// The key operated on.
-    pub(crate) fn key(&self) -> &str {
+    pub fn key(&self) -> &str {
         match self {
             Op::Read { key }
             | Op::Write { key, .. }
@@ -38,7 +40,7 @@ impl Op {
 
     /// The history's `value` on invoke: `null` for a read, `v` for a write or an append,
     /// `[from, to]` for a cas.
-    pub(crate) fn argument(&self) -> Value {
+    pub fn argument(&self) -> Value {
         match self {
             Op::Read { .. } => Value::Null,
             Op::Write { value, .. } | Op::Append { value, .. } => json!(value),
@@ -47,7 +49,7 @@ impl Op {
     }
 
     /// Whether the operation changes nothing, so it has no body and any node may be asked.
-    pub(crate) fn is_read(&self) -> bool {
+    pub fn is_read(&self) -> bool {
         matches!(self, Op::Read { .. })
     }
 }

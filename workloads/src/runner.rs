@@ -16,9 +16,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
-use crate::client::{Completion, Endpoint, KvClient, Session};
+use crate::client::{Client, ClientFactory, Completion, Purpose};
 use crate::error::Error;
 use crate::generator::{Generator, SharedKeys};
+use crate::http::{Endpoint, HttpContractClients};
 use crate::op::Op;
 use crate::options::{WorkloadKind, WorkloadOptions};
 use crate::outcome::Outcome;
@@ -41,10 +42,9 @@ pub async fn run_clients(
     cancel: impl Future<Output = ()>,
 ) -> Result<ClientRun, Error> {
     options.validate()?;
-    let client = KvClient::new(nodes, options.client_timeout)?;
+    let clients = HttpContractClients::new(nodes, options.client_timeout)?;
     let keys = keys.0.clone();
     let context = Arc::new(Context {
-        client: client.clone(),
         recorder,
         concurrency: options.concurrency as u64,
         backoff: options.error_backoff,
@@ -57,7 +57,7 @@ pub async fn run_clients(
         let process = ClientProcess {
             task,
             id: task as u64,
-            session: client.session(task),
+            client: clients.open(task, Purpose::Workload).await?,
         };
         let generator = Generator::new(options, task, keys.clone());
         tasks.spawn(run_client(
@@ -185,7 +185,6 @@ impl ClientRun {
 
 /// What every client task shares.
 struct Context {
-    client: KvClient,
     recorder: Arc<Recorder>,
     concurrency: u64,
     backoff: std::time::Duration,
@@ -193,11 +192,11 @@ struct Context {
     rate: Option<RateLimit>,
 }
 
-/// One client task: its process id now, and its view of the cluster.
+/// One client task: its process id now, and its client.
 struct ClientProcess {
     task: usize,
     id: u64,
-    session: Session,
+    client: Box<dyn Client>,
 }
 
 /// One client task: operations from `generator` until the deadline or `stopped`.
@@ -275,7 +274,7 @@ async fn perform(context: &Context, process: &mut ClientProcess, op: Op) -> Outc
     context
         .recorder
         .record(event(EventType::Invoke, op.argument(), None, None));
-    let Completion { outcome, node } = context.client.execute(&process.session, &op).await;
+    let Completion { outcome, node } = process.client.invoke(&op).await;
     let completion = match &outcome {
         Outcome::Ok(value) => event(EventType::Ok, value.clone(), None, node),
         Outcome::Fail(reason) => event(EventType::Fail, op.argument(), Some(reason.clone()), node),

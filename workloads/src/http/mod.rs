@@ -1,0 +1,7 @@
+//! The client of the Faultline HTTP contract, the bundled node's client API (and that of any
+//! system that speaks it): the requests, and what each answer means.
+
+mod classify;
+mod client;
+
+pub use client::{Endpoint, HttpContractClients, MAX_REDIRECTS};
