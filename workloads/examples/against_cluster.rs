@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use faultline_checker::{CheckOptions, ModelKind, check_history, lost_writes};
 use faultline_workloads::{
-    Endpoint, KeysInUse, Recorder, Summary, WorkloadOptions, run_clients, split_by_model,
+    ClientFactory, Endpoint, HttpContractClients, KeysInUse, Recorder, Summary, WorkloadOptions,
+    run_clients, split_by_model,
 };
 
 #[tokio::main]
@@ -49,15 +50,23 @@ async fn main() -> Result<()> {
             Ok(Endpoint::new(name, url))
         })
         .collect::<Result<Vec<_>>>()?;
+    let clients: Arc<dyn ClientFactory> =
+        Arc::new(HttpContractClients::new(&nodes, options.client_timeout)?);
 
     let recorder = Arc::new(Recorder::to_file(history_path.as_ref(), Instant::now())?);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
     let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or(()) };
     let keys = KeysInUse::new(&options);
-    let mut run = run_clients(&options, &nodes, recorder.clone(), &keys, deadline, ctrl_c).await?;
+    let mut run = run_clients(&options, clients, recorder.clone(), &keys, deadline, ctrl_c).await?;
     let final_deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let final_reads = run.final_reads(final_deadline).await?;
     let history = recorder.finish()?;
+    if let Some(failed) = run.failed_opens() {
+        println!(
+            "{} clients could not be opened; the last: {}",
+            failed.count, failed.last
+        );
+    }
 
     let summary = Summary::of(&history);
     println!(

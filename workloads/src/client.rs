@@ -12,18 +12,29 @@
 //! - [`Outcome::Fail`]: the operation certainly took no effect: the request never reached
 //!   the system (connection refused), or the system refused it before acting on it (no
 //!   leader). A compare-and-set whose comparison failed is `fail` with the reason
-//!   [`CAS_MISMATCH`] exactly: the checker uses what it observed.
+//!   [`CAS_MISMATCH`](crate::CAS_MISMATCH) exactly: the checker uses what it observed.
 //! - [`Outcome::Info`]: anything that does not prove one of the two: a timeout, a connection
 //!   lost after the request was sent, an answer that cannot be read. An `info` is always
 //!   safe; a `fail` that did happen makes a correct system look broken.
+//!
+//! # How the runner uses them
+//!
+//! - It opens a client for each client task ([`ClientFactory::open`]) and performs one
+//!   operation at a time with it.
+//! - A client should end every [`Client::invoke`] within the run's client timeout; the runner
+//!   gives up on one that has not [`crate::BACKSTOP_MARGIN`] later and records `info`
+//!   `timeout`.
+//! - After an `info` it drops the client and opens a new one: the old one may still have the
+//!   operation in flight, so nothing it says next could be trusted. Dropping a client closes
+//!   it (one that owns a process kills it on drop).
+//! - An `open` that fails, or takes longer than an operation may, is retried after a growing
+//!   pause until the deadline; [`crate::ClientRun::failed_opens`] keeps the last error.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use crate::error::Error;
 use crate::op::Op;
-#[cfg(doc)]
-use crate::outcome::CAS_MISMATCH;
 use crate::outcome::Outcome;
 
 /// A boxed future that can move between threads: what the traits here return, so that they
@@ -64,7 +75,8 @@ pub enum Purpose {
     FinalRead,
 }
 
-/// Opens the clients of one system.
+/// Opens the clients of one system. A factory is built with the run's client timeout, and
+/// its clients keep to it.
 pub trait ClientFactory: Send + Sync {
     /// A new client for client task number `task` (from 0; a system may bind each task to a
     /// home node by it), for `purpose`. Called again for the same task after every `info`.

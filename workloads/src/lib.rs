@@ -1,6 +1,7 @@
-//! The clients of `faultline test`: seeded operation generators (register, append, mixed), an
-//! HTTP client of the key-value API that classifies every outcome exactly, and the recorder
-//! that turns what they do into a history.
+//! The clients of `faultline test`: seeded operation generators (register, append, mixed), the
+//! [`Client`] trait through which any system's client performs them (and the client of the
+//! Faultline HTTP contract, which classifies every outcome exactly), the runner, and the
+//! recorder that turns what they do into a history.
 //!
 //! How the harness uses it:
 //!
@@ -13,10 +14,11 @@
 //! // The nemesis reports into the same recorder: recorder.nemesis("kill", json!(["n2"])).
 //! let options = WorkloadOptions { kind: "mixed".parse()?, ..WorkloadOptions::default() };
 //! let nodes = [Endpoint::new("n1", "http://127.0.0.11:8001"), Endpoint::new("n2", "http://127.0.0.12:8002")];
+//! let clients = Arc::new(HttpContractClients::new(&nodes, options.client_timeout)?);
 //! let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
 //! let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or(()) };
 //! let keys = KeysInUse::new(&options); // the lists in use, for anyone watching the run
-//! let mut run = run_clients(&options, &nodes, recorder.clone(), &keys, deadline, ctrl_c).await?;
+//! let mut run = run_clients(&options, clients, recorder.clone(), &keys, deadline, ctrl_c).await?;
 //! // ... heal every fault, wait for a leader ...
 //! let final_reads = run.final_reads(tokio::time::Instant::now() + Duration::from_secs(10)).await?;
 //! let history = recorder.finish()?;
@@ -53,5 +55,5 @@ pub use op::Op;
 pub use options::{MIN_RATE, WorkloadKind, WorkloadOptions};
 pub use outcome::{CAS_MISMATCH, Outcome};
 pub use recorder::{Counts, Entry, FLUSH_INTERVAL, Recorder};
-pub use runner::{ClientRun, FinalReads, KeysInUse, run_clients};
+pub use runner::{BACKSTOP_MARGIN, ClientRun, FailedOpens, FinalReads, KeysInUse, run_clients};
 pub use summary::{Latency, Summary, TypeCounts};

@@ -6,50 +6,70 @@
 //! `info` it carries on as its old id plus `concurrency`, since the old operation may still
 //! be in flight. An operation under way when the run stops is completed (or times out as
 //! `info`) before [`run_clients`] returns, so no invocation is left without its completion.
+//!
+//! Clients come from a [`ClientFactory`] and follow the rules in [`crate::client`]: each task
+//! opens its client before its first operation, drops it after an `info` and opens a fresh
+//! one, and retries a failed open after a growing pause until the deadline. Every call to a
+//! client or the factory is cut off [`BACKSTOP_MARGIN`] after the client timeout, so a client
+//! that hangs costs an `info`, never the run.
 
 use std::collections::HashSet;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use faultline_checker::{EventType, Process};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, sleep_until, timeout_at};
 
 use crate::client::{Client, ClientFactory, Completion, Purpose};
 use crate::error::Error;
 use crate::generator::{Generator, SharedKeys};
-use crate::http::{Endpoint, HttpContractClients};
 use crate::op::Op;
 use crate::options::{WorkloadKind, WorkloadOptions};
 use crate::outcome::Outcome;
 use crate::rate::RateLimit;
 use crate::recorder::{Entry, Recorder};
 
-/// Runs `options.concurrency` clients against `nodes` until `deadline` or until `cancel`
+/// How long after the client timeout the runner gives up on a client's answer (recorded as
+/// `info` `timeout`) or on opening a client. A client should end every operation within the
+/// timeout itself, with its own classification (a connect timeout is a `fail`); this is the
+/// backstop for one that does not.
+pub const BACKSTOP_MARGIN: Duration = Duration::from_millis(250);
+
+/// Bounds of the pause between two attempts to open a client. The first pause is the error
+/// backoff and each next one twice the last, so a client that cannot start is not retried
+/// hundreds of times a second, nor left waiting long once it can.
+const OPEN_RETRY_PAUSE: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
+/// Runs `options.concurrency` clients opened by `clients` until `deadline` or until `cancel`
 /// completes (e.g. on Ctrl-C), recording into `recorder`. It returns once every operation
-/// under way has completed: at most `options.client_timeout` after the deadline or the
-/// cancellation. The result keeps what [`ClientRun::final_reads`] needs.
+/// under way has completed: at most `options.client_timeout` plus [`BACKSTOP_MARGIN`] after
+/// the deadline or the cancellation. The result keeps what [`ClientRun::final_reads`] needs.
 ///
-/// Errors: invalid options or node URLs (before anything runs), or a client task that
-/// panicked.
+/// Errors: invalid options (before anything runs), or a client task that panicked. Clients
+/// that cannot be opened are not an error: the run goes on without them, retrying, and
+/// [`ClientRun::failed_opens`] says why.
 pub async fn run_clients(
     options: &WorkloadOptions,
-    nodes: &[Endpoint],
+    clients: Arc<dyn ClientFactory>,
     recorder: Arc<Recorder>,
     keys: &KeysInUse,
     deadline: Instant,
     cancel: impl Future<Output = ()>,
 ) -> Result<ClientRun, Error> {
     options.validate()?;
-    let clients = HttpContractClients::new(nodes, options.client_timeout)?;
     let keys = keys.0.clone();
     let context = Arc::new(Context {
+        clients,
         recorder,
         concurrency: options.concurrency as u64,
+        backstop: options.client_timeout + BACKSTOP_MARGIN,
         backoff: options.error_backoff,
         deadline,
         rate: options.rate.map(RateLimit::new),
+        failed_opens: Mutex::new(FailedOpens::default()),
     });
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -57,7 +77,7 @@ pub async fn run_clients(
         let process = ClientProcess {
             task,
             id: task as u64,
-            client: clients.open(task, Purpose::Workload).await?,
+            client: None,
         };
         let generator = Generator::new(options, task, keys.clone());
         tasks.spawn(run_client(
@@ -110,6 +130,15 @@ impl KeysInUse {
     }
 }
 
+/// How often opening a client failed in a run (see [`ClientRun::failed_opens`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FailedOpens {
+    /// Failed attempts, including those that took too long.
+    pub count: u64,
+    /// The last one's error.
+    pub last: String,
+}
+
 /// What a finished run keeps for its final reads.
 pub struct ClientRun {
     context: Arc<Context>,
@@ -135,6 +164,15 @@ impl ClientRun {
         self.keys.list_keys_used()
     }
 
+    /// How often opening a client failed, so far, with the last error; `None` if it never
+    /// did. A run whose clients could not be opened has few operations or none, and this says
+    /// why.
+    pub fn failed_opens(&self) -> Option<FailedOpens> {
+        let failed = self.context.failed_opens.lock();
+        let failed = failed.unwrap_or_else(PoisonError::into_inner);
+        (failed.count > 0).then(|| failed.clone())
+    }
+
     /// Asks whether the cluster takes writes again: one client writes a key nobody used
     /// (recorded like every operation, and checked with them), retrying until it is
     /// acknowledged or `deadline` passes. Returns whether it was acknowledged. Call it before
@@ -143,12 +181,20 @@ impl ClientRun {
         let Some(process) = self.processes.first_mut() else {
             return false;
         };
+        let context = &self.context;
         while Instant::now() < deadline {
+            // A client first, so that no probe key is handed out for a write never sent.
+            if !process.open(context, Purpose::Workload, deadline).await {
+                break;
+            }
             let op = self.keys.probe_write(self.kind);
-            if let Outcome::Ok(_) = perform(&self.context, process, op).await {
+            if let Some(Outcome::Ok(_)) = process
+                .perform(context, Purpose::Workload, &op, deadline)
+                .await
+            {
                 return true;
             }
-            sleep_until((Instant::now() + self.context.backoff).min(deadline)).await;
+            sleep_until((Instant::now() + context.backoff).min(deadline)).await;
         }
         false
     }
@@ -156,8 +202,9 @@ impl ClientRun {
     /// Reads every list key the run used, through the leader (a linearizable read, confirmed
     /// by a quorum), retrying each until it gets an `ok` or `deadline` passes. Call it after
     /// the faults are healed; the reads are recorded into the same recorder, by the run's
-    /// client processes, so they feed the lost-writes checker. Returns at most
-    /// `client_timeout` after the deadline.
+    /// client processes with clients opened for [`Purpose::FinalRead`], so they feed the
+    /// lost-writes checker. Returns at most `client_timeout` plus [`BACKSTOP_MARGIN`] after
+    /// the deadline.
     pub async fn final_reads(&mut self, deadline: Instant) -> Result<FinalReads, Error> {
         let keys = self.list_keys();
         let queue = Arc::new(Mutex::new(keys.clone()));
@@ -185,18 +232,134 @@ impl ClientRun {
 
 /// What every client task shares.
 struct Context {
+    clients: Arc<dyn ClientFactory>,
     recorder: Arc<Recorder>,
     concurrency: u64,
-    backoff: std::time::Duration,
+    /// The longest a call to a client or to the factory may take: the client timeout plus
+    /// [`BACKSTOP_MARGIN`].
+    backstop: Duration,
+    backoff: Duration,
     deadline: Instant,
     rate: Option<RateLimit>,
+    failed_opens: Mutex<FailedOpens>,
+}
+
+impl Context {
+    fn note_failed_open(&self, error: &Error) {
+        let mut failed = self
+            .failed_opens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        failed.count += 1;
+        failed.last = error.to_string();
+    }
 }
 
 /// One client task: its process id now, and its client.
 struct ClientProcess {
     task: usize,
     id: u64,
+    /// `None` before the first operation and after an `info`.
+    client: Option<OpenClient>,
+}
+
+/// A client, and what it was opened for.
+struct OpenClient {
+    purpose: Purpose,
     client: Box<dyn Client>,
+}
+
+impl ClientProcess {
+    /// Makes sure the process has a client opened for `purpose` (see [`open_client`]);
+    /// `false` if none could be opened before `deadline`.
+    async fn open(&mut self, context: &Context, purpose: Purpose, deadline: Instant) -> bool {
+        open_client(&mut self.client, self.task, context, purpose, deadline)
+            .await
+            .is_some()
+    }
+
+    /// Performs `op` with a client opened for `purpose` (opening one first if need be),
+    /// recording its invocation and completion. A client that does not answer within the
+    /// backstop is given up as `info` `timeout`. After an `info` the process takes its next
+    /// id and drops its client, which may still have the operation in flight. `None` if no
+    /// client could be opened before `deadline`: then nothing was invoked.
+    async fn perform(
+        &mut self,
+        context: &Context,
+        purpose: Purpose,
+        op: &Op,
+        deadline: Instant,
+    ) -> Option<Outcome> {
+        let client = open_client(&mut self.client, self.task, context, purpose, deadline).await?;
+        let process = Process::Client(self.id);
+        let event = |kind, value, error, node| Entry {
+            process,
+            kind,
+            f: op.f().to_string(),
+            key: Some(op.key().to_string()),
+            value,
+            error,
+            node,
+        };
+        context
+            .recorder
+            .record(event(EventType::Invoke, op.argument(), None, None));
+        let invoked = tokio::time::timeout(context.backstop, client.invoke(op)).await;
+        let Completion { outcome, node } =
+            invoked.unwrap_or_else(|_| Completion::new(Outcome::info("timeout"), None));
+        let completion = match &outcome {
+            Outcome::Ok(value) => event(EventType::Ok, value.clone(), None, node),
+            Outcome::Fail(reason) => {
+                event(EventType::Fail, op.argument(), Some(reason.clone()), node)
+            }
+            Outcome::Info(reason) => {
+                event(EventType::Info, op.argument(), Some(reason.clone()), node)
+            }
+        };
+        context.recorder.record(completion);
+        if let Outcome::Info(_) = outcome {
+            self.id += context.concurrency;
+            self.client = None;
+        }
+        Some(outcome)
+    }
+}
+
+/// The client in `slot` if it was opened for `purpose`; otherwise a new one for `task`
+/// (dropping the old), the attempts retried after a growing pause and each cut off at the
+/// backstop. `None` if none could be opened before `deadline`.
+async fn open_client<'a>(
+    slot: &'a mut Option<OpenClient>,
+    task: usize,
+    context: &Context,
+    purpose: Purpose,
+    deadline: Instant,
+) -> Option<&'a mut (dyn Client + 'static)> {
+    if slot.as_ref().is_some_and(|open| open.purpose != purpose) {
+        *slot = None;
+    }
+    let (shortest, longest) = OPEN_RETRY_PAUSE;
+    let mut pause = context.backoff.clamp(shortest, longest);
+    while slot.is_none() {
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        let opening = context.clients.open(task, purpose);
+        let error = match timeout_at((now + context.backstop).min(deadline), opening).await {
+            Ok(Ok(client)) => {
+                *slot = Some(OpenClient { purpose, client });
+                continue;
+            }
+            Ok(Err(error)) => error,
+            Err(_) if Instant::now() >= deadline => return None,
+            Err(_) => Error::OpenClient(format!("it took longer than {:?}", context.backstop)),
+        };
+        context.note_failed_open(&error);
+        sleep_until((Instant::now() + pause).min(deadline)).await;
+        pause = (pause * 2).min(longest);
+    }
+    slot.as_mut().map(|open| open.client.as_mut())
 }
 
 /// One client task: operations from `generator` until the deadline or `stopped`.
@@ -207,6 +370,14 @@ async fn run_client(
     mut stopped: watch::Receiver<bool>,
 ) -> ClientProcess {
     while !*stopped.borrow() && Instant::now() < context.deadline {
+        // A client first, so that the rate's slot and the operation do not wait for one.
+        let opened = tokio::select! {
+            opened = process.open(&context, Purpose::Workload, context.deadline) => opened,
+            _ = stopped.wait_for(|stopped| *stopped) => false,
+        };
+        if !opened {
+            break;
+        }
         if let Some(rate) = &context.rate {
             let start = rate.reserve();
             if start >= context.deadline || !pause_until(start, &mut stopped).await {
@@ -214,7 +385,14 @@ async fn run_client(
             }
         }
         let op = generator.next_op();
-        let outcome = perform(&context, &mut process, op.clone()).await;
+        let performed = process
+            .perform(&context, Purpose::Workload, &op, context.deadline)
+            .await;
+        let Some(outcome) = performed else {
+            // No client before the deadline: the operation was never invoked.
+            generator.did_not_happen(&op);
+            break;
+        };
         if outcome.certainly_did_not_happen() {
             generator.did_not_happen(&op);
         }
@@ -249,42 +427,21 @@ async fn read_keys(
     while let Some(key) = next_key() {
         while Instant::now() < deadline {
             let op = Op::Read { key: key.clone() };
-            if let Outcome::Ok(_) = perform(&context, &mut process, op).await {
-                read.push(key);
-                break;
+            match process
+                .perform(&context, Purpose::FinalRead, &op, deadline)
+                .await
+            {
+                Some(Outcome::Ok(_)) => {
+                    read.push(key);
+                    break;
+                }
+                Some(_) => sleep_until((Instant::now() + context.backoff).min(deadline)).await,
+                // No client before the deadline: this key and the rest stay unread.
+                None => break,
             }
-            sleep_until((Instant::now() + context.backoff).min(deadline)).await;
         }
     }
     (process, read)
-}
-
-/// Performs `op` as `process`, recording its invocation and completion; after an `info`
-/// the process takes its next id.
-async fn perform(context: &Context, process: &mut ClientProcess, op: Op) -> Outcome {
-    let event = |kind, value, error, node| Entry {
-        process: Process::Client(process.id),
-        kind,
-        f: op.f().to_string(),
-        key: Some(op.key().to_string()),
-        value,
-        error,
-        node,
-    };
-    context
-        .recorder
-        .record(event(EventType::Invoke, op.argument(), None, None));
-    let Completion { outcome, node } = process.client.invoke(&op).await;
-    let completion = match &outcome {
-        Outcome::Ok(value) => event(EventType::Ok, value.clone(), None, node),
-        Outcome::Fail(reason) => event(EventType::Fail, op.argument(), Some(reason.clone()), node),
-        Outcome::Info(reason) => event(EventType::Info, op.argument(), Some(reason.clone()), node),
-    };
-    context.recorder.record(completion);
-    if let Outcome::Info(_) = outcome {
-        process.id += context.concurrency;
-    }
-    outcome
 }
 
 #[cfg(test)]
@@ -299,7 +456,9 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::client::BoxFuture;
     use crate::fake_node::{FakeNode, Reply, Request, json as reply};
+    use crate::http::{Endpoint, HttpContractClients};
     use crate::keys::split_by_model;
     use crate::options::WorkloadKind;
 
@@ -354,17 +513,29 @@ mod tests {
         }
     }
 
+    /// Runs the clients of the HTTP contract against `node` for `length`.
     async fn run(
         options: &WorkloadOptions,
         node: &FakeNode,
         length: Duration,
         cancel: impl Future<Output = ()>,
     ) -> (ClientRun, Arc<Recorder>) {
-        let recorder = Arc::new(Recorder::in_memory(std::time::Instant::now()));
         let nodes = [Endpoint::new("n1", &node.url)];
+        let clients = HttpContractClients::new(&nodes, options.client_timeout).unwrap();
+        run_with(options, Arc::new(clients), length, cancel).await
+    }
+
+    /// Runs `clients` for `length`.
+    async fn run_with(
+        options: &WorkloadOptions,
+        clients: Arc<dyn ClientFactory>,
+        length: Duration,
+        cancel: impl Future<Output = ()>,
+    ) -> (ClientRun, Arc<Recorder>) {
+        let recorder = Arc::new(Recorder::in_memory(std::time::Instant::now()));
         let deadline = Instant::now() + length;
         let keys = KeysInUse::new(options);
-        let run = run_clients(options, &nodes, recorder.clone(), &keys, deadline, cancel);
+        let run = run_clients(options, clients, recorder.clone(), &keys, deadline, cancel);
         // Bounded, so that a hang fails the test instead of stalling it.
         let run = tokio::time::timeout(Duration::from_secs(30), run).await;
         (run.unwrap().unwrap(), recorder)
@@ -607,5 +778,325 @@ mod tests {
         assert!(Instant::now() >= deadline);
         let history = recorder.finish().unwrap();
         assert!(history.events().iter().any(|e| e.f == "write"));
+    }
+
+    /// What a scripted client does with an operation.
+    #[derive(Clone, Copy)]
+    enum Step {
+        /// Answer `ok`.
+        Ok,
+        /// Answer `info` with this reason.
+        Info(&'static str),
+        /// Never answer.
+        Hang,
+    }
+
+    /// How a scripted system behaves.
+    #[derive(Clone, Copy)]
+    struct Script {
+        /// What client number `c` (numbered as opened, from 0) does with its `n`th operation.
+        step: fn(c: usize, n: usize) -> Step,
+        /// How many attempts to open a client fail before the first one succeeds.
+        failing_opens: usize,
+        /// Whether a failing attempt hangs instead of returning an error.
+        open_hangs: bool,
+    }
+
+    impl Script {
+        fn answering(step: fn(usize, usize) -> Step) -> Script {
+            Script {
+                step,
+                failing_opens: 0,
+                open_hangs: false,
+            }
+        }
+    }
+
+    /// The test double of a system's clients, in memory and run by a [`Script`]. Each client
+    /// names itself `c<number>` as the node of its completions, so the history tells which
+    /// client performed what.
+    struct ScriptedClients {
+        script: Script,
+        /// Attempts to open a client so far.
+        attempts: AtomicUsize,
+        /// What each client was opened for, by number.
+        opened: Mutex<Vec<Purpose>>,
+        /// Clients dropped so far.
+        closed: Arc<AtomicUsize>,
+    }
+
+    struct ScriptedClient {
+        number: usize,
+        performed: usize,
+        step: fn(usize, usize) -> Step,
+        closed: Arc<AtomicUsize>,
+    }
+
+    impl ScriptedClients {
+        fn new(script: Script) -> Arc<ScriptedClients> {
+            Arc::new(ScriptedClients {
+                script,
+                attempts: AtomicUsize::new(0),
+                opened: Mutex::new(Vec::new()),
+                closed: Arc::new(AtomicUsize::new(0)),
+            })
+        }
+
+        fn opened(&self) -> Vec<Purpose> {
+            self.opened.lock().unwrap().clone()
+        }
+
+        fn closed(&self) -> usize {
+            self.closed.load(Ordering::SeqCst)
+        }
+    }
+
+    impl ClientFactory for ScriptedClients {
+        fn open(
+            &self,
+            _: usize,
+            purpose: Purpose,
+        ) -> BoxFuture<'_, Result<Box<dyn Client>, Error>> {
+            Box::pin(async move {
+                // Opening takes a moment, as starting a program or connecting does.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                if self.attempts.fetch_add(1, Ordering::SeqCst) < self.script.failing_opens {
+                    if self.script.open_hangs {
+                        std::future::pending::<()>().await;
+                    }
+                    return Err(Error::OpenClient("the program would not start".into()));
+                }
+                let mut opened = self.opened.lock().unwrap();
+                opened.push(purpose);
+                let client: Box<dyn Client> = Box::new(ScriptedClient {
+                    number: opened.len() - 1,
+                    performed: 0,
+                    step: self.script.step,
+                    closed: self.closed.clone(),
+                });
+                Ok(client)
+            })
+        }
+    }
+
+    impl Client for ScriptedClient {
+        fn invoke<'a>(&'a mut self, op: &'a Op) -> BoxFuture<'a, Completion> {
+            Box::pin(async move {
+                // Each answer takes a moment, so that (virtual) time moves on.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let step = (self.step)(self.number, self.performed);
+                self.performed += 1;
+                let outcome = match step {
+                    Step::Ok => Outcome::Ok(op.argument()),
+                    Step::Info(reason) => Outcome::info(reason),
+                    Step::Hang => std::future::pending().await,
+                };
+                Completion::new(outcome, Some(format!("c{}", self.number)))
+            })
+        }
+    }
+
+    impl Drop for ScriptedClient {
+        fn drop(&mut self) {
+            self.closed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The completions of `history`, with the number of the scripted client that answered
+    /// (`None` where the runner gave up on it).
+    fn completions(history: &History) -> Vec<(&Event, Option<usize>)> {
+        let number = |node: &str| node.strip_prefix('c').and_then(|n| n.parse().ok());
+        history
+            .events()
+            .iter()
+            .filter(|event| event.kind != EventType::Invoke)
+            .map(|event| (event, event.node.as_deref().and_then(number)))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_an_info_the_task_carries_on_as_a_new_process_with_a_new_client() {
+        // Every client's third answer is an info.
+        let clients = ScriptedClients::new(Script::answering(|_, n| match n {
+            2 => Step::Info("connection lost"),
+            _ => Step::Ok,
+        }));
+        let options = options(WorkloadKind::Register);
+        let (run, recorder) = run_with(
+            &options,
+            clients.clone(),
+            Duration::from_millis(300),
+            never(),
+        )
+        .await;
+        let history = recorder.finish().unwrap();
+        assert_well_formed(&history);
+
+        let mut process_of_client = HashMap::new();
+        let mut client_of_process = HashMap::new();
+        let mut retired = HashSet::new();
+        for (event, client) in completions(&history) {
+            let client = client.expect("every scripted client answers");
+            assert!(!retired.contains(&client), "c{client} used after its info");
+            let process = *process_of_client.entry(client).or_insert(event.process);
+            assert_eq!(process, event.process, "c{client} served two processes");
+            let used = *client_of_process.entry(event.process).or_insert(client);
+            assert_eq!(used, client, "{:?} used two clients", event.process);
+            if event.kind == EventType::Info {
+                retired.insert(client);
+            }
+        }
+        assert!(retired.len() > options.concurrency, "{retired:?}");
+        // One client opened per process, and each one that answered info was dropped.
+        assert_eq!(clients.opened().len(), client_of_process.len());
+        assert!(clients.opened().iter().all(|p| *p == Purpose::Workload));
+        assert_eq!(clients.closed(), retired.len());
+        assert_eq!(run.failed_opens(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_answers_is_given_up_as_info_and_replaced() {
+        // The first client of each task hangs on its first operation; later clients answer.
+        let options = options(WorkloadKind::Register);
+        let clients = ScriptedClients::new(Script::answering(|c, n| match (c, n) {
+            (0..4, 0) => Step::Hang,
+            _ => Step::Ok,
+        }));
+        let (_run, recorder) =
+            run_with(&options, clients.clone(), Duration::from_secs(1), never()).await;
+        // The hung clients were dropped; the run still holds the others.
+        assert_eq!(clients.closed(), options.concurrency);
+        let history = recorder.finish().unwrap();
+        assert_well_formed(&history);
+
+        let completions = completions(&history);
+        let given_up: Vec<_> = completions
+            .iter()
+            .filter(|(_, client)| client.is_none())
+            .map(|(event, _)| (event.process, event.kind, event.error.as_deref()))
+            .collect();
+        let expected: Vec<_> = (0..options.concurrency as u64)
+            .map(|task| (Process::Client(task), EventType::Info, Some("timeout")))
+            .collect();
+        assert_eq!(given_up.len(), expected.len(), "{given_up:?}");
+        assert!(
+            expected.iter().all(|e| given_up.contains(e)),
+            "{given_up:?}"
+        );
+        // Each task carried on with a new client, as its next process.
+        for task in 0..options.concurrency as u64 {
+            let next = Process::Client(task + options.concurrency as u64);
+            assert!(
+                completions
+                    .iter()
+                    .any(|(event, client)| event.process == next
+                        && event.kind == EventType::Ok
+                        && client.is_some_and(|c| c >= options.concurrency)),
+                "task {task} did not carry on"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn opening_a_client_is_retried_until_it_succeeds() {
+        let clients = ScriptedClients::new(Script {
+            failing_opens: 6,
+            ..Script::answering(|_, _| Step::Ok)
+        });
+        let options = options(WorkloadKind::Register);
+        let (run, recorder) =
+            run_with(&options, clients.clone(), Duration::from_secs(2), never()).await;
+        assert_eq!(
+            run.failed_opens(),
+            Some(FailedOpens {
+                count: 6,
+                last: "cannot open a client: the program would not start".into(),
+            })
+        );
+        assert_eq!(clients.opened().len(), options.concurrency);
+        let history = recorder.finish().unwrap();
+        assert_well_formed(&history);
+        for task in 0..options.concurrency as u64 {
+            assert!(
+                history
+                    .events()
+                    .iter()
+                    .any(|e| e.process == Process::Client(task) && e.kind == EventType::Ok),
+                "task {task} never performed an operation"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_whose_clients_never_open_ends_at_its_deadline_and_says_why() {
+        // Every attempt hangs: the backstop cuts each one off.
+        let clients = ScriptedClients::new(Script {
+            failing_opens: usize::MAX,
+            open_hangs: true,
+            ..Script::answering(|_, _| Step::Ok)
+        });
+        let options = options(WorkloadKind::Append);
+        let backstop = options.client_timeout + BACKSTOP_MARGIN;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let (mut run, recorder) =
+            run_with(&options, clients.clone(), Duration::from_secs(1), never()).await;
+        assert!(Instant::now() <= deadline + backstop);
+        let failed = run.failed_opens().unwrap();
+        assert!(failed.count >= options.concurrency as u64, "{failed:?}");
+        assert_eq!(
+            failed.last,
+            format!("cannot open a client: it took longer than {backstop:?}")
+        );
+
+        // The probe and the final reads go the same way, and end at their deadlines too.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        assert!(!run.probe(deadline).await);
+        assert!(Instant::now() <= deadline + backstop);
+        let final_reads = run.final_reads(deadline).await.unwrap();
+        assert_eq!(final_reads, FinalReads::default());
+        assert!(clients.opened().is_empty());
+        assert!(recorder.finish().unwrap().events().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn final_reads_use_clients_opened_for_final_reads() {
+        let clients = ScriptedClients::new(Script::answering(|_, _| Step::Ok));
+        let options = options(WorkloadKind::Append);
+        let (mut run, recorder) = run_with(
+            &options,
+            clients.clone(),
+            Duration::from_millis(100),
+            never(),
+        )
+        .await;
+        assert!(run.probe(Instant::now() + Duration::from_secs(1)).await);
+        let final_reads = run
+            .final_reads(Instant::now() + Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(final_reads.read, run.list_keys());
+        let history = recorder.finish().unwrap();
+        assert_well_formed(&history);
+
+        let opened = clients.opened();
+        let purpose = |client: Option<usize>| opened[client.unwrap()];
+        let mut keys_read_finally = Vec::new();
+        for (event, client) in completions(&history) {
+            if purpose(client) == Purpose::FinalRead {
+                assert_eq!(event.f, "read");
+                keys_read_finally.extend(event.key.clone());
+            }
+        }
+        keys_read_finally.sort();
+        let mut keys = run.list_keys();
+        keys.sort();
+        assert_eq!(keys_read_finally, keys);
+        // The probe is a write of the workload.
+        let probe = history.events().iter().rev().find(|e| e.f == "append");
+        let probe = probe.and_then(|e| e.node.as_deref()).unwrap();
+        assert_eq!(
+            opened[probe[1..].parse::<usize>().unwrap()],
+            Purpose::Workload
+        );
     }
 }

@@ -28,7 +28,7 @@ use faultline_nemesis::{
     Schedule, fuse_available, remove_leftover_chains, remove_leftover_mounts,
 };
 use faultline_workloads::{
-    ClientRun, Endpoint, FinalReads, KeysInUse, Recorder, Summary, run_clients,
+    ClientRun, Endpoint, FinalReads, HttpContractClients, KeysInUse, Recorder, Summary, run_clients,
 };
 use serde_json::json;
 use tokio::sync::watch;
@@ -248,6 +248,15 @@ async fn drive(
     let deadline = Instant::from_std(started) + options.time_limit;
     let workload = options.workload_options()?;
     let keys = KeysInUse::new(&workload);
+    let endpoints: Vec<Endpoint> = cluster
+        .specs()
+        .iter()
+        .map(|s| Endpoint::new(s.name.clone(), s.client_url()))
+        .collect();
+    let clients = Arc::new(HttpContractClients::new(
+        &endpoints,
+        workload.client_timeout,
+    )?);
     let sampler = tokio::spawn(replicas::sample(
         cluster.clone(),
         keys.clone(),
@@ -270,14 +279,9 @@ async fn drive(
         let ran = nemesis.run(&schedule, deadline, cancel).await;
         (nemesis, ran)
     });
-    let endpoints: Vec<Endpoint> = cluster
-        .specs()
-        .iter()
-        .map(|s| Endpoint::new(s.name.clone(), s.client_url()))
-        .collect();
     let clients = run_clients(
         &workload,
-        &endpoints,
+        clients,
         recorder.clone(),
         &keys,
         deadline,
