@@ -1,0 +1,3 @@
+//! The systems under test besides the bundled node: how to configure each, and its client.
+
+pub mod redis;
