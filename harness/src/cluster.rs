@@ -24,6 +24,7 @@ use tracing::{debug, warn};
 
 use crate::fingerprints::Checkpoint;
 use crate::ports::reserve_ports;
+use crate::store::{self, RunDir};
 
 /// How long a node gets to exit after SIGTERM before it is SIGKILLed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -43,11 +44,11 @@ pub struct NodeSpec {
 
 impl NodeSpec {
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
+        self.dir.join(store::DATA)
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join("node.log")
+        self.dir.join(store::NODE_LOG)
     }
 
     pub fn client_url(&self) -> String {
@@ -87,7 +88,7 @@ pub struct ClusterOptions {
     pub nodes: usize,
     pub binary: PathBuf,
     /// The run directory; nodes live in `nodes/<name>/` under it.
-    pub run_dir: PathBuf,
+    pub run_dir: RunDir,
     /// Passed to every node as `--bug` (the harness does not know what they do).
     pub bugs: Vec<String>,
     /// Mount a power-loss disk on every data dir, so that nodes can lose power.
@@ -138,7 +139,7 @@ impl ProcessCluster {
                 Ok(NodeSpec {
                     client_addr: SocketAddr::from((ip, client_port)),
                     peer_addr: SocketAddr::from((ip, peer_port)),
-                    dir: options.run_dir.join("nodes").join(&name),
+                    dir: options.run_dir.node_dir(&name),
                     name,
                     ip,
                 })

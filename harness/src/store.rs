@@ -2,14 +2,49 @@
 //!
 //! ```text
 //! store/<test-name>/<YYYYmmddTHHMMSS>/
-//!   test.json  history.jsonl  status.jsonl  results.json  report.html  nodes/n1/{node.log,data/}
+//!   test.json  history.jsonl  status.jsonl  results.json  replicas.jsonl
+//!   report.html  latency.png  rate.png  nodes/n1/{node.log,data/}
 //! store/latest -> the newest run
+//! store/junit.xml (a suite's)
 //! ```
+//!
+//! Every name above is spelled once, here; the rest of the harness asks [`RunDir`] for paths.
+
+mod status;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+
+pub use status::StatusSample;
+
+/// Every option, the seed, the binaries' versions and where each node lived.
+pub const TEST_JSON: &str = "test.json";
+/// The history, one event a line.
+pub const HISTORY: &str = "history.jsonl";
+/// Every node's role and term as they changed, one [`StatusSample`] a line.
+pub const STATUS: &str = "status.jsonl";
+/// The checker's verdict and anomalies.
+pub const RESULTS: &str = "results.json";
+/// Every node's copies of the lists, read for the divergence check.
+pub const REPLICAS: &str = "replicas.jsonl";
+/// The report's page.
+pub const REPORT_PAGE: &str = "report.html";
+/// The report's latency plot.
+pub const LATENCY_PLOT: &str = "latency.png";
+/// The report's throughput plot.
+pub const RATE_PLOT: &str = "rate.png";
+/// The directory of the nodes' directories, one per node, named after it.
+pub const NODES: &str = "nodes";
+/// A node's log (its stdout and stderr), in its directory.
+pub const NODE_LOG: &str = "node.log";
+/// A node's data dir, in its directory.
+pub const DATA: &str = "data";
+/// The link, in the store, to the newest run.
+pub const LATEST: &str = "latest";
+/// A suite's JUnit XML, in the store (beside the tests' directories, not a run).
+pub const JUNIT: &str = "junit.xml";
 
 /// The directory of one run.
 #[derive(Clone, Debug)]
@@ -22,7 +57,7 @@ pub fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name != "."
         && name != ".."
-        && name != "latest"
+        && name != LATEST
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c));
@@ -56,8 +91,8 @@ impl RunDir {
     /// Points `store/latest` at this run (a relative symlink, replaced atomically).
     pub fn mark_latest(&self, store: &Path) -> Result<()> {
         let target = self.path.strip_prefix(store).unwrap_or(&self.path);
-        let link = store.join("latest");
-        let temporary = store.join(format!(".latest-{}", std::process::id()));
+        let link = store.join(LATEST);
+        let temporary = store.join(format!(".{LATEST}-{}", std::process::id()));
         let _ = fs::remove_file(&temporary);
         std::os::unix::fs::symlink(target, &temporary)
             .with_context(|| format!("creating a symlink in {}", store.display()))?;
@@ -65,25 +100,47 @@ impl RunDir {
         Ok(())
     }
 
+    /// The directory of an existing run, like `store/<test>/<timestamp>` or `store/latest`.
+    pub fn at(path: impl Into<PathBuf>) -> RunDir {
+        RunDir { path: path.into() }
+    }
+
     pub fn test_json(&self) -> PathBuf {
-        self.path.join("test.json")
+        self.path.join(TEST_JSON)
     }
 
     pub fn history(&self) -> PathBuf {
-        self.path.join("history.jsonl")
+        self.path.join(HISTORY)
     }
 
     pub fn status_log(&self) -> PathBuf {
-        self.path.join("status.jsonl")
+        self.path.join(STATUS)
     }
 
     pub fn results(&self) -> PathBuf {
-        self.path.join("results.json")
+        self.path.join(RESULTS)
     }
 
     /// Every node's copies of the lists, read for the divergence check.
     pub fn replicas(&self) -> PathBuf {
-        self.path.join("replicas.jsonl")
+        self.path.join(REPLICAS)
+    }
+
+    pub fn report_page(&self) -> PathBuf {
+        self.path.join(REPORT_PAGE)
+    }
+
+    pub fn latency_plot(&self) -> PathBuf {
+        self.path.join(LATENCY_PLOT)
+    }
+
+    pub fn rate_plot(&self) -> PathBuf {
+        self.path.join(RATE_PLOT)
+    }
+
+    /// `nodes/<node>/`: the node's data dir and log.
+    pub fn node_dir(&self, node: &str) -> PathBuf {
+        self.path.join(NODES).join(node)
     }
 }
 

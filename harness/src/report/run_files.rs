@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::results::RunResults;
-use crate::status_log::StatusSample;
+use crate::store::{HISTORY, RESULTS, RunDir, STATUS, StatusSample, TEST_JSON};
 
 /// What `test.json` says that the report shows. Only the fields read here are declared, so
 /// `test.json` can grow without breaking older reports.
@@ -66,12 +66,13 @@ impl RunFiles {
                 dir.display()
             ));
         }
-        let test = read_json(&dir.join("test.json"))?;
-        let history_path = dir.join("history.jsonl");
+        let run = RunDir::at(dir);
+        let test = read_json(&run.test_json())?;
+        let history_path = run.history();
         let history = History::from_jsonl(&read_text(&history_path)?)
             .with_context(|| format!("{} is not a valid history", history_path.display()))?;
-        let status = read_status(&dir.join("status.jsonl"))?;
-        let results = read_json(&dir.join("results.json"))?;
+        let status = read_status(&run.status_log())?;
+        let results = read_json(&run.results())?;
         Ok(RunFiles {
             test,
             history,
@@ -95,11 +96,11 @@ fn read_text(path: &Path) -> Result<String> {
 fn what_writes(path: &Path) -> Option<&'static str> {
     let name = path.file_name()?.to_str()?;
     Some(match name {
-        "results.json" => {
+        RESULTS => {
             "`faultline test` writes it once the history is checked (an interrupted run has none)"
         }
-        "test.json" => "`faultline test` writes it when the run starts",
-        "history.jsonl" | "status.jsonl" => "`faultline test` writes it while the run goes on",
+        TEST_JSON => "`faultline test` writes it when the run starts",
+        HISTORY | STATUS => "`faultline test` writes it while the run goes on",
         _ => return None,
     })
 }

@@ -98,7 +98,7 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     let cluster = Arc::new(ProcessCluster::plan(&ClusterOptions {
         nodes: options.nodes,
         binary: options.node_binary.clone(),
-        run_dir: run_dir.path.clone(),
+        run_dir: run_dir.clone(),
         bugs: options.bugs.clone(),
         power_loss: options.fault_kinds()?.contains(FaultKind::PowerLoss),
     })?);

@@ -11,6 +11,8 @@ use chrono::{DateTime, Local};
 use faultline_checker::Verdict;
 use serde::Deserialize;
 
+use crate::store::{LATEST, RunDir};
+
 /// One run of the store.
 #[derive(Clone, Debug)]
 pub struct StoredRun {
@@ -73,7 +75,7 @@ pub fn scan(store: &Path) -> io::Result<Vec<StoredRun>> {
     for test in fs::read_dir(store)? {
         let test = test?;
         // `latest` is a link to a run listed anyway; files (junit.xml) are not runs.
-        if test.file_name() == "latest" || !test.file_type()?.is_dir() {
+        if test.file_name() == LATEST || !test.file_type()?.is_dir() {
             continue;
         }
         for run in fs::read_dir(test.path())? {
@@ -92,7 +94,8 @@ pub fn scan(store: &Path) -> io::Result<Vec<StoredRun>> {
 }
 
 fn read_run(test: &str, dir: &str, path: &Path) -> StoredRun {
-    let test_json: Option<TestJson> = fs::read(path.join("test.json"))
+    let run = RunDir::at(path);
+    let test_json: Option<TestJson> = fs::read(run.test_json())
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     let changed = fs::metadata(path)
@@ -104,7 +107,7 @@ fn read_run(test: &str, dir: &str, path: &Path) -> StoredRun {
         .and_then(|started| DateTime::parse_from_rfc3339(started).ok())
         .map(|started| started.with_timezone(&Local))
         .unwrap_or_else(|| changed.into());
-    let (verdict, operations) = match fs::read(path.join("results.json")) {
+    let (verdict, operations) = match fs::read(run.results()) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => (RunVerdict::NoResults, None),
         Err(e) => (RunVerdict::Unreadable(e.to_string()), None),
         Ok(bytes) => match serde_json::from_slice::<ResultsJson>(&bytes) {
@@ -127,13 +130,14 @@ fn read_run(test: &str, dir: &str, path: &Path) -> StoredRun {
         nemesis,
         verdict,
         operations,
-        has_report: path.join(crate::report::PAGE).is_file(),
+        has_report: run.report_page().is_file(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{REPORT_PAGE, RESULTS, TEST_JSON};
 
     /// Writes a run's files; `None` leaves a file out.
     fn fake_run(
@@ -149,9 +153,9 @@ mod tests {
             r#"{{"options": {{"name": "{test}", "workload": "register", "nemesis": "kill"}},
                "started": "{started}"}}"#
         );
-        fs::write(path.join("test.json"), test_json).unwrap();
+        fs::write(path.join(TEST_JSON), test_json).unwrap();
         if let Some(results) = results {
-            fs::write(path.join("results.json"), results).unwrap();
+            fs::write(path.join(RESULTS), results).unwrap();
         }
         path
     }
@@ -175,7 +179,7 @@ mod tests {
             "2026-01-01T11:00:00+00:00",
             Some(r#"{"valid": false, "linearizability": []}"#),
         );
-        fs::write(newer.join("report.html"), "<html>").unwrap();
+        fs::write(newer.join(REPORT_PAGE), "<html>").unwrap();
         // Started last, but in an earlier timezone: the time, not the text, decides.
         fake_run(
             store.path(),
@@ -210,7 +214,7 @@ mod tests {
             "2026-01-01T10:00:00Z",
             Some("{oops"),
         );
-        fs::write(broken.join("test.json"), "not json").unwrap();
+        fs::write(broken.join(TEST_JSON), "not json").unwrap();
         fs::create_dir_all(store.path().join("y/2")).unwrap();
         let runs = scan(store.path()).unwrap();
         assert_eq!(runs.len(), 2);
