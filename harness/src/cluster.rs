@@ -22,7 +22,7 @@ use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, timeout};
 use tracing::{debug, warn};
 
-use crate::fingerprints::Checkpoint;
+use crate::node_status::NodeStatus;
 use crate::ports::reserve_ports;
 use crate::store::{self, RunDir};
 
@@ -64,22 +64,6 @@ pub struct NodeExit {
     pub status: String,
     /// The last error its log holds (or its last line): why, as far as it said.
     pub last_error: String,
-}
-
-/// What a node answers on `GET /status`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeStatus {
-    pub id: String,
-    pub role: String,
-    pub term: u64,
-    pub leader: Option<String>,
-    pub commit: u64,
-    pub applied: u64,
-    pub last_log_index: u64,
-    pub snapshot_index: u64,
-    /// Fingerprints of the applied state at some indexes, if the system publishes them.
-    #[serde(default)]
-    pub fingerprints: Vec<Checkpoint>,
 }
 
 /// How to start the cluster.
