@@ -24,37 +24,12 @@ use tracing::{debug, warn};
 
 use crate::node_status::NodeStatus;
 use crate::ports::reserve_ports;
-use crate::store::{self, RunDir};
+use crate::store::{NodeRecord, RunDir};
 
 /// How long a node gets to exit after SIGTERM before it is SIGKILLed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// `/status` must answer within this, so a paused node never stalls the harness.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
-
-/// Where one node lives.
-#[derive(Clone, Debug, Serialize)]
-pub struct NodeSpec {
-    pub name: NodeName,
-    pub ip: Ipv4Addr,
-    pub client_addr: SocketAddr,
-    pub peer_addr: SocketAddr,
-    /// `nodes/<name>/` in the run directory: `data/` and `node.log` inside.
-    pub dir: PathBuf,
-}
-
-impl NodeSpec {
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.join(store::DATA)
-    }
-
-    pub fn log_path(&self) -> PathBuf {
-        self.dir.join(store::NODE_LOG)
-    }
-
-    pub fn client_url(&self) -> String {
-        format!("http://{}", self.client_addr)
-    }
-}
 
 /// A node process that exited by itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,7 +62,7 @@ enum ProcessState {
 
 /// The node processes of one run.
 pub struct ProcessCluster {
-    specs: Vec<NodeSpec>,
+    specs: Vec<NodeRecord>,
     binary: PathBuf,
     bugs: Vec<String>,
     /// `(from, to) -> address` that `from` dials to reach `to` (a proxy, or `to` itself).
@@ -120,7 +95,7 @@ impl ProcessCluster {
                 let ip = Ipv4Addr::new(127, 0, 0, 10 + i as u8);
                 let name = format!("n{i}");
                 let [client_port, peer_port] = reserve_ports(ip)?;
-                Ok(NodeSpec {
+                Ok(NodeRecord {
                     client_addr: SocketAddr::from((ip, client_port)),
                     peer_addr: SocketAddr::from((ip, peer_port)),
                     dir: options.run_dir.node_dir(&name),
@@ -146,7 +121,7 @@ impl ProcessCluster {
     }
 
     /// Every node's addresses and directories.
-    pub fn specs(&self) -> &[NodeSpec] {
+    pub fn specs(&self) -> &[NodeRecord] {
         &self.specs
     }
 
@@ -158,7 +133,7 @@ impl ProcessCluster {
             .collect()
     }
 
-    fn spec(&self, name: &str) -> Result<&NodeSpec> {
+    fn spec(&self, name: &str) -> Result<&NodeRecord> {
         self.specs
             .iter()
             .find(|s| s.name == name)
@@ -188,7 +163,7 @@ impl ProcessCluster {
     }
 
     /// Mounts a power-loss disk on the node's data dir.
-    async fn mount_disk(&self, spec: &NodeSpec) -> Result<()> {
+    async fn mount_disk(&self, spec: &NodeRecord) -> Result<()> {
         let data_dir = spec.data_dir();
         let disk = tokio::task::spawn_blocking(move || PowerLossDisk::mount(&data_dir))
             .await?
@@ -224,7 +199,7 @@ impl ProcessCluster {
     }
 
     /// The command line that starts `name`.
-    fn command(&self, spec: &NodeSpec) -> Result<Command> {
+    fn command(&self, spec: &NodeRecord) -> Result<Command> {
         let dials = self.dials.lock().expect("never poisoned");
         let peers: Vec<String> = self
             .specs

@@ -10,16 +10,26 @@
 //!
 //! Every name above is spelled once, here; the rest of the harness asks [`RunDir`] for paths.
 
+mod options;
+mod read;
 mod status;
+mod test_json;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use serde::Serialize;
 
+use crate::results::RunResults;
+
+pub use options::TestOptions;
+pub use read::{RunFiles, RunVerdict, StoredRun, scan};
 pub use status::StatusSample;
+pub use test_json::{NodeRecord, SystemRecord, TestRecord, Versions};
 
-/// Every option, the seed, the binaries' versions and where each node lived.
+/// Every option, the system under test, the seed, the binaries' versions and where each
+/// node lived (see [`TestRecord`]).
 pub const TEST_JSON: &str = "test.json";
 /// The history, one event a line.
 pub const HISTORY: &str = "history.jsonl";
@@ -67,7 +77,18 @@ pub fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The name of a test the user did not name: its workload and faults, like
+/// `register-kill+pause`.
+pub fn derived_name(workload: &str, nemesis: &str) -> String {
+    format!("{workload}-{nemesis}").replace(',', "+")
+}
+
 impl RunDir {
+    /// The directory of an existing run, like `store/<test>/<timestamp>` or `store/latest`.
+    pub fn at(path: impl Into<PathBuf>) -> RunDir {
+        RunDir { path: path.into() }
+    }
+
     /// Creates `store/<name>/<timestamp>/` (with a `-2`, `-3`... suffix if that exists).
     pub fn create(store: &Path, name: &str, timestamp: &str) -> Result<RunDir> {
         validate_name(name)?;
@@ -100,9 +121,24 @@ impl RunDir {
         Ok(())
     }
 
-    /// The directory of an existing run, like `store/<test>/<timestamp>` or `store/latest`.
-    pub fn at(path: impl Into<PathBuf>) -> RunDir {
-        RunDir { path: path.into() }
+    /// Writes `test.json`.
+    pub fn write_test(&self, test: &TestRecord) -> Result<()> {
+        write_json(&self.test_json(), test)
+    }
+
+    /// Reads `test.json`; the error names the file and what writes it.
+    pub fn read_test(&self) -> Result<TestRecord> {
+        read::read_json(&self.test_json())
+    }
+
+    /// Writes `results.json`.
+    pub fn write_results(&self, results: &RunResults) -> Result<()> {
+        write_json(&self.results(), results)
+    }
+
+    /// Reads `results.json`; the error names the file and what writes it.
+    pub fn read_results(&self) -> Result<RunResults> {
+        read::read_json(&self.results())
     }
 
     pub fn test_json(&self) -> PathBuf {
@@ -144,9 +180,22 @@ impl RunDir {
     }
 }
 
+/// Writes `value` to `path` as indented JSON.
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value)
+        .with_context(|| format!("serializing {}", path.display()))?;
+    fs::write(path, json).with_context(|| format!("writing {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The committed run of `tests/fixtures/run-invalid`: a `test.json` of the first format,
+    /// before `system` was recorded.
+    pub(super) fn fixture() -> RunDir {
+        RunDir::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-invalid"))
+    }
 
     #[test]
     fn runs_get_unique_dirs_and_latest_follows_the_newest() {

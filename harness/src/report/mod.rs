@@ -11,7 +11,6 @@ mod operations;
 mod page;
 mod page_data;
 mod plots;
-mod run_files;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,10 +19,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use faultline_checker::ERROR_EXIT_CODE;
 
-use crate::store::RunDir;
+use crate::store::{RunDir, RunFiles};
 use analysis::Analysis;
 use page_data::PageData;
-use run_files::RunFiles;
 
 /// Reads the run in `run_dir`, writes `report.html`, `latency.png` and `rate.png` there,
 /// and returns the page's path.

@@ -7,8 +7,7 @@ use std::path::Path;
 use faultline_checker::Verdict;
 
 use super::html::{escape, file_url, page};
-use super::runs::{RunVerdict, StoredRun};
-use crate::store::{REPORT_PAGE, RESULTS};
+use crate::store::{REPORT_PAGE, RESULTS, RunVerdict, StoredRun};
 
 /// The index of `runs` (already newest first), stored in `store`.
 pub fn render(store: &Path, runs: &[StoredRun]) -> String {
