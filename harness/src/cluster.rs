@@ -22,38 +22,14 @@ use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, timeout};
 use tracing::{debug, warn};
 
-use crate::fingerprints::Checkpoint;
+use crate::node_status::NodeStatus;
 use crate::ports::reserve_ports;
+use crate::store::{NodeRecord, RunDir};
 
 /// How long a node gets to exit after SIGTERM before it is SIGKILLed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// `/status` must answer within this, so a paused node never stalls the harness.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
-
-/// Where one node lives.
-#[derive(Clone, Debug, Serialize)]
-pub struct NodeSpec {
-    pub name: NodeName,
-    pub ip: Ipv4Addr,
-    pub client_addr: SocketAddr,
-    pub peer_addr: SocketAddr,
-    /// `nodes/<name>/` in the run directory: `data/` and `node.log` inside.
-    pub dir: PathBuf,
-}
-
-impl NodeSpec {
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    pub fn log_path(&self) -> PathBuf {
-        self.dir.join("node.log")
-    }
-
-    pub fn client_url(&self) -> String {
-        format!("http://{}", self.client_addr)
-    }
-}
 
 /// A node process that exited by itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,29 +41,13 @@ pub struct NodeExit {
     pub last_error: String,
 }
 
-/// What a node answers on `GET /status`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeStatus {
-    pub id: String,
-    pub role: String,
-    pub term: u64,
-    pub leader: Option<String>,
-    pub commit: u64,
-    pub applied: u64,
-    pub last_log_index: u64,
-    pub snapshot_index: u64,
-    /// Fingerprints of the applied state at some indexes, if the system publishes them.
-    #[serde(default)]
-    pub fingerprints: Vec<Checkpoint>,
-}
-
 /// How to start the cluster.
 #[derive(Clone, Debug)]
 pub struct ClusterOptions {
     pub nodes: usize,
     pub binary: PathBuf,
     /// The run directory; nodes live in `nodes/<name>/` under it.
-    pub run_dir: PathBuf,
+    pub run_dir: RunDir,
     /// Passed to every node as `--bug` (the harness does not know what they do).
     pub bugs: Vec<String>,
     /// Mount a power-loss disk on every data dir, so that nodes can lose power.
@@ -102,7 +62,7 @@ enum ProcessState {
 
 /// The node processes of one run.
 pub struct ProcessCluster {
-    specs: Vec<NodeSpec>,
+    specs: Vec<NodeRecord>,
     binary: PathBuf,
     bugs: Vec<String>,
     /// `(from, to) -> address` that `from` dials to reach `to` (a proxy, or `to` itself).
@@ -135,10 +95,10 @@ impl ProcessCluster {
                 let ip = Ipv4Addr::new(127, 0, 0, 10 + i as u8);
                 let name = format!("n{i}");
                 let [client_port, peer_port] = reserve_ports(ip)?;
-                Ok(NodeSpec {
+                Ok(NodeRecord {
                     client_addr: SocketAddr::from((ip, client_port)),
                     peer_addr: SocketAddr::from((ip, peer_port)),
-                    dir: options.run_dir.join("nodes").join(&name),
+                    dir: options.run_dir.node_dir(&name),
                     name,
                     ip,
                 })
@@ -161,7 +121,7 @@ impl ProcessCluster {
     }
 
     /// Every node's addresses and directories.
-    pub fn specs(&self) -> &[NodeSpec] {
+    pub fn specs(&self) -> &[NodeRecord] {
         &self.specs
     }
 
@@ -173,7 +133,7 @@ impl ProcessCluster {
             .collect()
     }
 
-    fn spec(&self, name: &str) -> Result<&NodeSpec> {
+    fn spec(&self, name: &str) -> Result<&NodeRecord> {
         self.specs
             .iter()
             .find(|s| s.name == name)
@@ -203,7 +163,7 @@ impl ProcessCluster {
     }
 
     /// Mounts a power-loss disk on the node's data dir.
-    async fn mount_disk(&self, spec: &NodeSpec) -> Result<()> {
+    async fn mount_disk(&self, spec: &NodeRecord) -> Result<()> {
         let data_dir = spec.data_dir();
         let disk = tokio::task::spawn_blocking(move || PowerLossDisk::mount(&data_dir))
             .await?
@@ -239,7 +199,7 @@ impl ProcessCluster {
     }
 
     /// The command line that starts `name`.
-    fn command(&self, spec: &NodeSpec) -> Result<Command> {
+    fn command(&self, spec: &NodeRecord) -> Result<Command> {
         let dials = self.dials.lock().expect("never poisoned");
         let peers: Vec<String> = self
             .specs

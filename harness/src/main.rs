@@ -5,6 +5,7 @@ mod check;
 mod cluster;
 mod faults;
 mod fingerprints;
+mod node_status;
 mod ports;
 mod replicas;
 mod report;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::NodeStatus;
+use crate::node_status::NodeStatus;
 
 /// How long a leader may hold its term without committing while its log grows. Far longer
 /// than any fault keeps a correct leader from committing without deposing it: an election

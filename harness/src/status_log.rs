@@ -1,11 +1,8 @@
-//! Polls every node's `/status` during a run and writes each change to `status.jsonl`, so
-//! the report can draw each node's role and term over time; hands the fingerprints of what
-//! each node applied to a [`Ledger`], and each leader's progress to [`Stalls`]; and notices nodes whose process exited by itself (a
-//! crash), which fails the run.
-//!
-//! One line per observed change of a node: `{"time":ns,"node":"n1","up":true,"role":"leader",
-//! "term":3,"leader":"n1","commit":120}`; a node that does not answer (killed, paused, or
-//! slow) is `{"time":ns,"node":"n1","up":false}`.
+//! Polls every node's `/status` during a run and writes each change to `status.jsonl` (a
+//! [`StatusSample`] a line), so the report can draw each node's role and term over time;
+//! hands the fingerprints of what each node applied to a [`Ledger`], and each leader's
+//! progress to [`Stalls`]; and notices nodes whose process exited by itself (a crash), which
+//! fails the run.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -15,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -23,33 +19,7 @@ use crate::cluster::ProcessCluster;
 use crate::fingerprints::Ledger;
 use crate::results::Crash;
 use crate::stalls::Stalls;
-
-/// One observation of one node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatusSample {
-    /// Nanoseconds since the test started (the history's clock).
-    pub time: u64,
-    pub node: String,
-    /// Whether the node answered.
-    pub up: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub term: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub leader: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<u64>,
-}
-
-impl StatusSample {
-    /// Whether `other` says something new about the node (ignoring time and commit, which
-    /// moves constantly).
-    fn differs(&self, other: &StatusSample) -> bool {
-        (self.up, &self.role, self.term, &self.leader)
-            != (other.up, &other.role, other.term, &other.leader)
-    }
-}
+use crate::store::StatusSample;
 
 /// What the poller saw besides the status changes it wrote.
 #[derive(Default)]

@@ -77,18 +77,35 @@ fn get(server: &Server, target: &str) -> (u16, String) {
     (status, body)
 }
 
-/// A run directory with `test.json` and, if given, `results.json`.
-fn fake_run(store: &Path, test: &str, dir: &str, started: &str, results: Option<&str>) -> PathBuf {
+/// The committed fixture run's `name`, as `faultline test` writes it.
+fn fixture_json(name: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-invalid");
+    serde_json::from_slice(&std::fs::read(path.join(name)).unwrap()).unwrap()
+}
+
+/// A run directory with the fixture's `test.json` (renamed, started at `started`) and, if
+/// given, its `results.json` with that verdict and number of operations.
+fn fake_run(
+    store: &Path,
+    test: &str,
+    dir: &str,
+    started: &str,
+    results: Option<(bool, u64)>,
+) -> PathBuf {
     let path = store.join(test).join(dir);
     std::fs::create_dir_all(path.join("nodes/n1")).unwrap();
-    let test_json = format!(
-        r#"{{"options": {{"name": "{test}", "workload": "register", "nemesis": "kill,partition"}},
-           "started": "{started}"}}"#
-    );
-    std::fs::write(path.join("test.json"), test_json).unwrap();
+    let mut test_json = fixture_json("test.json");
+    test_json["options"]["name"] = test.into();
+    test_json["options"]["workload"] = "register".into();
+    test_json["started"] = started.into();
+    std::fs::write(path.join("test.json"), test_json.to_string()).unwrap();
     std::fs::write(path.join("nodes/n1/node.log"), "elected leader\n").unwrap();
-    if let Some(results) = results {
-        std::fs::write(path.join("results.json"), results).unwrap();
+    if let Some((valid, operations)) = results {
+        let mut results = fixture_json("results.json");
+        results["valid"] = valid.into();
+        results["linearizability"][0]["operations"] = operations.into();
+        results["linearizability"][1]["operations"] = 0.into();
+        std::fs::write(path.join("results.json"), results.to_string()).unwrap();
     }
     path
 }
@@ -102,14 +119,14 @@ fn the_index_lists_every_run_newest_first_and_serves_their_files() {
         "older-valid",
         "20260101T100000",
         "2026-01-01T10:00:00+00:00",
-        Some(r#"{"valid": true, "linearizability": [{"operations": 4321}]}"#),
+        Some((true, 4321)),
     );
     let invalid = fake_run(
         &store,
         "newer-invalid",
         "20260101T110000",
         "2026-01-01T11:00:00+00:00",
-        Some(r#"{"valid": false, "linearizability": [{"operations": 99}]}"#),
+        Some((false, 99)),
     );
     std::fs::write(invalid.join("report.html"), "<h1>the report</h1>").unwrap();
     fake_run(

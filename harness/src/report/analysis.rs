@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 use super::latency_points::{LATENCY_POINTS, latency_points};
 use super::node_states::{NodeSpan, spans};
 use super::operations::{Lane, TimelineOp, lanes, pair};
-use super::run_files::RunFiles;
 use crate::faults::{Fault, NemesisEvent, faults, nemesis_events};
+use crate::store::RunFiles;
 
 /// A run, ready to draw.
 pub struct Analysis<'h> {

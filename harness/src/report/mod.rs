@@ -11,7 +11,6 @@ mod operations;
 mod page;
 mod page_data;
 mod plots;
-mod run_files;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,16 +19,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use faultline_checker::ERROR_EXIT_CODE;
 
+use crate::store::{RunDir, RunFiles};
 use analysis::Analysis;
 use page_data::PageData;
-use run_files::RunFiles;
-
-/// The page, in the run directory.
-pub const PAGE: &str = "report.html";
-/// The latency plot, in the run directory.
-pub const LATENCY_PLOT: &str = "latency.png";
-/// The throughput plot, in the run directory.
-pub const RATE_PLOT: &str = "rate.png";
 
 /// Reads the run in `run_dir`, writes `report.html`, `latency.png` and `rate.png` there,
 /// and returns the page's path.
@@ -37,13 +29,14 @@ pub fn write(run_dir: &Path) -> Result<PathBuf> {
     let files = RunFiles::read(run_dir)?;
     let analysis = Analysis::of(&files);
     let data = PageData::new(&files, &analysis, run_dir);
-    let page = run_dir.join(PAGE);
+    let run = RunDir::at(run_dir);
+    let page = run.report_page();
     std::fs::write(&page, page::render(&data)?)
         .with_context(|| format!("writing {}", page.display()))?;
-    let latency = run_dir.join(LATENCY_PLOT);
+    let latency = run.latency_plot();
     plots::latency(&analysis, &latency)
         .with_context(|| format!("writing {}", latency.display()))?;
-    let rate = run_dir.join(RATE_PLOT);
+    let rate = run.rate_plot();
     plots::rate(&analysis, &rate).with_context(|| format!("writing {}", rate.display()))?;
     Ok(page)
 }
@@ -60,11 +53,12 @@ pub struct ReportArgs {
 pub fn command(args: &ReportArgs) -> ExitCode {
     match write(&args.run_dir) {
         Ok(page) => {
+            let run = RunDir::at(&args.run_dir);
             println!("report: {}", page.display());
             println!(
                 "plots:  {}, {}",
-                args.run_dir.join(LATENCY_PLOT).display(),
-                args.run_dir.join(RATE_PLOT).display()
+                run.latency_plot().display(),
+                run.rate_plot().display()
             );
             ExitCode::SUCCESS
         }

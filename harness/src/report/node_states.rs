@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::status_log::StatusSample;
+use crate::store::StatusSample;
 
 /// What a node was from `start` to `end`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

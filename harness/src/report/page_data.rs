@@ -16,11 +16,11 @@ use serde_json::Value;
 
 use super::analysis::Analysis;
 use super::operations::TimelineOp;
-use super::run_files::RunFiles;
 use crate::faults::FaultKind;
 use crate::fingerprints::Agreement;
 use crate::results::{Crash, Detection, Healing, Recovery};
 use crate::stalls::Stall;
+use crate::store::RunFiles;
 
 /// Everything the page shows.
 #[derive(Serialize)]

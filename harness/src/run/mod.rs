@@ -37,10 +37,10 @@ use tracing::warn;
 
 use crate::cluster::{ClusterOptions, ProcessCluster};
 use crate::results::{self, Healing, Observed, Recovery};
-use crate::store::RunDir;
+use crate::store::{RunDir, SystemRecord, TestOptions, TestRecord, Versions};
 use crate::{replicas, status_log};
 pub use interrupt::Interrupt;
-pub use options::{TestArgs, TestOptions, derived_name};
+pub use options::TestArgs;
 
 /// How long the cluster gets to elect a leader at the start.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -98,7 +98,7 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     let cluster = Arc::new(ProcessCluster::plan(&ClusterOptions {
         nodes: options.nodes,
         binary: options.node_binary.clone(),
-        run_dir: run_dir.path.clone(),
+        run_dir: run_dir.clone(),
         bugs: options.bugs.clone(),
         power_loss: options.fault_kinds()?.contains(FaultKind::PowerLoss),
     })?);
@@ -150,8 +150,7 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
         options.time_limit,
     )?;
     let check_time = started.elapsed();
-    std::fs::write(run_dir.results(), serde_json::to_vec_pretty(&results)?)
-        .with_context(|| format!("writing {}", run_dir.results().display()))?;
+    run_dir.write_results(&results)?;
     if let Err(e) = crate::report::write(&run_dir.path) {
         warn!("writing the report failed ({e:#}); `faultline report <run-dir>` retries");
     }
@@ -388,8 +387,8 @@ async fn heal_check(
     }
 }
 
-/// `test.json`: every option, the seed, the replay command, the binaries' versions, and
-/// where each node lived.
+/// `test.json`: every option, the system, the seed, the replay command, the binaries'
+/// versions, and where each node lived.
 fn write_test_json(
     run_dir: &RunDir,
     options: &TestOptions,
@@ -401,17 +400,19 @@ fn write_test_json(
         .output()
         .ok()
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string());
-    let test = json!({
-        "options": options,
-        "partition_backend_used": network.kind().to_string(),
-        "replay": options.replay_command(),
-        "versions": {
-            "faultline": env!("CARGO_PKG_VERSION"),
-            "faultline-node": node_version,
+    run_dir.write_test(&TestRecord {
+        options: options.clone(),
+        system: SystemRecord {
+            version: node_version.clone(),
+            ..SystemRecord::default()
         },
-        "nodes": cluster.specs(),
-        "started": chrono::Local::now().to_rfc3339(),
-    });
-    std::fs::write(run_dir.test_json(), serde_json::to_vec_pretty(&test)?)
-        .with_context(|| format!("writing {}", run_dir.test_json().display()))
+        partition_backend_used: network.kind().to_string(),
+        replay: options.replay_command(),
+        versions: Versions {
+            faultline: env!("CARGO_PKG_VERSION").to_string(),
+            faultline_node: node_version,
+        },
+        nodes: cluster.specs().to_vec(),
+        started: chrono::Local::now().to_rfc3339(),
+    })
 }

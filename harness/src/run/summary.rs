@@ -7,11 +7,10 @@ use std::time::Duration;
 use faultline_checker::{CheckResult, DivergenceResult, ListCopy, LostWritesResult, Verdict};
 use faultline_workloads::{FinalReads, Summary};
 
-use super::options::TestOptions;
 use crate::check::text::{key_counts, plural, shout};
 use crate::fingerprints::Agreement;
 use crate::results::RunResults;
-use crate::store::RunDir;
+use crate::store::{RunDir, TestOptions};
 
 /// Everything the summary shows.
 pub struct Printed<'a> {

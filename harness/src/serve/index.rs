@@ -7,7 +7,7 @@ use std::path::Path;
 use faultline_checker::Verdict;
 
 use super::html::{escape, file_url, page};
-use super::runs::{RunVerdict, StoredRun};
+use crate::store::{REPORT_PAGE, RESULTS, RunVerdict, StoredRun};
 
 /// The index of `runs` (already newest first), stored in `store`.
 pub fn render(store: &Path, runs: &[StoredRun]) -> String {
@@ -32,7 +32,7 @@ pub fn render(store: &Path, runs: &[StoredRun]) -> String {
     for run in runs {
         let segments = [run.test.as_str(), run.dir.as_str()];
         let report = if run.has_report {
-            let url = file_url(segments.into_iter().chain([crate::report::PAGE]));
+            let url = file_url(segments.into_iter().chain([REPORT_PAGE]));
             format!("<a href=\"{url}\">report</a>")
         } else {
             "<span class=\"none\">none</span>".to_string()
@@ -61,11 +61,12 @@ fn verdict(verdict: &RunVerdict) -> String {
         RunVerdict::Checked(Verdict::Valid) => "<span class=\"valid\">valid</span>".into(),
         RunVerdict::Checked(Verdict::Invalid) => "<span class=\"invalid\">INVALID</span>".into(),
         RunVerdict::Checked(Verdict::Unknown) => "<span class=\"unknown\">unknown</span>".into(),
-        RunVerdict::NoResults => "<span class=\"none\" title=\"no results.json: interrupted, \
-                                  failed, or still running\">no verdict</span>"
-            .into(),
+        RunVerdict::NoResults => format!(
+            "<span class=\"none\" title=\"no {RESULTS}: interrupted, failed, or still \
+             running\">no verdict</span>"
+        ),
         RunVerdict::Unreadable(why) => format!(
-            "<span class=\"none\" title=\"{}\">unreadable results.json</span>",
+            "<span class=\"none\" title=\"{}\">unreadable {RESULTS}</span>",
             escape(why)
         ),
     }

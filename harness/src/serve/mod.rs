@@ -5,7 +5,6 @@
 mod files;
 mod html;
 mod index;
-mod runs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +18,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
+
+use crate::store::scan;
 
 /// Browse the stored runs over HTTP.
 #[derive(Args, Clone, Debug)]
@@ -76,7 +77,7 @@ fn router(store: PathBuf) -> Router {
 async fn index_page(State(store): State<Arc<PathBuf>>) -> Response {
     let scanned = {
         let store = store.clone();
-        tokio::task::spawn_blocking(move || runs::scan(&store)).await
+        tokio::task::spawn_blocking(move || scan(&store)).await
     };
     match scanned {
         Ok(Ok(runs)) => Html(index::render(&store, &runs)).into_response(),

@@ -35,7 +35,8 @@ use toml::{Table, Value};
 
 use super::expect::Expectation;
 use super::flags::{self, Flags};
-use crate::run::{TestArgs, derived_name};
+use crate::run::TestArgs;
+use crate::store::derived_name;
 
 /// A suite, expanded into the tests it runs, in order.
 #[derive(Debug)]

@@ -18,6 +18,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::run::{self, Interrupt};
+use crate::store;
 use file::{Overrides, Suite};
 use record::{Outcome, TestRecord};
 
@@ -49,7 +50,7 @@ pub async fn run(args: &SuiteArgs) -> Result<ExitCode> {
     let junit_path = args
         .junit
         .clone()
-        .unwrap_or_else(|| args.store.join("junit.xml"));
+        .unwrap_or_else(|| args.store.join(store::JUNIT));
     let interrupt = Interrupt::install()?;
     println!(
         "faultline suite {}: {} tests, runs stored in {}",

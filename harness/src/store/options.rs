@@ -1,0 +1,113 @@
+//! The options of a run, resolved from its flags (see `run::TestArgs`): what `test.json`
+//! records under `options`, and what the run derives from them (the clients' options, the
+//! faults, the replay command).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use faultline_nemesis::{FaultKind, FaultKinds, PartitionBackendKind};
+use faultline_workloads::WorkloadOptions;
+use serde::{Deserialize, Serialize};
+
+use super::derived_name;
+
+/// Everything that defines a run, with defaults resolved: written to `test.json`
+/// (durations as text like "1m 30s", so it reads like the flags).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestOptions {
+    pub name: String,
+    pub nodes: usize,
+    #[serde(with = "humantime_serde")]
+    pub time_limit: Duration,
+    pub concurrency: usize,
+    pub workload: String,
+    pub keys: usize,
+    pub ops_per_key: u64,
+    pub rate: Option<f64>,
+    pub nemesis: String,
+    /// Faults of the default mix that could not run here, each with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    pub nemesis_interval: Duration,
+    pub partition_backend: String,
+    #[serde(with = "humantime_serde")]
+    pub client_timeout: Duration,
+    pub seed: u64,
+    pub store: PathBuf,
+    pub node_binary: PathBuf,
+    #[serde(default)]
+    pub bugs: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    pub check_timeout: Duration,
+}
+
+impl TestOptions {
+    /// What the clients are told.
+    pub fn workload_options(&self) -> Result<WorkloadOptions> {
+        Ok(WorkloadOptions {
+            kind: self.workload.parse()?,
+            concurrency: self.concurrency,
+            keys: self.keys,
+            ops_per_key: self.ops_per_key,
+            rate: self.rate,
+            client_timeout: self.client_timeout,
+            seed: self.seed,
+            ..WorkloadOptions::default()
+        })
+    }
+
+    /// The faults, parsed.
+    pub fn fault_kinds(&self) -> Result<FaultKinds> {
+        Ok(self.nemesis.parse()?)
+    }
+
+    /// Leaves out a fault that cannot run here, for `reason`: a list the user gave
+    /// (`explicit`) is refused instead, so that a run never passes without a fault it was
+    /// asked for.
+    pub fn leave_out(&mut self, kind: FaultKind, reason: &str, explicit: bool) -> Result<()> {
+        if explicit {
+            bail!("{kind} cannot run here: {reason}");
+        }
+        let kinds = self.fault_kinds()?.without(kind);
+        // A name made from the list follows it.
+        if self.name == derived_name(&self.workload, &self.nemesis) {
+            self.name = derived_name(&self.workload, &kinds.to_string());
+        }
+        self.nemesis = kinds.to_string();
+        self.left_out.push(format!("{kind}, because {reason}"));
+        Ok(())
+    }
+
+    /// The partition backend asked for.
+    pub fn backend_kind(&self) -> Result<PartitionBackendKind> {
+        Ok(self.partition_backend.parse()?)
+    }
+
+    /// The command line that runs this test again with the same schedule of faults and
+    /// operations.
+    pub fn replay_command(&self) -> String {
+        let duration = |d: Duration| humantime::format_duration(d).to_string().replace(' ', "");
+        let mut command = vec![
+            "faultline test".to_string(),
+            format!("--nodes {}", self.nodes),
+            format!("--time-limit {}", duration(self.time_limit)),
+            format!("--concurrency {}", self.concurrency),
+            format!("--workload {}", self.workload),
+            format!("--keys {}", self.keys),
+            format!("--ops-per-key {}", self.ops_per_key),
+            format!("--nemesis {}", self.nemesis),
+            format!("--nemesis-interval {}", duration(self.nemesis_interval)),
+            format!("--partition-backend {}", self.partition_backend),
+            format!("--client-timeout {}", duration(self.client_timeout)),
+            format!("--seed {}", self.seed),
+            format!("--name {}", self.name),
+        ];
+        if let Some(rate) = self.rate {
+            command.push(format!("--rate {rate}"));
+        }
+        command.extend(self.bugs.iter().map(|bug| format!("--bug {bug}")));
+        command.join(" ")
+    }
+}
