@@ -1,6 +1,6 @@
-//! The cluster under test: one `faultline-node` process per node, node i named `n{i}` on its
-//! own loopback address 127.0.0.(10+i), with its own ports, data dir and log file under the
-//! run's directory. The nemesis kills, restarts, powers off, pauses and resumes nodes
+//! The cluster under test: one process per node, started as the [`System`] says, node i
+//! named `n{i}` on its own loopback address 127.0.0.(10+i), with its own ports, data dir and
+//! log file under the run's directory. The nemesis kills, restarts, powers off, pauses and resumes nodes
 //! through the [`Cluster`] trait implemented here. For power loss, each data dir is a
 //! [`PowerLossDisk`] mounted over it for the run, and written back as plain files at the end.
 
@@ -9,11 +9,12 @@ use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use faultline_nemesis::{Cluster, NodeName, PowerLossDisk};
+use faultline_workloads::ClientFactory;
 use futures::future::join_all;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -25,11 +26,10 @@ use tracing::{debug, warn};
 use crate::node_status::NodeStatus;
 use crate::ports::reserve_ports;
 use crate::store::{NodeRecord, RunDir};
+use crate::system::System;
 
 /// How long a node gets to exit after SIGTERM before it is SIGKILLed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-/// `/status` must answer within this, so a paused node never stalls the harness.
-const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// A node process that exited by itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,14 +42,13 @@ pub struct NodeExit {
 }
 
 /// How to start the cluster.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClusterOptions {
     pub nodes: usize,
-    pub binary: PathBuf,
+    /// What runs on each node, and how to ask it how it is.
+    pub system: Arc<dyn System>,
     /// The run directory; nodes live in `nodes/<name>/` under it.
     pub run_dir: RunDir,
-    /// Passed to every node as `--bug` (the harness does not know what they do).
-    pub bugs: Vec<String>,
     /// Mount a power-loss disk on every data dir, so that nodes can lose power.
     pub power_loss: bool,
 }
@@ -63,8 +62,7 @@ enum ProcessState {
 /// The node processes of one run.
 pub struct ProcessCluster {
     specs: Vec<NodeRecord>,
-    binary: PathBuf,
-    bugs: Vec<String>,
+    system: Arc<dyn System>,
     /// `(from, to) -> address` that `from` dials to reach `to` (a proxy, or `to` itself).
     dials: Mutex<BTreeMap<(NodeName, NodeName), SocketAddr>>,
     processes: Mutex<BTreeMap<NodeName, ProcessState>>,
@@ -74,7 +72,6 @@ pub struct ProcessCluster {
     /// With power loss: each node's disk, mounted on its data dir until the teardown.
     power_loss: bool,
     disks: Mutex<BTreeMap<NodeName, PowerLossDisk>>,
-    http: reqwest::Client,
 }
 
 impl ProcessCluster {
@@ -82,13 +79,6 @@ impl ProcessCluster {
     pub fn plan(options: &ClusterOptions) -> Result<ProcessCluster> {
         if !(1..=200).contains(&options.nodes) {
             bail!("--nodes must be between 1 and 200, not {}", options.nodes);
-        }
-        if !options.binary.is_file() {
-            bail!(
-                "the node binary {} does not exist; build it with `cargo build --release -p faultline-node` \
-                 or pass --node-binary",
-                options.binary.display()
-            );
         }
         let specs = (1..=options.nodes)
             .map(|i| {
@@ -106,17 +96,12 @@ impl ProcessCluster {
             .collect::<Result<Vec<_>>>()?;
         Ok(ProcessCluster {
             specs,
-            binary: options.binary.clone(),
-            bugs: options.bugs.clone(),
+            system: options.system.clone(),
             dials: Mutex::new(BTreeMap::new()),
             processes: Mutex::new(BTreeMap::new()),
             exits: Mutex::new(Vec::new()),
             power_loss: options.power_loss,
             disks: Mutex::new(BTreeMap::new()),
-            http: reqwest::Client::builder()
-                .timeout(STATUS_TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()?,
         })
     }
 
@@ -157,6 +142,9 @@ impl ProcessCluster {
             if self.power_loss {
                 self.mount_disk(spec).await?;
             }
+            self.system
+                .prepare(spec, &self.specs)
+                .with_context(|| format!("preparing {}", spec.name))?;
             self.spawn(&spec.name)?;
         }
         Ok(())
@@ -198,44 +186,22 @@ impl ProcessCluster {
         first_error
     }
 
-    /// The command line that starts `name`.
-    fn command(&self, spec: &NodeRecord) -> Result<Command> {
-        let dials = self.dials.lock().expect("never poisoned");
-        let peers: Vec<String> = self
-            .specs
-            .iter()
-            .filter(|p| p.name != spec.name)
-            .map(|p| {
-                let dial = dials[&(spec.name.clone(), p.name.clone())];
-                if dial == p.peer_addr {
-                    format!("{}={}", p.name, p.peer_addr)
-                } else {
-                    format!("{}={}@{dial}", p.name, p.peer_addr)
-                }
-            })
-            .collect();
+    /// The process that runs `spec`, as the system launches it: output appended to the
+    /// node's log, killed with the harness.
+    fn command(&self, spec: &NodeRecord) -> Result<(Command, PathBuf)> {
+        let launch = {
+            let dials = self.dials.lock().expect("never poisoned");
+            let dial = |to: &str| dials[&(spec.name.clone(), to.to_string())];
+            self.system.launch(spec, &self.specs, &dial)?
+        };
         let log = File::options()
             .create(true)
             .append(true)
-            .open(spec.log_path())
-            .with_context(|| format!("opening {}", spec.log_path().display()))?;
-        let mut command = Command::new(&self.binary);
+            .open(&launch.log)
+            .with_context(|| format!("opening {}", launch.log.display()))?;
+        let mut command = Command::new(&launch.program);
         command
-            .arg("--id")
-            .arg(&spec.name)
-            .arg("--client-addr")
-            .arg(spec.client_addr.to_string())
-            .arg("--peer-addr")
-            .arg(spec.peer_addr.to_string())
-            .arg("--data-dir")
-            .arg(spec.data_dir());
-        if !peers.is_empty() {
-            command.arg("--peers").arg(peers.join(","));
-        }
-        for bug in &self.bugs {
-            command.arg("--bug").arg(bug);
-        }
-        command
+            .args(&launch.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -247,15 +213,14 @@ impl ProcessCluster {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
             });
         }
-        Ok(command)
+        Ok((command, launch.program))
     }
 
     fn spawn(&self, name: &str) -> Result<()> {
-        let spec = self.spec(name)?;
-        let child = self
-            .command(spec)?
+        let (mut command, program) = self.command(self.spec(name)?)?;
+        let child = command
             .spawn()
-            .with_context(|| format!("starting {} ({})", name, self.binary.display()))?;
+            .with_context(|| format!("starting {name} ({})", program.display()))?;
         debug!(node = name, pid = child.id(), "node started");
         self.processes
             .lock()
@@ -345,37 +310,21 @@ impl ProcessCluster {
         std::mem::take(&mut *self.exits.lock().expect("never poisoned"))
     }
 
-    /// `GET /status` of one node; `None` if it does not answer in time.
+    /// How one node is, as the system tells; `None` if it does not answer in time.
     pub async fn status(&self, name: &str) -> Option<NodeStatus> {
-        let spec = self.spec(name).ok()?;
-        let response = self
-            .http
-            .get(format!("{}/status", spec.client_url()))
-            .send()
-            .await
-            .ok()?;
-        response.json().await.ok()
+        self.system.status(self.spec(name).ok()?).await
     }
 
-    /// The node's own copy of the list `key` (`GET /kv/{key}?stale=true`, served from what
-    /// it has applied, whatever it knows of the leader): `Some(elements)`, empty if it has
-    /// none; `None` if it does not answer in time or the value is not a list.
+    /// The node's own copy of the list `key`, served from what it has applied, whatever it
+    /// knows of the leader: `Some(elements)`, empty if it has none; `None` if it cannot be
+    /// read.
     pub async fn local_list(&self, name: &str, key: &str) -> Option<Vec<serde_json::Value>> {
-        let spec = self.spec(name).ok()?;
-        let response = self
-            .http
-            .get(format!("{}/kv/{key}?stale=true", spec.client_url()))
-            .send()
-            .await
-            .ok()?;
-        match response.status() {
-            reqwest::StatusCode::NOT_FOUND => Some(Vec::new()),
-            status if status.is_success() => {
-                let body: serde_json::Value = response.json().await.ok()?;
-                body.get("value")?.as_array().cloned()
-            }
-            _ => None,
-        }
+        self.system.local_list(self.spec(name).ok()?, key).await
+    }
+
+    /// The clients of the run, bound to the nodes as the system binds them.
+    pub fn clients(&self, timeout: Duration) -> Result<Arc<dyn ClientFactory>> {
+        self.system.clients(&self.specs, timeout)
     }
 
     /// Every node's status, asked concurrently.

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::results::RunResults;
 
-pub use options::TestOptions;
+pub use options::{BUNDLED_SYSTEM, TestOptions};
 pub use read::{RunFiles, RunVerdict, StoredRun, scan};
 pub use status::StatusSample;
 pub use test_json::{NodeRecord, SystemRecord, TestRecord, Versions};

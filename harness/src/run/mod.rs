@@ -27,9 +27,7 @@ use faultline_nemesis::{
     BackendOptions, Cluster, Event, EventName, FaultKind, Nemesis, PartitionBackend, Partitioner,
     Schedule, fuse_available, remove_leftover_chains, remove_leftover_mounts,
 };
-use faultline_workloads::{
-    ClientRun, Endpoint, FinalReads, HttpContractClients, KeysInUse, Recorder, Summary, run_clients,
-};
+use faultline_workloads::{ClientRun, FinalReads, KeysInUse, Recorder, Summary, run_clients};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -37,8 +35,8 @@ use tracing::warn;
 
 use crate::cluster::{ClusterOptions, ProcessCluster};
 use crate::results::{self, Healing, Observed, Recovery};
-use crate::store::{RunDir, SystemRecord, TestOptions, TestRecord, Versions};
-use crate::{replicas, status_log};
+use crate::store::{BUNDLED_SYSTEM, RunDir, SystemRecord, TestOptions, TestRecord, Versions};
+use crate::{replicas, status_log, system};
 pub use interrupt::Interrupt;
 pub use options::TestArgs;
 
@@ -82,6 +80,8 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     for fault in &options.left_out {
         eprintln!("faultline test: leaving out {fault}");
     }
+    // Before the run directory: a system that cannot start leaves nothing behind.
+    let system = system::resolve(&options)?;
     let run_dir = RunDir::create(&options.store, &options.name, &timestamp)?;
     run_dir.mark_latest(&options.store)?;
     eprintln!(
@@ -97,9 +97,8 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
 
     let cluster = Arc::new(ProcessCluster::plan(&ClusterOptions {
         nodes: options.nodes,
-        binary: options.node_binary.clone(),
+        system: system.clone(),
         run_dir: run_dir.clone(),
-        bugs: options.bugs.clone(),
         power_loss: options.fault_kinds()?.contains(FaultKind::PowerLoss),
     })?);
     if nix::unistd::Uid::effective().is_root() {
@@ -118,7 +117,7 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
         .await
         .context("starting the partition backend")?,
     );
-    write_test_json(&run_dir, &options, &network, &cluster)?;
+    write_test_json(&run_dir, &options, system.record(), &network, &cluster)?;
 
     let recorded = drive(&options, &run_dir, &cluster, &network, interrupt).await;
 
@@ -247,15 +246,7 @@ async fn drive(
     let deadline = Instant::from_std(started) + options.time_limit;
     let workload = options.workload_options()?;
     let keys = KeysInUse::new(&workload);
-    let endpoints: Vec<Endpoint> = cluster
-        .specs()
-        .iter()
-        .map(|s| Endpoint::new(s.name.clone(), s.client_url()))
-        .collect();
-    let clients = Arc::new(HttpContractClients::new(
-        &endpoints,
-        workload.client_timeout,
-    )?);
+    let clients = cluster.clients(workload.client_timeout)?;
     let sampler = tokio::spawn(replicas::sample(
         cluster.clone(),
         keys.clone(),
@@ -392,20 +383,17 @@ async fn heal_check(
 fn write_test_json(
     run_dir: &RunDir,
     options: &TestOptions,
+    system: SystemRecord,
     network: &PartitionBackend,
     cluster: &ProcessCluster,
 ) -> Result<()> {
-    let node_version = std::process::Command::new(&options.node_binary)
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string());
+    // Where readers from before the system was recorded look for it.
+    let node_version = (system.name == BUNDLED_SYSTEM)
+        .then(|| system.version.clone())
+        .flatten();
     run_dir.write_test(&TestRecord {
         options: options.clone(),
-        system: SystemRecord {
-            version: node_version.clone(),
-            ..SystemRecord::default()
-        },
+        system,
         partition_backend_used: network.kind().to_string(),
         replay: options.replay_command(),
         versions: Versions {

@@ -70,6 +70,9 @@ pub struct TestArgs {
     /// Where runs are stored.
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
+    /// The system under test: faultline, the bundled node (or the one --node-binary names).
+    #[arg(long, default_value = store::BUNDLED_SYSTEM)]
+    pub system: String,
     /// The node binary [default: faultline-node next to this executable].
     #[arg(long)]
     pub node_binary: Option<PathBuf>,
@@ -116,6 +119,21 @@ impl TestArgs {
         if !nemesis.is_empty() && self.nemesis_interval.is_zero() {
             bail!("--nemesis-interval must be positive");
         }
+        if self.system != store::BUNDLED_SYSTEM {
+            if !self.bugs.is_empty() {
+                bail!(
+                    "--bug switches on a bug of the bundled node; --system {} has none",
+                    self.system
+                );
+            }
+            if self.node_binary.is_some() {
+                bail!(
+                    "--node-binary names the binary of the bundled node's contract; --system {} \
+                     starts its own",
+                    self.system
+                );
+            }
+        }
         let node_binary = match &self.node_binary {
             Some(path) => path.clone(),
             None => std::env::current_exe()
@@ -143,6 +161,7 @@ impl TestArgs {
             client_timeout: self.client_timeout,
             seed: self.seed.unwrap_or_else(rand::random),
             store: self.store.clone(),
+            system: self.system.clone(),
             node_binary,
             bugs: self.bugs.clone(),
             check_timeout: self.check_timeout,
@@ -169,6 +188,29 @@ mod tests {
         let args = Command::parse_from(std::iter::once("test").chain(flags.iter().copied())).args;
         let options = args.resolve().unwrap();
         (args, options)
+    }
+
+    fn refusal(flags: &[&str]) -> String {
+        let args = Command::parse_from(std::iter::once("test").chain(flags.iter().copied())).args;
+        format!("{:#}", args.resolve().unwrap_err())
+    }
+
+    #[test]
+    fn the_bundled_node_is_the_system_unless_another_is_named_and_the_replay_names_it() {
+        let (_, bundled) = options(&["--node-binary", "/bin/true"]);
+        assert_eq!(bundled.system, "faultline");
+        assert!(!bundled.replay_command().contains("--system"));
+        let (_, etcd) = options(&["--system", "etcd"]);
+        assert_eq!(etcd.system, "etcd");
+        assert!(etcd.replay_command().contains("--system etcd"));
+    }
+
+    #[test]
+    fn bugs_and_node_binaries_belong_to_the_bundled_node_only() {
+        let error = refusal(&["--system", "etcd", "--bug", "stale-read"]);
+        assert!(error.contains("--bug") && error.contains("etcd"), "{error}");
+        let error = refusal(&["--system", "etcd", "--node-binary", "/bin/true"]);
+        assert!(error.contains("--node-binary"), "{error}");
     }
 
     #[test]

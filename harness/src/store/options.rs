@@ -36,11 +36,21 @@ pub struct TestOptions {
     pub client_timeout: Duration,
     pub seed: u64,
     pub store: PathBuf,
+    /// The system under test (`--system`; absent in runs from before there was a choice).
+    #[serde(default = "bundled_system")]
+    pub system: String,
     pub node_binary: PathBuf,
     #[serde(default)]
     pub bugs: Vec<String>,
     #[serde(with = "humantime_serde")]
     pub check_timeout: Duration,
+}
+
+/// The system a run tests unless told otherwise: the bundled node.
+pub const BUNDLED_SYSTEM: &str = "faultline";
+
+fn bundled_system() -> String {
+    BUNDLED_SYSTEM.to_string()
 }
 
 impl TestOptions {
@@ -106,6 +116,9 @@ impl TestOptions {
         ];
         if let Some(rate) = self.rate {
             command.push(format!("--rate {rate}"));
+        }
+        if self.system != BUNDLED_SYSTEM {
+            command.push(format!("--system {}", self.system));
         }
         command.extend(self.bugs.iter().map(|bug| format!("--bug {bug}")));
         command.join(" ")

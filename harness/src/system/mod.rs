@@ -1,3 +1,89 @@
-//! The systems under test besides the bundled node: how to configure each, and its client.
+//! The system under test, as the harness sees it (Jepsen's DB and client): how each node is
+//! started (and started again after a kill), how it is asked how it is, and the clients that
+//! perform the workload's operations on it. Everything else (the nemesis, the recorder, the
+//! checkers, the report) works the same for every system.
+//!
+//! - [`faultline`]: the bundled `faultline-node` (or any node that serves Faultline's HTTP
+//!   contract, `--node-binary`), with its `--bug`s.
+//! - [`redis`]: the configuration and the client of Redis with Sentinel (not startable yet).
 
+pub mod faultline;
+#[allow(
+    dead_code,
+    reason = "used once `faultline test --system redis` starts Redis"
+)]
 pub mod redis;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use faultline_workloads::{BoxFuture, ClientFactory};
+use serde_json::Value;
+
+use crate::node_status::NodeStatus;
+use crate::store::{NodeRecord, SystemRecord, TestOptions};
+use faultline::FaultlineSystem;
+
+/// One program to run for a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Where its stdout and stderr go (appended: a restarted node keeps its log).
+    pub log: PathBuf,
+}
+
+/// Where `from` connects to reach each other node's peer address: the node itself, or a
+/// proxy in between.
+pub type Dials<'a> = &'a dyn Fn(&str) -> SocketAddr;
+
+/// What the harness must know of a system. Start and restart are the same launch: a system
+/// whose nodes need to be told they are coming back does that from what is on disk.
+pub trait System: Send + Sync {
+    /// What test.json records of it: its name (as `--system` takes it) and version.
+    fn record(&self) -> SystemRecord;
+
+    /// Writes what the nodes need before their first start (configuration files), in the
+    /// node's directory.
+    fn prepare(&self, _node: &NodeRecord, _all: &[NodeRecord]) -> Result<()> {
+        Ok(())
+    }
+
+    /// The process that runs `node`; `dial(to)` is where it must connect to reach `to`.
+    fn launch(&self, node: &NodeRecord, all: &[NodeRecord], dial: Dials<'_>)
+    -> Result<NodeCommand>;
+
+    /// How `node` is: its role, term, leader and progress. `None` when it does not answer
+    /// in time (killed, paused, cut off, starting).
+    fn status<'a>(&'a self, node: &'a NodeRecord) -> BoxFuture<'a, Option<NodeStatus>>;
+
+    /// The node's own copy of the list `key`, whatever it knows of the leader (for the
+    /// divergence check); `None` when it cannot be read. Systems that cannot tell leave it.
+    fn local_list<'a>(
+        &'a self,
+        _node: &'a NodeRecord,
+        _key: &'a str,
+    ) -> BoxFuture<'a, Option<Vec<Value>>> {
+        Box::pin(async { None })
+    }
+
+    /// The clients of a run: client task `i` is bound to node `i % n`.
+    fn clients(&self, all: &[NodeRecord], timeout: Duration) -> Result<Arc<dyn ClientFactory>>;
+}
+
+/// The names `--system` takes.
+pub const SYSTEMS: &[&str] = &["faultline"];
+
+/// The system a run's options name, checked: its binaries exist.
+pub fn resolve(options: &TestOptions) -> Result<Arc<dyn System>> {
+    match options.system.as_str() {
+        "faultline" => Ok(Arc::new(FaultlineSystem::new(
+            options.node_binary.clone(),
+            options.bugs.clone(),
+        )?)),
+        other => bail!("unknown system `{other}` (known: {})", SYSTEMS.join(", ")),
+    }
+}

@@ -1,0 +1,184 @@
+//! The bundled `faultline-node`, or any binary that takes its flags and serves Faultline's
+//! HTTP contract (README, "Testing another system"): `--node-binary`. The only system that
+//! takes `--bug`s, which the harness passes on without knowing what they do.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use faultline_workloads::{BoxFuture, ClientFactory, Endpoint, HttpContractClients};
+use serde_json::Value;
+
+use super::{Dials, NodeCommand, System};
+use crate::node_status::NodeStatus;
+use crate::store::{NodeRecord, SystemRecord};
+
+/// `/status` must answer within this, so a paused node never stalls the harness.
+const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Nodes that serve Faultline's HTTP contract, started as `faultline-node` is.
+pub struct FaultlineSystem {
+    binary: PathBuf,
+    bugs: Vec<String>,
+    http: reqwest::Client,
+}
+
+impl FaultlineSystem {
+    /// The nodes run `binary`, each with every one of `bugs` as `--bug`.
+    pub fn new(binary: PathBuf, bugs: Vec<String>) -> Result<FaultlineSystem> {
+        if !binary.is_file() {
+            bail!(
+                "the node binary {} does not exist; build it with `cargo build --release -p faultline-node` \
+                 or pass --node-binary",
+                binary.display()
+            );
+        }
+        Ok(FaultlineSystem {
+            binary,
+            bugs,
+            http: reqwest::Client::builder()
+                .timeout(STATUS_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+        })
+    }
+
+    /// What the binary says of itself (`--version`), if it says anything.
+    fn version(&self) -> Option<String> {
+        let out = std::process::Command::new(&self.binary)
+            .arg("--version")
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (!text.is_empty()).then_some(text)
+    }
+}
+
+impl System for FaultlineSystem {
+    fn record(&self) -> SystemRecord {
+        SystemRecord {
+            version: self.version(),
+            ..SystemRecord::default()
+        }
+    }
+
+    fn launch(
+        &self,
+        node: &NodeRecord,
+        all: &[NodeRecord],
+        dial: Dials<'_>,
+    ) -> Result<NodeCommand> {
+        let mut args = vec![
+            "--id".to_string(),
+            node.name.clone(),
+            "--client-addr".into(),
+            node.client_addr.to_string(),
+            "--peer-addr".into(),
+            node.peer_addr.to_string(),
+            "--data-dir".into(),
+            node.data_dir().display().to_string(),
+        ];
+        let peers: Vec<String> = all
+            .iter()
+            .filter(|peer| peer.name != node.name)
+            .map(|peer| match dial(&peer.name) {
+                direct if direct == peer.peer_addr => format!("{}={}", peer.name, peer.peer_addr),
+                proxy => format!("{}={}@{proxy}", peer.name, peer.peer_addr),
+            })
+            .collect();
+        if !peers.is_empty() {
+            args.extend(["--peers".to_string(), peers.join(",")]);
+        }
+        for bug in &self.bugs {
+            args.extend(["--bug".to_string(), bug.clone()]);
+        }
+        Ok(NodeCommand {
+            program: self.binary.clone(),
+            args,
+            log: node.log_path(),
+        })
+    }
+
+    fn status<'a>(&'a self, node: &'a NodeRecord) -> BoxFuture<'a, Option<NodeStatus>> {
+        Box::pin(async move {
+            let response = self
+                .http
+                .get(format!("{}/status", node.client_url()))
+                .send()
+                .await
+                .ok()?;
+            response.json().await.ok()
+        })
+    }
+
+    /// `GET /kv/{key}?stale=true`: served from what the node applied.
+    fn local_list<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        key: &'a str,
+    ) -> BoxFuture<'a, Option<Vec<Value>>> {
+        Box::pin(async move {
+            let response = self
+                .http
+                .get(format!("{}/kv/{key}?stale=true", node.client_url()))
+                .send()
+                .await
+                .ok()?;
+            match response.status() {
+                reqwest::StatusCode::NOT_FOUND => Some(Vec::new()),
+                status if status.is_success() => {
+                    let body: Value = response.json().await.ok()?;
+                    body.get("value")?.as_array().cloned()
+                }
+                _ => None,
+            }
+        })
+    }
+
+    fn clients(&self, all: &[NodeRecord], timeout: Duration) -> Result<Arc<dyn ClientFactory>> {
+        let endpoints: Vec<Endpoint> = all
+            .iter()
+            .map(|node| Endpoint::new(node.name.clone(), node.client_url()))
+            .collect();
+        Ok(Arc::new(HttpContractClients::new(&endpoints, timeout)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use super::*;
+
+    fn spec(i: u8) -> NodeRecord {
+        let ip = Ipv4Addr::new(127, 0, 0, 10 + i);
+        NodeRecord {
+            name: format!("n{i}"),
+            ip,
+            client_addr: SocketAddr::from((ip, 7000 + u16::from(i))),
+            peer_addr: SocketAddr::from((ip, 8000 + u16::from(i))),
+            dir: PathBuf::from(format!("/run/nodes/n{i}")),
+        }
+    }
+
+    #[test]
+    fn a_node_is_started_with_its_addresses_its_peers_through_their_dials_and_the_bugs() {
+        let system = FaultlineSystem {
+            binary: PathBuf::from("/bin/faultline-node"),
+            bugs: vec!["stale-read".into()],
+            http: reqwest::Client::new(),
+        };
+        let all = [spec(1), spec(2), spec(3)];
+        let proxy: SocketAddr = "127.0.0.1:9999".parse().unwrap();
+        let dial = |to: &str| if to == "n3" { proxy } else { all[1].peer_addr };
+        let launch = system.launch(&all[0], &all, &dial).unwrap();
+        assert_eq!(
+            launch.args.join(" "),
+            "--id n1 --client-addr 127.0.0.11:7001 --peer-addr 127.0.0.11:8001 \
+             --data-dir /run/nodes/n1/data \
+             --peers n2=127.0.0.12:8002,n3=127.0.0.13:8003@127.0.0.1:9999 --bug stale-read"
+        );
+        assert_eq!(launch.log, PathBuf::from("/run/nodes/n1/node.log"));
+    }
+}
