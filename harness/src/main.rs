@@ -15,6 +15,11 @@ mod stalls;
 mod status_log;
 mod store;
 mod suite;
+#[allow(
+    dead_code,
+    reason = "used once `faultline test --system` starts other systems"
+)]
+mod system;
 
 use std::future::Future;
 use std::process::ExitCode;
