@@ -2,16 +2,17 @@
 //! each test its own cluster on its own addresses (127.0.0.71 and up), with etcd's default
 //! timing (heartbeat 100 ms, election timeout 1 s). Every operation round-trips; a member
 //! that lost its leader refuses at once (`fail`), a paused member leaves writes unknown
-//! (`info`) and fails reads, a killed one refuses connections (`fail`).
+//! (`info`) and fails reads, a killed one refuses connections (`fail`); a member that missed
+//! a write can answer a serializable read with the value before it, a linearizable one never.
 //!
 //! Skipped, saying so, when `etcd` is not on PATH (`.ci/run` installs it). Members are
 //! SIGKILLed by pid when a test ends, also when it fails, and die with the test's thread if
 //! the test process itself is killed.
 //!
-//! Whether a serializable read on a member cut off from the others returns a stale value is
-//! left to the harness's test with partitions: on loopback without network namespaces a
-//! member cannot be cut off while it keeps answering clients (etcd 3.4 cannot choose the
-//! source address of its peer connections), and a paused member catches up as it resumes.
+//! Stale reads from a member cut off by a partition are left to the harness's tests: on
+//! loopback without network namespaces a member cannot be cut off from its peers while it
+//! keeps answering clients (etcd 3.4 cannot choose the source address of its peer
+//! connections, so firewall rules cannot tell its traffic from the others').
 
 #[allow(dead_code, reason = "the harness's module; this test uses part of it")]
 #[path = "../src/system/etcd/classify.rs"]
@@ -479,4 +480,72 @@ async fn a_paused_member_leaves_writes_unknown_and_a_killed_one_refuses() {
         }
         sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Rounds tried before concluding that serializable reads are never stale. In 120 rounds on
+/// a 2-core machine, 109 were stale.
+const STALE_READ_ROUNDS: u64 = 20;
+
+#[tokio::test]
+async fn a_serializable_read_can_be_stale_where_a_linearizable_one_cannot() {
+    if !etcd_installed() {
+        return;
+    }
+    let cluster = EtcdCluster::start(80);
+    let linearizable = EtcdClients::new(&cluster.endpoints(), TIMEOUT, Consistency::Linearizable)
+        .expect("the clients");
+    let serializable = EtcdClients::new(&cluster.endpoints(), TIMEOUT, Consistency::Serializable)
+        .expect("the clients");
+    let leader = cluster.leader(&linearizable).await;
+    let leader = cluster
+        .members
+        .iter()
+        .position(|m| m.name == leader)
+        .unwrap();
+    let follower = (leader + 1) % 3;
+    let home = cluster.members[follower].name.clone();
+    let mut writer = linearizable.open(leader, Purpose::Workload).await.unwrap();
+    let mut lin = linearizable
+        .open(follower, Purpose::Workload)
+        .await
+        .unwrap();
+    let mut ser = serializable
+        .open(follower, Purpose::Workload)
+        .await
+        .unwrap();
+    for round in 0..STALE_READ_ROUNDS {
+        let (old, new) = (2 * round, 2 * round + 1);
+        assert_eq!(
+            writer.invoke(&write("r1", old)).await.outcome,
+            ok(json!(old))
+        );
+        // The follower has applied `old` once its linearizable read returns it.
+        assert_eq!(outcome(&mut lin, read("r1"), &home).await, ok(json!(old)));
+        // It misses `new`, acknowledged by the two others.
+        cluster.pause(follower);
+        assert_eq!(
+            writer.invoke(&write("r1", new)).await.outcome,
+            ok(json!(new))
+        );
+        // Both reads reach it while it is paused, and are answered as it resumes: the
+        // serializable one from what it has applied so far, the linearizable one once it has
+        // applied what the leader had committed when the read arrived.
+        let reads = async {
+            tokio::join!(
+                outcome(&mut ser, read("r1"), &home),
+                outcome(&mut lin, read("r1"), &home)
+            )
+        };
+        let resume = async {
+            sleep(Duration::from_millis(200)).await;
+            cluster.resume(follower);
+        };
+        let ((serializable_read, linearizable_read), ()) = tokio::join!(reads, resume);
+        assert_eq!(linearizable_read, ok(json!(new)), "round {round}");
+        if serializable_read == ok(json!(old)) {
+            return;
+        }
+        assert_eq!(serializable_read, ok(json!(new)), "round {round}");
+    }
+    panic!("no serializable read was stale in {STALE_READ_ROUNDS} rounds");
 }
