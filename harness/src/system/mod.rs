@@ -5,8 +5,10 @@
 //!
 //! - [`faultline`]: the bundled `faultline-node` (or any node that serves Faultline's HTTP
 //!   contract, `--node-binary`), with its `--bug`s.
+//! - [`etcd`]: Debian's etcd 3.4, through its v3 JSON gateway.
 //! - [`redis`]: the configuration and the client of Redis with Sentinel (not startable yet).
 
+pub mod etcd;
 pub mod faultline;
 #[allow(
     dead_code,
