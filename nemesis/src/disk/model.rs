@@ -686,6 +686,16 @@ impl Model {
         Ok(())
     }
 
+    /// Everything written so far becomes durable, as if every file and directory were
+    /// fsynced: what a machine that ran for a while has on its disk.
+    pub(crate) fn sync_all(&mut self) {
+        let inodes: Vec<Ino> = self.inodes.keys().copied().collect();
+        for ino in inodes {
+            // An inode that a directory's sync collected is simply gone.
+            let _ = self.sync(ino);
+        }
+    }
+
     /// A handle to `ino` was opened: the inode stays while it is open, even with no name.
     pub(crate) fn open(&mut self, ino: Ino) -> Result<Kind, FsError> {
         let inode = self.inode_mut(ino)?;

@@ -141,6 +141,24 @@ fn a_created_file_vanishes_unless_its_directory_was_fsynced() {
 }
 
 #[test]
+fn a_checkpoint_makes_everything_written_so_far_durable_and_nothing_after_it() {
+    skip_without_fuse!();
+    let mount = Mounted::new();
+    fs::create_dir_all(mount.path("member/wal")).expect("mkdir");
+    let mut wal = File::create(mount.path("member/wal/0.wal")).expect("create");
+    wal.write_all(b"before").expect("write");
+
+    mount.disk.checkpoint();
+    wal.write_all(b" after").expect("write");
+    File::create(mount.path("member/later")).expect("create");
+    let loss = mount.disk.lose_unsynced(None);
+
+    assert_eq!(fs::read(mount.path("member/wal/0.wal")).unwrap(), b"before");
+    assert!(!mount.path("member/later").exists());
+    assert_eq!(loss.to_json(), serde_json::json!({"files": 1, "bytes": 6, "entries": 1}));
+}
+
+#[test]
 fn write_fsync_rename_fsync_dir_survives_and_an_unsynced_rename_rolls_back() {
     skip_without_fuse!();
     let mount = Mounted::new();
