@@ -163,6 +163,14 @@ impl ProcessCluster {
         Ok(())
     }
 
+    /// Makes everything the nodes wrote so far durable on their power-loss disks: the
+    /// set-up is over and the test begins (see [`PowerLossDisk::checkpoint`]).
+    pub fn checkpoint_disks(&self) {
+        for disk in self.disks.lock().expect("never poisoned").values() {
+            disk.checkpoint();
+        }
+    }
+
     /// Unmounts every power-loss disk, leaving what the nodes wrote as plain files in their
     /// data dirs. Call it after [`ProcessCluster::stop_all`]; safe on any path and more than
     /// once. Returns the first failure, after trying every disk.

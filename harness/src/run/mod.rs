@@ -24,8 +24,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use faultline_checker::{History, Process, Verdict};
 use faultline_nemesis::{
-    BackendOptions, Cluster, Event, EventName, FaultKind, Nemesis, PartitionBackend, Partitioner,
-    Schedule, fuse_available, remove_leftover_chains, remove_leftover_mounts,
+    BackendOptions, Cluster, Event, EventName, FaultKind, Lane, Nemesis, PartitionBackend,
+    Partitioner, Schedule, fuse_available, remove_leftover_chains, remove_leftover_mounts,
 };
 use faultline_workloads::{ClientRun, FinalReads, KeysInUse, Recorder, Summary, run_clients};
 use serde_json::json;
@@ -36,7 +36,8 @@ use tracing::warn;
 use crate::cluster::{ClusterOptions, ProcessCluster};
 use crate::results::{self, Healing, Observed, Recovery};
 use crate::store::{BUNDLED_SYSTEM, RunDir, SystemRecord, TestOptions, TestRecord, Versions};
-use crate::{replicas, status_log, system};
+use crate::system::{self, System};
+use crate::{replicas, status_log};
 pub use interrupt::Interrupt;
 pub use options::TestArgs;
 
@@ -75,13 +76,13 @@ pub async fn run(args: &TestArgs) -> Result<RunOutcome> {
 /// one Ctrl-C handler.
 pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutcome> {
     let mut options = args.resolve()?;
-    leave_out_what_cannot_run(args, &mut options).await?;
+    // Before the run directory: a system that cannot start leaves nothing behind.
+    let system = system::resolve(&options)?;
+    leave_out_what_cannot_run(args, system.as_ref(), &mut options).await?;
     let timestamp = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
     for fault in &options.left_out {
         eprintln!("faultline test: leaving out {fault}");
     }
-    // Before the run directory: a system that cannot start leaves nothing behind.
-    let system = system::resolve(&options)?;
     let run_dir = RunDir::create(&options.store, &options.name, &timestamp)?;
     run_dir.mark_latest(&options.store)?;
     eprintln!(
@@ -175,11 +176,26 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     })
 }
 
-/// Checks that every fault asked for can run here. Power loss needs FUSE: without it, a
-/// `--nemesis` that names it is refused with the reason, and the default mix goes on
-/// without it, saying so in `left_out`.
-async fn leave_out_what_cannot_run(args: &TestArgs, options: &mut TestOptions) -> Result<()> {
+/// Checks that every fault asked for can run here: a `--nemesis` list that names one that
+/// cannot is refused with the reason, and the default mix goes on without it, saying so in
+/// `left_out`. Power loss needs FUSE; the links of a system whose peers cannot be told apart
+/// on loopback can be cut only between network namespaces.
+async fn leave_out_what_cannot_run(
+    args: &TestArgs,
+    system: &dyn System,
+    options: &mut TestOptions,
+) -> Result<()> {
     let kinds = options.fault_kinds()?;
+    if system.needs_namespaces() {
+        let reason = format!(
+            "{}'s peers cannot be cut apart on loopback: its links can be cut only between \
+             network namespaces, which this version cannot put nodes in yet",
+            system.record().name
+        );
+        for kind in kinds.of_lane(Lane::Network).iter() {
+            options.leave_out(kind, &reason, args.nemesis.is_some())?;
+        }
+    }
     if !kinds.contains(FaultKind::PowerLoss) {
         return Ok(());
     }
@@ -231,6 +247,7 @@ async fn drive(
         .start(|from, to| network.dial_addr(from, to))
         .await?;
     cluster.wait_for_leader(LEADER_TIMEOUT).await?;
+    cluster.checkpoint_disks();
 
     let started = std::time::Instant::now();
     let recorder = Arc::new(Recorder::to_file(&run_dir.history(), started)?);

@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use crate::node_status::NodeStatus;
 use crate::store::{NodeRecord, SystemRecord, TestOptions};
+use etcd::EtcdSystem;
 use faultline::FaultlineSystem;
 
 /// One program to run for a node.
@@ -47,6 +48,13 @@ pub type Dials<'a> = &'a dyn Fn(&str) -> SocketAddr;
 pub trait System: Send + Sync {
     /// What test.json records of it: its name (as `--system` takes it) and version.
     fn record(&self) -> SystemRecord;
+
+    /// Whether its links can be cut only between network namespaces: its peers connect
+    /// from addresses it does not choose, or know each other by addresses a proxy cannot
+    /// stand in for.
+    fn needs_namespaces(&self) -> bool {
+        false
+    }
 
     /// Writes what the nodes need before their first start (configuration files), in the
     /// node's directory.
@@ -77,7 +85,7 @@ pub trait System: Send + Sync {
 }
 
 /// The names `--system` takes.
-pub const SYSTEMS: &[&str] = &["faultline"];
+pub const SYSTEMS: &[&str] = &["faultline", "etcd"];
 
 /// The system a run's options name, checked: its binaries exist.
 pub fn resolve(options: &TestOptions) -> Result<Arc<dyn System>> {
@@ -85,6 +93,9 @@ pub fn resolve(options: &TestOptions) -> Result<Arc<dyn System>> {
         "faultline" => Ok(Arc::new(FaultlineSystem::new(
             options.node_binary.clone(),
             options.bugs.clone(),
+        )?)),
+        "etcd" => Ok(Arc::new(EtcdSystem::new(
+            etcd::gateway::Consistency::Linearizable,
         )?)),
         other => bail!("unknown system `{other}` (known: {})", SYSTEMS.join(", ")),
     }

@@ -1,0 +1,141 @@
+//! End-to-end: `faultline test --system etcd` against real etcd members (Debian's
+//! etcd-server): a default run is valid, the faults that can run really happened, and no
+//! member, mount or data-dir user outlives the run. Skipped, saying why, where etcd is not
+//! installed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn faultline() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_faultline"))
+}
+
+fn etcd_missing() -> Option<String> {
+    match Command::new("etcd").arg("--version").output() {
+        Ok(out) if out.status.success() => None,
+        _ => Some("etcd is not installed (apt-get install -y etcd-server)".to_string()),
+    }
+}
+
+/// Processes and mounts that mention `needle` (a run's store dir): none may be left.
+fn leftovers(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push(format!(
+                "process {}: {cmdline}",
+                entry.file_name().to_string_lossy()
+            ));
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    found.extend(
+        mounts
+            .lines()
+            .filter(|line| line.contains(needle))
+            .map(|line| format!("mount: {line}")),
+    );
+    found
+}
+
+fn run(store: &Path, args: &[&str]) -> Output {
+    let output = Command::new(faultline())
+        .arg("test")
+        .arg("--system")
+        .arg("etcd")
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        leftovers(&store.to_string_lossy()),
+        Vec::<String>::new(),
+        "left behind"
+    );
+    output
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn read_json(path: PathBuf) -> Value {
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_default_run_against_etcd_is_valid_and_its_faults_really_happen() {
+    if let Some(reason) = etcd_missing() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let output = run(store.path(), &["--time-limit", "20s"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+
+    let run_dir = store.path().join("latest");
+    let test = read_json(run_dir.join("test.json"));
+    assert_eq!(test["system"]["name"], "etcd");
+    let version = test["system"]["version"].as_str().unwrap_or_default();
+    assert!(version.starts_with("etcd Version: 3."), "{version}");
+    let results = read_json(run_dir.join("results.json"));
+    assert_eq!(results["valid"], true, "{}", describe(&output));
+
+    // The network faults cannot run on loopback, and the run says so.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("leaving out partition, because") && stderr.contains("namespaces"),
+        "{stderr}"
+    );
+    // The process faults did run: members were killed and came back, with their data.
+    let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
+    let events: Vec<Value> = history
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|event| event["process"] == "nemesis")
+        .collect();
+    let count = |f: &str| events.iter().filter(|event| event["f"] == f).count();
+    assert!(count("kill") + count("crash-restart") > 0, "{events:?}");
+    assert!(count("restart") > 0, "{events:?}");
+    let ok_writes = history
+        .lines()
+        .filter(|line| line.contains(r#""type":"ok""#) && line.contains(r#""f":"append""#))
+        .count();
+    assert!(ok_writes > 100, "only {ok_writes} acknowledged appends");
+}
+
+#[test]
+fn a_partition_of_etcd_asked_for_on_loopback_is_refused_with_the_reason() {
+    if let Some(reason) = etcd_missing() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let output = run(
+        store.path(),
+        &["--nemesis", "partition", "--time-limit", "5s"],
+    );
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("partition cannot run here") && stderr.contains("namespaces"),
+        "{stderr}"
+    );
+    assert!(
+        !store.path().join("latest").exists(),
+        "a run directory was made"
+    );
+}
