@@ -20,7 +20,9 @@
 //! - `grudge.rs`: who cannot hear whom ([`Grudge`]), as directed [`Link`]s.
 //! - `nemesis.rs`: the runner ([`Nemesis`]); `schedule.rs`: the seeded
 //!   [`Schedule`]; `kind.rs`: fault and backend names; `event.rs`: history
-//!   events; `cluster.rs`: the [`Cluster`] trait the harness implements.
+//!   events; `cluster.rs`: the [`Cluster`] trait the harness implements;
+//!   `owned_names.rs`: the `<prefix><pid>-<n>` names of chains and mounts,
+//!   by which those of a SIGKILLed run are found and removed.
 //! - `disk/`: the power-loss filesystem: `model.rs` holds every rule of what
 //!   is synced and what is lost (pure, no FUSE), `fs.rs` translates FUSE
 //!   requests to it, `mount.rs` and `mounts.rs` mount, unmount and clean up.
@@ -70,6 +72,7 @@ mod event;
 mod grudge;
 mod kind;
 mod nemesis;
+mod owned_names;
 mod partition;
 mod schedule;
 
