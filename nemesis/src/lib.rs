@@ -21,8 +21,11 @@
 //! - `nemesis.rs`: the runner ([`Nemesis`]); `schedule.rs`: the seeded
 //!   [`Schedule`]; `kind.rs`: fault and backend names; `event.rs`: history
 //!   events; `cluster.rs`: the [`Cluster`] trait the harness implements;
-//!   `owned_names.rs`: the `<prefix><pid>-<n>` names of chains and mounts,
-//!   by which those of a SIGKILLed run are found and removed.
+//!   `owned_names.rs`: the `<prefix><pid>-<n>` names of chains, mounts and
+//!   namespaces, by which those of a SIGKILLed run are found and removed.
+//! - `netns.rs`: nodes in network namespaces of their own ([`NodeNetwork`]),
+//!   joined by a bridge, for systems whose peer connections cannot be told
+//!   which source address to use.
 //! - `disk/`: the power-loss filesystem: `model.rs` holds every rule of what
 //!   is synced and what is lost (pure, no FUSE), `fs.rs` translates FUSE
 //!   requests to it, `mount.rs` and `mounts.rs` mount, unmount and clean up.
@@ -72,6 +75,7 @@ mod event;
 mod grudge;
 mod kind;
 mod nemesis;
+mod netns;
 mod owned_names;
 mod partition;
 mod schedule;
@@ -87,6 +91,10 @@ pub use event::{Event, EventName, FaultClass};
 pub use grudge::{Grudge, Link};
 pub use kind::{FaultKind, FaultKinds, Lane, ParseNameError, PartitionBackendKind};
 pub use nemesis::{Nemesis, NemesisError};
+pub use netns::{
+    HOST_LINK_PREFIX, MAX_NODES, NAMESPACE_PREFIX, NetnsError, NodeNetwork,
+    remove_leftover_namespaces,
+};
 pub use partition::backend::{BackendError, BackendOptions, PartitionBackend};
 pub use partition::iptables::{
     CHAIN_PREFIX, IptablesError, IptablesPartitioner, remove_leftover_chains,
