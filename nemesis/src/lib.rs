@@ -12,11 +12,13 @@
 //!
 //! - `partition/`: the partition code. `mod.rs` has the [`Partitioner`] and
 //!   [`Degrader`] traits, [`Degradation`] and [`PartitionError`];
-//!   `iptables.rs` cuts links with rules; `proxy.rs` is the TCP proxy, which
+//!   `iptables.rs` cuts links with rules; `netns.rs` with rules inside the
+//!   nodes' network namespaces; `proxy.rs` is the TCP proxy, which
 //!   cuts links too and is where the proxy's degradation happens (delays,
 //!   jitter, drops); `backend.rs` is [`PartitionBackend`], the choice
 //!   `auto|iptables|proxy`, with the proxy in the path of iptables when
-//!   links are to be degraded.
+//!   links are to be degraded, or the rules in namespaces when nodes run in
+//!   them.
 //! - `grudge.rs`: who cannot hear whom ([`Grudge`]), as directed [`Link`]s.
 //! - `nemesis.rs`: the runner ([`Nemesis`]); `schedule.rs`: the seeded
 //!   [`Schedule`]; `kind.rs`: fault and backend names; `event.rs`: history
@@ -99,6 +101,7 @@ pub use partition::backend::{BackendError, BackendOptions, PartitionBackend};
 pub use partition::iptables::{
     CHAIN_PREFIX, IptablesError, IptablesPartitioner, remove_leftover_chains,
 };
+pub use partition::netns::NamespaceRules;
 pub use partition::proxy::{ProxyError, ProxyNetwork, UpstreamSource};
 pub use partition::{Degradation, Degrader, PartitionError, Partitioner};
 pub use schedule::{Crash, FaultPlan, Flap, Planner, Schedule, Targets};

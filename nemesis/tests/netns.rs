@@ -1,5 +1,6 @@
 //! Nodes in network namespaces of their own, through the real kernel: who reaches whom,
-//! what a command entered into a namespace sees, and that nothing is left behind. Skipped,
+//! what a command entered into a namespace sees, that nothing is left behind, and
+//! partitions by rules inside the namespaces (`PartitionBackend::in_namespaces`). Skipped,
 //! with the reason printed, where namespaces cannot be made at all: not root, no `ip`, or
 //! `ip netns add` refused (a container without CAP_SYS_ADMIN).
 //!
@@ -8,14 +9,17 @@
 //! networks' own 198.18.x addresses.
 
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use faultline_nemesis::{NodeName, NodeNetwork, remove_leftover_namespaces};
+use faultline_nemesis::{
+    Degradation, Degrader, Grudge, Link, NodeName, NodeNetwork, PartitionBackend,
+    PartitionBackendKind, PartitionError, Partitioner, remove_leftover_namespaces,
+};
 use nix::fcntl::{Flock, FlockArg};
 use nix::sched::{CloneFlags, setns};
 
@@ -129,6 +133,10 @@ async fn node_connects(network: &NodeNetwork, from: &str, to: &str, within: Dura
 
 async fn node_reaches(network: &NodeNetwork, from: &str, to: &str) -> bool {
     node_connects(network, from, to, PATIENCE).await
+}
+
+async fn node_is_cut_off(network: &NodeNetwork, from: &str, to: &str) -> bool {
+    !node_connects(network, from, to, CUT_WAIT).await
 }
 
 /// Whether the root namespace connects to `to`'s listener; checks that the connection
@@ -394,4 +402,190 @@ async fn leftover_namespaces_of_dead_processes_are_removed_and_live_ones_kept() 
     }
     assert_eq!(traces.namespaces().len(), 2);
     live.teardown().await.unwrap();
+}
+
+// Partitions: rules inside the namespaces.
+
+fn link(from: &str, to: &str) -> Link {
+    Link {
+        from: from.into(),
+        to: to.into(),
+    }
+}
+
+/// Whether a datagram `from` sends to `to` arrives `within` this long: one packet, no
+/// answer, so this sees the direction of a cut where a TCP connection, which needs packets
+/// both ways, cannot.
+async fn datagram_arrives(network: &NodeNetwork, from: &str, to: &str, within: Duration) -> bool {
+    let target = SocketAddr::from((network.addr(to).unwrap(), PORT));
+    let source = SocketAddr::from((network.addr(from).unwrap(), 0));
+    let receiver = inside(network, to, move || UdpSocket::bind(target).unwrap()).await;
+    receiver.set_read_timeout(Some(within)).unwrap();
+    inside(network, from, move || {
+        let sender = UdpSocket::bind(source).unwrap();
+        sender.send_to(b"ping", target).unwrap();
+    })
+    .await;
+    tokio::task::spawn_blocking(move || {
+        let mut buffer = [0; 4];
+        matches!(receiver.recv_from(&mut buffer), Ok((4, _)) if buffer == *b"ping")
+    })
+    .await
+    .unwrap()
+}
+
+/// The node's `INPUT` rules, as `iptables -S INPUT` prints them inside its namespace.
+async fn input_rules(network: &NodeNetwork, node: &str) -> String {
+    let output = network
+        .command(node, "iptables")
+        .unwrap()
+        .args(["-w", "-S", "INPUT"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Whether `iptables` runs here (the partition tests need it inside the namespaces).
+fn iptables_works() -> bool {
+    match Command::new("iptables").arg("--version").output() {
+        Ok(_) => true,
+        Err(error) => {
+            eprintln!("skipped: no iptables binary: {error}");
+            false
+        }
+    }
+}
+
+/// Every ordered pair of distinct nodes among `nodes`.
+fn pairs<'a>(nodes: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+    let mut pairs = Vec::new();
+    for from in nodes {
+        for to in nodes {
+            if from != to {
+                pairs.push((*from, *to));
+            }
+        }
+    }
+    pairs
+}
+
+#[tokio::test]
+async fn a_cut_link_drops_what_from_sends_to_to_and_nothing_else_until_healed() {
+    skip_without_netns!();
+    if !iptables_works() {
+        return;
+    }
+    let network = Arc::new(
+        NodeNetwork::create(&nodes(&["n1", "n2", "n3"]))
+            .await
+            .unwrap(),
+    );
+    listen_on_every_node(&network).await;
+    let backend = PartitionBackend::in_namespaces(network.clone());
+    assert_eq!(backend.kind(), PartitionBackendKind::Netns);
+    assert_eq!(backend.dial_addr("n1", "n2"), None);
+
+    backend.cut(&[link("n1", "n2")]).await.unwrap();
+    let n1 = network.addr("n1").unwrap();
+    assert!(
+        input_rules(&network, "n2")
+            .await
+            .contains(&format!("-A INPUT -s {n1}/32 -j DROP")),
+    );
+    assert!(!input_rules(&network, "n1").await.contains("DROP"));
+    assert!(!datagram_arrives(&network, "n1", "n2", CUT_WAIT).await);
+    assert!(datagram_arrives(&network, "n2", "n1", PATIENCE).await);
+    assert!(node_is_cut_off(&network, "n1", "n2").await);
+    // n2's packets reach n1 but n1's answers do not come back: over TCP the cut stalls
+    // n2's own connections to n1 too.
+    assert!(node_is_cut_off(&network, "n2", "n1").await);
+    for (from, to) in [("n2", "n3"), ("n3", "n2"), ("n1", "n3"), ("n3", "n1")] {
+        assert!(node_reaches(&network, from, to).await, "{from} -> {to}");
+    }
+    for node in ["n1", "n2", "n3"] {
+        assert!(host_reaches(&network, node).await, "host -> {node}");
+    }
+
+    backend.heal().await.unwrap();
+    for (from, to) in pairs(&["n1", "n2", "n3"]) {
+        assert!(node_reaches(&network, from, to).await, "{from} -> {to}");
+    }
+    assert!(datagram_arrives(&network, "n1", "n2", PATIENCE).await);
+    backend.teardown().await.unwrap();
+    network.teardown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_isolated_node_is_cut_off_from_its_peers_but_not_from_clients() {
+    skip_without_netns!();
+    if !iptables_works() {
+        return;
+    }
+    let names = nodes(&["n1", "n2", "n3"]);
+    let network = Arc::new(NodeNetwork::create(&names).await.unwrap());
+    listen_on_every_node(&network).await;
+    let backend = PartitionBackend::in_namespaces(network.clone());
+    backend
+        .cut(&Grudge::isolate("n1", &names).links())
+        .await
+        .unwrap();
+    for (from, to) in pairs(&["n1", "n2", "n3"]) {
+        if from == "n1" || to == "n1" {
+            assert!(node_is_cut_off(&network, from, to).await, "{from} -> {to}");
+        } else {
+            assert!(node_reaches(&network, from, to).await, "{from} -> {to}");
+        }
+    }
+    assert!(host_reaches(&network, "n1").await);
+    // Each receiver holds one rule naming all the senders cut off from it.
+    let n2 = network.addr("n2").unwrap();
+    let n3 = network.addr("n3").unwrap();
+    let rules = input_rules(&network, "n1").await;
+    for sender in [n2, n3] {
+        assert!(
+            rules.contains(&format!("-A INPUT -s {sender}/32 -j DROP")),
+            "{rules}"
+        );
+    }
+
+    // Tearing the network down first takes the rules with it; the backend's teardown
+    // then has nothing left to do.
+    network.teardown().await.unwrap();
+    backend.teardown().await.unwrap();
+}
+
+#[tokio::test]
+async fn cutting_an_unknown_node_adds_no_rule_and_degrading_is_refused() {
+    skip_without_netns!();
+    if !iptables_works() {
+        return;
+    }
+    let network = Arc::new(NodeNetwork::create(&nodes(&["n1", "n2"])).await.unwrap());
+    let backend = PartitionBackend::in_namespaces(network.clone());
+    let error = backend
+        .cut(&[link("n1", "n2"), link("n4", "n2")])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PartitionError::UnknownNode(ref node) if node == "n4"));
+    assert!(!input_rules(&network, "n2").await.contains("DROP"));
+
+    assert!(!backend.can_degrade());
+    let slow = Degradation {
+        latency: Duration::from_millis(100),
+        ..Degradation::default()
+    };
+    let error = backend
+        .degrade(&[link("n1", "n2")], &slow)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cannot degrade links between network namespaces"
+    );
+    let reason = std::error::Error::source(&error).unwrap().to_string();
+    assert!(reason.contains("leave out slow and lossy"), "{reason}");
+    backend.teardown().await.unwrap();
+    network.teardown().await.unwrap();
 }

@@ -225,7 +225,16 @@ fn removal(chain: &str) -> [Vec<&str>; 3] {
 }
 
 async fn run(args: &[&str]) -> Result<String, IptablesError> {
-    let output = tokio::process::Command::new("iptables")
+    run_as(tokio::process::Command::new("iptables"), args).await
+}
+
+/// Runs `command`, an `iptables` command (one that starts in a node's network namespace,
+/// say), with `-w` and `args`, and returns what it printed.
+pub(super) async fn run_as(
+    mut command: tokio::process::Command,
+    args: &[&str],
+) -> Result<String, IptablesError> {
+    let output = command
         .arg("-w")
         .args(args)
         .output()
