@@ -259,15 +259,21 @@ pub enum PartitionBackendKind {
     Iptables,
     /// A TCP proxy per directed peer link, inside the harness; needs no privileges.
     Proxy,
+    /// Firewall rules inside each node's network namespace, for nodes that run in
+    /// namespaces of their own (a [`crate::NodeNetwork`]). Not a `--partition-backend`
+    /// value: it comes with the namespaces, and only names the backend in use.
+    Netns,
 }
 
 impl PartitionBackendKind {
-    /// The command-line name: `auto`, `iptables` or `proxy`.
+    /// The command-line name: `auto`, `iptables` or `proxy`; `netns` for
+    /// [`PartitionBackendKind::Netns`], which the command line does not take.
     pub fn name(self) -> &'static str {
         match self {
             PartitionBackendKind::Auto => "auto",
             PartitionBackendKind::Iptables => "iptables",
             PartitionBackendKind::Proxy => "proxy",
+            PartitionBackendKind::Netns => "netns",
         }
     }
 }
@@ -363,5 +369,11 @@ mod tests {
         }
         let err = "nftables".parse::<PartitionBackendKind>().unwrap_err();
         assert!(err.to_string().contains("auto, iptables, proxy"), "{err}");
+        // Namespaces are chosen with the nodes' network, not by name.
+        assert_eq!(PartitionBackendKind::Netns.to_string(), "netns");
+        assert_eq!(
+            "netns".parse::<PartitionBackendKind>(),
+            Err(ParseNameError::UnknownBackend("netns".into()))
+        );
     }
 }

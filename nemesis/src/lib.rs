@@ -12,15 +12,22 @@
 //!
 //! - `partition/`: the partition code. `mod.rs` has the [`Partitioner`] and
 //!   [`Degrader`] traits, [`Degradation`] and [`PartitionError`];
-//!   `iptables.rs` cuts links with rules; `proxy.rs` is the TCP proxy, which
+//!   `iptables.rs` cuts links with rules; `netns.rs` with rules inside the
+//!   nodes' network namespaces; `proxy.rs` is the TCP proxy, which
 //!   cuts links too and is where the proxy's degradation happens (delays,
 //!   jitter, drops); `backend.rs` is [`PartitionBackend`], the choice
 //!   `auto|iptables|proxy`, with the proxy in the path of iptables when
-//!   links are to be degraded.
+//!   links are to be degraded, or the rules in namespaces when nodes run in
+//!   them.
 //! - `grudge.rs`: who cannot hear whom ([`Grudge`]), as directed [`Link`]s.
 //! - `nemesis.rs`: the runner ([`Nemesis`]); `schedule.rs`: the seeded
 //!   [`Schedule`]; `kind.rs`: fault and backend names; `event.rs`: history
-//!   events; `cluster.rs`: the [`Cluster`] trait the harness implements.
+//!   events; `cluster.rs`: the [`Cluster`] trait the harness implements;
+//!   `owned_names.rs`: the `<prefix><pid>-<n>` names of chains, mounts and
+//!   namespaces, by which those of a SIGKILLed run are found and removed.
+//! - `netns.rs`: nodes in network namespaces of their own ([`NodeNetwork`]),
+//!   joined by a bridge, for systems whose peer connections cannot be told
+//!   which source address to use.
 //! - `disk/`: the power-loss filesystem: `model.rs` holds every rule of what
 //!   is synced and what is lost (pure, no FUSE), `fs.rs` translates FUSE
 //!   requests to it, `mount.rs` and `mounts.rs` mount, unmount and clean up.
@@ -70,6 +77,8 @@ mod event;
 mod grudge;
 mod kind;
 mod nemesis;
+mod netns;
+mod owned_names;
 mod partition;
 mod schedule;
 
@@ -84,10 +93,15 @@ pub use event::{Event, EventName, FaultClass};
 pub use grudge::{Grudge, Link};
 pub use kind::{FaultKind, FaultKinds, Lane, ParseNameError, PartitionBackendKind};
 pub use nemesis::{Nemesis, NemesisError};
+pub use netns::{
+    HOST_LINK_PREFIX, MAX_NODES, NAMESPACE_PREFIX, NetnsError, NodeNetwork,
+    remove_leftover_namespaces,
+};
 pub use partition::backend::{BackendError, BackendOptions, PartitionBackend};
 pub use partition::iptables::{
     CHAIN_PREFIX, IptablesError, IptablesPartitioner, remove_leftover_chains,
 };
+pub use partition::netns::NamespaceRules;
 pub use partition::proxy::{ProxyError, ProxyNetwork, UpstreamSource};
 pub use partition::{Degradation, Degrader, PartitionError, Partitioner};
 pub use schedule::{Crash, FaultPlan, Flap, Planner, Schedule, Targets};

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use super::fs::{PowerLossFs, SharedModel, lock};
 use super::model::{Loss, Model};
 use super::mounts::{FSNAME_PREFIX, mount_points, unmount};
 use super::tree;
+use crate::owned_names::fresh_id;
 
 // The harness shares a disk between its tasks and threads.
 const _: fn() = || {
@@ -91,11 +92,7 @@ impl PowerLossDisk {
         let mut model = Model::new(tree::meta_of(&metadata));
         tree::load(&mut model, &mountpoint)?;
         let model = Arc::new(Mutex::new(model));
-        let fsname = format!(
-            "{FSNAME_PREFIX}{}-{}",
-            std::process::id(),
-            NEXT_MOUNT.fetch_add(1, Ordering::Relaxed)
-        );
+        let fsname = format!("{FSNAME_PREFIX}{}", fresh_id(&NEXT_MOUNT));
         let start = |auto_unmount: bool| {
             let fs = PowerLossFs::new(Arc::clone(&model));
             Session::new(fs, &mountpoint, &config(&fsname, auto_unmount))

@@ -3,7 +3,8 @@
 //!
 //! Every mount is named `faultline-<pid>-<n>` (its `fsname`, the source column of the mount
 //! table), so a mount whose process was SIGKILLed can be recognised by its dead pid, as
-//! [`super::super::remove_leftover_chains`] recognises iptables chains.
+//! [`super::super::remove_leftover_chains`] recognises iptables chains (`crate::owned_names`
+//! makes and reads both kinds of name).
 
 use std::ffi::OsString;
 use std::io;
@@ -15,6 +16,7 @@ use nix::errno::Errno;
 use nix::mount::MntFlags;
 
 use super::DiskError;
+use crate::owned_names;
 
 /// Every Faultline mount's fsname starts with this.
 pub(crate) const FSNAME_PREFIX: &str = "faultline-";
@@ -33,16 +35,6 @@ impl MountEntry {
     /// Whether this is a FUSE mount of Faultline's.
     pub(crate) fn is_faultline(&self) -> bool {
         self.fstype.starts_with("fuse") && self.source.starts_with(FSNAME_PREFIX)
-    }
-
-    /// The pid in a Faultline fsname.
-    pub(crate) fn owner(&self) -> Option<u32> {
-        self.source
-            .strip_prefix(FSNAME_PREFIX)?
-            .split('-')
-            .next()?
-            .parse()
-            .ok()
     }
 }
 
@@ -168,10 +160,7 @@ pub fn remove_leftover_mounts() -> Result<Vec<PathBuf>, DiskError> {
 /// The Faultline mounts in `table` whose process is gone.
 fn leftovers(table: &[MountEntry]) -> impl Iterator<Item = &MountEntry> {
     table.iter().filter(|entry| {
-        entry.is_faultline()
-            && entry.owner().is_some_and(|owner| {
-                owner != std::process::id() && !Path::new(&format!("/proc/{owner}")).exists()
-            })
+        entry.is_faultline() && owned_names::is_leftover(&entry.source, FSNAME_PREFIX)
     })
 }
 
@@ -198,7 +187,6 @@ mod tests {
             }
         );
         assert!(table[2].is_faultline());
-        assert_eq!(table[2].owner(), Some(77));
         assert!(!table[0].is_faultline());
     }
 

@@ -6,16 +6,23 @@
 //! proxy in the path as well: nodes dial the proxy, which connects to the
 //! receiver from the sender's own peer IP, so the rules still cut each link
 //! while the proxy degrades it.
+//!
+//! Nodes in network namespaces of their own get the rules of `netns.rs`
+//! instead ([`PartitionBackend::in_namespaces`]), and cannot be degraded: the
+//! proxy cannot sit between namespaces.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::iptables::{IptablesError, IptablesPartitioner};
+use super::netns::NamespaceRules;
 use super::proxy::{ProxyError, ProxyNetwork, UpstreamSource};
 use super::{Degradation, Degrader, PartitionError, Partitioner};
 use crate::cluster::NodeName;
 use crate::grudge::Link;
 use crate::kind::PartitionBackendKind;
+use crate::netns::NodeNetwork;
 
 /// How to set up a run's partition backend.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,6 +42,12 @@ pub enum BackendError {
     /// The proxy could not start.
     #[error(transparent)]
     Proxy(#[from] ProxyError),
+    /// [`PartitionBackendKind::Netns`] asked of [`PartitionBackend::start`].
+    #[error(
+        "the netns partition backend comes with the nodes' network namespaces: \
+         use PartitionBackend::in_namespaces"
+    )]
+    NeedsNamespaces,
 }
 
 /// Degradation asked of an iptables backend that has no proxy in the path.
@@ -45,7 +58,16 @@ pub enum BackendError {
 )]
 struct NoProxyInThePath;
 
-/// The partition backend of a run: iptables rules or a proxy per link.
+/// Degradation asked of nodes in namespaces.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the TCP proxy cannot sit between network namespaces, and netem is not used; \
+     leave out slow and lossy"
+)]
+struct NoDegradingInNamespaces;
+
+/// The partition backend of a run: iptables rules, a proxy per link, or
+/// rules inside the nodes' network namespaces.
 #[derive(Debug)]
 pub struct PartitionBackend {
     peer_addrs: BTreeMap<NodeName, SocketAddr>,
@@ -60,6 +82,7 @@ enum Backend {
         proxy: Option<ProxyNetwork>,
     },
     Proxy(ProxyNetwork),
+    Namespaces(NamespaceRules),
 }
 
 impl PartitionBackend {
@@ -78,6 +101,7 @@ impl PartitionBackend {
                 Backend::with_iptables(rules, peer_addrs, options).await?
             }
             PartitionBackendKind::Proxy => Backend::proxy(peer_addrs).await?,
+            PartitionBackendKind::Netns => return Err(BackendError::NeedsNamespaces),
             PartitionBackendKind::Auto => {
                 match IptablesPartitioner::create(peer_addrs.clone()).await {
                     Ok(rules) => Backend::with_iptables(rules, peer_addrs, options).await?,
@@ -94,12 +118,24 @@ impl PartitionBackend {
         })
     }
 
-    /// Which backend cuts links: [`PartitionBackendKind::Iptables`] or
-    /// [`PartitionBackendKind::Proxy`] (for test.json and the summary).
+    /// The backend for nodes that run in `network`'s namespaces: links are
+    /// cut by rules inside them, nodes dial each other's own addresses, and
+    /// nothing can be degraded.
+    pub fn in_namespaces(network: Arc<NodeNetwork>) -> Self {
+        PartitionBackend {
+            peer_addrs: BTreeMap::new(),
+            backend: Backend::Namespaces(NamespaceRules::new(network)),
+        }
+    }
+
+    /// Which backend cuts links: [`PartitionBackendKind::Iptables`],
+    /// [`PartitionBackendKind::Proxy`] or [`PartitionBackendKind::Netns`]
+    /// (for test.json and the summary).
     pub fn kind(&self) -> PartitionBackendKind {
         match self.backend {
             Backend::Iptables { .. } => PartitionBackendKind::Iptables,
             Backend::Proxy(_) => PartitionBackendKind::Proxy,
+            Backend::Namespaces(_) => PartitionBackendKind::Netns,
         }
     }
 
@@ -111,8 +147,13 @@ impl PartitionBackend {
 
     /// The address node `from` must dial to reach peer `to` (the `@DIAL` of
     /// `--peers to=ADDR@DIAL`): the link's proxy when there is one, else
-    /// `to`'s own address. `None` for unknown nodes or `from == to`.
+    /// `to`'s own address. `None` for unknown nodes or `from == to`, and
+    /// always in namespaces, where nodes dial each other's own addresses
+    /// (whose ports this backend is not told).
     pub fn dial_addr(&self, from: &str, to: &str) -> Option<SocketAddr> {
+        if let Backend::Namespaces(_) = self.backend {
+            return None;
+        }
         match self.proxy() {
             Some(proxy) => proxy.dial_addr(from, to),
             None if from != to && self.peer_addrs.contains_key(from) => {
@@ -126,6 +167,7 @@ impl PartitionBackend {
         match &self.backend {
             Backend::Iptables { proxy, .. } => proxy.as_ref(),
             Backend::Proxy(proxy) => Some(proxy),
+            Backend::Namespaces(_) => None,
         }
     }
 }
@@ -156,6 +198,7 @@ impl Partitioner for PartitionBackend {
         match &self.backend {
             Backend::Iptables { rules, .. } => rules.cut(links).await,
             Backend::Proxy(proxy) => proxy.cut(links).await,
+            Backend::Namespaces(rules) => rules.cut(links).await,
         }
     }
 
@@ -171,6 +214,7 @@ impl Partitioner for PartitionBackend {
                 rules_healed.and(proxy_healed)
             }
             Backend::Proxy(proxy) => proxy.heal().await,
+            Backend::Namespaces(rules) => rules.heal().await,
         }
     }
 
@@ -186,12 +230,19 @@ impl Partitioner for PartitionBackend {
                 rules_removed.and(proxy_stopped)
             }
             Backend::Proxy(proxy) => proxy.teardown().await,
+            Backend::Namespaces(rules) => rules.teardown().await,
         }
     }
 }
 
 impl Degrader for PartitionBackend {
     async fn degrade(&self, links: &[Link], how: &Degradation) -> Result<(), PartitionError> {
+        if let Backend::Namespaces(_) = self.backend {
+            return Err(PartitionError::backend(
+                "cannot degrade links between network namespaces",
+                NoDegradingInNamespaces,
+            ));
+        }
         match self.proxy() {
             Some(proxy) => proxy.degrade(links, how).await,
             None => Err(PartitionError::backend(

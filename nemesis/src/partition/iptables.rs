@@ -24,13 +24,13 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{ExitStatus, Output};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::{PartitionError, Partitioner};
 use crate::cluster::NodeName;
 use crate::grudge::Link;
+use crate::owned_names::{fresh_id, is_leftover};
 
 /// Every Faultline chain's name starts with this.
 pub const CHAIN_PREFIX: &str = "FAULTLINE-";
@@ -86,11 +86,7 @@ impl IptablesPartitioner {
     /// node also connects from that IP). Fails with a clear reason when
     /// iptables is missing or this process is not root.
     pub async fn create(peer_addrs: BTreeMap<NodeName, SocketAddr>) -> Result<Self, IptablesError> {
-        let chain = format!(
-            "{CHAIN_PREFIX}{}-{}",
-            std::process::id(),
-            NEXT_CHAIN.fetch_add(1, Ordering::Relaxed)
-        );
+        let chain = format!("{CHAIN_PREFIX}{}", fresh_id(&NEXT_CHAIN));
         run(&["-N", &chain]).await?;
         // First in INPUT, so that no ACCEPT rule of the host's lets packets past it.
         if let Err(error) = run(&["-I", "INPUT", "1", "-j", &chain]).await {
@@ -215,16 +211,7 @@ fn leftover_chains(rules: &str) -> Vec<&str> {
     rules
         .lines()
         .filter_map(|line| line.strip_prefix("-N "))
-        .filter(|chain| {
-            let Some(owner) = chain
-                .strip_prefix(CHAIN_PREFIX)
-                .and_then(|rest| rest.split('-').next())
-                .and_then(|pid| pid.parse::<u32>().ok())
-            else {
-                return false;
-            };
-            owner != std::process::id() && !Path::new(&format!("/proc/{owner}")).exists()
-        })
+        .filter(|chain| is_leftover(chain, CHAIN_PREFIX))
         .collect()
 }
 
@@ -238,7 +225,16 @@ fn removal(chain: &str) -> [Vec<&str>; 3] {
 }
 
 async fn run(args: &[&str]) -> Result<String, IptablesError> {
-    let output = tokio::process::Command::new("iptables")
+    run_as(tokio::process::Command::new("iptables"), args).await
+}
+
+/// Runs `command`, an `iptables` command (one that starts in a node's network namespace,
+/// say), with `-w` and `args`, and returns what it printed.
+pub(super) async fn run_as(
+    mut command: tokio::process::Command,
+    args: &[&str],
+) -> Result<String, IptablesError> {
+    let output = command
         .arg("-w")
         .args(args)
         .output()

@@ -8,15 +8,19 @@
 //! - `iptables.rs`: DROP rules per cut link (needs root; cannot degrade);
 //! - `proxy.rs`: a TCP proxy per directed link (needs nothing), which cuts
 //!   and is also where degradation happens;
+//! - `netns.rs`: DROP rules inside the namespaces of nodes that each have one
+//!   (a `crate::netns::NodeNetwork`; needs root; cannot degrade);
 //! - `backend.rs`: [`backend::PartitionBackend`], the one a run picks with
 //!   `--partition-backend auto|iptables|proxy`, with the proxy in the path of
-//!   iptables when the run degrades links.
+//!   iptables when the run degrades links, or the namespaces' rules when the
+//!   nodes run in namespaces.
 //!
-//! Dependencies point one way: `backend.rs` uses the two backends, which use
-//! only this file.
+//! Dependencies point one way: `backend.rs` uses the three backends, which use
+//! only this file (and `netns.rs` the iptables runner of `iptables.rs`).
 
 pub(crate) mod backend;
 pub(crate) mod iptables;
+pub(crate) mod netns;
 pub(crate) mod proxy;
 
 use std::error::Error;
