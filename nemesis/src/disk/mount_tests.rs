@@ -155,7 +155,10 @@ fn a_checkpoint_makes_everything_written_so_far_durable_and_nothing_after_it() {
 
     assert_eq!(fs::read(mount.path("member/wal/0.wal")).unwrap(), b"before");
     assert!(!mount.path("member/later").exists());
-    assert_eq!(loss.to_json(), serde_json::json!({"files": 1, "bytes": 6, "entries": 1}));
+    assert_eq!(
+        loss.to_json(),
+        serde_json::json!({"files": 1, "bytes": 6, "entries": 1})
+    );
 }
 
 #[test]
