@@ -139,3 +139,32 @@ fn a_partition_of_etcd_asked_for_on_loopback_is_refused_with_the_reason() {
         "a run directory was made"
     );
 }
+
+#[test]
+fn serializable_reads_of_etcd_are_caught_stale() {
+    if let Some(reason) = etcd_missing() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    // A weakness of the setting, not of a run: nearly every default run shows it. Two tries,
+    // so that one unlucky schedule does not fail CI.
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let store = tempfile::tempdir().unwrap();
+        let output = run(
+            store.path(),
+            &["--etcd-serializable-reads", "--time-limit", "20s"],
+        );
+        if output.status.code() == Some(1) {
+            let results = read_json(store.path().join("latest/results.json"));
+            assert_eq!(results["valid"], false);
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(stdout.contains("not linearizable"), "{stdout}");
+            let test = read_json(store.path().join("latest/test.json"));
+            assert_eq!(test["options"]["etcd_serializable_reads"], true);
+            return;
+        }
+        outputs.push(describe(&output));
+    }
+    panic!("serializable reads passed twice:\n{}", outputs.join("\n\n"));
+}

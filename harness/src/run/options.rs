@@ -73,6 +73,11 @@ pub struct TestArgs {
     /// The system under test: faultline, the bundled node (or the one --node-binary names).
     #[arg(long, default_value = store::BUNDLED_SYSTEM)]
     pub system: String,
+    /// With --system etcd: the workload's reads are serializable (served by any member from
+    /// what it applied, as users pick for speed) instead of linearizable. Final reads stay
+    /// linearizable.
+    #[arg(long)]
+    pub etcd_serializable_reads: bool,
     /// The node binary [default: faultline-node next to this executable].
     #[arg(long)]
     pub node_binary: Option<PathBuf>,
@@ -119,6 +124,9 @@ impl TestArgs {
         if !nemesis.is_empty() && self.nemesis_interval.is_zero() {
             bail!("--nemesis-interval must be positive");
         }
+        if self.etcd_serializable_reads && self.system != "etcd" {
+            bail!("--etcd-serializable-reads is for --system etcd");
+        }
         if self.system != store::BUNDLED_SYSTEM {
             if !self.bugs.is_empty() {
                 bail!(
@@ -162,6 +170,7 @@ impl TestArgs {
             seed: self.seed.unwrap_or_else(rand::random),
             store: self.store.clone(),
             system: self.system.clone(),
+            etcd_serializable_reads: self.etcd_serializable_reads,
             node_binary,
             bugs: self.bugs.clone(),
             check_timeout: self.check_timeout,
@@ -211,6 +220,8 @@ mod tests {
         assert!(error.contains("--bug") && error.contains("etcd"), "{error}");
         let error = refusal(&["--system", "etcd", "--node-binary", "/bin/true"]);
         assert!(error.contains("--node-binary"), "{error}");
+        let error = refusal(&["--etcd-serializable-reads"]);
+        assert!(error.contains("--system etcd"), "{error}");
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct TestOptions {
     /// The system under test (`--system`; absent in runs from before there was a choice).
     #[serde(default = "bundled_system")]
     pub system: String,
+    /// etcd's workload reads are serializable (`--etcd-serializable-reads`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub etcd_serializable_reads: bool,
     pub node_binary: PathBuf,
     #[serde(default)]
     pub bugs: Vec<String>,
@@ -119,6 +122,9 @@ impl TestOptions {
         }
         if self.system != BUNDLED_SYSTEM {
             command.push(format!("--system {}", self.system));
+        }
+        if self.etcd_serializable_reads {
+            command.push("--etcd-serializable-reads".to_string());
         }
         command.extend(self.bugs.iter().map(|bug| format!("--bug {bug}")));
         command.join(" ")

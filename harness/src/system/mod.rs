@@ -28,6 +28,7 @@ use serde_json::Value;
 use crate::node_status::NodeStatus;
 use crate::store::{NodeRecord, SystemRecord, TestOptions};
 use etcd::EtcdSystem;
+use etcd::gateway::Consistency;
 use faultline::FaultlineSystem;
 
 /// One program to run for a node.
@@ -94,9 +95,14 @@ pub fn resolve(options: &TestOptions) -> Result<Arc<dyn System>> {
             options.node_binary.clone(),
             options.bugs.clone(),
         )?)),
-        "etcd" => Ok(Arc::new(EtcdSystem::new(
-            etcd::gateway::Consistency::Linearizable,
-        )?)),
+        "etcd" => {
+            let reads = if options.etcd_serializable_reads {
+                Consistency::Serializable
+            } else {
+                Consistency::Linearizable
+            };
+            Ok(Arc::new(EtcdSystem::new(reads)?))
+        }
         other => bail!("unknown system `{other}` (known: {})", SYSTEMS.join(", ")),
     }
 }
