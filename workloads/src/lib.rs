@@ -49,7 +49,7 @@ mod fake_node;
 
 pub use client::{BoxFuture, Client, ClientFactory, Completion, Purpose};
 pub use error::Error;
-pub use http::{Endpoint, HttpContractClients, MAX_REDIRECTS};
+pub use http::{Endpoint, HttpContractClients, MAX_REDIRECTS, Undelivered, undelivered};
 pub use keys::{LIST_PREFIX, REGISTER_PREFIX, model_for_key, split_by_model};
 pub use op::Op;
 pub use options::{MIN_RATE, WorkloadKind, WorkloadOptions};

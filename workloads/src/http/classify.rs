@@ -95,23 +95,42 @@ pub(crate) fn classify_response(
     Answer::Done(outcome)
 }
 
-/// Classifies a request that got no answer.
-pub(crate) fn classify_error(error: &reqwest::Error) -> Outcome {
+/// How far a request that got no whole answer got: the line between "certainly not
+/// handled" and "perhaps handled" that every HTTP client of the harness draws the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Undelivered {
+    /// No connection was made (refused, connect timeout, any connect error) or the request
+    /// could not even be built: nothing was sent. Why, in a few words.
+    NotSent(&'static str),
+    /// The request was sent, or may have been, and no whole answer came back: a timeout
+    /// after connecting, or the connection lost. Why.
+    Unanswered(&'static str),
+}
+
+/// What a reqwest error says of how far its request got.
+pub fn undelivered(error: &reqwest::Error) -> Undelivered {
     if error.is_connect() {
-        // Nothing was sent: the connection was never established.
         if io_error_kind(error) == Some(io::ErrorKind::ConnectionRefused) {
-            Outcome::fail("connection refused")
+            Undelivered::NotSent("connection refused")
         } else if error.is_timeout() {
-            Outcome::fail("connect timeout")
+            Undelivered::NotSent("connect timeout")
         } else {
-            Outcome::fail("connect error")
+            Undelivered::NotSent("connect error")
         }
     } else if error.is_builder() {
-        Outcome::fail("bad request")
+        Undelivered::NotSent("bad request")
     } else if error.is_timeout() {
-        Outcome::info("timeout")
+        Undelivered::Unanswered("timeout")
     } else {
-        Outcome::info("connection lost")
+        Undelivered::Unanswered("connection lost")
+    }
+}
+
+/// Classifies a request that got no answer: `fail` if nothing was sent, else `info`.
+pub(crate) fn classify_error(error: &reqwest::Error) -> Outcome {
+    match undelivered(error) {
+        Undelivered::NotSent(reason) => Outcome::fail(reason),
+        Undelivered::Unanswered(reason) => Outcome::info(reason),
     }
 }
 

@@ -4,4 +4,5 @@
 mod classify;
 mod client;
 
+pub use classify::{Undelivered, undelivered};
 pub use client::{Endpoint, HttpContractClients, MAX_REDIRECTS};

@@ -20,11 +20,8 @@
 //! A reason is etcd's message without its `etcdserver: ` prefix (`no leader`,
 //! `request timed out`), or `http N` when the body says nothing.
 
-use std::error::Error as _;
-use std::io;
-
 use faultline_checker::ModelKind;
-use faultline_workloads::{CAS_MISMATCH, Op, Outcome, model_for_key};
+use faultline_workloads::{CAS_MISMATCH, Op, Outcome, Undelivered, model_for_key, undelivered};
 use serde_json::Value;
 
 use super::gateway::{ErrorBody, RangeResponse, TxnResponse, grpc_code};
@@ -52,34 +49,11 @@ pub enum Answer<'a> {
 impl Answer<'static> {
     /// What a request that got no HTTP answer, or whose body broke off, tells.
     pub fn from_error(error: &reqwest::Error) -> Answer<'static> {
-        if error.is_connect() {
-            if io_error_kind(error) == Some(io::ErrorKind::ConnectionRefused) {
-                Answer::NotSent("connection refused")
-            } else if error.is_timeout() {
-                Answer::NotSent("connect timeout")
-            } else {
-                Answer::NotSent("connect error")
-            }
-        } else if error.is_builder() {
-            Answer::NotSent("bad request")
-        } else if error.is_timeout() {
-            Answer::Unanswered("timeout")
-        } else {
-            Answer::Unanswered("connection lost")
+        match undelivered(error) {
+            Undelivered::NotSent(reason) => Answer::NotSent(reason),
+            Undelivered::Unanswered(reason) => Answer::Unanswered(reason),
         }
     }
-}
-
-/// The kind of the first I/O error among the causes of `error`.
-fn io_error_kind(error: &reqwest::Error) -> Option<io::ErrorKind> {
-    let mut source = error.source();
-    while let Some(cause) = source {
-        if let Some(io_error) = cause.downcast_ref::<io::Error>() {
-            return Some(io_error.kind());
-        }
-        source = cause.source();
-    }
-    None
 }
 
 /// What `answer` says about `op` (see the module's table).
