@@ -199,7 +199,24 @@ impl Op {
             Op::SetLen(_) => 0,
         }
     }
+
+    /// A cut `taken` units into this change, moved back to the sector boundary before it:
+    /// a disk writes a sector whole or not at all, so a torn write never leaves a sector
+    /// half old and half new. A change kept whole stays whole.
+    fn torn_at_sector(&self, taken: u64) -> u64 {
+        match self {
+            Op::Write { offset, data } if taken < data.len() as u64 => {
+                ((offset + taken) / SECTOR * SECTOR).saturating_sub(*offset)
+            }
+            _ => taken,
+        }
+    }
 }
+
+/// The unit a disk writes atomically: a torn cut falls on a multiple of it in the file (the
+/// smallest sector of real disks; systems such as etcd rely on it to tell a torn tail from
+/// corruption).
+pub(crate) const SECTOR: u64 = 512;
 
 /// Writes `data` at `offset`, filling any gap past the end with zeros.
 fn write_at(content: &mut Vec<u8>, offset: u64, data: &[u8]) {
@@ -728,7 +745,8 @@ impl Model {
     /// each file with unsynced changes keeps a random prefix of them instead (drawn from
     /// `seed`, in inode order, so the same history and seed give the same result): the
     /// first k of its unsynced bytes in the order they were written, k uniform over
-    /// everything from none to all, a truncation counting as one unit. What is kept is
+    /// everything from none to all, a truncation counting as one unit, and a cut inside a
+    /// write moved back to the [`SECTOR`] boundary before it. What is kept is
     /// durable from then on. Open handles stay valid for inodes that survive; the others
     /// go stale.
     pub(crate) fn lose_unsynced(&mut self, torn: Option<u64>) -> Loss {
@@ -752,9 +770,10 @@ impl Model {
                             break;
                         }
                         let taken = keep.min(op.units());
+                        keep -= taken;
+                        let taken = op.torn_at_sector(taken);
                         op.apply_prefix(&mut file.synced, taken as usize);
                         kept_bytes += taken.min(op.bytes());
-                        keep -= taken;
                     }
                     let written: u64 = ops.iter().map(Op::bytes).sum();
                     loss.bytes += written - kept_bytes;

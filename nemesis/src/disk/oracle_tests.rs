@@ -308,7 +308,8 @@ impl Oracle {
 
     /// The cut: every directory goes back to its copy, every file to its history up to its
     /// last fsync, and, torn, plus the first k units of the rest (a byte written, or a
-    /// truncation), k drawn as the rules say: uniformly, file by file in inode order.
+    /// truncation), k drawn as the rules say: uniformly, file by file in inode order, and a
+    /// cut inside a write moved back to a multiple of 512 bytes in the file.
     /// Returns the loss the model must report.
     fn cut(&mut self, torn: Option<u64>) -> Loss {
         let mut rng = torn.map(ChaCha8Rng::seed_from_u64);
@@ -335,9 +336,16 @@ impl Oracle {
             }
             let mut content = replay(&file.history[..file.synced]);
             for change in unsynced {
-                let taken = keep.min(units(change));
-                apply(&mut content, change, taken as usize);
+                let mut taken = keep.min(units(change));
                 keep -= taken;
+                if let Change::Write(offset, data) = change
+                    && taken < data.len() as u64
+                {
+                    // Disks write whole sectors: a cut inside a write falls back to one.
+                    let end = (offset + taken) / 512 * 512;
+                    taken = end.saturating_sub(*offset);
+                }
+                apply(&mut content, change, taken as usize);
                 if let Change::Write(_, data) = change {
                     loss.bytes += data.len() as u64 - taken;
                 }
@@ -655,35 +663,43 @@ fn an_open_handle_keeps_an_unlinked_file_readable_until_released() {
 }
 
 #[test]
-fn a_torn_cut_counts_a_truncation_as_one_unit_and_reports_the_bytes_it_dropped() {
-    // Ten bytes, then an extension to twelve: eleven units, twelve possible cut points.
+fn a_torn_cut_falls_on_a_sector_boundary_and_reports_the_bytes_it_dropped() {
+    // Three sectors written from offset 100, then an extension: a cut inside the write
+    // keeps it up to a multiple of 512 in the file (412, 924 or 1436 of its bytes).
+    let data: Vec<u8> = (0..1536u32).map(|i| (i % 251) as u8 + 1).collect();
     let torn = |seed| {
         let mut model = Model::new(meta());
         let f = model.create(ROOT, &name("f"), Kind::File, meta()).unwrap();
         model.sync(ROOT).unwrap();
-        model.write(f, 0, b"0123456789").unwrap();
-        model.set_len(f, 12).unwrap();
+        model.write(f, 100, &data).unwrap();
+        model.set_len(f, 2000).unwrap();
         let loss = model.lose_unsynced(Some(seed));
         (loss, model.contents(f).unwrap().to_vec())
     };
     let mut seen = BTreeSet::new();
     for seed in 0..400 {
         let (loss, content) = torn(seed);
-        if content.len() == 12 {
-            assert_eq!(&content[..10], b"0123456789");
+        let kept = content.len().saturating_sub(100);
+        if content.len() == 2000 {
             assert!(
                 loss.is_empty(),
                 "seed {seed}: everything kept, yet {loss:?}"
             );
         } else {
             assert!(
-                b"0123456789".starts_with(&content),
-                "seed {seed}: {content:?}"
+                [0, 412, 924, 1436, 1536].contains(&kept),
+                "seed {seed}: kept {kept} bytes"
             );
-            assert_eq!((loss.files, loss.bytes), (1, 10 - content.len() as u64));
+            assert_eq!(&content[100.min(content.len())..], &data[..kept]);
+            assert_eq!((loss.files, loss.bytes), (1, 1536 - kept as u64));
         }
         assert_eq!(torn(seed), (loss, content.clone()), "seed {seed} again");
-        seen.insert(content);
+        seen.insert(content.len());
     }
-    assert_eq!(seen.len(), 12, "every cut point is drawn: {seen:?}");
+    for len in [0, 512, 1024, 1536, 2000] {
+        assert!(
+            seen.contains(&len),
+            "a cut leaving {len} bytes is drawn: {seen:?}"
+        );
+    }
 }
