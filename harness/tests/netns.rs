@@ -1,8 +1,9 @@
 //! End-to-end: nodes in network namespaces of their own (`--netns`, and by default for a
 //! system that needs them). Partitions cut links inside the namespaces while the harness
 //! reaches every node from the root namespace; the run is valid; and whatever happens
-//! (normal end, Ctrl-C) no namespace, link or node process of the run is left. Without
-//! root, `--netns` is refused naming root.
+//! (normal end, Ctrl-C) no namespace, link or node process of the run is left; a run that
+//! was SIGKILLed loses its nodes at once and its namespaces at the next run. Without root,
+//! `--netns` is refused naming root.
 //!
 //! Skipped, saying why, where namespaces cannot be made (not root, no `ip netns`). Runs are
 //! serialized: each one starts a cluster on the same two cores.
@@ -315,6 +316,77 @@ fn ctrl_c_in_namespaces_leaves_no_namespace_link_or_process() {
         Vec::<String>::new(),
         "left behind after Ctrl-C"
     );
+}
+
+#[test]
+fn the_namespaces_of_a_killed_run_are_removed_by_the_next_run() {
+    if let Some(reason) = namespaces_missing() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let node = node_binary().to_string_lossy().into_owned();
+    let killed = tempfile::tempdir().unwrap();
+    let mut child = start(
+        killed.path(),
+        &[
+            "--node-binary",
+            &node,
+            "--netns",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "60s",
+        ],
+    );
+    let pid = child.id();
+    let history = killed.path().join("latest/history.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !history.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not start within 30 s"
+        );
+        sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Its nodes die with it (parent-death signal); its namespaces stay, for the next run.
+    let left = eventually(|| {
+        let left = leftovers(pid, killed.path());
+        (!left.iter().any(|l| l.starts_with("process"))).then_some(left)
+    });
+    assert!(
+        left.iter().any(|l| l.starts_with("namespace")),
+        "the killed run left no namespace to remove: {left:?}"
+    );
+
+    let next = tempfile::tempdir().unwrap();
+    let args = [
+        "--node-binary",
+        &node,
+        "--netns",
+        "--nemesis",
+        "none",
+        "--time-limit",
+        "2s",
+    ];
+    let output = run(next.path(), &args);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    // A deleted namespace takes its veths with it a moment later.
+    eventually(|| leftovers(pid, killed.path()).is_empty().then_some(()));
+}
+
+/// Waits up to 10 s for `done` to give a value, and returns it.
+fn eventually<T>(mut done: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = done() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "not within 10 s");
+        sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
