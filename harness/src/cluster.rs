@@ -1,6 +1,7 @@
 //! The cluster under test: one process per node, started as the [`System`] says, node i
-//! named `n{i}` on its own loopback address 127.0.0.(10+i), with its own ports, data dir and
-//! log file under the run's directory. The nemesis kills, restarts, powers off, pauses and resumes nodes
+//! named `n{i}` on its own loopback address 127.0.0.(10+i), or in a network namespace of its
+//! own at the address the [`NodeNetwork`] gave it, with its own ports, data dir and log file
+//! under the run's directory. The nemesis kills, restarts, powers off, pauses and resumes nodes
 //! through the [`Cluster`] trait implemented here. For power loss, each data dir is a
 //! [`PowerLossDisk`] mounted over it for the run, and written back as plain files at the end.
 
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use faultline_nemesis::{Cluster, NodeName, PowerLossDisk};
+use faultline_nemesis::{Cluster, NodeName, NodeNetwork, PowerLossDisk};
 use faultline_workloads::ClientFactory;
 use futures::future::join_all;
 use nix::sys::signal::{Signal, kill};
@@ -51,6 +52,9 @@ pub struct ClusterOptions {
     pub run_dir: RunDir,
     /// Mount a power-loss disk on every data dir, so that nodes can lose power.
     pub power_loss: bool,
+    /// Run each node in its namespace of this network (created for `n1`..`n{nodes}`), not on
+    /// loopback.
+    pub network: Option<Arc<NodeNetwork>>,
 }
 
 enum ProcessState {
@@ -72,6 +76,8 @@ pub struct ProcessCluster {
     /// With power loss: each node's disk, mounted on its data dir until the teardown.
     power_loss: bool,
     disks: Mutex<BTreeMap<NodeName, PowerLossDisk>>,
+    /// With namespaces: where each node process is started.
+    network: Option<Arc<NodeNetwork>>,
 }
 
 impl ProcessCluster {
@@ -82,15 +88,27 @@ impl ProcessCluster {
         }
         let specs = (1..=options.nodes)
             .map(|i| {
-                let ip = Ipv4Addr::new(127, 0, 0, 10 + i as u8);
+                let loopback = Ipv4Addr::new(127, 0, 0, 10 + i as u8);
                 let name = format!("n{i}");
-                let [client_port, peer_port] = reserve_ports(ip)?;
+                // Inside a namespace of its own every port is free; ports chosen as on
+                // loopback are as good there, and stay out of the ephemeral range.
+                let [client_port, peer_port] = reserve_ports(loopback)?;
+                let (ip, namespace) = match &options.network {
+                    None => (loopback, None),
+                    Some(network) => (
+                        network.addr(&name).ok_or_else(|| {
+                            anyhow!("the nodes' network has no namespace for {name}")
+                        })?,
+                        network.namespace(&name).map(str::to_string),
+                    ),
+                };
                 Ok(NodeRecord {
                     client_addr: SocketAddr::from((ip, client_port)),
                     peer_addr: SocketAddr::from((ip, peer_port)),
                     dir: options.run_dir.node_dir(&name),
                     name,
                     ip,
+                    namespace,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -102,6 +120,7 @@ impl ProcessCluster {
             exits: Mutex::new(Vec::new()),
             power_loss: options.power_loss,
             disks: Mutex::new(BTreeMap::new()),
+            network: options.network.clone(),
         })
     }
 
@@ -195,7 +214,7 @@ impl ProcessCluster {
     }
 
     /// The process that runs `spec`, as the system launches it: output appended to the
-    /// node's log, killed with the harness.
+    /// node's log, killed with the harness, inside the node's namespace if it has one.
     fn command(&self, spec: &NodeRecord) -> Result<(Command, PathBuf)> {
         let launch = {
             let dials = self.dials.lock().expect("never poisoned");
@@ -220,6 +239,11 @@ impl ProcessCluster {
             command.pre_exec(|| {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
             });
+        }
+        if let Some(network) = &self.network {
+            network
+                .enter(&spec.name, &mut command)
+                .with_context(|| format!("starting {} in its network namespace", spec.name))?;
         }
         Ok((command, launch.program))
     }

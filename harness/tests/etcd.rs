@@ -1,7 +1,8 @@
 //! End-to-end: `faultline test --system etcd` against real etcd members (Debian's
 //! etcd-server): a default run is valid, the faults that can run really happened, and no
-//! member, mount or data-dir user outlives the run. Skipped, saying why, where etcd is not
-//! installed.
+//! member, mount or data-dir user outlives the run. As root the members run in network
+//! namespaces, where links can be cut but not slowed; without root they run on loopback,
+//! where their links cannot be cut at all. Skipped, saying why, where etcd is not installed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -42,6 +43,10 @@ fn leftovers(needle: &str) -> Vec<String> {
             .map(|line| format!("mount: {line}")),
     );
     found
+}
+
+fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
 }
 
 fn run(store: &Path, args: &[&str]) -> Output {
@@ -94,12 +99,19 @@ fn a_default_run_against_etcd_is_valid_and_its_faults_really_happen() {
     let results = read_json(run_dir.join("results.json"));
     assert_eq!(results["valid"], true, "{}", describe(&output));
 
-    // The network faults cannot run on loopback, and the run says so.
+    // What cannot run where the members run is left out, and the run says so: on
+    // loopback every fault on links, in namespaces (as root) those that need the proxy.
     let stderr = String::from_utf8_lossy(&output.stderr);
+    let left_out = if is_root() {
+        "leaving out slow, because"
+    } else {
+        "leaving out partition, because"
+    };
     assert!(
-        stderr.contains("leaving out partition, because") && stderr.contains("namespaces"),
+        stderr.contains(left_out) && stderr.contains("network namespaces"),
         "{stderr}"
     );
+    assert_eq!(test["options"]["netns"], is_root(), "{test}");
     // The process faults did run: members were killed and came back, with their data.
     let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
     let events: Vec<Value> = history
@@ -118,20 +130,24 @@ fn a_default_run_against_etcd_is_valid_and_its_faults_really_happen() {
 }
 
 #[test]
-fn a_partition_of_etcd_asked_for_on_loopback_is_refused_with_the_reason() {
+fn a_link_fault_that_cannot_run_where_the_members_run_is_refused_with_the_reason() {
     if let Some(reason) = etcd_missing() {
         eprintln!("skipped: {reason}");
         return;
     }
+    // As root the members get namespaces, where links cannot be slowed; without root they
+    // stay on loopback, where their links cannot be cut.
+    let (fault, refusal) = if is_root() {
+        ("slow", "slow cannot run here")
+    } else {
+        ("partition", "partition cannot run here")
+    };
     let store = tempfile::tempdir().unwrap();
-    let output = run(
-        store.path(),
-        &["--nemesis", "partition", "--time-limit", "5s"],
-    );
+    let output = run(store.path(), &["--nemesis", fault, "--time-limit", "5s"]);
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("partition cannot run here") && stderr.contains("namespaces"),
+        stderr.contains(refusal) && stderr.contains("network namespaces"),
         "{stderr}"
     );
     assert!(

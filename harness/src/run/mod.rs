@@ -3,16 +3,19 @@
 //! print a summary and store the run.
 //!
 //! The phases, in order:
-//! 1. set up: the run directory, the partition backend (before the nodes, which dial through
-//!    it), the nodes; wait for a leader;
+//! 1. set up: where the nodes run (loopback, or network namespaces: `placement.rs`), the
+//!    run directory, the partition backend (before the nodes, which dial through it), the
+//!    nodes; wait for a leader;
 //! 2. run: clients and the nemesis until the time limit (or Ctrl-C/SIGTERM);
 //! 3. final phase: heal every fault, restart dead nodes, ask whether the cluster takes a
 //!    write again (a cluster that does not is stuck: the run fails), final reads;
-//! 4. teardown, on every path: stop every node, remove every firewall rule;
+//! 4. teardown, on every path: stop every node, unmount their disks, remove every firewall
+//!    rule, then the nodes' network namespaces;
 //! 5. check the history, write `results.json`, print the summary.
 
 mod interrupt;
 mod options;
+mod placement;
 mod progress;
 mod summary;
 
@@ -24,8 +27,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use faultline_checker::{History, Process, Verdict};
 use faultline_nemesis::{
-    BackendOptions, Cluster, Event, EventName, FaultKind, Lane, Nemesis, PartitionBackend,
+    BackendOptions, Cluster, Event, EventName, FaultKind, Nemesis, NodeNetwork, PartitionBackend,
     Partitioner, Schedule, fuse_available, remove_leftover_chains, remove_leftover_mounts,
+    remove_leftover_namespaces,
 };
 use faultline_workloads::{ClientRun, FinalReads, KeysInUse, Recorder, Summary, run_clients};
 use serde_json::json;
@@ -78,7 +82,33 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     let mut options = args.resolve()?;
     // Before the run directory: a system that cannot start leaves nothing behind.
     let system = system::resolve(&options)?;
-    leave_out_what_cannot_run(args, system.as_ref(), &mut options).await?;
+    if nix::unistd::Uid::effective().is_root() {
+        // Chains and namespaces of earlier runs that were killed before their teardown.
+        let _ = remove_leftover_chains().await;
+        if let Err(e) = remove_leftover_namespaces().await {
+            warn!("removing the network namespaces of dead runs failed: {e}");
+        }
+    }
+    leave_out_what_cannot_run(args, &mut options).await?;
+    let node_network = placement::place_nodes(args, system.as_ref(), &mut options).await?;
+    let outcome = run_placed(options, system, node_network.clone(), interrupt).await;
+    // The last step of the teardown, on every path: the nodes are stopped by now.
+    if let Some(network) = node_network
+        && let Err(e) = network.teardown().await
+    {
+        warn!("removing the nodes' network namespaces failed: {e}");
+    }
+    outcome
+}
+
+/// The run, once it is known where the nodes run (`node_network`, with namespaces): from
+/// the run directory to the summary.
+async fn run_placed(
+    options: TestOptions,
+    system: Arc<dyn System>,
+    node_network: Option<Arc<NodeNetwork>>,
+    interrupt: &Interrupt,
+) -> Result<RunOutcome> {
     let timestamp = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
     for fault in &options.left_out {
         eprintln!("faultline test: leaving out {fault}");
@@ -95,19 +125,24 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
         options.seed,
         run_dir.path.display()
     );
+    if let Some(network) = &node_network {
+        eprintln!(
+            "  each node in a network namespace of its own, reached from {} on {}",
+            network.host_addr(),
+            network.host_link()
+        );
+    }
 
     let cluster = Arc::new(ProcessCluster::plan(&ClusterOptions {
         nodes: options.nodes,
         system: system.clone(),
         run_dir: run_dir.clone(),
         power_loss: options.fault_kinds()?.contains(FaultKind::PowerLoss),
+        network: node_network.clone(),
     })?);
-    if nix::unistd::Uid::effective().is_root() {
-        // Chains of earlier runs that were killed before their teardown.
-        let _ = remove_leftover_chains().await;
-    }
-    let network = Arc::new(
-        PartitionBackend::start(
+    let network = Arc::new(match node_network {
+        Some(node_network) => PartitionBackend::in_namespaces(node_network),
+        None => PartitionBackend::start(
             options.backend_kind()?,
             &cluster.peer_addrs(),
             BackendOptions {
@@ -117,7 +152,7 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
         )
         .await
         .context("starting the partition backend")?,
-    );
+    });
     write_test_json(&run_dir, &options, system.record(), &network, &cluster)?;
 
     let recorded = drive(&options, &run_dir, &cluster, &network, interrupt).await;
@@ -176,26 +211,11 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     })
 }
 
-/// Checks that every fault asked for can run here: a `--nemesis` list that names one that
-/// cannot is refused with the reason, and the default mix goes on without it, saying so in
-/// `left_out`. Power loss needs FUSE; the links of a system whose peers cannot be told apart
-/// on loopback can be cut only between network namespaces.
-async fn leave_out_what_cannot_run(
-    args: &TestArgs,
-    system: &dyn System,
-    options: &mut TestOptions,
-) -> Result<()> {
+/// Checks that power loss can run here if asked for: a `--nemesis` list that names it is
+/// refused with the reason when it cannot, and the default mix goes on without it, saying so
+/// in `left_out`. (What the placement of the nodes allows is `placement.rs`'s part.)
+async fn leave_out_what_cannot_run(args: &TestArgs, options: &mut TestOptions) -> Result<()> {
     let kinds = options.fault_kinds()?;
-    if system.needs_namespaces() {
-        let reason = format!(
-            "{}'s peers cannot be cut apart on loopback: its links can be cut only between \
-             network namespaces, which this version cannot put nodes in yet",
-            system.record().name
-        );
-        for kind in kinds.of_lane(Lane::Network).iter() {
-            options.leave_out(kind, &reason, args.nemesis.is_some())?;
-        }
-    }
     if !kinds.contains(FaultKind::PowerLoss) {
         return Ok(());
     }

@@ -61,6 +61,11 @@ pub struct TestArgs {
     /// How to cut links: iptables (needs root), proxy (a TCP proxy per link), or auto.
     #[arg(long, default_value = "auto")]
     pub partition_backend: PartitionBackendKind,
+    /// Run each node in a network namespace of its own, with its own IP on a bridge (needs
+    /// root); partitions are then iptables rules inside the namespaces. [default: on as root
+    /// for a system whose peers cannot be cut apart on loopback, such as etcd]
+    #[arg(long)]
+    pub netns: bool,
     /// How long a client waits for an answer before it records the operation as unknown.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub client_timeout: Duration,
@@ -142,6 +147,20 @@ impl TestArgs {
                 );
             }
         }
+        if self.netns && !nix::unistd::Uid::effective().is_root() {
+            bail!(
+                "--netns needs root: network namespaces, the veths between them and the \
+                 iptables rules inside them need CAP_SYS_ADMIN and CAP_NET_ADMIN; run as root, \
+                 or without --netns"
+            );
+        }
+        if self.netns && self.partition_backend != PartitionBackendKind::Auto {
+            bail!(
+                "--partition-backend {} does not apply with --netns: links between namespaces \
+                 are cut by iptables rules inside them",
+                self.partition_backend
+            );
+        }
         let node_binary = match &self.node_binary {
             Some(path) => path.clone(),
             None => std::env::current_exe()
@@ -166,6 +185,7 @@ impl TestArgs {
             left_out: Vec::new(),
             nemesis_interval: self.nemesis_interval,
             partition_backend: self.partition_backend.to_string(),
+            netns: self.netns,
             client_timeout: self.client_timeout,
             seed: self.seed.unwrap_or_else(rand::random),
             store: self.store.clone(),
@@ -222,6 +242,26 @@ mod tests {
         assert!(error.contains("--node-binary"), "{error}");
         let error = refusal(&["--etcd-serializable-reads"]);
         assert!(error.contains("--system etcd"), "{error}");
+    }
+
+    #[test]
+    fn nodes_in_namespaces_are_in_the_replay_and_take_no_other_partition_backend() {
+        let (_, loopback) = options(&["--node-binary", "/bin/true"]);
+        assert!(!loopback.netns);
+        assert!(!loopback.replay_command().contains("--netns"));
+        if nix::unistd::Uid::effective().is_root() {
+            let (_, netns) = options(&["--node-binary", "/bin/true", "--netns"]);
+            assert!(netns.netns);
+            assert!(netns.replay_command().ends_with(" --netns"));
+            let error = refusal(&["--netns", "--partition-backend", "proxy"]);
+            assert!(
+                error.contains("--partition-backend proxy") && error.contains("--netns"),
+                "{error}"
+            );
+        } else {
+            let error = refusal(&["--node-binary", "/bin/true", "--netns"]);
+            assert!(error.contains("--netns needs root"), "{error}");
+        }
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub struct TestOptions {
     #[serde(with = "humantime_serde")]
     pub nemesis_interval: Duration,
     pub partition_backend: String,
+    /// Whether each node ran in a network namespace of its own (`--netns`, or by default as
+    /// root for a system that needs them; absent in runs from before there was a choice).
+    #[serde(default)]
+    pub netns: bool,
     #[serde(with = "humantime_serde")]
     pub client_timeout: Duration,
     pub seed: u64,
@@ -125,6 +129,9 @@ impl TestOptions {
         }
         if self.etcd_serializable_reads {
             command.push("--etcd-serializable-reads".to_string());
+        }
+        if self.netns {
+            command.push("--netns".to_string());
         }
         command.extend(self.bugs.iter().map(|bug| format!("--bug {bug}")));
         command.join(" ")

@@ -73,6 +73,10 @@ pub struct NodeRecord {
     pub peer_addr: SocketAddr,
     /// `nodes/<name>/` in the run directory: `data/` and `node.log` inside.
     pub dir: PathBuf,
+    /// The network namespace the node ran in (as `ip netns` names it), when it had one of
+    /// its own; then `ip` is its address there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 impl NodeRecord {

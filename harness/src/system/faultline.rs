@@ -159,6 +159,7 @@ mod tests {
             client_addr: SocketAddr::from((ip, 7000 + u16::from(i))),
             peer_addr: SocketAddr::from((ip, 8000 + u16::from(i))),
             dir: PathBuf::from(format!("/run/nodes/n{i}")),
+            namespace: None,
         }
     }
 

@@ -202,6 +202,7 @@ mod tests {
             client_addr: SocketAddr::from((ip, 2379)),
             peer_addr: SocketAddr::from((ip, 2380)),
             dir: PathBuf::from(format!("/store/t/20261205T081500/nodes/n{i}")),
+            namespace: None,
         }
     }
 

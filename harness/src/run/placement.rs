@@ -1,0 +1,120 @@
+//! Where the nodes run: on loopback, or each in a network namespace of its own with its own
+//! address on a bridge ([`NodeNetwork`]), as close to separate machines as one Linux box
+//! gets. `--netns` asks for namespaces; a system whose peers cannot be cut apart on loopback
+//! gets them by default as root.
+//!
+//! The choice changes which faults can run, and this module leaves out what cannot, saying
+//! why (a fault asked for by name is refused instead): without namespaces the links of such
+//! a system cannot be cut at all; with them, links cannot be slowed or made lossy, since the
+//! TCP proxy that does that cannot sit between namespaces.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use faultline_nemesis::{HOST_LINK_PREFIX, Lane, NodeName, NodeNetwork};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tracing::warn;
+
+use super::TestArgs;
+use crate::store::TestOptions;
+use crate::system::System;
+
+/// How long the harness waits for node 1's namespace to answer a connection.
+const REACH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The port the reachability check connects to: the discard port, where nothing listens in
+/// a fresh namespace, so the answer is a refusal from the namespace's kernel.
+const PROBE_PORT: u16 = 9;
+
+/// Decides where the nodes run and leaves out (or refuses) the faults that cannot run
+/// there. With namespaces, builds the network and checks that the harness reaches it;
+/// `options.netns` then says so. The caller tears the network down on every path.
+pub async fn place_nodes(
+    args: &TestArgs,
+    system: &dyn System,
+    options: &mut TestOptions,
+) -> Result<Option<Arc<NodeNetwork>>> {
+    if !args.netns && !system.needs_namespaces() {
+        return Ok(None);
+    }
+    let name = system.record().name;
+    let explicit = args.nemesis.is_some();
+    if !nix::unistd::Uid::effective().is_root() {
+        // `--netns` itself was refused with the flags; this is the default of such a system.
+        let reason = format!(
+            "faults on the links of {name} need network namespaces, which need root \
+             (its peers cannot be cut apart on loopback)"
+        );
+        leave_out_network_faults(options, &reason, explicit)?;
+        return Ok(None);
+    }
+    // Refused faults first, so that a refused run builds nothing.
+    let kinds = options.fault_kinds()?;
+    for kind in kinds.iter().filter(|kind| kind.needs_proxy()) {
+        options.leave_out(
+            kind,
+            "slowing links and making them lossy needs the TCP proxy, which cannot sit \
+             between network namespaces",
+            explicit,
+        )?;
+    }
+    let nodes: Vec<NodeName> = (1..=options.nodes).map(|i| format!("n{i}")).collect();
+    let network = match NodeNetwork::create(&nodes).await {
+        Ok(network) => network,
+        Err(error) if args.netns => {
+            return Err(error).context("creating a network namespace for each node (--netns)");
+        }
+        Err(error) => {
+            let reason = format!(
+                "faults on the links of {name} need network namespaces, which could not be \
+                 created here ({error})"
+            );
+            leave_out_network_faults(options, &reason, explicit)?;
+            return Ok(None);
+        }
+    };
+    if let Err(unreachable) = check_reachable(&network, &nodes[0]).await {
+        if let Err(e) = network.teardown().await {
+            warn!("removing the nodes' network namespaces failed: {e}");
+        }
+        return Err(unreachable);
+    }
+    options.netns = true;
+    Ok(Some(Arc::new(network)))
+}
+
+/// Leaves out every fault on links (or refuses the run, for a list given by name).
+fn leave_out_network_faults(options: &mut TestOptions, reason: &str, explicit: bool) -> Result<()> {
+    for kind in options.fault_kinds()?.of_lane(Lane::Network).iter() {
+        options.leave_out(kind, reason, explicit)?;
+    }
+    Ok(())
+}
+
+/// Checks that the harness, in the root namespace, reaches `node`'s namespace: clients and
+/// status polls would otherwise wait for answers that never come. A firewall of the host
+/// that drops what comes in (an INPUT policy of DROP) drops the nodes' answers too.
+async fn check_reachable(network: &NodeNetwork, node: &str) -> Result<()> {
+    let Some(ip) = network.addr(node) else {
+        bail!("the nodes' network has no address for {node}");
+    };
+    let addr = SocketAddr::from((ip, PROBE_PORT));
+    let unreachable = match timeout(REACH_TIMEOUT, TcpStream::connect(addr)).await {
+        // A refusal is an answer, from the namespace's own kernel.
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(error)) if error.kind() == ErrorKind::ConnectionRefused => return Ok(()),
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!("no answer within {} s", REACH_TIMEOUT.as_secs()),
+    };
+    bail!(
+        "the harness ({host}) cannot reach {node}'s network namespace: a TCP connection to \
+         {addr} failed ({unreachable}). A firewall of this host probably drops what comes in from \
+         the nodes (an INPUT policy of DROP?); let it in with \
+         `iptables -I INPUT -i {HOST_LINK_PREFIX}+ -j ACCEPT`",
+        host = network.host_addr(),
+    )
+}
