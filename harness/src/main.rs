@@ -30,7 +30,8 @@ use tracing_subscriber::EnvFilter;
 #[command(name = "faultline", version)]
 enum Cli {
     /// Start a cluster, run clients and faults against it, and check the history.
-    Test(run::TestArgs),
+    // Boxed: its flags outweigh every other command's.
+    Test(Box<run::TestArgs>),
     /// Check recorded histories for linearizability (and lost writes, for list-append).
     Check(check::CheckArgs),
     /// Build a run's report (report.html, latency.png, rate.png) from its directory.

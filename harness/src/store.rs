@@ -3,7 +3,7 @@
 //! ```text
 //! store/<test-name>/<YYYYmmddTHHMMSS>/
 //!   test.json  history.jsonl  status.jsonl  results.json  replicas.jsonl
-//!   report.html  latency.png  rate.png  nodes/n1/{node.log,data/}
+//!   report.html  latency.png  rate.png  nodes/n1/{node.log,data/}  clients/ (exec clients' logs)
 //! store/latest -> the newest run
 //! store/junit.xml (a suite's)
 //! ```
@@ -51,6 +51,8 @@ pub const NODES: &str = "nodes";
 pub const NODE_LOG: &str = "node.log";
 /// A node's data dir, in its directory.
 pub const DATA: &str = "data";
+/// The directory of the exec clients' logs (`client-<task>.log`, their stderr).
+pub const CLIENTS: &str = "clients";
 /// The link, in the store, to the newest run.
 pub const LATEST: &str = "latest";
 /// A suite's JUnit XML, in the store (beside the tests' directories, not a run).

@@ -83,6 +83,10 @@ pub struct TestArgs {
     /// linearizable.
     #[arg(long)]
     pub etcd_serializable_reads: bool,
+    /// A system described by a TOML file (command templates and a client) instead of
+    /// --system; see the README, "Any system from a file".
+    #[arg(long, value_name = "PATH", conflicts_with = "system")]
+    pub system_file: Option<PathBuf>,
     /// The node binary [default: faultline-node next to this executable].
     #[arg(long)]
     pub node_binary: Option<PathBuf>,
@@ -132,18 +136,20 @@ impl TestArgs {
         if self.etcd_serializable_reads && self.system != "etcd" {
             bail!("--etcd-serializable-reads is for --system etcd");
         }
-        if self.system != store::BUNDLED_SYSTEM {
+        let other_system = match &self.system_file {
+            Some(path) => Some(format!("--system-file {}", path.display())),
+            None => {
+                (self.system != store::BUNDLED_SYSTEM).then(|| format!("--system {}", self.system))
+            }
+        };
+        if let Some(other) = other_system {
             if !self.bugs.is_empty() {
-                bail!(
-                    "--bug switches on a bug of the bundled node; --system {} has none",
-                    self.system
-                );
+                bail!("--bug switches on a bug of the bundled node; {other} has none");
             }
             if self.node_binary.is_some() {
                 bail!(
-                    "--node-binary names the binary of the bundled node's contract; --system {} \
-                     starts its own",
-                    self.system
+                    "--node-binary names the binary of the bundled node's contract; {other} \
+                     starts its own"
                 );
             }
         }
@@ -191,6 +197,7 @@ impl TestArgs {
             store: self.store.clone(),
             system: self.system.clone(),
             etcd_serializable_reads: self.etcd_serializable_reads,
+            system_file: self.system_file.clone(),
             node_binary,
             bugs: self.bugs.clone(),
             check_timeout: self.check_timeout,
@@ -232,6 +239,11 @@ mod tests {
         let (_, etcd) = options(&["--system", "etcd"]);
         assert_eq!(etcd.system, "etcd");
         assert!(etcd.replay_command().contains("--system etcd"));
+        let (_, file) = options(&["--system-file", "examples/kv/system.toml"]);
+        assert!(
+            file.replay_command()
+                .ends_with("--system-file examples/kv/system.toml")
+        );
     }
 
     #[test]
@@ -240,6 +252,8 @@ mod tests {
         assert!(error.contains("--bug") && error.contains("etcd"), "{error}");
         let error = refusal(&["--system", "etcd", "--node-binary", "/bin/true"]);
         assert!(error.contains("--node-binary"), "{error}");
+        let error = refusal(&["--system-file", "kv.toml", "--bug", "stale-read"]);
+        assert!(error.contains("--system-file kv.toml"), "{error}");
         let error = refusal(&["--etcd-serializable-reads"]);
         assert!(error.contains("--system etcd"), "{error}");
     }

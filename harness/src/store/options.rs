@@ -46,6 +46,9 @@ pub struct TestOptions {
     /// etcd's workload reads are serializable (`--etcd-serializable-reads`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub etcd_serializable_reads: bool,
+    /// The file that describes the system (`--system-file`), which then replaces `system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_file: Option<PathBuf>,
     pub node_binary: PathBuf,
     #[serde(default)]
     pub bugs: Vec<String>,
@@ -124,7 +127,9 @@ impl TestOptions {
         if let Some(rate) = self.rate {
             command.push(format!("--rate {rate}"));
         }
-        if self.system != BUNDLED_SYSTEM {
+        if let Some(path) = &self.system_file {
+            command.push(format!("--system-file {}", path.display()));
+        } else if self.system != BUNDLED_SYSTEM {
             command.push(format!("--system {}", self.system));
         }
         if self.etcd_serializable_reads {

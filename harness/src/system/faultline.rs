@@ -101,39 +101,15 @@ impl System for FaultlineSystem {
     }
 
     fn status<'a>(&'a self, node: &'a NodeRecord) -> BoxFuture<'a, Option<NodeStatus>> {
-        Box::pin(async move {
-            let response = self
-                .http
-                .get(format!("{}/status", node.client_url()))
-                .send()
-                .await
-                .ok()?;
-            response.json().await.ok()
-        })
+        Box::pin(contract_status(&self.http, node))
     }
 
-    /// `GET /kv/{key}?stale=true`: served from what the node applied.
     fn local_list<'a>(
         &'a self,
         node: &'a NodeRecord,
         key: &'a str,
     ) -> BoxFuture<'a, Option<Vec<Value>>> {
-        Box::pin(async move {
-            let response = self
-                .http
-                .get(format!("{}/kv/{key}?stale=true", node.client_url()))
-                .send()
-                .await
-                .ok()?;
-            match response.status() {
-                reqwest::StatusCode::NOT_FOUND => Some(Vec::new()),
-                status if status.is_success() => {
-                    let body: Value = response.json().await.ok()?;
-                    body.get("value")?.as_array().cloned()
-                }
-                _ => None,
-            }
-        })
+        Box::pin(contract_local_list(&self.http, node, key))
     }
 
     fn clients(&self, all: &[NodeRecord], timeout: Duration) -> Result<Arc<dyn ClientFactory>> {
@@ -142,6 +118,42 @@ impl System for FaultlineSystem {
             .map(|node| Endpoint::new(node.name.clone(), node.client_url()))
             .collect();
         Ok(Arc::new(HttpContractClients::new(&endpoints, timeout)?))
+    }
+}
+
+/// `GET /status` of a node that serves the contract; `None` when it does not answer (in
+/// the time `http` allows) or answers something else.
+pub(super) async fn contract_status(
+    http: &reqwest::Client,
+    node: &NodeRecord,
+) -> Option<NodeStatus> {
+    let response = http
+        .get(format!("{}/status", node.client_url()))
+        .send()
+        .await
+        .ok()?;
+    response.json().await.ok()
+}
+
+/// `GET /kv/{key}?stale=true`: the list as the node applied it, whatever it knows of the
+/// leader; empty when it has none.
+pub(super) async fn contract_local_list(
+    http: &reqwest::Client,
+    node: &NodeRecord,
+    key: &str,
+) -> Option<Vec<Value>> {
+    let response = http
+        .get(format!("{}/kv/{key}?stale=true", node.client_url()))
+        .send()
+        .await
+        .ok()?;
+    match response.status() {
+        reqwest::StatusCode::NOT_FOUND => Some(Vec::new()),
+        status if status.is_success() => {
+            let body: Value = response.json().await.ok()?;
+            body.get("value")?.as_array().cloned()
+        }
+        _ => None,
     }
 }
 

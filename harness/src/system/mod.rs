@@ -7,9 +7,13 @@
 //!   contract, `--node-binary`), with its `--bug`s.
 //! - [`etcd`]: Debian's etcd 3.4, through its v3 JSON gateway.
 //! - [`redis`]: the configuration and the client of Redis with Sentinel (not startable yet).
+//! - [`file`]: any system described in a TOML file (`--system-file`), with the HTTP contract
+//!   or an [`exec_client`] as its client.
 
 pub mod etcd;
+pub mod exec_client;
 pub mod faultline;
+pub mod file;
 #[allow(
     dead_code,
     reason = "used once `faultline test --system redis` starts Redis"
@@ -30,6 +34,7 @@ use crate::store::{NodeRecord, SystemRecord, TestOptions};
 use etcd::EtcdSystem;
 use etcd::gateway::Consistency;
 use faultline::FaultlineSystem;
+use file::FileSystem;
 
 /// One program to run for a node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +95,9 @@ pub const SYSTEMS: &[&str] = &["faultline", "etcd"];
 
 /// The system a run's options name, checked: its binaries exist.
 pub fn resolve(options: &TestOptions) -> Result<Arc<dyn System>> {
+    if let Some(path) = &options.system_file {
+        return Ok(Arc::new(FileSystem::load(path)?));
+    }
     match options.system.as_str() {
         "faultline" => Ok(Arc::new(FaultlineSystem::new(
             options.node_binary.clone(),
