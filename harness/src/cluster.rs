@@ -368,13 +368,18 @@ impl ProcessCluster {
         join_all(asks).await
     }
 
-    /// Waits until some node is leader and every node that answers agrees on it.
-    pub async fn wait_for_leader(&self, limit: Duration) -> Result<NodeName> {
+    /// Waits until some node is leader and every node that answers agrees on it: `Some` of
+    /// that node. For a system that does not tell who leads, until every node answers:
+    /// `None`.
+    pub async fn wait_for_leader(&self, limit: Duration) -> Result<Option<NodeName>> {
         let deadline = Instant::now() + limit;
         loop {
             let statuses = self.statuses().await;
             let answering: Vec<&NodeStatus> =
                 statuses.iter().filter_map(|(_, s)| s.as_ref()).collect();
+            if !self.system.reports_leader() && answering.len() == statuses.len() {
+                return Ok(None);
+            }
             let leader = answering
                 .iter()
                 .filter(|s| s.role == "leader")
@@ -384,7 +389,7 @@ impl ProcessCluster {
                     .iter()
                     .all(|s| s.leader.as_deref() == Some(leader.id.as_str()))
             {
-                return Ok(leader.id.clone());
+                return Ok(Some(leader.id.clone()));
             }
             let exited = self.stopped_nodes();
             if exited.len() * 2 > self.specs.len() {

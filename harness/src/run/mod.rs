@@ -401,7 +401,11 @@ async fn heal_check(
         ),
         Ok(_) if clients.probe(deadline).await => None,
         Ok(leader) => Some(format!(
-            "{leader} leads, but no write was acknowledged within {} s",
+            "{}, but no write was acknowledged within {} s",
+            match leader {
+                Some(leader) => format!("{leader} leads"),
+                None => "every node answers".to_string(),
+            },
             HEALING_TIMEOUT.as_secs()
         )),
     };

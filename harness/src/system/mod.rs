@@ -62,6 +62,12 @@ pub trait System: Send + Sync {
         false
     }
 
+    /// Whether [`System::status`] says which node leads. A system that cannot is ready once
+    /// every node answers, and its leader faults fall back to a node of their choice.
+    fn reports_leader(&self) -> bool {
+        true
+    }
+
     /// Writes what the nodes need before their first start (configuration files), in the
     /// node's directory.
     fn prepare(&self, _node: &NodeRecord, _all: &[NodeRecord]) -> Result<()> {

@@ -256,6 +256,11 @@ impl System for FileSystem {
         })
     }
 
+    /// Only through a `leader` command or the HTTP contract's `/status`.
+    fn reports_leader(&self) -> bool {
+        self.file.leader.is_some() || matches!(self.file.client, ClientKind::Http)
+    }
+
     /// With an http client and no `leader` command, the node's `/status`; else the `leader`
     /// command; else whether it is ready (the `ready` command, or a TCP connect to its client
     /// address), as a follower that knows of no leader.
