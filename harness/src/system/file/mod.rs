@@ -455,6 +455,7 @@ mod tests {
             client_addr: SocketAddr::from((ip, 7000 + u16::from(i))),
             peer_addr: SocketAddr::from((ip, 8000 + u16::from(i))),
             dir: PathBuf::from(format!("/store/t/20261205T081500/nodes/n{i}")),
+            namespace: None,
         }
     }
 
