@@ -120,3 +120,15 @@ pub fn resolve(options: &TestOptions) -> Result<Arc<dyn System>> {
         other => bail!("unknown system `{other}` (known: {})", SYSTEMS.join(", ")),
     }
 }
+
+/// `program` as it would be run: a path (with a `/`) as it is, else from the PATH.
+pub(crate) fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return path.is_file().then_some(path);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}

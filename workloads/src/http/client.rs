@@ -45,6 +45,27 @@ impl Endpoint {
             url: url.into(),
         }
     }
+
+    /// Its URL checked (plain HTTP, a host, nothing after the port) and reduced to an origin,
+    /// `http://host:port`, to which a client appends its paths.
+    pub fn origin(&self) -> Result<String, Error> {
+        let bad = |reason: &str| Error::BadNodeUrl {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            reason: reason.to_string(),
+        };
+        let url = Url::parse(&self.url).map_err(|error| bad(&error.to_string()))?;
+        if url.scheme() != "http" {
+            return Err(bad("only http:// is supported"));
+        }
+        if url.host().is_none() {
+            return Err(bad("it has no host"));
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(bad("it has a path; give only the scheme, host and port"));
+        }
+        Ok(url.origin().ascii_serialization())
+    }
 }
 
 /// A node, with its URL reduced to an origin (`http://host:port`).
@@ -197,26 +218,11 @@ fn path(op: &Op) -> String {
     }
 }
 
-/// Checks an endpoint's URL: plain HTTP, a host, nothing after the port.
+/// A node of `endpoint`, its URL checked.
 fn node(endpoint: &Endpoint) -> Result<Node, Error> {
-    let bad = |reason: &str| Error::BadNodeUrl {
-        name: endpoint.name.clone(),
-        url: endpoint.url.clone(),
-        reason: reason.to_string(),
-    };
-    let url = Url::parse(&endpoint.url).map_err(|error| bad(&error.to_string()))?;
-    if url.scheme() != "http" {
-        return Err(bad("only http:// is supported"));
-    }
-    if url.host().is_none() {
-        return Err(bad("it has no host"));
-    }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("it has a path; give only the scheme, host and port"));
-    }
     Ok(Node {
         name: endpoint.name.clone(),
-        origin: url.origin().ascii_serialization(),
+        origin: endpoint.origin()?,
     })
 }
 

@@ -346,26 +346,11 @@ fn element_key(list: &str, value: u64) -> String {
     format!("{}{value:020}", element_prefix(list))
 }
 
-/// Checks an endpoint's URL: plain HTTP, a host, nothing after the port.
+/// The member at `endpoint`, its URL checked.
 fn member(endpoint: &Endpoint) -> Result<Member, Error> {
-    let bad = |reason: &str| Error::BadNodeUrl {
-        name: endpoint.name.clone(),
-        url: endpoint.url.clone(),
-        reason: reason.to_string(),
-    };
-    let url = Url::parse(&endpoint.url).map_err(|error| bad(&error.to_string()))?;
-    if url.scheme() != "http" {
-        return Err(bad("only http:// is supported"));
-    }
-    if url.host().is_none() {
-        return Err(bad("it has no host"));
-    }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("it has a path; give only the scheme, host and port"));
-    }
     Ok(Member {
         name: endpoint.name.clone(),
-        origin: url.origin().ascii_serialization(),
+        origin: endpoint.origin()?,
     })
 }
 

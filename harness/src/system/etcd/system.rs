@@ -19,7 +19,7 @@ use super::client::EtcdClients;
 use super::gateway::Consistency;
 use crate::node_status::NodeStatus;
 use crate::store::{NodeRecord, SystemRecord};
-use crate::system::{Dials, NodeCommand, System};
+use crate::system::{Dials, NodeCommand, System, find_program};
 
 /// A member's status must come within this, so a paused member never stalls the harness.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
@@ -42,7 +42,7 @@ impl EtcdSystem {
     /// etcd from the PATH, whose workload reads are `reads`. Fails, naming the package,
     /// when it is not installed.
     pub fn new(reads: Consistency) -> Result<EtcdSystem> {
-        let Some(binary) = on_path("etcd") else {
+        let Some(binary) = find_program("etcd") else {
             bail!("etcd is not installed (no `etcd` on the PATH): {INSTALL}");
         };
         let version = std::process::Command::new(&binary)
@@ -178,14 +178,6 @@ fn cluster_token(node: &NodeRecord) -> String {
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
     format!("faultline-{run}")
-}
-
-/// `program` as the shell would find it on the PATH.
-fn on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
 }
 
 #[cfg(test)]

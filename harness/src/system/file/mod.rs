@@ -22,7 +22,7 @@ use tracing::debug;
 
 use super::exec_client::{ClientNode, ExecClients};
 use super::faultline::{contract_local_list, contract_status};
-use super::{Dials, NodeCommand, System};
+use super::{Dials, NodeCommand, System, find_program};
 use crate::node_status::NodeStatus;
 use crate::store::{NodeRecord, SystemRecord};
 #[cfg(test)]
@@ -427,18 +427,6 @@ fn first_line_of(argv: &[String]) -> Result<String> {
         .unwrap_or_default()
         .trim()
         .to_string())
-}
-
-/// `program` as it would be run: a path (with a `/`) as it is, else from the PATH.
-fn find_program(program: &str) -> Option<PathBuf> {
-    if program.contains('/') {
-        let path = PathBuf::from(program);
-        return path.is_file().then_some(path);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
 }
 
 #[cfg(test)]
