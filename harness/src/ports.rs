@@ -77,14 +77,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn node_ports_are_distinct_free_and_never_ephemeral() {
+    fn node_ports_are_distinct_and_never_ephemeral() {
+        // Whether they are still free afterwards is not asserted: this test also runs inside
+        // integration tests (tests/redis_client.rs includes this file) beside real servers,
+        // and anything on the machine may take a port once reserve_ports let it go.
         let ip = Ipv4Addr::LOCALHOST;
         let ports: [u16; 20] = reserve_ports(ip).unwrap();
         let ephemeral = ephemeral_range();
         for &port in &ports {
             assert!(!ephemeral.contains(&port), "{port} is ephemeral");
             assert!(port >= LOWEST);
-            TcpListener::bind((ip, port)).expect("a reserved port is free again");
         }
         let mut distinct = ports.to_vec();
         distinct.sort();
