@@ -80,16 +80,23 @@ pub struct ProcessCluster {
     network: Option<Arc<NodeNetwork>>,
 }
 
+/// The names of a cluster of `count` nodes: `n1`, `n2`, ... Node `i` (from 1) also gets the
+/// `i`-th address, on loopback or in the nodes' network.
+pub fn node_names(count: usize) -> Vec<NodeName> {
+    (1..=count).map(|i| format!("n{i}")).collect()
+}
+
 impl ProcessCluster {
     /// Chooses addresses and directories; starts nothing yet.
     pub fn plan(options: &ClusterOptions) -> Result<ProcessCluster> {
         if !(1..=200).contains(&options.nodes) {
             bail!("--nodes must be between 1 and 200, not {}", options.nodes);
         }
-        let specs = (1..=options.nodes)
-            .map(|i| {
-                let loopback = Ipv4Addr::new(127, 0, 0, 10 + i as u8);
-                let name = format!("n{i}");
+        let specs = node_names(options.nodes)
+            .into_iter()
+            .zip(1u8..)
+            .map(|(name, i)| {
+                let loopback = Ipv4Addr::new(127, 0, 0, 10 + i);
                 // Inside a namespace of its own every port is free; ports chosen as on
                 // loopback are as good there, and stay out of the ephemeral range.
                 let [client_port, peer_port] = reserve_ports(loopback)?;

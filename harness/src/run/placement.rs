@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use faultline_nemesis::{HOST_LINK_PREFIX, Lane, NodeName, NodeNetwork};
+use faultline_nemesis::{HOST_LINK_PREFIX, Lane, NodeNetwork};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tracing::warn;
 
 use super::TestArgs;
+use crate::cluster::node_names;
 use crate::store::TestOptions;
 use crate::system::System;
 
@@ -62,7 +63,7 @@ pub async fn place_nodes(
             explicit,
         )?;
     }
-    let nodes: Vec<NodeName> = (1..=options.nodes).map(|i| format!("n{i}")).collect();
+    let nodes = node_names(options.nodes);
     let network = match NodeNetwork::create(&nodes).await {
         Ok(network) => network,
         Err(error) if args.netns => {
