@@ -25,6 +25,20 @@ pub struct Counterexample {
     pub rejected: Vec<Rejection>,
 }
 
+impl Counterexample {
+    /// When the history stopped being linearizable: the completion time (the call time, for
+    /// an operation that never completed) and id of the first rejected operation to complete.
+    pub fn detected_at(&self) -> Option<(u64, u64)> {
+        self.rejected
+            .iter()
+            .filter_map(|rejection| {
+                let op = self.operations.iter().find(|op| op.id == rejection.id)?;
+                Some((op.return_time.unwrap_or(op.call), op.id))
+            })
+            .min()
+    }
+}
+
 /// An operation that could not come after the prefix.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {

@@ -82,8 +82,30 @@ pub struct CheckResult {
     /// once another key was found invalid was spent); absent if every key was decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<Stop>,
-    /// One per non-linearizable key, by key.
+    /// One per non-linearizable key, by key (or the earliest of them, see
+    /// [`CheckResult::keep_earliest_counterexamples`]).
     pub counterexamples: Vec<Counterexample>,
+    /// How many counterexamples were left out to keep the result readable.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub counterexamples_left_out: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
+}
+
+impl CheckResult {
+    /// Keeps the `count` counterexamples that were detected first, in that order, and counts
+    /// the others: a system that breaks everywhere (thousands of invalid keys) would
+    /// otherwise leave results and reports of hundreds of megabytes that say the same thing.
+    /// Every key's verdict stays in `keys`.
+    pub fn keep_earliest_counterexamples(&mut self, count: usize) {
+        self.counterexamples
+            .sort_by_key(|example| example.detected_at().unwrap_or((u64::MAX, u64::MAX)));
+        let left_out = self.counterexamples.len().saturating_sub(count);
+        self.counterexamples.truncate(count);
+        self.counterexamples_left_out += left_out;
+    }
 }
 
 /// One key's verdict.
@@ -228,6 +250,7 @@ pub fn check_history(
         stopped: checked.stopped,
         keys,
         counterexamples: checked.counterexamples,
+        counterexamples_left_out: 0,
     })
 }
 

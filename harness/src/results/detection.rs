@@ -66,17 +66,7 @@ pub fn first_detection(
         .iter()
         .flat_map(|check| &check.counterexamples)
     {
-        let completion: HashMap<u64, u64> = example
-            .operations
-            .iter()
-            .map(|op| (op.id, op.return_time.unwrap_or(op.call)))
-            .collect();
-        let first = example
-            .rejected
-            .iter()
-            .filter_map(|rejection| Some((completion.get(&rejection.id)?, rejection.id)))
-            .min();
-        if let Some((&time, id)) = first {
+        if let Some((time, id)) = example.detected_at() {
             found.push((time, "not linearizable", example.key.clone(), Some(id)));
         }
     }

@@ -103,6 +103,9 @@ pub struct Observed {
     pub stalls: Vec<Stall>,
 }
 
+/// How many counterexamples of each model results.json (and the report) keep: the earliest.
+const COUNTEREXAMPLES_KEPT: usize = 20;
+
 /// Checks a run's history within `budget` (shared by the models, one after another), the
 /// nodes' own copies of the lists together with the clients' reads of them, and folds in
 /// whether the nodes' fingerprints agreed, the nodes that crashed and whether the cluster
@@ -170,6 +173,9 @@ pub fn check(
             gave_up,
         },
     );
+    for result in &mut linearizability {
+        result.keep_earliest_counterexamples(COUNTEREXAMPLES_KEPT);
+    }
     Ok(RunResults {
         valid,
         linearizability,

@@ -190,7 +190,8 @@ fn shorten(text: &str) -> String {
     format!("{head}...{tail}")
 }
 
-/// Keys by verdict, then one line per invalid key: where its history stops fitting.
+/// Keys by verdict, then one line per invalid key (the earliest found): where its history
+/// stops fitting.
 fn write_invalid_keys(out: &mut String, result: &CheckResult) {
     let _ = writeln!(out, "               {}", key_counts(result));
     for example in result.counterexamples.iter().take(KEYS_SHOWN) {
@@ -208,12 +209,10 @@ fn write_invalid_keys(out: &mut String, result: &CheckResult) {
             shorten(&reason)
         );
     }
-    if result.counterexamples.len() > KEYS_SHOWN {
-        let _ = writeln!(
-            out,
-            "               ... and {} more invalid keys",
-            result.counterexamples.len() - KEYS_SHOWN
-        );
+    let more =
+        (result.counterexamples.len() + result.counterexamples_left_out).saturating_sub(KEYS_SHOWN);
+    if more > 0 {
+        let _ = writeln!(out, "               ... and {more} more invalid keys");
     }
 }
 

@@ -139,9 +139,12 @@ function buildCounterexamples(section, data, timelineView) {
   const examples = data.raw.counterexamples;
   if (!examples.length) return [];
   section.hidden = false;
+  // Only the earliest counterexamples of each model are kept; the checks count every key.
+  const invalid = Math.max(examples.length, data.raw.checks.reduce((sum, check) => sum + check.keys_invalid, 0));
+  const shown = invalid > examples.length ? " The " + examples.length + " found first are shown." : "";
   section.append(el("p", { class: "help", text:
-    examples.length + (examples.length === 1 ? " key is" : " keys are") +
-    " not linearizable. For each: its operations, a row per process; the longest prefix the checker could linearize, numbered in linearization order; and, highlighted, the operations that real time allows next but that no order can place." }));
+    invalid + (invalid === 1 ? " key is" : " keys are") + " not linearizable." + shown +
+    " For each: its operations, a row per process; the longest prefix the checker could linearize, numbered in linearization order; and, highlighted, the operations that real time allows next but that no order can place." }));
   return examples.map((example) => {
     const article = el("article", { class: "counterexample" });
     const byId = new Map(example.operations.map((op) => [op.id, op]));
