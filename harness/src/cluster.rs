@@ -2,13 +2,13 @@
 //! named `n{i}` on its own loopback address 127.0.0.(10+i), or in a network namespace of its
 //! own at the address the [`NodeNetwork`] gave it, with its own ports, data dir and log file
 //! under the run's directory. The nemesis kills, restarts, powers off, pauses and resumes nodes
-//! through the [`Cluster`] trait implemented here. For power loss, each data dir is a
+//! through the [`Cluster`] trait implemented here; a node's sidecars (Redis's sentinels) run
+//! beside it out of the nemesis's reach. For power loss, each data dir is a
 //! [`PowerLossDisk`] mounted over it for the run, and written back as plain files at the end.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,10 +24,10 @@ use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, timeout};
 use tracing::{debug, warn};
 
-use crate::node_status::NodeStatus;
+use crate::node_status::{NodeStatus, leading};
 use crate::ports::reserve_ports;
 use crate::store::{NodeRecord, RunDir};
-use crate::system::System;
+use crate::system::{NodeCommand, System};
 
 /// How long a node gets to exit after SIGTERM before it is SIGKILLed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -63,6 +63,10 @@ enum ProcessState {
     Stopped,
 }
 
+/// A process beside a node (see [`System::sidecars`]): `None` once it exited and the exit was
+/// recorded, until the node's next restart starts it again.
+type Sidecar = Option<(Child, NodeCommand)>;
+
 /// The node processes of one run.
 pub struct ProcessCluster {
     specs: Vec<NodeRecord>,
@@ -70,6 +74,8 @@ pub struct ProcessCluster {
     /// `(from, to) -> address` that `from` dials to reach `to` (a proxy, or `to` itself).
     dials: Mutex<BTreeMap<(NodeName, NodeName), SocketAddr>>,
     processes: Mutex<BTreeMap<NodeName, ProcessState>>,
+    /// Each node's sidecars, once started; a node without an entry has not had them yet.
+    sidecars: Mutex<BTreeMap<NodeName, Vec<Sidecar>>>,
     /// Exits of node processes that nobody stopped, noticed wherever the harness looks at a
     /// process ([`ProcessCluster::exited_by_themselves`] hands them out).
     exits: Mutex<Vec<NodeExit>>,
@@ -124,6 +130,7 @@ impl ProcessCluster {
             system: options.system.clone(),
             dials: Mutex::new(BTreeMap::new()),
             processes: Mutex::new(BTreeMap::new()),
+            sidecars: Mutex::new(BTreeMap::new()),
             exits: Mutex::new(Vec::new()),
             power_loss: options.power_loss,
             disks: Mutex::new(BTreeMap::new()),
@@ -220,14 +227,16 @@ impl ProcessCluster {
         first_error
     }
 
-    /// The process that runs `spec`, as the system launches it: output appended to the
-    /// node's log, killed with the harness, inside the node's namespace if it has one.
-    fn command(&self, spec: &NodeRecord) -> Result<(Command, PathBuf)> {
-        let launch = {
-            let dials = self.dials.lock().expect("never poisoned");
-            let dial = |to: &str| dials[&(spec.name.clone(), to.to_string())];
-            self.system.launch(spec, &self.specs, &dial)?
-        };
+    /// The process that runs `spec`, as the system launches it.
+    fn node_command(&self, spec: &NodeRecord) -> Result<NodeCommand> {
+        let dials = self.dials.lock().expect("never poisoned");
+        let dial = |to: &str| dials[&(spec.name.clone(), to.to_string())];
+        self.system.launch(spec, &self.specs, &dial)
+    }
+
+    /// `launch` on `spec`'s host, started: output appended to its log, killed with the
+    /// harness, inside the node's namespace if it has one.
+    fn spawn_on(&self, spec: &NodeRecord, launch: &NodeCommand) -> Result<Child> {
         let log = File::options()
             .create(true)
             .append(true)
@@ -252,20 +261,57 @@ impl ProcessCluster {
                 .enter(&spec.name, &mut command)
                 .with_context(|| format!("starting {} in its network namespace", spec.name))?;
         }
-        Ok((command, launch.program))
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {} ({})", spec.name, launch.program.display()))?;
+        debug!(node = spec.name, pid = child.id(), program = %launch.program.display(), "started");
+        Ok(child)
     }
 
     fn spawn(&self, name: &str) -> Result<()> {
-        let (mut command, program) = self.command(self.spec(name)?)?;
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {name} ({})", program.display()))?;
-        debug!(node = name, pid = child.id(), "node started");
+        let spec = self.spec(name)?;
+        let child = self.spawn_on(spec, &self.node_command(spec)?)?;
         self.processes
             .lock()
             .expect("never poisoned")
             .insert(name.to_string(), ProcessState::Running(child));
         Ok(())
+    }
+
+    /// Starts those of the node's sidecars that are not running (all of them the first time).
+    fn spawn_sidecars(&self, name: &str) -> Result<()> {
+        let spec = self.spec(name)?;
+        let launches = self.system.sidecars(spec, &self.specs)?;
+        let mut sidecars = self.sidecars.lock().expect("never poisoned");
+        let running = sidecars.entry(name.to_string()).or_default();
+        running.resize_with(launches.len(), || None);
+        for (slot, launch) in running.iter_mut().zip(launches) {
+            self.notice_sidecar_exit(name, slot);
+            if slot.is_none() {
+                *slot = Some((self.spawn_on(spec, &launch)?, launch));
+            }
+        }
+        Ok(())
+    }
+
+    /// If the sidecar in `slot` has exited, records why (a sidecar is never stopped by the
+    /// nemesis, so any exit is its own) and empties the slot.
+    fn notice_sidecar_exit(&self, name: &str, slot: &mut Sidecar) {
+        let Some((child, launch)) = slot else {
+            return;
+        };
+        let status = match child.try_wait() {
+            Ok(Some(status)) => status.to_string(),
+            Ok(None) => return,
+            Err(error) => format!("cannot be waited for ({error})"),
+        };
+        let exit = NodeExit {
+            node: name.to_string(),
+            status: format!("{} beside it: {status}", program_name(&launch.program)),
+            last_error: last_error(&launch.log),
+        };
+        self.exits.lock().expect("never poisoned").push(exit);
+        *slot = None;
     }
 
     /// Takes the node's process out (leaving it marked stopped), for the caller to signal or
@@ -346,6 +392,14 @@ impl ProcessCluster {
                 self.notice_exit(name, state);
             }
         }
+        {
+            let mut sidecars = self.sidecars.lock().expect("never poisoned");
+            for (name, slots) in sidecars.iter_mut() {
+                for slot in slots {
+                    self.notice_sidecar_exit(name, slot);
+                }
+            }
+        }
         std::mem::take(&mut *self.exits.lock().expect("never poisoned"))
     }
 
@@ -387,10 +441,7 @@ impl ProcessCluster {
             if !self.system.reports_leader() && answering.len() == statuses.len() {
                 return Ok(None);
             }
-            let leader = answering
-                .iter()
-                .filter(|s| s.role == "leader")
-                .max_by_key(|s| s.term);
+            let leader = leading(answering.iter().copied());
             if let Some(leader) = leader
                 && answering
                     .iter()
@@ -418,20 +469,44 @@ impl ProcessCluster {
         }
     }
 
-    /// The last `lines` lines of every node's log, for error messages.
+    /// Waits until the cluster is ready for the test: a leader agreed on (see
+    /// [`ProcessCluster::wait_for_leader`]), then the sidecars started, then whatever else the
+    /// system waits for ([`System::ready`]), all within `limit`.
+    pub async fn wait_until_ready(&self, limit: Duration) -> Result<Option<NodeName>> {
+        let deadline = Instant::now() + limit;
+        let leader = self.wait_for_leader(limit).await?;
+        for spec in &self.specs {
+            self.spawn_sidecars(&spec.name)?;
+        }
+        while !self.system.ready(&self.specs).await {
+            if Instant::now() >= deadline {
+                bail!(
+                    "the cluster was not ready within {limit:?}; last lines of the logs:\n{}",
+                    self.log_tails(15)
+                );
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+        Ok(leader)
+    }
+
+    /// The last `lines` lines of every node's log (and of its sidecars' logs), for error
+    /// messages.
     pub fn log_tails(&self, lines: usize) -> String {
         let mut text = String::new();
         for spec in &self.specs {
-            let log = fs::read_to_string(spec.log_path()).unwrap_or_default();
-            let all: Vec<&str> = log.lines().collect();
-            text.push_str(&format!(
-                "--- {} ({})\n",
-                spec.name,
-                spec.log_path().display()
-            ));
-            for line in &all[all.len().saturating_sub(lines)..] {
-                text.push_str(line);
-                text.push('\n');
+            let sidecar_logs = self.system.sidecars(spec, &self.specs).unwrap_or_default();
+            let logs = std::iter::once(spec.log_path())
+                .chain(sidecar_logs.into_iter().map(|sidecar| sidecar.log))
+                .filter(|log| log.exists());
+            for log_path in logs {
+                let log = fs::read_to_string(&log_path).unwrap_or_default();
+                let all: Vec<&str> = log.lines().collect();
+                text.push_str(&format!("--- {} ({})\n", spec.name, log_path.display()));
+                for line in &all[all.len().saturating_sub(lines)..] {
+                    text.push_str(line);
+                    text.push('\n');
+                }
             }
         }
         text
@@ -455,6 +530,14 @@ impl ProcessCluster {
             stop_child(name, child).await;
         });
         join_all(stops).await;
+        let sidecars = std::mem::take(&mut *self.sidecars.lock().expect("never poisoned"));
+        let stops = sidecars.into_iter().flat_map(|(name, slots)| {
+            slots.into_iter().flatten().map(move |(child, _)| {
+                let name = name.clone();
+                async move { stop_child(&name, child).await }
+            })
+        });
+        join_all(stops).await;
     }
 }
 
@@ -468,6 +551,15 @@ fn last_error(log_path: &std::path::Path) -> String {
         .unwrap_or("")
         .trim()
         .to_string()
+}
+
+/// The file name of `program`, to name it in messages.
+fn program_name(program: &std::path::Path) -> String {
+    program
+        .file_name()
+        .unwrap_or(program.as_os_str())
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// SIGTERM, wait, SIGKILL.
@@ -504,12 +596,19 @@ impl Cluster for ProcessCluster {
 
     async fn restart(&self, node: &str) -> Result<()> {
         match self.take(node) {
-            ProcessState::Stopped => self.spawn(node),
-            running => {
-                self.put_back(node, running);
-                Ok(())
-            }
+            ProcessState::Stopped => self.spawn(node)?,
+            running => self.put_back(node, running),
         }
+        // A sidecar that died by itself comes back with its node (once it has had them).
+        let started = self
+            .sidecars
+            .lock()
+            .expect("never poisoned")
+            .contains_key(node);
+        if started {
+            self.spawn_sidecars(node)?;
+        }
+        Ok(())
     }
 
     async fn power_off(&self, node: &str, torn: Option<u64>) -> Result<serde_json::Value> {
@@ -559,12 +658,7 @@ impl Cluster for ProcessCluster {
     }
 
     async fn leader(&self) -> Option<NodeName> {
-        self.statuses()
-            .await
-            .into_iter()
-            .filter_map(|(_, s)| s)
-            .filter(|s| s.role == "leader")
-            .max_by_key(|s| s.term)
-            .map(|s| s.id)
+        let statuses = self.statuses().await;
+        leading(statuses.iter().filter_map(|(_, s)| s.as_ref())).map(|s| s.id.clone())
     }
 }

@@ -21,3 +21,52 @@ pub struct NodeStatus {
     #[serde(default)]
     pub fingerprints: Vec<Checkpoint>,
 }
+
+/// The node that leads, of `statuses`: of those that call themselves leader, the one with the
+/// highest term; of those, one that names itself as the leader rather than a successor it
+/// has heard of (a deposed Redis primary still takes writes, but its sentinel knows better).
+pub fn leading<'a>(statuses: impl IntoIterator<Item = &'a NodeStatus>) -> Option<&'a NodeStatus> {
+    statuses
+        .into_iter()
+        .filter(|status| status.role == "leader")
+        .max_by_key(|status| (status.term, status.leader.as_deref() == Some(&status.id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(id: &str, role: &str, term: u64, leader: &str) -> NodeStatus {
+        NodeStatus {
+            id: id.into(),
+            role: role.into(),
+            term,
+            leader: Some(leader.into()),
+            commit: 0,
+            applied: 0,
+            last_log_index: 0,
+            snapshot_index: 0,
+            fingerprints: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_leader_of_the_highest_term_leads_and_a_deposed_one_that_knows_it_does_not() {
+        let cut_off = status("n1", "leader", 1, "n1");
+        let elected = status("n3", "leader", 2, "n3");
+        let follower = status("n2", "follower", 2, "n3");
+        let all = [cut_off.clone(), elected.clone(), follower.clone()];
+        assert_eq!(leading(&all).map(|s| s.id.as_str()), Some("n3"));
+
+        // n3 still takes writes after n2 was promoted in the same epoch, but names n2.
+        let deposed = status("n3", "leader", 2, "n2");
+        let promoted = status("n2", "leader", 2, "n2");
+        for order in [
+            [deposed.clone(), promoted.clone()],
+            [promoted.clone(), deposed.clone()],
+        ] {
+            assert_eq!(leading(&order).map(|s| s.id.as_str()), Some("n2"));
+        }
+        assert_eq!(leading(&[follower]), None);
+    }
+}

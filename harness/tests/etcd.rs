@@ -4,13 +4,17 @@
 //! namespaces, where links can be cut but not slowed; without root they run on loopback,
 //! where their links cannot be cut at all. Skipped, saying why, where etcd is not installed.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{describe, is_root, read_json};
 use serde_json::Value;
 
-fn faultline() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_faultline"))
+/// `faultline test --system etcd ARGS...`, checked to leave nothing behind.
+fn run(store: &Path, args: &[&str]) -> Output {
+    common::run(store, &[&["--system", "etcd"], args].concat())
 }
 
 fn etcd_missing() -> Option<String> {
@@ -18,67 +22,6 @@ fn etcd_missing() -> Option<String> {
         Ok(out) if out.status.success() => None,
         _ => Some("etcd is not installed (apt-get install -y etcd-server)".to_string()),
     }
-}
-
-/// Processes and mounts that mention `needle` (a run's store dir): none may be left.
-fn leftovers(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(needle) {
-            found.push(format!(
-                "process {}: {cmdline}",
-                entry.file_name().to_string_lossy()
-            ));
-        }
-    }
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    found.extend(
-        mounts
-            .lines()
-            .filter(|line| line.contains(needle))
-            .map(|line| format!("mount: {line}")),
-    );
-    found
-}
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
-
-fn run(store: &Path, args: &[&str]) -> Output {
-    let output = Command::new(faultline())
-        .arg("test")
-        .arg("--system")
-        .arg("etcd")
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(
-        leftovers(&store.to_string_lossy()),
-        Vec::<String>::new(),
-        "left behind"
-    );
-    output
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn read_json(path: PathBuf) -> Value {
-    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
 }
 
 #[test]

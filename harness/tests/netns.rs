@@ -8,19 +8,17 @@
 //! Skipped, saying why, where namespaces cannot be made (not root, no `ip netns`). Runs are
 //! serialized: each one starts a cluster on the same two cores.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use common::{describe, faultline, leftovers, nemesis_events, read_json, run, start};
 
 static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn faultline() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_faultline"))
-}
 
 fn node_binary() -> PathBuf {
     let path = faultline().with_file_name("faultline-node");
@@ -52,104 +50,6 @@ fn etcd_missing() -> Option<String> {
         Ok(out) if out.status.success() => None,
         _ => Some("etcd is not installed (apt-get install -y etcd-server)".to_string()),
     }
-}
-
-/// Whatever the harness process `pid`, whose store is `store`, could have left: its
-/// namespaces (`/run/netns/faultline-<pid>-*`), its link in the root namespace
-/// (`fl<pid>-*`), and processes mentioning the store (its nodes).
-fn leftovers(pid: u32, store: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let namespace = format!("faultline-{pid}-");
-    if let Ok(entries) = std::fs::read_dir("/run/netns") {
-        found.extend(
-            entries
-                .flatten()
-                .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .filter(|name| name.starts_with(&namespace))
-                .map(|name| format!("namespace {name}")),
-        );
-    }
-    let link = format!("fl{pid}-");
-    if let Ok(entries) = std::fs::read_dir("/sys/class/net") {
-        found.extend(
-            entries
-                .flatten()
-                .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .filter(|name| name.starts_with(&link))
-                .map(|name| format!("link {name}")),
-        );
-    }
-    let store = store.to_string_lossy();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(store.as_ref()) {
-            found.push(format!(
-                "process {}: {cmdline}",
-                entry.file_name().to_string_lossy()
-            ));
-        }
-    }
-    found
-}
-
-/// `faultline test` with its output captured, not yet waited for.
-fn start(store: &Path, args: &[&str]) -> Child {
-    Command::new(faultline())
-        .arg("test")
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Runs `faultline test` to the end and checks that it left nothing behind.
-fn run(store: &Path, args: &[&str]) -> Output {
-    let child = start(store, args);
-    let pid = child.id();
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(
-        leftovers(pid, store),
-        Vec::<String>::new(),
-        "left behind; {}",
-        describe(&output)
-    );
-    output
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn read_json(path: PathBuf) -> Value {
-    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
-}
-
-/// The nemesis events of the latest run, as `(f, value)`.
-fn nemesis_events(store: &Path) -> Vec<(String, Value)> {
-    std::fs::read_to_string(store.join("latest/history.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|event| event["process"] == "nemesis")
-        .map(|event| {
-            (
-                event["f"].as_str().unwrap().to_owned(),
-                event["value"].clone(),
-            )
-        })
-        .collect()
 }
 
 /// Checks that every node of the latest run lived in a namespace of its own, at an address

@@ -3,17 +3,24 @@
 //! in test.json, and leaves no process behind; a malformed file is exit 3 naming its line and
 //! field. The example is skipped, saying why, where etcd or python3 is missing.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use serde_json::Value;
-
-fn faultline() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_faultline"))
-}
+use common::{describe, read_json};
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/etcd-python/system.toml")
+}
+
+/// `faultline test --system-file SYSTEM_FILE ARGS...`, checked to leave nothing behind.
+fn run(store: &Path, system_file: &Path, args: &[&str]) -> Output {
+    let system_file = system_file.to_string_lossy();
+    common::run(
+        store,
+        &[&["--system-file", system_file.as_ref()], args].concat(),
+    )
 }
 
 /// Why the example cannot run here, if it cannot.
@@ -31,56 +38,6 @@ fn example_cannot_run() -> Option<String> {
         return Some("python3 is not installed (apt-get install -y python3)".into());
     }
     None
-}
-
-/// Processes whose command line mentions `needle` (a run's store dir): none may be left.
-fn leftovers(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(needle) {
-            found.push(format!(
-                "process {}: {cmdline}",
-                entry.file_name().to_string_lossy()
-            ));
-        }
-    }
-    found
-}
-
-fn run(store: &Path, system_file: &Path, args: &[&str]) -> Output {
-    let output = Command::new(faultline())
-        .arg("test")
-        .arg("--system-file")
-        .arg(system_file)
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(
-        leftovers(&store.to_string_lossy()),
-        Vec::<String>::new(),
-        "left behind"
-    );
-    output
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn read_json(path: PathBuf) -> Value {
-    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
 }
 
 #[test]

@@ -266,7 +266,7 @@ async fn drive(
     cluster
         .start(|from, to| network.dial_addr(from, to))
         .await?;
-    cluster.wait_for_leader(LEADER_TIMEOUT).await?;
+    cluster.wait_until_ready(LEADER_TIMEOUT).await?;
     cluster.checkpoint_disks();
 
     let started = std::time::Instant::now();

@@ -6,7 +6,7 @@
 //! - [`faultline`]: the bundled `faultline-node` (or any node that serves Faultline's HTTP
 //!   contract, `--node-binary`), with its `--bug`s.
 //! - [`etcd`]: Debian's etcd 3.4, through its v3 JSON gateway.
-//! - [`redis`]: the configuration and the client of Redis with Sentinel (not startable yet).
+//! - [`redis`]: Debian's Redis with a Sentinel beside each server.
 //! - [`file`]: any system described in a TOML file (`--system-file`), with the HTTP contract
 //!   or an [`exec_client`] as its client.
 
@@ -14,10 +14,6 @@ pub mod etcd;
 pub mod exec_client;
 pub mod faultline;
 pub mod file;
-#[allow(
-    dead_code,
-    reason = "used once `faultline test --system redis` starts Redis"
-)]
 pub mod redis;
 
 use std::net::SocketAddr;
@@ -35,6 +31,7 @@ use etcd::EtcdSystem;
 use etcd::gateway::Consistency;
 use faultline::FaultlineSystem;
 use file::FileSystem;
+use redis::RedisSystem;
 
 /// One program to run for a node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +75,20 @@ pub trait System: Send + Sync {
     fn launch(&self, node: &NodeRecord, all: &[NodeRecord], dial: Dials<'_>)
     -> Result<NodeCommand>;
 
+    /// Processes that run beside `node` on its host without being under test themselves
+    /// (Redis's sentinels). They start once the nodes agree on a leader, start again with
+    /// the node when found dead, share its network namespace (and so its partitions), are
+    /// never killed or paused by the nemesis, and stop with the cluster.
+    fn sidecars(&self, _node: &NodeRecord, _all: &[NodeRecord]) -> Result<Vec<NodeCommand>> {
+        Ok(Vec::new())
+    }
+
+    /// Whether the cluster, its leader agreed and its sidecars started, is ready for the
+    /// test: e.g. Redis's sentinels know each other and every replica, so they can fail over.
+    fn ready<'a>(&'a self, _all: &'a [NodeRecord]) -> BoxFuture<'a, bool> {
+        Box::pin(async { true })
+    }
+
     /// How `node` is: its role, term, leader and progress. `None` when it does not answer
     /// in time (killed, paused, cut off, starting).
     fn status<'a>(&'a self, node: &'a NodeRecord) -> BoxFuture<'a, Option<NodeStatus>>;
@@ -97,7 +108,7 @@ pub trait System: Send + Sync {
 }
 
 /// The names `--system` takes.
-pub const SYSTEMS: &[&str] = &["faultline", "etcd"];
+pub const SYSTEMS: &[&str] = &["faultline", "etcd", "redis"];
 
 /// The system a run's options name, checked: its binaries exist.
 pub fn resolve(options: &TestOptions) -> Result<Arc<dyn System>> {
@@ -117,6 +128,7 @@ pub fn resolve(options: &TestOptions) -> Result<Arc<dyn System>> {
             };
             Ok(Arc::new(EtcdSystem::new(reads)?))
         }
+        "redis" => Ok(Arc::new(RedisSystem::new()?)),
         other => bail!("unknown system `{other}` (known: {})", SYSTEMS.join(", ")),
     }
 }

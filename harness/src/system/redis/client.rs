@@ -332,7 +332,7 @@ fn is_success(outcome: &Outcome) -> bool {
 
 /// A connection to `addr`, made within `connect_timeout`, whose answers time out after
 /// `response_timeout`.
-async fn connect(
+pub async fn connect(
     addr: SocketAddr,
     connect_timeout: Duration,
     response_timeout: Duration,

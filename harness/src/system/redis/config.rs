@@ -8,8 +8,8 @@
 //! records in its file what it learns (the other sentinels, the replicas, a failover), and it
 //! makes a server it reconfigures rewrite its own `replicaof`. A restart keeps them as they are.
 //!
-//! Addresses and ports are inputs: on loopback each node has its own 127.0.0.x with free ports;
-//! in network namespaces each has its own address and Redis's usual ports.
+//! Addresses and ports are inputs: each node has its own address (127.0.0.x on loopback, or
+//! its namespace's) with ports of its own.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -30,11 +30,6 @@ pub const FAILOVER_TIMEOUT: Duration = Duration::from_millis(2000);
 
 /// Replicas resynchronised with a new primary at a time after a failover.
 pub const PARALLEL_SYNCS: u32 = 1;
-
-/// Redis's usual ports, for nodes that each have an address of their own.
-pub const REDIS_PORT: u16 = 6379;
-/// Sentinel's usual port.
-pub const SENTINEL_PORT: u16 = 26379;
 
 /// Where one node's redis-server and redis-sentinel listen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,8 +261,8 @@ mod tests {
         let nodes: Vec<NodeAddrs> = (11..=13)
             .map(|host| NodeAddrs {
                 ip: IpAddr::V4(Ipv4Addr::new(198, 18, 4, host)),
-                redis_port: REDIS_PORT,
-                sentinel_port: SENTINEL_PORT,
+                redis_port: 6379,
+                sentinel_port: 26379,
             })
             .collect();
         let conf = redis_conf(&nodes, 1, Path::new("/d")).unwrap();
@@ -280,8 +275,8 @@ mod tests {
     fn ipv6_addresses_are_written_bare() {
         let nodes = [NodeAddrs {
             ip: "::1".parse().unwrap(),
-            redis_port: REDIS_PORT,
-            sentinel_port: SENTINEL_PORT,
+            redis_port: 6379,
+            sentinel_port: 26379,
         }];
         let conf = sentinel_conf(&nodes, 0, Path::new("/d")).unwrap();
         let conf = lines(&conf);

@@ -7,7 +7,12 @@
 //! `config` renders the servers' and sentinels' configuration files; `client` is the
 //! workloads' client and the per-server questions of the harness (role, a server's own copy
 //! of a list). Neither uses anything else of this crate, so the integration test
-//! (`tests/redis_client.rs`) compiles them as they are.
+//! (`tests/redis_client.rs`) compiles them as they are. `sentinel` is what the harness asks a
+//! sentinel; `system` starts the cluster and tells how it is.
 
 pub mod client;
 pub mod config;
+pub mod sentinel;
+pub mod system;
+
+pub use system::RedisSystem;
