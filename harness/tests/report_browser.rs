@@ -3,7 +3,9 @@
 //! it, and the test fails on any JavaScript exception or console error, then checks that the
 //! verdict and summary, the timeline (its canvas drawn), the latency and throughput plots,
 //! the node states and the counterexamples are rendered, that zooming, panning and hovering
-//! work, and saves a screenshot of the whole page as `target/report-screenshot.png`.
+//! work, and saves a screenshot of the whole page as `target/report-screenshot.png`; then,
+//! with the fixture's changes of leader put in its results.json, that they are listed and
+//! marked on the node rows.
 //!
 //! Without Chromium it fails and says how to install it, unless `FAULTLINE_SKIP_BROWSER=1`.
 
@@ -474,12 +476,8 @@ fn the_changes_of_leader_are_listed_and_marked_on_the_node_rows() {
         return;
     };
     // As `faultline test` derives them from the fixture's status.jsonl and history.
-    let leaders = serde_json::json!([
-        {"time": 50_000_000, "from": null, "to": "n1"},
-        {"time": 350_000_000, "from": "n1", "to": null,
-         "fault": {"time": 300_000_000, "f": "kill", "nodes": ["n1"]}},
-        {"time": 650_000_000, "from": null, "to": "n3"},
-    ]);
+    let path = fixture().with_file_name("run-invalid-leaders.json");
+    let leaders: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let run = fixture_report(Some(leaders));
     let shown = show(chromium, run.path());
     let tab = &shown.tab;

@@ -99,14 +99,10 @@ fn a_run_directory_gets_a_self_contained_page_and_two_plots() {
 }
 
 /// The changes of leader `faultline test` derives from the fixture's `status.jsonl` and
-/// history (`results::leaders`' test of the fixture says the same).
+/// history (a test of `results::leaders` says so); its results.json predates them.
 fn fixture_leaders() -> Value {
-    json!([
-        {"time": 50_000_000, "from": null, "to": "n1"},
-        {"time": 350_000_000, "from": "n1", "to": null,
-         "fault": {"time": 300_000_000, "f": "kill", "nodes": ["n1"]}},
-        {"time": 650_000_000, "from": null, "to": "n3"},
-    ])
+    let path = fixture().with_file_name("run-invalid-leaders.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]

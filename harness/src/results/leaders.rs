@@ -496,21 +496,22 @@ mod tests {
 
     #[test]
     fn the_fixture_runs_failover_follows_its_kill() {
-        let fixture =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-invalid");
-        let run = crate::store::RunFiles::read(&fixture).unwrap();
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let run = crate::store::RunFiles::read(&fixtures.join("run-invalid")).unwrap();
         let mut changes = leader_changes(&run.status, POLL);
         name_faults(&mut changes, &run.history);
-        // What the report tests put in the fixture's results.json.
+        // What the report tests put in a copy of the fixture's results.json, which predates
+        // the changes of leader.
+        let expected = std::fs::read_to_string(fixtures.join("run-invalid-leaders.json")).unwrap();
         assert_eq!(
-            serde_json::to_value(&changes).unwrap(),
-            json!([
-                {"time": 50_000_000, "from": null, "to": "n1"},
-                {"time": 350_000_000, "from": "n1", "to": null,
-                 "fault": {"time": 300_000_000, "f": "kill", "nodes": ["n1"]}},
-                {"time": 650_000_000, "from": null, "to": "n3"},
-            ]),
-            "n3 leads in terms 2 and 3 through the partition of n2: one change"
+            changes,
+            serde_json::from_str::<Vec<LeaderChange>>(&expected).unwrap()
+        );
+        let times: Vec<u64> = changes.iter().map(|change| change.time / MS).collect();
+        assert_eq!(
+            times,
+            [50, 350, 650],
+            "n3 leads in terms 2 and 3 through the partition of n2: no change then"
         );
     }
 
