@@ -1,5 +1,6 @@
 //! Polls every node's `/status` during a run and writes each change to `status.jsonl` (a
-//! [`StatusSample`] a line), so the report can draw each node's role and term over time;
+//! [`StatusSample`] a line), so the report can draw each node's role and term over time,
+//! and derives from those lines who led when ([`leader_changes`]);
 //! hands the fingerprints of what each node applied to a [`Ledger`], and each leader's
 //! progress to [`Stalls`]; and notices nodes whose process exited by itself (a crash), which
 //! fails the run.
@@ -17,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::cluster::ProcessCluster;
 use crate::fingerprints::Ledger;
-use crate::results::Crash;
+use crate::results::{Crash, LeaderChange, leader_changes};
 use crate::stalls::Stalls;
 use crate::store::StatusSample;
 
@@ -30,6 +31,8 @@ pub struct Polled {
     pub fingerprints: Ledger,
     /// Leaders that committed nothing for a long time.
     pub stalls: Stalls,
+    /// Each change of the cluster's leader, from the status changes written.
+    pub leaders: Vec<LeaderChange>,
 }
 
 /// Polls until `stop` turns true, writing changes to `path`; returns what it saw, and
@@ -42,7 +45,18 @@ pub async fn poll(
     stop: watch::Receiver<bool>,
 ) -> (Polled, Result<()>) {
     let mut polled = Polled::default();
-    let written = poll_into(&cluster, started, interval, &path, stop, &mut polled).await;
+    let mut samples = Vec::new();
+    let written = poll_into(
+        &cluster,
+        started,
+        interval,
+        &path,
+        stop,
+        &mut polled,
+        &mut samples,
+    )
+    .await;
+    polled.leaders = leader_changes(&samples, interval);
     (polled, written)
 }
 
@@ -53,6 +67,7 @@ async fn poll_into(
     path: &PathBuf,
     mut stop: watch::Receiver<bool>,
     polled: &mut Polled,
+    samples: &mut Vec<StatusSample>,
 ) -> Result<()> {
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::new(file);
@@ -99,6 +114,7 @@ async fn poll_into(
             {
                 serde_json::to_writer(&mut out, &sample)?;
                 out.write_all(b"\n")?;
+                samples.push(sample.clone());
                 last.insert(node, sample);
             }
         }

@@ -3,7 +3,9 @@
 //! it, and the test fails on any JavaScript exception or console error, then checks that the
 //! verdict and summary, the timeline (its canvas drawn), the latency and throughput plots,
 //! the node states and the counterexamples are rendered, that zooming, panning and hovering
-//! work, and saves a screenshot of the whole page as `target/report-screenshot.png`.
+//! work, and saves a screenshot of the whole page as `target/report-screenshot.png`; then,
+//! with the fixture's changes of leader put in its results.json, that they are listed and
+//! marked on the node rows.
 //!
 //! Without Chromium it fails and says how to install it, unless `FAULTLINE_SKIP_BROWSER=1`.
 
@@ -62,12 +64,20 @@ fn chromium() -> Option<PathBuf> {
     );
 }
 
-/// Builds the fixture's report into a fresh directory and returns the directory.
-fn fixture_report() -> tempfile::TempDir {
+/// Builds the fixture's report into a fresh directory and returns the directory; with
+/// `leaders` put in its results.json first, if given (the fixture's predates them).
+fn fixture_report(leaders: Option<Value>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(fixture()).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    if let Some(leaders) = leaders {
+        let path = dir.path().join("results.json");
+        let mut results: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        results["leaders"] = leaders;
+        std::fs::write(&path, results.to_string()).unwrap();
     }
     let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
         .arg("report")
@@ -109,6 +119,35 @@ fn launch(chromium: PathBuf, profile: &Path) -> Browser {
         .build()
         .unwrap();
     Browser::new(options).expect("starting headless chromium")
+}
+
+/// A report page open in headless Chromium, drawn, with the page-side [`HELPERS`].
+struct Shown {
+    tab: Arc<Tab>,
+    /// What the page raised.
+    errors: Arc<Mutex<Vec<String>>>,
+    // Kept for as long as the tab is used.
+    _browser: Browser,
+    _profile: tempfile::TempDir,
+}
+
+/// Opens `run`'s report page and waits until it is drawn.
+fn show(chromium: PathBuf, run: &Path) -> Shown {
+    let profile = tempfile::tempdir().unwrap();
+    let browser = launch(chromium, profile.path());
+    let tab = browser.new_tab().unwrap();
+    let errors = collect_errors(&tab);
+    let url = format!("file://{}", run.join("report.html").display());
+    tab.navigate_to(&url).unwrap();
+    wait_until_rendered(&tab, &errors);
+    let installed = tab.evaluate(HELPERS, false).unwrap();
+    assert_eq!(installed.value, Some(Value::Bool(true)), "{installed:?}");
+    Shown {
+        tab,
+        errors,
+        _browser: browser,
+        _profile: profile,
+    }
 }
 
 /// Every JavaScript exception, console error or error-level log entry of the page.
@@ -316,16 +355,9 @@ fn the_invalid_fixture_report_renders_in_chromium_without_errors() {
         return;
     };
     let started = Instant::now();
-    let run = fixture_report();
-    let profile = tempfile::tempdir().unwrap();
-    let browser = launch(chromium, profile.path());
-    let tab = browser.new_tab().unwrap();
-    let errors = collect_errors(&tab);
-    let url = format!("file://{}", run.path().join("report.html").display());
-    tab.navigate_to(&url).unwrap();
-    wait_until_rendered(&tab, &errors);
-    let installed = tab.evaluate(HELPERS, false).unwrap();
-    assert_eq!(installed.value, Some(Value::Bool(true)), "{installed:?}");
+    let run = fixture_report(None);
+    let shown = show(chromium, run.path());
+    let (tab, errors) = (shown.tab.clone(), shown.errors.clone());
 
     // The verdict first, then the summary.
     let verdict = text(&tab, "#verdict");
@@ -366,6 +398,11 @@ fn the_invalid_fixture_report_renders_in_chromium_without_errors() {
     }
     assert_drawn(&tab, "#counterexamples", 2, 100);
     assert!(text(&tab, "#lost-writes").contains("1 lost"));
+    assert_eq!(
+        eval(&tab, "document.getElementById('leaders').hidden"),
+        true,
+        "the fixture's results.json predates the changes of leader: no section"
+    );
 
     // The timeline, the plots and the node states are drawn.
     assert_drawn(&tab, "#timeline", 1, 2_000);
@@ -431,6 +468,83 @@ fn the_invalid_fixture_report_renders_in_chromium_without_errors() {
         shot.display(),
         started.elapsed().as_secs_f64()
     );
+}
+
+#[test]
+fn the_changes_of_leader_are_listed_and_marked_on_the_node_rows() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    // As `faultline test` derives them from the fixture's status.jsonl and history.
+    let path = fixture().with_file_name("run-invalid-leaders.json");
+    let leaders: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let run = fixture_report(Some(leaders));
+    let shown = show(chromium, run.path());
+    let tab = &shown.tab;
+
+    assert_eq!(
+        eval(tab, "document.getElementById('leaders').hidden"),
+        false
+    );
+    let rows = eval(
+        tab,
+        "[...document.querySelectorAll('#leaders tbody tr')].map((tr) => tr.innerText)",
+    );
+    assert_eq!(
+        rows,
+        serde_json::json!([
+            "0.050 s\tn1\tnone\t",
+            "0.350 s\tnone\tn1\tkill n1 at 0.300 s (50.0 ms before)",
+            "0.650 s\tn3\tnone\t",
+        ])
+    );
+
+    // Where the node chart draws time `t` (µs) on the row of node `n` (from 0), in the
+    // page's coordinates: the chart spans the whole run, its plot 72 px from the left and
+    // 16 px from the right, rows of 24 px from 8 px down.
+    let at = r##"
+      const canvas = document.querySelector("#nodes .chart canvas");
+      const box = canvas.getBoundingClientRect();
+      const end = JSON.parse(document.getElementById("report-data").textContent).end;
+      const at = (t, n) => ({ x: box.left + 72 + (t / end) * (box.width - 72 - 16), y: box.top + 8 + 24 * n + 12 });
+    "##;
+    // n3 became leader at 0.65 s: a filled (gold) diamond on its row.
+    let pixel = eval(
+        tab,
+        &format!(
+            r##"(() => {{ {at}
+              const p = at(650000, 2);
+              const ratio = canvas.width / box.width;
+              const [r, g, b] = canvas.getContext("2d")
+                .getImageData(Math.round((p.x - box.left) * ratio), Math.round((p.y - box.top) * ratio), 1, 1).data;
+              return [r, g, b];
+            }})()"##
+        ),
+    );
+    assert_eq!(
+        pixel,
+        serde_json::json!([245, 197, 24]),
+        "no diamond on n3's row"
+    );
+    // Hovering n1's row where it stopped leading names the change and the kill before it.
+    let hovered = eval(
+        tab,
+        &format!(
+            r##"(() => {{ {at}
+              const p = at(350000, 0);
+              canvas.dispatchEvent(new PointerEvent("pointermove", {{ clientX: p.x, clientY: p.y, bubbles: true }}));
+              return document.getElementById("tooltip").textContent;
+            }})()"##
+        ),
+    );
+    let hovered = hovered.as_str().unwrap_or_default();
+    assert!(
+        hovered.contains("leader change n1 → none at 0.350 s")
+            && hovered.contains("after kill n1 at 0.300 s"),
+        "{hovered}"
+    );
+    eval(tab, "true");
+    assert_no_errors(&shown.errors, "with the changes of leader");
 }
 
 /// A deterministic stream of pseudo-random numbers (xorshift64*), enough for a synthetic

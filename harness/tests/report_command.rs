@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-invalid")
@@ -96,6 +96,44 @@ fn a_run_directory_gets_a_self_contained_page_and_two_plots() {
 
     assert!(is_png(&run.path().join("latency.png")));
     assert!(is_png(&run.path().join("rate.png")));
+}
+
+/// The changes of leader `faultline test` derives from the fixture's `status.jsonl` and
+/// history (a test of `results::leaders` says so); its results.json predates them.
+fn fixture_leaders() -> Value {
+    let path = fixture().with_file_name("run-invalid-leaders.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn the_changes_of_leader_are_in_the_page_and_a_run_stored_without_them_has_none() {
+    let run = copy_of_fixture();
+    let output = report(run.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let page = std::fs::read_to_string(run.path().join("report.html")).unwrap();
+    assert_eq!(
+        embedded_data(&page)["leaders"],
+        json!([]),
+        "the fixture's results.json predates the leaders"
+    );
+
+    let results_path = run.path().join("results.json");
+    let mut results: Value =
+        serde_json::from_str(&std::fs::read_to_string(&results_path).unwrap()).unwrap();
+    results["leaders"] = fixture_leaders();
+    std::fs::write(&results_path, results.to_string()).unwrap();
+    let output = report(run.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let page = std::fs::read_to_string(run.path().join("report.html")).unwrap();
+    assert_eq!(
+        embedded_data(&page)["leaders"],
+        json!([
+            {"time": 50_000, "from": null, "to": "n1", "fault": null, "fault_time": null},
+            {"time": 350_000, "from": "n1", "to": null, "fault": "kill n1", "fault_time": 300_000},
+            {"time": 650_000, "from": null, "to": "n3", "fault": null, "fault_time": null},
+        ]),
+        "times in µs, the fault named as the summary names it"
+    );
 }
 
 #[test]

@@ -56,6 +56,8 @@ pub struct PageData<'h> {
     pub detection: Option<&'h Detection>,
     /// How long each fault kept writes from succeeding.
     pub recovery: &'h Recovery,
+    /// Each change of the cluster's leader.
+    pub leaders: Vec<LeaderData<'h>>,
 }
 
 /// What was run, and how to run it again.
@@ -190,6 +192,17 @@ pub struct SpanData<'h> {
     pub leader: Option<&'h str>,
 }
 
+/// A change of the cluster's leader; `None` is no leader.
+#[derive(Serialize)]
+pub struct LeaderData<'h> {
+    pub time: u64,
+    pub from: Option<&'h str>,
+    pub to: Option<&'h str>,
+    /// The nemesis event before it, named as the summary names it (`kill n1`), and when.
+    pub fault: Option<String>,
+    pub fault_time: Option<u64>,
+}
+
 /// A key that is not linearizable, Porcupine-style: its operations, the longest
 /// linearizable prefix in order, the model state after it, and what could not come next.
 #[derive(Serialize)]
@@ -310,6 +323,17 @@ impl<'h> PageData<'h> {
             stalls: &results.stalls,
             detection: results.detection.as_ref(),
             recovery: &results.recovery,
+            leaders: results
+                .leaders
+                .iter()
+                .map(|change| LeaderData {
+                    time: micros(change.time),
+                    from: change.from.as_deref(),
+                    to: change.to.as_deref(),
+                    fault: change.fault.as_ref().map(|fault| fault.name()),
+                    fault_time: change.fault.as_ref().map(|fault| micros(fault.time)),
+                })
+                .collect(),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! beside it. Every key is checked for linearizability against the model its workload calls
 //! for (cas-register for register keys, list-append for list keys), the list keys for lost
 //! writes, the replicas' fingerprints and the final phase's healing are folded in; then the first anomaly's time
-//! (`detection.rs`) and each fault's recovery (`recovery.rs`) are measured.
+//! (`detection.rs`) and each fault's recovery (`recovery.rs`) are measured, and each change
+//! of leader (`leaders.rs`) is given the fault that preceded it.
 
 use std::time::Duration;
 
@@ -18,9 +19,12 @@ use crate::fingerprints::Agreement;
 use crate::stalls::Stall;
 
 mod detection;
+mod leaders;
 mod recovery;
 
 pub use detection::{Detection, FirstSeen, first_detection};
+use leaders::name_faults;
+pub use leaders::{LeaderChange, leader_changes};
 pub use recovery::{FaultRecovery, Recovery};
 
 /// What `results.json` holds.
@@ -57,6 +61,11 @@ pub struct RunResults {
     /// How long each fault kept writes from succeeding.
     #[serde(default)]
     pub recovery: Recovery,
+    /// Each change of the cluster's leader, as the status poller saw it, with the fault
+    /// before it; empty for a system that does not say who leads, and in runs stored before
+    /// leaders were followed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaders: Vec<LeaderChange>,
 }
 
 /// A node whose process exited by itself during the run: a panic, a fatal error, a refusal
@@ -101,6 +110,8 @@ pub struct Observed {
     pub agreement: Option<Agreement>,
     /// Leaders that held their term without committing while their log grew.
     pub stalls: Vec<Stall>,
+    /// Each change of the cluster's leader ([`leader_changes`]), without faults yet.
+    pub leaders: Vec<LeaderChange>,
 }
 
 /// How many counterexamples of each model results.json (and the report) keep: the earliest.
@@ -109,8 +120,8 @@ const COUNTEREXAMPLES_KEPT: usize = 20;
 /// Checks a run's history within `budget` (shared by the models, one after another), the
 /// nodes' own copies of the lists together with the clients' reads of them, and folds in
 /// whether the nodes' fingerprints agreed, the nodes that crashed and whether the cluster
-/// recovered after healing. Recovery is measured on the writes the clients invoked in
-/// their first `clients_until`.
+/// recovered after healing, and names the fault before each change of leader. Recovery is
+/// measured on the writes the clients invoked in their first `clients_until`.
 pub fn check(
     history: &History,
     budget: Duration,
@@ -123,6 +134,7 @@ pub fn check(
         crashes,
         agreement,
         stalls,
+        mut leaders,
     } = observed;
     let mut valid = Verdict::Valid;
     let mut linearizability = Vec::new();
@@ -160,6 +172,7 @@ pub fn check(
     {
         valid = valid.and(Verdict::Invalid);
     }
+    name_faults(&mut leaders, history);
     let gave_up = healing.as_ref().and_then(|healing| healing.gave_up_at);
     let detection = first_detection(
         history,
@@ -187,6 +200,7 @@ pub fn check(
         stalls,
         detection,
         recovery: Recovery::of(history, clients_until.as_nanos() as u64),
+        leaders,
     })
 }
 
@@ -213,4 +227,73 @@ fn list_reads(history: &History) -> Vec<ListCopy> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn each_leader_change_gets_the_fault_before_it_and_old_results_read_without_any() {
+        let history = History::from_jsonl(
+            r#"{"index":0,"time":100,"process":0,"type":"invoke","f":"write","key":"r1","value":1}
+{"index":1,"time":200,"process":0,"type":"ok","f":"write","key":"r1","value":1}
+{"index":2,"time":300,"process":"nemesis","type":"info","f":"pause","value":["n1"]}
+"#,
+        )
+        .unwrap();
+        let leaders = vec![
+            LeaderChange {
+                time: 10,
+                from: None,
+                to: Some("n1".into()),
+                fault: None,
+            },
+            LeaderChange {
+                time: 400,
+                from: Some("n1".into()),
+                to: Some("n2".into()),
+                fault: None,
+            },
+        ];
+        let observed = Observed {
+            leaders,
+            ..Observed::default()
+        };
+        let results = check(
+            &history,
+            Duration::from_secs(5),
+            None,
+            observed,
+            Duration::MAX,
+        )
+        .unwrap();
+        let faults: Vec<Option<String>> = results
+            .leaders
+            .iter()
+            .map(|change| change.fault.as_ref().map(leaders::PrecedingFault::name))
+            .collect();
+        assert_eq!(faults, [None, Some("pause n1".to_string())]);
+        let written = serde_json::to_value(&results).unwrap();
+        assert_eq!(
+            written["leaders"][1],
+            json!({"time": 400, "from": "n1", "to": "n2",
+                   "fault": {"time": 300, "f": "pause", "nodes": ["n1"]}})
+        );
+
+        // A run stored before leaders were followed, and one of a system that does not
+        // say who leads: no `leaders` in the file.
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-invalid");
+        let old: RunResults = serde_json::from_str(
+            &std::fs::read_to_string(fixture.join(crate::store::RESULTS)).unwrap(),
+        )
+        .unwrap();
+        assert!(old.leaders.is_empty());
+        let none = serde_json::to_value(&old).unwrap();
+        assert!(none.get("leaders").is_none(), "{none}");
+    }
 }

@@ -351,11 +351,13 @@ async fn drive(
     let history = recorder.finish()?;
     let mut agreement = None;
     let mut stalls = Vec::new();
+    let mut leaders = Vec::new();
     match poller.await {
         Ok((polled, written)) => {
             crashes.extend(polled.crashes);
             agreement = polled.fingerprints.finish();
             stalls = polled.stalls.finish();
+            leaders = polled.leaders;
             if let Err(e) = written {
                 warn!("writing node status failed: {e:#}");
             }
@@ -376,6 +378,7 @@ async fn drive(
             crashes,
             agreement,
             stalls,
+            leaders,
         },
     })
 }

@@ -9,7 +9,7 @@ use faultline_workloads::{FinalReads, Summary};
 
 use crate::check::text::{key_counts, plural, shout};
 use crate::fingerprints::Agreement;
-use crate::results::RunResults;
+use crate::results::{LeaderChange, RunResults};
 use crate::store::{RunDir, TestOptions};
 
 /// Everything the summary shows.
@@ -106,6 +106,7 @@ pub fn render(p: &Printed) -> String {
             faults.join(", ")
         }
     );
+    write_leaders(&mut out, &p.results.leaders);
     for result in &p.results.linearizability {
         let _ = writeln!(
             out,
@@ -176,6 +177,8 @@ pub fn render(p: &Printed) -> String {
 
 /// Counterexamples shown, one line each; the report and `faultline check` show them whole.
 const KEYS_SHOWN: usize = 3;
+/// Changes of leader shown on their line; the report lists them all.
+const LEADERS_SHOWN: usize = 3;
 /// Longest text shown for a value or a reason in a line.
 const TEXT_CHARS: usize = 72;
 
@@ -188,6 +191,37 @@ fn shorten(text: &str) -> String {
     let head: String = chars[..TEXT_CHARS * 2 / 3].iter().collect();
     let tail: String = chars[chars.len() - TEXT_CHARS / 3..].iter().collect();
     format!("{head}...{tail}")
+}
+
+/// Who led when, on one line: each leader from when it was first seen leading, and the
+/// fault before the change when there was one; the first few of a long run's.
+fn write_leaders(out: &mut String, changes: &[LeaderChange]) {
+    if changes.is_empty() {
+        return;
+    }
+    let mut shown: Vec<String> = changes
+        .iter()
+        .take(LEADERS_SHOWN)
+        .map(|change| {
+            let leader = change.to.as_deref().unwrap_or("no leader");
+            let after = match &change.fault {
+                Some(fault) => format!(
+                    " (after {} at {:.2} s)",
+                    fault.name(),
+                    fault.time as f64 / 1e9
+                ),
+                None => String::new(),
+            };
+            format!("{leader} from {:.2} s{after}", change.time as f64 / 1e9)
+        })
+        .collect();
+    if changes.len() > LEADERS_SHOWN {
+        shown.push(format!(
+            "and {}",
+            plural(changes.len() - LEADERS_SHOWN, "more change")
+        ));
+    }
+    let _ = writeln!(out, "  leaders      {}", shown.join(", "));
 }
 
 /// Keys by verdict, then one line per invalid key (the earliest found): where its history
@@ -378,5 +412,110 @@ fn write_replicas(out: &mut String, replicas: &DivergenceResult) {
             "               ... and {} more diverging lists",
             replicas.divergences.len() - KEYS_SHOWN
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use faultline_checker::History;
+    use serde_json::json;
+
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    /// The summary of the committed fixture run, with `leaders` for its changes of leader.
+    fn render_fixture(leaders: Vec<LeaderChange>) -> String {
+        let run =
+            RunDir::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-invalid"));
+        let test = run.read_test().unwrap();
+        let mut results = run.read_results().unwrap();
+        results.leaders = leaders;
+        let history =
+            History::from_jsonl(&std::fs::read_to_string(run.history()).unwrap()).unwrap();
+        render(&Printed {
+            options: &test.options,
+            backend: "iptables".into(),
+            summary: &Summary::of(&history),
+            nemesis_events: BTreeMap::from([("kill".to_string(), 1)]),
+            results: &results,
+            final_reads: None,
+            check_time: Duration::from_millis(20),
+            run_dir: &run,
+        })
+    }
+
+    fn change(ms: u64, from: Option<&str>, to: Option<&str>) -> LeaderChange {
+        LeaderChange {
+            time: ms * S / 1000,
+            from: from.map(str::to_string),
+            to: to.map(str::to_string),
+            fault: None,
+        }
+    }
+
+    /// `change`, after the nemesis event `f` on `nodes` at `ms`, as results.json says it.
+    fn after(change: LeaderChange, ms: u64, f: &str, nodes: &[&str]) -> LeaderChange {
+        let fault = json!({"time": ms * S / 1000, "f": f, "nodes": nodes});
+        LeaderChange {
+            fault: Some(serde_json::from_value(fault).unwrap()),
+            ..change
+        }
+    }
+
+    #[test]
+    fn the_leaders_follow_the_faults_on_one_line_with_the_fault_before_each_change() {
+        let text = render_fixture(vec![
+            change(50, None, Some("n1")),
+            after(change(350, Some("n1"), None), 300, "kill", &["n1"]),
+            change(650, None, Some("n3")),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        let nemesis = lines
+            .iter()
+            .position(|line| line.starts_with("  nemesis"))
+            .unwrap();
+        assert_eq!(
+            lines[nemesis + 1],
+            "  leaders      n1 from 0.05 s, no leader from 0.35 s (after kill n1 at 0.30 s), \
+             n3 from 0.65 s",
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_long_runs_leaders_are_the_first_few_and_a_count() {
+        let mut leaders = vec![change(10, None, Some("n1"))];
+        for second in 1..=9 {
+            let (from, to) = if second % 2 == 1 {
+                ("n1", "n2")
+            } else {
+                ("n2", "n1")
+            };
+            let moved = change(second * 1000 + 300, Some(from), Some(to));
+            leaders.push(after(moved, second * 1000, "start-partition", &[]));
+        }
+        let text = render_fixture(leaders);
+        let line = text
+            .lines()
+            .find(|line| line.starts_with("  leaders"))
+            .unwrap();
+        assert_eq!(
+            line,
+            "  leaders      n1 from 0.01 s, n2 from 1.30 s (after start-partition at 1.00 s), \
+             n1 from 2.30 s (after start-partition at 2.00 s), and 7 more changes"
+        );
+    }
+
+    #[test]
+    fn a_run_without_leaders_has_no_leaders_line() {
+        let text = render_fixture(Vec::new());
+        assert!(
+            !text.lines().any(|line| line.starts_with("  leaders")),
+            "{text}"
+        );
+        assert!(text.contains("  nemesis      kill 1\n"), "{text}");
     }
 }

@@ -100,3 +100,14 @@ function faultLabel(fault, separator) {
   const name = fault.name.replace(/^start-/, "");
   return fault.kind === "kill" || fault.kind === "pause" ? name + " " + fault.nodes.join(separator) : name;
 }
+
+/** A leader as a word: its name, or "none". */
+function leaderName(node) {
+  return node === null || node === undefined ? "none" : node;
+}
+
+/** The nemesis event before a change of leader, and how long before: "kill n1 at 2.900 s (400.0 ms before)". */
+function leaderFault(change) {
+  if (change.fault === null || change.fault === undefined) return "";
+  return change.fault + " at " + formatTime(change.fault_time) + " (" + formatDuration(change.time - change.fault_time) + " before)";
+}

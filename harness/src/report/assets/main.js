@@ -12,6 +12,7 @@ function main() {
   const counterexamples = buildCounterexamples(document.getElementById("counterexamples"), data, view);
   buildLostWrites(document.getElementById("lost-writes"), raw);
   buildReplicas(document.getElementById("replicas"), raw);
+  buildLeaders(document.getElementById("leaders"), raw);
   buildRecovery(document.getElementById("recovery"), raw);
   const charts = [
     buildTimeline(document.getElementById("timeline"), view, data),

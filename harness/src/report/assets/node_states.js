@@ -1,6 +1,7 @@
 // Each node's role over time (a band per node, as its /status said during the run), its
-// term below (a step line per node), and the nemesis's kills, pauses, resumes and restarts
-// marked on the node they hit.
+// term below (a step line per node), the nemesis's kills, pauses, resumes and restarts
+// marked on the node they hit, and each change of the cluster's leader as a line across
+// the rows with a diamond on the new leader (hollow on the old one when none took over).
 
 const ROLE_COLORS = {
   leader: "#1f4e79",
@@ -75,6 +76,7 @@ class NodeChart extends TimeChart {
     this.clipToPlot(ctx, top, bottom, () => {
       this.nodes.forEach((node, n) => this.drawRoles(ctx, node, n));
       this.nodes.forEach((node, n) => this.drawTerms(ctx, node, n));
+      this.drawLeaderChanges(ctx);
       this.drawMarkers(ctx);
     });
     ctx.font = "600 11px system-ui, sans-serif";
@@ -142,15 +144,48 @@ class NodeChart extends TimeChart {
     }
   }
 
+  /** A dashed line across the rows at each change of leader, and its diamond. */
+  drawLeaderChanges(ctx) {
+    const rowOf = new Map(this.nodes.map((node, n) => [node.name, n]));
+    const top = this.rowTop(0);
+    const bottom = this.rowTop(this.nodes.length);
+    for (const change of this.data.raw.leaders || []) {
+      const x = Math.round(this.x(change.time)) + 0.5;
+      if (x < this.plotLeft - 8 || x > this.plotRight + 8) continue;
+      ctx.save();
+      ctx.strokeStyle = ROLE_COLORS.leader;
+      ctx.setLineDash([3, 3]);
+      ctx.beginPath();
+      ctx.moveTo(x, top);
+      ctx.lineTo(x, bottom);
+      ctx.stroke();
+      ctx.restore();
+      const row = rowOf.get(change.to === null ? change.from : change.to);
+      if (row !== undefined) drawLeaderMark(ctx, change.to !== null, x, this.rowTop(row) + this.rowHeight / 2);
+    }
+  }
+
+  /** Tooltip lines for the changes of leader within `tolerance` of time `t`. */
+  describeLeaderChanges(t, tolerance) {
+    const lines = [];
+    for (const change of this.data.raw.leaders || []) {
+      if (Math.abs(change.time - t) > tolerance) continue;
+      lines.push(["leader change", leaderName(change.from) + " → " + leaderName(change.to) + " at " + formatTime(change.time)]);
+      if (change.fault !== null) lines.push(["after", leaderFault(change)]);
+    }
+    return lines;
+  }
+
   hover(x, y) {
     const t = this.t(x);
     const n = Math.floor((y - this.margin.top) / this.rowHeight);
     if (n < 0 || n >= this.nodes.length) return describeFaultAt(this.data.raw.faults, this.data.end, t);
     const node = this.nodes[n];
     const tolerance = (6 / this.plotWidth) * (this.view.t1 - this.view.t0);
-    const lines = this.data.raw.nemesis
+    const lines = this.describeLeaderChanges(t, tolerance);
+    lines.push(...this.data.raw.nemesis
       .filter((e) => markerOf(e) !== null && e.nodes.includes(node.name) && Math.abs(e.time - t) <= tolerance)
-      .map((e) => [e.f, node.name + " at " + formatTime(e.time)]);
+      .map((e) => [e.f, node.name + " at " + formatTime(e.time)]));
     const span = node.spans.find((s) => s.start <= t && t < s.end);
     if (span) {
       lines.push(["node", node.name + (span.up ? "" : ": did not answer /status")]);
@@ -212,6 +247,31 @@ function drawMarker(ctx, f, x, y) {
   ctx.restore();
 }
 
+/** The diamond of a change of leader: filled on the new leader, hollow on the old one when
+ * no node took over. */
+function drawLeaderMark(ctx, filled, x, y) {
+  ctx.save();
+  ctx.lineWidth = filled ? 1.5 : 2;
+  ctx.strokeStyle = filled ? "#fff" : ROLE_COLORS.leader;
+  ctx.fillStyle = filled ? "#f5c518" : "#fff";
+  ctx.beginPath();
+  ctx.moveTo(x, y - 7);
+  ctx.lineTo(x + 6, y);
+  ctx.lineTo(x, y + 7);
+  ctx.lineTo(x - 6, y);
+  ctx.closePath();
+  ctx.fill();
+  ctx.stroke();
+  ctx.restore();
+}
+
+/** A legend swatch drawn by `drawLeaderMark`. */
+function leaderItem(filled, label) {
+  const canvas = el("canvas", { width: 16, height: 16, style: "vertical-align:-3px;margin-right:4px" });
+  drawLeaderMark(canvas.getContext("2d"), filled, 8, 8);
+  return el("span", {}, canvas, label);
+}
+
 /** A legend swatch drawn by `drawMarker`. */
 function markerItem(f, label) {
   const canvas = el("canvas", { width: 16, height: 16, style: "vertical-align:-3px;margin-right:4px" });
@@ -231,6 +291,7 @@ function buildNodes(section, view, data) {
       legendItem(ROLE_COLORS.follower, "follower"),
       el("span", {}, el("span", { class: "swatch", style: "background:repeating-linear-gradient(135deg,#eee 0 3px,#b5b5b5 3px 4px)" }), "no answer"),
       markerItem("kill", "kill"), markerItem("power-loss", "power loss"), markerItem("restart", "restart"), markerItem("pause", "pause"), markerItem("resume", "resume"),
+      (data.raw.leaders || []).length ? [leaderItem(true, "new leader"), leaderItem(false, "leader lost, none took over")] : [],
       data.raw.nodes.map((node, n) => legendItem(NODE_LINE_COLORS[n % NODE_LINE_COLORS.length], "term of " + node.name)),
       faultLegend(data.raw.faults)),
   );

@@ -189,6 +189,23 @@ function buildReplicas(section, raw) {
       el("td", {}, el("code", { text: formatValue(d.agreed.value, 80) })))))));
 }
 
+function buildLeaders(section, raw) {
+  const changes = raw.leaders || [];
+  if (!changes.length) return;
+  section.hidden = false;
+  section.append(el("p", {}, "Who led when, as the nodes' /status said: the answering node that says it leads in the " +
+    "highest term (an old leader cut off from the others, still leading an older term, does not count). Each change is at " +
+    "the first poll that saw it, beside the last fault started (else healed) since the change before. Marked on the nodes' " +
+    "roles below."));
+  section.append(el("table", {},
+    el("thead", {}, el("tr", {}, ["at", "leader", "before", "after the fault"].map((h) => el("th", { text: h })))),
+    el("tbody", {}, changes.map((change) => el("tr", {},
+      el("td", { text: formatTime(change.time) }),
+      el("td", { class: change.to === null ? "fail" : "", text: leaderName(change.to) }),
+      el("td", { text: leaderName(change.from) }),
+      el("td", { text: leaderFault(change) }))))));
+}
+
 function buildRecovery(section, raw) {
   const faults = raw.recovery.faults;
   if (!faults.length) return;
