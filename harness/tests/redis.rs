@@ -14,7 +14,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{describe, is_root, nemesis_events, read_json};
-use serde_json::Value;
 
 fn redis_missing() -> Option<String> {
     for program in ["redis-server", "redis-sentinel"] {
@@ -60,22 +59,28 @@ fn isolating_the_primary_loses_acknowledged_writes_and_the_report_shows_them() {
     assert!(version.starts_with("7."), "{version}");
     assert_eq!(test["options"]["netns"], true, "{test}");
 
-    // The primary really was cut off, and a replica was promoted in its place: a node other
-    // than n1 (the first primary) led in a later epoch.
+    // The primary really was cut off, and a replica was promoted in its place after a
+    // partition: the run names the failover and the fault before it.
     let partitions = nemesis_events(store.path())
         .into_iter()
         .filter(|(f, _)| f == "start-partition")
         .count();
     assert!(partitions > 0, "no partition started");
-    let status = std::fs::read_to_string(run_dir.join("status.jsonl")).unwrap();
-    let promoted = status
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .any(|s| s["role"] == "leader" && s["node"] != "n1" && s["term"].as_u64() > Some(0));
-    assert!(promoted, "no failover in status.jsonl:\n{status}");
+    let results = read_json(run_dir.join("results.json"));
+    let leaders = results["leaders"].as_array().cloned().unwrap_or_default();
+    let failover = leaders.iter().find(|change| {
+        change["from"] == "n1"
+            && change["to"].is_string()
+            && change["fault"]["f"] == "start-partition"
+    });
+    assert!(
+        failover.is_some(),
+        "no failover away from n1 after a partition: {leaders:?}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("(after start-partition at"), "{stdout}");
 
     // Acknowledged appends are missing from the final reads, and the run says which.
-    let results = read_json(run_dir.join("results.json"));
     assert_eq!(results["valid"], false);
     let lost = &results["lost_writes"];
     assert_eq!(lost["valid"], false, "{lost}");
