@@ -662,3 +662,150 @@ impl Cluster for ProcessCluster {
         leading(statuses.iter().filter_map(|(_, s)| s.as_ref())).map(|s| s.id.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use faultline_workloads::BoxFuture;
+
+    use super::*;
+    use crate::store::SystemRecord;
+    use crate::system::Dials;
+
+    /// Nodes and sidecars that only sleep: what the cluster does with processes, whatever
+    /// they run.
+    struct Sleepers;
+
+    fn sleeper(log: PathBuf) -> NodeCommand {
+        NodeCommand {
+            program: PathBuf::from("sleep"),
+            args: vec!["600".into()],
+            log,
+        }
+    }
+
+    impl System for Sleepers {
+        fn record(&self) -> SystemRecord {
+            SystemRecord::default()
+        }
+
+        fn reports_leader(&self) -> bool {
+            false
+        }
+
+        fn launch(&self, node: &NodeRecord, _: &[NodeRecord], _: Dials<'_>) -> Result<NodeCommand> {
+            Ok(sleeper(node.log_path()))
+        }
+
+        fn sidecars(&self, node: &NodeRecord, _: &[NodeRecord]) -> Result<Vec<NodeCommand>> {
+            Ok(vec![sleeper(node.dir.join("sidecar.log"))])
+        }
+
+        fn status<'a>(&'a self, node: &'a NodeRecord) -> BoxFuture<'a, Option<NodeStatus>> {
+            Box::pin(async move {
+                Some(NodeStatus {
+                    id: node.name.clone(),
+                    role: "follower".into(),
+                    term: 0,
+                    leader: None,
+                    commit: 0,
+                    applied: 0,
+                    last_log_index: 0,
+                    snapshot_index: 0,
+                    fingerprints: Vec::new(),
+                })
+            })
+        }
+
+        fn clients(&self, _: &[NodeRecord], _: Duration) -> Result<Arc<dyn ClientFactory>> {
+            bail!("sleepers take no operations")
+        }
+    }
+
+    impl ProcessCluster {
+        fn node_pid(&self, name: &str) -> Option<Pid> {
+            match self.processes.lock().unwrap().get(name)? {
+                ProcessState::Running(child) | ProcessState::Paused(child) => Self::pid(child).ok(),
+                ProcessState::Stopped => None,
+            }
+        }
+
+        fn sidecar_pid(&self, name: &str) -> Option<Pid> {
+            let sidecars = self.sidecars.lock().unwrap();
+            let (child, _) = sidecars.get(name)?.first()?.as_ref()?;
+            Self::pid(child).ok()
+        }
+    }
+
+    fn alive(pid: Pid) -> bool {
+        // A zombie still answers signal 0; its state in /proc says it is dead.
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+        !stat.is_empty() && !state.starts_with('Z')
+    }
+
+    async fn cluster(dir: &Path) -> ProcessCluster {
+        let run_dir = RunDir::create(dir, "sleepers", "20261205T120000").unwrap();
+        let cluster = ProcessCluster::plan(&ClusterOptions {
+            nodes: 2,
+            system: Arc::new(Sleepers),
+            run_dir,
+            power_loss: false,
+            network: None,
+        })
+        .unwrap();
+        cluster.start(|_, _| None).await.unwrap();
+        cluster
+            .wait_until_ready(Duration::from_secs(10))
+            .await
+            .unwrap();
+        cluster
+    }
+
+    #[tokio::test]
+    async fn a_sidecar_outlives_its_nodes_kill_comes_back_with_its_restart_and_stops_with_the_cluster()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = cluster(dir.path()).await;
+        let node = cluster.node_pid("n1").unwrap();
+        let sidecar = cluster.sidecar_pid("n1").unwrap();
+        assert!(alive(node) && alive(sidecar));
+
+        // The nemesis kills and pauses the node, never what runs beside it.
+        cluster.kill("n1").await.unwrap();
+        assert!(!alive(node));
+        assert!(alive(sidecar), "the sidecar died with its node");
+
+        // A sidecar that dies by itself is a crash of its node, and is back after a restart.
+        kill(sidecar, Signal::SIGKILL).unwrap();
+        let exits = loop {
+            let exits = cluster.exited_by_themselves();
+            if !exits.is_empty() {
+                break exits;
+            }
+            sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(exits.len(), 1, "{exits:?}");
+        assert_eq!(exits[0].node, "n1");
+        assert!(
+            exits[0].status.starts_with("sleep beside it: signal: 9"),
+            "{exits:?}"
+        );
+        cluster.restart("n1").await.unwrap();
+        let node = cluster.node_pid("n1").unwrap();
+        let restarted = cluster.sidecar_pid("n1").unwrap();
+        assert_ne!(restarted, sidecar);
+        assert!(alive(node) && alive(restarted));
+
+        let others = [
+            cluster.node_pid("n2").unwrap(),
+            cluster.sidecar_pid("n2").unwrap(),
+        ];
+        cluster.stop_all().await;
+        for pid in [node, restarted].into_iter().chain(others) {
+            assert!(!alive(pid), "{pid} outlived stop_all");
+        }
+        assert!(cluster.exited_by_themselves().is_empty());
+    }
+}
