@@ -6,35 +6,18 @@
 //! Runs are serialized: iptables rules match node addresses (127.0.0.11-13), which every
 //! run uses.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use common::{describe, faultline, is_root, nemesis_events, node_binary};
 use serde_json::Value;
 
 static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn faultline() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_faultline"))
-}
-
-/// `faultline-node`, built next to `faultline` by `cargo test --workspace` (or `cargo build`).
-fn node_binary() -> PathBuf {
-    let path = faultline().with_file_name("faultline-node");
-    assert!(
-        path.is_file(),
-        "{} is missing: build it with `cargo build --release -p faultline-node` (cargo test \
-         --workspace does)",
-        path.display()
-    );
-    path
-}
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
 
 fn iptables_works() -> bool {
     is_root()
@@ -104,22 +87,6 @@ fn fuse_skip_reason() -> Option<String> {
         .map(|reason| reason.to_string())
 }
 
-/// The nemesis events of a run's history, as `(f, value)`.
-fn nemesis_events(store: &Path) -> Vec<(String, Value)> {
-    std::fs::read_to_string(store.join("latest/history.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap())
-        .filter(|event| event["process"] == "nemesis")
-        .map(|event| {
-            (
-                event["f"].as_str().unwrap().to_string(),
-                event["value"].clone(),
-            )
-        })
-        .collect()
-}
-
 /// Runs `faultline test` to the end; returns its output and `results.json`.
 fn run(args: &[&str]) -> (Output, Value, tempfile::TempDir) {
     let store = tempfile::tempdir().unwrap();
@@ -139,15 +106,6 @@ fn run(args: &[&str]) -> (Output, Value, tempfile::TempDir) {
     );
     assert_eq!(faultline_mounts(), Vec::<String>::new(), "FUSE mounts left");
     (output, serde_json::from_slice(&results).unwrap(), store)
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 const RUN: [&str; 6] = [

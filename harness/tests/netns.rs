@@ -10,25 +10,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{describe, faultline, leftovers, nemesis_events, read_json, run, start};
+use common::{describe, faultline, leftovers, nemesis_events, node_binary, read_json, run, start};
 
 static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn node_binary() -> PathBuf {
-    let path = faultline().with_file_name("faultline-node");
-    assert!(
-        path.is_file(),
-        "{} is missing: build it with `cargo build --release -p faultline-node`",
-        path.display()
-    );
-    path
-}
 
 /// Why network namespaces cannot be made here, if they cannot.
 fn namespaces_missing() -> Option<String> {

@@ -13,6 +13,18 @@ pub fn faultline() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_faultline"))
 }
 
+/// `faultline-node`, built next to `faultline` by `cargo test --workspace` (or `cargo build`).
+pub fn node_binary() -> PathBuf {
+    let path = faultline().with_file_name("faultline-node");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build --release -p faultline-node` (cargo test \
+         --workspace does)",
+        path.display()
+    );
+    path
+}
+
 pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
