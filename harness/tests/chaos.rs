@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{describe, faultline, is_root, nemesis_events, node_binary};
+use common::{describe, faultline, is_root, leftovers, nemesis_events, node_binary};
 use serde_json::Value;
 
 static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -25,18 +25,6 @@ fn iptables_works() -> bool {
             .args(["-w", "-S"])
             .output()
             .is_ok_and(|out| out.status.success())
-}
-
-/// iptables rules that mention Faultline (none must be left after a run).
-fn faultline_rules() -> Vec<String> {
-    let Ok(out) = Command::new("iptables").args(["-w", "-S"]).output() else {
-        return Vec::new();
-    };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|line| line.to_lowercase().contains("faultline"))
-        .map(str::to_string)
-        .collect()
 }
 
 /// Processes whose command line mentions `needle` (e.g. a run's store dir).
@@ -70,16 +58,6 @@ fn test_command(store: &Path, args: &[&str]) -> Command {
     command
 }
 
-/// Faultline's FUSE mounts (none must be left after a run).
-fn faultline_mounts() -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter(|line| line.contains("faultline-"))
-        .map(str::to_string)
-        .collect()
-}
-
 /// Why power loss cannot be tested here, if it cannot.
 fn fuse_skip_reason() -> Option<String> {
     faultline_nemesis::fuse_available()
@@ -87,24 +65,20 @@ fn fuse_skip_reason() -> Option<String> {
         .map(|reason| reason.to_string())
 }
 
-/// Runs `faultline test` to the end; returns its output and `results.json`.
+/// Runs `faultline test` with the bundled node to the end, checks that it left nothing
+/// behind, and returns its output and `results.json`.
 fn run(args: &[&str]) -> (Output, Value, tempfile::TempDir) {
     let store = tempfile::tempdir().unwrap();
-    let output = test_command(store.path(), args).output().unwrap();
+    let node = node_binary();
+    let node = node.to_string_lossy();
+    let output = common::run(
+        store.path(),
+        &[&["--node-binary", node.as_ref()], args].concat(),
+    );
     let text = String::from_utf8_lossy(&output.stdout);
     let errors = String::from_utf8_lossy(&output.stderr);
     let results = std::fs::read(store.path().join("latest/results.json"))
         .unwrap_or_else(|e| panic!("no results.json ({e}); stdout:\n{text}\nstderr:\n{errors}"));
-    assert!(
-        processes_mentioning(&store.path().to_string_lossy()).is_empty(),
-        "node processes outlived the run"
-    );
-    assert_eq!(
-        faultline_rules(),
-        Vec::<String>::new(),
-        "iptables rules left"
-    );
-    assert_eq!(faultline_mounts(), Vec::<String>::new(), "FUSE mounts left");
     (output, serde_json::from_slice(&results).unwrap(), store)
 }
 
@@ -488,23 +462,15 @@ fn ctrl_c_stops_every_node_and_removes_every_rule() {
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
+    let pid = child.id();
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert_eq!(
-        processes_mentioning(&store.path().to_string_lossy()),
-        Vec::<String>::new()
-    );
-    assert_eq!(
-        faultline_rules(),
+        leftovers(pid, store.path()),
         Vec::<String>::new(),
-        "iptables rules left after Ctrl-C"
-    );
-    assert_eq!(
-        faultline_mounts(),
-        Vec::<String>::new(),
-        "FUSE mounts left after Ctrl-C"
+        "left behind after Ctrl-C"
     );
 }
 

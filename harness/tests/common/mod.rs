@@ -60,8 +60,9 @@ pub fn run(store: &Path, args: &[&str]) -> Output {
 
 /// Whatever the harness process `pid`, whose store is `store`, could have left: processes
 /// and mounts that mention the store (its nodes, their sidecars, their power-loss disks),
-/// its namespaces (`/run/netns/faultline-<pid>-*`) and its link in the root namespace
-/// (`fl<pid>-*`).
+/// its iptables chains (`FAULTLINE-<pid>-*`), its namespaces (`/run/netns/faultline-<pid>-*`)
+/// and its link in the root namespace (`fl<pid>-*`). Only what is the run's own: other runs
+/// on the machine may hold theirs.
 pub fn leftovers(pid: u32, store: &Path) -> Vec<String> {
     let store = store.to_string_lossy();
     let mut found = Vec::new();
@@ -95,6 +96,15 @@ pub fn leftovers(pid: u32, store: &Path) -> Vec<String> {
             .map(|name| format!("{what} {name}"))
             .collect()
     };
+    if let Ok(out) = Command::new("iptables").args(["-w", "-S"]).output() {
+        let chain = format!("FAULTLINE-{pid}-");
+        found.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|line| line.contains(&chain))
+                .map(|line| format!("iptables: {line}")),
+        );
+    }
     found.extend(names(
         "/run/netns",
         &format!("faultline-{pid}-"),
