@@ -82,8 +82,9 @@ pub struct CheckResult {
     /// once another key was found invalid was spent); absent if every key was decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<Stop>,
-    /// One per non-linearizable key, by key (or the earliest of them, see
-    /// [`CheckResult::keep_earliest_counterexamples`]).
+    /// One per non-linearizable key, by key; or, once
+    /// [`CheckResult::keep_earliest_counterexamples`] kept the earliest, in the order they
+    /// were detected.
     pub counterexamples: Vec<Counterexample>,
     /// How many counterexamples were left out to keep the result readable.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -406,6 +407,52 @@ mod tests {
             r#"{"index":8,"time":8,"process":2,"type":"ok","f":"read","key":"b","value":1}"#,
             r#"{"index":9,"time":9,"process":3,"type":"fail","f":"cas","key":"b","value":[2,3],"error":"cas-mismatch"}"#,
         ])
+    }
+
+    /// A stale read of key `key` that completes at `at`: write 1, write 2, then a read of 1.
+    fn stale_read(key: &str, first_index: u64, at: u64) -> Vec<String> {
+        let event = |i: u64, time: u64, kind: &str, f: &str, value: &str| {
+            format!(
+                r#"{{"index":{},"time":{time},"process":{},"type":"{kind}","f":"{f}","key":"{key}","value":{value}}}"#,
+                first_index + i,
+                first_index + i % 2,
+            )
+        };
+        vec![
+            event(0, at - 5, "invoke", "write", "1"),
+            event(2, at - 4, "ok", "write", "1"),
+            event(4, at - 3, "invoke", "write", "2"),
+            event(6, at - 2, "ok", "write", "2"),
+            event(8, at - 1, "invoke", "read", "null"),
+            event(10, at, "ok", "read", "1"),
+        ]
+    }
+
+    #[test]
+    fn only_the_earliest_counterexamples_are_kept_and_the_rest_counted() {
+        // Key "z" goes wrong first, then "y", then "x": the order of detection, not of keys.
+        let mut lines: Vec<String> = Vec::new();
+        for (key, first, at) in [("x", 0, 300), ("y", 100, 200), ("z", 200, 100)] {
+            lines.extend(stale_read(key, first, at));
+        }
+        lines.sort_by_key(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            event["time"].as_u64().unwrap()
+        });
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let mut result = check(&history(&lines), &CheckOptions::default());
+        assert_eq!(result.counterexamples.len(), 3);
+        result.keep_earliest_counterexamples(2);
+        let kept: Vec<_> = result
+            .counterexamples
+            .iter()
+            .map(|example| example.key.as_deref().unwrap())
+            .collect();
+        assert_eq!(kept, ["z", "y"]);
+        assert_eq!(result.counterexamples_left_out, 1);
+        // Every key's verdict stays.
+        assert_eq!(result.keys.len(), 3);
+        assert!(result.keys.iter().all(|key| key.valid == Verdict::Invalid));
     }
 
     #[test]

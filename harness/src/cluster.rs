@@ -294,6 +294,29 @@ impl ProcessCluster {
         Ok(())
     }
 
+    /// SIGKILLs the node's sidecars (as a power cut does), leaving their slots empty for the
+    /// node's restart to fill; not an exit of their own.
+    async fn kill_sidecars(&self, name: &str) {
+        let children: Vec<Child> = {
+            let mut sidecars = self.sidecars.lock().expect("never poisoned");
+            let Some(slots) = sidecars.get_mut(name) else {
+                return;
+            };
+            slots
+                .iter_mut()
+                .filter_map(|slot| slot.take().map(|(child, _)| child))
+                .collect()
+        };
+        for mut child in children {
+            if let Err(error) = child.kill().await {
+                warn!(
+                    node = name,
+                    "SIGKILL of a process beside it failed: {error}"
+                );
+            }
+        }
+    }
+
     /// If the sidecar in `slot` has exited, records why (a sidecar is never stopped by the
     /// nemesis, so any exit is its own) and empties the slot.
     fn notice_sidecar_exit(&self, name: &str, slot: &mut Sidecar) {
@@ -512,11 +535,19 @@ impl ProcessCluster {
         text
     }
 
-    /// Stops every node: SIGCONT if paused, SIGTERM, and SIGKILL after a grace period.
-    /// Safe to call more than once and on any path.
+    /// Stops every node and what runs beside it, all at once (a sidecar such as a sentinel
+    /// must not act on its node's shutdown): SIGCONT if paused, SIGTERM, and SIGKILL after a
+    /// grace period. Safe to call more than once and on any path.
     pub async fn stop_all(&self) {
+        let sidecars = std::mem::take(&mut *self.sidecars.lock().expect("never poisoned"));
+        let sidecar_stops = sidecars.into_iter().flat_map(|(name, slots)| {
+            slots.into_iter().flatten().map(move |(child, _)| {
+                let name = name.clone();
+                async move { stop_child(&name, child).await }
+            })
+        });
         let names: Vec<NodeName> = self.specs.iter().map(|s| s.name.clone()).collect();
-        let stops = names.iter().map(|name| async move {
+        let node_stops = names.iter().map(|name| async move {
             let child = match self.take(name) {
                 ProcessState::Running(child) => child,
                 ProcessState::Paused(child) => {
@@ -529,15 +560,7 @@ impl ProcessCluster {
             };
             stop_child(name, child).await;
         });
-        join_all(stops).await;
-        let sidecars = std::mem::take(&mut *self.sidecars.lock().expect("never poisoned"));
-        let stops = sidecars.into_iter().flat_map(|(name, slots)| {
-            slots.into_iter().flatten().map(move |(child, _)| {
-                let name = name.clone();
-                async move { stop_child(&name, child).await }
-            })
-        });
-        join_all(stops).await;
+        futures::join!(join_all(node_stops), join_all(sidecar_stops));
     }
 }
 
@@ -620,8 +643,11 @@ impl Cluster for ProcessCluster {
         {
             bail!("cannot cut the power of {node}: its data dir is not on a power-loss disk");
         }
-        // Dead and reaped first: nothing of the node may write after the cut.
+        // Dead and reaped first: nothing of the node may write after the cut. The machine
+        // goes dark as a whole: what ran beside the node dies with it, and comes back with
+        // its restart.
         self.kill(node).await?;
+        self.kill_sidecars(node).await;
         let disks = self.disks.lock().expect("never poisoned");
         let disk = disks
             .get(node)
@@ -745,13 +771,13 @@ mod tests {
         !stat.is_empty() && !state.starts_with('Z')
     }
 
-    async fn cluster(dir: &Path) -> ProcessCluster {
+    async fn cluster(dir: &Path, power_loss: bool) -> ProcessCluster {
         let run_dir = RunDir::create(dir, "sleepers", "20261205T120000").unwrap();
         let cluster = ProcessCluster::plan(&ClusterOptions {
             nodes: 2,
             system: Arc::new(Sleepers),
             run_dir,
-            power_loss: false,
+            power_loss,
             network: None,
         })
         .unwrap();
@@ -767,7 +793,7 @@ mod tests {
     async fn a_sidecar_outlives_its_nodes_kill_comes_back_with_its_restart_and_stops_with_the_cluster()
      {
         let dir = tempfile::tempdir().unwrap();
-        let cluster = cluster(dir.path()).await;
+        let cluster = cluster(dir.path(), false).await;
         let node = cluster.node_pid("n1").unwrap();
         let sidecar = cluster.sidecar_pid("n1").unwrap();
         assert!(alive(node) && alive(sidecar));
@@ -779,11 +805,16 @@ mod tests {
 
         // A sidecar that dies by itself is a crash of its node, and is back after a restart.
         kill(sidecar, Signal::SIGKILL).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
         let exits = loop {
             let exits = cluster.exited_by_themselves();
             if !exits.is_empty() {
                 break exits;
             }
+            assert!(
+                Instant::now() < deadline,
+                "the sidecar's exit went unnoticed"
+            );
             sleep(Duration::from_millis(20)).await;
         };
         assert_eq!(exits.len(), 1, "{exits:?}");
@@ -807,5 +838,33 @@ mod tests {
             assert!(!alive(pid), "{pid} outlived stop_all");
         }
         assert!(cluster.exited_by_themselves().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_power_cut_takes_the_sidecars_down_with_their_node_and_its_restart_brings_them_back()
+    {
+        if let Err(reason) = faultline_nemesis::fuse_available() {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = cluster(dir.path(), true).await;
+        let node = cluster.node_pid("n1").unwrap();
+        let sidecar = cluster.sidecar_pid("n1").unwrap();
+        cluster.power_off("n1", None).await.unwrap();
+        assert!(!alive(node) && !alive(sidecar), "the machine went dark");
+        assert!(
+            cluster.exited_by_themselves().is_empty(),
+            "a power cut is no crash"
+        );
+        cluster.restart("n1").await.unwrap();
+        let (node, sidecar) = (
+            cluster.node_pid("n1").unwrap(),
+            cluster.sidecar_pid("n1").unwrap(),
+        );
+        assert!(alive(node) && alive(sidecar));
+        cluster.stop_all().await;
+        cluster.unmount_disks().await.unwrap();
+        assert!(!alive(node) && !alive(sidecar));
     }
 }

@@ -22,14 +22,27 @@ pub struct NodeStatus {
     pub fingerprints: Vec<Checkpoint>,
 }
 
-/// The node that leads, of `statuses`: of those that call themselves leader, the one with the
-/// highest term; of those, one that names itself as the leader rather than a successor it
-/// has heard of (a deposed Redis primary still takes writes, but its sentinel knows better).
+/// How strongly a node that says it leads claims the lead: by its term, then by whether it
+/// names itself as the leader rather than a successor it has heard of (a deposed Redis
+/// primary still takes writes, but the sentinels know better). The greater claim leads; the
+/// one rule for the nemesis's target ([`leading`]) and the run's leader timeline
+/// (`results::leaders`).
+pub fn claim(id: &str, term: u64, leader: Option<&str>) -> (u64, bool) {
+    (term, leader == Some(id))
+}
+
+/// The node that leads, of `statuses`: of those that call themselves leader, the greatest
+/// [`claim`]; of equal claims, the first by name.
 pub fn leading<'a>(statuses: impl IntoIterator<Item = &'a NodeStatus>) -> Option<&'a NodeStatus> {
     statuses
         .into_iter()
         .filter(|status| status.role == "leader")
-        .max_by_key(|status| (status.term, status.leader.as_deref() == Some(&status.id)))
+        .max_by_key(|status| {
+            (
+                claim(&status.id, status.term, status.leader.as_deref()),
+                std::cmp::Reverse(status.id.as_str()),
+            )
+        })
 }
 
 #[cfg(test)]

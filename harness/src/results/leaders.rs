@@ -6,11 +6,10 @@
 //! left behind, and does not count. Of two nodes that say they lead in one term (which a
 //! correct Raft never shows, but Redis does, and a system whose status has no terms), one
 //! that names another as the leader loses (a deposed Redis primary still takes writes until
-//! the sentinels make it a replica, but its sentinel names its successor), as in
-//! [`crate::node_status::leading`]; then the node that already led keeps the lead, since
-//! nothing says it lost it; then the first by name, so that the same samples always give
-//! the same leader. No answering node that
-//! leads is "no leader".
+//! the sentinels make it a replica, but names its successor): the rule of [`claim`], which
+//! the nemesis's choice of a leader follows too. Then the node that already led keeps the
+//! lead, since nothing says it lost it; then the first by name, so that the same samples
+//! always give the same leader. No answering node that leads is "no leader".
 //!
 //! Polling makes two kinds of noise, which are not changes:
 //! - a glimpse: one round of polls reads the nodes one after another, so between the old
@@ -30,6 +29,7 @@ use faultline_checker::{History, Process};
 use faultline_nemesis::{EventName, FaultClass};
 use serde::{Deserialize, Serialize};
 
+use crate::node_status::claim;
 use crate::store::StatusSample;
 
 /// One change of the cluster's leader.
@@ -117,8 +117,11 @@ fn spells(samples: &[StatusSample]) -> Vec<Spell<'_>> {
             .filter(|sample| sample.up && sample.role.as_deref() == Some("leader"))
             .max_by_key(|sample| {
                 (
-                    sample.term.unwrap_or(0),
-                    sample.leader.as_deref() == Some(sample.node.as_str()),
+                    claim(
+                        &sample.node,
+                        sample.term.unwrap_or(0),
+                        sample.leader.as_deref(),
+                    ),
                     Some(sample.node.as_str()) == current,
                     Reverse(&sample.node),
                 )

@@ -76,9 +76,10 @@ pub trait System: Send + Sync {
     -> Result<NodeCommand>;
 
     /// Processes that run beside `node` on its host without being under test themselves
-    /// (Redis's sentinels). They start once the nodes agree on a leader, start again with
-    /// the node when found dead, share its network namespace (and so its partitions), are
-    /// never killed or paused by the nemesis, and stop with the cluster.
+    /// (Redis's sentinels). They start once the nodes agree on a leader (or, for a system
+    /// that tells none, once every node answers), share the node's network namespace (and
+    /// so its partitions), survive its kills and pauses, die with it in a power cut, start
+    /// again with it when found dead, and stop with the cluster.
     fn sidecars(&self, _node: &NodeRecord, _all: &[NodeRecord]) -> Result<Vec<NodeCommand>> {
         Ok(Vec::new())
     }

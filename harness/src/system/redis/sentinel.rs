@@ -1,5 +1,6 @@
-//! What the harness asks a sentinel about the primary it monitors: which failover it is at
-//! (its configuration epoch, the term of a Redis cluster) and whether it could fail over now.
+//! What the harness asks a sentinel about the primary it monitors: which primary it names,
+//! at which failover (its configuration epoch, the term of a Redis cluster), and whether it
+//! could fail over now.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,24 +24,21 @@ pub struct SentinelView {
     pub other_sentinels: usize,
     /// How many replicas of the primary it knows.
     pub replicas: usize,
-    /// Whether enough sentinels are reachable to agree on a failover and authorise it
-    /// (`SENTINEL CKQUORUM`).
-    pub quorum: bool,
 }
 
 impl SentinelView {
-    /// Whether a sentinel with this view can fail over a cluster of `nodes` at once: it knows
-    /// every other sentinel and every replica, and has its quorum. A sentinel learns the
-    /// replicas from the primary's `INFO` (every 10 s) and the other sentinels from their
-    /// hellos (every 2 s); a fault before that finds it unable to fail over.
-    pub fn can_fail_over(&self, nodes: usize) -> bool {
+    /// Whether it knows every other sentinel and every replica of a cluster of `nodes`. A
+    /// sentinel learns the replicas from the primary's `INFO` (every 10 s) and the other
+    /// sentinels from their hellos (every 2 s); before that, a fault finds it unable to fail
+    /// over.
+    pub fn knows_everyone(&self, nodes: usize) -> bool {
         let others = nodes.saturating_sub(1);
-        self.quorum && self.other_sentinels == others && self.replicas == others
+        self.other_sentinels == others && self.replicas == others
     }
 }
 
-/// What the sentinel at `addr` knows of the primary: errors when it does not answer within
-/// `timeout` or monitors no primary by Faultline's name.
+/// What the sentinel at `addr` knows of the primary (`SENTINEL MASTER`): errors when it does
+/// not answer within `timeout` or monitors no primary by Faultline's name.
 pub async fn view(addr: SocketAddr, timeout: Duration) -> Result<SentinelView> {
     let mut connection = connect(addr, timeout, timeout)
         .await
@@ -58,20 +56,6 @@ pub async fn view(addr: SocketAddr, timeout: Duration) -> Result<SentinelView> {
         text.parse()
             .with_context(|| format!("`{field}` of SENTINEL MASTER at {addr} is {text:?}"))
     };
-    // CKQUORUM answers an error when the quorum cannot be reached: that is a `false`, not a
-    // failure to ask.
-    let quorum: redis::RedisResult<Value> = redis::cmd("SENTINEL")
-        .arg("CKQUORUM")
-        .arg(MASTER_NAME)
-        .query_async(&mut connection)
-        .await;
-    let quorum = match quorum {
-        Ok(_) => true,
-        Err(error) if error.code().is_some() => false,
-        Err(error) => {
-            return Err(error).with_context(|| format!("SENTINEL CKQUORUM at {addr}"));
-        }
-    };
     let ip = master
         .get("ip")
         .and_then(|ip| ip.parse().ok())
@@ -81,8 +65,21 @@ pub async fn view(addr: SocketAddr, timeout: Duration) -> Result<SentinelView> {
         epoch: number("config-epoch")?,
         other_sentinels: number("num-other-sentinels")? as usize,
         replicas: number("num-slaves")? as usize,
-        quorum,
     })
+}
+
+/// Whether the sentinel at `addr` reaches enough sentinels to agree on a failover and
+/// authorise it (`SENTINEL CKQUORUM`); false too when it does not answer within `timeout`.
+pub async fn has_quorum(addr: SocketAddr, timeout: Duration) -> bool {
+    let Ok(mut connection) = connect(addr, timeout, timeout).await else {
+        return false;
+    };
+    let answer: redis::RedisResult<Value> = redis::cmd("SENTINEL")
+        .arg("CKQUORUM")
+        .arg(MASTER_NAME)
+        .query_async(&mut connection)
+        .await;
+    answer.is_ok()
 }
 
 #[cfg(test)]
@@ -90,29 +87,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_sentinel_can_fail_over_once_it_knows_everyone_and_has_its_quorum() {
+    fn a_sentinel_knows_everyone_once_it_has_heard_of_every_sentinel_and_replica() {
         let view = SentinelView {
             primary: "127.0.0.11:6379".parse().unwrap(),
             epoch: 0,
             other_sentinels: 2,
             replicas: 2,
-            quorum: true,
         };
-        assert!(view.can_fail_over(3));
-        assert!(!view.can_fail_over(5));
-        assert!(
-            !SentinelView {
-                replicas: 1,
-                ..view.clone()
-            }
-            .can_fail_over(3)
-        );
-        assert!(
-            !SentinelView {
-                quorum: false,
-                ..view
-            }
-            .can_fail_over(3)
-        );
+        assert!(view.knows_everyone(3));
+        assert!(!view.knows_everyone(5));
+        let missing_a_replica = SentinelView {
+            replicas: 1,
+            ..view.clone()
+        };
+        assert!(!missing_a_replica.knows_everyone(3));
+        let missing_a_sentinel = SentinelView {
+            other_sentinels: 1,
+            ..view
+        };
+        assert!(!missing_a_sentinel.knows_everyone(3));
     }
 }

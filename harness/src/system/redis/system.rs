@@ -17,10 +17,11 @@
 //! both listen on it, so a partition must cut addresses, whatever the port: nodes run in
 //! network namespaces.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -30,7 +31,7 @@ use serde_json::Value;
 
 use super::client::{self, RedisClients, RedisNode, Role};
 use super::config::{self, MASTER_NAME, NodeAddrs};
-use super::sentinel;
+use super::sentinel::{self, SentinelView};
 use crate::node_status::NodeStatus;
 use crate::store::{NodeRecord, SystemRecord};
 use crate::system::{Dials, NodeCommand, System, find_program};
@@ -59,6 +60,8 @@ pub struct RedisSystem {
     /// The cluster's nodes, known from the first node prepared: a replica names its primary
     /// by address, the status by node.
     nodes: OnceLock<Vec<NodeRecord>>,
+    /// What each node's sentinel said last (see [`leadership`]).
+    views: Mutex<BTreeMap<String, SentinelView>>,
 }
 
 impl RedisSystem {
@@ -88,6 +91,7 @@ impl RedisSystem {
             sentinel,
             version,
             nodes: OnceLock::new(),
+            views: Mutex::new(BTreeMap::new()),
         })
     }
 }
@@ -136,6 +140,46 @@ fn in_sync(roles: &[Role], nodes: usize) -> bool {
     roles.len() == nodes
         && matches!(primaries[..], [replicas] if replicas.len() + 1 == nodes)
         && synced + 1 == nodes
+}
+
+/// The term of `node`, whose server has `role`, and the server it follows (by address),
+/// from what each node's sentinel said last (`views`, by node; a sentinel that did not answer
+/// the last poll in time keeps its word until it answers again, so that one slow answer does
+/// not undo a failover).
+///
+/// - A primary's term is the latest epoch at which a sentinel names it (or its own sentinel's
+///   epoch, or 0 before the sentinels start); it follows itself unless a sentinel names
+///   another primary at a later or equal epoch: a deposed primary that has not yet been made a
+///   replica still takes writes, and names its successor, as Raft's deposed leaders do.
+/// - A replica's term is its own sentinel's epoch; it follows the primary it is in sync with,
+///   and none while it is not.
+fn leadership(
+    node: &NodeRecord,
+    role: &Role,
+    views: &BTreeMap<String, SentinelView>,
+) -> (u64, Option<SocketAddr>) {
+    let own_epoch = views.get(&node.name).map_or(0, |view| view.epoch);
+    match role {
+        Role::Primary { .. } => {
+            let term = views
+                .values()
+                .filter(|view| view.primary == node.client_addr)
+                .map(|view| view.epoch)
+                .max()
+                .unwrap_or(own_epoch);
+            let newest = views.values().max_by_key(|view| view.epoch);
+            let leader = match newest {
+                Some(newest) if newest.primary != node.client_addr && newest.epoch >= term => {
+                    newest.primary
+                }
+                _ => node.client_addr,
+            };
+            (term, Some(leader))
+        }
+        Role::Replica {
+            primary, connected, ..
+        } => (own_epoch, connected.then_some(*primary)),
+    }
 }
 
 impl RedisSystem {
@@ -206,21 +250,18 @@ impl System for RedisSystem {
 
     fn ready<'a>(&'a self, all: &'a [NodeRecord]) -> BoxFuture<'a, bool> {
         Box::pin(async move {
-            let (roles, views) = tokio::join!(
-                join_all(
-                    all.iter()
-                        .map(|node| client::role(node.client_addr, STATUS_TIMEOUT))
-                ),
-                join_all(
-                    all.iter()
-                        .map(|node| sentinel::view(node.peer_addr, STATUS_TIMEOUT))
-                )
+            let roles = join_all(
+                all.iter()
+                    .map(|node| client::role(node.client_addr, STATUS_TIMEOUT)),
             );
+            let sentinels = join_all(all.iter().map(|node| async move {
+                let view = sentinel::view(node.peer_addr, STATUS_TIMEOUT).await;
+                view.is_ok_and(|view| view.knows_everyone(all.len()))
+                    && sentinel::has_quorum(node.peer_addr, STATUS_TIMEOUT).await
+            }));
+            let (roles, sentinels) = tokio::join!(roles, sentinels);
             let roles: Vec<Role> = roles.into_iter().flatten().collect();
-            in_sync(&roles, all.len())
-                && views
-                    .iter()
-                    .all(|view| view.as_ref().is_ok_and(|v| v.can_fail_over(all.len())))
+            in_sync(&roles, all.len()) && sentinels.into_iter().all(|ready| ready)
         })
     }
 
@@ -230,31 +271,28 @@ impl System for RedisSystem {
                 client::role(node.client_addr, STATUS_TIMEOUT),
                 sentinel::view(node.peer_addr, STATUS_TIMEOUT)
             );
+            let views = {
+                let mut views = self.views.lock().expect("never poisoned");
+                if let Ok(view) = view {
+                    views.insert(node.name.clone(), view);
+                }
+                views.clone()
+            };
             let role = role.ok()?;
-            // A sentinel not started yet, or not answering, knows of no failover.
-            let view = view.ok();
-            let (leads, offset) = match &role {
-                Role::Primary { offset, .. } => (true, *offset),
-                Role::Replica { offset, .. } => (false, offset.unwrap_or(0)),
+            let (term, leader) = leadership(node, &role, &views);
+            let offset = match role {
+                Role::Primary { offset, .. } => offset,
+                Role::Replica { offset, .. } => offset.unwrap_or(0),
             };
             Some(NodeStatus {
                 id: node.name.clone(),
-                role: if leads { "leader" } else { "follower" }.to_string(),
-                term: view.as_ref().map_or(0, |view| view.epoch),
-                // The primary the node follows: a replica's, once in sync; for a primary, the
-                // one its sentinel names, which is another once a failover deposed it (and
-                // until its sentinel makes it a replica, it still takes writes).
-                leader: match role {
-                    Role::Primary { .. } => Some(
-                        view.map_or_else(|| node.name.clone(), |view| self.name_of(view.primary)),
-                    ),
-                    Role::Replica {
-                        primary,
-                        connected: true,
-                        ..
-                    } => Some(self.name_of(primary)),
-                    Role::Replica { .. } => None,
-                },
+                role: match role {
+                    Role::Primary { .. } => "leader",
+                    Role::Replica { .. } => "follower",
+                }
+                .to_string(),
+                term,
+                leader: leader.map(|addr| self.name_of(addr)),
                 // The replication offset stands in for the log: there is no commit index in
                 // Redis (a write is acknowledged before any replica has it).
                 commit: offset,
@@ -309,6 +347,70 @@ mod tests {
             offset: 14,
             replicas: replicas.iter().map(|r| r.parse().unwrap()).collect(),
         }
+    }
+
+    fn node(i: u8) -> NodeRecord {
+        let ip = std::net::Ipv4Addr::new(198, 18, 0, 10 + i);
+        NodeRecord {
+            name: format!("n{i}"),
+            ip,
+            client_addr: SocketAddr::from((ip, 6379)),
+            peer_addr: SocketAddr::from((ip, 26379)),
+            dir: PathBuf::from(format!("/store/t/1/nodes/n{i}")),
+            namespace: None,
+        }
+    }
+
+    /// Each sentinel's last word: (node, the node it names as primary, epoch).
+    fn views(said: &[(u8, u8, u64)]) -> BTreeMap<String, SentinelView> {
+        said.iter()
+            .map(|&(at, names, epoch)| {
+                let view = SentinelView {
+                    primary: node(names).client_addr,
+                    epoch,
+                    other_sentinels: 2,
+                    replicas: 2,
+                };
+                (format!("n{at}"), view)
+            })
+            .collect()
+    }
+
+    fn as_primary() -> Role {
+        primary(&[])
+    }
+
+    #[test]
+    fn a_failover_gives_the_promoted_replica_the_newest_epoch_and_the_old_primary_a_successor() {
+        let [n1, n2, n3] = [node(1), node(2), node(3)];
+        // Before the sentinels start, the first primary leads at epoch 0.
+        assert_eq!(
+            leadership(&n1, &as_primary(), &BTreeMap::new()),
+            (0, Some(n1.client_addr))
+        );
+        // n1 is cut off with its sentinel; the others promoted n3 at epoch 1. n3's own
+        // sentinel has not heard yet, but the one that led the failover names n3.
+        let after = views(&[(1, 1, 0), (2, 3, 1), (3, 1, 0)]);
+        assert_eq!(
+            leadership(&n3, &as_primary(), &after),
+            (1, Some(n3.client_addr))
+        );
+        assert_eq!(
+            leadership(&n1, &as_primary(), &after),
+            (0, Some(n3.client_addr))
+        );
+        // Healed: every sentinel names n3, and n1 is still a primary until it is made a
+        // replica. It ties on the epoch and names n3.
+        let healed = views(&[(1, 3, 1), (2, 3, 1), (3, 3, 1)]);
+        assert_eq!(
+            leadership(&n1, &as_primary(), &healed),
+            (1, Some(n3.client_addr))
+        );
+        // A replica follows the primary it is in sync with, at its sentinel's epoch.
+        let synced = replica("198.18.0.13:6379", true);
+        assert_eq!(leadership(&n2, &synced, &healed), (1, Some(n3.client_addr)));
+        let copying = replica("198.18.0.13:6379", false);
+        assert_eq!(leadership(&n2, &copying, &healed), (1, None));
     }
 
     #[test]
