@@ -591,7 +591,7 @@ fn caught_within(attempts: usize, args: &[&str]) -> Value {
     panic!("{args:?} was never caught: {ended:?}");
 }
 
-/// `vote-any-log`: a follower paused until it lags, resumed as the leader is killed, wins
+/// `vote-any-log`: a follower paused until it lags, resumed after the leader is killed, wins
 /// the vote a correct node would refuse it; the harness sees it lead with a log that ends
 /// below what was committed in the term before (a stale leader), and its followers then
 /// refuse every entry it sends and it leads on without committing (a stalled leader, with
