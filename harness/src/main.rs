@@ -3,6 +3,7 @@
 
 mod check;
 mod cluster;
+mod completeness;
 mod faults;
 mod fingerprints;
 mod node_status;

@@ -1,8 +1,9 @@
 //! Polls every node's `/status` during a run and writes each change to `status.jsonl` (a
 //! [`StatusSample`] a line), so the report can draw each node's role and term over time,
 //! and derives from those lines who led when ([`leader_changes`]);
-//! hands the fingerprints of what each node applied to a [`Ledger`], and each leader's
-//! progress to [`Stalls`]; and notices nodes whose process exited by itself (a crash), which
+//! hands the fingerprints of what each node applied to a [`Ledger`], each leader's
+//! progress to [`Stalls`] and, for systems that report their log, every status to
+//! [`Completeness`]; and notices nodes whose process exited by itself (a crash), which
 //! fails the run.
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cluster::ProcessCluster;
+use crate::completeness::Completeness;
 use crate::fingerprints::Ledger;
 use crate::results::{Crash, LeaderChange, leader_changes};
 use crate::stalls::Stalls;
@@ -31,20 +33,28 @@ pub struct Polled {
     pub fingerprints: Ledger,
     /// Leaders that committed nothing for a long time.
     pub stalls: Stalls,
+    /// Leaders that lack committed entries; `None` for a system whose status does not tell
+    /// the end of its log.
+    pub completeness: Option<Completeness>,
     /// Each change of the cluster's leader, from the status changes written.
     pub leaders: Vec<LeaderChange>,
 }
 
 /// Polls until `stop` turns true, writing changes to `path`; returns what it saw, and
-/// whether writing the file worked (what it saw is kept either way).
+/// whether writing the file worked (what it saw is kept either way). Leader Completeness is
+/// watched only if `reports_log`: the nodes' last log index and commit index are Raft's.
 pub async fn poll(
     cluster: Arc<ProcessCluster>,
     started: Instant,
     interval: Duration,
     path: PathBuf,
+    reports_log: bool,
     stop: watch::Receiver<bool>,
 ) -> (Polled, Result<()>) {
-    let mut polled = Polled::default();
+    let mut polled = Polled {
+        completeness: reports_log.then(Completeness::default),
+        ..Polled::default()
+    };
     let mut samples = Vec::new();
     let written = poll_into(
         &cluster,
@@ -88,6 +98,9 @@ async fn poll_into(
                     .observe(time, &node, &status.fingerprints);
             }
             polled.stalls.observe(time, &node, status.as_ref());
+            if let Some(completeness) = &mut polled.completeness {
+                completeness.observe(time, &node, status.as_ref());
+            }
             let sample = match status {
                 Some(s) => StatusSample {
                     time,

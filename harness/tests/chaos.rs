@@ -515,11 +515,12 @@ fn caught_within(attempts: usize, args: &[&str]) -> Value {
     panic!("{args:?} was never caught: {ended:?}");
 }
 
-/// `vote-any-log`: a follower paused until it lags, resumed as the leader is killed, wins
-/// the vote a correct node would refuse it; its followers then refuse every entry it sends
-/// (its log conflicts with what they committed) and it leads on without committing. With
-/// faults of 3 s, the stalled leader stays long enough to be seen during the run. The lagging
-/// node wins about half of the failovers, and a run has three.
+/// `vote-any-log`: a follower paused until it lags, resumed after the leader is killed, wins
+/// the vote a correct node would refuse it; the harness sees it lead with a log that ends
+/// below what was committed in the term before (a stale leader), and its followers then
+/// refuse every entry it sends and it leads on without committing (a stalled leader, with
+/// faults of 3 s). The lagging node wins about a quarter to a half of the failovers, and a
+/// run has three.
 #[test]
 fn a_lagging_node_elected_without_the_up_to_date_check_is_caught() {
     let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());

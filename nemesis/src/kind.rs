@@ -49,9 +49,10 @@ pub enum FaultKind {
     /// SIGKILL one node, a majority or every node, and lose what they wrote but did not
     /// fsync (sometimes keeping a torn prefix of it); restart them on what is left.
     PowerLoss,
-    /// SIGSTOP a follower until its log lags, then SIGKILL the leader as the follower
-    /// resumes: the election that follows is between a lagging log and an up-to-date one,
-    /// which only the vote's up-to-date-log check decides.
+    /// SIGSTOP a follower until its log lags, SIGKILL the leader, and SIGCONT the follower
+    /// about an election timeout later, when it campaigns at once: the election that follows
+    /// is between a lagging log and an up-to-date one, which only the vote's up-to-date-log
+    /// check decides.
     LaggingFailover,
     /// Cut the cluster into random halves, a minority and a majority.
     Partition,

@@ -92,8 +92,9 @@ pub struct Nemesis<C, P> {
     cluster: Arc<C>,
     network: Arc<P>,
     on_event: Mutex<Box<dyn FnMut(Event) + Send>>,
-    /// What each lane broke and has not healed yet: one fault, or two when a fault of two
-    /// actions half failed (a crash of restart-bridge whose restart failed beside its
+    /// What each lane broke and has not healed yet: one fault, or two: a lagging failover's
+    /// paused follower and killed leader until the follower wakes, or a fault of two actions
+    /// that half failed (a crash of restart-bridge whose restart failed beside its
     /// partition, a lagging failover whose resume failed beside its kill).
     active: Mutex<BTreeMap<Lane, Vec<ActiveFault>>>,
     /// Numbers the crash-restart storms, so that the crashes of one can be told apart.
@@ -210,14 +211,22 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             FaultPlan::CrashRestart(crashes) => {
                 self.crash_restart(crashes, deadline, stopped).await
             }
-            FaultPlan::LaggingFailover { preference, lag } => {
+            FaultPlan::LaggingFailover {
+                preference,
+                lag,
+                wake,
+            } => {
                 let Some(leader) = self.pause_a_follower(&preference).await? else {
                     return Ok(());
                 };
                 if !wait_until(Instant::now() + lag, deadline, stopped).await {
                     return Ok(());
                 }
-                self.fail_over(leader).await
+                self.kill_leader(leader).await?;
+                if !wait_until(Instant::now() + wake, fault_ends, stopped).await {
+                    return Ok(());
+                }
+                self.resume_follower().await
             }
             FaultPlan::FlapLeader(flaps) => self.flap_leader(flaps, fault_ends, stopped).await,
             FaultPlan::RestartBridge { order, waits } => {
@@ -244,7 +253,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
     /// single round of crashes, each node restarted as soon as it is dead; flap-leader
     /// isolates the leader once, until healed; restart-bridge cuts its partition and
     /// crash-restarts the bridge once. A lagging failover is applied whole: it sleeps
-    /// through its (short) lag.
+    /// through its (short) lag and wake.
     pub async fn start(&self, plan: FaultPlan) -> Result<(), NemesisError> {
         let lane = plan.lane();
         self.stop(lane).await?;
@@ -281,12 +290,18 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 let nodes = self.resolve(targets).await;
                 self.power_loss(lane, nodes, torn).await
             }
-            FaultPlan::LaggingFailover { preference, lag } => {
+            FaultPlan::LaggingFailover {
+                preference,
+                lag,
+                wake,
+            } => {
                 let Some(leader) = self.pause_a_follower(&preference).await? else {
                     return Ok(());
                 };
                 tokio::time::sleep(lag).await;
-                self.fail_over(leader).await
+                self.kill_leader(leader).await?;
+                tokio::time::sleep(wake).await;
+                self.resume_follower().await
             }
             FaultPlan::Partition(grudge) => self.partition(lane, grudge).await,
             FaultPlan::IsolateLeader { fallback } => {
@@ -425,19 +440,34 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         Ok(Some(leader))
     }
 
-    /// The second half of a lagging failover: SIGKILLs `leader` and, at the same instant,
-    /// resumes the paused follower, so that the election that follows is between its
-    /// lagging log and the others'. The fault left in force is the killed leader.
-    async fn fail_over(&self, leader: NodeName) -> Result<(), NemesisError> {
-        let lane = Lane::Process;
+    /// The second step of a lagging failover: SIGKILLs `leader` while the follower is still
+    /// paused. The faults in force are both.
+    async fn kill_leader(&self, leader: NodeName) -> Result<(), NemesisError> {
         let leader = vec![leader];
-        self.emit(EventName::Kill, nodes_json(&leader));
-        let ((killed, killing), resuming) = tokio::join!(
-            apply(&*self.cluster, Action::Kill, &leader),
-            self.stop(lane)
-        );
-        self.remember(lane, ActiveFault::Down(killed));
-        killing.and(resuming)
+        self.kill(Lane::Process, EventName::Kill, nodes_json(&leader), leader)
+            .await
+    }
+
+    /// The last step of a lagging failover: resumes the paused follower, whose election
+    /// timeout ran out while it was stopped, so that it campaigns at once with its lagging
+    /// log. The fault left in force is the killed leader.
+    async fn resume_follower(&self) -> Result<(), NemesisError> {
+        let lane = Lane::Process;
+        let paused: Vec<ActiveFault> = {
+            let mut active = self.active();
+            let faults = active.entry(lane).or_default();
+            let (paused, rest) = std::mem::take(faults)
+                .into_iter()
+                .partition(|fault| matches!(fault, ActiveFault::Paused(_)));
+            *faults = rest;
+            paused
+        };
+        let mut result = Ok(());
+        for fault in paused {
+            let healed = self.heal(lane, fault).await;
+            result = result.and(healed);
+        }
+        result
     }
 
     /// Cuts the leader of the moment (or else `fallback`) off from every other node, both
@@ -1211,7 +1241,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_lagging_failover_pauses_a_follower_then_kills_the_leader_as_it_resumes() {
+    async fn a_lagging_failover_pauses_a_follower_kills_the_leader_then_resumes_the_follower() {
         let setup = setup(3);
         setup.cluster.set_leader(Some("n2"));
         run_for(
@@ -1239,16 +1269,15 @@ mod tests {
         let times: Vec<f64> = timeline.iter().map(|(time, _)| *time).collect();
         let lag = times[1] - times[0];
         assert!((0.1..=0.3 + 1e-9).contains(&lag), "lagged {lag} s");
-        assert_eq!(
-            times[1], times[2],
-            "the kill and the resume are one instant"
-        );
+        let wake = times[2] - times[1];
+        assert!((0.15..=0.3 + 1e-9).contains(&wake), "woke {wake} s later");
         assert_eq!(times[3], 1.5, "the leader is restarted at the fault's end");
-        // Killed and resumed side by side, after the pause.
+        // The follower stays paused while the leader dies.
         let journal = journal(&setup);
         let kill = journal.iter().position(|line| line == "kill n2").unwrap();
         let resume = format!("resume {follower}");
-        assert_eq!(journal[kill + 1], resume, "{journal:?}");
+        let resumed = journal.iter().position(|line| *line == resume).unwrap();
+        assert!(kill < resumed, "{journal:?}");
         assert_all_healed(&setup);
     }
 
@@ -1258,6 +1287,7 @@ mod tests {
         let plan = FaultPlan::LaggingFailover {
             preference: vec!["n3".into(), "n1".into(), "n2".into()],
             lag: Duration::from_millis(1),
+            wake: Duration::from_millis(1),
         };
         setup.nemesis.start(plan).await.unwrap();
         assert_eq!(setup.cluster.dead(), BTreeSet::from(["n3".to_owned()]));

@@ -96,16 +96,18 @@ pub enum FaultPlan {
         /// The seed of the torn prefixes, or `None` to lose every unsynced byte.
         torn: Option<u64>,
     },
-    /// SIGSTOP a follower for `lag`, then SIGKILL the leader and SIGCONT the follower at
-    /// once; healing restarts the leader. Who leads is resolved when the fault starts: the
-    /// leader then, else the first node of `preference`; the follower is the first node of
-    /// `preference` that is not the leader.
+    /// SIGSTOP a follower for `lag`, then SIGKILL the leader, and SIGCONT the follower
+    /// `wake` later; healing restarts the leader. Who leads is resolved when the fault
+    /// starts: the leader then, else the first node of `preference`; the follower is the
+    /// first node of `preference` that is not the leader.
     LaggingFailover {
         /// The nodes in a seeded order, from which the follower (and, with no leader known,
         /// the leader) is taken.
         preference: Vec<NodeName>,
         /// How long the follower stays paused before the leader is killed.
         lag: Duration,
+        /// How long after the kill the follower resumes.
+        wake: Duration,
     },
     /// Cut the links of this grudge; healing restores every link.
     Partition(Grudge),
@@ -233,6 +235,10 @@ impl Planner {
             FaultKind::LaggingFailover => FaultPlan::LaggingFailover {
                 preference: self.shuffled(),
                 lag: Duration::from_millis(self.rng.random_range(100..=300)),
+                // About an election timeout: the others have stopped counting on the dead
+                // leader, and the follower, whose own timeout ran out while it was stopped,
+                // campaigns as soon as it runs.
+                wake: Duration::from_millis(self.rng.random_range(150..=300)),
             },
             FaultKind::Partition => FaultPlan::Partition(Grudge::halves(&self.shuffled())),
             FaultKind::PartitionLeader => FaultPlan::IsolateLeader {
@@ -540,12 +546,18 @@ mod tests {
     }
 
     #[test]
-    fn lagging_failover_orders_every_node_and_lags_100_to_300_ms() {
+    fn lagging_failover_orders_every_node_lags_100_to_300_ms_and_wakes_150_to_300_ms_later() {
         let mut firsts = BTreeSet::new();
         for plan in plans("lagging-failover", 3, 23, 50) {
-            let FaultPlan::LaggingFailover { preference, lag } = plan else {
+            let FaultPlan::LaggingFailover {
+                preference,
+                lag,
+                wake,
+            } = plan
+            else {
                 panic!("unexpected plan {plan:?}");
             };
+            assert!((150..=300).contains(&wake.as_millis()), "{wake:?}");
             let mut sorted = preference.clone();
             sorted.sort();
             assert_eq!(sorted, nodes(3), "a fallback for each role, all distinct");

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::analysis::Analysis;
 use super::operations::TimelineOp;
+use crate::completeness::StaleLeader;
 use crate::faults::FaultKind;
 use crate::fingerprints::Agreement;
 use crate::results::{Crash, Detection, Healing, Recovery};
@@ -52,6 +53,8 @@ pub struct PageData<'h> {
     pub crashes: &'h [Crash],
     /// Leaders that committed nothing for seconds while their log grew.
     pub stalls: &'h [Stall],
+    /// Leaders whose log lacked entries committed in an earlier term.
+    pub stale_leaders: &'h [StaleLeader],
     /// The first anomaly, and when.
     pub detection: Option<&'h Detection>,
     /// How long each fault kept writes from succeeding.
@@ -321,6 +324,7 @@ impl<'h> PageData<'h> {
             healing: results.healing.as_ref(),
             crashes: &results.crashes,
             stalls: &results.stalls,
+            stale_leaders: &results.stale_leaders,
             detection: results.detection.as_ref(),
             recovery: &results.recovery,
             leaders: results

@@ -3,7 +3,7 @@
 //! not place completed; for lost or unexpected elements, when the final read that missed
 //! them completed; for replicas whose fingerprints differ, when the harness saw the second
 //! one; for a leader that stalled, when it had committed nothing for five seconds; for a
-//! cluster that did not recover, when the harness gave up on it.
+//! leader that lacked committed entries, when the harness first saw it lead; for a cluster that did not recover, when the harness gave up on it.
 //! A bug caught only at the end of a long run is a bug most short runs miss.
 
 use std::collections::HashMap;
@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use faultline_checker::{CheckResult, DivergenceResult, History, LostWritesResult, operations};
 
 use super::Crash;
+use crate::completeness::StaleLeader;
 use crate::fingerprints::Mismatch;
 use crate::stalls::Stall;
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,7 @@ pub struct Detection {
     pub seconds: f64,
     /// What was observed: `not linearizable`, `lost write`, `unexpected element`, `replicas
     /// diverged` (lists), `replicas applied different entries` (fingerprints), `leader
-    /// stalled`, `node crashed` or `did not recover`.
+    /// stalled`, `leader lacks committed entries`, `node crashed` or `did not recover`.
     pub anomaly: String,
     /// The key it was observed on, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -40,6 +41,8 @@ pub struct FirstSeen<'a> {
     pub mismatch: Option<&'a Mismatch>,
     /// A leader that committed nothing for seconds.
     pub stall: Option<&'a Stall>,
+    /// A leader whose log lacked entries committed in an earlier term.
+    pub stale_leader: Option<&'a StaleLeader>,
     /// A node that exited by itself.
     pub crash: Option<&'a Crash>,
     /// When the harness stopped waiting for a cluster that did not recover (nanoseconds
@@ -58,6 +61,7 @@ pub fn first_detection(
     let FirstSeen {
         mismatch,
         stall,
+        stale_leader,
         crash,
         gave_up,
     } = nodes;
@@ -108,6 +112,9 @@ pub fn first_detection(
     if let Some(stall) = stall {
         found.push((stall.time, "leader stalled", None, None));
     }
+    if let Some(stale) = stale_leader {
+        found.push((stale.time, "leader lacks committed entries", None, None));
+    }
     if let Some(crash) = crash {
         found.push((crash.time, "node crashed", None, None));
     }
@@ -132,7 +139,9 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::completeness::Completeness;
     use crate::fingerprints::{Checkpoint, Ledger};
+    use crate::node_status::NodeStatus;
     use crate::results::{Healing, Observed, check};
 
     const MS: u64 = 1_000_000;
@@ -225,6 +234,50 @@ mod tests {
         assert_eq!(
             (detection.anomaly.as_str(), detection.seconds),
             ("replicas applied different entries", 4.5)
+        );
+    }
+
+    #[test]
+    fn a_leader_that_lacks_committed_entries_fails_the_run_when_first_seen_leading() {
+        let h = history(&[
+            (0, 1, "invoke", "write", "r1", json!(3)),
+            (10, 1, "ok", "write", "r1", json!(3)),
+        ]);
+        let lagging = |role: &str, term, commit, last| NodeStatus {
+            id: "n3".into(),
+            role: role.into(),
+            term,
+            leader: None,
+            commit,
+            applied: commit,
+            last_log_index: last,
+            snapshot_index: 0,
+            fingerprints: Vec::new(),
+        };
+        let mut completeness = Completeness::default();
+        let committed = NodeStatus {
+            id: "n1".into(),
+            ..lagging("leader", 2, 500, 510)
+        };
+        completeness.observe(900 * MS, "n1", Some(&committed));
+        completeness.observe(1_000 * MS, "n3", Some(&lagging("follower", 2, 300, 320)));
+        completeness.observe(2_300 * MS, "n3", Some(&lagging("leader", 3, 300, 321)));
+        let observed = Observed {
+            stale_leaders: completeness.finish(),
+            ..Observed::default()
+        };
+        let results = check(&h, Duration::from_secs(5), None, observed, Duration::MAX).unwrap();
+        assert_eq!(results.valid, faultline_checker::Verdict::Invalid);
+        let detection = results.detection.as_ref().expect("an anomaly");
+        assert_eq!(
+            (detection.anomaly.as_str(), detection.seconds),
+            ("leader lacks committed entries", 2.3)
+        );
+        let written = serde_json::to_value(&results).unwrap();
+        assert_eq!(
+            written["stale_leaders"][0],
+            json!({"time": 2_300 * MS, "node": "n3", "term": 3, "last_log_index": 321,
+                   "committed": 500, "committed_by": "n1", "committed_term": 2})
         );
     }
 

@@ -15,6 +15,7 @@ use faultline_checker::{
 use faultline_workloads::{model_for_key, split_by_model};
 use serde::{Deserialize, Serialize};
 
+use crate::completeness::StaleLeader;
 use crate::fingerprints::Agreement;
 use crate::stalls::Stall;
 
@@ -55,6 +56,9 @@ pub struct RunResults {
     /// followers that keep refusing a leader they elected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stalls: Vec<Stall>,
+    /// Leaders whose log lacked entries committed in an earlier term (Leader Completeness).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stale_leaders: Vec<StaleLeader>,
     /// The first anomaly, and how soon after the start it was observable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection: Option<Detection>,
@@ -110,6 +114,8 @@ pub struct Observed {
     pub agreement: Option<Agreement>,
     /// Leaders that held their term without committing while their log grew.
     pub stalls: Vec<Stall>,
+    /// Leaders whose log lacked entries committed in an earlier term.
+    pub stale_leaders: Vec<StaleLeader>,
     /// Each change of the cluster's leader ([`leader_changes`]), without faults yet.
     pub leaders: Vec<LeaderChange>,
 }
@@ -134,6 +140,7 @@ pub fn check(
         crashes,
         agreement,
         stalls,
+        stale_leaders,
         mut leaders,
     } = observed;
     let mut valid = Verdict::Valid;
@@ -168,6 +175,7 @@ pub fn check(
     }
     if !crashes.is_empty()
         || !stalls.is_empty()
+        || !stale_leaders.is_empty()
         || healing.as_ref().is_some_and(|healing| !healing.recovered)
     {
         valid = valid.and(Verdict::Invalid);
@@ -182,6 +190,7 @@ pub fn check(
         FirstSeen {
             mismatch: agreement.as_ref().and_then(|a| a.first_mismatch.as_ref()),
             stall: stalls.first(),
+            stale_leader: stale_leaders.first(),
             crash: crashes.first(),
             gave_up,
         },
@@ -198,6 +207,7 @@ pub fn check(
         healing,
         crashes,
         stalls,
+        stale_leaders,
         detection,
         recovery: Recovery::of(history, clients_until.as_nanos() as u64),
         leaders,

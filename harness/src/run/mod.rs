@@ -38,6 +38,7 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use crate::cluster::{ClusterOptions, ProcessCluster};
+use crate::completeness::Completeness;
 use crate::results::{self, Healing, Observed, Recovery};
 use crate::store::{BUNDLED_SYSTEM, RunDir, SystemRecord, TestOptions, TestRecord, Versions};
 use crate::system::{self, System};
@@ -272,11 +273,15 @@ async fn drive(
     let started = std::time::Instant::now();
     let recorder = Arc::new(Recorder::to_file(&run_dir.history(), started)?);
     let (stop_polling, polling_stopped) = watch::channel(false);
+    // The Faultline contract's `/status` tells each node's last log index and commit index;
+    // the other systems' stand-ins for them are not Raft's.
+    let reports_log = options.system_file.is_none() && options.system == BUNDLED_SYSTEM;
     let poller = tokio::spawn(status_log::poll(
         cluster.clone(),
         Instant::from_std(started),
         STATUS_INTERVAL,
         run_dir.status_log(),
+        reports_log,
         polling_stopped,
     ));
     let progress = progress::start(options.time_limit, recorder.clone());
@@ -351,12 +356,17 @@ async fn drive(
     let history = recorder.finish()?;
     let mut agreement = None;
     let mut stalls = Vec::new();
+    let mut stale_leaders = Vec::new();
     let mut leaders = Vec::new();
     match poller.await {
         Ok((polled, written)) => {
             crashes.extend(polled.crashes);
             agreement = polled.fingerprints.finish();
             stalls = polled.stalls.finish();
+            stale_leaders = polled
+                .completeness
+                .map(Completeness::finish)
+                .unwrap_or_default();
             leaders = polled.leaders;
             if let Err(e) = written {
                 warn!("writing node status failed: {e:#}");
@@ -378,6 +388,7 @@ async fn drive(
             crashes,
             agreement,
             stalls,
+            stale_leaders,
             leaders,
         },
     })

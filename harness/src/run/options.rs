@@ -45,8 +45,8 @@ pub struct TestArgs {
     #[arg(long)]
     pub rate: Option<f64>,
     /// Faults, comma-separated: none; process faults kill, kill-majority, kill-all,
-    /// crash-restart, pause, power-loss, lagging-failover (pause a follower, then kill the
-    /// leader as it resumes); network faults partition, partition-leader, flap-leader (cut
+    /// crash-restart, pause, power-loss, lagging-failover (pause a follower, kill the leader,
+    /// resume the follower an election timeout later); network faults partition, partition-leader, flap-leader (cut
     /// the leader off, heal once another leads, again), partition-one-way, majorities-ring,
     /// bridge, restart-bridge (two sides joined by the leader, which is crash-restarted again
     /// and again), slow, lossy; or all. Process and network faults run in two lanes side by

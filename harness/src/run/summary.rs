@@ -154,6 +154,19 @@ pub fn render(p: &Printed) -> String {
             stall.time as f64 / 1e9,
         );
     }
+    for stale in &p.results.stale_leaders {
+        let _ = writeln!(
+            out,
+            "  STALE LEADER {} led term {} with a log ending at index {}, below index {} that {} had committed in term {}, at {:.1} s",
+            stale.node,
+            stale.term,
+            stale.last_log_index,
+            stale.committed,
+            stale.committed_by,
+            stale.committed_term,
+            stale.time as f64 / 1e9,
+        );
+    }
     write_recovery(&mut out, p.results);
     if let Some(detection) = &p.results.detection {
         let place = match (&detection.key, detection.operation) {

@@ -22,6 +22,9 @@ function verdictReason(raw) {
   }
   for (const stall of raw.stalls || []) parts.push(stall.node + " led term " + stall.term + " for 5 s without committing past index " +
     stall.commit + " (seen at " + formatTime(stall.time / 1000) + ")");
+  for (const stale of raw.stale_leaders || []) parts.push(stale.node + " led term " + stale.term + " with a log ending at index " +
+    stale.last_log_index + ", below index " + stale.committed + " that " + stale.committed_by + " had committed in term " +
+    stale.committed_term + " (seen at " + formatTime(stale.time / 1000) + ")");
   for (const crash of raw.crashes) parts.push(crash.node + " crashed at " + formatTime(crash.time / 1000) + " (" + crash.last_error + ")");
   if (raw.healing && !raw.healing.recovered) parts.push("the cluster did not take a write after every fault was healed");
   if (raw.detection) parts.push("first seen " + raw.detection.seconds.toFixed(1) + " s into the run (" + raw.detection.anomaly + ")");
