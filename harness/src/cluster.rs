@@ -438,6 +438,11 @@ impl ProcessCluster {
         self.system.local_list(self.spec(name).ok()?, key).await
     }
 
+    /// Whether the nodes' status gives Raft's log and commit indexes ([`System::reports_raft_log`]).
+    pub fn reports_raft_log(&self) -> bool {
+        self.system.reports_raft_log()
+    }
+
     /// The clients of the run, bound to the nodes as the system binds them.
     pub fn clients(&self, timeout: Duration) -> Result<Arc<dyn ClientFactory>> {
         self.system.clients(&self.specs, timeout)

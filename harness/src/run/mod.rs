@@ -273,9 +273,7 @@ async fn drive(
     let started = std::time::Instant::now();
     let recorder = Arc::new(Recorder::to_file(&run_dir.history(), started)?);
     let (stop_polling, polling_stopped) = watch::channel(false);
-    // The Faultline contract's `/status` tells each node's last log index and commit index;
-    // the other systems' stand-ins for them are not Raft's.
-    let reports_log = options.system_file.is_none() && options.system == BUNDLED_SYSTEM;
+    let reports_log = cluster.reports_raft_log();
     let poller = tokio::spawn(status_log::poll(
         cluster.clone(),
         Instant::from_std(started),

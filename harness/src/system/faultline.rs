@@ -63,6 +63,10 @@ impl System for FaultlineSystem {
         }
     }
 
+    fn reports_raft_log(&self) -> bool {
+        true
+    }
+
     fn launch(
         &self,
         node: &NodeRecord,

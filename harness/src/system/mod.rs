@@ -65,6 +65,13 @@ pub trait System: Send + Sync {
         true
     }
 
+    /// Whether [`System::status`] gives Raft's last log index and commit index, so that the
+    /// Leader Completeness check (`completeness.rs`) applies. Other systems' stand-ins for them
+    /// (etcd's lagging commit index, Redis's replication offsets) are not Raft's.
+    fn reports_raft_log(&self) -> bool {
+        false
+    }
+
     /// Writes what the nodes need before their first start (configuration files), in the
     /// node's directory.
     fn prepare(&self, _node: &NodeRecord, _all: &[NodeRecord]) -> Result<()> {
