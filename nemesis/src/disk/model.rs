@@ -241,7 +241,9 @@ struct FileData {
 
 impl FileData {
     /// Records a write, merged into the previous one when it continues it: a torn cut keeps
-    /// a prefix of the bytes in the order they were written, which merging does not change.
+    /// a prefix of the bytes in the order they were written, which merging does not change,
+    /// and moves a cut among contiguous writes back to a sector boundary as within one write
+    /// (their bytes reach the disk together).
     fn record_write(&mut self, offset: u64, data: &[u8]) {
         if let Some(Op::Write {
             offset: last_offset,
@@ -746,7 +748,8 @@ impl Model {
     /// `seed`, in inode order, so the same history and seed give the same result): the
     /// first k of its unsynced bytes in the order they were written, k uniform over
     /// everything from none to all, a truncation counting as one unit, and a cut inside a
-    /// write moved back to the [`SECTOR`] boundary before it. What is kept is
+    /// write (or a run of writes, each continuing the one before) moved back to the [`SECTOR`]
+    /// boundary before it. What is kept is
     /// durable from then on. Open handles stay valid for inodes that survive; the others
     /// go stale.
     pub(crate) fn lose_unsynced(&mut self, torn: Option<u64>) -> Loss {

@@ -133,6 +133,23 @@ fn replay(changes: &[Change]) -> Vec<u8> {
     content
 }
 
+/// `changes` with each write that continues the one before it (at the offset where that one
+/// ended) joined to it.
+fn contiguous_writes_joined(changes: &[Change]) -> Vec<Change> {
+    let mut joined: Vec<Change> = Vec::new();
+    for change in changes {
+        if let (Some(Change::Write(offset, data)), Change::Write(next, more)) =
+            (joined.last_mut(), change)
+            && *offset + data.len() as u64 == *next
+        {
+            data.extend_from_slice(more);
+            continue;
+        }
+        joined.push(change.clone());
+    }
+    joined
+}
+
 /// A torn cut's units in a change: its bytes, or one for a truncation.
 fn units(change: &Change) -> u64 {
     match change {
@@ -309,7 +326,9 @@ impl Oracle {
     /// The cut: every directory goes back to its copy, every file to its history up to its
     /// last fsync, and, torn, plus the first k units of the rest (a byte written, or a
     /// truncation), k drawn as the rules say: uniformly, file by file in inode order, and a
-    /// cut inside a write moved back to a multiple of 512 bytes in the file.
+    /// cut inside a write moved back to a multiple of 512 bytes in the file. Writes that each
+    /// continue the one before are one write here: their bytes reach the disk together, so a
+    /// cut among them falls back to the sector boundary too.
     /// Returns the loss the model must report.
     fn cut(&mut self, torn: Option<u64>) -> Loss {
         let mut rng = torn.map(ChaCha8Rng::seed_from_u64);
@@ -325,7 +344,7 @@ impl Oracle {
         files.sort_by_key(|file| self.files[*file].ino);
         for file in files {
             let file = &mut self.files[file];
-            let unsynced = &file.history[file.synced..];
+            let unsynced = contiguous_writes_joined(&file.history[file.synced..]);
             if unsynced.is_empty() {
                 continue;
             }
@@ -335,7 +354,7 @@ impl Oracle {
                 loss.files += 1;
             }
             let mut content = replay(&file.history[..file.synced]);
-            for change in unsynced {
+            for change in &unsynced {
                 let mut taken = keep.min(units(change));
                 keep -= taken;
                 if let Change::Write(offset, data) = change
