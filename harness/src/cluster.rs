@@ -734,19 +734,7 @@ mod tests {
         }
 
         fn status<'a>(&'a self, node: &'a NodeRecord) -> BoxFuture<'a, Option<NodeStatus>> {
-            Box::pin(async move {
-                Some(NodeStatus {
-                    id: node.name.clone(),
-                    role: "follower".into(),
-                    term: 0,
-                    leader: None,
-                    commit: 0,
-                    applied: 0,
-                    last_log_index: 0,
-                    snapshot_index: 0,
-                    fingerprints: Vec::new(),
-                })
-            })
+            Box::pin(async move { Some(NodeStatus::of(&node.name, "follower", 0, None, 0, 0)) })
         }
 
         fn clients(&self, _: &[NodeRecord], _: Duration) -> Result<Arc<dyn ClientFactory>> {

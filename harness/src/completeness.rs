@@ -105,17 +105,7 @@ mod tests {
     use super::*;
 
     fn status(id: &str, role: &str, term: u64, commit: u64, last: u64) -> NodeStatus {
-        NodeStatus {
-            id: id.into(),
-            role: role.into(),
-            term,
-            leader: None,
-            commit,
-            applied: commit,
-            last_log_index: last,
-            snapshot_index: 0,
-            fingerprints: Vec::new(),
-        }
+        NodeStatus::of(id, role, term, None, commit, last)
     }
 
     #[test]

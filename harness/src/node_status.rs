@@ -22,6 +22,32 @@ pub struct NodeStatus {
     pub fingerprints: Vec<Checkpoint>,
 }
 
+#[cfg(test)]
+impl NodeStatus {
+    /// A status for tests: `id` as `role` in `term`, following `leader`, with its commit
+    /// (and applied) index and last log index; no snapshot, no fingerprints.
+    pub fn of(
+        id: &str,
+        role: &str,
+        term: u64,
+        leader: Option<&str>,
+        commit: u64,
+        last_log_index: u64,
+    ) -> NodeStatus {
+        NodeStatus {
+            id: id.into(),
+            role: role.into(),
+            term,
+            leader: leader.map(str::to_string),
+            commit,
+            applied: commit,
+            last_log_index,
+            snapshot_index: 0,
+            fingerprints: Vec::new(),
+        }
+    }
+}
+
 /// How strongly a node that says it leads claims the lead: by its term, then by whether it
 /// names itself as the leader rather than a successor it has heard of (a deposed Redis
 /// primary still takes writes, but the sentinels know better). The greater claim leads; the
@@ -50,17 +76,7 @@ mod tests {
     use super::*;
 
     fn status(id: &str, role: &str, term: u64, leader: &str) -> NodeStatus {
-        NodeStatus {
-            id: id.into(),
-            role: role.into(),
-            term,
-            leader: Some(leader.into()),
-            commit: 0,
-            applied: 0,
-            last_log_index: 0,
-            snapshot_index: 0,
-            fingerprints: Vec::new(),
-        }
+        NodeStatus::of(id, role, term, Some(leader), 0, 0)
     }
 
     #[test]

@@ -100,17 +100,7 @@ mod tests {
     const S: u64 = 1_000_000_000;
 
     fn status(role: &str, term: u64, commit: u64, last: u64) -> NodeStatus {
-        NodeStatus {
-            id: "n1".into(),
-            role: role.into(),
-            term,
-            leader: Some("n1".into()),
-            commit,
-            applied: commit,
-            last_log_index: last,
-            snapshot_index: 0,
-            fingerprints: Vec::new(),
-        }
+        NodeStatus::of("n1", role, term, Some("n1"), commit, last)
     }
 
     #[test]

@@ -243,22 +243,10 @@ mod tests {
             (0, 1, "invoke", "write", "r1", json!(3)),
             (10, 1, "ok", "write", "r1", json!(3)),
         ]);
-        let lagging = |role: &str, term, commit, last| NodeStatus {
-            id: "n3".into(),
-            role: role.into(),
-            term,
-            leader: None,
-            commit,
-            applied: commit,
-            last_log_index: last,
-            snapshot_index: 0,
-            fingerprints: Vec::new(),
-        };
+        let lagging =
+            |role: &str, term, commit, last| NodeStatus::of("n3", role, term, None, commit, last);
         let mut completeness = Completeness::default();
-        let committed = NodeStatus {
-            id: "n1".into(),
-            ..lagging("leader", 2, 500, 510)
-        };
+        let committed = NodeStatus::of("n1", "leader", 2, None, 500, 510);
         completeness.observe(900 * MS, "n1", Some(&committed));
         completeness.observe(1_000 * MS, "n3", Some(&lagging("follower", 2, 300, 320)));
         completeness.observe(2_300 * MS, "n3", Some(&lagging("leader", 3, 300, 321)));
