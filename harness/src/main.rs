@@ -4,6 +4,7 @@
 mod check;
 mod cluster;
 mod completeness;
+mod election_safety;
 mod faults;
 mod fingerprints;
 mod node_status;

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::cluster::ProcessCluster;
 use crate::completeness::Completeness;
+use crate::election_safety::ElectionSafety;
 use crate::fingerprints::Ledger;
 use crate::results::{Crash, LeaderChange, leader_changes};
 use crate::stalls::Stalls;
@@ -36,6 +37,9 @@ pub struct Polled {
     /// Leaders that lack committed entries; `None` for a system whose status does not tell
     /// the end of its log.
     pub completeness: Option<Completeness>,
+    /// Terms that had two leaders; `None`, like `completeness`, for a system whose status is
+    /// not Raft's own.
+    pub election_safety: Option<ElectionSafety>,
     /// Each change of the cluster's leader, from the status changes written.
     pub leaders: Vec<LeaderChange>,
 }
@@ -53,6 +57,7 @@ pub async fn poll(
 ) -> (Polled, Result<()>) {
     let mut polled = Polled {
         completeness: reports_log.then(Completeness::default),
+        election_safety: reports_log.then(ElectionSafety::default),
         ..Polled::default()
     };
     let mut samples = Vec::new();
@@ -100,6 +105,9 @@ async fn poll_into(
             polled.stalls.observe(time, &node, status.as_ref());
             if let Some(completeness) = &mut polled.completeness {
                 completeness.observe(time, &node, status.as_ref());
+            }
+            if let Some(election_safety) = &mut polled.election_safety {
+                election_safety.observe(time, &node, status.as_ref());
             }
             let sample = match status {
                 Some(s) => StatusSample {

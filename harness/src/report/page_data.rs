@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::analysis::Analysis;
 use super::operations::TimelineOp;
 use crate::completeness::StaleLeader;
+use crate::election_safety::TwoLeaders;
 use crate::faults::FaultKind;
 use crate::fingerprints::Agreement;
 use crate::results::{Crash, Detection, Healing, Recovery};
@@ -55,6 +56,8 @@ pub struct PageData<'h> {
     pub stalls: &'h [Stall],
     /// Leaders whose log lacked entries committed in an earlier term.
     pub stale_leaders: &'h [StaleLeader],
+    /// Terms that two nodes each led.
+    pub two_leaders: &'h [TwoLeaders],
     /// The first anomaly, and when.
     pub detection: Option<&'h Detection>,
     /// How long each fault kept writes from succeeding.
@@ -325,6 +328,7 @@ impl<'h> PageData<'h> {
             crashes: &results.crashes,
             stalls: &results.stalls,
             stale_leaders: &results.stale_leaders,
+            two_leaders: &results.two_leaders,
             detection: results.detection.as_ref(),
             recovery: &results.recovery,
             leaders: results

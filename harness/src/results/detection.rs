@@ -12,6 +12,7 @@ use faultline_checker::{CheckResult, DivergenceResult, History, LostWritesResult
 
 use super::Crash;
 use crate::completeness::StaleLeader;
+use crate::election_safety::TwoLeaders;
 use crate::fingerprints::Mismatch;
 use crate::stalls::Stall;
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,8 @@ pub struct FirstSeen<'a> {
     pub stall: Option<&'a Stall>,
     /// A leader whose log lacked entries committed in an earlier term.
     pub stale_leader: Option<&'a StaleLeader>,
+    /// A second leader of one term.
+    pub two_leaders: Option<&'a TwoLeaders>,
     /// A node that exited by itself.
     pub crash: Option<&'a Crash>,
     /// When the harness stopped waiting for a cluster that did not recover (nanoseconds
@@ -62,6 +65,7 @@ pub fn first_detection(
         mismatch,
         stall,
         stale_leader,
+        two_leaders,
         crash,
         gave_up,
     } = nodes;
@@ -115,6 +119,9 @@ pub fn first_detection(
     if let Some(stale) = stale_leader {
         found.push((stale.time, "leader lacks committed entries", None, None));
     }
+    if let Some(two) = two_leaders {
+        found.push((two.time, "two leaders in one term", None, None));
+    }
     if let Some(crash) = crash {
         found.push((crash.time, "node crashed", None, None));
     }
@@ -140,6 +147,7 @@ mod tests {
 
     use super::*;
     use crate::completeness::Completeness;
+    use crate::election_safety::ElectionSafety;
     use crate::fingerprints::{Checkpoint, Ledger};
     use crate::node_status::NodeStatus;
     use crate::results::{Healing, Observed, check};
@@ -266,6 +274,34 @@ mod tests {
             written["stale_leaders"][0],
             json!({"time": 2_300 * MS, "node": "n3", "term": 3, "last_log_index": 321,
                    "committed": 500, "committed_by": "n1", "committed_term": 2})
+        );
+    }
+
+    #[test]
+    fn two_leaders_of_one_term_fail_a_run_whose_clients_saw_nothing() {
+        let h = history(&[
+            (0, 1, "invoke", "write", "r1", json!(3)),
+            (10, 1, "ok", "write", "r1", json!(3)),
+        ]);
+        let leader = |id: &str, term| NodeStatus::of(id, "leader", term, None, 40, 41);
+        let mut safety = ElectionSafety::default();
+        safety.observe(9_200 * MS, "n2", Some(&leader("n2", 12)));
+        safety.observe(9_300 * MS, "n3", Some(&leader("n3", 12)));
+        let observed = Observed {
+            two_leaders: safety.finish(),
+            ..Observed::default()
+        };
+        let results = check(&h, Duration::from_secs(5), None, observed, Duration::MAX).unwrap();
+        assert_eq!(results.valid, faultline_checker::Verdict::Invalid);
+        let detection = results.detection.as_ref().expect("an anomaly");
+        assert_eq!(
+            (detection.anomaly.as_str(), detection.seconds),
+            ("two leaders in one term", 9.3)
+        );
+        let written = serde_json::to_value(&results).unwrap();
+        assert_eq!(
+            written["two_leaders"][0],
+            json!({"time": 9_300 * MS, "term": 12, "first": "n2", "second": "n3"})
         );
     }
 

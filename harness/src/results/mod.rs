@@ -16,6 +16,7 @@ use faultline_workloads::{model_for_key, split_by_model};
 use serde::{Deserialize, Serialize};
 
 use crate::completeness::StaleLeader;
+use crate::election_safety::TwoLeaders;
 use crate::fingerprints::Agreement;
 use crate::stalls::Stall;
 
@@ -59,6 +60,9 @@ pub struct RunResults {
     /// Leaders whose log lacked entries committed in an earlier term (Leader Completeness).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stale_leaders: Vec<StaleLeader>,
+    /// Terms that two nodes each led (Election Safety).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub two_leaders: Vec<TwoLeaders>,
     /// The first anomaly, and how soon after the start it was observable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection: Option<Detection>,
@@ -116,6 +120,8 @@ pub struct Observed {
     pub stalls: Vec<Stall>,
     /// Leaders whose log lacked entries committed in an earlier term.
     pub stale_leaders: Vec<StaleLeader>,
+    /// Terms that two nodes each led.
+    pub two_leaders: Vec<TwoLeaders>,
     /// Each change of the cluster's leader ([`leader_changes`]), without faults yet.
     pub leaders: Vec<LeaderChange>,
 }
@@ -141,6 +147,7 @@ pub fn check(
         agreement,
         stalls,
         stale_leaders,
+        two_leaders,
         mut leaders,
     } = observed;
     let mut valid = Verdict::Valid;
@@ -176,6 +183,7 @@ pub fn check(
     if !crashes.is_empty()
         || !stalls.is_empty()
         || !stale_leaders.is_empty()
+        || !two_leaders.is_empty()
         || healing.as_ref().is_some_and(|healing| !healing.recovered)
     {
         valid = valid.and(Verdict::Invalid);
@@ -191,6 +199,7 @@ pub fn check(
             mismatch: agreement.as_ref().and_then(|a| a.first_mismatch.as_ref()),
             stall: stalls.first(),
             stale_leader: stale_leaders.first(),
+            two_leaders: two_leaders.first(),
             crash: crashes.first(),
             gave_up,
         },
@@ -208,6 +217,7 @@ pub fn check(
         crashes,
         stalls,
         stale_leaders,
+        two_leaders,
         detection,
         recovery: Recovery::of(history, clients_until.as_nanos() as u64),
         leaders,

@@ -39,6 +39,7 @@ use tracing::warn;
 
 use crate::cluster::{ClusterOptions, ProcessCluster};
 use crate::completeness::Completeness;
+use crate::election_safety::ElectionSafety;
 use crate::results::{self, Healing, Observed, Recovery};
 use crate::store::{BUNDLED_SYSTEM, RunDir, SystemRecord, TestOptions, TestRecord, Versions};
 use crate::system::{self, System};
@@ -355,6 +356,7 @@ async fn drive(
     let mut agreement = None;
     let mut stalls = Vec::new();
     let mut stale_leaders = Vec::new();
+    let mut two_leaders = Vec::new();
     let mut leaders = Vec::new();
     match poller.await {
         Ok((polled, written)) => {
@@ -364,6 +366,10 @@ async fn drive(
             stale_leaders = polled
                 .completeness
                 .map(Completeness::finish)
+                .unwrap_or_default();
+            two_leaders = polled
+                .election_safety
+                .map(ElectionSafety::finish)
                 .unwrap_or_default();
             leaders = polled.leaders;
             if let Err(e) = written {
@@ -387,6 +393,7 @@ async fn drive(
             agreement,
             stalls,
             stale_leaders,
+            two_leaders,
             leaders,
         },
     })

@@ -167,6 +167,16 @@ pub fn render(p: &Printed) -> String {
             stale.time as f64 / 1e9,
         );
     }
+    for two in &p.results.two_leaders {
+        let _ = writeln!(
+            out,
+            "  TWO LEADERS  {} and {} both led term {}, at {:.1} s",
+            two.first,
+            two.second,
+            two.term,
+            two.time as f64 / 1e9,
+        );
+    }
     write_recovery(&mut out, p.results);
     if let Some(detection) = &p.results.detection {
         let place = match (&detection.key, detection.operation) {

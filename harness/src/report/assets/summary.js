@@ -25,6 +25,8 @@ function verdictReason(raw) {
   for (const stale of raw.stale_leaders || []) parts.push(stale.node + " led term " + stale.term + " with a log ending at index " +
     stale.last_log_index + ", below index " + stale.committed + " that " + stale.committed_by + " had committed in term " +
     stale.committed_term + " (seen at " + formatTime(stale.time / 1000) + ")");
+  for (const two of raw.two_leaders || []) parts.push(two.first + " and " + two.second + " both led term " + two.term +
+    " (seen at " + formatTime(two.time / 1000) + ")");
   for (const crash of raw.crashes) parts.push(crash.node + " crashed at " + formatTime(crash.time / 1000) + " (" + crash.last_error + ")");
   if (raw.healing && !raw.healing.recovered) parts.push("the cluster did not take a write after every fault was healed");
   if (raw.detection) parts.push("first seen " + raw.detection.seconds.toFixed(1) + " s into the run (" + raw.detection.anomaly + ")");
