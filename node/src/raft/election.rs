@@ -109,7 +109,9 @@ impl VoteTally {
 }
 
 impl Raft {
-    /// A follower or candidate that heard from no leader for a whole timeout campaigns.
+    /// A follower or candidate that heard from no leader for a whole timeout campaigns; a
+    /// candidate asks the peers that have not answered again every heartbeat interval (Raft
+    /// §5.1: a server retries an RPC that gets no response).
     pub(super) fn tick_election(&mut self) {
         // Only a corrupt peer can have pushed the term to its limit; never overflow it.
         if self.election_timer.tick() && self.term < Term::MAX {
@@ -119,6 +121,34 @@ impl Raft {
             } else {
                 self.become_candidate();
             }
+        } else if self.role == Role::Candidate
+            && self
+                .election_timer
+                .elapsed()
+                .is_multiple_of(self.config.heartbeat_ticks)
+        {
+            self.retry_vote_requests();
+        }
+    }
+
+    /// Asks again the peers that have not answered this campaign's vote request: a request
+    /// to a peer that was down or cut off is lost, and the answer decides the term.
+    fn retry_vote_requests(&mut self) {
+        let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
+        let silent: Vec<NodeId> = self
+            .peer_ids()
+            .into_iter()
+            .filter(|peer| !self.votes.answers.contains_key(peer))
+            .collect();
+        for to in silent {
+            self.send_in_term(
+                to,
+                self.term,
+                MessageBody::RequestVote {
+                    last_log_index,
+                    last_log_term,
+                },
+            );
         }
     }
 
@@ -320,11 +350,14 @@ mod tests {
             (Role::Candidate, 3, Some(1))
         );
         assert_eq!(raft.status().elections, 2);
+        // Term 2's requests were asked again every heartbeat, unanswered; then term 3's.
         let requests: Vec<_> = drain(&mut raft)
             .into_iter()
             .map(|msg| (msg.to, msg.term))
             .collect();
-        assert_eq!(requests, [(2, 3), (3, 3)]);
+        let (retries, campaign) = requests.split_at(requests.len() - 2);
+        assert!(retries.iter().all(|&(_, term)| term == 2), "{retries:?}");
+        assert_eq!(campaign, [(2, 3), (3, 3)]);
     }
 
     #[test]
@@ -513,6 +546,49 @@ mod tests {
             Role::Candidate,
             "two votes of five are not a quorum"
         );
+    }
+
+    #[test]
+    fn a_candidate_asks_again_every_heartbeat_the_peers_that_have_not_answered() {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3, 4, 5]), 3, &[3]);
+        while raft.role == Role::Follower {
+            raft.tick();
+        }
+        let asked: Vec<_> = drain(&mut raft).into_iter().map(|msg| msg.to).collect();
+        assert_eq!(asked, [2, 3, 4, 5]);
+        // Node 2 refuses and node 3 grants; 4 and 5 say nothing (down, or the requests lost).
+        raft.step(message(
+            2,
+            1,
+            4,
+            MessageBody::RequestVoteResponse { granted: false },
+        ));
+        raft.step(message(
+            3,
+            1,
+            4,
+            MessageBody::RequestVoteResponse { granted: true },
+        ));
+        drain(&mut raft);
+        let mut asked_again = Vec::new();
+        for _ in 0..raft.config.heartbeat_ticks {
+            raft.tick();
+            asked_again.extend(
+                drain(&mut raft)
+                    .into_iter()
+                    .map(|msg| (msg.to, msg.term, msg.body)),
+            );
+        }
+        let request = MessageBody::RequestVote {
+            last_log_index: 1,
+            last_log_term: 3,
+        };
+        assert_eq!(
+            asked_again,
+            [(4, 4, request.clone()), (5, 4, request)],
+            "the same term, only the silent peers"
+        );
+        assert_eq!((raft.role, raft.term), (Role::Candidate, 4));
     }
 
     #[test]
