@@ -376,6 +376,7 @@ fn the_aimed_faults_really_happen_and_a_correct_cluster_stays_valid() {
     let mut isolated = Vec::new();
     let mut bridge: Option<String> = None;
     let mut bridge_crashes = 0;
+    let mut slowed_into_bridge = 0;
     for (f, value) in &events {
         match f.as_str() {
             "start-partition" => {
@@ -393,6 +394,10 @@ fn the_aimed_faults_really_happen_and_a_correct_cluster_stays_valid() {
                 }
             }
             "stop-partition" => bridge = None,
+            "start-slow" => {
+                assert_eq!(value["into"].as_str(), bridge.as_deref(), "{events:?}");
+                slowed_into_bridge += 1;
+            }
             "crash-restart" => {
                 let crashed = nodes(value);
                 assert_eq!(Some(&crashed[0]), bridge.as_ref(), "{events:?}");
@@ -403,9 +408,12 @@ fn the_aimed_faults_really_happen_and_a_correct_cluster_stays_valid() {
     }
     // flap-leader: round after round, the leader of the moment cut off.
     assert!(isolated.len() >= 2, "flap-leader's rounds: {isolated:?}");
-    // restart-bridge: the bridge crash-restarted again and again while the sides were cut.
+    // restart-bridge: the links into the bridge slowed, and the bridge crash-restarted at the
+    // start and again at each election while the sides were cut (the process lane's faults
+    // may hold up the elections of a 2 s fault to one).
+    assert_eq!(slowed_into_bridge, 1, "{events:?}");
     assert!(
-        bridge_crashes >= 3,
+        bridge_crashes >= 2,
         "{bridge_crashes} crashes of the bridge: {events:?}"
     );
 }
@@ -539,6 +547,31 @@ fn a_lagging_node_elected_without_the_up_to_date_check_is_caught() {
     );
     let detection = &results["detection"];
     assert!(detection["seconds"].as_f64().is_some(), "{results}");
+}
+
+/// `forget-vote`: the bridge between two sides votes for one side's candidate, is crashed
+/// before the winner's first entry reaches it over the slowed link, forgets its vote, and
+/// votes again in the same term for the other side's candidate, which retries its request:
+/// two leaders of one term, which the harness sees in their `/status`. Measured: two leaders
+/// in 5 of 6 runs of 30 s with `--nemesis restart-bridge`; hence runs of 20 s, up to four.
+#[test]
+fn a_node_that_forgets_its_vote_is_caught_electing_two_leaders_in_one_term() {
+    let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let results = caught_within(
+        4,
+        &[
+            "--time-limit",
+            "20s",
+            "--nemesis",
+            "restart-bridge",
+            "--bug",
+            "forget-vote",
+        ],
+    );
+    assert!(
+        results["detection"]["seconds"].as_f64().is_some(),
+        "{results}"
+    );
 }
 
 /// `no-truncate`: a leader cut off and healed as soon as another leads keeps the writes its

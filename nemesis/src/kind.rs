@@ -67,9 +67,10 @@ pub enum FaultKind {
     MajoritiesRing,
     /// Two halves that cannot see each other, joined by one node that sees both.
     Bridge,
-    /// Two sides joined by the leader, as in `bridge`, with the leader crash-restarted again
-    /// and again: the sides, whose logs it kept level, race for its vote in one term,
-    /// across its restarts.
+    /// Two sides joined by the leader, as in `bridge`, with the links into it slowed (where
+    /// the proxy is in the path) and the leader crash-restarted at once and again after each
+    /// election: the sides, whose logs it kept level, race for its vote in one term, across
+    /// its restarts.
     RestartBridge,
     /// Delay messages on every link, with jitter (through the proxy).
     Slow,
@@ -148,6 +149,13 @@ impl FaultKind {
     /// cut links but cannot delay or drop part of their traffic).
     pub fn needs_proxy(self) -> bool {
         matches!(self, FaultKind::Slow | FaultKind::Lossy)
+    }
+
+    /// Whether the kind slows links when it can: those that need the proxy, and
+    /// restart-bridge, which runs without its slow links where the proxy cannot be put in
+    /// the path.
+    pub fn slows_links(self) -> bool {
+        self.needs_proxy() || self == FaultKind::RestartBridge
     }
 }
 

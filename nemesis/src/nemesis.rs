@@ -23,9 +23,19 @@ use crate::kind::Lane;
 use crate::partition::{Degradation, Degrader, PartitionError};
 use crate::schedule::{Crash, FaultPlan, Flap, Planner, Schedule, Targets};
 
-/// How often flap-leader asks who leads while it waits for a new leader: a fraction of an
-/// election timeout, so that it heals soon after one is elected.
+/// How often flap-leader and restart-bridge ask who leads while they wait for a new leader:
+/// a fraction of an election timeout, so that they act soon after one is elected.
 const LEADER_POLL: Duration = Duration::from_millis(20);
+
+/// How much restart-bridge slows every link into the bridge: more than it takes to see a new
+/// leader and crash the bridge (a poll or two), less than a peer request's timeout
+/// (the bundled node's is 150 ms, and the delay applies to the request and its answer).
+const INTO_BRIDGE_LATENCY: Duration = Duration::from_millis(60);
+
+/// How long restart-bridge waits after a crash before it looks for a new leader: no election
+/// ends sooner (the bundled node's shortest election timeout is 150 ms), and a deposed leader
+/// still claims its term for a while.
+const BRIDGE_QUIET: Duration = Duration::from_millis(100);
 
 /// A fault could not be applied or healed.
 #[derive(Debug, thiserror::Error)]
@@ -229,19 +239,25 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 self.resume_follower().await
             }
             FaultPlan::FlapLeader(flaps) => self.flap_leader(flaps, fault_ends, stopped).await,
-            FaultPlan::RestartBridge { order, waits } => {
+            FaultPlan::RestartBridge { order } => {
                 let Some(bridge) = self.cut_bridge(lane, &order).await? else {
                     return Ok(());
                 };
                 let storm = self.storms.fetch_add(1, Ordering::Relaxed);
-                for wait in waits {
+                let mut leader = self.cluster.leader().await;
+                loop {
                     self.crash(lane, storm, Targets::Nodes(vec![bridge.clone()]))
                         .await?;
-                    if !wait_until(Instant::now() + wait, fault_ends, stopped).await {
-                        break;
+                    if !wait_until(Instant::now() + BRIDGE_QUIET, fault_ends, stopped).await {
+                        return Ok(());
+                    }
+                    leader = self
+                        .await_leader_other_than(leader.as_deref(), fault_ends, stopped)
+                        .await;
+                    if leader.is_none() {
+                        return Ok(());
                     }
                 }
-                Ok(())
             }
             plan => self.start(plan).await,
         }
@@ -251,8 +267,8 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
     /// targets are resolved now, falling back to the plan's node when no leader is known.
     /// The faults that act again and again do it once this way: a crash-restart storm is a
     /// single round of crashes, each node restarted as soon as it is dead; flap-leader
-    /// isolates the leader once, until healed; restart-bridge cuts its partition and
-    /// crash-restarts the bridge once. A lagging failover is applied whole: it sleeps
+    /// isolates the leader once, until healed; restart-bridge cuts its partition, slows the
+    /// links into the bridge and crash-restarts the bridge once. A lagging failover is applied whole: it sleeps
     /// through its (short) lag and wake.
     pub async fn start(&self, plan: FaultPlan) -> Result<(), NemesisError> {
         let lane = plan.lane();
@@ -497,7 +513,43 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         };
         self.partition(lane, Grudge::bridge_through(&bridge, order))
             .await?;
+        self.slow_into(lane, &bridge).await;
         Ok(Some(bridge))
+    }
+
+    /// Slows every link into `bridge` by [`INTO_BRIDGE_LATENCY`], so that what a new leader
+    /// sends the bridge after its vote arrives only after the nemesis saw it lead. Where
+    /// links cannot be slowed (nodes in network namespaces, or iptables without the proxy)
+    /// it does nothing and says nothing: the partition and the crashes still happen.
+    async fn slow_into(&self, lane: Lane, bridge: &NodeName) {
+        let links: Vec<Link> = self
+            .cluster
+            .nodes()
+            .into_iter()
+            .filter(|node| node != bridge)
+            .map(|from| Link {
+                from,
+                to: bridge.clone(),
+            })
+            .collect();
+        let how = Degradation {
+            latency: INTO_BRIDGE_LATENCY,
+            ..Degradation::default()
+        };
+        if self.network.degrade(&links, &how).await.is_ok() {
+            let value = json!({
+                "latency_ms": INTO_BRIDGE_LATENCY.as_millis() as u64,
+                "into": bridge,
+            });
+            self.emit(EventName::StartSlow, value.clone());
+            self.remember(
+                lane,
+                ActiveFault::Network {
+                    stop: EventName::StopSlow,
+                    value,
+                },
+            );
+        }
     }
 
     /// Flap-leader's rounds until `fault_ends`: isolate the leader, heal as soon as another
@@ -512,9 +564,10 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         let lane = Lane::Network;
         for flap in flaps {
             let isolated = self.isolate_leader(lane, flap.fallback).await?;
-            if !self
-                .await_leader_other_than(&isolated, fault_ends, stopped)
+            if self
+                .await_leader_other_than(Some(&isolated), fault_ends, stopped)
                 .await
+                .is_none()
             {
                 return Ok(());
             }
@@ -526,22 +579,22 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         Ok(())
     }
 
-    /// Asks who leads every [`LEADER_POLL`] until a node other than `deposed` does (true),
-    /// or until `until` or the run's stop (false).
+    /// Asks who leads every [`LEADER_POLL`] until a node other than `deposed` (if any) does,
+    /// and returns it; `None` at `until` or the run's stop.
     async fn await_leader_other_than(
         &self,
-        deposed: &str,
+        deposed: Option<&str>,
         until: Instant,
         stopped: &mut watch::Receiver<bool>,
-    ) -> bool {
+    ) -> Option<NodeName> {
         loop {
             if let Some(leader) = self.cluster.leader().await
-                && leader != deposed
+                && Some(leader.as_str()) != deposed
             {
-                return true;
+                return Some(leader);
             }
             if !wait_until(Instant::now() + LEADER_POLL, until, stopped).await {
-                return false;
+                return None;
             }
         }
     }
@@ -1302,40 +1355,64 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn restart_bridge_crash_restarts_only_the_leader_it_made_the_bridge() {
+    async fn restart_bridge_slows_the_links_into_the_leader_and_crashes_it_at_each_election() {
         let setup = setup(3);
         setup.cluster.set_leader(Some("n3"));
+        let cluster = setup.cluster.clone();
+        // New leaders at 0.95 s and 1.25 s (the second the bridge itself), then none.
+        let elections = tokio::spawn(async move {
+            for (at, leader) in [(950, Some("n1")), (300, Some("n3")), (100, None)] {
+                tokio::time::sleep(Duration::from_millis(at)).await;
+                cluster.set_leader(leader);
+            }
+        });
         run_for(
             &setup,
             &schedule("restart-bridge", 2),
             Duration::from_millis(1600),
         )
         .await;
+        elections.await.unwrap();
         let timeline = timeline(&setup);
-        let (first, last) = (&timeline[0], &timeline[timeline.len() - 1]);
-        assert_eq!((first.0, first.1.f), (0.5, EventName::StartPartition));
-        assert_eq!((last.0, last.1.f), (1.5, EventName::StopPartition));
-        // Three nodes: the two ends deaf to each other, the leader between them.
-        assert_eq!(first.1.value, json!({"n1": ["n2"], "n2": ["n1"]}));
-        let bridge = "n3";
-        let crashes = &timeline[1..timeline.len() - 1];
-        assert!(
-            crashes.len() >= 10,
-            "crashes every 50 to 200 ms: {crashes:?}"
+        let names: Vec<EventName> = timeline.iter().map(|(_, event)| event.f).collect();
+        assert_eq!(
+            names,
+            [
+                EventName::StartPartition,
+                EventName::StartSlow,
+                EventName::CrashRestart,
+                EventName::Restart,
+                EventName::CrashRestart,
+                EventName::Restart,
+                EventName::CrashRestart,
+                EventName::Restart,
+                EventName::StopPartition,
+                EventName::StopSlow,
+            ]
         );
-        for pair in crashes.chunks(2) {
-            let [(crashed, crash), (restarted, restart)] = pair else {
-                panic!("a crash without its restart: {pair:?}");
-            };
-            assert_eq!(crash.f, EventName::CrashRestart);
-            assert_eq!(crash.value, json!({"nodes": [bridge], "storm": 0}));
-            assert_eq!(
-                (restart.f, &restart.value),
-                (EventName::Restart, &json!([bridge]))
+        // At the start, then within a poll of each election.
+        let crashed_at: Vec<f64> = timeline
+            .iter()
+            .filter(|(_, event)| event.f == EventName::CrashRestart)
+            .map(|(time, _)| *time)
+            .collect();
+        for (crashed, elected) in crashed_at.iter().zip([0.5, 0.95, 1.25]) {
+            assert!(
+                (elected..elected + 0.05).contains(crashed),
+                "crashed at {crashed} s for an election at {elected} s"
             );
-            assert_eq!(crashed, restarted, "restarted at once");
         }
-        assert_eq!(journal(&setup)[1], "cut 2");
+        // Three nodes: the two ends deaf to each other, the leader between them.
+        assert_eq!(timeline[0].1.value, json!({"n1": ["n2"], "n2": ["n1"]}));
+        assert_eq!(timeline[1].1.value, json!({"latency_ms": 60, "into": "n3"}));
+        let bridge = "n3";
+        for (_, event) in &timeline[2..8] {
+            let expected = match event.f {
+                EventName::CrashRestart => json!({"nodes": [bridge], "storm": 0}),
+                _ => json!([bridge]),
+            };
+            assert_eq!(event.value, expected);
+        }
         assert_all_healed(&setup);
     }
 
@@ -1350,7 +1427,6 @@ mod tests {
         // With no leader known, the bridge of n1, n2, n3 is n2.
         let plan = FaultPlan::RestartBridge {
             order: setup.cluster.nodes(),
-            waits: vec![Duration::from_millis(100)],
         };
         nemesis.start(plan).await.unwrap();
         assert!(setup.cluster.dead().is_empty(), "the bridge is back");
@@ -1373,7 +1449,6 @@ mod tests {
         setup.cluster.set_unstartable("n2", true);
         let plan = FaultPlan::RestartBridge {
             order: setup.cluster.nodes(),
-            waits: vec![Duration::from_millis(100)],
         };
         let error = setup.nemesis.start(plan).await.unwrap_err();
         assert_eq!(error.to_string(), "could not restart node n2");
@@ -1386,8 +1461,10 @@ mod tests {
             names(&setup.events),
             [
                 EventName::StartPartition,
+                EventName::StartSlow,
                 EventName::CrashRestart,
                 EventName::StopPartition,
+                EventName::StopSlow,
                 EventName::Restart,
             ]
         );

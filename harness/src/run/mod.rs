@@ -148,8 +148,8 @@ async fn run_placed(
             options.backend_kind()?,
             &cluster.peer_addrs(),
             BackendOptions {
-                // Slow and lossy links need the proxy in the path, also behind iptables.
-                degradation: options.fault_kinds()?.iter().any(FaultKind::needs_proxy),
+                // Slowed and lossy links need the proxy in the path, also behind iptables.
+                degradation: options.fault_kinds()?.iter().any(FaultKind::slows_links),
             },
         )
         .await
