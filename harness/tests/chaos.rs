@@ -408,12 +408,13 @@ fn the_aimed_faults_really_happen_and_a_correct_cluster_stays_valid() {
     }
     // flap-leader: round after round, the leader of the moment cut off.
     assert!(isolated.len() >= 2, "flap-leader's rounds: {isolated:?}");
-    // restart-bridge: the links into the bridge slowed, and the bridge crash-restarted at the
-    // start and again at each election while the sides were cut (the process lane's faults
-    // may hold up the elections of a 2 s fault to one).
+    // restart-bridge: the links into the bridge slowed, and the bridge crash-restarted while
+    // the sides were cut. It is crashed again at each election, but the process lane's faults
+    // (a side killed or paused) can hold every election of a 2 s fault up; the unit test of
+    // the nemesis checks the cadence.
     assert_eq!(slowed_into_bridge, 1, "{events:?}");
     assert!(
-        bridge_crashes >= 2,
+        bridge_crashes >= 1,
         "{bridge_crashes} crashes of the bridge: {events:?}"
     );
 }
@@ -552,8 +553,9 @@ fn a_lagging_node_elected_without_the_up_to_date_check_is_caught() {
 /// `forget-vote`: the bridge between two sides votes for one side's candidate, is crashed
 /// before the winner's first entry reaches it over the slowed link, forgets its vote, and
 /// votes again in the same term for the other side's candidate, which retries its request:
-/// two leaders of one term, which the harness sees in their `/status`. Measured: two leaders
-/// in 5 of 6 runs of 30 s with `--nemesis restart-bridge`; hence runs of 20 s, up to four.
+/// two leaders of one term, which the harness sees in their `/status`. Measured: caught in 8
+/// of 10 runs of 30 s with `--nemesis restart-bridge`, first seen 1 to 15 s in; hence runs of
+/// 30 s, up to four.
 #[test]
 fn a_node_that_forgets_its_vote_is_caught_electing_two_leaders_in_one_term() {
     let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -561,7 +563,7 @@ fn a_node_that_forgets_its_vote_is_caught_electing_two_leaders_in_one_term() {
         4,
         &[
             "--time-limit",
-            "20s",
+            "30s",
             "--nemesis",
             "restart-bridge",
             "--bug",
