@@ -327,11 +327,13 @@ fn every_other_new_fault_really_happens_and_a_correct_cluster_stays_valid() {
 #[test]
 fn the_aimed_faults_really_happen_and_a_correct_cluster_stays_valid() {
     let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    // Faults of two seconds: the process lane fails over at 1 s and 5 s, the network lane
-    // deals flap-leader and restart-bridge (a deck of two) at 2 s and 6 s.
+    // Faults of two seconds: the process lane fails over from 1 s, the network lane deals
+    // flap-leader and restart-bridge (a deck of two) from 2 s. Restart-bridge lasts three
+    // intervals and runs alone: it waits for the process lane's fault to be healed. Dealt
+    // first, it ends by 9.3 s, and flap-leader runs from 11.3 s.
     let args = [
         "--time-limit",
-        "8s",
+        "14s",
         "--nemesis-interval",
         "2s",
         "--nemesis",
@@ -408,11 +410,10 @@ fn the_aimed_faults_really_happen_and_a_correct_cluster_stays_valid() {
     }
     // flap-leader: round after round, the leader of the moment cut off.
     assert!(isolated.len() >= 2, "flap-leader's rounds: {isolated:?}");
-    // restart-bridge: the links into the bridge slowed, and the bridge crash-restarted while
-    // the sides were cut. It is crashed again at each election, but the process lane's faults
-    // (a side killed or paused) can hold every election of a 2 s fault up; the unit test of
-    // the nemesis checks the cadence.
-    assert_eq!(slowed_into_bridge, 1, "{events:?}");
+    // restart-bridge: in each round, the links into the bridge slowed, and the bridge
+    // crash-restarted while the sides were cut. The unit tests of the nemesis check the
+    // cadence (a crash at each election, a heal between rounds, no process fault meanwhile).
+    assert!(slowed_into_bridge >= 1, "{events:?}");
     assert!(
         bridge_crashes >= 1,
         "{bridge_crashes} crashes of the bridge: {events:?}"

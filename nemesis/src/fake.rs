@@ -188,6 +188,10 @@ impl Cluster for FakeCluster {
     async fn kill(&self, node: &str) -> anyhow::Result<()> {
         self.act("kill", node, |s| {
             s.paused.remove(node);
+            // A dead leader leads no more; it restarts as a follower.
+            if s.leader.as_deref() == Some(node) {
+                s.leader = None;
+            }
             s.dead.insert(node.to_owned())
         })
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, watch};
 use tokio::time::Instant;
 
 use crate::cluster::{Cluster, NodeName};
@@ -36,6 +36,19 @@ const INTO_BRIDGE_LATENCY: Duration = Duration::from_millis(60);
 /// ends sooner (the bundled node's shortest election timeout is 150 ms), and a deposed leader
 /// still claims its term for a while.
 const BRIDGE_QUIET: Duration = Duration::from_millis(100);
+
+/// How long a round of restart-bridge lasts once one side has won and the bridge has been
+/// crashed again: the other side's next request reaches the bridge (it asks every heartbeat),
+/// and the harness, which asks every node who leads ten times a second, sees both lead.
+const BRIDGE_ROUND_END: Duration = Duration::from_millis(400);
+
+/// How long restart-bridge waits between its rounds, with every link healed: every node
+/// catches up with the leader, so that the next round's sides start with equal logs.
+const BRIDGE_CATCH_UP: Duration = Duration::from_millis(200);
+
+/// How long a fault that runs alone lets the cluster settle before it starts: long enough for
+/// a node that the other lane just restarted to catch up with the leader.
+const SETTLE: Duration = Duration::from_millis(300);
 
 /// A fault could not be applied or healed.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +122,19 @@ pub struct Nemesis<C, P> {
     active: Mutex<BTreeMap<Lane, Vec<ActiveFault>>>,
     /// Numbers the crash-restart storms, so that the crashes of one can be told apart.
     storms: AtomicU64,
+    /// Held shared by each fault while it is in force, and alone by a fault that
+    /// [runs alone](FaultPlan::runs_alone).
+    turns: RwLock<()>,
+}
+
+/// A lane's right to have its fault in force, held until the fault is healed.
+enum Turn<'a> {
+    /// Beside the other lane's fault.
+    #[allow(dead_code)] // held for its drop
+    Shared(RwLockReadGuard<'a, ()>),
+    /// With the other lane quiet.
+    #[allow(dead_code)] // held for its drop
+    Alone(RwLockWriteGuard<'a, ()>),
 }
 
 impl<C: Cluster, P: Degrader> Nemesis<C, P> {
@@ -126,6 +152,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             on_event: Mutex::new(Box::new(on_event)),
             active: Mutex::default(),
             storms: AtomicU64::new(0),
+            turns: RwLock::new(()),
         }
     }
 
@@ -188,18 +215,48 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 return Ok(());
             };
             debug_assert_eq!(plan.lane(), lane, "the planner of a lane plans for it");
-            let fault_ends = Instant::now() + interval;
+            let Some(turn) = self.take_turn(&plan, deadline, &mut stopped).await else {
+                return Ok(());
+            };
+            let fault_ends = Instant::now() + plan.lasts(interval);
             self.inflict(plan, fault_ends, deadline, &mut stopped)
                 .await?;
             if !wait_until(fault_ends, deadline, &mut stopped).await {
                 return Ok(());
             }
             self.stop(lane).await?;
+            drop(turn);
             if !wait_until(Instant::now() + interval, deadline, &mut stopped).await {
                 return Ok(());
             }
         }
         Ok(())
+    }
+
+    /// Waits for the turn of `plan`: at once for most faults; for one that runs alone, until
+    /// the other lane's fault in force is healed (the other lane then waits for this one).
+    /// `None` when the deadline passes or the run stops first.
+    async fn take_turn(
+        &self,
+        plan: &FaultPlan,
+        deadline: Instant,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Option<Turn<'_>> {
+        let turn = async {
+            if plan.runs_alone() {
+                let alone = self.turns.write().await;
+                // Nodes the other lane just restarted or resumed catch up first.
+                tokio::time::sleep(SETTLE).await;
+                Turn::Alone(alone)
+            } else {
+                Turn::Shared(self.turns.read().await)
+            }
+        };
+        tokio::select! {
+            turn = turn => Some(turn),
+            () = tokio::time::sleep_until(deadline) => None,
+            _ = stopped.wait_for(|stopped| *stopped) => None,
+        }
     }
 
     /// Applies one fault as the schedule does, after healing the one in force in its lane:
@@ -240,24 +297,12 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             }
             FaultPlan::FlapLeader(flaps) => self.flap_leader(flaps, fault_ends, stopped).await,
             FaultPlan::RestartBridge { order } => {
-                let Some(bridge) = self.cut_bridge(lane, &order).await? else {
-                    return Ok(());
-                };
                 let storm = self.storms.fetch_add(1, Ordering::Relaxed);
-                let mut leader = self.cluster.leader().await;
-                loop {
-                    self.crash(lane, storm, Targets::Nodes(vec![bridge.clone()]))
-                        .await?;
-                    if !wait_until(Instant::now() + BRIDGE_QUIET, fault_ends, stopped).await {
-                        return Ok(());
-                    }
-                    leader = self
-                        .await_leader_other_than(leader.as_deref(), fault_ends, stopped)
-                        .await;
-                    if leader.is_none() {
-                        return Ok(());
-                    }
-                }
+                while self
+                    .bridge_round(lane, storm, &order, fault_ends, stopped)
+                    .await?
+                {}
+                Ok(())
             }
             plan => self.start(plan).await,
         }
@@ -412,6 +457,53 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             }
         }
         Ok(())
+    }
+
+    /// One round of restart-bridge: cuts the partition around the leader of the moment (the
+    /// bridge), slows the links into it and crash-restarts it; crash-restarts it again as soon
+    /// as one side wins the election, before the winner's first entry reaches it, so that a
+    /// bridge that forgot its vote can give it again to the other side in the same term;
+    /// gives that side time to ask, then heals, so that every node catches up for the next
+    /// round (a round is spent once the winner's entries reach the bridge: the other side's
+    /// log is then behind). False when the fault or the run ends first.
+    async fn bridge_round(
+        &self,
+        lane: Lane,
+        storm: u64,
+        order: &[NodeName],
+        fault_ends: Instant,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Result<bool, NemesisError> {
+        let before = self.cluster.leader().await;
+        let Some(bridge) = self.cut_bridge(lane, order).await? else {
+            return Ok(false);
+        };
+        let crash_bridge = || Targets::Nodes(vec![bridge.clone()]);
+        // The bridge restarts as a follower: any leader it had been is gone, and its own
+        // re-election is a new election too (won by no side: crash it again).
+        let mut deposed = before.filter(|leader| *leader != bridge);
+        loop {
+            self.crash(lane, storm, crash_bridge()).await?;
+            if !wait_until(Instant::now() + BRIDGE_QUIET, fault_ends, stopped).await {
+                return Ok(false);
+            }
+            let Some(leader) = self
+                .await_leader_other_than(deposed.as_deref(), fault_ends, stopped)
+                .await
+            else {
+                return Ok(false);
+            };
+            if leader != bridge {
+                break;
+            }
+            deposed = None;
+        }
+        self.crash(lane, storm, crash_bridge()).await?;
+        if !wait_until(Instant::now() + BRIDGE_ROUND_END, fault_ends, stopped).await {
+            return Ok(false);
+        }
+        self.stop(lane).await?;
+        Ok(wait_until(Instant::now() + BRIDGE_CATCH_UP, fault_ends, stopped).await)
     }
 
     /// SIGKILLs the targets and restarts each as soon as it is dead, as a crash of `storm`.
@@ -1355,64 +1447,120 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn restart_bridge_slows_the_links_into_the_leader_and_crashes_it_at_each_election() {
+    async fn restart_bridge_crashes_the_bridge_at_each_election_and_heals_between_rounds() {
         let setup = setup(3);
         setup.cluster.set_leader(Some("n3"));
         let cluster = setup.cluster.clone();
-        // New leaders at 0.95 s and 1.25 s (the second the bridge itself), then none.
+        let start = Instant::now();
+        // The lane starts at 0.5 s, and the fault, which runs alone, lets the cluster settle
+        // for 0.3 s. Round 1 (bridge n3, from 0.8 s): n1 wins at 1.0 s. Round 2 (bridge n1,
+        // from 1.6 s): the bridge itself wins at 1.9 s, then n2 at 2.2 s.
         let elections = tokio::spawn(async move {
-            for (at, leader) in [(950, Some("n1")), (300, Some("n3")), (100, None)] {
-                tokio::time::sleep(Duration::from_millis(at)).await;
-                cluster.set_leader(leader);
+            for (at, leader) in [(1000, "n1"), (1900, "n1"), (2200, "n2")] {
+                tokio::time::sleep_until(start + Duration::from_millis(at)).await;
+                cluster.set_leader(Some(leader));
             }
         });
         run_for(
             &setup,
             &schedule("restart-bridge", 2),
-            Duration::from_millis(1600),
+            Duration::from_millis(2700),
         )
         .await;
         elections.await.unwrap();
         let timeline = timeline(&setup);
         let names: Vec<EventName> = timeline.iter().map(|(_, event)| event.f).collect();
-        assert_eq!(
-            names,
-            [
-                EventName::StartPartition,
-                EventName::StartSlow,
-                EventName::CrashRestart,
-                EventName::Restart,
-                EventName::CrashRestart,
-                EventName::Restart,
-                EventName::CrashRestart,
-                EventName::Restart,
-                EventName::StopPartition,
-                EventName::StopSlow,
-            ]
-        );
-        // At the start, then within a poll of each election.
+        let crash = [EventName::CrashRestart, EventName::Restart];
+        let round = |crashes: usize| {
+            let mut events = vec![EventName::StartPartition, EventName::StartSlow];
+            events.extend(crash.iter().cycle().take(2 * crashes));
+            events.extend([EventName::StopPartition, EventName::StopSlow]);
+            events
+        };
+        assert_eq!(names, [round(2), round(3)].concat());
+        // At the start of each round, then within a poll of each election.
         let crashed_at: Vec<f64> = timeline
             .iter()
             .filter(|(_, event)| event.f == EventName::CrashRestart)
             .map(|(time, _)| *time)
             .collect();
-        for (crashed, elected) in crashed_at.iter().zip([0.5, 0.95, 1.25]) {
+        assert_eq!(crashed_at.len(), 5);
+        for (crashed, expected) in crashed_at.iter().zip([0.8, 1.0, 1.6, 1.9, 2.2]) {
             assert!(
-                (elected..elected + 0.05).contains(crashed),
-                "crashed at {crashed} s for an election at {elected} s"
+                (expected..expected + 0.05).contains(crashed),
+                "crashed at {crashed} s, expected at {expected} s"
             );
         }
         // Three nodes: the two ends deaf to each other, the leader between them.
+        let round_two = 2 + 4 + 2;
         assert_eq!(timeline[0].1.value, json!({"n1": ["n2"], "n2": ["n1"]}));
         assert_eq!(timeline[1].1.value, json!({"latency_ms": 60, "into": "n3"}));
-        let bridge = "n3";
-        for (_, event) in &timeline[2..8] {
-            let expected = match event.f {
-                EventName::CrashRestart => json!({"nodes": [bridge], "storm": 0}),
-                _ => json!([bridge]),
-            };
-            assert_eq!(event.value, expected);
+        assert_eq!(
+            timeline[round_two].1.value,
+            json!({"n2": ["n3"], "n3": ["n2"]})
+        );
+        assert_eq!(
+            timeline[round_two + 1].1.value,
+            json!({"latency_ms": 60, "into": "n1"})
+        );
+        for (bridge, events) in [("n3", &timeline[2..6]), ("n1", &timeline[10..16])] {
+            for (_, event) in events {
+                let expected = match event.f {
+                    EventName::CrashRestart => json!({"nodes": [bridge], "storm": 0}),
+                    _ => json!([bridge]),
+                };
+                assert_eq!(event.value, expected);
+            }
         }
+        assert_all_healed(&setup);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restart_bridge_runs_alone_the_process_lane_heals_first_and_waits_for_it() {
+        let setup = setup(3);
+        run_for(
+            &setup,
+            &schedule("kill,restart-bridge", 7),
+            Duration::from_millis(5500),
+        )
+        .await;
+        let timeline = timeline(&setup);
+        let names: Vec<EventName> = timeline.iter().map(|(_, event)| event.f).collect();
+        let first = names
+            .iter()
+            .position(|name| *name == EventName::StartPartition)
+            .expect("restart-bridge ran");
+        let last = names
+            .iter()
+            .rposition(|name| *name == EventName::StopSlow)
+            .expect("restart-bridge was healed");
+        assert_eq!(
+            names[..first],
+            [EventName::Kill, EventName::Restart],
+            "the kill in force was healed before restart-bridge started"
+        );
+        let bridge_events = [
+            EventName::StartPartition,
+            EventName::StartSlow,
+            EventName::CrashRestart,
+            EventName::Restart,
+            EventName::StopPartition,
+            EventName::StopSlow,
+        ];
+        assert!(
+            names[first..=last]
+                .iter()
+                .all(|name| bridge_events.contains(name)),
+            "no process fault while restart-bridge is in force: {names:?}"
+        );
+        // Restart-bridge started after the cluster settled, and lasted three intervals.
+        let (started, ended) = (timeline[first].0, timeline[last].0);
+        assert!(started >= timeline[first - 1].0 + 0.3, "{timeline:?}");
+        assert!((3.0..3.1).contains(&(ended - started)), "{timeline:?}");
+        assert!(
+            names[last + 1..].contains(&EventName::Kill),
+            "the process lane goes on afterwards: {names:?}"
+        );
         assert_all_healed(&setup);
     }
 

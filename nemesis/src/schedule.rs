@@ -168,6 +168,25 @@ impl FaultPlan {
             | FaultPlan::Lossy(_) => Lane::Network,
         }
     }
+
+    /// How long the fault lasts in a schedule of `interval`: one interval, except
+    /// restart-bridge, which lasts three, for about three rounds (each waits for an
+    /// election).
+    pub fn lasts(&self, interval: Duration) -> Duration {
+        match self {
+            FaultPlan::RestartBridge { .. } => interval * 3,
+            _ => interval,
+        }
+    }
+
+    /// Whether the plan needs the cluster to itself: the other lane heals its fault in force
+    /// and starts none until this one is healed. Restart-bridge needs both sides of its
+    /// partition running and the bridge crashed by nobody else: a kill or pause from the
+    /// process lane spoils the elections it sets up, and in a default run it would meet one
+    /// most of the time.
+    pub fn runs_alone(&self) -> bool {
+        matches!(self, FaultPlan::RestartBridge { .. })
+    }
 }
 
 /// Draws fault plans from a seed.

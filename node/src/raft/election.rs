@@ -110,8 +110,8 @@ impl VoteTally {
 
 impl Raft {
     /// A follower or candidate that heard from no leader for a whole timeout campaigns; a
-    /// candidate asks the peers that have not answered again every heartbeat interval (Raft
-    /// §5.1: a server retries an RPC that gets no response).
+    /// (pre-)candidate asks the peers that have not answered again every heartbeat interval
+    /// (Raft §5.1: a server retries an RPC that gets no response).
     pub(super) fn tick_election(&mut self) {
         // Only a corrupt peer can have pushed the term to its limit; never overflow it.
         if self.election_timer.tick() && self.term < Term::MAX {
@@ -121,7 +121,7 @@ impl Raft {
             } else {
                 self.become_candidate();
             }
-        } else if self.role == Role::Candidate
+        } else if matches!(self.role, Role::PreCandidate | Role::Candidate)
             && self
                 .election_timer
                 .elapsed()
@@ -131,25 +131,15 @@ impl Raft {
         }
     }
 
-    /// Asks again the peers that have not answered this campaign's vote request: a request
-    /// to a peer that was down or cut off is lost, and the answer decides the term.
+    /// Asks again the peers that have not answered this campaign's (pre-)vote request: a
+    /// request to a peer that was down or cut off is lost, and the answer decides the term.
     fn retry_vote_requests(&mut self) {
-        let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
         let silent: Vec<NodeId> = self
             .peer_ids()
             .into_iter()
             .filter(|peer| !self.votes.answers.contains_key(peer))
             .collect();
-        for to in silent {
-            self.send_in_term(
-                to,
-                self.term,
-                MessageBody::RequestVote {
-                    last_log_index,
-                    last_log_term,
-                },
-            );
-        }
+        self.ask_for_votes(silent);
     }
 
     /// Whether this node heard from a live leader (or is one) within the shortest election
@@ -169,11 +159,7 @@ impl Raft {
         self.leader = None;
         self.election_timer.restart();
         self.votes.restart(self.config.id);
-        let term = self.term + 1;
-        self.request_votes(term, |last_log_index, last_log_term| MessageBody::PreVote {
-            last_log_index,
-            last_log_term,
-        });
+        self.ask_for_votes(self.peer_ids());
         self.count_votes();
     }
 
@@ -184,19 +170,29 @@ impl Raft {
         self.leader = None;
         self.election_timer.restart();
         self.votes.restart(self.config.id);
-        self.request_votes(self.term, |last_log_index, last_log_term| {
-            MessageBody::RequestVote {
-                last_log_index,
-                last_log_term,
-            }
-        });
+        self.ask_for_votes(self.peer_ids());
         self.count_votes();
     }
 
-    fn request_votes(&mut self, term: Term, body: impl Fn(Index, Term) -> MessageBody) {
-        let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
-        for to in self.peer_ids() {
-            self.send_in_term(to, term, body(last_index, last_term));
+    /// Sends `peers` this campaign's request: a pre-vote for the next term, or a vote in
+    /// this one.
+    fn ask_for_votes(&mut self, peers: Vec<NodeId>) {
+        let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
+        let (term, body) = if self.role == Role::PreCandidate {
+            let body = MessageBody::PreVote {
+                last_log_index,
+                last_log_term,
+            };
+            (self.term + 1, body)
+        } else {
+            let body = MessageBody::RequestVote {
+                last_log_index,
+                last_log_term,
+            };
+            (self.term, body)
+        };
+        for to in peers {
+            self.send_in_term(to, term, body.clone());
         }
     }
 
@@ -358,6 +354,44 @@ mod tests {
         let (retries, campaign) = requests.split_at(requests.len() - 2);
         assert!(retries.iter().all(|&(_, term)| term == 2), "{retries:?}");
         assert_eq!(campaign, [(2, 3), (3, 3)]);
+    }
+
+    #[test]
+    fn a_pre_candidate_asks_again_only_the_peers_that_have_not_answered() {
+        let config = Config {
+            pre_vote: true,
+            ..plain_config(1, &[1, 2, 3, 4, 5])
+        };
+        let mut raft = recovered(config, 1, &[1]);
+        while raft.role == Role::Follower {
+            raft.tick();
+        }
+        assert_eq!((raft.role, raft.term), (Role::PreCandidate, 1));
+        drain(&mut raft);
+        // Peer 2 refuses (it still hears a leader); 3, 4 and 5 are down.
+        raft.step(Message {
+            from: 2,
+            to: 1,
+            term: 1,
+            body: MessageBody::PreVoteResponse { granted: false },
+        });
+        for _ in 0..raft.config.heartbeat_ticks {
+            raft.tick();
+        }
+        let asked: Vec<_> = drain(&mut raft)
+            .into_iter()
+            .map(|msg| (msg.to, msg.term, msg.body))
+            .collect();
+        let body = MessageBody::PreVote {
+            last_log_index: 1,
+            last_log_term: 1,
+        };
+        assert_eq!(
+            asked,
+            [(3, 2, body.clone()), (4, 2, body.clone()), (5, 2, body)],
+            "the silent peers are asked again for the next term, the one that answered is not"
+        );
+        assert_eq!((raft.role, raft.term), (Role::PreCandidate, 1));
     }
 
     #[test]
