@@ -16,9 +16,9 @@ pub type NodeName = String;
 ///
 /// An action that finds nothing to do succeeds and does nothing: killing a dead node,
 /// restarting a running one, pausing one that is not running, resuming one that is not
-/// paused. The two lanes of the schedule may act on one node at once (restart-bridge, in
-/// the network lane, crash-restarts a node that the process lane may have killed or
-/// paused), and must not fail for it.
+/// paused. Two faults may act on one node at once (restart-bridge, in the network lane,
+/// crash-restarts a node that a fault applied by hand may have killed or paused), and must
+/// not fail for it.
 pub trait Cluster: Send + Sync {
     /// Every node's name, in a stable order (the seeded schedule draws from it).
     fn nodes(&self) -> Vec<NodeName>;

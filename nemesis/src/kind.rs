@@ -67,10 +67,10 @@ pub enum FaultKind {
     MajoritiesRing,
     /// Two halves that cannot see each other, joined by one node that sees both.
     Bridge,
-    /// Two sides joined by the leader, as in `bridge`, with the links into it slowed (where
-    /// the proxy is in the path) and the leader crash-restarted at once and again after each
-    /// election: the sides, whose logs it kept level, race for its vote in one term, across
-    /// its restarts.
+    /// Round after round, alone, for three intervals: two sides joined by the leader, as in
+    /// `bridge`, with the links into it slowed (where the proxy is in the path), the leader
+    /// crash-restarted at once and again when a side wins, then every link healed: the
+    /// sides, whose logs it kept level, race for its vote in one term, across its restarts.
     RestartBridge,
     /// Delay messages on every link, with jitter (through the proxy).
     Slow,

@@ -5,7 +5,8 @@
 //! (the proxy), power loss through a [`PowerLossDisk`] (a FUSE filesystem
 //! served from memory, mounted on a node's data dir, that loses what the node
 //! did not fsync when the power is cut), and a seeded [`Schedule`] that starts
-//! and heals them in two lanes that overlap (process faults, network faults),
+//! and heals them in two lanes that overlap (process faults, network faults;
+//! restart-bridge runs alone),
 //! reporting each start and stop as an [`Event`] for the history.
 //!
 //! Where things are:

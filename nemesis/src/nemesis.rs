@@ -1,6 +1,6 @@
 //! The nemesis: applies faults to a [`Cluster`] and a network ([`Degrader`]), one at a time in
 //! each lane of the [`Schedule`] (process faults and network faults run side by side, so
-//! they overlap), keeps track of what it broke so it can always heal it, reports every
+//! they overlap, except one that runs alone), keeps track of what it broke so it can always heal it, reports every
 //! start and stop as an [`Event`], and runs the seeded schedule until a deadline or a
 //! cancellation.
 
@@ -157,7 +157,8 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
     }
 
     /// Runs `schedule` until `deadline` or until `cancel` completes: in each lane, start a
-    /// fault, wait `interval`, heal it, wait `interval`, repeat. Faults in force when time
+    /// fault (one that runs alone waits for the other lane's to be healed), wait as long as
+    /// it lasts, heal it, wait `interval`, repeat. Faults in force when time
     /// runs out, the run is cancelled or a lane fails are healed before this returns; after
     /// an error, [`Nemesis::heal_all`] heals what is left. Returns at once if no fault kind
     /// is enabled, and fails at once if faults are enabled with a zero interval.
@@ -252,10 +253,13 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 Turn::Shared(self.turns.read().await)
             }
         };
+        // Biased: a turn that comes free at the deadline (the other lane ending) must not
+        // start a fault after it.
         tokio::select! {
-            turn = turn => Some(turn),
-            () = tokio::time::sleep_until(deadline) => None,
+            biased;
             _ = stopped.wait_for(|stopped| *stopped) => None,
+            () = tokio::time::sleep_until(deadline) => None,
+            turn = turn => Some(turn),
         }
     }
 
@@ -376,7 +380,8 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 Ok(())
             }
             FaultPlan::RestartBridge { order, .. } => {
-                let Some(bridge) = self.cut_bridge(lane, &order).await? else {
+                let leader = self.cluster.leader().await;
+                let Some(bridge) = self.cut_bridge(lane, &order, leader).await? else {
                     return Ok(());
                 };
                 let storm = self.storms.fetch_add(1, Ordering::Relaxed);
@@ -474,8 +479,9 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         fault_ends: Instant,
         stopped: &mut watch::Receiver<bool>,
     ) -> Result<bool, NemesisError> {
+        // Read once: the bridge and the leader to wait past must come from the same answer.
         let before = self.cluster.leader().await;
-        let Some(bridge) = self.cut_bridge(lane, order).await? else {
+        let Some(bridge) = self.cut_bridge(lane, order, before.clone()).await? else {
             return Ok(false);
         };
         let crash_bridge = || Targets::Nodes(vec![bridge.clone()]);
@@ -591,14 +597,14 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         Ok(leader)
     }
 
-    /// Cuts the nodes of `order` into two sides joined by the leader of the moment (or
-    /// else the bridge node of `order`); returns the bridge, or `None` if `order` is empty.
+    /// Cuts the nodes of `order` into two sides joined by `leader` (the leader of the moment)
+    /// or else the bridge node of `order`; returns the bridge, or `None` if `order` is empty.
     async fn cut_bridge(
         &self,
         lane: Lane,
         order: &[NodeName],
+        leader: Option<NodeName>,
     ) -> Result<Option<NodeName>, NemesisError> {
-        let leader = self.cluster.leader().await;
         let leader = leader.filter(|leader| order.contains(leader));
         let Some(bridge) = leader.or_else(|| Grudge::bridge_node(order).cloned()) else {
             return Ok(None);
@@ -1041,7 +1047,17 @@ mod tests {
                     .iter()
                     .any(|class| open.get(class).copied().unwrap_or(0) > 0)
             };
-            overlapped |= in_force(&[FaultClass::Down, FaultClass::Paused])
+            // A process-lane fault (not restart-bridge's own crashes) starting while a
+            // network fault holds.
+            let process_fault = matches!(
+                event.f,
+                EventName::Kill
+                    | EventName::KillMajority
+                    | EventName::KillAll
+                    | EventName::PowerLoss
+                    | EventName::Pause
+            );
+            overlapped |= process_fault
                 && in_force(&[FaultClass::Partitioned, FaultClass::Slow, FaultClass::Lossy]);
         }
         assert!(

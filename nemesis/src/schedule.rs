@@ -19,9 +19,10 @@ use crate::grudge::Grudge;
 use crate::kind::{FaultKind, FaultKinds, Lane};
 use crate::partition::Degradation;
 
-/// How a run attacks the cluster: in each lane, start a fault, wait `interval`, heal it,
-/// wait `interval`, repeat until the time limit. The network lane starts half an interval
-/// after the process lane, so that their faults overlap.
+/// How a run attacks the cluster: in each lane, start a fault, wait as long as it
+/// [lasts](FaultPlan::lasts) (`interval`, for most), heal it, wait `interval`, repeat until
+/// the time limit. The network lane starts half an interval after the process lane, so that
+/// their faults overlap, except those that [run alone](FaultPlan::runs_alone).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
     /// The enabled faults; with none, the schedule does nothing.
@@ -120,25 +121,28 @@ pub enum FaultPlan {
     /// heal as soon as another node leads, then wait the round's calm. Healing heals the
     /// partition in force, if any.
     FlapLeader(Vec<Flap>),
-    /// Cut the cluster into two sides that hear only one node, the bridge, and slow every
-    /// link into the bridge (where the proxy is in the path); then SIGKILL and restart the
-    /// bridge at once, and again each time a new leader is elected, for as long as the fault
-    /// lasts. Healing restores every link. The bridge is the leader when the fault starts
-    /// (so that its first crash leaves the two sides, whose logs it kept level, to race for
-    /// its vote), or else [`Grudge::bridge_node`] of `order`; the sides are the others,
-    /// placed as in [`Grudge::bridge_through`].
+    /// Round after round, for as long as the fault lasts (three intervals, alone: see
+    /// [`FaultPlan::runs_alone`]): cut the cluster into two sides that hear only one node, the
+    /// bridge, and slow every link into the bridge (where the proxy is in the path); SIGKILL
+    /// and restart the bridge at once; once a side wins the election, crash-restart the
+    /// bridge again (if the bridge itself wins, crash it again and wait for a side); give the
+    /// loser time to ask again, then heal every link and let the nodes catch up. The bridge
+    /// is the leader when the round starts (so that its crash leaves the two sides, whose
+    /// logs it kept level, to race for its vote), or else [`Grudge::bridge_node`] of
+    /// `order`; the sides are the others, placed as in [`Grudge::bridge_through`].
     ///
-    /// Why crash at each election: the bridge has just voted, and the winner's first entry
+    /// Why crash when a side wins: the bridge has just voted, and the winner's first entry
     /// is still on its slow way to it. A bridge that forgets its vote across the restart
     /// (`forget-vote`) can then vote again in the same term for the other side's candidate,
-    /// whose log is as long as its own: two leaders of one term.
+    /// whose log is as long as its own: two leaders of one term. Once the winner's entries
+    /// reach the bridge, the loser's log is behind and the round is spent: hence the heal.
     ///
-    /// The crashes are process actions from the network lane, so they may meet the process
-    /// lane's fault on the same node: the cluster's kill, restart, pause and resume do
-    /// nothing where there is nothing to do, so a bridge that the process lane killed or
-    /// paused just comes back early, and the process lane's restart or resume of it later
-    /// does nothing. The faults in force in the network lane stay the partition and the
-    /// slow links.
+    /// The crashes are process actions from the network lane. With the fault running alone
+    /// they meet no process fault in a schedule; applied by hand ([`crate::Nemesis::start`])
+    /// they may: the cluster's kill, restart, pause and resume do nothing where there is
+    /// nothing to do, so a bridge that the process lane killed or paused just comes back
+    /// early. The faults in force in the network lane stay the partition and the slow
+    /// links.
     RestartBridge {
         /// The nodes in a seeded order, which places them on the sides.
         order: Vec<NodeName>,
