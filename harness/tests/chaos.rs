@@ -410,16 +410,14 @@ fn the_aimed_faults_really_happen_and_a_correct_cluster_stays_valid() {
     }
     // flap-leader: round after round, the leader of the moment cut off.
     assert!(isolated.len() >= 2, "flap-leader's rounds: {isolated:?}");
-    // restart-bridge: round after round (each waits for an election, and the fault lasts
-    // 6 s), the links into the bridge slowed and the bridge crash-restarted while the sides
-    // were cut. The unit tests of the nemesis check the cadence (a crash at each election, a
-    // heal between rounds, no process fault meanwhile).
+    // restart-bridge: the links into the bridge slowed, and the bridge crash-restarted while
+    // the sides were cut, then again at an election. Rounds need a side to win, and the
+    // bridge, whose log has the freshest entries, may win every election of the fault; the
+    // unit tests of the nemesis check the rounds (a heal between them, no process fault
+    // meanwhile).
+    assert!(slowed_into_bridge >= 1, "{events:?}");
     assert!(
-        slowed_into_bridge >= 2,
-        "rounds of restart-bridge: {events:?}"
-    );
-    assert!(
-        bridge_crashes >= 1,
+        bridge_crashes >= 2,
         "{bridge_crashes} crashes of the bridge: {events:?}"
     );
 }
