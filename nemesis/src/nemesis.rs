@@ -1,8 +1,8 @@
 //! The nemesis: applies faults to a [`Cluster`] and a network ([`Degrader`]), one at a time in
 //! each lane of the [`Schedule`] (process faults and network faults run side by side, so
-//! they overlap, except one that runs alone), keeps track of what it broke so it can always heal it, reports every
-//! start and stop as an [`Event`], and runs the seeded schedule until a deadline or a
-//! cancellation.
+//! they overlap, except one that runs alone), keeps track of what it broke so it can always
+//! heal it, reports every start and stop as an [`Event`], and runs the seeded schedule until
+//! a deadline or a cancellation.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::{Value, json};
-use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, watch};
+use tokio::sync::{Semaphore, SemaphorePermit, watch};
 use tokio::time::Instant;
 
 use crate::cluster::{Cluster, NodeName};
@@ -122,20 +122,14 @@ pub struct Nemesis<C, P> {
     active: Mutex<BTreeMap<Lane, Vec<ActiveFault>>>,
     /// Numbers the crash-restart storms, so that the crashes of one can be told apart.
     storms: AtomicU64,
-    /// Held shared by each fault while it is in force, and alone by a fault that
-    /// [runs alone](FaultPlan::runs_alone).
-    turns: RwLock<()>,
+    /// One permit a lane: a fault in force holds its lane's, and a fault that
+    /// [runs alone](FaultPlan::runs_alone) holds them all. Fair: once a fault waits to run
+    /// alone, the other lane's next fault waits behind it.
+    turns: Semaphore,
 }
 
-/// A lane's right to have its fault in force, held until the fault is healed.
-enum Turn<'a> {
-    /// Beside the other lane's fault.
-    #[allow(dead_code)] // held for its drop
-    Shared(RwLockReadGuard<'a, ()>),
-    /// With the other lane quiet.
-    #[allow(dead_code)] // held for its drop
-    Alone(RwLockWriteGuard<'a, ()>),
-}
+/// How many lanes a schedule has, and so how many permits a fault that runs alone takes.
+const LANES: u32 = 2;
 
 impl<C: Cluster, P: Degrader> Nemesis<C, P> {
     /// A nemesis that reports every fault start and stop to `on_event`,
@@ -152,7 +146,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             on_event: Mutex::new(Box::new(on_event)),
             active: Mutex::default(),
             storms: AtomicU64::new(0),
-            turns: RwLock::new(()),
+            turns: Semaphore::new(LANES as usize),
         }
     }
 
@@ -242,16 +236,16 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         plan: &FaultPlan,
         deadline: Instant,
         stopped: &mut watch::Receiver<bool>,
-    ) -> Option<Turn<'_>> {
+    ) -> Option<SemaphorePermit<'_>> {
         let turn = async {
+            let lanes = if plan.runs_alone() { LANES } else { 1 };
+            // Never closed, so never an error.
+            let permit = self.turns.acquire_many(lanes).await.ok()?;
             if plan.runs_alone() {
-                let alone = self.turns.write().await;
                 // Nodes the other lane just restarted or resumed catch up first.
                 tokio::time::sleep(SETTLE).await;
-                Turn::Alone(alone)
-            } else {
-                Turn::Shared(self.turns.read().await)
             }
+            Some(permit)
         };
         // Biased: a turn that comes free at the deadline (the other lane ending) must not
         // start a fault after it.
@@ -259,7 +253,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             biased;
             _ = stopped.wait_for(|stopped| *stopped) => None,
             () = tokio::time::sleep_until(deadline) => None,
-            turn = turn => Some(turn),
+            turn = turn => turn,
         }
     }
 
