@@ -74,19 +74,20 @@ fn node_port_range(ephemeral: Range<u16>) -> Range<u16> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    // No `use super::*`: this file is also included by a bench built without the test
+    // harness, where the test functions below are dropped and the import would be unused.
 
     #[test]
     fn node_ports_are_distinct_and_never_ephemeral() {
         // Whether they are still free afterwards is not asserted: this test also runs inside
         // integration tests (tests/redis_client.rs includes this file) beside real servers,
         // and anything on the machine may take a port once reserve_ports let it go.
-        let ip = Ipv4Addr::LOCALHOST;
-        let ports: [u16; 20] = reserve_ports(ip).unwrap();
-        let ephemeral = ephemeral_range();
+        let ip = super::Ipv4Addr::LOCALHOST;
+        let ports: [u16; 20] = super::reserve_ports(ip).unwrap();
+        let ephemeral = super::ephemeral_range();
         for &port in &ports {
             assert!(!ephemeral.contains(&port), "{port} is ephemeral");
-            assert!(port >= LOWEST);
+            assert!(port >= super::LOWEST);
         }
         let mut distinct = ports.to_vec();
         distinct.sort();
@@ -96,8 +97,8 @@ mod tests {
 
     #[test]
     fn node_ports_go_above_an_ephemeral_range_that_starts_low() {
-        assert_eq!(node_port_range(32768..61000), 10000..32768);
-        assert_eq!(node_port_range(1024..50000), 50000..u16::MAX);
-        assert_eq!(node_port_range(1024..u16::MAX), 10000..u16::MAX);
+        assert_eq!(super::node_port_range(32768..61000), 10000..32768);
+        assert_eq!(super::node_port_range(1024..50000), 50000..u16::MAX);
+        assert_eq!(super::node_port_range(1024..u16::MAX), 10000..u16::MAX);
     }
 }

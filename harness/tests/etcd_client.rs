@@ -23,10 +23,13 @@ mod client;
 #[allow(dead_code, reason = "the harness's module; this test uses part of it")]
 #[path = "../src/system/etcd/gateway.rs"]
 mod gateway;
+#[allow(dead_code, reason = "the harness's module; this test uses part of it")]
+#[path = "../src/ports.rs"]
+mod ports;
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -74,12 +77,6 @@ struct EtcdCluster {
     _dir: tempfile::TempDir,
 }
 
-/// A free port on `ip` (bound and released; good enough on loopback).
-fn free_port(ip: Ipv4Addr) -> u16 {
-    let listener = TcpListener::bind((ip, 0)).expect("binding a free port");
-    listener.local_addr().unwrap().port()
-}
-
 impl EtcdCluster {
     /// Starts members n1, n2, n3 on 127.0.0.`first_ip` and the two addresses after it.
     fn start(first_ip: u8) -> EtcdCluster {
@@ -90,8 +87,9 @@ impl EtcdCluster {
         let addresses: Vec<(String, SocketAddr, SocketAddr)> = (0..3)
             .map(|i| {
                 let ip = Ipv4Addr::new(127, 0, 0, first_ip + i);
-                let client = SocketAddr::from((ip, free_port(ip)));
-                let peer = SocketAddr::from((ip, free_port(ip)));
+                let [client, peer] = ports::reserve_ports(ip).expect("reserving two ports");
+                let client = SocketAddr::from((ip, client));
+                let peer = SocketAddr::from((ip, peer));
                 (format!("n{}", i + 1), client, peer)
             })
             .collect();

@@ -44,7 +44,7 @@
 mod common;
 
 use std::fs::{self, File};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -248,14 +248,6 @@ struct Etcd {
     _dir: tempfile::TempDir,
 }
 
-/// A free port on `ip` (bound and released; good enough on loopback).
-fn free_port(ip: Ipv4Addr) -> Result<u16> {
-    Ok(TcpListener::bind((ip, 0))
-        .with_context(|| format!("binding a free port on {ip}"))?
-        .local_addr()?
-        .port())
-}
-
 /// The version `etcd --version` names, e.g. "3.4.23".
 fn etcd_version(binary: &Path) -> Result<String> {
     let output = Command::new(binary)
@@ -292,10 +284,11 @@ impl Etcd {
         let addresses: Vec<(String, SocketAddr, SocketAddr)> = (0..3u8)
             .map(|i| {
                 let ip = Ipv4Addr::new(127, 0, 0, first_ip + i);
+                let [client, peer] = common::ports::reserve_ports(ip)?;
                 Ok((
                     format!("e{}", i + 1),
-                    SocketAddr::from((ip, free_port(ip)?)),
-                    SocketAddr::from((ip, free_port(ip)?)),
+                    SocketAddr::from((ip, client)),
+                    SocketAddr::from((ip, peer)),
                 ))
             })
             .collect::<Result<_>>()?;

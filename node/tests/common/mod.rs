@@ -11,7 +11,7 @@
 #![allow(dead_code)] // each test binary uses a different part of it
 
 use std::fs::{self, File};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
@@ -41,14 +41,10 @@ pub struct TestCluster {
     pub http: Client,
 }
 
-/// A free port on `ip` (bound and released; good enough for tests on loopback).
-fn free_port(ip: Ipv4Addr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .expect("binding a free port")
-        .local_addr()
-        .unwrap()
-        .port()
-}
+// The harness's rule for node ports (below the kernel's ephemeral range, so that no
+// outgoing connection takes a port while its node is down and keeps it from restarting).
+#[path = "../../../harness/src/ports.rs"]
+pub mod ports;
 
 impl TestCluster {
     /// Starts `n` nodes with the given extra flags and waits until they elect a leader.
@@ -76,9 +72,11 @@ impl TestCluster {
                 let ip = Ipv4Addr::new(127, 0, 0, 10 + i as u8);
                 let name = format!("n{i}");
                 let data_dir = dir.path().join(&name);
+                let [client_port, peer_port] =
+                    ports::reserve_ports(ip).expect("reserving two ports");
                 TestNode {
-                    client_addr: SocketAddr::from((ip, free_port(ip))),
-                    peer_addr: SocketAddr::from((ip, free_port(ip))),
+                    client_addr: SocketAddr::from((ip, client_port)),
+                    peer_addr: SocketAddr::from((ip, peer_port)),
                     log: dir.path().join(format!("{name}.log")),
                     data_dir,
                     name,
