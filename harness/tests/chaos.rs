@@ -330,7 +330,7 @@ fn the_aimed_faults_really_happen_and_a_correct_cluster_stays_valid() {
     // Faults of two seconds: the process lane fails over from 1 s, the network lane deals
     // flap-leader and restart-bridge (a deck of two) from 2 s. Restart-bridge lasts three
     // intervals and runs alone: it waits for the process lane's fault to be healed. Dealt
-    // first, it ends by 9.3 s, and flap-leader runs from 11.3 s.
+    // first (the first deck leads with it), it ends by 9.3 s, and flap-leader runs from 11.3 s.
     let args = [
         "--time-limit",
         "14s",

@@ -14,8 +14,9 @@ use crate::store::{self, TestOptions, derived_name};
 /// expose the bugs of the zoo, with the three aimed at the bugs random faults rarely expose
 /// (lagging-failover, flap-leader, restart-bridge). The schedule deals them from a shuffled
 /// deck, so at the default interval each is tried within the first fifteen seconds (the
-/// network lane's seven kinds take the longest); the two lanes overlap, so crashes meet
-/// partitions and slow links.
+/// network lane's seven kinds take the longest); the first deck leads with a power loss of
+/// every node and with restart-bridge. The two lanes overlap, so crashes meet partitions and
+/// slow links.
 pub const DEFAULT_NEMESIS: &str = "kill,crash-restart,pause,power-loss,lagging-failover,partition,\
      partition-leader,flap-leader,partition-one-way,restart-bridge,slow,lossy";
 
