@@ -115,6 +115,17 @@ impl Deadline {
         }
     }
 
+    /// The time left, or `None` once the deadline has passed (`Duration::MAX` if it never
+    /// will).
+    pub fn remaining(&self) -> Option<Duration> {
+        let limit = self.limit.load(Ordering::Relaxed);
+        if limit == u64::MAX {
+            return Some(Duration::MAX);
+        }
+        let left = limit.saturating_sub(nanos(self.start.elapsed()));
+        (left > 0).then(|| Duration::from_nanos(left))
+    }
+
     /// Why the deadline is where it is.
     pub fn cause(&self) -> Stop {
         *self

@@ -23,12 +23,32 @@ pub struct Counterexample {
     pub state: Value,
     /// The operations that real time allowed next, none of which the model accepted.
     pub rejected: Vec<Rejection>,
+    /// The completion that made the key not linearizable: the earliest point at which the
+    /// key's history, cut there, is already not linearizable (absent if that search did not
+    /// finish in time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observable: Option<Observable>,
+}
+
+/// The moment an anomaly could first be seen: the completion of one operation, before which
+/// the key's history was still linearizable and after which it no longer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observable {
+    /// When that operation completed.
+    pub time: u64,
+    /// Its id.
+    pub operation: u64,
 }
 
 impl Counterexample {
-    /// When the history stopped being linearizable: the completion time (the call time, for
-    /// an operation that never completed) and id of the first rejected operation to complete.
+    /// When the history stopped being linearizable, and the operation whose completion made
+    /// it so: [`Counterexample::observable`] where known, else the completion time (the call
+    /// time, for an operation that never completed) and id of the first rejected operation
+    /// to complete.
     pub fn detected_at(&self) -> Option<(u64, u64)> {
+        if let Some(observable) = self.observable {
+            return Some((observable.time, observable.operation));
+        }
         self.rejected
             .iter()
             .filter_map(|rejection| {
@@ -71,5 +91,6 @@ pub(crate) fn counterexample<R: Reader>(
                 reason: reader.explain(operation(i), &stuck.state),
             })
             .collect(),
+        observable: None,
     }
 }

@@ -5,12 +5,15 @@
 //!
 //! - Read a history: [`History::from_jsonl`], [`read_history`] (JSON Lines, Jepsen EDN, Jepsen
 //!   logs); pair its events into [`Operation`]s with [`operations`].
-//! - Check it: [`check_history`] against a built-in [`ModelKind`], or [`check_operations`]
+//! - Check it: [`check()`] (each key against the model its operations call for, then lost
+//!   writes: what `faultline check` and `faultline test` both do), [`check_history`] against
+//!   one built-in [`ModelKind`], or [`check_operations`]
 //!   against any [`stateright::semantics::SequentialSpec`]; [`lost_writes()`] for append and
 //!   set workloads; [`divergence()`] for copies of lists read from every node.
 //! - Results ([`CheckResult`], [`LostWritesResult`]) serialize to the JSON the report draws.
 
 pub mod budget;
+pub mod check;
 pub mod counterexample;
 pub mod divergence;
 mod error;
@@ -25,7 +28,8 @@ pub mod verdict;
 pub mod wgl;
 
 pub use budget::{Budget, Stop};
-pub use counterexample::{Counterexample, Rejection};
+pub use check::{HistoryCheck, check};
+pub use counterexample::{Counterexample, Observable, Rejection};
 pub use divergence::{Divergence, DivergenceResult, ListCopy, divergence};
 pub use error::Error;
 pub use history::{Event, EventType, History, Location, Process};

@@ -13,7 +13,7 @@ use serde_json::Value;
 use stateright::semantics::SequentialSpec;
 
 use crate::budget::{Budget, Deadline, Stop};
-use crate::counterexample::{Counterexample, counterexample};
+use crate::counterexample::{Counterexample, Observable, counterexample};
 use crate::error::Error;
 use crate::history::{History, Location};
 use crate::model::cas_register::CasRegisterReader;
@@ -22,7 +22,7 @@ use crate::model::kv::KvReader;
 use crate::model::list_append::ListAppendReader;
 use crate::model::register::RegisterReader;
 use crate::model::{ModelKind, Reader};
-use crate::operation::{Operation, operations};
+use crate::operation::{Operation, Outcome, operations};
 use crate::verdict::Verdict;
 use crate::wgl::{ModelOperation, Progress, Search, SearchResult};
 
@@ -220,7 +220,8 @@ where
     }
 }
 
-/// Checks a history against one of the built-in models.
+/// Checks a history against one of the built-in models: every key with `model` (see
+/// [`crate::check()`] for each key with its own).
 pub fn check_history(
     history: &History,
     model: ModelKind,
@@ -228,7 +229,21 @@ pub fn check_history(
 ) -> Result<CheckResult, Error> {
     let started = Instant::now();
     let operations = operations(history)?;
-    let partitions = partitions(&operations, options.whole);
+    let operations: Vec<&Operation> = operations.iter().collect();
+    check_model(&operations, model, options, started)
+}
+
+/// Checks `operations` against `model`, within what is left at the time of `options.budget`
+/// counted from `started`: checks of several models, one after another from one start, share
+/// one budget.
+pub(crate) fn check_model(
+    operations: &[&Operation],
+    model: ModelKind,
+    options: &CheckOptions,
+    started: Instant,
+) -> Result<CheckResult, Error> {
+    let model_started = Instant::now();
+    let partitions = partitions(operations, options.whole);
     let checked = match model {
         ModelKind::Register => check_with::<RegisterReader>(&partitions, options, started),
         ModelKind::CasRegister => check_with::<CasRegisterReader>(&partitions, options, started),
@@ -242,7 +257,7 @@ pub fn check_history(
             .fold(Verdict::Valid, |verdict, key| verdict.and(key.valid)),
         model,
         operations: operations.len(),
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: model_started.elapsed().as_secs_f64(),
         undecided: keys
             .iter()
             .filter(|key| key.valid == Verdict::Unknown)
@@ -266,12 +281,12 @@ struct Checked {
 /// The operations of each key, by key; or all of them as one partition.
 type Partitions<'a> = Vec<(Option<String>, Vec<&'a Operation>)>;
 
-fn partitions(operations: &[Operation], whole: bool) -> Partitions<'_> {
+fn partitions<'a>(operations: &[&'a Operation], whole: bool) -> Partitions<'a> {
     if whole {
-        return vec![(None, operations.iter().collect())];
+        return vec![(None, operations.to_vec())];
     }
     let mut by_key: BTreeMap<Option<&str>, Vec<&Operation>> = BTreeMap::new();
-    for op in operations {
+    for &op in operations {
         by_key.entry(op.key.as_deref()).or_default().push(op);
     }
     by_key
@@ -315,6 +330,7 @@ fn check_partitions<R: Reader>(
 
     let mut keys = Vec::with_capacity(partitions.len());
     let mut counterexamples = Vec::new();
+    let mut invalid_ops = Vec::new();
     let mut stopped = None;
     for (((key, ops), (reader, origin)), outcome) in partitions.iter().zip(&readers).zip(outcomes) {
         let valid = match &outcome.result {
@@ -325,6 +341,7 @@ fn check_partitions<R: Reader>(
             }
             SearchResult::NotLinearizable(stuck) => {
                 counterexamples.push(counterexample(key.clone(), ops, origin, stuck, reader));
+                invalid_ops.push(ops);
                 Verdict::Invalid
             }
         };
@@ -335,11 +352,84 @@ fn check_partitions<R: Reader>(
             seconds: outcome.elapsed.as_secs_f64(),
         });
     }
+    let refining = Deadline::new(&Budget {
+        timeout: Some(REFINING),
+        ..options.budget
+    });
+    counterexamples
+        .par_iter_mut()
+        .zip(invalid_ops)
+        .with_max_len(1)
+        .for_each(|(example, ops)| {
+            example.observable = first_invalid_cut::<R>(ops, options, &refining);
+        });
     Ok(Checked {
         keys,
         counterexamples,
         stopped,
     })
+}
+
+/// How long finding when each anomaly became observable may take, for all keys together:
+/// beyond it, the first rejected operation's completion stands in.
+const REFINING: Duration = Duration::from_secs(2);
+
+/// The completion that made a non-linearizable key so: the earliest completion at which
+/// the key's history, cut there ([`cut`]), is already not linearizable. A search finds
+/// *that* a history is not linearizable, and its counterexample names the operations it
+/// could not place; those may have completed long before the evidence against them (an
+/// acknowledged write that later reads miss is rejected at its own completion). The cut at
+/// the last completion is not linearizable (the whole key is not, and leaving out what never
+/// completed cannot help), and a later cut only adds constraints, so a binary search over the
+/// completions finds the first. `None` if a search did not finish before `deadline`.
+/// (With `options.whole`, the cut is of the whole history, which is what the verdict is of.)
+fn first_invalid_cut<R: Reader>(
+    ops: &[&Operation],
+    options: &CheckOptions,
+    deadline: &Deadline,
+) -> Option<Observable> {
+    let mut completions: Vec<(u64, u64)> = ops
+        .iter()
+        .filter_map(|op| Some((op.return_time?, op.id)))
+        .collect();
+    completions.sort_unstable();
+    // The cut at `completions[high]` is not linearizable.
+    let (mut low, mut high) = (0, completions.len().checked_sub(1)?);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        let cut_ops = cut(ops, completions[middle].0);
+        let cut_ops: Vec<&Operation> = cut_ops.iter().collect();
+        let read = read_partition::<R>(&cut_ops, options.initial.as_ref()).ok()?;
+        let budget = Budget {
+            timeout: Some(deadline.remaining()?),
+            after_invalid: None,
+            memory: options.budget.memory,
+        };
+        let outcome = check_operations(std::slice::from_ref(&read.partition), budget).pop()?;
+        match outcome.result {
+            SearchResult::Linearizable => low = middle + 1,
+            SearchResult::NotLinearizable(_) => high = middle,
+            SearchResult::Stopped(_) => return None,
+        }
+    }
+    let (time, operation) = completions[high];
+    Some(Observable { time, operation })
+}
+
+/// The operations as they stood at `time`: those called later left out, those that
+/// completed later (or never) indeterminate, their results unknown.
+fn cut(ops: &[&Operation], time: u64) -> Vec<Operation> {
+    ops.iter()
+        .filter(|op| op.call <= time)
+        .map(|&op| {
+            let mut op = op.clone();
+            if op.return_time.is_none_or(|returned| returned > time) {
+                op.return_time = None;
+                op.outcome = Outcome::Info;
+            }
+            op
+        })
+        .collect()
 }
 
 /// A partition read for one model: the reader (which explains the model's states later), the
@@ -407,6 +497,47 @@ mod tests {
             r#"{"index":8,"time":8,"process":2,"type":"ok","f":"read","key":"b","value":1}"#,
             r#"{"index":9,"time":9,"process":3,"type":"fail","f":"cas","key":"b","value":[2,3],"error":"cas-mismatch"}"#,
         ])
+    }
+
+    #[test]
+    fn an_anomaly_is_dated_at_the_completion_that_made_it_visible() {
+        // Appends of 1 and 2 acknowledged by t=4 and read at t=6; a power loss later, a read
+        // at t=20 returns [1] and one at t=30 returns []. The history stops being
+        // linearizable at t=20, with the read that misses 2, whatever the search rejects.
+        let lines = [
+            r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"append","key":"l","value":1}"#,
+            r#"{"index":1,"time":2,"process":0,"type":"ok","f":"append","key":"l","value":1}"#,
+            r#"{"index":2,"time":3,"process":0,"type":"invoke","f":"append","key":"l","value":2}"#,
+            r#"{"index":3,"time":4,"process":0,"type":"ok","f":"append","key":"l","value":2}"#,
+            r#"{"index":4,"time":5,"process":1,"type":"invoke","f":"read","key":"l","value":null}"#,
+            r#"{"index":5,"time":6,"process":1,"type":"ok","f":"read","key":"l","value":[1,2]}"#,
+            r#"{"index":6,"time":7,"process":0,"type":"invoke","f":"append","key":"l","value":3}"#,
+            r#"{"index":7,"time":8,"process":0,"type":"ok","f":"append","key":"l","value":3}"#,
+            r#"{"index":8,"time":19,"process":1,"type":"invoke","f":"read","key":"l","value":null}"#,
+            r#"{"index":9,"time":20,"process":1,"type":"ok","f":"read","key":"l","value":[1]}"#,
+            r#"{"index":10,"time":29,"process":1,"type":"invoke","f":"read","key":"l","value":null}"#,
+            r#"{"index":11,"time":30,"process":1,"type":"ok","f":"read","key":"l","value":[]}"#,
+        ];
+        let result = check_history(
+            &history(&lines),
+            ModelKind::ListAppend,
+            &CheckOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(result.valid, Verdict::Invalid);
+        let example = &result.counterexamples[0];
+        assert_eq!(
+            example.observable,
+            Some(Observable {
+                time: 20,
+                operation: 8
+            })
+        );
+        assert_eq!(example.detected_at(), Some((20, 8)));
+
+        // A stale read is seen when it completes.
+        let result = check(&two_keys_one_bad(), &CheckOptions::default());
+        assert_eq!(result.counterexamples[0].detected_at(), Some((8, 6)));
     }
 
     /// A stale read of key `key` that completes at `at`: write 1, write 2, then a read of 1.

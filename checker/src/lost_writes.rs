@@ -85,9 +85,19 @@ pub struct Element {
 /// Checks the adds and final reads of a history for lost writes.
 pub fn lost_writes(history: &History) -> Result<LostWritesResult, Error> {
     let operations = operations(history)?;
+    lost_writes_of(operations.iter())
+}
+
+/// Checks the adds and final reads among `operations` for lost writes.
+pub(crate) fn lost_writes_of<'a>(
+    operations: impl IntoIterator<Item = &'a Operation>,
+) -> Result<LostWritesResult, Error> {
     let mut by_key: Vec<(Option<&str>, Vec<&Operation>)> = Vec::new();
     let mut places: HashMap<Option<&str>, usize> = HashMap::new();
-    for op in operations.iter().filter(|op| is_add(op) || op.f == "read") {
+    for op in operations
+        .into_iter()
+        .filter(|op| is_add(op) || op.f == "read")
+    {
         let key = op.key.as_deref();
         let place = *places.entry(key).or_insert_with(|| {
             by_key.push((key, Vec::new()));

@@ -1,5 +1,7 @@
-//! `faultline check`: checks recorded histories for linearizability (and, for list-append,
-//! lost writes), one file after another, and prints a verdict a person can read or JSON.
+//! `faultline check`: checks recorded histories as a run checks its own
+//! ([`faultline_checker::check`]: each key for linearizability against its model, the list
+//! keys for lost writes), one file after another, and prints a verdict a person can read or
+//! JSON.
 //!
 //! Exit code: 0 if every history is valid, else the worst of 2 (unknown), 1 (invalid) and
 //! 3 (a history could not be checked), in that order of severity.
@@ -14,20 +16,19 @@ use anyhow::Context;
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use faultline_checker::{
-    Budget, CheckOptions, CheckResult, ERROR_EXIT_CODE, Format, LostWritesResult, ModelKind,
-    Verdict, check_history, lost_writes, read_history,
+    Budget, CheckOptions, ERROR_EXIT_CODE, Format, HistoryCheck, ModelKind, Verdict, read_history,
 };
 use serde_json::Value;
 
-/// Check histories for linearizability (and lost writes, for list-append).
+/// Check histories for linearizability (and lost writes, for list-append keys).
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// History files, checked one after another.
     #[arg(required = true, value_name = "HISTORY")]
     histories: Vec<PathBuf>,
 
-    /// The model to check against [default: from the operations: kv for get/put,
-    /// list-append for append, else cas-register]
+    /// The model to check every key against [default: each key's from its operations: kv
+    /// for get/put, list-append for append (or reads of lists), else cas-register]
     #[arg(long, value_parser = PossibleValuesParser::new(ModelKind::ALL.map(ModelKind::name))
         .try_map(|name| name.parse::<ModelKind>()))]
     model: Option<ModelKind>,
@@ -37,8 +38,9 @@ pub struct CheckArgs {
         .try_map(|name| name.parse::<Format>()))]
     format: Option<Format>,
 
-    /// Time budget per history, like 60s or 5m; keys undecided by then are unknown. Once a
-    /// key is found invalid, the others get at most a second more.
+    /// Time budget per history, for all its keys and models together, like 60s or 5m; keys
+    /// undecided by then are unknown. Once a key is found invalid, the others get at most a
+    /// second more.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     timeout: Duration,
 
@@ -88,24 +90,16 @@ impl Outcome {
 pub struct FileReport {
     file: PathBuf,
     format: Format,
-    /// The verdict of all checks together.
-    valid: Verdict,
-    linearizability: CheckResult,
-    /// For list-append histories.
-    lost_writes: Option<LostWritesResult>,
+    checked: HistoryCheck,
 }
 
 impl FileReport {
-    /// The linearizability result as JSON, with `file`, `format`, the overall `valid`, and
-    /// `lost_writes` if it was checked.
+    /// The check's result as JSON (`valid`, `linearizability`, `lost_writes`, as in a run's
+    /// results.json), with `file` and `format`.
     fn to_json(&self) -> serde_json::Result<Value> {
-        let mut json = serde_json::to_value(&self.linearizability)?;
+        let mut json = serde_json::to_value(&self.checked)?;
         json["file"] = Value::from(self.file.display().to_string());
         json["format"] = Value::from(self.format.name());
-        json["valid"] = serde_json::to_value(self.valid)?;
-        if let Some(lost_writes) = &self.lost_writes {
-            json["lost_writes"] = serde_json::to_value(lost_writes)?;
-        }
         Ok(json)
     }
 }
@@ -126,12 +120,12 @@ pub fn run(args: &CheckArgs) -> ExitCode {
 fn print_report(report: &FileReport, json: bool) -> Outcome {
     if !json {
         print!("{}", text::render(report));
-        return Outcome::of(report.valid);
+        return Outcome::of(report.checked.valid);
     }
     match report.to_json() {
         Ok(json) => {
             println!("{json}");
-            Outcome::of(report.valid)
+            Outcome::of(report.checked.valid)
         }
         Err(error) => {
             let file = report.file.display();
@@ -154,7 +148,6 @@ fn print_error(path: &Path, error: &anyhow::Error, json: bool) -> Outcome {
 
 fn check_file(path: &Path, args: &CheckArgs) -> anyhow::Result<FileReport> {
     let (history, format) = read_history(path, args.format)?;
-    let model = args.model.unwrap_or_else(|| ModelKind::infer(&history));
     let options = CheckOptions {
         budget: Budget {
             timeout: Some(args.timeout),
@@ -163,21 +156,16 @@ fn check_file(path: &Path, args: &CheckArgs) -> anyhow::Result<FileReport> {
         initial: args.initial.clone(),
         whole: false,
     };
-    let linearizability = check_history(&history, model, &options)
-        .with_context(|| format!("checking against the {model} model"))?;
-    let lost_writes = (model == ModelKind::ListAppend)
-        .then(|| lost_writes(&history))
-        .transpose()
-        .context("checking for lost writes")?;
-    let valid = lost_writes.as_ref().map_or(linearizability.valid, |lost| {
-        linearizability.valid.and(lost.valid)
-    });
+    let checked = faultline_checker::check(&history, args.model, &options).with_context(|| {
+        match args.model {
+            Some(model) => format!("checking against the {model} model"),
+            None => "checking each key against the model its operations call for".to_string(),
+        }
+    })?;
     Ok(FileReport {
         file: path.to_path_buf(),
         format,
-        valid,
-        linearizability,
-        lost_writes,
+        checked,
     })
 }
 

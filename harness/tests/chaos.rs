@@ -82,6 +82,19 @@ fn run(args: &[&str]) -> (Output, Value, tempfile::TempDir) {
     (output, serde_json::from_slice(&results).unwrap(), store)
 }
 
+/// What `faultline check` makes of the history a run stored: its exit code, and its JSON.
+fn check_stored_history(store: &Path) -> (Option<i32>, Value) {
+    let history = store.join("latest/history.jsonl");
+    let output = Command::new(faultline())
+        .args(["check", "--json"])
+        .arg(&history)
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", describe(&output)));
+    (output.status.code(), json)
+}
+
 const RUN: [&str; 6] = [
     "--time-limit",
     "15s",
@@ -143,6 +156,29 @@ fn a_correct_cluster_under_kills_and_partitions_is_valid_with_the_proxy() {
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("verdict: valid"), "{stdout}");
+
+    // `faultline check` on the stored history checks it as the run did: each key with its
+    // own model (registers with cas beside lists), and the lists for lost writes.
+    let (code, checked) = check_stored_history(store.path());
+    assert_eq!(code, Some(0), "{checked}");
+    let verdicts = |results: &Value| -> Vec<Value> {
+        let models = results["linearizability"].as_array().unwrap().iter();
+        let keys = |model: &Value| -> Vec<Value> {
+            let keys = model["keys"].as_array().unwrap().iter();
+            keys.map(|key| serde_json::json!([key["key"], key["valid"], key["operations"]]))
+                .collect()
+        };
+        models
+            .map(|model| serde_json::json!([model["model"], model["valid"], keys(model)]))
+            .collect()
+    };
+    assert_eq!(verdicts(&checked), verdicts(&results));
+    assert_eq!(
+        verdicts(&checked).len(),
+        2,
+        "registers and lists: {checked}"
+    );
+    assert_eq!(checked["lost_writes"], results["lost_writes"]);
 }
 
 #[test]
@@ -169,11 +205,14 @@ fn stale_reads_under_partitions_are_caught() {
     let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut args = RUN.to_vec();
     args.extend(["--nemesis", "partition", "--bug", "stale-read"]);
-    let (output, results, _store) = run(&args);
+    let (output, results, store) = run(&args);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     assert_eq!(results["valid"], Value::Bool(false));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("verdict: INVALID"), "{stdout}");
+    // The stale reads are in the history: `faultline check` finds them too.
+    let (code, checked) = check_stored_history(store.path());
+    assert_eq!(code, Some(1), "{checked}");
 }
 
 #[test]

@@ -90,6 +90,8 @@ fn json_output_is_the_check_result_with_the_file() {
     assert_eq!(result["file"], json!(invalid.display().to_string()));
     assert_eq!(result["format"], json!("edn"));
     assert_eq!(result["valid"], json!(false));
+    // The same result as a run's results.json: one linearizability result per model.
+    let result = &result["linearizability"][0];
     assert_eq!(result["model"], json!("kv"));
     assert_eq!(result["keys"].as_array().unwrap().len(), 10);
     let example = &result["counterexamples"][0];
@@ -185,6 +187,39 @@ fn list_append_histories_are_checked_for_lost_writes_too() {
         "{text}"
     );
     assert!(text.contains("key \"s\" lost: 2 (#2)"), "{text}");
+}
+
+#[test]
+fn each_key_is_checked_against_its_own_model_as_in_a_run() {
+    // A run's default workload: a register key with a cas beside a list key. One model for
+    // the whole file read the cas as an append ("cas failed", exit 3).
+    let dir = tempfile::tempdir().unwrap();
+    let path = history(
+        dir.path(),
+        "run.jsonl",
+        &[
+            json!({"process": 0, "type": "invoke", "f": "write", "key": "r0", "value": 1}),
+            json!({"process": 0, "type": "ok", "f": "write", "key": "r0", "value": 1}),
+            json!({"process": 0, "type": "invoke", "f": "cas", "key": "r0", "value": [1, 2]}),
+            json!({"process": 0, "type": "ok", "f": "cas", "key": "r0", "value": [1, 2]}),
+            json!({"process": 1, "type": "invoke", "f": "append", "key": "l0", "value": 7}),
+            json!({"process": 1, "type": "ok", "f": "append", "key": "l0", "value": 7}),
+            json!({"process": 1, "type": "invoke", "f": "read", "key": "l0", "value": null}),
+            json!({"process": 1, "type": "ok", "f": "read", "key": "l0", "value": [7]}),
+            json!({"process": 0, "type": "invoke", "f": "read", "key": "r0", "value": null}),
+            json!({"process": 0, "type": "ok", "f": "read", "key": "r0", "value": 2}),
+        ],
+    );
+    let output = faultline(&[], &[&path]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(
+            "valid (cas-register, 3 operations, 1 key; list-append, 2 operations, 1 key;"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("lost writes: valid: 0 lost"), "{text}");
 }
 
 #[test]

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use faultline_checker::{CheckOptions, ModelKind, check_history, lost_writes};
+use faultline_checker::{CheckOptions, check};
 use faultline_workloads::{
     ClientFactory, Endpoint, HttpContractClients, KeysInUse, Recorder, Summary, WorkloadOptions,
-    run_clients, split_by_model,
+    run_clients,
 };
 
 #[tokio::main]
@@ -90,22 +90,22 @@ async fn main() -> Result<()> {
         final_reads.read.len(),
         final_reads.unread
     );
-    for (model, part) in split_by_model(&history)? {
-        let checked = check_history(&part, model, &CheckOptions::default())?;
+    let checked = check(&history, None, &CheckOptions::default())?;
+    for result in &checked.linearizability {
         println!(
-            "{model}: {} over {} keys, {} operations, checked in {:.2} s",
-            checked.valid,
-            checked.keys.len(),
-            checked.operations,
-            checked.seconds
+            "{}: {} over {} keys, {} operations, checked in {:.2} s",
+            result.model,
+            result.valid,
+            result.keys.len(),
+            result.operations,
+            result.seconds
         );
-        if model == ModelKind::ListAppend {
-            let lost = lost_writes(&part)?;
-            println!(
-                "lost writes: {} ({} acknowledged, {} lost, {} recovered, {} unexpected)",
-                lost.valid, lost.acknowledged, lost.lost, lost.recovered, lost.unexpected
-            );
-        }
+    }
+    if let Some(lost) = &checked.lost_writes {
+        println!(
+            "lost writes: {} ({} acknowledged, {} lost, {} recovered, {} unexpected)",
+            lost.valid, lost.acknowledged, lost.lost, lost.recovered, lost.unexpected
+        );
     }
     Ok(())
 }

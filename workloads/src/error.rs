@@ -61,16 +61,4 @@ pub enum Error {
     /// [`crate::Recorder::finish`] was called a second time.
     #[error("the recorder was already finished")]
     RecorderFinished,
-
-    /// A client event in a history has a key that belongs to no workload.
-    #[error(
-        "event {index}: {} belongs to no workload (expected a key r<N> or l<N>)",
-        key.as_ref().map_or("an event without a key".to_string(), |key| format!("key {key:?}"))
-    )]
-    UnknownKey {
-        /// The event's index.
-        index: u64,
-        /// Its key, if any.
-        key: Option<String>,
-    },
 }

@@ -8,7 +8,7 @@
 //! ```no_run
 //! # use std::{sync::Arc, time::Duration};
 //! # use faultline_workloads::*;
-//! # async fn example() -> Result<(), Error> {
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let started = std::time::Instant::now();
 //! let recorder = Arc::new(Recorder::to_file("history.jsonl".as_ref(), started)?);
 //! // The nemesis reports into the same recorder: recorder.nemesis("kill", json!(["n2"])).
@@ -23,11 +23,9 @@
 //! let final_reads = run.final_reads(tokio::time::Instant::now() + Duration::from_secs(10)).await?;
 //! let history = recorder.finish()?;
 //! let summary = Summary::of(&history);
-//! for (model, part) in split_by_model(&history)? {
-//!     // faultline_checker::check_history(&part, model, ...), and lost_writes(&part) for
-//!     // ModelKind::ListAppend.
-//! }
-//! # let _ = (final_reads, summary); Ok(())
+//! // Each key against its model, and the lists for lost writes:
+//! let checked = faultline_checker::check(&history, None, &Default::default())?;
+//! # let _ = (final_reads, summary, checked); Ok(())
 //! # }
 //! ```
 
@@ -50,7 +48,7 @@ mod fake_node;
 pub use client::{BoxFuture, Client, ClientFactory, Completion, Purpose};
 pub use error::Error;
 pub use http::{Endpoint, HttpContractClients, MAX_REDIRECTS, Undelivered, undelivered};
-pub use keys::{LIST_PREFIX, REGISTER_PREFIX, model_for_key, split_by_model};
+pub use keys::{LIST_PREFIX, REGISTER_PREFIX, model_for_key};
 pub use op::Op;
 pub use options::{MIN_RATE, WorkloadKind, WorkloadOptions};
 pub use outcome::{CAS_MISMATCH, Outcome};

@@ -450,16 +450,13 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    use faultline_checker::{
-        CheckOptions, Event, History, ModelKind, Verdict, check_history, lost_writes, operations,
-    };
+    use faultline_checker::{CheckOptions, Event, History, ModelKind, Verdict, check, operations};
     use serde_json::{Value, json};
 
     use super::*;
     use crate::client::BoxFuture;
     use crate::fake_node::{FakeNode, Reply, Request, json as reply};
     use crate::http::{Endpoint, HttpContractClients};
-    use crate::keys::split_by_model;
     use crate::options::WorkloadKind;
 
     /// A correct key-value node in memory: every request applied atomically, in order.
@@ -582,18 +579,13 @@ mod tests {
         let history = recorder.finish().unwrap();
         assert_well_formed(&history);
 
-        let split = split_by_model(&history).unwrap();
-        assert_eq!(split.len(), 2, "mixed uses registers and lists");
-        for (model, part) in &split {
-            let checked = check_history(part, *model, &CheckOptions::default()).unwrap();
-            assert_eq!(checked.valid, Verdict::Valid, "{model}");
-            if *model == ModelKind::ListAppend {
-                let lost = lost_writes(part).unwrap();
-                assert_eq!(lost.valid, Verdict::Valid);
-                assert!(lost.acknowledged > 0);
-                assert_eq!(lost.keys.len(), run.list_keys().len());
-            }
-        }
+        let checked = check(&history, None, &CheckOptions::default()).unwrap();
+        let models: Vec<_> = checked.linearizability.iter().map(|r| r.model).collect();
+        assert_eq!(models, [ModelKind::CasRegister, ModelKind::ListAppend]);
+        assert_eq!(checked.valid, Verdict::Valid, "{checked:?}");
+        let lost = checked.lost_writes.unwrap();
+        assert!(lost.acknowledged > 0);
+        assert_eq!(lost.keys.len(), run.list_keys().len());
         // Node names are recorded on completions.
         let completion = history
             .events()
@@ -722,7 +714,10 @@ mod tests {
         assert_eq!(final_reads.read.len(), keys.len() - 1);
         let history = recorder.finish().unwrap();
         assert_well_formed(&history);
-        let lost = lost_writes(&split_by_model(&history).unwrap()[0].1).unwrap();
+        let lost = check(&history, None, &CheckOptions::default())
+            .unwrap()
+            .lost_writes
+            .unwrap();
         assert_eq!(lost.valid, Verdict::Unknown, "l1 has no final read");
         assert!(
             lost.keys
@@ -764,7 +759,10 @@ mod tests {
         assert!(final_reads.read.contains(&probe_key));
         let history = recorder.finish().unwrap();
         assert_well_formed(&history);
-        let lost = lost_writes(&split_by_model(&history).unwrap()[0].1).unwrap();
+        let lost = check(&history, None, &CheckOptions::default())
+            .unwrap()
+            .lost_writes
+            .unwrap();
         assert_eq!(lost.valid, Verdict::Valid);
     }
 

@@ -23,12 +23,11 @@ use stateright::semantics::SequentialSpec;
 
 pub use values::ValueId;
 
-use crate::history::{History, Process};
 use crate::operation::Operation;
 use crate::wgl::{Completion, ModelOperation};
 
-/// The built-in models.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The built-in models (ordered as declared).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
     /// `read` and `write`.
@@ -60,18 +59,24 @@ impl ModelKind {
         }
     }
 
-    /// The model a history's functions call for: `kv` for `get` or `put`, `list-append` for
-    /// `append` without them, otherwise `cas-register` (which also covers `register`).
-    pub fn infer(history: &History) -> ModelKind {
-        let uses = |f: &str| {
-            history
-                .events()
-                .iter()
-                .any(|event| event.f == f && event.process != Process::Nemesis)
-        };
-        if uses("get") || uses("put") {
+    /// The model that operations (a key's, or a whole history's) call for: `kv` for `get`
+    /// or `put`, `list-append` for `append` without them, `cas-register` (which also covers
+    /// `register`) for `write` or `cas`. Operations that only read are of a list if a read
+    /// returned one, else of a register.
+    pub fn infer<'a>(operations: impl IntoIterator<Item = &'a Operation>) -> ModelKind {
+        let (mut kv, mut append, mut register, mut list_read) = (false, false, false, false);
+        for op in operations {
+            match op.f.as_str() {
+                "get" | "put" => kv = true,
+                "append" => append = true,
+                "write" | "cas" => register = true,
+                "read" => list_read |= op.value.is_array(),
+                _ => {}
+            }
+        }
+        if kv {
             ModelKind::Kv
-        } else if uses("append") {
+        } else if append || (list_read && !register) {
             ModelKind::ListAppend
         } else {
             ModelKind::CasRegister
@@ -169,7 +174,10 @@ fn generic_rejection(op: &Operation, state: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::history::History;
 
     #[test]
     fn models_have_names_and_are_inferred_from_functions() {
@@ -187,18 +195,37 @@ mod tests {
                 .contains("expected cas-register")
         );
 
-        let infer = |fs: &[&str]| {
-            let lines: Vec<String> = fs
+        let infer = |ops: &[(&str, Value)]| {
+            let lines: Vec<String> = ops
                 .iter()
                 .enumerate()
-                .map(|(i, f)| {
-                    format!(r#"{{"index":{i},"time":{i},"process":{i},"type":"invoke","f":"{f}"}}"#)
+                .flat_map(|(i, (f, value))| {
+                    let (invoke, ok) = (2 * i, 2 * i + 1);
+                    [
+                        format!(r#"{{"index":{invoke},"time":{invoke},"process":{i},"type":"invoke","f":"{f}"}}"#),
+                        format!(r#"{{"index":{ok},"time":{ok},"process":{i},"type":"ok","f":"{f}","value":{value}}}"#),
+                    ]
                 })
                 .collect();
-            ModelKind::infer(&History::from_jsonl(&lines.join("\n")).unwrap())
+            let history = History::from_jsonl(&lines.join("\n")).unwrap();
+            ModelKind::infer(&crate::operations(&history).unwrap())
         };
-        assert_eq!(infer(&["append", "get"]), ModelKind::Kv);
-        assert_eq!(infer(&["append", "read"]), ModelKind::ListAppend);
-        assert_eq!(infer(&["read", "write"]), ModelKind::CasRegister);
+        let null = || Value::Null;
+        assert_eq!(infer(&[("append", null()), ("get", null())]), ModelKind::Kv);
+        assert_eq!(
+            infer(&[("append", json!(1)), ("read", null())]),
+            ModelKind::ListAppend
+        );
+        assert_eq!(
+            infer(&[("read", json!(1)), ("write", json!(1))]),
+            ModelKind::CasRegister
+        );
+        // A key that is only read: a list if a read returned one.
+        assert_eq!(
+            infer(&[("read", json!([1, 2])), ("read", null())]),
+            ModelKind::ListAppend
+        );
+        assert_eq!(infer(&[("read", json!(3))]), ModelKind::CasRegister);
+        assert_eq!(infer(&[]), ModelKind::CasRegister);
     }
 }

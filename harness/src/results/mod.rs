@@ -1,18 +1,19 @@
 //! `results.json`: a run's verdict from its history, and what the report and the summary show
-//! beside it. Every key is checked for linearizability against the model its workload calls
-//! for (cas-register for register keys, list-append for list keys), the list keys for lost
-//! writes, the replicas' fingerprints and the final phase's healing are folded in; then the first anomaly's time
-//! (`detection.rs`) and each fault's recovery (`recovery.rs`) are measured, and each change
-//! of leader (`leaders.rs`) is given the fault that preceded it.
+//! beside it. The history is checked as `faultline check` checks a file (every key for
+//! linearizability against the model its operations call for, cas-register for the register
+//! keys and list-append for the list keys, and the list keys for lost writes); the replicas'
+//! copies and fingerprints and the final phase's healing are folded in; then the first
+//! anomaly's time (`detection.rs`) and each fault's recovery (`recovery.rs`) are measured, and
+//! each change of leader (`leaders.rs`) is given the fault that preceded it.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use faultline_checker::{
-    Budget, CheckOptions, CheckResult, DivergenceResult, History, ListCopy, LostWritesResult,
-    ModelKind, Outcome, Verdict, check_history, divergence, lost_writes, operations,
+    Budget, CheckOptions, CheckResult, DivergenceResult, History, HistoryCheck, ListCopy,
+    LostWritesResult, ModelKind, Outcome, Verdict, divergence, operations,
 };
-use faultline_workloads::{model_for_key, split_by_model};
+use faultline_workloads::model_for_key;
 use serde::{Deserialize, Serialize};
 
 use crate::completeness::StaleLeader;
@@ -129,7 +130,8 @@ pub struct Observed {
 /// How many counterexamples of each model results.json (and the report) keep: the earliest.
 const COUNTEREXAMPLES_KEPT: usize = 20;
 
-/// Checks a run's history within `budget` (shared by the models, one after another), the
+/// Checks a run's history as `faultline check` does ([`faultline_checker::check`], within
+/// `budget` for every model together), the
 /// nodes' own copies of the lists together with the clients' reads of them, and folds in
 /// whether the nodes' fingerprints agreed, the nodes that crashed and whether the cluster
 /// recovered after healing, and names the fault before each change of leader. Recovery is
@@ -150,27 +152,18 @@ pub fn check(
         two_leaders,
         mut leaders,
     } = observed;
-    let mut valid = Verdict::Valid;
-    let mut linearizability = Vec::new();
-    let mut lost = None;
-    for (model, part) in split_by_model(history).context("splitting the history by model")? {
-        let options = CheckOptions {
-            budget: Budget {
-                timeout: Some(budget),
-                ..Budget::default()
-            },
-            ..CheckOptions::default()
-        };
-        let result = check_history(&part, model, &options)
-            .with_context(|| format!("checking the {} keys", model.name()))?;
-        valid = valid.and(result.valid);
-        linearizability.push(result);
-        if model == ModelKind::ListAppend {
-            let result = lost_writes(&part).context("checking for lost writes")?;
-            valid = valid.and(result.valid);
-            lost = Some(result);
-        }
-    }
+    let options = CheckOptions {
+        budget: Budget {
+            timeout: Some(budget),
+            ..Budget::default()
+        },
+        ..CheckOptions::default()
+    };
+    let HistoryCheck {
+        mut valid,
+        mut linearizability,
+        lost_writes: lost,
+    } = faultline_checker::check(history, None, &options).context("checking the history")?;
     let replicas = lost
         .is_some()
         .then(|| divergence(copies.into_iter().chain(list_reads(history))));

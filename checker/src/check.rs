@@ -1,0 +1,237 @@
+//! One check of a whole history, the same for every entry point (`faultline check` on a file,
+//! `faultline test` on its run): each key's linearizability against the model its own
+//! operations call for, then the lost writes of the list keys, then the verdict of both.
+//!
+//! A history may hold keys of several models (a run's registers and lists): each key is
+//! checked with its own model, the keys of one model together, and every model within what is
+//! left of one budget.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::history::History;
+use crate::linearizability::{CheckOptions, CheckResult, check_model};
+use crate::lost_writes::{LostWritesResult, lost_writes_of};
+use crate::model::ModelKind;
+use crate::operation::{Operation, operations};
+use crate::verdict::Verdict;
+
+/// What checking a history found. In JSON: `valid` (`true`, `false` or `"unknown"`),
+/// `linearizability` (one [`CheckResult`] per model, in the order models are declared) and,
+/// if the history has list keys, `lost_writes`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryCheck {
+    /// The verdict of every part together.
+    pub valid: Verdict,
+    /// Linearizability, one result per model, each over the keys of that model.
+    pub linearizability: Vec<CheckResult>,
+    /// Lost writes of the list-append keys; absent if there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_writes: Option<LostWritesResult>,
+}
+
+/// Checks `history`: every key against `model`, or, if `None`, each key against the model its
+/// operations call for ([`ModelKind::infer`]; every key of a history that uses `get` or `put`
+/// against kv); then lost writes over the list-append keys. The
+/// models share `options.budget`, counted from the start of this call.
+pub fn check(
+    history: &History,
+    model: Option<ModelKind>,
+    options: &CheckOptions,
+) -> Result<HistoryCheck, Error> {
+    let started = Instant::now();
+    let operations = operations(history)?;
+    let mut valid = Verdict::Valid;
+    let mut linearizability = Vec::new();
+    let mut lost_writes = None;
+    for (model, ops) in by_model(&operations, model, options.whole) {
+        let result = check_model(&ops, model, options, started)?;
+        valid = valid.and(result.valid);
+        linearizability.push(result);
+        if model == ModelKind::ListAppend {
+            let lost = lost_writes_of(ops.iter().copied())?;
+            valid = valid.and(lost.valid);
+            lost_writes = Some(lost);
+        }
+    }
+    Ok(HistoryCheck {
+        valid,
+        linearizability,
+        lost_writes,
+    })
+}
+
+/// The operations of each model, in the order models are declared: all with `model` if
+/// given (or if the history is checked whole, as one object, or is a kv history), else each
+/// key's with its own.
+fn by_model(
+    operations: &[Operation],
+    model: Option<ModelKind>,
+    whole: bool,
+) -> Vec<(ModelKind, Vec<&Operation>)> {
+    // A history in kv's vocabulary (get, put) is kv throughout: a key of it that was only
+    // appended to is still a string, not a list.
+    let model = model.or_else(|| {
+        let of_history = ModelKind::infer(operations);
+        (whole || of_history == ModelKind::Kv).then_some(of_history)
+    });
+    if let Some(model) = model {
+        return vec![(model, operations.iter().collect())];
+    }
+    let mut by_key: BTreeMap<Option<&str>, Vec<&Operation>> = BTreeMap::new();
+    for op in operations {
+        by_key.entry(op.key.as_deref()).or_default().push(op);
+    }
+    let mut by_model: BTreeMap<ModelKind, Vec<&Operation>> = BTreeMap::new();
+    for ops in by_key.into_values() {
+        let model = ModelKind::infer(ops.iter().copied());
+        by_model.entry(model).or_default().extend(ops);
+    }
+    by_model.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::budget::{Budget, Stop};
+
+    /// A history of one operation after another (`f`, key, value, outcome), each by its own
+    /// client; a read's value is its result.
+    fn history(ops: &[(&str, &str, Value, &str)]) -> History {
+        let mut lines = Vec::new();
+        for (i, (f, key, value, outcome)) in ops.iter().enumerate() {
+            let (invoke, done) = (2 * i, 2 * i + 1);
+            let argument = if *f == "read" {
+                Value::Null
+            } else {
+                value.clone()
+            };
+            lines.push(
+                json!({"index": invoke, "time": invoke, "process": i, "type": "invoke",
+                              "f": f, "key": key, "value": argument}),
+            );
+            lines.push(
+                json!({"index": done, "time": done, "process": i, "type": outcome,
+                              "f": f, "key": key, "value": value}),
+            );
+        }
+        let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+        History::from_jsonl(&text.join("\n")).unwrap()
+    }
+
+    #[test]
+    fn each_key_is_checked_with_its_own_model_and_lists_for_lost_writes() {
+        // A run's workload: a register with a cas, beside a list (which a register model
+        // would reject: "cas failed" was the error of a model inferred for the whole file).
+        let mut ops = vec![
+            ("write", "r1", json!(1), "ok"),
+            ("cas", "r1", json!([1, 2]), "ok"),
+            ("read", "r1", json!(2), "ok"),
+            ("append", "l1", json!(1), "ok"),
+            ("append", "l1", json!(2), "ok"),
+        ];
+        let whole = [&ops[..], &[("read", "l1", json!([1, 2]), "ok")]].concat();
+        let checked = check(&history(&whole), None, &CheckOptions::default()).unwrap();
+        assert_eq!(checked.valid, Verdict::Valid);
+        let models: Vec<_> = checked.linearizability.iter().map(|r| r.model).collect();
+        assert_eq!(models, [ModelKind::CasRegister, ModelKind::ListAppend]);
+        assert_eq!(checked.linearizability[0].keys.len(), 1);
+        assert_eq!(checked.lost_writes.as_ref().unwrap().acknowledged, 2);
+
+        // The final read misses an acknowledged append: a lost write, and not linearizable.
+        ops.push(("read", "l1", json!([1]), "ok"));
+        let checked = check(&history(&ops), None, &CheckOptions::default()).unwrap();
+        assert_eq!(checked.valid, Verdict::Invalid);
+        assert_eq!(checked.lost_writes.unwrap().lost, 1);
+        assert_eq!(checked.linearizability[0].valid, Verdict::Valid);
+        assert_eq!(checked.linearizability[1].valid, Verdict::Invalid);
+    }
+
+    #[test]
+    fn a_kv_history_is_kv_throughout() {
+        let ops = [
+            ("put", "a", json!("x"), "ok"),
+            ("append", "b", json!("y"), "ok"),
+        ];
+        let checked = check(&history(&ops), None, &CheckOptions::default()).unwrap();
+        assert_eq!(checked.linearizability.len(), 1);
+        assert_eq!(checked.linearizability[0].model, ModelKind::Kv);
+        assert_eq!(checked.lost_writes, None);
+    }
+
+    #[test]
+    fn a_model_given_applies_to_every_key() {
+        let ops = [
+            ("write", "a", json!(1), "ok"),
+            ("read", "b", json!(null), "ok"),
+        ];
+        let checked = check(
+            &history(&ops),
+            Some(ModelKind::Register),
+            &CheckOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(checked.linearizability.len(), 1);
+        assert_eq!(checked.linearizability[0].model, ModelKind::Register);
+        assert_eq!(checked.linearizability[0].keys.len(), 2);
+        assert_eq!(checked.lost_writes, None);
+    }
+
+    /// 24 concurrent writes and then a read of a value nobody wrote: deciding the key means
+    /// trying every subset of the writes.
+    fn slow_register() -> History {
+        let mut lines = Vec::new();
+        let mut event = |process: usize, kind: &str, f: &str, value: Value| {
+            let index = lines.len();
+            lines.push(
+                json!({"index": index, "time": index, "process": process, "type": kind,
+                       "f": f, "key": "r", "value": value})
+                .to_string(),
+            );
+        };
+        for p in 0..24 {
+            event(p, "invoke", "write", json!(p));
+        }
+        event(99, "invoke", "read", Value::Null);
+        event(99, "ok", "read", json!(-1));
+        for p in 0..24 {
+            event(p, "ok", "write", json!(p));
+        }
+        History::from_jsonl(&lines.join("\n")).unwrap()
+    }
+
+    #[test]
+    fn the_models_share_one_budget() {
+        // A model checked after others gets what is left of the budget counted from the start
+        // of the whole check: here nothing, so a key that would take minutes is left unknown
+        // at once instead of after a budget of its own.
+        let budget = Duration::from_secs(60);
+        let Some(long_ago) = Instant::now().checked_sub(budget + Duration::from_secs(1)) else {
+            return; // a machine up for less than a minute
+        };
+        let options = CheckOptions {
+            budget: Budget {
+                timeout: Some(budget),
+                ..Budget::default()
+            },
+            ..CheckOptions::default()
+        };
+        let operations = operations(&slow_register()).unwrap();
+        let operations: Vec<&Operation> = operations.iter().collect();
+        let result = check_model(&operations, ModelKind::CasRegister, &options, long_ago).unwrap();
+        assert_eq!(result.valid, Verdict::Unknown);
+        assert_eq!(result.stopped, Some(Stop::Timeout));
+        assert!(
+            result.seconds < 30.0,
+            "{} s of a spent budget",
+            result.seconds
+        );
+    }
+}
