@@ -37,10 +37,15 @@ const INTO_BRIDGE_LATENCY: Duration = Duration::from_millis(60);
 /// still claims its term for a while.
 const BRIDGE_QUIET: Duration = Duration::from_millis(100);
 
-/// How long a round of restart-bridge lasts once one side has won and the bridge has been
-/// crashed again: the other side's next request reaches the bridge (it asks every heartbeat),
-/// and the harness, which asks every node who leads ten times a second, sees both lead.
+/// How long a round of restart-bridge holds the winner paused once one side has won and the
+/// bridge has been crashed again: the other side's next request reaches the bridge (it asks
+/// every heartbeat), and the harness, which asks every node who leads ten times a second,
+/// sees it lead if it won the bridge's vote.
 const BRIDGE_ROUND_END: Duration = Duration::from_millis(400);
+
+/// How long restart-bridge lets the round's winner run, resumed, before it heals the links:
+/// two of the harness's polls, which see the winner still claim the term it won.
+const BRIDGE_WINNER_SEEN: Duration = Duration::from_millis(200);
 
 /// How long restart-bridge waits between its rounds, with every link healed: every node
 /// catches up with the leader, so that the next round's sides start with equal logs.
@@ -291,7 +296,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 if !wait_until(Instant::now() + wake, fault_ends, stopped).await {
                     return Ok(());
                 }
-                self.resume_follower().await
+                self.resume_paused(Lane::Process).await
             }
             FaultPlan::FlapLeader(flaps) => self.flap_leader(flaps, fault_ends, stopped).await,
             FaultPlan::RestartBridge { order } => {
@@ -360,7 +365,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 tokio::time::sleep(lag).await;
                 self.kill_leader(leader).await?;
                 tokio::time::sleep(wake).await;
-                self.resume_follower().await
+                self.resume_paused(Lane::Process).await
             }
             FaultPlan::Partition(grudge) => self.partition(lane, grudge).await,
             FaultPlan::IsolateLeader { fallback } => {
@@ -482,7 +487,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         // The bridge restarts as a follower: any leader it had been is gone, and its own
         // re-election is a new election too (won by no side: crash it again).
         let mut deposed = before.filter(|leader| *leader != bridge);
-        loop {
+        let winner = loop {
             self.crash(lane, storm, crash_bridge()).await?;
             if !wait_until(Instant::now() + BRIDGE_QUIET, fault_ends, stopped).await {
                 return Ok(false);
@@ -494,12 +499,25 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 return Ok(false);
             };
             if leader != bridge {
-                break;
+                break leader;
             }
             deposed = None;
-        }
+        };
+        // The winner's first entry must not reach the bridge before the loser asks again
+        // (after it, the loser's log is behind and no vote can follow): hold the winner still
+        // while the bridge restarts and the loser asks, then let it run, still claiming its
+        // term, long enough for the harness to see it lead, before the heal.
+        let winner = vec![winner];
+        self.emit(EventName::Pause, nodes_json(&winner));
+        let (paused, pausing) = apply(&*self.cluster, Action::Pause, &winner).await;
+        self.remember(lane, ActiveFault::Paused(paused));
+        pausing?;
         self.crash(lane, storm, crash_bridge()).await?;
         if !wait_until(Instant::now() + BRIDGE_ROUND_END, fault_ends, stopped).await {
+            return Ok(false);
+        }
+        self.resume_paused(lane).await?;
+        if !wait_until(Instant::now() + BRIDGE_WINNER_SEEN, fault_ends, stopped).await {
             return Ok(false);
         }
         self.stop(lane).await?;
@@ -556,11 +574,9 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             .await
     }
 
-    /// The last step of a lagging failover: resumes the paused follower, whose election
-    /// timeout ran out while it was stopped, so that it campaigns at once with its lagging
-    /// log. The fault left in force is the killed leader.
-    async fn resume_follower(&self) -> Result<(), NemesisError> {
-        let lane = Lane::Process;
+    /// Resumes the nodes that `lane` paused (the lagging follower of a lagging failover,
+    /// the winner of a restart-bridge round), leaving its other faults in force.
+    async fn resume_paused(&self, lane: Lane) -> Result<(), NemesisError> {
         let paused: Vec<ActiveFault> = {
             let mut active = self.active();
             let faults = active.entry(lane).or_default();
@@ -1463,8 +1479,9 @@ mod tests {
         let cluster = setup.cluster.clone();
         let start = Instant::now();
         // The lane starts at 0.5 s, and the fault, which runs alone, lets the cluster settle
-        // for 0.3 s. Round 1 (bridge n3, from 0.8 s): n1 wins at 1.0 s. Round 2 (bridge n1,
-        // from 1.6 s): the bridge itself wins at 1.9 s, then n2 at 2.2 s.
+        // for 0.3 s. Round 1 (bridge n3, from 0.8 s): n1 wins at 1.0 s, is paused while the
+        // bridge restarts, resumed at 1.4 s, and the links heal at 1.6 s. Round 2 (bridge n1,
+        // from 1.8 s): the bridge itself wins at 1.9 s, then n2 at 2.2 s.
         let elections = tokio::spawn(async move {
             for (at, leader) in [(1000, "n1"), (1900, "n1"), (2200, "n2")] {
                 tokio::time::sleep_until(start + Duration::from_millis(at)).await;
@@ -1474,7 +1491,7 @@ mod tests {
         run_for(
             &setup,
             &schedule("restart-bridge", 2),
-            Duration::from_millis(2700),
+            Duration::from_millis(2900),
         )
         .await;
         elections.await.unwrap();
@@ -1483,8 +1500,14 @@ mod tests {
         let crash = [EventName::CrashRestart, EventName::Restart];
         let round = |crashes: usize| {
             let mut events = vec![EventName::StartPartition, EventName::StartSlow];
-            events.extend(crash.iter().cycle().take(2 * crashes));
-            events.extend([EventName::StopPartition, EventName::StopSlow]);
+            events.extend(crash.iter().cycle().take(2 * (crashes - 1)));
+            events.push(EventName::Pause);
+            events.extend(crash);
+            events.extend([
+                EventName::Resume,
+                EventName::StopPartition,
+                EventName::StopSlow,
+            ]);
             events
         };
         assert_eq!(names, [round(2), round(3)].concat());
@@ -1495,14 +1518,14 @@ mod tests {
             .map(|(time, _)| *time)
             .collect();
         assert_eq!(crashed_at.len(), 5);
-        for (crashed, expected) in crashed_at.iter().zip([0.8, 1.0, 1.6, 1.9, 2.2]) {
+        for (crashed, expected) in crashed_at.iter().zip([0.8, 1.0, 1.8, 1.9, 2.2]) {
             assert!(
                 (expected..expected + 0.05).contains(crashed),
                 "crashed at {crashed} s, expected at {expected} s"
             );
         }
         // Three nodes: the two ends deaf to each other, the leader between them.
-        let round_two = 2 + 4 + 2;
+        let round_two = round(2).len();
         assert_eq!(timeline[0].1.value, json!({"n1": ["n2"], "n2": ["n1"]}));
         assert_eq!(timeline[1].1.value, json!({"latency_ms": 60, "into": "n3"}));
         assert_eq!(
@@ -1513,13 +1536,17 @@ mod tests {
             timeline[round_two + 1].1.value,
             json!({"latency_ms": 60, "into": "n1"})
         );
-        for (bridge, events) in [("n3", &timeline[2..6]), ("n1", &timeline[10..16])] {
+        for (bridge, winner, events) in [
+            ("n3", "n1", &timeline[2..round_two - 2]),
+            ("n1", "n2", &timeline[round_two + 2..timeline.len() - 2]),
+        ] {
             for (_, event) in events {
                 let expected = match event.f {
                     EventName::CrashRestart => json!({"nodes": [bridge], "storm": 0}),
+                    EventName::Pause | EventName::Resume => json!([winner]),
                     _ => json!([bridge]),
                 };
-                assert_eq!(event.value, expected);
+                assert_eq!(event.value, expected, "{:?}", event.f);
             }
         }
         assert_all_healed(&setup);
