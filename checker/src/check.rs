@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::history::History;
 use crate::linearizability::{CheckOptions, CheckResult, check_model};
-use crate::lost_writes::{LostWritesResult, lost_writes_of};
+use crate::lost_writes::{LostWritesResult, final_reads_marked, lost_writes_of};
 use crate::model::ModelKind;
 use crate::operation::{Operation, operations};
 use crate::verdict::Verdict;
@@ -52,7 +52,7 @@ pub fn check(
         valid = valid.and(result.valid);
         linearizability.push(result);
         if model == ModelKind::ListAppend {
-            let lost = lost_writes_of(ops.iter().copied())?;
+            let lost = lost_writes_of(ops.iter().copied(), final_reads_marked(history))?;
             valid = valid.and(lost.valid);
             lost_writes = Some(lost);
         }

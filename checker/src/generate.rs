@@ -198,6 +198,7 @@ fn sequential_run<O: Object>(workload: &Workload, key_prefix: &str) -> History {
             value,
             error: error.map(str::to_string),
             node: None,
+            final_read: false,
         };
         events.push((
             call,

@@ -104,6 +104,10 @@ pub struct Event {
     /// The node that served the request, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// `"final": true` on the final read of a key: the read a run makes once every fault is
+    /// healed, by which the lost-writes check judges the key. Absent elsewhere.
+    #[serde(default, rename = "final", skip_serializing_if = "std::ops::Not::not")]
+    pub final_read: bool,
 }
 
 /// Where an event came from, for error messages.
@@ -266,6 +270,7 @@ mod tests {
             value: Value::Null,
             error: None,
             node: None,
+            final_read: false,
         }]);
         assert_eq!(history.location(0).to_string(), "event 7");
     }

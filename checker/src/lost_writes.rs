@@ -1,8 +1,11 @@
 //! Lost writes in append and set workloads: every acknowledged element must be in the final
 //! read.
 //!
-//! Per key, the final read is the `ok` `read` that returned last. Each element added (by `add`
-//! or `append`) or read there is one of:
+//! Per key, the final read is the read the run made once every fault was healed, marked
+//! `"final": true` in the history; a key whose final read did not succeed is `unknown`, never
+//! judged by an older read. In a history without such marks (one not written by Faultline),
+//! it is the `ok` `read` that returned last. Each element added (by `add` or `append`) or read
+//! there is one of:
 //! - lost: its add was acknowledged (`ok`) before the final read began, yet it is absent;
 //! - unexpected: present, but no add of it was attempted, or every add of it failed (a `fail`
 //!   means it did not happen);
@@ -85,12 +88,19 @@ pub struct Element {
 /// Checks the adds and final reads of a history for lost writes.
 pub fn lost_writes(history: &History) -> Result<LostWritesResult, Error> {
     let operations = operations(history)?;
-    lost_writes_of(operations.iter())
+    lost_writes_of(operations.iter(), final_reads_marked(history))
 }
 
-/// Checks the adds and final reads among `operations` for lost writes.
+/// Whether `history` marks its final reads (`"final": true`), as a Faultline run does.
+pub(crate) fn final_reads_marked(history: &History) -> bool {
+    history.events().iter().any(|event| event.final_read)
+}
+
+/// Checks the adds and final reads among `operations` for lost writes; `marked`: whether the
+/// history marks its final reads.
 pub(crate) fn lost_writes_of<'a>(
     operations: impl IntoIterator<Item = &'a Operation>,
+    marked: bool,
 ) -> Result<LostWritesResult, Error> {
     let mut by_key: Vec<(Option<&str>, Vec<&Operation>)> = Vec::new();
     let mut places: HashMap<Option<&str>, usize> = HashMap::new();
@@ -109,7 +119,7 @@ pub(crate) fn lost_writes_of<'a>(
 
     let keys = by_key
         .into_iter()
-        .map(|(key, ops)| check_key(key, &ops))
+        .map(|(key, ops)| check_key(key, &ops, marked))
         .collect::<Result<Vec<_>, _>>()?;
     let total = |count: fn(&KeyLostWrites) -> usize| keys.iter().map(count).sum();
     Ok(LostWritesResult {
@@ -139,10 +149,10 @@ struct Adds {
     info: Vec<u64>,
 }
 
-fn check_key(key: Option<&str>, ops: &[&Operation]) -> Result<KeyLostWrites, Error> {
+fn check_key(key: Option<&str>, ops: &[&Operation], marked: bool) -> Result<KeyLostWrites, Error> {
     let final_read = ops
         .iter()
-        .filter(|op| op.f == "read" && op.outcome == Outcome::Ok)
+        .filter(|op| op.f == "read" && op.outcome == Outcome::Ok && (op.final_read || !marked))
         .max_by_key(|op| (op.return_time, op.id));
 
     // Elements by their JSON text, in order of first add.
@@ -235,6 +245,7 @@ fn check_key(key: Option<&str>, ops: &[&Operation]) -> Result<KeyLostWrites, Err
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::EventType;
     use serde_json::json;
 
     /// Builds a history from (process, type, f, value) steps on key "s", time = position.
@@ -322,6 +333,43 @@ mod tests {
         .unwrap();
         assert_eq!(result.valid, Verdict::Unknown);
         assert_eq!(result.keys[0].final_read, None);
+    }
+
+    #[test]
+    fn a_marked_final_read_that_failed_leaves_the_key_unknown_not_judged_by_an_older_read() {
+        // A mid-run read sees [1]; 2 is appended after it; the final read (marked) times out.
+        // Judged by the mid-run read, the key would be valid; it cannot be judged at all.
+        let mut steps = history(&[
+            (0, "invoke", "append", json!(1)),
+            (0, "ok", "append", json!(1)),
+            (1, "invoke", "read", Value::Null),
+            (1, "ok", "read", json!([1])),
+            (0, "invoke", "append", json!(2)),
+            (0, "ok", "append", json!(2)),
+            (2, "invoke", "read", Value::Null),
+            (2, "info", "read", Value::Null),
+        ])
+        .events()
+        .to_vec();
+        steps[6].final_read = true;
+        let result = lost_writes(&History::new(steps.clone())).unwrap();
+        assert_eq!(result.valid, Verdict::Unknown);
+        assert_eq!(result.keys[0].final_read, None);
+
+        // Without marks (a history from elsewhere), the last ok read is the final one.
+        steps[6].final_read = false;
+        let result = lost_writes(&History::new(steps.clone())).unwrap();
+        assert_eq!(result.keys[0].final_read, Some(2));
+
+        // A marked final read that succeeds is the one that judges.
+        steps[6].final_read = true;
+        steps[7].kind = EventType::Ok;
+        steps[7].value = json!([1]);
+        steps[7].error = None;
+        let result = lost_writes(&History::new(steps)).unwrap();
+        assert_eq!(result.valid, Verdict::Invalid);
+        assert_eq!(result.keys[0].final_read, Some(6));
+        assert_eq!(result.lost, 1);
     }
 
     #[test]

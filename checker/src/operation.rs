@@ -43,8 +43,8 @@ pub struct Operation {
     /// The key, if the history has keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
-    /// The completion's value if it completed `ok` with one (a read's result), otherwise the
-    /// invocation's (a write's argument).
+    /// The completion's value if it completed `ok` with one, and always for a `read` (its
+    /// result, even `null`); otherwise the invocation's (a write's argument).
     pub value: Value,
     /// When it was invoked.
     pub call: u64,
@@ -53,6 +53,9 @@ pub struct Operation {
     pub return_time: Option<u64>,
     /// How it ended.
     pub outcome: Outcome,
+    /// Whether its invocation was marked as the final read of its key (`"final": true`).
+    #[serde(default, rename = "final", skip_serializing_if = "std::ops::Not::not")]
+    pub final_read: bool,
     /// Where its invocation was read from, for error messages.
     #[serde(skip)]
     pub location: Option<Location>,
@@ -93,6 +96,7 @@ pub fn operations(history: &History) -> Result<Vec<Operation>, Error> {
                 call: event.time,
                 return_time: None,
                 outcome: Outcome::Info,
+                final_read: event.final_read,
                 location: Some(location),
             }));
             continue;
@@ -137,7 +141,9 @@ pub fn operations(history: &History) -> Result<Vec<Operation>, Error> {
             EventType::Ok => {
                 operation.outcome = Outcome::Ok;
                 operation.return_time = Some(event.time);
-                if !event.value.is_null() {
+                // A read's result is its completion's, whatever the invocation carried; a
+                // write's completion may leave its value out.
+                if operation.f == "read" || !event.value.is_null() {
                     operation.value = event.value.clone();
                 }
             }
@@ -199,6 +205,14 @@ mod tests {
             "an ok without a value keeps the invocation's"
         );
         assert_eq!(ops[1].outcome, Outcome::Ok);
+
+        // A read invoked with a value still returns only what its completion says.
+        let ops = operations(&history(&[
+            r#"{"index":0,"time":10,"process":1,"type":"invoke","f":"read","value":5}"#,
+            r#"{"index":1,"time":20,"process":1,"type":"ok","f":"read","value":null}"#,
+        ]))
+        .unwrap();
+        assert_eq!(ops[0].value, json!(null));
     }
 
     #[test]

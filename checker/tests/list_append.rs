@@ -150,6 +150,7 @@ fn history(steps: &[Step<ListStep>]) -> History {
                 value,
                 error,
                 node: None,
+                final_read: false,
             }
         })
         .collect();

@@ -83,6 +83,7 @@ fn history(steps: &[Step<CasSpec>]) -> History {
                 value,
                 error: error.map(str::to_string),
                 node: None,
+                final_read: false,
             }
         })
         .collect();

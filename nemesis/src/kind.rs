@@ -69,8 +69,9 @@ pub enum FaultKind {
     Bridge,
     /// Round after round, alone, for three intervals: two sides joined by the leader, as in
     /// `bridge`, with the links into it slowed (where the proxy is in the path), the leader
-    /// crash-restarted at once and again when a side wins, then every link healed: the
-    /// sides, whose logs it kept level, race for its vote in one term, across its restarts.
+    /// crash-restarted at once and again when a side wins (the winner paused meanwhile),
+    /// then every link healed: the sides, whose logs it kept level, race for its vote in one
+    /// term, across its restarts.
     RestartBridge,
     /// Delay messages on every link, with jitter (through the proxy).
     Slow,

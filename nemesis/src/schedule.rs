@@ -124,9 +124,10 @@ pub enum FaultPlan {
     /// Round after round, for as long as the fault lasts (three intervals, alone: see
     /// [`FaultPlan::runs_alone`]): cut the cluster into two sides that hear only one node, the
     /// bridge, and slow every link into the bridge (where the proxy is in the path); SIGKILL
-    /// and restart the bridge at once; once a side wins the election, crash-restart the
-    /// bridge again (if the bridge itself wins, crash it again and wait for a side); give the
-    /// loser time to ask again, then heal every link and let the nodes catch up. The bridge
+    /// and restart the bridge at once; once a side wins the election, SIGSTOP the winner and
+    /// crash-restart the bridge again (if the bridge itself wins, crash it again and wait for
+    /// a side); give the loser time to ask again, SIGCONT the winner and give the harness
+    /// time to see it lead, then heal every link and let the nodes catch up. The bridge
     /// is the leader when the round starts (so that its crash leaves the two sides, whose
     /// logs it kept level, to race for its vote), or else [`Grudge::bridge_node`] of
     /// `order`; the sides are the others, placed as in [`Grudge::bridge_through`].
@@ -135,9 +136,10 @@ pub enum FaultPlan {
     /// is still on its slow way to it. A bridge that forgets its vote across the restart
     /// (`forget-vote`) can then vote again in the same term for the other side's candidate,
     /// whose log is as long as its own: two leaders of one term. Once the winner's entries
-    /// reach the bridge, the loser's log is behind and the round is spent: hence the heal.
+    /// reach the bridge, the loser's log is behind and the round is spent: hence the pause,
+    /// which keeps the winner from sending them again to the restarted bridge, and the heal.
     ///
-    /// The crashes are process actions from the network lane. With the fault running alone
+    /// The crashes and the pause are process actions from the network lane. With the fault running alone
     /// they meet no process fault in a schedule; applied by hand ([`crate::Nemesis::start`])
     /// they may: the cluster's kill, restart, pause and resume do nothing where there is
     /// nothing to do, so a bridge that the process lane killed or paused just comes back

@@ -38,6 +38,8 @@ pub struct Entry {
     pub error: Option<String>,
     /// The node that served the request.
     pub node: Option<String>,
+    /// Whether it is (part of) the final read of its key.
+    pub final_read: bool,
 }
 
 /// How many events of each type clients have recorded so far (for a progress bar).
@@ -137,6 +139,7 @@ impl Recorder {
             value: entry.value,
             error: entry.error,
             node: entry.node,
+            final_read: entry.final_read,
         };
         let counts = &mut state.counts;
         match (event.process, event.kind) {
@@ -167,6 +170,7 @@ impl Recorder {
             value,
             error: None,
             node: None,
+            final_read: false,
         });
     }
 
@@ -250,6 +254,7 @@ mod tests {
             value: json!(process),
             error: (kind == EventType::Info).then(|| "timeout".into()),
             node: (kind != EventType::Invoke).then(|| "n1".into()),
+            final_read: false,
         }
     }
 

@@ -300,6 +300,7 @@ impl ClientProcess {
             value,
             error,
             node,
+            final_read: purpose == Purpose::FinalRead,
         };
         context
             .recorder
@@ -585,6 +586,17 @@ mod tests {
         assert_eq!(checked.valid, Verdict::Valid, "{checked:?}");
         let lost = checked.lost_writes.unwrap();
         assert!(lost.acknowledged > 0);
+        // Each list is judged by its final read, which the history marks as such.
+        for key in &lost.keys {
+            let read = key.final_read.expect("a final read");
+            assert!(history.events()[read as usize].final_read, "{key:?}");
+        }
+        assert!(
+            history
+                .events()
+                .iter()
+                .any(|e| e.f == "read" && !e.final_read)
+        );
         assert_eq!(lost.keys.len(), run.list_keys().len());
         // Node names are recorded on completions.
         let completion = history

@@ -1,10 +1,16 @@
-//! Jepsen's EDN histories: a vector of operation maps, or maps one after another (usually one a
-//! line), as Jepsen, Knossos and Porcupine's tests write them:
-//! `{:process 0, :type :invoke, :f :read, :key "k", :value nil}`.
+//! Jepsen's EDN histories: a vector or a list of operation maps, or maps one after another
+//! (usually one a line, as Jepsen's history.edn), with `;` comments, as Jepsen, Knossos and
+//! Porcupine's tests write them: `{:process 0, :type :invoke, :f :read, :key "k", :value nil}`.
+//! A `jepsen.independent` history, whose every value is a tuple `[k v]`, is read as keys: `k`
+//! is the key and `v` the value (so a CAS `[k [from to]]` is a CAS of key `k`).
 //!
 //! Semantics are Knossos's: `:fail` did not happen (only an explicit `:error :cas-mismatch`,
-//! Faultline's own marker, makes it a failed comparison), `:info` is indeterminate. The order of
-//! the file is the order of events, so `index` and `time` are an event's place in it.
+//! Faultline's own marker, makes it a failed comparison), `:info` is indeterminate, and an `:ok`
+//! read of `nil` constrains nothing (Knossos's registers accept it in any state), so it is read
+//! as a read whose result is unknown. The order of the file is the order of events, so `index`
+//! and `time` are an event's place in it.
+
+use std::collections::HashMap;
 
 use serde_json::Value;
 
@@ -16,34 +22,41 @@ use crate::history::{Event, EventType, History, Location, Process};
 pub fn parse(text: &str) -> Result<History, Error> {
     let syntax = |error: SyntaxError| Error::malformed(Location::Line(error.line), error.message);
     let mut reader = Reader::new(text, 1);
-    let in_vector = reader.peek() == Some('[');
-    if in_vector {
-        reader.skip('[');
+    // A top-level vector or list closes with this; maps one after another with nothing.
+    let closing = match reader.peek() {
+        Some('[') => Some((']', "vector")),
+        Some('(') => Some((')', "list")),
+        _ => None,
+    };
+    if let Some(open) = reader.peek().filter(|_| closing.is_some()) {
+        reader.skip(open);
     }
     let mut events = Vec::new();
     let mut lines = Vec::new();
     loop {
-        match reader.peek() {
-            None if in_vector => {
+        match (reader.peek(), closing) {
+            (None, Some((close, shape))) => {
                 return Err(Error::malformed(
                     Location::Line(reader.line()),
-                    "expected ']' to close the history's vector, found the end of the input",
+                    format!(
+                        "expected '{close}' to close the history's {shape}, found the end of the input"
+                    ),
                 ));
             }
-            None => break,
-            Some(']') if in_vector => {
-                reader.skip(']');
+            (None, None) => break,
+            (Some(c), Some((close, shape))) if c == close => {
+                reader.skip(c);
                 if let Some(c) = reader.peek() {
                     return Err(Error::malformed(
                         Location::Line(reader.line()),
                         format!(
-                            "expected the end of the input after the history's vector, found '{c}'"
+                            "expected the end of the input after the history's {shape}, found '{c}'"
                         ),
                     ));
                 }
                 break;
             }
-            Some(_) => {
+            (Some(_), _) => {
                 let line = reader.line();
                 let Some(form) = reader.next_form().map_err(syntax)? else {
                     continue;
@@ -56,7 +69,73 @@ pub fn parse(text: &str) -> Result<History, Error> {
             }
         }
     }
+    if is_independent(&events) {
+        // A completion without a value (a timeout, say) is of the key its invocation named.
+        let mut pending_keys: HashMap<Process, Option<String>> = HashMap::new();
+        for event in events.iter_mut().filter(|e| e.process != Process::Nemesis) {
+            if event.kind == EventType::Invoke {
+                split_tuple(event);
+                pending_keys.insert(event.process, event.key.clone());
+            } else if event.value.is_null() {
+                event.key = pending_keys.remove(&event.process).flatten();
+            } else {
+                split_tuple(event);
+                pending_keys.remove(&event.process);
+            }
+        }
+    }
+    for event in &mut events {
+        forget_nil_read(event);
+    }
     Ok(History::from_lines(events, lines))
+}
+
+/// Whether the history is a `jepsen.independent` one: it has no `:key`s, and every client
+/// event's value is a tuple `[k v]` (a completion's may be nil), with `v` itself a pair (or
+/// nil) for a CAS. A plain
+/// register history is not: its reads are invoked with `nil`, and its CASes are `[from to]`.
+fn is_independent(events: &[Event]) -> bool {
+    let mut clients = events
+        .iter()
+        .filter(|event| event.process != Process::Nemesis)
+        .peekable();
+    clients.peek().is_some()
+        && clients.all(|event| {
+            if event.kind != EventType::Invoke && event.value.is_null() {
+                return event.key.is_none();
+            }
+            let Some([_, value]) = tuple(&event.value) else {
+                return false;
+            };
+            event.key.is_none() && (event.f != "cas" || value.is_null() || tuple(value).is_some())
+        })
+}
+
+/// A two-element JSON array.
+fn tuple(value: &Value) -> Option<&[Value; 2]> {
+    value.as_array()?.as_slice().try_into().ok()
+}
+
+/// `[k v]` into key `k` (its text) and value `v`.
+fn split_tuple(event: &mut Event) {
+    let Value::Array(pair) = std::mem::take(&mut event.value) else {
+        return;
+    };
+    let mut pair = pair.into_iter();
+    let (key, value) = (pair.next(), pair.next());
+    event.key = key.map(|key| match key {
+        Value::String(text) => text,
+        other => other.to_string(),
+    });
+    event.value = value.unwrap_or(Value::Null);
+}
+
+/// An `:ok` read of `nil` becomes a read whose result is unknown (`:info`): Knossos's models
+/// accept it in any state.
+fn forget_nil_read(event: &mut Event) {
+    if event.kind == EventType::Ok && event.f == "read" && event.value.is_null() {
+        event.kind = EventType::Info;
+    }
 }
 
 /// The event an operation map describes; `position` is its place in the history.
@@ -78,6 +157,7 @@ fn event(form: Edn, position: u64) -> Result<Event, String> {
         value: Value::Null,
         error: None,
         node: None,
+        final_read: false,
     };
     for (field, value) in entries {
         let Edn::Keyword(field) = field else {
@@ -191,6 +271,72 @@ mod tests {
         assert_eq!(history.events().len(), 2);
         assert_eq!(history.events()[1].value, json!([1, 2]));
         assert_eq!(history.location(1), Location::Line(2));
+    }
+
+    #[test]
+    fn reads_a_list_of_maps_with_comments() {
+        let history = parse(
+            "; a history as Knossos's data has it\n\
+             ({:process 0, :type :invoke, :f :write, :value 1} ; the write\n \
+             {:process 0, :type :ok, :f :write, :value 1})\n",
+        )
+        .unwrap();
+        assert_eq!(history.events().len(), 2);
+        assert_eq!(history.location(1), Location::Line(3));
+        assert_eq!(
+            parse("({:process 0, :type :invoke, :f :read}\n")
+                .unwrap_err()
+                .to_string(),
+            "line 2: expected ')' to close the history's list, found the end of the input"
+        );
+    }
+
+    #[test]
+    fn independent_tuples_are_read_as_keys() {
+        let history = parse(
+            "[{:process 0, :type :invoke, :f :cas, :value [7 [1 2]]}\n\
+             {:process 0, :type :ok, :f :cas, :value [7 [1 2]]}\n\
+             {:process :nemesis, :type :info, :f :start, :value nil}\n\
+             {:process 1, :type :invoke, :f :read, :value [\"x\" nil]}\n\
+             {:process 1, :type :ok, :f :read, :value [\"x\" 3]}\n\
+             {:process 1, :type :invoke, :f :write, :value [\"x\" 4]}\n\
+             {:process 1, :type :info, :f :write, :value nil}]",
+        )
+        .unwrap();
+        let events = history.events();
+        assert_eq!(events[0].key.as_deref(), Some("7"));
+        assert_eq!(events[0].value, json!([1, 2]));
+        assert_eq!(events[2].key, None);
+        assert_eq!(events[4].key.as_deref(), Some("x"));
+        assert_eq!(events[4].value, json!(3));
+        assert_eq!(
+            events[6].key.as_deref(),
+            Some("x"),
+            "a timeout is of its invocation's key"
+        );
+
+        // A plain history of CASes and writes of pairs is not independent.
+        let plain = parse(
+            "{:process 0, :type :invoke, :f :cas, :value [1 2]}\n\
+             {:process 0, :type :ok, :f :cas, :value [1 2]}",
+        )
+        .unwrap();
+        assert_eq!(plain.events()[0].key, None);
+        assert_eq!(plain.events()[0].value, json!([1, 2]));
+    }
+
+    #[test]
+    fn an_ok_read_of_nil_constrains_nothing() {
+        let history = parse(
+            "{:process 0, :type :invoke, :f :read, :value nil}\n\
+             {:process 0, :type :ok, :f :read, :value nil}\n\
+             {:process 0, :type :invoke, :f :read, :value nil}\n\
+             {:process 0, :type :ok, :f :read, :value 0}",
+        )
+        .unwrap();
+        let kinds: Vec<EventType> = history.events().iter().map(|e| e.kind).collect();
+        use EventType::*;
+        assert_eq!(kinds, [Invoke, Info, Invoke, Ok]);
     }
 
     #[test]

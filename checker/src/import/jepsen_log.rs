@@ -102,6 +102,7 @@ fn event(
         value,
         error,
         node: None,
+        final_read: false,
     })
 }
 

@@ -1,9 +1,11 @@
 //! Time to detection: how soon after the start of a run its first anomaly was observable.
-//! For a key that is not linearizable, that is when the first operation the checker could
-//! not place completed; for lost or unexpected elements, when the final read that missed
-//! them completed; for replicas whose fingerprints differ, when the harness saw the second
-//! one; for a leader that stalled, when it had committed nothing for five seconds; for a
-//! leader that lacked committed entries, when the harness first saw it lead; for a cluster that did not recover, when the harness gave up on it.
+//! For a key that is not linearizable, that is the completion after which its history is no
+//! longer linearizable ([`faultline_checker::Counterexample::detected_at`]); for lost or
+//! unexpected elements, when the final read that missed them completed; for replicas whose
+//! fingerprints differ, when the harness saw the second one; for a leader that stalled, when
+//! it had committed nothing for five seconds; for a leader that lacked committed entries, when
+//! the harness first saw it lead; for a cluster that did not recover, when the harness gave up
+//! on it.
 //! A bug caught only at the end of a long run is a bug most short runs miss.
 
 use std::collections::HashMap;
