@@ -95,12 +95,9 @@ fn by_model(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::budget::{Budget, Stop};
 
     /// A history of one operation after another (`f`, key, value, outcome), each by its own
     /// client; a read's value is its result.
@@ -182,56 +179,5 @@ mod tests {
         assert_eq!(checked.linearizability[0].model, ModelKind::Register);
         assert_eq!(checked.linearizability[0].keys.len(), 2);
         assert_eq!(checked.lost_writes, None);
-    }
-
-    /// 24 concurrent writes and then a read of a value nobody wrote: deciding the key means
-    /// trying every subset of the writes.
-    fn slow_register() -> History {
-        let mut lines = Vec::new();
-        let mut event = |process: usize, kind: &str, f: &str, value: Value| {
-            let index = lines.len();
-            lines.push(
-                json!({"index": index, "time": index, "process": process, "type": kind,
-                       "f": f, "key": "r", "value": value})
-                .to_string(),
-            );
-        };
-        for p in 0..24 {
-            event(p, "invoke", "write", json!(p));
-        }
-        event(99, "invoke", "read", Value::Null);
-        event(99, "ok", "read", json!(-1));
-        for p in 0..24 {
-            event(p, "ok", "write", json!(p));
-        }
-        History::from_jsonl(&lines.join("\n")).unwrap()
-    }
-
-    #[test]
-    fn the_models_share_one_budget() {
-        // A model checked after others gets what is left of the budget counted from the start
-        // of the whole check: here nothing, so a key that would take minutes is left unknown
-        // at once instead of after a budget of its own.
-        let budget = Duration::from_secs(60);
-        let Some(long_ago) = Instant::now().checked_sub(budget + Duration::from_secs(1)) else {
-            return; // a machine up for less than a minute
-        };
-        let options = CheckOptions {
-            budget: Budget {
-                timeout: Some(budget),
-                ..Budget::default()
-            },
-            ..CheckOptions::default()
-        };
-        let operations = operations(&slow_register()).unwrap();
-        let operations: Vec<&Operation> = operations.iter().collect();
-        let result = check_model(&operations, ModelKind::CasRegister, &options, long_ago).unwrap();
-        assert_eq!(result.valid, Verdict::Unknown);
-        assert_eq!(result.stopped, Some(Stop::Timeout));
-        assert!(
-            result.seconds < 30.0,
-            "{} s of a spent budget",
-            result.seconds
-        );
     }
 }

@@ -715,6 +715,34 @@ mod tests {
     }
 
     #[test]
+    fn the_models_share_one_budget() {
+        // A model checked after others gets what is left of the budget counted from the start
+        // of the whole check: here nothing, so a key that would take minutes is left unknown
+        // at once instead of after a budget of its own.
+        let budget = Duration::from_secs(60);
+        let Some(long_ago) = Instant::now().checked_sub(budget + Duration::from_secs(1)) else {
+            return; // a machine up for less than a minute
+        };
+        let options = CheckOptions {
+            budget: Budget {
+                timeout: Some(budget),
+                ..Budget::default()
+            },
+            ..CheckOptions::default()
+        };
+        let operations = operations(&slow_quick_and_stale(false)).unwrap();
+        let operations: Vec<&Operation> = operations.iter().collect();
+        let result = check_model(&operations, ModelKind::CasRegister, &options, long_ago).unwrap();
+        assert_eq!(result.valid, Verdict::Unknown);
+        assert_eq!(result.stopped, Some(Stop::Timeout));
+        assert!(
+            result.seconds < 30.0,
+            "{} s of a spent budget",
+            result.seconds
+        );
+    }
+
+    #[test]
     fn a_spent_budget_leaves_long_searches_unknown_and_reports_the_decided_keys() {
         let result = check(&slow_quick_and_stale(false), &no_time());
         assert_eq!(result.valid, Verdict::Unknown);

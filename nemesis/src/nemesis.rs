@@ -345,10 +345,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             }
             FaultPlan::Pause(targets) => {
                 let nodes = self.resolve(targets).await;
-                self.emit(EventName::Pause, nodes_json(&nodes));
-                let (paused, result) = apply(&*self.cluster, Action::Pause, &nodes).await;
-                self.remember(lane, ActiveFault::Paused(paused));
-                result
+                self.pause(lane, nodes).await
             }
             FaultPlan::PowerLoss { targets, torn } => {
                 let nodes = self.resolve(targets).await;
@@ -507,11 +504,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         // (after it, the loser's log is behind and no vote can follow): hold the winner still
         // while the bridge restarts and the loser asks, then let it run, still claiming its
         // term, long enough for the harness to see it lead, before the heal.
-        let winner = vec![winner];
-        self.emit(EventName::Pause, nodes_json(&winner));
-        let (paused, pausing) = apply(&*self.cluster, Action::Pause, &winner).await;
-        self.remember(lane, ActiveFault::Paused(paused));
-        pausing?;
+        self.pause(lane, vec![winner]).await?;
         self.crash(lane, storm, crash_bridge()).await?;
         if !wait_until(Instant::now() + BRIDGE_ROUND_END, fault_ends, stopped).await {
             return Ok(false);
@@ -558,10 +551,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             .cloned()
             .collect();
         if !follower.is_empty() {
-            self.emit(EventName::Pause, nodes_json(&follower));
-            let (paused, result) = apply(&*self.cluster, Action::Pause, &follower).await;
-            self.remember(Lane::Process, ActiveFault::Paused(paused));
-            result?;
+            self.pause(Lane::Process, follower).await?;
         }
         Ok(Some(leader))
     }
@@ -705,6 +695,15 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 return None;
             }
         }
+    }
+
+    /// SIGSTOPs `nodes`, all at once, reporting a `pause` first; they stay paused in `lane`
+    /// until it heals them ([`Nemesis::resume_paused`], or its fault's end).
+    async fn pause(&self, lane: Lane, nodes: Vec<NodeName>) -> Result<(), NemesisError> {
+        self.emit(EventName::Pause, nodes_json(&nodes));
+        let (paused, result) = apply(&*self.cluster, Action::Pause, &nodes).await;
+        self.remember(lane, ActiveFault::Paused(paused));
+        result
     }
 
     /// SIGKILLs `nodes`, all at once, reporting `event` with `value` first.

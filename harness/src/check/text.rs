@@ -18,7 +18,7 @@ const PREFIX_SHOWN: usize = 8;
 /// list-append, 300 operations, 5 keys; 0.02 s)`, then what is wrong, model by model.
 pub fn render(report: &FileReport) -> String {
     let checked = &report.checked;
-    let models: Vec<String> = checked
+    let mut parts: Vec<String> = checked
         .linearizability
         .iter()
         .map(|result| {
@@ -30,21 +30,16 @@ pub fn render(report: &FileReport) -> String {
             )
         })
         .collect();
-    let models = if models.is_empty() {
-        vec!["no operations".to_string()]
-    } else {
-        models
-    };
+    if parts.is_empty() {
+        parts.push("no operations".to_string());
+    }
     let seconds: f64 = checked.linearizability.iter().map(|r| r.seconds).sum();
+    parts.push(format!("{seconds:.2} s"));
     let mut out = format!(
-        "{}: {} ({}{:.2} s)\n",
+        "{}: {} ({})\n",
         report.file.display(),
         shout(checked.valid),
-        models
-            .iter()
-            .map(|model| format!("{model}; "))
-            .collect::<String>(),
-        seconds,
+        parts.join("; "),
     );
     for result in &checked.linearizability {
         if result.valid != Verdict::Valid {

@@ -6,14 +6,14 @@
 //! anomaly's time (`detection.rs`) and each fault's recovery (`recovery.rs`) are measured, and
 //! each change of leader (`leaders.rs`) is given the fault that preceded it.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use faultline_checker::{
     Budget, CheckOptions, CheckResult, DivergenceResult, History, HistoryCheck, ListCopy,
-    LostWritesResult, ModelKind, Outcome, Verdict, divergence, operations,
+    LostWritesResult, Outcome, Verdict, divergence, operations,
 };
-use faultline_workloads::model_for_key;
 use serde::{Deserialize, Serialize};
 
 use crate::completeness::StaleLeader;
@@ -165,8 +165,8 @@ pub fn check(
         lost_writes: lost,
     } = faultline_checker::check(history, None, &options).context("checking the history")?;
     let replicas = lost
-        .is_some()
-        .then(|| divergence(copies.into_iter().chain(list_reads(history))));
+        .as_ref()
+        .map(|lists| divergence(copies.into_iter().chain(list_reads(history, lists))));
     if let Some(replicas) = &replicas {
         valid = valid.and(replicas.valid);
     }
@@ -217,15 +217,17 @@ pub fn check(
     })
 }
 
-/// The clients' `ok` reads of lists, as copies read through the leader.
-fn list_reads(history: &History) -> Vec<ListCopy> {
+/// The clients' `ok` reads of the keys the checker judged as lists, as copies read through
+/// the leader.
+fn list_reads(history: &History, lists: &LostWritesResult) -> Vec<ListCopy> {
+    let list_keys: HashSet<&str> = lists.keys.iter().filter_map(|k| k.key.as_deref()).collect();
     operations(history)
         .unwrap_or_default()
         .into_iter()
         .filter(|op| op.f == "read" && op.outcome == Outcome::Ok)
         .filter_map(|op| {
             let key = op.key?;
-            if model_for_key(&key) != Some(ModelKind::ListAppend) {
+            if !list_keys.contains(key.as_str()) {
                 return None;
             }
             Some(ListCopy {
