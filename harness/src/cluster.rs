@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use faultline_nemesis::{Cluster, NodeName, NodeNetwork, PowerLossDisk};
+use faultline_nemesis::{Cluster, NodeName, NodeNetwork, NodeView, PowerLossDisk};
 use faultline_workloads::ClientFactory;
 use futures::future::join_all;
 use nix::sys::signal::{Signal, kill};
@@ -79,6 +79,10 @@ pub struct ProcessCluster {
     /// Exits of node processes that nobody stopped, noticed wherever the harness looks at a
     /// process ([`ProcessCluster::exited_by_themselves`] hands them out).
     exits: Mutex<Vec<NodeExit>>,
+    /// Nodes seen leading by the nemesis's own reads ([`Cluster::leader`], [`Cluster::view`]),
+    /// with when: a winner that restart-bridge pauses at once leads for less than the status
+    /// poller's interval, which takes these in ([`ProcessCluster::take_leader_claims`]).
+    leader_claims: Mutex<Vec<(Instant, NodeStatus)>>,
     /// With power loss: each node's disk, mounted on its data dir until the teardown.
     power_loss: bool,
     disks: Mutex<BTreeMap<NodeName, PowerLossDisk>>,
@@ -132,6 +136,7 @@ impl ProcessCluster {
             processes: Mutex::new(BTreeMap::new()),
             sidecars: Mutex::new(BTreeMap::new()),
             exits: Mutex::new(Vec::new()),
+            leader_claims: Mutex::new(Vec::new()),
             power_loss: options.power_loss,
             disks: Mutex::new(BTreeMap::new()),
             network: options.network.clone(),
@@ -457,6 +462,18 @@ impl ProcessCluster {
         join_all(asks).await
     }
 
+    /// The leader claims the nemesis saw since the last call, with when.
+    pub fn take_leader_claims(&self) -> Vec<(Instant, NodeStatus)> {
+        std::mem::take(&mut *self.leader_claims.lock().expect("never poisoned"))
+    }
+
+    fn note_leader_claims<'a>(&self, statuses: impl IntoIterator<Item = &'a NodeStatus>) {
+        let now = Instant::now();
+        let claims = statuses.into_iter().filter(|s| s.role == "leader");
+        let mut noted = self.leader_claims.lock().expect("never poisoned");
+        noted.extend(claims.map(|status| (now, status.clone())));
+    }
+
     /// Waits until some node is leader and every node that answers agrees on it: `Some` of
     /// that node. For a system that does not tell who leads, until every node answers:
     /// `None`.
@@ -690,7 +707,21 @@ impl Cluster for ProcessCluster {
 
     async fn leader(&self) -> Option<NodeName> {
         let statuses = self.statuses().await;
-        leading(statuses.iter().filter_map(|(_, s)| s.as_ref())).map(|s| s.id.clone())
+        let answered: Vec<&NodeStatus> = statuses.iter().filter_map(|(_, s)| s.as_ref()).collect();
+        self.note_leader_claims(answered.iter().copied());
+        leading(answered).map(|s| s.id.clone())
+    }
+
+    async fn view(&self, node: &str) -> Option<NodeView> {
+        let status = self.status(node).await?;
+        self.note_leader_claims([&status]);
+        Some(NodeView {
+            leads: status.role == "leader",
+            last_log_index: self
+                .system
+                .reports_raft_log()
+                .then_some(status.last_log_index),
+        })
     }
 }
 

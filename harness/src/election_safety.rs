@@ -22,7 +22,8 @@ use crate::node_status::NodeStatus;
 /// Two nodes that each led one term.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TwoLeaders {
-    /// Nanoseconds since the start of the run when the poller saw the second of them lead.
+    /// Nanoseconds since the start of the run when the second of them was seen leading (by
+    /// the status poller, or by the nemesis's own reads), or the first if that was later.
     pub time: u64,
     pub term: u64,
     /// The node seen leading the term first.
@@ -34,8 +35,8 @@ pub struct TwoLeaders {
 /// Watches every node's status for a second leader of a term.
 #[derive(Default)]
 pub struct ElectionSafety {
-    /// Per term, the first node seen leading it.
-    leaders: BTreeMap<u64, String>,
+    /// Per term, the first node seen leading it, and when.
+    leaders: BTreeMap<u64, (String, u64)>,
     /// The terms already reported: one report per term.
     reported: BTreeSet<u64>,
     found: Vec<TwoLeaders>,
@@ -47,13 +48,14 @@ impl ElectionSafety {
         let Some(status) = status.filter(|status| status.role == "leader") else {
             return;
         };
-        let first = self
+        let (first, first_seen) = self
             .leaders
             .entry(status.term)
-            .or_insert_with(|| node.to_string());
+            .or_insert_with(|| (node.to_string(), time));
+        // Observations may come in late (the nemesis's), so the pair is dated by the later.
         if first != node && self.reported.insert(status.term) {
             self.found.push(TwoLeaders {
-                time,
+                time: time.max(*first_seen),
                 term: status.term,
                 first: first.clone(),
                 second: node.to_string(),
@@ -106,5 +108,14 @@ mod tests {
         safety.observe(4, "n3", Some(&status("n3", "candidate", 6)));
         safety.observe(5, "n3", None);
         assert_eq!(safety.finish(), Vec::new());
+    }
+
+    #[test]
+    fn a_leader_seen_late_is_dated_by_the_later_sighting() {
+        let mut safety = ElectionSafety::default();
+        // The poller sees n2 lead term 4 at 9; the nemesis had seen n3 lead it at 5.
+        safety.observe(9, "n2", Some(&status("n2", "leader", 4)));
+        safety.observe(5, "n3", Some(&status("n3", "leader", 4)));
+        assert_eq!(safety.finish()[0].time, 9);
     }
 }

@@ -95,6 +95,7 @@ async fn poll_into(
             _ = stop.wait_for(|stop| *stop) => break,
         }
         polled.crashes.extend(crashes_now(cluster, started));
+        observe_leader_claims(cluster, started, polled);
         for (node, status) in cluster.statuses().await {
             let time = started.elapsed().as_nanos() as u64;
             if let Some(status) = &status {
@@ -140,8 +141,22 @@ async fn poll_into(
             }
         }
     }
+    observe_leader_claims(cluster, started, polled);
     out.flush()
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Hands the leaders the nemesis saw in its own reads to the Election Safety watch, dated when
+/// they were seen: a leader the nemesis pauses as soon as it sees it may lead for less than
+/// a poll interval.
+fn observe_leader_claims(cluster: &ProcessCluster, started: Instant, polled: &mut Polled) {
+    let claims = cluster.take_leader_claims();
+    if let Some(election_safety) = &mut polled.election_safety {
+        for (seen, status) in claims {
+            let time = seen.saturating_duration_since(started).as_nanos() as u64;
+            election_safety.observe(time, &status.id, Some(&status));
+        }
+    }
 }
 
 /// The nodes that exited by themselves since the last look, as crashes noticed now.

@@ -6,6 +6,16 @@ use std::future::Future;
 /// A node's name, as the harness and the history spell it: `"n1"`, `"n2"`, ...
 pub type NodeName = String;
 
+/// What the nemesis reads of one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeView {
+    /// It says it leads: a leader cut off from the others may still say so while another
+    /// leads a later term.
+    pub leads: bool,
+    /// The index of the last entry of its log, if the system tells it.
+    pub last_log_index: Option<u64>,
+}
+
 /// What the nemesis needs from the cluster under test.
 ///
 /// The harness implements this over its node processes; tests use an
@@ -48,4 +58,7 @@ pub trait Cluster: Send + Sync {
     /// The node the cluster currently reports as leader (from the nodes'
     /// `/status`), or `None` when no leader is known.
     fn leader(&self) -> impl Future<Output = Option<NodeName>> + Send;
+
+    /// What `node` says of itself (in its `/status`), or `None` if it does not answer.
+    fn view(&self, node: &str) -> impl Future<Output = Option<NodeView>> + Send;
 }

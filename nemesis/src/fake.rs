@@ -3,14 +3,14 @@
 //! journal, and so does [`recorder`], so tests can check the order of
 //! events and actions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::bail;
 use tokio::time::Instant;
 
-use crate::cluster::{Cluster, NodeName};
+use crate::cluster::{Cluster, NodeName, NodeView};
 use crate::event::Event;
 use crate::grudge::Link;
 use crate::partition::{Degradation, Degrader, PartitionError, Partitioner};
@@ -45,6 +45,8 @@ struct NodeStates {
     unstartable: BTreeSet<NodeName>,
     leader: Option<NodeName>,
     elections: Option<Elections>,
+    /// The index of each node's last log entry, where a test set it.
+    log_ends: BTreeMap<NodeName, u64>,
 }
 
 /// Elections, as far as the nemesis can see them: a leader cut off from every other node
@@ -74,6 +76,11 @@ impl FakeCluster {
             states: Mutex::default(),
             journal: journal.clone(),
         }
+    }
+
+    /// Says that `node`'s log ends at `index`.
+    pub fn set_log_end(&self, node: &str, index: u64) {
+        lock(&self.states).log_ends.insert(node.to_owned(), index);
     }
 
     pub fn set_leader(&self, leader: Option<&str>) {
@@ -225,6 +232,17 @@ impl Cluster for FakeCluster {
         let mut states = lock(&self.states);
         self.elect(&mut states);
         states.leader.clone()
+    }
+
+    /// Only the one leader leads (a deposed one knows it at once); logs are as long as
+    /// [`FakeCluster::set_log_end`] says.
+    async fn view(&self, node: &str) -> Option<NodeView> {
+        let leads = self.leader().await.as_deref() == Some(node);
+        let last_log_index = lock(&self.states).log_ends.get(node).copied();
+        Some(NodeView {
+            leads,
+            last_log_index,
+        })
     }
 }
 

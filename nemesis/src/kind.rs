@@ -67,11 +67,10 @@ pub enum FaultKind {
     MajoritiesRing,
     /// Two halves that cannot see each other, joined by one node that sees both.
     Bridge,
-    /// Round after round, alone, for three intervals: two sides joined by the leader, as in
-    /// `bridge`, with the links into it slowed (where the proxy is in the path), the leader
-    /// crash-restarted at once and again when a side wins (the winner paused meanwhile),
-    /// then every link healed: the sides, whose logs it kept level, race for its vote in one
-    /// term, across its restarts.
+    /// Round after round, alone, for three intervals: the leader cut off while the others
+    /// elect one of them, with the voters down until the winner campaigns; the winner
+    /// paused and the voters restarted on the old leader's side, which asks them for the
+    /// same term; then every link healed. Aimed at `forget-vote`.
     RestartBridge,
     /// Delay messages on every link, with jitter (through the proxy).
     Slow,

@@ -86,7 +86,7 @@ mod schedule;
 #[cfg(test)]
 mod fake;
 
-pub use cluster::{Cluster, NodeName};
+pub use cluster::{Cluster, NodeName, NodeView};
 pub use disk::{
     DiskError, FuseUnavailable, Loss, PowerLossDisk, fuse_available, remove_leftover_mounts,
 };

@@ -122,29 +122,33 @@ pub enum FaultPlan {
     /// partition in force, if any.
     FlapLeader(Vec<Flap>),
     /// Round after round, for as long as the fault lasts (three intervals, alone: see
-    /// [`FaultPlan::runs_alone`]): cut the cluster into two sides that hear only one node, the
-    /// bridge, and slow every link into the bridge (where the proxy is in the path); SIGKILL
-    /// and restart the bridge at once; once a side wins the election, SIGSTOP the winner and
-    /// crash-restart the bridge again (if the bridge itself wins, crash it again and wait for
-    /// a side); give the loser time to ask again, SIGCONT the winner and give the harness
-    /// time to see it lead, then heal every link and let the nodes catch up. The bridge
-    /// is the leader when the round starts (so that its crash leaves the two sides, whose
-    /// logs it kept level, to race for its vote), or else [`Grudge::bridge_node`] of
-    /// `order`; the sides are the others, placed as in [`Grudge::bridge_through`].
+    /// [`FaultPlan::runs_alone`]), two elections of one term that the same voters decide,
+    /// with a restart of the voters between them:
+    /// 1. cut the leader of the moment (with, from five nodes, enough others to make a
+    ///    majority with the voters) off from the rest; of the rest, the node whose log is now
+    ///    the longest is to win, and the others are the voters: slow the winner's links to
+    ///    them (where the proxy is in the path) and SIGKILL them;
+    /// 2. restart the voters: the winner, whose election timeout has ended meanwhile, asks
+    ///    them first and wins the next term;
+    /// 3. SIGSTOP the winner and SIGKILL the voters before its first entry reaches them over
+    ///    the slow links; wait until the old leader, which check-quorum deposes, no longer
+    ///    leads (it keeps its term: pre-vote);
+    /// 4. move the voters to the old leader's side, away from the winner, and restart them:
+    ///    the old leader, whose log is as long as theirs, asks them for the winner's term;
+    /// 5. SIGCONT the winner, give the harness time to see it, heal every link and let the
+    ///    nodes catch up.
     ///
-    /// Why crash when a side wins: the bridge has just voted, and the winner's first entry
-    /// is still on its slow way to it. A bridge that forgets its vote across the restart
-    /// (`forget-vote`) can then vote again in the same term for the other side's candidate,
-    /// whose log is as long as its own: two leaders of one term. Once the winner's entries
-    /// reach the bridge, the loser's log is behind and the round is spent: hence the pause,
-    /// which keeps the winner from sending them again to the restarted bridge, and the heal.
+    /// Voters that forget their vote across the restart (`forget-vote`) vote again in the
+    /// term they voted in: two leaders of one term. A correct voter refuses, and the old
+    /// leader follows the winner once healed. If a voter wins the first election (its own
+    /// timeout ended first), the round is spent: heal and start again. With no leader known,
+    /// the first node of `order` stands in for it.
     ///
-    /// The crashes and the pause are process actions from the network lane. With the fault running alone
-    /// they meet no process fault in a schedule; applied by hand ([`crate::Nemesis::start`])
-    /// they may: the cluster's kill, restart, pause and resume do nothing where there is
-    /// nothing to do, so a bridge that the process lane killed or paused just comes back
-    /// early. The faults in force in the network lane stay the partition and the slow
-    /// links.
+    /// The kills and the pause are process actions from the network lane. With the fault
+    /// running alone they meet no process fault in a schedule; applied by hand
+    /// ([`crate::Nemesis::start`]) it does step 1 only, and healing restarts the voters; a
+    /// voter that the process lane killed is killed again with nothing to do, and restarted
+    /// by whichever lane heals first.
     RestartBridge {
         /// The nodes in a seeded order, which places them on the sides.
         order: Vec<NodeName>,

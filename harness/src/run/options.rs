@@ -49,8 +49,9 @@ pub struct TestArgs {
     /// crash-restart, pause, power-loss, lagging-failover (pause a follower, kill the leader,
     /// resume the follower an election timeout later); network faults partition, partition-leader, flap-leader (cut
     /// the leader off, heal once another leads, again), partition-one-way, majorities-ring,
-    /// bridge, restart-bridge (two sides joined by the leader, which is crash-restarted at each
-    /// election, round after round, for three intervals), slow, lossy; or all. Process and
+    /// bridge, restart-bridge (the leader cut off while the others elect, the voters restarted
+    /// on its side to be asked again in that term, round after round, for three intervals),
+    /// slow, lossy; or all. Process and
     /// network faults run in two lanes side by side, so they overlap, except restart-bridge,
     /// which runs alone. [default: the default mix,
     /// less what cannot run here (power-loss without FUSE), which the summary names; a list
