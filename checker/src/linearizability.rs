@@ -20,6 +20,7 @@ use crate::model::cas_register::CasRegisterReader;
 use crate::model::keyed::KeyedReader;
 use crate::model::kv::KvReader;
 use crate::model::list_append::ListAppendReader;
+use crate::model::mutex::MutexReader;
 use crate::model::register::RegisterReader;
 use crate::model::{ModelKind, Reader};
 use crate::operation::{Operation, Outcome, operations};
@@ -249,6 +250,7 @@ pub(crate) fn check_model(
         ModelKind::CasRegister => check_with::<CasRegisterReader>(&partitions, options, started),
         ModelKind::Kv => check_with::<KvReader>(&partitions, options, started),
         ModelKind::ListAppend => check_with::<ListAppendReader>(&partitions, options, started),
+        ModelKind::Mutex => check_with::<MutexReader>(&partitions, options, started),
     }?;
     let keys = checked.keys;
     Ok(CheckResult {

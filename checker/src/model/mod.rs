@@ -3,13 +3,18 @@
 //!
 //! Every model implements [`stateright::semantics::SequentialSpec`]; the search accepts any such
 //! model whose state is `Clone + Eq + Hash` (see [`crate::check_operations`]). The readers here
-//! connect the four built-in models to histories: they turn operations into model operations,
-//! and states and rejections back into JSON and sentences for counterexamples.
+//! connect the built-in models to histories: they turn operations into model operations, and
+//! states and rejections back into JSON and sentences for counterexamples.
+//!
+//! Beside the models of Faultline's own workloads (registers, lists) and Porcupine's kv, there
+//! are Knossos's (`knossos.model`), with Knossos's semantics unless a model's documentation
+//! says otherwise.
 
 pub mod cas_register;
 pub mod keyed;
 pub mod kv;
 pub mod list_append;
+pub mod mutex;
 pub mod register;
 mod values;
 
@@ -38,44 +43,53 @@ pub enum ModelKind {
     Kv,
     /// A list per key: `append` an element, `read` the whole list.
     ListAppend,
+    /// Knossos's mutex: `acquire` and `release`.
+    Mutex,
 }
 
 impl ModelKind {
     /// Every model.
-    pub const ALL: [ModelKind; 4] = [
+    pub const ALL: [ModelKind; 5] = [
         ModelKind::CasRegister,
         ModelKind::Register,
         ModelKind::Kv,
         ModelKind::ListAppend,
+        ModelKind::Mutex,
     ];
 
-    /// The model's name: `register`, `cas-register`, `kv` or `list-append`.
+    /// The model's name: `register`, `cas-register`, `kv`, `list-append` or `mutex` (Knossos's
+    /// names for Knossos's models).
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Register => "register",
             ModelKind::CasRegister => "cas-register",
             ModelKind::Kv => "kv",
             ModelKind::ListAppend => "list-append",
+            ModelKind::Mutex => "mutex",
         }
     }
 
-    /// The model that operations (a key's, or a whole history's) call for: `kv` for `get`
-    /// or `put`, `list-append` for `append` without them, `cas-register` (which also covers
-    /// `register`) for `write` or `cas`. Operations that only read are of a list if a read
-    /// returned one, else of a register.
+    /// The model that operations (a key's, or a whole history's) call for: `kv` for `get` or
+    /// `put`; else `mutex` for `acquire` or `release`; else `list-append` for `append`,
+    /// `cas-register` (which also covers `register`) for `write` or `cas`. Operations that only
+    /// read are of a list if a read returned one, else of a register.
     pub fn infer<'a>(operations: impl IntoIterator<Item = &'a Operation>) -> ModelKind {
         let (mut kv, mut append, mut register, mut list_read) = (false, false, false, false);
+        let mut mutex = false;
         for op in operations {
             match op.f.as_str() {
                 "get" | "put" => kv = true,
                 "append" => append = true,
                 "write" | "cas" => register = true,
                 "read" => list_read |= op.value.is_array(),
+                "acquire" | "release" => mutex = true,
                 _ => {}
             }
         }
         if kv {
             ModelKind::Kv
+        } else if mutex {
+            ModelKind::Mutex
         } else if append || (list_read && !register) {
             ModelKind::ListAppend
         } else {
@@ -97,12 +111,15 @@ impl FromStr for ModelKind {
         ModelKind::ALL
             .into_iter()
             .find(|model| model.name() == name)
-            .ok_or_else(|| {
-                format!(
-                    "unknown model {name:?} (expected cas-register, register, kv or list-append)"
-                )
-            })
+            .ok_or_else(|| format!("unknown model {name:?} (expected {})", all_names()))
     }
+}
+
+/// Every model's name, as a sentence lists them: "a, b or c".
+fn all_names() -> String {
+    let names = ModelKind::ALL.map(ModelKind::name);
+    let (last, rest) = names.split_last().expect("there are models");
+    format!("{} or {last}", rest.join(", "))
 }
 
 /// Reads one partition's operations as a model's operations, and explains the model's states
@@ -188,11 +205,9 @@ mod tests {
                 Value::from(model.name())
             );
         }
-        assert!(
-            "queue"
-                .parse::<ModelKind>()
-                .unwrap_err()
-                .contains("expected cas-register")
+        assert_eq!(
+            "queue".parse::<ModelKind>().unwrap_err(),
+            "unknown model \"queue\" (expected cas-register, register, kv, list-append or mutex)"
         );
 
         let infer = |ops: &[(&str, Value)]| {
@@ -227,5 +242,10 @@ mod tests {
         );
         assert_eq!(infer(&[("read", json!(3))]), ModelKind::CasRegister);
         assert_eq!(infer(&[]), ModelKind::CasRegister);
+        // Knossos's models, by their functions.
+        assert_eq!(
+            infer(&[("acquire", null()), ("release", null())]),
+            ModelKind::Mutex
+        );
     }
 }
