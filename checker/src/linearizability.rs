@@ -22,6 +22,7 @@ use crate::model::kv::KvReader;
 use crate::model::list_append::ListAppendReader;
 use crate::model::mutex::MutexReader;
 use crate::model::register::RegisterReader;
+use crate::model::set::SetReader;
 use crate::model::{ModelKind, Reader};
 use crate::operation::{Operation, Outcome, operations};
 use crate::verdict::Verdict;
@@ -251,6 +252,7 @@ pub(crate) fn check_model(
         ModelKind::Kv => check_with::<KvReader>(&partitions, options, started),
         ModelKind::ListAppend => check_with::<ListAppendReader>(&partitions, options, started),
         ModelKind::Mutex => check_with::<MutexReader>(&partitions, options, started),
+        ModelKind::Set => check_with::<SetReader>(&partitions, options, started),
     }?;
     let keys = checked.keys;
     Ok(CheckResult {

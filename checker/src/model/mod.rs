@@ -16,6 +16,7 @@ pub mod kv;
 pub mod list_append;
 pub mod mutex;
 pub mod register;
+pub mod set;
 mod values;
 
 use std::fmt;
@@ -45,20 +46,23 @@ pub enum ModelKind {
     ListAppend,
     /// Knossos's mutex: `acquire` and `release`.
     Mutex,
+    /// Knossos's set: `add` an element, `read` the whole set.
+    Set,
 }
 
 impl ModelKind {
     /// Every model.
-    pub const ALL: [ModelKind; 5] = [
+    pub const ALL: [ModelKind; 6] = [
         ModelKind::CasRegister,
         ModelKind::Register,
         ModelKind::Kv,
         ModelKind::ListAppend,
         ModelKind::Mutex,
+        ModelKind::Set,
     ];
 
-    /// The model's name: `register`, `cas-register`, `kv`, `list-append` or `mutex` (Knossos's
-    /// names for Knossos's models).
+    /// The model's name: `register`, `cas-register`, `kv`, `list-append`, `mutex` or `set`
+    /// (Knossos's names for Knossos's models).
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Register => "register",
@@ -66,16 +70,17 @@ impl ModelKind {
             ModelKind::Kv => "kv",
             ModelKind::ListAppend => "list-append",
             ModelKind::Mutex => "mutex",
+            ModelKind::Set => "set",
         }
     }
 
     /// The model that operations (a key's, or a whole history's) call for: `kv` for `get` or
-    /// `put`; else `mutex` for `acquire` or `release`; else `list-append` for `append`,
-    /// `cas-register` (which also covers `register`) for `write` or `cas`. Operations that only
-    /// read are of a list if a read returned one, else of a register.
+    /// `put`; else `mutex` for `acquire` or `release`, `set` for `add`; else `list-append` for
+    /// `append`, `cas-register` (which also covers `register`) for `write` or `cas`. Operations
+    /// that only read are of a list if a read returned one, else of a register.
     pub fn infer<'a>(operations: impl IntoIterator<Item = &'a Operation>) -> ModelKind {
         let (mut kv, mut append, mut register, mut list_read) = (false, false, false, false);
-        let mut mutex = false;
+        let (mut mutex, mut set) = (false, false);
         for op in operations {
             match op.f.as_str() {
                 "get" | "put" => kv = true,
@@ -83,6 +88,7 @@ impl ModelKind {
                 "write" | "cas" => register = true,
                 "read" => list_read |= op.value.is_array(),
                 "acquire" | "release" => mutex = true,
+                "add" => set = true,
                 _ => {}
             }
         }
@@ -90,6 +96,8 @@ impl ModelKind {
             ModelKind::Kv
         } else if mutex {
             ModelKind::Mutex
+        } else if set {
+            ModelKind::Set
         } else if append || (list_read && !register) {
             ModelKind::ListAppend
         } else {
@@ -207,7 +215,7 @@ mod tests {
         }
         assert_eq!(
             "queue".parse::<ModelKind>().unwrap_err(),
-            "unknown model \"queue\" (expected cas-register, register, kv, list-append or mutex)"
+            "unknown model \"queue\" (expected cas-register, register, kv, list-append, mutex or set)"
         );
 
         let infer = |ops: &[(&str, Value)]| {
@@ -246,6 +254,10 @@ mod tests {
         assert_eq!(
             infer(&[("acquire", null()), ("release", null())]),
             ModelKind::Mutex
+        );
+        assert_eq!(
+            infer(&[("add", json!(1)), ("read", json!([1]))]),
+            ModelKind::Set
         );
     }
 }

@@ -5,8 +5,10 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-/// A value's number among the distinct values of its partition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A value's number among the distinct values of its partition. Numbers are ordered (by
+/// first sight), so that sets and multisets of values can be kept as sorted vectors: one
+/// representation per content, cheap to compare and hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ValueId(usize);
 
 /// The distinct values of one partition.
