@@ -20,6 +20,7 @@ use crate::model::cas_register::CasRegisterReader;
 use crate::model::keyed::KeyedReader;
 use crate::model::kv::KvReader;
 use crate::model::list_append::ListAppendReader;
+use crate::model::multi_register::MultiRegisterReader;
 use crate::model::mutex::MutexReader;
 use crate::model::register::RegisterReader;
 use crate::model::set::SetReader;
@@ -252,6 +253,9 @@ pub(crate) fn check_model(
         ModelKind::Kv => check_with::<KvReader>(&partitions, options, started),
         ModelKind::ListAppend => check_with::<ListAppendReader>(&partitions, options, started),
         ModelKind::Mutex => check_with::<MutexReader>(&partitions, options, started),
+        ModelKind::MultiRegister => {
+            check_with::<MultiRegisterReader>(&partitions, options, started)
+        }
         ModelKind::Set => check_with::<SetReader>(&partitions, options, started),
     }?;
     let keys = checked.keys;

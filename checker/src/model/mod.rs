@@ -14,6 +14,7 @@ pub mod cas_register;
 pub mod keyed;
 pub mod kv;
 pub mod list_append;
+pub mod multi_register;
 pub mod mutex;
 pub mod register;
 pub mod set;
@@ -46,23 +47,26 @@ pub enum ModelKind {
     ListAppend,
     /// Knossos's mutex: `acquire` and `release`.
     Mutex,
+    /// Knossos's registers read and written in transactions: `txn [[f register value] ...]`.
+    MultiRegister,
     /// Knossos's set: `add` an element, `read` the whole set.
     Set,
 }
 
 impl ModelKind {
     /// Every model.
-    pub const ALL: [ModelKind; 6] = [
+    pub const ALL: [ModelKind; 7] = [
         ModelKind::CasRegister,
         ModelKind::Register,
         ModelKind::Kv,
         ModelKind::ListAppend,
         ModelKind::Mutex,
+        ModelKind::MultiRegister,
         ModelKind::Set,
     ];
 
-    /// The model's name: `register`, `cas-register`, `kv`, `list-append`, `mutex` or `set`
-    /// (Knossos's names for Knossos's models).
+    /// The model's name: `register`, `cas-register`, `kv`, `list-append`, `mutex`,
+    /// `multi-register` or `set` (Knossos's names for Knossos's models).
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Register => "register",
@@ -70,23 +74,26 @@ impl ModelKind {
             ModelKind::Kv => "kv",
             ModelKind::ListAppend => "list-append",
             ModelKind::Mutex => "mutex",
+            ModelKind::MultiRegister => "multi-register",
             ModelKind::Set => "set",
         }
     }
 
     /// The model that operations (a key's, or a whole history's) call for: `kv` for `get` or
-    /// `put`; else `mutex` for `acquire` or `release`, `set` for `add`; else `list-append` for
-    /// `append`, `cas-register` (which also covers `register`) for `write` or `cas`. Operations
-    /// that only read are of a list if a read returned one, else of a register.
+    /// `put`; else `multi-register` for `txn`, `mutex` for `acquire` or `release`, `set` for
+    /// `add`; else `list-append` for `append`, `cas-register` (which also covers `register`)
+    /// for `write` or `cas`. Operations that only read are of a list if a read returned one,
+    /// else of a register.
     pub fn infer<'a>(operations: impl IntoIterator<Item = &'a Operation>) -> ModelKind {
         let (mut kv, mut append, mut register, mut list_read) = (false, false, false, false);
-        let (mut mutex, mut set) = (false, false);
+        let (mut txn, mut mutex, mut set) = (false, false, false);
         for op in operations {
             match op.f.as_str() {
                 "get" | "put" => kv = true,
                 "append" => append = true,
                 "write" | "cas" => register = true,
                 "read" => list_read |= op.value.is_array(),
+                "txn" => txn = true,
                 "acquire" | "release" => mutex = true,
                 "add" => set = true,
                 _ => {}
@@ -94,6 +101,8 @@ impl ModelKind {
         }
         if kv {
             ModelKind::Kv
+        } else if txn {
+            ModelKind::MultiRegister
         } else if mutex {
             ModelKind::Mutex
         } else if set {
@@ -215,7 +224,7 @@ mod tests {
         }
         assert_eq!(
             "queue".parse::<ModelKind>().unwrap_err(),
-            "unknown model \"queue\" (expected cas-register, register, kv, list-append, mutex or set)"
+            "unknown model \"queue\" (expected cas-register, register, kv, list-append, mutex, multi-register or set)"
         );
 
         let infer = |ops: &[(&str, Value)]| {
@@ -254,6 +263,10 @@ mod tests {
         assert_eq!(
             infer(&[("acquire", null()), ("release", null())]),
             ModelKind::Mutex
+        );
+        assert_eq!(
+            infer(&[("txn", json!([["read", "x", 1]]))]),
+            ModelKind::MultiRegister
         );
         assert_eq!(
             infer(&[("add", json!(1)), ("read", json!([1]))]),

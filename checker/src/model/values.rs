@@ -11,6 +11,14 @@ use serde_json::Value;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ValueId(usize);
 
+impl ValueId {
+    /// The number, from 0 up in the order values were first seen: an index into a vector
+    /// with an entry per value.
+    pub(crate) fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// The distinct values of one partition.
 #[derive(Default)]
 pub(crate) struct Values {
@@ -50,6 +58,16 @@ impl Values {
     /// The value numbered `id`.
     pub(crate) fn get(&self, id: ValueId) -> &Value {
         &self.values[id.0]
+    }
+
+    /// The value whose number has index `index` (see [`ValueId::index`]).
+    pub(crate) fn by_index(&self, index: usize) -> &Value {
+        &self.values[index]
+    }
+
+    /// How many values have a number.
+    pub(crate) fn len(&self) -> usize {
+        self.values.len()
     }
 }
 
