@@ -11,6 +11,7 @@
 //! says otherwise.
 
 pub mod cas_register;
+pub mod fifo_queue;
 pub mod keyed;
 pub mod kv;
 pub mod list_append;
@@ -18,6 +19,7 @@ pub mod multi_register;
 pub mod mutex;
 pub mod register;
 pub mod set;
+pub mod unordered_queue;
 mod values;
 
 use std::fmt;
@@ -51,11 +53,15 @@ pub enum ModelKind {
     MultiRegister,
     /// Knossos's set: `add` an element, `read` the whole set.
     Set,
+    /// Knossos's queue without order: `enqueue` a value, `dequeue` any pending one.
+    UnorderedQueue,
+    /// Knossos's first-in first-out queue: `enqueue` a value, `dequeue` the oldest.
+    FifoQueue,
 }
 
 impl ModelKind {
     /// Every model.
-    pub const ALL: [ModelKind; 7] = [
+    pub const ALL: [ModelKind; 9] = [
         ModelKind::CasRegister,
         ModelKind::Register,
         ModelKind::Kv,
@@ -63,10 +69,12 @@ impl ModelKind {
         ModelKind::Mutex,
         ModelKind::MultiRegister,
         ModelKind::Set,
+        ModelKind::UnorderedQueue,
+        ModelKind::FifoQueue,
     ];
 
     /// The model's name: `register`, `cas-register`, `kv`, `list-append`, `mutex`,
-    /// `multi-register` or `set` (Knossos's names for Knossos's models).
+    /// `multi-register`, `set`, `unordered-queue` or `fifo-queue` (Knossos's names).
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Register => "register",
@@ -76,17 +84,26 @@ impl ModelKind {
             ModelKind::Mutex => "mutex",
             ModelKind::MultiRegister => "multi-register",
             ModelKind::Set => "set",
+            ModelKind::UnorderedQueue => "unordered-queue",
+            ModelKind::FifoQueue => "fifo-queue",
         }
     }
 
-    /// The model that operations (a key's, or a whole history's) call for: `kv` for `get` or
-    /// `put`; else `multi-register` for `txn`, `mutex` for `acquire` or `release`, `set` for
-    /// `add`; else `list-append` for `append`, `cas-register` (which also covers `register`)
-    /// for `write` or `cas`. Operations that only read are of a list if a read returned one,
-    /// else of a register.
+    /// The model that operations (a key's, or a whole history's) call for: `kv` for `get`
+    /// or `put`; else `multi-register` for `txn`, `mutex` for `acquire` or `release`,
+    /// `unordered-queue` for `enqueue` or `dequeue`, `set` for `add`; else `list-append` for
+    /// `append`, `cas-register` (which also covers `register`) for `write` or `cas`.
+    /// Operations that only read are of a list if a read returned one, else of a register.
+    ///
+    /// A queue is inferred unordered because the unordered queue checks what every queue
+    /// promises (each value dequeued was enqueued, and comes out once per enqueue), and no
+    /// more: checked as FIFO, a queue that promises no order (many distributed queues
+    /// deliver out of order across consumers or partitions) would be reported for breaking a
+    /// promise it never made. Order is checked when asked for, with `fifo-queue`, as Knossos
+    /// users name their model.
     pub fn infer<'a>(operations: impl IntoIterator<Item = &'a Operation>) -> ModelKind {
         let (mut kv, mut append, mut register, mut list_read) = (false, false, false, false);
-        let (mut txn, mut mutex, mut set) = (false, false, false);
+        let (mut txn, mut mutex, mut queue, mut set) = (false, false, false, false);
         for op in operations {
             match op.f.as_str() {
                 "get" | "put" => kv = true,
@@ -95,6 +112,7 @@ impl ModelKind {
                 "read" => list_read |= op.value.is_array(),
                 "txn" => txn = true,
                 "acquire" | "release" => mutex = true,
+                "enqueue" | "dequeue" => queue = true,
                 "add" => set = true,
                 _ => {}
             }
@@ -105,6 +123,8 @@ impl ModelKind {
             ModelKind::MultiRegister
         } else if mutex {
             ModelKind::Mutex
+        } else if queue {
+            ModelKind::UnorderedQueue
         } else if set {
             ModelKind::Set
         } else if append || (list_read && !register) {
@@ -224,7 +244,8 @@ mod tests {
         }
         assert_eq!(
             "queue".parse::<ModelKind>().unwrap_err(),
-            "unknown model \"queue\" (expected cas-register, register, kv, list-append, mutex, multi-register or set)"
+            "unknown model \"queue\" (expected cas-register, register, kv, list-append, mutex, \
+             multi-register, set, unordered-queue or fifo-queue)"
         );
 
         let infer = |ops: &[(&str, Value)]| {
@@ -272,5 +293,10 @@ mod tests {
             infer(&[("add", json!(1)), ("read", json!([1]))]),
             ModelKind::Set
         );
+        assert_eq!(
+            infer(&[("enqueue", json!(1)), ("dequeue", json!(1))]),
+            ModelKind::UnorderedQueue
+        );
+        assert_eq!(infer(&[("dequeue", json!(1))]), ModelKind::UnorderedQueue);
     }
 }
