@@ -17,10 +17,15 @@ use crate::counterexample::{Counterexample, Observable, counterexample};
 use crate::error::Error;
 use crate::history::{History, Location};
 use crate::model::cas_register::CasRegisterReader;
+use crate::model::fifo_queue::FifoQueueReader;
 use crate::model::keyed::KeyedReader;
 use crate::model::kv::KvReader;
 use crate::model::list_append::ListAppendReader;
+use crate::model::multi_register::MultiRegisterReader;
+use crate::model::mutex::MutexReader;
 use crate::model::register::RegisterReader;
+use crate::model::set::SetReader;
+use crate::model::unordered_queue::UnorderedQueueReader;
 use crate::model::{ModelKind, Reader};
 use crate::operation::{Operation, Outcome, operations};
 use crate::verdict::Verdict;
@@ -249,6 +254,15 @@ pub(crate) fn check_model(
         ModelKind::CasRegister => check_with::<CasRegisterReader>(&partitions, options, started),
         ModelKind::Kv => check_with::<KvReader>(&partitions, options, started),
         ModelKind::ListAppend => check_with::<ListAppendReader>(&partitions, options, started),
+        ModelKind::Mutex => check_with::<MutexReader>(&partitions, options, started),
+        ModelKind::MultiRegister => {
+            check_with::<MultiRegisterReader>(&partitions, options, started)
+        }
+        ModelKind::Set => check_with::<SetReader>(&partitions, options, started),
+        ModelKind::UnorderedQueue => {
+            check_with::<UnorderedQueueReader>(&partitions, options, started)
+        }
+        ModelKind::FifoQueue => check_with::<FifoQueueReader>(&partitions, options, started),
     }?;
     let keys = checked.keys;
     Ok(CheckResult {

@@ -91,9 +91,11 @@ pub fn parse(text: &str) -> Result<History, Error> {
 }
 
 /// Whether the history is a `jepsen.independent` one: it has no `:key`s, and every client
-/// event's value is a tuple `[k v]` (a completion's may be nil), with `v` itself a pair (or
-/// nil) for a CAS. A plain
-/// register history is not: its reads are invoked with `nil`, and its CASes are `[from to]`.
+/// event's value is a tuple `[k v]` (a completion's may be nil) whose key `k` is a scalar (a
+/// number, string or keyword), with `v` itself a pair (or nil) for a CAS. A plain register
+/// history is not: its reads are invoked with `nil`, and its CASes are `[from to]`; nor is a
+/// multi-register one whose transactions all have two micro-operations, since a
+/// micro-operation `[:read :x 1]` is no key.
 fn is_independent(events: &[Event]) -> bool {
     let mut clients = events
         .iter()
@@ -104,10 +106,13 @@ fn is_independent(events: &[Event]) -> bool {
             if event.kind != EventType::Invoke && event.value.is_null() {
                 return event.key.is_none();
             }
-            let Some([_, value]) = tuple(&event.value) else {
+            let Some([key, value]) = tuple(&event.value) else {
                 return false;
             };
-            event.key.is_none() && (event.f != "cas" || value.is_null() || tuple(value).is_some())
+            let scalar_key = !key.is_array() && !key.is_object();
+            event.key.is_none()
+                && scalar_key
+                && (event.f != "cas" || value.is_null() || tuple(value).is_some())
         })
 }
 
@@ -323,6 +328,18 @@ mod tests {
         .unwrap();
         assert_eq!(plain.events()[0].key, None);
         assert_eq!(plain.events()[0].value, json!([1, 2]));
+
+        // Nor is one of transactions of two micro-operations each.
+        let txns = parse(
+            "{:process 0, :type :invoke, :f :txn, :value [[:write :x 1] [:read :y nil]]}\n\
+             {:process 0, :type :ok, :f :txn, :value [[:write :x 1] [:read :y 2]]}",
+        )
+        .unwrap();
+        assert_eq!(txns.events()[1].key, None);
+        assert_eq!(
+            txns.events()[1].value,
+            json!([["write", "x", 1], ["read", "y", 2]])
+        );
     }
 
     #[test]

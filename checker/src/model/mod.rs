@@ -3,14 +3,23 @@
 //!
 //! Every model implements [`stateright::semantics::SequentialSpec`]; the search accepts any such
 //! model whose state is `Clone + Eq + Hash` (see [`crate::check_operations`]). The readers here
-//! connect the four built-in models to histories: they turn operations into model operations,
-//! and states and rejections back into JSON and sentences for counterexamples.
+//! connect the built-in models to histories: they turn operations into model operations, and
+//! states and rejections back into JSON and sentences for counterexamples.
+//!
+//! Beside the models of Faultline's own workloads (registers, lists) and Porcupine's kv, there
+//! are Knossos's (`knossos.model`), with Knossos's semantics unless a model's documentation
+//! says otherwise.
 
 pub mod cas_register;
+pub mod fifo_queue;
 pub mod keyed;
 pub mod kv;
 pub mod list_append;
+pub mod multi_register;
+pub mod mutex;
 pub mod register;
+pub mod set;
+pub mod unordered_queue;
 mod values;
 
 use std::fmt;
@@ -38,44 +47,86 @@ pub enum ModelKind {
     Kv,
     /// A list per key: `append` an element, `read` the whole list.
     ListAppend,
+    /// Knossos's mutex: `acquire` and `release`.
+    Mutex,
+    /// Knossos's registers read and written in transactions: `txn [[f register value] ...]`.
+    MultiRegister,
+    /// Knossos's set: `add` an element, `read` the whole set.
+    Set,
+    /// Knossos's queue without order: `enqueue` a value, `dequeue` any pending one.
+    UnorderedQueue,
+    /// Knossos's first-in first-out queue: `enqueue` a value, `dequeue` the oldest.
+    FifoQueue,
 }
 
 impl ModelKind {
     /// Every model.
-    pub const ALL: [ModelKind; 4] = [
+    pub const ALL: [ModelKind; 9] = [
         ModelKind::CasRegister,
         ModelKind::Register,
         ModelKind::Kv,
         ModelKind::ListAppend,
+        ModelKind::Mutex,
+        ModelKind::MultiRegister,
+        ModelKind::Set,
+        ModelKind::UnorderedQueue,
+        ModelKind::FifoQueue,
     ];
 
-    /// The model's name: `register`, `cas-register`, `kv` or `list-append`.
+    /// The model's name: `register`, `cas-register`, `kv`, `list-append`, `mutex`,
+    /// `multi-register`, `set`, `unordered-queue` or `fifo-queue` (Knossos's names).
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Register => "register",
             ModelKind::CasRegister => "cas-register",
             ModelKind::Kv => "kv",
             ModelKind::ListAppend => "list-append",
+            ModelKind::Mutex => "mutex",
+            ModelKind::MultiRegister => "multi-register",
+            ModelKind::Set => "set",
+            ModelKind::UnorderedQueue => "unordered-queue",
+            ModelKind::FifoQueue => "fifo-queue",
         }
     }
 
     /// The model that operations (a key's, or a whole history's) call for: `kv` for `get`
-    /// or `put`, `list-append` for `append` without them, `cas-register` (which also covers
-    /// `register`) for `write` or `cas`. Operations that only read are of a list if a read
-    /// returned one, else of a register.
+    /// or `put`; else `multi-register` for `txn`, `mutex` for `acquire` or `release`,
+    /// `unordered-queue` for `enqueue` or `dequeue`, `set` for `add`; else `list-append` for
+    /// `append`, `cas-register` (which also covers `register`) for `write` or `cas`.
+    /// Operations that only read are of a list if a read returned one, else of a register.
+    ///
+    /// A queue is inferred unordered because the unordered queue checks what every queue
+    /// promises (each value dequeued was enqueued, and comes out once per enqueue), and no
+    /// more: checked as FIFO, a queue that promises no order (many distributed queues
+    /// deliver out of order across consumers or partitions) would be reported for breaking a
+    /// promise it never made. Order is checked when asked for, with `fifo-queue`, as Knossos
+    /// users name their model.
     pub fn infer<'a>(operations: impl IntoIterator<Item = &'a Operation>) -> ModelKind {
         let (mut kv, mut append, mut register, mut list_read) = (false, false, false, false);
+        let (mut txn, mut mutex, mut queue, mut set) = (false, false, false, false);
         for op in operations {
             match op.f.as_str() {
                 "get" | "put" => kv = true,
                 "append" => append = true,
                 "write" | "cas" => register = true,
                 "read" => list_read |= op.value.is_array(),
+                "txn" => txn = true,
+                "acquire" | "release" => mutex = true,
+                "enqueue" | "dequeue" => queue = true,
+                "add" => set = true,
                 _ => {}
             }
         }
         if kv {
             ModelKind::Kv
+        } else if txn {
+            ModelKind::MultiRegister
+        } else if mutex {
+            ModelKind::Mutex
+        } else if queue {
+            ModelKind::UnorderedQueue
+        } else if set {
+            ModelKind::Set
         } else if append || (list_read && !register) {
             ModelKind::ListAppend
         } else {
@@ -97,12 +148,15 @@ impl FromStr for ModelKind {
         ModelKind::ALL
             .into_iter()
             .find(|model| model.name() == name)
-            .ok_or_else(|| {
-                format!(
-                    "unknown model {name:?} (expected cas-register, register, kv or list-append)"
-                )
-            })
+            .ok_or_else(|| format!("unknown model {name:?} (expected {})", all_names()))
     }
+}
+
+/// Every model's name, as a sentence lists them: "a, b or c".
+fn all_names() -> String {
+    let names = ModelKind::ALL.map(ModelKind::name);
+    let (last, rest) = names.split_last().expect("there are models");
+    format!("{} or {last}", rest.join(", "))
 }
 
 /// Reads one partition's operations as a model's operations, and explains the model's states
@@ -188,11 +242,10 @@ mod tests {
                 Value::from(model.name())
             );
         }
-        assert!(
-            "queue"
-                .parse::<ModelKind>()
-                .unwrap_err()
-                .contains("expected cas-register")
+        assert_eq!(
+            "queue".parse::<ModelKind>().unwrap_err(),
+            "unknown model \"queue\" (expected cas-register, register, kv, list-append, mutex, \
+             multi-register, set, unordered-queue or fifo-queue)"
         );
 
         let infer = |ops: &[(&str, Value)]| {
@@ -227,5 +280,23 @@ mod tests {
         );
         assert_eq!(infer(&[("read", json!(3))]), ModelKind::CasRegister);
         assert_eq!(infer(&[]), ModelKind::CasRegister);
+        // Knossos's models, by their functions.
+        assert_eq!(
+            infer(&[("acquire", null()), ("release", null())]),
+            ModelKind::Mutex
+        );
+        assert_eq!(
+            infer(&[("txn", json!([["read", "x", 1]]))]),
+            ModelKind::MultiRegister
+        );
+        assert_eq!(
+            infer(&[("add", json!(1)), ("read", json!([1]))]),
+            ModelKind::Set
+        );
+        assert_eq!(
+            infer(&[("enqueue", json!(1)), ("dequeue", json!(1))]),
+            ModelKind::UnorderedQueue
+        );
+        assert_eq!(infer(&[("dequeue", json!(1))]), ModelKind::UnorderedQueue);
     }
 }

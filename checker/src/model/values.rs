@@ -5,9 +5,19 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-/// A value's number among the distinct values of its partition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A value's number among the distinct values of its partition. Numbers are ordered (by
+/// first sight), so that sets and multisets of values can be kept as sorted vectors: one
+/// representation per content, cheap to compare and hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ValueId(usize);
+
+impl ValueId {
+    /// The number, from 0 up in the order values were first seen: an index into a vector
+    /// with an entry per value.
+    pub(crate) fn index(self) -> usize {
+        self.0
+    }
+}
 
 /// The distinct values of one partition.
 #[derive(Default)]
@@ -48,6 +58,16 @@ impl Values {
     /// The value numbered `id`.
     pub(crate) fn get(&self, id: ValueId) -> &Value {
         &self.values[id.0]
+    }
+
+    /// The value whose number has index `index` (see [`ValueId::index`]).
+    pub(crate) fn by_index(&self, index: usize) -> &Value {
+        &self.values[index]
+    }
+
+    /// How many values have a number.
+    pub(crate) fn len(&self) -> usize {
+        self.values.len()
     }
 }
 
