@@ -21,14 +21,19 @@ use faultline_checker::ERROR_EXIT_CODE;
 
 use crate::store::{RunDir, RunFiles};
 use analysis::Analysis;
-use page_data::PageData;
+use page_data::{PageData, Subject};
 
 /// Reads the run in `run_dir`, writes `report.html`, `latency.png` and `rate.png` there,
 /// and returns the page's path.
 pub fn write(run_dir: &Path) -> Result<PathBuf> {
     let files = RunFiles::read(run_dir)?;
-    let analysis = Analysis::of(&files);
-    let data = PageData::new(&files, &analysis, run_dir);
+    let nodes: Vec<String> = files.test.nodes.iter().map(|n| n.name.clone()).collect();
+    let analysis = Analysis::new(&files.history, &files.results, &nodes, &files.status);
+    let subject = Subject::Run {
+        test: &files.test,
+        dir: run_dir,
+    };
+    let data = PageData::new(subject, &files.history, &files.results, &analysis);
     let run = RunDir::at(run_dir);
     let page = run.report_page();
     std::fs::write(&page, page::render(&data)?)
