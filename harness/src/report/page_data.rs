@@ -29,12 +29,20 @@ use crate::store::TestRecord;
 pub enum Subject<'h> {
     /// A run: its `test.json` and its directory.
     Run { test: &'h TestRecord, dir: &'h Path },
+    /// A history checked alone (`faultline check --report`).
+    History(&'h FileInfo),
 }
 
 /// Everything the page shows.
 #[derive(Serialize)]
 pub struct PageData<'h> {
-    pub run: RunInfo<'h>,
+    /// What the page is about, for its title: the run's name, or the history file's.
+    #[serde(skip)]
+    pub name: &'h str,
+    /// The run, for a run's page; `null` for a history checked alone.
+    pub run: Option<RunInfo<'h>>,
+    /// The history file, for a history checked alone; `null` for a run's page.
+    pub file: Option<&'h FileInfo>,
     /// `valid`, `invalid` or `unknown`.
     pub verdict: &'static str,
     pub checks: Vec<CheckSummary>,
@@ -89,6 +97,19 @@ pub struct RunInfo<'h> {
     pub seed: String,
     pub bugs: &'h [String],
     pub replay: &'h str,
+}
+
+/// A history checked alone: which file, in which format.
+#[derive(Serialize)]
+pub struct FileInfo {
+    pub path: String,
+    /// The file's name, without its directory.
+    pub name: String,
+    /// `jsonl`, `edn` or `jepsen-log`.
+    pub format: &'static str,
+    /// Whether the file records no times (Knossos's and Porcupine's do not): its events are
+    /// then drawn a millisecond apart, in the file's order.
+    pub untimed: bool,
 }
 
 /// One model's linearizability check, in brief.
@@ -254,9 +275,14 @@ impl<'h> PageData<'h> {
         results: &'h RunResults,
         analysis: &'h Analysis<'h>,
     ) -> PageData<'h> {
-        let Subject::Run { test, dir } = subject;
+        let (name, run, file) = match subject {
+            Subject::Run { test, dir } => (&test.options.name[..], Some(run_info(test, dir)), None),
+            Subject::History(file) => (&file.name[..], None, Some(file)),
+        };
         PageData {
-            run: run_info(test, dir),
+            name,
+            run,
+            file,
             verdict: results.valid.name(),
             checks: results.linearizability.iter().map(check_summary).collect(),
             summary: summary_numbers(&Summary::of(history), analysis),
