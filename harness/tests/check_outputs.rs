@@ -1,7 +1,8 @@
-//! What `faultline check` writes besides its verdict, for one history: its report page
-//! (`--report OUT`), the page a run gets, for any history it can check: a run's JSON Lines,
-//! Jepsen's logs without times. And the errors: a page that cannot be written, several
-//! histories.
+//! What `faultline check` writes besides its verdict, for one history: the history as
+//! another tool reads it (`--export edn OUT`, Jepsen's EDN for Knossos and Elle) and its
+//! report page (`--report OUT`), the page a run gets, for any history it can check: a run's
+//! JSON Lines, the same history exported as EDN, Jepsen's logs without times. And the
+//! errors: an output that cannot be written, a format it does not know, several histories.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -150,6 +151,31 @@ fn an_invalid_history_gets_a_self_contained_page_naming_its_counterexample() {
 }
 
 #[test]
+fn the_same_history_as_edn_gets_the_same_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let edn = dir.path().join("history.edn");
+    let output = check(&["--export", "edn", arg(&edn)], &[&fixture_history()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let (_, from_jsonl) = report(dir.path(), &fixture_history());
+    let (code, from_edn) = report(dir.path(), &edn);
+    assert_eq!(code, Some(1));
+    assert_self_contained(&from_edn);
+    let (jsonl, edn) = (embedded_data(&from_jsonl), embedded_data(&from_edn));
+    assert_eq!(edn["file"]["format"], "edn");
+    // Ids and times came through: the same operations, counterexamples and faults.
+    for part in [
+        "verdict",
+        "ops",
+        "counterexamples",
+        "lost_writes",
+        "faults",
+        "detection",
+    ] {
+        assert_eq!(edn[part], jsonl[part], "{part} differs");
+    }
+}
+
+#[test]
 fn a_history_without_times_is_drawn_an_event_a_millisecond() {
     let dir = tempfile::tempdir().unwrap();
     let (code, page) = report(dir.path(), &porcupine("jepsen/etcd_000.log"));
@@ -189,9 +215,55 @@ fn a_valid_history_gets_a_page_too() {
 }
 
 #[test]
+fn an_exported_history_is_checked_again_with_the_same_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let edn = dir.path().join("etcd_000.edn");
+    let log = porcupine("jepsen/etcd_000.log");
+    let output = check(&["--json", "--export", "edn", arg(&edn)], &[&log]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let first: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(first["export"], edn.display().to_string());
+
+    let text = std::fs::read_to_string(&edn).unwrap();
+    assert!(
+        text.starts_with("[{:index 0, :time 0, :process 0, :type :invoke, :f :read, :value nil}\n"),
+        "{text}"
+    );
+    let output = check(&["--json"], &[&edn]);
+    assert_eq!(output.status.code(), Some(1));
+    let again: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(again["format"], "edn");
+    assert_eq!(again["valid"], first["valid"]);
+    assert_eq!(
+        again["linearizability"][0]["counterexamples"][0]["rejected"],
+        first["linearizability"][0]["counterexamples"][0]["rejected"]
+    );
+
+    // Text output says where the file went; jsonl is a format too.
+    let jsonl = dir.path().join("etcd_000.jsonl");
+    let output = check(&["--export", "jsonl", arg(&jsonl)], &[&edn]);
+    assert!(
+        stdout(&output).contains(&format!("  exported: {}", jsonl.display())),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(check(&[], &[&jsonl]).status.code(), Some(1));
+}
+
+#[test]
 fn what_cannot_be_written_or_asked_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let history = porcupine("jepsen/etcd_002.log");
+    let missing = dir.path().join("no-such-dir/out.edn");
+    let output = check(&["--export", "edn", arg(&missing)], &[&history]);
+    assert_eq!(output.status.code(), Some(3));
+    let error = stderr(&output);
+    assert!(
+        error.contains(&format!("cannot write {}", missing.display()))
+            && error.contains("No such file or directory"),
+        "{error}"
+    );
+
     let page = dir.path().join("no-such-dir/report.html");
     let output = check(&["--report", arg(&page)], &[&history]);
     assert_eq!(output.status.code(), Some(3));
@@ -201,12 +273,20 @@ fn what_cannot_be_written_or_asked_is_an_error_naming_it() {
         "{error}"
     );
 
+    let output = check(&["--export", "xml", "out.xml"], &[&history]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        stderr(&output).contains("unknown export format \"xml\" (expected jsonl or edn)"),
+        "{}",
+        stderr(&output)
+    );
+
     let other = porcupine("jepsen/etcd_000.log");
     let page = dir.path().join("report.html");
     let output = check(&["--report", arg(&page)], &[&history, &other]);
     assert_eq!(output.status.code(), Some(3));
     assert!(
-        stderr(&output).contains("give it one HISTORY (got 2)"),
+        stderr(&output).contains("give them one HISTORY (got 2)"),
         "{}",
         stderr(&output)
     );
