@@ -18,7 +18,15 @@
 //!   is the value they read (Knossos takes an `:ok` read of `nil` to constrain nothing; such a
 //!   read is where Knossos's verdict can differ from Faultline's). `:node` is kept too.
 //!
-//! Read back by [`crate::import::edn::parse`], the history is the same, event for event.
+//! Read back by [`crate::import::edn::parse`], the history is the same, event for event
+//! (but for one ambiguity of the independent convention: a history without keys whose every
+//! client value is a pair reads back as keyed).
+//!
+//! For other tools: Knossos's command line checks the file as one register (for a keyed
+//! history, check each key's subhistory). Jepsen's `independent/checker` wants its tuples as
+//! `MapEntry`s, which no EDN reader makes (Jepsen's own `history.edn` reads back as vectors
+//! too): `(update op :value #(apply independent/tuple %))` makes them so. Elle's checkers take
+//! transactions (`:f :txn`), which these operations are not.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
