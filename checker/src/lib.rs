@@ -11,7 +11,7 @@
 //!   against any [`stateright::semantics::SequentialSpec`]; [`lost_writes()`] for append and
 //!   set workloads; [`divergence()`] for copies of lists read from every node.
 //! - Results ([`CheckResult`], [`LostWritesResult`]) serialize to the JSON the report draws.
-//! - Write a history out: [`export_history`] (JSON Lines, or Jepsen EDN for Knossos and Elle).
+//! - Write a history out: [`export_history`] (JSON Lines, or Jepsen EDN for Knossos and Jepsen).
 
 pub mod budget;
 pub mod check;

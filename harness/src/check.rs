@@ -2,7 +2,7 @@
 //! ([`faultline_checker::check`]: each key for linearizability against its model, the list
 //! keys for lost writes), one file after another, and prints a verdict a person can read or
 //! JSON. Of one history, it can also write the history out as another tool reads it
-//! (`--export edn OUT`, for Knossos and Elle to check it again) and draw it as a run's report
+//! (`--export edn OUT`, for Knossos or Jepsen to check it again) and draw it as a run's report
 //! is drawn (`--report OUT`).
 //!
 //! Exit code: 0 if every history is valid, else the worst of 2 (unknown), 1 (invalid) and
@@ -59,8 +59,8 @@ pub struct CheckArgs {
     json: bool,
 
     /// Also write the history, as read, to the file OUT in FORMAT: edn (Jepsen's, which
-    /// Knossos and Elle read, to check the verdict with another checker) or jsonl. Takes one
-    /// HISTORY.
+    /// Knossos and Jepsen read, to check the verdict with another checker) or jsonl. Takes
+    /// one HISTORY.
     #[arg(long, num_args = 2, value_names = ["FORMAT", "OUT"])]
     export: Option<Vec<OsString>>,
 

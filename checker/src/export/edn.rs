@@ -1,4 +1,4 @@
-//! A history as Jepsen EDN, for Knossos, Elle and Jepsen's own checkers, so that any verdict of
+//! A history as Jepsen EDN, for Knossos and Jepsen's own checkers, so that any verdict of
 //! Faultline's can be checked again by another tool: a vector of operation maps, one a line,
 //! with Jepsen's keys `:index :time :process :type :f :value`:
 //!

@@ -1,5 +1,5 @@
 //! Histories written out, for other tools and for people: Faultline's JSON Lines, and Jepsen's
-//! EDN ([`edn`]), which Knossos, Elle and Jepsen read, so that a verdict can be checked again
+//! EDN ([`edn`]), which Knossos and Jepsen read, so that a verdict can be checked again
 //! by another checker. Both read back ([`crate::read_history`]) as the history written.
 
 pub mod edn;
