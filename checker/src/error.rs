@@ -33,6 +33,14 @@ pub enum Error {
         /// What the operating system said.
         source: io::Error,
     },
+    /// The file could not be written.
+    #[error("cannot write {}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
 }
 
 impl Error {

@@ -11,12 +11,14 @@
 //!   against any [`stateright::semantics::SequentialSpec`]; [`lost_writes()`] for append and
 //!   set workloads; [`divergence()`] for copies of lists read from every node.
 //! - Results ([`CheckResult`], [`LostWritesResult`]) serialize to the JSON the report draws.
+//! - Write a history out: [`export_history`] (JSON Lines, or Jepsen EDN for Knossos and Jepsen).
 
 pub mod budget;
 pub mod check;
 pub mod counterexample;
 pub mod divergence;
 mod error;
+pub mod export;
 pub mod generate;
 pub mod history;
 pub mod import;
@@ -32,6 +34,7 @@ pub use check::{HistoryCheck, check};
 pub use counterexample::{Counterexample, Observable, Rejection};
 pub use divergence::{Divergence, DivergenceResult, ListCopy, divergence};
 pub use error::Error;
+pub use export::{ExportFormat, export_history};
 pub use history::{Event, EventType, History, Location, Process};
 pub use import::{Format, read_history};
 pub use linearizability::{

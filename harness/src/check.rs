@@ -1,22 +1,27 @@
 //! `faultline check`: checks recorded histories as a run checks its own
 //! ([`faultline_checker::check`]: each key for linearizability against its model, the list
 //! keys for lost writes), one file after another, and prints a verdict a person can read or
-//! JSON.
+//! JSON. Of one history, it can also write the history out as another tool reads it
+//! (`--export edn OUT`, for Knossos or Jepsen to check it again) and draw it as a run's report
+//! is drawn (`--report OUT`).
 //!
 //! Exit code: 0 if every history is valid, else the worst of 2 (unknown), 1 (invalid) and
-//! 3 (a history could not be checked), in that order of severity.
+//! 3 (a history could not be checked, or what was asked could not be written), in that order
+//! of severity.
 
 pub(crate) mod text;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use faultline_checker::{
-    Budget, CheckOptions, ERROR_EXIT_CODE, Format, HistoryCheck, ModelKind, Verdict, read_history,
+    Budget, CheckOptions, ERROR_EXIT_CODE, ExportFormat, Format, HistoryCheck, ModelKind, Verdict,
+    export_history, read_history,
 };
 use serde_json::Value;
 
@@ -52,6 +57,57 @@ pub struct CheckArgs {
     /// Print one JSON object per history (a line each) instead of text.
     #[arg(long)]
     json: bool,
+
+    /// Also write the history, as read, to the file OUT in FORMAT: edn (Jepsen's, which
+    /// Knossos and Jepsen read, to check the verdict with another checker) or jsonl. Takes
+    /// one HISTORY.
+    #[arg(long, num_args = 2, value_names = ["FORMAT", "OUT"])]
+    export: Option<Vec<OsString>>,
+
+    /// Also draw the history and what the check found (counterexamples, lost writes, faults)
+    /// as one self-contained HTML page, OUT, as a run's report is drawn. Takes one HISTORY.
+    #[arg(long, value_name = "OUT")]
+    report: Option<PathBuf>,
+}
+
+/// The files `--export` and `--report` ask for.
+#[derive(Debug, Default)]
+struct Outputs {
+    export: Option<(ExportFormat, PathBuf)>,
+    report: Option<PathBuf>,
+}
+
+impl Outputs {
+    /// The outputs `args` ask for. Each is one file, so they take one history: several would
+    /// overwrite one another (check them one at a time to draw each).
+    fn of(args: &CheckArgs) -> anyhow::Result<Outputs> {
+        let export = match args.export.as_deref() {
+            None => None,
+            Some([format, out]) => {
+                let format = format
+                    .to_str()
+                    .ok_or_else(|| {
+                        anyhow!("--export: expected a format (edn or jsonl), found {format:?}")
+                    })?
+                    .parse::<ExportFormat>()
+                    .map_err(|error| anyhow!("--export: {error}"))?;
+                Some((format, PathBuf::from(out)))
+            }
+            Some(other) => bail!("--export: expected a format and a file, found {other:?}"),
+        };
+        let outputs = Outputs {
+            export,
+            report: args.report.clone(),
+        };
+        let count = args.histories.len();
+        if (outputs.export.is_some() || outputs.report.is_some()) && count > 1 {
+            bail!(
+                "--export and --report write one file each, of one history: give them one \
+                 HISTORY (got {count}), and check the others apart"
+            );
+        }
+        Ok(outputs)
+    }
 }
 
 fn parse_json(text: &str) -> Result<Value, String> {
@@ -91,24 +147,41 @@ pub struct FileReport {
     file: PathBuf,
     format: Format,
     checked: HistoryCheck,
+    /// Where `--export` wrote the history, if asked.
+    exported: Option<PathBuf>,
+    /// Where `--report` wrote the page, if asked.
+    report: Option<PathBuf>,
 }
 
 impl FileReport {
     /// The check's result as JSON (`valid`, `linearizability`, `lost_writes`, as in a run's
-    /// results.json), with `file` and `format`.
+    /// results.json), with `file` and `format`, and `export` and `report` if written.
     fn to_json(&self) -> serde_json::Result<Value> {
         let mut json = serde_json::to_value(&self.checked)?;
         json["file"] = Value::from(self.file.display().to_string());
         json["format"] = Value::from(self.format.name());
+        if let Some(exported) = &self.exported {
+            json["export"] = Value::from(exported.display().to_string());
+        }
+        if let Some(report) = &self.report {
+            json["report"] = Value::from(report.display().to_string());
+        }
         Ok(json)
     }
 }
 
 /// Runs `faultline check`.
 pub fn run(args: &CheckArgs) -> ExitCode {
+    let outputs = match Outputs::of(args) {
+        Ok(outputs) => outputs,
+        Err(error) => {
+            eprintln!("faultline check: error: {error:#}");
+            return ExitCode::from(ERROR_EXIT_CODE);
+        }
+    };
     let mut worst = Outcome::Valid;
     for path in &args.histories {
-        let outcome = match check_file(path, args) {
+        let outcome = match check_file(path, args, &outputs) {
             Ok(report) => print_report(&report, args.json),
             Err(error) => print_error(path, &error, args.json),
         };
@@ -120,6 +193,12 @@ pub fn run(args: &CheckArgs) -> ExitCode {
 fn print_report(report: &FileReport, json: bool) -> Outcome {
     if !json {
         print!("{}", text::render(report));
+        if let Some(exported) = &report.exported {
+            println!("  exported: {}", exported.display());
+        }
+        if let Some(page) = &report.report {
+            println!("  report: {}", page.display());
+        }
         return Outcome::of(report.checked.valid);
     }
     match report.to_json() {
@@ -146,8 +225,13 @@ fn print_error(path: &Path, error: &anyhow::Error, json: bool) -> Outcome {
     Outcome::Error
 }
 
-fn check_file(path: &Path, args: &CheckArgs) -> anyhow::Result<FileReport> {
+fn check_file(path: &Path, args: &CheckArgs, outputs: &Outputs) -> anyhow::Result<FileReport> {
     let (history, format) = read_history(path, args.format)?;
+    // Before the check, which may take minutes: an unwritable file is known at once.
+    if let Some((export_format, out)) = &outputs.export {
+        export_history(&history, *export_format, out)
+            .with_context(|| format!("exporting the history as {export_format}"))?;
+    }
     let options = CheckOptions {
         budget: Budget {
             timeout: Some(args.timeout),
@@ -162,10 +246,16 @@ fn check_file(path: &Path, args: &CheckArgs) -> anyhow::Result<FileReport> {
             None => "checking each key against the model its operations call for".to_string(),
         }
     })?;
+    if let Some(page) = &outputs.report {
+        // A clone: the page keeps the earliest counterexamples only, the output all.
+        crate::report::write_checked(path, format, &history, checked.clone(), page)?;
+    }
     Ok(FileReport {
         file: path.to_path_buf(),
         format,
         checked,
+        exported: outputs.export.as_ref().map(|(_, out)| out.clone()),
+        report: outputs.report.clone(),
     })
 }
 

@@ -5,7 +5,8 @@
 //! the node states and the counterexamples are rendered, that zooming, panning and hovering
 //! work, and saves a screenshot of the whole page as `target/report-screenshot.png`; then,
 //! with the fixture's changes of leader put in its results.json, that they are listed and
-//! marked on the node rows.
+//! marked on the node rows; and that the page `faultline check --report` draws of a history
+//! alone renders without the parts only a run has.
 //!
 //! Without Chromium it fails and says how to install it, unless `FAULTLINE_SKIP_BROWSER=1`.
 
@@ -545,6 +546,83 @@ fn the_changes_of_leader_are_listed_and_marked_on_the_node_rows() {
     );
     eval(tab, "true");
     assert_no_errors(&shown.errors, "with the changes of leader");
+}
+
+/// Writes the page `faultline check --report` draws of `history` as `report.html` in a fresh
+/// directory, and returns the directory.
+fn checked_report(history: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["check", "--report"])
+        .arg(dir.path().join("report.html"))
+        .arg(history)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "faultline check: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    dir
+}
+
+fn hidden(tab: &Tab, section: &str) -> bool {
+    eval(tab, &format!("document.getElementById({section:?}).hidden")) == Value::Bool(true)
+}
+
+#[test]
+fn the_page_of_a_checked_history_renders_without_the_parts_of_a_run() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    // The fixture run's history alone: no test.json, no nodes.
+    let page = checked_report(&fixture().join("history.jsonl"));
+    let shown = show(chromium.clone(), page.path());
+    let tab = &shown.tab;
+    let verdict = text(tab, "#verdict");
+    assert!(verdict.starts_with("INVALID"), "verdict: {verdict}");
+    assert!(
+        verdict.contains("history.jsonl · jsonl · checked by faultline check"),
+        "{verdict}"
+    );
+    let summary = text(tab, "#summary");
+    for expected in ["History", "jsonl", "kill 1", "Throughput", "First anomaly"] {
+        assert!(
+            summary.contains(expected),
+            "the summary lacks {expected:?}:\n{summary}"
+        );
+    }
+    for absent in ["Replay", "Seed", "Workload"] {
+        assert!(
+            !summary.contains(absent),
+            "the summary has {absent:?}:\n{summary}"
+        );
+    }
+    assert!(text(tab, "#counterexamples").contains("Key r1"));
+    assert_drawn(tab, "#counterexamples", 2, 100);
+    assert_drawn(tab, "#timeline", 1, 2_000);
+    assert_drawn(tab, "#latency", 1, 50);
+    assert!(hidden(tab, "nodes"), "no nodes were asked: no section");
+    eval(tab, "true");
+    assert_no_errors(&shown.errors, "drawing a checked history");
+
+    // A Jepsen log without times: drawn in the file's order, without latency or rate.
+    let untimed = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../checker/testdata/porcupine/jepsen/etcd_000.log");
+    let page = checked_report(&untimed);
+    let shown = show(chromium, page.path());
+    let tab = &shown.tab;
+    let summary = text(tab, "#summary");
+    assert!(summary.contains("1 ms apart"), "{summary}");
+    assert!(text(tab, "#verdict").contains("first seen at operation #"));
+    assert_drawn(tab, "#counterexamples", 1, 100);
+    assert_drawn(tab, "#timeline", 1, 2_000);
+    for section in ["latency", "rate", "nodes"] {
+        assert!(hidden(tab, section), "{section} is shown");
+    }
+    eval(tab, "true");
+    assert_no_errors(&shown.errors, "drawing a history without times");
 }
 
 /// A deterministic stream of pseudo-random numbers (xorshift64*), enough for a synthetic

@@ -7,8 +7,18 @@
 //! Semantics are Knossos's: `:fail` did not happen (only an explicit `:error :cas-mismatch`,
 //! Faultline's own marker, makes it a failed comparison), `:info` is indeterminate, and an `:ok`
 //! read of `nil` constrains nothing (Knossos's registers accept it in any state), so it is read
-//! as a read whose result is unknown. The order of the file is the order of events, so `index`
-//! and `time` are an event's place in it.
+//! as a read whose result is unknown.
+//!
+//! The order of the file is the order of events. An event's `:index` and `:time`
+//! (nanoseconds since the start, as Jepsen records them) are its own when every event has
+//! them, as in Jepsen's histories and in Faultline's JSON Lines; otherwise (Knossos's and
+//! Porcupine's files have neither) its place in the file is both.
+//!
+//! Two fields of Faultline's own, which other tools ignore, carry what Jepsen's vocabulary
+//! lacks, so that a history Faultline writes ([`crate::export::edn`]) reads back as it was:
+//! [`FINAL_READ`] (`:final? true`, as Jepsen's own tests mark final reads) on the final read
+//! of a key, and [`OBSERVED_NIL`] (`:observed-nil? true`) on an `:ok` read whose `nil` is the
+//! value it read (a key never written) rather than no value at all.
 
 use std::collections::HashMap;
 
@@ -17,6 +27,21 @@ use serde_json::Value;
 use super::edn_reader::{Edn, Reader, SyntaxError};
 use crate::error::Error;
 use crate::history::{Event, EventType, History, Location, Process};
+
+/// The field that marks the final read of a key: `:final? true`.
+pub const FINAL_READ: &str = "final?";
+
+/// The field that marks an `:ok` read whose `nil` was read, not missing: `:observed-nil? true`.
+pub const OBSERVED_NIL: &str = "observed-nil?";
+
+/// What an operation map says beyond its [`Event`]: its own `:index` and `:time`, if it has
+/// them, and whether its `nil` was observed.
+#[derive(Clone, Copy, Default)]
+struct Stamps {
+    index: Option<u64>,
+    time: Option<u64>,
+    observed_nil: bool,
+}
 
 /// Parses an EDN history.
 pub fn parse(text: &str) -> Result<History, Error> {
@@ -32,6 +57,7 @@ pub fn parse(text: &str) -> Result<History, Error> {
         reader.skip(open);
     }
     let mut events = Vec::new();
+    let mut stamps = Vec::new();
     let mut lines = Vec::new();
     loop {
         match (reader.peek(), closing) {
@@ -62,9 +88,10 @@ pub fn parse(text: &str) -> Result<History, Error> {
                     continue;
                 };
                 let position = events.len() as u64;
-                let event = event(form, position)
+                let (event, stamp) = event(form, position)
                     .map_err(|message| Error::malformed(Location::Line(line), message))?;
                 events.push(event);
+                stamps.push(stamp);
                 lines.push(line);
             }
         }
@@ -84,10 +111,29 @@ pub fn parse(text: &str) -> Result<History, Error> {
             }
         }
     }
-    for event in &mut events {
-        forget_nil_read(event);
+    keep_stamps(&mut events, &stamps);
+    for (event, stamp) in events.iter_mut().zip(&stamps) {
+        if !stamp.observed_nil {
+            forget_nil_read(event);
+        }
     }
     Ok(History::from_lines(events, lines))
+}
+
+/// Gives the events their own `:index`, if every event has one, and their own `:time`, if
+/// every event has one. Times need not follow the file: a run records an operation whose
+/// completion came late (a timeout) where it learns of it, with the time it happened.
+fn keep_stamps(events: &mut [Event], stamps: &[Stamps]) {
+    if stamps.iter().all(|s| s.index.is_some()) {
+        for (event, stamp) in events.iter_mut().zip(stamps) {
+            event.index = stamp.index.unwrap_or(event.index);
+        }
+    }
+    if stamps.iter().all(|s| s.time.is_some()) {
+        for (event, stamp) in events.iter_mut().zip(stamps) {
+            event.time = stamp.time.unwrap_or(event.time);
+        }
+    }
 }
 
 /// Whether the history is a `jepsen.independent` one: it has no `:key`s, and every client
@@ -138,13 +184,20 @@ fn split_tuple(event: &mut Event) {
 /// An `:ok` read of `nil` becomes a read whose result is unknown (`:info`): Knossos's models
 /// accept it in any state.
 fn forget_nil_read(event: &mut Event) {
-    if event.kind == EventType::Ok && event.f == "read" && event.value.is_null() {
+    if is_ok_nil_read(event) {
         event.kind = EventType::Info;
     }
 }
 
-/// The event an operation map describes; `position` is its place in the history.
-fn event(form: Edn, position: u64) -> Result<Event, String> {
+/// Whether `event` is an `:ok` read of `nil`, which this reader forgets unless it is marked
+/// [`OBSERVED_NIL`].
+pub(crate) fn is_ok_nil_read(event: &Event) -> bool {
+    event.kind == EventType::Ok && event.f == "read" && event.value.is_null()
+}
+
+/// The event an operation map describes, and its stamps; `position` is its place in the
+/// history.
+fn event(form: Edn, position: u64) -> Result<(Event, Stamps), String> {
     let Edn::Map(entries) = form else {
         return Err(format!(
             "expected an operation map like {{:process 0, :type :invoke, :f :read, :value nil}}, found {}",
@@ -152,6 +205,7 @@ fn event(form: Edn, position: u64) -> Result<Event, String> {
         ));
     };
     let (mut process, mut kind, mut f) = (None, None, None);
+    let mut stamps = Stamps::default();
     let mut event = Event {
         index: position,
         time: position,
@@ -176,14 +230,41 @@ fn event(form: Edn, position: u64) -> Result<Event, String> {
             "value" => event.value = value.into_json()?,
             "error" => event.error = Some(text_of(value)?),
             "node" => event.node = Some(text_of(value)?),
-            // Other fields (:time, :index, ...) do not matter to the checker.
+            "index" => stamps.index = Some(count_of("index", &value)?),
+            "time" => stamps.time = Some(count_of("time", &value)?),
+            FINAL_READ => event.final_read = flag_of(FINAL_READ, &value)?,
+            OBSERVED_NIL => stamps.observed_nil = flag_of(OBSERVED_NIL, &value)?,
+            // Other fields do not matter to the checker.
             _ => {}
         }
     }
     event.process = process.ok_or("expected a :process (a non-negative integer or :nemesis)")?;
     event.kind = kind.ok_or("expected a :type (:invoke, :ok, :fail or :info)")?;
     event.f = f.ok_or("expected an :f (the operation's function, like :read)")?;
-    Ok(event)
+    Ok((event, stamps))
+}
+
+/// A non-negative integer, as `:index` and `:time` are.
+fn count_of(field: &str, value: &Edn) -> Result<u64, String> {
+    match value {
+        Edn::Integer(n) if *n >= 0 => Ok(n.unsigned_abs()),
+        _ => Err(format!(
+            "expected :{field} to be a non-negative integer, found {}",
+            value.describe()
+        )),
+    }
+}
+
+/// `true` or `false` (`nil` is false, as in Clojure).
+fn flag_of(field: &str, value: &Edn) -> Result<bool, String> {
+    match value {
+        Edn::Bool(flag) => Ok(*flag),
+        Edn::Nil => Ok(false),
+        _ => Err(format!(
+            "expected :{field} to be true or false, found {}",
+            value.describe()
+        )),
+    }
 }
 
 fn process_of(value: &Edn) -> Result<Process, String> {
@@ -354,6 +435,63 @@ mod tests {
         let kinds: Vec<EventType> = history.events().iter().map(|e| e.kind).collect();
         use EventType::*;
         assert_eq!(kinds, [Invoke, Info, Invoke, Ok]);
+    }
+
+    #[test]
+    fn index_and_time_are_kept_where_every_event_has_them() {
+        let stamps = |text: &str| -> Vec<(u64, u64)> {
+            let history = parse(text).unwrap();
+            history.events().iter().map(|e| (e.index, e.time)).collect()
+        };
+        assert_eq!(
+            stamps(
+                "{:index 4, :time 100, :process 0, :type :invoke, :f :read}\n\
+                 {:index 9, :time 100, :process 0, :type :ok, :f :read, :value 1}"
+            ),
+            [(4, 100), (9, 100)]
+        );
+        // An event without a time: each event's place in the file is its time.
+        assert_eq!(
+            stamps(
+                "{:index 4, :time 100, :process 0, :type :invoke, :f :read}\n\
+                 {:index 9, :process 0, :type :ok, :f :read, :value 1}"
+            ),
+            [(4, 0), (9, 1)]
+        );
+        assert_eq!(
+            stamps(
+                "{:index 4, :time 100, :process 0, :type :invoke, :f :read}\n\
+                 {:time 90, :process 0, :type :ok, :f :read, :value 1}"
+            ),
+            [(0, 100), (1, 90)]
+        );
+        assert_eq!(
+            parse("{:index -1, :process 0, :type :invoke, :f :read}")
+                .unwrap_err()
+                .to_string(),
+            "line 1: expected :index to be a non-negative integer, found -1"
+        );
+    }
+
+    #[test]
+    fn final_reads_and_observed_nils_are_marked() {
+        let history = parse(
+            "{:process 0, :type :invoke, :f :read, :value nil, :final? true}\n\
+             {:process 0, :type :ok, :f :read, :value nil, :final? true, :observed-nil? true}\n\
+             {:process 0, :type :invoke, :f :read, :value nil}\n\
+             {:process 0, :type :ok, :f :read, :value nil, :observed-nil? false}",
+        )
+        .unwrap();
+        let events = history.events();
+        assert!(events[0].final_read && events[1].final_read && !events[2].final_read);
+        assert_eq!(events[1].kind, EventType::Ok, "a nil that was read");
+        assert_eq!(events[3].kind, EventType::Info, "a nil that was not");
+        assert_eq!(
+            parse("{:process 0, :type :invoke, :f :read, :final? 1}")
+                .unwrap_err()
+                .to_string(),
+            "line 1: expected :final? to be true or false, found 1"
+        );
     }
 
     #[test]

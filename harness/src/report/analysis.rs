@@ -1,15 +1,19 @@
-//! What the page and the plots draw, derived once from a run's files: the operations in
-//! order of invocation, their lanes, the faults, each node's states and the latency points.
+//! What the page and the plots draw, derived once from a history, its results and, for a
+//! run, its nodes' status: the operations in order of invocation, their lanes, the faults,
+//! each node's states and the latency points.
 
 use std::collections::{BTreeMap, HashSet};
+
+use faultline_checker::History;
 
 use super::latency_points::{LATENCY_POINTS, latency_points};
 use super::node_states::{NodeSpan, spans};
 use super::operations::{Lane, TimelineOp, lanes, pair};
 use crate::faults::{Fault, NemesisEvent, faults, nemesis_events};
-use crate::store::RunFiles;
+use crate::results::RunResults;
+use crate::store::StatusSample;
 
-/// A run, ready to draw.
+/// A history, ready to draw.
 pub struct Analysis<'h> {
     /// Client operations sorted by invocation time.
     pub ops: Vec<TimelineOp<'h>>,
@@ -25,30 +29,34 @@ pub struct Analysis<'h> {
 }
 
 impl<'h> Analysis<'h> {
-    pub fn of(files: &'h RunFiles) -> Analysis<'h> {
-        let mut ops = pair(&files.history);
+    /// `history` with its `results`; `nodes` and their `status` samples if a run has them
+    /// (a history checked alone has none).
+    pub fn new(
+        history: &'h History,
+        results: &RunResults,
+        nodes: &[String],
+        status: &[StatusSample],
+    ) -> Analysis<'h> {
+        let mut ops = pair(history);
         ops.sort_by_key(|op| (op.start, op.id));
-        let invalid_keys: HashSet<&str> = files
-            .results
+        let invalid_keys: HashSet<&str> = results
             .linearizability
             .iter()
             .flat_map(|check| &check.counterexamples)
             .filter_map(|example| example.key.as_deref())
             .collect();
-        let end = files
-            .history
+        let end = history
             .events()
             .iter()
             .map(|event| event.time)
-            .chain(files.status.iter().map(|sample| sample.time))
+            .chain(status.iter().map(|sample| sample.time))
             .max()
             .unwrap_or(0);
-        let node_names: Vec<String> = files.test.nodes.iter().map(|n| n.name.clone()).collect();
         Analysis {
             lanes: lanes(&ops),
-            faults: faults(&files.history),
-            nemesis: nemesis_events(&files.history),
-            node_spans: spans(&node_names, &files.status, end),
+            faults: faults(history),
+            nemesis: nemesis_events(history),
+            node_spans: spans(nodes, status, end),
             latency_points: latency_points(&ops, &invalid_keys, LATENCY_POINTS),
             end,
             ops,

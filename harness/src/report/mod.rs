@@ -2,9 +2,11 @@
 //! counterexamples, lost writes, timeline, latency and throughput, node states) and the
 //! `latency.png` and `rate.png` plots beside it, all built from the files in the run's
 //! directory. `faultline test` writes them at the end of every run; `faultline report
-//! <run-dir>` builds them again.
+//! <run-dir>` builds them again. The same page is drawn for any history checked alone
+//! (`faultline check --report`, [`write_checked`]), without the parts only a run has.
 
 mod analysis;
+mod checked;
 mod latency_points;
 mod node_states;
 mod operations;
@@ -21,14 +23,20 @@ use faultline_checker::ERROR_EXIT_CODE;
 
 use crate::store::{RunDir, RunFiles};
 use analysis::Analysis;
-use page_data::PageData;
+pub use checked::write as write_checked;
+use page_data::{PageData, Subject};
 
 /// Reads the run in `run_dir`, writes `report.html`, `latency.png` and `rate.png` there,
 /// and returns the page's path.
 pub fn write(run_dir: &Path) -> Result<PathBuf> {
     let files = RunFiles::read(run_dir)?;
-    let analysis = Analysis::of(&files);
-    let data = PageData::new(&files, &analysis, run_dir);
+    let nodes: Vec<String> = files.test.nodes.iter().map(|n| n.name.clone()).collect();
+    let analysis = Analysis::new(&files.history, &files.results, &nodes, &files.status);
+    let subject = Subject::Run {
+        test: &files.test,
+        dir: run_dir,
+    };
+    let data = PageData::new(subject, &files.history, &files.results, &analysis);
     let run = RunDir::at(run_dir);
     let page = run.report_page();
     std::fs::write(&page, page::render(&data)?)

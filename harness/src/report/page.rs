@@ -27,7 +27,7 @@ pub fn render(data: &PageData) -> Result<String> {
     // `<` only occurs inside JSON strings, where `\u003c` means the same; so no value (a
     // key named `</script>`, say) can end the element that holds the data.
     let json = json.replace('<', "\\u003c");
-    let title = format!("{} · {} · faultline", data.run.name, data.verdict);
+    let title = format!("{} · {} · faultline", data.name, data.verdict);
     Ok(fill(
         TEMPLATE,
         &[

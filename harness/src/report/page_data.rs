@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use faultline_checker::{
-    CheckResult, Counterexample, DivergenceResult, LostWritesResult, Operation, Outcome, Process,
-    Rejection, Stop, Verdict,
+    CheckResult, Counterexample, DivergenceResult, History, LostWritesResult, Operation, Outcome,
+    Process, Rejection, Stop, Verdict,
 };
 use faultline_workloads::{Summary, TypeCounts};
 use serde::Serialize;
@@ -20,14 +20,29 @@ use crate::completeness::StaleLeader;
 use crate::election_safety::TwoLeaders;
 use crate::faults::FaultKind;
 use crate::fingerprints::Agreement;
-use crate::results::{Crash, Detection, Healing, Recovery};
+use crate::results::{Crash, Detection, Healing, Recovery, RunResults};
 use crate::stalls::Stall;
-use crate::store::RunFiles;
+use crate::store::TestRecord;
+
+/// What a page is the report of.
+#[derive(Clone, Copy)]
+pub enum Subject<'h> {
+    /// A run: its `test.json` and its directory.
+    Run { test: &'h TestRecord, dir: &'h Path },
+    /// A history checked alone (`faultline check --report`).
+    History(&'h FileInfo),
+}
 
 /// Everything the page shows.
 #[derive(Serialize)]
 pub struct PageData<'h> {
-    pub run: RunInfo<'h>,
+    /// What the page is about, for its title: the run's name, or the history file's.
+    #[serde(skip)]
+    pub name: &'h str,
+    /// The run, for a run's page; `null` for a history checked alone.
+    pub run: Option<RunInfo<'h>>,
+    /// The history file, for a history checked alone; `null` for a run's page.
+    pub file: Option<&'h FileInfo>,
     /// `valid`, `invalid` or `unknown`.
     pub verdict: &'static str,
     pub checks: Vec<CheckSummary>,
@@ -82,6 +97,19 @@ pub struct RunInfo<'h> {
     pub seed: String,
     pub bugs: &'h [String],
     pub replay: &'h str,
+}
+
+/// A history checked alone: which file, in which format.
+#[derive(Serialize)]
+pub struct FileInfo {
+    pub path: String,
+    /// The file's name, without its directory.
+    pub name: String,
+    /// `jsonl`, `edn` or `jepsen-log`.
+    pub format: &'static str,
+    /// Whether the file records no times (Knossos's and Porcupine's do not): its events are
+    /// then drawn a millisecond apart, in the file's order.
+    pub untimed: bool,
 }
 
 /// One model's linearizability check, in brief.
@@ -239,28 +267,25 @@ fn micros(nanos: u64) -> u64 {
 }
 
 impl<'h> PageData<'h> {
-    /// The page's data for the run in `dir`.
-    pub fn new(files: &'h RunFiles, analysis: &'h Analysis<'h>, dir: &Path) -> PageData<'h> {
-        let test = &files.test;
-        let results = &files.results;
+    /// The page's data for `subject`: its `history`, the `results` of checking it, and what
+    /// `analysis` derived from both.
+    pub fn new(
+        subject: Subject<'h>,
+        history: &'h History,
+        results: &'h RunResults,
+        analysis: &'h Analysis<'h>,
+    ) -> PageData<'h> {
+        let (name, run, file) = match subject {
+            Subject::Run { test, dir } => (&test.options.name[..], Some(run_info(test, dir)), None),
+            Subject::History(file) => (&file.name[..], None, Some(file)),
+        };
         PageData {
-            run: RunInfo {
-                name: &test.options.name,
-                dir: dir.display().to_string(),
-                started: &test.started,
-                workload: &test.options.workload,
-                nemesis: &test.options.nemesis,
-                backend: &test.partition_backend_used,
-                nodes: test.nodes.iter().map(|node| node.name.as_str()).collect(),
-                concurrency: test.options.concurrency,
-                time_limit_s: test.options.time_limit.as_secs_f64(),
-                seed: test.options.seed.to_string(),
-                bugs: &test.options.bugs,
-                replay: &test.replay,
-            },
+            name,
+            run,
+            file,
             verdict: results.valid.name(),
             checks: results.linearizability.iter().map(check_summary).collect(),
-            summary: summary_numbers(&Summary::of(&files.history), analysis),
+            summary: summary_numbers(&Summary::of(history), analysis),
             end: micros(analysis.end),
             lanes: analysis
                 .lanes
@@ -343,6 +368,23 @@ impl<'h> PageData<'h> {
                 })
                 .collect(),
         }
+    }
+}
+
+fn run_info<'h>(test: &'h TestRecord, dir: &Path) -> RunInfo<'h> {
+    RunInfo {
+        name: &test.options.name,
+        dir: dir.display().to_string(),
+        started: &test.started,
+        workload: &test.options.workload,
+        nemesis: &test.options.nemesis,
+        backend: &test.partition_backend_used,
+        nodes: test.nodes.iter().map(|node| node.name.as_str()).collect(),
+        concurrency: test.options.concurrency,
+        time_limit_s: test.options.time_limit.as_secs_f64(),
+        seed: test.options.seed.to_string(),
+        bugs: &test.options.bugs,
+        replay: &test.replay,
     }
 }
 

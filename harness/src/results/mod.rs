@@ -217,6 +217,44 @@ pub fn check(
     })
 }
 
+/// The results of a history checked alone (`faultline check --report`), for its page: the
+/// check's own verdict and findings (its earliest counterexamples, as a run keeps), when the
+/// first of them became visible, and how soon writes came back after each fault the history
+/// records; nothing of nodes, which only a run sees.
+pub fn of_history(history: &History, checked: HistoryCheck) -> RunResults {
+    let HistoryCheck {
+        valid,
+        mut linearizability,
+        lost_writes,
+    } = checked;
+    let detection = first_detection(
+        history,
+        &linearizability,
+        lost_writes.as_ref(),
+        None,
+        FirstSeen::default(),
+    );
+    for result in &mut linearizability {
+        result.keep_earliest_counterexamples(COUNTEREXAMPLES_KEPT);
+    }
+    RunResults {
+        valid,
+        linearizability,
+        lost_writes,
+        replicas: None,
+        agreement: None,
+        healing: None,
+        crashes: Vec::new(),
+        stalls: Vec::new(),
+        stale_leaders: Vec::new(),
+        two_leaders: Vec::new(),
+        detection,
+        // The clients' writes cannot be told from a run's own probe after healing: all count.
+        recovery: Recovery::of(history, u64::MAX),
+        leaders: Vec::new(),
+    }
+}
+
 /// The clients' `ok` reads of the keys the checker judged as lists, as copies read through
 /// the leader.
 fn list_reads(history: &History, lists: &LostWritesResult) -> Vec<ListCopy> {

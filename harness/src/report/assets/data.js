@@ -24,6 +24,11 @@ function lowerBound(array, value, from, to) {
   return lo;
 }
 
+/** Whether the page's times are stand-ins: a history file checked alone that records none. */
+function untimed(raw) {
+  return !raw.run && raw.file.untimed;
+}
+
 /** Decodes the embedded data into what the charts draw. */
 function decode(raw) {
   const columns = raw.ops;

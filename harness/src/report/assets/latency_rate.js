@@ -220,6 +220,11 @@ function decades(low, high) {
 }
 
 function buildLatency(section, view, data) {
+  // Without times, there is no latency to draw, nor a rate.
+  if (untimed(data.raw)) {
+    section.hidden = true;
+    return null;
+  }
   const thinned = data.latencyPoints.length < data.ops.count - data.ops.open.length;
   section.append(
     el("p", { class: "help", text: "Each operation is a point at its invocation, its height the time to its completion (log scale)." +
@@ -232,6 +237,10 @@ function buildLatency(section, view, data) {
 }
 
 function buildRate(section, view, data) {
+  if (untimed(data.raw)) {
+    section.hidden = true;
+    return null;
+  }
   section.append(
     el("p", { class: "help", text: "Completions per second by outcome, in buckets that shrink as you zoom in (hover for a bucket's counts)." }),
     el("div", { class: "legend" }, legendItem(COLORS.ok, "ok"), legendItem(COLORS.fail, "fail"),

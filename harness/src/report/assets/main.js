@@ -20,8 +20,8 @@ function main() {
     buildRate(document.getElementById("rate"), view, data),
     buildNodes(document.getElementById("nodes"), view, data),
   ].filter(Boolean).concat(counterexamples);
-  document.getElementById("footer").textContent =
-    formatCount(data.ops.count) + " operations · written by faultline report · no network needed: data, scripts and styles are in this file";
+  document.getElementById("footer").textContent = formatCount(data.ops.count) + " operations · written by faultline " +
+    (raw.run ? "report" : "check") + " · no network needed: data, scripts and styles are in this file";
 
   const drawStarted = performance.now();
   for (const chart of charts) chart.draw();

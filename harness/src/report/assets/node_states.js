@@ -280,6 +280,11 @@ function markerItem(f, label) {
 }
 
 function buildNodes(section, view, data) {
+  // A history checked alone has no nodes to have asked: the section is left out.
+  if (!data.raw.run) {
+    section.hidden = true;
+    return null;
+  }
   if (!data.raw.nodes.length) {
     section.append(el("p", { class: "help", text: "No node status was recorded." }));
     return null;

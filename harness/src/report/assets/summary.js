@@ -29,7 +29,7 @@ function verdictReason(raw) {
     " (seen at " + formatTime(two.time / 1000) + ")");
   for (const crash of raw.crashes) parts.push(crash.node + " crashed at " + formatTime(crash.time / 1000) + " (" + crash.last_error + ")");
   if (raw.healing && !raw.healing.recovered) parts.push("the cluster did not take a write after every fault was healed");
-  if (raw.detection) parts.push("first seen " + raw.detection.seconds.toFixed(1) + " s into the run (" + raw.detection.anomaly + ")");
+  if (raw.detection) parts.push("first seen " + detectionWhen(raw) + " (" + raw.detection.anomaly + ")");
   if (!parts.length || (parts.length === 1 && raw.detection)) {
     const keys = raw.checks.reduce((sum, c) => sum + c.keys, 0);
     return "Every one of " + formatCount(keys) + " keys is linearizable" + (lost ? ", and no acknowledged write was lost." : ".");
@@ -37,12 +37,30 @@ function verdictReason(raw) {
   return parts.join("; ") + ".";
 }
 
+/** The operation that showed the first anomaly, as "#812", or null. */
+function detectionOp(detection) {
+  return detection.operation !== undefined && detection.operation !== null ? "#" + detection.operation : null;
+}
+
+/** When the first anomaly was seen: "4.2 s into the run", or "at operation #812" in a history without times. */
+function detectionWhen(raw) {
+  const d = raw.detection;
+  if (untimed(raw)) return detectionOp(d) ? "at operation " + detectionOp(d) : "in the history";
+  return d.seconds.toFixed(1) + " s into the " + (raw.run ? "run" : "history");
+}
+
+/** What the page is the report of: a run, or a history file checked alone. */
+function subjectLine(raw) {
+  if (raw.run) return raw.run.name + " · started " + raw.run.started + " · " + raw.run.dir;
+  return raw.file.path + " · " + raw.file.format + " · checked by faultline check";
+}
+
 function buildVerdict(header, raw) {
   header.className = "verdict " + raw.verdict;
   header.append(el("div", { class: "inner" },
     el("div", { class: "word", text: VERDICT_WORDS[raw.verdict] || raw.verdict }),
     el("div", { class: "why", text: verdictReason(raw) }),
-    el("div", { class: "run", text: raw.run.name + " · started " + raw.run.started + " · " + raw.run.dir })));
+    el("div", { class: "run", text: subjectLine(raw) })));
 }
 
 function countsRow(name, counts) {
@@ -55,6 +73,31 @@ function countsRow(name, counts) {
     el("td", { text: formatCount(total) }));
 }
 
+/** The facts of the summary that only a run has: how it was run. */
+function runFacts(run, s, fact, nemesis) {
+  return [
+    fact("Workload", run.workload),
+    fact("Nemesis", run.nemesis + " (" + nemesis + ")"),
+    fact("Partitions by", run.backend),
+    fact("Nodes", run.nodes.length + ": " + run.nodes.join(", ")),
+    fact("Clients", String(run.concurrency)),
+    fact("Seed", el("code", { text: run.seed })),
+    fact("Duration", s.duration_s.toFixed(1) + " s (time limit " + run.time_limit_s + " s)"),
+  ];
+}
+
+/** The facts of the summary of a history checked alone: the file, and what it recorded. */
+function fileFacts(file, s, fact, nemesis) {
+  return [
+    fact("History", el("code", { text: file.path })),
+    fact("Format", file.format),
+    fact("Faults", nemesis),
+    file.untimed
+      ? fact("Times", "none in the file: its events are drawn 1 ms apart, in the file's order")
+      : fact("Duration", s.duration_s.toFixed(1) + " s"),
+  ];
+}
+
 function buildSummary(section, raw) {
   const run = raw.run;
   const s = raw.summary;
@@ -64,20 +107,15 @@ function buildSummary(section, raw) {
     : "no successful operation";
   const nemesis = Object.entries(s.nemesis_events).map(([f, n]) => f + " " + n).join(", ") || "no faults";
   const errors = Object.entries(s.errors).sort((a, b) => b[1] - a[1]).map(([e, n]) => e + " " + formatCount(n)).join(", ");
+  const timed = !untimed(raw);
   const facts = el("dl", { class: "facts" },
-    fact("Workload", run.workload),
-    fact("Nemesis", run.nemesis + " (" + nemesis + ")"),
-    fact("Partitions by", run.backend),
-    fact("Nodes", run.nodes.length + ": " + run.nodes.join(", ")),
-    fact("Clients", String(run.concurrency)),
-    fact("Seed", el("code", { text: run.seed })),
-    fact("Duration", s.duration_s.toFixed(1) + " s (time limit " + run.time_limit_s + " s)"),
-    fact("Throughput", formatCount(Math.round(s.ok_per_second)) + " ok ops/s"),
-    fact("Latency (ok)", latency),
-    run.bugs.length ? fact("Bugs switched on", run.bugs.join(", ")) : [],
-    raw.detection ? fact("First anomaly", raw.detection.seconds.toFixed(1) + " s: " + raw.detection.anomaly +
+    ...(run ? runFacts(run, s, fact, nemesis) : fileFacts(raw.file, s, fact, nemesis)),
+    timed ? fact("Throughput", formatCount(Math.round(s.ok_per_second)) + " ok ops/s") : [],
+    timed ? fact("Latency (ok)", latency) : [],
+    run && run.bugs.length ? fact("Bugs switched on", run.bugs.join(", ")) : [],
+    raw.detection ? fact("First anomaly", (timed ? raw.detection.seconds.toFixed(1) + " s: " : "") + raw.detection.anomaly +
       (raw.detection.key ? " on " + raw.detection.key : "") +
-      (raw.detection.operation !== undefined && raw.detection.operation !== null ? " (#" + raw.detection.operation + ")" : "")) : [],
+      (detectionOp(raw.detection) ? " (" + detectionOp(raw.detection) + ")" : "")) : [],
     raw.recovery.p50 !== null && raw.recovery.p50 !== undefined
       ? fact("Writes back after a fault", "p50 " + raw.recovery.p50.toFixed(2) + " s · p99 " + raw.recovery.p99.toFixed(2) +
         " s · max " + raw.recovery.max.toFixed(2) + " s") : [],
@@ -123,14 +161,19 @@ function buildSummary(section, raw) {
         el("td", { text: raw.healing.recovered ? "a write in " + raw.healing.seconds.toFixed(2) + " s" : raw.healing.reason || "no write" }),
         el("td", { text: "" }), el("td", { text: "" }), el("td", { text: "" }), el("td", { text: "" })) : null));
 
-  const copy = el("button", { type: "button", text: "Copy" });
-  copy.addEventListener("click", () => navigator.clipboard && navigator.clipboard.writeText(run.replay));
   section.append(el("div", { class: "summary-grid" },
     facts,
     el("div", {}, operations, el("div", { style: "height:12px" }), checks),
-    el("div", { class: "replay" },
-      el("div", { class: "legend" }, "Replay this run (same seed, same faults and operations)", copy),
-      el("pre", { text: run.replay }))));
+    run ? replay(run) : []));
+}
+
+/** The command that replays a run, with a button that copies it. */
+function replay(run) {
+  const copy = el("button", { type: "button", text: "Copy" });
+  copy.addEventListener("click", () => navigator.clipboard && navigator.clipboard.writeText(run.replay));
+  return el("div", { class: "replay" },
+    el("div", { class: "legend" }, "Replay this run (same seed, same faults and operations)", copy),
+    el("pre", { text: run.replay }));
 }
 
 /** A verdict as the checker writes it (true, false or "unknown") as a word. */
