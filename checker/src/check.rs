@@ -28,14 +28,14 @@ pub struct HistoryCheck {
     pub valid: Verdict,
     /// Linearizability, one result per model, each over the keys of that model.
     pub linearizability: Vec<CheckResult>,
-    /// Lost writes of the list-append keys; absent if there are none.
+    /// Lost writes of the list-append and set keys; absent if there are none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost_writes: Option<LostWritesResult>,
 }
 
 /// Checks `history`: every key against `model`, or, if `None`, each key against the model its
 /// operations call for ([`ModelKind::infer`]; every key of a history that uses `get` or `put`
-/// against kv); then lost writes over the list-append keys. The
+/// against kv); then lost writes over the list-append and set keys. The
 /// models share `options.budget`, counted from the start of this call.
 pub fn check(
     history: &History,
@@ -46,16 +46,21 @@ pub fn check(
     let operations = operations(history)?;
     let mut valid = Verdict::Valid;
     let mut linearizability = Vec::new();
-    let mut lost_writes = None;
+    // Lists and sets only grow: an acknowledged element that the final read lacks was lost.
+    let mut growing = Vec::new();
     for (model, ops) in by_model(&operations, model, options.whole) {
         let result = check_model(&ops, model, options, started)?;
         valid = valid.and(result.valid);
         linearizability.push(result);
-        if model == ModelKind::ListAppend {
-            let lost = lost_writes_of(ops.iter().copied(), final_reads_marked(history))?;
-            valid = valid.and(lost.valid);
-            lost_writes = Some(lost);
+        if matches!(model, ModelKind::ListAppend | ModelKind::Set) {
+            growing.extend(ops);
         }
+    }
+    let mut lost_writes = None;
+    if !growing.is_empty() {
+        let lost = lost_writes_of(growing, final_reads_marked(history))?;
+        valid = valid.and(lost.valid);
+        lost_writes = Some(lost);
     }
     Ok(HistoryCheck {
         valid,

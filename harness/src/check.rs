@@ -33,7 +33,9 @@ pub struct CheckArgs {
     histories: Vec<PathBuf>,
 
     /// The model to check every key against [default: each key's from its operations: kv
-    /// for get/put, list-append for append (or reads of lists), else cas-register]
+    /// for get/put; multi-register for txn, mutex for acquire/release, unordered-queue for
+    /// enqueue/dequeue, set for add; list-append for append (or reads of lists); else
+    /// cas-register]
     #[arg(long, value_parser = PossibleValuesParser::new(ModelKind::ALL.map(ModelKind::name))
         .try_map(|name| name.parse::<ModelKind>()))]
     model: Option<ModelKind>,
@@ -49,8 +51,9 @@ pub struct CheckArgs {
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     timeout: Duration,
 
-    /// The initial value of every register (or string, or list), as JSON [default: the
-    /// model's empty value: null, "" or []]
+    /// The initial value of every register (or string, list, set, queue, or mutex: true or
+    /// "locked"; for multi-register, an object gives each register's), as JSON [default:
+    /// the model's empty value: null, "", [], or a free mutex]
     #[arg(long, value_name = "JSON", value_parser = parse_json)]
     initial: Option<Value>,
 
