@@ -185,4 +185,22 @@ mod tests {
         assert_eq!(checked.linearizability[0].keys.len(), 2);
         assert_eq!(checked.lost_writes, None);
     }
+
+    #[test]
+    fn set_and_list_keys_are_judged_for_lost_writes_together() {
+        let ops = [
+            ("add", "s1", json!(1), "ok"),
+            ("add", "s1", json!(2), "ok"),
+            ("read", "s1", json!([2]), "ok"),
+            ("append", "l1", json!(1), "ok"),
+            ("read", "l1", json!([1]), "ok"),
+        ];
+        let checked = check(&history(&ops), None, &CheckOptions::default()).unwrap();
+        let models: Vec<_> = checked.linearizability.iter().map(|r| r.model).collect();
+        assert_eq!(models, [ModelKind::ListAppend, ModelKind::Set]);
+        let lost = checked.lost_writes.unwrap();
+        assert_eq!((lost.acknowledged, lost.lost), (3, 1));
+        assert_eq!(lost.keys.len(), 2);
+        assert_eq!(checked.valid, Verdict::Invalid);
+    }
 }
