@@ -32,6 +32,12 @@ use restart_bridge::Sides;
 /// after.
 const LEADER_POLL: Duration = Duration::from_millis(20);
 
+/// How long flap-leader holds each successor paused after the heal: an election timeout of the
+/// bundled node and the next election (its follower's, which the deposed leader cannot win:
+/// its last entry is of an older term), so that the deposed leader's uncommitted suffix meets
+/// a leader whose log is shorter still.
+const SUCCESSOR_PAUSED: Duration = Duration::from_millis(350);
+
 /// How long a fault that runs alone lets the cluster settle before it starts: long enough for
 /// a node that the other lane just restarted to catch up with the leader.
 const SETTLE: Duration = Duration::from_millis(300);
@@ -538,14 +544,26 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         let lane = Lane::Network;
         for flap in flaps {
             let isolated = self.isolate_leader(lane, flap.fallback).await?;
-            if self
+            let Some(successor) = self
                 .await_leader_other_than(Some(&isolated), fault_ends, stopped)
                 .await
-                .is_none()
-            {
+            else {
+                return Ok(());
+            };
+            // Held still, the successor lets its follower, whose last entry is of the newest
+            // term, lead next with a log still shorter than the deposed leader's.
+            self.pause(lane, vec![successor]).await?;
+            self.heal_only(lane, |fault| matches!(fault, ActiveFault::Network { .. }))
+                .await?;
+            if !wait_until(Instant::now() + SUCCESSOR_PAUSED, fault_ends, stopped).await {
                 return Ok(());
             }
             self.stop(lane).await?;
+            // The deposed leader restarts from what it wrote, which must still be a log
+            // (terms never decrease along it) now that a newer leader replaced its suffix.
+            let storm = self.storms.fetch_add(1, Ordering::Relaxed);
+            self.crash(lane, storm, Targets::Nodes(vec![isolated]))
+                .await?;
             if !wait_until(Instant::now() + flap.calm, fault_ends, stopped).await {
                 return Ok(());
             }
@@ -1218,47 +1236,67 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn flap_leader_isolates_the_leader_of_the_moment_and_heals_once_another_leads() {
+    async fn flap_leader_isolates_the_leader_holds_the_next_still_and_restarts_the_deposed() {
         let setup = setup(3);
         setup.cluster.set_leader(Some("n1"));
         let election = Duration::from_millis(150);
         setup.cluster.hold_elections(&setup.network, election);
-        // One fault, from 0.5 s to 1.5 s.
+        // Two faults, from 0.5 s to 1.5 s and from 2.5 s to 3.5 s.
         run_for(
             &setup,
             &schedule("flap-leader", 5),
-            Duration::from_millis(1600),
+            Duration::from_millis(3600),
         )
         .await;
         let timeline = timeline(&setup);
-        let rounds: Vec<_> = timeline.chunks(2).collect();
-        assert!(
-            rounds.len() >= 2,
-            "several rounds in one fault: {timeline:?}"
-        );
-        // The fake elects the next node in order: n1, then n2, then n3.
-        for (round, leader) in rounds.iter().zip(["n1", "n2", "n3"]) {
-            let [(start, cut), (stop, healed)] = round else {
-                panic!("a round without its heal: {round:?}");
-            };
-            assert_eq!(cut.f, EventName::StartPartition);
-            assert_eq!(cut.value, isolation(leader, 3), "isolates {leader}");
+        let starts: Vec<usize> = (0..timeline.len())
+            .filter(|&at| timeline[at].1.f == EventName::StartPartition)
+            .chain([timeline.len()])
+            .collect();
+        let rounds: Vec<_> = starts
+            .windows(2)
+            .map(|pair| &timeline[pair[0]..pair[1]])
+            .filter(|round| round.len() == 6)
+            .collect();
+        assert!(rounds.len() >= 2, "a whole round a fault: {timeline:?}");
+        use EventName::*;
+        for round in rounds {
+            let names: Vec<EventName> = round.iter().map(|(_, event)| event.f).collect();
             assert_eq!(
-                (healed.f, &healed.value),
-                (EventName::StopPartition, &cut.value)
+                names,
+                [
+                    StartPartition,
+                    Pause,
+                    StopPartition,
+                    Resume,
+                    CrashRestart,
+                    Restart
+                ]
             );
-            let held = stop - start;
-            if *stop < 1.5 {
-                // Healed by a new leader, within a poll of its election.
-                let polled = (election + 2 * LEADER_POLL).as_secs_f64();
-                assert!((0.15..polled).contains(&held), "held {held} s");
-            } else {
-                assert_eq!(*stop, 1.5, "the fault's end heals the partition in force");
-            }
-        }
-        for pair in rounds.windows(2) {
-            let calm = pair[1][0].0 - pair[0][1].0;
-            assert!((0.1..=0.3 + 1e-9).contains(&calm), "calm of {calm} s");
+            // The fake elects the next node in order: the successor of the one cut off.
+            let deposed = round[4].1.value["nodes"][0].as_str().unwrap().to_owned();
+            assert_eq!(
+                round[0].1.value,
+                isolation(&deposed, 3),
+                "cuts {deposed} off"
+            );
+            let successor = round[1].1.value.clone();
+            let next = format!("n{}", deposed[1..].parse::<usize>().unwrap() % 3 + 1);
+            assert_eq!(successor, json!([next]));
+            assert_eq!(round[3].1.value, successor, "the successor resumed");
+            // Healed within a poll of the election; resumed an election timeout later (or at
+            // the fault's end), then the deposed leader restarted at once.
+            let held = round[2].0 - round[0].0;
+            let polled = (election + 2 * LEADER_POLL).as_secs_f64();
+            assert!((0.15..polled).contains(&held), "held {held} s");
+            let paused = round[3].0 - round[2].0;
+            assert!(paused <= 0.36, "paused {paused} s");
+            let fault_end = [1.5, 3.5].into_iter().find(|end| *end > round[2].0);
+            assert!(
+                paused >= 0.349 || Some(round[3].0) == fault_end,
+                "{round:?}"
+            );
+            assert!(round[4].0 - round[3].0 < 0.01, "{round:?}");
         }
         assert_all_healed(&setup);
     }

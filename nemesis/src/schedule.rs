@@ -117,9 +117,10 @@ pub enum FaultPlan {
         /// The node to isolate when no leader is known.
         fallback: NodeName,
     },
-    /// Round after round, for as long as the fault lasts: isolate the leader of the moment,
-    /// heal as soon as another node leads, then wait the round's calm. Healing heals the
-    /// partition in force, if any.
+    /// Round after round, for as long as the fault lasts: isolate the leader of the moment;
+    /// as soon as another node leads, SIGSTOP it and heal; SIGCONT it 350 ms later and
+    /// crash-restart the deposed leader, then wait the round's calm. Healing heals the
+    /// partition in force, or resumes the paused leader.
     FlapLeader(Vec<Flap>),
     /// Round after round, for as long as the fault lasts (three intervals, alone: see
     /// [`FaultPlan::runs_alone`]), two elections of one term that the same voters decide,

@@ -48,7 +48,7 @@ pub struct TestArgs {
     /// Faults, comma-separated: none; process faults kill, kill-majority, kill-all,
     /// crash-restart, pause, power-loss, lagging-failover (pause a follower, kill the leader,
     /// resume the follower an election timeout later); network faults partition, partition-leader, flap-leader (cut
-    /// the leader off, heal once another leads, again), partition-one-way, majorities-ring,
+    /// the leader off, pause the next one and heal, resume it, restart the first, again), partition-one-way, majorities-ring,
     /// bridge, restart-bridge (the leader cut off while the others elect, the voters restarted
     /// on its side to be asked again in that term, round after round, for three intervals),
     /// slow, lossy; or all. Process and
