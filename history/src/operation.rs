@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::history::{EventType, History, Location, Process};
+use crate::history::{EventType, History, Process};
+use crate::location::Location;
 
 /// The `error` of a `fail` whose compare-and-set comparison failed.
 pub const CAS_MISMATCH: &str = "cas-mismatch";
