@@ -2,7 +2,7 @@
 //!
 //! This is the one place where invocations meet their completions. Whatever reads a history
 //! as operations builds on [`pair`]: the checker's operations ([`crate::operations`], with
-//! Knossos's semantics), the summary of a run, and the report's timeline.
+//! Knossos's semantics), the run's [`crate::Summary`], and the report's timeline.
 //!
 //! Pairing is lenient, because its readers differ in what they do with a history that breaks
 //! the rules: the checker refuses it, naming the first break, while the summary and the report

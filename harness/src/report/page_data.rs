@@ -10,7 +10,7 @@ use faultline_checker::{
     CheckResult, Counterexample, DivergenceResult, History, LostWritesResult, Operation, Outcome,
     Process, Rejection, Stop, Verdict,
 };
-use faultline_workloads::{Summary, TypeCounts};
+use faultline_history::{Summary, TypeCounts};
 use serde::Serialize;
 use serde_json::Value;
 

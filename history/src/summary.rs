@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use faultline_history::{EventType, History, Process};
+use crate::history::{EventType, History, Process};
 
 /// Operations by how they ended.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
