@@ -1,8 +1,9 @@
 //! Faultline's histories: the events a run records, the JSON Lines file that holds them, the
 //! pairing of each invocation with its completion, and what the pairs add up to.
 //!
-//! Every other crate of the workspace builds on this one and it on none of them, so that the
-//! clients can record histories without building the checker.
+//! Every other crate of the workspace builds on this one and it on none of them: the clients
+//! record histories without the checker, and the checker, the summary and the report read
+//! them through one pairing.
 //!
 //! - Events and histories: [`Event`], [`History`] ([`History::from_jsonl`],
 //!   [`History::write_jsonl`]); errors say where ([`Location`]).

@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use faultline_checker::{History, Process, Verdict};
-use faultline_history::Summary;
+use faultline_checker::Verdict;
+use faultline_history::{History, Process, Summary};
 use faultline_nemesis::{
     BackendOptions, Cluster, Event, EventName, FaultKind, Nemesis, NodeNetwork, PartitionBackend,
     Partitioner, Schedule, fuse_available, remove_leftover_chains, remove_leftover_mounts,
