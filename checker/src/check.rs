@@ -9,14 +9,13 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use faultline_history::{History, Operation, operations};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::history::History;
 use crate::linearizability::{CheckOptions, CheckResult, check_model};
 use crate::lost_writes::{LostWritesResult, final_reads_marked, lost_writes_of};
 use crate::model::ModelKind;
-use crate::operation::{Operation, operations};
 use crate::verdict::Verdict;
 
 /// What checking a history found. In JSON: `valid` (`true`, `false` or `"unknown"`),

@@ -3,11 +3,11 @@
 //! after it, and the operations that could come next by real time but not by the model, each
 //! with the reason.
 
+use faultline_history::Operation;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::Reader;
-use crate::operation::Operation;
 use crate::wgl::Stuck;
 
 /// The evidence that one key is not linearizable.

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::history::Location;
+use faultline_history::Location;
 
 /// Why a history could not be read or checked. Every message says where and what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,18 @@ pub enum Error {
         /// What the operating system said.
         source: io::Error,
     },
+}
+
+/// A history that cannot be read or paired is malformed to the checker as well, with the same
+/// location and message.
+impl From<faultline_history::Error> for Error {
+    fn from(error: faultline_history::Error) -> Self {
+        match error {
+            faultline_history::Error::Malformed { location, message } => {
+                Error::Malformed { location, message }
+            }
+        }
+    }
 }
 
 impl Error {

@@ -3,12 +3,10 @@
 //! interval stretched at random around the instant it took effect. Such a history is
 //! linearizable by construction.
 
+use faultline_history::{CAS_MISMATCH, Event, EventType, History, Process};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-
-use crate::history::{Event, EventType, History, Process};
-use crate::operation::CAS_MISMATCH;
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]
@@ -227,7 +225,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::operation::{Outcome, operations};
+    use faultline_history::{Outcome, operations};
 
     #[test]
     fn histories_are_reproducible_and_have_the_requested_shape() {

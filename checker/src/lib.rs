@@ -1,7 +1,11 @@
-//! History types and formats, and the checkers: linearizability (Wing–Gong–Lowe search with
-//! Lowe's memoization, per key and in parallel, within a time budget, with counterexamples),
-//! lost writes, and diverging replicas (copies of a list read from different nodes that
-//! cannot both be prefixes of one sequence).
+//! History formats, and the checkers: linearizability (Wing–Gong–Lowe search with Lowe's
+//! memoization, per key and in parallel, within a time budget, with counterexamples), lost
+//! writes, and diverging replicas (copies of a list read from different nodes that cannot
+//! both be prefixes of one sequence).
+//!
+//! The history itself ([`History`], its events, and their pairing into [`Operation`]s) is
+//! the `faultline-history` crate's; the types this crate's functions take and give are
+//! re-exported here, so that a user of the checker needs no second dependency.
 //!
 //! - Read a history: [`History::from_jsonl`], [`read_history`] (JSON Lines, Jepsen EDN, Jepsen
 //!   logs); pair its events into [`Operation`]s with [`operations`].
@@ -20,12 +24,10 @@ pub mod divergence;
 mod error;
 pub mod export;
 pub mod generate;
-pub mod history;
 pub mod import;
 pub mod linearizability;
 pub mod lost_writes;
 pub mod model;
-pub mod operation;
 pub mod verdict;
 pub mod wgl;
 
@@ -35,7 +37,9 @@ pub use counterexample::{Counterexample, Observable, Rejection};
 pub use divergence::{Divergence, DivergenceResult, ListCopy, divergence};
 pub use error::Error;
 pub use export::{ExportFormat, export_history};
-pub use history::{Event, EventType, History, Location, Process};
+pub use faultline_history::{
+    CAS_MISMATCH, Event, EventType, History, Location, Operation, Outcome, Process, operations,
+};
 pub use import::{Format, read_history};
 pub use linearizability::{
     CheckOptions, CheckResult, KeyResult, Partition, PartitionOutcome, check_history,
@@ -43,6 +47,5 @@ pub use linearizability::{
 };
 pub use lost_writes::{Element, KeyLostWrites, LostWritesResult, lost_writes};
 pub use model::ModelKind;
-pub use operation::{Operation, Outcome, operations};
 pub use verdict::{ERROR_EXIT_CODE, Verdict};
 pub use wgl::{Completion, ModelOperation, SearchResult, Stuck};

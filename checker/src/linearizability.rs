@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
+use faultline_history::{History, Location, Operation, Outcome, operations};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -15,7 +16,6 @@ use stateright::semantics::SequentialSpec;
 use crate::budget::{Budget, Deadline, Stop};
 use crate::counterexample::{Counterexample, Observable, counterexample};
 use crate::error::Error;
-use crate::history::{History, Location};
 use crate::model::cas_register::CasRegisterReader;
 use crate::model::fifo_queue::FifoQueueReader;
 use crate::model::keyed::KeyedReader;
@@ -27,7 +27,6 @@ use crate::model::register::RegisterReader;
 use crate::model::set::SetReader;
 use crate::model::unordered_queue::UnorderedQueueReader;
 use crate::model::{ModelKind, Reader};
-use crate::operation::{Operation, Outcome, operations};
 use crate::verdict::Verdict;
 use crate::wgl::{ModelOperation, Progress, Search, SearchResult};
 

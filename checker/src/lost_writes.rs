@@ -15,12 +15,11 @@
 
 use std::collections::HashMap;
 
+use faultline_history::{History, Location, Operation, Outcome, operations};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::history::{History, Location};
-use crate::operation::{Operation, Outcome, operations};
 use crate::verdict::Verdict;
 
 /// The lost-writes verdict for a whole history. In JSON (`ops` are operation ids: the adds of
@@ -245,7 +244,7 @@ fn check_key(key: Option<&str>, ops: &[&Operation], marked: bool) -> Result<KeyL
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::EventType;
+    use faultline_history::EventType;
     use serde_json::json;
 
     /// Builds a history from (process, type, f, value) steps on key "s", time = position.

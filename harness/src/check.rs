@@ -20,9 +20,10 @@ use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use faultline_checker::{
-    Budget, CheckOptions, ERROR_EXIT_CODE, ExportFormat, Format, HistoryCheck, ModelKind, Verdict,
+    Budget, CheckOptions, ERROR_EXIT_CODE, ExportFormat, Format, HistoryCheck, Verdict,
     export_history, read_history,
 };
+use faultline_history::ModelKind;
 use serde_json::Value;
 
 /// Check histories for linearizability (and lost writes, for list-append keys).

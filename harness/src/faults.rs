@@ -4,7 +4,7 @@
 //! ([`EventName::starts`] and [`EventName::stops`]). The report shades the intervals
 //! across every plot.
 
-use faultline_checker::{History, Process};
+use faultline_history::{History, Process};
 use faultline_nemesis::{EventName, FaultClass};
 use serde::Serialize;
 use serde_json::Value;

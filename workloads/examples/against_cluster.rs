@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use faultline_checker::{CheckOptions, check};
+use faultline_history::Summary;
 use faultline_workloads::{
-    ClientFactory, Endpoint, HttpContractClients, KeysInUse, Recorder, Summary, WorkloadOptions,
-    run_clients,
+    ClientFactory, Endpoint, HttpContractClients, KeysInUse, Recorder, WorkloadOptions, run_clients,
 };
 
 #[tokio::main]

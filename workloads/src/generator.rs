@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use faultline_checker::ModelKind;
+use faultline_history::ModelKind;
 
 use crate::keys::{list_key, model_for_key, register_key};
 use crate::op::Op;
@@ -231,7 +231,7 @@ mod tests {
 
     use super::*;
     use crate::keys::model_for_key;
-    use faultline_checker::ModelKind;
+    use faultline_history::ModelKind;
 
     fn options(kind: WorkloadKind, seed: u64) -> WorkloadOptions {
         WorkloadOptions {

@@ -2,7 +2,7 @@
 //! model), lists are `l0, l1, ...` (list-append model, and the lost-writes checker). The
 //! checker finds each key's model from its operations; the names tell it before any.
 
-use faultline_checker::ModelKind;
+use faultline_history::ModelKind;
 
 /// The prefix of register keys.
 pub const REGISTER_PREFIX: &str = "r";

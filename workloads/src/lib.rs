@@ -22,7 +22,7 @@
 //! // ... heal every fault, wait for a leader ...
 //! let final_reads = run.final_reads(tokio::time::Instant::now() + Duration::from_secs(10)).await?;
 //! let history = recorder.finish()?;
-//! let summary = Summary::of(&history);
+//! let summary = faultline_history::Summary::of(&history);
 //! // Each key against its model, and the lists for lost writes:
 //! let checked = faultline_checker::check(&history, None, &Default::default())?;
 //! # let _ = (final_reads, summary, checked); Ok(())
@@ -40,7 +40,6 @@ mod outcome;
 mod rate;
 mod recorder;
 mod runner;
-mod summary;
 
 #[cfg(test)]
 mod fake_node;
@@ -54,4 +53,3 @@ pub use options::{MIN_RATE, WorkloadKind, WorkloadOptions};
 pub use outcome::{CAS_MISMATCH, Outcome};
 pub use recorder::{Counts, Entry, FLUSH_INTERVAL, Recorder};
 pub use runner::{BACKSTOP_MARGIN, ClientRun, FailedOpens, FinalReads, KeysInUse, run_clients};
-pub use summary::{Latency, Summary, TypeCounts};

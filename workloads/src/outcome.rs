@@ -22,7 +22,7 @@ use serde_json::Value;
 
 /// `error` of a cas whose comparison failed: it did not happen, and it saw another value.
 /// The checker uses that observation, so a client must give exactly this reason for it.
-pub const CAS_MISMATCH: &str = faultline_checker::operation::CAS_MISMATCH;
+pub const CAS_MISMATCH: &str = faultline_history::CAS_MISMATCH;
 
 /// How an operation ended.
 #[derive(Clone, Debug, PartialEq)]

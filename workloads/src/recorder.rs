@@ -13,7 +13,7 @@ use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use faultline_checker::{Event, EventType, History, Process};
+use faultline_history::{Event, EventType, History, Process};
 use serde_json::Value;
 
 use crate::error::Error;
@@ -292,7 +292,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(History::from_jsonl(&text).unwrap().events(), events);
         // And the history is well formed: every invocation completed by its own process.
-        let operations = faultline_checker::operations(&history).unwrap();
+        let operations = faultline_history::operations(&history).unwrap();
         assert_eq!(operations.len(), 1000);
         assert_eq!(
             recorder.counts(),

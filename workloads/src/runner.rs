@@ -18,7 +18,7 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use faultline_checker::{EventType, Process};
+use faultline_history::{EventType, Process};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout_at};
@@ -451,7 +451,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    use faultline_checker::{CheckOptions, Event, History, ModelKind, Verdict, check, operations};
+    use faultline_checker::{CheckOptions, Verdict, check};
+    use faultline_history::{Event, History, ModelKind, operations};
     use serde_json::{Value, json};
 
     use super::*;

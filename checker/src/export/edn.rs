@@ -31,8 +31,9 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
+use faultline_history::{Event, EventType, History, Process};
+
 use super::edn_writer;
-use crate::history::{Event, EventType, History, Process};
 use crate::import::edn::{FINAL_READ, OBSERVED_NIL, is_ok_nil_read};
 
 /// Writes `history` as an EDN vector of operation maps, one a line.

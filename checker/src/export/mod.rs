@@ -11,8 +11,9 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::str::FromStr;
 
+use faultline_history::History;
+
 use crate::error::Error;
-use crate::history::History;
 
 /// A format a history can be written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

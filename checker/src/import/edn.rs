@@ -22,11 +22,11 @@
 
 use std::collections::HashMap;
 
+use faultline_history::{Event, EventType, History, Location, Process};
 use serde_json::Value;
 
 use super::edn_reader::{Edn, Reader, SyntaxError};
 use crate::error::Error;
-use crate::history::{Event, EventType, History, Location, Process};
 
 /// The field that marks the final read of a key: `:final? true`.
 pub const FINAL_READ: &str = "final?";

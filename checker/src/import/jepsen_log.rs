@@ -7,12 +7,11 @@
 //! indeterminate; any other `:fail` did not happen. The order of the file is the order of events,
 //! so `index` and `time` are an event's place in it.
 
+use faultline_history::{CAS_MISMATCH, Event, EventType, History, Location, Process};
 use serde_json::Value;
 
 use super::edn_reader::{Edn, read_one};
 use crate::error::Error;
-use crate::history::{Event, EventType, History, Location, Process};
-use crate::operation::CAS_MISMATCH;
 
 /// Parses a Jepsen log.
 pub fn parse(text: &str) -> Result<History, Error> {

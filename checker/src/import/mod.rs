@@ -9,8 +9,9 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
+use faultline_history::History;
+
 use crate::error::Error;
-use crate::history::History;
 
 /// A history file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +61,7 @@ impl Format {
     /// Parses `text` in this format.
     pub fn parse(self, text: &str) -> Result<History, Error> {
         match self {
-            Format::Jsonl => History::from_jsonl(text),
+            Format::Jsonl => Ok(History::from_jsonl(text)?),
             Format::Edn => edn::parse(text),
             Format::JepsenLog => jepsen_log::parse(text),
         }

@@ -2,6 +2,7 @@
 //! value is `from`. A cas that failed its comparison (`cas-mismatch`) observed a value other
 //! than `from`.
 
+use faultline_history::{Operation, Outcome};
 use serde_json::Value;
 use stateright::semantics::SequentialSpec;
 
@@ -9,7 +10,6 @@ use super::values::{ValueId, Values};
 use super::{
     ModelKind, Reader, generic_rejection, mismatch_without_cas, model_operation, unsupported,
 };
-use crate::operation::{Operation, Outcome};
 use crate::wgl::ModelOperation;
 
 /// A compare-and-set register holding a `V`.

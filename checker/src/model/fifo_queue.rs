@@ -14,13 +14,13 @@
 
 use std::collections::VecDeque;
 
+use faultline_history::Operation;
 use serde_json::Value;
 use stateright::semantics::SequentialSpec;
 
 use super::unordered_queue::{QueueOp, QueueRet, QueueValues};
 use super::values::ValueId;
 use super::{ModelKind, Reader, generic_rejection};
-use crate::operation::Operation;
 use crate::wgl::ModelOperation;
 
 /// A first-in first-out queue of `V`.
@@ -116,9 +116,9 @@ impl Reader for FifoQueueReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::History;
     use crate::linearizability::{CheckOptions, check_history};
     use crate::verdict::Verdict;
+    use faultline_history::History;
     use serde_json::json;
 
     #[test]

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
+use faultline_history::Operation;
 use serde_json::{Map, Value};
 use stateright::semantics::SequentialSpec;
 
 use super::Reader;
-use crate::operation::Operation;
 use crate::wgl::ModelOperation;
 
 /// One `M` per key; operations name their key by its number.

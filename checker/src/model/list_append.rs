@@ -11,6 +11,7 @@ pub mod ordered;
 use std::hash::Hash;
 use std::sync::Arc;
 
+use faultline_history::{Operation, Outcome};
 use serde_json::Value;
 use stateright::semantics::SequentialSpec;
 
@@ -18,7 +19,6 @@ use super::values::{ValueId, Values};
 use super::{
     ModelKind, Reader, generic_rejection, mismatch_without_cas, model_operation, unsupported,
 };
-use crate::operation::{Operation, Outcome};
 use crate::wgl::ModelOperation;
 use ordered::{Append, ListOrder, OrderedList};
 
@@ -295,10 +295,10 @@ impl Reader for ListAppendReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::History;
     use crate::linearizability::{CheckOptions, check_history};
     use crate::verdict::Verdict;
     use crate::{CheckResult, Counterexample};
+    use faultline_history::History;
     use serde_json::json;
 
     /// Checks a history of one key given as (process, type, f, value, time), in time order.

@@ -8,6 +8,7 @@
 //! "nil reads are always legal"), which is also how the reads of an invocation, and of a
 //! transaction whose outcome is unknown, are read. Registers start at `null`.
 
+use faultline_history::{Operation, Outcome};
 use serde_json::{Map, Value};
 use stateright::semantics::SequentialSpec;
 
@@ -15,7 +16,6 @@ use super::values::{ValueId, Values};
 use super::{
     ModelKind, Reader, generic_rejection, mismatch_without_cas, model_operation, unsupported,
 };
-use crate::operation::{Operation, Outcome};
 use crate::wgl::ModelOperation;
 
 /// Registers holding `V`s, numbered from 0.
@@ -288,9 +288,9 @@ impl Reader for MultiRegisterReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::History;
     use crate::linearizability::{CheckOptions, check_history};
     use crate::verdict::Verdict;
+    use faultline_history::History;
     use serde_json::json;
 
     #[test]

@@ -3,11 +3,11 @@
 //! mutex does not record who holds it, so one client may release what another acquired: a
 //! history only shows that the lock was never held twice at once.
 
+use faultline_history::{Operation, Outcome};
 use serde_json::Value;
 use stateright::semantics::SequentialSpec;
 
 use super::{ModelKind, Reader, mismatch_without_cas, model_operation, unsupported};
-use crate::operation::{Operation, Outcome};
 use crate::wgl::ModelOperation;
 
 /// A mutex.
@@ -142,9 +142,9 @@ impl Reader for MutexReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::History;
     use crate::linearizability::{CheckOptions, check_history};
     use crate::verdict::Verdict;
+    use faultline_history::History;
     use serde_json::json;
 
     #[test]

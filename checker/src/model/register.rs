@@ -1,5 +1,6 @@
 //! A read/write register: `read` returns the value, `write v` replaces it.
 
+use faultline_history::{Operation, Outcome};
 use serde_json::Value;
 use stateright::semantics::SequentialSpec;
 
@@ -7,7 +8,6 @@ use super::values::{ValueId, Values};
 use super::{
     ModelKind, Reader, generic_rejection, mismatch_without_cas, model_operation, unsupported,
 };
-use crate::operation::{Operation, Outcome};
 use crate::wgl::ModelOperation;
 
 /// A register holding a `V`.

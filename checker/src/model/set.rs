@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 
+use faultline_history::{Operation, Outcome};
 use serde_json::Value;
 use stateright::semantics::SequentialSpec;
 
@@ -13,7 +14,6 @@ use super::values::{ValueId, Values};
 use super::{
     ModelKind, Reader, generic_rejection, mismatch_without_cas, model_operation, unsupported,
 };
-use crate::operation::{Operation, Outcome};
 use crate::wgl::ModelOperation;
 
 /// A set of `V`.
@@ -243,9 +243,9 @@ impl Reader for SetReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::History;
     use crate::linearizability::{CheckOptions, check_history};
     use crate::verdict::Verdict;
+    use faultline_history::History;
     use serde_json::json;
 
     #[test]

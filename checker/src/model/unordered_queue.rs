@@ -13,6 +13,7 @@
 
 use std::collections::HashSet;
 
+use faultline_history::{Operation, Outcome};
 use serde_json::Value;
 use stateright::semantics::SequentialSpec;
 
@@ -20,7 +21,6 @@ use super::values::{ValueId, Values};
 use super::{
     ModelKind, Reader, generic_rejection, mismatch_without_cas, model_operation, unsupported,
 };
-use crate::operation::{Operation, Outcome};
 use crate::wgl::ModelOperation;
 
 /// A queue of `V` without order: the pending values.
@@ -253,9 +253,9 @@ impl Reader for UnorderedQueueReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::History;
     use crate::linearizability::{CheckOptions, check_history};
     use crate::verdict::Verdict;
+    use faultline_history::History;
     use serde_json::json;
 
     #[test]

@@ -4,8 +4,9 @@
 use std::fmt::Write;
 
 use faultline_checker::{
-    CheckResult, Counterexample, KeyLostWrites, LostWritesResult, Operation, Stop, Verdict,
+    CheckResult, Counterexample, KeyLostWrites, LostWritesResult, Stop, Verdict,
 };
+use faultline_history::Operation;
 
 use super::FileReport;
 

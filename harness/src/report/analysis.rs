@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use faultline_checker::History;
+use faultline_history::History;
 
 use super::latency_points::{LATENCY_POINTS, latency_points};
 use super::node_states::{NodeSpan, spans};

@@ -10,7 +10,8 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use faultline_checker::{Event, Format, History, HistoryCheck};
+use faultline_checker::{Format, HistoryCheck};
+use faultline_history::{Event, History};
 
 use super::analysis::Analysis;
 use super::page;

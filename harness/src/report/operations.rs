@@ -1,10 +1,10 @@
 //! The client operations of a history as the timeline draws them: each invocation paired
-//! with its completion, failures included (the checker drops them; a reader wants them), and
-//! the processes packed into lanes.
+//! with its completion (by the history's one pairing), failures included (the checker drops
+//! them; a reader wants them), and the processes packed into lanes.
 
 use std::collections::HashMap;
 
-use faultline_checker::{EventType, History, Process};
+use faultline_history::{EventType, History, Pair};
 use serde_json::Value;
 
 /// How an operation ended, as recorded.
@@ -57,49 +57,49 @@ impl TimelineOp<'_> {
     }
 }
 
-/// Pairs each client invocation with its process's next completion, in order of invocation.
-/// Completions with no invocation in flight are skipped: the checker rejects such histories
-/// with a precise error, and the report shows what can be shown.
+/// Each client invocation with its completion ([`faultline_history::pair`]), in order of
+/// invocation. The report shows what can be shown of a history the checker rejects: a
+/// completion with no invocation in flight is left out, and an invocation that its process
+/// left for another one stays pending.
 pub fn pair(history: &History) -> Vec<TimelineOp<'_>> {
-    let mut ops: Vec<TimelineOp> = Vec::new();
-    let mut in_flight: HashMap<u64, usize> = HashMap::new();
-    for event in history.events() {
-        let Process::Client(process) = event.process else {
-            continue;
-        };
-        if event.kind == EventType::Invoke {
-            in_flight.insert(process, ops.len());
-            ops.push(TimelineOp {
-                id: event.index,
-                process,
-                f: &event.f,
-                key: event.key.as_deref(),
-                value: &event.value,
-                start: event.time,
-                end: None,
-                ending: Ending::Pending,
-                error: None,
-                node: None,
-            });
-            continue;
-        }
-        let Some(slot) = in_flight.remove(&process) else {
-            continue;
-        };
-        let op = &mut ops[slot];
-        op.end = Some(event.time);
-        op.error = event.error.as_deref();
-        op.node = event.node.as_deref();
-        op.ending = match event.kind {
+    faultline_history::pair(history)
+        .pairs
+        .iter()
+        .map(timeline_op)
+        .collect()
+}
+
+/// `pair` as the timeline draws it.
+fn timeline_op<'h>(pair: &Pair<'h>) -> TimelineOp<'h> {
+    let invocation = pair.invocation();
+    let mut op = TimelineOp {
+        id: invocation.index,
+        process: pair.client(),
+        f: &invocation.f,
+        key: invocation.key.as_deref(),
+        value: &invocation.value,
+        start: invocation.time,
+        end: None,
+        ending: Ending::Pending,
+        error: None,
+        node: None,
+    };
+    if let Some(completion) = pair.completion() {
+        op.end = Some(completion.time);
+        op.error = completion.error.as_deref();
+        op.node = completion.node.as_deref();
+        op.ending = match completion.kind {
             EventType::Ok => {
-                op.value = &event.value;
+                // As recorded, even a completion that carries no value (where the checker
+                // keeps the invocation's): the page shows what the completion said.
+                op.value = &completion.value;
                 Ending::Ok
             }
             EventType::Fail => Ending::Fail,
             EventType::Info | EventType::Invoke => Ending::Info,
         };
     }
-    ops
+    op
 }
 
 /// A row of the timeline: processes that follow one another in time. After an `info` a

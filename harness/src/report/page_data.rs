@@ -7,10 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use faultline_checker::{
-    CheckResult, Counterexample, DivergenceResult, History, LostWritesResult, Operation, Outcome,
-    Process, Rejection, Stop, Verdict,
+    CheckResult, Counterexample, DivergenceResult, LostWritesResult, Rejection, Stop, Verdict,
 };
-use faultline_workloads::{Summary, TypeCounts};
+use faultline_history::{History, Operation, Outcome, Process, Summary, TypeCounts};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -528,7 +527,7 @@ impl<'h> OpColumns<'h> {
 mod tests {
     use super::*;
     use crate::report::operations::pair;
-    use faultline_checker::History;
+    use faultline_history::History;
 
     #[test]
     fn operations_become_columns_with_tables_and_differences() {

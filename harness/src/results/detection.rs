@@ -10,7 +10,8 @@
 
 use std::collections::HashMap;
 
-use faultline_checker::{CheckResult, DivergenceResult, History, LostWritesResult, operations};
+use faultline_checker::{CheckResult, DivergenceResult, LostWritesResult};
+use faultline_history::{History, operations};
 
 use super::Crash;
 use crate::completeness::StaleLeader;

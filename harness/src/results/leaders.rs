@@ -25,7 +25,7 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use faultline_checker::{History, Process};
+use faultline_history::{History, Process};
 use faultline_nemesis::{EventName, FaultClass};
 use serde::{Deserialize, Serialize};
 

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use faultline_checker::{
-    Budget, CheckOptions, CheckResult, DivergenceResult, History, HistoryCheck, ListCopy,
-    LostWritesResult, Outcome, Verdict, divergence, operations,
+    Budget, CheckOptions, CheckResult, DivergenceResult, HistoryCheck, ListCopy, LostWritesResult,
+    Verdict, divergence,
 };
+use faultline_history::{History, Outcome, operations};
 use serde::{Deserialize, Serialize};
 
 use crate::completeness::StaleLeader;

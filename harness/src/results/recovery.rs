@@ -4,7 +4,7 @@
 //! should ride through (a minority down, a leader killed) shows in the first figure; one
 //! that stops writes altogether (a majority down) in the second.
 
-use faultline_checker::{EventType, History, Outcome, operations};
+use faultline_history::{EventType, History, Outcome, operations};
 use serde::{Deserialize, Serialize};
 
 use crate::faults::{Fault, faults};

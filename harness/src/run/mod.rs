@@ -25,13 +25,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use faultline_checker::{History, Process, Verdict};
+use faultline_checker::Verdict;
+use faultline_history::{History, Process, Summary};
 use faultline_nemesis::{
     BackendOptions, Cluster, Event, EventName, FaultKind, Nemesis, NodeNetwork, PartitionBackend,
     Partitioner, Schedule, fuse_available, remove_leftover_chains, remove_leftover_mounts,
     remove_leftover_namespaces,
 };
-use faultline_workloads::{ClientRun, FinalReads, KeysInUse, Recorder, Summary, run_clients};
+use faultline_workloads::{ClientRun, FinalReads, KeysInUse, Recorder, run_clients};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;

@@ -5,7 +5,8 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use faultline_checker::{CheckResult, DivergenceResult, ListCopy, LostWritesResult, Verdict};
-use faultline_workloads::{FinalReads, Summary};
+use faultline_history::Summary;
+use faultline_workloads::FinalReads;
 
 use crate::check::text::{key_counts, plural, shout};
 use crate::fingerprints::Agreement;
@@ -442,7 +443,7 @@ fn write_replicas(out: &mut String, replicas: &DivergenceResult) {
 mod tests {
     use std::path::Path;
 
-    use faultline_checker::History;
+    use faultline_history::History;
     use serde_json::json;
 
     use super::*;

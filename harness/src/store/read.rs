@@ -11,7 +11,8 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Local};
-use faultline_checker::{History, Verdict};
+use faultline_checker::Verdict;
+use faultline_history::History;
 use serde::de::DeserializeOwned;
 
 use super::{HISTORY, LATEST, RESULTS, RunDir, STATUS, StatusSample, TEST_JSON, TestRecord};

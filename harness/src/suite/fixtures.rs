@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use faultline_checker::Verdict;
-use faultline_workloads::Summary;
+use faultline_history::Summary;
 
 use super::file::{Overrides, Suite, SuiteTest};
 use super::record::{Outcome, TestRecord};

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use faultline_checker::ModelKind;
+use faultline_history::ModelKind;
 use faultline_workloads::{
     BoxFuture, Client, ClientFactory, Completion, Error, Op, Outcome, Purpose, model_for_key,
 };

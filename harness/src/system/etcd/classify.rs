@@ -20,7 +20,7 @@
 //! A reason is etcd's message without its `etcdserver: ` prefix (`no leader`,
 //! `request timed out`), or `http N` when the body says nothing.
 
-use faultline_checker::ModelKind;
+use faultline_history::ModelKind;
 use faultline_workloads::{CAS_MISMATCH, Op, Outcome, Undelivered, model_for_key, undelivered};
 use serde_json::Value;
 

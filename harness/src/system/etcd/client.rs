@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use faultline_checker::ModelKind;
+use faultline_history::ModelKind;
 use faultline_workloads::{
     BoxFuture, Client, ClientFactory, Completion, Endpoint, Error, Op, Outcome, Purpose,
     model_for_key,

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use faultline_checker::ModelKind;
+use faultline_history::ModelKind;
 use faultline_workloads::{
     BoxFuture, CAS_MISMATCH, Client, ClientFactory, Completion, Error, Op, Outcome, Purpose,
     model_for_key,

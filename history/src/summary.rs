@@ -1,10 +1,11 @@
 //! The numbers a run's summary shows, computed from its history: operations by function and
 //! by type, error reasons, throughput, and latency.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use faultline_checker::{EventType, History, Process};
+use crate::history::{EventType, History, Process};
+use crate::pairing::{End, pair};
 
 /// Operations by how they ended.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,46 +58,46 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Summarizes a history as recorded (one operation at a time per process).
+    /// Summarizes a history as recorded (one operation at a time per process). Operations
+    /// come from [`crate::pair`], and a history that breaks its rules is summarized as far
+    /// as it pairs: a completion without an invocation is not counted (but its time is in the
+    /// duration), nor is an invocation whose process invoked again before completing it.
     pub fn of(history: &History) -> Summary {
         let mut summary = Summary::default();
-        // Each process's operation in flight: its function and invocation time.
-        let mut in_flight: HashMap<u64, (&str, u64)> = HashMap::new();
-        let mut ok_latencies = Vec::new();
         let (mut first, mut last) = (None, 0);
         for event in history.events() {
-            let Process::Client(process) = event.process else {
+            if event.process == Process::Nemesis {
                 summary.nemesis_events += 1;
                 continue;
-            };
+            }
             first.get_or_insert(event.time);
             last = last.max(event.time);
-            if event.kind == EventType::Invoke {
-                in_flight.insert(process, (&event.f, event.time));
+        }
+
+        let mut ok_latencies = Vec::new();
+        for pair in pair(history).pairs {
+            if pair.end() == End::Superseded {
                 continue;
             }
-            let Some((f, invoked)) = in_flight.remove(&process) else {
+            let counts = summary
+                .by_function
+                .entry(pair.invocation().f.clone())
+                .or_default();
+            let Some(completion) = pair.completion() else {
+                counts.pending += 1;
                 continue;
             };
-            let counts = summary.by_function.entry(f.to_string()).or_default();
-            match event.kind {
+            match completion.kind {
                 EventType::Ok => {
                     counts.ok += 1;
-                    ok_latencies.push(event.time.saturating_sub(invoked));
+                    ok_latencies.extend(pair.latency());
                 }
                 EventType::Fail => counts.fail += 1,
                 EventType::Info | EventType::Invoke => counts.info += 1,
             }
-            if let Some(reason) = &event.error {
+            if let Some(reason) = &completion.error {
                 *summary.errors.entry(reason.clone()).or_default() += 1;
             }
-        }
-        for (f, _) in in_flight.into_values() {
-            summary
-                .by_function
-                .entry(f.to_string())
-                .or_default()
-                .pending += 1;
         }
         for counts in summary.by_function.values() {
             summary.total.ok += counts.ok;

@@ -1,4 +1,5 @@
-//! Operations: each invocation paired with its completion, with call and return times.
+//! Operations as the checker sees them: each invocation paired with its completion (by
+//! [`crate::pair`]), with call and return times.
 //!
 //! The rules (Knossos's, plus Porcupine's use of failed compare-and-sets):
 //! - `ok`: it happened between call and return, with the completion's result;
@@ -8,13 +9,13 @@
 //!   call (its return time is unknown, and so is its result);
 //! - nemesis events are faults, not operations, and are skipped.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::history::{EventType, History, Location, Process};
+use crate::history::{EventType, History, Process};
+use crate::location::Location;
+use crate::pairing::{End, Pair, pair};
 
 /// The `error` of a `fail` whose compare-and-set comparison failed.
 pub const CAS_MISMATCH: &str = "cas-mismatch";
@@ -61,118 +62,59 @@ pub struct Operation {
     pub location: Option<Location>,
 }
 
-/// Pairs invocations with completions (see the module documentation for the rules).
-/// Operations come in the order of their invocations.
+/// The operations of a history, in the order of their invocations (see the module
+/// documentation for the rules); an error names the first place where the history breaks the
+/// pairing rules ([`crate::Problem`]), since the checker cannot judge a history it cannot
+/// pair.
 pub fn operations(history: &History) -> Result<Vec<Operation>, Error> {
-    // Operations by invocation; `None` once a plain `fail` removed one.
-    let mut operations: Vec<Option<Operation>> = Vec::new();
-    // For each client with an operation in flight: that operation's place in `operations`.
-    let mut pending: HashMap<u64, usize> = HashMap::new();
-
-    for (position, event) in history.events().iter().enumerate() {
-        let location = history.location(position);
-        let Process::Client(client) = event.process else {
-            continue;
-        };
-        if event.kind == EventType::Invoke {
-            if let Some(&earlier) = pending.get(&client) {
-                let earlier = operations[earlier].as_ref().map_or(String::new(), describe);
-                return Err(Error::malformed(
-                    location,
-                    format!(
-                        "process {client} invokes {} while its {earlier} is still pending \
-                         (expected a completion first: a process runs one operation at a time)",
-                        event.f
-                    ),
-                ));
-            }
-            pending.insert(client, operations.len());
-            operations.push(Some(Operation {
-                id: event.index,
-                process: event.process,
-                f: event.f.clone(),
-                key: event.key.clone(),
-                value: event.value.clone(),
-                call: event.time,
-                return_time: None,
-                outcome: Outcome::Info,
-                final_read: event.final_read,
-                location: Some(location),
-            }));
-            continue;
-        }
-
-        let Some(slot) = pending.remove(&client) else {
-            return Err(Error::malformed(
-                location,
-                format!(
-                    "process {client} completes {} but has no operation in flight (expected its invocation first)",
-                    event.f
-                ),
-            ));
-        };
-        let Some(operation) = operations[slot].as_mut() else {
-            continue;
-        };
-        if event.f != operation.f || event.key != operation.key {
-            return Err(Error::malformed(
-                location,
-                format!(
-                    "this completion of {} does not match process {client}'s pending {} \
-                     (expected the same f and key)",
-                    describe_event_target(&event.f, event.key.as_deref()),
-                    describe(operation)
-                ),
-            ));
-        }
-        if event.time < operation.call {
-            return Err(Error::malformed(
-                location,
-                format!(
-                    "completes at time {} but its {} was invoked at time {} (expected time not to go backwards)",
-                    event.time,
-                    describe(operation),
-                    operation.call
-                ),
-            ));
-        }
-        match event.kind {
-            EventType::Invoke => unreachable!("invocations are handled above"),
-            EventType::Ok => {
-                operation.outcome = Outcome::Ok;
-                operation.return_time = Some(event.time);
-                // A read's result is its completion's, whatever the invocation carried; a
-                // write's completion may leave its value out.
-                if operation.f == "read" || !event.value.is_null() {
-                    operation.value = event.value.clone();
-                }
-            }
-            EventType::Fail if event.error.as_deref() == Some(CAS_MISMATCH) => {
-                operation.outcome = Outcome::CasMismatch;
-                operation.return_time = Some(event.time);
-            }
-            EventType::Fail => operations[slot] = None,
-            // Indeterminate: it stays as invoked, without a return time.
-            EventType::Info => {}
-        }
-    }
-    Ok(operations.into_iter().flatten().collect())
+    let pairing = pair(history);
+    let pairs = pairing.well_formed(history)?;
+    Ok(pairs
+        .iter()
+        .filter_map(|pair| operation(history, pair))
+        .collect())
 }
 
-/// "write 4 (line 5)": an operation as error messages name it.
-fn describe(operation: &Operation) -> String {
-    let target = describe_event_target(&operation.f, operation.key.as_deref());
-    match operation.location {
-        Some(location) => format!("{target} ({location})"),
-        None => target,
+/// What `pair` is to the checker, or `None` if it is removed (a plain `fail`).
+fn operation(history: &History, pair: &Pair) -> Option<Operation> {
+    let invocation = pair.invocation();
+    let mut operation = Operation {
+        id: invocation.index,
+        process: invocation.process,
+        f: invocation.f.clone(),
+        key: invocation.key.clone(),
+        value: invocation.value.clone(),
+        call: invocation.time,
+        return_time: None,
+        // Until a completion says otherwise, indeterminate.
+        outcome: Outcome::Info,
+        final_read: invocation.final_read,
+        location: Some(history.location(pair.position())),
+    };
+    let End::Completed(completion) = pair.end() else {
+        // No completion: it stays as invoked, without a return time.
+        return Some(operation);
+    };
+    match completion.kind {
+        EventType::Ok => {
+            operation.outcome = Outcome::Ok;
+            operation.return_time = Some(completion.time);
+            // A read's result is its completion's, whatever the invocation carried; a
+            // write's completion may leave its value out.
+            if operation.f == "read" || !completion.value.is_null() {
+                operation.value = completion.value.clone();
+            }
+        }
+        EventType::Fail if completion.error.as_deref() == Some(CAS_MISMATCH) => {
+            operation.outcome = Outcome::CasMismatch;
+            operation.return_time = Some(completion.time);
+        }
+        EventType::Fail => return None,
+        // Indeterminate: it stays as invoked, without a return time. (`pair` completes
+        // nothing with an invocation.)
+        EventType::Info | EventType::Invoke => {}
     }
-}
-
-fn describe_event_target(f: &str, key: Option<&str>) -> String {
-    match key {
-        Some(key) => format!("{f} of key {key:?}"),
-        None => f.to_string(),
-    }
+    Some(operation)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::location::Location;
 
 /// Who performed an event: a client process, or the nemesis that injects faults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -110,24 +111,6 @@ pub struct Event {
     pub final_read: bool,
 }
 
-/// Where an event came from, for error messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Location {
-    /// A line of the file the history was read from, from 1.
-    Line(usize),
-    /// The `index` of an event of a history built in memory.
-    Event(u64),
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Location::Line(line) => write!(f, "line {line}"),
-            Location::Event(index) => write!(f, "event {index}"),
-        }
-    }
-}
-
 /// A sequence of events, in the order they were recorded.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
@@ -145,8 +128,10 @@ impl History {
         }
     }
 
-    /// A history read from a file, `lines[i]` being the line of `events[i]`.
-    pub(crate) fn from_lines(events: Vec<Event>, lines: Vec<usize>) -> Self {
+    /// A history read from a file, `lines[i]` being the line of `events[i]` (from 1), so
+    /// that errors name lines; the readers of other formats (EDN, Jepsen logs) build theirs
+    /// with it.
+    pub fn from_lines(events: Vec<Event>, lines: Vec<usize>) -> Self {
         debug_assert_eq!(events.len(), lines.len());
         History { events, lines }
     }
