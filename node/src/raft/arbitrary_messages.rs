@@ -118,25 +118,25 @@ proptest! {
     }
 }
 
-/// Found by the property test: a snapshot claiming the last possible index.
+/// Found by the property test: a snapshot claiming the last possible index, then one a step
+/// before it (after which a leader's no-op and its next entry ran out of indexes).
 #[test]
-fn a_snapshot_at_the_largest_index_is_ignored() {
-    let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1, 1]);
-    let meta = SnapshotMeta {
-        index: u64::MAX,
-        term: 1,
-    };
-    let snapshot = Snapshot {
-        meta,
-        data: Bytes::new(),
-    };
-    raft.step(Message {
-        from: 2,
-        to: 1,
-        term: 1,
-        body: MessageBody::InstallSnapshot { snapshot },
-    });
-    assert_eq!(raft.status().snapshot_index, 0);
+fn a_snapshot_at_an_index_no_log_reaches_is_ignored() {
+    for index in [u64::MAX, u64::MAX - 1, u64::MAX / 2 + 1] {
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1, 1]);
+        let meta = SnapshotMeta { index, term: 1 };
+        let snapshot = Snapshot {
+            meta,
+            data: Bytes::new(),
+        };
+        raft.step(Message {
+            from: 2,
+            to: 1,
+            term: 1,
+            body: MessageBody::InstallSnapshot { snapshot },
+        });
+        assert_eq!(raft.status().snapshot_index, 0, "a snapshot at {index}");
+    }
 }
 
 /// Found by the property test: a peer pushing the term to its limit.

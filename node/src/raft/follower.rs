@@ -44,6 +44,10 @@ impl Append {
     }
 }
 
+/// The largest index a snapshot may claim: half the index space, which no log reaches, so that
+/// the entries after a snapshot can never run out of indexes.
+const MAX_PLAUSIBLE_INDEX: Index = Index::MAX / 2;
+
 impl Raft {
     /// Applies an AppendEntries from the leader of our term and answers it.
     pub(super) fn handle_append_entries(&mut self, from: NodeId, mut append: Append) {
@@ -101,8 +105,9 @@ impl Raft {
     /// which case that entry is simply committed.
     pub(super) fn handle_install_snapshot(&mut self, from: NodeId, snapshot: Snapshot) {
         let meta = snapshot.meta;
-        if meta.index == Index::MAX {
-            // No log gets that long: the snapshot is corrupt.
+        if meta.index > MAX_PLAUSIBLE_INDEX {
+            // No log gets that long: the snapshot is corrupt (and a log starting there would
+            // run out of indexes).
             return;
         }
         let committed = self.log.committed();
