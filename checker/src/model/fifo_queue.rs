@@ -116,9 +116,8 @@ impl Reader for FifoQueueReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linearizability::{CheckOptions, check_history};
+    use crate::model::test_history::{self, TestEvent};
     use crate::verdict::Verdict;
-    use faultline_history::History;
     use serde_json::json;
 
     #[test]
@@ -137,18 +136,8 @@ mod tests {
     }
 
     /// Checks a history of one queue given as (process, type, f, value, time), in time order.
-    fn check(events: &[(u64, &str, &str, Value, u64)]) -> crate::CheckResult {
-        let lines: Vec<String> = events
-            .iter()
-            .enumerate()
-            .map(|(index, (process, kind, f, value, time))| {
-                json!({"index": index, "time": time, "process": process, "type": kind,
-                       "f": f, "value": value})
-                .to_string()
-            })
-            .collect();
-        let history = History::from_jsonl(&lines.join("\n")).unwrap();
-        check_history(&history, ModelKind::FifoQueue, &CheckOptions::default()).unwrap()
+    fn check(events: &[TestEvent]) -> crate::CheckResult {
+        test_history::check(ModelKind::FifoQueue, events)
     }
 
     fn enqueue_1_then_2() -> Vec<(u64, &'static str, &'static str, Value, u64)> {

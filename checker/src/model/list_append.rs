@@ -296,23 +296,14 @@ impl Reader for ListAppendReader {
 mod tests {
     use super::*;
     use crate::linearizability::{CheckOptions, check_history};
+    use crate::model::test_history::{self, TestEvent};
     use crate::verdict::Verdict;
     use crate::{CheckResult, Counterexample};
-    use faultline_history::History;
     use serde_json::json;
 
     /// Checks a history of one key given as (process, type, f, value, time), in time order.
-    fn check(events: &[(u64, &str, &str, Value, u64)]) -> CheckResult {
-        let lines: Vec<String> = events
-            .iter()
-            .enumerate()
-            .map(|(index, (process, kind, f, value, time))| {
-                json!({"index": index, "time": time, "process": process, "type": kind,
-                       "f": f, "key": "l", "value": value})
-                .to_string()
-            })
-            .collect();
-        let history = History::from_jsonl(&lines.join("\n")).unwrap();
+    fn check(events: &[TestEvent]) -> CheckResult {
+        let history = test_history::history(events, Some("l"));
         check_history(&history, ModelKind::ListAppend, &CheckOptions::default()).unwrap()
     }
 

@@ -19,6 +19,8 @@ pub mod multi_register;
 pub mod mutex;
 pub mod register;
 pub mod set;
+#[cfg(test)]
+mod test_history;
 pub mod unordered_queue;
 mod values;
 

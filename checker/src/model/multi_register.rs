@@ -289,6 +289,7 @@ impl Reader for MultiRegisterReader {
 mod tests {
     use super::*;
     use crate::linearizability::{CheckOptions, check_history};
+    use crate::model::test_history::{self, TestEvent};
     use crate::verdict::Verdict;
     use faultline_history::History;
     use serde_json::json;
@@ -327,17 +328,11 @@ mod tests {
 
     /// Checks a history of txns given as (process, type, value, time), in time order.
     fn check(events: &[(u64, &str, Value, u64)], options: &CheckOptions) -> crate::CheckResult {
-        let lines: Vec<String> = events
+        let events: Vec<TestEvent> = events
             .iter()
-            .enumerate()
-            .map(|(index, (process, kind, value, time))| {
-                json!({"index": index, "time": time, "process": process, "type": kind,
-                       "f": "txn", "value": value})
-                .to_string()
-            })
+            .map(|(process, kind, value, time)| (*process, *kind, "txn", value.clone(), *time))
             .collect();
-        let history = History::from_jsonl(&lines.join("\n")).unwrap();
-        check_history(&history, ModelKind::MultiRegister, options).unwrap()
+        test_history::check_with(ModelKind::MultiRegister, &events, options)
     }
 
     #[test]

@@ -142,9 +142,8 @@ impl Reader for MutexReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linearizability::{CheckOptions, check_history};
+    use crate::model::test_history::{self, TestEvent};
     use crate::verdict::Verdict;
-    use faultline_history::History;
     use serde_json::json;
 
     #[test]
@@ -162,17 +161,11 @@ mod tests {
 
     /// Checks a history of one mutex given as (process, type, f, time), in time order.
     fn check(events: &[(u64, &str, &str, u64)]) -> crate::CheckResult {
-        let lines: Vec<String> = events
+        let events: Vec<TestEvent> = events
             .iter()
-            .enumerate()
-            .map(|(index, (process, kind, f, time))| {
-                json!({"index": index, "time": time, "process": process, "type": kind,
-                       "f": f, "value": null})
-                .to_string()
-            })
+            .map(|&(process, kind, f, time)| (process, kind, f, Value::Null, time))
             .collect();
-        let history = History::from_jsonl(&lines.join("\n")).unwrap();
-        check_history(&history, ModelKind::Mutex, &CheckOptions::default()).unwrap()
+        test_history::check(ModelKind::Mutex, &events)
     }
 
     #[test]

@@ -244,6 +244,7 @@ impl Reader for SetReader {
 mod tests {
     use super::*;
     use crate::linearizability::{CheckOptions, check_history};
+    use crate::model::test_history::{self, TestEvent};
     use crate::verdict::Verdict;
     use faultline_history::History;
     use serde_json::json;
@@ -263,18 +264,8 @@ mod tests {
     }
 
     /// Checks a history of one set given as (process, type, f, value, time), in time order.
-    fn check(events: &[(u64, &str, &str, Value, u64)]) -> crate::CheckResult {
-        let lines: Vec<String> = events
-            .iter()
-            .enumerate()
-            .map(|(index, (process, kind, f, value, time))| {
-                json!({"index": index, "time": time, "process": process, "type": kind,
-                       "f": f, "value": value})
-                .to_string()
-            })
-            .collect();
-        let history = History::from_jsonl(&lines.join("\n")).unwrap();
-        check_history(&history, ModelKind::Set, &CheckOptions::default()).unwrap()
+    fn check(events: &[TestEvent]) -> crate::CheckResult {
+        test_history::check(ModelKind::Set, events)
     }
 
     #[test]
