@@ -16,6 +16,7 @@ mod run;
 mod serve;
 mod stalls;
 mod status_log;
+mod status_sample;
 mod store;
 mod suite;
 mod system;

@@ -23,7 +23,7 @@ use crate::election_safety::ElectionSafety;
 use crate::fingerprints::Ledger;
 use crate::results::{Crash, LeaderChange, leader_changes};
 use crate::stalls::Stalls;
-use crate::store::StatusSample;
+use crate::status_sample::StatusSample;
 
 /// What the poller saw besides the status changes it wrote.
 #[derive(Default)]

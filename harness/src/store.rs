@@ -12,7 +12,6 @@
 
 mod options;
 mod read;
-mod status;
 mod test_json;
 
 use std::fs;
@@ -25,7 +24,6 @@ use crate::results::RunResults;
 
 pub use options::{BUNDLED_SYSTEM, TestOptions};
 pub use read::{RunFiles, RunVerdict, StoredRun, scan};
-pub use status::StatusSample;
 pub use test_json::{NodeRecord, SystemRecord, TestRecord, Versions};
 
 /// Every option, the system under test, the seed, the binaries' versions and where each

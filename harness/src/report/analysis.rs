@@ -11,7 +11,7 @@ use super::node_states::{NodeSpan, spans};
 use super::operations::{Lane, TimelineOp, lanes, pair};
 use crate::faults::{Fault, NemesisEvent, faults, nemesis_events};
 use crate::results::RunResults;
-use crate::store::StatusSample;
+use crate::status_sample::StatusSample;
 
 /// A history, ready to draw.
 pub struct Analysis<'h> {

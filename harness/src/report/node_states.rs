@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::store::StatusSample;
+use crate::status_sample::StatusSample;
 
 /// What a node was from `start` to `end`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -30,7 +30,7 @@ use faultline_nemesis::{EventName, FaultClass};
 use serde::{Deserialize, Serialize};
 
 use crate::node_status::claim;
-use crate::store::StatusSample;
+use crate::status_sample::StatusSample;
 
 /// One change of the cluster's leader.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,8 +15,9 @@ use faultline_checker::Verdict;
 use faultline_history::History;
 use serde::de::DeserializeOwned;
 
-use super::{HISTORY, LATEST, RESULTS, RunDir, STATUS, StatusSample, TEST_JSON, TestRecord};
+use super::{HISTORY, LATEST, RESULTS, RunDir, STATUS, TEST_JSON, TestRecord};
 use crate::results::RunResults;
+use crate::status_sample::StatusSample;
 
 /// Everything the report reads from a run directory.
 #[derive(Clone, Debug)]

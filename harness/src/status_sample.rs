@@ -1,7 +1,8 @@
 //! `status.jsonl`: every node's role and term over a run, one line per observed change of a
 //! node: `{"time":ns,"node":"n1","up":true,"role":"leader","term":3,"leader":"n1","commit":120}`;
 //! a node that does not answer (killed, paused, or slow) is `{"time":ns,"node":"n1","up":false}`.
-//! The status poller writes it; the report draws the node states from it.
+//! The status poller writes it, the store reads it back (`store::STATUS` names the file),
+//! and the results and the report read the samples. A module of its own, below all three.
 
 use serde::{Deserialize, Serialize};
 
