@@ -5,6 +5,10 @@
 //! (`--export edn OUT`, for Knossos or Jepsen to check it again) and draw it as a run's report
 //! is drawn (`--report OUT`).
 //!
+//! A run's own `history.jsonl` (with its results.json beside it) is checked the same way, and
+//! what the run saw beside the history (crashed nodes, two leaders of a term, diverged
+//! replicas, ...) is read from results.json and folded in: the verdict is the run's.
+//!
 //! Exit code: 0 if every history is valid, else the worst of 2 (unknown), 1 (invalid) and
 //! 3 (a history could not be checked, or what was asked could not be written), in that order
 //! of severity.
@@ -25,6 +29,9 @@ use faultline_checker::{
 };
 use faultline_history::ModelKind;
 use serde_json::Value;
+
+use crate::results::RunResults;
+use crate::store::RunDir;
 
 /// Check histories for linearizability (and lost writes, for list-append keys).
 #[derive(Args, Debug)]
@@ -151,17 +158,81 @@ pub struct FileReport {
     file: PathBuf,
     format: Format,
     checked: HistoryCheck,
+    /// For a run's own history, what the run saw beside it (its results.json).
+    run: Option<RunFindings>,
     /// Where `--export` wrote the history, if asked.
     exported: Option<PathBuf>,
     /// Where `--report` wrote the page, if asked.
     report: Option<PathBuf>,
 }
 
+/// What a run saw beside the history it stored, which the history alone cannot tell: nodes
+/// that crashed, two leaders of one term, diverged replicas, and the rest of
+/// [`RunResults::run_verdict`]. Folded into the verdict of `faultline check` on a run's
+/// `history.jsonl`, so that it gives the verdict the run gave.
+pub struct RunFindings {
+    /// The run's results.json, where they were read.
+    pub results_file: PathBuf,
+    pub results: RunResults,
+}
+
+impl RunFindings {
+    /// The findings of the run that stored `history`, if it is a run's history.
+    fn beside(history: &Path) -> anyhow::Result<Option<RunFindings>> {
+        let Some(run) = RunDir::holding(history) else {
+            return Ok(None);
+        };
+        let results = run
+            .read_results()
+            .context("reading what the run saw beside its history")?;
+        Ok(Some(RunFindings {
+            results_file: run.results(),
+            results,
+        }))
+    }
+
+    /// The run's own findings as JSON, with their verdict and the file they came from.
+    fn to_json(&self) -> serde_json::Result<Value> {
+        let all = serde_json::to_value(&self.results)?;
+        let mut json = serde_json::json!({
+            "results": self.results_file.display().to_string(),
+            "valid": self.results.run_verdict(),
+        });
+        for field in [
+            "replicas",
+            "agreement",
+            "crashes",
+            "stalls",
+            "stale_leaders",
+            "two_leaders",
+            "healing",
+        ] {
+            if let Some(value) = all.get(field) {
+                json[field] = value.clone();
+            }
+        }
+        Ok(json)
+    }
+}
+
 impl FileReport {
+    /// The verdict: the history's, and for a run's history, the run's findings too.
+    pub fn valid(&self) -> Verdict {
+        match &self.run {
+            Some(run) => self.checked.valid.and(run.results.run_verdict()),
+            None => self.checked.valid,
+        }
+    }
+
     /// The check's result as JSON (`valid`, `linearizability`, `lost_writes`, as in a run's
-    /// results.json), with `file` and `format`, and `export` and `report` if written.
+    /// results.json), with `file` and `format`, `run` for a run's history (what the run saw
+    /// beside it, folded into `valid`), and `export` and `report` if written.
     fn to_json(&self) -> serde_json::Result<Value> {
         let mut json = serde_json::to_value(&self.checked)?;
+        json["valid"] = serde_json::to_value(self.valid())?;
+        if let Some(run) = &self.run {
+            json["run"] = run.to_json()?;
+        }
         json["file"] = Value::from(self.file.display().to_string());
         json["format"] = Value::from(self.format.name());
         if let Some(exported) = &self.exported {
@@ -203,12 +274,12 @@ fn print_report(report: &FileReport, json: bool) -> Outcome {
         if let Some(page) = &report.report {
             println!("  report: {}", page.display());
         }
-        return Outcome::of(report.checked.valid);
+        return Outcome::of(report.valid());
     }
     match report.to_json() {
         Ok(json) => {
             println!("{json}");
-            Outcome::of(report.checked.valid)
+            Outcome::of(report.valid())
         }
         Err(error) => {
             let file = report.file.display();
@@ -231,6 +302,7 @@ fn print_error(path: &Path, error: &anyhow::Error, json: bool) -> Outcome {
 
 fn check_file(path: &Path, args: &CheckArgs, outputs: &Outputs) -> anyhow::Result<FileReport> {
     let (history, format) = read_history(path, args.format)?;
+    let run = RunFindings::beside(path)?;
     // Before the check, which may take minutes: an unwritable file is known at once.
     if let Some((export_format, out)) = &outputs.export {
         export_history(&history, *export_format, out)
@@ -258,6 +330,7 @@ fn check_file(path: &Path, args: &CheckArgs, outputs: &Outputs) -> anyhow::Resul
         file: path.to_path_buf(),
         format,
         checked,
+        run,
         exported: outputs.export.as_ref().map(|(_, out)| out.clone()),
         report: outputs.report.clone(),
     })

@@ -121,6 +121,17 @@ impl RunDir {
         Ok(())
     }
 
+    /// The run a history file was stored by: the file is a run's `history.jsonl` and the
+    /// run's `results.json` stands beside it. `None` for any other file.
+    pub fn holding(history: &Path) -> Option<RunDir> {
+        if history.file_name()? != HISTORY {
+            return None;
+        }
+        let path = history.parent()?.to_path_buf();
+        let run = RunDir { path };
+        run.results().is_file().then_some(run)
+    }
+
     /// Writes `test.json`.
     pub fn write_test(&self, test: &TestRecord) -> Result<()> {
         write_json(&self.test_json(), test)

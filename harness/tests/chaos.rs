@@ -559,15 +559,20 @@ fn a_node_that_cannot_start_is_a_harness_error_naming_the_reason() {
 }
 
 /// Runs `faultline test` with `args` until a run is invalid, at most `attempts` times; every
-/// run must end in a verdict (exit 0 or 1), never a harness error. Returns the catching
-/// run's `results.json`, or fails naming how each attempt ended.
+/// run must end in a verdict (exit 0 or 1), never a harness error. `faultline check` on the
+/// catching run's history must give the run's verdict, though the bug may show only in what
+/// the run saw of the nodes. Returns the catching run's `results.json`, or fails naming how
+/// each attempt ended.
 fn caught_within(attempts: usize, args: &[&str]) -> Value {
     let mut ended = Vec::new();
     for _ in 0..attempts {
-        let (output, results, _store) = run(args);
+        let (output, results, store) = run(args);
         match output.status.code() {
             Some(1) => {
                 assert_eq!(results["valid"], Value::Bool(false));
+                let (code, checked) = check_stored_history(store.path());
+                assert_eq!(code, Some(1), "{checked}");
+                assert_eq!(checked["valid"], Value::Bool(false), "{checked}");
                 return results;
             }
             Some(0) => ended.push("valid".to_string()),

@@ -239,3 +239,63 @@ fn the_initial_value_can_be_given() {
         Some(0)
     );
 }
+
+/// A run's own history is checked together with what the run saw beside it: a node that
+/// crashed fails the run, so `faultline check` on its history.jsonl fails too, naming the
+/// crash, although the history alone is linearizable. The same history elsewhere, or under
+/// another name, is judged by itself.
+#[test]
+fn a_runs_history_gets_the_runs_verdict() {
+    let run = tempfile::tempdir().unwrap();
+    let events = [
+        json!({"process": 0, "type": "invoke", "f": "write", "key": "r1", "value": 1}),
+        json!({"process": 0, "type": "ok", "f": "write", "key": "r1", "value": 1}),
+        json!({"process": 1, "type": "invoke", "f": "read", "key": "r1", "value": null}),
+        json!({"process": 1, "type": "ok", "f": "read", "key": "r1", "value": 1}),
+    ];
+    let stored = history(run.path(), "history.jsonl", &events);
+    let results = json!({
+        "valid": false,
+        "linearizability": [],
+        "lost_writes": null,
+        "crashes": [{"time": 2_500_000_000u64, "node": "n2", "status": "exit status: 1",
+                     "last_error": "a lower term after a higher one in the WAL"}],
+        "two_leaders": [{"term": 7, "first": "n1", "second": "n3", "time": 3_000_000_000u64}],
+    });
+    std::fs::write(run.path().join("results.json"), results.to_string()).unwrap();
+
+    let output = faultline(&[], &[&stored]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("history.jsonl: INVALID (cas-register"), "{text}");
+    assert!(text.contains("the run      INVALID"), "{text}");
+    assert!(
+        text.contains("CRASHED      n2 at 2.5 s (exit status: 1): a lower term"),
+        "{text}"
+    );
+    assert!(
+        text.contains("TWO LEADERS  n1 and n3 both led term 7, at 3.0 s"),
+        "{text}"
+    );
+
+    let output = faultline(&["--json"], &[&stored]);
+    assert_eq!(output.status.code(), Some(1));
+    let json: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(json["valid"], json!(false));
+    assert_eq!(json["linearizability"][0]["valid"], json!(true));
+    assert_eq!(json["run"]["valid"], json!(false));
+    assert_eq!(json["run"]["crashes"][0]["node"], json!("n2"));
+
+    // Not a run's history: judged alone.
+    let copy = history(run.path(), "copy.jsonl", &events);
+    assert_eq!(faultline(&[], &[&copy]).status.code(), Some(0));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let alone = history(elsewhere.path(), "history.jsonl", &events);
+    assert_eq!(faultline(&[], &[&alone]).status.code(), Some(0));
+
+    // A results.json that cannot be read is an error, not a silent pass.
+    std::fs::write(run.path().join("results.json"), "{").unwrap();
+    let output = faultline(&[], &[&stored]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("results.json"), "{}", stderr(&output));
+}

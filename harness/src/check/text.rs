@@ -1,5 +1,6 @@
 //! A checked file as text for a person: one line with the verdict; then, unless it is valid,
-//! which keys are not, each invalid key's counterexample, and any lost writes.
+//! which keys are not, each invalid key's counterexample, and any lost writes; for a run's
+//! history, what the run saw beside it, in the lines of the run's summary.
 
 use std::fmt::Write;
 
@@ -9,6 +10,7 @@ use faultline_checker::{
 use faultline_history::Operation;
 
 use super::FileReport;
+use crate::run::summary;
 
 /// Counterexamples shown in full; the rest are only named.
 const COUNTEREXAMPLES_SHOWN: usize = 3;
@@ -39,7 +41,7 @@ pub fn render(report: &FileReport) -> String {
     let mut out = format!(
         "{}: {} ({})\n",
         report.file.display(),
-        shout(checked.valid),
+        shout(report.valid()),
         parts.join("; "),
     );
     for result in &checked.linearizability {
@@ -52,6 +54,16 @@ pub fn render(report: &FileReport) -> String {
     }
     if let Some(lost_writes) = &checked.lost_writes {
         write_lost_writes(&mut out, lost_writes);
+    }
+    if let Some(run) = &report.run {
+        let _ = writeln!(
+            out,
+            "  the run      {}: what it saw beside the history, from {}",
+            shout(run.results.run_verdict()),
+            run.results_file.display()
+        );
+        summary::write_run_findings(&mut out, &run.results);
+        summary::write_healing(&mut out, &run.results);
     }
     out
 }

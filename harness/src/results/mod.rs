@@ -161,27 +161,13 @@ pub fn check(
         ..CheckOptions::default()
     };
     let HistoryCheck {
-        mut valid,
+        valid,
         mut linearizability,
         lost_writes: lost,
     } = faultline_checker::check(history, None, &options).context("checking the history")?;
     let replicas = lost
         .as_ref()
         .map(|lists| divergence(copies.into_iter().chain(list_reads(history, lists))));
-    if let Some(replicas) = &replicas {
-        valid = valid.and(replicas.valid);
-    }
-    if let Some(agreement) = &agreement {
-        valid = valid.and(agreement.valid);
-    }
-    if !crashes.is_empty()
-        || !stalls.is_empty()
-        || !stale_leaders.is_empty()
-        || !two_leaders.is_empty()
-        || healing.as_ref().is_some_and(|healing| !healing.recovered)
-    {
-        valid = valid.and(Verdict::Invalid);
-    }
     name_faults(&mut leaders, history);
     let gave_up = healing.as_ref().and_then(|healing| healing.gave_up_at);
     let detection = first_detection(
@@ -201,7 +187,7 @@ pub fn check(
     for result in &mut linearizability {
         result.keep_earliest_counterexamples(COUNTEREXAMPLES_KEPT);
     }
-    Ok(RunResults {
+    let mut results = RunResults {
         valid,
         linearizability,
         lost_writes: lost,
@@ -215,7 +201,38 @@ pub fn check(
         detection,
         recovery: Recovery::of(history, clients_until.as_nanos() as u64),
         leaders,
-    })
+    };
+    results.valid = valid.and(results.run_verdict());
+    Ok(results)
+}
+
+impl RunResults {
+    /// The verdict of what only a run sees, beside its history: the replicas' copies, the
+    /// fingerprints, nodes that crashed, stalled, led without committed entries or shared a
+    /// term, and whether the cluster took writes again once healed. A run's verdict is its
+    /// history's verdict and this; `faultline check` folds it in from a run's results.json
+    /// too, so that checking a run's history again gives the run's verdict.
+    pub fn run_verdict(&self) -> Verdict {
+        let mut valid = Verdict::Valid;
+        if let Some(replicas) = &self.replicas {
+            valid = valid.and(replicas.valid);
+        }
+        if let Some(agreement) = &self.agreement {
+            valid = valid.and(agreement.valid);
+        }
+        if !self.crashes.is_empty()
+            || !self.stalls.is_empty()
+            || !self.stale_leaders.is_empty()
+            || !self.two_leaders.is_empty()
+            || self
+                .healing
+                .as_ref()
+                .is_some_and(|healing| !healing.recovered)
+        {
+            valid = valid.and(Verdict::Invalid);
+        }
+        valid
+    }
 }
 
 /// The results of a history checked alone (`faultline check --report`), for its page: the

@@ -17,7 +17,7 @@ mod interrupt;
 mod options;
 mod placement;
 mod progress;
-mod summary;
+pub(crate) mod summary;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -125,59 +125,10 @@ pub fn render(p: &Printed) -> String {
     if let Some(lost) = &p.results.lost_writes {
         write_lost_writes(&mut out, lost);
     }
-    if let Some(replicas) = &p.results.replicas {
-        write_replicas(&mut out, replicas);
-    }
-    if let Some(agreement) = &p.results.agreement {
-        write_agreement(&mut out, agreement);
-    }
     if let Some(reads) = p.final_reads.filter(|r| !r.unread.is_empty()) {
         let _ = writeln!(out, "  final reads failed for: {}", reads.unread.join(", "));
     }
-    for crash in &p.results.crashes {
-        let _ = writeln!(
-            out,
-            "  CRASHED      {} at {:.1} s ({}): {}",
-            crash.node,
-            crash.time as f64 / 1e9,
-            crash.status,
-            shorten(&crash.last_error)
-        );
-    }
-    for stall in &p.results.stalls {
-        let _ = writeln!(
-            out,
-            "  STALLED      {} led term {} for 5 s without committing past index {} (log at {}), at {:.1} s",
-            stall.node,
-            stall.term,
-            stall.commit,
-            stall.last_log_index,
-            stall.time as f64 / 1e9,
-        );
-    }
-    for stale in &p.results.stale_leaders {
-        let _ = writeln!(
-            out,
-            "  STALE LEADER {} led term {} with a log ending at index {}, below index {} that {} had committed in term {}, at {:.1} s",
-            stale.node,
-            stale.term,
-            stale.last_log_index,
-            stale.committed,
-            stale.committed_by,
-            stale.committed_term,
-            stale.time as f64 / 1e9,
-        );
-    }
-    for two in &p.results.two_leaders {
-        let _ = writeln!(
-            out,
-            "  TWO LEADERS  {} and {} both led term {}, at {:.1} s",
-            two.first,
-            two.second,
-            two.term,
-            two.time as f64 / 1e9,
-        );
-    }
+    write_run_findings(&mut out, p.results);
     write_recovery(&mut out, p.results);
     if let Some(detection) = &p.results.detection {
         let place = match (&detection.key, detection.operation) {
@@ -338,6 +289,11 @@ fn write_recovery(out: &mut String, results: &RunResults) {
             plural(measured, "fault")
         );
     }
+    write_healing(out, results);
+}
+
+/// Whether the cluster took a write once every fault was healed, if the run asked.
+pub(crate) fn write_healing(out: &mut String, results: &RunResults) {
     match &results.healing {
         Some(healing) if healing.recovered => {
             let _ = writeln!(
@@ -358,6 +314,62 @@ fn write_recovery(out: &mut String, results: &RunResults) {
             );
         }
         None => {}
+    }
+}
+
+/// What only a run sees beside its history, one line each: the replicas' copies, the
+/// fingerprints, and nodes that crashed, stalled, led without committed entries or shared a
+/// term. `faultline check` prints the same lines for a run's history.
+pub(crate) fn write_run_findings(out: &mut String, results: &RunResults) {
+    if let Some(replicas) = &results.replicas {
+        write_replicas(out, replicas);
+    }
+    if let Some(agreement) = &results.agreement {
+        write_agreement(out, agreement);
+    }
+    for crash in &results.crashes {
+        let _ = writeln!(
+            out,
+            "  CRASHED      {} at {:.1} s ({}): {}",
+            crash.node,
+            crash.time as f64 / 1e9,
+            crash.status,
+            shorten(&crash.last_error)
+        );
+    }
+    for stall in &results.stalls {
+        let _ = writeln!(
+            out,
+            "  STALLED      {} led term {} for 5 s without committing past index {} (log at {}), at {:.1} s",
+            stall.node,
+            stall.term,
+            stall.commit,
+            stall.last_log_index,
+            stall.time as f64 / 1e9,
+        );
+    }
+    for stale in &results.stale_leaders {
+        let _ = writeln!(
+            out,
+            "  STALE LEADER {} led term {} with a log ending at index {}, below index {} that {} had committed in term {}, at {:.1} s",
+            stale.node,
+            stale.term,
+            stale.last_log_index,
+            stale.committed,
+            stale.committed_by,
+            stale.committed_term,
+            stale.time as f64 / 1e9,
+        );
+    }
+    for two in &results.two_leaders {
+        let _ = writeln!(
+            out,
+            "  TWO LEADERS  {} and {} both led term {}, at {:.1} s",
+            two.first,
+            two.second,
+            two.term,
+            two.time as f64 / 1e9,
+        );
     }
 }
 
