@@ -1,6 +1,9 @@
 //! Jepsen's EDN histories: a vector or a list of operation maps, or maps one after another
 //! (usually one a line, as Jepsen's history.edn), with `;` comments, as Jepsen, Knossos and
 //! Porcupine's tests write them: `{:process 0, :type :invoke, :f :read, :key "k", :value nil}`.
+//! An operation may also be a tuple `[process type f value]`, as Knossos's older histories
+//! (its `data/cas-failure.edn`) and Jepsen's early logs write them, one a line; a fifth
+//! element, if any, is the operation's `:error` (`[71 :fail :read nil :conn-lost]`).
 //! A `jepsen.independent` history, whose every value is a tuple `[k v]`, is read as keys: `k`
 //! is the key and `v` the value (so a CAS `[k [from to]]` is a CAS of key `k`).
 //!
@@ -47,12 +50,14 @@ struct Stamps {
 pub fn parse(text: &str) -> Result<History, Error> {
     let syntax = |error: SyntaxError| Error::malformed(Location::Line(error.line), error.message);
     let mut reader = Reader::new(text, 1);
-    // A top-level vector or list closes with this; maps one after another with nothing.
+    // A top-level vector or list of operations closes with this; operations one after another
+    // with nothing.
     let closing = match reader.peek() {
         Some('[') => Some((']', "vector")),
         Some('(') => Some((')', "list")),
         _ => None,
-    };
+    }
+    .filter(|_| holds_operations(&reader));
     if let Some(open) = reader.peek().filter(|_| closing.is_some()) {
         reader.skip(open);
     }
@@ -118,6 +123,18 @@ pub fn parse(text: &str) -> Result<History, Error> {
         }
     }
     Ok(History::from_lines(events, lines))
+}
+
+/// Whether the vector or list the reader is at holds the history's operations, rather than
+/// being the first of the operations itself: a tuple `[process type f value]` starts with a
+/// process (a number or `:nemesis`), a collection of operations with an operation (a map, a
+/// tuple, a tagged map), or ends at once.
+fn holds_operations(reader: &Reader) -> bool {
+    let mut ahead = reader.clone();
+    if let Some(open) = ahead.peek() {
+        ahead.skip(open);
+    }
+    matches!(ahead.peek(), None | Some('{' | '[' | '(' | '#' | ']' | ')'))
 }
 
 /// Gives the events their own `:index`, if every event has one, and their own `:time`, if
@@ -198,11 +215,16 @@ pub(crate) fn is_ok_nil_read(event: &Event) -> bool {
 /// The event an operation map describes, and its stamps; `position` is its place in the
 /// history.
 fn event(form: Edn, position: u64) -> Result<(Event, Stamps), String> {
-    let Edn::Map(entries) = form else {
-        return Err(format!(
-            "expected an operation map like {{:process 0, :type :invoke, :f :read, :value nil}}, found {}",
-            form.describe()
-        ));
+    let entries = match form {
+        Edn::Map(entries) => entries,
+        Edn::Sequence(items) if matches!(items.len(), 4 | 5) => tuple_entries(items),
+        _ => {
+            return Err(format!(
+                "expected an operation map like {{:process 0, :type :invoke, :f :read, :value nil}} \
+                 or a tuple [process type f value], found {}",
+                form.describe()
+            ));
+        }
     };
     let (mut process, mut kind, mut f) = (None, None, None);
     let mut stamps = Stamps::default();
@@ -242,6 +264,16 @@ fn event(form: Edn, position: u64) -> Result<(Event, Stamps), String> {
     event.kind = kind.ok_or("expected a :type (:invoke, :ok, :fail or :info)")?;
     event.f = f.ok_or("expected an :f (the operation's function, like :read)")?;
     Ok((event, stamps))
+}
+
+/// A tuple `[process type f value]`, or `[process type f value error]`, as the map it stands
+/// for.
+fn tuple_entries(items: Vec<Edn>) -> Vec<(Edn, Edn)> {
+    ["process", "type", "f", "value", "error"]
+        .into_iter()
+        .map(|field| Edn::Keyword(field.to_string()))
+        .zip(items)
+        .collect()
 }
 
 /// A non-negative integer, as `:index` and `:time` are.
@@ -374,6 +406,44 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "line 2: expected ')' to close the history's list, found the end of the input"
+        );
+    }
+
+    #[test]
+    fn reads_knossos_tuples_one_a_line() {
+        // As Knossos's data/cas-failure.edn has them: a fifth element is the error.
+        let history = parse(
+            "[70  :invoke :read nil]\n\
+             [75  :invoke :cas  [2 1]]\n\
+             [70  :ok :read 3]\n\
+             [75  :fail :cas  [2 1] :no-conns]\n\
+             [:nemesis  :info :start  \"Cut off [:n3 #[:n4 :n5 :n1]]\"]\n",
+        )
+        .unwrap();
+        let events = history.events();
+        assert_eq!(events.len(), 5);
+        assert_eq!(
+            (events[0].process, events[0].kind, events[0].f.as_str()),
+            (Process::Client(70), EventType::Invoke, "read")
+        );
+        assert_eq!(events[1].value, json!([2, 1]));
+        assert_eq!(events[1].key, None, "a CAS's [from to] is no key");
+        assert_eq!(
+            (events[2].kind, &events[2].value),
+            (EventType::Ok, &json!(3))
+        );
+        assert_eq!(events[3].error.as_deref(), Some("no-conns"));
+        assert_eq!(events[4].process, Process::Nemesis);
+        assert_eq!(history.location(4), Location::Line(5));
+
+        // Tuples in a vector, and a vector of maps, are both collections of operations.
+        let in_a_vector = parse("[[0 :invoke :write 1]\n [0 :ok :write 1]]").unwrap();
+        assert_eq!(in_a_vector.events()[1].kind, EventType::Ok);
+        assert_eq!(parse("[]").unwrap().events().len(), 0);
+        assert_eq!(
+            parse("[0 :invoke :write]").unwrap_err().to_string(),
+            "line 1: expected an operation map like {:process 0, :type :invoke, :f :read, :value nil} \
+             or a tuple [process type f value], found a vector"
         );
     }
 
@@ -511,7 +581,8 @@ mod tests {
         );
         assert_eq!(
             error("[{:process 0, :type :invoke, :f :read}\n[1 2]]"),
-            "line 2: expected an operation map like {:process 0, :type :invoke, :f :read, :value nil}, found a vector"
+            "line 2: expected an operation map like {:process 0, :type :invoke, :f :read, :value nil} \
+             or a tuple [process type f value], found a vector"
         );
         assert_eq!(
             error("[{:process 0, :type :invoke, :f :read}\n"),

@@ -93,6 +93,7 @@ pub struct SyntaxError {
 }
 
 /// Reads EDN forms one after another from a text.
+#[derive(Clone)]
 pub struct Reader<'a> {
     text: &'a str,
     position: usize,
