@@ -24,10 +24,14 @@
 //! stopped leading, a new write reused its log index) keeps waiting until its index is
 //! applied, or gets 504 when the request times out.
 //!
-//! Writes are answered only after commit and apply. Optional headers `client-id` and
-//! `request-seq` (increasing per client) make a retried write apply once: a retry of the
-//! client's latest write gets that write's answer again. A retry of an older one gets 500,
-//! since its outcome is no longer known (the node keeps only each client's latest result).
+//! Writes are answered only after commit and apply. Optional headers `client-id` (at most
+//! [`MAX_CLIENT_ID_BYTES`]) and `request-seq` (increasing per client) make a retried write
+//! apply once: a retry of the client's latest write gets that write's answer again (a 409's
+//! `value` only if its JSON is at most 1 KiB: otherwise `value_bytes` says how large it was).
+//! A retry of an older one gets 500, and a retry whose answer the bounded session table
+//! has forgotten gets 504: either way its outcome is no longer known, and it is not applied
+//! again. A new client's write when the table is full of live sessions gets 503 (not
+//! applied). The rules are in [`crate::sessions`].
 //!
 //! Every error answer is JSON with an `error` message. A body that is not a JSON object
 //! with exactly the fields named above, or with a value nested more than
@@ -50,7 +54,9 @@ use tokio::sync::{oneshot, watch};
 
 use crate::config::Members;
 use crate::driver::{ClientError, Input, NodeStatus};
-use crate::kv::{Command, MAX_VALUE_DEPTH, SessionRef, WriteOp, WriteResult, nested_deeper_than};
+use crate::kv::{
+    Command, MAX_VALUE_DEPTH, Observed, SessionRef, WriteOp, WriteResult, nested_deeper_than,
+};
 use crate::metrics::Metrics;
 use crate::transport::PeerDirectory;
 
@@ -58,6 +64,8 @@ use crate::transport::PeerDirectory;
 pub const MAX_KEY_BYTES: usize = 1024;
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Longest `client-id` accepted, in bytes: the session table keeps one per client.
+pub const MAX_CLIENT_ID_BYTES: usize = 256;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -223,6 +231,15 @@ fn session_from(headers: &HeaderMap) -> Result<Option<SessionRef>, ApiError> {
     match (text("client-id")?, text("request-seq")?) {
         (None, None) => Ok(None),
         (Some(client_id), Some(seq)) => {
+            if client_id.len() > MAX_CLIENT_ID_BYTES {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "the `client-id` is {} bytes; at most {MAX_CLIENT_ID_BYTES} are allowed",
+                        client_id.len()
+                    ),
+                ));
+            }
             let seq = seq.parse().map_err(|_| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -335,14 +352,17 @@ fn answer(result: WriteResult) -> ApiResult {
         WriteResult::Written | WriteResult::Deleted => ok(json!({ "ok": true })),
         WriteResult::Appended { length } => ok(json!({ "ok": true, "length": length })),
         WriteResult::NotFound => Err(ApiError::new(StatusCode::NOT_FOUND, "key not found")),
-        WriteResult::CasMismatch { current } => {
-            Err(ApiError::new(StatusCode::CONFLICT, "cas mismatch").with("value", current))
-        }
-        WriteResult::NotAList { current } => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "the key holds a value that is not a list",
-        )
-        .with("value", current)),
+        WriteResult::CasMismatch { current } => Err(observed(
+            ApiError::new(StatusCode::CONFLICT, "cas mismatch"),
+            current,
+        )),
+        WriteResult::NotAList { current } => Err(observed(
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "the key holds a value that is not a list",
+            ),
+            current,
+        )),
         // This retry changed nothing, but the write it retries may have been applied by an
         // earlier attempt; the node no longer keeps that answer, so the outcome is unknown.
         WriteResult::StaleSequence { latest } => Err(ApiError::new(
@@ -352,6 +372,37 @@ fn answer(result: WriteResult) -> ApiResult {
                  attempt may or may not have been applied, and its answer is no longer kept"
             ),
         )),
+        // The same, for the client's latest write: its session is still there (so the retry
+        // was recognised and not applied again), but its answer was forgotten to keep the
+        // table within its bytes.
+        WriteResult::AnswerForgotten { seq } => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "outcome unknown: this retry of request-seq {seq} was not applied, but an \
+                 earlier attempt may or may not have been, and the client's session no \
+                 longer keeps its answer"
+            ),
+        )),
+        WriteResult::SessionsFull { max_clients } => {
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not applied: the node keeps sessions for at most {max_clients} clients and \
+                     none has expired yet; retry later, or write without `client-id`"
+                ),
+            );
+            e.retry_after = true;
+            Err(e)
+        }
+    }
+}
+
+/// Adds what a refused write saw to its answer: the value, or only its size when the answer
+/// comes from a session that did not keep a value that large.
+fn observed(error: ApiError, current: Observed) -> ApiError {
+    match current {
+        Observed::Value(value) => error.with("value", value),
+        Observed::TooLarge { bytes } => error.with("value_bytes", json!(bytes)),
     }
 }
 
@@ -541,9 +592,51 @@ mod tests {
         let message = e.body["error"].as_str().unwrap();
         assert!(message.contains("may or may not"), "{message}");
         assert!(message.contains("(7)"), "{message}");
-        let e = answer(WriteResult::CasMismatch { current: json!(1) }).unwrap_err();
+        let e = answer(WriteResult::CasMismatch {
+            current: Observed::Value(json!(1)),
+        })
+        .unwrap_err();
         assert_eq!(e.status, StatusCode::CONFLICT);
         assert_eq!(e.body, json!({"error": "cas mismatch", "value": 1}));
+    }
+
+    #[test]
+    fn session_answers_say_what_is_certain() {
+        // A forgotten answer: the retry was not applied, but the write may have been.
+        let e = answer(WriteResult::AnswerForgotten { seq: 3 }).unwrap_err();
+        assert_eq!(e.status, StatusCode::GATEWAY_TIMEOUT);
+        let message = e.body["error"].as_str().unwrap();
+        assert!(message.contains("outcome unknown"), "{message}");
+        assert!(message.contains("request-seq 3"), "{message}");
+        // A full table: certainly not applied, try again later.
+        let e = answer(WriteResult::SessionsFull { max_clients: 9 }).unwrap_err();
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(e.retry_after);
+        assert!(e.body["error"].as_str().unwrap().starts_with("not applied"));
+        // A mismatch whose value the session did not keep: still certain, without it.
+        let e = answer(WriteResult::CasMismatch {
+            current: Observed::TooLarge { bytes: 1_000_002 },
+        })
+        .unwrap_err();
+        assert_eq!(e.status, StatusCode::CONFLICT);
+        assert_eq!(
+            e.body,
+            json!({"error": "cas mismatch", "value_bytes": 1_000_002})
+        );
+    }
+
+    #[test]
+    fn a_client_id_longer_than_the_limit_is_refused() {
+        let headers = |id: String| {
+            let mut headers = HeaderMap::new();
+            headers.insert("client-id", HeaderValue::from_str(&id).unwrap());
+            headers.insert("request-seq", HeaderValue::from_static("1"));
+            headers
+        };
+        let longest = "c".repeat(MAX_CLIENT_ID_BYTES);
+        assert!(session_from(&headers(longest)).unwrap().is_some());
+        let e = session_from(&headers("c".repeat(MAX_CLIENT_ID_BYTES + 1))).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
     }
 
     #[test]

@@ -352,7 +352,7 @@ impl Driver {
             let Ok(command) = serde_json::from_slice::<Command>(data) else {
                 continue;
             };
-            let result = store.apply(command);
+            let result = store.apply(entry.index, command);
             if let Some(reply) = self.writes.take(entry.index, entry.term) {
                 let _ = reply.send(Ok(result));
             }
@@ -383,7 +383,7 @@ impl Driver {
         let result = match entry.payload {
             Payload::Noop => None,
             Payload::Command(data) => match serde_json::from_slice::<Command>(&data) {
-                Ok(command) => Some(self.kv.apply(command)),
+                Ok(command) => Some(self.kv.apply(entry.index, command)),
                 Err(e) => {
                     // Every node skips the same undecodable entry, so replicas stay equal.
                     error!(index = entry.index, "skipping an undecodable command: {e}");

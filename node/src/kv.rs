@@ -2,19 +2,23 @@
 //!
 //! Keys are strings, values are JSON. A command carries an optional client session
 //! (`client-id` + `request-seq`): a retried write with the same sequence number is applied
-//! once and answered with the result it had the first time.
+//! once and answered with the result it had the first time, for as long as the bounded
+//! [`SessionTable`] keeps its client (see [`crate::sessions`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::fingerprint::{Applied, Fingerprint};
+use crate::raft::Index;
+use crate::sessions::Admission;
+pub use crate::sessions::{Observed, SessionLimits, SessionTable};
 
 /// The deepest nesting of arrays and objects a client value may have (`1` is 0 deep, `[1]`
 /// 1, `{"a": [1]}` 2). serde_json refuses to decode anything nested deeper than 128, and a
 /// value is wrapped in more levels on its way: a [`Command`] in a log entry adds 3, and a
-/// [`WriteResult`] kept in a session inside a snapshot adds 5 around the current value (which
+/// [`WriteResult`] kept in a session inside a snapshot adds 6 around the current value (which
 /// an append may have made one deeper than any value a client sent). This limit leaves
 /// ample room, so everything the API accepts can be decoded again from the log and from a
 /// snapshot.
@@ -58,7 +62,7 @@ pub enum WriteOp {
     Append { value: Value },
 }
 
-/// The outcome of applying a write. Stored in sessions, so it is serializable.
+/// The outcome of applying a write. Kept in sessions, so it is serializable.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteResult {
@@ -67,38 +71,76 @@ pub enum WriteResult {
     /// DELETE of a key that does not exist.
     NotFound,
     /// CAS comparison failed; `current` is the value it saw (null when the key is missing).
+    /// A retry's answer from a session may carry only the value's size.
     CasMismatch {
-        current: Value,
+        current: Observed,
     },
     /// Appended; the list now has this many elements.
     Appended {
         length: usize,
     },
-    /// APPEND to a key that holds something other than a list.
+    /// APPEND to a key that holds something other than a list (as for `CasMismatch`).
     NotAList {
-        current: Value,
+        current: Observed,
     },
-    /// A retry whose sequence number is older than the session's latest write.
+    /// A retry whose sequence number is older than the session's latest write: not applied,
+    /// and whether an earlier attempt was is no longer known.
     StaleSequence {
         latest: u64,
     },
+    /// A retry of the session's latest write, whose answer the session no longer keeps (it
+    /// was forgotten to bound the table's bytes): not applied, and whether an earlier
+    /// attempt was is not known.
+    AnswerForgotten {
+        seq: u64,
+    },
+    /// The first write of a client the session table has no room for: not applied, by any
+    /// replica (the table is full of sessions that have not expired).
+    SessionsFull {
+        max_clients: usize,
+    },
 }
 
-/// The last write of one client, kept to answer its retries.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Session {
-    seq: u64,
-    result: WriteResult,
+/// Why a snapshot's state cannot be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The bytes are not a state this build wrote.
+    #[error("the snapshot's state cannot be decoded: {0}")]
+    Decode(#[from] serde_json::Error),
+    /// A snapshot of a build before the session table was bounded, holding sessions.
+    #[error(
+        "the snapshot holds {clients} client sessions in the format of faultline-node builds \
+         before the session table was bounded, which kept no index of each client's latest \
+         write; this build cannot rebuild them as its peers would from the log, so the \
+         replicas could diverge. Run this data dir with the build that wrote it, or start the \
+         node on an empty data dir (it then receives a snapshot from the leader, once the \
+         rest of the cluster has elected one in a term later than this node's own)"
+    )]
+    UnboundedSessions { clients: usize },
 }
 
 /// The replicated map. Everything in it is deterministic: every node that applies the same
 /// commands in the same order ends in the same state.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct KvStore {
     data: BTreeMap<String, Value>,
-    sessions: HashMap<String, Session>,
+    /// Named apart from the unbounded `sessions` map of earlier builds, so that their
+    /// snapshots are recognised (see [`KvStore::restore`]).
+    client_sessions: SessionTable,
     /// The chain of every log entry this state was built from, carried in snapshots so that
     /// a node restored from one goes on with the same chain.
+    fingerprint: Fingerprint,
+}
+
+/// A snapshot's state as stored, of this build or an earlier one.
+#[derive(Deserialize)]
+struct StoredState {
+    data: BTreeMap<String, Value>,
+    #[serde(default)]
+    client_sessions: SessionTable,
+    /// Earlier builds' sessions: client id to `{seq, result}`, without bound.
+    #[serde(default)]
+    sessions: serde_json::Map<String, Value>,
     #[serde(default)]
     fingerprint: Fingerprint,
 }
@@ -121,27 +163,33 @@ impl KvStore {
         self.fingerprint
     }
 
-    /// Applies one committed command, once per session sequence number.
-    pub fn apply(&mut self, command: Command) -> WriteResult {
+    /// A store whose session table has these limits (tests only: every replica must use
+    /// the build's).
+    #[cfg(test)]
+    pub(crate) fn with_session_limits(limits: SessionLimits) -> KvStore {
+        KvStore {
+            client_sessions: SessionTable::with_limits(limits),
+            ..KvStore::default()
+        }
+    }
+
+    /// The client sessions.
+    pub fn sessions(&self) -> &SessionTable {
+        &self.client_sessions
+    }
+
+    /// Applies the command committed at log `index`, once per session sequence number.
+    /// Indexes must grow from call to call: they are the clock that sessions expire by.
+    pub fn apply(&mut self, index: Index, command: Command) -> WriteResult {
+        self.client_sessions.expire(index);
         let Some(session) = command.session else {
             return self.apply_op(command.key, command.op);
         };
-        if let Some(last) = self.sessions.get(&session.client_id) {
-            if session.seq == last.seq {
-                return last.result.clone();
-            }
-            if session.seq < last.seq {
-                return WriteResult::StaleSequence { latest: last.seq };
-            }
+        if let Admission::Answer(answer) = self.client_sessions.admit(&session) {
+            return answer;
         }
         let result = self.apply_op(command.key, command.op);
-        self.sessions.insert(
-            session.client_id,
-            Session {
-                seq: session.seq,
-                result: result.clone(),
-            },
-        );
+        self.client_sessions.record(index, session, &result);
         result
     }
 
@@ -162,7 +210,7 @@ impl KvStore {
                     self.data.insert(key, to);
                     WriteResult::Written
                 } else {
-                    let current = current.clone();
+                    let current = Observed::Value(current.clone());
                     WriteResult::CasMismatch { current }
                 }
             }
@@ -173,7 +221,7 @@ impl KvStore {
                         WriteResult::Appended { length: list.len() }
                     }
                     other => WriteResult::NotAList {
-                        current: other.clone(),
+                        current: Observed::Value(other.clone()),
                     },
                 }
             }
@@ -185,12 +233,24 @@ impl KvStore {
         serde_json::to_vec(self).expect("a map of JSON values always serializes")
     }
 
-    /// Replaces the whole state with a snapshot's.
-    pub fn restore(data: &[u8]) -> Result<KvStore, serde_json::Error> {
+    /// Replaces the whole state with a snapshot's. A snapshot of an earlier build loads if
+    /// it holds no client session (the only part whose format changed); one with sessions
+    /// is refused ([`RestoreError::UnboundedSessions`]).
+    pub fn restore(data: &[u8]) -> Result<KvStore, RestoreError> {
         if data.is_empty() {
             return Ok(KvStore::default());
         }
-        serde_json::from_slice(data)
+        let stored: StoredState = serde_json::from_slice(data)?;
+        if !stored.sessions.is_empty() {
+            return Err(RestoreError::UnboundedSessions {
+                clients: stored.sessions.len(),
+            });
+        }
+        Ok(KvStore {
+            data: stored.data,
+            client_sessions: stored.client_sessions,
+            fingerprint: stored.fingerprint,
+        })
     }
 
     /// Number of keys, for status and tests.
@@ -209,6 +269,13 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// A log index after every earlier one (sessions expire by the index).
+    fn next_index() -> Index {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
 
     fn cmd(key: &str, op: WriteOp) -> Command {
         Command {
@@ -232,23 +299,34 @@ mod tests {
     #[test]
     fn cas_succeeds_only_when_the_current_value_matches() {
         let mut kv = KvStore::default();
-        kv.apply(cmd("k", WriteOp::Put { value: json!(1) }));
-        let miss = kv.apply(cmd(
-            "k",
-            WriteOp::Cas {
-                from: json!(2),
-                to: json!(3),
-            },
-        ));
-        assert_eq!(miss, WriteResult::CasMismatch { current: json!(1) });
+        kv.apply(next_index(), cmd("k", WriteOp::Put { value: json!(1) }));
+        let miss = kv.apply(
+            next_index(),
+            cmd(
+                "k",
+                WriteOp::Cas {
+                    from: json!(2),
+                    to: json!(3),
+                },
+            ),
+        );
+        assert_eq!(
+            miss,
+            WriteResult::CasMismatch {
+                current: Observed::Value(json!(1))
+            }
+        );
         assert_eq!(kv.get("k"), Some(&json!(1)));
-        let hit = kv.apply(cmd(
-            "k",
-            WriteOp::Cas {
-                from: json!(1),
-                to: json!(3),
-            },
-        ));
+        let hit = kv.apply(
+            next_index(),
+            cmd(
+                "k",
+                WriteOp::Cas {
+                    from: json!(1),
+                    to: json!(3),
+                },
+            ),
+        );
         assert_eq!(hit, WriteResult::Written);
         assert_eq!(kv.get("k"), Some(&json!(3)));
     }
@@ -256,13 +334,16 @@ mod tests {
     #[test]
     fn cas_from_null_creates_a_missing_key() {
         let mut kv = KvStore::default();
-        let r = kv.apply(cmd(
-            "k",
-            WriteOp::Cas {
-                from: Value::Null,
-                to: json!("v"),
-            },
-        ));
+        let r = kv.apply(
+            next_index(),
+            cmd(
+                "k",
+                WriteOp::Cas {
+                    from: Value::Null,
+                    to: json!("v"),
+                },
+            ),
+        );
         assert_eq!(r, WriteResult::Written);
         assert_eq!(kv.get("k"), Some(&json!("v")));
     }
@@ -271,19 +352,19 @@ mod tests {
     fn append_builds_a_list_and_refuses_non_lists() {
         let mut kv = KvStore::default();
         assert_eq!(
-            kv.apply(cmd("l", WriteOp::Append { value: json!(1) })),
+            kv.apply(next_index(), cmd("l", WriteOp::Append { value: json!(1) })),
             WriteResult::Appended { length: 1 }
         );
         assert_eq!(
-            kv.apply(cmd("l", WriteOp::Append { value: json!(2) })),
+            kv.apply(next_index(), cmd("l", WriteOp::Append { value: json!(2) })),
             WriteResult::Appended { length: 2 }
         );
         assert_eq!(kv.get("l"), Some(&json!([1, 2])));
-        kv.apply(cmd("s", WriteOp::Put { value: json!("x") }));
+        kv.apply(next_index(), cmd("s", WriteOp::Put { value: json!("x") }));
         assert_eq!(
-            kv.apply(cmd("s", WriteOp::Append { value: json!(1) })),
+            kv.apply(next_index(), cmd("s", WriteOp::Append { value: json!(1) })),
             WriteResult::NotAList {
-                current: json!("x")
+                current: Observed::Value(json!("x"))
             }
         );
     }
@@ -291,26 +372,47 @@ mod tests {
     #[test]
     fn delete_reports_missing_keys() {
         let mut kv = KvStore::default();
-        assert_eq!(kv.apply(cmd("k", WriteOp::Delete)), WriteResult::NotFound);
-        kv.apply(cmd("k", WriteOp::Put { value: json!(1) }));
-        assert_eq!(kv.apply(cmd("k", WriteOp::Delete)), WriteResult::Deleted);
+        assert_eq!(
+            kv.apply(next_index(), cmd("k", WriteOp::Delete)),
+            WriteResult::NotFound
+        );
+        kv.apply(next_index(), cmd("k", WriteOp::Put { value: json!(1) }));
+        assert_eq!(
+            kv.apply(next_index(), cmd("k", WriteOp::Delete)),
+            WriteResult::Deleted
+        );
         assert!(kv.is_empty());
     }
 
     #[test]
     fn a_retried_write_applies_once_and_gets_the_first_answer() {
         let mut kv = KvStore::default();
-        let first = kv.apply(session_cmd("c1", 1, WriteOp::Append { value: json!(7) }));
-        let retry = kv.apply(session_cmd("c1", 1, WriteOp::Append { value: json!(7) }));
+        let first = kv.apply(
+            next_index(),
+            session_cmd("c1", 1, WriteOp::Append { value: json!(7) }),
+        );
+        let retry = kv.apply(
+            next_index(),
+            session_cmd("c1", 1, WriteOp::Append { value: json!(7) }),
+        );
         assert_eq!(first, retry);
         assert_eq!(kv.get("k"), Some(&json!([7])));
-        kv.apply(session_cmd("c1", 2, WriteOp::Append { value: json!(8) }));
+        kv.apply(
+            next_index(),
+            session_cmd("c1", 2, WriteOp::Append { value: json!(8) }),
+        );
         assert_eq!(
-            kv.apply(session_cmd("c1", 1, WriteOp::Append { value: json!(7) })),
+            kv.apply(
+                next_index(),
+                session_cmd("c1", 1, WriteOp::Append { value: json!(7) })
+            ),
             WriteResult::StaleSequence { latest: 2 }
         );
         // Another client's sequence numbers are independent.
-        kv.apply(session_cmd("c2", 1, WriteOp::Append { value: json!(9) }));
+        kv.apply(
+            next_index(),
+            session_cmd("c2", 1, WriteOp::Append { value: json!(9) }),
+        );
         assert_eq!(kv.get("k"), Some(&json!([7, 8, 9])));
     }
 
@@ -318,13 +420,16 @@ mod tests {
     fn snapshot_round_trips_data_sessions_and_the_fingerprint() {
         let mut kv = KvStore::default();
         let fingerprint = kv.fingerprint_entry(1, 1, Applied::Command(b"put"));
-        kv.apply(session_cmd(
-            "c1",
-            5,
-            WriteOp::Put {
-                value: json!({"a": [1, 2]}),
-            },
-        ));
+        kv.apply(
+            next_index(),
+            session_cmd(
+                "c1",
+                5,
+                WriteOp::Put {
+                    value: json!({"a": [1, 2]}),
+                },
+            ),
+        );
         let mut restored = KvStore::restore(&kv.snapshot()).unwrap();
         assert_eq!(restored, kv);
         // The chain goes on from where the snapshot was taken.
@@ -334,10 +439,107 @@ mod tests {
         );
         // The session survived: the retry is not applied again.
         assert_eq!(
-            restored.apply(session_cmd("c1", 5, WriteOp::Put { value: json!(0) })),
+            restored.apply(
+                next_index(),
+                session_cmd("c1", 5, WriteOp::Put { value: json!(0) })
+            ),
             WriteResult::Written
         );
         assert_eq!(restored.get("k"), Some(&json!({"a": [1, 2]})));
+    }
+
+    #[test]
+    fn a_retry_whose_answer_was_forgotten_is_unknown_and_never_applied_twice() {
+        let limits = SessionLimits {
+            // Room for the one client's id, but not for its answer.
+            max_bytes: crate::sessions::client_cost("c1"),
+            ..SessionLimits::default()
+        };
+        let mut kv = KvStore::with_session_limits(limits);
+        let append = |value: u64| WriteOp::Append {
+            value: json!(value),
+        };
+        assert_eq!(
+            kv.apply(10, session_cmd("c1", 1, append(1))),
+            WriteResult::Appended { length: 1 },
+            "the first attempt gets the real answer"
+        );
+        assert_eq!(
+            kv.apply(11, session_cmd("c1", 1, append(1))),
+            WriteResult::AnswerForgotten { seq: 1 }
+        );
+        assert_eq!(kv.get("k"), Some(&json!([1])), "the retry was not applied");
+        // Through a snapshot, too.
+        let mut restored = KvStore::restore(&kv.snapshot()).unwrap();
+        assert_eq!(
+            restored.apply(12, session_cmd("c1", 1, append(1))),
+            WriteResult::AnswerForgotten { seq: 1 }
+        );
+        // The client's next write applies, and an older one is stale.
+        assert_eq!(
+            kv.apply(13, session_cmd("c1", 2, append(2))),
+            WriteResult::Appended { length: 2 }
+        );
+        assert_eq!(
+            kv.apply(14, session_cmd("c1", 1, append(1))),
+            WriteResult::StaleSequence { latest: 2 }
+        );
+        assert_eq!(kv.get("k"), Some(&json!([1, 2])));
+    }
+
+    #[test]
+    fn sessions_expire_at_the_same_index_on_every_replica() {
+        let limits = SessionLimits {
+            expire_after: 100,
+            ..SessionLimits::default()
+        };
+        let write = |seq| session_cmd("c1", seq, WriteOp::Put { value: json!(seq) });
+        let mut kv = KvStore::with_session_limits(limits);
+        kv.apply(10, write(1));
+        let mut replica = KvStore::restore(&kv.snapshot()).unwrap();
+        replica.client_sessions.set_limits(limits);
+        for store in [&mut kv, &mut replica] {
+            // Other commands advance the clock; at index 109 the session is still there.
+            store.apply(109, cmd("other", WriteOp::Delete));
+            assert_eq!(store.apply(109, write(1)), WriteResult::Written);
+            assert_eq!(store.sessions().len(), 1);
+            store.apply(110, cmd("other", WriteOp::Delete));
+            assert!(store.sessions().is_empty(), "expired at index 110");
+        }
+        assert_eq!(kv, replica);
+    }
+
+    #[test]
+    fn an_old_snapshot_loads_unless_it_holds_sessions_this_build_cannot_rebuild() {
+        // The format of builds before the session table was bounded.
+        let old = |sessions: Value| {
+            serde_json::to_vec(&json!({
+                "data": {"k": [1, 2]},
+                "sessions": sessions,
+                "fingerprint": "00000000000000ab",
+            }))
+            .unwrap()
+        };
+        let restored = KvStore::restore(&old(json!({}))).expect("no sessions: loads");
+        assert_eq!(restored.get("k"), Some(&json!([1, 2])));
+        assert!(restored.sessions().is_empty());
+        assert_eq!(
+            restored.fingerprint,
+            KvStore::restore(&old(json!({}))).unwrap().fingerprint
+        );
+
+        let with_sessions = old(json!({
+            "c1": {"seq": 3, "result": "written"},
+            "c2": {"seq": 1, "result": {"cas_mismatch": {"current": 7}}},
+        }));
+        let error = KvStore::restore(&with_sessions).unwrap_err();
+        assert!(
+            matches!(error, RestoreError::UnboundedSessions { clients: 2 }),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(message.contains("2 client sessions"), "{message}");
+        assert!(message.contains("empty data dir"), "{message}");
     }
 
     /// A value nested `depth` arrays and objects deep, alternating: the outermost is an
@@ -399,11 +601,17 @@ mod tests {
             let encoded = serde_json::to_vec(&command).unwrap();
             let decoded: Command = serde_json::from_slice(&encoded).unwrap();
             assert_eq!(decoded, command);
-            kv.apply(decoded);
+            kv.apply(next_index(), decoded);
         }
-        let session = &kv.sessions["c1"];
-        let WriteResult::CasMismatch { current } = &session.result else {
-            panic!("expected a cas mismatch: {:?}", session.result);
+        let kept = kv.sessions().admit(&SessionRef {
+            client_id: "c1".into(),
+            seq: 1,
+        });
+        let Admission::Answer(WriteResult::CasMismatch {
+            current: Observed::Value(current),
+        }) = &kept
+        else {
+            panic!("expected a cas mismatch that keeps its value: {kept:?}");
         };
         assert!(nested_deeper_than(current, MAX_VALUE_DEPTH));
         let restored = KvStore::restore(&kv.snapshot()).expect("the snapshot decodes");
@@ -411,15 +619,18 @@ mod tests {
 
         // Without the limit it would not: serde_json stops decoding at depth 128.
         let mut too_deep = KvStore::default();
-        too_deep.apply(cmd("k", WriteOp::Put { value: nested(124) }));
-        too_deep.apply(session_cmd(
-            "c1",
-            1,
-            WriteOp::Cas {
-                from: Value::Null,
-                to: Value::Null,
-            },
-        ));
+        too_deep.apply(next_index(), cmd("k", WriteOp::Put { value: nested(124) }));
+        too_deep.apply(
+            next_index(),
+            session_cmd(
+                "c1",
+                1,
+                WriteOp::Cas {
+                    from: Value::Null,
+                    to: Value::Null,
+                },
+            ),
+        );
         assert!(KvStore::restore(&too_deep.snapshot()).is_err());
     }
 
@@ -460,7 +671,10 @@ mod tests {
         }
         let mut kv = KvStore::default();
         for (i, f) in floats.iter().enumerate() {
-            kv.apply(cmd(&format!("f{i}"), WriteOp::Put { value: json!(f) }));
+            kv.apply(
+                next_index(),
+                cmd(&format!("f{i}"), WriteOp::Put { value: json!(f) }),
+            );
         }
         let restored = KvStore::restore(&kv.snapshot()).unwrap();
         let mismatches: Vec<String> = floats

@@ -2,9 +2,9 @@
 //!
 //! A pure Raft core ([`raft`]) inside an I/O shell: durable storage ([`storage`]), the Raft
 //! loop that drives the core ([`driver`]) and the writes it keeps waiting for their outcome
-//! ([`pending`]), peer transport ([`transport`]), the key-value state machine ([`kv`]), the
-//! client HTTP API ([`api`]), and start-up ([`server`]). Each node publishes a
-//! [`fingerprint`] of what it applied, so that replicas can be compared.
+//! ([`pending`]), peer transport ([`transport`]), the key-value state machine ([`kv`]) with its
+//! bounded client [`sessions`], the client HTTP API ([`api`]), and start-up ([`server`]). Each
+//! node publishes a [`fingerprint`] of what it applied, so that replicas can be compared.
 
 pub mod api;
 pub mod bugs;
@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod pending;
 pub mod raft;
 pub mod server;
+pub mod sessions;
 pub mod storage;
 pub mod transport;

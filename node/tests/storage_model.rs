@@ -7,6 +7,10 @@
 //! was synced must come back exactly. Records written since the last sync may or may not
 //! have reached the file, but only in order, so recovery may return the synced state with
 //! any prefix of the later writes applied, and nothing else.
+//!
+//! The operations keep what Raft keeps: a hard state never commits past the end of the log,
+//! and nothing at or below the commit index is overwritten or replaced by a snapshot.
+//! Recovery refuses a log that ends before its commit index (that is lost data).
 
 use std::path::Path;
 
@@ -155,7 +159,9 @@ fn run(ops: &[Op], segment_bytes: u64, preallocate_bytes: u64) -> Result<(), Tes
         let current = model.current().clone();
         match *op {
             Op::Append { back, len, term } => {
-                let first = (last_index(&current) + 1).saturating_sub(back).max(1);
+                let first = (last_index(&current) + 1)
+                    .saturating_sub(back)
+                    .max(current.hard_state.commit + 1);
                 let batch: Vec<Entry> = (first..first + len)
                     .map(|index| entry(index, term))
                     .collect();
@@ -173,6 +179,10 @@ fn run(ops: &[Op], segment_bytes: u64, preallocate_bytes: u64) -> Result<(), Tes
                 }
             }
             Op::SetHardState(hard_state) => {
+                let hard_state = HardState {
+                    commit: hard_state.commit.min(last_index(&current)),
+                    ..hard_state
+                };
                 storage.set_hard_state(&hard_state).expect("set hard state");
                 if hard_state != current.hard_state {
                     model.write(Recovered {
@@ -208,7 +218,8 @@ fn run(ops: &[Op], segment_bytes: u64, preallocate_bytes: u64) -> Result<(), Tes
             Op::InstallSnapshot { ahead, term } => {
                 let index = last_index(&current)
                     .saturating_add_signed(ahead)
-                    .max(snapshot_index(&current));
+                    .max(snapshot_index(&current))
+                    .max(current.hard_state.commit);
                 let installed = snapshot(index, term, "installed");
                 storage
                     .install_snapshot(&installed)

@@ -220,3 +220,140 @@ fn a_damaged_snapshot_stops_start_up_naming_the_file() {
     // The rest of the cluster is unaffected.
     cluster.put_acknowledged("after", json!(true));
 }
+
+/// How much of the end of each WAL's records the probes below zero: data an fsync had
+/// covered and the disk lost (the probe).
+const LOST_TAIL_BYTES: usize = 4096;
+
+/// Zeroes the last `LOST_TAIL_BYTES` of the records of node `n`'s newest WAL segment.
+fn zero_the_wal_tail(cluster: &TestCluster, n: usize) {
+    let segment = newest_segment(&cluster.nodes[n].data_dir);
+    let mut bytes = fs::read(&segment).unwrap();
+    let end = records_end(&bytes);
+    assert!(
+        end > 4 * LOST_TAIL_BYTES,
+        "{}: only {end} bytes of records",
+        cluster.nodes[n].name
+    );
+    bytes[end - LOST_TAIL_BYTES..end].fill(0);
+    fs::write(&segment, &bytes).unwrap();
+}
+
+/// Waits until node `n` either exits (returns its log, after checking that it failed and
+/// said what was lost and how to recover) or answers `/status` (returns None).
+fn refusal_or_start(cluster: &mut TestCluster, n: usize) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = cluster.exited(n) {
+            let log = fs::read_to_string(&cluster.nodes[n].log).unwrap();
+            assert!(
+                !status.success(),
+                "{} exited 0:\n{log}",
+                cluster.nodes[n].name
+            );
+            let error = log
+                .lines()
+                .rev()
+                .find(|l| l.contains("are lost"))
+                .unwrap_or_else(|| panic!("no error saying what was lost:\n{log}"));
+            for expected in ["ends at log index", "entries ", "empty one"] {
+                assert!(error.contains(expected), "no `{expected}` in: {error}");
+            }
+            return Some(log);
+        }
+        if cluster.status(n).is_some() {
+            return None;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} neither started nor stopped:\n{}",
+            cluster.nodes[n].name,
+            cluster.logs()
+        );
+        sleep(Duration::from_millis(50));
+    }
+}
+
+/// The probe: acknowledged writes, then the tail of every node's WAL lost. No node
+/// may start quietly behind its own durable commit index: each either refuses, saying what
+/// was lost, or (if a quorum starts) every acknowledged key reads back.
+#[test]
+fn a_wal_tail_lost_on_every_node_never_loses_acknowledged_keys_in_silence() {
+    const KEYS: u32 = 300;
+    let mut cluster = TestCluster::start(3, &[]);
+    write_keys(&cluster, 0..KEYS);
+    for n in 0..3 {
+        cluster.kill(n);
+    }
+    for n in 0..3 {
+        zero_the_wal_tail(&cluster, n);
+    }
+    for n in 0..3 {
+        cluster.spawn(n);
+    }
+    let refused: Vec<usize> = (0..3)
+        .filter(|&n| refusal_or_start(&mut cluster, n).is_some())
+        .collect();
+    eprintln!(
+        "{} of 3 nodes refused to start on a WAL that lost its last {LOST_TAIL_BYTES} bytes",
+        refused.len()
+    );
+    if refused.len() <= 1 {
+        for i in 0..KEYS {
+            assert_eq!(
+                cluster.read(&format!("k{i}")),
+                Some(json!(i)),
+                "acknowledged k{i} lost in silence (nodes that refused: {refused:?})\n{}",
+                cluster.logs()
+            );
+        }
+    }
+}
+
+/// One node loses the tail of its WAL, the others keep theirs: it refuses to start, and
+/// rejoins as the message says, on an empty data dir, getting every acknowledged key back.
+#[test]
+fn a_node_that_lost_committed_entries_refuses_and_rejoins_from_an_empty_data_dir() {
+    const KEYS: u32 = 200;
+    let mut cluster = TestCluster::start(3, &[]);
+    write_keys(&cluster, 0..KEYS);
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let victim = (leader + 1) % 3;
+    cluster.kill(victim);
+    zero_the_wal_tail(&cluster, victim);
+
+    cluster.spawn(victim);
+    let log = refusal_or_start(&mut cluster, victim)
+        .unwrap_or_else(|| panic!("the node started on a WAL that lost committed entries"));
+    assert!(
+        !log.contains("panicked at"),
+        "a panic, not an error:\n{log}"
+    );
+
+    // As the message says: only once the others have elected a leader in a later term (so
+    // that the node cannot vote twice in its old one, and the leader does not count on its
+    // earlier acknowledgements). Restarting the leader makes them elect one.
+    let term = cluster.status_u64(leader, "term").unwrap();
+    cluster.kill(leader);
+    cluster.spawn(leader);
+    cluster.wait_until("a leader in a later term", Duration::from_secs(20), || {
+        let leader = (0..3).find(|&n| {
+            cluster.is_running(n) && cluster.status(n).is_some_and(|s| s["role"] == "leader")
+        })?;
+        (cluster.status_u64(leader, "term")? > term).then_some(leader)
+    });
+    let data_dir = cluster.nodes[victim].data_dir.clone();
+    fs::rename(&data_dir, data_dir.with_extension("lost-tail")).unwrap();
+    cluster.spawn(victim);
+    cluster.put_acknowledged("after-rejoining", json!(true));
+    let leader = cluster.wait_for_leader(Duration::from_secs(10));
+    let commit = cluster.status_u64(leader, "commit").unwrap();
+    cluster.wait_for_applied(victim, commit, Duration::from_secs(15));
+    for i in 0..KEYS {
+        assert_eq!(
+            cluster.stale_read(victim, &format!("k{i}")),
+            Some(json!(i)),
+            "k{i} on the rejoined node"
+        );
+    }
+}

@@ -12,9 +12,14 @@
 //! `snapshot-<index>-<term>.snap` (`snapshot.rs`). Both are made of records (`record.rs`):
 //! a length, a CRC32C of the body and a CRC32C of the header itself, then the body, one
 //! kind byte and a postcard payload. A whole batch of entries is one record. Every segment
-//! starts with the current hard state and snapshot marker, so older segments can be deleted
-//! once a snapshot covers their entries. The WAL names the current snapshot; any other
-//! snapshot file is a leftover and is deleted at start-up.
+//! starts with its commit slot, the current hard state and snapshot marker, so older
+//! segments can be deleted once a snapshot covers their entries. The WAL names the current
+//! snapshot; any other snapshot file is a leftover and is deleted at start-up.
+//!
+//! The commit slot is rewritten in place after every fsync that made a new commit index
+//! durable (`wal/writer.rs`): it records, at the head of the newest segment, how far this
+//! node knew its log to be committed, away from the tail where a loss of synced data
+//! strikes. Recovery refuses to start on a log that ends before it (see below).
 //!
 //! # Torn writes versus corruption
 //!
@@ -43,6 +48,16 @@
 //! The newest segment also ends in zeros in normal operation: the WAL writes zeros ahead of
 //! its records (see `wal/writer.rs`). A rest of the file that is all zeros, from a record
 //! boundary on, is simply the end of the log and is cut without a warning.
+//!
+//! A cut never takes what an fsync covered and this node knew to be committed: the durable
+//! commit index (the highest the commit slots and the hard state name) must be in the log
+//! that is left, or start-up stops with [`StorageError::CommittedEntriesLost`], naming the
+//! lost indexes and how to recover, and cuts nothing. Data an fsync covered can only be
+//! gone if the disk lost it; the torn-write rule cannot tell such a loss at the very tail
+//! from a write that never finished, but the commit slot can, for everything up to the
+//! commit index of the previous sync. (What was committed after that, the last writes
+//! acknowledged before the loss, the slot does not know yet: the commit index on disk
+//! lags the acknowledgements by one sync, which is what saves an fsync per write.)
 //!
 //! Anything else is *corruption* and stops start-up with [`StorageError::Corrupt`], naming
 //! the file and byte offset: a damaged record followed by non-zero data, any damage in an
@@ -137,6 +152,31 @@ pub enum StorageError {
         offset: u64,
         reason: String,
     },
+    /// The WAL ends before the commit index an fsync had made durable: entries this node
+    /// had stored and known to be committed (so, likely acknowledged to clients) are gone.
+    #[error(
+        "the WAL in {} ends at log index {last_index}, after {ends_in}, but this node had \
+         made entries through index {durable_commit} durable and known them to be committed: \
+         entries {} to {durable_commit} are lost (the disk lost data an fsync had covered, or \
+         a WAL file was cut). Starting would silently drop writes the cluster acknowledged, \
+         so the node refuses; the data dir is left as it was. To recover: if other nodes of \
+         the cluster still hold those entries, move this data dir aside and restart the node \
+         on an empty one, so that it copies the log from the leader (only once the rest of \
+         the cluster has elected a leader in a term later than this node's own, or it may \
+         vote twice in one term). If every node reports this, the cluster has lost those \
+         writes: keep the data dirs for inspection",
+        dir.display(),
+        last_index + 1
+    )]
+    CommittedEntriesLost {
+        dir: PathBuf,
+        /// The index of the last entry (or snapshot) the WAL still holds.
+        last_index: Index,
+        /// The commit index the node had made durable.
+        durable_commit: Index,
+        /// What the newest segment ends in, for the message.
+        ends_in: String,
+    },
     /// The caller asked for something that would break the log (a bug in the caller).
     #[error("{operation} refused: {reason}")]
     InvalidInput {
@@ -168,7 +208,8 @@ impl Storage {
     ///
     /// A torn write at the end of the WAL is cut off (with a warning); any other damage,
     /// or a missing or unreadable snapshot, is a [`StorageError::Corrupt`] naming the file
-    /// and byte offset.
+    /// and byte offset. A log that ends before the commit index this node had made durable
+    /// is a [`StorageError::CommittedEntriesLost`], and then nothing is cut.
     pub fn open(dir: &Path, options: StorageOptions) -> Result<(Storage, Recovered), StorageError> {
         files::create_dir(dir, options.fsync)?;
         let (segments, log) = wal::recover(dir, options.fsync)?;

@@ -44,6 +44,10 @@ pub(crate) enum RecordKind {
     /// WAL: the first record after an fsync, holding the segment offset that fsync made
     /// durable. Read only after damage, to tell a torn write from damage to synced data.
     SyncMark = 6,
+    /// WAL: the first record of every segment, rewritten in place after each fsync: the
+    /// commit index of the latest hard state an fsync had made durable. A fixed 8 bytes, so
+    /// that rewriting it moves nothing.
+    DurableCommit = 7,
 }
 
 impl RecordKind {
@@ -55,6 +59,7 @@ impl RecordKind {
             RecordKind::ReplacedBy,
             RecordKind::SnapshotFile,
             RecordKind::SyncMark,
+            RecordKind::DurableCommit,
         ]
         .into_iter()
         .find(|kind| *kind as u8 == byte)
@@ -69,6 +74,7 @@ impl RecordKind {
             RecordKind::ReplacedBy => "a snapshot installation marker",
             RecordKind::SnapshotFile => "a snapshot",
             RecordKind::SyncMark => "a sync mark",
+            RecordKind::DurableCommit => "the durable commit index",
         }
     }
 }

@@ -32,6 +32,9 @@ pub(crate) struct ReplayedLog {
     pub(crate) snapshot: Option<SnapshotMeta>,
     /// The entries after the snapshot, consecutive.
     pub(crate) entries: Vec<Entry>,
+    /// The commit index an fsync had made durable (see `wal/recovery.rs`); set once the
+    /// whole WAL is read.
+    pub(crate) durable_commit: Index,
 }
 
 /// Applies WAL records in order, checking that they describe a log without holes.

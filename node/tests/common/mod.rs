@@ -192,6 +192,11 @@ impl TestCluster {
         self.nodes[i].child.is_some()
     }
 
+    /// The process id of node `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].child.as_ref().map(Child::id)
+    }
+
     pub fn url(&self, i: usize, path: &str) -> String {
         format!("http://{}{path}", self.nodes[i].client_addr)
     }

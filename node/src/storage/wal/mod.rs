@@ -1,8 +1,9 @@
 //! The write-ahead log: numbered segment files of records (framed as in [`super::record`]).
 //!
 //! Segments are named `segment-<20-digit sequence>.wal`. Every segment starts with a header:
-//! the current hard state and, if there is one, the current snapshot's `CompactedTo` marker,
-//! so deleting older segments never loses either. A segment is written as a `.tmp` file,
+//! the commit slot (the durable commit index, rewritten in place: see `writer.rs`), the
+//! current hard state and, if there is one, the current snapshot's `CompactedTo` marker, so
+//! deleting older segments never loses any of them. A segment is written as a `.tmp` file,
 //! given its header, fsynced, renamed into place and the directory fsynced, so a segment
 //! never exists without its header (a `.tmp` file left by a crash is deleted at start-up).
 //! Segments are deleted oldest first, so an interrupted deletion still leaves a contiguous
@@ -11,8 +12,9 @@
 //! - `writer.rs`: the open log, [`Wal`]: appending through a buffer, sync marks, the fsync
 //!   ([`Wal::sync`], one per batch: group commit), roll-over to a new segment,
 //!   preallocation.
-//! - `recovery.rs`: reading the segments back at start-up, [`recover`]: replay, and the
-//!   decision between a torn write (cut off) and damage (an error).
+//! - `recovery.rs`: reading the segments back at start-up, [`recover`]: replay, the
+//!   decision between a torn write (cut off) and damage (an error), and the check that the
+//!   log reaches the durable commit index.
 
 use std::fs;
 use std::path::{Path, PathBuf};

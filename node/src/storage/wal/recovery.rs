@@ -7,6 +7,12 @@
 //! end of the log. Sync marks (see `writer.rs`) are read only after damage: a mark past the
 //! damage that names its own offset proves an fsync had covered the damaged bytes, which
 //! therefore are not a torn write.
+//!
+//! Nothing is cut before the whole log is read and checked against the durable commit index
+//! (the highest of every segment's `DurableCommit` record and of the hard state): a log that
+//! ends before it lost entries an fsync had covered and this node knew to be committed, and
+//! start-up stops with [`StorageError::CommittedEntriesLost`], leaving every file as it was.
+//! A torn tail beyond it held nothing acknowledged and is cut as before.
 
 use std::fs::{self, OpenOptions};
 use std::path::Path;
@@ -21,31 +27,120 @@ use crate::storage::replay::{LogReplay, ReplayedLog, WalRecord};
 
 use super::{Segment, list_segments};
 
-/// Reads every segment in `dir` oldest first and replays its records; cuts a torn tail off
-/// the newest. Returns the segments, for [`super::Wal::start`], and the log they describe.
+/// Reads every segment in `dir` oldest first and replays its records; checks that the log
+/// reaches the durable commit index, then cuts a torn tail off the newest segment. Returns
+/// the segments, for [`super::Wal::start`], and the log they describe.
 pub(crate) fn recover(
     dir: &Path,
     fsync: bool,
 ) -> Result<(Vec<Segment>, ReplayedLog), StorageError> {
     let mut segments = list_segments(dir)?;
     let mut replay = LogReplay::default();
+    let mut durable_commit = 0;
+    let mut tail = None;
     let newest = segments.len().saturating_sub(1);
     for (position, segment) in segments.iter_mut().enumerate() {
-        segment.max_index = replay_segment(&segment.path, position == newest, fsync, &mut replay)?;
+        let read = replay_segment(&segment.path, position == newest, &mut replay)?;
+        segment.max_index = read.max_index;
+        durable_commit = durable_commit.max(read.durable_commit);
+        tail = read.tail.map(|end| (segment.path.clone(), end)).or(tail);
     }
-    Ok((segments, replay.finish()?))
+    let mut log = replay.finish()?;
+    let durable_commit = durable_commit.max(log.hard_state.commit);
+    let last_index = log
+        .entries
+        .last()
+        .map(|entry| entry.index)
+        .or(log.snapshot.map(|meta| meta.index))
+        .unwrap_or(0);
+    if durable_commit > last_index {
+        let ends_in = match &tail {
+            Some((path, end)) => format!(
+                "{} bytes of {} at byte {} of {}",
+                end.discarded,
+                end.describe(),
+                end.offset,
+                path.display()
+            ),
+            None => "its last record".to_string(),
+        };
+        return Err(StorageError::CommittedEntriesLost {
+            dir: dir.to_path_buf(),
+            last_index,
+            durable_commit,
+            ends_in,
+        });
+    }
+    if let Some((path, end)) = tail {
+        end.cut(&path, fsync)?;
+    }
+    log.durable_commit = durable_commit;
+    Ok((segments, log))
 }
 
-/// Replays the records of one segment; returns the highest entry index it holds.
+/// What one segment held.
+struct SegmentRead {
+    /// The highest entry index in it (0: none).
+    max_index: Index,
+    /// The highest durable commit index its `DurableCommit` records name (0: none).
+    durable_commit: Index,
+    /// Where its records end, if something other than records follows them.
+    tail: Option<Tail>,
+}
+
+/// The end of the newest segment's records, and what follows them, to be cut off.
+struct Tail {
+    offset: usize,
+    /// Bytes after `offset`.
+    discarded: usize,
+    /// Why the record at `offset` is a torn write; `None` when only zeros follow the last
+    /// record (the preallocated rest of the file, or a write that reached none of its
+    /// sectors).
+    torn: Option<String>,
+}
+
+impl Tail {
+    fn describe(&self) -> String {
+        match &self.torn {
+            Some(invalid) => format!("what looks like a torn write ({invalid})"),
+            None => "zeros".to_string(),
+        }
+    }
+
+    /// Cuts the segment at `path` back to its records.
+    fn cut(&self, path: &Path, fsync: bool) -> Result<(), StorageError> {
+        match &self.torn {
+            Some(invalid) => warn!(
+                file = %path.display(),
+                offset = self.offset,
+                discarded_bytes = self.discarded,
+                "the WAL ends in a torn write ({invalid}); cutting it off"
+            ),
+            // The segment is about to be closed: it keeps only its records.
+            None => debug!(
+                file = %path.display(),
+                offset = self.offset,
+                zeros = self.discarded,
+                "the WAL's records end here; cutting the zeros after them"
+            ),
+        }
+        cut_file(path, self.offset as u64, fsync)
+    }
+}
+
+/// Replays the records of one segment.
 fn replay_segment(
     path: &Path,
     is_newest: bool,
-    fsync: bool,
     replay: &mut LogReplay,
-) -> Result<Index, StorageError> {
+) -> Result<SegmentRead, StorageError> {
     let bytes = fs::read(path).map_err(io_error("read", path))?;
     let mut offset = 0;
-    let mut max_index = 0;
+    let mut read = SegmentRead {
+        max_index: 0,
+        durable_commit: 0,
+        tail: None,
+    };
     while offset < bytes.len() {
         let corrupt = |reason: String| StorageError::Corrupt {
             path: path.to_path_buf(),
@@ -56,15 +151,12 @@ fn replay_segment(
             Ok(frame) => frame,
             Err(_) if is_newest && bytes[offset..].iter().all(|&b| b == 0) => {
                 // The preallocated zeros after the last record (or a write that reached
-                // none of its sectors): the end of the log. Cut them, as the segment is
-                // about to be closed.
-                debug!(
-                    file = %path.display(),
+                // none of its sectors): the end of the log.
+                read.tail = Some(Tail {
                     offset,
-                    zeros = bytes.len() - offset,
-                    "the WAL's records end here; cutting the zeros after them"
-                );
-                cut_file(path, offset as u64, fsync)?;
+                    discarded: bytes.len() - offset,
+                    torn: None,
+                });
                 break;
             }
             Err(invalid) if is_newest && record::is_torn(&bytes, offset, &invalid) => {
@@ -77,13 +169,11 @@ fn replay_segment(
                          fsync had made this segment durable through offset {through}"
                     )));
                 }
-                warn!(
-                    file = %path.display(),
+                read.tail = Some(Tail {
                     offset,
-                    discarded_bytes = bytes.len() - offset,
-                    "the WAL ends in a torn write ({invalid}); cutting it off"
-                );
-                cut_file(path, offset as u64, fsync)?;
+                    discarded: bytes.len() - offset,
+                    torn: Some(invalid.to_string()),
+                });
                 break;
             }
             Err(invalid) if is_newest => {
@@ -97,18 +187,27 @@ fn replay_segment(
                 )));
             }
         };
-        if frame.kind == RecordKind::SyncMark {
-            offset += frame.len;
-            continue;
+        match frame.kind {
+            RecordKind::SyncMark => {}
+            RecordKind::DurableCommit => {
+                let commit = postcard::from_bytes::<[u8; 8]>(frame.payload).map_err(|error| {
+                    corrupt(format!("cannot decode {}: {error}", frame.kind.describe()))
+                })?;
+                read.durable_commit = read.durable_commit.max(Index::from_le_bytes(commit));
+            }
+            _ => {
+                let record = parse(&frame).map_err(corrupt)?;
+                if let WalRecord::Entries(batch) = &record {
+                    read.max_index = read
+                        .max_index
+                        .max(batch.last().map_or(0, |entry| entry.index));
+                }
+                replay.apply(record, path, offset as u64)?;
+            }
         }
-        let record = parse(&frame).map_err(corrupt)?;
-        if let WalRecord::Entries(batch) = &record {
-            max_index = max_index.max(batch.last().map_or(0, |entry| entry.index));
-        }
-        replay.apply(record, path, offset as u64)?;
         offset += frame.len;
     }
-    Ok(max_index)
+    Ok(read)
 }
 
 /// An offset that an intact sync mark found in `bytes` from `from` on says an fsync made
@@ -132,7 +231,12 @@ fn parse(frame: &Frame<'_>) -> Result<WalRecord, String> {
         RecordKind::CompactedTo => postcard::from_bytes(frame.payload).map(WalRecord::CompactedTo),
         RecordKind::ReplacedBy => postcard::from_bytes(frame.payload).map(WalRecord::ReplacedBy),
         RecordKind::SnapshotFile => return Err("a snapshot file record inside the WAL".to_string()),
-        RecordKind::SyncMark => return Err("a sync mark where a log record belongs".to_string()),
+        RecordKind::SyncMark | RecordKind::DurableCommit => {
+            return Err(format!(
+                "{} where a log record belongs",
+                frame.kind.describe()
+            ));
+        }
     };
     decoded.map_err(|error| format!("cannot decode {}: {error}", frame.kind.describe()))
 }
@@ -157,7 +261,7 @@ mod tests {
     use super::super::SEGMENT_SUFFIX;
     use super::super::test_support::{batch, options, preallocating, record_bounds, write_batches};
     use super::*;
-    use crate::raft::Entry;
+    use crate::raft::{Entry, HardState};
     use crate::storage::test_support::{entries, files_ending_with};
     use crate::storage::{Storage, StorageOptions};
 
@@ -465,5 +569,222 @@ mod tests {
             matches!(&error, StorageError::Corrupt { offset, .. } if *offset == records[1].0 as u64),
             "{error}"
         );
+    }
+
+    /// Writes `batches` batches of `long_batch` with fsync on, each with a hard state that
+    /// commits the batch `commit_lag` batches before it, one sync each (as a leader's rounds
+    /// do); returns the newest segment's name and bytes, and where its entries records lie.
+    fn committed_batches(
+        batches: u64,
+        commit_lag: u64,
+    ) -> (std::ffi::OsString, Vec<u8>, Vec<(usize, usize)>) {
+        written_segment(|storage| {
+            for number in 0..batches {
+                storage.append(&long_batch(number)).expect("append");
+                let commit = number
+                    .checked_sub(commit_lag)
+                    .map_or(0, |committed| long_batch(committed).last().unwrap().index);
+                let hard_state = HardState {
+                    term: 1,
+                    vote: None,
+                    commit,
+                };
+                storage.set_hard_state(&hard_state).expect("hard state");
+                storage.sync().expect("sync");
+            }
+        })
+    }
+
+    /// The commit index the segment's commit slot names.
+    fn commit_slot(bytes: &[u8]) -> Index {
+        let frame = record::decode(bytes).expect("an intact first record");
+        assert_eq!(frame.kind, RecordKind::DurableCommit, "the first record");
+        let commit: [u8; 8] = postcard::from_bytes(frame.payload).expect("8 bytes");
+        Index::from_le_bytes(commit)
+    }
+
+    #[test]
+    fn the_commit_slot_names_the_commit_index_of_the_last_synced_hard_state() {
+        let (_, bytes, _) = committed_batches(6, 1);
+        // The last sync made durable the hard state that commits batch 4, so the slot names
+        // its last entry.
+        assert_eq!(commit_slot(&bytes), 10);
+
+        // Not before that hard state is synced, and never with fsync off.
+        let (_, bytes, _) = written_segment(|storage| {
+            let mut hard_state = HardState {
+                term: 1,
+                vote: None,
+                commit: 0,
+            };
+            storage.set_hard_state(&hard_state).expect("hard state");
+            storage.append(&long_batch(0)).expect("append");
+            storage.sync().expect("sync");
+            hard_state.commit = 2;
+            storage.set_hard_state(&hard_state).expect("hard state");
+            assert!(!storage.needs_sync(), "a commit index alone waits");
+        });
+        assert_eq!(commit_slot(&bytes), 0);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut storage, _) = Storage::open(dir.path(), options(1 << 20)).expect("open");
+        storage.append(&long_batch(0)).expect("append");
+        storage
+            .set_hard_state(&HardState {
+                term: 1,
+                vote: None,
+                commit: 3,
+            })
+            .expect("hard state");
+        storage.sync().expect("sync");
+        drop(storage);
+        let segment = files_ending_with(dir.path(), SEGMENT_SUFFIX).pop().unwrap();
+        assert_eq!(commit_slot(&fs::read(&segment).unwrap()), 0);
+    }
+
+    #[test]
+    fn a_log_that_ends_before_its_durable_commit_index_stops_start_up_and_is_left_as_it_was() {
+        let (name, bytes, records) = committed_batches(8, 1);
+        let durable_commit = commit_slot(&bytes);
+        assert_eq!(durable_commit, 14, "the last entry of batch 6");
+        // Data an fsync had covered is lost from inside batch 5 on: a zeroed tail, which on
+        // its own looks like a torn write.
+        let (_, records_end) = record_bounds(&bytes);
+        let mut damaged = bytes.clone();
+        damaged[records[5].0 + 100..records_end].fill(0);
+        let (dir, copy) = dir_with_segment(&name, &damaged);
+
+        let error = Storage::open(dir.path(), syncing()).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                StorageError::CommittedEntriesLost {
+                    last_index: 10,
+                    durable_commit: 14,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let message = error.to_string();
+        for expected in [
+            "ends at log index 10",
+            "entries 11 to 14 are lost",
+            "torn write",
+            &format!("at byte {}", records[5].0),
+            &copy.display().to_string(),
+            "empty one",
+        ] {
+            assert!(message.contains(expected), "no `{expected}` in: {message}");
+        }
+        assert_eq!(
+            fs::read(&copy).expect("read segment"),
+            damaged,
+            "nothing is cut when start-up stops"
+        );
+        assert_eq!(files_ending_with(dir.path(), SEGMENT_SUFFIX), [copy]);
+    }
+
+    #[test]
+    fn a_torn_tail_beyond_the_durable_commit_index_is_cut_and_the_commit_slot_kept() {
+        let (name, bytes, records) = committed_batches(8, 3);
+        assert_eq!(commit_slot(&bytes), 10, "the last entry of batch 4");
+        let (_, records_end) = record_bounds(&bytes);
+        let mut damaged = bytes.clone();
+        damaged[records[5].0 + 100..records_end].fill(0);
+        let (dir, copy) = dir_with_segment(&name, &damaged);
+
+        let (storage, recovered) =
+            Storage::open(dir.path(), syncing()).expect("what is lost was never committed");
+        let kept: Vec<Entry> = (0..5).flat_map(long_batch).collect();
+        assert_eq!(recovered.entries, kept);
+        assert_eq!(
+            fs::metadata(&copy).expect("metadata").len(),
+            records[5].0 as u64
+        );
+        // The hard state records after batch 4 are gone with the tail, but not what the slot
+        // knew: the new process's segment starts with it.
+        assert_eq!(recovered.hard_state.commit, 4);
+        drop(storage);
+        let newest = files_ending_with(dir.path(), SEGMENT_SUFFIX).pop().unwrap();
+        assert_ne!(newest, copy);
+        assert_eq!(commit_slot(&fs::read(&newest).unwrap()), 10);
+    }
+
+    #[test]
+    fn a_hard_state_that_commits_past_the_log_stops_start_up() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut storage, _) = Storage::open(dir.path(), options(1 << 20)).expect("open");
+        storage.append(&entries(1..=5, 1)).expect("append");
+        let hard_state = HardState {
+            term: 1,
+            vote: None,
+            commit: 9,
+        };
+        storage.set_hard_state(&hard_state).expect("hard state");
+        storage.sync().expect("sync");
+        drop(storage);
+        let error = Storage::open(dir.path(), options(1 << 20)).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                StorageError::CommittedEntriesLost {
+                    last_index: 5,
+                    durable_commit: 9,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_commit_slot_survives_a_restart_and_a_roll_over() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tiny = StorageOptions {
+            segment_bytes: 1,
+            ..syncing()
+        };
+        let (mut storage, _) = Storage::open(dir.path(), tiny).expect("open");
+        for number in 0..3 {
+            storage.append(&long_batch(number)).expect("append");
+            let hard_state = HardState {
+                term: 1,
+                vote: None,
+                commit: long_batch(number).last().unwrap().index,
+            };
+            storage.set_hard_state(&hard_state).expect("hard state");
+            storage.sync().expect("sync: rolls over");
+        }
+        drop(storage);
+        let newest = files_ending_with(dir.path(), SEGMENT_SUFFIX).pop().unwrap();
+        assert_eq!(commit_slot(&fs::read(&newest).unwrap()), 6);
+
+        let (storage, _) = Storage::open(dir.path(), tiny).expect("reopen");
+        drop(storage);
+        let newest = files_ending_with(dir.path(), SEGMENT_SUFFIX).pop().unwrap();
+        assert_eq!(
+            commit_slot(&fs::read(&newest).unwrap()),
+            6,
+            "a new process's segment starts with what it recovered"
+        );
+    }
+
+    #[test]
+    fn a_segment_of_an_earlier_build_without_a_commit_slot_still_loads() {
+        let hard_state = HardState {
+            term: 2,
+            vote: Some(1),
+            commit: 3,
+        };
+        let mut contents = Vec::new();
+        record::encode(&mut contents, RecordKind::HardState, &hard_state).expect("encode");
+        record::encode(&mut contents, RecordKind::Entries, &entries(1..=4, 2)).expect("encode");
+        let (dir, _) = dir_with_segment(
+            std::ffi::OsStr::new("segment-00000000000000000001.wal"),
+            &contents,
+        );
+        let (_, recovered) = Storage::open(dir.path(), syncing()).expect("open");
+        assert_eq!(recovered.hard_state, hard_state);
+        assert_eq!(recovered.entries, entries(1..=4, 2));
     }
 }

@@ -15,6 +15,17 @@
 //! reached, which is the mark's own offset. Recovery reads marks only after damage, to tell
 //! a torn write from damage to data an fsync had covered (see `recovery.rs`). (Marks are
 //! record kind 6: a build older than them refuses such a data dir.)
+//!
+//! The first record of every segment is its commit slot (record kind 7, a fixed 21 bytes):
+//! the commit index of the latest hard state that an fsync had made durable. It is
+//! rewritten in place right after each fsync that made a later one durable, and becomes
+//! durable with the next fsync of the segment (or the kernel's writeback): no fsync of its
+//! own. It only ever names a commit index whose entries an fsync had already covered, so a
+//! crash at any point leaves it at or behind the log. Unlike the hard state records, it is
+//! not at the tail of the log, so damage that takes the tail (data lost after an fsync
+//! had covered it) cannot take it too, and recovery sees the log end before it. A sector is
+//! written whole, so the slot is either the old one or the new one. With fsync off it stays
+//! 0: nothing is durable then.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -37,6 +48,8 @@ use super::{Segment, TEMP_SUFFIX, segment_path};
 const FLUSH_BYTES: usize = 1 << 20;
 /// Written repeatedly to preallocate.
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+/// Bytes of the commit slot record: header, kind, 8 bytes of index.
+const COMMIT_SLOT_LEN: usize = 12 + 1 + 8;
 
 /// The open log: closed segments, and the current one being appended to.
 #[derive(Debug)]
@@ -66,6 +79,9 @@ pub(crate) struct Wal {
     hard_state: HardState,
     /// Repeated in every segment header.
     snapshot: Option<SnapshotMeta>,
+    /// The commit index of the latest hard state an fsync made durable, as the current
+    /// segment's commit slot names it (0 with fsync off).
+    durable_commit: Index,
     /// Set once a write or fsync failed: what reached the disk is then unknown, and writing
     /// more (or retrying an fsync, which may report success for lost data) could hide that.
     failed: bool,
@@ -82,11 +98,14 @@ impl Wal {
     ) -> Result<Wal, StorageError> {
         let sequence = segments.last().map_or(1, |segment| segment.sequence + 1);
         let mut buffer = Vec::new();
+        // Carried on from the segments before, which stay until a snapshot covers them.
+        let durable_commit = if options.fsync { log.durable_commit } else { 0 };
         let (current, file, current_len, _) = create_segment(
             dir,
             sequence,
             &log.hard_state,
             log.snapshot,
+            durable_commit,
             &mut buffer,
             options.fsync,
         )?;
@@ -106,6 +125,7 @@ impl Wal {
             unsynced_promises: false,
             hard_state: log.hard_state,
             snapshot: log.snapshot,
+            durable_commit,
             failed: false,
         })
     }
@@ -277,6 +297,12 @@ impl Wal {
         let bytes = std::mem::take(&mut self.unsynced_bytes);
         self.unsynced_promises = false;
         self.synced_len = self.current_len;
+        // Every hard state written so far is durable now, and the entries its commit index
+        // covers before it (a leader counts its own entries only once persisted, a follower
+        // writes the entries of a Ready before its hard state).
+        if self.fsync && self.hard_state.commit > self.durable_commit {
+            self.write_commit_slot(self.hard_state.commit)?;
+        }
         if self.current_len >= self.segment_bytes {
             fsync_time += self.roll_over()?;
         }
@@ -284,6 +310,19 @@ impl Wal {
             fsync: self.fsync.then_some(fsync_time),
             bytes,
         })
+    }
+
+    /// Rewrites the current segment's commit slot to `commit`, in place. Not synced here:
+    /// the next fsync of the segment carries it.
+    fn write_commit_slot(&mut self, commit: Index) -> Result<(), StorageError> {
+        let mut slot = Vec::with_capacity(COMMIT_SLOT_LEN);
+        record::encode(&mut slot, RecordKind::DurableCommit, &commit.to_le_bytes())?;
+        debug_assert_eq!(slot.len(), COMMIT_SLOT_LEN, "the slot's size is fixed");
+        self.file
+            .write_all_at(&slot, 0)
+            .map_err(io_error("write the commit slot of", &self.current.path))?;
+        self.durable_commit = commit;
+        Ok(())
     }
 
     /// Closes the current segment (already fsynced) and starts the next one.
@@ -305,6 +344,7 @@ impl Wal {
             sequence,
             &self.hard_state,
             self.snapshot,
+            self.durable_commit,
             &mut self.buffer,
             self.fsync,
         )?;
@@ -326,6 +366,7 @@ fn create_segment(
     sequence: u64,
     hard_state: &HardState,
     snapshot: Option<SnapshotMeta>,
+    durable_commit: Index,
     buffer: &mut Vec<u8>,
     fsync: bool,
 ) -> Result<(Segment, File, u64, Duration), StorageError> {
@@ -333,8 +374,8 @@ fn create_segment(
     let mut temp = path.clone().into_os_string();
     temp.push(TEMP_SUFFIX);
     let temp = PathBuf::from(temp);
-    let created =
-        encode_header(buffer, hard_state, snapshot).and_then(|()| write_new_file(&temp, buffer));
+    let created = encode_header(buffer, hard_state, snapshot, durable_commit)
+        .and_then(|()| write_new_file(&temp, buffer));
     let len = buffer.len() as u64;
     buffer.clear();
     let file = created?;
@@ -356,11 +397,19 @@ fn create_segment(
     Ok((segment, file, len, fsync_time))
 }
 
+/// The commit slot (first, at offset 0, where it is rewritten), the hard state and the
+/// snapshot marker.
 fn encode_header(
     buffer: &mut Vec<u8>,
     hard_state: &HardState,
     snapshot: Option<SnapshotMeta>,
+    durable_commit: Index,
 ) -> Result<(), StorageError> {
+    record::encode(
+        buffer,
+        RecordKind::DurableCommit,
+        &durable_commit.to_le_bytes(),
+    )?;
     record::encode(buffer, RecordKind::HardState, hard_state)?;
     match &snapshot {
         Some(meta) => record::encode(buffer, RecordKind::CompactedTo, meta),
@@ -432,7 +481,11 @@ mod tests {
         );
         let bytes = fs::read(&segment).expect("read segment");
         let (starts, records_end) = record_bounds(&bytes);
-        assert_eq!(starts.len(), 5, "the header and four batches");
+        assert_eq!(
+            starts.len(),
+            6,
+            "the header (commit slot, hard state) and four batches"
+        );
         assert!(bytes.len() > records_end, "{} bytes", bytes.len());
         assert!(bytes[records_end..].iter().all(|&b| b == 0));
 
