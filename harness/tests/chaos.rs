@@ -367,10 +367,9 @@ fn every_other_new_fault_really_happens_and_a_correct_cluster_stays_valid() {
 fn the_aimed_faults_really_happen_and_a_correct_cluster_stays_valid() {
     let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Faults of two seconds: the process lane fails over from 1 s, the network lane deals
-    // flap-leader and restart-bridge (a deck of two) from 2 s. Both run alone: each waits for
-    // the process lane's fault to be healed and lets the cluster settle for 0.3 s.
-    // Restart-bridge lasts three intervals; dealt first (the first deck leads with it), it
-    // ends by 9.3 s; flap-leader (two intervals) runs from about 11.6 s to the end.
+    // flap-leader and restart-bridge (a deck of two) from 2 s. Restart-bridge lasts three
+    // intervals and runs alone: it waits for the process lane's fault to be healed. Dealt
+    // first (the first deck leads with it), it ends by 9.3 s, and flap-leader runs from 11.3 s.
     let args = [
         "--time-limit",
         "14s",

@@ -1258,7 +1258,7 @@ mod tests {
         setup.cluster.set_leader(Some("n1"));
         let election = Duration::from_millis(150);
         setup.cluster.hold_elections(&setup.network, election);
-        // One fault, alone: from 0.8 s (after the settling time) to 2.8 s.
+        // Two faults, from 0.5 s to 1.5 s and from 2.5 s to 3.5 s.
         run_for(
             &setup,
             &schedule("flap-leader", 5),
@@ -1308,7 +1308,7 @@ mod tests {
             let polled = (election + 2 * LEADER_POLL).as_secs_f64();
             assert!((0.15..polled).contains(&held), "held {held} s");
             let paused = round[3].0 - round[2].0;
-            let fault_end = [2.8].into_iter().find(|end| *end > round[2].0);
+            let fault_end = [1.5, 3.5].into_iter().find(|end| *end > round[2].0);
             let replicated = (election + FIRST_APPENDS).as_secs_f64();
             assert!(
                 (replicated..polled + FIRST_APPENDS.as_secs_f64()).contains(&paused)
@@ -1327,7 +1327,7 @@ mod tests {
         run_for(
             &setup,
             &schedule("flap-leader", 5),
-            Duration::from_millis(2900),
+            Duration::from_millis(1600),
         )
         .await;
         let summary: Vec<_> = timeline(&setup)
@@ -1337,9 +1337,8 @@ mod tests {
         assert_eq!(
             summary,
             [
-                // Alone: the settling time first, then two intervals.
-                (0.8, EventName::StartPartition, isolation("n2", 3)),
-                (2.8, EventName::StopPartition, isolation("n2", 3)),
+                (0.5, EventName::StartPartition, isolation("n2", 3)),
+                (1.5, EventName::StopPartition, isolation("n2", 3)),
             ]
         );
     }

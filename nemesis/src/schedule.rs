@@ -183,28 +183,21 @@ impl FaultPlan {
 
     /// How long the fault lasts in a schedule of `interval`: one interval, except
     /// restart-bridge, which lasts three, for about three rounds (each waits for an
-    /// election), and flap-leader, which lasts two (each round waits for two).
+    /// election).
     pub fn lasts(&self, interval: Duration) -> Duration {
         match self {
             FaultPlan::RestartBridge { .. } => interval * 3,
-            FaultPlan::FlapLeader(_) => interval * 2,
             _ => interval,
         }
     }
 
     /// Whether the plan needs the cluster to itself: the other lane heals its fault in force
-    /// and starts none until this one is healed. Restart-bridge and flap-leader set up
-    /// elections that a kill, a pause or a restart from the process lane spoils, and in a
-    /// default run they would meet one most of the time: restart-bridge needs both sides of
-    /// its partition running and the bridge crashed by nobody else; flap-leader needs the
-    /// third node up to date, to win the election after the paused successor's (a node just
-    /// restarted lags, loses, and the deposed leader wins back: measured, every round missed
-    /// in the `no-truncate` runs looked at met a kill or a crash-restart storm of the other lane).
+    /// and starts none until this one is healed. Restart-bridge needs both sides of its
+    /// partition running and the bridge crashed by nobody else: a kill or pause from the
+    /// process lane spoils the elections it sets up, and in a default run it would meet one
+    /// most of the time.
     pub fn runs_alone(&self) -> bool {
-        matches!(
-            self,
-            FaultPlan::RestartBridge { .. } | FaultPlan::FlapLeader(_)
-        )
+        matches!(self, FaultPlan::RestartBridge { .. })
     }
 }
 
@@ -375,10 +368,10 @@ impl Planner {
     }
 
     /// Flap-leader rounds, each with a fallback and a calm of 100 to 300 ms, enough of
-    /// them that their calms alone fill the fault's two intervals (each round also waits for
-    /// elections, so the fault ends before they run out).
+    /// them that their calms alone fill the fault's interval (each round also waits for an
+    /// election, so the fault ends before they run out).
     fn flaps(&mut self) -> Vec<Flap> {
-        self.fill(self.interval * 2, 100..=300)
+        self.fill_interval(100..=300)
             .into_iter()
             .map(|calm| Flap {
                 fallback: self.any_node(),
@@ -387,11 +380,11 @@ impl Planner {
             .collect()
     }
 
-    /// Random waits of `millis` that add up to `total` at least (one at least).
-    fn fill(&mut self, total: Duration, millis: RangeInclusive<u64>) -> Vec<Duration> {
+    /// Random waits of `millis` that add up to the fault's interval at least (one at least).
+    fn fill_interval(&mut self, millis: RangeInclusive<u64>) -> Vec<Duration> {
         let mut waits = Vec::new();
         let mut planned = Duration::ZERO;
-        while planned < total || waits.is_empty() {
+        while planned < self.interval || waits.is_empty() {
             let wait = Duration::from_millis(self.rng.random_range(millis.clone()));
             planned += wait;
             waits.push(wait);

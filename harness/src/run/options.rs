@@ -48,13 +48,12 @@ pub struct TestArgs {
     /// Faults, comma-separated: none; process faults kill, kill-majority, kill-all,
     /// crash-restart, pause, power-loss, lagging-failover (pause a follower, kill the leader,
     /// resume the follower an election timeout later); network faults partition, partition-leader, flap-leader (cut
-    /// the leader off, pause the next one and heal, resume it once a third leads, restart the
-    /// first, again, for two intervals), partition-one-way, majorities-ring,
+    /// the leader off, pause the next one and heal, resume it, restart the first, again), partition-one-way, majorities-ring,
     /// bridge, restart-bridge (the leader cut off while the others elect, the voters restarted
     /// on its side to be asked again in that term, round after round, for three intervals),
     /// slow, lossy; or all. Process and
-    /// network faults run in two lanes side by side, so they overlap, except restart-bridge
-    /// and flap-leader, which run alone. [default: the default mix,
+    /// network faults run in two lanes side by side, so they overlap, except restart-bridge,
+    /// which runs alone. [default: the default mix,
     /// less what cannot run here (power-loss without FUSE), which the summary names; a list
     /// given here runs as given or not at all]
     #[arg(long)]
