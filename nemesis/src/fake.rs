@@ -50,8 +50,7 @@ struct NodeStates {
 }
 
 /// Elections, as far as the nemesis can see them: a leader cut off from every other node
-/// by `network`, or paused, for `timeout` is followed by the next node, in order, that is
-/// neither.
+/// by `network` for `timeout` is followed by the next node, in order, that is not.
 #[derive(Debug)]
 struct Elections {
     network: Arc<FakeNetwork>,
@@ -163,17 +162,12 @@ impl FakeCluster {
             .all(|other| cut.contains(&link(node, other)) && cut.contains(&link(other, node)))
     }
 
-    /// Holds an election if the leader has been cut off (or paused) for long enough; the
-    /// next node in order that is neither wins.
+    /// Holds an election if the leader has been cut off for long enough.
     fn elect(&self, states: &mut NodeStates) {
-        let (Some(leader), Some(elections), paused) =
-            (&states.leader, &mut states.elections, &states.paused)
-        else {
+        let (Some(leader), Some(elections)) = (&states.leader, &mut states.elections) else {
             return;
         };
-        let silent =
-            |node: &NodeName| paused.contains(node) || self.is_isolated(&elections.network, node);
-        if !silent(leader) {
+        if !self.is_isolated(&elections.network, leader) {
             elections.isolated_since = None;
             return;
         }
@@ -184,7 +178,7 @@ impl FakeCluster {
         let at = self.nodes.iter().position(|n| n == leader).unwrap_or(0);
         let successor = (1..self.nodes.len())
             .map(|step| &self.nodes[(at + step) % self.nodes.len()])
-            .find(|node| !silent(node));
+            .find(|node| !self.is_isolated(&elections.network, node));
         if let Some(successor) = successor {
             lock(&self.journal).push(format!("elected {successor}"));
             states.leader = Some(successor.clone());

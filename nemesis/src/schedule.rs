@@ -118,8 +118,7 @@ pub enum FaultPlan {
         fallback: NodeName,
     },
     /// Round after round, for as long as the fault lasts: isolate the leader of the moment;
-    /// as soon as another node leads, SIGSTOP it and heal; once a third node leads (or after
-    /// 500 ms) and has sent the deposed leader its first entries, SIGCONT the paused one and
+    /// as soon as another node leads, SIGSTOP it and heal; SIGCONT it 350 ms later and
     /// crash-restart the deposed leader, then wait the round's calm. Healing heals the
     /// partition in force, or resumes the paused leader.
     FlapLeader(Vec<Flap>),
