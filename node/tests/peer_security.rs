@@ -384,6 +384,9 @@ fn five_thousand_idle_connections_are_closed_within_the_idle_timeout() {
     const CONNECTIONS: usize = 5000;
     const IDLE: Duration = Duration::from_secs(2);
     raise_open_files(CONNECTIONS as u64 + 1024);
+    // A limit above the 5,000, so that all are accepted at once and each is closed by its
+    // idle timeout; under the default 1024 the rest would wait in the accept queue (and
+    // beyond its length in SYN retries), which is the limit's point but not this test's.
     let cluster = TestCluster::start(
         3,
         &[
