@@ -258,4 +258,38 @@ mod tests {
         let short = args(&["--snapshot-timeout", "10ms"]).into_config();
         assert!(short.is_err());
     }
+
+    #[test]
+    fn peer_security_flags() {
+        let base = [
+            "faultline-node",
+            "--id",
+            "n1",
+            "--client-addr",
+            "127.0.0.11:8001",
+            "--peer-addr",
+            "127.0.0.11:7001",
+            "--data-dir",
+            "d",
+        ];
+        let parse = |extra: &[&str]| Args::try_parse_from(base.iter().chain(extra));
+        let config = parse(&[]).unwrap().into_config().unwrap();
+        assert_eq!(config.cluster_id, None);
+        assert!(config.peer_token.is_none());
+        assert_eq!(config.connections.max_connections, 1024);
+        assert_eq!(config.connections.idle_timeout, Duration::from_secs(30));
+        assert_eq!(config.max_snapshot_bytes, 256 << 20);
+        let config = parse(&["--cluster-id", "run-7", "--peer-token", "s3cret"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(config.cluster_id.unwrap().as_str(), "run-7");
+        assert!(config.peer_token.is_some());
+        assert!(parse(&["--cluster-id", "a b"]).is_err());
+        assert!(parse(&["--peer-token", "a", "--peer-token-file", "f"]).is_err());
+        let empty_token = parse(&["--peer-token", ""]).unwrap().into_config();
+        assert!(empty_token.is_err());
+        let no_connections = parse(&["--max-connections", "0"]).unwrap().into_config();
+        assert!(no_connections.is_err());
+    }
 }

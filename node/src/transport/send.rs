@@ -1,8 +1,8 @@
 //! The sending side: one task per peer that batches what is queued for it into requests.
 //!
 //! Each request carries this node's cluster id, name and peer token in headers (so the peer
-//! can refuse a stranger before reading the body) and again, but the token, in the body's
-//! [`wire::Envelope`]. A batch stays within the peer's bound on ordinary bodies; a snapshot,
+//! can refuse a stranger before reading the body), and the cluster id and sender again in the
+//! body's [`wire::Envelope`]. A batch stays within the peer's bound on ordinary bodies; a snapshot,
 //! or a message too large for any batch, goes alone to the large path.
 
 use std::collections::HashMap;
