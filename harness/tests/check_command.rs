@@ -267,7 +267,10 @@ fn a_runs_history_gets_the_runs_verdict() {
     let output = faultline(&[], &[&stored]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(text.contains("history.jsonl: INVALID (cas-register"), "{text}");
+    assert!(
+        text.contains("history.jsonl: INVALID (cas-register"),
+        "{text}"
+    );
     assert!(text.contains("the run      INVALID"), "{text}");
     assert!(
         text.contains("CRASHED      n2 at 2.5 s (exit status: 1): a lower term"),
@@ -297,5 +300,9 @@ fn a_runs_history_gets_the_runs_verdict() {
     std::fs::write(run.path().join("results.json"), "{").unwrap();
     let output = faultline(&[], &[&stored]);
     assert_eq!(output.status.code(), Some(3));
-    assert!(stderr(&output).contains("results.json"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("results.json"),
+        "{}",
+        stderr(&output)
+    );
 }

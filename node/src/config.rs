@@ -6,6 +6,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::bugs::Bugs;
+use crate::cluster_id::ClusterId;
+use crate::connections::ConnectionLimits;
+use crate::peer_auth::PeerToken;
 use crate::raft::NodeId;
 
 /// Everything a node needs to start, after the command line was parsed.
@@ -41,6 +44,15 @@ pub struct NodeConfig {
     pub fsync: bool,
     /// Deliberate bugs for testing the harness (off by default).
     pub bugs: Bugs,
+    /// The cluster this node belongs to; `None`: derived from the member names (weaker: see
+    /// [`crate::cluster_id`]).
+    pub cluster_id: Option<ClusterId>,
+    /// The shared secret peers must present, if any.
+    pub peer_token: Option<PeerToken>,
+    /// The bounds on the client and the peer port's connections (each).
+    pub connections: ConnectionLimits,
+    /// The largest snapshot (or single oversized message) a peer may send.
+    pub max_snapshot_bytes: usize,
 }
 
 /// Another member: its name, its peer address, and where to dial it (a proxy, or itself).
@@ -104,6 +116,11 @@ impl Members {
             .expect("just pushed") as NodeId
             + 1;
         Ok(Members { names, own })
+    }
+
+    /// Every member's name, sorted (so the name of id `i` is at `i - 1`).
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// This node's Raft id.

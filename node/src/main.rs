@@ -5,11 +5,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use axum::http::uri::Authority;
 use clap::Parser;
 use faultline_node::bugs::{Bug, Bugs};
+use faultline_node::cluster_id::ClusterId;
 use faultline_node::config::{NodeConfig, PeerSpec};
+use faultline_node::connections::ConnectionLimits;
+use faultline_node::peer_auth::PeerToken;
 use tracing_subscriber::EnvFilter;
 
 /// A Raft key-value store node: the system under test that Faultline ships.
@@ -67,6 +70,35 @@ struct Args {
     /// fsync the WAL before acknowledging (turning it off loses acknowledged writes on a crash).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     fsync: bool,
+    /// The cluster's id (1-64 characters of A-Z a-z 0-9 . _ : -), the same on every member.
+    /// Every peer message carries it, and messages with another are refused. Written into
+    /// the data dir at the first start; the node refuses to start on a data dir that holds
+    /// another. Default: derived from the sorted member names, which tells apart clusters of
+    /// different members only; give a fresh random id per cluster.
+    #[arg(long)]
+    cluster_id: Option<ClusterId>,
+    /// A shared secret that every peer request must carry (401 otherwise), the same on every
+    /// member. It shows in the process list: prefer --peer-token-file.
+    #[arg(long, conflicts_with = "peer_token_file")]
+    peer_token: Option<String>,
+    /// A file holding the peer token (one trailing newline is ignored).
+    #[arg(long)]
+    peer_token_file: Option<PathBuf>,
+    /// The most connections each port (client, peer) holds open at once; further ones wait
+    /// in the kernel's accept queue until one closes.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// A connection is closed when it has not sent a whole request head this long after it
+    /// opened or after its last answer (idle keep-alive, silent, or half-sent headers).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+    /// A request whose body stalls this long between two pieces fails, with its connection.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    body_timeout: Duration,
+    /// The largest snapshot, in MiB, that a peer may send this node (a lagging follower
+    /// whose leader's snapshot is larger cannot catch up: raise it then).
+    #[arg(long, default_value_t = 256)]
+    max_snapshot_mib: usize,
     /// Switch on a deliberate bug of the zoo (for testing the harness); repeatable, or
     /// comma-separated.
     #[arg(long = "bug", value_delimiter = ',', value_enum)]
@@ -104,6 +136,23 @@ impl Args {
             self.snapshot_threshold > 0,
             "--snapshot-threshold must be positive"
         );
+        ensure!(
+            self.max_connections > 0,
+            "--max-connections must be positive"
+        );
+        ensure!(
+            !self.idle_timeout.is_zero() && !self.body_timeout.is_zero(),
+            "--idle-timeout and --body-timeout must be positive"
+        );
+        ensure!(
+            (1..=1 << 20).contains(&self.max_snapshot_mib),
+            "--max-snapshot-mib must be between 1 and 1048576"
+        );
+        let peer_token = match (&self.peer_token, &self.peer_token_file) {
+            (Some(token), _) => Some(PeerToken::new(token).context("--peer-token")?),
+            (None, Some(path)) => Some(PeerToken::from_file(path)?),
+            (None, None) => None,
+        };
         if self.advertise_client_addr.is_none() && self.client_addr.ip().is_unspecified() {
             tracing::warn!(
                 "--client-addr {} is a wildcard address: redirects to this node will not \
@@ -129,6 +178,14 @@ impl Args {
             request_timeout: self.request_timeout,
             fsync: self.fsync,
             bugs: Bugs::from_list(&self.bugs),
+            cluster_id: self.cluster_id,
+            peer_token,
+            connections: ConnectionLimits {
+                max_connections: self.max_connections,
+                idle_timeout: self.idle_timeout,
+                body_timeout: self.body_timeout,
+            },
+            max_snapshot_bytes: self.max_snapshot_mib << 20,
         })
     }
 }
@@ -200,5 +257,39 @@ mod tests {
         assert_eq!(config.advertise_client_addr, "n1.local:8001");
         let short = args(&["--snapshot-timeout", "10ms"]).into_config();
         assert!(short.is_err());
+    }
+
+    #[test]
+    fn peer_security_flags() {
+        let base = [
+            "faultline-node",
+            "--id",
+            "n1",
+            "--client-addr",
+            "127.0.0.11:8001",
+            "--peer-addr",
+            "127.0.0.11:7001",
+            "--data-dir",
+            "d",
+        ];
+        let parse = |extra: &[&str]| Args::try_parse_from(base.iter().chain(extra));
+        let config = parse(&[]).unwrap().into_config().unwrap();
+        assert_eq!(config.cluster_id, None);
+        assert!(config.peer_token.is_none());
+        assert_eq!(config.connections.max_connections, 1024);
+        assert_eq!(config.connections.idle_timeout, Duration::from_secs(30));
+        assert_eq!(config.max_snapshot_bytes, 256 << 20);
+        let config = parse(&["--cluster-id", "run-7", "--peer-token", "s3cret"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(config.cluster_id.unwrap().as_str(), "run-7");
+        assert!(config.peer_token.is_some());
+        assert!(parse(&["--cluster-id", "a b"]).is_err());
+        assert!(parse(&["--peer-token", "a", "--peer-token-file", "f"]).is_err());
+        let empty_token = parse(&["--peer-token", ""]).unwrap().into_config();
+        assert!(empty_token.is_err());
+        let no_connections = parse(&["--max-connections", "0"]).unwrap().into_config();
+        assert!(no_connections.is_err());
     }
 }

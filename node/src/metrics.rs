@@ -18,6 +18,12 @@ struct RoleLabel {
     role: &'static str,
 }
 
+/// The `reason` label of `faultline_peer_refused` (see [`crate::peer_auth::Refusal::reason`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
 const ROLES: [Role; 4] = [
     Role::Follower,
     Role::PreCandidate,
@@ -46,6 +52,7 @@ pub struct Metrics {
     proposals: Counter,
     reads: Counter,
     fsync_seconds: Histogram,
+    peer_refused: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -96,6 +103,12 @@ impl Default for Metrics {
             "Latency of WAL fsyncs",
             fsync_seconds.clone(),
         );
+        let peer_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "peer_refused",
+            "Peer requests refused (wrong token, cluster id or sender, too large, undecodable)",
+            peer_refused.clone(),
+        );
         Metrics {
             registry,
             role,
@@ -106,6 +119,7 @@ impl Default for Metrics {
             proposals,
             reads,
             fsync_seconds,
+            peer_refused,
         }
     }
 }
@@ -140,6 +154,13 @@ impl Metrics {
 
     pub fn fsync(&self, took: Duration) {
         self.fsync_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Counts a refused peer request.
+    pub fn peer_refused(&self, reason: &'static str) {
+        self.peer_refused
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -6,30 +6,43 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use axum::http::HeaderValue;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{oneshot, watch};
 use tracing::{error, info, warn};
 
 use crate::api::{self, ApiState};
+use crate::cluster_id::{self, ClusterId};
 use crate::config::{Members, NodeConfig};
+use crate::connections::{self, ConnectionLimits};
 use crate::driver::{Driver, Input, LoopSettings, NodeStatus};
 use crate::kv::KvStore;
 use crate::metrics::Metrics;
+use crate::peer_auth::PeerGate;
 use crate::raft::{self, Raft};
 use crate::storage::{Storage, StorageOptions};
-use crate::transport::{self, PeerDirectory, PeerLink};
+use crate::transport::{self, PeerDirectory, PeerLink, ReceiverSettings, SenderSettings};
 
-/// How long the HTTP servers get to finish in-flight requests at shutdown.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an HTTP server gets to stop, beyond its connections' own drain time.
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+/// File descriptors beyond the connections: the WAL, snapshots, outgoing peer connections.
+const SPARE_FILES: u64 = 256;
 
 /// Runs the node until it is told to stop, or until its Raft loop fails.
 pub async fn run(config: NodeConfig) -> Result<()> {
     let members = Members::new(&config.name, config.peers.iter().map(|p| p.name.clone()))
         .map_err(anyhow::Error::msg)?;
     let own = members.own_id();
+    let members_count = members.names().len();
     let raft_config = raft_config(&config, &members)?;
+    let cluster_id = config
+        .cluster_id
+        .clone()
+        .unwrap_or_else(|| ClusterId::derived(members.names().iter().map(String::as_str)));
+    // Before storage writes anything: a data dir of another cluster must stay untouched.
+    cluster_id::bind(&config.data_dir, &cluster_id)?;
+    info!(cluster_id = %cluster_id, derived = config.cluster_id.is_none(), "cluster id");
+    connections::raise_open_file_limit(2 * config.connections.max_connections as u64 + SPARE_FILES);
 
     let (storage, recovered) = Storage::open(
         &config.data_dir,
@@ -54,6 +67,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         snapshot_index = snapshot_meta.map(|m| m.index).unwrap_or(0),
         "recovered storage"
     );
+    let message_limit = transport::wire::message_body_limit(raft_config.max_bytes_per_message);
     let raft = Raft::new(
         raft_config,
         recovered.hard_state,
@@ -90,13 +104,26 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         .collect();
     let outboxes = transport::spawn_senders(
         links,
-        config.peer_addr.ip(),
-        advertised,
-        config.election_min,
-        config.snapshot_timeout,
+        SenderSettings {
+            local_ip: config.peer_addr.ip(),
+            client_addr: advertised,
+            cluster_id: cluster_id.clone(),
+            own,
+            own_name: config.name.clone(),
+            token: config.peer_token.clone(),
+            timeout: config.election_min,
+            large_timeout: config.snapshot_timeout,
+            message_limit,
+        },
         inputs.clone(),
     );
     let metrics = Arc::new(Metrics::default());
+    let gate = Arc::new(PeerGate::new(
+        cluster_id,
+        members.clone(),
+        config.peer_token.clone(),
+        metrics.clone(),
+    ));
     let (status_tx, status_rx) = watch::channel(NodeStatus::default());
     let settings = LoopSettings {
         tick: config.tick,
@@ -135,10 +162,30 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         metrics,
         request_timeout: config.request_timeout,
     });
-    let peer_api = transport::router(own, inputs.clone(), directory);
+    let peer_api = transport::router(ReceiverSettings {
+        own,
+        members: members_count,
+        gate,
+        inputs: inputs.clone(),
+        directory,
+        message_limit,
+        large_limit: config.max_snapshot_bytes,
+        spool_dir: config.data_dir.clone(),
+    });
     let (stop_servers, servers_stopping) = watch::channel(false);
-    let client_server = tokio::spawn(serve(client_listener, api, servers_stopping.clone()));
-    let peer_server = tokio::spawn(serve(peer_listener, peer_api, servers_stopping));
+    let limits: ConnectionLimits = config.connections;
+    let client_server = tokio::spawn(connections::serve(
+        client_listener,
+        api,
+        limits,
+        servers_stopping.clone(),
+    ));
+    let peer_server = tokio::spawn(connections::serve(
+        peer_listener,
+        peer_api,
+        limits,
+        servers_stopping,
+    ));
     info!(node = %config.name, client = %config.client_addr, peer = %config.peer_addr, "node started");
 
     let mut terminate =
@@ -158,7 +205,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     };
     let _ = stop_servers.send(true);
     for server in [client_server, peer_server] {
-        if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
+        if tokio::time::timeout(STOP_TIMEOUT, server).await.is_err() {
             warn!("an HTTP server did not drain in time");
         }
     }
@@ -169,24 +216,6 @@ pub async fn run(config: NodeConfig) -> Result<()> {
             Err(e.context("the Raft loop failed"))
         }
         Err(_) => bail!("the Raft loop thread panicked"),
-    }
-}
-
-async fn serve(listener: TcpListener, router: axum::Router, mut stopping: watch::Receiver<bool>) {
-    let shutdown = async move {
-        let _ = stopping.wait_for(|stop| *stop).await;
-    };
-    // Answers are small and latency is the point: no Nagle delay behind an unacked segment.
-    let listener = listener.tap_io(|stream| {
-        if let Err(e) = stream.set_nodelay(true) {
-            warn!("TCP_NODELAY on an accepted connection: {e}");
-        }
-    });
-    if let Err(e) = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        error!("HTTP server failed: {e}");
     }
 }
 

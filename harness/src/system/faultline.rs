@@ -1,6 +1,7 @@
 //! The bundled `faultline-node`, or any binary that takes its flags and serves Faultline's
 //! HTTP contract (README, "Testing another system"): `--node-binary`. The only system that
-//! takes `--bug`s, which the harness passes on without knowing what they do.
+//! takes `--bug`s, which the harness passes on without knowing what they do, and a fresh
+//! `--cluster-id` per run.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +22,10 @@ const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
 pub struct FaultlineSystem {
     binary: PathBuf,
     bugs: Vec<String>,
+    /// Fresh for every run (one system serves one run), so that a node left running by an
+    /// earlier run, or one of its messages to a reused port, is refused by this run's nodes.
+    /// Not drawn from the run's seed: a replay of a seed must not share its original's id.
+    cluster_id: String,
     http: reqwest::Client,
 }
 
@@ -37,6 +42,7 @@ impl FaultlineSystem {
         Ok(FaultlineSystem {
             binary,
             bugs,
+            cluster_id: format!("faultline-{:016x}", rand::random::<u64>()),
             http: reqwest::Client::builder()
                 .timeout(STATUS_TIMEOUT)
                 .redirect(reqwest::redirect::Policy::none())
@@ -82,6 +88,8 @@ impl System for FaultlineSystem {
             node.peer_addr.to_string(),
             "--data-dir".into(),
             node.data_dir().display().to_string(),
+            "--cluster-id".into(),
+            self.cluster_id.clone(),
         ];
         let peers: Vec<String> = all
             .iter()
@@ -180,10 +188,12 @@ mod tests {
     }
 
     #[test]
-    fn a_node_is_started_with_its_addresses_its_peers_through_their_dials_and_the_bugs() {
+    fn a_node_is_started_with_its_addresses_the_cluster_id_its_peers_through_their_dials_and_the_bugs()
+     {
         let system = FaultlineSystem {
             binary: PathBuf::from("/bin/faultline-node"),
             bugs: vec!["stale-read".into()],
+            cluster_id: "faultline-0123456789abcdef".into(),
             http: reqwest::Client::new(),
         };
         let all = [spec(1), spec(2), spec(3)];
@@ -193,9 +203,29 @@ mod tests {
         assert_eq!(
             launch.args.join(" "),
             "--id n1 --client-addr 127.0.0.11:7001 --peer-addr 127.0.0.11:8001 \
-             --data-dir /run/nodes/n1/data \
+             --data-dir /run/nodes/n1/data --cluster-id faultline-0123456789abcdef \
              --peers n2=127.0.0.12:8002,n3=127.0.0.13:8003@127.0.0.1:9999 --bug stale-read"
         );
         assert_eq!(launch.log, PathBuf::from("/run/nodes/n1/node.log"));
+        // Every node of a run, and every restart of one, gets the run's id.
+        let again = system.launch(&all[1], &all, &dial).unwrap();
+        assert!(
+            again
+                .args
+                .join(" ")
+                .contains("--cluster-id faultline-0123456789abcdef")
+        );
+    }
+
+    #[test]
+    fn every_run_gets_a_cluster_id_of_its_own() {
+        let binary = std::env::current_exe().unwrap();
+        let a = FaultlineSystem::new(binary.clone(), Vec::new()).unwrap();
+        let b = FaultlineSystem::new(binary, Vec::new()).unwrap();
+        assert_ne!(a.cluster_id, b.cluster_id);
+        assert!(
+            a.cluster_id.len() <= 64,
+            "the node takes at most 64 characters"
+        );
     }
 }
