@@ -449,11 +449,6 @@ impl TestCluster {
         text
     }
 
-    /// The process id of node `i`, while it runs.
-    pub fn pid(&self, i: usize) -> Option<u32> {
-        self.nodes[i].child.as_ref().map(Child::id)
-    }
-
     /// The temporary directory holding data dirs and logs.
     pub fn dir(&self) -> &Path {
         self.dir.as_ref().expect("present until drop").path()
