@@ -20,6 +20,7 @@ mod status_sample;
 mod store;
 mod suite;
 mod system;
+mod toml_input;
 
 use std::future::Future;
 use std::process::ExitCode;

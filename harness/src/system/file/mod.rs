@@ -59,13 +59,14 @@ pub struct FileSystem {
 }
 
 impl FileSystem {
-    /// Reads the file at `path` and checks that what it needs is installed.
+    /// Reads the file at `path` (at most [`crate::toml_input::MAX_FILE_BYTES`]) and checks
+    /// that what it needs is installed.
     pub fn load(path: &Path) -> Result<FileSystem> {
-        let text = std::fs::read_to_string(path).map_err(|e| FileError {
+        let text = crate::toml_input::read(path).map_err(|refusal| FileError {
             path: path.to_path_buf(),
-            line: None,
+            line: refusal.line,
             field: None,
-            message: format!("cannot read it: {e}"),
+            message: refusal.message,
         })?;
         let file = schema::parse(path, &text)?;
         let dir = std::path::absolute(path)
