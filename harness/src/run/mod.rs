@@ -83,8 +83,9 @@ pub async fn run(args: &TestArgs) -> Result<RunOutcome> {
 /// one Ctrl-C handler.
 pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutcome> {
     let mut options = args.resolve()?;
-    // Before the run directory: a system that cannot start leaves nothing behind.
-    let system = system::resolve(&options)?;
+    // Before the run directory: a system that cannot start leaves nothing behind. Its version
+    // probes are bounded in time.
+    let system = system::resolve(&options).await?;
     if nix::unistd::Uid::effective().is_root() {
         // Chains and namespaces of earlier runs that were killed before their teardown.
         let _ = remove_leftover_chains().await;
