@@ -18,13 +18,22 @@ use crate::lost_writes::{LostWritesResult, final_reads_marked, lost_writes_of};
 use crate::model::ModelKind;
 use crate::verdict::Verdict;
 
+/// Why a history with no operations is `unknown`: nothing in it can be judged, and a
+/// pipeline that records nothing (a client that never ran, a file cut to nothing) must not
+/// pass.
+pub const NO_OPERATIONS: &str = "the history holds no operations";
+
 /// What checking a history found. In JSON: `valid` (`true`, `false` or `"unknown"`),
-/// `linearizability` (one [`CheckResult`] per model, in the order models are declared) and,
-/// if the history has list keys, `lost_writes`.
+/// `reason` when the history as a whole could not be judged, `linearizability` (one
+/// [`CheckResult`] per model, in the order models are declared) and, if the history has list
+/// keys, `lost_writes`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HistoryCheck {
     /// The verdict of every part together.
     pub valid: Verdict,
+    /// Why the verdict is `unknown` when no part says so: [`NO_OPERATIONS`]. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Linearizability, one result per model, each over the keys of that model.
     pub linearizability: Vec<CheckResult>,
     /// Lost writes of the list-append and set keys; absent if there are none.
@@ -35,7 +44,10 @@ pub struct HistoryCheck {
 /// Checks `history`: every key against `model`, or, if `None`, each key against the model its
 /// operations call for ([`ModelKind::infer`]; every key of a history that uses `get` or `put`
 /// against kv); then lost writes over the list-append and set keys. The
-/// models share `options.budget`, counted from the start of this call.
+/// models share `options.budget`, counted from the start of this call. A history without a
+/// client operation (after failed ones are removed) is `unknown`, with [`NO_OPERATIONS`] as
+/// its reason: an empty history proves nothing, and a run or a file that recorded nothing
+/// must not pass.
 pub fn check(
     history: &History,
     model: Option<ModelKind>,
@@ -43,6 +55,14 @@ pub fn check(
 ) -> Result<HistoryCheck, Error> {
     let started = Instant::now();
     let operations = operations(history)?;
+    if operations.is_empty() {
+        return Ok(HistoryCheck {
+            valid: Verdict::Unknown,
+            reason: Some(NO_OPERATIONS.to_string()),
+            linearizability: Vec::new(),
+            lost_writes: None,
+        });
+    }
     let mut valid = Verdict::Valid;
     let mut linearizability = Vec::new();
     // Lists and sets only grow: an acknowledged element that the final read lacks was lost.
@@ -63,6 +83,7 @@ pub fn check(
     }
     Ok(HistoryCheck {
         valid,
+        reason: None,
         linearizability,
         lost_writes,
     })
@@ -153,6 +174,33 @@ mod tests {
         assert_eq!(checked.lost_writes.unwrap().lost, 1);
         assert_eq!(checked.linearizability[0].valid, Verdict::Valid);
         assert_eq!(checked.linearizability[1].valid, Verdict::Invalid);
+    }
+
+    #[test]
+    fn a_history_without_operations_is_unknown_never_valid() {
+        let nemesis_only = History::from_jsonl(
+            r#"{"index":0,"time":0,"process":"nemesis","type":"info","f":"start","value":null}"#,
+        )
+        .unwrap();
+        // Failed operations are removed: they did not happen.
+        let failed_only = history(&[("write", "r1", json!(1), "fail")]);
+        for empty in [History::default(), nemesis_only, failed_only] {
+            for model in [None, Some(ModelKind::Register)] {
+                let checked = check(&empty, model, &CheckOptions::default()).unwrap();
+                assert_eq!(checked.valid, Verdict::Unknown);
+                assert_eq!(checked.reason.as_deref(), Some(NO_OPERATIONS));
+                let json = serde_json::to_value(&checked).unwrap();
+                assert_eq!(json["valid"], "unknown");
+                assert_eq!(json["reason"], NO_OPERATIONS);
+            }
+        }
+        let some = check(
+            &history(&[("write", "r1", json!(1), "ok")]),
+            None,
+            &CheckOptions::default(),
+        )
+        .unwrap();
+        assert_eq!((some.valid, some.reason), (Verdict::Valid, None));
     }
 
     #[test]

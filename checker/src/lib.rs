@@ -32,7 +32,7 @@ pub mod verdict;
 pub mod wgl;
 
 pub use budget::{Budget, Stop};
-pub use check::{HistoryCheck, check};
+pub use check::{HistoryCheck, NO_OPERATIONS, check};
 pub use counterexample::{Counterexample, Observable, Rejection};
 pub use divergence::{Divergence, DivergenceResult, ListCopy, divergence};
 pub use error::Error;

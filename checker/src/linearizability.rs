@@ -579,10 +579,16 @@ mod tests {
         for (key, first, at) in [("x", 0, 300), ("y", 100, 200), ("z", 200, 100)] {
             lines.extend(stale_read(key, first, at));
         }
-        lines.sort_by_key(|line| {
-            let event: serde_json::Value = serde_json::from_str(line).unwrap();
-            event["time"].as_u64().unwrap()
-        });
+        let mut events: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        events.sort_by_key(|event| event["time"].as_u64().unwrap());
+        // Numbered in their new order, as a recorder numbers what it records.
+        for (index, event) in events.iter_mut().enumerate() {
+            event["index"] = json!(index);
+        }
+        let lines: Vec<String> = events.iter().map(ToString::to_string).collect();
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
         let mut result = check(&history(&lines), &CheckOptions::default());
         assert_eq!(result.counterexamples.len(), 3);

@@ -401,19 +401,26 @@ fn event() -> impl Strategy<Value = Event> {
         )
 }
 
-/// Arbitrary events, with any indices and times.
+/// Arbitrary events, with any times and increasing indices, gaps and all (a history whose
+/// indices do not increase is refused when read).
 fn events() -> impl Strategy<Value = Vec<Event>> {
-    prop::collection::vec((event(), any::<u32>(), any::<u64>()), 0..12).prop_map(|events| {
-        events
-            .into_iter()
-            .map(|(event, index, time)| Event {
-                index: u64::from(index),
-                // EDN integers are 64-bit signed.
-                time: time >> 1,
-                ..event
-            })
-            .collect()
-    })
+    prop::collection::vec((event(), 1..=u64::from(u32::MAX), any::<u64>()), 0..12).prop_map(
+        |events| {
+            let mut index = 0;
+            events
+                .into_iter()
+                .map(|(event, gap, time)| {
+                    index += gap;
+                    Event {
+                        index,
+                        // EDN integers are 64-bit signed.
+                        time: time >> 1,
+                        ..event
+                    }
+                })
+                .collect()
+        },
+    )
 }
 
 proptest! {

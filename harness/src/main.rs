@@ -20,9 +20,11 @@ mod status_sample;
 mod store;
 mod suite;
 mod system;
+mod toml_input;
 
 use std::future::Future;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use faultline_checker::ERROR_EXIT_CODE;
@@ -88,11 +90,15 @@ fn block_on(command: &str, work: impl Future<Output = anyhow::Result<ExitCode>>)
             return ExitCode::from(ERROR_EXIT_CODE);
         }
     };
-    match runtime.block_on(work) {
+    let code = match runtime.block_on(work) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("faultline {command}: error: {error:#}");
             ExitCode::from(ERROR_EXIT_CODE)
         }
-    }
+    };
+    // Not a plain drop, which waits for every blocking task: a run stopped by Ctrl-C or
+    // SIGTERM while it checked its history leaves the check running on one, and must exit now.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
 }

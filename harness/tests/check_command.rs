@@ -306,3 +306,111 @@ fn a_runs_history_gets_the_runs_verdict() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_history_without_operations_is_unknown_not_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let faults_only = history(
+        dir.path(),
+        "faults.jsonl",
+        &[json!({"process": "nemesis", "type": "info", "f": "start-partition", "value": null})],
+    );
+    let edn = dir.path().join("empty.edn");
+    std::fs::write(&edn, "[]\n").unwrap();
+    for file in [&empty, &faults_only, &edn] {
+        let output = faultline(&[], &[file]);
+        assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+        let text = stdout(&output);
+        assert!(text.contains(": UNKNOWN (no operations; 0.00 s)"), "{text}");
+        assert!(
+            text.contains("  unknown: the history holds no operations"),
+            "{text}"
+        );
+
+        let output = faultline(&["--json"], &[file]);
+        assert_eq!(output.status.code(), Some(2));
+        let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
+        assert_eq!(result["valid"], "unknown");
+        assert_eq!(result["reason"], "the history holds no operations");
+    }
+}
+
+#[test]
+fn hostile_input_is_an_error_naming_the_line_and_the_limit_never_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let op = "{:process 0, :type :invoke, :f :read, :value nil}";
+    let cases = [
+        (
+            "deep.edn",
+            format!("{op}\n{}", "[".repeat(100_000)),
+            "line 2: forms nested deeper than 128 levels",
+        ),
+        (
+            "deep-value.edn",
+            format!(
+                "[{op}\n{op}\n{{:process 0 :value {}}}]",
+                "#{".repeat(100_000)
+            ),
+            "line 3: forms nested deeper than 128 levels",
+        ),
+        (
+            "deep.jsonl",
+            format!(
+                "{{\"index\":0,\"time\":0,\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":{}}}",
+                "[".repeat(100_000)
+            ),
+            "line 1: arrays and objects nested deeper than 128 levels",
+        ),
+        (
+            "deep.log",
+            format!(
+                "INFO  jepsen.util - 1\t:invoke\t:write\t{}",
+                "(".repeat(100_000)
+            ),
+            "line 1: forms nested deeper than 128 levels",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let output = faultline(&[], &[&path]);
+        assert_eq!(output.status.code(), Some(3), "{name}: {}", stderr(&output));
+        let error = stderr(&output);
+        assert!(
+            error.starts_with(&format!("{}: error: {expected}", path.display())),
+            "{name}: {error}"
+        );
+        assert!(error.len() < 500, "{name}: a short message: {error}");
+    }
+}
+
+#[test]
+fn indexes_that_do_not_increase_are_an_error_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let event = |index: u64, kind: &str| {
+        json!({"index": index, "time": index, "process": 0, "type": kind, "f": "write",
+               "value": 1})
+        .to_string()
+    };
+    let path = dir.path().join("repeated.jsonl");
+    std::fs::write(
+        &path,
+        [event(0, "invoke"), event(1, "ok"), event(1, "invoke")].join("\n"),
+    )
+    .unwrap();
+    let output = faultline(&["--json"], &[&path]);
+    assert_eq!(output.status.code(), Some(3));
+    let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        result["error"],
+        "line 3: index 1 is the same index as the event before it (line 2, index 1): indexes \
+         must increase from one event to the next (a duplicated or reordered line?)"
+    );
+
+    // Gaps are fine: a history grepped down to some of its lines still checks.
+    let path = dir.path().join("gaps.jsonl");
+    std::fs::write(&path, [event(3, "invoke"), event(7, "ok")].join("\n")).unwrap();
+    assert_eq!(faultline(&[], &[&path]).status.code(), Some(0));
+}

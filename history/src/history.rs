@@ -10,6 +10,18 @@ use serde_json::Value;
 use crate::error::Error;
 use crate::location::Location;
 
+/// The longest line [`History::from_jsonl`] reads, in bytes: 64 MiB. One line is one event,
+/// and Faultline's own are a few hundred bytes; the limit is far above any real event (a final
+/// read of a set of millions of elements is tens of MB) and is there so that a file that is no
+/// history (a binary blob without newlines) is refused with a line number rather than parsed
+/// as one event.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// How deeply arrays and objects may nest in one event: 128 levels, serde_json's own
+/// recursion limit, which keeps a hostile line (100,000 `[`) from overflowing the stack. A
+/// real event nests a few levels (a transaction of micro-operations, a map of partitions).
+pub const MAX_DEPTH: usize = 128;
+
 /// Who performed an event: a client process, or the nemesis that injects faults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Process {
@@ -149,7 +161,9 @@ impl History {
         }
     }
 
-    /// Parses JSON Lines: one event a line; blank lines are skipped.
+    /// Parses JSON Lines: one event a line; blank lines are skipped. A line longer than
+    /// [`MAX_LINE_BYTES`], nested deeper than [`MAX_DEPTH`], or whose `index` is not greater
+    /// than the line's before ([`History::check_indexes`]) is an error naming the line.
     pub fn from_jsonl(text: &str) -> Result<Self, Error> {
         let mut events = Vec::new();
         let mut lines = Vec::new();
@@ -157,13 +171,54 @@ impl History {
             if line.trim().is_empty() {
                 continue;
             }
+            if line.len() > MAX_LINE_BYTES {
+                return Err(Error::malformed(
+                    Location::Line(number),
+                    format!(
+                        "the line is {} bytes long, over the limit of {} for one event; is this \
+                         a history of one JSON event a line?",
+                        line.len(),
+                        describe_bytes(MAX_LINE_BYTES)
+                    ),
+                ));
+            }
             let event = serde_json::from_str(line).map_err(|error| {
                 Error::malformed(Location::Line(number), describe_json_error(&error))
             })?;
             events.push(event);
             lines.push(number);
         }
-        Ok(History::from_lines(events, lines))
+        let history = History::from_lines(events, lines);
+        history.check_indexes()?;
+        Ok(history)
+    }
+
+    /// Checks that every event's `index` is greater than the one before it, as a recorder
+    /// numbers them: a duplicated, reordered or spliced line would otherwise pass unnoticed
+    /// and pair the wrong events. Gaps are allowed, so that a history filtered with `grep`
+    /// (the lines of one key) still reads. The error names the event's line (or index).
+    pub fn check_indexes(&self) -> Result<(), Error> {
+        for (position, pair) in self.events.windows(2).enumerate() {
+            let (before, after) = (&pair[0], &pair[1]);
+            if after.index <= before.index {
+                let what = if after.index == before.index {
+                    "the same index as"
+                } else {
+                    "a smaller index than"
+                };
+                return Err(Error::malformed(
+                    self.location(position + 1),
+                    format!(
+                        "index {} is {what} the event before it ({}, index {}): indexes must \
+                         increase from one event to the next (a duplicated or reordered line?)",
+                        after.index,
+                        self.location(position),
+                        before.index
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Writes JSON Lines: one event a line.
@@ -176,11 +231,27 @@ impl History {
     }
 }
 
+/// `64 MiB`, `1 KiB`, or a number of bytes, for messages about limits.
+pub fn describe_bytes(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
 /// serde_json's message without its "at line 1 column N" (each line is parsed alone), plus the column.
 fn describe_json_error(error: &serde_json::Error) -> String {
     let message = error.to_string();
     let position = format!(" at line {} column {}", error.line(), error.column());
     let what = message.strip_suffix(&position).unwrap_or(&message);
+    if what == "recursion limit exceeded" {
+        return format!(
+            "arrays and objects nested deeper than {MAX_DEPTH} levels (column {}); an event \
+             nests a few",
+            error.column()
+        );
+    }
     format!(
         "expected an event like {{\"index\":0,\"time\":0,\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}}: {what} (column {})",
         error.column()
@@ -241,6 +312,56 @@ mod tests {
             ),
             "{error}"
         );
+    }
+
+    #[test]
+    fn indexes_must_increase_from_line_to_line() {
+        let line = |index: u64| {
+            format!(
+                "{{\"index\":{index},\"time\":0,\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}}"
+            )
+        };
+        // Gaps are fine: the lines of one key, grepped out of a run's history.
+        assert!(History::from_jsonl(&[line(0), line(4), line(9)].join("\n")).is_ok());
+        let error = History::from_jsonl(&[line(0), line(1), String::new(), line(1)].join("\n"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "line 4: index 1 is the same index as the event before it (line 2, index 1): \
+             indexes must increase from one event to the next (a duplicated or reordered line?)"
+        );
+        let error = History::from_jsonl(&[line(5), line(3)].join("\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("line 2: index 3 is a smaller index than the event before it"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_and_overlong_lines_are_refused_with_the_line() {
+        let deep = format!(
+            "{{\"index\":0,\"time\":0,\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"value\":{}}}",
+            "[".repeat(100_000)
+        );
+        let error = History::from_jsonl(&format!("\n{deep}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("line 2: ") && error.contains("nested deeper than 128 levels"),
+            "{error}"
+        );
+        let long = " ".repeat(MAX_LINE_BYTES) + "{}";
+        let error = History::from_jsonl(&long).unwrap_err().to_string();
+        assert!(
+            error.starts_with("line 1: the line is 67108866 bytes long, over the limit of 64 MiB"),
+            "{error}"
+        );
+        assert_eq!(describe_bytes(1 << 20), "1 MiB");
+        assert_eq!(describe_bytes(3 << 10), "3 KiB");
+        assert_eq!(describe_bytes(1000), "1000 bytes");
     }
 
     #[test]

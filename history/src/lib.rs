@@ -6,7 +6,8 @@
 //! them through one pairing.
 //!
 //! - Events and histories: [`Event`], [`History`] ([`History::from_jsonl`],
-//!   [`History::write_jsonl`]); errors say where ([`Location`]).
+//!   [`History::write_jsonl`]); errors say where ([`Location`]). Reading is bounded
+//!   ([`MAX_LINE_BYTES`], [`MAX_DEPTH`]) and refuses indexes that do not increase.
 //! - Pairing: [`pair`] pairs every client invocation with its completion and names each break
 //!   of the rules ([`Problem`]); [`operations`] reads the pairs as the checker does (Knossos's
 //!   semantics: a plain `fail` is removed, `info` is indeterminate).
@@ -22,7 +23,7 @@ mod pairing;
 mod summary;
 
 pub use error::Error;
-pub use history::{Event, EventType, History, Process};
+pub use history::{Event, EventType, History, MAX_DEPTH, MAX_LINE_BYTES, Process, describe_bytes};
 pub use location::Location;
 pub use model::ModelKind;
 pub use operation::{CAS_MISMATCH, Operation, Outcome, operations};

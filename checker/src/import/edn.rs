@@ -15,7 +15,11 @@
 //! The order of the file is the order of events. An event's `:index` and `:time`
 //! (nanoseconds since the start, as Jepsen records them) are its own when every event has
 //! them, as in Jepsen's histories and in Faultline's JSON Lines; otherwise (Knossos's and
-//! Porcupine's files have neither) its place in the file is both.
+//! Porcupine's files have neither) its place in the file is both. Indexes of the file's own
+//! must increase from one operation to the next, as Jepsen writes them.
+//!
+//! Reading is bounded: forms nest at most [`MAX_DEPTH`] levels, and one operation's text is
+//! at most [`MAX_OPERATION_BYTES`] (the history around it, a vector of hundreds of MB, is not).
 //!
 //! Two fields of Faultline's own, which other tools ignore, carry what Jepsen's vocabulary
 //! lacks, so that a history Faultline writes ([`crate::export::edn`]) reads back as it was:
@@ -28,8 +32,14 @@ use std::collections::HashMap;
 use faultline_history::{Event, EventType, History, Location, Process};
 use serde_json::Value;
 
+pub use super::edn_reader::MAX_DEPTH;
 use super::edn_reader::{Edn, Reader, SyntaxError};
 use crate::error::Error;
+
+/// The longest text of one operation, in bytes: 64 MiB, as a line of JSON Lines
+/// ([`faultline_history::MAX_LINE_BYTES`]). An operation of a real history is a few hundred
+/// bytes, a final read of a large set some MB.
+pub const MAX_OPERATION_BYTES: usize = faultline_history::MAX_LINE_BYTES;
 
 /// The field that marks the final read of a key: `:final? true`.
 pub const FINAL_READ: &str = "final?";
@@ -48,6 +58,11 @@ struct Stamps {
 
 /// Parses an EDN history.
 pub fn parse(text: &str) -> Result<History, Error> {
+    parse_bounded(text, MAX_OPERATION_BYTES)
+}
+
+/// [`parse`], with operations of at most `max_operation` bytes.
+fn parse_bounded(text: &str, max_operation: usize) -> Result<History, Error> {
     let syntax = |error: SyntaxError| Error::malformed(Location::Line(error.line), error.message);
     let mut reader = Reader::new(text, 1);
     // A top-level vector or list of operations closes with this; operations one after another
@@ -89,9 +104,23 @@ pub fn parse(text: &str) -> Result<History, Error> {
             }
             (Some(_), _) => {
                 let line = reader.line();
+                let start = reader.offset();
                 let Some(form) = reader.next_form().map_err(syntax)? else {
                     continue;
                 };
+                // After the reading: the form is no bigger than the text, which is in memory
+                // already; what the limit refuses is a file that is one giant form.
+                let length = reader.offset() - start;
+                if length > max_operation {
+                    return Err(Error::malformed(
+                        Location::Line(line),
+                        format!(
+                            "the operation that starts here is {length} bytes long, over the \
+                             limit of {} for one operation",
+                            faultline_history::describe_bytes(max_operation)
+                        ),
+                    ));
+                }
                 let position = events.len() as u64;
                 let (event, stamp) = event(form, position)
                     .map_err(|message| Error::malformed(Location::Line(line), message))?;
@@ -116,13 +145,18 @@ pub fn parse(text: &str) -> Result<History, Error> {
             }
         }
     }
-    keep_stamps(&mut events, &stamps);
+    let own_indexes = keep_stamps(&mut events, &stamps);
     for (event, stamp) in events.iter_mut().zip(&stamps) {
         if !stamp.observed_nil {
             forget_nil_read(event);
         }
     }
-    Ok(History::from_lines(events, lines))
+    let history = History::from_lines(events, lines);
+    if own_indexes {
+        // Places in the file increase by themselves; indexes the file gives need not.
+        history.check_indexes()?;
+    }
+    Ok(history)
 }
 
 /// Whether the vector or list the reader is at holds the history's operations, rather than
@@ -138,10 +172,12 @@ fn holds_operations(reader: &Reader) -> bool {
 }
 
 /// Gives the events their own `:index`, if every event has one, and their own `:time`, if
-/// every event has one. Times need not follow the file: a run records an operation whose
-/// completion came late (a timeout) where it learns of it, with the time it happened.
-fn keep_stamps(events: &mut [Event], stamps: &[Stamps]) {
-    if stamps.iter().all(|s| s.index.is_some()) {
+/// every event has one; whether they got their own indexes. Times need not follow the file: a
+/// run records an operation whose completion came late (a timeout) where it learns of it,
+/// with the time it happened.
+fn keep_stamps(events: &mut [Event], stamps: &[Stamps]) -> bool {
+    let own_indexes = stamps.iter().all(|s| s.index.is_some());
+    if own_indexes {
         for (event, stamp) in events.iter_mut().zip(stamps) {
             event.index = stamp.index.unwrap_or(event.index);
         }
@@ -151,6 +187,7 @@ fn keep_stamps(events: &mut [Event], stamps: &[Stamps]) {
             event.time = stamp.time.unwrap_or(event.time);
         }
     }
+    own_indexes
 }
 
 /// Whether the history is a `jepsen.independent` one: it has no `:key`s, and every client
@@ -562,6 +599,79 @@ mod tests {
                 .to_string(),
             "line 1: expected :final? to be true or false, found 1"
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_naming_the_line_never_a_stack_overflow() {
+        let op = "{:process 0, :type :invoke, :f :read, :value nil}";
+        for deep in [
+            "[".repeat(100_000),
+            "(".repeat(100_000),
+            "{:a ".repeat(100_000),
+            "#{".repeat(100_000),
+            "#_".repeat(100_000),
+            "#tag ".repeat(100_000),
+            format!(
+                "{{:process 0, :type :invoke, :f :read, :value {}",
+                "[".repeat(100_000)
+            ),
+        ] {
+            for text in [format!("{op}\n{deep}"), format!("[{op}\n{deep}")] {
+                let error = parse(&text).unwrap_err().to_string();
+                assert!(
+                    error.starts_with("line 2: forms nested deeper than 128 levels"),
+                    "{error}"
+                );
+            }
+        }
+        // 128 levels are allowed: the operation's map is one, its value the rest.
+        let value = format!("{}1{}", "[".repeat(127), "]".repeat(127));
+        let history = parse(&format!(
+            "{{:process 0, :type :invoke, :f :write, :value {value}}}"
+        ))
+        .unwrap();
+        assert_eq!(history.events().len(), 1);
+        let value = format!("{}1{}", "[".repeat(128), "]".repeat(128));
+        assert!(
+            parse(&format!(
+                "{{:process 0, :type :invoke, :f :write, :value {value}}}"
+            ))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn an_operation_longer_than_the_limit_is_refused_with_its_line() {
+        let text =
+            "{:process 0, :type :invoke, :f :read}\n\n{:process 0, :type :ok, :f :read, :value 1}";
+        assert_eq!(
+            parse_bounded(text, 40).unwrap_err().to_string(),
+            "line 3: the operation that starts here is 43 bytes long, over the limit of 40 \
+             bytes for one operation"
+        );
+        assert_eq!(parse_bounded(text, 43).unwrap().events().len(), 2);
+    }
+
+    #[test]
+    fn indexes_of_the_file_must_increase() {
+        let error = parse(
+            "[{:index 0, :process 0, :type :invoke, :f :read}\n\
+             {:index 1, :process 0, :type :ok, :f :read, :value 1}\n\
+             {:index 1, :process 1, :type :invoke, :f :read}]",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("line 3: index 1 is the same index as the event before it (line 2"),
+            "{error}"
+        );
+        // Without indexes of its own, a file's events are numbered by their place in it.
+        let history = parse(
+            "{:index 3, :process 0, :type :invoke, :f :read}\n\
+             {:process 0, :type :ok, :f :read, :value 1}",
+        )
+        .unwrap();
+        assert_eq!(history.events()[1].index, 1);
     }
 
     #[test]

@@ -2,8 +2,17 @@
 //! symbols, strings, integers, floats, `nil`, booleans and characters; tags such as
 //! `#jepsen.history.Op{...}` are read as the tagged value, `#_` discards a form, `;` comments.
 //! It tracks lines, so every error and every top-level form has one.
+//!
+//! Nesting is bounded ([`MAX_DEPTH`]): the reader is recursive, and a hostile file of 100,000
+//! `[` would otherwise overflow the stack and abort the process instead of being refused.
 
 use serde_json::{Map, Number, Value};
+
+/// How many forms may be open around a form: vectors, lists, maps and sets, and tags and
+/// `#_` (whose form is read inside them), each count a level. 128, as serde_json allows JSON to nest: an operation of a Jepsen
+/// history nests a few levels (a transaction's micro-operations inside its value), and 128
+/// levels of this reader's frames fit well within any thread's stack.
+pub const MAX_DEPTH: usize = 128;
 
 /// An EDN value.
 #[derive(Clone, Debug, PartialEq)]
@@ -98,6 +107,8 @@ pub struct Reader<'a> {
     text: &'a str,
     position: usize,
     line: usize,
+    /// How many forms are open around the one being read.
+    depth: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -107,6 +118,7 @@ impl<'a> Reader<'a> {
             text,
             position: 0,
             line: first_line,
+            depth: 0,
         }
     }
 
@@ -135,8 +147,28 @@ impl<'a> Reader<'a> {
         self.line
     }
 
-    /// Reads the next form; `None` at the end of the text.
+    /// How many bytes of the text the reader has gone past.
+    pub fn offset(&self) -> usize {
+        self.position
+    }
+
+    /// Reads the next form; `None` at the end of the text. A form inside more than
+    /// [`MAX_DEPTH`] others is an error on the line where the limit was passed.
     pub fn next_form(&mut self) -> Result<Option<Edn>, SyntaxError> {
+        if self.depth > MAX_DEPTH {
+            return Err(self.error(format!(
+                "forms nested deeper than {MAX_DEPTH} levels (vectors, lists, maps, sets, tags \
+                 or #_); an operation nests a few"
+            )));
+        }
+        self.depth += 1;
+        let form = self.form();
+        self.depth -= 1;
+        form
+    }
+
+    /// [`Reader::next_form`] without the count of levels.
+    fn form(&mut self) -> Result<Option<Edn>, SyntaxError> {
         loop {
             let Some(c) = self.peek() else {
                 return Ok(None);

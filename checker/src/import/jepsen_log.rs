@@ -6,8 +6,14 @@
 //! cas-mismatch); a `:fail` or `:info` whose value is an error keyword such as `:timed-out` is
 //! indeterminate; any other `:fail` did not happen. The order of the file is the order of events,
 //! so `index` and `time` are an event's place in it.
+//!
+//! An operation line is at most [`MAX_LINE_BYTES`] long and its value nests at most
+//! [`super::edn::MAX_DEPTH`] levels; other lines are skipped whatever their length, since a
+//! Jepsen log may print a whole analysis on one line.
 
-use faultline_history::{CAS_MISMATCH, Event, EventType, History, Location, Process};
+use faultline_history::{
+    CAS_MISMATCH, Event, EventType, History, Location, MAX_LINE_BYTES, Process, describe_bytes,
+};
 use serde_json::Value;
 
 use super::edn_reader::{Edn, read_one};
@@ -15,12 +21,27 @@ use crate::error::Error;
 
 /// Parses a Jepsen log.
 pub fn parse(text: &str) -> Result<History, Error> {
+    parse_bounded(text, MAX_LINE_BYTES)
+}
+
+/// [`parse`], with operation lines of at most `max_line` bytes.
+fn parse_bounded(text: &str, max_line: usize) -> Result<History, Error> {
     let mut events = Vec::new();
     let mut lines = Vec::new();
     for (number, line) in (1..).zip(text.lines()) {
         let Some((process, kind, rest)) = operation_line(line) else {
             continue;
         };
+        if line.len() > max_line {
+            return Err(Error::malformed(
+                Location::Line(number),
+                format!(
+                    "the operation line is {} bytes long, over the limit of {} for one operation",
+                    line.len(),
+                    describe_bytes(max_line)
+                ),
+            ));
+        }
         let position = events.len() as u64;
         let event = event(process, kind, rest, number, position)
             .map_err(|message| Error::malformed(Location::Line(number), message))?;
@@ -161,5 +182,26 @@ mod tests {
             error("INFO  jepsen.util - 1\t:ok\twrite\t3"),
             "line 1: expected a function keyword like :read, found write"
         );
+    }
+
+    #[test]
+    fn deep_values_and_long_operation_lines_are_refused_with_the_line() {
+        let deep = format!(
+            "INFO  jepsen.util - 1\t:invoke\t:write\t4\nINFO  jepsen.util - 2\t:invoke\t:write\t{}",
+            "[".repeat(100_000)
+        );
+        let error = parse(&deep).unwrap_err().to_string();
+        assert!(
+            error.starts_with("line 2: forms nested deeper than 128 levels"),
+            "{error}"
+        );
+        let text =
+            "a long line of other output, skipped\nINFO  jepsen.util - 1\t:invoke\t:write\t4";
+        assert_eq!(
+            parse_bounded(text, 37).unwrap_err().to_string(),
+            "line 2: the operation line is 38 bytes long, over the limit of 37 bytes for one \
+             operation"
+        );
+        assert!(parse_bounded(text, 38).is_ok());
     }
 }

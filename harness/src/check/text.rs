@@ -36,7 +36,8 @@ pub fn render(report: &FileReport) -> String {
     if parts.is_empty() {
         parts.push("no operations".to_string());
     }
-    let seconds: f64 = checked.linearizability.iter().map(|r| r.seconds).sum();
+    // A fold from 0.0, not `sum`: the sum of nothing is -0.0, printed "-0.00 s".
+    let seconds = (checked.linearizability.iter()).fold(0.0, |total, r| total + r.seconds);
     parts.push(format!("{seconds:.2} s"));
     let mut out = format!(
         "{}: {} ({})\n",
@@ -44,6 +45,9 @@ pub fn render(report: &FileReport) -> String {
         shout(report.valid()),
         parts.join("; "),
     );
+    if let Some(reason) = &checked.reason {
+        let _ = writeln!(out, "  unknown: {reason}");
+    }
     for result in &checked.linearizability {
         if result.valid != Verdict::Valid {
             if checked.linearizability.len() > 1 {

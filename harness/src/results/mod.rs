@@ -36,6 +36,10 @@ pub use recovery::{FaultRecovery, Recovery};
 pub struct RunResults {
     /// The overall verdict: `true`, `false` or `"unknown"`.
     pub valid: Verdict,
+    /// Why the history could not be judged at all, as the checker says
+    /// ([`faultline_checker::NO_OPERATIONS`]); absent when it could.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// One linearizability result per model used by the workload.
     pub linearizability: Vec<CheckResult>,
     /// Lost writes of the list keys, if the workload had any.
@@ -162,6 +166,7 @@ pub fn check(
     };
     let HistoryCheck {
         valid,
+        reason,
         mut linearizability,
         lost_writes: lost,
     } = faultline_checker::check(history, None, &options).context("checking the history")?;
@@ -189,6 +194,7 @@ pub fn check(
     }
     let mut results = RunResults {
         valid,
+        reason,
         linearizability,
         lost_writes: lost,
         replicas,
@@ -242,6 +248,7 @@ impl RunResults {
 pub fn of_history(history: &History, checked: HistoryCheck) -> RunResults {
     let HistoryCheck {
         valid,
+        reason,
         mut linearizability,
         lost_writes,
     } = checked;
@@ -257,6 +264,7 @@ pub fn of_history(history: &History, checked: HistoryCheck) -> RunResults {
     }
     RunResults {
         valid,
+        reason,
         linearizability,
         lost_writes,
         replicas: None,

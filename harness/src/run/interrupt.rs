@@ -1,5 +1,10 @@
 //! Ctrl-C and SIGTERM: turned into a flag every phase of a run watches, so that clients and
-//! the nemesis stop and the teardown still runs.
+//! the nemesis stop and the teardown still runs. The phases (`run/mod.rs`) and how each stops:
+//! the version probes are killed (nothing exists yet); the cluster's start-up stops waiting
+//! for a leader; clients and the nemesis stop, faults are healed, and the healing check and
+//! the final reads are skipped (or cut short, if under way); the check of the history is left
+//! behind (the history is on disk). In every case the teardown runs, the run's files stay,
+//! and the exit code is 3: an interrupted run has no verdict.
 
 use std::future::Future;
 
@@ -25,7 +30,7 @@ impl Interrupt {
                 _ = interrupt.recv() => "SIGINT",
                 _ = terminate.recv() => "SIGTERM",
             };
-            eprintln!("\n{name}: stopping clients and faults, then tearing down the cluster");
+            eprintln!("\n{name}: stopping; what was started is torn down first");
             let _ = set.send(true);
         });
         Ok(Interrupt { flag })

@@ -83,8 +83,12 @@ pub async fn run(args: &TestArgs) -> Result<RunOutcome> {
 /// one Ctrl-C handler.
 pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutcome> {
     let mut options = args.resolve()?;
-    // Before the run directory: a system that cannot start leaves nothing behind.
-    let system = system::resolve(&options)?;
+    // Before the run directory: a system that cannot start leaves nothing behind. Its version
+    // probes are bounded in time, and a stop asked for meanwhile kills them.
+    let system = tokio::select! {
+        system = system::resolve(&options) => system?,
+        () = interrupt.wait() => bail!("interrupted while checking the system under test; nothing was started"),
+    };
     if nix::unistd::Uid::effective().is_root() {
         // Chains and namespaces of earlier runs that were killed before their teardown.
         let _ = remove_leftover_chains().await;
@@ -112,6 +116,9 @@ async fn run_placed(
     node_network: Option<Arc<NodeNetwork>>,
     interrupt: &Interrupt,
 ) -> Result<RunOutcome> {
+    if interrupt.is_set() {
+        bail!("interrupted before the cluster started; nothing was started");
+    }
     let timestamp = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
     for fault in &options.left_out {
         eprintln!("faultline test: leaving out {fault}");
@@ -171,35 +178,57 @@ async fn run_placed(
             anyhow::Error::from(e)
         );
     }
-    let recorded = recorded?;
     if interrupt.is_set() {
-        bail!(
-            "interrupted; nodes stopped and partitions removed. The partial history is in {}",
-            run_dir.history().display()
-        );
+        // Whatever the phase: what was recorded stays in the run directory.
+        let kept = if run_dir.history().exists() {
+            format!("The partial history is in {}", run_dir.history().display())
+        } else {
+            format!(
+                "Nothing was recorded yet; the nodes' logs are in {}",
+                run_dir.path.display()
+            )
+        };
+        bail!("interrupted; nodes stopped and partitions removed. {kept}");
     }
+    let recorded = recorded?;
 
     let started = std::time::Instant::now();
-    let results = results::check(
-        &recorded.history,
-        options.check_timeout,
-        recorded.healing.clone(),
-        recorded.observed,
-        options.time_limit,
-    )?;
+    let Recorded {
+        history,
+        final_reads,
+        healing,
+        observed,
+    } = recorded;
+    let (check_timeout, time_limit) = (options.check_timeout, options.time_limit);
+    // The check may take its whole budget (a minute by default) on a thread of its own, so
+    // that a stop asked for meanwhile ends the run at once: the history is on disk already.
+    let checking = tokio::task::spawn_blocking(move || {
+        let results = results::check(&history, check_timeout, healing, observed, time_limit);
+        (history, results)
+    });
+    let (history, results) = tokio::select! {
+        checked = checking => checked.context("the check failed")?,
+        () = interrupt.wait() => bail!(
+            "interrupted while checking the history; nodes stopped and partitions removed. \
+             The history is in {}: `faultline check {}` checks it",
+            run_dir.history().display(),
+            run_dir.history().display()
+        ),
+    };
+    let results = results?;
     let check_time = started.elapsed();
     run_dir.write_results(&results)?;
     if let Err(e) = crate::report::write(&run_dir.path) {
         warn!("writing the report failed ({e:#}); `faultline report <run-dir>` retries");
     }
-    let summary = Summary::of(&recorded.history);
+    let summary = Summary::of(&history);
     let summary_text = summary::render(&summary::Printed {
         options: &options,
         backend: network.kind().to_string(),
         summary: &summary,
-        nemesis_events: nemesis_events(&recorded.history),
+        nemesis_events: nemesis_events(&history),
         results: &results,
-        final_reads: recorded.final_reads.as_ref(),
+        final_reads: final_reads.as_ref(),
         check_time,
         run_dir: &run_dir,
     });
@@ -266,10 +295,17 @@ async fn drive(
     network: &Arc<PartitionBackend>,
     interrupt: &Interrupt,
 ) -> Result<Recorded> {
-    cluster
-        .start(|from, to| network.dial_addr(from, to))
-        .await?;
-    cluster.wait_until_ready(LEADER_TIMEOUT).await?;
+    // Start-up watches for a stop too: waiting for a leader takes up to LEADER_TIMEOUT.
+    // Whatever was started by then is torn down by the caller.
+    tokio::select! {
+        ready = async {
+            cluster
+                .start(|from, to| network.dial_addr(from, to))
+                .await?;
+            cluster.wait_until_ready(LEADER_TIMEOUT).await
+        } => { ready?; }
+        () = interrupt.wait() => bail!("interrupted while the cluster was starting"),
+    }
     cluster.checkpoint_disks();
 
     let started = std::time::Instant::now();
@@ -336,14 +372,26 @@ async fn drive(
     let mut healing = None;
     let mut clients = clients?;
     if !interrupt.is_set() {
-        progress.set_message("recovering");
-        let outcome = heal_check(cluster, &mut clients, started).await;
-        if outcome.recovered && !clients.list_keys().is_empty() {
-            progress.set_message("final reads");
-            let deadline = Instant::now() + FINAL_READS_TIMEOUT;
-            final_reads = Some(clients.final_reads(deadline).await?);
+        // Up to HEALING_TIMEOUT and FINAL_READS_TIMEOUT: a stop asked for meanwhile cuts it
+        // short, leaving the run without a healing verdict (it is not checked).
+        let finished = tokio::select! {
+            finished = async {
+                progress.set_message("recovering");
+                let outcome = heal_check(cluster, &mut clients, started).await;
+                let mut reads = None;
+                if outcome.recovered && !clients.list_keys().is_empty() {
+                    progress.set_message("final reads");
+                    let deadline = Instant::now() + FINAL_READS_TIMEOUT;
+                    reads = Some(clients.final_reads(deadline).await?);
+                }
+                anyhow::Ok((outcome, reads))
+            } => Some(finished?),
+            () = interrupt.wait() => None,
+        };
+        if let Some((outcome, reads)) = finished {
+            healing = Some(outcome);
+            final_reads = reads;
         }
-        healing = Some(outcome);
     }
     let _ = stop_polling.send(true);
     let mut copies = sampler.await.context("the replica sampler failed")?;

@@ -122,6 +122,9 @@ pub fn render(p: &Printed) -> String {
             write_invalid_keys(&mut out, result);
         }
     }
+    if let Some(reason) = &p.results.reason {
+        let _ = writeln!(out, "  history      {}: {reason}", shout(Verdict::Unknown));
+    }
     if let Some(lost) = &p.results.lost_writes {
         write_lost_writes(&mut out, lost);
     }

@@ -37,6 +37,7 @@ use super::expect::Expectation;
 use super::flags::{self, Flags};
 use crate::run::TestArgs;
 use crate::store::derived_name;
+use crate::toml_input;
 
 /// A suite, expanded into the tests it runs, in order.
 #[derive(Debug)]
@@ -104,9 +105,9 @@ struct Settings<'a> {
 }
 
 impl Suite {
-    /// Reads and expands a suite file.
+    /// Reads and expands a suite file (at most [`toml_input::MAX_FILE_BYTES`]).
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Suite> {
-        let text = std::fs::read_to_string(path)
+        let text = toml_input::read(path)
             .with_context(|| format!("reading the suite {}", path.display()))?;
         let name = path
             .file_stem()
@@ -115,8 +116,10 @@ impl Suite {
         Suite::parse(&path.display().to_string(), &name, &text, overrides)
     }
 
-    /// Expands the text of a suite file; `file` names it in messages.
+    /// Expands the text of a suite file; `file` names it in messages. Text past the limits
+    /// of [`toml_input::check`] (long lines, deep nesting) is refused before it is parsed.
     pub fn parse(file: &str, name: &str, text: &str, overrides: &Overrides) -> Result<Suite> {
+        toml_input::check(text).map_err(|refusal| anyhow!("{file}, {refusal}"))?;
         let parsed: SuiteFile = toml::from_str(text).with_context(|| file.to_string())?;
         let flags = Flags::of_test_command();
         let in_entry = |entry: Entry| move |e: anyhow::Error| anyhow!("{file}: {entry}: {e:#}");
@@ -354,6 +357,58 @@ mod tests {
 
     fn error(text: &str) -> String {
         format!("{:#}", parse(text).unwrap_err())
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::parse;
+        use crate::toml_input::fuzz::{deep, deep_value, edits, mutate};
+
+        const SUITE: &str = r#"[defaults]
+time-limit = "15s"
+
+[[matrix]]
+workload = ["register", "append"]
+nemesis = ["kill,pause", "partition"]
+expect = "valid"
+
+[[test]]
+name = "stale-read-partition"
+bug = "stale-read"
+expect = ["invalid", "unknown"]
+"#;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn any_text_is_a_suite_or_an_error(text in any::<String>()) {
+                let _ = parse(&text);
+            }
+
+            #[test]
+            fn a_mutated_suite_is_a_suite_or_an_error(edits in edits()) {
+                let _ = parse(&mutate(SUITE, &edits));
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+            /// Arrays and inline tables nested past the limit, up to 100,000 deep: an error
+            /// naming the file, the line and the limit.
+            #[test]
+            fn deep_nesting_is_an_error_naming_the_line((openers, depth) in deep()) {
+                let text = format!("[defaults]\nnodes = {}", deep_value(&openers, depth));
+                let error = format!("{:#}", parse(&text).unwrap_err());
+                prop_assert!(
+                    error.starts_with("suites/x.toml, line 2: arrays and inline tables nested \
+                                       deeper than 32 levels"),
+                    "{}", error
+                );
+            }
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use anyhow::{Result, bail};
 use faultline_workloads::{BoxFuture, ClientFactory, Endpoint, HttpContractClients};
 use serde_json::Value;
 
+use super::probe::{self, ProbeError};
 use super::{Dials, NodeCommand, System};
 use crate::node_status::NodeStatus;
 use crate::store::{NodeRecord, SystemRecord};
@@ -21,6 +22,8 @@ const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
 /// Nodes that serve Faultline's HTTP contract, started as `faultline-node` is.
 pub struct FaultlineSystem {
     binary: PathBuf,
+    /// What the binary says of itself (`--version`), if it says anything.
+    version: Option<String>,
     bugs: Vec<String>,
     /// Fresh for every run (one system serves one run), so that a node left running by an
     /// earlier run, or one of its messages to a reused port, is refused by this run's nodes.
@@ -30,8 +33,11 @@ pub struct FaultlineSystem {
 }
 
 impl FaultlineSystem {
-    /// The nodes run `binary`, each with every one of `bugs` as `--bug`.
-    pub fn new(binary: PathBuf, bugs: Vec<String>) -> Result<FaultlineSystem> {
+    /// The nodes run `binary`, each with every one of `bugs` as `--bug`. Asks the binary for
+    /// its version first, before anything of the run exists: a binary that does not answer
+    /// `--version` within [`probe::VERSION_TIMEOUT`] (one that ignores the flag and runs as a
+    /// node, or hangs) is an error naming it.
+    pub async fn new(binary: PathBuf, bugs: Vec<String>) -> Result<FaultlineSystem> {
         if !binary.is_file() {
             bail!(
                 "the node binary {} does not exist; build it with `cargo build --release -p faultline-node` \
@@ -39,8 +45,24 @@ impl FaultlineSystem {
                 binary.display()
             );
         }
+        let version = match probe::run(&binary, &["--version"], probe::VERSION_TIMEOUT).await {
+            Ok(finished) => {
+                let text = String::from_utf8_lossy(&finished.stdout).trim().to_string();
+                (!text.is_empty()).then_some(text)
+            }
+            Err(ProbeError::TimedOut(limit)) => bail!(
+                "the node binary {} did not answer `--version` within {} s (it was killed): a \
+                 node binary must print its version and exit; is it a node of the HTTP contract?",
+                binary.display(),
+                limit.as_secs()
+            ),
+            // A binary that cannot say its version may still run as a node; one that cannot
+            // run at all fails to start with the reason.
+            Err(_) => None,
+        };
         Ok(FaultlineSystem {
             binary,
+            version,
             bugs,
             cluster_id: format!("faultline-{:016x}", rand::random::<u64>()),
             http: reqwest::Client::builder()
@@ -49,22 +71,12 @@ impl FaultlineSystem {
                 .build()?,
         })
     }
-
-    /// What the binary says of itself (`--version`), if it says anything.
-    fn version(&self) -> Option<String> {
-        let out = std::process::Command::new(&self.binary)
-            .arg("--version")
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        (!text.is_empty()).then_some(text)
-    }
 }
 
 impl System for FaultlineSystem {
     fn record(&self) -> SystemRecord {
         SystemRecord {
-            version: self.version(),
+            version: self.version.clone(),
             ..SystemRecord::default()
         }
     }
@@ -192,6 +204,7 @@ mod tests {
      {
         let system = FaultlineSystem {
             binary: PathBuf::from("/bin/faultline-node"),
+            version: None,
             bugs: vec!["stale-read".into()],
             cluster_id: "faultline-0123456789abcdef".into(),
             http: reqwest::Client::new(),

@@ -14,6 +14,7 @@ pub mod etcd;
 pub mod exec_client;
 pub mod faultline;
 pub mod file;
+pub mod probe;
 pub mod redis;
 
 use std::net::SocketAddr;
@@ -118,25 +119,25 @@ pub trait System: Send + Sync {
 /// The names `--system` takes.
 pub const SYSTEMS: &[&str] = &["faultline", "etcd", "redis"];
 
-/// The system a run's options name, checked: its binaries exist.
-pub fn resolve(options: &TestOptions) -> Result<Arc<dyn System>> {
+/// The system a run's options name, checked: its binaries exist and answer `--version` in
+/// time ([`probe::VERSION_TIMEOUT`]). Cancel-safe: dropped, it kills the probe it runs.
+pub async fn resolve(options: &TestOptions) -> Result<Arc<dyn System>> {
     if let Some(path) = &options.system_file {
-        return Ok(Arc::new(FileSystem::load(path)?));
+        return Ok(Arc::new(FileSystem::load(path).await?));
     }
     match options.system.as_str() {
-        "faultline" => Ok(Arc::new(FaultlineSystem::new(
-            options.node_binary.clone(),
-            options.bugs.clone(),
-        )?)),
+        "faultline" => Ok(Arc::new(
+            FaultlineSystem::new(options.node_binary.clone(), options.bugs.clone()).await?,
+        )),
         "etcd" => {
             let reads = if options.etcd_serializable_reads {
                 Consistency::Serializable
             } else {
                 Consistency::Linearizable
             };
-            Ok(Arc::new(EtcdSystem::new(reads)?))
+            Ok(Arc::new(EtcdSystem::new(reads).await?))
         }
-        "redis" => Ok(Arc::new(RedisSystem::new()?)),
+        "redis" => Ok(Arc::new(RedisSystem::new().await?)),
         other => bail!("unknown system `{other}` (known: {})", SYSTEMS.join(", ")),
     }
 }

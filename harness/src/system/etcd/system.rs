@@ -19,6 +19,7 @@ use super::client::EtcdClients;
 use super::gateway::Consistency;
 use crate::node_status::NodeStatus;
 use crate::store::{NodeRecord, SystemRecord};
+use crate::system::probe::{self, ProbeError};
 use crate::system::{Dials, NodeCommand, System, find_program};
 
 /// A member's status must come within this, so a paused member never stalls the harness.
@@ -40,19 +41,21 @@ pub struct EtcdSystem {
 
 impl EtcdSystem {
     /// etcd from the PATH, whose workload reads are `reads`. Fails, naming the package,
-    /// when it is not installed.
-    pub fn new(reads: Consistency) -> Result<EtcdSystem> {
+    /// when it is not installed, and naming the binary when it does not answer `--version`
+    /// within [`probe::VERSION_TIMEOUT`].
+    pub async fn new(reads: Consistency) -> Result<EtcdSystem> {
         let Some(binary) = find_program("etcd") else {
             bail!("etcd is not installed (no `etcd` on the PATH): {INSTALL}");
         };
-        let version = std::process::Command::new(&binary)
-            .arg("--version")
-            .output()
-            .ok()
-            .and_then(|out| {
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                text.lines().next().map(|line| line.trim().to_string())
-            });
+        let version = match probe::run(&binary, &["--version"], probe::VERSION_TIMEOUT).await {
+            Ok(finished) => finished.first_line(),
+            Err(ProbeError::TimedOut(limit)) => bail!(
+                "{} did not answer `--version` within {} s (it was killed); is it etcd? {INSTALL}",
+                binary.display(),
+                limit.as_secs()
+            ),
+            Err(_) => None,
+        };
         Ok(EtcdSystem {
             binary,
             version,

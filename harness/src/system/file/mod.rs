@@ -10,7 +10,6 @@ pub(super) mod template;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use tracing::debug;
 
 use super::exec_client::{ClientNode, ExecClients};
 use super::faultline::{contract_local_list, contract_status};
-use super::{Dials, NodeCommand, System, find_program};
+use super::{Dials, NodeCommand, System, find_program, probe};
 use crate::node_status::NodeStatus;
 use crate::store::{NodeRecord, SystemRecord};
 #[cfg(test)]
@@ -59,13 +58,16 @@ pub struct FileSystem {
 }
 
 impl FileSystem {
-    /// Reads the file at `path` and checks that what it needs is installed.
-    pub fn load(path: &Path) -> Result<FileSystem> {
-        let text = std::fs::read_to_string(path).map_err(|e| FileError {
+    /// Reads the file at `path` (at most [`crate::toml_input::MAX_FILE_BYTES`]) and checks
+    /// that what it needs is installed.
+    /// A `version` command that does not end within [`probe::VERSION_TIMEOUT`] is an error
+    /// naming its line.
+    pub async fn load(path: &Path) -> Result<FileSystem> {
+        let text = crate::toml_input::read(path).map_err(|refusal| FileError {
             path: path.to_path_buf(),
-            line: None,
+            line: refusal.line,
             field: None,
-            message: format!("cannot read it: {e}"),
+            message: refusal.message,
         })?;
         let file = schema::parse(path, &text)?;
         let dir = std::path::absolute(path)
@@ -104,7 +106,7 @@ impl FileSystem {
         let version = match (&file.version, file.lines.version) {
             (Some(command), Some(line)) => {
                 let argv = command.render(|_| dir.display().to_string());
-                Some(first_line_of(&argv).map_err(|e| {
+                Some(first_line_of(&argv).await.map_err(|e| {
                     FileError::at(path, line, "version", format!("{} failed: {e}", argv[0]))
                 })?)
             }
@@ -362,22 +364,15 @@ fn leader_named(answer: &str, all: &[NodeRecord]) -> Option<String> {
     found.map(|n| n.name.clone())
 }
 
-/// Runs a probe; its standard output if it exits 0 within [`PROBE_TIMEOUT`].
+/// Runs a probe; its standard output if it exits 0 within [`PROBE_TIMEOUT`] (else it is
+/// killed, with whatever it started).
 async fn run_probe(argv: &[String]) -> Option<String> {
-    let mut command = tokio::process::Command::new(&argv[0]);
-    command
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let output = match timeout(PROBE_TIMEOUT, command.output()).await {
-        Ok(Ok(output)) => output,
-        Ok(Err(e)) => {
-            debug!(program = argv[0], "the probe did not start: {e}");
+    let output = match probe::run(&argv[0], &argv[1..], PROBE_TIMEOUT).await {
+        Ok(output) => output,
+        Err(e) => {
+            debug!(program = argv[0], "the probe did not answer: {e}");
             return None;
         }
-        Err(_) => return None,
     };
     if !output.status.success() {
         debug!(
@@ -407,12 +402,10 @@ fn run_dir(node: &NodeRecord) -> PathBuf {
         .unwrap_or_default()
 }
 
-/// The first line a command prints (on stdout, else stderr).
-fn first_line_of(argv: &[String]) -> Result<String> {
-    let output = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .output()?;
+/// The first line a command prints (on stdout, else stderr), if it ends well within
+/// [`probe::VERSION_TIMEOUT`].
+async fn first_line_of(argv: &[String]) -> Result<String> {
+    let output = probe::run(&argv[0], &argv[1..], probe::VERSION_TIMEOUT).await?;
     if !output.status.success() {
         anyhow::bail!("{}", output.status);
     }
@@ -448,7 +441,7 @@ mod tests {
     }
 
     /// A system file in a directory of its own, with `node` as its `[node]` table.
-    fn system(node: &str) -> (tempfile::TempDir, Result<FileSystem>) {
+    async fn system(node: &str) -> (tempfile::TempDir, Result<FileSystem>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kv.toml");
         std::fs::write(
@@ -456,15 +449,16 @@ mod tests {
             format!("name = \"kv\"\n[node]\n{node}\n[client]\nkind = \"http\"\n"),
         )
         .unwrap();
-        let system = FileSystem::load(&path);
+        let system = FileSystem::load(&path).await;
         (dir, system)
     }
 
-    #[test]
-    fn a_node_is_started_with_every_placeholder_filled_in() {
+    #[tokio::test]
+    async fn a_node_is_started_with_every_placeholder_filled_in() {
         let (_dir, system) = system(
             r#"start = ["sh", "-c", "exit 0", "{index}", "{ip}", "{client_port}", "{peer_port}", "{data_dir}", "{peers}", "{cluster_urls}", "{run_dir}"]"#,
-        );
+        )
+        .await;
         let system = system.unwrap();
         let all = [node(1), node(2), node(3)];
         let proxy: SocketAddr = "127.0.0.1:9999".parse().unwrap();
@@ -489,9 +483,9 @@ mod tests {
         assert!(system.record().file.unwrap().ends_with("kv.toml"));
     }
 
-    #[test]
-    fn a_program_that_is_not_installed_is_named_with_its_line() {
-        let (_dir, system) = system(r#"start = ["no-such-kv-server", "{id}"]"#);
+    #[tokio::test]
+    async fn a_program_that_is_not_installed_is_named_with_its_line() {
+        let (_dir, system) = system(r#"start = ["no-such-kv-server", "{id}"]"#).await;
         let error = format!("{:#}", system.err().unwrap());
         assert!(
             error.contains(
@@ -502,11 +496,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_version_command_that_does_not_end_is_killed_and_named_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.toml");
+        std::fs::write(
+            &path,
+            "name = \"kv\"\nversion = [\"sh\", \"-c\", \"sleep 1000\"]\n[node]\nstart = [\"true\"]\n\
+             [client]\nkind = \"http\"\n",
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let error = format!("{:#}", FileSystem::load(&path).await.err().unwrap());
+        assert!(
+            error.contains(", line 2, field version: sh failed: it did not finish within 5 s"),
+            "{error}"
+        );
+        assert!(started.elapsed() < probe::VERSION_TIMEOUT + Duration::from_secs(5));
+    }
+
+    #[tokio::test]
     async fn the_leader_command_says_who_leads_by_name_or_address() {
         let (dir, system) = system(
             r#"start = ["true"]
 leader = ["sh", "-c", "cat {system_dir}/leader-seen-by-{id}"]"#,
-        );
+        )
+        .await;
         let system = system.unwrap();
         let all = [node(1), node(2), node(3)];
         system.prepare(&all[0], &all).unwrap();
@@ -541,7 +555,7 @@ leader = ["sh", "-c", "cat {system_dir}/leader-seen-by-{id}"]"#,
             "name = \"kv\"\n[node]\nstart = [\"true\"]\n[client]\nkind = \"exec\"\ncommand = [\"true\"]\n",
         )
         .unwrap();
-        let system = FileSystem::load(&path).unwrap();
+        let system = FileSystem::load(&path).await.unwrap();
         let mut up = node(1);
         up.client_addr = listener.local_addr().unwrap();
         let status = system.status(&up).await.unwrap();

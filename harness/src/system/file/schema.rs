@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::template::{Template, TemplateError};
+use crate::toml_input;
 
 /// Placeholders of the node's commands (`node.start`, `node.ready`, `node.leader`).
 pub const NODE_PLACEHOLDERS: &[&str] = &[
@@ -147,8 +148,15 @@ impl FileError {
     }
 }
 
-/// Reads `text`, the contents of the file at `path`.
+/// Reads `text`, the contents of the file at `path`. Text past the limits of
+/// [`toml_input::check`] (long lines, deep nesting) is refused before it is parsed.
 pub fn parse(path: &Path, text: &str) -> Result<SystemFile, FileError> {
+    toml_input::check(text).map_err(|refusal| FileError {
+        path: path.to_path_buf(),
+        line: refusal.line,
+        field: None,
+        message: refusal.message,
+    })?;
     let raw: RawFile = toml::from_str(text).map_err(|error| {
         let span = error.span().unwrap_or(0..0);
         let message = error.message().trim().to_string();
@@ -314,6 +322,51 @@ command = ["python3", "{system_dir}/client.py", "{home}"]
 
     fn error(text: &str) -> FileError {
         parse(Path::new("kv.toml"), text).unwrap_err()
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::{GOOD, error, parse};
+        use crate::toml_input::fuzz::{deep, deep_value, edits, mutate};
+        use std::path::Path;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn any_text_is_a_system_file_or_an_error_with_a_line(text in any::<String>()) {
+                if let Err(error) = parse(Path::new("kv.toml"), &text) {
+                    prop_assert!(error.line.is_some(), "{}", error);
+                }
+            }
+
+            #[test]
+            fn a_mutated_system_file_is_one_or_an_error_with_a_line(edits in edits()) {
+                let text = mutate(GOOD, &edits);
+                if let Err(error) = parse(Path::new("kv.toml"), &text) {
+                    prop_assert!(error.line.is_some(), "{}", error);
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+            /// Arrays and inline tables nested past the limit, up to 100,000 deep: an error
+            /// naming the line and the limit.
+            #[test]
+            fn deep_nesting_is_an_error_naming_the_line((openers, depth) in deep()) {
+                let text = format!("name = \"kv\"\n\n[node]\nstart = {}", deep_value(&openers, depth));
+                let error = error(&text);
+                prop_assert_eq!(error.line, Some(4));
+                prop_assert!(
+                    error.to_string().starts_with("system file kv.toml, line 4: arrays and \
+                                                  inline tables nested deeper than 32 levels"),
+                    "{}", error
+                );
+            }
+        }
     }
 
     /// The good file with the line that starts with `old` replaced by `new`.

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use faultline_workloads::{BoxFuture, ClientFactory};
 use futures::future::join_all;
 use serde_json::Value;
@@ -34,6 +34,7 @@ use super::config::{self, MASTER_NAME, NodeAddrs};
 use super::sentinel::{self, SentinelView};
 use crate::node_status::NodeStatus;
 use crate::store::{NodeRecord, SystemRecord};
+use crate::system::probe::{self, ProbeError};
 use crate::system::{Dials, NodeCommand, System, find_program};
 
 /// A server's or sentinel's answer must come within this, so a paused server never stalls
@@ -66,8 +67,9 @@ pub struct RedisSystem {
 
 impl RedisSystem {
     /// redis-server and redis-sentinel from the PATH. Fails, naming the packages, when one is
-    /// not installed.
-    pub fn new() -> Result<RedisSystem> {
+    /// not installed, and naming the binary when redis-server does not answer `--version`
+    /// within [`probe::VERSION_TIMEOUT`].
+    pub async fn new() -> Result<RedisSystem> {
         let find = |program: &str| {
             find_program(program).with_context(|| {
                 format!("{program} is not installed (no `{program}` on the PATH): {INSTALL}")
@@ -76,16 +78,19 @@ impl RedisSystem {
         let server = find("redis-server")?;
         let sentinel = find("redis-sentinel")?;
         // `Redis server v=7.0.15 sha=...`: the version is the word after `v=`.
-        let version = std::process::Command::new(&server)
-            .arg("--version")
-            .output()
-            .ok()
-            .and_then(|out| {
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                text.split_whitespace()
-                    .find_map(|word| word.strip_prefix("v="))
-                    .map(str::to_string)
-            });
+        let version = match probe::run(&server, &["--version"], probe::VERSION_TIMEOUT).await {
+            Ok(finished) => String::from_utf8_lossy(&finished.stdout)
+                .split_whitespace()
+                .find_map(|word| word.strip_prefix("v="))
+                .map(str::to_string),
+            Err(ProbeError::TimedOut(limit)) => bail!(
+                "{} did not answer `--version` within {} s (it was killed); is it redis-server? \
+                 {INSTALL}",
+                server.display(),
+                limit.as_secs()
+            ),
+            Err(_) => None,
+        };
         Ok(RedisSystem {
             server,
             sentinel,
