@@ -232,22 +232,22 @@ mod tests {
         }
     }
 
+    /// The flags every node needs, before those a test adds.
+    const REQUIRED: [&str; 9] = [
+        "faultline-node",
+        "--id",
+        "n1",
+        "--client-addr",
+        "127.0.0.11:8001",
+        "--peer-addr",
+        "127.0.0.11:7001",
+        "--data-dir",
+        "d",
+    ];
+
     #[test]
     fn advertise_client_addr_defaults_to_client_addr() {
-        let args = |extra: &[&str]| {
-            let base = [
-                "faultline-node",
-                "--id",
-                "n1",
-                "--client-addr",
-                "127.0.0.11:8001",
-                "--peer-addr",
-                "127.0.0.11:7001",
-                "--data-dir",
-                "d",
-            ];
-            Args::try_parse_from(base.iter().chain(extra)).unwrap()
-        };
+        let args = |extra: &[&str]| Args::try_parse_from(REQUIRED.iter().chain(extra)).unwrap();
         let config = args(&[]).into_config().unwrap();
         assert_eq!(config.advertise_client_addr, "127.0.0.11:8001");
         assert_eq!(config.snapshot_timeout, Duration::from_secs(10));
@@ -261,18 +261,7 @@ mod tests {
 
     #[test]
     fn peer_security_flags() {
-        let base = [
-            "faultline-node",
-            "--id",
-            "n1",
-            "--client-addr",
-            "127.0.0.11:8001",
-            "--peer-addr",
-            "127.0.0.11:7001",
-            "--data-dir",
-            "d",
-        ];
-        let parse = |extra: &[&str]| Args::try_parse_from(base.iter().chain(extra));
+        let parse = |extra: &[&str]| Args::try_parse_from(REQUIRED.iter().chain(extra));
         let config = parse(&[]).unwrap().into_config().unwrap();
         assert_eq!(config.cluster_id, None);
         assert!(config.peer_token.is_none());
