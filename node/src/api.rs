@@ -525,6 +525,60 @@ mod tests {
         fields(Ok(Bytes::from(body.to_string())), names)
     }
 
+    /// Bodies: any bytes, JSON-ish text, and objects with the expected fields around values
+    /// nested at any depth up to far past the limit.
+    fn any_body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..256),
+            "[\\{\\}\\[\\]\":,a-z0-9 .eE+-]{0,200}".prop_map(String::into_bytes),
+            (0usize..20_000, "[a-z]{0,4}").prop_map(|(depth, extra)| {
+                format!(
+                    "{{\"value\": {}1{}, \"{extra}\": 0}}",
+                    "[".repeat(depth),
+                    "]".repeat(depth)
+                )
+                .into_bytes()
+            }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever a client posts, a body is taken apart or refused with 400, never a panic
+        /// (nor a stack overflow at any depth), and what is taken is within the depth limit.
+        #[test]
+        fn any_body_is_taken_apart_or_refused(body in any_body()) {
+            match fields(Ok(Bytes::from(body)), ["value", "previous"]) {
+                Ok(values) => proptest::prop_assert!(
+                    values.iter().all(|v| !nested_deeper_than(v, MAX_VALUE_DEPTH))
+                ),
+                Err(error) => proptest::prop_assert_eq!(error.status, StatusCode::BAD_REQUEST),
+            }
+        }
+
+        /// Whatever bytes the session headers carry, they are read or refused with 400, and
+        /// a session read has a client id within its limit.
+        #[test]
+        fn any_session_headers_are_read_or_refused(
+            client_id in proptest::option::of(proptest::collection::vec(32u8..=255, 0..400)),
+            seq in proptest::option::of(proptest::collection::vec(32u8..=255, 0..30)),
+        ) {
+            let mut headers = HeaderMap::new();
+            for (name, bytes) in [("client-id", client_id), ("request-seq", seq)] {
+                if let Some(value) = bytes.and_then(|b| HeaderValue::from_bytes(&b).ok()) {
+                    headers.insert(name, value);
+                }
+            }
+            match session_from(&headers) {
+                Ok(Some(session)) => {
+                    proptest::prop_assert!(session.client_id.len() <= MAX_CLIENT_ID_BYTES)
+                }
+                Ok(None) => {}
+                Err(error) => proptest::prop_assert_eq!(error.status, StatusCode::BAD_REQUEST),
+            }
+        }
+    }
+
     /// `{"value": [[...[1]...]]}` with the value nested `depth` arrays deep.
     fn nested_body(field: &str, depth: usize) -> String {
         format!(

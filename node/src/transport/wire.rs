@@ -175,6 +175,51 @@ mod tests {
         assert!(decode(&empty).unwrap().messages.is_empty());
     }
 
+    proptest::proptest! {
+        /// Whatever a stranger posts (any bytes, with or without the magic, or a real body
+        /// cut, extended or with bytes changed), decoding answers an envelope or an error,
+        /// never a panic, and a length prefix that claims more than the body holds allocates
+        /// nothing it cannot fill.
+        #[test]
+        fn any_body_decodes_or_is_refused(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            magic in proptest::prelude::any::<bool>(),
+            cut in 0usize..2048,
+            changes in proptest::collection::vec(
+                (0usize..2048, proptest::prelude::any::<u8>()), 0..8),
+        ) {
+            let mut body = if magic { MAGIC.to_vec() } else { Vec::new() };
+            body.extend_from_slice(&noise);
+            let _ = decode(&body);
+
+            let envelope = Envelope { cluster_id: "c".into(), from: 2, messages: messages() };
+            let mut real = encode(&envelope);
+            for (at, byte) in changes {
+                let len = real.len();
+                real[at % len] = byte;
+            }
+            let _ = decode(&real);
+            real.truncate(cut % (real.len() + 1));
+            let _ = decode(&real);
+            real.extend_from_slice(&noise);
+            let _ = decode(&real);
+        }
+    }
+
+    #[test]
+    fn a_length_that_claims_more_than_the_body_holds_is_refused() {
+        // An envelope whose cluster id and message count claim about 2^63 bytes and elements.
+        let mut body = MAGIC.to_vec();
+        body.extend_from_slice(&[0xff; 9]);
+        body.push(0x7f);
+        assert!(matches!(decode(&body), Err(WireError::Undecodable(_))));
+        let mut body = MAGIC.to_vec();
+        body.extend_from_slice(&[1, b'c', 2]);
+        body.extend_from_slice(&[0xff; 9]);
+        body.push(0x7f);
+        assert!(matches!(decode(&body), Err(WireError::Undecodable(_))));
+    }
+
     #[test]
     fn anything_but_exactly_one_envelope_is_refused() {
         let envelope = Envelope {
