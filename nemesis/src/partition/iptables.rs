@@ -61,7 +61,24 @@ pub enum IptablesError {
         /// What it printed on stderr, trimmed.
         stderr: String,
     },
+    /// A command did not finish in time (it was killed).
+    #[error(
+        "`iptables {command}` did not finish within {} s (it was killed); another program may \
+         hold the xtables lock",
+        COMMAND_TIMEOUT.as_secs()
+    )]
+    TimedOut {
+        /// The arguments, space-separated.
+        command: String,
+    },
 }
+
+/// How long iptables may wait for the xtables lock (`-w`): past it, the command fails rather
+/// than hang the run.
+const LOCK_WAIT_SECONDS: &str = "10";
+
+/// How long one iptables command may take in all: the lock wait and then some.
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Turns iptables' complaint about privileges into advice.
 fn hint(stderr: &str) -> &'static str {
@@ -229,23 +246,29 @@ async fn run(args: &[&str]) -> Result<String, IptablesError> {
 }
 
 /// Runs `command`, an `iptables` command (one that starts in a node's network namespace,
-/// say), with `-w` and `args`, and returns what it printed.
+/// say), with `-w` (a bounded wait for the xtables lock) and `args`, within
+/// [`COMMAND_TIMEOUT`], and returns what it printed.
 pub(super) async fn run_as(
     mut command: tokio::process::Command,
     args: &[&str],
 ) -> Result<String, IptablesError> {
     let output = command
-        .arg("-w")
+        .args(["-w", LOCK_WAIT_SECONDS])
         .args(args)
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(COMMAND_TIMEOUT, output)
         .await
+        .map_err(|_| IptablesError::TimedOut {
+            command: args.join(" "),
+        })?
         .map_err(|source| IptablesError::Spawn { source })?;
     checked(args, output)
 }
 
 fn run_blocking(args: &[&str]) -> Result<String, IptablesError> {
     let output = std::process::Command::new("iptables")
-        .arg("-w")
+        .args(["-w", LOCK_WAIT_SECONDS])
         .args(args)
         .output()
         .map_err(|source| IptablesError::Spawn { source })?;
