@@ -94,6 +94,12 @@ pub enum NetnsError {
         /// What it printed on stderr, trimmed.
         stderr: String,
     },
+    /// An `ip` command did not finish in time (it was killed).
+    #[error("`ip {command}` did not finish within {} s (it was killed)", IP_TIMEOUT.as_secs())]
+    TimedOut {
+        /// The arguments, space-separated.
+        command: String,
+    },
     /// `ip` printed something other than what it was asked for.
     #[error("cannot read the output of `ip {command}`: {reason}")]
     Output {
@@ -604,11 +610,20 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|arg| (*arg).to_owned()).collect()
 }
 
+/// How long one `ip` command may take: it never waits on anything, so this only stops a run
+/// from hanging on a wedged kernel or binary.
+const IP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn ip(args: &[String]) -> Result<String, NetnsError> {
     let output = tokio::process::Command::new("ip")
         .args(args)
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(IP_TIMEOUT, output)
         .await
+        .map_err(|_| NetnsError::TimedOut {
+            command: args.join(" "),
+        })?
         .map_err(|source| NetnsError::Spawn { source })?;
     checked(args, output)
 }
