@@ -114,6 +114,8 @@ pub struct Nemesis<C, P> {
     active: Mutex<BTreeMap<Lane, Vec<ActiveFault>>>,
     /// Numbers the crash-restart storms, so that the crashes of one can be told apart.
     storms: AtomicU64,
+    /// When a node was last restarted: flap-leader lets it catch up before a round.
+    last_restart: Mutex<Option<Instant>>,
     /// One permit a lane: a fault in force holds its lane's, and a fault that
     /// [runs alone](FaultPlan::runs_alone) holds them all. Fair: once a fault waits to run
     /// alone, the other lane's next fault waits behind it.
@@ -138,6 +140,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             on_event: Mutex::new(Box::new(on_event)),
             active: Mutex::default(),
             storms: AtomicU64::new(0),
+            last_restart: Mutex::default(),
             turns: Semaphore::new(LANES as usize),
         }
     }
@@ -285,7 +288,9 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 }
                 self.resume_paused(Lane::Process).await
             }
-            FaultPlan::FlapLeader(flaps) => self.flap_leader(flaps, fault_ends, stopped).await,
+            FaultPlan::FlapLeader(flaps) => {
+                self.flap_leader(flaps, fault_ends, deadline, stopped).await
+            }
             FaultPlan::RestartBridge { order } => {
                 self.restart_bridge(lane, &order, fault_ends, stopped).await
             }
@@ -395,8 +400,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
     async fn heal(&self, lane: Lane, fault: ActiveFault) -> Result<(), NemesisError> {
         match fault {
             ActiveFault::Down(nodes) => {
-                let (restarted, result) = apply(&*self.cluster, Action::Restart, &nodes).await;
-                self.report_healed(EventName::Restart, &restarted);
+                let (restarted, result) = self.restart(&nodes).await;
                 self.remember(lane, ActiveFault::Down(unhealed(nodes, &restarted)));
                 result
             }
@@ -454,8 +458,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             json!({"nodes": nodes_json(&nodes), "storm": storm}),
         );
         let (killed, killing) = apply(&*self.cluster, Action::Kill, &nodes).await;
-        let (restarted, restarting) = apply(&*self.cluster, Action::Restart, &killed).await;
-        self.report_healed(EventName::Restart, &restarted);
+        let (restarted, restarting) = self.restart(&killed).await;
         self.remember(lane, ActiveFault::Down(unhealed(killed, &restarted)));
         killing.and(restarting)
     }
@@ -532,17 +535,27 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         Ok(leader)
     }
 
-    /// Flap-leader's rounds until `fault_ends`: isolate the leader, heal as soon as another
-    /// node leads, wait the round's calm. A partition in force when the time is up stays,
-    /// for the lane to heal.
+    /// Flap-leader's rounds until `fault_ends`: once every node runs and has caught up,
+    /// isolate the leader, pause the next one and heal as soon as it leads, resume it, restart
+    /// the deposed leader, wait the round's calm. A partition in force when the time is up
+    /// stays, for the lane to heal; a round whose successor is paused is finished (at most
+    /// [`SUCCESSOR_PAUSED`] past `fault_ends`, never past `deadline`).
     async fn flap_leader(
         &self,
         flaps: Vec<Flap>,
         fault_ends: Instant,
+        deadline: Instant,
         stopped: &mut watch::Receiver<bool>,
     ) -> Result<(), NemesisError> {
         let lane = Lane::Network;
         for flap in flaps {
+            // A node down, paused or just restarted (the process lane's) lags: it cannot win
+            // the election that meets the deposed leader's suffix, and the round is wasted.
+            while !self.settled() {
+                if !wait_until(Instant::now() + LEADER_POLL, fault_ends, stopped).await {
+                    return Ok(());
+                }
+            }
             let isolated = self.isolate_leader(lane, flap.fallback).await?;
             let Some(successor) = self
                 .await_leader_other_than(Some(&isolated), fault_ends, stopped)
@@ -555,7 +568,8 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             self.pause(lane, vec![successor]).await?;
             self.heal_only(lane, |fault| matches!(fault, ActiveFault::Network { .. }))
                 .await?;
-            if !wait_until(Instant::now() + SUCCESSOR_PAUSED, fault_ends, stopped).await {
+            // Cut short at the fault's end, the round would have paused in vain.
+            if !wait_until(Instant::now() + SUCCESSOR_PAUSED, deadline, stopped).await {
                 return Ok(());
             }
             self.stop(lane).await?;
@@ -708,6 +722,31 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         if !hit_nobody {
             self.active().entry(lane).or_default().push(fault);
         }
+    }
+
+    /// Restarts `nodes`, all at once, reports those that came back and notes when.
+    async fn restart(&self, nodes: &[NodeName]) -> (Vec<NodeName>, Result<(), NemesisError>) {
+        let (restarted, result) = apply(&*self.cluster, Action::Restart, nodes).await;
+        if !restarted.is_empty() {
+            *self
+                .last_restart
+                .lock()
+                .expect("never poisoned: no panics while held") = Some(Instant::now());
+        }
+        self.report_healed(EventName::Restart, &restarted);
+        (restarted, result)
+    }
+
+    /// Whether every node runs, and the last one restarted has had [`SETTLE`] to catch up.
+    fn settled(&self) -> bool {
+        let any_out = self.active().values().flatten().any(|fault| {
+            matches!(fault, ActiveFault::Down(nodes) | ActiveFault::Paused(nodes) if !nodes.is_empty())
+        });
+        let last_restart = *self
+            .last_restart
+            .lock()
+            .expect("never poisoned: no panics while held");
+        !any_out && last_restart.is_none_or(|at| at.elapsed() >= SETTLE)
     }
 
     fn report_healed(&self, name: EventName, nodes: &[NodeName]) {
@@ -1284,18 +1323,13 @@ mod tests {
             let next = format!("n{}", deposed[1..].parse::<usize>().unwrap() % 3 + 1);
             assert_eq!(successor, json!([next]));
             assert_eq!(round[3].1.value, successor, "the successor resumed");
-            // Healed within a poll of the election; resumed an election timeout later (or at
-            // the fault's end), then the deposed leader restarted at once.
+            // Healed within a poll of the election; resumed an election timeout later, even
+            // past the fault's end, then the deposed leader restarted at once.
             let held = round[2].0 - round[0].0;
             let polled = (election + 2 * LEADER_POLL).as_secs_f64();
             assert!((0.15..polled).contains(&held), "held {held} s");
             let paused = round[3].0 - round[2].0;
-            assert!(paused <= 0.36, "paused {paused} s");
-            let fault_end = [1.5, 3.5].into_iter().find(|end| *end > round[2].0);
-            assert!(
-                paused >= 0.349 || Some(round[3].0) == fault_end,
-                "{round:?}"
-            );
+            assert!((0.349..=0.36).contains(&paused), "paused {paused} s");
             assert!(round[4].0 - round[3].0 < 0.01, "{round:?}");
         }
         assert_all_healed(&setup);
@@ -1322,6 +1356,66 @@ mod tests {
                 (1.5, EventName::StopPartition, isolation("n2", 3)),
             ]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flap_leader_waits_for_the_other_lanes_node_to_run_and_catch_up() {
+        let setup = setup(3);
+        setup.cluster.set_leader(Some("n1"));
+        setup
+            .cluster
+            .hold_elections(&setup.network, Duration::from_millis(150));
+        let nemesis = &setup.nemesis;
+        // The process lane has n3 down until 0.4 s.
+        nemesis
+            .kill(
+                Lane::Process,
+                EventName::Kill,
+                json!(["n3"]),
+                vec!["n3".into()],
+            )
+            .await
+            .unwrap();
+        let process_lane = async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            nemesis.stop(Lane::Process).await.unwrap();
+        };
+        let (_stop, stopped) = watch::channel(false);
+        let flap = Flap {
+            fallback: "n1".into(),
+            calm: Duration::from_millis(100),
+        };
+        let start = Instant::now();
+        let network_lane = async {
+            let mut stopped = stopped.clone();
+            nemesis
+                .flap_leader(
+                    vec![flap],
+                    start + Duration::from_secs(1),
+                    start + Duration::from_secs(5),
+                    &mut stopped,
+                )
+                .await
+                .unwrap();
+        };
+        tokio::join!(process_lane, network_lane);
+        nemesis.stop(Lane::Network).await.unwrap();
+        let timeline = timeline(&setup);
+        let at = |name: EventName| {
+            timeline
+                .iter()
+                .find(|(_, event)| event.f == name)
+                .map(|(time, _)| *time)
+                .unwrap_or_else(|| panic!("no {name:?} in {timeline:?}"))
+        };
+        let restarted = at(EventName::Restart);
+        let isolated = at(EventName::StartPartition);
+        assert!((0.399..0.41).contains(&restarted), "{timeline:?}");
+        assert!(
+            isolated >= restarted + SETTLE.as_secs_f64() - 0.001,
+            "the leader was cut off {isolated} s, n3 back at {restarted} s: {timeline:?}"
+        );
+        assert_all_healed(&setup);
     }
 
     #[tokio::test(start_paused = true)]
