@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::lines::Lines;
 use crate::location::Location;
 use crate::name::Name;
 
@@ -120,8 +121,8 @@ pub struct Event {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
     events: Vec<Event>,
-    /// `lines[i]` is the line event `i` was read from; empty for a history built in memory.
-    lines: Vec<usize>,
+    /// The line each event was read from; none for a history built in memory.
+    lines: Lines,
 }
 
 impl History {
@@ -129,7 +130,7 @@ impl History {
     pub fn new(events: Vec<Event>) -> Self {
         History {
             events,
-            lines: Vec::new(),
+            lines: Lines::default(),
         }
     }
 
@@ -137,6 +138,11 @@ impl History {
     /// that errors name lines; the readers of other formats (EDN, Jepsen logs) build theirs
     /// with it.
     pub fn from_lines(events: Vec<Event>, lines: Vec<usize>) -> Self {
+        History::with_lines(events, lines.into_iter().collect())
+    }
+
+    /// [`History::from_lines`], the lines already gathered (as [`History::read_jsonl`] does).
+    pub(crate) fn with_lines(events: Vec<Event>, lines: Lines) -> Self {
         debug_assert_eq!(events.len(), lines.len());
         History { events, lines }
     }
@@ -149,7 +155,7 @@ impl History {
     /// Where event `position` (its place in [`History::events`]) came from.
     pub fn location(&self, position: usize) -> Location {
         match self.lines.get(position) {
-            Some(&line) => Location::Line(line),
+            Some(line) => Location::Line(line),
             None => Location::Event(self.events[position].index),
         }
     }

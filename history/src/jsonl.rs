@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use crate::error::Error;
 use crate::history::{Event, EventType, History, Process};
 use crate::interner::Interner;
+use crate::lines::Lines;
 use crate::location::Location;
 
 /// The longest line [`History::read_jsonl`] reads, in bytes: 64 MiB. One line is one event,
@@ -81,7 +82,7 @@ impl History {
     /// error naming the line.
     pub fn read_jsonl(mut reader: impl BufRead) -> Result<Self, ReadError> {
         let mut events = Vec::new();
-        let mut lines = Vec::new();
+        let mut lines = Lines::default();
         let mut interner = Interner::default();
         let mut buffer = Vec::new();
         for number in 1.. {
@@ -122,7 +123,7 @@ impl History {
             );
             lines.push(number);
         }
-        let history = History::from_lines(events, lines);
+        let history = History::with_lines(events, lines);
         history.check_indexes()?;
         Ok(history)
     }

@@ -20,6 +20,7 @@ mod error;
 mod history;
 mod interner;
 mod jsonl;
+mod lines;
 mod location;
 mod model;
 mod name;
