@@ -68,12 +68,12 @@ pub fn check(
     // Lists and sets only grow: an acknowledged element that the final read lacks was lost.
     let mut growing = Vec::new();
     for (model, ops) in by_model(&operations, model, options.whole) {
-        let result = check_model(&ops, model, options, started)?;
+        if matches!(model, ModelKind::ListAppend | ModelKind::Set) {
+            growing.extend(ops.iter().copied());
+        }
+        let result = check_model(ops, model, options, started)?;
         valid = valid.and(result.valid);
         linearizability.push(result);
-        if matches!(model, ModelKind::ListAppend | ModelKind::Set) {
-            growing.extend(ops);
-        }
     }
     let mut lost_writes = None;
     if !growing.is_empty() {

@@ -73,11 +73,11 @@ pub struct Rejection {
 pub(crate) fn counterexample<R: Reader>(
     key: Option<String>,
     operations: &[&Operation],
-    origin: &[usize],
+    origin: &[u32],
     stuck: &Stuck<R::Model>,
     reader: &R,
 ) -> Counterexample {
-    let operation = |index: usize| operations[origin[index]];
+    let operation = |index: usize| operations[origin[index] as usize];
     Counterexample {
         key,
         operations: operations.iter().map(|&op| op.clone()).collect(),

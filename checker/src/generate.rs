@@ -3,7 +3,9 @@
 //! interval stretched at random around the instant it took effect. Such a history is
 //! linearizable by construction.
 
-use faultline_history::{CAS_MISMATCH, Event, EventType, History, Process};
+use std::sync::Arc;
+
+use faultline_history::{CAS_MISMATCH, Event, EventType, History, Name, Process};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -191,10 +193,10 @@ fn sequential_run<O: Object>(workload: &Workload, key_prefix: &str) -> History {
             time,
             process: Process::Client(client.process),
             kind,
-            f: f.to_string(),
-            key: Some(format!("{key_prefix}{key}")),
-            value,
-            error: error.map(str::to_string),
+            f: f.into(),
+            key: Some(format!("{key_prefix}{key}").into()),
+            value: Arc::new(value),
+            error: error.map(Name::from),
             node: None,
             final_read: false,
         };
@@ -262,7 +264,7 @@ mod tests {
         let appends: Vec<&Value> = ops
             .iter()
             .filter(|op| op.f == "append")
-            .map(|op| &op.value)
+            .map(|op| &*op.value)
             .collect();
         let distinct: HashSet<String> = appends.iter().map(|v| v.to_string()).collect();
         assert_eq!(distinct.len(), appends.len(), "every element is new");

@@ -38,7 +38,8 @@ pub use divergence::{Divergence, DivergenceResult, ListCopy, divergence};
 pub use error::Error;
 pub use export::{ExportFormat, export_history};
 pub use faultline_history::{
-    CAS_MISMATCH, Event, EventType, History, Location, Operation, Outcome, Process, operations,
+    CAS_MISMATCH, Event, EventType, History, Location, Name, Operation, Outcome, Process,
+    operations,
 };
 pub use import::{Format, read_history};
 pub use linearizability::{

@@ -233,20 +233,21 @@ pub fn check_history(
 ) -> Result<CheckResult, Error> {
     let started = Instant::now();
     let operations = operations(history)?;
-    let operations: Vec<&Operation> = operations.iter().collect();
-    check_model(&operations, model, options, started)
+    check_model(operations.iter().collect(), model, options, started)
 }
 
 /// Checks `operations` against `model`, within what is left at the time of `options.budget`
 /// counted from `started`: checks of several models, one after another from one start, share
-/// one budget.
+/// one budget. (`operations` is taken, to be dropped once split into partitions: ten million
+/// references are 80 MB.)
 pub(crate) fn check_model(
-    operations: &[&Operation],
+    operations: Vec<&Operation>,
     model: ModelKind,
     options: &CheckOptions,
     started: Instant,
 ) -> Result<CheckResult, Error> {
     let model_started = Instant::now();
+    let count = operations.len();
     let partitions = partitions(operations, options.whole);
     let checked = match model {
         ModelKind::Register => check_with::<RegisterReader>(&partitions, options, started),
@@ -269,7 +270,7 @@ pub(crate) fn check_model(
             .iter()
             .fold(Verdict::Valid, |verdict, key| verdict.and(key.valid)),
         model,
-        operations: operations.len(),
+        operations: count,
         seconds: model_started.elapsed().as_secs_f64(),
         undecided: keys
             .iter()
@@ -294,12 +295,12 @@ struct Checked {
 /// The operations of each key, by key; or all of them as one partition.
 type Partitions<'a> = Vec<(Option<String>, Vec<&'a Operation>)>;
 
-fn partitions<'a>(operations: &[&'a Operation], whole: bool) -> Partitions<'a> {
+fn partitions(operations: Vec<&Operation>, whole: bool) -> Partitions<'_> {
     if whole {
-        return vec![(None, operations.to_vec())];
+        return vec![(None, operations)];
     }
     let mut by_key: BTreeMap<Option<&str>, Vec<&Operation>> = BTreeMap::new();
-    for &op in operations {
+    for op in operations {
         by_key.entry(op.key.as_deref()).or_default().push(op);
     }
     by_key
@@ -447,11 +448,12 @@ fn cut(ops: &[&Operation], time: u64) -> Vec<Operation> {
 
 /// A partition read for one model: the reader (which explains the model's states later), the
 /// model's partition, and for each model operation its place among the partition's
-/// operations (reads with unknown results are left out).
+/// operations (reads with unknown results are left out; 32 bits, as one per operation of a
+/// large history adds up).
 struct ReadPartition<R: Reader> {
     reader: R,
     partition: Partition<R::Model>,
-    origin: Vec<usize>,
+    origin: Vec<u32>,
 }
 
 fn read_partition<R: Reader>(
@@ -467,7 +469,7 @@ fn read_partition<R: Reader>(
         })?;
         if let Some(model_op) = model_op {
             operations.push(model_op);
-            origin.push(place);
+            origin.push(u32::try_from(place).expect("fewer than 2^32 operations in a partition"));
         }
     }
     let partition = Partition {
@@ -751,7 +753,7 @@ mod tests {
         };
         let operations = operations(&slow_quick_and_stale(false)).unwrap();
         let operations: Vec<&Operation> = operations.iter().collect();
-        let result = check_model(&operations, ModelKind::CasRegister, &options, long_ago).unwrap();
+        let result = check_model(operations, ModelKind::CasRegister, &options, long_ago).unwrap();
         assert_eq!(result.valid, Verdict::Unknown);
         assert_eq!(result.stopped, Some(Stop::Timeout));
         assert!(

@@ -162,7 +162,7 @@ fn check_key(key: Option<&str>, ops: &[&Operation], marked: bool) -> Result<KeyL
         let element = adds.entry(text.clone()).or_insert_with(|| {
             order.push(text);
             Adds {
-                value: op.value.clone(),
+                value: Value::clone(&op.value),
                 ..Adds::default()
             }
         });
@@ -194,7 +194,7 @@ fn check_key(key: Option<&str>, ops: &[&Operation], marked: bool) -> Result<KeyL
         return Ok(result);
     };
 
-    let present = match &final_read.value {
+    let present = match &*final_read.value {
         Value::Null => Vec::new(),
         Value::Array(elements) => elements.iter().collect(),
         other => {
@@ -363,7 +363,7 @@ mod tests {
         // A marked final read that succeeds is the one that judges.
         steps[6].final_read = true;
         steps[7].kind = EventType::Ok;
-        steps[7].value = json!([1]);
+        steps[7].value = json!([1]).into();
         steps[7].error = None;
         let result = lost_writes(&History::new(steps)).unwrap();
         assert_eq!(result.valid, Verdict::Invalid);

@@ -7,12 +7,13 @@
 //! nemesis events), and arbitrary events (strings to escape, nested values, floats).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use faultline_checker::export::edn;
 use faultline_checker::generate::{Workload, cas_register_history, list_append_history};
 use faultline_checker::{
-    Budget, CheckOptions, Event, EventType, ExportFormat, Format, History, HistoryCheck, Operation,
-    Process, Verdict, check, operations, read_history,
+    Budget, CheckOptions, Event, EventType, ExportFormat, Format, History, HistoryCheck, Name,
+    Operation, Process, Verdict, check, operations, read_history,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -254,12 +255,12 @@ fn generated(shape: &Shape) -> History {
             .collect();
         if !reads.is_empty() {
             let read = &mut events[reads[spoil % reads.len()]];
-            read.value = match &read.value {
+            read.value = Arc::new(match &*read.value {
                 Value::Array(list) => {
                     Value::Array(list.iter().rev().cloned().chain([json!(-1)]).collect())
                 }
                 _ => json!(99),
-            };
+            });
         }
     }
     if shape.lists {
@@ -304,9 +305,9 @@ fn generated(shape: &Shape) -> History {
                 time,
                 process: Process::Nemesis,
                 kind: EventType::Info,
-                f: f.to_string(),
+                f: f.into(),
                 key: None,
-                value: json!({"n1": ["n2", "n3"], "why": "a \"quoted\" reason"}),
+                value: Arc::new(json!({"n1": ["n2", "n3"], "why": "a \"quoted\" reason"})),
                 error: None,
                 node: None,
                 final_read: false,
@@ -391,11 +392,11 @@ fn event() -> impl Strategy<Value = Event> {
                 time: 0,
                 process,
                 kind,
-                f,
-                key,
-                value,
-                error,
-                node,
+                f: f.into(),
+                key: key.map(Name::from),
+                value: Arc::new(value),
+                error: error.map(Name::from),
+                node: node.map(Name::from),
                 final_read,
             },
         )

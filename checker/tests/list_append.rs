@@ -12,6 +12,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use common::{End, Step, small_history, unlimited};
@@ -145,10 +146,10 @@ fn history(steps: &[Step<ListStep>]) -> History {
                 time: index,
                 process: Process::Client(step.process),
                 kind: step.kind,
-                f: f.to_string(),
-                key: Some(spec.key.to_string()),
-                value,
-                error,
+                f: f.into(),
+                key: Some(spec.key.into()),
+                value: value.into(),
+                error: error.map(Into::into),
                 node: None,
                 final_read: false,
             }
@@ -310,7 +311,7 @@ impl Anomaly {
                                     && append.return_time.is_some_and(|ret| ret < read.call)
                                     && read.value.as_array().unwrap().contains(&append.value)
                             })
-                            .map(move |append| (read, &append.value))
+                            .map(move |append| (read, &*append.value))
                     })
                     .collect();
                 let (read, element) = *pick(&places, which)?;
@@ -346,8 +347,7 @@ fn pick<T>(items: &[T], which: usize) -> Option<&T> {
 /// The list `read` returned, in its completion event.
 fn read_value<'a>(events: &'a mut [Event], read: &Operation) -> &'a mut Vec<Value> {
     let completion = completion(events, read);
-    events[completion]
-        .value
+    Arc::make_mut(&mut events[completion].value)
         .as_array_mut()
         .expect("a read returns a list")
 }

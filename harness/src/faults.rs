@@ -83,7 +83,7 @@ pub fn nemesis_events(history: &History) -> Vec<NemesisEvent> {
             let name = event.f.parse::<EventName>().ok();
             NemesisEvent {
                 time: event.time,
-                f: event.f.clone(),
+                f: event.f.to_string(),
                 nodes: name
                     .map(|name| name.nodes(&event.value))
                     .unwrap_or_default(),
@@ -111,11 +111,11 @@ pub fn faults(history: &History) -> Vec<Fault> {
             let kind = FaultKind::from(class);
             let start = |nodes: Vec<String>| Fault {
                 kind,
-                name: event.f.clone(),
+                name: event.f.to_string(),
                 start: event.time,
                 end: None,
                 nodes,
-                detail: event.value.clone(),
+                detail: serde_json::Value::clone(&event.value),
             };
             match class {
                 // Each node comes back on its own.

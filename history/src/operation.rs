@@ -9,12 +9,15 @@
 //!   call (its return time is unknown, and so is its result);
 //! - nemesis events are faults, not operations, and are skipped.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::Error;
 use crate::history::{EventType, History, Process};
 use crate::location::Location;
+use crate::name::Name;
 use crate::pairing::{End, Pair, pair};
 
 /// The `error` of a `fail` whose compare-and-set comparison failed.
@@ -32,7 +35,8 @@ pub enum Outcome {
     CasMismatch,
 }
 
-/// One operation of a client: what it did, between which times, and how it ended.
+/// One operation of a client: what it did, between which times, and how it ended. Its names
+/// and value are the events' own, shared, not copies.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Operation {
     /// The `index` of its invocation event.
@@ -40,13 +44,14 @@ pub struct Operation {
     /// The client that performed it.
     pub process: Process,
     /// The function: `read`, `write`, `cas`, ...
-    pub f: String,
+    pub f: Name,
     /// The key, if the history has keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
+    pub key: Option<Name>,
     /// The completion's value if it completed `ok` with one, and always for a `read` (its
-    /// result, even `null`); otherwise the invocation's (a write's argument).
-    pub value: Value,
+    /// result, even `null`); otherwise the invocation's (a write's argument). Shared with
+    /// the event it came from.
+    pub value: Arc<Value>,
     /// When it was invoked.
     pub call: u64,
     /// When it completed; `None` if that is unknown (`info` or no completion).
@@ -140,9 +145,9 @@ mod tests {
             (ops[0].id, ops[0].call, ops[0].return_time),
             (0, 10, Some(30))
         );
-        assert_eq!(ops[0].value, json!(3), "a read's value is its result");
+        assert_eq!(*ops[0].value, json!(3), "a read's value is its result");
         assert_eq!(
-            ops[1].value,
+            *ops[1].value,
             json!(3),
             "an ok without a value keeps the invocation's"
         );
@@ -154,7 +159,7 @@ mod tests {
             r#"{"index":1,"time":20,"process":1,"type":"ok","f":"read","value":null}"#,
         ]))
         .unwrap();
-        assert_eq!(ops[0].value, json!(null));
+        assert_eq!(*ops[0].value, json!(null));
     }
 
     #[test]
@@ -194,7 +199,7 @@ mod tests {
         assert_eq!(ops[0].id, 2);
         assert_eq!(ops[0].outcome, Outcome::CasMismatch);
         assert_eq!(ops[0].return_time, Some(4));
-        assert_eq!(ops[0].value, json!([1, 2]));
+        assert_eq!(*ops[0].value, json!([1, 2]));
     }
 
     #[test]

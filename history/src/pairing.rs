@@ -251,7 +251,7 @@ fn describe(history: &History, position: usize) -> String {
 fn target(event: &Event) -> String {
     match &event.key {
         Some(key) => format!("{} of key {key:?}", event.f),
-        None => event.f.clone(),
+        None => event.f.to_string(),
     }
 }
 

@@ -81,7 +81,7 @@ impl Summary {
             }
             let counts = summary
                 .by_function
-                .entry(pair.invocation().f.clone())
+                .entry(pair.invocation().f.to_string())
                 .or_default();
             let Some(completion) = pair.completion() else {
                 counts.pending += 1;
@@ -96,7 +96,7 @@ impl Summary {
                 EventType::Info | EventType::Invoke => counts.info += 1,
             }
             if let Some(reason) = &completion.error {
-                *summary.errors.entry(reason.clone()).or_default() += 1;
+                *summary.errors.entry(reason.to_string()).or_default() += 1;
             }
         }
         for counts in summary.by_function.values() {

@@ -9,11 +9,11 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use faultline_history::{Event, EventType, History, Process};
+use faultline_history::{Event, EventType, History, Name, Process};
 use serde_json::Value;
 
 use crate::error::Error;
@@ -134,11 +134,11 @@ impl Recorder {
             time,
             process: entry.process,
             kind: entry.kind,
-            f: entry.f,
-            key: entry.key,
-            value: entry.value,
-            error: entry.error,
-            node: entry.node,
+            f: entry.f.into(),
+            key: entry.key.map(Name::from),
+            value: Arc::new(entry.value),
+            error: entry.error.map(Name::from),
+            node: entry.node.map(Name::from),
             final_read: entry.final_read,
         };
         let counts = &mut state.counts;

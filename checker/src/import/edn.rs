@@ -28,8 +28,9 @@
 //! value it read (a key never written) rather than no value at all.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use faultline_history::{Event, EventType, History, Location, Process};
+use faultline_history::{Event, EventType, History, Location, Name, Process};
 use serde_json::Value;
 
 pub use super::edn_reader::MAX_DEPTH;
@@ -132,7 +133,7 @@ fn parse_bounded(text: &str, max_operation: usize) -> Result<History, Error> {
     }
     if is_independent(&events) {
         // A completion without a value (a timeout, say) is of the key its invocation named.
-        let mut pending_keys: HashMap<Process, Option<String>> = HashMap::new();
+        let mut pending_keys: HashMap<Process, Option<Name>> = HashMap::new();
         for event in events.iter_mut().filter(|e| e.process != Process::Nemesis) {
             if event.kind == EventType::Invoke {
                 split_tuple(event);
@@ -223,16 +224,16 @@ fn tuple(value: &Value) -> Option<&[Value; 2]> {
 
 /// `[k v]` into key `k` (its text) and value `v`.
 fn split_tuple(event: &mut Event) {
-    let Value::Array(pair) = std::mem::take(&mut event.value) else {
+    let Value::Array(pair) = Arc::unwrap_or_clone(std::mem::take(&mut event.value)) else {
         return;
     };
     let mut pair = pair.into_iter();
     let (key, value) = (pair.next(), pair.next());
     event.key = key.map(|key| match key {
-        Value::String(text) => text,
-        other => other.to_string(),
+        Value::String(text) => text.into(),
+        other => other.to_string().into(),
     });
-    event.value = value.unwrap_or(Value::Null);
+    event.value = Arc::new(value.unwrap_or(Value::Null));
 }
 
 /// An `:ok` read of `nil` becomes a read whose result is unknown (`:info`): Knossos's models
@@ -270,9 +271,9 @@ fn event(form: Edn, position: u64) -> Result<(Event, Stamps), String> {
         time: position,
         process: Process::Nemesis,
         kind: EventType::Info,
-        f: String::new(),
+        f: Name::from(""),
         key: None,
-        value: Value::Null,
+        value: Arc::new(Value::Null),
         error: None,
         node: None,
         final_read: false,
@@ -285,10 +286,10 @@ fn event(form: Edn, position: u64) -> Result<(Event, Stamps), String> {
             "process" => process = Some(process_of(&value)?),
             "type" => kind = Some(type_of(&value)?),
             "f" => f = Some(name_of("f", &value)?),
-            "key" => event.key = Some(key_of(&value)?),
-            "value" => event.value = value.into_json()?,
-            "error" => event.error = Some(text_of(value)?),
-            "node" => event.node = Some(text_of(value)?),
+            "key" => event.key = Some(key_of(&value)?.into()),
+            "value" => event.value = Arc::new(value.into_json()?),
+            "error" => event.error = Some(text_of(value)?.into()),
+            "node" => event.node = Some(text_of(value)?.into()),
             "index" => stamps.index = Some(count_of("index", &value)?),
             "time" => stamps.time = Some(count_of("time", &value)?),
             FINAL_READ => event.final_read = flag_of(FINAL_READ, &value)?,
@@ -299,7 +300,9 @@ fn event(form: Edn, position: u64) -> Result<(Event, Stamps), String> {
     }
     event.process = process.ok_or("expected a :process (a non-negative integer or :nemesis)")?;
     event.kind = kind.ok_or("expected a :type (:invoke, :ok, :fail or :info)")?;
-    event.f = f.ok_or("expected an :f (the operation's function, like :read)")?;
+    event.f = f
+        .ok_or("expected an :f (the operation's function, like :read)")?
+        .into();
     Ok((event, stamps))
 }
 
@@ -408,7 +411,7 @@ mod tests {
         assert_eq!(events[0].kind, EventType::Invoke);
         assert_eq!(events[0].f, "append");
         assert_eq!(events[0].key.as_deref(), Some("4"));
-        assert_eq!(events[0].value, json!("x 0 1 y"));
+        assert_eq!(*events[0].value, json!("x 0 1 y"));
         assert_eq!(events[1].process, Process::Nemesis);
         assert_eq!(events[2].key.as_deref(), Some("4"));
         assert_eq!(events[2].error.as_deref(), Some("timeout"));
@@ -424,7 +427,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(history.events().len(), 2);
-        assert_eq!(history.events()[1].value, json!([1, 2]));
+        assert_eq!(*history.events()[1].value, json!([1, 2]));
         assert_eq!(history.location(1), Location::Line(2));
     }
 
@@ -463,10 +466,10 @@ mod tests {
             (events[0].process, events[0].kind, events[0].f.as_str()),
             (Process::Client(70), EventType::Invoke, "read")
         );
-        assert_eq!(events[1].value, json!([2, 1]));
+        assert_eq!(*events[1].value, json!([2, 1]));
         assert_eq!(events[1].key, None, "a CAS's [from to] is no key");
         assert_eq!(
-            (events[2].kind, &events[2].value),
+            (events[2].kind, &*events[2].value),
             (EventType::Ok, &json!(3))
         );
         assert_eq!(events[3].error.as_deref(), Some("no-conns"));
@@ -498,10 +501,10 @@ mod tests {
         .unwrap();
         let events = history.events();
         assert_eq!(events[0].key.as_deref(), Some("7"));
-        assert_eq!(events[0].value, json!([1, 2]));
+        assert_eq!(*events[0].value, json!([1, 2]));
         assert_eq!(events[2].key, None);
         assert_eq!(events[4].key.as_deref(), Some("x"));
-        assert_eq!(events[4].value, json!(3));
+        assert_eq!(*events[4].value, json!(3));
         assert_eq!(
             events[6].key.as_deref(),
             Some("x"),
@@ -515,7 +518,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plain.events()[0].key, None);
-        assert_eq!(plain.events()[0].value, json!([1, 2]));
+        assert_eq!(*plain.events()[0].value, json!([1, 2]));
 
         // Nor is one of transactions of two micro-operations each.
         let txns = parse(
@@ -525,7 +528,7 @@ mod tests {
         .unwrap();
         assert_eq!(txns.events()[1].key, None);
         assert_eq!(
-            txns.events()[1].value,
+            *txns.events()[1].value,
             json!([["write", "x", 1], ["read", "y", 2]])
         );
     }

@@ -11,8 +11,11 @@
 //! [`super::edn::MAX_DEPTH`] levels; other lines are skipped whatever their length, since a
 //! Jepsen log may print a whole analysis on one line.
 
+use std::sync::Arc;
+
 use faultline_history::{
-    CAS_MISMATCH, Event, EventType, History, Location, MAX_LINE_BYTES, Process, describe_bytes,
+    CAS_MISMATCH, Event, EventType, History, Location, MAX_LINE_BYTES, Name, Process,
+    describe_bytes,
 };
 use serde_json::Value;
 
@@ -117,10 +120,10 @@ fn event(
         time: position,
         process,
         kind,
-        f: f.to_string(),
+        f: f.into(),
         key: None,
-        value,
-        error,
+        value: Arc::new(value),
+        error: error.map(Name::from),
         node: None,
         final_read: false,
     })
@@ -148,15 +151,15 @@ mod tests {
         assert_eq!(events.len(), 7);
         assert_eq!(history.location(1), Location::Line(3));
         assert_eq!(
-            (events[0].f.as_str(), &events[0].value),
+            (events[0].f.as_str(), &*events[0].value),
             ("write", &json!(4))
         );
-        assert_eq!(events[1].value, json!([3, 0]));
+        assert_eq!(*events[1].value, json!([3, 0]));
         assert_eq!(events[2].kind, EventType::Fail);
         assert_eq!(events[2].error.as_deref(), Some(CAS_MISMATCH));
         assert_eq!(events[3].kind, EventType::Info);
         assert_eq!(events[3].error.as_deref(), Some("timed-out"));
-        assert_eq!(events[4].value, Value::Null);
+        assert_eq!(*events[4].value, Value::Null);
         assert_eq!(
             events[5].kind,
             EventType::Info,

@@ -6,10 +6,12 @@ mod edn_reader;
 pub mod jepsen_log;
 
 use std::fmt;
+use std::fs::File;
+use std::io::BufReader;
 use std::path::Path;
 use std::str::FromStr;
 
-use faultline_history::History;
+use faultline_history::{History, ReadError};
 
 use crate::error::Error;
 
@@ -40,11 +42,8 @@ impl Format {
     /// The format of `path`: by its extension (`.jsonl`, `.edn`, `.log`), otherwise by what
     /// `text` starts with (`{"` JSON, `{:` or `[` EDN, `jepsen.util` lines a log).
     pub fn detect(path: &Path, text: &str) -> Option<Format> {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("jsonl") => return Some(Format::Jsonl),
-            Some("edn") => return Some(Format::Edn),
-            Some("log") => return Some(Format::JepsenLog),
-            _ => {}
+        if let Some(format) = Format::by_extension(path) {
+            return Some(format);
         }
         let start = text.trim_start();
         if start.starts_with("{\"") {
@@ -55,6 +54,16 @@ impl Format {
             Some(Format::JepsenLog)
         } else {
             None
+        }
+    }
+
+    /// The format of `path` by its extension alone: `.jsonl`, `.edn` or `.log`.
+    pub fn by_extension(path: &Path) -> Option<Format> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("jsonl") => Some(Format::Jsonl),
+            Some("edn") => Some(Format::Edn),
+            Some("log") => Some(Format::JepsenLog),
+            _ => None,
         }
     }
 
@@ -86,11 +95,28 @@ impl FromStr for Format {
 }
 
 /// Reads a history file, in `format` or else the format [`Format::detect`] finds.
+///
+/// JSON Lines, named so or by its `.jsonl` extension, is read as a stream, one line at a time
+/// ([`History::read_jsonl`]): a history of millions of events never sits in memory as text
+/// beside its events. The other formats, and a file whose format its contents tell, are read
+/// whole first.
 pub fn read_history(path: &Path, format: Option<Format>) -> Result<(History, Format), Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let io_error = |source| Error::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    if format.or_else(|| Format::by_extension(path)) == Some(Format::Jsonl) {
+        let file = File::open(path).map_err(io_error)?;
+        let history =
+            History::read_jsonl(BufReader::with_capacity(READ_BUFFER, file)).map_err(|error| {
+                match error {
+                    ReadError::Malformed(error) => Error::from(error),
+                    ReadError::Io { source, .. } => io_error(source),
+                }
+            })?;
+        return Ok((history, Format::Jsonl));
+    }
+    let text = std::fs::read_to_string(path).map_err(io_error)?;
     let format = format
         .or_else(|| Format::detect(path, &text))
         .ok_or_else(|| Error::UnknownFormat {
@@ -98,6 +124,9 @@ pub fn read_history(path: &Path, format: Option<Format>) -> Result<(History, For
         })?;
     Ok((format.parse(&text)?, format))
 }
+
+/// How much of a JSON Lines file is read at once: 1 MiB, a few thousand events.
+const READ_BUFFER: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use faultline_history::Operation;
+use faultline_history::{Name, Operation};
 use serde_json::{Map, Value};
 use stateright::semantics::SequentialSpec;
 
@@ -39,8 +39,8 @@ pub(crate) struct KeyedReader<R> {
     initial: Option<Value>,
     /// By key number.
     readers: Vec<R>,
-    keys: Vec<Option<String>>,
-    numbers: HashMap<Option<String>, usize>,
+    keys: Vec<Option<Name>>,
+    numbers: HashMap<Option<Name>, usize>,
 }
 
 impl<R: Reader> Reader for KeyedReader<R> {
@@ -86,7 +86,7 @@ impl<R: Reader> Reader for KeyedReader<R> {
     fn state_json(&self, state: &Self::Model) -> Value {
         let mut objects = Map::new();
         for ((key, reader), object) in self.keys.iter().zip(&self.readers).zip(&state.objects) {
-            let name = key.clone().unwrap_or_default();
+            let name = key.as_deref().unwrap_or_default().to_string();
             objects.insert(name, reader.state_json(object));
         }
         Value::Object(objects)

@@ -8,14 +8,18 @@ use serde_json::Value;
 /// A value's number among the distinct values of its partition. Numbers are ordered (by
 /// first sight), so that sets and multisets of values can be kept as sorted vectors: one
 /// representation per content, cheap to compare and hash.
+///
+/// 32 bits, not a `usize`: every operation of a history holds one or two in the model's
+/// operations (a register's ten million operations, 16 bytes fewer each), and a partition
+/// with four billion distinct values would not fit in memory anyway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ValueId(usize);
+pub struct ValueId(u32);
 
 impl ValueId {
     /// The number, from 0 up in the order values were first seen: an index into a vector
     /// with an entry per value.
     pub(crate) fn index(self) -> usize {
-        self.0
+        self.0 as usize
     }
 }
 
@@ -34,7 +38,10 @@ impl Values {
         if let Some(&id) = self.ids.get(&text) {
             return id;
         }
-        let id = ValueId(self.values.len());
+        let id = ValueId(
+            u32::try_from(self.values.len())
+                .expect("fewer than 2^32 distinct values in a partition"),
+        );
         self.values.push(value.clone());
         self.ids.insert(text, id);
         id
@@ -57,7 +64,7 @@ impl Values {
 
     /// The value numbered `id`.
     pub(crate) fn get(&self, id: ValueId) -> &Value {
-        &self.values[id.0]
+        &self.values[id.index()]
     }
 
     /// The value whose number has index `index` (see [`ValueId::index`]).

@@ -205,7 +205,7 @@ pub fn name_faults(changes: &mut [LeaderChange], history: &History) {
             (name.starts().is_some() || name.stops().is_some()).then_some((
                 event.time,
                 name,
-                &event.value,
+                &*event.value,
             ))
         })
         .collect();

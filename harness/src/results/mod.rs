@@ -295,12 +295,12 @@ fn list_reads(history: &History, lists: &LostWritesResult) -> Vec<ListCopy> {
                 return None;
             }
             Some(ListCopy {
-                key,
+                key: key.to_string(),
                 node: None,
                 time: op.return_time?,
                 operation: Some(op.id),
-                value: match op.value {
-                    serde_json::Value::Array(elements) => elements,
+                value: match &*op.value {
+                    serde_json::Value::Array(elements) => elements.clone(),
                     _ => Vec::new(),
                 },
             })

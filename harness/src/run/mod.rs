@@ -273,7 +273,7 @@ fn nemesis_events(history: &History) -> BTreeMap<String, u64> {
         .iter()
         .filter(|e| e.process == Process::Nemesis)
     {
-        *counts.entry(event.f.clone()).or_default() += 1;
+        *counts.entry(event.f.to_string()).or_default() += 1;
     }
     counts
 }
