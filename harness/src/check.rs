@@ -15,6 +15,7 @@
 
 pub(crate) mod text;
 
+use crate::console::{errln, out, outln};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -250,7 +251,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     let outputs = match Outputs::of(args) {
         Ok(outputs) => outputs,
         Err(error) => {
-            eprintln!("faultline check: error: {error:#}");
+            errln!("faultline check: error: {error:#}");
             return ExitCode::from(ERROR_EXIT_CODE);
         }
     };
@@ -267,23 +268,23 @@ pub fn run(args: &CheckArgs) -> ExitCode {
 
 fn print_report(report: &FileReport, json: bool) -> Outcome {
     if !json {
-        print!("{}", text::render(report));
+        out!("{}", text::render(report));
         if let Some(exported) = &report.exported {
-            println!("  exported: {}", exported.display());
+            outln!("  exported: {}", exported.display());
         }
         if let Some(page) = &report.report {
-            println!("  report: {}", page.display());
+            outln!("  report: {}", page.display());
         }
         return Outcome::of(report.valid());
     }
     match report.to_json() {
         Ok(json) => {
-            println!("{json}");
+            outln!("{json}");
             Outcome::of(report.valid())
         }
         Err(error) => {
             let file = report.file.display();
-            eprintln!("{file}: error: cannot write the result as JSON: {error}");
+            errln!("{file}: error: cannot write the result as JSON: {error}");
             Outcome::Error
         }
     }
@@ -293,9 +294,9 @@ fn print_error(path: &Path, error: &anyhow::Error, json: bool) -> Outcome {
     let message = format!("{error:#}");
     if json {
         let file = path.display().to_string();
-        println!("{}", serde_json::json!({"file": file, "error": message}));
+        outln!("{}", serde_json::json!({"file": file, "error": message}));
     } else {
-        eprintln!("{}: error: {message}", path.display());
+        errln!("{}: error: {message}", path.display());
     }
     Outcome::Error
 }

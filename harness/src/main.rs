@@ -4,6 +4,7 @@
 mod check;
 mod cluster;
 mod completeness;
+mod console;
 mod election_safety;
 mod faults;
 mod fingerprints;
@@ -22,6 +23,7 @@ mod suite;
 mod system;
 mod toml_input;
 
+use crate::console::errln;
 use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -86,14 +88,14 @@ fn block_on(command: &str, work: impl Future<Output = anyhow::Result<ExitCode>>)
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("faultline {command}: cannot start the async runtime: {error}");
+            errln!("faultline {command}: cannot start the async runtime: {error}");
             return ExitCode::from(ERROR_EXIT_CODE);
         }
     };
     let code = match runtime.block_on(work) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("faultline {command}: error: {error:#}");
+            errln!("faultline {command}: error: {error:#}");
             ExitCode::from(ERROR_EXIT_CODE)
         }
     };

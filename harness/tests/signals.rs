@@ -277,3 +277,33 @@ fn sigterm_during_a_run_stops_it_keeps_the_history_and_leaves_no_process() {
     // Stopped before its end, the run has no verdict of its own.
     assert!(!dir.path().join("store/latest/results.json").exists());
 }
+
+/// A reader that went away (`faultline test | head`, a dead log collector) leaves stdout and
+/// stderr closed pipes: SIGTERM must still stop the run and stop every process it started.
+#[test]
+fn sigterm_stops_a_run_whose_output_nobody_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let system = fake_system(dir.path(), r#"["true"]"#);
+    let mut child = start_fake(dir.path(), &system);
+    let pid = child.id();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let history = dir.path().join("store/latest/history.jsonl");
+    wait_for(Duration::from_secs(30), "operations are recorded", || {
+        std::fs::read_to_string(&history)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= 40
+    });
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
+    let sent = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            sent.elapsed() < PROMPTLY,
+            "still running {PROMPTLY:?} after SIGTERM"
+        );
+        sleep(Duration::from_millis(50));
+    }
+    assert_eq!(leftovers(pid, dir.path()), Vec::<String>::new());
+}

@@ -14,6 +14,7 @@ mod page;
 mod page_data;
 mod plots;
 
+use crate::console::{errln, outln};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -62,8 +63,8 @@ pub fn command(args: &ReportArgs) -> ExitCode {
     match write(&args.run_dir) {
         Ok(page) => {
             let run = RunDir::at(&args.run_dir);
-            println!("report: {}", page.display());
-            println!(
+            outln!("report: {}", page.display());
+            outln!(
                 "plots:  {}, {}",
                 run.latency_plot().display(),
                 run.rate_plot().display()
@@ -71,7 +72,7 @@ pub fn command(args: &ReportArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("faultline report: error: {error:#}");
+            errln!("faultline report: error: {error:#}");
             ExitCode::from(ERROR_EXIT_CODE)
         }
     }

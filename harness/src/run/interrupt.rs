@@ -12,6 +12,8 @@ use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
+use crate::console::errln;
+
 /// Set once the user (or a supervisor) asked the run to stop.
 #[derive(Clone)]
 pub struct Interrupt {
@@ -30,8 +32,8 @@ impl Interrupt {
                 _ = interrupt.recv() => "SIGINT",
                 _ = terminate.recv() => "SIGTERM",
             };
-            eprintln!("\n{name}: stopping; what was started is torn down first");
             let _ = set.send(true);
+            errln!("\n{name}: stopping; what was started is torn down first");
         });
         Ok(Interrupt { flag })
     }

@@ -19,6 +19,7 @@ mod placement;
 mod progress;
 pub(crate) mod summary;
 
+use crate::console::{errln, out};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -121,11 +122,11 @@ async fn run_placed(
     }
     let timestamp = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
     for fault in &options.left_out {
-        eprintln!("faultline test: leaving out {fault}");
+        errln!("faultline test: leaving out {fault}");
     }
     let run_dir = RunDir::create(&options.store, &options.name, &timestamp)?;
     run_dir.mark_latest(&options.store)?;
-    eprintln!(
+    errln!(
         "faultline test {}: {} nodes, workload {}, nemesis {}, {} s, seed {}\n  run stored in {}",
         options.name,
         options.nodes,
@@ -136,7 +137,7 @@ async fn run_placed(
         run_dir.path.display()
     );
     if let Some(network) = &node_network {
-        eprintln!(
+        errln!(
             "  each node in a network namespace of its own, reached from {} on {}",
             network.host_addr(),
             network.host_link()
@@ -232,7 +233,7 @@ async fn run_placed(
         check_time,
         run_dir: &run_dir,
     });
-    print!("{summary_text}");
+    out!("{summary_text}");
     Ok(RunOutcome {
         recovery: results.recovery.clone(),
         verdict: results.valid,

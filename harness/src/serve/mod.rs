@@ -6,6 +6,7 @@ mod files;
 mod html;
 mod index;
 
+use crate::console::outln;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,7 +55,7 @@ pub async fn run(args: &ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.addr))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    println!(
+    outln!(
         "serving the runs in {} at http://{addr}/ (Ctrl-C to stop)",
         store.display()
     );

@@ -10,6 +10,7 @@ mod junit;
 mod record;
 mod text;
 
+use crate::console::{errln, out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -52,7 +53,7 @@ pub async fn run(args: &SuiteArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| args.store.join(store::JUNIT));
     let interrupt = Interrupt::install()?;
-    println!(
+    outln!(
         "faultline suite {}: {} tests, runs stored in {}",
         suite.name,
         suite.tests.len(),
@@ -87,16 +88,16 @@ pub async fn run(args: &SuiteArgs) -> Result<ExitCode> {
             outcome,
             elapsed: started.elapsed(),
         };
-        println!("{}", text::line(index + 1, suite.tests.len(), &record));
+        outln!("{}", text::line(index + 1, suite.tests.len(), &record));
         records.push(record);
     }
 
-    println!("\nsuite {}:", suite.name);
-    print!("{}", text::table(&records));
+    outln!("\nsuite {}:", suite.name);
+    out!("{}", text::table(&records));
     junit::write(&junit_path, &junit::report(&suite, &records))?;
-    println!("JUnit report: {}", junit_path.display());
+    outln!("JUnit report: {}", junit_path.display());
     if let Some(reason) = stopped {
-        eprintln!("faultline suite: {reason}");
+        errln!("faultline suite: {reason}");
     }
     Ok(ExitCode::from(record::exit_code(&records)))
 }
