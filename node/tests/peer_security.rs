@@ -308,6 +308,9 @@ fn post_chunked(addr: SocketAddr, head: String, total: usize) -> usize {
 /// peer port stays under this (README, "Security"; measured about 20 MiB).
 const PEAK_RSS_BOUND: u64 = 64 << 20;
 
+/// The node's default bound on a snapshot (`--max-snapshot-mib`).
+const SNAPSHOT_BOUND: usize = 256 << 20;
+
 #[test]
 fn four_concurrent_600_mb_peer_posts_stay_within_the_memory_bound() {
     let cluster = TestCluster::start(3, &["--cluster-id", CLUSTER_ID]);
@@ -318,11 +321,13 @@ fn four_concurrent_600_mb_peer_posts_stay_within_the_memory_bound() {
     let head = |path: &str, cluster_id: &str| {
         format!(
             "POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\
-             {CLUSTER_ID_HEADER}: {cluster_id}\r\n{FROM_HEADER}: n2\r\n\r\n"
+             {CLUSTER_ID_HEADER}: {cluster_id}\r\n{FROM_HEADER}: n2\r\n\
+             faultline-chunk: 1/0/{SNAPSHOT_BOUND}\r\n\r\n"
         )
     };
-    // Chunked, so no Content-Length gives them away: two as snapshots, one as an ordinary
-    // batch (both from a member), one from another cluster.
+    // Chunked, so no Content-Length gives them away: two as the first chunk of a snapshot
+    // within its bound, one as an ordinary batch (both from a member), one from another
+    // cluster.
     let posts = [
         head("/raft/large", CLUSTER_ID),
         head("/raft/large", CLUSTER_ID),

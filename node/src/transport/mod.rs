@@ -10,13 +10,15 @@
 //! Request bodies are bounded by kind: ordinary batches (AppendEntries, votes, heartbeats and
 //! their answers) by [`wire::message_body_limit`], read into memory, at most two at a time
 //! per sender; a snapshot, or a message too large for an ordinary batch, goes alone to
-//! `POST /raft/large`, bounded by `--max-snapshot-mib`, one at a time, spooled to a file in the
-//! data dir as it arrives rather than held in memory.
+//! `POST /raft/large` in [`chunk`]s of a few MiB, bounded in all by `--max-snapshot-mib`, one
+//! chunk at a time, appended to a spool file in the data dir as it arrives rather than held in
+//! memory.
 //!
 //! A request must be answered within a short timeout (a paused or partitioned peer must not
-//! hold up its messages), except a large one: that may take long to send, so it gets a
-//! timeout of its own.
+//! hold up its messages), except a large one's chunks: those may take long to send, so they get
+//! a timeout of their own.
 
+pub mod chunk;
 pub mod receive;
 pub mod send;
 pub mod wire;

@@ -3,7 +3,7 @@
 //! Each request carries this node's cluster id, name and peer token in headers (so the peer
 //! can refuse a stranger before reading the body), and the cluster id and sender again in the
 //! body's [`wire::Envelope`]. A batch stays within the peer's bound on ordinary bodies; a snapshot,
-//! or a message too large for any batch, goes alone to the large path.
+//! or a message too large for any batch, goes alone to the large path, in [`super::chunk`]s.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -21,6 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use super::chunk::{CHUNK_HEADER, Chunk};
 use super::wire::{self, BatchBuilder};
 use super::{CLIENT_ADDR_HEADER, LARGE_PATH, RAFT_PATH};
 use crate::cluster_id::ClusterId;
@@ -161,12 +162,31 @@ impl PeerSender {
         Encoded { bytes, alone }
     }
 
+    /// Sends one request: an ordinary batch in one POST, a large one in chunks.
     async fn post(&mut self, body: Vec<u8>, large: bool) -> Result<(), String> {
-        let (path, timeout) = if large {
-            (LARGE_PATH, self.settings.large_timeout)
-        } else {
-            (RAFT_PATH, self.settings.timeout)
-        };
+        let body = Bytes::from(body);
+        if !large {
+            return self
+                .post_part(RAFT_PATH, body, None, self.settings.timeout)
+                .await;
+        }
+        let transfer = rand::random();
+        for (chunk, range) in Chunk::split(transfer, body.len()) {
+            let part = body.slice(range);
+            self.post_part(LARGE_PATH, part, Some(chunk), self.settings.large_timeout)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// POSTs `body` to `path`, within `timeout`; a chunk of a large request names itself.
+    async fn post_part(
+        &mut self,
+        path: &str,
+        body: Bytes,
+        chunk: Option<Chunk>,
+        timeout: Duration,
+    ) -> Result<(), String> {
         let mut request = Request::post(format!("http://{}{path}", self.dial))
             .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
             .header(CLIENT_ADDR_HEADER, self.settings.client_addr.clone())
@@ -175,9 +195,10 @@ impl PeerSender {
         if let Some(token) = &self.settings.token {
             request = request.header(AUTHORIZATION, token.header_value());
         }
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
+        if let Some(chunk) = chunk {
+            request = request.header(CHUNK_HEADER, chunk.header_value());
+        }
+        let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
         let exchange = async {
             let response = self
                 .client
