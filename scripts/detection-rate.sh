@@ -26,6 +26,7 @@ if [ -z "$store" ]; then
   store=$(mktemp -d /tmp/faultline-detection.XXXXXX)
   trap 'rm -rf "$store"' EXIT
 fi
+mkdir -p "$store"
 log="$store/runs.txt"
 : >"$log"
 
