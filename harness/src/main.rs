@@ -22,6 +22,7 @@ mod store;
 mod suite;
 mod system;
 mod toml_input;
+mod wording;
 
 use crate::console::errln;
 use std::future::Future;

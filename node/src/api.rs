@@ -52,11 +52,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
 
-use crate::config::Members;
-use crate::driver::{ClientError, Input, NodeStatus};
-use crate::kv::{
+use crate::command::{
     Command, MAX_VALUE_DEPTH, Observed, SessionRef, WriteOp, WriteResult, nested_deeper_than,
 };
+use crate::driver::{ClientError, Input, NodeStatus};
+use crate::members::Members;
 use crate::metrics::Metrics;
 use crate::transport::PeerDirectory;
 

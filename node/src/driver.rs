@@ -27,9 +27,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::bugs::Bugs;
-use crate::config::Members;
+use crate::command::{Command, WriteResult};
 use crate::fingerprint::{Applied, Checkpoint, Checkpoints};
-use crate::kv::{Command, KvStore, WriteResult};
+use crate::kv::KvStore;
+use crate::members::Members;
 use crate::metrics::Metrics;
 use crate::pending::PendingWrites;
 use crate::raft::{

@@ -10,96 +10,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::command::{Command, Observed, WriteOp, WriteResult};
 use crate::fingerprint::{Applied, Fingerprint};
 use crate::raft::Index;
 use crate::sessions::Admission;
-pub use crate::sessions::{Observed, SessionLimits, SessionTable};
-
-/// The deepest nesting of arrays and objects a client value may have (`1` is 0 deep, `[1]`
-/// 1, `{"a": [1]}` 2). serde_json refuses to decode anything nested deeper than 128, and a
-/// value is wrapped in more levels on its way: a [`Command`] in a log entry adds 3, and a
-/// [`WriteResult`] kept in a session inside a snapshot adds 6 around the current value (which
-/// an append may have made one deeper than any value a client sent). This limit leaves
-/// ample room, so everything the API accepts can be decoded again from the log and from a
-/// snapshot.
-pub const MAX_VALUE_DEPTH: usize = 64;
-
-/// Whether `value` is nested more than `max` arrays or objects deep. It runs on every write,
-/// so it allocates nothing; its recursion stops at `max` levels, whatever the input.
-pub fn nested_deeper_than(value: &Value, max: usize) -> bool {
-    match value {
-        Value::Array(_) | Value::Object(_) if max == 0 => true,
-        Value::Array(items) => items.iter().any(|v| nested_deeper_than(v, max - 1)),
-        Value::Object(fields) => fields.values().any(|v| nested_deeper_than(v, max - 1)),
-        _ => false,
-    }
-}
-
-/// A write, as it travels through the Raft log (JSON-encoded in the entry payload).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Command {
-    /// Deduplicates retries of the same write (see [`Session`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session: Option<SessionRef>,
-    pub key: String,
-    pub op: WriteOp,
-}
-
-/// Which client wrote, and its sequence number for this write.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionRef {
-    pub client_id: String,
-    pub seq: u64,
-}
-
-/// The writes the store understands.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WriteOp {
-    Put { value: Value },
-    Delete,
-    Cas { from: Value, to: Value },
-    Append { value: Value },
-}
-
-/// The outcome of applying a write. Kept in sessions, so it is serializable.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WriteResult {
-    Written,
-    Deleted,
-    /// DELETE of a key that does not exist.
-    NotFound,
-    /// CAS comparison failed; `current` is the value it saw (null when the key is missing).
-    /// A retry's answer from a session may carry only the value's size.
-    CasMismatch {
-        current: Observed,
-    },
-    /// Appended; the list now has this many elements.
-    Appended {
-        length: usize,
-    },
-    /// APPEND to a key that holds something other than a list (as for `CasMismatch`).
-    NotAList {
-        current: Observed,
-    },
-    /// A retry whose sequence number is older than the session's latest write: not applied,
-    /// and whether an earlier attempt was is no longer known.
-    StaleSequence {
-        latest: u64,
-    },
-    /// A retry of the session's latest write, whose answer the session no longer keeps (it
-    /// was forgotten to bound the table's bytes): not applied, and whether an earlier
-    /// attempt was is not known.
-    AnswerForgotten {
-        seq: u64,
-    },
-    /// The first write of a client the session table has no room for: not applied, by any
-    /// replica (the table is full of sessions that have not expired).
-    SessionsFull {
-        max_clients: usize,
-    },
-}
+pub use crate::sessions::{SessionLimits, SessionTable};
 
 /// Why a snapshot's state cannot be restored.
 #[derive(Debug, thiserror::Error)]
@@ -269,6 +184,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::command::{MAX_VALUE_DEPTH, SessionRef, nested_deeper_than};
 
     /// A log index after every earlier one (sessions expire by the index).
     fn next_index() -> Index {

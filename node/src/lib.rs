@@ -11,11 +11,13 @@
 pub mod api;
 pub mod bugs;
 pub mod cluster_id;
+pub mod command;
 pub mod config;
 pub mod connections;
 pub mod driver;
 pub mod fingerprint;
 pub mod kv;
+pub mod members;
 pub mod metrics;
 pub mod peer_auth;
 pub mod pending;

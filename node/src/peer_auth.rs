@@ -25,7 +25,7 @@ use subtle::ConstantTimeEq;
 use tracing::warn;
 
 use crate::cluster_id::ClusterId;
-use crate::config::Members;
+use crate::members::Members;
 use crate::metrics::Metrics;
 use crate::raft::NodeId;
 use crate::transport::wire::{Envelope, WireError};

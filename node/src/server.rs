@@ -13,10 +13,11 @@ use tracing::{error, info, warn};
 
 use crate::api::{self, ApiState};
 use crate::cluster_id::{self, ClusterId};
-use crate::config::{Members, NodeConfig};
+use crate::config::NodeConfig;
 use crate::connections::{self, ConnectionLimits};
 use crate::driver::{Driver, Input, LoopSettings, NodeStatus};
 use crate::kv::KvStore;
+use crate::members::Members;
 use crate::metrics::Metrics;
 use crate::peer_auth::PeerGate;
 use crate::raft::{self, Raft};

@@ -39,7 +39,7 @@ use std::io;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::kv::{SessionRef, WriteResult};
+use crate::command::{Observed, SessionRef, WriteResult};
 use crate::raft::Index;
 
 /// How large the session table may grow. The same on every replica: the limits decide what
@@ -74,18 +74,6 @@ impl Default for SessionLimits {
 const PER_CLIENT_BYTES: usize = 96;
 /// What an answer costs beyond the value it keeps.
 const PER_ANSWER_BYTES: usize = 32;
-
-/// The value a refused write saw (the current value of a failed CAS, or of a key that holds
-/// no list), as an answer carries it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Observed {
-    /// The value itself.
-    Value(Value),
-    /// Only the size of its JSON: a session's copy of an answer keeps no value larger than
-    /// [`SessionLimits::max_kept_value_bytes`].
-    TooLarge { bytes: usize },
-}
 
 /// What the table says about a write with a session, before it is applied.
 #[derive(Clone, Debug, PartialEq)]

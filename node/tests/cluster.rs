@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::TestCluster;
-use faultline_node::kv::MAX_VALUE_DEPTH;
+use faultline_node::command::MAX_VALUE_DEPTH;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -11,6 +11,7 @@ use faultline_history::Operation;
 
 use super::FileReport;
 use crate::run::summary;
+use crate::wording::{key_counts, plural, shout};
 
 /// Counterexamples shown in full; the rest are only named.
 const COUNTEREXAMPLES_SHOWN: usize = 3;
@@ -73,42 +74,11 @@ pub fn render(report: &FileReport) -> String {
 }
 
 /// Invalid verdicts stand out.
-pub(crate) fn shout(verdict: Verdict) -> String {
-    match verdict {
-        Verdict::Valid => "valid".into(),
-        other => other.name().to_uppercase(),
-    }
-}
-
-pub(crate) fn plural(count: usize, noun: &str) -> String {
-    match count {
-        1 => format!("1 {noun}"),
-        _ => format!("{count} {noun}s"),
-    }
-}
-
 fn key_name(key: &Option<String>) -> String {
     match key {
         Some(key) => format!("key {key:?}"),
         None => "the history".into(),
     }
-}
-
-/// `keys: 12 valid, 1 invalid, 0 unknown`.
-pub(crate) fn key_counts(result: &CheckResult) -> String {
-    let count = |verdict| {
-        result
-            .keys
-            .iter()
-            .filter(|key| key.valid == verdict)
-            .count()
-    };
-    format!(
-        "keys: {} valid, {} invalid, {} unknown",
-        count(Verdict::Valid),
-        count(Verdict::Invalid),
-        count(Verdict::Unknown),
-    )
 }
 
 fn write_keys(out: &mut String, result: &CheckResult) {

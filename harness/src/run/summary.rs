@@ -8,10 +8,10 @@ use faultline_checker::{CheckResult, DivergenceResult, ListCopy, LostWritesResul
 use faultline_history::Summary;
 use faultline_workloads::FinalReads;
 
-use crate::check::text::{key_counts, plural, shout};
 use crate::fingerprints::Agreement;
 use crate::results::{LeaderChange, RunResults};
 use crate::store::{RunDir, TestOptions};
+use crate::wording::{key_counts, plural, shout};
 
 /// Everything the summary shows.
 pub struct Printed<'a> {

@@ -312,7 +312,7 @@ mod tests {
 
     use super::*;
     use crate::cluster_id::ClusterId;
-    use crate::config::Members;
+    use crate::members::Members;
     use crate::metrics::Metrics;
     use crate::peer_auth::{CLUSTER_ID_HEADER, FROM_HEADER};
     use crate::raft::{Message, MessageBody, Snapshot, SnapshotMeta};
