@@ -82,6 +82,7 @@ mod netns;
 mod owned_names;
 mod partition;
 mod schedule;
+mod time_limit;
 
 #[cfg(test)]
 mod fake;

@@ -51,6 +51,7 @@ use serde::Deserialize;
 
 use crate::cluster::NodeName;
 use crate::owned_names::{fresh_id, is_leftover};
+use crate::time_limit::output_within;
 
 /// Every Faultline namespace's name starts with this: `faultline-<pid>-<k>-hub`,
 /// `faultline-<pid>-<k>-n1`, ... (files under `/run/netns`).
@@ -615,13 +616,11 @@ fn strings(args: &[&str]) -> Vec<String> {
 const IP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn ip(args: &[String]) -> Result<String, NetnsError> {
-    let output = tokio::process::Command::new("ip")
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(IP_TIMEOUT, output)
+    let mut command = tokio::process::Command::new("ip");
+    command.args(args);
+    let output = output_within(&mut command, IP_TIMEOUT)
         .await
-        .map_err(|_| NetnsError::TimedOut {
+        .ok_or_else(|| NetnsError::TimedOut {
             command: args.join(" "),
         })?
         .map_err(|source| NetnsError::Spawn { source })?;

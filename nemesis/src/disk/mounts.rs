@@ -8,17 +8,17 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::io::Read;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::mount::MntFlags;
 
 use super::DiskError;
 use crate::owned_names;
+use crate::time_limit::output_within_blocking;
 
 /// How long `fusermount3` gets before it is killed: an unmount can hang on a FUSE daemon that
 /// stopped answering, and a run's teardown must not hang with it.
@@ -136,46 +136,16 @@ fn fusermount_unmount(path: &Path) -> io::Result<()> {
     for args in [&["-u", "-q"][..], &["-u", "-q", "-z"][..]] {
         let mut command = Command::new(&fusermount);
         command.args(args).arg(path);
-        let (status, stderr) = run_within(&mut command, FUSERMOUNT_TIMEOUT)?;
-        if status.success() {
+        let output = output_within_blocking(&mut command, FUSERMOUNT_TIMEOUT)?;
+        if output.status.success() {
             return Ok(());
         }
-        last = stderr.trim().to_owned();
+        last = String::from_utf8_lossy(&output.stderr).trim().to_owned();
         if last.contains("not found") || last.contains("not mounted") {
             return Ok(());
         }
     }
     Err(io::Error::other(format!("fusermount3 -u: {last}")))
-}
-
-/// Runs `command` to its end and returns its status and stderr, or kills it once `limit` has
-/// passed and fails with `TimedOut`.
-fn run_within(command: &mut Command, limit: Duration) -> io::Result<(ExitStatus, String)> {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("{command:?} did not finish within {limit:?}; killed"),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        pipe.read_to_string(&mut stderr)?;
-    }
-    Ok((status, stderr))
 }
 
 /// Unmounts the Faultline filesystems of processes that no longer exist (a run that was
@@ -205,22 +175,6 @@ fn leftovers(table: &[MountEntry]) -> impl Iterator<Item = &MountEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_command_that_hangs_is_killed_at_its_limit_and_one_that_ends_gives_its_stderr() {
-        let error =
-            run_within(Command::new("sleep").arg("30"), Duration::from_millis(200)).unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
-        assert!(error.to_string().contains("sleep"), "{error}");
-
-        let (status, stderr) = run_within(
-            Command::new("sh").args(["-c", "echo not mounted >&2; exit 1"]),
-            Duration::from_secs(10),
-        )
-        .unwrap();
-        assert_eq!(status.code(), Some(1));
-        assert_eq!(stderr, "not mounted\n");
-    }
 
     #[test]
     fn mountinfo_lines_give_mount_point_type_and_source_with_escapes_undone() {

@@ -31,6 +31,7 @@ use super::{PartitionError, Partitioner};
 use crate::cluster::NodeName;
 use crate::grudge::Link;
 use crate::owned_names::{fresh_id, is_leftover};
+use crate::time_limit::output_within;
 
 /// Every Faultline chain's name starts with this.
 pub const CHAIN_PREFIX: &str = "FAULTLINE-";
@@ -252,14 +253,10 @@ pub(super) async fn run_as(
     mut command: tokio::process::Command,
     args: &[&str],
 ) -> Result<String, IptablesError> {
-    let output = command
-        .args(["-w", LOCK_WAIT_SECONDS])
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(COMMAND_TIMEOUT, output)
+    command.args(["-w", LOCK_WAIT_SECONDS]).args(args);
+    let output = output_within(&mut command, COMMAND_TIMEOUT)
         .await
-        .map_err(|_| IptablesError::TimedOut {
+        .ok_or_else(|| IptablesError::TimedOut {
             command: args.join(" "),
         })?
         .map_err(|source| IptablesError::Spawn { source })?;
