@@ -7,6 +7,7 @@
 //! | `DELETE /kv/{key}` | 200 `{"ok": true}`, 404 if missing |
 //! | `POST /kv/{key}/cas` `{"from": a, "to": b}` | 200, or 409 `{"error", "value": current}` |
 //! | `POST /kv/{key}/append` `{"value": v}` | 200 `{"ok": true, "length": n}`; the key holds a list |
+//! | `POST /sessions` | 201 `{"client_id": n}`: a session for retries, below |
 //! | `GET /status`, `GET /metrics`, `GET /health` | status JSON (with the [`crate::fingerprint`]s of the latest checkpoints), Prometheus text, 200 |
 //!
 //! What a client may conclude from the status code of a write (each answer path, and why it
@@ -24,14 +25,16 @@
 //! stopped leading, a new write reused its log index) keeps waiting until its index is
 //! applied, or gets 504 when the request times out.
 //!
-//! Writes are answered only after commit and apply. Optional headers `client-id` (at most
-//! [`MAX_CLIENT_ID_BYTES`]) and `request-seq` (increasing per client) make a retried write
-//! apply once: a retry of the client's latest write gets that write's answer again (a 409's
-//! `value` only if its JSON is at most 1 KiB: otherwise `value_bytes` says how large it was).
-//! A retry of an older one gets 500, and a retry whose answer the bounded session table
-//! has forgotten gets 504: either way its outcome is no longer known, and it is not applied
-//! again. A new client's write when the table is full of live sessions gets 503 (not
-//! applied). The rules are in [`crate::sessions`].
+//! Writes are answered only after commit and apply. A client that retries writes first opens
+//! a session (`POST /sessions`, itself committed through the log; 503 when the table is full
+//! of live sessions), then sends headers `client-id` (the id it got) and `request-seq`
+//! (from 1, increasing per write) with each write, which make a retried write apply once: a
+//! retry of the client's latest write gets that write's answer again (a 409's `value` only
+//! if its JSON is at most 1 KiB: otherwise `value_bytes` says how large it was). A retry of
+//! an older one gets 500, a retry whose answer the bounded session table has forgotten gets
+//! 504, and any write of a session that expired gets 504: in each case its outcome is no
+//! longer known, and it is not applied (again). An id never handed out gets 400. The rules
+//! are in [`crate::sessions`].
 //!
 //! Every error answer is JSON with an `error` message. A body that is not a JSON object
 //! with exactly the fields named above, or with a value nested more than
@@ -64,8 +67,6 @@ use crate::transport::PeerDirectory;
 pub const MAX_KEY_BYTES: usize = 1024;
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
-/// Longest `client-id` accepted, in bytes: the session table keeps one per client.
-pub const MAX_CLIENT_ID_BYTES: usize = 256;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -84,6 +85,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/kv/{key}", get(read).put(put).delete(delete))
         .route("/kv/{key}/cas", post(cas))
         .route("/kv/{key}/append", post(append))
+        .route("/sessions", post(open_session))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
@@ -231,21 +233,25 @@ fn session_from(headers: &HeaderMap) -> Result<Option<SessionRef>, ApiError> {
     match (text("client-id")?, text("request-seq")?) {
         (None, None) => Ok(None),
         (Some(client_id), Some(seq)) => {
-            if client_id.len() > MAX_CLIENT_ID_BYTES {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "the `client-id` is {} bytes; at most {MAX_CLIENT_ID_BYTES} are allowed",
-                        client_id.len()
-                    ),
-                ));
-            }
-            let seq = seq.parse().map_err(|_| {
+            let client_id = client_id.parse().map_err(|_| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    format!("`request-seq: {seq}` is not an unsigned integer"),
+                    format!(
+                        "`client-id: {client_id}` is not a session id; open a session with \
+                         `POST /sessions` and send the `client_id` it answers"
+                    ),
                 )
             })?;
+            let seq = seq
+                .parse()
+                .ok()
+                .filter(|&seq: &u64| seq > 0)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("`request-seq: {seq}` is not a positive integer"),
+                    )
+                })?;
             Ok(Some(SessionRef { client_id, seq }))
         }
         _ => Err(ApiError::new(
@@ -387,13 +393,36 @@ fn answer(result: WriteResult) -> ApiResult {
             let mut e = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
-                    "not applied: the node keeps sessions for at most {max_clients} clients and \
-                     none has expired yet; retry later, or write without `client-id`"
+                    "no session opened: the node keeps sessions for at most {max_clients} \
+                     clients and none has expired yet; retry later, or write without \
+                     `client-id`"
                 ),
             );
             e.retry_after = true;
             Err(e)
         }
+        WriteResult::SessionOpened { client_id } => Ok((
+            StatusCode::CREATED,
+            axum::Json(json!({ "client_id": client_id })),
+        )
+            .into_response()),
+        // The table forgot the client, so it cannot tell a retry from a new write: it
+        // applies neither, and an earlier attempt may or may not have been applied.
+        WriteResult::SessionExpired { client_id } => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "outcome unknown: session {client_id} expired, so this write was not applied, \
+                 and whether an earlier attempt of it was is no longer known; open a new \
+                 session with `POST /sessions`"
+            ),
+        )),
+        WriteResult::UnknownSession { client_id } => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "not applied: no session {client_id} was ever opened; open one with \
+                 `POST /sessions`"
+            ),
+        )),
     }
 }
 
@@ -485,6 +514,24 @@ async fn append(
     write(&state, &uri, &headers, key, WriteOp::Append { value }).await
 }
 
+/// Opens a client session through the log; its id is the index the opening was applied at.
+/// Session headers on this request are ignored: a retried opening opens another session.
+async fn open_session(State(state): State<ApiState>, uri: OriginalUri) -> ApiResult {
+    let command = Command {
+        session: None,
+        key: String::new(),
+        op: WriteOp::OpenSession,
+    };
+    let result = ask(
+        &state,
+        &uri,
+        |reply| Input::Write { command, reply },
+        "a session may or may not have been opened",
+    )
+    .await?;
+    answer(result)
+}
+
 async fn status(State(state): State<ApiState>) -> axum::Json<NodeStatus> {
     axum::Json(state.status.borrow().clone())
 }
@@ -570,9 +617,7 @@ mod tests {
                 }
             }
             match session_from(&headers) {
-                Ok(Some(session)) => {
-                    proptest::prop_assert!(session.client_id.len() <= MAX_CLIENT_ID_BYTES)
-                }
+                Ok(Some(session)) => proptest::prop_assert!(session.seq > 0),
                 Ok(None) => {}
                 Err(error) => proptest::prop_assert_eq!(error.status, StatusCode::BAD_REQUEST),
             }
@@ -662,11 +707,25 @@ mod tests {
         let message = e.body["error"].as_str().unwrap();
         assert!(message.contains("outcome unknown"), "{message}");
         assert!(message.contains("request-seq 3"), "{message}");
-        // A full table: certainly not applied, try again later.
+        // A full table: no session opened, try again later.
         let e = answer(WriteResult::SessionsFull { max_clients: 9 }).unwrap_err();
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(e.retry_after);
-        assert!(e.body["error"].as_str().unwrap().starts_with("not applied"));
+        assert!(
+            e.body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("no session opened")
+        );
+        // An expired session: this write was not applied, an earlier attempt may have been.
+        let e = answer(WriteResult::SessionExpired { client_id: 4 }).unwrap_err();
+        assert_eq!(e.status, StatusCode::GATEWAY_TIMEOUT);
+        let message = e.body["error"].as_str().unwrap();
+        assert!(message.starts_with("outcome unknown"), "{message}");
+        assert!(message.contains("POST /sessions"), "{message}");
+        // An id never handed out: certainly not applied.
+        let e = answer(WriteResult::UnknownSession { client_id: 4 }).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
         // A mismatch whose value the session did not keep: still certain, without it.
         let e = answer(WriteResult::CasMismatch {
             current: Observed::TooLarge { bytes: 1_000_002 },
@@ -680,17 +739,30 @@ mod tests {
     }
 
     #[test]
-    fn a_client_id_longer_than_the_limit_is_refused() {
-        let headers = |id: String| {
+    fn session_headers_take_an_opened_id_and_a_positive_sequence_number() {
+        let headers = |id: &'static str, seq: &'static str| {
             let mut headers = HeaderMap::new();
-            headers.insert("client-id", HeaderValue::from_str(&id).unwrap());
-            headers.insert("request-seq", HeaderValue::from_static("1"));
+            headers.insert("client-id", HeaderValue::from_static(id));
+            headers.insert("request-seq", HeaderValue::from_static(seq));
             headers
         };
-        let longest = "c".repeat(MAX_CLIENT_ID_BYTES);
-        assert!(session_from(&headers(longest)).unwrap().is_some());
-        let e = session_from(&headers("c".repeat(MAX_CLIENT_ID_BYTES + 1))).unwrap_err();
-        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            session_from(&headers("17", "1")).unwrap(),
+            Some(SessionRef {
+                client_id: 17,
+                seq: 1
+            })
+        );
+        for (id, seq, says) in [
+            ("c1", "1", "POST /sessions"),
+            ("17", "0", "positive"),
+            ("17", "-1", "positive"),
+        ] {
+            let e = session_from(&headers(id, seq)).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            let message = e.body["error"].as_str().unwrap();
+            assert!(message.contains(says), "{message}");
+        }
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub struct Command {
 /// Which client wrote, and its sequence number for this write.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRef {
-    pub client_id: String,
+    /// The id [`WriteOp::OpenSession`] gave the client: the log index it was applied at.
+    pub client_id: u64,
+    /// Increases by at least one from each of the client's writes to its next; from 1.
     pub seq: u64,
 }
 
@@ -46,10 +48,22 @@ pub struct SessionRef {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteOp {
-    Put { value: Value },
+    Put {
+        value: Value,
+    },
     Delete,
-    Cas { from: Value, to: Value },
-    Append { value: Value },
+    Cas {
+        from: Value,
+        to: Value,
+    },
+    Append {
+        value: Value,
+    },
+    /// Opens a client session (Raft thesis §6.3, RegisterClient); the key is empty. The
+    /// session's id is the index of the entry, so every id the cluster has handed out is at
+    /// most the latest such index, and an id the table no longer holds is known to have
+    /// expired.
+    OpenSession,
 }
 
 /// The outcome of applying a write. Kept in sessions, so it is serializable.
@@ -84,10 +98,23 @@ pub enum WriteResult {
     AnswerForgotten {
         seq: u64,
     },
-    /// The first write of a client the session table has no room for: not applied, by any
-    /// replica (the table is full of sessions that have not expired).
+    /// A session the table has no room for: not opened, by any replica (the table is full
+    /// of sessions that have not expired).
     SessionsFull {
         max_clients: usize,
+    },
+    /// A session was opened with this id.
+    SessionOpened {
+        client_id: u64,
+    },
+    /// A write of a session that has expired: not applied, and whether an earlier attempt of
+    /// it was is no longer known (the table forgot the client).
+    SessionExpired {
+        client_id: u64,
+    },
+    /// A write of a session id the cluster never handed out: not applied.
+    UnknownSession {
+        client_id: u64,
     },
 }
 

@@ -1,9 +1,10 @@
 //! The key-value state machine that committed log entries are applied to.
 //!
-//! Keys are strings, values are JSON. A command carries an optional client session
-//! (`client-id` + `request-seq`): a retried write with the same sequence number is applied
-//! once and answered with the result it had the first time, for as long as the bounded
-//! [`SessionTable`] keeps its client (see [`crate::sessions`]).
+//! Keys are strings, values are JSON. A client may open a session
+//! ([`WriteOp::OpenSession`]); a command then carries it (`client-id` + `request-seq`), and
+//! a retried write with the same sequence number is applied once and answered with the
+//! result it had the first time, for as long as the bounded [`SessionTable`] keeps its
+//! client, and never applied again after (see [`crate::sessions`]).
 
 use std::collections::BTreeMap;
 
@@ -97,19 +98,23 @@ impl KvStore {
     /// Indexes must grow from call to call: they are the clock that sessions expire by.
     pub fn apply(&mut self, index: Index, command: Command) -> WriteResult {
         self.client_sessions.expire(index);
-        let Some(session) = command.session else {
-            return self.apply_op(command.key, command.op);
+        let session = match command.session {
+            // Opening a session is not itself deduplicated: a retried opening opens another,
+            // which expires unused.
+            Some(session) if !matches!(command.op, WriteOp::OpenSession) => session,
+            _ => return self.apply_op(index, command.key, command.op),
         };
         if let Admission::Answer(answer) = self.client_sessions.admit(&session) {
             return answer;
         }
-        let result = self.apply_op(command.key, command.op);
+        let result = self.apply_op(index, command.key, command.op);
         self.client_sessions.record(index, session, &result);
         result
     }
 
-    fn apply_op(&mut self, key: String, op: WriteOp) -> WriteResult {
+    fn apply_op(&mut self, index: Index, key: String, op: WriteOp) -> WriteResult {
         match op {
+            WriteOp::OpenSession => self.client_sessions.open(index),
             WriteOp::Put { value } => {
                 self.data.insert(key, value);
                 WriteResult::Written
@@ -201,14 +206,19 @@ mod tests {
         }
     }
 
-    fn session_cmd(client: &str, seq: u64, op: WriteOp) -> Command {
+    fn session_cmd(client_id: u64, seq: u64, op: WriteOp) -> Command {
         Command {
-            session: Some(SessionRef {
-                client_id: client.into(),
-                seq,
-            }),
+            session: Some(SessionRef { client_id, seq }),
             key: "k".into(),
             op,
+        }
+    }
+
+    /// Opens a session at `index` and returns its id.
+    fn open_session(kv: &mut KvStore, index: Index) -> u64 {
+        match kv.apply(index, cmd("", WriteOp::OpenSession)) {
+            WriteResult::SessionOpened { client_id } => client_id,
+            other => panic!("no session opened: {other:?}"),
         }
     }
 
@@ -303,31 +313,33 @@ mod tests {
     #[test]
     fn a_retried_write_applies_once_and_gets_the_first_answer() {
         let mut kv = KvStore::default();
+        let c1 = open_session(&mut kv, next_index());
+        let c2 = open_session(&mut kv, next_index());
         let first = kv.apply(
             next_index(),
-            session_cmd("c1", 1, WriteOp::Append { value: json!(7) }),
+            session_cmd(c1, 1, WriteOp::Append { value: json!(7) }),
         );
         let retry = kv.apply(
             next_index(),
-            session_cmd("c1", 1, WriteOp::Append { value: json!(7) }),
+            session_cmd(c1, 1, WriteOp::Append { value: json!(7) }),
         );
         assert_eq!(first, retry);
         assert_eq!(kv.get("k"), Some(&json!([7])));
         kv.apply(
             next_index(),
-            session_cmd("c1", 2, WriteOp::Append { value: json!(8) }),
+            session_cmd(c1, 2, WriteOp::Append { value: json!(8) }),
         );
         assert_eq!(
             kv.apply(
                 next_index(),
-                session_cmd("c1", 1, WriteOp::Append { value: json!(7) })
+                session_cmd(c1, 1, WriteOp::Append { value: json!(7) })
             ),
             WriteResult::StaleSequence { latest: 2 }
         );
         // Another client's sequence numbers are independent.
         kv.apply(
             next_index(),
-            session_cmd("c2", 1, WriteOp::Append { value: json!(9) }),
+            session_cmd(c2, 1, WriteOp::Append { value: json!(9) }),
         );
         assert_eq!(kv.get("k"), Some(&json!([7, 8, 9])));
     }
@@ -336,10 +348,11 @@ mod tests {
     fn snapshot_round_trips_data_sessions_and_the_fingerprint() {
         let mut kv = KvStore::default();
         let fingerprint = kv.fingerprint_entry(1, 1, Applied::Command(b"put"));
+        let c1 = open_session(&mut kv, next_index());
         kv.apply(
             next_index(),
             session_cmd(
-                "c1",
+                c1,
                 5,
                 WriteOp::Put {
                     value: json!({"a": [1, 2]}),
@@ -357,7 +370,7 @@ mod tests {
         assert_eq!(
             restored.apply(
                 next_index(),
-                session_cmd("c1", 5, WriteOp::Put { value: json!(0) })
+                session_cmd(c1, 5, WriteOp::Put { value: json!(0) })
             ),
             WriteResult::Written
         );
@@ -367,50 +380,52 @@ mod tests {
     #[test]
     fn a_retry_whose_answer_was_forgotten_is_unknown_and_never_applied_twice() {
         let limits = SessionLimits {
-            // Room for the one client's id, but not for its answer.
-            max_bytes: crate::sessions::client_cost("c1"),
+            // Room for the one client, but not for its answer.
+            max_bytes: crate::sessions::CLIENT_BYTES,
             ..SessionLimits::default()
         };
         let mut kv = KvStore::with_session_limits(limits);
+        let c1 = open_session(&mut kv, 9);
         let append = |value: u64| WriteOp::Append {
             value: json!(value),
         };
         assert_eq!(
-            kv.apply(10, session_cmd("c1", 1, append(1))),
+            kv.apply(10, session_cmd(c1, 1, append(1))),
             WriteResult::Appended { length: 1 },
             "the first attempt gets the real answer"
         );
         assert_eq!(
-            kv.apply(11, session_cmd("c1", 1, append(1))),
+            kv.apply(11, session_cmd(c1, 1, append(1))),
             WriteResult::AnswerForgotten { seq: 1 }
         );
         assert_eq!(kv.get("k"), Some(&json!([1])), "the retry was not applied");
         // Through a snapshot, too.
         let mut restored = KvStore::restore(&kv.snapshot()).unwrap();
         assert_eq!(
-            restored.apply(12, session_cmd("c1", 1, append(1))),
+            restored.apply(12, session_cmd(c1, 1, append(1))),
             WriteResult::AnswerForgotten { seq: 1 }
         );
         // The client's next write applies, and an older one is stale.
         assert_eq!(
-            kv.apply(13, session_cmd("c1", 2, append(2))),
+            kv.apply(13, session_cmd(c1, 2, append(2))),
             WriteResult::Appended { length: 2 }
         );
         assert_eq!(
-            kv.apply(14, session_cmd("c1", 1, append(1))),
+            kv.apply(14, session_cmd(c1, 1, append(1))),
             WriteResult::StaleSequence { latest: 2 }
         );
         assert_eq!(kv.get("k"), Some(&json!([1, 2])));
     }
 
     #[test]
-    fn sessions_expire_at_the_same_index_on_every_replica() {
+    fn sessions_expire_at_the_same_index_on_every_replica_and_are_never_applied_after() {
         let limits = SessionLimits {
             expire_after: 100,
             ..SessionLimits::default()
         };
-        let write = |seq| session_cmd("c1", seq, WriteOp::Put { value: json!(seq) });
         let mut kv = KvStore::with_session_limits(limits);
+        let c1 = open_session(&mut kv, 5);
+        let write = |seq| session_cmd(c1, seq, WriteOp::Put { value: json!(seq) });
         kv.apply(10, write(1));
         let mut replica = KvStore::restore(&kv.snapshot()).unwrap();
         replica.client_sessions.set_limits(limits);
@@ -421,6 +436,23 @@ mod tests {
             assert_eq!(store.sessions().len(), 1);
             store.apply(110, cmd("other", WriteOp::Delete));
             assert!(store.sessions().is_empty(), "expired at index 110");
+            // A retry after expiry is not applied a second time, nor is a next write.
+            store.apply(
+                111,
+                cmd(
+                    "k",
+                    WriteOp::Put {
+                        value: json!("moved on"),
+                    },
+                ),
+            );
+            for (index, seq) in [(112, 1), (113, 2)] {
+                assert_eq!(
+                    store.apply(index, write(seq)),
+                    WriteResult::SessionExpired { client_id: c1 }
+                );
+            }
+            assert_eq!(store.get("k"), Some(&json!("moved on")));
         }
         assert_eq!(kv, replica);
     }
@@ -487,6 +519,8 @@ mod tests {
     #[test]
     fn the_deepest_accepted_value_survives_the_log_and_a_snapshot() {
         let deepest = nested(MAX_VALUE_DEPTH);
+        let mut kv = KvStore::default();
+        let c1 = open_session(&mut kv, next_index());
         // The worst case: an append makes the stored list one deeper than any value sent,
         // and a failed CAS keeps that list in its client's session.
         let commands = [
@@ -503,7 +537,7 @@ mod tests {
                 },
             ),
             session_cmd(
-                "c1",
+                c1,
                 1,
                 WriteOp::Cas {
                     from: deepest.clone(),
@@ -511,7 +545,6 @@ mod tests {
                 },
             ),
         ];
-        let mut kv = KvStore::default();
         for command in commands {
             // Each command decodes from its log entry.
             let encoded = serde_json::to_vec(&command).unwrap();
@@ -520,7 +553,7 @@ mod tests {
             kv.apply(next_index(), decoded);
         }
         let kept = kv.sessions().admit(&SessionRef {
-            client_id: "c1".into(),
+            client_id: c1,
             seq: 1,
         });
         let Admission::Answer(WriteResult::CasMismatch {
@@ -535,11 +568,12 @@ mod tests {
 
         // Without the limit it would not: serde_json stops decoding at depth 128.
         let mut too_deep = KvStore::default();
+        let c1 = open_session(&mut too_deep, next_index());
         too_deep.apply(next_index(), cmd("k", WriteOp::Put { value: nested(124) }));
         too_deep.apply(
             next_index(),
             session_cmd(
-                "c1",
+                c1,
                 1,
                 WriteOp::Cas {
                     from: Value::Null,

@@ -27,7 +27,8 @@
 //! | 200 or 409 to a retry (`client-id`, `request-seq`) | same | happened once, by this attempt or an earlier one | the session answers a retry of the latest write with the first result (a 409 without a value over 1 KiB: `value_bytes` instead) |
 //! | 500 stale retry | same, result `StaleSequence` | unknown | this retry changed nothing, but an earlier attempt may have been applied and its answer is no longer kept |
 //! | 504 outcome unknown, answer forgotten | same, result `AnswerForgotten` | unknown | the session still knows the client's latest sequence number, so this retry changed nothing; but it forgot that write's answer to stay within its bytes ([`crate::sessions`]), and an earlier attempt may have been applied |
-//! | 503 sessions full | same, result `SessionsFull` | did not happen | the first write of a new client while the session table is full of live sessions: every replica refused it at the same index |
+//! | 504 outcome unknown, session expired | same, result `SessionExpired` | unknown | the session expired ([`crate::sessions`]): the table no longer knows whether this is a retry, so it applies nothing, and an earlier attempt may have been applied |
+//! | 400 unknown session | same, result `UnknownSession` | did not happen | no session with this id was ever opened: every replica refused it at the same index |
 //! | 307 redirect, 503 no leader | the core refused the proposal (not the leader) | did not happen | nothing was appended anywhere |
 //! | 503 not applied | [`PendingWrites::applied`]: another entry was applied at its index | did not happen (this attempt) | one entry per index is ever committed, and it is another one |
 //! | 503 shutting down | the loop no longer takes inputs | did not happen | the request never reached the core |
@@ -37,10 +38,13 @@
 //! | 400, 413 | the API refused the request | did not happen | it never reached the core |
 //! | connection lost | the process died (crash, kill) | unknown | as for a 500 node stopped |
 //!
+//! Opening a session (`POST /sessions`) is answered like a write: 201 with its id when
+//! opened, 503 sessions full when not (every replica refused it at the same index), and the
+//! refusals and unknowns of the table's last rows.
+//!
 //! The session answers hold while the client's session lives: it expires once a million
-//! log entries have been applied after the client's latest write ([`crate::sessions`]), and
-//! a retry after that is taken for a new client's first write, which may apply it again.
-//! Clients retry for seconds, not for a million writes.
+//! log entries have been applied after the client's latest write ([`crate::sessions`]);
+//! after that its writes get "session expired", and none is applied.
 //!
 //! A leader that steps down answers nothing at that moment: its waiting writes keep waiting
 //! and are settled when it applies their index as a follower, by a snapshot, or by the

@@ -1,12 +1,14 @@
 //! The client-session table: what makes a retried write apply once, kept within a fixed
 //! number of clients and bytes.
 //!
-//! A write may carry a session (`client-id`, `request-seq`). The table keeps, per client,
+//! A client first opens a session ([`WriteOp::OpenSession`](crate::command::WriteOp), Raft
+//! thesis §6.3's RegisterClient); its id is the log index the opening was applied at. Its
+//! writes then carry the session (`client-id`, `request-seq`). The table keeps, per client,
 //! the sequence number of its latest write and the answer that write got, so that a retry
 //! (same client, same sequence number) is answered again instead of applied again. The table
 //! is part of the replicated state (it travels in snapshots), so every rule below depends
-//! only on the committed log: every replica keeps, forgets and refuses the same sessions at
-//! the same log index (Raft thesis §6.3, with the log index as the clock).
+//! only on the committed log: every replica opens, keeps, forgets and refuses the same
+//! sessions at the same log index (the log index is the clock).
 //!
 //! # Bounds, and why each is safe
 //!
@@ -20,17 +22,15 @@
 //!   written client first. The client stays in the table with its sequence number, so a
 //!   retry of that write is recognised, and answered "outcome unknown"
 //!   ([`WriteResult::AnswerForgotten`], 504), never applied again; its next write proceeds.
-//! - **At most [`SessionLimits::max_clients`] clients.** A new client beyond that (or one
-//!   whose id alone would not fit in the bytes) is refused ([`WriteResult::SessionsFull`],
-//!   503): the write is committed but every replica refuses it at the same index, so it
-//!   certainly did not happen. No live session is dropped to make room: that would make
-//!   its retry indistinguishable from a new client's first write.
+//! - **At most [`SessionLimits::max_clients`] clients.** Opening a session beyond that is
+//!   refused ([`WriteResult::SessionsFull`], 503): no live session is dropped to make room.
 //! - **Sessions expire** once [`SessionLimits::expire_after`] log entries have been applied
-//!   since their client's latest write, and only then is a client forgotten entirely. A
-//!   write retried after that is taken for a new client's write and may apply a second
-//!   time: clients must give up retrying well before (a million entries by default, over a
-//!   minute at the ~14,000 writes/s a 3-node cluster takes at full load; a client's
-//!   requests time out in seconds). The index, not a clock, measures this, so no clock
+//!   since their client's latest write (or the opening), and only then is a client
+//!   forgotten. Ids are log indexes, so the table tells an expired session from one never
+//!   opened without remembering it: an id at or below the latest opening that the table does
+//!   not hold has expired. A write of an expired session, first attempt or retry, is
+//!   answered "outcome unknown" ([`WriteResult::SessionExpired`], 504) and never applied:
+//!   the client opens a new session. The index, not a clock, measures expiry, so no clock
 //!   skew can expire a session early.
 
 use std::collections::{BTreeMap, HashMap};
@@ -46,10 +46,10 @@ use crate::raft::Index;
 /// is applied, so they are constants of the build, never flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionLimits {
-    /// Most clients kept at once; a new client beyond them is refused until some expire.
+    /// Most clients kept at once; opening another is refused until some expire.
     pub max_clients: usize,
-    /// Most bytes the table may take (client ids, a fixed cost per client, kept answers:
-    /// see [`SessionTable::bytes`]).
+    /// Most bytes the table may take (a fixed cost per client, kept answers: see
+    /// [`SessionTable::bytes`]).
     pub max_bytes: usize,
     /// A value is kept in an answer only if its JSON takes at most this many bytes.
     pub max_kept_value_bytes: usize,
@@ -68,10 +68,10 @@ impl Default for SessionLimits {
     }
 }
 
-/// What each client costs beyond its id and its answer: the map entries, the sequence
-/// number and index, allocation headers. An estimate, but a fixed one, so every replica
-/// counts the same.
-const PER_CLIENT_BYTES: usize = 96;
+/// What each client costs beyond its answer: the map entries, the id, the sequence number
+/// and index, allocation headers. An estimate, but a fixed one, so every replica counts the
+/// same.
+pub(crate) const CLIENT_BYTES: usize = 96;
 /// What an answer costs beyond the value it keeps.
 const PER_ANSWER_BYTES: usize = 32;
 
@@ -87,27 +87,29 @@ pub enum Admission {
 /// One client's latest write.
 #[derive(Clone, Debug, PartialEq)]
 struct Client {
+    /// The latest write's sequence number; 0 until the first write.
     seq: u64,
-    /// The log index the write was applied at.
+    /// The log index the latest write (or the opening) was applied at.
     last_write: Index,
-    /// Its answer, as kept; `None` once forgotten.
+    /// The latest write's answer, as kept; `None` before the first write and once
+    /// forgotten.
     answer: Option<WriteResult>,
 }
 
 /// The sessions of every client that wrote recently, within [`SessionLimits`].
 #[derive(Clone, Debug, Default)]
 pub struct SessionTable {
-    clients: HashMap<String, Client>,
+    clients: HashMap<u64, Client>,
     /// Client ids by the index of their latest write, oldest first: the order in which
     /// sessions expire and answers are forgotten. Indexes are distinct, as each log entry
-    /// is one client's write.
-    by_last_write: BTreeMap<Index, String>,
+    /// is one client's write or opening.
+    by_last_write: BTreeMap<Index, u64>,
+    /// The index of the latest opening: every id ever handed out is at most this.
+    opened_through: Index,
     /// Every client whose latest write is at or below this index has had its answer
     /// forgotten (answers are forgotten oldest first, and a new write brings a new answer
     /// and a later index).
     forgotten_through: Index,
-    /// What the clients cost without their answers.
-    client_bytes: usize,
     /// What the kept answers cost.
     answer_bytes: usize,
     limits: SessionLimits,
@@ -116,7 +118,9 @@ pub struct SessionTable {
 impl PartialEq for SessionTable {
     /// Equal when they hold the same sessions (the rest is derived from them).
     fn eq(&self, other: &Self) -> bool {
-        self.clients == other.clients && self.limits == other.limits
+        self.clients == other.clients
+            && self.opened_through == other.opened_through
+            && self.limits == other.limits
     }
 }
 
@@ -152,10 +156,14 @@ impl SessionTable {
         self.clients.is_empty()
     }
 
-    /// What the table costs, as counted against [`SessionLimits::max_bytes`]: each client's
-    /// id plus a fixed cost, and each kept answer's value plus a fixed cost.
+    /// What the table costs, as counted against [`SessionLimits::max_bytes`]: a fixed cost
+    /// per client, and each kept answer's value plus a fixed cost.
     pub fn bytes(&self) -> usize {
-        self.client_bytes + self.answer_bytes
+        self.client_bytes() + self.answer_bytes
+    }
+
+    fn client_bytes(&self) -> usize {
+        self.clients.len() * CLIENT_BYTES
     }
 
     /// Drops every session whose latest write is [`SessionLimits::expire_after`] or more
@@ -169,35 +177,50 @@ impl SessionTable {
             }
             let id = entry.remove();
             let client = self.clients.remove(&id).expect("indexed clients exist");
-            self.client_bytes -= client_cost(&id);
             self.answer_bytes -= client.answer.as_ref().map_or(0, answer_cost);
         }
     }
 
+    /// Opens a session at log `index` (its id), unless the table is full.
+    pub fn open(&mut self, index: Index) -> WriteResult {
+        let fits = self.clients.len() < self.limits.max_clients
+            && self.client_bytes() + CLIENT_BYTES <= self.limits.max_bytes;
+        if !fits {
+            return WriteResult::SessionsFull {
+                max_clients: self.limits.max_clients,
+            };
+        }
+        let client = Client {
+            seq: 0,
+            last_write: index,
+            answer: None,
+        };
+        let displaced = self.clients.insert(index, client);
+        debug_assert!(displaced.is_none(), "two sessions opened at index {index}");
+        self.by_last_write.insert(index, index);
+        self.opened_through = self.opened_through.max(index);
+        self.forget_answers_over_budget();
+        WriteResult::SessionOpened { client_id: index }
+    }
+
     /// Whether a write with `session` is to be applied, or answered without being applied.
     pub fn admit(&self, session: &SessionRef) -> Admission {
-        match self.clients.get(&session.client_id) {
-            Some(client) if session.seq == client.seq => Admission::Answer(
+        let client_id = session.client_id;
+        match self.clients.get(&client_id) {
+            Some(client) if client.seq > 0 && session.seq == client.seq => Admission::Answer(
                 client
                     .answer
                     .clone()
                     .unwrap_or(WriteResult::AnswerForgotten { seq: client.seq }),
             ),
-            Some(client) if session.seq < client.seq => {
+            Some(client) if session.seq <= client.seq => {
                 Admission::Answer(WriteResult::StaleSequence { latest: client.seq })
             }
             Some(_) => Admission::Apply,
-            None => {
-                let fits = self.clients.len() < self.limits.max_clients
-                    && self.client_bytes + client_cost(&session.client_id) <= self.limits.max_bytes;
-                if fits {
-                    Admission::Apply
-                } else {
-                    Admission::Answer(WriteResult::SessionsFull {
-                        max_clients: self.limits.max_clients,
-                    })
-                }
+            None if client_id <= self.opened_through => {
+                Admission::Answer(WriteResult::SessionExpired { client_id })
             }
+            None => Admission::Answer(WriteResult::UnknownSession { client_id }),
         }
     }
 
@@ -207,18 +230,17 @@ impl SessionTable {
     pub fn record(&mut self, index: Index, session: SessionRef, result: &WriteResult) {
         let answer = kept(result, self.limits.max_kept_value_bytes);
         self.answer_bytes += answer_cost(&answer);
-        let client = Client {
+        let client = self
+            .clients
+            .get_mut(&session.client_id)
+            .expect("only a write of an open session is applied");
+        self.by_last_write.remove(&client.last_write);
+        self.answer_bytes -= client.answer.as_ref().map_or(0, answer_cost);
+        *client = Client {
             seq: session.seq,
             last_write: index,
             answer: Some(answer),
         };
-        match self.clients.insert(session.client_id.clone(), client) {
-            Some(previous) => {
-                self.by_last_write.remove(&previous.last_write);
-                self.answer_bytes -= previous.answer.as_ref().map_or(0, answer_cost);
-            }
-            None => self.client_bytes += client_cost(&session.client_id),
-        }
         let displaced = self.by_last_write.insert(index, session.client_id);
         debug_assert!(displaced.is_none(), "two writes recorded at index {index}");
         self.forget_answers_over_budget();
@@ -241,30 +263,41 @@ impl SessionTable {
         }
     }
 
-    /// Rebuilds a table from its stored clients (any order), checking what a table written
-    /// by this build always satisfies.
-    fn from_stored(stored: Vec<StoredClient>) -> Result<SessionTable, String> {
-        let mut table = SessionTable::default();
-        for client in stored {
-            if table.clients.contains_key(&client.client_id) {
-                return Err(format!("client `{}` is listed twice", client.client_id));
+    /// Rebuilds a table from its stored form, checking what a table written by this build
+    /// always satisfies.
+    fn from_stored(stored: StoredTable) -> Result<SessionTable, String> {
+        let mut table = SessionTable {
+            opened_through: stored.opened_through,
+            ..SessionTable::default()
+        };
+        for client in stored.clients {
+            let id = client.client_id;
+            if table.clients.contains_key(&id) {
+                return Err(format!("client {id} is listed twice"));
+            }
+            if id > table.opened_through || client.last_write < id {
+                return Err(format!(
+                    "client {id} wrote last at index {}, and sessions were opened through \
+                     index {}: ids are the index of their opening",
+                    client.last_write, table.opened_through
+                ));
+            }
+            if client.seq == 0 && client.answer.is_some() {
+                return Err(format!("client {id} keeps an answer but never wrote"));
             }
             if let Some(other) = table.by_last_write.get(&client.last_write) {
                 return Err(format!(
-                    "clients `{other}` and `{}` both wrote last at index {}",
-                    client.client_id, client.last_write
+                    "clients {other} and {id} both wrote last at index {}",
+                    client.last_write
                 ));
             }
-            table.client_bytes += client_cost(&client.client_id);
             table.answer_bytes += client.answer.as_ref().map_or(0, answer_cost);
-            if client.answer.is_none() {
+            if client.seq > 0 && client.answer.is_none() {
                 table.forgotten_through = table.forgotten_through.max(client.last_write);
             }
-            table
-                .by_last_write
-                .insert(client.last_write, client.client_id.clone());
+            table.by_last_write.insert(client.last_write, id);
             table.clients.insert(
-                client.client_id,
+                id,
                 Client {
                     seq: client.seq,
                     last_write: client.last_write,
@@ -280,7 +313,7 @@ impl SessionTable {
             .find(|(_, id)| table.clients[*id].answer.is_some());
         if let Some((index, id)) = unordered {
             return Err(format!(
-                "client `{id}` keeps the answer to its write at index {index}, although a \
+                "client {id} keeps the answer to its write at index {index}, although a \
                  later write's answer was forgotten"
             ));
         }
@@ -288,47 +321,72 @@ impl SessionTable {
     }
 }
 
+/// How the table is stored in a snapshot.
+#[derive(Serialize, Deserialize)]
+struct StoredTable {
+    opened_through: Index,
+    /// Oldest write first (so that equal tables serialize alike).
+    clients: Vec<StoredClient>,
+}
+
 /// How a client is stored in a snapshot.
 #[derive(Serialize, Deserialize)]
 struct StoredClient {
-    client_id: String,
+    client_id: u64,
     seq: u64,
     last_write: Index,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     answer: Option<WriteResult>,
 }
 
+/// A stored table of this build, or the list of clients that builds before sessions were
+/// opened kept (clients chose their own ids then).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AnyStoredTable {
+    Opened(StoredTable),
+    ChosenIds(Vec<Value>),
+}
+
 impl Serialize for SessionTable {
-    /// The clients, oldest write first (so that equal tables serialize alike).
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let stored: Vec<StoredClient> = self
+        let clients = self
             .by_last_write
             .values()
             .map(|id| {
                 let client = &self.clients[id];
                 StoredClient {
-                    client_id: id.clone(),
+                    client_id: *id,
                     seq: client.seq,
                     last_write: client.last_write,
                     answer: client.answer.clone(),
                 }
             })
             .collect();
-        stored.serialize(serializer)
+        StoredTable {
+            opened_through: self.opened_through,
+            clients,
+        }
+        .serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for SessionTable {
-    /// With the build's default limits.
+    /// With the build's default limits. An earlier build's empty table loads as empty.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let stored = Vec::<StoredClient>::deserialize(deserializer)?;
-        SessionTable::from_stored(stored).map_err(serde::de::Error::custom)
+        match AnyStoredTable::deserialize(deserializer)? {
+            AnyStoredTable::Opened(stored) => {
+                SessionTable::from_stored(stored).map_err(serde::de::Error::custom)
+            }
+            AnyStoredTable::ChosenIds(clients) if clients.is_empty() => Ok(SessionTable::default()),
+            AnyStoredTable::ChosenIds(clients) => Err(serde::de::Error::custom(format!(
+                "{} client sessions with ids the clients chose, as builds before sessions were \
+                 opened through the log kept them; this build cannot tell which of them \
+                 expired",
+                clients.len()
+            ))),
+        }
     }
-}
-
-/// What a client costs in the table without its answer.
-pub(crate) fn client_cost(id: &str) -> usize {
-    id.len() + PER_CLIENT_BYTES
 }
 
 fn answer_cost(answer: &WriteResult) -> usize {
@@ -398,11 +456,8 @@ mod tests {
 
     use super::*;
 
-    fn session(client: &str, seq: u64) -> SessionRef {
-        SessionRef {
-            client_id: client.into(),
-            seq,
-        }
+    fn session(client_id: u64, seq: u64) -> SessionRef {
+        SessionRef { client_id, seq }
     }
 
     fn limits(max_clients: usize, max_bytes: usize, expire_after: Index) -> SessionLimits {
@@ -420,8 +475,17 @@ mod tests {
         }
     }
 
+    /// Opens a session at `index`, as the log would, and returns its id.
+    fn open(table: &mut SessionTable, index: Index) -> u64 {
+        table.expire(index);
+        match table.open(index) {
+            WriteResult::SessionOpened { client_id } => client_id,
+            other => panic!("no session opened at {index}: {other:?}"),
+        }
+    }
+
     /// Admits and records a write that applies with `result`.
-    fn write(table: &mut SessionTable, index: Index, client: &str, seq: u64, result: WriteResult) {
+    fn write(table: &mut SessionTable, index: Index, client: u64, seq: u64, result: WriteResult) {
         table.expire(index);
         assert_eq!(table.admit(&session(client, seq)), Admission::Apply);
         table.record(index, session(client, seq), &result);
@@ -430,27 +494,42 @@ mod tests {
     #[test]
     fn a_retry_of_the_latest_write_gets_its_answer_and_an_older_one_is_stale() {
         let mut table = SessionTable::default();
-        write(&mut table, 1, "c1", 5, WriteResult::Written);
+        let c1 = open(&mut table, 1);
+        let c2 = open(&mut table, 2);
+        write(&mut table, 3, c1, 5, WriteResult::Written);
         assert_eq!(
-            table.admit(&session("c1", 5)),
+            table.admit(&session(c1, 5)),
             Admission::Answer(WriteResult::Written)
         );
         assert_eq!(
-            table.admit(&session("c1", 4)),
+            table.admit(&session(c1, 4)),
             Admission::Answer(WriteResult::StaleSequence { latest: 5 })
         );
-        assert_eq!(table.admit(&session("c1", 6)), Admission::Apply);
-        assert_eq!(table.admit(&session("c2", 1)), Admission::Apply);
+        assert_eq!(table.admit(&session(c1, 6)), Admission::Apply);
+        assert_eq!(table.admit(&session(c2, 1)), Admission::Apply);
+    }
+
+    #[test]
+    fn a_session_never_opened_is_refused() {
+        let mut table = SessionTable::default();
+        let id = open(&mut table, 7);
+        assert_eq!(table.admit(&session(id, 1)), Admission::Apply);
+        assert_eq!(
+            table.admit(&session(8, 1)),
+            Admission::Answer(WriteResult::UnknownSession { client_id: 8 })
+        );
     }
 
     #[test]
     fn a_large_value_is_kept_as_its_size_and_a_small_one_whole() {
         let mut table = SessionTable::with_limits(limits(10, 1 << 20, 100));
+        let big = open(&mut table, 1);
+        let small = open(&mut table, 2);
         let large = json!("a value longer than sixteen bytes");
-        write(&mut table, 1, "big", 1, mismatch(large.clone()));
-        write(&mut table, 2, "small", 1, mismatch(json!([1, 2])));
+        write(&mut table, 3, big, 1, mismatch(large.clone()));
+        write(&mut table, 4, small, 1, mismatch(json!([1, 2])));
         assert_eq!(
-            table.admit(&session("big", 1)),
+            table.admit(&session(big, 1)),
             Admission::Answer(WriteResult::CasMismatch {
                 current: Observed::TooLarge {
                     bytes: large.to_string().len()
@@ -458,7 +537,7 @@ mod tests {
             })
         );
         assert_eq!(
-            table.admit(&session("small", 1)),
+            table.admit(&session(small, 1)),
             Admission::Answer(mismatch(json!([1, 2])))
         );
         assert_eq!(json_len(&large, 16), None);
@@ -468,102 +547,110 @@ mod tests {
     #[test]
     fn over_its_bytes_the_table_forgets_the_oldest_answers_and_their_retries_are_unknown() {
         // Room for four clients but only three answers.
-        let room = 4 * client_cost("c0") + 3 * answer_cost(&WriteResult::Written);
+        let room = 4 * CLIENT_BYTES + 3 * answer_cost(&WriteResult::Written);
         let mut table = SessionTable::with_limits(limits(100, room, 1_000));
-        for i in 0..4 {
-            write(
-                &mut table,
-                10 + i,
-                &format!("c{i}"),
-                1,
-                WriteResult::Written,
-            );
+        let ids: Vec<u64> = (1..=4).map(|index| open(&mut table, index)).collect();
+        for (i, &id) in ids.iter().enumerate() {
+            write(&mut table, 10 + i as Index, id, 1, WriteResult::Written);
             assert!(table.bytes() <= room, "{} bytes", table.bytes());
         }
         assert_eq!(
-            table.admit(&session("c0", 1)),
+            table.admit(&session(ids[0], 1)),
             Admission::Answer(WriteResult::AnswerForgotten { seq: 1 }),
             "the oldest answer was forgotten, and its retry is not applied"
         );
-        for i in 1..4 {
+        for &id in &ids[1..] {
             assert_eq!(
-                table.admit(&session(&format!("c{i}"), 1)),
+                table.admit(&session(id, 1)),
                 Admission::Answer(WriteResult::Written)
             );
         }
         // The forgotten client goes on with its next write, which brings it an answer again
         // (and costs the next oldest its own).
-        write(&mut table, 20, "c0", 2, WriteResult::Written);
+        write(&mut table, 20, ids[0], 2, WriteResult::Written);
         assert_eq!(
-            table.admit(&session("c0", 2)),
+            table.admit(&session(ids[0], 2)),
             Admission::Answer(WriteResult::Written)
         );
         assert_eq!(
-            table.admit(&session("c1", 1)),
+            table.admit(&session(ids[1], 1)),
             Admission::Answer(WriteResult::AnswerForgotten { seq: 1 })
         );
         assert_eq!(table.len(), 4);
     }
 
     #[test]
-    fn a_new_client_beyond_the_limits_is_refused_and_no_session_is_dropped_for_it() {
+    fn a_session_beyond_the_limits_is_not_opened_and_no_session_is_dropped_for_it() {
         let mut table = SessionTable::with_limits(limits(2, 1 << 20, 1_000));
-        write(&mut table, 1, "a", 1, WriteResult::Written);
-        write(&mut table, 2, "b", 1, WriteResult::Written);
+        let a = open(&mut table, 1);
+        let b = open(&mut table, 2);
+        write(&mut table, 3, a, 1, WriteResult::Written);
+        assert_eq!(table.open(4), WriteResult::SessionsFull { max_clients: 2 });
         assert_eq!(
-            table.admit(&session("c", 1)),
-            Admission::Answer(WriteResult::SessionsFull { max_clients: 2 })
+            table.admit(&session(4, 1)),
+            Admission::Answer(WriteResult::UnknownSession { client_id: 4 })
         );
-        assert_eq!(table.admit(&session("a", 2)), Admission::Apply);
+        assert_eq!(table.admit(&session(a, 2)), Admission::Apply);
+        assert_eq!(table.admit(&session(b, 1)), Admission::Apply);
         assert_eq!(
-            table.admit(&session("a", 1)),
+            table.admit(&session(a, 1)),
             Admission::Answer(WriteResult::Written)
         );
 
-        // The same when the ids alone would not fit in the bytes.
-        let mut table = SessionTable::with_limits(limits(100, client_cost("a") + 40, 1_000));
-        write(&mut table, 1, "a", 1, WriteResult::Written);
+        // The same when another client would not fit in the bytes.
+        let mut table = SessionTable::with_limits(limits(100, CLIENT_BYTES + 40, 1_000));
+        let a = open(&mut table, 1);
+        write(&mut table, 2, a, 1, WriteResult::Written);
         assert_eq!(
-            table.admit(&session("b", 1)),
-            Admission::Answer(WriteResult::SessionsFull { max_clients: 100 })
+            table.open(3),
+            WriteResult::SessionsFull { max_clients: 100 }
         );
     }
 
     #[test]
-    fn sessions_expire_by_log_index_and_make_room() {
+    fn an_expired_session_is_never_applied_again_and_makes_room() {
         let mut table = SessionTable::with_limits(limits(2, 1 << 20, 100));
-        write(&mut table, 10, "a", 1, WriteResult::Written);
-        write(&mut table, 50, "b", 1, WriteResult::Written);
+        let a = open(&mut table, 5);
+        write(&mut table, 10, a, 1, WriteResult::Written);
+        let b = open(&mut table, 50);
         table.expire(109);
         assert_eq!(table.len(), 2, "a's write is 99 entries old");
         assert_eq!(
-            table.admit(&session("c", 1)),
-            Admission::Answer(WriteResult::SessionsFull { max_clients: 2 })
+            table.open(109),
+            WriteResult::SessionsFull { max_clients: 2 }
         );
         table.expire(110);
         assert_eq!(table.len(), 1, "a expired at index 110");
-        assert_eq!(table.admit(&session("c", 1)), Admission::Apply);
-        // Expired means forgotten entirely: a retry of a's write now looks like a new
-        // client's first write (why clients must stop retrying long before).
-        assert_eq!(table.admit(&session("a", 1)), Admission::Apply);
+        // A retry of a's write, or its next write, is not applied: whether the first attempt
+        // was is no longer known.
+        for seq in [1, 2] {
+            assert_eq!(
+                table.admit(&session(a, seq)),
+                Admission::Answer(WriteResult::SessionExpired { client_id: a })
+            );
+        }
+        let c = open(&mut table, 110);
+        assert_eq!(table.admit(&session(c, 1)), Admission::Apply);
+        assert_eq!(table.admit(&session(b, 1)), Admission::Apply);
         table.expire(1_000);
         assert!(table.is_empty());
         assert_eq!(table.bytes(), 0);
+        assert_eq!(
+            table.admit(&session(a, 1)),
+            Admission::Answer(WriteResult::SessionExpired { client_id: a }),
+            "an empty table still knows which ids it handed out"
+        );
     }
 
     #[test]
     fn a_table_round_trips_through_a_snapshot_and_refuses_inconsistent_ones() {
         // Room for five clients but only three answers.
-        let room = 5 * client_cost("c0") + 3 * answer_cost(&WriteResult::Written);
+        let room = 5 * CLIENT_BYTES + 3 * answer_cost(&WriteResult::Written);
         let mut table = SessionTable::with_limits(limits(100, room, 1_000));
-        for i in 0..5 {
-            write(
-                &mut table,
-                10 + i,
-                &format!("c{i}"),
-                7,
-                WriteResult::Written,
-            );
+        let ids: Vec<u64> = (1..=6).map(|index| open(&mut table, index)).collect();
+        table.expire(7);
+        for (i, &id) in ids[..5].iter().enumerate() {
+            write(&mut table, 10 + i as Index, id, 7, WriteResult::Written);
         }
         let mut restored: SessionTable =
             serde_json::from_str(&serde_json::to_string(&table).unwrap()).unwrap();
@@ -571,61 +658,97 @@ mod tests {
         assert_eq!(restored, table);
         assert_eq!(restored.bytes(), table.bytes());
         assert_eq!(restored.forgotten_through, table.forgotten_through);
+        assert_eq!(
+            restored.admit(&session(7, 1)),
+            Admission::Answer(WriteResult::UnknownSession { client_id: 7 })
+        );
 
-        let twice = json!([
-            {"client_id": "a", "seq": 1, "last_write": 1},
-            {"client_id": "a", "seq": 2, "last_write": 2},
-        ]);
-        let error = serde_json::from_value::<SessionTable>(twice).unwrap_err();
-        assert!(error.to_string().contains("listed twice"), "{error}");
-        let forgotten_out_of_order = json!([
-            {"client_id": "a", "seq": 1, "last_write": 1, "answer": "written"},
-            {"client_id": "b", "seq": 1, "last_write": 2},
-        ]);
-        let error = serde_json::from_value::<SessionTable>(forgotten_out_of_order).unwrap_err();
-        assert!(error.to_string().contains("forgotten"), "{error}");
+        let refused = |stored: Value, says: &str| {
+            let error = serde_json::from_value::<SessionTable>(stored).unwrap_err();
+            assert!(error.to_string().contains(says), "{error}");
+        };
+        refused(
+            json!({"opened_through": 2, "clients": [
+                {"client_id": 1, "seq": 1, "last_write": 1},
+                {"client_id": 1, "seq": 2, "last_write": 2},
+            ]}),
+            "listed twice",
+        );
+        refused(
+            json!({"opened_through": 3, "clients": [
+                {"client_id": 1, "seq": 1, "last_write": 4, "answer": "written"},
+                {"client_id": 2, "seq": 1, "last_write": 5},
+            ]}),
+            "forgotten",
+        );
+        refused(
+            json!({"opened_through": 1, "clients": [
+                {"client_id": 2, "seq": 1, "last_write": 3},
+            ]}),
+            "opened through",
+        );
+        refused(
+            json!([{"client_id": "a", "seq": 1, "last_write": 1}]),
+            "ids the clients chose",
+        );
+        let earlier_empty: SessionTable = serde_json::from_value(json!([])).unwrap();
+        assert!(earlier_empty.is_empty());
     }
 
-    /// One step of a client in the property test: its next write, or a retry of one of its
-    /// earlier ones (`back` sequence numbers back from its latest).
+    /// One step of the property test: a client opens a session, writes its next write, or
+    /// retries one of its earlier ones (`back` sequence numbers back from its latest); or
+    /// `idle` entries of other kinds are applied.
     #[derive(Clone, Debug)]
     enum Step {
+        Open { client: usize },
         Next { client: usize, large: bool },
         Retry { client: usize, back: u64 },
+        Idle { entries: Index },
     }
 
     fn steps() -> impl Strategy<Value = Vec<Step>> {
         let step = prop_oneof![
+            1 => (0..12usize).prop_map(|client| Step::Open { client }),
             3 => (0..12usize, any::<bool>()).prop_map(|(client, large)| Step::Next { client, large }),
             2 => (0..12usize, 0..3u64).prop_map(|(client, back)| Step::Retry { client, back }),
+            1 => (1..40 as Index).prop_map(|entries| Step::Idle { entries }),
         ];
         proptest::collection::vec(step, 1..200)
     }
 
+    /// What the model knows of one client: its sessions, newest last, each with its latest
+    /// sequence number.
+    #[derive(Clone, Default)]
+    struct ModelClient {
+        sessions: Vec<(u64, u64)>,
+    }
+
     proptest! {
-        /// Whatever clients do, within the limits and short of expiry: no write is applied
-        /// twice, a retry gets the first answer or a refusal that claims nothing false, the
-        /// table stays within its clients and bytes, and a copy restored from a snapshot
-        /// taken anywhere decides exactly as the original does.
+        /// Whatever clients do, expiry included: no write is applied twice, a retry gets the
+        /// first answer or a refusal that claims nothing false, the table stays within its
+        /// clients and bytes, and a copy restored from a snapshot taken anywhere decides
+        /// exactly as the original does.
         #[test]
         fn no_write_applies_twice_and_the_table_stays_within_its_limits(
             steps in steps(),
             max_clients in 1..8usize,
             answers_room in 0..6usize,
+            expire_after in 20..400 as Index,
             snapshot_at in 0..200usize,
         ) {
-            let cost = client_cost("client-10") + answer_cost(&mismatch(json!("0123456789")));
+            let cost = answer_cost(&mismatch(json!("0123456789")));
             let limits = SessionLimits {
                 max_clients,
-                max_bytes: max_clients * client_cost("client-10") + answers_room * cost,
+                max_bytes: max_clients * CLIENT_BYTES + answers_room * cost,
                 max_kept_value_bytes: 16,
-                expire_after: 1_000,
+                expire_after,
             };
             let mut table = SessionTable::with_limits(limits);
             let mut copy: Option<SessionTable> = None;
-            // Per client: its latest sequence number, and the answer each applied write got.
-            let mut latest = [0u64; 12];
-            let mut applied: HashMap<(usize, u64), WriteResult> = HashMap::new();
+            let mut clients = vec![ModelClient::default(); 12];
+            // The answer each applied write got, by (session, seq).
+            let mut applied: HashMap<(u64, u64), WriteResult> = HashMap::new();
+            let mut index: Index = 0;
             for (at, step) in steps.into_iter().enumerate() {
                 if at == snapshot_at {
                     let mut restored: SessionTable =
@@ -633,58 +756,87 @@ mod tests {
                     restored.set_limits(limits);
                     copy = Some(restored);
                 }
-                let index = 1 + at as Index * 3;
+                index += 1;
+                table.expire(index);
+                if let Some(copy) = copy.as_mut() {
+                    copy.expire(index);
+                }
                 let (client, seq, large, next) = match step {
+                    Step::Idle { entries } => {
+                        index += entries;
+                        continue;
+                    }
+                    Step::Open { client } => {
+                        let opened = table.open(index);
+                        if let Some(copy) = copy.as_mut() {
+                            prop_assert_eq!(&copy.open(index), &opened);
+                        }
+                        match opened {
+                            WriteResult::SessionOpened { client_id } => {
+                                prop_assert_eq!(client_id, index);
+                                clients[client].sessions.push((client_id, 0));
+                            }
+                            WriteResult::SessionsFull { .. } => {
+                                prop_assert_eq!(table.len(), max_clients);
+                            }
+                            other => prop_assert!(false, "opening answered {:?}", other),
+                        }
+                        continue;
+                    }
                     Step::Next { client, large } => {
-                        latest[client] += 1;
-                        (client, latest[client], large, true)
+                        let Some(session) = clients[client].sessions.last_mut() else {
+                            continue;
+                        };
+                        session.1 += 1;
+                        (client, session.1, large, true)
                     }
                     Step::Retry { client, back } => {
-                        let Some(seq) = latest[client].checked_sub(back).filter(|&s| s > 0) else {
+                        let Some(&(_, latest)) = clients[client].sessions.last() else {
+                            continue;
+                        };
+                        let Some(seq) = latest.checked_sub(back).filter(|&s| s > 0) else {
                             continue;
                         };
                         (client, seq, false, false)
                     }
                 };
-                let id = format!("client-{client}");
-                table.expire(index);
-                let admission = table.admit(&session(&id, seq));
-                if let Some(copy) = copy.as_mut() {
-                    copy.expire(index);
-                    prop_assert_eq!(&copy.admit(&session(&id, seq)), &admission);
+                let id = clients[client].sessions.last().unwrap().0;
+                let admission = table.admit(&session(id, seq));
+                if let Some(copy) = copy.as_ref() {
+                    prop_assert_eq!(&copy.admit(&session(id, seq)), &admission);
                 }
                 match admission {
                     Admission::Apply => {
                         prop_assert!(
-                            !applied.contains_key(&(client, seq)),
-                            "client {} seq {} applied twice", client, seq
+                            !applied.contains_key(&(id, seq)),
+                            "session {} seq {} applied twice", id, seq
                         );
                         let seen = if large { "x".repeat(40) } else { "0123456789".to_string() };
                         let result = mismatch(json!(seen));
-                        applied.insert((client, seq), result.clone());
-                        table.record(index, session(&id, seq), &result);
+                        applied.insert((id, seq), result.clone());
+                        table.record(index, session(id, seq), &result);
                         if let Some(copy) = copy.as_mut() {
-                            copy.record(index, session(&id, seq), &result);
+                            copy.record(index, session(id, seq), &result);
                         }
                     }
-                    Admission::Answer(WriteResult::SessionsFull { .. }) => {
-                        prop_assert!(!table.clients.contains_key(&id), "a known client refused");
-                        prop_assert!(!applied.contains_key(&(client, seq)));
+                    Admission::Answer(WriteResult::SessionExpired { client_id }) => {
+                        prop_assert_eq!(client_id, id);
+                        prop_assert!(!table.clients.contains_key(&id));
                         if next {
-                            // Nothing happened: the client tries again later under the
-                            // same number.
-                            latest[client] -= 1;
+                            // Not applied: the client's write is outcome unknown, and it
+                            // opens a new session for the next.
+                            clients[client].sessions.last_mut().unwrap().1 -= 1;
                         }
                     }
                     Admission::Answer(WriteResult::AnswerForgotten { seq: forgotten }) => {
                         prop_assert_eq!(forgotten, seq);
-                        prop_assert!(applied.contains_key(&(client, seq)));
+                        prop_assert!(applied.contains_key(&(id, seq)));
                     }
                     Admission::Answer(WriteResult::StaleSequence { latest: newer }) => {
                         prop_assert!(newer > seq);
                     }
                     Admission::Answer(answer) => {
-                        let first = &applied[&(client, seq)];
+                        let first = &applied[&(id, seq)];
                         prop_assert_eq!(&answer, &kept(first, limits.max_kept_value_bytes));
                     }
                 }

@@ -94,10 +94,11 @@ fn client_api_reads_writes_and_rejects_bad_input() {
     assert_eq!(cluster.read("r"), None);
 
     // a retried write (same client-id and request-seq) applies once
+    let c1 = cluster.open_session().to_string();
     for _ in 0..2 {
         let response = http
             .post(url("/kv/once/append"))
-            .header("client-id", "c1")
+            .header("client-id", &c1)
             .header("request-seq", "1")
             .json(&json!({"value": 7}))
             .send()
@@ -108,7 +109,7 @@ fn client_api_reads_writes_and_rejects_bad_input() {
     // A retry older than the client's latest write has an unknown outcome: 500, not 4xx.
     let response = http
         .put(url("/kv/twice"))
-        .header("client-id", "c1")
+        .header("client-id", &c1)
         .header("request-seq", "2")
         .json(&json!({"value": 8}))
         .send()
@@ -116,7 +117,7 @@ fn client_api_reads_writes_and_rejects_bad_input() {
     assert_eq!(response.status(), StatusCode::OK);
     let (status, stale) = body(
         http.post(url("/kv/once/append"))
-            .header("client-id", "c1")
+            .header("client-id", &c1)
             .header("request-seq", "1")
             .json(&json!({"value": 7}))
             .send()
@@ -126,6 +127,24 @@ fn client_api_reads_writes_and_rejects_bad_input() {
     assert!(
         stale["error"].as_str().unwrap().contains("may or may not"),
         "{stale}"
+    );
+    assert_eq!(cluster.read("once"), Some(json!([7])));
+    // A session id the cluster never handed out is refused, after commit, by every replica.
+    let (status, unknown) = body(
+        http.post(url("/kv/once/append"))
+            .header("client-id", "999999999")
+            .header("request-seq", "1")
+            .json(&json!({"value": 9}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{unknown}");
+    assert!(
+        unknown["error"]
+            .as_str()
+            .unwrap()
+            .contains("POST /sessions"),
+        "{unknown}"
     );
     assert_eq!(cluster.read("once"), Some(json!([7])));
 
@@ -557,8 +576,9 @@ fn a_killed_former_leader_catches_up_through_install_snapshot() {
 #[test]
 fn a_retry_applies_once_across_a_snapshot_and_a_restart_of_every_node() {
     let mut cluster = TestCluster::start(3, &["--snapshot-threshold", "20"]);
+    let c1 = cluster.open_session();
     let append = |cluster: &TestCluster, value: u64, seq: u64| {
-        cluster.session_write("POST", "/kv/l/append", json!({ "value": value }), "c1", seq)
+        cluster.session_write("POST", "/kv/l/append", json!({ "value": value }), c1, seq)
     };
     let first = append(&cluster, 1, 1);
     assert_eq!(first, (StatusCode::OK, json!({"ok": true, "length": 1})));

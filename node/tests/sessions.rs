@@ -52,20 +52,21 @@ fn failed_cas_requests_of_many_clients_against_a_large_value_leave_memory_flat()
     let cluster = TestCluster::start(3, &[]);
     let big = json!("x".repeat(BIG_VALUE_BYTES));
     cluster.put_acknowledged("big", big.clone());
-    let failed_cas = |client: &str| {
+    let failed_cas = |client: u64| {
         let body = json!({"from": "something else", "to": "y"});
         cluster.session_write("POST", "/kv/big/cas", body, client, 1)
     };
+    let clients: Vec<u64> = (0..CLIENTS).map(|_| cluster.open_session()).collect();
     // A few first, so that every node has served and applied such requests once (buffers,
     // allocator arenas) before the baseline is taken.
-    for i in 0..5 {
-        failed_cas(&format!("warm-up-{i}"));
+    for _ in 0..5 {
+        failed_cas(cluster.open_session());
     }
     let before = resident_after_catching_up(&cluster);
 
-    for i in 0..CLIENTS {
-        let (status, answer) = failed_cas(&format!("client-{i}"));
-        assert_eq!(status, StatusCode::CONFLICT, "client-{i}");
+    for (i, &client) in clients.iter().enumerate() {
+        let (status, answer) = failed_cas(client);
+        assert_eq!(status, StatusCode::CONFLICT, "client {i}");
         assert_eq!(
             answer["value"].as_str().map(str::len),
             Some(BIG_VALUE_BYTES),
@@ -101,7 +102,7 @@ fn failed_cas_requests_of_many_clients_against_a_large_value_leave_memory_flat()
 
     // A retry is still answered from the session, certainly and without being applied
     // again: 409, but without the large value, which the session did not keep.
-    let (status, answer) = failed_cas("client-7");
+    let (status, answer) = failed_cas(clients[7]);
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
     assert_eq!(answer["error"], json!("cas mismatch"), "{answer}");
     assert!(answer.get("value").is_none(), "{answer}");
