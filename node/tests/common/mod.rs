@@ -391,28 +391,10 @@ impl TestCluster {
     /// until one is opened (a retried opening opens another session, which is harmless), and
     /// returns its id.
     pub fn open_session(&self) -> u64 {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            match self.send_to_leader("POST", "/sessions", &Value::Null, &[]) {
-                Ok(response) if response.status() == StatusCode::CREATED => {
-                    let answer: Value = response.json().unwrap();
-                    return answer["client_id"]
-                        .as_u64()
-                        .unwrap_or_else(|| panic!("no client_id in {answer}"));
-                }
-                Ok(response) => {
-                    last = format!(
-                        "{}: {}",
-                        response.status(),
-                        response.text().unwrap_or_default()
-                    )
-                }
-                Err(e) => last = e.to_string(),
-            }
-            sleep(Duration::from_millis(50));
-        }
-        panic!("no session opened within 30 s; last: {last}");
+        let answer = self.write_acknowledged("POST", "/sessions", Value::Null);
+        answer["client_id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no client_id in {answer}"))
     }
 
     /// Sends a write with session headers (`client-id`, `request-seq`) to whichever node
