@@ -34,8 +34,8 @@ use crate::members::Members;
 use crate::metrics::Metrics;
 use crate::pending::PendingWrites;
 use crate::raft::{
-    Entry, HardState, Index, Message, NodeId, Payload, Raft, ReadState, ReadyShell, Snapshot,
-    SnapshotMeta, Status, Term,
+    Entry, HardState, Index, Message, NodeId, Payload, ProposeError, Raft, ReadState, ReadyShell,
+    Snapshot, SnapshotMeta, Status, Term,
 };
 use crate::storage::Storage;
 
@@ -271,10 +271,15 @@ impl Driver {
                     );
                 }
             }
-            Err(not_leader) => {
+            Err(ProposeError::NotLeader(not_leader)) => {
                 let _ = reply.send(Err(ClientError::NotLeader {
                     leader: not_leader.leader,
                 }));
+            }
+            // Nothing was proposed. No node takes writes until the target leads (or this
+            // node gives up the transfer): to a client that is "no leader, retry".
+            Err(ProposeError::TransferInProgress { .. }) => {
+                let _ = reply.send(Err(ClientError::NotLeader { leader: None }));
             }
         }
         Ok(())
