@@ -258,7 +258,9 @@ async fn hand_over_leadership(inputs: &Sender<Input>, limit: Duration) {
             term = done.term,
             "handed leadership over before stopping"
         ),
-        Ok(Ok(Err(TransferFailure::NotLeader { .. }))) | Ok(Err(_)) => {}
+        // A follower, or a leader alone, has nothing to hand over.
+        Ok(Ok(Err(TransferFailure::NotLeader { .. } | TransferFailure::NoFollower)))
+        | Ok(Err(_)) => {}
         Ok(Ok(Err(failure))) => {
             warn!("stopping without handing leadership over: {failure}")
         }

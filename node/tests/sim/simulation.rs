@@ -453,7 +453,12 @@ impl Simulation {
                 leader.id
             ));
         }
-        if result.is_ok() {
+        let already_followed = self
+            .transfers
+            .iter()
+            .any(|transfer| transfer.target == target && transfer.term == leader.term);
+        // Asked again for the same target, the leader carries on with the same transfer.
+        if result.is_ok() && !already_followed {
             self.stats.transfers_started += 1;
             self.transfers.push(Transfer {
                 target,
