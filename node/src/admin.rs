@@ -1,10 +1,8 @@
 //! The admin HTTP API: operations on the cluster rather than on its data. Served on the
 //! client port, beside [`crate::api`].
 //!
-//! | request | answer |
-//! |---|---|
-//! | `POST /admin/transfer-leader`, body optional: `{"to": "n2"}` | 200 `{"leader": "n2", "term": T}` once this node has seen `n2` lead the newer term `T` |
-//!
+//! `POST /admin/transfer-leader`, with an optional body `{"to": "n2"}`, answers 200
+//! `{"leader": "n2", "term": T}` once this node has seen `n2` lead the newer term `T`.
 //! Without `to`, leadership goes to the most up-to-date follower. Errors, each JSON with an
 //! `error` message: 400 (a body that is not `{"to": NAME}`, an unknown member, this node
 //! itself, no other member), 409 (this node is not the leader: `leader` names it, or is

@@ -25,7 +25,7 @@ pub struct Transferred {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TransferFailure {
     /// Only the leader hands over leadership: ask `leader`, if known.
-    #[error("this node is not the leader ({})", leader.as_deref().map_or("no leader is known".to_string(), |name| format!("the leader is {name}")))]
+    #[error("this node is not the leader ({})", describe_leader(leader.as_deref()))]
     NotLeader { leader: Option<String> },
     #[error("{0} is this node, which already leads; name another member")]
     ToSelf(String),
@@ -49,6 +49,13 @@ pub enum TransferFailure {
     /// This node did not see the target lead in time; it may still happen.
     #[error("{target} was not seen leading within {timeout:?}; the transfer may still happen")]
     TimedOut { target: String, timeout: Duration },
+}
+
+fn describe_leader(leader: Option<&str>) -> String {
+    match leader {
+        Some(name) => format!("the leader is {name}"),
+        None => "no leader is known".to_string(),
+    }
 }
 
 /// How the Raft loop answers a transfer request.

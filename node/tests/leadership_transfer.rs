@@ -1,5 +1,6 @@
 //! Leadership transfer with three real `faultline-node` processes: `POST
-//! /admin/transfer-leader` and the handover a leader makes when it gets SIGTERM.
+//! /admin/transfer-leader` (done, refused, abandoned) and the handover a leader makes when it
+//! gets SIGTERM.
 
 mod common;
 
@@ -9,6 +10,8 @@ use std::thread;
 use std::time::Duration;
 
 use common::TestCluster;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -167,6 +170,39 @@ fn transfer_requests_that_cannot_work_are_refused_with_the_reason() {
     cluster.put_acknowledged("k", json!(1));
     assert_eq!(cluster.wait_for_leader(LIVENESS), leader);
     assert_eq!(term(&cluster, leader), old_term);
+}
+
+#[test]
+fn a_transfer_to_a_paused_node_is_abandoned_and_the_leader_takes_writes_again() {
+    let cluster = TestCluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(LIVENESS);
+    let target = (leader + 1) % 3;
+    let old_term = term(&cluster, leader);
+    cluster.put_acknowledged("k", json!(1));
+    let target_pid = Pid::from_raw(cluster.pid(target).unwrap() as i32);
+    kill(target_pid, Signal::SIGSTOP).unwrap();
+
+    let body = json!({ "to": cluster.nodes[target].name }).to_string();
+    let (status, answer) = ask_transfer(&cluster, leader, &body);
+    let leader_now = cluster.status(leader);
+    kill(target_pid, Signal::SIGCONT).unwrap();
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{answer}\n{}",
+        cluster.logs()
+    );
+    assert!(
+        answer["error"].as_str().unwrap().contains("abandoned"),
+        "{answer}"
+    );
+    let leader_now = leader_now.expect("the leader answers");
+    assert_eq!(leader_now["role"], json!("leader"), "{leader_now}");
+    assert_eq!(leader_now["term"], json!(old_term), "{leader_now}");
+
+    // The paused node may still obey the TimeoutNow once it runs again; either way writes go on.
+    cluster.put_acknowledged("k", json!(2));
+    assert_eq!(cluster.read("k"), Some(json!(2)));
 }
 
 #[test]

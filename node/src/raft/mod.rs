@@ -20,7 +20,8 @@
 //! Files: `node.rs` (the node, term rules, roles, API), `election.rs`, `leader.rs` and
 //! `follower.rs` (the two sides of replication), `transfer.rs` (leadership transfer, thesis
 //! §3.10), `progress.rs` (per-follower flow control), `read_index.rs`, `log.rs`,
-//! `ready.rs`, `config.rs`, `error.rs`, `types.rs` (wire and storage data). Test-only: `testing.rs` (helpers), `arbitrary_messages.rs` (robustness).
+//! `ready.rs`, `config.rs`, `error.rs`, `types.rs` (wire and storage data). Test-only:
+//! `testing.rs` (helpers), `arbitrary_messages.rs` (robustness).
 
 #[cfg(test)]
 mod arbitrary_messages;

@@ -3,9 +3,10 @@
 //!
 //! A run has two phases. During the fault phase, the network loses, duplicates and delays
 //! messages, partitions come and go, nodes crash (at any step of handling a Ready) and
-//! restart from what they persisted, and leaders are asked to hand leadership over. Then everything heals and every node restarts from
-//! its disk, and the cluster must elect a leader, commit a new write and bring every node
-//! up to it within a bounded number of ticks. Safety is checked throughout.
+//! restart from what they persisted, and leaders are asked to hand leadership over. Then
+//! everything heals and every node restarts from its disk, and the cluster must elect a
+//! leader, commit a new write and bring every node up to it within a bounded number of
+//! ticks. Safety is checked throughout.
 
 use std::collections::VecDeque;
 
