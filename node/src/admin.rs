@@ -6,7 +6,8 @@
 //! Without `to`, leadership goes to the most up-to-date follower. Errors, each JSON with an
 //! `error` message: 400 (a body that is not `{"to": NAME}`, an unknown member, this node
 //! itself, no other member), 409 (this node is not the leader: `leader` names it, or is
-//! null), 503 (the transfer was abandoned after an election timeout, or another node won),
+//! null), 503 (the transfer was abandoned after an election timeout, replaced by a transfer
+//! to another node, or another node won),
 //! 504 (the target was not seen leading in time; it may still happen). While a transfer is
 //! in flight the leader refuses writes with 503 (they did not happen).
 
@@ -134,9 +135,9 @@ fn refusal(failure: TransferFailure) -> Response {
         TransferFailure::ToSelf(_)
         | TransferFailure::UnknownTarget(_)
         | TransferFailure::NoFollower => error(StatusCode::BAD_REQUEST, message),
-        TransferFailure::Abandoned { .. } | TransferFailure::LedElsewhere { .. } => {
-            error(StatusCode::SERVICE_UNAVAILABLE, message)
-        }
+        TransferFailure::Abandoned { .. }
+        | TransferFailure::Superseded { .. }
+        | TransferFailure::LedElsewhere { .. } => error(StatusCode::SERVICE_UNAVAILABLE, message),
         TransferFailure::TimedOut { .. } => error(StatusCode::GATEWAY_TIMEOUT, message),
     }
 }

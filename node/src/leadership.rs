@@ -39,6 +39,9 @@ pub enum TransferFailure {
          timeout, and this node leads again"
     )]
     Abandoned { target: String },
+    /// A later request named another target, which replaced this transfer.
+    #[error("the transfer to {target} was replaced by a transfer to {by}")]
+    Superseded { target: String, by: String },
     /// Another node won the newer term (the target may have been cut off or lost its vote).
     #[error("{leader} leads term {term} instead of {target}")]
     LedElsewhere {
@@ -166,9 +169,15 @@ impl Transfers {
             });
         }
         let still_leading = status.role == Role::Leader && status.term == request.term;
-        if still_leading && status.transfer_target != Some(request.target) {
-            // Abandoned, or replaced by a transfer to another node.
-            return Some(Err(TransferFailure::Abandoned { target }));
+        if still_leading {
+            match status.transfer_target {
+                None => return Some(Err(TransferFailure::Abandoned { target })),
+                Some(other) if other != request.target => {
+                    let by = self.members.name_of(other);
+                    return Some(Err(TransferFailure::Superseded { target, by }));
+                }
+                Some(_) => {}
+            }
         }
         if now >= request.deadline {
             return Some(Err(TransferFailure::TimedOut {
@@ -242,6 +251,15 @@ mod tests {
             abandoned.try_recv().unwrap(),
             Err(TransferFailure::Abandoned {
                 target: "n2".to_string()
+            })
+        );
+        let mut superseded = waiting(&mut transfers, now);
+        transfers.settle(&status(Role::Leader, 4, Some(1), Some(3)), now);
+        assert_eq!(
+            superseded.try_recv().unwrap(),
+            Err(TransferFailure::Superseded {
+                target: "n2".to_string(),
+                by: "n3".to_string()
             })
         );
         let mut elsewhere = waiting(&mut transfers, now);
