@@ -30,12 +30,13 @@ use crate::bugs::Bugs;
 use crate::command::{Command, WriteResult};
 use crate::fingerprint::{Applied, Checkpoint, Checkpoints};
 use crate::kv::KvStore;
+use crate::leadership::{TransferFailure, TransferReply, Transfers};
 use crate::members::Members;
 use crate::metrics::Metrics;
 use crate::pending::PendingWrites;
 use crate::raft::{
-    Entry, HardState, Index, Message, NodeId, Payload, Raft, ReadState, ReadyShell, Snapshot,
-    SnapshotMeta, Status, Term,
+    Entry, HardState, Index, Message, NodeId, Payload, ProposeError, Raft, ReadState, ReadyShell,
+    Role, Snapshot, SnapshotMeta, Status, Term,
 };
 use crate::storage::Storage;
 
@@ -63,6 +64,12 @@ pub enum Input {
     Peer(Vec<Message>),
     /// The transport could not deliver to this peer.
     Unreachable(NodeId),
+    /// Hand leadership to `to` (`None`: the most up-to-date follower); answered once this
+    /// node sees it lead a newer term, or when the transfer fails (see [`crate::leadership`]).
+    TransferLeadership {
+        to: Option<NodeId>,
+        reply: TransferReply,
+    },
     /// Stop after syncing the WAL.
     Shutdown,
 }
@@ -110,6 +117,8 @@ pub struct LoopSettings {
     /// Catch up at most this many missed ticks (e.g. after SIGSTOP) in one round.
     pub max_catch_up_ticks: u32,
     pub snapshot_threshold: u64,
+    /// How long a leadership transfer request waits to see the target lead.
+    pub transfer_timeout: Duration,
     pub bugs: Bugs,
 }
 
@@ -137,6 +146,8 @@ pub struct Driver {
     reads: HashMap<u64, PendingRead>,
     /// Confirmed reads waiting for their read index to be applied.
     confirmed_reads: BTreeMap<Index, Vec<PendingRead>>,
+    /// Leadership transfer requests waiting for leadership to move.
+    transfers: Transfers,
     next_read_id: u64,
     applied: Index,
     applied_term: Term,
@@ -168,6 +179,7 @@ impl Driver {
         status: watch::Sender<NodeStatus>,
     ) -> Driver {
         let snapshot = snapshot.unwrap_or_default();
+        let transfers = Transfers::new(members.clone(), settings.transfer_timeout);
         Driver {
             raft,
             storage,
@@ -180,6 +192,7 @@ impl Driver {
             writes: PendingWrites::new(),
             reads: HashMap::new(),
             confirmed_reads: BTreeMap::new(),
+            transfers,
             next_read_id: 1,
             applied: snapshot.index,
             applied_term: snapshot.term,
@@ -225,6 +238,7 @@ impl Driver {
                 self.handle_ready()?;
             }
             self.maybe_snapshot()?;
+            self.transfers.settle(&self.raft.status(), Instant::now());
             self.publish_status();
             if stop {
                 break;
@@ -252,6 +266,7 @@ impl Driver {
                 }
             }
             Input::Unreachable(peer) => self.raft.report_unreachable(peer),
+            Input::TransferLeadership { to, reply } => self.transfer_leadership(to, reply),
             Input::Shutdown => return Ok(true),
         }
         Ok(false)
@@ -271,13 +286,41 @@ impl Driver {
                     );
                 }
             }
-            Err(not_leader) => {
+            Err(ProposeError::NotLeader(not_leader)) => {
                 let _ = reply.send(Err(ClientError::NotLeader {
                     leader: not_leader.leader,
                 }));
             }
+            // Nothing was proposed. No node takes writes until the target leads (or this
+            // node gives up the transfer): to a client that is "no leader, retry".
+            Err(ProposeError::TransferInProgress { .. }) => {
+                let _ = reply.send(Err(ClientError::NotLeader { leader: None }));
+            }
         }
         Ok(())
+    }
+
+    /// Starts handing leadership over; the request waits in `transfers` for the outcome.
+    fn transfer_leadership(&mut self, to: Option<NodeId>, reply: TransferReply) {
+        let status = self.raft.status();
+        let Some(target) = to.or_else(|| self.raft.most_up_to_date_follower()) else {
+            // Only a leader has followers to choose from.
+            let failure = if status.role == Role::Leader {
+                TransferFailure::NoFollower
+            } else {
+                TransferFailure::NotLeader {
+                    leader: status.leader.map(|id| self.members.name_of(id)),
+                }
+            };
+            self.transfers.refuse(None, failure, reply);
+            return;
+        };
+        match self.raft.transfer_leadership(target) {
+            Ok(()) => self
+                .transfers
+                .started(target, status.term, Instant::now(), reply),
+            Err(error) => self.transfers.refused(Some(target), error, reply),
+        }
     }
 
     fn start_read(

@@ -1,22 +1,27 @@
 //! Starts a node: recovers storage, builds the Raft core, runs the Raft loop on its own
-//! thread and serves the client and peer HTTP endpoints until SIGTERM or Ctrl-C.
+//! thread and serves the client and peer HTTP endpoints until SIGTERM or Ctrl-C. At SIGTERM
+//! a leader first hands leadership to its most up-to-date follower, so that the cluster
+//! does not wait out an election timeout for a planned stop.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use axum::http::HeaderValue;
+use crossbeam_channel::Sender;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{oneshot, watch};
 use tracing::{error, info, warn};
 
+use crate::admin::{self, AdminState};
 use crate::api::{self, ApiState};
 use crate::cluster_id::{self, ClusterId};
 use crate::config::NodeConfig;
 use crate::connections::{self, ConnectionLimits};
 use crate::driver::{Driver, Input, LoopSettings, NodeStatus};
 use crate::kv::KvStore;
+use crate::leadership::TransferFailure;
 use crate::members::Members;
 use crate::metrics::Metrics;
 use crate::peer_auth::PeerGate;
@@ -126,11 +131,15 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         metrics.clone(),
     ));
     let (status_tx, status_rx) = watch::channel(NodeStatus::default());
+    // The core abandons a transfer after the longest election timeout; the other one
+    // leaves room for the new leader's first heartbeat to reach this node.
+    let transfer_timeout = 2 * config.election_max;
     let settings = LoopSettings {
         tick: config.tick,
         max_catch_up_ticks: (config.election_max.as_millis() / config.tick.as_millis().max(1))
             as u32,
         snapshot_threshold: config.snapshot_threshold,
+        transfer_timeout,
         bugs: config.bugs,
     };
     if config.bugs.any() {
@@ -155,6 +164,11 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         })
         .context("starting the Raft loop thread")?;
 
+    let admin = admin::router(AdminState {
+        inputs: inputs.clone(),
+        members: members.clone(),
+        transfer_timeout,
+    });
     let api = api::router(ApiState {
         inputs: inputs.clone(),
         status: status_rx,
@@ -162,7 +176,8 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         members,
         metrics,
         request_timeout: config.request_timeout,
-    });
+    })
+    .merge(admin);
     let peer_api = transport::router(ReceiverSettings {
         own,
         members: members_count,
@@ -193,7 +208,11 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut loop_result = std::pin::pin!(loop_result);
     let outcome = tokio::select! {
-        _ = terminate.recv() => { info!("SIGTERM: shutting down"); None }
+        _ = terminate.recv() => {
+            info!("SIGTERM: shutting down");
+            hand_over_leadership(&inputs, transfer_timeout).await;
+            None
+        }
         _ = tokio::signal::ctrl_c() => { info!("Ctrl-C: shutting down"); None }
         result = &mut loop_result => Some(result),
     };
@@ -217,6 +236,35 @@ pub async fn run(config: NodeConfig) -> Result<()> {
             Err(e.context("the Raft loop failed"))
         }
         Err(_) => bail!("the Raft loop thread panicked"),
+    }
+}
+
+/// Before a planned stop: if this node leads, hands leadership to its most up-to-date
+/// follower and waits (at most about `limit`) until it leads; a follower returns at once.
+/// Either way the node then stops: a failed handover costs only the election it would
+/// have cost anyway.
+async fn hand_over_leadership(inputs: &Sender<Input>, limit: Duration) {
+    let (reply, outcome) = oneshot::channel();
+    if inputs
+        .send(Input::TransferLeadership { to: None, reply })
+        .is_err()
+    {
+        return;
+    }
+    // The Raft loop gives up by `limit` itself; the margin only guards against a stuck loop.
+    match tokio::time::timeout(limit + Duration::from_millis(500), outcome).await {
+        Ok(Ok(Ok(done))) => info!(
+            leader = %done.leader,
+            term = done.term,
+            "handed leadership over before stopping"
+        ),
+        // A follower, or a leader alone, has nothing to hand over.
+        Ok(Ok(Err(TransferFailure::NotLeader { .. } | TransferFailure::NoFollower)))
+        | Ok(Err(_)) => {}
+        Ok(Ok(Err(failure))) => {
+            warn!("stopping without handing leadership over: {failure}")
+        }
+        Err(_) => warn!("stopping without handing leadership over: no answer in time"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Simulation tests of the Raft core: 3- and 5-node clusters of the real core in one
-//! process, over many seeds, with lossy, duplicating, reordering networks, partitions and
-//! crash-restarts. Safety is checked at every tick, liveness once the faults stop.
+//! process, over many seeds, with lossy, duplicating, reordering networks, partitions,
+//! crash-restarts and leadership transfers. Safety is checked at every tick, liveness once
+//! the faults stop.
 //!
 //! A failing seed prints its replay command, e.g.
 //! `RAFT_SIM_SEED=123 cargo test --release -p faultline-node --test raft_simulation three_nodes`
@@ -103,6 +104,13 @@ fn assert_exercised(totals: &Totals) {
         );
         let terms = totals.sum(|run| run.terms_with_leaders);
         assert!(terms > 2 * totals.seeds, "leadership hardly ever changed");
+        // A quarter of the seeds ask for no transfer; most of the others see one through.
+        let seeds_with_transfers = totals.sum(|run| u64::from(run.transfers_completed > 0));
+        assert!(
+            2 * seeds_with_transfers >= totals.seeds,
+            "a leadership transfer completed in only {seeds_with_transfers} of {} seeds",
+            totals.seeds
+        );
     }
 }
 

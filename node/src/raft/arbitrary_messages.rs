@@ -28,12 +28,15 @@ fn body() -> impl Strategy<Value = MessageBody> {
                 last_log_term,
             }
         }),
-        (number(), number()).prop_map(|(last_log_index, last_log_term)| {
-            MessageBody::RequestVote {
-                last_log_index,
-                last_log_term,
+        (number(), number(), any::<bool>()).prop_map(
+            |(last_log_index, last_log_term, transfer)| {
+                MessageBody::RequestVote {
+                    last_log_index,
+                    last_log_term,
+                    transfer,
+                }
             }
-        }),
+        ),
         any::<bool>().prop_map(|granted| MessageBody::PreVoteResponse { granted }),
         any::<bool>().prop_map(|granted| MessageBody::RequestVoteResponse { granted }),
         (number(), number(), entries(), number()).prop_map(
@@ -73,6 +76,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
                 data: Bytes::new()
             },
         }),
+        Just(MessageBody::TimeoutNow),
     ]
 }
 
@@ -91,15 +95,18 @@ proptest! {
     #[test]
     fn arbitrary_messages_never_break_a_node(
         start_as_leader in any::<bool>(),
-        inputs in prop::collection::vec((message(), 0u32..3), 1..40),
+        inputs in prop::collection::vec((message(), 0u32..3, proptest::option::of(0u64..5)), 1..40),
     ) {
         let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1, 1]);
         if start_as_leader {
             elect(&mut raft);
         }
         let mut term = raft.term;
-        for (msg, ticks) in inputs {
+        for (msg, ticks, transfer_to) in inputs {
             raft.step(msg);
+            if let Some(target) = transfer_to {
+                let _ = raft.transfer_leadership(target);
+            }
             for _ in 0..ticks {
                 raft.tick();
             }
@@ -146,6 +153,7 @@ fn a_term_at_its_limit_does_not_overflow_when_the_election_timer_fires() {
     let body = MessageBody::RequestVote {
         last_log_index: 0,
         last_log_term: 0,
+        transfer: false,
     };
     raft.step(Message {
         from: 2,

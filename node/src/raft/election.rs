@@ -119,7 +119,7 @@ impl Raft {
             if self.config.pre_vote {
                 self.become_pre_candidate();
             } else {
-                self.become_candidate();
+                self.become_candidate(false);
             }
         } else if matches!(self.role, Role::PreCandidate | Role::Candidate)
             && self
@@ -148,8 +148,8 @@ impl Raft {
     /// depose a leader the others still follow (leader stickiness, thesis §4.2.3). etcd
     /// applies this only with check-quorum; without it, pre-vote alone lets leadership flap
     /// forever when one link is cut. A leader is always in its own lease: only check-quorum
-    /// makes a leader cut off from a quorum step down. There is no leadership transfer
-    /// here; one would have to bypass this (etcd's `campaignTransfer`).
+    /// makes a leader cut off from a quorum step down. A vote request of a leadership
+    /// transfer bypasses this (`RequestVote::transfer`, etcd's `campaignTransfer`).
     pub(super) fn in_leader_lease(&self) -> bool {
         self.leader.is_some() && self.election_timer.elapsed() < self.election_timer.minimum()
     }
@@ -163,7 +163,10 @@ impl Raft {
         self.count_votes();
     }
 
-    fn become_candidate(&mut self) {
+    /// Campaigns in the next term; `transfer` when the leader handed over leadership
+    /// (TimeoutNow), so that voters that still hear from it grant the vote.
+    pub(super) fn become_candidate(&mut self, transfer: bool) {
+        self.campaign_transfer = transfer;
         self.term += 1;
         self.vote = Some(self.config.id);
         self.role = Role::Candidate;
@@ -188,6 +191,7 @@ impl Raft {
             let body = MessageBody::RequestVote {
                 last_log_index,
                 last_log_term,
+                transfer: self.campaign_transfer,
             };
             (self.term, body)
         };
@@ -198,7 +202,7 @@ impl Raft {
 
     fn count_votes(&mut self) {
         match self.votes.outcome(self.config.quorum()) {
-            Outcome::Won if self.role == Role::PreCandidate => self.become_candidate(),
+            Outcome::Won if self.role == Role::PreCandidate => self.become_candidate(false),
             Outcome::Won => self.become_leader(),
             Outcome::Lost => self.become_follower(self.term, None),
             Outcome::Pending => {}
@@ -275,6 +279,7 @@ mod tests {
             MessageBody::RequestVote {
                 last_log_index,
                 last_log_term,
+                transfer: false,
             },
         )
     }
@@ -323,6 +328,7 @@ mod tests {
         let body = MessageBody::RequestVote {
             last_log_index: 2,
             last_log_term: 4,
+            transfer: false,
         };
         assert_eq!(requests, [(2, 5, body.clone()), (3, 5, body)]);
     }
@@ -616,6 +622,7 @@ mod tests {
         let request = MessageBody::RequestVote {
             last_log_index: 1,
             last_log_term: 3,
+            transfer: false,
         };
         assert_eq!(
             asked_again,
@@ -694,6 +701,7 @@ mod tests {
                 MessageBody::RequestVote {
                     last_log_index: 99,
                     last_log_term: term,
+                    transfer: false,
                 },
             ));
             assert_eq!(cluster.node(2).term, term, "a live leader is not deposed");
@@ -745,6 +753,7 @@ mod tests {
             MessageBody::RequestVote {
                 last_log_index: 99,
                 last_log_term: term,
+                transfer: false,
             },
         ));
         assert_eq!(

@@ -56,6 +56,30 @@ pub struct NotLeader {
     pub leader: Option<NodeId>,
 }
 
+/// Why a leader did not take a proposal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    #[error(transparent)]
+    NotLeader(#[from] NotLeader),
+    /// Leadership is being handed to `target`: the leader takes no new entries, so that the
+    /// target can catch up with a log that stops growing. Nothing was appended; retry once
+    /// the transfer ends (at the new leader, or here if it was abandoned).
+    #[error("leadership is being transferred to node {target}; nothing was proposed, retry")]
+    TransferInProgress { target: NodeId },
+}
+
+/// Why a leadership transfer could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    /// Only the leader can hand over leadership.
+    #[error(transparent)]
+    NotLeader(#[from] NotLeader),
+    #[error("node {0} already leads; name another member to transfer leadership to")]
+    ToSelf(NodeId),
+    #[error("node {0} is not a member of the cluster; name one of its voters")]
+    UnknownTarget(NodeId),
+}
+
 fn describe_leader(leader: Option<NodeId>) -> String {
     match leader {
         Some(id) => format!("the leader is node {id}"),
@@ -76,6 +100,19 @@ mod tests {
         assert_eq!(
             NotLeader { leader: None }.to_string(),
             "this node is not the leader (no leader is known)"
+        );
+    }
+
+    #[test]
+    fn transfer_refusals_say_what_to_do() {
+        let refused = TransferError::from(NotLeader { leader: Some(2) });
+        assert_eq!(
+            refused.to_string(),
+            "this node is not the leader (the leader is node 2)"
+        );
+        assert_eq!(
+            ProposeError::TransferInProgress { target: 3 }.to_string(),
+            "leadership is being transferred to node 3; nothing was proposed, retry"
         );
     }
 }

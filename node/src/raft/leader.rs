@@ -6,8 +6,9 @@ use super::{Index, MessageBody, NodeId, Raft, Role, Term};
 
 impl Raft {
     /// Heartbeats every `heartbeat_ticks`; with check-quorum, steps down after an election
-    /// timeout in which a quorum was silent.
+    /// timeout in which a quorum was silent. A leadership transfer runs out of time here.
     pub(super) fn tick_leader(&mut self) {
+        self.tick_transfer();
         self.heartbeat_elapsed += 1;
         if self.election_timer.tick_leader() {
             if self.config.check_quorum && !self.quorum_recently_active() {
@@ -134,6 +135,7 @@ impl Raft {
         if progress.accepted(match_index, first_index) {
             self.maybe_commit();
         }
+        self.maybe_send_timeout_now(from);
     }
 
     /// The follower failed the consistency check; probe again where its hint points.
@@ -178,6 +180,7 @@ impl Raft {
             progress.read_round = read_round;
             self.confirm_reads();
         }
+        self.maybe_send_timeout_now(from);
     }
 
     /// Releases the reads of every round a quorum (the leader included) has confirmed.

@@ -18,9 +18,10 @@
 //! ```
 //!
 //! Files: `node.rs` (the node, term rules, roles, API), `election.rs`, `leader.rs` and
-//! `follower.rs` (the two sides of replication), `progress.rs` (per-follower flow control),
-//! `read_index.rs`, `log.rs`, `ready.rs`, `config.rs`, `error.rs`, `types.rs` (wire and
-//! storage data). Test-only: `testing.rs` (helpers), `arbitrary_messages.rs` (robustness).
+//! `follower.rs` (the two sides of replication), `transfer.rs` (leadership transfer, thesis
+//! §3.10), `progress.rs` (per-follower flow control), `read_index.rs`, `log.rs`,
+//! `ready.rs`, `config.rs`, `error.rs`, `types.rs` (wire and storage data). Test-only:
+//! `testing.rs` (helpers), `arbitrary_messages.rs` (robustness).
 
 #[cfg(test)]
 mod arbitrary_messages;
@@ -36,10 +37,11 @@ mod read_index;
 mod ready;
 #[cfg(test)]
 mod testing;
+mod transfer;
 pub mod types;
 
 pub use config::Config;
-pub use error::{NotLeader, RaftError};
+pub use error::{NotLeader, ProposeError, RaftError, TransferError};
 pub use node::{Raft, Role, Status};
 pub use ready::{ReadState, Ready, ReadyShell, SoftState, Step};
 pub use types::*;

@@ -12,9 +12,10 @@ use super::log::RaftLog;
 use super::progress::Progress;
 use super::read_index::ReadQueue;
 use super::ready::ReadyTracker;
+use super::transfer::LeaderTransfer;
 use super::{
-    Config, Entry, HardState, Index, Message, MessageBody, NodeId, NotLeader, Payload, RaftError,
-    ReadState, Snapshot, Term,
+    Config, Entry, HardState, Index, Message, MessageBody, NodeId, NotLeader, Payload,
+    ProposeError, RaftError, ReadState, Snapshot, Term,
 };
 
 /// The part a node plays in its current term.
@@ -50,8 +51,11 @@ pub struct Status {
     pub applied: Index,
     pub last_index: Index,
     pub snapshot_index: Index,
-    /// Campaigns this node started (each election timeout that fired, pre-vote or not).
+    /// Campaigns this node started (each election timeout that fired, pre-vote or not, and
+    /// each TimeoutNow obeyed).
     pub elections: u64,
+    /// While leading: the node leadership is being handed to, if a transfer is in flight.
+    pub transfer_target: Option<NodeId>,
 }
 
 /// One member of a Raft cluster, as a deterministic state machine: no I/O, no clock, no
@@ -70,6 +74,11 @@ pub struct Raft {
     pub(super) reads: ReadQueue,
     pub(super) election_timer: ElectionTimer,
     pub(super) heartbeat_elapsed: u32,
+    /// While leading: the leadership transfer in flight, if any.
+    pub(super) transfer: Option<LeaderTransfer>,
+    /// This term's campaign was started by a TimeoutNow: its vote requests say so, also
+    /// when they are sent again.
+    pub(super) campaign_transfer: bool,
     /// Ticks since this node started.
     pub(super) now: u64,
     pub(super) elections: u64,
@@ -118,6 +127,8 @@ impl Raft {
             votes: VoteTally::default(),
             reads: ReadQueue::default(),
             heartbeat_elapsed: 0,
+            transfer: None,
+            campaign_transfer: false,
             now: 0,
             elections: 0,
             messages: Vec::new(),
@@ -164,15 +175,20 @@ impl Raft {
     fn accept_higher_term(&mut self, msg: &Message) -> bool {
         match msg.body {
             // Leader stickiness: a live leader is not deposed by a higher term (etcd ignores
-            // the request too). A pre-vote is refused in `handle_vote_request` instead, which
-            // lets the pre-candidate count the refusal.
-            MessageBody::RequestVote { .. } if self.in_leader_lease() => false,
+            // the request too), unless that leader handed over leadership itself. A pre-vote
+            // is refused in `handle_vote_request` instead, which lets the pre-candidate count
+            // the refusal.
+            MessageBody::RequestVote {
+                transfer: false, ..
+            } if self.in_leader_lease() => false,
             // A pre-vote asks about a term the sender has not entered; a granted pre-vote
             // carries the term this node would campaign in.
             MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { granted: true } => true,
+            // Only the leader of a term sends these in it.
             MessageBody::AppendEntries { .. }
             | MessageBody::Heartbeat { .. }
-            | MessageBody::InstallSnapshot { .. } => {
+            | MessageBody::InstallSnapshot { .. }
+            | MessageBody::TimeoutNow => {
                 self.become_follower(msg.term, Some(msg.from));
                 true
             }
@@ -222,6 +238,7 @@ impl Raft {
             | MessageBody::RequestVote {
                 last_log_index,
                 last_log_term,
+                ..
             } => {
                 self.handle_vote_request(&msg, last_log_index, last_log_term);
             }
@@ -275,6 +292,11 @@ impl Raft {
                     self.handle_heartbeat_response(from, read_round);
                 }
             }
+            MessageBody::TimeoutNow => {
+                if self.follow(from) {
+                    self.handle_timeout_now();
+                }
+            }
         }
     }
 
@@ -300,6 +322,7 @@ impl Raft {
         }
         self.role = Role::Follower;
         self.leader = leader;
+        self.transfer = None;
         self.election_timer.restart();
     }
 
@@ -308,6 +331,7 @@ impl Raft {
     pub(super) fn become_leader(&mut self) {
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
+        self.transfer = None;
         self.election_timer.restart();
         self.heartbeat_elapsed = 0;
         let last_index = self.log.last_index();
@@ -325,11 +349,17 @@ impl Raft {
 
     /// Appends a command to the leader's log; it goes to the followers with the next Ready.
     /// Returns where it will be if it commits: the shell answers the client once the entry
-    /// at that index, with that term, is applied.
-    pub fn propose(&mut self, command: Bytes) -> Result<(Index, Term), NotLeader> {
+    /// at that index, with that term, is applied. Refused, with nothing appended, on a node
+    /// that does not lead and while leadership is being transferred.
+    pub fn propose(&mut self, command: Bytes) -> Result<(Index, Term), ProposeError> {
         if self.role != Role::Leader {
-            return Err(NotLeader {
+            return Err(ProposeError::NotLeader(NotLeader {
                 leader: self.leader,
+            }));
+        }
+        if let Some(transfer) = &self.transfer {
+            return Err(ProposeError::TransferInProgress {
+                target: transfer.target,
             });
         }
         let index = self.log.last_index() + 1;
@@ -373,6 +403,7 @@ impl Raft {
             last_index: self.log.last_index(),
             snapshot_index: self.log.snapshot_index(),
             elections: self.elections,
+            transfer_target: self.transfer.as_ref().map(|transfer| transfer.target),
         }
     }
 
@@ -449,6 +480,7 @@ mod tests {
             MessageBody::RequestVote {
                 last_log_index: 9,
                 last_log_term: 4,
+                transfer: false,
             },
         ));
         raft.step(message(
@@ -491,6 +523,7 @@ mod tests {
         let vote = MessageBody::RequestVote {
             last_log_index: 1,
             last_log_term: 1,
+            transfer: false,
         };
         raft.step(message(9, 1, 2, vote.clone()));
         raft.step(message(2, 3, 2, vote.clone()));
@@ -512,7 +545,10 @@ mod tests {
             },
         ));
         let not_leader = NotLeader { leader: Some(2) };
-        assert_eq!(raft.propose(Bytes::from_static(b"x")), Err(not_leader));
+        assert_eq!(
+            raft.propose(Bytes::from_static(b"x")),
+            Err(ProposeError::NotLeader(not_leader))
+        );
         assert_eq!(raft.read_index(1), Err(not_leader));
     }
 

@@ -67,7 +67,8 @@ pub struct Message {
     pub body: MessageBody,
 }
 
-/// The RPCs of the Raft paper, plus pre-vote (thesis §9.6) and ReadIndex heartbeats (§6.4).
+/// The RPCs of the Raft paper, plus pre-vote (thesis §9.6), ReadIndex heartbeats (§6.4) and
+/// leadership transfer (§3.10).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MessageBody {
     /// Would you vote for me if I campaigned in `term`? Changes no state on the receiver.
@@ -81,6 +82,10 @@ pub enum MessageBody {
     RequestVote {
         last_log_index: Index,
         last_log_term: Term,
+        /// The candidate campaigns because its leader handed it leadership (`TimeoutNow`):
+        /// voters grant it even while they hear from that leader, which leader stickiness
+        /// would otherwise refuse (etcd's `campaignTransfer`). The log check still applies.
+        transfer: bool,
     },
     RequestVoteResponse {
         granted: bool,
@@ -116,4 +121,8 @@ pub enum MessageBody {
     InstallSnapshot {
         snapshot: Snapshot,
     },
+    /// The leader hands over leadership (thesis §3.10): the receiver, whose log matches the
+    /// leader's to its last entry, campaigns at once, without pre-vote. Last, so that the
+    /// wire numbers of the other variants stay as they were.
+    TimeoutNow,
 }

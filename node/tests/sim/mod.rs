@@ -57,8 +57,9 @@ pub fn run_seeds(test_name: &str, scenario: Scenario, default_seeds: u64) -> Tot
     eprintln!(
         "{test_name}: {} seeds passed in {:.1?}: {} ticks, {} crashes, {} leader terms, {} writes \
          acknowledged, {} not applied, {} displaced by a later proposal at their index ({} of \
-         them applied after all), {} reads checked, {} snapshots installed; recovery took at \
-         most {} ticks",
+         them applied after all), {} reads checked, {} snapshots installed, {} leadership \
+         transfers started ({} completed in one election, in {} seeds); recovery took at most {} \
+         ticks",
         totals.seeds,
         started.elapsed(),
         totals.sum(|run| run.ticks),
@@ -70,6 +71,9 @@ pub fn run_seeds(test_name: &str, scenario: Scenario, default_seeds: u64) -> Tot
         totals.sum(|run| run.displaced_writes_applied),
         totals.sum(|run| run.reads_checked),
         totals.sum(|run| run.snapshots_installed),
+        totals.sum(|run| run.transfers_started),
+        totals.sum(|run| run.transfers_completed),
+        totals.sum(|run| u64::from(run.transfers_completed > 0)),
         totals
             .runs
             .iter()

@@ -2,15 +2,18 @@
 //! clients, all driven by one seeded RNG in simulated time (ticks).
 //!
 //! A run has two phases. During the fault phase, the network loses, duplicates and delays
-//! messages, partitions come and go, and nodes crash (at any step of handling a Ready) and
-//! restart from what they persisted. Then everything heals and every node restarts from
-//! its disk, and the cluster must elect a leader, commit a new write and bring every node
-//! up to it within a bounded number of ticks. Safety is checked throughout.
+//! messages, partitions come and go, nodes crash (at any step of handling a Ready) and
+//! restart from what they persisted, and leaders are asked to hand leadership over. Then
+//! everything heals and every node restarts from its disk, and the cluster must elect a
+//! leader, commit a new write and bring every node up to it within a bounded number of
+//! ticks. Safety is checked throughout.
 
 use std::collections::VecDeque;
 
 use faultline_node::bugs::Bugs;
-use faultline_node::raft::{Config, NodeId, NotLeader, Raft, Role, Term};
+use faultline_node::raft::{
+    Config, NodeId, NotLeader, ProposeError, Raft, Role, Term, TransferError,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -63,6 +66,10 @@ pub struct RunStats {
     pub displaced_writes_applied: u64,
     pub reads_checked: u64,
     pub snapshots_installed: u64,
+    /// Leadership transfers a leader accepted.
+    pub transfers_started: u64,
+    /// Transfers whose target then led the very next term (one election, no split vote).
+    pub transfers_completed: u64,
     /// Ticks from healing until a new write was applied everywhere.
     pub recovery_ticks: u64,
 }
@@ -73,7 +80,21 @@ struct FaultRates {
     partition: f64,
     heal: f64,
     max_downtime: u64,
+    /// Per tick, the chance that a leader is asked to hand leadership over.
+    transfer: f64,
 }
+
+/// A leadership transfer the simulation asked for, until its outcome is seen.
+struct Transfer {
+    target: NodeId,
+    /// The term of the leader that accepted it.
+    term: Term,
+    started_at: u64,
+}
+
+/// How long a transfer may take before it no longer counts as completed: twice the longest
+/// election timeout of the default configuration, by which the core has given it up.
+const TRANSFER_TICKS: u64 = 60;
 
 struct Simulation {
     scenario: Scenario,
@@ -94,6 +115,11 @@ struct Simulation {
     trace: Option<VecDeque<String>>,
     /// For [`Partitions::NewLeaderWithPredecessor`]: the leaders seen so far.
     leaders: LeaderChanges,
+    /// Decides when to ask for leadership transfers and to whom. Apart from the main RNG,
+    /// so that a seed whose transfer rate is zero runs exactly as it did before transfers.
+    transfer_rng: ChaCha8Rng,
+    /// Transfers asked for whose outcome is not seen yet.
+    transfers: Vec<Transfer>,
 }
 
 /// The latest leaders, as seen at the start of each tick.
@@ -155,6 +181,12 @@ impl Simulation {
             partition: pick(&mut rng, &[0.0, 0.005, 0.02, 0.05]),
             heal: 0.02,
             max_downtime: pick(&mut rng, &[5, 50, 200]),
+            transfer: 0.0,
+        };
+        let mut transfer_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7472_616e_7366_6572);
+        let rates = FaultRates {
+            transfer: pick(&mut transfer_rng, &[0.0, 0.005, 0.01, 0.03]),
+            ..rates
         };
         let size = ids.len();
         Ok(Simulation {
@@ -172,6 +204,8 @@ impl Simulation {
             stats: RunStats::default(),
             trace: trace.then(VecDeque::new),
             leaders: LeaderChanges::default(),
+            transfer_rng,
+            transfers: Vec::new(),
         })
     }
 
@@ -187,7 +221,7 @@ impl Simulation {
 
     fn run(&mut self) -> Result<RunStats, String> {
         for _ in 0..self.scenario.fault_ticks {
-            self.inject_faults();
+            self.inject_faults()?;
             self.tick()?;
         }
         self.heal_and_restart_everyone()?;
@@ -270,7 +304,9 @@ impl Simulation {
         for at in crashed {
             self.node_down(at);
         }
-        self.invariants.check_leaders(&self.shells)
+        self.invariants.check_leaders(&self.shells)?;
+        self.follow_transfers();
+        Ok(())
     }
 
     fn position(&self, id: NodeId) -> usize {
@@ -330,15 +366,25 @@ impl Simulation {
                 let request_id = self.clients.read_started(client, target, self.now);
                 raft.read_index(request_id)
                     .inspect_err(|_| self.clients.read_failed(target, request_id))
+                    .map_err(ProposeError::from)
             };
             match result {
                 Ok(()) => self.clients.leader_hint = Some(target),
-                Err(NotLeader { leader }) => self.clients.leader_hint = leader,
+                Err(ProposeError::NotLeader(NotLeader { leader })) => {
+                    self.clients.leader_hint = leader
+                }
+                // It will lead soon, if the transfer works.
+                Err(ProposeError::TransferInProgress { target }) => {
+                    self.clients.leader_hint = Some(target)
+                }
             }
         }
     }
 
-    fn inject_faults(&mut self) {
+    fn inject_faults(&mut self) -> Result<(), String> {
+        if self.transfer_rng.random_bool(self.rates.transfer) {
+            self.ask_for_transfer()?;
+        }
         if self.rng.random_bool(self.rates.crash) {
             let at = self.rng.random_range(0..self.shells.len());
             if self.shells[at].is_up() && self.crash_next[at].is_none() {
@@ -364,6 +410,90 @@ impl Simulation {
             self.note(|| "heal".to_string());
             self.network.heal();
         }
+        Ok(())
+    }
+
+    /// Asks the leader of the newest term to hand leadership to another node, now and then
+    /// to itself or to a stranger, which it must refuse.
+    fn ask_for_transfer(&mut self) -> Result<(), String> {
+        let Some(leader) = self
+            .shells
+            .iter()
+            .filter_map(|shell| shell.raft.as_ref().map(Raft::status))
+            .filter(|status| status.role == Role::Leader)
+            .max_by_key(|status| status.term)
+        else {
+            return Ok(());
+        };
+        let size = self.ids.len() as NodeId;
+        let target = if self.transfer_rng.random_bool(0.1) {
+            self.transfer_rng.random_range(1..=size + 1)
+        } else {
+            let other = self.transfer_rng.random_range(1..size);
+            if other >= leader.id { other + 1 } else { other }
+        };
+        let at = self.position(leader.id);
+        let raft = self.shells[at].raft.as_mut().expect("a leader is up");
+        let result = raft.transfer_leadership(target);
+        self.note(|| {
+            format!(
+                "node {} asked to transfer to {target}: {result:?}",
+                leader.id
+            )
+        });
+        let expected = if target == leader.id {
+            Err(TransferError::ToSelf(target))
+        } else if target > size {
+            Err(TransferError::UnknownTarget(target))
+        } else {
+            Ok(())
+        };
+        if result != expected {
+            return Err(format!(
+                "leader {} asked to transfer to {target} answered {result:?}, not {expected:?}",
+                leader.id
+            ));
+        }
+        let already_followed = self
+            .transfers
+            .iter()
+            .any(|transfer| transfer.target == target && transfer.term == leader.term);
+        // Asked again for the same target, the leader carries on with the same transfer.
+        if result.is_ok() && !already_followed {
+            self.stats.transfers_started += 1;
+            self.transfers.push(Transfer {
+                target,
+                term: leader.term,
+                started_at: self.now,
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts the transfers whose target now leads the next term, and forgets those that
+    /// another leader overtook or that ran out of time.
+    fn follow_transfers(&mut self) {
+        if self.transfers.is_empty() {
+            return;
+        }
+        let leaders: Vec<(NodeId, Term)> = self
+            .shells
+            .iter()
+            .filter_map(|shell| shell.raft.as_ref().map(Raft::status))
+            .filter(|status| status.role == Role::Leader)
+            .map(|status| (status.id, status.term))
+            .collect();
+        let now = self.now;
+        let mut completed = 0;
+        self.transfers.retain(|transfer| {
+            if leaders.contains(&(transfer.target, transfer.term + 1)) {
+                completed += 1;
+                return false;
+            }
+            let overtaken = leaders.iter().any(|&(_, term)| term > transfer.term);
+            !overtaken && now < transfer.started_at + TRANSFER_TICKS
+        });
+        self.stats.transfers_completed += completed;
     }
 
     /// Isolates one node, splits the cluster in two, or cuts one link one way.
