@@ -38,7 +38,7 @@ mod ready;
 mod testing;
 pub mod types;
 
-pub use config::Config;
+pub use config::{Config, ReadMode};
 pub use error::{NotLeader, RaftError};
 pub use node::{Raft, Role, Status};
 pub use ready::{ReadState, Ready, ReadyShell, SoftState, Step};

@@ -72,6 +72,9 @@ pub struct Raft {
     pub(super) heartbeat_elapsed: u32,
     /// Ticks since this node started.
     pub(super) now: u64,
+    /// While leading under [`ReadMode::Lease`](super::ReadMode): reads are served without a
+    /// round until this tick.
+    pub(super) lease_until: u64,
     pub(super) elections: u64,
     pub(super) messages: Vec<Message>,
     pub(super) read_states: Vec<ReadState>,
@@ -119,6 +122,7 @@ impl Raft {
             reads: ReadQueue::default(),
             heartbeat_elapsed: 0,
             now: 0,
+            lease_until: 0,
             elections: 0,
             messages: Vec::new(),
             read_states: Vec::new(),
@@ -300,6 +304,7 @@ impl Raft {
         }
         self.role = Role::Follower;
         self.leader = leader;
+        self.lease_until = 0;
         self.election_timer.restart();
     }
 
@@ -308,6 +313,7 @@ impl Raft {
     pub(super) fn become_leader(&mut self) {
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
+        self.lease_until = 0;
         self.election_timer.restart();
         self.heartbeat_elapsed = 0;
         let last_index = self.log.last_index();
@@ -350,6 +356,13 @@ impl Raft {
             });
         }
         let commit = self.log.committed();
+        if self.serves_reads_under_lease() {
+            self.read_states.push(ReadState {
+                request_id,
+                index: commit,
+            });
+            return Ok(());
+        }
         let committed_in_term = self.log.term(commit) == Some(self.term);
         self.reads
             .push(request_id, committed_in_term.then_some(commit));
