@@ -35,6 +35,29 @@ pub struct Config {
     /// Deliberate bugs of the zoo that live in the core (the vote, the commit rule, the
     /// follower's log); none by default.
     pub bugs: Bugs,
+    /// How the leader makes sure a read sees every committed write. Every member must use
+    /// the same mode: leases rely on what followers refuse.
+    pub read_mode: ReadMode,
+}
+
+/// How a leader serves linearizable reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Each batch of reads waits for a quorum to answer one heartbeat round sent after the
+    /// reads arrived (ReadIndex, thesis §6.4). No assumption about clocks.
+    #[default]
+    ReadIndex,
+    /// Reads are served at once while the leader holds a lease (thesis §6.4.1). A follower
+    /// refuses every vote for the shortest election timeout after it last heard from the
+    /// leader (and after it starts), so once a quorum answered a heartbeat round the leader
+    /// sent at tick `t`, no other leader can be elected before `t` plus that timeout on the
+    /// followers' clocks. The lease ends one tick earlier (a follower's first tick may come
+    /// right after the heartbeat) and `drift_margin_ticks` earlier still. This assumes that
+    /// no follower's clock runs so much faster than the leader's that, over one election
+    /// timeout, it gains more than the margin; and that no clock jumps. A clock that jumps
+    /// forward (or a paused leader whose clock does not count the pause, which the tick
+    /// clock does) can serve a stale read.
+    Lease { drift_margin_ticks: u32 },
 }
 
 impl Config {
@@ -52,6 +75,7 @@ impl Config {
             max_bytes_per_message: 1 << 20,
             seed: id,
             bugs: Bugs::default(),
+            read_mode: ReadMode::ReadIndex,
         }
     }
 
@@ -89,7 +113,29 @@ impl Config {
         if self.max_bytes_per_message == 0 {
             return Err(RaftError::ZeroMessageBytes);
         }
+        if let ReadMode::Lease { drift_margin_ticks } = self.read_mode
+            && self.lease_ticks().is_none()
+        {
+            return Err(RaftError::NoLeaseLeft {
+                margin: drift_margin_ticks,
+                election: self.election_ticks.start,
+            });
+        }
         Ok(())
+    }
+
+    /// How long a lease lasts from the tick its heartbeat round was sent, if reads are
+    /// served under leases: the shortest election timeout, less the tick a follower may be
+    /// early and the drift margin.
+    pub(super) fn lease_ticks(&self) -> Option<u32> {
+        match self.read_mode {
+            ReadMode::ReadIndex => None,
+            ReadMode::Lease { drift_margin_ticks } => self
+                .election_ticks
+                .start
+                .checked_sub(1 + drift_margin_ticks)
+                .filter(|&ticks| ticks > 0),
+        }
     }
 
     /// How many votes win an election or commit an entry.
@@ -110,6 +156,25 @@ mod tests {
         assert_eq!(config.election_ticks, 15..30);
         assert_eq!(config.seed, 2);
         assert_eq!(config.quorum(), 2);
+    }
+
+    #[test]
+    fn a_lease_must_be_left_after_the_tick_and_the_margin() {
+        let lease = |drift_margin_ticks| Config {
+            read_mode: ReadMode::Lease { drift_margin_ticks },
+            ..Config::new(1, vec![1, 2, 3])
+        };
+        assert_eq!(lease(2).lease_ticks(), Some(12));
+        assert_eq!(lease(2).validate(), Ok(()));
+        assert_eq!(lease(13).lease_ticks(), Some(1));
+        assert_eq!(
+            lease(14).validate(),
+            Err(RaftError::NoLeaseLeft {
+                margin: 14,
+                election: 15
+            })
+        );
+        assert_eq!(Config::new(1, vec![1, 2]).lease_ticks(), None);
     }
 
     #[test]

@@ -149,9 +149,17 @@ impl Raft {
     /// applies this only with check-quorum; without it, pre-vote alone lets leadership flap
     /// forever when one link is cut. A leader is always in its own lease: only check-quorum
     /// makes a leader cut off from a quorum step down. A vote request of a leadership
-    /// transfer bypasses this (`RequestVote::transfer`, etcd's `campaignTransfer`).
+    /// transfer bypasses this (`RequestVote::transfer`, etcd's `campaignTransfer`); a leader
+    /// that starts a transfer gives up its lease for that reason.
+    ///
+    /// Under leases a node that just started counts as having heard from a leader: it may
+    /// have answered a leader's heartbeat just before it crashed, and that leader's lease
+    /// counts on its refusal.
     pub(super) fn in_leader_lease(&self) -> bool {
-        self.leader.is_some() && self.election_timer.elapsed() < self.election_timer.minimum()
+        let just_started = self.config.lease_ticks().is_some()
+            && self.now < u64::from(self.election_timer.minimum());
+        (self.leader.is_some() || just_started)
+            && self.election_timer.elapsed() < self.election_timer.minimum()
     }
 
     fn become_pre_candidate(&mut self) {
@@ -686,6 +694,50 @@ mod tests {
         }
         assert_eq!(raft.term, 2);
         assert!(raft.status().elections > 10);
+    }
+
+    #[test]
+    fn under_leases_a_node_that_just_started_ignores_vote_requests_for_an_election_timeout() {
+        let config = Config {
+            read_mode: crate::raft::ReadMode::Lease {
+                drift_margin_ticks: 2,
+            },
+            ..plain_config(1, &[1, 2, 3])
+        };
+        let mut raft = recovered(config, 3, &[1, 3]);
+        let request = |term| {
+            message(
+                2,
+                1,
+                term,
+                MessageBody::RequestVote {
+                    last_log_index: 5,
+                    last_log_term: 4,
+                    transfer: false,
+                },
+            )
+        };
+        raft.step(request(4));
+        assert_eq!(
+            raft.term, 3,
+            "it may have answered a leader just before it stopped"
+        );
+        assert!(drain(&mut raft).is_empty());
+        for _ in 0..raft.election_timer.minimum() {
+            raft.tick();
+        }
+        drain(&mut raft);
+        raft.step(request(raft.term + 1));
+        assert_eq!(
+            raft.vote,
+            Some(2),
+            "after an election timeout it votes again"
+        );
+
+        // Under ReadIndex a node votes at once after starting.
+        let mut raft = recovered(plain_config(1, &[1, 2, 3]), 3, &[1, 3]);
+        raft.step(request(4));
+        assert_eq!(raft.vote, Some(2));
     }
 
     #[test]

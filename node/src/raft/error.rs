@@ -24,6 +24,11 @@ pub enum RaftError {
     ZeroInflight,
     #[error("max_bytes_per_message must be at least 1")]
     ZeroMessageBytes,
+    #[error(
+        "a lease of the shortest election timeout ({election} ticks) less one tick and the \
+         drift margin ({margin} ticks) is empty; lower the margin or raise the timeout"
+    )]
+    NoLeaseLeft { margin: u32, election: u32 },
     #[error("the recovered log has a gap: expected entry {expected}, found entry {found}")]
     LogGap { expected: Index, found: Index },
     #[error("recovered entry {index} has term {term}, lower than the term {previous} before it")]

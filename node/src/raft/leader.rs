@@ -1,6 +1,7 @@
 //! The leader's side of replication: batched, pipelined AppendEntries per follower,
 //! snapshots for followers that fell behind the compacted log, heartbeats, check-quorum,
-//! commitment by counting replicas, and confirming ReadIndex rounds.
+//! commitment by counting replicas, and confirming ReadIndex rounds (which also renew the
+//! lease under [`ReadMode::Lease`](super::ReadMode)).
 
 use super::{Index, MessageBody, NodeId, Raft, Role, Term};
 
@@ -24,6 +25,11 @@ impl Raft {
             // Only the periodic rounds measure stalls: read rounds can come much faster.
             for progress in &mut self.peers {
                 progress.start_heartbeat_round();
+            }
+            // Under leases every periodic heartbeat is a round of its own, so that its
+            // answers renew the lease from the tick it was sent.
+            if self.config.lease_ticks().is_some() {
+                self.reads.start_round(self.now);
             }
             self.broadcast_heartbeat();
         }
@@ -74,7 +80,7 @@ impl Raft {
     /// the inflight window allow.
     pub(super) fn send_replication(&mut self) {
         if self.reads.has_unsent() {
-            self.reads.start_round();
+            self.reads.start_round(self.now);
             self.broadcast_heartbeat();
             self.confirm_reads();
         }
@@ -192,7 +198,22 @@ impl Raft {
             .collect();
         rounds.push(self.reads.round());
         let confirmed = quorum_value(&mut rounds, self.config.quorum());
-        self.reads.confirm(confirmed, &mut self.read_states);
+        let sent_at = self.reads.confirm(confirmed, &mut self.read_states);
+        if let (Some(sent_at), Some(lease)) = (sent_at, self.config.lease_ticks())
+            && !self.lease_forfeited
+        {
+            self.lease_until = self.lease_until.max(sent_at + u64::from(lease));
+        }
+    }
+
+    /// Whether this leader may serve a read without a round: it holds a lease (no other
+    /// leader can have been elected yet) and has committed an entry of its term (so its
+    /// commit index covers every write acknowledged before).
+    pub(super) fn serves_reads_under_lease(&self) -> bool {
+        self.role == Role::Leader
+            && !self.lease_forfeited
+            && self.now < self.lease_until
+            && self.log.term(self.log.committed()) == Some(self.term)
     }
 
     /// Commits the highest index a quorum holds, if it is of the current term (Raft §5.4.2:
@@ -609,6 +630,125 @@ mod tests {
             },
         ];
         assert_eq!(cycle(&mut raft).read_states, expected);
+    }
+
+    /// A leader of `voters` under leases with a drift margin of 2 ticks (so leases of 15 -
+    /// 1 - 2 = 12 ticks), with an entry of its term committed.
+    fn lease_leader(voters: &[NodeId]) -> Raft {
+        let config = Config {
+            read_mode: crate::raft::ReadMode::Lease {
+                drift_margin_ticks: 2,
+            },
+            ..plain_config(1, voters)
+        };
+        let mut raft = recovered(config, 0, &[]);
+        elect(&mut raft);
+        let (term, last) = (raft.term, raft.log.last_index());
+        for peer in raft.peer_ids() {
+            raft.step(ack(peer, term, last));
+        }
+        drain(&mut raft);
+        raft
+    }
+
+    fn read_now(raft: &mut Raft, request_id: u64) -> crate::raft::Ready {
+        raft.read_index(request_id).unwrap();
+        cycle(raft)
+    }
+
+    #[test]
+    fn under_a_lease_reads_are_served_at_once_until_it_runs_out() {
+        let mut raft = lease_leader(&[1, 2, 3]);
+        let term = raft.term;
+        let commit = raft.log.committed();
+        let served = |request_id| ReadState {
+            request_id,
+            index: commit,
+        };
+        // No lease yet: the read waits for a round, whose answer starts the lease.
+        let ready = read_now(&mut raft, 1);
+        assert!(ready.read_states.is_empty());
+        let sent_at = raft.now;
+        assert!(!ready.messages.is_empty());
+        raft.step(heartbeat_ack(2, term, 1));
+        assert_eq!(cycle(&mut raft).read_states, [served(1)]);
+        assert_eq!(raft.lease_until, sent_at + 12);
+
+        // Within the lease a read is served without a message.
+        let ready = read_now(&mut raft, 2);
+        assert_eq!(ready.read_states, [served(2)]);
+        assert!(ready.messages.is_empty(), "{:?}", ready.messages);
+
+        // Periodic heartbeats go on, but nobody answers: at the lease's end reads wait again.
+        while raft.now < sent_at + 12 {
+            raft.tick();
+            drain(&mut raft);
+        }
+        let ready = read_now(&mut raft, 3);
+        assert!(ready.read_states.is_empty());
+        // An answer to the latest periodic round renews the lease from when it was sent.
+        let round = raft.reads.round();
+        raft.step(heartbeat_ack(3, term, round));
+        assert_eq!(cycle(&mut raft).read_states, [served(3)]);
+        assert!(raft.lease_until > sent_at + 12);
+        assert_eq!(read_now(&mut raft, 4).read_states, [served(4)]);
+    }
+
+    #[test]
+    fn a_leader_that_steps_down_loses_its_lease_and_a_new_one_starts_without() {
+        let mut raft = lease_leader(&[1, 2, 3]);
+        let term = raft.term;
+        read_now(&mut raft, 1);
+        raft.step(heartbeat_ack(2, term, 1));
+        cycle(&mut raft);
+        assert!(raft.serves_reads_under_lease());
+        raft.step(message(
+            2,
+            1,
+            term + 1,
+            MessageBody::HeartbeatResponse { read_round: 0 },
+        ));
+        assert_eq!(raft.role, Role::Follower);
+        assert!(!raft.serves_reads_under_lease());
+        assert_eq!(raft.lease_until, 0);
+    }
+
+    #[test]
+    fn a_leader_that_starts_a_transfer_serves_no_more_reads_under_its_lease() {
+        let mut raft = lease_leader(&[1, 2, 3]);
+        let term = raft.term;
+        read_now(&mut raft, 1);
+        raft.step(heartbeat_ack(2, term, 1));
+        cycle(&mut raft);
+        assert!(raft.serves_reads_under_lease());
+        raft.transfer_leadership(2).unwrap();
+        assert!(!raft.serves_reads_under_lease());
+        // Reads are confirmed by rounds again, and the answers renew no lease: the target
+        // may campaign past the followers' refusals whenever the TimeoutNow reaches it.
+        let ready = read_now(&mut raft, 2);
+        assert!(ready.read_states.is_empty());
+        let round = raft.reads.round();
+        raft.step(heartbeat_ack(3, term, round));
+        assert_eq!(cycle(&mut raft).read_states.len(), 1);
+        assert_eq!(raft.lease_until, 0);
+        assert!(read_now(&mut raft, 3).read_states.is_empty());
+    }
+
+    #[test]
+    fn a_lease_needs_an_entry_of_the_leaders_term_committed() {
+        let config = Config {
+            read_mode: crate::raft::ReadMode::Lease {
+                drift_margin_ticks: 2,
+            },
+            ..plain_config(1, &[1, 2, 3])
+        };
+        let mut raft = recovered(config, 1, &[1, 1]);
+        elect(&mut raft);
+        raft.lease_until = u64::MAX;
+        assert!(
+            !raft.serves_reads_under_lease(),
+            "its commit index may lag the writes its predecessor acknowledged"
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ mod testing;
 mod transfer;
 pub mod types;
 
-pub use config::Config;
+pub use config::{Config, ReadMode};
 pub use error::{NotLeader, ProposeError, RaftError, TransferError};
 pub use node::{Raft, Role, Status};
 pub use ready::{ReadState, Ready, ReadyShell, SoftState, Step};

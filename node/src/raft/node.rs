@@ -81,6 +81,13 @@ pub struct Raft {
     pub(super) campaign_transfer: bool,
     /// Ticks since this node started.
     pub(super) now: u64,
+    /// While leading under [`ReadMode::Lease`](super::ReadMode): reads are served without a
+    /// round until this tick.
+    pub(super) lease_until: u64,
+    /// This leader started a leadership transfer in this term: a TimeoutNow it sent may
+    /// make its target campaign at any later time, past the followers' refusals that a
+    /// lease counts on, so it serves no more reads under a lease in this term.
+    pub(super) lease_forfeited: bool,
     pub(super) elections: u64,
     pub(super) messages: Vec<Message>,
     pub(super) read_states: Vec<ReadState>,
@@ -130,6 +137,8 @@ impl Raft {
             transfer: None,
             campaign_transfer: false,
             now: 0,
+            lease_until: 0,
+            lease_forfeited: false,
             elections: 0,
             messages: Vec::new(),
             read_states: Vec::new(),
@@ -323,6 +332,7 @@ impl Raft {
         self.role = Role::Follower;
         self.leader = leader;
         self.transfer = None;
+        self.lease_until = 0;
         self.election_timer.restart();
     }
 
@@ -332,6 +342,8 @@ impl Raft {
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
         self.transfer = None;
+        self.lease_until = 0;
+        self.lease_forfeited = false;
         self.election_timer.restart();
         self.heartbeat_elapsed = 0;
         let last_index = self.log.last_index();
@@ -380,6 +392,13 @@ impl Raft {
             });
         }
         let commit = self.log.committed();
+        if self.serves_reads_under_lease() {
+            self.read_states.push(ReadState {
+                request_id,
+                index: commit,
+            });
+            return Ok(());
+        }
         let committed_in_term = self.log.term(commit) == Some(self.term);
         self.reads
             .push(request_id, committed_in_term.then_some(commit));

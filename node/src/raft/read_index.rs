@@ -7,6 +7,9 @@
 //! be served from any state machine that has applied their index. A new leader holds reads
 //! until it has committed an entry of its own term, because before that its commit index
 //! may lag behind writes its predecessor acknowledged.
+//!
+//! Under [`ReadMode::Lease`](super::ReadMode) each round also remembers the tick it was sent
+//! at: a quorum's answer to it starts the leader's lease from that tick.
 
 use std::collections::VecDeque;
 
@@ -22,7 +25,16 @@ pub(super) struct ReadQueue {
     /// Arrived since the last round was sent.
     unsent: Vec<ReadState>,
     /// Sent, waiting for a quorum to confirm their round.
-    sent: VecDeque<(u64, Vec<ReadState>)>,
+    sent: VecDeque<SentRound>,
+}
+
+/// A round sent to the followers.
+#[derive(Debug)]
+struct SentRound {
+    round: u64,
+    /// The leader's tick when it was sent.
+    sent_at: u64,
+    reads: Vec<ReadState>,
 }
 
 impl ReadQueue {
@@ -53,32 +65,35 @@ impl ReadQueue {
         self.round
     }
 
-    /// Puts every unsent read into a new round and returns its number.
-    pub fn start_round(&mut self) -> u64 {
+    /// Puts every unsent read into a new round, sent at tick `now`, and returns its number.
+    pub fn start_round(&mut self, now: u64) -> u64 {
         self.round += 1;
-        self.sent
-            .push_back((self.round, std::mem::take(&mut self.unsent)));
+        self.sent.push_back(SentRound {
+            round: self.round,
+            sent_at: now,
+            reads: std::mem::take(&mut self.unsent),
+        });
         self.round
     }
 
     /// A quorum confirmed leadership at `round` or later: its reads and earlier ones are
-    /// ready to be served.
-    pub fn confirm(&mut self, round: u64, out: &mut Vec<ReadState>) {
-        while self
-            .sent
-            .front()
-            .is_some_and(|(sent_round, _)| *sent_round <= round)
-        {
-            if let Some((_, reads)) = self.sent.pop_front() {
-                out.extend(reads);
+    /// ready to be served. Returns when the latest round this confirmed was sent, if any
+    /// was still waiting.
+    pub fn confirm(&mut self, round: u64, out: &mut Vec<ReadState>) -> Option<u64> {
+        let mut sent_at = None;
+        while self.sent.front().is_some_and(|sent| sent.round <= round) {
+            if let Some(sent) = self.sent.pop_front() {
+                out.extend(sent.reads);
+                sent_at = Some(sent.sent_at);
             }
         }
+        sent_at
     }
 
     /// The leader lost its leadership: no pending read will be confirmed. Oldest first
     /// (held reads exist only while nothing else is queued).
     pub fn fail_all(&mut self, out: &mut Vec<u64>) {
-        let sent = self.sent.drain(..).flat_map(|(_, reads)| reads);
+        let sent = self.sent.drain(..).flat_map(|sent| sent.reads);
         out.extend(
             sent.chain(self.unsent.drain(..))
                 .map(|read| read.request_id),
@@ -100,7 +115,7 @@ mod tests {
         let mut queue = ReadQueue::default();
         queue.push(1, Some(5));
         queue.push(2, Some(7));
-        assert_eq!(queue.start_round(), 1);
+        assert_eq!(queue.start_round(10), 1);
         assert!(!queue.has_unsent());
         let mut out = Vec::new();
         queue.confirm(0, &mut out);
@@ -113,12 +128,17 @@ mod tests {
     fn confirming_a_later_round_confirms_the_earlier_ones() {
         let mut queue = ReadQueue::default();
         queue.push(1, Some(5));
-        queue.start_round();
+        queue.start_round(10);
         queue.push(2, Some(6));
-        queue.start_round();
+        queue.start_round(12);
         let mut out = Vec::new();
-        queue.confirm(2, &mut out);
+        assert_eq!(
+            queue.confirm(2, &mut out),
+            Some(12),
+            "the later round's tick"
+        );
         assert_eq!(out, [read(1, 5), read(2, 6)]);
+        assert_eq!(queue.confirm(2, &mut out), None, "nothing left to confirm");
     }
 
     #[test]
@@ -127,7 +147,7 @@ mod tests {
         queue.push(1, None);
         assert!(!queue.has_unsent());
         queue.release_held(9);
-        let round = queue.start_round();
+        let round = queue.start_round(3);
         let mut out = Vec::new();
         queue.confirm(round, &mut out);
         assert_eq!(out, [read(1, 9)]);
@@ -137,7 +157,7 @@ mod tests {
     fn losing_leadership_fails_every_pending_read() {
         let mut queue = ReadQueue::default();
         queue.push(1, Some(1));
-        queue.start_round();
+        queue.start_round(1);
         queue.push(2, Some(1));
         queue.push(3, None);
         let mut failed = Vec::new();

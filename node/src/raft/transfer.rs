@@ -42,6 +42,8 @@ impl Raft {
         }
         let caught_up = progress.matched == self.log.last_index();
         self.transfer = Some(LeaderTransfer { target, elapsed: 0 });
+        self.lease_until = 0;
+        self.lease_forfeited = true;
         if caught_up {
             self.send(target, MessageBody::TimeoutNow);
         }
