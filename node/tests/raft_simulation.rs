@@ -102,6 +102,13 @@ fn assert_exercised(totals: &Totals) {
             totals.sum(|run| run.reads_checked) > 0,
             "no read was checked"
         );
+        // Half the seeds serve reads under leases; most of those serve some that way.
+        let seeds_with_lease_reads = totals.sum(|run| u64::from(run.reads_under_lease > 0));
+        assert!(
+            4 * seeds_with_lease_reads >= totals.seeds,
+            "reads were served under a lease in only {seeds_with_lease_reads} of {} seeds",
+            totals.seeds
+        );
         let terms = totals.sum(|run| run.terms_with_leaders);
         assert!(terms > 2 * totals.seeds, "leadership hardly ever changed");
         // A quarter of the seeds ask for no transfer; most of the others see one through.

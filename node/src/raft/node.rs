@@ -56,6 +56,8 @@ pub struct Status {
     pub elections: u64,
     /// While leading: the node leadership is being handed to, if a transfer is in flight.
     pub transfer_target: Option<NodeId>,
+    /// Reads this node served under a lease, without a round, since it started.
+    pub reads_under_lease: u64,
 }
 
 /// One member of a Raft cluster, as a deterministic state machine: no I/O, no clock, no
@@ -88,6 +90,7 @@ pub struct Raft {
     /// make its target campaign at any later time, past the followers' refusals that a
     /// lease counts on, so it serves no more reads under a lease in this term.
     pub(super) lease_forfeited: bool,
+    pub(super) reads_under_lease: u64,
     pub(super) elections: u64,
     pub(super) messages: Vec<Message>,
     pub(super) read_states: Vec<ReadState>,
@@ -139,6 +142,7 @@ impl Raft {
             now: 0,
             lease_until: 0,
             lease_forfeited: false,
+            reads_under_lease: 0,
             elections: 0,
             messages: Vec::new(),
             read_states: Vec::new(),
@@ -393,6 +397,7 @@ impl Raft {
         }
         let commit = self.log.committed();
         if self.serves_reads_under_lease() {
+            self.reads_under_lease += 1;
             self.read_states.push(ReadState {
                 request_id,
                 index: commit,
@@ -423,6 +428,7 @@ impl Raft {
             snapshot_index: self.log.snapshot_index(),
             elections: self.elections,
             transfer_target: self.transfer.as_ref().map(|transfer| transfer.target),
+            reads_under_lease: self.reads_under_lease,
         }
     }
 

@@ -57,7 +57,8 @@ pub fn run_seeds(test_name: &str, scenario: Scenario, default_seeds: u64) -> Tot
     eprintln!(
         "{test_name}: {} seeds passed in {:.1?}: {} ticks, {} crashes, {} leader terms, {} writes \
          acknowledged, {} not applied, {} displaced by a later proposal at their index ({} of \
-         them applied after all), {} reads checked, {} snapshots installed, {} leadership \
+         them applied after all), {} reads checked ({} served under a lease), {} snapshots \
+         installed, {} leadership \
          transfers started ({} completed in one election, in {} seeds); recovery took at most {} \
          ticks",
         totals.seeds,
@@ -70,6 +71,7 @@ pub fn run_seeds(test_name: &str, scenario: Scenario, default_seeds: u64) -> Tot
         totals.sum(|run| run.displaced_writes),
         totals.sum(|run| run.displaced_writes_applied),
         totals.sum(|run| run.reads_checked),
+        totals.sum(|run| run.reads_under_lease),
         totals.sum(|run| run.snapshots_installed),
         totals.sum(|run| run.transfers_started),
         totals.sum(|run| run.transfers_completed),

@@ -205,6 +205,8 @@ pub struct Shell {
     /// Compact once this many applied entries are not in the snapshot.
     compact_threshold: Option<u64>,
     restarts: u64,
+    /// Reads served under a lease by the cores that crashed.
+    reads_under_lease_before: u64,
 }
 
 impl Shell {
@@ -217,9 +219,19 @@ impl Shell {
             state: StateMachine::default(),
             compact_threshold,
             restarts: 0,
+            reads_under_lease_before: 0,
         };
         shell.restart()?;
         Ok(shell)
+    }
+
+    /// Reads this node served under a lease, over all its restarts.
+    pub fn reads_under_lease(&self) -> u64 {
+        self.reads_under_lease_before
+            + self
+                .raft
+                .as_ref()
+                .map_or(0, |raft| raft.status().reads_under_lease)
     }
 
     pub fn is_up(&self) -> bool {
@@ -227,6 +239,7 @@ impl Shell {
     }
 
     pub fn crash(&mut self) {
+        self.reads_under_lease_before = self.reads_under_lease();
         self.raft = None;
         self.disk.lose_unsynced();
     }

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use faultline_node::bugs::Bugs;
 use faultline_node::raft::{
-    Config, NodeId, NotLeader, ProposeError, Raft, Role, Term, TransferError,
+    Config, NodeId, NotLeader, ProposeError, Raft, ReadMode, Role, Term, TransferError,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -65,6 +65,8 @@ pub struct RunStats {
     /// Displaced writes that were applied after all.
     pub displaced_writes_applied: u64,
     pub reads_checked: u64,
+    /// Reads a leader served under its lease, without a heartbeat round.
+    pub reads_under_lease: u64,
     pub snapshots_installed: u64,
     /// Leadership transfers a leader accepted.
     pub transfers_started: u64,
@@ -156,6 +158,15 @@ impl Simulation {
         let max_inflight = pick(&mut rng, &[256, 4, 1]);
         let pre_vote = rng.random_bool(0.75);
         let check_quorum = rng.random_bool(0.75);
+        // Drawn apart, so that the other draws (and what each seed does) stay as they were.
+        let mut lease_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6c65_6173_6573);
+        let read_mode = if lease_rng.random_bool(0.5) {
+            ReadMode::Lease {
+                drift_margin_ticks: pick(&mut lease_rng, &[0, 1, 3]),
+            }
+        } else {
+            ReadMode::ReadIndex
+        };
         let shells = ids
             .iter()
             .map(|&id| {
@@ -165,6 +176,7 @@ impl Simulation {
                     max_inflight,
                     pre_vote,
                     check_quorum,
+                    read_mode,
                     bugs: scenario.bugs,
                     ..Config::new(id, ids.clone())
                 };
@@ -263,6 +275,7 @@ impl Simulation {
         self.stats.displaced_writes = self.clients.displaced_writes;
         self.stats.displaced_writes_applied = self.clients.displaced_writes_applied;
         self.stats.reads_checked = self.clients.reads_checked;
+        self.stats.reads_under_lease = self.shells.iter().map(Shell::reads_under_lease).sum();
         self.stats
     }
 
