@@ -41,6 +41,9 @@ pub struct NodeConfig {
     pub request_timeout: Duration,
     /// Turn off only for throwaway clusters: without fsync, a crash loses acknowledged writes.
     pub fsync: bool,
+    /// How the leader serves linearizable reads: a heartbeat round per batch (the default)
+    /// or a lease, and the lease's margin for clock drift.
+    pub read_mode: ReadModeSetting,
     /// Deliberate bugs for testing the harness (off by default).
     pub bugs: Bugs,
     /// The cluster this node belongs to; `None`: derived from the member names (weaker: see
@@ -52,6 +55,20 @@ pub struct NodeConfig {
     pub connections: ConnectionLimits,
     /// The largest snapshot (or single oversized message) a peer may send.
     pub max_snapshot_bytes: usize,
+}
+
+/// `--read-mode`: how the leader makes sure a read sees every committed write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadModeSetting {
+    /// ReadIndex (Raft thesis §6.4): each batch of reads waits for a heartbeat round that a
+    /// quorum answers. Assumes nothing about clocks.
+    #[default]
+    ReadIndex,
+    /// Leases (thesis §6.4.1): the leader answers reads at once for the shortest election
+    /// timeout, less one tick and `drift_margin`, from the sending of a heartbeat round a
+    /// quorum answered. Assumes that over an election timeout no node's clock gains more
+    /// than `drift_margin` on the leader's.
+    Lease { drift_margin: Duration },
 }
 
 /// Another member: its name, its peer address, and where to dial it (a proxy, or itself).

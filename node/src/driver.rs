@@ -1,7 +1,7 @@
 //! The Raft loop: one thread that owns the Raft core, the WAL and the KV store.
 //!
 //! Every input (client writes and reads, peer messages, transport failures) arrives on one
-//! channel. Each round drains what is queued, feeds it to the core, ticks the clock, then
+//! channel. Each round ticks the clock up to now, drains what is queued into the core, then
 //! carries out the core's `Ready` through [`crate::raft::Ready::handle`]: send replication,
 //! apply what was already committed and answer clients, persist and fsync, send the messages
 //! that promise what is on disk, apply the rest. While the loop is inside an fsync, new
@@ -216,13 +216,10 @@ impl Driver {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            let mut stop = false;
-            for input in first
-                .into_iter()
-                .chain(inputs.try_iter().take(MAX_INPUTS_PER_ROUND))
-            {
-                stop |= self.handle(input)?;
-            }
+            // The clock catches up before the inputs are handled: after a pause (SIGSTOP, a
+            // stalled disk) a leader must see its lease run out before it serves a read
+            // that waited, and a follower must not reset its election timer on a heartbeat
+            // that waited and then count the missed ticks against it.
             let now = Instant::now();
             let mut ticks = 0;
             while now >= next_tick {
@@ -233,6 +230,13 @@ impl Driver {
                 self.raft.tick();
                 ticks += 1;
                 next_tick += self.settings.tick;
+            }
+            let mut stop = false;
+            for input in first
+                .into_iter()
+                .chain(inputs.try_iter().take(MAX_INPUTS_PER_ROUND))
+            {
+                stop |= self.handle(input)?;
             }
             while self.raft.has_ready() {
                 self.handle_ready()?;

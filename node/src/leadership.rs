@@ -210,6 +210,7 @@ mod tests {
             snapshot_index: 0,
             elections: 0,
             transfer_target: transfer,
+            reads_under_lease: 0,
         }
     }
 

@@ -10,7 +10,7 @@ use axum::http::uri::Authority;
 use clap::Parser;
 use faultline_node::bugs::{Bug, Bugs};
 use faultline_node::cluster_id::ClusterId;
-use faultline_node::config::{NodeConfig, PeerSpec};
+use faultline_node::config::{NodeConfig, PeerSpec, ReadModeSetting};
 use faultline_node::connections::ConnectionLimits;
 use faultline_node::peer_auth::PeerToken;
 use tracing_subscriber::EnvFilter;
@@ -99,10 +99,28 @@ struct Args {
     /// whose leader's snapshot is larger cannot catch up: raise it then).
     #[arg(long, default_value_t = 256)]
     max_snapshot_mib: usize,
+    /// How the leader serves linearizable reads: read-index (each batch of reads waits for
+    /// a heartbeat round a quorum answers; assumes nothing about clocks) or lease (answered
+    /// at once while a lease holds; assumes bounded clock drift: see --lease-drift-margin).
+    /// Every member must use the same mode.
+    #[arg(long, value_enum, default_value = "read-index")]
+    read_mode: ReadModeArg,
+    /// Under --read-mode lease: how much a follower's clock may gain on the leader's over
+    /// one election timeout. A lease lasts --election-timeout-min less one tick and this,
+    /// from the sending of a heartbeat round a quorum answered.
+    #[arg(long, default_value = "30ms", value_parser = humantime::parse_duration)]
+    lease_drift_margin: Duration,
     /// Switch on a deliberate bug of the zoo (for testing the harness); repeatable, or
     /// comma-separated.
     #[arg(long = "bug", value_delimiter = ',', value_enum)]
     bugs: Vec<Bug>,
+}
+
+/// `--read-mode`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ReadModeArg {
+    ReadIndex,
+    Lease,
 }
 
 impl Args {
@@ -177,6 +195,12 @@ impl Args {
             snapshot_threshold: self.snapshot_threshold,
             request_timeout: self.request_timeout,
             fsync: self.fsync,
+            read_mode: match self.read_mode {
+                ReadModeArg::ReadIndex => ReadModeSetting::ReadIndex,
+                ReadModeArg::Lease => ReadModeSetting::Lease {
+                    drift_margin: self.lease_drift_margin,
+                },
+            },
             bugs: Bugs::from_list(&self.bugs),
             cluster_id: self.cluster_id,
             peer_token,

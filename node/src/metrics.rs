@@ -51,6 +51,7 @@ pub struct Metrics {
     elections: Counter,
     proposals: Counter,
     reads: Counter,
+    reads_under_lease: Counter,
     fsync_seconds: Histogram,
     peer_refused: Family<ReasonLabel, Counter>,
 }
@@ -96,6 +97,12 @@ impl Default for Metrics {
             "Linearizable reads started on this node",
             reads.clone(),
         );
+        let reads_under_lease = Counter::default();
+        registry.register(
+            "reads_under_lease",
+            "Linearizable reads this node served as leader under its lease, without a round",
+            reads_under_lease.clone(),
+        );
         // 50 µs .. ~0.4 s
         let fsync_seconds = Histogram::new(exponential_buckets(50e-6, 2.0, 14));
         registry.register(
@@ -118,6 +125,7 @@ impl Default for Metrics {
             elections,
             proposals,
             reads,
+            reads_under_lease,
             fsync_seconds,
             peer_refused,
         }
@@ -141,6 +149,11 @@ impl Metrics {
         let counted = self.elections.get();
         if status.elections > counted {
             self.elections.inc_by(status.elections - counted);
+        }
+        let counted = self.reads_under_lease.get();
+        if status.reads_under_lease > counted {
+            self.reads_under_lease
+                .inc_by(status.reads_under_lease - counted);
         }
     }
 

@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 use crate::admin::{self, AdminState};
 use crate::api::{self, ApiState};
 use crate::cluster_id::{self, ClusterId};
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, ReadModeSetting};
 use crate::connections::{self, ConnectionLimits};
 use crate::driver::{Driver, Input, LoopSettings, NodeStatus};
 use crate::kv::KvStore;
@@ -25,7 +25,7 @@ use crate::leadership::TransferFailure;
 use crate::members::Members;
 use crate::metrics::Metrics;
 use crate::peer_auth::PeerGate;
-use crate::raft::{self, Raft};
+use crate::raft::{self, Raft, ReadMode};
 use crate::storage::{Storage, StorageOptions};
 use crate::transport::{self, PeerDirectory, PeerLink, ReceiverSettings, SenderSettings};
 
@@ -276,10 +276,22 @@ fn raft_config(config: &NodeConfig, members: &Members) -> Result<raft::Config> {
     raft_config.election_ticks = ticks(config.election_min)..ticks(config.election_max);
     raft_config.seed = rand::random();
     raft_config.bugs = config.bugs;
+    raft_config.read_mode = match config.read_mode {
+        ReadModeSetting::ReadIndex => ReadMode::ReadIndex,
+        // Rounded up: a margin never shrinks.
+        ReadModeSetting::Lease { drift_margin } => ReadMode::Lease {
+            drift_margin_ticks: (drift_margin.as_secs_f64() / config.tick.as_secs_f64()).ceil()
+                as u32,
+        },
+    };
     raft_config.validate().with_context(|| {
         format!(
-            "timeouts (tick {:?}, heartbeat {:?}, election {:?}..{:?})",
-            config.tick, config.heartbeat, config.election_min, config.election_max
+            "timeouts (tick {:?}, heartbeat {:?}, election {:?}..{:?}, read mode {:?})",
+            config.tick,
+            config.heartbeat,
+            config.election_min,
+            config.election_max,
+            config.read_mode
         )
     })?;
     Ok(raft_config)
