@@ -304,6 +304,49 @@ fn power_loss_catches_a_node_that_never_fsyncs_and_the_loss_is_recorded() {
 }
 
 #[test]
+fn a_correct_cluster_serving_reads_under_leases_stays_valid_under_pauses_and_partitions() {
+    let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // The node under leases, as a user would run it through a wrapper.
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("faultline-node-lease");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec '{}' \"$@\" --read-mode lease\n",
+            node_binary().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let wrapper = wrapper.to_string_lossy();
+    let mut args = vec!["--node-binary", wrapper.as_ref()];
+    args.extend(RUN);
+    args.extend([
+        "--nemesis",
+        "pause,partition-leader,crash-restart",
+        "--seed",
+        "3",
+    ]);
+    let output = common::run(store.path(), &args);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(store.path().join("latest/results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["valid"], Value::Bool(true), "{results}");
+    let events = nemesis_events(store.path());
+    for f in ["pause", "start-partition", "crash-restart"] {
+        assert!(events.iter().any(|(g, _)| g == f), "no {f} in {events:?}");
+    }
+    let log = std::fs::read_to_string(store.path().join("latest/nodes/n1/node.log")).unwrap();
+    assert!(log.contains("read_mode=Lease"), "{log}");
+}
+
+#[test]
 fn every_other_new_fault_really_happens_and_a_correct_cluster_stays_valid() {
     let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let args = [

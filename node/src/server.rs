@@ -202,7 +202,13 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         limits,
         servers_stopping,
     ));
-    info!(node = %config.name, client = %config.client_addr, peer = %config.peer_addr, "node started");
+    info!(
+        node = %config.name,
+        client = %config.client_addr,
+        peer = %config.peer_addr,
+        read_mode = ?config.read_mode,
+        "node started"
+    );
 
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
