@@ -233,15 +233,19 @@ fn session_from(headers: &HeaderMap) -> Result<Option<SessionRef>, ApiError> {
     match (text("client-id")?, text("request-seq")?) {
         (None, None) => Ok(None),
         (Some(client_id), Some(seq)) => {
-            let client_id = client_id.parse().map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "`client-id: {client_id}` is not a session id; open a session with \
+            let client_id = client_id
+                .parse()
+                .ok()
+                .filter(|&id: &u64| id > 0)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "`client-id: {client_id}` is not a session id; open a session with \
                          `POST /sessions` and send the `client_id` it answers"
-                    ),
-                )
-            })?;
+                        ),
+                    )
+                })?;
             let seq = seq
                 .parse()
                 .ok()
@@ -755,6 +759,7 @@ mod tests {
         );
         for (id, seq, says) in [
             ("c1", "1", "POST /sessions"),
+            ("0", "1", "POST /sessions"),
             ("17", "0", "positive"),
             ("17", "-1", "positive"),
         ] {

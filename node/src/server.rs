@@ -136,7 +136,9 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     let transfer_timeout = 2 * config.election_max;
     let settings = LoopSettings {
         tick: config.tick,
-        max_catch_up_ticks: (config.election_max.as_millis() / config.tick.as_millis().max(1))
+        // At least an election timeout's worth, so that after a pause every lease has run out
+        // (a lease is shorter than the shortest election timeout).
+        max_catch_up_ticks: (config.election_max.as_secs_f64() / config.tick.as_secs_f64()).ceil()
             as u32,
         snapshot_threshold: config.snapshot_threshold,
         transfer_timeout,

@@ -28,7 +28,8 @@
 //!   since their client's latest write (or the opening), and only then is a client
 //!   forgotten. Ids are log indexes, so the table tells an expired session from one never
 //!   opened without remembering it: an id at or below the latest opening that the table does
-//!   not hold has expired. A write of an expired session, first attempt or retry, is
+//!   not hold has expired (or was the index of another entry, which no client was given:
+//!   either way none of its writes applies). A write of an expired session, first attempt or retry, is
 //!   answered "outcome unknown" ([`WriteResult::SessionExpired`], 504) and never applied:
 //!   the client opens a new session. The index, not a clock, measures expiry, so no clock
 //!   skew can expire a session early.
@@ -282,8 +283,11 @@ impl SessionTable {
                     client.last_write, table.opened_through
                 ));
             }
-            if client.seq == 0 && client.answer.is_some() {
-                return Err(format!("client {id} keeps an answer but never wrote"));
+            if client.seq == 0 && (client.answer.is_some() || client.last_write != id) {
+                return Err(format!(
+                    "client {id} never wrote, yet keeps an answer or a write at index {}",
+                    client.last_write
+                ));
             }
             if let Some(other) = table.by_last_write.get(&client.last_write) {
                 return Err(format!(
@@ -686,6 +690,12 @@ mod tests {
                 {"client_id": 2, "seq": 1, "last_write": 3},
             ]}),
             "opened through",
+        );
+        refused(
+            json!({"opened_through": 3, "clients": [
+                {"client_id": 2, "seq": 0, "last_write": 3},
+            ]}),
+            "never wrote",
         );
         refused(
             json!([{"client_id": "a", "seq": 1, "last_write": 1}]),

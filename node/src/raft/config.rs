@@ -52,7 +52,9 @@ pub enum ReadMode {
     /// leader (and after it starts), so once a quorum answered a heartbeat round the leader
     /// sent at tick `t`, no other leader can be elected before `t` plus that timeout on the
     /// followers' clocks. The lease ends one tick earlier (a follower's first tick may come
-    /// right after the heartbeat) and `drift_margin_ticks` earlier still. This assumes that
+    /// right after the heartbeat) and `drift_margin_ticks` earlier still; the margin, at
+    /// least one tick, also covers the time a read waits in the loop after the clock was
+    /// read. This assumes that
     /// no follower's clock runs so much faster than the leader's that, over one election
     /// timeout, it gains more than the margin; and that no clock jumps. A clock that jumps
     /// forward (or a paused leader whose clock does not count the pause, which the tick
@@ -113,13 +115,16 @@ impl Config {
         if self.max_bytes_per_message == 0 {
             return Err(RaftError::ZeroMessageBytes);
         }
-        if let ReadMode::Lease { drift_margin_ticks } = self.read_mode
-            && self.lease_ticks().is_none()
-        {
-            return Err(RaftError::NoLeaseLeft {
-                margin: drift_margin_ticks,
-                election: self.election_ticks.start,
-            });
+        if let ReadMode::Lease { drift_margin_ticks } = self.read_mode {
+            if drift_margin_ticks == 0 {
+                return Err(RaftError::LeaseMarginBelowOneTick);
+            }
+            if self.lease_ticks().is_none() {
+                return Err(RaftError::NoLeaseLeft {
+                    margin: drift_margin_ticks,
+                    election: self.election_ticks.start,
+                });
+            }
         }
         Ok(())
     }
@@ -175,6 +180,7 @@ mod tests {
             })
         );
         assert_eq!(Config::new(1, vec![1, 2]).lease_ticks(), None);
+        assert_eq!(lease(0).validate(), Err(RaftError::LeaseMarginBelowOneTick));
     }
 
     #[test]

@@ -152,14 +152,18 @@ impl Raft {
     /// transfer bypasses this (`RequestVote::transfer`, etcd's `campaignTransfer`); a leader
     /// that starts a transfer gives up its lease for that reason.
     ///
-    /// Under leases a node that just started counts as having heard from a leader: it may
-    /// have answered a leader's heartbeat just before it crashed, and that leader's lease
-    /// counts on its refusal.
+    /// Under leases the refusal is a promise a leader's lease counts on, so it is kept for
+    /// the shortest election timeout after this node last heard from a leader whatever
+    /// happened since (a refusal from a newer term makes it a follower of that term with no
+    /// leader), and after it starts (it may have answered a leader just before it crashed).
     pub(super) fn in_leader_lease(&self) -> bool {
-        let just_started = self.config.lease_ticks().is_some()
-            && self.now < u64::from(self.election_timer.minimum());
-        (self.leader.is_some() || just_started)
-            && self.election_timer.elapsed() < self.election_timer.minimum()
+        let minimum = self.election_timer.minimum();
+        let sticky = self.leader.is_some() && self.election_timer.elapsed() < minimum;
+        if self.config.lease_ticks().is_none() {
+            return sticky;
+        }
+        let heard_at = self.heard_from_leader_at.unwrap_or(0);
+        sticky || self.now.saturating_sub(heard_at) < u64::from(minimum)
     }
 
     fn become_pre_candidate(&mut self) {
@@ -228,8 +232,13 @@ impl Raft {
         last_log_term: Term,
     ) {
         let is_pre_vote = matches!(msg.body, MessageBody::PreVote { .. });
+        let transfer = matches!(msg.body, MessageBody::RequestVote { transfer: true, .. });
+        // Under leases no new vote is granted while a leader's lease may count on this node,
+        // in whatever term (but a transfer's: its leader gave up its lease).
+        let lease_holds =
+            self.config.lease_ticks().is_some() && !transfer && self.in_leader_lease();
         let can_vote = self.vote == Some(msg.from)
-            || (self.vote.is_none() && self.leader.is_none())
+            || (self.vote.is_none() && self.leader.is_none() && !lease_holds)
             || (is_pre_vote && msg.term > self.term && !self.in_leader_lease());
         // The `vote-any-log` bug skips the up-to-date check (Raft §5.4.1).
         let up_to_date =
@@ -694,6 +703,66 @@ mod tests {
         }
         assert_eq!(raft.term, 2);
         assert!(raft.status().elections > 10);
+    }
+
+    #[test]
+    fn under_leases_a_follower_that_learns_a_newer_term_from_a_refusal_still_refuses_votes() {
+        let config = Config {
+            read_mode: crate::raft::ReadMode::Lease {
+                drift_margin_ticks: 2,
+            },
+            ..plain_config(1, &[1, 2, 3])
+        };
+        let mut raft = recovered(config, 3, &[1, 3]);
+        let minimum = raft.election_timer.minimum();
+        for _ in 0..minimum {
+            raft.tick();
+        }
+        drain(&mut raft);
+        // Leader 2 of term 3 is heard from: its lease may now count on this node.
+        raft.step(message(
+            2,
+            1,
+            3,
+            MessageBody::Heartbeat {
+                leader_commit: 0,
+                read_round: 1,
+            },
+        ));
+        drain(&mut raft);
+        // A late refusal of term 4 makes it a follower of term 4 with no leader...
+        raft.step(message(
+            3,
+            1,
+            4,
+            MessageBody::PreVoteResponse { granted: false },
+        ));
+        assert_eq!((raft.term, raft.leader), (4, None));
+        // ...but it still grants no vote in that term while the lease may hold.
+        let request = |transfer| {
+            message(
+                3,
+                1,
+                4,
+                MessageBody::RequestVote {
+                    last_log_index: 5,
+                    last_log_term: 4,
+                    transfer,
+                },
+            )
+        };
+        raft.step(request(false));
+        assert_eq!(raft.vote, None);
+        assert_eq!(
+            drain(&mut raft)
+                .iter()
+                .map(|msg| &msg.body)
+                .collect::<Vec<_>>(),
+            [&MessageBody::RequestVoteResponse { granted: false }]
+        );
+        // A transfer's vote request is granted: its leader gave up its lease.
+        raft.step(request(true));
+        assert_eq!(raft.vote, Some(3));
     }
 
     #[test]

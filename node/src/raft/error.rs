@@ -29,6 +29,11 @@ pub enum RaftError {
          drift margin ({margin} ticks) is empty; lower the margin or raise the timeout"
     )]
     NoLeaseLeft { margin: u32, election: u32 },
+    #[error(
+        "the lease drift margin must be at least one tick: it also covers the time a read \
+         waits in the Raft loop after the clock was read"
+    )]
+    LeaseMarginBelowOneTick,
     #[error("the recovered log has a gap: expected entry {expected}, found entry {found}")]
     LogGap { expected: Index, found: Index },
     #[error("recovered entry {index} has term {term}, lower than the term {previous} before it")]

@@ -90,6 +90,9 @@ pub struct Raft {
     /// make its target campaign at any later time, past the followers' refusals that a
     /// lease counts on, so it serves no more reads under a lease in this term.
     pub(super) lease_forfeited: bool,
+    /// The tick this node last heard from a leader (`None`: not since it started). Under
+    /// leases it refuses votes for an election timeout after that, whatever happened since.
+    pub(super) heard_from_leader_at: Option<u64>,
     pub(super) reads_under_lease: u64,
     pub(super) elections: u64,
     pub(super) messages: Vec<Message>,
@@ -142,6 +145,7 @@ impl Raft {
             now: 0,
             lease_until: 0,
             lease_forfeited: false,
+            heard_from_leader_at: None,
             reads_under_lease: 0,
             elections: 0,
             messages: Vec::new(),
@@ -322,6 +326,7 @@ impl Raft {
             Role::Follower => self.leader = Some(from),
         }
         self.election_timer.reset_elapsed();
+        self.heard_from_leader_at = Some(self.now);
         true
     }
 

@@ -122,7 +122,6 @@ pub enum MessageBody {
         snapshot: Snapshot,
     },
     /// The leader hands over leadership (thesis §3.10): the receiver, whose log matches the
-    /// leader's to its last entry, campaigns at once, without pre-vote. Last, so that the
-    /// wire numbers of the other variants stay as they were.
+    /// leader's to its last entry, campaigns at once, without pre-vote.
     TimeoutNow,
 }

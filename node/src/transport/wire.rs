@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::raft::{Message, MessageBody, NodeId};
 
-/// The first bytes of every peer request body: "Faultline peer", format 1.
-pub const MAGIC: [u8; 4] = *b"FLP1";
+/// The first bytes of every peer request body: "Faultline peer", format 2 (format 1 had no
+/// `transfer` in RequestVote and no TimeoutNow).
+pub const MAGIC: [u8; 4] = *b"FLP2";
 
 /// What a peer request carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

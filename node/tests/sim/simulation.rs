@@ -162,7 +162,7 @@ impl Simulation {
         let mut lease_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6c65_6173_6573);
         let read_mode = if lease_rng.random_bool(0.5) {
             ReadMode::Lease {
-                drift_margin_ticks: pick(&mut lease_rng, &[0, 1, 3]),
+                drift_margin_ticks: pick(&mut lease_rng, &[1, 3]),
             }
         } else {
             ReadMode::ReadIndex
