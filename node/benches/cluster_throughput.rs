@@ -9,7 +9,8 @@
 //! `BENCH_CLIENT_THREADS` (default 1). With `BENCH_BASELINE_BINARY=path/to/faultline-node`
 //! (another build, e.g. of the previous commit) a second cluster of that binary runs beside
 //! this build's, the runs alternate between the two (so noise hits both alike), and the
-//! ratios of the medians are printed.
+//! ratios of the medians are printed. `BENCH_NODE_ARGS` adds flags to this build's nodes
+//! only (e.g. `--read-mode lease`, against a baseline of the same binary without them).
 //!
 //! The load generator shares the machine with the nodes, so it is kept as cheap as wrk: each
 //! client owns one keep-alive HTTP/1.1 connection (no pool), all on one thread. On two cores
@@ -183,10 +184,12 @@ fn main() {
     // One load-generator thread: on two cores, every extra client thread takes CPU from the
     // nodes being measured.
     let client_threads = env_or("BENCH_CLIENT_THREADS", 1).max(1);
-    let cluster = TestCluster::start(3, &[]);
+    let node_args = std::env::var("BENCH_NODE_ARGS").unwrap_or_default();
+    let node_args: Vec<&str> = node_args.split_whitespace().collect();
+    let cluster = TestCluster::start(3, &node_args);
     println!(
         "faultline-node: 3 nodes on loopback, fsync on, {clients} HTTP clients against the leader, \
-         {seconds} s per run, {repeats} runs"
+         {seconds} s per run, {repeats} runs, extra flags {node_args:?}"
     );
     let baseline = std::env::var_os("BENCH_BASELINE_BINARY").map(|binary| {
         let binary = std::path::PathBuf::from(binary);
