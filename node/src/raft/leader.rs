@@ -254,21 +254,13 @@ mod tests {
 
     use super::*;
     use crate::bugs::{Bug, Bugs};
-    use crate::raft::testing::{Cluster, cycle, drain, elect, message, plain_config, recovered};
+    use crate::raft::testing::{
+        Cluster, ack, cycle, drain, elect, message, plain_config, recovered,
+    };
     use crate::raft::{Config, Message, Raft, ReadState, Snapshot, SnapshotMeta};
 
     fn command(text: &'static str) -> Bytes {
         Bytes::from_static(text.as_bytes())
-    }
-
-    fn ack(from: NodeId, term: Term, match_index: Index) -> Message {
-        let body = MessageBody::AppendEntriesResponse {
-            success: true,
-            match_index,
-            conflict_index: 0,
-            conflict_term: None,
-        };
-        message(from, 1, term, body)
     }
 
     fn heartbeat_ack(from: NodeId, term: Term, read_round: u64) -> Message {
@@ -694,14 +686,21 @@ mod tests {
         assert_eq!(read_now(&mut raft, 4).read_states, [served(4)]);
     }
 
-    #[test]
-    fn a_leader_that_steps_down_loses_its_lease_and_a_new_one_starts_without() {
+    /// A lease leader whose first read's round a follower answered: it holds a lease.
+    fn leader_holding_a_lease() -> Raft {
         let mut raft = lease_leader(&[1, 2, 3]);
         let term = raft.term;
         read_now(&mut raft, 1);
         raft.step(heartbeat_ack(2, term, 1));
         cycle(&mut raft);
         assert!(raft.serves_reads_under_lease());
+        raft
+    }
+
+    #[test]
+    fn a_leader_that_steps_down_loses_its_lease_and_a_new_one_starts_without() {
+        let mut raft = leader_holding_a_lease();
+        let term = raft.term;
         raft.step(message(
             2,
             1,
@@ -715,12 +714,8 @@ mod tests {
 
     #[test]
     fn a_leader_that_starts_a_transfer_serves_no_more_reads_under_its_lease() {
-        let mut raft = lease_leader(&[1, 2, 3]);
+        let mut raft = leader_holding_a_lease();
         let term = raft.term;
-        read_now(&mut raft, 1);
-        raft.step(heartbeat_ack(2, term, 1));
-        cycle(&mut raft);
-        assert!(raft.serves_reads_under_lease());
         raft.transfer_leadership(2).unwrap();
         assert!(!raft.serves_reads_under_lease());
         // Reads are confirmed by rounds again, and the answers renew no lease: the target

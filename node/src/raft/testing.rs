@@ -55,6 +55,17 @@ pub fn message(from: NodeId, to: NodeId, term: Term, body: MessageBody) -> Messa
     }
 }
 
+/// `from`'s acknowledgement to leader 1 that its log matches through `match_index`.
+pub fn ack(from: NodeId, term: Term, match_index: Index) -> Message {
+    let body = MessageBody::AppendEntriesResponse {
+        success: true,
+        match_index,
+        conflict_index: 0,
+        conflict_term: None,
+    };
+    message(from, 1, term, body)
+}
+
 /// One Ready, as the shell would handle it (persist, send, apply, advance).
 pub fn cycle(raft: &mut Raft) -> Ready {
     let ready = raft.ready();

@@ -119,18 +119,8 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::raft::testing::{Cluster, drain, elect, message, plain_config, recovered};
-    use crate::raft::{Config, Index, Message, ProposeError, Term};
-
-    fn ack(from: NodeId, term: Term, match_index: Index) -> Message {
-        let body = MessageBody::AppendEntriesResponse {
-            success: true,
-            match_index,
-            conflict_index: 0,
-            conflict_term: None,
-        };
-        message(from, 1, term, body)
-    }
+    use crate::raft::testing::{Cluster, ack, drain, elect, message, plain_config, recovered};
+    use crate::raft::{Config, Message, ProposeError};
 
     fn timeouts_now(messages: &[Message]) -> Vec<NodeId> {
         messages

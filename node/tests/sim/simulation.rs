@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use faultline_node::bugs::Bugs;
 use faultline_node::raft::{
-    Config, NodeId, NotLeader, ProposeError, Raft, ReadMode, Role, Term, TransferError,
+    Config, NodeId, NotLeader, ProposeError, Raft, ReadMode, Role, Status, Term, TransferError,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -426,16 +426,19 @@ impl Simulation {
         Ok(())
     }
 
-    /// Asks the leader of the newest term to hand leadership to another node, now and then
-    /// to itself or to a stranger, which it must refuse.
-    fn ask_for_transfer(&mut self) -> Result<(), String> {
-        let Some(leader) = self
-            .shells
+    /// The status of the running node that leads the newest term, if any does.
+    fn newest_leader(&self) -> Option<Status> {
+        self.shells
             .iter()
             .filter_map(|shell| shell.raft.as_ref().map(Raft::status))
             .filter(|status| status.role == Role::Leader)
             .max_by_key(|status| status.term)
-        else {
+    }
+
+    /// Asks the leader of the newest term to hand leadership to another node, now and then
+    /// to itself or to a stranger, which it must refuse.
+    fn ask_for_transfer(&mut self) -> Result<(), String> {
+        let Some(leader) = self.newest_leader() else {
             return Ok(());
         };
         let size = self.ids.len() as NodeId;
@@ -529,13 +532,7 @@ impl Simulation {
     /// If a node leads a newer term than any seen so far, cuts it off together with the
     /// leader before it (replacing the previous cut).
     fn cut_off_new_leader(&mut self) {
-        let Some(leader) = self
-            .shells
-            .iter()
-            .filter_map(|shell| shell.raft.as_ref().map(Raft::status))
-            .filter(|status| status.role == Role::Leader)
-            .max_by_key(|status| status.term)
-        else {
+        let Some(leader) = self.newest_leader() else {
             return;
         };
         if leader.term <= self.leaders.term {
