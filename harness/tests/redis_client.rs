@@ -190,6 +190,13 @@ impl Cluster {
         kill(pid, signal).unwrap();
     }
 
+    /// Waits until server `index` has exited (after a fatal signal). Until then its listening
+    /// socket may still take a connection into its backlog and then reset it, which the client
+    /// rightly reports as `connect error` rather than `connection refused`.
+    fn reap_server(&mut self, index: usize) {
+        self.servers[index].wait().unwrap();
+    }
+
     /// Waits until `ready` holds, or fails the test naming `what` after [`SETTLE`].
     async fn wait(&self, what: &str, ready: impl AsyncFn(&Cluster) -> bool) {
         let deadline = Instant::now() + SETTLE;
@@ -350,7 +357,7 @@ async fn every_operation_round_trips_through_the_primary_the_sentinels_name() {
     if !redis_installed() {
         return;
     }
-    let cluster = Cluster::start().await;
+    let mut cluster = Cluster::start().await;
     let clients = cluster.clients();
 
     // Each task asks its own home's sentinel first; all are told the primary, n1.
@@ -434,6 +441,7 @@ async fn every_operation_round_trips_through_the_primary_the_sentinels_name() {
         lost,
         Completion::new(Outcome::Fail("connection lost".into()), Some("n1".into()))
     );
+    cluster.reap_server(0);
     let refused = open(&clients, 2).await.invoke(&write("r0", 6)).await;
     assert_eq!(
         refused,
