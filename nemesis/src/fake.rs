@@ -275,7 +275,11 @@ impl FakeNetwork {
 impl Partitioner for FakeNetwork {
     async fn cut(&self, links: &[Link]) -> Result<(), PartitionError> {
         lock(&self.cut).extend(links.iter().cloned());
-        lock(&self.journal).push(format!("cut {}", links.len()));
+        let links: Vec<String> = links
+            .iter()
+            .map(|link| format!("{}->{}", link.from, link.to))
+            .collect();
+        lock(&self.journal).push(format!("cut {}", links.join(" ")));
         Ok(())
     }
 

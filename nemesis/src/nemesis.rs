@@ -38,6 +38,16 @@ const LEADER_POLL: Duration = Duration::from_millis(20);
 /// a leader whose log is shorter still.
 const SUCCESSOR_PAUSED: Duration = Duration::from_millis(350);
 
+/// How long a leader being cut off is not heard before it stops hearing, too. The bundled node
+/// (as many do) answers a Raft message with a message of its own the other way: cut both ways
+/// at once, or the way back first (as the links' order made it for some node names), the
+/// leader's last entries reach the followers but their acknowledgements do not, its clients
+/// wait on entries every node holds, and it is deposed with no entry of its own. Its own links
+/// cut first, the acknowledgements already on their way arrive, its clients send their next
+/// writes, and those it alone holds: the uncommitted suffix that a deposed leader must give up
+/// (flap-leader's aim). A loopback round trip is well under this.
+const UNHEARD_FIRST: Duration = Duration::from_millis(20);
+
 /// How long a fault that runs alone lets the cluster settle before it starts: long enough for
 /// a node that the other lane just restarted to catch up with the leader.
 const SETTLE: Duration = Duration::from_millis(300);
@@ -114,8 +124,9 @@ pub struct Nemesis<C, P> {
     active: Mutex<BTreeMap<Lane, Vec<ActiveFault>>>,
     /// Numbers the crash-restart storms, so that the crashes of one can be told apart.
     storms: AtomicU64,
-    /// When a node was last restarted: flap-leader lets it catch up before a round.
-    last_restart: Mutex<Option<Instant>>,
+    /// When a node last came back, restarted or resumed: it missed entries while it was out,
+    /// and flap-leader lets it catch up before a round.
+    last_return: Mutex<Option<Instant>>,
     /// One permit a lane: a fault in force holds its lane's, and a fault that
     /// [runs alone](FaultPlan::runs_alone) holds them all. Fair: once a fault waits to run
     /// alone, the other lane's next fault waits behind it.
@@ -140,7 +151,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             on_event: Mutex::new(Box::new(on_event)),
             active: Mutex::default(),
             storms: AtomicU64::new(0),
-            last_restart: Mutex::default(),
+            last_return: Mutex::default(),
             turns: Semaphore::new(LANES as usize),
         }
     }
@@ -406,6 +417,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             }
             ActiveFault::Paused(nodes) => {
                 let (resumed, result) = apply(&*self.cluster, Action::Resume, &nodes).await;
+                self.note_return(&resumed);
                 self.report_healed(EventName::Resume, &resumed);
                 self.remember(lane, ActiveFault::Paused(unhealed(nodes, &resumed)));
                 result
@@ -523,7 +535,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
     }
 
     /// Cuts the leader of the moment (or else `fallback`) off from every other node, both
-    /// ways; returns the node cut off.
+    /// ways, its own links first (see [`UNHEARD_FIRST`]); returns the node cut off.
     async fn isolate_leader(
         &self,
         lane: Lane,
@@ -531,7 +543,12 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
     ) -> Result<NodeName, NemesisError> {
         let leader = self.cluster.leader().await.unwrap_or(fallback);
         let grudge = Grudge::isolate(&leader, &self.cluster.nodes());
-        self.partition(lane, grudge).await?;
+        let (its_own, to_it) = grudge
+            .links()
+            .into_iter()
+            .partition(|link| link.from == leader);
+        self.partition_in_steps(lane, &grudge, &[its_own, to_it])
+            .await?;
         Ok(leader)
     }
 
@@ -672,12 +689,29 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
     }
 
     async fn partition(&self, lane: Lane, grudge: Grudge) -> Result<(), NemesisError> {
+        self.partition_in_steps(lane, &grudge, &[grudge.links()])
+            .await
+    }
+
+    /// Puts `grudge` in force as one fault (one start event, one heal), cutting its links in
+    /// `steps`, [`UNHEARD_FIRST`] apart.
+    async fn partition_in_steps(
+        &self,
+        lane: Lane,
+        grudge: &Grudge,
+        steps: &[Vec<Link>],
+    ) -> Result<(), NemesisError> {
         let value = grudge.to_json();
         self.emit(EventName::StartPartition, value.clone());
         // Remembered before cutting: a cut that fails halfway still gets healed.
         let stop = EventName::StopPartition;
         self.remember(lane, ActiveFault::Network { stop, value });
-        self.network.cut(&grudge.links()).await?;
+        for (step, links) in steps.iter().enumerate() {
+            if step > 0 {
+                tokio::time::sleep(UNHEARD_FIRST).await;
+            }
+            self.network.cut(links).await?;
+        }
         Ok(())
     }
 
@@ -727,26 +761,33 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
     /// Restarts `nodes`, all at once, reports those that came back and notes when.
     async fn restart(&self, nodes: &[NodeName]) -> (Vec<NodeName>, Result<(), NemesisError>) {
         let (restarted, result) = apply(&*self.cluster, Action::Restart, nodes).await;
-        if !restarted.is_empty() {
-            *self
-                .last_restart
-                .lock()
-                .expect("never poisoned: no panics while held") = Some(Instant::now());
-        }
+        self.note_return(&restarted);
         self.report_healed(EventName::Restart, &restarted);
         (restarted, result)
     }
 
-    /// Whether every node runs, and the last one restarted has had [`SETTLE`] to catch up.
+    /// Notes that `nodes` came back (restarted or resumed) now, if any did.
+    fn note_return(&self, nodes: &[NodeName]) {
+        if !nodes.is_empty() {
+            *self
+                .last_return
+                .lock()
+                .expect("never poisoned: no panics while held") = Some(Instant::now());
+        }
+    }
+
+    /// Whether every node runs, and the last one back (restarted or resumed) has had
+    /// [`SETTLE`] to catch up. A resume counts as much as a restart: a paused node misses
+    /// entries too, and a node paused right after its restart only starts up when resumed.
     fn settled(&self) -> bool {
         let any_out = self.active().values().flatten().any(|fault| {
             matches!(fault, ActiveFault::Down(nodes) | ActiveFault::Paused(nodes) if !nodes.is_empty())
         });
-        let last_restart = *self
-            .last_restart
+        let last_return = *self
+            .last_return
             .lock()
             .expect("never poisoned: no panics while held");
-        !any_out && last_restart.is_none_or(|at| at.elapsed() >= SETTLE)
+        !any_out && last_return.is_none_or(|at| at.elapsed() >= SETTLE)
     }
 
     fn report_healed(&self, name: EventName, nodes: &[NodeName]) {
@@ -1133,7 +1174,7 @@ mod tests {
                 r#"event kill ["n1"]"#,
                 "kill n1",
                 r#"event start-partition {"n1":["n2"],"n2":["n1","n3"],"n3":["n2"]}"#,
-                "cut 4",
+                "cut n2->n1 n1->n2 n3->n2 n2->n3",
                 "heal",
                 r#"event stop-partition {"n1":["n2"],"n2":["n1","n3"],"n3":["n2"]}"#,
                 "restart n1",
@@ -1274,6 +1315,43 @@ mod tests {
         }));
     }
 
+    /// A leader that still hears the others once they stop hearing it (the bug this
+    /// prevents: the way back cut first) gets their acknowledgements of what it sent, and
+    /// holds its clients' next writes alone.
+    #[tokio::test(start_paused = true)]
+    async fn isolating_the_leader_cuts_its_own_links_first_then_the_links_to_it() {
+        for leader in ["n1", "n2", "n3"] {
+            let setup = setup(3);
+            setup.cluster.set_leader(Some(leader));
+            let start = Instant::now();
+            setup
+                .nemesis
+                .start(FaultPlan::IsolateLeader {
+                    fallback: "n1".into(),
+                })
+                .await
+                .unwrap();
+            assert_eq!(start.elapsed(), UNHEARD_FIRST);
+            let cuts: Vec<String> = journal(&setup)
+                .into_iter()
+                .filter(|line| line.starts_with("cut "))
+                .collect();
+            let others: Vec<_> = ["n1", "n2", "n3"]
+                .into_iter()
+                .filter(|n| *n != leader)
+                .collect();
+            let [a, b] = others[..] else { unreachable!() };
+            assert_eq!(
+                cuts,
+                [
+                    format!("cut {leader}->{a} {leader}->{b}"),
+                    format!("cut {a}->{leader} {b}->{leader}")
+                ],
+                "isolating {leader}"
+            );
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn flap_leader_isolates_the_leader_holds_the_next_still_and_restarts_the_deposed() {
         let setup = setup(3);
@@ -1359,23 +1437,33 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn flap_leader_waits_for_the_other_lanes_node_to_run_and_catch_up() {
+    async fn flap_leader_waits_for_the_other_lanes_killed_node_to_run_and_catch_up() {
+        flap_leader_waits_for_the_other_lanes_node(Action::Kill, EventName::Restart).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flap_leader_waits_for_the_other_lanes_paused_node_to_catch_up() {
+        flap_leader_waits_for_the_other_lanes_node(Action::Pause, EventName::Resume).await;
+    }
+
+    /// The process lane takes n3 out (`out`: a kill or a pause) until 0.4 s; flap-leader's
+    /// round must wait until n3 is `back` and then [`SETTLE`] more.
+    async fn flap_leader_waits_for_the_other_lanes_node(out: Action, back: EventName) {
         let setup = setup(3);
         setup.cluster.set_leader(Some("n1"));
         setup
             .cluster
             .hold_elections(&setup.network, Duration::from_millis(150));
         let nemesis = &setup.nemesis;
-        // The process lane has n3 down until 0.4 s.
-        nemesis
-            .kill(
-                Lane::Process,
-                EventName::Kill,
-                json!(["n3"]),
-                vec!["n3".into()],
-            )
-            .await
-            .unwrap();
+        let n3 = vec!["n3".to_string()];
+        match out {
+            Action::Kill => nemesis
+                .kill(Lane::Process, EventName::Kill, json!(n3), n3)
+                .await
+                .unwrap(),
+            Action::Pause => nemesis.pause(Lane::Process, n3).await.unwrap(),
+            other => unreachable!("n3 is taken out by a kill or a pause, not {other:?}"),
+        }
         let process_lane = async {
             tokio::time::sleep(Duration::from_millis(400)).await;
             nemesis.stop(Lane::Process).await.unwrap();
@@ -1408,12 +1496,12 @@ mod tests {
                 .map(|(time, _)| *time)
                 .unwrap_or_else(|| panic!("no {name:?} in {timeline:?}"))
         };
-        let restarted = at(EventName::Restart);
+        let returned = at(back);
         let isolated = at(EventName::StartPartition);
-        assert!((0.399..0.41).contains(&restarted), "{timeline:?}");
+        assert!((0.399..0.41).contains(&returned), "{timeline:?}");
         assert!(
-            isolated >= restarted + SETTLE.as_secs_f64() - 0.001,
-            "the leader was cut off {isolated} s, n3 back at {restarted} s: {timeline:?}"
+            isolated >= returned + SETTLE.as_secs_f64() - 0.001,
+            "the leader was cut off {isolated} s, n3 back at {returned} s: {timeline:?}"
         );
         assert_all_healed(&setup);
     }
