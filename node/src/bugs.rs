@@ -36,11 +36,16 @@ pub enum Bug {
     /// as the leader's: the leader counts entries the follower does not hold, and the
     /// follower commits and applies entries no leader sent it.
     NoTruncate,
+    /// Change voters in one step, from C_old straight to C_new, without the joint
+    /// configuration (thesis §4.3): while some nodes have switched and others have not, a
+    /// majority of C_old and a disjoint majority of C_new can elect two leaders in one term
+    /// and commit different entries at one index.
+    MembershipOneStep,
 }
 
 impl Bug {
     /// Every bug, in the order help texts list them.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 8] = [
         Bug::StaleRead,
         Bug::EarlyAck,
         Bug::ForgetVote,
@@ -48,6 +53,7 @@ impl Bug {
         Bug::CommitOldTerm,
         Bug::VoteAnyLog,
         Bug::NoTruncate,
+        Bug::MembershipOneStep,
     ];
 
     /// The mistake, in one line (for `--help`).
@@ -60,6 +66,9 @@ impl Bug {
             Bug::CommitOldTerm => "a leader commits entries of earlier terms by counting replicas",
             Bug::VoteAnyLog => "votes granted without the up-to-date-log check",
             Bug::NoTruncate => "a follower keeps the entries after a conflicting one",
+            Bug::MembershipOneStep => {
+                "voters change from C_old to C_new in one step, with no joint configuration"
+            }
         }
     }
 
@@ -73,6 +82,7 @@ impl Bug {
             Bug::CommitOldTerm => "commit-old-term",
             Bug::VoteAnyLog => "vote-any-log",
             Bug::NoTruncate => "no-truncate",
+            Bug::MembershipOneStep => "membership-one-step",
         }
     }
 }
@@ -115,6 +125,7 @@ pub struct Bugs {
     pub commit_old_term: bool,
     pub vote_any_log: bool,
     pub no_truncate: bool,
+    pub membership_one_step: bool,
 }
 
 impl Bugs {
@@ -127,6 +138,7 @@ impl Bugs {
         commit_old_term: false,
         vote_any_log: false,
         no_truncate: false,
+        membership_one_step: false,
     };
 
     /// Switches on every bug in `list`.
@@ -158,6 +170,7 @@ impl Bugs {
             Bug::CommitOldTerm => &mut self.commit_old_term,
             Bug::VoteAnyLog => &mut self.vote_any_log,
             Bug::NoTruncate => &mut self.no_truncate,
+            Bug::MembershipOneStep => &mut self.membership_one_step,
         }
     }
 }

@@ -300,6 +300,11 @@ impl Driver {
             Err(ProposeError::TransferInProgress { .. }) => {
                 let _ = reply.send(Err(ClientError::NotLeader { leader: None }));
             }
+            Err(
+                refused @ (ProposeError::MembershipChangeInProgress
+                | ProposeError::LeaderNotReady
+                | ProposeError::Membership(_)),
+            ) => unreachable!("a command proposal is never refused for membership: {refused}"),
         }
         Ok(())
     }
@@ -425,11 +430,13 @@ impl Driver {
         let applied = match &entry.payload {
             Payload::Noop => Applied::Noop,
             Payload::Command(data) => Applied::Command(data),
+            Payload::Membership(membership) => Applied::Membership(membership),
         };
         let fingerprint = self.kv.fingerprint_entry(entry.index, entry.term, applied);
         self.checkpoints.applied(entry.index, fingerprint);
         let result = match entry.payload {
-            Payload::Noop => None,
+            // A configuration took effect when it was appended; the state machine has none.
+            Payload::Noop | Payload::Membership(_) => None,
             Payload::Command(data) => match serde_json::from_slice::<Command>(&data) {
                 Ok(command) => Some(self.kv.apply(entry.index, command)),
                 Err(e) => {
@@ -476,13 +483,11 @@ impl Driver {
         if self.applied < self.snapshot_index + self.settings.snapshot_threshold {
             return Ok(());
         }
-        let snapshot = Snapshot {
-            meta: SnapshotMeta {
-                index: self.applied,
-                term: self.applied_term,
-            },
-            data: Bytes::from(self.kv.snapshot()),
+        let meta = SnapshotMeta {
+            index: self.applied,
+            term: self.applied_term,
         };
+        let snapshot = self.raft.snapshot_of(meta, Bytes::from(self.kv.snapshot()));
         self.storage
             .compact(&snapshot)
             .context("writing a snapshot")?;

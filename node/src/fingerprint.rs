@@ -42,6 +42,8 @@ pub enum Applied<'a> {
     Noop,
     /// A command's bytes as they are in the log.
     Command(&'a [u8]),
+    /// A configuration: its members, by id, voters of C_new, of C_old, then learners.
+    Membership(&'a crate::raft::Membership),
 }
 
 impl Fingerprint {
@@ -65,6 +67,19 @@ impl Fingerprint {
                 eat(&[1]);
                 eat(&(bytes.len() as u64).to_le_bytes());
                 eat(bytes);
+            }
+            Applied::Membership(membership) => {
+                eat(&[2]);
+                for (kind, ids) in [
+                    (0u8, &membership.voters),
+                    (1, &membership.outgoing),
+                    (2, &membership.learners),
+                ] {
+                    for id in ids {
+                        eat(&[kind]);
+                        eat(&id.to_le_bytes());
+                    }
+                }
             }
         }
         Fingerprint(hash)

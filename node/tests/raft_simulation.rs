@@ -17,6 +17,7 @@ use sim::{Totals, run_seeds};
 /// 1000 ticks (10 s of simulated time) of faults, then up to 2000 ticks to recover.
 const FAULTS_THEN_RECOVERY: Scenario = Scenario {
     nodes: 3,
+    spares: 0,
     fault_ticks: 1000,
     recovery_ticks: 2000,
     compact_threshold: None,
@@ -76,6 +77,31 @@ fn five_nodes_whose_new_leaders_are_cut_off_at_once() {
     }
 }
 
+/// Membership changes among the faults: three voters and two spares, leaders asked now and
+/// then to add a learner, promote one, add a voter or remove a member (themselves too), with
+/// snapshots (a joining node may get one). Besides Raft's safety properties, every election
+/// and every commit must follow the quorum rules of the configuration in force.
+#[test]
+fn membership_changes_stay_safe_under_faults() {
+    let scenario = Scenario {
+        spares: 2,
+        compact_threshold: Some(50),
+        ..FAULTS_THEN_RECOVERY
+    };
+    let totals = run_seeds("membership_changes_stay_safe_under_faults", scenario, 1000);
+    assert_exercised(&totals);
+    if totals.seeds > 20 {
+        let completed = totals.sum(|run| run.membership_changes_completed);
+        let seeds_with_changes = totals.sum(|run| u64::from(run.membership_changes_completed >= 2));
+        assert!(
+            2 * seeds_with_changes >= totals.seeds,
+            "two membership changes completed in only {seeds_with_changes} of {} seeds ({completed} \
+             in all)",
+            totals.seeds
+        );
+    }
+}
+
 #[test]
 fn snapshots_bring_lagging_nodes_back() {
     let scenario = Scenario {
@@ -124,7 +150,9 @@ fn assert_exercised(totals: &Totals) {
 /// The simulator's teeth: each bug of the zoo that lives in the core breaks an invariant in
 /// some seeds of the same faults the correct core survives (forget-vote through restarts
 /// that forget a vote; vote-any-log, commit-old-term and no-truncate through the leader
-/// changes of partitions). Five nodes, where Figure 8 and a stale suffix can play out.
+/// changes of partitions; membership-one-step through replacements of voters, whose C_old
+/// and C_new majorities can be disjoint). Five nodes, where Figure 8 and a stale suffix can
+/// play out.
 #[test]
 fn the_simulator_catches_every_bug_of_the_core() {
     let seeds = sim::env_u64("RAFT_SIM_SEEDS").unwrap_or(300);
@@ -133,11 +161,16 @@ fn the_simulator_catches_every_bug_of_the_core() {
         Bug::VoteAnyLog,
         Bug::CommitOldTerm,
         Bug::NoTruncate,
+        Bug::MembershipOneStep,
     ] {
         let mut caught = 0;
         for nodes in [3, 5] {
+            // Membership changes only where the bug is about them: the others' figures stay
+            // comparable with earlier runs.
+            let spares = if bug == Bug::MembershipOneStep { 2 } else { 0 };
             let scenario = Scenario {
                 nodes,
+                spares,
                 bugs: Bugs::from_list(&[bug]),
                 ..FAULTS_THEN_RECOVERY
             };

@@ -129,6 +129,7 @@ fn entry(index: Index, term: Term) -> Entry {
 fn snapshot(index: Index, term: Term, how: &str) -> Snapshot {
     Snapshot {
         meta: SnapshotMeta { index, term },
+        membership: None,
         data: Bytes::from(format!("{how} at {index}")),
     }
 }

@@ -73,6 +73,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
         (number(), number()).prop_map(|(index, term)| MessageBody::InstallSnapshot {
             snapshot: Snapshot {
                 meta: SnapshotMeta { index, term },
+                membership: None,
                 data: Bytes::new()
             },
         }),
@@ -134,6 +135,7 @@ fn a_snapshot_at_an_index_no_log_reaches_is_ignored() {
         let meta = SnapshotMeta { index, term: 1 };
         let snapshot = Snapshot {
             meta,
+            membership: None,
             data: Bytes::new(),
         };
         raft.step(Message {

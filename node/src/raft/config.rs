@@ -11,7 +11,9 @@ use crate::bugs::Bugs;
 pub struct Config {
     /// This node's id; must be one of `voters`.
     pub id: NodeId,
-    /// Every member of the cluster, including `id`.
+    /// The cluster's initial voters, including `id`: the configuration in force until the
+    /// log or a snapshot says otherwise. Empty for a node that joins a running cluster; it
+    /// learns its configuration from the leader.
     pub voters: Vec<NodeId>,
     /// A leader sends heartbeats every this many ticks.
     pub heartbeat_ticks: u32,
@@ -84,7 +86,9 @@ impl Config {
     /// Checks that the configuration can work: `id` is a voter, no voter is listed twice,
     /// heartbeats come more often than election timeouts, and the limits are positive.
     pub fn validate(&self) -> Result<(), RaftError> {
-        if !self.voters.contains(&self.id) {
+        // No voters: a node that joins an existing cluster, and learns its configuration
+        // from the leader.
+        if !self.voters.is_empty() && !self.voters.contains(&self.id) {
             return Err(RaftError::NotAVoter {
                 id: self.id,
                 voters: self.voters.clone(),
@@ -142,11 +146,6 @@ impl Config {
                 .filter(|&ticks| ticks > 0),
         }
     }
-
-    /// How many votes win an election or commit an entry.
-    pub(super) fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
-    }
 }
 
 #[cfg(test)]
@@ -160,7 +159,6 @@ mod tests {
         assert_eq!(config.heartbeat_ticks, 5);
         assert_eq!(config.election_ticks, 15..30);
         assert_eq!(config.seed, 2);
-        assert_eq!(config.quorum(), 2);
     }
 
     #[test]
@@ -181,13 +179,6 @@ mod tests {
         );
         assert_eq!(Config::new(1, vec![1, 2]).lease_ticks(), None);
         assert_eq!(lease(0).validate(), Err(RaftError::LeaseMarginBelowOneTick));
-    }
-
-    #[test]
-    fn quorum_is_a_strict_majority() {
-        assert_eq!(Config::new(1, vec![1]).quorum(), 1);
-        assert_eq!(Config::new(1, vec![1, 2]).quorum(), 2);
-        assert_eq!(Config::new(1, vec![1, 2, 3, 4, 5]).quorum(), 3);
     }
 
     #[test]

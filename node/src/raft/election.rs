@@ -7,6 +7,7 @@ use std::ops::Range;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::membership::VoteResult;
 use super::{Index, Message, MessageBody, NodeId, Raft, Role, Term};
 
 /// Counts ticks without news from a leader against a timeout drawn at random, so that
@@ -77,14 +78,6 @@ pub(super) struct VoteTally {
     answers: BTreeMap<NodeId, bool>,
 }
 
-/// Where a campaign stands.
-#[derive(Debug, PartialEq, Eq)]
-enum Outcome {
-    Won,
-    Lost,
-    Pending,
-}
-
 impl VoteTally {
     fn restart(&mut self, own_id: NodeId) {
         self.answers.clear();
@@ -95,17 +88,6 @@ impl VoteTally {
     fn record(&mut self, voter: NodeId, granted: bool) {
         self.answers.entry(voter).or_insert(granted);
     }
-
-    fn outcome(&self, quorum: usize) -> Outcome {
-        let granted = self.answers.values().filter(|&&granted| granted).count();
-        if granted >= quorum {
-            Outcome::Won
-        } else if self.answers.len() - granted >= quorum {
-            Outcome::Lost
-        } else {
-            Outcome::Pending
-        }
-    }
 }
 
 impl Raft {
@@ -114,7 +96,7 @@ impl Raft {
     /// (Raft §5.1: a server retries an RPC that gets no response).
     pub(super) fn tick_election(&mut self) {
         // Only a corrupt peer can have pushed the term to its limit; never overflow it.
-        if self.election_timer.tick() && self.term < Term::MAX {
+        if self.election_timer.tick() && self.term < Term::MAX && self.may_campaign() {
             self.elections += 1;
             if self.config.pre_vote {
                 self.become_pre_candidate();
@@ -135,7 +117,7 @@ impl Raft {
     /// request to a peer that was down or cut off is lost, and the answer decides the term.
     fn retry_vote_requests(&mut self) {
         let silent: Vec<NodeId> = self
-            .peer_ids()
+            .voter_peers()
             .into_iter()
             .filter(|peer| !self.votes.answers.contains_key(peer))
             .collect();
@@ -171,8 +153,28 @@ impl Raft {
         self.leader = None;
         self.election_timer.restart();
         self.votes.restart(self.config.id);
-        self.ask_for_votes(self.peer_ids());
+        self.ask_for_votes(self.voter_peers());
         self.count_votes();
+    }
+
+    /// Whether this node may campaign: it votes in the configuration in force, or in the
+    /// last committed one while a later one has not committed. A learner or a node whose
+    /// removal committed never does. A leader that appended a C_new without itself and fell
+    /// before C_new committed may hold the only copy of it, which the remaining voters need
+    /// to win (their logs are behind, and it refuses them): it campaigns, counting votes by
+    /// C_new, leads until C_new commits and steps down then.
+    pub(super) fn may_campaign(&self) -> bool {
+        let id = self.config.id;
+        self.log.membership().is_voter(id)
+            || self.log.membership_at(self.log.committed()).is_voter(id)
+    }
+
+    /// The other voters of the configuration in force (both halves of a joint one): whose
+    /// votes a campaign asks for.
+    fn voter_peers(&self) -> Vec<NodeId> {
+        let own = self.config.id;
+        let voters = self.log.membership().all_voters();
+        voters.into_iter().filter(|&id| id != own).collect()
     }
 
     /// Campaigns in the next term; `transfer` when the leader handed over leadership
@@ -185,7 +187,7 @@ impl Raft {
         self.leader = None;
         self.election_timer.restart();
         self.votes.restart(self.config.id);
-        self.ask_for_votes(self.peer_ids());
+        self.ask_for_votes(self.voter_peers());
         self.count_votes();
     }
 
@@ -213,11 +215,13 @@ impl Raft {
     }
 
     fn count_votes(&mut self) {
-        match self.votes.outcome(self.config.quorum()) {
-            Outcome::Won if self.role == Role::PreCandidate => self.become_candidate(false),
-            Outcome::Won => self.become_leader(),
-            Outcome::Lost => self.become_follower(self.term, None),
-            Outcome::Pending => {}
+        // By the quorum rules of the configuration in force: a majority of each half of a
+        // joint one.
+        match self.log.membership().vote_result(&self.votes.answers) {
+            VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(false),
+            VoteResult::Won => self.become_leader(),
+            VoteResult::Lost => self.become_follower(self.term, None),
+            VoteResult::Pending => {}
         }
     }
 

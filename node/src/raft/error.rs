@@ -1,6 +1,6 @@
 //! The errors the Raft core reports to its shell.
 
-use super::{Index, NodeId, Term};
+use super::{Index, MembershipError, NodeId, Term};
 
 /// A configuration, recovered state or compaction request the core cannot accept.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -46,8 +46,6 @@ pub enum RaftError {
     CommitBeyondLog { commit: Index, last_index: Index },
     #[error("the recovered term {term} is lower than the term {log_term} of the last log entry")]
     TermBehindLog { term: Term, log_term: Term },
-    #[error("the recovered vote is for node {0}, which is not a voter")]
-    VoteForStranger(NodeId),
     #[error("cannot compact through index {index}: only entries through {applied} are applied")]
     CompactBeyondApplied { index: Index, applied: Index },
     #[error("the snapshot says entry {index} has term {term}, but the log has {log_term:?} there")]
@@ -76,6 +74,18 @@ pub enum ProposeError {
     /// the transfer ends (at the new leader, or here if it was abandoned).
     #[error("leadership is being transferred to node {target}; nothing was proposed, retry")]
     TransferInProgress { target: NodeId },
+    /// A membership change is under way (its configurations not all committed yet): one
+    /// change at a time.
+    #[error("a membership change is already in progress; retry once it has committed")]
+    MembershipChangeInProgress,
+    /// A new leader changes membership only once it has committed an entry of its own term,
+    /// so that it knows the latest committed configuration (thesis §4.1, the fix for the
+    /// single-server change bug); its no-op commits within a round trip.
+    #[error("the leader has not committed an entry of its term yet; retry shortly")]
+    LeaderNotReady,
+    /// The change does not apply to the current membership.
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
 }
 
 /// Why a leadership transfer could not start.
@@ -86,7 +96,7 @@ pub enum TransferError {
     NotLeader(#[from] NotLeader),
     #[error("node {0} already leads; name another member to transfer leadership to")]
     ToSelf(NodeId),
-    #[error("node {0} is not a member of the cluster; name one of its voters")]
+    #[error("node {0} is not a voter of the cluster; name one of its voters")]
     UnknownTarget(NodeId),
 }
 

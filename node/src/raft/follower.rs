@@ -307,6 +307,7 @@ mod tests {
         raft.step(append(2, (3, 2), &[], 3));
         raft.compact(Snapshot {
             meta: SnapshotMeta { index: 0, term: 0 },
+            membership: None,
             data: Bytes::new(),
         })
         .unwrap();
@@ -362,6 +363,7 @@ mod tests {
     fn install(index: Index, term: Term) -> Message {
         let snapshot = Snapshot {
             meta: SnapshotMeta { index, term },
+            membership: None,
             data: Bytes::from_static(b"kv"),
         };
         message(LEADER, 1, 3, MessageBody::InstallSnapshot { snapshot })

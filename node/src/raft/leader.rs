@@ -3,6 +3,7 @@
 //! commitment by counting replicas, and confirming ReadIndex rounds (which also renew the
 //! lease under [`ReadMode::Lease`](super::ReadMode)).
 
+use super::progress::Progress;
 use super::{Index, MessageBody, NodeId, Raft, Role, Term};
 
 impl Raft {
@@ -36,12 +37,28 @@ impl Raft {
     }
 
     fn quorum_recently_active(&self) -> bool {
-        let active = 1 + self
-            .peers
-            .iter()
-            .filter(|progress| progress.recent_active)
-            .count();
-        active >= self.config.quorum()
+        let own = self.config.id;
+        self.log.membership().has_quorum(|id| {
+            id == own
+                || self
+                    .peers
+                    .iter()
+                    .any(|progress| progress.id == id && progress.recent_active)
+        })
+    }
+
+    /// What each voter has reached by `value` of its progress; the leader itself by `own`.
+    fn quorum_value(&self, own: u64, value: impl Fn(&Progress) -> u64) -> u64 {
+        let own_id = self.config.id;
+        self.log.membership().quorum_value(|id| {
+            if id == own_id {
+                return own;
+            }
+            self.peers
+                .iter()
+                .find(|progress| progress.id == id)
+                .map_or(0, &value)
+        })
     }
 
     /// Sends every follower a heartbeat with the latest ReadIndex round, so that its answer
@@ -191,13 +208,7 @@ impl Raft {
 
     /// Releases the reads of every round a quorum (the leader included) has confirmed.
     fn confirm_reads(&mut self) {
-        let mut rounds: Vec<u64> = self
-            .peers
-            .iter()
-            .map(|progress| progress.read_round)
-            .collect();
-        rounds.push(self.reads.round());
-        let confirmed = quorum_value(&mut rounds, self.config.quorum());
+        let confirmed = self.quorum_value(self.reads.round(), |progress| progress.read_round);
         let sent_at = self.reads.confirm(confirmed, &mut self.read_states);
         if let (Some(sent_at), Some(lease)) = (sent_at, self.config.lease_ticks())
             && !self.lease_forfeited
@@ -216,19 +227,19 @@ impl Raft {
             && self.log.term(self.log.committed()) == Some(self.term)
     }
 
-    /// Commits the highest index a quorum holds, if it is of the current term (Raft §5.4.2:
-    /// entries of earlier terms are committed only indirectly, as in Figure 8). The leader
-    /// counts its own entries once they are persisted.
+    /// Commits the highest index a quorum holds (of each half of a joint configuration), if
+    /// it is of the current term (Raft §5.4.2: entries of earlier terms are committed only
+    /// indirectly, as in Figure 8). The leader counts its own entries once they are
+    /// persisted, and only where it is a voter.
     pub(super) fn maybe_commit(&mut self) {
-        let mut matched: Vec<Index> = self.peers.iter().map(|progress| progress.matched).collect();
-        matched.push(self.log.persisted());
-        let candidate = quorum_value(&mut matched, self.config.quorum());
+        let candidate = self.quorum_value(self.log.persisted(), |progress| progress.matched);
         // The `commit-old-term` bug counts replicas of any term's entry.
         let own_term =
             self.config.bugs.commit_old_term || self.log.term(candidate) == Some(self.term);
         if candidate > self.log.committed() && own_term {
             self.log.commit_to(candidate);
             self.reads.release_held(candidate);
+            self.membership_committed();
         }
     }
 
@@ -240,12 +251,6 @@ impl Raft {
             progress.unreachable();
         }
     }
-}
-
-/// The largest value that at least `quorum` of `values` reach.
-fn quorum_value(values: &mut [u64], quorum: usize) -> u64 {
-    values.sort_unstable_by(|a, b| b.cmp(a));
-    values[quorum - 1]
 }
 
 #[cfg(test)]
@@ -440,6 +445,7 @@ mod tests {
         drain(&mut raft);
         let snapshot = Snapshot {
             meta: SnapshotMeta { index: 3, term: 1 },
+            membership: None,
             data: command("state"),
         };
         raft.compact(snapshot.clone()).unwrap();
@@ -453,6 +459,11 @@ mod tests {
         raft.step(message(3, 1, term, reject));
         let messages = drain(&mut raft);
         assert_eq!(messages.len(), 1);
+        // It carries the configuration in force at its index.
+        let snapshot = Snapshot {
+            membership: Some(crate::raft::Membership::of_voters([1, 2, 3])),
+            ..snapshot
+        };
         assert_eq!(messages[0].body, MessageBody::InstallSnapshot { snapshot });
         raft.step(ack(3, term, 3));
         assert_eq!(appends_to(&drain(&mut raft), 3), [(3, vec![4])]);

@@ -8,7 +8,8 @@
 
 use std::collections::VecDeque;
 
-use super::{Entry, Index, Payload, RaftError, Snapshot, Term};
+use super::membership::MembershipLog;
+use super::{Entry, Index, Membership, Payload, RaftError, Snapshot, Term};
 
 /// The log of one node.
 #[derive(Debug)]
@@ -24,17 +25,23 @@ pub(super) struct RaftLog {
     persisted: Index,
     /// The first index the WAL has not been handed yet.
     unstable_from: Index,
+    /// The configurations the log holds, and the one in force before them.
+    memberships: MembershipLog,
 }
 
 impl RaftLog {
     /// Rebuilds the log from what storage recovered. Entries the snapshot already covers
-    /// are skipped; the rest must follow it without gaps.
+    /// are skipped; the rest must follow it without gaps. `initial` is the configuration in
+    /// force where neither the snapshot nor an entry says otherwise.
     pub fn recover(
         snapshot: Option<Snapshot>,
         entries: Vec<Entry>,
         commit: Index,
+        initial: Membership,
     ) -> Result<RaftLog, RaftError> {
-        let snapshot = snapshot.unwrap_or_default();
+        let mut snapshot = snapshot.unwrap_or_default();
+        let base = snapshot.membership.get_or_insert(initial).clone();
+        let mut memberships = MembershipLog::new(base);
         let offset = snapshot.meta.index;
         let mut log = VecDeque::with_capacity(entries.len());
         let mut previous = snapshot.meta.term;
@@ -54,6 +61,9 @@ impl RaftLog {
                 });
             }
             previous = entry.term;
+            if let Payload::Membership(membership) = &entry.payload {
+                memberships.appended(entry.index, membership.clone());
+            }
             log.push_back(entry);
         }
         let last_index = offset + log.len() as Index;
@@ -67,7 +77,24 @@ impl RaftLog {
             applied: offset,
             persisted: last_index,
             unstable_from: last_index + 1,
+            memberships,
         })
+    }
+
+    /// The configuration in force: the last one in the log, committed or not.
+    pub fn membership(&self) -> &Membership {
+        self.memberships.current()
+    }
+
+    /// The configuration in force at `index`.
+    pub fn membership_at(&self, index: Index) -> &Membership {
+        self.memberships.at(index)
+    }
+
+    /// The index of the last configuration entry, if the log still holds one (one compacted
+    /// away is committed).
+    pub fn last_membership_index(&self) -> Option<Index> {
+        self.memberships.last_change_index()
     }
 
     pub fn snapshot(&self) -> &Snapshot {
@@ -133,6 +160,14 @@ impl RaftLog {
     /// Appends one entry a leader created; its index is `last_index() + 1`.
     pub fn append(&mut self, entry: Entry) {
         debug_assert_eq!(entry.index, self.last_index() + 1);
+        self.push(entry);
+    }
+
+    /// Adds an entry at the end, noting a configuration it carries.
+    fn push(&mut self, entry: Entry) {
+        if let Payload::Membership(membership) = &entry.payload {
+            self.memberships.appended(entry.index, membership.clone());
+        }
         self.entries.push_back(entry);
     }
 
@@ -150,7 +185,9 @@ impl RaftLog {
         if at <= self.last_index() {
             self.truncate_from(at);
         }
-        self.entries.extend(entries.into_iter().skip(first_new));
+        for entry in entries.into_iter().skip(first_new) {
+            self.push(entry);
+        }
     }
 
     /// The `no-truncate` bug: writes the leader's entries over ours at their indexes but
@@ -164,10 +201,17 @@ impl RaftLog {
         let at = entries[first_new].index;
         self.unstable_from = self.unstable_from.min(at);
         self.persisted = self.persisted.min(at - 1);
+        // What the kept suffix carried is lost track of, as a node with this bug would.
+        self.memberships.truncated_from(at);
         for entry in entries.into_iter().skip(first_new) {
             match self.position(entry.index) {
-                Some(position) => self.entries[position] = entry,
-                None => self.entries.push_back(entry),
+                Some(position) => {
+                    if let Payload::Membership(membership) = &entry.payload {
+                        self.memberships.appended(entry.index, membership.clone());
+                    }
+                    self.entries[position] = entry;
+                }
+                None => self.push(entry),
             }
         }
     }
@@ -182,6 +226,7 @@ impl RaftLog {
 
     fn truncate_from(&mut self, index: Index) {
         self.entries.truncate((index - self.first_index()) as usize);
+        self.memberships.truncated_from(index);
         self.unstable_from = self.unstable_from.min(index);
         self.persisted = self.persisted.min(index - 1);
     }
@@ -281,13 +326,24 @@ impl RaftLog {
         }
         self.entries
             .drain(..(index - self.snapshot.meta.index) as usize);
-        self.snapshot = snapshot;
+        self.memberships.compacted_through(index);
+        self.snapshot = Snapshot {
+            membership: Some(self.memberships.at(index).clone()),
+            ..snapshot
+        };
         Ok(())
     }
 
     /// Replaces the whole log with a snapshot from the leader, which is committed.
-    pub fn restore(&mut self, snapshot: Snapshot) {
+    pub fn restore(&mut self, mut snapshot: Snapshot) {
         let index = snapshot.meta.index;
+        // Every snapshot this build sends says its configuration; one that does not keeps
+        // the configuration this node knew there.
+        let membership = snapshot
+            .membership
+            .get_or_insert_with(|| self.memberships.at(index).clone())
+            .clone();
+        self.memberships.restored(membership);
         self.entries.clear();
         self.snapshot = snapshot;
         self.committed = index;
@@ -302,6 +358,7 @@ fn payload_len(payload: &Payload) -> usize {
     match payload {
         Payload::Noop => 0,
         Payload::Command(command) => command.len(),
+        Payload::Membership(membership) => 8 * membership.members().len(),
     }
 }
 
@@ -321,17 +378,22 @@ mod tests {
         }
     }
 
+    fn three() -> Membership {
+        Membership::of_voters([1, 2, 3])
+    }
+
     fn log_with_terms(terms: &[Term]) -> RaftLog {
         let entries = terms
             .iter()
             .enumerate()
             .map(|(at, &term)| entry(at as Index + 1, term));
-        RaftLog::recover(None, entries.collect(), 0).unwrap()
+        RaftLog::recover(None, entries.collect(), 0, three()).unwrap()
     }
 
     fn snapshot(index: Index, term: Term) -> Snapshot {
         Snapshot {
             meta: SnapshotMeta { index, term },
+            membership: None,
             data: Bytes::from_static(b"state"),
         }
     }
@@ -339,7 +401,7 @@ mod tests {
     #[test]
     fn recover_skips_entries_the_snapshot_covers() {
         let entries = (1..=5).map(|index| entry(index, 1)).collect();
-        let log = RaftLog::recover(Some(snapshot(3, 1)), entries, 4).unwrap();
+        let log = RaftLog::recover(Some(snapshot(3, 1)), entries, 4, three()).unwrap();
         assert_eq!((log.first_index(), log.last_index()), (4, 5));
         assert_eq!((log.committed(), log.applied()), (4, 3));
         assert_eq!(log.term(3), Some(1));
@@ -348,7 +410,7 @@ mod tests {
 
     #[test]
     fn recover_rejects_gaps_decreasing_terms_and_commit_beyond_the_log() {
-        let gap = RaftLog::recover(None, vec![entry(1, 1), entry(3, 1)], 0);
+        let gap = RaftLog::recover(None, vec![entry(1, 1), entry(3, 1)], 0, three());
         assert_eq!(
             gap.unwrap_err(),
             RaftError::LogGap {
@@ -356,12 +418,12 @@ mod tests {
                 found: 3
             }
         );
-        let decreasing = RaftLog::recover(None, vec![entry(1, 2), entry(2, 1)], 0);
+        let decreasing = RaftLog::recover(None, vec![entry(1, 2), entry(2, 1)], 0, three());
         assert!(matches!(
             decreasing,
             Err(RaftError::TermsDecrease { index: 2, .. })
         ));
-        let commit = RaftLog::recover(None, vec![entry(1, 1)], 2);
+        let commit = RaftLog::recover(None, vec![entry(1, 1)], 2, three());
         assert_eq!(
             commit.unwrap_err(),
             RaftError::CommitBeyondLog {

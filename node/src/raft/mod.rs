@@ -19,8 +19,8 @@
 //!
 //! Files: `node.rs` (the node, term rules, roles, API), `election.rs`, `leader.rs` and
 //! `follower.rs` (the two sides of replication), `transfer.rs` (leadership transfer, thesis
-//! §3.10), `progress.rs` (per-follower flow control), `read_index.rs`, `log.rs`,
-//! `ready.rs`, `config.rs`, `error.rs`, `types.rs` (wire and storage data). Test-only:
+//! §3.10), `reconfiguration.rs` (membership changes, thesis §4.3), `progress.rs` (per-follower flow control), `read_index.rs`, `log.rs`,
+//! `membership.rs` (configurations and their quorums, joint consensus), `ready.rs`, `config.rs`, `error.rs`, `types.rs` (wire and storage data). Test-only:
 //! `testing.rs` (helpers), `arbitrary_messages.rs` (robustness).
 
 #[cfg(test)]
@@ -31,10 +31,12 @@ mod error;
 mod follower;
 mod leader;
 mod log;
+mod membership;
 mod node;
 mod progress;
 mod read_index;
 mod ready;
+mod reconfiguration;
 #[cfg(test)]
 mod testing;
 mod transfer;
@@ -42,6 +44,7 @@ pub mod types;
 
 pub use config::{Config, ReadMode};
 pub use error::{NotLeader, ProposeError, RaftError, TransferError};
+pub use membership::{Membership, MembershipChange, MembershipError};
 pub use node::{Raft, Role, Status};
 pub use ready::{ReadState, Ready, ReadyShell, SoftState, Step};
 pub use types::*;

@@ -14,8 +14,8 @@ use super::read_index::ReadQueue;
 use super::ready::ReadyTracker;
 use super::transfer::LeaderTransfer;
 use super::{
-    Config, Entry, HardState, Index, Message, MessageBody, NodeId, NotLeader, Payload,
-    ProposeError, RaftError, ReadState, Snapshot, Term,
+    Config, Entry, HardState, Index, Membership, Message, MessageBody, NodeId, NotLeader, Payload,
+    ProposeError, RaftError, ReadState, Snapshot, SnapshotMeta, Term,
 };
 
 /// The part a node plays in its current term.
@@ -70,7 +70,8 @@ pub struct Raft {
     pub(super) role: Role,
     pub(super) leader: Option<NodeId>,
     pub(super) log: RaftLog,
-    /// One per other voter, in `config.voters` order; meaningful while leading.
+    /// One per other member (voters and learners) of the configuration in force, in id
+    /// order; meaningful while leading.
     pub(super) peers: Vec<Progress>,
     pub(super) votes: VoteTally,
     pub(super) reads: ReadQueue,
@@ -113,30 +114,21 @@ impl Raft {
         entries: Vec<Entry>,
     ) -> Result<Raft, RaftError> {
         config.validate()?;
-        let log = RaftLog::recover(snapshot, entries, hard_state.commit)?;
+        let initial = Membership::of_voters(config.voters.iter().copied());
+        let log = RaftLog::recover(snapshot, entries, hard_state.commit, initial)?;
         if hard_state.term < log.last_term() {
             return Err(RaftError::TermBehindLog {
                 term: hard_state.term,
                 log_term: log.last_term(),
             });
         }
-        if let Some(vote) = hard_state.vote.filter(|vote| !config.voters.contains(vote)) {
-            return Err(RaftError::VoteForStranger(vote));
-        }
-        let peers = config
-            .voters
-            .iter()
-            .filter(|&&voter| voter != config.id)
-            .map(|&voter| Progress::new(voter, config.max_inflight))
-            .collect();
-        Ok(Raft {
+        let mut raft = Raft {
             election_timer: ElectionTimer::new(config.election_ticks.clone(), config.seed),
             term: hard_state.term,
             vote: hard_state.vote,
             role: Role::Follower,
             leader: None,
             log,
-            peers,
             votes: VoteTally::default(),
             reads: ReadQueue::default(),
             heartbeat_elapsed: 0,
@@ -153,8 +145,11 @@ impl Raft {
             failed_reads: Vec::new(),
             pending_snapshot: None,
             ready_tracker: ReadyTracker::new(hard_state),
+            peers: Vec::new(),
             config,
-        })
+        };
+        raft.sync_peers();
+        Ok(raft)
     }
 
     /// Advances logical time by one tick: heartbeats, election timeouts, check-quorum.
@@ -166,14 +161,16 @@ impl Raft {
         }
     }
 
-    /// Handles a message from a peer. Messages from a lower term, for another node or from
-    /// a node outside the cluster are ignored (some get an answer that tells the sender
-    /// about the newer term); nothing a peer sends makes this panic.
+    /// Handles a message from a peer. Messages from a lower term and messages for another
+    /// node are ignored (some get an answer that tells the sender about the newer term);
+    /// nothing a peer sends makes this panic. Senders outside this node's configuration are
+    /// heard like any other: a node's configuration may be behind the cluster's (a node added
+    /// back with an old log, or joining with none), and a leader or a candidate of the newer
+    /// one must reach it. Votes count only by the candidate's configuration, and a removed
+    /// node that does not know it is kept from disturbing the cluster by pre-vote and leader
+    /// stickiness (thesis §4.2.3), not by being ignored.
     pub fn step(&mut self, msg: Message) {
-        if msg.to != self.config.id
-            || msg.from == self.config.id
-            || !self.config.voters.contains(&msg.from)
-        {
+        if msg.to != self.config.id || msg.from == self.config.id {
             return;
         }
         if msg.term > self.term && !self.accept_higher_term(&msg) {
@@ -355,6 +352,7 @@ impl Raft {
         self.lease_forfeited = false;
         self.election_timer.restart();
         self.heartbeat_elapsed = 0;
+        self.sync_peers();
         let last_index = self.log.last_index();
         for progress in &mut self.peers {
             progress.reset(last_index);
@@ -415,6 +413,16 @@ impl Raft {
         Ok(())
     }
 
+    /// A snapshot of the state machine `data` taken at `meta.index`, with the configuration
+    /// in force there: build every snapshot to persist or compact with through this.
+    pub fn snapshot_of(&self, meta: SnapshotMeta, data: Bytes) -> Snapshot {
+        Snapshot {
+            meta,
+            membership: Some(self.membership_at(meta.index).clone()),
+            data,
+        }
+    }
+
     /// The shell took a state-machine snapshot at an applied index: drop the log up to it.
     pub fn compact(&mut self, snapshot: Snapshot) -> Result<(), RaftError> {
         self.log.compact(snapshot)
@@ -437,6 +445,7 @@ impl Raft {
         }
     }
 
+    #[cfg(test)]
     pub(super) fn peer_ids(&self) -> Vec<NodeId> {
         self.peers.iter().map(|progress| progress.id).collect()
     }
@@ -548,18 +557,26 @@ mod tests {
     }
 
     #[test]
-    fn messages_from_strangers_or_for_other_nodes_are_ignored() {
+    fn messages_for_other_nodes_are_ignored_and_strangers_are_heard() {
         let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1]);
         let vote = MessageBody::RequestVote {
             last_log_index: 1,
             last_log_term: 1,
             transfer: false,
         };
-        raft.step(message(9, 1, 2, vote.clone()));
         raft.step(message(2, 3, 2, vote.clone()));
-        raft.step(message(1, 1, 2, vote));
+        raft.step(message(1, 1, 2, vote.clone()));
         assert_eq!(raft.term, 1);
         assert!(!raft.has_ready());
+        // A candidate or a leader of a configuration this node has not learned yet.
+        raft.step(message(9, 1, 2, vote));
+        assert_eq!((raft.term, raft.vote), (2, Some(9)));
+        let heartbeat = MessageBody::Heartbeat {
+            leader_commit: 0,
+            read_round: 0,
+        };
+        raft.step(message(9, 1, 2, heartbeat));
+        assert_eq!(raft.leader, Some(9));
     }
 
     #[test]
@@ -598,13 +615,6 @@ mod tests {
                 log_term: 2
             }
         );
-        let stranger = HardState {
-            term: 2,
-            vote: Some(7),
-            commit: 0,
-        };
-        let result = Raft::new(config.clone(), stranger, None, entries(&[1, 2]));
-        assert_eq!(result.unwrap_err(), RaftError::VoteForStranger(7));
         let bad_config = Config {
             heartbeat_ticks: 0,
             ..config

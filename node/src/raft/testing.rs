@@ -140,6 +140,13 @@ impl Cluster {
         }
     }
 
+    /// Starts node `id` as one that joins the running cluster: it knows no configuration,
+    /// and learns it from the leader once a change adds it.
+    pub fn join(&mut self, id: NodeId) {
+        let config = Config::new(id, Vec::new());
+        self.nodes.insert(id, recovered(config, 0, &[]));
+    }
+
     pub fn node(&mut self, id: NodeId) -> &mut Raft {
         self.nodes.get_mut(&id).expect("node in cluster")
     }

@@ -31,7 +31,12 @@ impl Raft {
         if target == self.config.id {
             return Err(TransferError::ToSelf(target));
         }
-        let Some(progress) = self.peers.iter().find(|progress| progress.id == target) else {
+        let is_voter = self.log.membership().voters.contains(&target);
+        let Some(progress) = self
+            .peers
+            .iter()
+            .find(|progress| progress.id == target && is_voter)
+        else {
             return Err(TransferError::UnknownTarget(target));
         };
         if self
@@ -59,8 +64,10 @@ impl Raft {
         if self.role != Role::Leader {
             return None;
         }
+        let voters = &self.log.membership().voters;
         self.peers
             .iter()
+            .filter(|progress| voters.contains(&progress.id))
             .max_by_key(|progress| {
                 (
                     progress.matched,
@@ -106,7 +113,7 @@ impl Raft {
     /// sender's term): skip pre-vote and the election timeout, and campaign as a transfer.
     pub(super) fn handle_timeout_now(&mut self) {
         // Only a corrupt peer can have pushed the term to its limit; never overflow it.
-        if self.term == super::Term::MAX {
+        if self.term == super::Term::MAX || !self.may_campaign() {
             return;
         }
         self.elections += 1;

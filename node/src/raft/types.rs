@@ -6,6 +6,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::Membership;
+
 /// Identifies a cluster member inside the core (the shell maps names like `n1` to ids).
 pub type NodeId = u64;
 /// A Raft term.
@@ -29,6 +31,8 @@ pub enum Payload {
     Noop,
     /// An opaque command for the state machine.
     Command(Bytes),
+    /// A configuration (thesis §4.3): in force on each node from the moment it is appended.
+    Membership(Membership),
 }
 
 /// The state that must be durable before the node answers any message (Raft Figure 2,
@@ -53,6 +57,9 @@ pub struct SnapshotMeta {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub meta: SnapshotMeta,
+    /// The configuration in force at `meta.index`; `None` in a snapshot taken before
+    /// membership could change, meaning the initial voters.
+    pub membership: Option<Membership>,
     /// The state machine's serialized state; opaque to Raft and to storage.
     pub data: Bytes,
 }

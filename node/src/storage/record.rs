@@ -39,8 +39,9 @@ pub(crate) enum RecordKind {
     CompactedTo = 3,
     /// WAL: a snapshot from the leader replaced the whole log.
     ReplacedBy = 4,
-    /// A snapshot file's only record: the whole `Snapshot`.
-    SnapshotFile = 5,
+    /// A snapshot file's only record, as builds before membership changes wrote it: the
+    /// snapshot without its configuration (which was the initial voters). Read, not written.
+    LegacySnapshotFile = 5,
     /// WAL: the first record after an fsync, holding the segment offset that fsync made
     /// durable. Read only after damage, to tell a torn write from damage to synced data.
     SyncMark = 6,
@@ -48,6 +49,8 @@ pub(crate) enum RecordKind {
     /// commit index of the latest hard state an fsync had made durable. A fixed 8 bytes, so
     /// that rewriting it moves nothing.
     DurableCommit = 7,
+    /// A snapshot file's only record: the whole `Snapshot`, configuration included.
+    SnapshotFile = 8,
 }
 
 impl RecordKind {
@@ -57,9 +60,10 @@ impl RecordKind {
             RecordKind::Entries,
             RecordKind::CompactedTo,
             RecordKind::ReplacedBy,
-            RecordKind::SnapshotFile,
+            RecordKind::LegacySnapshotFile,
             RecordKind::SyncMark,
             RecordKind::DurableCommit,
+            RecordKind::SnapshotFile,
         ]
         .into_iter()
         .find(|kind| *kind as u8 == byte)
@@ -72,7 +76,7 @@ impl RecordKind {
             RecordKind::Entries => "log entries",
             RecordKind::CompactedTo => "a compaction marker",
             RecordKind::ReplacedBy => "a snapshot installation marker",
-            RecordKind::SnapshotFile => "a snapshot",
+            RecordKind::SnapshotFile | RecordKind::LegacySnapshotFile => "a snapshot",
             RecordKind::SyncMark => "a sync mark",
             RecordKind::DurableCommit => "the durable commit index",
         }

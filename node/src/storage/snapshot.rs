@@ -19,6 +19,24 @@ use super::StorageError;
 use super::files::{io_error, remove_file, sync_dir, sync_file};
 use super::record::{self, RecordKind};
 
+/// A snapshot as builds before membership changes wrote it; its configuration was the
+/// initial voters, which `membership: None` stands for.
+#[derive(serde::Deserialize)]
+struct LegacySnapshot {
+    meta: SnapshotMeta,
+    data: bytes::Bytes,
+}
+
+impl From<LegacySnapshot> for Snapshot {
+    fn from(legacy: LegacySnapshot) -> Snapshot {
+        Snapshot {
+            meta: legacy.meta,
+            membership: None,
+            data: legacy.data,
+        }
+    }
+}
+
 const PREFIX: &str = "snapshot-";
 const SUFFIX: &str = ".snap";
 const TEMP_SUFFIX: &str = ".tmp";
@@ -69,7 +87,10 @@ pub(crate) fn read(dir: &Path, meta: SnapshotMeta) -> Result<Snapshot, StorageEr
         Err(error) => return Err(io_error("read", &path)(error)),
     };
     let frame = record::decode(&bytes).map_err(|invalid| corrupt(0, invalid.to_string()))?;
-    if frame.kind != RecordKind::SnapshotFile {
+    if !matches!(
+        frame.kind,
+        RecordKind::SnapshotFile | RecordKind::LegacySnapshotFile
+    ) {
         return Err(corrupt(
             0,
             format!("it holds {} instead of a snapshot", frame.kind.describe()),
@@ -84,8 +105,14 @@ pub(crate) fn read(dir: &Path, meta: SnapshotMeta) -> Result<Snapshot, StorageEr
             ),
         ));
     }
-    let snapshot: Snapshot = postcard::from_bytes(frame.payload)
-        .map_err(|error| corrupt(0, format!("cannot decode the snapshot: {error}")))?;
+    let decoded = match frame.kind {
+        RecordKind::LegacySnapshotFile => {
+            postcard::from_bytes::<LegacySnapshot>(frame.payload).map(Snapshot::from)
+        }
+        _ => postcard::from_bytes::<Snapshot>(frame.payload),
+    };
+    let snapshot =
+        decoded.map_err(|error| corrupt(0, format!("cannot decode the snapshot: {error}")))?;
     if snapshot.meta != meta {
         return Err(corrupt(
             0,
@@ -140,6 +167,33 @@ mod tests {
 
         assert_eq!(read(dir.path(), original.meta).expect("read"), original);
         assert!(files_ending_with(dir.path(), TEMP_SUFFIX).is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_keeps_its_configuration_and_an_earlier_builds_reads_as_the_initial_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let original = Snapshot {
+            membership: Some(crate::raft::Membership::of_voters([1, 2, 5])),
+            ..snapshot(42, 7)
+        };
+        write(dir.path(), &original, true).expect("write");
+        assert_eq!(read(dir.path(), original.meta).expect("read"), original);
+
+        // An earlier build's file: the record kind 5, and no configuration.
+        #[derive(serde::Serialize)]
+        struct Earlier<'a> {
+            meta: SnapshotMeta,
+            data: &'a [u8],
+        }
+        let earlier = snapshot(50, 8);
+        let mut contents = Vec::new();
+        let body = Earlier {
+            meta: earlier.meta,
+            data: &earlier.data,
+        };
+        record::encode(&mut contents, RecordKind::LegacySnapshotFile, &body).unwrap();
+        fs::write(path(dir.path(), earlier.meta), contents).unwrap();
+        assert_eq!(read(dir.path(), earlier.meta).expect("read"), earlier);
     }
 
     #[test]

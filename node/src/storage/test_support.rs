@@ -23,6 +23,7 @@ pub(crate) fn entries(indexes: RangeInclusive<Index>, term: Term) -> Vec<Entry> 
 pub(crate) fn snapshot(index: Index, term: Term) -> Snapshot {
     Snapshot {
         meta: SnapshotMeta { index, term },
+        membership: None,
         data: Bytes::from(format!("state machine at {index}")),
     }
 }

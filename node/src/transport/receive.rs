@@ -357,6 +357,7 @@ mod tests {
             body: MessageBody::InstallSnapshot {
                 snapshot: Snapshot {
                     meta: SnapshotMeta { index: 99, term: 3 },
+                    membership: None,
                     data: Bytes::from(data),
                 },
             },

@@ -311,6 +311,7 @@ mod tests {
         let snapshot = message(MessageBody::InstallSnapshot {
             snapshot: Snapshot {
                 meta: SnapshotMeta { index: 7, term: 1 },
+                membership: None,
                 data: Bytes::from(vec![b'x'; 1 << 20]),
             },
         });

@@ -141,6 +141,7 @@ mod tests {
             MessageBody::InstallSnapshot {
                 snapshot: Snapshot {
                     meta: SnapshotMeta { index: 9, term: 2 },
+                    membership: None,
                     data: Bytes::from(vec![7; 300]),
                 },
             },

@@ -1,9 +1,12 @@
 //! The safety properties of Raft (Figure 3 of the paper), checked as the simulation runs:
-//! election safety, log matching, leader completeness and state machine safety.
+//! election safety, log matching, leader completeness and state machine safety; and that
+//! every decision follows the quorum rules of the configuration in force (both halves of a
+//! joint one): each leader was elected by a quorum of voters, and each commit index a leader
+//! reaches is held by a quorum.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-use faultline_node::raft::{Entry, Index, NodeId, Payload, Role, Term};
+use faultline_node::raft::{Entry, Index, NodeId, Payload, Raft, Role, Term};
 
 use super::shell::{Disk, Shell, StateMachine};
 
@@ -34,6 +37,8 @@ pub struct Invariants {
     /// Per leader term: the commit index recorded so far, and `committed_version` when its
     /// completeness was last checked (a leader's log only grows while it leads).
     leader_checked: HashMap<Term, (Index, u64)>,
+    /// Every vote granted: by term, who voted for whom.
+    votes: HashMap<Term, HashMap<NodeId, NodeId>>,
 }
 
 impl Invariants {
@@ -42,16 +47,39 @@ impl Invariants {
     /// earlier term. Call it whenever a node may have changed role, not only once a tick,
     /// so that a node that leads only briefly is seen.
     pub fn check_leaders(&mut self, shells: &[Shell]) -> Result<(), String> {
-        for shell in shells {
-            self.check_leader(shell)?;
+        for at in 0..shells.len() {
+            self.check_leader(shells, at)?;
         }
         Ok(())
     }
 
-    /// [`Invariants::check_leaders`] for one node. What a leader's commit index covers is
-    /// recorded as committed, so later leaders are checked against it before any node
-    /// has applied it.
-    pub fn check_leader(&mut self, shell: &Shell) -> Result<(), String> {
+    /// A node granted its vote in `term` to `candidate`; it must not have granted it to
+    /// another node in that term.
+    pub fn record_vote(
+        &mut self,
+        node: NodeId,
+        term: Term,
+        candidate: NodeId,
+    ) -> Result<(), String> {
+        let earlier = *self
+            .votes
+            .entry(term)
+            .or_default()
+            .entry(node)
+            .or_insert(candidate);
+        if earlier != candidate {
+            return Err(format!(
+                "election safety: node {node} voted for {earlier} and for {candidate} in term {term}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Invariants::check_leaders`] for the node at `at` of `shells`. What a leader's
+    /// commit index covers is recorded as committed, so later leaders are checked against it
+    /// before any node has applied it.
+    pub fn check_leader(&mut self, shells: &[Shell], at: usize) -> Result<(), String> {
+        let shell = &shells[at];
         let Some(raft) = shell.raft.as_ref() else {
             return Ok(());
         };
@@ -59,6 +87,7 @@ impl Invariants {
         if status.role != Role::Leader {
             return Ok(());
         }
+        let first_sight = !self.leaders.contains_key(&status.term);
         let leader = *self.leaders.entry(status.term).or_insert(shell.id);
         if leader != shell.id {
             return Err(format!(
@@ -66,11 +95,20 @@ impl Invariants {
                 shell.id, status.term
             ));
         }
+        if first_sight {
+            self.check_elected_by_a_quorum(raft, status.term)?;
+        }
         let (recorded, checked_version) = self
             .leader_checked
             .get(&status.term)
             .copied()
             .unwrap_or((0, u64::MAX));
+        // Checked when the commit index moves, under the configuration it moved in (not at
+        // first sight: a new leader's commit index is what it learned earlier, decided under
+        // an earlier configuration).
+        if !first_sight && status.commit > recorded {
+            self.check_commit_held_by_a_quorum(raft, shells)?;
+        }
         for index in recorded + 1..=status.commit {
             if let Some(entry) = shell.disk.entry(index) {
                 self.record_committed(shell.id, entry, status.term, None)?;
@@ -83,6 +121,60 @@ impl Invariants {
             status.term,
             (recorded.max(status.commit), self.committed_version),
         );
+        Ok(())
+    }
+
+    /// The votes a new leader got (its own and those made durable for it) are a quorum of
+    /// the configuration it campaigned in: the one in force just before its first entry
+    /// (a leader is first seen as soon as it wins, with its no-op last).
+    fn check_elected_by_a_quorum(&self, raft: &Raft, term: Term) -> Result<(), String> {
+        let id = raft.status().id;
+        let campaigned_in = raft.membership_at(raft.status().last_index.saturating_sub(1));
+        let mut voters: BTreeSet<NodeId> = self
+            .votes
+            .get(&term)
+            .into_iter()
+            .flatten()
+            .filter(|&(_, &candidate)| candidate == id)
+            .map(|(&voter, _)| voter)
+            .collect();
+        voters.insert(id);
+        if !campaigned_in.has_quorum(|voter| voters.contains(&voter)) {
+            return Err(format!(
+                "quorum rules: node {id} leads term {term} with the votes of {voters:?}, not a \
+                 quorum of {campaigned_in:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The entry at a leader's commit index is held, with its term, by a quorum of the
+    /// configuration in force on the leader (counting a node whose snapshot covers it).
+    fn check_commit_held_by_a_quorum(&self, raft: &Raft, shells: &[Shell]) -> Result<(), String> {
+        let status = raft.status();
+        let commit = status.commit;
+        let Some(term) = shells
+            .iter()
+            .find(|shell| shell.id == status.id)
+            .and_then(|shell| shell.disk.term(commit))
+        else {
+            return Ok(());
+        };
+        let holds = |id: NodeId| {
+            shells.iter().any(|shell| {
+                shell.id == id
+                    && (shell.disk.snapshot_meta().index >= commit
+                        || shell.disk.term(commit) == Some(term))
+            })
+        };
+        let membership = raft.membership();
+        if commit > 0 && !membership.has_quorum(holds) {
+            return Err(format!(
+                "quorum rules: node {}, leader of term {}, committed entry {commit} (term \
+                 {term}), which no quorum of {membership:?} holds",
+                status.id, status.term
+            ));
+        }
         Ok(())
     }
 

@@ -59,8 +59,8 @@ pub fn run_seeds(test_name: &str, scenario: Scenario, default_seeds: u64) -> Tot
          acknowledged, {} not applied, {} displaced by a later proposal at their index ({} of \
          them applied after all), {} reads checked ({} served under a lease), {} snapshots \
          installed, {} leadership \
-         transfers started ({} completed in one election, in {} seeds); recovery took at most {} \
-         ticks",
+         transfers started ({} completed in one election, in {} seeds), {} membership changes \
+         accepted ({} completed); recovery took at most {} ticks",
         totals.seeds,
         started.elapsed(),
         totals.sum(|run| run.ticks),
@@ -76,6 +76,8 @@ pub fn run_seeds(test_name: &str, scenario: Scenario, default_seeds: u64) -> Tot
         totals.sum(|run| run.transfers_started),
         totals.sum(|run| run.transfers_completed),
         totals.sum(|run| u64::from(run.transfers_completed > 0)),
+        totals.sum(|run| run.membership_changes),
+        totals.sum(|run| run.membership_changes_completed),
         totals
             .runs
             .iter()

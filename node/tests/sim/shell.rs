@@ -8,8 +8,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use bytes::Bytes;
 use faultline_node::raft::{
-    Config, Entry, HardState, Index, Message, NodeId, Payload, Raft, ReadState, ReadyShell,
-    Snapshot, SnapshotMeta, Step, Term,
+    Config, Entry, HardState, Index, Message, MessageBody, NodeId, Payload, Raft, ReadState,
+    ReadyShell, Snapshot, SnapshotMeta, Step, Term,
 };
 
 use super::invariants::Invariants;
@@ -121,20 +121,20 @@ impl StateMachine {
         match &entry.payload {
             Payload::Noop => hasher.write_u8(0),
             Payload::Command(command) => command.hash(&mut hasher),
+            Payload::Membership(membership) => membership.hash(&mut hasher),
         }
         self.digest = hasher.finish();
         self.applied = entry.index;
         self.applied_term = entry.term;
     }
 
-    fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            meta: SnapshotMeta {
-                index: self.applied,
-                term: self.applied_term,
-            },
-            data: Bytes::copy_from_slice(&self.digest.to_le_bytes()),
-        }
+    /// Its snapshot, as `raft` makes it (with the configuration in force there).
+    fn snapshot(&self, raft: &Raft) -> Snapshot {
+        let meta = SnapshotMeta {
+            index: self.applied,
+            term: self.applied_term,
+        };
+        raft.snapshot_of(meta, Bytes::copy_from_slice(&self.digest.to_le_bytes()))
     }
 
     fn restore(snapshot: Option<&Snapshot>) -> Result<StateMachine, String> {
@@ -324,11 +324,12 @@ impl Shell {
         if self.state.applied < self.disk.snapshot_meta().index + threshold {
             return Ok(());
         }
-        let snapshot = self.state.snapshot();
-        if let Some(raft) = self.raft.as_mut() {
-            raft.compact(snapshot.clone())
-                .map_err(|error| format!("node {} cannot compact: {error}", self.id))?;
-        }
+        let Some(raft) = self.raft.as_mut() else {
+            return Ok(());
+        };
+        let snapshot = self.state.snapshot(raft);
+        raft.compact(snapshot.clone())
+            .map_err(|error| format!("node {} cannot compact: {error}", self.id))?;
         self.disk.compact(snapshot);
         Ok(())
     }
@@ -373,6 +374,11 @@ impl ReadyShell for ReadySteps<'_> {
     }
 
     fn send(&mut self, messages: Vec<Message>) -> Result<(), Stop> {
+        for msg in &messages {
+            if msg.body == (MessageBody::RequestVoteResponse { granted: true }) {
+                self.invariants.record_vote(msg.from, msg.term, msg.to)?;
+            }
+        }
         self.out.messages.extend(messages);
         Ok(())
     }

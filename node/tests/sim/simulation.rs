@@ -12,7 +12,8 @@ use std::collections::VecDeque;
 
 use faultline_node::bugs::Bugs;
 use faultline_node::raft::{
-    Config, NodeId, NotLeader, ProposeError, Raft, ReadMode, Role, Status, Term, TransferError,
+    Config, MembershipChange, NodeId, NotLeader, ProposeError, Raft, ReadMode, Role, Status, Term,
+    TransferError,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -25,7 +26,12 @@ use super::shell::{CrashPoint, Outbox, Shell};
 /// The shape of a run; the seed picks everything else.
 #[derive(Clone, Copy, Debug)]
 pub struct Scenario {
+    /// The cluster's initial voters.
     pub nodes: u64,
+    /// Nodes started outside the cluster, ready to join it. With any, leaders are asked now
+    /// and then to change membership: add a learner, promote one, add a voter, remove a
+    /// member (the leader too); without, membership never changes.
+    pub spares: u64,
     pub fault_ticks: u64,
     /// Ticks allowed, after healing, to elect, commit a new write and catch every node up.
     pub recovery_ticks: u64,
@@ -68,6 +74,10 @@ pub struct RunStats {
     /// Reads a leader served under its lease, without a heartbeat round.
     pub reads_under_lease: u64,
     pub snapshots_installed: u64,
+    /// Membership changes a leader accepted, and how many of them completed (their last
+    /// configuration committed).
+    pub membership_changes: u64,
+    pub membership_changes_completed: u64,
     /// Leadership transfers a leader accepted.
     pub transfers_started: u64,
     /// Transfers whose target then led the very next term (one election, no split vote).
@@ -84,6 +94,8 @@ struct FaultRates {
     max_downtime: u64,
     /// Per tick, the chance that a leader is asked to hand leadership over.
     transfer: f64,
+    /// Per tick, the chance that a leader is asked to change membership.
+    membership: f64,
 }
 
 /// A leadership transfer the simulation asked for, until its outcome is seen.
@@ -122,6 +134,10 @@ struct Simulation {
     transfer_rng: ChaCha8Rng,
     /// Transfers asked for whose outcome is not seen yet.
     transfers: Vec<Transfer>,
+    /// Decides membership changes; apart from the main RNG for the same reason.
+    membership_rng: ChaCha8Rng,
+    /// A change accepted whose completion is not seen yet: the leader and term that took it.
+    change_in_flight: Option<(NodeId, Term)>,
 }
 
 /// The latest leaders, as seen at the start of each tick.
@@ -151,7 +167,8 @@ pub fn run(scenario: Scenario, seed: u64, trace: bool) -> Result<RunStats, Strin
 impl Simulation {
     fn new(scenario: Scenario, seed: u64, trace: bool) -> Result<Simulation, String> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let ids: Vec<NodeId> = (1..=scenario.nodes).collect();
+        let ids: Vec<NodeId> = (1..=scenario.nodes + scenario.spares).collect();
+        let initial_voters: Vec<NodeId> = (1..=scenario.nodes).collect();
         // Small messages and windows split a leader's log over many AppendEntries, which
         // is where commitment rules (Figure 8) and flow control get tested.
         let max_bytes_per_message = pick(&mut rng, &[1 << 20, 16]);
@@ -178,7 +195,15 @@ impl Simulation {
                     check_quorum,
                     read_mode,
                     bugs: scenario.bugs,
-                    ..Config::new(id, ids.clone())
+                    // A spare knows no configuration: it learns one once a change adds it.
+                    ..Config::new(
+                        id,
+                        if id <= scenario.nodes {
+                            initial_voters.clone()
+                        } else {
+                            Vec::new()
+                        },
+                    )
                 };
                 Shell::new(config, scenario.compact_threshold)
             })
@@ -194,10 +219,18 @@ impl Simulation {
             heal: 0.02,
             max_downtime: pick(&mut rng, &[5, 50, 200]),
             transfer: 0.0,
+            membership: 0.0,
         };
         let mut transfer_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7472_616e_7366_6572);
+        let mut membership_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6d65_6d62_6572_7321);
+        let membership = if scenario.spares > 0 {
+            pick(&mut membership_rng, &[0.005, 0.01, 0.03])
+        } else {
+            0.0
+        };
         let rates = FaultRates {
             transfer: pick(&mut transfer_rng, &[0.0, 0.005, 0.01, 0.03]),
+            membership,
             ..rates
         };
         let size = ids.len();
@@ -218,6 +251,8 @@ impl Simulation {
             leaders: LeaderChanges::default(),
             transfer_rng,
             transfers: Vec::new(),
+            membership_rng,
+            change_in_flight: None,
         })
     }
 
@@ -241,7 +276,7 @@ impl Simulation {
         while self.now < healed_at + self.scenario.recovery_ticks {
             self.tick()?;
             if let Some(index) = self.clients.watched_write
-                && self.shells.iter().all(|shell| shell.state.applied >= index)
+                && self.members_applied(index)
             {
                 self.stats.recovery_ticks = self.now - healed_at;
                 return Ok(self.finish());
@@ -254,7 +289,7 @@ impl Simulation {
                 shell
                     .raft
                     .as_ref()
-                    .map(|raft| format!("{:?}", raft.status()))
+                    .map(|raft| format!("{:?} {:?}", raft.status(), raft.membership()))
             })
             .collect();
         Err(format!(
@@ -298,7 +333,7 @@ impl Simulation {
                     raft.step(msg);
                 }
                 // A node can win an election and lose it again within one tick.
-                self.invariants.check_leader(&self.shells[at])?;
+                self.invariants.check_leader(&self.shells, at)?;
             }
         }
         let mut out = Outbox::default();
@@ -319,6 +354,7 @@ impl Simulation {
         }
         self.invariants.check_leaders(&self.shells)?;
         self.follow_transfers();
+        self.follow_membership_change();
         Ok(())
     }
 
@@ -390,6 +426,7 @@ impl Simulation {
                 Err(ProposeError::TransferInProgress { target }) => {
                     self.clients.leader_hint = Some(target)
                 }
+                Err(other) => unreachable!("a command or read refused for {other}"),
             }
         }
     }
@@ -397,6 +434,9 @@ impl Simulation {
     fn inject_faults(&mut self) -> Result<(), String> {
         if self.transfer_rng.random_bool(self.rates.transfer) {
             self.ask_for_transfer()?;
+        }
+        if self.rates.membership > 0.0 && self.membership_rng.random_bool(self.rates.membership) {
+            self.ask_for_membership_change()?;
         }
         if self.rng.random_bool(self.rates.crash) {
             let at = self.rng.random_range(0..self.shells.len());
@@ -450,6 +490,7 @@ impl Simulation {
         };
         let at = self.position(leader.id);
         let raft = self.shells[at].raft.as_mut().expect("a leader is up");
+        let is_voter = raft.membership().voters.contains(&target);
         let result = raft.transfer_leadership(target);
         self.note(|| {
             format!(
@@ -459,7 +500,7 @@ impl Simulation {
         });
         let expected = if target == leader.id {
             Err(TransferError::ToSelf(target))
-        } else if target > size {
+        } else if !is_voter {
             Err(TransferError::UnknownTarget(target))
         } else {
             Ok(())
@@ -484,6 +525,97 @@ impl Simulation {
             });
         }
         Ok(())
+    }
+
+    /// Asks the leader of the newest term for a membership change drawn at random among
+    /// those that apply: add a node as a learner or a voter, promote a learner, remove a
+    /// member (itself too). A leader may refuse only for a reason of the moment (a change or
+    /// a transfer in flight, its term's first entry not committed yet).
+    fn ask_for_membership_change(&mut self) -> Result<(), String> {
+        let Some(leader) = self.newest_leader() else {
+            return Ok(());
+        };
+        let at = self.position(leader.id);
+        let raft = self.shells[at].raft.as_mut().expect("a leader is up");
+        let membership = raft.membership().clone();
+        let mut changes = Vec::new();
+        for &id in &self.ids {
+            // A replacement, of which C_old's and C_new's majorities can be disjoint.
+            if !membership.voters.contains(&id) {
+                for &remove in &membership.voters {
+                    changes.push(MembershipChange::Replace { remove, add: id });
+                }
+            }
+            if membership.voters.contains(&id) {
+                if membership.voters.len() > 1 {
+                    changes.push(MembershipChange::Remove(id));
+                }
+            } else if membership.learners.contains(&id) {
+                changes.push(MembershipChange::AddVoter(id));
+                changes.push(MembershipChange::Remove(id));
+            } else {
+                changes.push(MembershipChange::AddLearner(id));
+                changes.push(MembershipChange::AddVoter(id));
+            }
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let change = pick(&mut self.membership_rng, &changes);
+        let result = raft.propose_membership(change);
+        self.note(|| format!("node {} asked for {change:?}: {result:?}", leader.id));
+        match result {
+            Ok(_) => {
+                self.stats.membership_changes += 1;
+                self.change_in_flight = Some((leader.id, leader.term));
+                Ok(())
+            }
+            Err(
+                ProposeError::MembershipChangeInProgress
+                | ProposeError::LeaderNotReady
+                | ProposeError::TransferInProgress { .. },
+            ) => Ok(()),
+            Err(other) => Err(format!(
+                "leader {} refused {change:?} of {membership:?}: {other}",
+                leader.id
+            )),
+        }
+    }
+
+    /// Whether every member of the newest leader's configuration (learners too) has applied
+    /// `index`; nodes outside it (spares never added, removed nodes) are not waited for.
+    fn members_applied(&self, index: faultline_node::raft::Index) -> bool {
+        let Some(leader) = self.newest_leader() else {
+            return false;
+        };
+        let raft = self.shells[self.position(leader.id)]
+            .raft
+            .as_ref()
+            .expect("a leader is up");
+        let members = raft.membership().members();
+        self.shells
+            .iter()
+            .filter(|shell| members.contains(&shell.id))
+            .all(|shell| shell.state.applied >= index)
+    }
+
+    /// Counts the membership change in flight once its leader has no change pending.
+    fn follow_membership_change(&mut self) {
+        let Some((leader, term)) = self.change_in_flight else {
+            return;
+        };
+        let shell = &self.shells[self.position(leader)];
+        let Some(raft) = shell.raft.as_ref() else {
+            self.change_in_flight = None;
+            return;
+        };
+        let status = raft.status();
+        if status.term != term {
+            self.change_in_flight = None;
+        } else if !raft.membership_change_pending() {
+            self.stats.membership_changes_completed += 1;
+            self.change_in_flight = None;
+        }
     }
 
     /// Counts the transfers whose target now leads the next term, and forgets those that

@@ -230,7 +230,9 @@ fn parse(frame: &Frame<'_>) -> Result<WalRecord, String> {
         RecordKind::Entries => postcard::from_bytes(frame.payload).map(WalRecord::Entries),
         RecordKind::CompactedTo => postcard::from_bytes(frame.payload).map(WalRecord::CompactedTo),
         RecordKind::ReplacedBy => postcard::from_bytes(frame.payload).map(WalRecord::ReplacedBy),
-        RecordKind::SnapshotFile => return Err("a snapshot file record inside the WAL".to_string()),
+        RecordKind::SnapshotFile | RecordKind::LegacySnapshotFile => {
+            return Err("a snapshot file record inside the WAL".to_string());
+        }
         RecordKind::SyncMark | RecordKind::DurableCommit => {
             return Err(format!(
                 "{} where a log record belongs",
