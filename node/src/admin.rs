@@ -10,16 +10,32 @@
 //! to another node, or another node won),
 //! 504 (the target was not seen leading in time; it may still happen). While a transfer is
 //! in flight the leader refuses writes with 503 (they did not happen).
+//!
+//! `GET /admin/members` answers 200 with the members as this node sees them:
+//! `{"node", "voters", "outgoing", "learners", "pending", "leader", "term"}` (`outgoing`, the
+//! voters being left, is non-empty only during a change of voters). Names are those of
+//! `--peers`: a node can join only if every member lists it there.
+//!
+//! `POST /admin/members` with `{"name": "n4", "role": "learner" | "voter"}` adds a node
+//! (as a voter: through the joint configuration; a learner is promoted the same way), or with
+//! `{"name": "n4", "replaces": "n2"}` puts `n4` in the place of voter `n2` in one change;
+//! `DELETE /admin/members/{name}` removes a member (the leader too: it steps down once the
+//! change commits). Each answers 200 with the new members once the change has committed.
+//! Errors: 400 (a malformed body, an unknown name, a change that does not apply), 409 (this
+//! node is not the leader, `leader` names it; or another change is in progress), 503 (the
+//! leader is busy with a transfer or has not committed an entry of its term yet: nothing
+//! changed, retry), 504 (not committed in time, or leadership moved first: it may still
+//! complete).
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{delete, get, post};
 use crossbeam_channel::Sender;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -28,6 +44,8 @@ use tokio::sync::oneshot;
 use crate::driver::Input;
 use crate::leadership::TransferFailure;
 use crate::members::Members;
+use crate::membership_changes::{ChangeFailure, MembersView};
+use crate::raft::MembershipChange;
 
 /// The largest admin request body: a member name fits many times over.
 const MAX_BODY_BYTES: usize = 4096;
@@ -40,12 +58,16 @@ pub struct AdminState {
     /// How long the Raft loop waits to see a transfer's target lead; the handler waits a
     /// little longer, so that the loop's own answer normally comes first.
     pub transfer_timeout: Duration,
+    /// How long the Raft loop waits for a membership change to commit.
+    pub membership_change_timeout: Duration,
 }
 
 /// The admin routes, to merge into the client router.
 pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/admin/transfer-leader", post(transfer_leader))
+        .route("/admin/members", get(list_members).post(add_member))
+        .route("/admin/members/{name}", delete(remove_member))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -124,6 +146,132 @@ async fn transfer_leader(
     }
 }
 
+/// The body of `POST /admin/members`.
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct AddRequest {
+    name: String,
+    /// `learner` or `voter`; absent with `replaces`, which makes a voter.
+    role: Option<Role>,
+    /// The voter the new one takes the place of.
+    replaces: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Role {
+    Learner,
+    Voter,
+}
+
+/// The change a `POST /admin/members` body asks for, with names resolved.
+fn parse_add(body: &[u8], members: &Members) -> Result<MembershipChange, String> {
+    let request: AddRequest = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "the body must be {{\"name\": NAME, \"role\": \"learner\" | \"voter\"}} or \
+             {{\"name\": NAME, \"replaces\": NAME}}: {e}"
+        )
+    })?;
+    let add = resolve(members, &request.name)?;
+    match (request.role, request.replaces) {
+        (Some(Role::Learner), None) => Ok(MembershipChange::AddLearner(add)),
+        (Some(Role::Voter), None) => Ok(MembershipChange::AddVoter(add)),
+        (None | Some(Role::Voter), Some(replaced)) => Ok(MembershipChange::Replace {
+            remove: resolve(members, &replaced)?,
+            add,
+        }),
+        (Some(Role::Learner), Some(_)) => {
+            Err("a replacement is a voter: leave out \"role\" or make it \"voter\"".into())
+        }
+        (None, None) => Err("say \"role\": \"learner\" or \"voter\", or \"replaces\"".into()),
+    }
+}
+
+/// The Raft id of a node named in `--peers` (or this node).
+fn resolve(members: &Members, name: &str) -> Result<u64, String> {
+    members.id_of(name).ok_or_else(|| {
+        format!(
+            "`{name}` is not a node this one knows; known nodes (--peers and itself) are {}",
+            members.names().join(", ")
+        )
+    })
+}
+
+async fn list_members(State(state): State<AdminState>) -> Response {
+    let (reply, view) = oneshot::channel();
+    if state.inputs.send(Input::Members { reply }).is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
+    }
+    match tokio::time::timeout(Duration::from_secs(5), view).await {
+        Ok(Ok(view)) => answer(StatusCode::OK, members_json(&view)),
+        _ => error(StatusCode::SERVICE_UNAVAILABLE, "the node did not answer"),
+    }
+}
+
+fn members_json(view: &MembersView) -> Value {
+    serde_json::to_value(view).expect("a view of names and numbers always serializes")
+}
+
+async fn add_member(
+    State(state): State<AdminState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(rejection.status(), rejection.body_text()),
+    };
+    match parse_add(&body, &state.members) {
+        Ok(change) => change_membership(&state, change).await,
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+async fn remove_member(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
+    match resolve(&state.members, &name) {
+        Ok(id) => change_membership(&state, MembershipChange::Remove(id)).await,
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+/// Asks the Raft loop for `change` and waits for its answer.
+async fn change_membership(state: &AdminState, change: MembershipChange) -> Response {
+    let (reply, outcome) = oneshot::channel();
+    if state
+        .inputs
+        .send(Input::ChangeMembership { change, reply })
+        .is_err()
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
+    }
+    let patience = state.membership_change_timeout + Duration::from_secs(1);
+    match tokio::time::timeout(patience, outcome).await {
+        Ok(Ok(Ok(view))) => answer(StatusCode::OK, members_json(&view)),
+        Ok(Ok(Err(failure))) => change_refusal(failure),
+        Ok(Err(_)) => error(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
+        Err(_) => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("no answer within {patience:?}; the change may still complete"),
+        ),
+    }
+}
+
+/// The status code of each way a membership change fails.
+fn change_refusal(failure: ChangeFailure) -> Response {
+    let message = failure.to_string();
+    match failure {
+        ChangeFailure::NotLeader { leader } => answer(
+            StatusCode::CONFLICT,
+            json!({ "error": message, "leader": leader }),
+        ),
+        ChangeFailure::InProgress => error(StatusCode::CONFLICT, message),
+        ChangeFailure::Invalid(_) => error(StatusCode::BAD_REQUEST, message),
+        ChangeFailure::NotNow(_) => error(StatusCode::SERVICE_UNAVAILABLE, message),
+        ChangeFailure::LeadershipLost | ChangeFailure::TimedOut(_) => {
+            error(StatusCode::GATEWAY_TIMEOUT, message)
+        }
+    }
+}
+
 /// The status code of each way a transfer fails.
 fn refusal(failure: TransferFailure) -> Response {
     let message = failure.to_string();
@@ -163,6 +311,63 @@ mod tests {
         );
         for bad in [&br#"{"to": 2}"#[..], br#"{"target": "n2"}"#, b"n2", b"[]"] {
             assert!(parse_request(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_member_body_names_a_known_node_and_a_role_or_the_voter_it_replaces() {
+        let members = Members::new("n1", ["n2", "n3", "n4"].map(String::from)).unwrap();
+        let parse = |body: &str| parse_add(body.as_bytes(), &members);
+        assert_eq!(
+            parse(r#"{"name": "n4", "role": "learner"}"#),
+            Ok(MembershipChange::AddLearner(4))
+        );
+        assert_eq!(
+            parse(r#"{"name": "n4", "role": "voter"}"#),
+            Ok(MembershipChange::AddVoter(4))
+        );
+        assert_eq!(
+            parse(r#"{"name": "n4", "replaces": "n2"}"#),
+            Ok(MembershipChange::Replace { remove: 2, add: 4 })
+        );
+        for bad in [
+            r#"{"name": "n9", "role": "voter"}"#,
+            r#"{"name": "n4"}"#,
+            r#"{"name": "n4", "role": "leader"}"#,
+            r#"{"name": "n4", "role": "learner", "replaces": "n2"}"#,
+            r#"{"name": "n4", "replaces": "n9"}"#,
+            "n4",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert!(
+            parse(r#"{"name": "n9", "role": "voter"}"#)
+                .unwrap_err()
+                .contains("n1, n2, n3, n4")
+        );
+    }
+
+    #[test]
+    fn each_change_failure_has_its_status() {
+        let cases = [
+            (
+                ChangeFailure::NotLeader { leader: None },
+                StatusCode::CONFLICT,
+            ),
+            (ChangeFailure::InProgress, StatusCode::CONFLICT),
+            (ChangeFailure::Invalid("x".into()), StatusCode::BAD_REQUEST),
+            (
+                ChangeFailure::NotNow("x".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (ChangeFailure::LeadershipLost, StatusCode::GATEWAY_TIMEOUT),
+            (
+                ChangeFailure::TimedOut(Duration::from_secs(5)),
+                StatusCode::GATEWAY_TIMEOUT,
+            ),
+        ];
+        for (failure, status) in cases {
+            assert_eq!(change_refusal(failure).status(), status);
         }
     }
 

@@ -23,8 +23,10 @@ pub struct NodeConfig {
     /// Where peers reach this node's Raft RPC endpoint; its IP is also the source address
     /// of this node's outgoing peer connections.
     pub peer_addr: SocketAddr,
-    /// The other members.
+    /// The other nodes: every member, and every node that may become one.
     pub peers: Vec<PeerSpec>,
+    /// The names of the cluster's first voters; `None`: this node and every peer.
+    pub initial_members: Option<Vec<String>>,
     pub data_dir: PathBuf,
     /// The Raft core's clock resolution.
     pub tick: Duration,

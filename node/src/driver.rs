@@ -32,11 +32,12 @@ use crate::fingerprint::{Applied, Checkpoint, Checkpoints};
 use crate::kv::KvStore;
 use crate::leadership::{TransferFailure, TransferReply, Transfers};
 use crate::members::Members;
+use crate::membership_changes::{ChangeReply, MembersView, MembershipChanges};
 use crate::metrics::Metrics;
 use crate::pending::PendingWrites;
 use crate::raft::{
-    Entry, HardState, Index, Message, NodeId, Payload, ProposeError, Raft, ReadState, ReadyShell,
-    Role, Snapshot, SnapshotMeta, Status, Term,
+    Entry, HardState, Index, MembershipChange, Message, NodeId, Payload, ProposeError, Raft,
+    ReadState, ReadyShell, Role, Snapshot, SnapshotMeta, Status, Term,
 };
 use crate::storage::Storage;
 
@@ -70,6 +71,14 @@ pub enum Input {
         to: Option<NodeId>,
         reply: TransferReply,
     },
+    /// Change membership; answered once the change has committed, or when it fails (see
+    /// [`crate::membership_changes`]).
+    ChangeMembership {
+        change: MembershipChange,
+        reply: ChangeReply,
+    },
+    /// The members as this node sees them.
+    Members { reply: oneshot::Sender<MembersView> },
     /// Stop after syncing the WAL.
     Shutdown,
 }
@@ -119,6 +128,8 @@ pub struct LoopSettings {
     pub snapshot_threshold: u64,
     /// How long a leadership transfer request waits to see the target lead.
     pub transfer_timeout: Duration,
+    /// How long a membership change request waits for the change to commit.
+    pub membership_change_timeout: Duration,
     pub bugs: Bugs,
 }
 
@@ -148,6 +159,8 @@ pub struct Driver {
     confirmed_reads: BTreeMap<Index, Vec<PendingRead>>,
     /// Leadership transfer requests waiting for leadership to move.
     transfers: Transfers,
+    /// Membership change requests waiting to commit.
+    membership_changes: MembershipChanges,
     next_read_id: u64,
     applied: Index,
     applied_term: Term,
@@ -180,6 +193,8 @@ impl Driver {
     ) -> Driver {
         let snapshot = snapshot.unwrap_or_default();
         let transfers = Transfers::new(members.clone(), settings.transfer_timeout);
+        let membership_changes =
+            MembershipChanges::new(members.clone(), settings.membership_change_timeout);
         Driver {
             raft,
             storage,
@@ -193,6 +208,7 @@ impl Driver {
             reads: HashMap::new(),
             confirmed_reads: BTreeMap::new(),
             transfers,
+            membership_changes,
             next_read_id: 1,
             applied: snapshot.index,
             applied_term: snapshot.term,
@@ -243,6 +259,7 @@ impl Driver {
             }
             self.maybe_snapshot()?;
             self.transfers.settle(&self.raft.status(), Instant::now());
+            self.membership_changes.settle(&self.raft, Instant::now());
             self.publish_status();
             if stop {
                 break;
@@ -271,6 +288,13 @@ impl Driver {
             }
             Input::Unreachable(peer) => self.raft.report_unreachable(peer),
             Input::TransferLeadership { to, reply } => self.transfer_leadership(to, reply),
+            Input::ChangeMembership { change, reply } => {
+                self.membership_changes
+                    .start(&mut self.raft, change, Instant::now(), reply)
+            }
+            Input::Members { reply } => {
+                let _ = reply.send(MembersView::of(&self.raft, &self.members));
+            }
             Input::Shutdown => return Ok(true),
         }
         Ok(false)

@@ -21,6 +21,7 @@ pub mod fingerprint;
 pub mod kv;
 pub mod leadership;
 pub mod members;
+pub mod membership_changes;
 pub mod metrics;
 pub mod peer_auth;
 pub mod pending;

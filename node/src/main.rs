@@ -42,6 +42,12 @@ struct Args {
     /// connect through DIAL_ADDR (e.g. a proxy) instead.
     #[arg(long, value_delimiter = ',')]
     peers: Vec<PeerSpec>,
+    /// The cluster's first voters, comma-separated names [default: this node and every
+    /// --peers name]. A node left out joins later: it starts with no configuration and
+    /// learns it from the leader once a member adds it (`POST /admin/members`). Every node
+    /// must be given the same list. Ignored once the node's data holds a configuration.
+    #[arg(long, value_delimiter = ',')]
+    initial_members: Vec<String>,
     /// Directory of the WAL and snapshots (created if missing).
     #[arg(long)]
     data_dir: PathBuf,
@@ -186,6 +192,7 @@ impl Args {
             client_addr: self.client_addr,
             peer_addr: self.peer_addr,
             peers: self.peers,
+            initial_members: (!self.initial_members.is_empty()).then_some(self.initial_members),
             data_dir: self.data_dir,
             tick: self.tick,
             heartbeat: self.heartbeat_interval,

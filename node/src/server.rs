@@ -142,6 +142,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
             as u32,
         snapshot_threshold: config.snapshot_threshold,
         transfer_timeout,
+        membership_change_timeout: config.request_timeout,
         bugs: config.bugs,
     };
     if config.bugs.any() {
@@ -170,6 +171,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         inputs: inputs.clone(),
         members: members.clone(),
         transfer_timeout,
+        membership_change_timeout: config.request_timeout,
     });
     let api = api::router(ApiState {
         inputs: inputs.clone(),
@@ -279,7 +281,22 @@ async fn hand_over_leadership(inputs: &Sender<Input>, limit: Duration) {
 /// Converts the node's durations into the core's ticks.
 fn raft_config(config: &NodeConfig, members: &Members) -> Result<raft::Config> {
     let ticks = |d: Duration| (d.as_secs_f64() / config.tick.as_secs_f64()).round() as u32;
-    let mut raft_config = raft::Config::new(members.own_id(), members.ids());
+    let initial_voters = match &config.initial_members {
+        None => members.ids(),
+        Some(names) => names
+            .iter()
+            .map(|name| {
+                members.id_of(name).with_context(|| {
+                    format!(
+                        "--initial-members names `{name}`, which is neither this node nor one \
+                         of --peers ({})",
+                        members.names().join(", ")
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let mut raft_config = raft::Config::new(members.own_id(), initial_voters);
     raft_config.heartbeat_ticks = ticks(config.heartbeat).max(1);
     raft_config.election_ticks = ticks(config.election_min)..ticks(config.election_max);
     raft_config.seed = rand::random();

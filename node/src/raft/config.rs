@@ -11,9 +11,9 @@ use crate::bugs::Bugs;
 pub struct Config {
     /// This node's id; must be one of `voters`.
     pub id: NodeId,
-    /// The cluster's initial voters, including `id`: the configuration in force until the
-    /// log or a snapshot says otherwise. Empty for a node that joins a running cluster; it
-    /// learns its configuration from the leader.
+    /// The cluster's initial voters: the configuration in force until the log or a snapshot
+    /// says otherwise. A node not among them (or given none) joins a running cluster, and
+    /// learns its configuration from the leader once a member adds it.
     pub voters: Vec<NodeId>,
     /// A leader sends heartbeats every this many ticks.
     pub heartbeat_ticks: u32,
@@ -83,17 +83,10 @@ impl Config {
         }
     }
 
-    /// Checks that the configuration can work: `id` is a voter, no voter is listed twice,
-    /// heartbeats come more often than election timeouts, and the limits are positive.
+    /// Checks that the configuration can work: no voter is listed twice, heartbeats come
+    /// more often than election timeouts, and the limits are positive. `id` need not be a
+    /// voter: a node outside the initial voters joins later, when a member adds it.
     pub fn validate(&self) -> Result<(), RaftError> {
-        // No voters: a node that joins an existing cluster, and learns its configuration
-        // from the leader.
-        if !self.voters.is_empty() && !self.voters.contains(&self.id) {
-            return Err(RaftError::NotAVoter {
-                id: self.id,
-                voters: self.voters.clone(),
-            });
-        }
         let mut seen = HashSet::new();
         if let Some(&twice) = self.voters.iter().find(|&&voter| !seen.insert(voter)) {
             return Err(RaftError::DuplicateVoter(twice));
@@ -185,16 +178,6 @@ mod tests {
     fn validate_rejects_each_unworkable_setting() {
         let base = Config::new(1, vec![1, 2, 3]);
         let cases = [
-            (
-                Config {
-                    id: 9,
-                    ..base.clone()
-                },
-                RaftError::NotAVoter {
-                    id: 9,
-                    voters: vec![1, 2, 3],
-                },
-            ),
             (
                 Config {
                     voters: vec![1, 2, 2],

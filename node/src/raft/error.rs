@@ -5,10 +5,6 @@ use super::{Index, MembershipError, NodeId, Term};
 /// A configuration, recovered state or compaction request the core cannot accept.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RaftError {
-    #[error(
-        "node {id} is not one of the voters {voters:?}; list every member, including this node"
-    )]
-    NotAVoter { id: NodeId, voters: Vec<NodeId> },
     #[error("voter {0} is listed twice")]
     DuplicateVoter(NodeId),
     #[error("heartbeat_ticks must be at least 1")]

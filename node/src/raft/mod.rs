@@ -38,7 +38,7 @@ mod read_index;
 mod ready;
 mod reconfiguration;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod transfer;
 pub mod types;
 

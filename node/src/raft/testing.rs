@@ -116,6 +116,30 @@ pub fn elect(raft: &mut Raft) {
     drain(raft);
 }
 
+/// Node 1 leading nodes 1 to 3 with its no-op committed, and [`commit_everything`] to
+/// commit what it appends later.
+pub fn leader_of_three() -> (Raft, fn(&mut Raft)) {
+    let mut raft = recovered(plain_config(1, &[1, 2, 3]), 1, &[1]);
+    elect(&mut raft);
+    commit_everything(&mut raft);
+    (raft, commit_everything)
+}
+
+/// Followers 2 and 3 acknowledge everything leader 1 holds, until it appends nothing more
+/// (a change of voters appends C_new once the joint configuration commits).
+pub fn commit_everything(raft: &mut Raft) {
+    for _ in 0..10 {
+        let (last, term) = (raft.log.last_index(), raft.term);
+        for peer in [2, 3] {
+            raft.step(ack(peer, term, last));
+        }
+        drain(raft);
+        if raft.log.last_index() == last {
+            return;
+        }
+    }
+}
+
 /// An in-memory cluster with instant, lossless delivery and links that can be cut.
 pub struct Cluster {
     pub nodes: BTreeMap<NodeId, Raft>,
