@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_change_is_answered_once_its_configuration_has_committed() {
-        let (mut raft, mut commit_all) = leader_of_three();
+        let (mut raft, commit_all) = leader_of_three();
         let mut changes = MembershipChanges::new(members(), Duration::from_secs(5));
         let (reply, mut answer) = oneshot::channel();
         let now = Instant::now();
