@@ -22,6 +22,7 @@ pub struct ClockPoint {
     pub observed_ms: Option<f64>,
 }
 
+#[cfg(test)]
 impl ClockPoint {
     /// The offset the clock reads at `time` (at or after this point, before the next).
     pub fn offset_at(&self, time: u64) -> f64 {

@@ -5,8 +5,14 @@
 //! What libfaketime 0.9.10 does with a line `+O xR` (its `parse_ft_string` and
 //! `fake_clock_gettime`; checked on this machine): a call at true time `t` reads
 //! `S + O + (t - S) * R`, where `S` is when libfaketime started in the process (its
-//! constructor, as the process is loaded), for CLOCK_REALTIME and CLOCK_MONOTONIC alike (a
-//! faked CLOCK_MONOTONIC counts from the real time of `S`, so both clocks move together).
+//! constructor, as the process is loaded).
+//!
+//! Only CLOCK_REALTIME (and `gettimeofday`, `time`) is faked: `FAKETIME_DONT_FAKE_MONOTONIC`.
+//! libfaketime fakes CLOCK_MONOTONIC by counting it from the *real time* of `S`, so a faked
+//! monotonic clock reads about 56 years ahead of the kernel's; every absolute wait the kernel
+//! times on CLOCK_MONOTONIC then never ends (Rust's `thread::park_timeout` and so the bundled
+//! node's Raft loop, which waits on a channel with a deadline: measured, a single node under
+//! it never elected itself, and one with the monotonic clock left alone did at once).
 //! So the clock is ahead by `O + (t - S) * (R - 1)`: a new rate rescales everything since
 //! `S`, and written as it is, it would jump the clock by `(t - S) * (R - 1)`. The line
 //! therefore carries the offset the setting's line had at `S` ([`control_line`]), which
@@ -16,8 +22,7 @@
 //! of `d` moves the clock by that error times `d`, microseconds.
 //!
 //! libfaketime also scales what the process sleeps (nanosleep, poll, epoll_wait, ...) by
-//! `1 / R`, so a fast clock's timers fire early in true time, and a slow one's late: the
-//! node runs fast or slow, not only reads a different time.
+//! `1 / R`: a relative sleep of a fast clock ends early in true time, a slow one's late.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -70,7 +75,8 @@ impl ClockControl {
     }
 
     /// The environment of a process started under libfaketime with this control file. Its
-    /// clocks are faked, and only they: file timestamps stay true (`NO_FAKE_STAT`).
+    /// wall clock is faked, and only it: CLOCK_MONOTONIC stays the kernel's (see the module
+    /// documentation), and file timestamps stay true (`NO_FAKE_STAT`).
     pub fn env(&self) -> Vec<(&'static str, OsString)> {
         vec![
             ("LD_PRELOAD", self.library.clone().into_os_string()),
@@ -80,6 +86,7 @@ impl ClockControl {
             ),
             ("FAKETIME_NO_CACHE", "1".into()),
             ("NO_FAKE_STAT", "1".into()),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
         ]
     }
 
@@ -197,7 +204,8 @@ mod tests {
                 "LD_PRELOAD",
                 "FAKETIME_TIMESTAMP_FILE",
                 "FAKETIME_NO_CACHE",
-                "NO_FAKE_STAT"
+                "NO_FAKE_STAT",
+                "FAKETIME_DONT_FAKE_MONOTONIC"
             ]
         );
     }

@@ -1,18 +1,23 @@
-//! The clock fault: one node's clocks bumped, skewed or strobed, through libfaketime.
+//! The clock fault: one node's wall clock bumped, skewed or strobed, through libfaketime.
 //!
-//! A node started under libfaketime (`LD_PRELOAD`) reads its CLOCK_REALTIME and
-//! CLOCK_MONOTONIC through it; libfaketime reads a control file on every call, which the
-//! harness rewrites when the nemesis changes the node's clock. What each fault changes:
+//! A node started under libfaketime (`LD_PRELOAD`) reads CLOCK_REALTIME (and
+//! `gettimeofday`, `time`) through it; libfaketime reads a control file on every call, which
+//! the harness rewrites when the nemesis changes the node's clock. CLOCK_MONOTONIC stays the
+//! kernel's: libfaketime 0.9.10 cannot fake it without breaking every absolute wait the
+//! kernel times on it (see `control.rs`), so the fault reaches what a node derives from wall
+//! time (wall-clock leases, TTLs, timestamps), not timers on the monotonic clock. The bundled
+//! node's Raft clock is CLOCK_MONOTONIC (its ticks, elections, leases), so its Raft timing
+//! does not move; what the fault shows there is that nothing of its safety depends on wall
+//! time. What each fault changes:
 //!
-//! - **bump**: both clocks jump ahead or back by 100 to 500 ms at once. Ahead, every timer
-//!   of the node that was due within the jump fires at once (an election timeout that has
-//!   not run out runs out; a lease looks older than it is); back, its timers stand still
-//!   for as long (a leader's heartbeats pause, a lease looks younger than it is).
-//! - **skew**: both clocks run 2 to 25 % fast or slow, without a jump when the skew starts:
-//!   the node's timeouts and heartbeats come that much sooner or later in true time (its
-//!   sleeps are scaled too), and its offset grows by that share of the time that passes.
-//! - **strobe**: the clocks flip between their offset and one 100 to 400 ms away, every 20
-//!   to 60 ms, for the fault's interval: a clock that steps back and forth, as one being
+//! - **bump**: the wall clock jumps ahead or back by 100 to 500 ms at once.
+//! - **skew**: the wall clock runs 2 to 25 % fast or slow, without a jump when the skew
+//!   starts, its offset growing by that share of the time that passes; libfaketime also
+//!   scales the node's relative sleeps (nanosleep, poll, epoll_wait) by the inverse of the
+//!   rate, so a runtime that times relative sleeps against the monotonic clock wakes sooner
+//!   or later than asked, and sleeps again.
+//! - **strobe**: the wall clock flips between its offset and one 100 to 400 ms away, every
+//!   20 to 60 ms, for the fault's interval: a clock that steps back and forth, as one being
 //!   fought over by two time sources.
 //!
 //! When the fault ends (and at the end of the run) the clock is set back to true time by a
