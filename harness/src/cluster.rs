@@ -736,7 +736,9 @@ impl Cluster for ProcessCluster {
                     if let Some(clock) = clocks.lock().expect("never poisoned").get_mut(node) {
                         clock.process_start = None;
                     }
-                    pid.map(remove_process_leftovers);
+                    if let Some(pid) = pid {
+                        remove_process_leftovers(pid);
+                    }
                 }
                 Ok(())
             }
