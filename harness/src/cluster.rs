@@ -5,16 +5,23 @@
 //! through the [`Cluster`] trait implemented here; a node's sidecars (Redis's sentinels) run
 //! beside it out of the nemesis's reach. For power loss, each data dir is a
 //! [`PowerLossDisk`] mounted over it for the run, and written back as plain files at the end.
+//! For the clock fault, each node runs under libfaketime with a control file of its own
+//! ([`ClockControl`], `nodes/<n>/clock.faketime`), rewritten whenever the nemesis changes its
+//! clock and before every start of the node, and removed at the end.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use faultline_nemesis::{Cluster, NodeName, NodeNetwork, NodeView, PowerLossDisk};
+use faultline_nemesis::{
+    ClockControl, ClockSetting, Cluster, NodeName, NodeNetwork, NodeView, PowerLossDisk,
+    remove_process_leftovers,
+};
 use faultline_workloads::ClientFactory;
 use futures::future::join_all;
 use nix::sys::signal::{Signal, kill};
@@ -31,6 +38,9 @@ use crate::system::{NodeCommand, System};
 
 /// How long a node gets to exit after SIGTERM before it is SIGKILLed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// A node's libfaketime control file, in its directory.
+const CLOCK_CONTROL: &str = "clock.faketime";
 
 /// A node process that exited by itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +65,19 @@ pub struct ClusterOptions {
     /// Run each node in its namespace of this network (created for `n1`..`n{nodes}`), not on
     /// loopback.
     pub network: Option<Arc<NodeNetwork>>,
+    /// Start every node under this libfaketime (its path), so that the nemesis can move its
+    /// clocks: only with the clock fault in the run, since every clock call then costs a
+    /// read of the control file.
+    pub faketime: Option<PathBuf>,
+}
+
+/// One node's clock under libfaketime.
+struct NodeClock {
+    control: ClockControl,
+    /// What the nemesis set it to.
+    setting: ClockSetting,
+    /// When the node's running process started (libfaketime's reference point), if one runs.
+    process_start: Option<Instant>,
 }
 
 enum ProcessState {
@@ -88,6 +111,11 @@ pub struct ProcessCluster {
     disks: Mutex<BTreeMap<NodeName, PowerLossDisk>>,
     /// With namespaces: where each node process is started.
     network: Option<Arc<NodeNetwork>>,
+    /// With the clock fault: each node's clock.
+    clocks: Option<Mutex<BTreeMap<NodeName, NodeClock>>>,
+    /// The processes started under libfaketime, whose leftovers in /dev/shm go once they are
+    /// dead.
+    faked_pids: Mutex<Vec<u32>>,
 }
 
 /// The names of a cluster of `count` nodes: `n1`, `n2`, ... Node `i` (from 1) also gets the
@@ -129,6 +157,21 @@ impl ProcessCluster {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let clocks = options.faketime.as_ref().map(|library| {
+            let now = Instant::now();
+            let clocks = specs
+                .iter()
+                .map(|spec| {
+                    let clock = NodeClock {
+                        control: ClockControl::new(library, &spec.dir.join(CLOCK_CONTROL)),
+                        setting: ClockSetting::true_time(now),
+                        process_start: None,
+                    };
+                    (spec.name.clone(), clock)
+                })
+                .collect();
+            Mutex::new(clocks)
+        });
         Ok(ProcessCluster {
             specs,
             system: options.system.clone(),
@@ -140,6 +183,8 @@ impl ProcessCluster {
             power_loss: options.power_loss,
             disks: Mutex::new(BTreeMap::new()),
             network: options.network.clone(),
+            clocks,
+            faked_pids: Mutex::new(Vec::new()),
         })
     }
 
@@ -240,8 +285,14 @@ impl ProcessCluster {
     }
 
     /// `launch` on `spec`'s host, started: output appended to its log, killed with the
-    /// harness, inside the node's namespace if it has one.
-    fn spawn_on(&self, spec: &NodeRecord, launch: &NodeCommand) -> Result<Child> {
+    /// harness, inside the node's namespace if it has one, with `env` added to its
+    /// environment.
+    fn spawn_on(
+        &self,
+        spec: &NodeRecord,
+        launch: &NodeCommand,
+        env: Vec<(&'static str, std::ffi::OsString)>,
+    ) -> Result<Child> {
         let log = File::options()
             .create(true)
             .append(true)
@@ -253,6 +304,7 @@ impl ProcessCluster {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
+            .envs(env)
             .kill_on_drop(true);
         // If the harness itself is SIGKILLed, its nodes must not outlive it.
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
@@ -275,7 +327,29 @@ impl ProcessCluster {
 
     fn spawn(&self, name: &str) -> Result<()> {
         let spec = self.spec(name)?;
-        let child = self.spawn_on(spec, &self.node_command(spec)?)?;
+        let launch = self.node_command(spec)?;
+        let child = match &self.clocks {
+            None => self.spawn_on(spec, &launch, Vec::new())?,
+            Some(clocks) => {
+                let mut clocks = clocks.lock().expect("never poisoned");
+                let clock = clocks
+                    .get_mut(name)
+                    .ok_or_else(|| anyhow!("no clock for {name}"))?;
+                // The line for a process that starts now: the clock the nemesis set, from
+                // the node's first instruction.
+                let start = Instant::now();
+                clock
+                    .control
+                    .write(&clock.setting, start)
+                    .with_context(|| format!("writing {}", clock.control.path().display()))?;
+                let child = self.spawn_on(spec, &launch, clock.control.env())?;
+                clock.process_start = Some(start);
+                if let Some(pid) = child.id() {
+                    self.faked_pids.lock().expect("never poisoned").push(pid);
+                }
+                child
+            }
+        };
         self.processes
             .lock()
             .expect("never poisoned")
@@ -293,7 +367,7 @@ impl ProcessCluster {
         for (slot, launch) in running.iter_mut().zip(launches) {
             self.notice_sidecar_exit(name, slot);
             if slot.is_none() {
-                *slot = Some((self.spawn_on(spec, &launch)?, launch));
+                *slot = Some((self.spawn_on(spec, &launch, Vec::new())?, launch));
             }
         }
         Ok(())
@@ -584,6 +658,30 @@ impl ProcessCluster {
         });
         futures::join!(join_all(node_stops), join_all(sidecar_stops));
     }
+
+    /// Removes what running nodes under libfaketime left: each node's control file, and
+    /// what libfaketime left in /dev/shm for processes that did not exit by themselves. Call
+    /// it after [`ProcessCluster::stop_all`]; safe on any path and more than once.
+    pub fn remove_clock_files(&self) -> Result<()> {
+        let Some(clocks) = &self.clocks else {
+            return Ok(());
+        };
+        for pid in std::mem::take(&mut *self.faked_pids.lock().expect("never poisoned")) {
+            remove_process_leftovers(pid);
+        }
+        let mut first_error = Ok(());
+        for (name, clock) in clocks.lock().expect("never poisoned").iter_mut() {
+            clock.process_start = None;
+            let removed = clock
+                .control
+                .remove()
+                .with_context(|| format!("removing the clock control file of {name}"));
+            if first_error.is_ok() {
+                first_error = removed;
+            }
+        }
+        first_error
+    }
 }
 
 /// The last error a node's log holds, or its last line: why it exited, as far as it said.
@@ -629,10 +727,19 @@ impl Cluster for ProcessCluster {
     async fn kill(&self, node: &str) -> Result<()> {
         match self.take(node) {
             ProcessState::Running(mut child) | ProcessState::Paused(mut child) => {
+                let pid = child.id();
                 child
                     .kill()
                     .await
                     .with_context(|| format!("SIGKILL of {node}"))?;
+                if let Some(clocks) = &self.clocks {
+                    if let Some(clock) = clocks.lock().expect("never poisoned").get_mut(node) {
+                        clock.process_start = None;
+                    }
+                    if let Some(pid) = pid {
+                        remove_process_leftovers(pid);
+                    }
+                }
                 Ok(())
             }
             ProcessState::Stopped => Ok(()),
@@ -703,6 +810,44 @@ impl Cluster for ProcessCluster {
                 Ok(())
             }
         }
+    }
+
+    async fn set_clock(&self, node: &str, setting: ClockSetting) -> Result<Option<f64>> {
+        let Some(clocks) = &self.clocks else {
+            bail!("cannot move the clock of {node}: the nodes do not run under libfaketime");
+        };
+        let running = {
+            let mut clocks = clocks.lock().expect("never poisoned");
+            let clock = clocks
+                .get_mut(node)
+                .ok_or_else(|| anyhow!("no node named {node}"))?;
+            clock.setting = setting;
+            // A node that is down starts with the setting: its line is written then.
+            if let Some(start) = clock.process_start {
+                clock
+                    .control
+                    .write(&setting, start)
+                    .with_context(|| format!("writing {}", clock.control.path().display()))?;
+            }
+            clock.process_start.is_some()
+        };
+        if !running {
+            return Ok(None);
+        }
+        // What the node's own clock reads now, against the harness's, to the middle of the
+        // round trip (well under a millisecond on loopback).
+        let spec = self.spec(node)?;
+        let before = std::time::SystemTime::now();
+        let Some(read) = self.system.realtime_us(spec).await else {
+            return Ok(None);
+        };
+        let after = std::time::SystemTime::now();
+        let micros = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_micros() as i64)
+        };
+        let true_time = (micros(before) + micros(after)) / 2;
+        Ok(Some((read - true_time) as f64 / 1000.0))
     }
 
     async fn leader(&self) -> Option<NodeName> {
@@ -803,6 +948,7 @@ mod tests {
             run_dir,
             power_loss,
             network: None,
+            faketime: None,
         })
         .unwrap();
         cluster.start(|_, _| None).await.unwrap();

@@ -19,6 +19,8 @@ pub enum FaultKind {
     Partition,
     Slow,
     Lossy,
+    /// The node's clock is off true time (bumped, skewed or strobed).
+    Clock,
 }
 
 impl From<FaultClass> for FaultKind {
@@ -29,6 +31,7 @@ impl From<FaultClass> for FaultKind {
             FaultClass::Partitioned => FaultKind::Partition,
             FaultClass::Slow => FaultKind::Slow,
             FaultClass::Lossy => FaultKind::Lossy,
+            FaultClass::Clock => FaultKind::Clock,
         }
     }
 }
@@ -96,7 +99,8 @@ pub fn nemesis_events(history: &History) -> Vec<NemesisEvent> {
 
 /// Pairs each fault's start with its stop, in order of start. A stop with nothing to stop
 /// (a restart of a node that died by itself) makes no interval; events this version does
-/// not know are skipped.
+/// not know are skipped. A node's clock is off from its first change to its reset, however
+/// often it changed meanwhile (a strobe's every flip is an event): one interval.
 pub fn faults(history: &History) -> Vec<Fault> {
     let mut faults: Vec<Fault> = Vec::new();
     for event in history.events() {
@@ -118,6 +122,17 @@ pub fn faults(history: &History) -> Vec<Fault> {
                 detail: serde_json::Value::clone(&event.value),
             };
             match class {
+                FaultClass::Clock => {
+                    let open = |node: &String| {
+                        faults.iter().any(|fault| {
+                            fault.kind == FaultKind::Clock
+                                && fault.end.is_none()
+                                && fault.nodes.contains(node)
+                        })
+                    };
+                    let new: Vec<String> = nodes.into_iter().filter(|n| !open(n)).collect();
+                    faults.extend(new.into_iter().map(|node| start(vec![node])));
+                }
                 // Each node comes back on its own.
                 FaultClass::Down | FaultClass::Paused => {
                     faults.extend(nodes.into_iter().map(|node| start(vec![node])));
@@ -128,7 +143,10 @@ pub fn faults(history: &History) -> Vec<Fault> {
         if let Some(class) = name.stops() {
             let stopped = name.nodes(&event.value);
             let kind = FaultKind::from(class);
-            let per_node = matches!(class, FaultClass::Down | FaultClass::Paused);
+            let per_node = matches!(
+                class,
+                FaultClass::Down | FaultClass::Paused | FaultClass::Clock
+            );
             let open = faults.iter_mut().filter(|fault| {
                 fault.kind == kind
                     && fault.end.is_none()
@@ -286,6 +304,28 @@ mod tests {
         assert_eq!(markers[0], (Some("down"), None));
         assert_eq!(markers[3], (None, Some("down")));
         assert_eq!(markers[2], (None, None), "slow marks no node");
+    }
+
+    #[test]
+    fn a_clock_is_off_from_its_first_change_to_its_reset_whatever_came_between() {
+        let clock =
+            |node: &str, offset: f64| json!({"node": node, "offset_ms": offset, "rate": 1.0});
+        let h = nemesis(&[
+            (10, "strobe-clock", clock("n1", 200.0)),
+            (20, "strobe-clock", clock("n1", 0.0)),
+            (25, "bump-clock", clock("n2", -300.0)),
+            (30, "strobe-clock", clock("n1", 200.0)),
+            (40, "reset-clock", clock("n1", 0.0)),
+            (50, "skew-clock", clock("n1", 0.0)),
+        ]);
+        assert_eq!(
+            spans(&faults(&h)),
+            [
+                (FaultKind::Clock, 10, Some(40), vec!["n1"]),
+                (FaultKind::Clock, 25, None, vec!["n2"]),
+                (FaultKind::Clock, 50, None, vec!["n1"]),
+            ]
+        );
     }
 
     #[test]

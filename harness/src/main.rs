@@ -2,6 +2,7 @@
 //! only dispatches.
 
 mod check;
+mod clocks;
 mod cluster;
 mod completeness;
 mod console;

@@ -3,6 +3,8 @@
 
 use std::future::Future;
 
+use crate::clock::ClockSetting;
+
 /// A node's name, as the harness and the history spell it: `"n1"`, `"n2"`, ...
 pub type NodeName = String;
 
@@ -54,6 +56,17 @@ pub trait Cluster: Send + Sync {
 
     /// SIGCONTs a paused node's process.
     fn resume(&self, node: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Sets the node's clocks to `setting` from now on (through libfaketime's control file
+    /// of the node; a node restarted later starts with it too) and returns the offset from
+    /// true time, in milliseconds, that the node's own clock read right after, if it
+    /// answered. A cluster whose nodes do not run under libfaketime must fail rather than
+    /// pretend.
+    fn set_clock(
+        &self,
+        node: &str,
+        setting: ClockSetting,
+    ) -> impl Future<Output = anyhow::Result<Option<f64>>> + Send;
 
     /// The node the cluster currently reports as leader (from the nodes'
     /// `/status`), or `None` when no leader is known.

@@ -46,6 +46,19 @@ pub enum EventName {
     Pause,
     /// Paused nodes were SIGCONTed; the value lists them.
     Resume,
+    /// A node's clock jumped: `{"node": "n2", "offset_ms": -250.0, "rate": 1.0}`, its offset
+    /// from true time and its rate right after, and `"observed_ms"`, the offset its own
+    /// clock then read, when it answered. Recorded once the clock changed.
+    BumpClock,
+    /// A node's clock started to run fast or slow, without a jump; the value as
+    /// `bump-clock`'s.
+    SkewClock,
+    /// A node's clock flipped to the other offset of a strobe; the value as `bump-clock`'s.
+    /// Every flip is an event.
+    StrobeClock,
+    /// A node's clock is back to true time (offset 0, rate 1), by a jump; the value as
+    /// `bump-clock`'s.
+    ResetClock,
 }
 
 /// What a started fault does to the nodes it names, so that a stop can be paired with the
@@ -62,11 +75,13 @@ pub enum FaultClass {
     Slow,
     /// Links drop connections until `stop-lossy`.
     Lossy,
+    /// The node's clock is off true time until `reset-clock` names it.
+    Clock,
 }
 
 impl EventName {
     /// Every event name.
-    pub const ALL: [EventName; 15] = [
+    pub const ALL: [EventName; 19] = [
         EventName::StartPartition,
         EventName::StopPartition,
         EventName::StartSlow,
@@ -82,6 +97,10 @@ impl EventName {
         EventName::Restart,
         EventName::Pause,
         EventName::Resume,
+        EventName::BumpClock,
+        EventName::SkewClock,
+        EventName::StrobeClock,
+        EventName::ResetClock,
     ];
 
     /// The history spelling, e.g. `"start-partition"`.
@@ -102,6 +121,10 @@ impl EventName {
             EventName::Restart => "restart",
             EventName::Pause => "pause",
             EventName::Resume => "resume",
+            EventName::BumpClock => "bump-clock",
+            EventName::SkewClock => "skew-clock",
+            EventName::StrobeClock => "strobe-clock",
+            EventName::ResetClock => "reset-clock",
         }
     }
 
@@ -117,12 +140,15 @@ impl EventName {
             EventName::StartPartition => Some(FaultClass::Partitioned),
             EventName::StartSlow => Some(FaultClass::Slow),
             EventName::StartLossy => Some(FaultClass::Lossy),
+            EventName::BumpClock | EventName::SkewClock | EventName::StrobeClock => {
+                Some(FaultClass::Clock)
+            }
             _ => None,
         }
     }
 
-    /// The fault this event ends, if it ends one: `Down` and `Paused` for the nodes it
-    /// names, the network faults for every link.
+    /// The fault this event ends, if it ends one: `Down`, `Paused` and `Clock` for the nodes
+    /// it names, the network faults for every link.
     pub fn stops(self) -> Option<FaultClass> {
         match self {
             EventName::Restart => Some(FaultClass::Down),
@@ -130,6 +156,7 @@ impl EventName {
             EventName::StopPartition => Some(FaultClass::Partitioned),
             EventName::StopSlow => Some(FaultClass::Slow),
             EventName::StopLossy => Some(FaultClass::Lossy),
+            EventName::ResetClock => Some(FaultClass::Clock),
             _ => None,
         }
     }
@@ -137,7 +164,7 @@ impl EventName {
 
 impl EventName {
     /// The nodes an event's value names: a list of nodes (kill, restart, pause, resume), an
-    /// object with `"nodes"` (power loss, crash-restart), a grudge (every node it cuts off
+    /// object with `"nodes"` (power loss, crash-restart) or `"node"` (the clock's), a grudge (every node it cuts off
     /// from another, sorted), or none (a degradation of every link, what a power loss lost).
     pub fn nodes(self, value: &Value) -> Vec<NodeName> {
         let names = |list: &Value| -> Vec<NodeName> {
@@ -161,6 +188,13 @@ impl EventName {
             | EventName::StartLossy
             | EventName::StopLossy
             | EventName::LostUnsynced => Vec::new(),
+            EventName::BumpClock
+            | EventName::SkewClock
+            | EventName::StrobeClock
+            | EventName::ResetClock => value["node"]
+                .as_str()
+                .map(|node| vec![node.to_string()])
+                .unwrap_or_default(),
             _ if value.is_array() => names(value),
             _ => names(&value["nodes"]),
         }
@@ -247,6 +281,11 @@ mod tests {
                 vec![],
             ),
             (EventName::LostUnsynced, json!({"n1": {"bytes": 3}}), vec![]),
+            (
+                EventName::SkewClock,
+                json!({"node": "n2", "offset_ms": 0.0, "rate": 1.1}),
+                vec!["n2"],
+            ),
         ];
         for (event, value, nodes) in cases {
             assert_eq!(event.nodes(&value), nodes, "{event}");

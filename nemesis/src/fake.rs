@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::bail;
 use tokio::time::Instant;
 
+use crate::clock::ClockSetting;
 use crate::cluster::{Cluster, NodeName, NodeView};
 use crate::event::Event;
 use crate::grudge::Link;
@@ -47,6 +48,8 @@ struct NodeStates {
     elections: Option<Elections>,
     /// The index of each node's last log entry, where a test set it.
     log_ends: BTreeMap<NodeName, u64>,
+    /// Each node's clock, where it is off true time.
+    clocks: BTreeMap<NodeName, ClockSetting>,
 }
 
 /// Elections, as far as the nemesis can see them: a leader cut off from every other node
@@ -124,6 +127,11 @@ impl FakeCluster {
 
     pub fn paused(&self) -> BTreeSet<NodeName> {
         lock(&self.states).paused.clone()
+    }
+
+    /// The nodes whose clock is off true time.
+    pub fn clocks_off(&self) -> BTreeSet<NodeName> {
+        lock(&self.states).clocks.keys().cloned().collect()
     }
 
     /// Applies `change`, which says whether it found something to do.
@@ -226,6 +234,27 @@ impl Cluster for FakeCluster {
 
     async fn resume(&self, node: &str) -> anyhow::Result<()> {
         self.act("resume", node, |s| s.paused.remove(node))
+    }
+
+    /// Journals `clock n1 +250.000 ms x1.000`, and observes the offset the setting says (a
+    /// dead or paused node observes nothing).
+    async fn set_clock(&self, node: &str, setting: ClockSetting) -> anyhow::Result<Option<f64>> {
+        let offset = setting.offset_ms_at(Instant::now());
+        self.act(
+            &format!("clock {offset:+.3} ms x{:.3}", setting.rate),
+            node,
+            |s| {
+                if setting.is_true() {
+                    s.clocks.remove(node);
+                } else {
+                    s.clocks.insert(node.to_owned(), setting);
+                }
+                true
+            },
+        )?;
+        let states = lock(&self.states);
+        let answers = !states.dead.contains(node) && !states.paused.contains(node);
+        Ok(answers.then_some(offset))
     }
 
     async fn leader(&self) -> Option<NodeName> {

@@ -8,7 +8,7 @@ use std::str::FromStr;
 /// The names `--nemesis` accepts, in the order an error message lists them.
 const VALID_FAULT_NAMES: &str = "none, kill, kill-majority, kill-all, crash-restart, pause, \
      power-loss, lagging-failover, partition, partition-leader, flap-leader, partition-one-way, \
-     majorities-ring, bridge, restart-bridge, slow, lossy, all";
+     majorities-ring, bridge, restart-bridge, slow, lossy, clock, all";
 
 /// A malformed `--nemesis` or `--partition-backend` value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +30,8 @@ pub enum Lane {
     Process,
     /// Faults of the links between nodes: partitions and degradation.
     Network,
+    /// Faults of one node's clock: bumps, skews, strobes (see `clock/`).
+    Clock,
 }
 
 /// One kind of fault the schedule can inject.
@@ -79,11 +81,14 @@ pub enum FaultKind {
     /// Drop connections on every link at random, losing the messages in flight (through
     /// the proxy).
     Lossy,
+    /// Bump, skew or strobe one node's clocks (CLOCK_REALTIME and CLOCK_MONOTONIC), through
+    /// libfaketime: only for nodes started under it (see `clock/`).
+    Clock,
 }
 
 impl FaultKind {
     /// Every kind, in a fixed order (the order the seeded schedule draws from).
-    pub const ALL: [FaultKind; 16] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::Kill,
         FaultKind::KillMajority,
         FaultKind::KillAll,
@@ -100,6 +105,7 @@ impl FaultKind {
         FaultKind::RestartBridge,
         FaultKind::Slow,
         FaultKind::Lossy,
+        FaultKind::Clock,
     ];
 
     /// The command-line name, e.g. `"partition-leader"`.
@@ -121,6 +127,7 @@ impl FaultKind {
             FaultKind::RestartBridge => "restart-bridge",
             FaultKind::Slow => "slow",
             FaultKind::Lossy => "lossy",
+            FaultKind::Clock => "clock",
         }
     }
 
@@ -144,6 +151,7 @@ impl FaultKind {
             | FaultKind::RestartBridge
             | FaultKind::Slow
             | FaultKind::Lossy => Lane::Network,
+            FaultKind::Clock => Lane::Clock,
         }
     }
 

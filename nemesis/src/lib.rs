@@ -4,9 +4,10 @@
 //! degradation (latency, jitter, dropped connections) through a [`Degrader`]
 //! (the proxy), power loss through a [`PowerLossDisk`] (a FUSE filesystem
 //! served from memory, mounted on a node's data dir, that loses what the node
-//! did not fsync when the power is cut), and a seeded [`Schedule`] that starts
-//! and heals them in two lanes that overlap (process faults, network faults;
-//! restart-bridge runs alone),
+//! did not fsync when the power is cut), clock faults through the cluster (a node's clocks
+//! bumped, skewed or strobed under libfaketime), and a seeded [`Schedule`] that starts
+//! and heals them in three lanes that overlap (process faults, network faults, clock
+//! faults; restart-bridge runs alone),
 //! reporting each start and stop as an [`Event`] for the history.
 //!
 //! Where things are:
@@ -29,6 +30,8 @@
 //! - `netns.rs`: nodes in network namespaces of their own ([`NodeNetwork`]),
 //!   joined by a bridge, for systems whose peer connections cannot be told
 //!   which source address to use.
+//! - `clock/`: the clock fault: the model of a faulted clock, the libfaketime control file
+//!   that the harness writes for each node, and whether libfaketime can be used here.
 //! - `disk/`: the power-loss filesystem: `model.rs` holds every rule of what
 //!   is synced and what is lost (pure, no FUSE), `fs.rs` translates FUSE
 //!   requests to it, `mount.rs` and `mounts.rs` mount, unmount and clean up.
@@ -72,6 +75,7 @@
 //! # }
 //! ```
 
+mod clock;
 mod cluster;
 mod disk;
 mod event;
@@ -87,6 +91,10 @@ mod time_limit;
 #[cfg(test)]
 mod fake;
 
+pub use clock::{
+    ClockControl, ClockSetting, FaketimeUnavailable, control_line, faketime_available,
+    libfaketime_offset, not_preloadable, remove_process_leftovers,
+};
 pub use cluster::{Cluster, NodeName, NodeView};
 pub use disk::{
     DiskError, FuseUnavailable, Loss, PowerLossDisk, fuse_available, remove_leftover_mounts,
@@ -106,4 +114,4 @@ pub use partition::iptables::{
 pub use partition::netns::NamespaceRules;
 pub use partition::proxy::{ProxyError, ProxyNetwork, UpstreamSource};
 pub use partition::{Degradation, Degrader, PartitionError, Partitioner};
-pub use schedule::{Crash, FaultPlan, Flap, Planner, Schedule, Targets};
+pub use schedule::{ClockChange, Crash, FaultPlan, Flap, Planner, Schedule, Targets};

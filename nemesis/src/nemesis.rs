@@ -16,12 +16,13 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, SemaphorePermit, watch};
 use tokio::time::Instant;
 
+use crate::clock::ClockSetting;
 use crate::cluster::{Cluster, NodeName};
 use crate::event::{Event, EventName};
 use crate::grudge::{Grudge, Link};
 use crate::kind::Lane;
 use crate::partition::{Degradation, Degrader, PartitionError};
-use crate::schedule::{Crash, FaultPlan, Flap, Planner, Schedule, Targets};
+use crate::schedule::{ClockChange, Crash, FaultPlan, Flap, Planner, Schedule, Targets};
 
 mod restart_bridge;
 
@@ -85,6 +86,8 @@ enum ActiveFault {
     /// Cut or degraded links: healed by healing the network, then reported as `stop`
     /// with the start's value.
     Network { stop: EventName, value: Value },
+    /// Clocks off true time: healed by setting them back, each reported as `reset-clock`.
+    Clock(Vec<NodeName>),
 }
 
 /// A process fault and its remedy.
@@ -127,6 +130,8 @@ pub struct Nemesis<C, P> {
     /// When a node last came back, restarted or resumed: it missed entries while it was out,
     /// and flap-leader lets it catch up before a round.
     last_return: Mutex<Option<Instant>>,
+    /// Each node's clock, where the nemesis moved it off true time.
+    clocks: Mutex<BTreeMap<NodeName, ClockSetting>>,
     /// One permit a lane: a fault in force holds its lane's, and a fault that
     /// [runs alone](FaultPlan::runs_alone) holds them all. Fair: once a fault waits to run
     /// alone, the other lane's next fault waits behind it.
@@ -134,7 +139,7 @@ pub struct Nemesis<C, P> {
 }
 
 /// How many lanes a schedule has, and so how many permits a fault that runs alone takes.
-const LANES: u32 = 2;
+const LANES: u32 = 3;
 
 impl<C: Cluster, P: Degrader> Nemesis<C, P> {
     /// A nemesis that reports every fault start and stop to `on_event`,
@@ -152,6 +157,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             active: Mutex::default(),
             storms: AtomicU64::new(0),
             last_return: Mutex::default(),
+            clocks: Mutex::default(),
             turns: Semaphore::new(LANES as usize),
         }
     }
@@ -187,16 +193,17 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 ran.and(self.stop(lane).await)
             }
         };
-        let lanes = async { tokio::join!(lane(Lane::Process), lane(Lane::Network)) };
+        let lanes =
+            async { tokio::join!(lane(Lane::Process), lane(Lane::Network), lane(Lane::Clock)) };
         let mut lanes = pin!(lanes);
-        let (process, network) = tokio::select! {
+        let (process, network, clock) = tokio::select! {
             results = &mut lanes => results,
             () = cancel => {
                 let _ = stop.send(true);
                 lanes.await
             }
         };
-        process.and(network)
+        process.and(network).and(clock)
     }
 
     async fn run_lane(
@@ -305,6 +312,16 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             FaultPlan::RestartBridge { order } => {
                 self.restart_bridge(lane, &order, fault_ends, stopped).await
             }
+            FaultPlan::Clock {
+                target,
+                change: ClockChange::Strobe { delta_ms, period },
+            } => {
+                let Some(node) = self.resolve(target).await.into_iter().next() else {
+                    return Ok(());
+                };
+                self.strobe(lane, &node, delta_ms, period, fault_ends, stopped)
+                    .await
+            }
             plan => self.start(plan).await,
         }
     }
@@ -391,6 +408,29 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 self.degrade(lane, EventName::StartLossy, EventName::StopLossy, how)
                     .await
             }
+            FaultPlan::Clock { target, change } => {
+                let Some(node) = self.resolve(target).await.into_iter().next() else {
+                    return Ok(());
+                };
+                let (event, setting) = match change {
+                    ClockChange::Bump { delta_ms } => (
+                        EventName::BumpClock,
+                        self.clock_of(&node)
+                            .jumped(Instant::now(), delta_ms * 1_000_000),
+                    ),
+                    ClockChange::Skew { rate } => (
+                        EventName::SkewClock,
+                        self.clock_of(&node).with_rate(Instant::now(), rate),
+                    ),
+                    // One flip, away from the offset of the moment.
+                    ClockChange::Strobe { delta_ms, .. } => (
+                        EventName::StrobeClock,
+                        self.clock_of(&node)
+                            .jumped(Instant::now(), delta_ms * 1_000_000),
+                    ),
+                };
+                self.set_clock(lane, &node, event, setting).await
+            }
         }
     }
 
@@ -430,6 +470,17 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 self.emit(stop, value);
                 Ok(())
             }
+            ActiveFault::Clock(nodes) => {
+                let mut result = Ok(());
+                for node in nodes {
+                    let true_time = ClockSetting::true_time(Instant::now());
+                    let reset = self
+                        .set_clock(lane, &node, EventName::ResetClock, true_time)
+                        .await;
+                    result = result.and(reset);
+                }
+                result
+            }
         }
     }
 
@@ -438,8 +489,98 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
     pub async fn heal_all(&self) -> Result<(), NemesisError> {
         let process = self.stop(Lane::Process).await;
         let network = self.stop(Lane::Network).await;
+        let clock = self.stop(Lane::Clock).await;
         let healed = self.network.heal().await.map_err(NemesisError::from);
-        process.and(network).and(healed)
+        process.and(network).and(clock).and(healed)
+    }
+
+    /// The node's clock as the nemesis left it: true time unless it moved it.
+    fn clock_of(&self, node: &str) -> ClockSetting {
+        let clocks = self
+            .clocks
+            .lock()
+            .expect("never poisoned: no panics while held");
+        clocks
+            .get(node)
+            .copied()
+            .unwrap_or_else(|| ClockSetting::true_time(Instant::now()))
+    }
+
+    /// Sets the node's clock to `setting` and reports `event` with the node, its offset and
+    /// rate, and the offset its own clock then read. A clock off true time stays in force in
+    /// `lane` until healed (`reset-clock`, which this is when `setting` is true time).
+    async fn set_clock(
+        &self,
+        lane: Lane,
+        node: &NodeName,
+        event: EventName,
+        setting: ClockSetting,
+    ) -> Result<(), NemesisError> {
+        let observed = self.cluster.set_clock(node, setting).await;
+        let observed = match observed {
+            Ok(observed) => observed,
+            Err(source) => {
+                // Not known to have changed: still to be healed, if it was off.
+                if !self.clock_of(node).is_true() {
+                    self.remember(lane, ActiveFault::Clock(vec![node.clone()]));
+                }
+                return Err(NemesisError::Cluster {
+                    action: "set the clock of",
+                    node: node.clone(),
+                    source,
+                });
+            }
+        };
+        let now = Instant::now();
+        {
+            let mut clocks = self
+                .clocks
+                .lock()
+                .expect("never poisoned: no panics while held");
+            if setting.is_true() {
+                clocks.remove(node);
+            } else {
+                clocks.insert(node.clone(), setting);
+            }
+        }
+        if !setting.is_true() {
+            self.remember(lane, ActiveFault::Clock(vec![node.clone()]));
+        }
+        let mut value = json!({
+            "node": node,
+            "offset_ms": round_ms(setting.offset_ms_at(now)),
+            "rate": setting.rate,
+        });
+        if let Some(observed) = observed {
+            value["observed_ms"] = json!(round_ms(observed));
+        }
+        self.emit(event, value);
+        Ok(())
+    }
+
+    /// A strobe until `fault_ends`: the node's clock flips between its setting of the moment
+    /// and one `delta_ms` away, every `period`. The flip in force at the end stays, for the
+    /// lane to heal.
+    async fn strobe(
+        &self,
+        lane: Lane,
+        node: &NodeName,
+        delta_ms: i64,
+        period: Duration,
+        fault_ends: Instant,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Result<(), NemesisError> {
+        let home = self.clock_of(node);
+        let away = home.jumped(Instant::now(), delta_ms * 1_000_000);
+        for flip in 0.. {
+            let setting = if flip % 2 == 0 { away } else { home };
+            self.set_clock(lane, node, EventName::StrobeClock, setting)
+                .await?;
+            if !wait_until(Instant::now() + period, fault_ends, stopped).await {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// The crashes of a crash-restart storm, each followed by its pause, until the last
@@ -749,13 +890,29 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             .expect("never poisoned: no panics while held")
     }
 
-    /// Remembers a fault of `lane`, beside any other in force there, unless it hit no node.
+    /// Remembers a fault of `lane`, beside any other in force there, unless it hit no node;
+    /// clocks off true time are one fault of the lane, each node once.
     fn remember(&self, lane: Lane, fault: ActiveFault) {
         let hit_nobody =
             matches!(&fault, ActiveFault::Down(n) | ActiveFault::Paused(n) if n.is_empty());
-        if !hit_nobody {
-            self.active().entry(lane).or_default().push(fault);
+        if hit_nobody {
+            return;
         }
+        let mut active = self.active();
+        let faults = active.entry(lane).or_default();
+        if let ActiveFault::Clock(nodes) = &fault
+            && let Some(ActiveFault::Clock(off)) = faults
+                .iter_mut()
+                .find(|fault| matches!(fault, ActiveFault::Clock(_)))
+        {
+            for node in nodes {
+                if !off.contains(node) {
+                    off.push(node.clone());
+                }
+            }
+            return;
+        }
+        faults.push(fault);
     }
 
     /// Restarts `nodes`, all at once, reports those that came back and notes when.
@@ -876,6 +1033,11 @@ fn nodes_json(nodes: &[NodeName]) -> Value {
     nodes.iter().cloned().collect()
 }
 
+/// Milliseconds to the microsecond, for the history.
+fn round_ms(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -964,6 +1126,11 @@ mod tests {
             BTreeSet::new(),
             "degraded links left"
         );
+        assert_eq!(
+            setup.cluster.clocks_off(),
+            BTreeSet::new(),
+            "clocks left off"
+        );
     }
 
     async fn run_for(setup: &Setup, schedule: &Schedule, limit: Duration) -> Instant {
@@ -1016,7 +1183,21 @@ mod tests {
         );
         let mut open: BTreeMap<FaultClass, usize> = BTreeMap::new();
         let mut overlapped = false;
+        // A clock is off until its node's reset, however often it changed meanwhile.
+        let mut clocks_off = BTreeSet::new();
+        let mut clock_overlapped = false;
         for (_, event) in &timeline {
+            if event.f.starts() == Some(FaultClass::Clock) {
+                clocks_off.extend(event.f.nodes(&event.value));
+                clock_overlapped |= open.values().any(|&count| count > 0);
+                continue;
+            }
+            if event.f == EventName::ResetClock {
+                for node in event.f.nodes(&event.value) {
+                    assert!(clocks_off.remove(&node), "{node}'s clock was not off");
+                }
+                continue;
+            }
             if let Some(class) = event.f.starts() {
                 *open.entry(class).or_default() += 1;
             }
@@ -1047,12 +1228,15 @@ mod tests {
             open.values().all(|&count| count == 0),
             "left open: {open:?}"
         );
+        assert!(clocks_off.is_empty(), "clocks left off: {clocks_off:?}");
+        assert!(clock_overlapped, "a clock changed while another fault held");
         assert!(
             overlapped,
             "a process fault and a network fault were in force together"
         );
         assert!(cluster.dead().is_empty() && cluster.paused().is_empty());
         assert!(network.cut_links().is_empty() && network.degraded_links().is_empty());
+        assert!(cluster.clocks_off().is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -1808,6 +1992,130 @@ mod tests {
         assert_eq!(setup.cluster.dead(), BTreeSet::from(["n1".to_owned()]));
         setup.nemesis.heal_all().await.unwrap();
         assert_all_healed(&setup);
+    }
+
+    fn clock_events(setup: &Setup) -> Vec<(EventName, Value)> {
+        setup
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|event| (event.f, event.value.clone()))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bump_jumps_one_clock_and_healing_sets_it_back_to_true_time() {
+        let setup = setup(3);
+        setup.cluster.set_leader(Some("n2"));
+        let bump = FaultPlan::Clock {
+            target: Targets::Leader {
+                fallback: "n1".into(),
+            },
+            change: ClockChange::Bump { delta_ms: -250 },
+        };
+        setup.nemesis.start(bump).await.unwrap();
+        assert_eq!(
+            setup.cluster.clocks_off(),
+            BTreeSet::from(["n2".to_owned()])
+        );
+        setup.nemesis.heal_all().await.unwrap();
+        assert_all_healed(&setup);
+        assert_eq!(
+            clock_events(&setup),
+            [
+                (
+                    EventName::BumpClock,
+                    json!({"node": "n2", "offset_ms": -250.0, "rate": 1.0, "observed_ms": -250.0})
+                ),
+                (
+                    EventName::ResetClock,
+                    json!({"node": "n2", "offset_ms": 0.0, "rate": 1.0, "observed_ms": 0.0})
+                ),
+            ]
+        );
+        assert!(journal(&setup).contains(&"clock -250.000 ms x1.000 n2".to_owned()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_skew_starts_without_a_jump_and_its_offset_grows_at_its_rate_until_healed() {
+        let setup = setup(3);
+        let skew = FaultPlan::Clock {
+            target: Targets::Nodes(vec!["n3".into()]),
+            change: ClockChange::Skew { rate: 1.2 },
+        };
+        setup.nemesis.start(skew).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // A paused node is still set back; it only cannot say what it reads.
+        setup.cluster.pause("n3").await.unwrap();
+        setup.nemesis.stop(Lane::Clock).await.unwrap();
+        setup.cluster.resume("n3").await.unwrap();
+        let events = clock_events(&setup);
+        assert_eq!(
+            events[0],
+            (
+                EventName::SkewClock,
+                json!({"node": "n3", "offset_ms": 0.0, "rate": 1.2, "observed_ms": 0.0})
+            )
+        );
+        assert_eq!(
+            events[1],
+            (
+                EventName::ResetClock,
+                json!({"node": "n3", "offset_ms": 0.0, "rate": 1.0})
+            )
+        );
+        let line = journal(&setup)
+            .into_iter()
+            .find(|line| line.ends_with("x1.000 n3"))
+            .unwrap();
+        assert_eq!(line, "clock +0.000 ms x1.000 n3");
+        assert_all_healed(&setup);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_strobe_flips_between_two_offsets_until_the_fault_ends_then_is_healed() {
+        let setup = setup(3);
+        let started = Instant::now();
+        run_for(&setup, &schedule("clock", 4), Duration::from_millis(6000)).await;
+        let timeline = timeline(&setup);
+        let strobes: Vec<&(f64, Event)> = timeline
+            .iter()
+            .filter(|(_, event)| event.f == EventName::StrobeClock)
+            .collect();
+        assert!(strobes.len() >= 10, "a strobe flips often: {timeline:?}");
+        let offsets: BTreeSet<String> = strobes
+            .iter()
+            .map(|(_, event)| event.value["offset_ms"].to_string())
+            .collect();
+        assert_eq!(offsets.len(), 2, "two offsets: {offsets:?}");
+        // Every fault of the lane is healed before the next and at the end; a strobe's
+        // flips are all within its interval.
+        let names: Vec<EventName> = timeline.iter().map(|(_, event)| event.f).collect();
+        let kinds: BTreeSet<&str> = names.iter().map(|name| name.as_str()).collect();
+        assert_eq!(
+            kinds,
+            BTreeSet::from(["bump-clock", "reset-clock", "skew-clock", "strobe-clock"])
+        );
+        assert_eq!(names.last(), Some(&EventName::ResetClock));
+        let first = strobes[0].0;
+        let last = strobes[strobes.len() - 1].0;
+        assert!(last - first <= 1.0, "{first} to {last}");
+        assert!(started.elapsed() <= Duration::from_millis(6000));
+        assert_all_healed(&setup);
+    }
+
+    #[tokio::test]
+    async fn a_clock_that_cannot_be_set_is_an_error_naming_the_node() {
+        let setup = setup(3);
+        setup.cluster.set_broken("n1", true);
+        let bump = FaultPlan::Clock {
+            target: Targets::Nodes(vec!["n1".into()]),
+            change: ClockChange::Bump { delta_ms: 100 },
+        };
+        let error = setup.nemesis.start(bump).await.unwrap_err();
+        assert_eq!(error.to_string(), "could not set the clock of node n1");
+        assert!(clock_events(&setup).is_empty());
     }
 
     #[test]

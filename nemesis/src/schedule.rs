@@ -42,6 +42,15 @@ impl Schedule {
             Lane::Process => self.interval / 2,
             Lane::Network if self.kinds.of_lane(Lane::Process).is_empty() => self.interval / 2,
             Lane::Network => self.interval,
+            Lane::Clock
+                if self.kinds.of_lane(Lane::Process).is_empty()
+                    && self.kinds.of_lane(Lane::Network).is_empty() =>
+            {
+                self.interval / 2
+            }
+            // A quarter of an interval after the process lane, so that a clock fault meets
+            // the others' starts and ends rather than keeping in step with them.
+            Lane::Clock => self.interval * 3 / 4,
         }
     }
 }
@@ -74,6 +83,31 @@ pub struct Flap {
     pub fallback: NodeName,
     /// How long to wait, once the partition is healed, before the next round.
     pub calm: Duration,
+}
+
+/// What a clock fault does to its node's clock. The magnitudes are drawn around the bundled
+/// node's timing (heartbeat 50 ms, election timeout 150-300 ms, lease drift margin 30 ms):
+/// see [`Planner`]'s `clock_change`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ClockChange {
+    /// Jump the clock by this many milliseconds (back if negative), and hold it there.
+    Bump {
+        /// The jump.
+        delta_ms: i64,
+    },
+    /// Run the clock at this rate (1.1 is 10 % fast), from its offset of the moment.
+    Skew {
+        /// The rate.
+        rate: f64,
+    },
+    /// Flip the clock between its offset of the moment and one `delta_ms` away, every
+    /// `period`, for as long as the fault lasts.
+    Strobe {
+        /// How far the other offset is.
+        delta_ms: i64,
+        /// How long between flips.
+        period: Duration,
+    },
 }
 
 /// One fault, as drawn from the seed.
@@ -158,6 +192,14 @@ pub enum FaultPlan {
     Slow(Degradation),
     /// Drop connections on every link; healing restores them.
     Lossy(Degradation),
+    /// Change one node's clock (the leader's when the fault starts, or one node's); healing
+    /// sets it back to true time.
+    Clock {
+        /// Whose clock: the leader, or a single node.
+        target: Targets,
+        /// How.
+        change: ClockChange,
+    },
 }
 
 impl FaultPlan {
@@ -177,6 +219,7 @@ impl FaultPlan {
             | FaultPlan::RestartBridge { .. }
             | FaultPlan::Slow(_)
             | FaultPlan::Lossy(_) => Lane::Network,
+            FaultPlan::Clock { .. } => Lane::Clock,
         }
     }
 
@@ -219,6 +262,9 @@ pub struct Planner {
     powered_off: bool,
     nodes: Vec<NodeName>,
     interval: Duration,
+    /// The clock faults still to come in this round (bump, skew, strobe), dealt like the
+    /// kinds, so that each is tried early.
+    clock_deck: Vec<u8>,
 }
 
 /// The kinds the first deck of a lane deals first, when enabled: those that alone expose a
@@ -247,6 +293,7 @@ impl Planner {
             powered_off: false,
             nodes,
             interval,
+            clock_deck: Vec::new(),
         }
     }
 
@@ -256,6 +303,7 @@ impl Planner {
         let lane_seed = match lane {
             Lane::Process => schedule.seed,
             Lane::Network => schedule.seed ^ 0x6e65_7477_6f72_6b00, // "network"
+            Lane::Clock => schedule.seed ^ 0x636c_6f63_6b00,        // "clock"
         };
         Planner::new(
             &schedule.kinds.of_lane(lane),
@@ -323,7 +371,51 @@ impl Planner {
             },
             FaultKind::Slow => FaultPlan::Slow(self.slowness()),
             FaultKind::Lossy => FaultPlan::Lossy(self.lossiness()),
+            FaultKind::Clock => FaultPlan::Clock {
+                target: self.one_node_or_leader(),
+                change: self.clock_change(),
+            },
         })
+    }
+
+    /// The leader (half the time) or one random node.
+    fn one_node_or_leader(&mut self) -> Targets {
+        if self.rng.random_bool(0.5) {
+            self.leader()
+        } else {
+            Targets::Nodes(self.some_nodes(1))
+        }
+    }
+
+    /// A bump, a skew or a strobe, each once in every three clock faults (in a seeded order).
+    ///
+    /// - A bump jumps 100 to 500 ms, ahead or back: from below the shortest election timeout
+    ///   (150 ms) to well past the longest (300 ms), so that some jumps ahead run a timeout out
+    ///   at once and some jumps back hold a leader's heartbeats (50 ms) for several rounds.
+    /// - A skew runs the clock 2 to 25 % fast or slow: from a drift that any lease margin
+    ///   covers to one that breaks the bundled node's (30 ms of a 150 ms election timeout is
+    ///   20 %); over a one-second fault that is 20 to 250 ms of offset.
+    /// - A strobe flips between two offsets 100 to 400 ms apart every 20 to 60 ms: several
+    ///   flips within a heartbeat and within an election timeout, so the node's timers see its
+    ///   clock step back and forth between them.
+    fn clock_change(&mut self) -> ClockChange {
+        if self.clock_deck.is_empty() {
+            self.clock_deck = vec![0, 1, 2];
+            self.clock_deck.shuffle(&mut self.rng);
+        }
+        let sign = if self.rng.random_bool(0.5) { 1 } else { -1 };
+        match self.clock_deck.pop() {
+            Some(0) => ClockChange::Bump {
+                delta_ms: sign * self.rng.random_range(100..=500),
+            },
+            Some(1) => ClockChange::Skew {
+                rate: 1.0 + sign as f64 * self.rng.random_range(0.02..=0.25),
+            },
+            _ => ClockChange::Strobe {
+                delta_ms: sign * self.rng.random_range(100..=400),
+                period: Duration::from_millis(self.rng.random_range(20..=60)),
+            },
+        }
     }
 
     /// The leader (half the time) or a random minority.
@@ -478,6 +570,18 @@ mod tests {
             FaultPlan::RestartBridge { .. } => "restart-bridge",
             FaultPlan::Slow(_) => "slow",
             FaultPlan::Lossy(_) => "lossy",
+            FaultPlan::Clock {
+                change: ClockChange::Bump { .. },
+                ..
+            } => "bump-clock",
+            FaultPlan::Clock {
+                change: ClockChange::Skew { .. },
+                ..
+            } => "skew-clock",
+            FaultPlan::Clock {
+                change: ClockChange::Strobe { .. },
+                ..
+            } => "strobe-clock",
         }
     }
 
@@ -730,6 +834,48 @@ mod tests {
                 .collect();
             assert_eq!(round.len(), 6, "{round:?}");
         }
+    }
+
+    #[test]
+    fn clock_faults_hit_one_node_with_every_change_in_its_bounds_each_once_a_round() {
+        let mut leader_targeted = 0;
+        let mut signs = BTreeSet::new();
+        let all = plans("clock", 5, 31, 300);
+        for round in all.chunks(3) {
+            let kinds: BTreeSet<_> = round.iter().map(kind_of).collect();
+            assert_eq!(
+                kinds.len(),
+                3,
+                "bump, skew and strobe each round: {round:?}"
+            );
+        }
+        for plan in all {
+            let FaultPlan::Clock { target, change } = plan else {
+                panic!("unexpected plan {plan:?}");
+            };
+            match target {
+                Targets::Leader { .. } => leader_targeted += 1,
+                Targets::Nodes(nodes) => assert_eq!(nodes.len(), 1),
+            }
+            match change {
+                ClockChange::Bump { delta_ms } => {
+                    assert!((100..=500).contains(&delta_ms.abs()), "{delta_ms}");
+                    signs.insert(("bump", delta_ms > 0));
+                }
+                ClockChange::Skew { rate } => {
+                    let by = (rate - 1.0).abs();
+                    assert!((0.02..=0.25 + 1e-12).contains(&by), "{rate}");
+                    signs.insert(("skew", rate > 1.0));
+                }
+                ClockChange::Strobe { delta_ms, period } => {
+                    assert!((100..=400).contains(&delta_ms.abs()), "{delta_ms}");
+                    assert!((20..=60).contains(&period.as_millis()), "{period:?}");
+                    signs.insert(("strobe", delta_ms > 0));
+                }
+            }
+        }
+        assert!(leader_targeted > 0);
+        assert_eq!(signs.len(), 6, "ahead and back, fast and slow: {signs:?}");
     }
 
     #[test]

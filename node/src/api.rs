@@ -8,7 +8,7 @@
 //! | `POST /kv/{key}/cas` `{"from": a, "to": b}` | 200, or 409 `{"error", "value": current}` |
 //! | `POST /kv/{key}/append` `{"value": v}` | 200 `{"ok": true, "length": n}`; the key holds a list |
 //! | `POST /sessions` | 201 `{"client_id": n}`: a session for retries, below |
-//! | `GET /status`, `GET /metrics`, `GET /health` | status JSON (with the [`crate::fingerprint`]s of the latest checkpoints), Prometheus text, 200 |
+//! | `GET /status`, `GET /metrics`, `GET /health` | status JSON (with the [`crate::fingerprint`]s of the latest checkpoints, and `realtime_us`, the node's CLOCK_REALTIME as it answers), Prometheus text, 200 |
 //!
 //! What a client may conclude from the status code of a write (each answer path, and why it
 //! is certain or not, is listed in [`crate::pending`]):
@@ -536,8 +536,17 @@ async fn open_session(State(state): State<ApiState>, uri: OriginalUri) -> ApiRes
     answer(result)
 }
 
-async fn status(State(state): State<ApiState>) -> axum::Json<NodeStatus> {
-    axum::Json(state.status.borrow().clone())
+/// The node's status, and `realtime_us`: what its CLOCK_REALTIME reads as it answers, in
+/// microseconds since the epoch. Read-only and for observers: the harness compares it with
+/// its own clock to see a clock fault move this node's clock (nothing in the node uses it).
+async fn status(State(state): State<ApiState>) -> axum::Json<Value> {
+    let status = state.status.borrow().clone();
+    let mut body = serde_json::to_value(status).unwrap_or_else(|_| json!({}));
+    let realtime_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as i64);
+    body["realtime_us"] = json!(realtime_us);
+    axum::Json(body)
 }
 
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {

@@ -9,6 +9,7 @@ use faultline_history::History;
 use super::latency_points::{LATENCY_POINTS, latency_points};
 use super::node_states::{NodeSpan, spans};
 use super::operations::{Lane, TimelineOp, lanes, pair};
+use crate::clocks::{ClockPoint, clock_traces};
 use crate::faults::{Fault, NemesisEvent, faults, nemesis_events};
 use crate::results::RunResults;
 use crate::status_sample::StatusSample;
@@ -22,6 +23,8 @@ pub struct Analysis<'h> {
     pub nemesis: Vec<NemesisEvent>,
     /// Each node's spans, by node name.
     pub node_spans: BTreeMap<String, Vec<NodeSpan>>,
+    /// Each node's clock changes, by node name (nodes whose clock never moved are absent).
+    pub clocks: BTreeMap<String, Vec<ClockPoint>>,
     /// Indices into `ops` of the points the latency plots draw.
     pub latency_points: Vec<usize>,
     /// Nanoseconds from the start to the last thing recorded (event or status sample).
@@ -56,6 +59,7 @@ impl<'h> Analysis<'h> {
             lanes: lanes(&ops),
             faults: faults(history),
             nemesis: nemesis_events(history),
+            clocks: clock_traces(history),
             node_spans: spans(nodes, status, end),
             latency_points: latency_points(&ops, &invalid_keys, LATENCY_POINTS),
             end,

@@ -9,13 +9,14 @@ use super::page_data::PageData;
 const TEMPLATE: &str = include_str!("assets/report.html");
 const STYLE: &str = include_str!("assets/report.css");
 /// The scripts, in the order they are inlined (later ones use earlier ones).
-const SCRIPTS: [&str; 9] = [
+const SCRIPTS: [&str; 10] = [
     include_str!("assets/format.js"),
     include_str!("assets/data.js"),
     include_str!("assets/time_chart.js"),
     include_str!("assets/timeline.js"),
     include_str!("assets/latency_rate.js"),
     include_str!("assets/node_states.js"),
+    include_str!("assets/clocks.js"),
     include_str!("assets/counterexamples.js"),
     include_str!("assets/summary.js"),
     include_str!("assets/main.js"),

@@ -56,6 +56,8 @@ pub struct PageData<'h> {
     pub faults: Vec<FaultData<'h>>,
     pub nemesis: Vec<NemesisData<'h>>,
     pub nodes: Vec<NodeRow<'h>>,
+    /// Each node's clock, where the nemesis moved it.
+    pub clocks: Vec<ClockRow<'h>>,
     pub counterexamples: Vec<CounterexampleData<'h>>,
     pub lost_writes: Option<&'h LostWritesResult>,
     /// Whether every node's copies of the lists agree.
@@ -214,6 +216,22 @@ pub struct NodeRow<'h> {
     pub spans: Vec<SpanData<'h>>,
 }
 
+/// A node's clock: each change, with the offset and rate it had from then on.
+#[derive(Serialize)]
+pub struct ClockRow<'h> {
+    pub name: &'h str,
+    pub points: Vec<ClockPointData>,
+}
+
+/// A change of a node's clock.
+#[derive(Serialize)]
+pub struct ClockPointData {
+    pub time: u64,
+    pub offset_ms: f64,
+    pub rate: f64,
+    pub observed_ms: Option<f64>,
+}
+
 /// One state of a node.
 #[derive(Serialize)]
 pub struct SpanData<'h> {
@@ -330,6 +348,22 @@ impl<'h> PageData<'h> {
                             role: span.role.as_deref(),
                             term: span.term,
                             leader: span.leader.as_deref(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            clocks: analysis
+                .clocks
+                .iter()
+                .map(|(name, points)| ClockRow {
+                    name,
+                    points: points
+                        .iter()
+                        .map(|point| ClockPointData {
+                            time: micros(point.time),
+                            offset_ms: point.offset_ms,
+                            rate: point.rate,
+                            observed_ms: point.observed_ms,
                         })
                         .collect(),
                 })

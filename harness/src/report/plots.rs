@@ -33,15 +33,17 @@ fn fault_color(kind: FaultKind) -> RGBColor {
         FaultKind::Partition => RGBColor(50, 110, 180),
         FaultKind::Slow => RGBColor(190, 140, 20),
         FaultKind::Lossy => RGBColor(40, 150, 140),
+        FaultKind::Clock => RGBColor(90, 140, 40),
     }
 }
 
-const FAULT_KINDS: [(FaultKind, &str); 5] = [
+const FAULT_KINDS: [(FaultKind, &str); 6] = [
     (FaultKind::Kill, "kill"),
     (FaultKind::Pause, "pause"),
     (FaultKind::Partition, "partition"),
     (FaultKind::Slow, "slow"),
     (FaultKind::Lossy, "lossy"),
+    (FaultKind::Clock, "clock"),
 ];
 
 fn seconds(nanos: u64) -> f64 {

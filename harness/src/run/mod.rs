@@ -30,8 +30,8 @@ use faultline_checker::Verdict;
 use faultline_history::{History, Process, Summary};
 use faultline_nemesis::{
     BackendOptions, Cluster, Event, EventName, FaultKind, Nemesis, NodeNetwork, PartitionBackend,
-    Partitioner, Schedule, fuse_available, remove_leftover_chains, remove_leftover_mounts,
-    remove_leftover_namespaces,
+    Partitioner, Schedule, faketime_available, fuse_available, remove_leftover_chains,
+    remove_leftover_mounts, remove_leftover_namespaces,
 };
 use faultline_workloads::{ClientRun, FinalReads, KeysInUse, Recorder, run_clients};
 use serde_json::json;
@@ -98,8 +98,9 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
         }
     }
     leave_out_what_cannot_run(args, &mut options).await?;
+    let faketime = clock_fault_here(args, system.as_ref(), &mut options).await?;
     let node_network = placement::place_nodes(args, system.as_ref(), &mut options).await?;
-    let outcome = run_placed(options, system, node_network.clone(), interrupt).await;
+    let outcome = run_placed(options, system, node_network.clone(), faketime, interrupt).await;
     // The last step of the teardown, on every path: the nodes are stopped by now.
     if let Some(network) = node_network
         && let Err(e) = network.teardown().await
@@ -115,6 +116,7 @@ async fn run_placed(
     options: TestOptions,
     system: Arc<dyn System>,
     node_network: Option<Arc<NodeNetwork>>,
+    faketime: Option<PathBuf>,
     interrupt: &Interrupt,
 ) -> Result<RunOutcome> {
     if interrupt.is_set() {
@@ -150,6 +152,7 @@ async fn run_placed(
         run_dir: run_dir.clone(),
         power_loss: options.fault_kinds()?.contains(FaultKind::PowerLoss),
         network: node_network.clone(),
+        faketime,
     })?);
     let network = Arc::new(match node_network {
         Some(node_network) => PartitionBackend::in_namespaces(node_network),
@@ -170,6 +173,9 @@ async fn run_placed(
 
     // Teardown runs whatever happened above.
     cluster.stop_all().await;
+    if let Err(e) = cluster.remove_clock_files() {
+        warn!("removing the clock control files failed: {e:#}");
+    }
     if let Err(e) = cluster.unmount_disks().await {
         warn!("unmounting the power-loss disks failed: {e:#}");
     }
@@ -264,6 +270,29 @@ async fn leave_out_what_cannot_run(args: &TestArgs, options: &mut TestOptions) -
             args.nemesis.is_some(),
         ),
     }
+}
+
+/// Whether the clock fault can run here if asked for, and the libfaketime to start the nodes
+/// under when it runs (and only then: every clock call of a node under it costs a read of its
+/// control file). A system whose nodes cannot run under libfaketime, or a machine without
+/// it, leaves the fault out, saying so; a `--nemesis` list that names it is refused (exit 3).
+async fn clock_fault_here(
+    args: &TestArgs,
+    system: &dyn System,
+    options: &mut TestOptions,
+) -> Result<Option<PathBuf>> {
+    if !options.fault_kinds()?.contains(FaultKind::Clock) {
+        return Ok(None);
+    }
+    let reason = match system.clock_unfaultable() {
+        Some(reason) => reason,
+        None => match tokio::task::spawn_blocking(faketime_available).await? {
+            Ok(library) => return Ok(Some(library)),
+            Err(reason) => reason.to_string(),
+        },
+    };
+    options.leave_out(FaultKind::Clock, &reason, args.nemesis.is_some())?;
+    Ok(None)
 }
 
 /// How many nemesis events of each kind the history holds.

@@ -128,6 +128,23 @@ impl System for FaultlineSystem {
         Box::pin(contract_status(&self.http, node))
     }
 
+    fn clock_unfaultable(&self) -> Option<String> {
+        faultline_nemesis::not_preloadable(&self.binary)
+    }
+
+    fn realtime_us<'a>(&'a self, node: &'a NodeRecord) -> BoxFuture<'a, Option<i64>> {
+        Box::pin(async move {
+            let response = self
+                .http
+                .get(format!("{}/status", node.client_url()))
+                .send()
+                .await
+                .ok()?;
+            let status: Value = response.json().await.ok()?;
+            status["realtime_us"].as_i64()
+        })
+    }
+
     fn local_list<'a>(
         &'a self,
         node: &'a NodeRecord,

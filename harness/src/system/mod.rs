@@ -73,6 +73,24 @@ pub trait System: Send + Sync {
         false
     }
 
+    /// Why the nodes' clocks cannot be faulted (the `clock` fault), if they cannot: that
+    /// needs a node program the harness starts itself, dynamically linked, so that
+    /// libfaketime can be preloaded into it. `None` when they can.
+    fn clock_unfaultable(&self) -> Option<String> {
+        Some(format!(
+            "the nodes of {} run programs Faultline does not control (their clocks cannot be \
+             faked under libfaketime); only the bundled node's can",
+            self.record().name
+        ))
+    }
+
+    /// What the node's own CLOCK_REALTIME read when it answered, in microseconds since the
+    /// epoch, if it tells (the bundled node's `/status` does: `realtime_us`). The proof that
+    /// a clock fault moved its clock.
+    fn realtime_us<'a>(&'a self, _node: &'a NodeRecord) -> BoxFuture<'a, Option<i64>> {
+        Box::pin(async { None })
+    }
+
     /// Writes what the nodes need before their first start (configuration files), in the
     /// node's directory.
     fn prepare(&self, _node: &NodeRecord, _all: &[NodeRecord]) -> Result<()> {

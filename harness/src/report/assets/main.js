@@ -19,6 +19,7 @@ function main() {
     buildLatency(document.getElementById("latency"), view, data),
     buildRate(document.getElementById("rate"), view, data),
     buildNodes(document.getElementById("nodes"), view, data),
+    buildClocks(document.getElementById("clocks"), view, data),
   ].filter(Boolean).concat(counterexamples);
   document.getElementById("footer").textContent = formatCount(data.ops.count) + " operations · written by faultline " +
     (raw.run ? "report" : "check") + " · no network needed: data, scripts and styles are in this file";
