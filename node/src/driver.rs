@@ -40,6 +40,7 @@ use crate::raft::{
     ReadState, ReadyShell, Role, Snapshot, SnapshotMeta, Status, Term,
 };
 use crate::storage::Storage;
+use crate::tick_clock::TickClock;
 
 /// At most this many inputs are taken per round, so a flood cannot starve ticks and Ready.
 const MAX_INPUTS_PER_ROUND: usize = 8192;
@@ -225,9 +226,11 @@ impl Driver {
     /// on without durability.
     pub fn run(mut self, inputs: Receiver<Input>) -> Result<()> {
         self.publish_status();
-        let mut next_tick = Instant::now() + self.settings.tick;
+        // The Raft clock: elections, heartbeats and leases run on it (see `tick_clock`).
+        let mut clock = TickClock::from_env();
+        let mut next_tick = clock.now() + self.settings.tick;
         loop {
-            let first = match inputs.recv_deadline(next_tick) {
+            let first = match inputs.recv_deadline(clock.instant_of(next_tick)) {
                 Ok(input) => Some(input),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -236,7 +239,7 @@ impl Driver {
             // stalled disk) a leader must see its lease run out before it serves a read
             // that waited, and a follower must not reset its election timer on a heartbeat
             // that waited and then count the missed ticks against it.
-            let now = Instant::now();
+            let now = clock.now();
             let mut ticks = 0;
             while now >= next_tick {
                 if ticks == self.settings.max_catch_up_ticks {
@@ -247,6 +250,7 @@ impl Driver {
                 ticks += 1;
                 next_tick += self.settings.tick;
             }
+            self.metrics.ticked(ticks);
             let mut stop = false;
             for input in first
                 .into_iter()

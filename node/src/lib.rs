@@ -29,4 +29,5 @@ pub mod raft;
 pub mod server;
 pub mod sessions;
 pub mod storage;
+pub mod tick_clock;
 pub mod transport;

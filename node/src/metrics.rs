@@ -52,6 +52,7 @@ pub struct Metrics {
     proposals: Counter,
     reads: Counter,
     reads_under_lease: Counter,
+    ticks: Counter,
     fsync_seconds: Histogram,
     peer_refused: Family<ReasonLabel, Counter>,
 }
@@ -103,6 +104,13 @@ impl Default for Metrics {
             "Linearizable reads this node served as leader under its lease, without a round",
             reads_under_lease.clone(),
         );
+        let ticks = Counter::default();
+        registry.register(
+            "raft_ticks",
+            "Ticks of the Raft loop's clock (every --tick of it; a clock fault makes it run fast \
+             or slow)",
+            ticks.clone(),
+        );
         // 50 µs .. ~0.4 s
         let fsync_seconds = Histogram::new(exponential_buckets(50e-6, 2.0, 14));
         registry.register(
@@ -126,6 +134,7 @@ impl Default for Metrics {
             proposals,
             reads,
             reads_under_lease,
+            ticks,
             fsync_seconds,
             peer_refused,
         }
@@ -155,6 +164,11 @@ impl Metrics {
             self.reads_under_lease
                 .inc_by(status.reads_under_lease - counted);
         }
+    }
+
+    /// Counts `n` ticks of the Raft loop.
+    pub fn ticked(&self, n: u32) {
+        self.ticks.inc_by(u64::from(n));
     }
 
     pub fn proposal(&self) {

@@ -8,6 +8,8 @@
 //! constructor, as the process is loaded).
 //!
 //! Only CLOCK_REALTIME (and `gettimeofday`, `time`) is faked: `FAKETIME_DONT_FAKE_MONOTONIC`.
+//! (The bundled node reads the rate from the same file and runs its Raft clock, which is
+//! CLOCK_MONOTONIC, at it itself: `node/src/tick_clock.rs`.)
 //! libfaketime fakes CLOCK_MONOTONIC by counting it from the *real time* of `S`, so a faked
 //! monotonic clock reads about 56 years ahead of the kernel's; every absolute wait the kernel
 //! times on CLOCK_MONOTONIC then never ends (Rust's `thread::park_timeout` and so the bundled

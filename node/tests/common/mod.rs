@@ -28,6 +28,8 @@ pub struct TestNode {
     pub peer_addr: SocketAddr,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// Extra environment of this node's process.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -80,6 +82,7 @@ impl TestCluster {
                     log: dir.path().join(format!("{name}.log")),
                     data_dir,
                     name,
+                    env: Vec::new(),
                     child: None,
                 }
             })
@@ -125,7 +128,8 @@ impl TestCluster {
             .arg(peers.join(","))
             .arg("--data-dir")
             .arg(&node.data_dir)
-            .args(&self.extra_args);
+            .args(&self.extra_args)
+            .envs(node.env.iter().map(|(key, value)| (key, value)));
         command
     }
 
