@@ -41,11 +41,16 @@ pub enum Bug {
     /// majority of C_old and a disjoint majority of C_new can elect two leaders in one term
     /// and commit different entries at one index.
     MembershipOneStep,
+    /// Serve reads under a lease that lasts the whole election timeout from the heartbeat
+    /// round's sending, with no margin for clock drift (thesis §6.4.1): a follower whose
+    /// clock runs a little fast stops refusing votes while the leader's lease still holds,
+    /// and a new leader's writes are missed by the old one's reads. Turns leases on.
+    LeaseNoDrift,
 }
 
 impl Bug {
     /// Every bug, in the order help texts list them.
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 9] = [
         Bug::StaleRead,
         Bug::EarlyAck,
         Bug::ForgetVote,
@@ -54,6 +59,7 @@ impl Bug {
         Bug::VoteAnyLog,
         Bug::NoTruncate,
         Bug::MembershipOneStep,
+        Bug::LeaseNoDrift,
     ];
 
     /// The mistake, in one line (for `--help`).
@@ -69,6 +75,7 @@ impl Bug {
             Bug::MembershipOneStep => {
                 "voters change from C_old to C_new in one step, with no joint configuration"
             }
+            Bug::LeaseNoDrift => "lease reads with no margin for clock drift",
         }
     }
 
@@ -83,6 +90,7 @@ impl Bug {
             Bug::VoteAnyLog => "vote-any-log",
             Bug::NoTruncate => "no-truncate",
             Bug::MembershipOneStep => "membership-one-step",
+            Bug::LeaseNoDrift => "lease-no-drift",
         }
     }
 }
@@ -126,6 +134,7 @@ pub struct Bugs {
     pub vote_any_log: bool,
     pub no_truncate: bool,
     pub membership_one_step: bool,
+    pub lease_no_drift: bool,
 }
 
 impl Bugs {
@@ -139,6 +148,7 @@ impl Bugs {
         vote_any_log: false,
         no_truncate: false,
         membership_one_step: false,
+        lease_no_drift: false,
     };
 
     /// Switches on every bug in `list`.
@@ -171,6 +181,7 @@ impl Bugs {
             Bug::VoteAnyLog => &mut self.vote_any_log,
             Bug::NoTruncate => &mut self.no_truncate,
             Bug::MembershipOneStep => &mut self.membership_one_step,
+            Bug::LeaseNoDrift => &mut self.lease_no_drift,
         }
     }
 }

@@ -45,12 +45,18 @@ fn a_node_told_to_run_fast_ticks_faster_than_the_others_until_told_otherwise() {
     ));
     let cluster = cluster.start_all();
     let fast = ratio(&cluster, 0, 1);
-    assert!((1.6..2.4).contains(&fast), "n1 ticked {fast} times as often as n2");
+    assert!(
+        (1.6..2.4).contains(&fast),
+        "n1 ticked {fast} times as often as n2"
+    );
     // Back to true time (a continuous change: nothing to see from outside but the rate).
     std::fs::write(&control, "+0.000000000 x1.000000000\n").unwrap();
     sleep(Duration::from_millis(100));
     let even = ratio(&cluster, 0, 1);
-    assert!((0.8..1.2).contains(&even), "n1 ticked {even} times as often as n2");
+    assert!(
+        (0.8..1.2).contains(&even),
+        "n1 ticked {even} times as often as n2"
+    );
     // The cluster works throughout.
     cluster.put_acknowledged("k", serde_json::json!(1));
 }

@@ -94,7 +94,8 @@ pub struct TestArgs {
     #[arg(long)]
     pub node_binary: Option<PathBuf>,
     /// A deliberate bug to switch on in every node (repeatable): stale-read, early-ack,
-    /// forget-vote, no-fsync, commit-old-term, vote-any-log, no-truncate, membership-one-step.
+    /// forget-vote, no-fsync, commit-old-term, vote-any-log, no-truncate, membership-one-step,
+    /// lease-no-drift.
     #[arg(long = "bug")]
     pub bugs: Vec<String>,
     /// Name of the test (the store directory) [default: <workload>-<nemesis>].

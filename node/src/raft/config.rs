@@ -130,6 +130,10 @@ impl Config {
     /// served under leases: the shortest election timeout, less the tick a follower may be
     /// early and the drift margin.
     pub(super) fn lease_ticks(&self) -> Option<u32> {
+        // The `lease-no-drift` bug: leases, for the whole shortest election timeout.
+        if self.bugs.lease_no_drift {
+            return Some(self.election_ticks.start);
+        }
         match self.read_mode {
             ReadMode::ReadIndex => None,
             ReadMode::Lease { drift_margin_ticks } => self
@@ -152,6 +156,16 @@ mod tests {
         assert_eq!(config.heartbeat_ticks, 5);
         assert_eq!(config.election_ticks, 15..30);
         assert_eq!(config.seed, 2);
+    }
+
+    #[test]
+    fn the_lease_no_drift_bug_leases_for_the_whole_election_timeout_in_any_read_mode() {
+        let buggy = Config {
+            bugs: crate::bugs::Bugs::from_list(&[crate::bugs::Bug::LeaseNoDrift]),
+            ..Config::new(1, vec![1, 2, 3])
+        };
+        assert_eq!(buggy.read_mode, ReadMode::ReadIndex);
+        assert_eq!(buggy.lease_ticks(), Some(15));
     }
 
     #[test]

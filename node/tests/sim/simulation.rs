@@ -41,6 +41,9 @@ pub struct Scenario {
     pub partitions: Partitions,
     /// Deliberate bugs of the core switched on in every node (none for the safety tests).
     pub bugs: Bugs,
+    /// Each node's clock runs at a rate of its own, up to 5 % fast or slow (what a lease's
+    /// drift margin must cover); otherwise every node ticks with simulated time.
+    pub clock_skew: bool,
 }
 
 /// How the fault phase cuts the network.
@@ -138,6 +141,10 @@ struct Simulation {
     membership_rng: ChaCha8Rng,
     /// A change accepted whose completion is not seen yet: the leader and term that took it.
     change_in_flight: Option<(NodeId, Term)>,
+    /// Each node's clock rate (ticks per tick of simulated time), and the fraction of a tick
+    /// it has counted towards its next.
+    clock_rates: Vec<f64>,
+    clock_fractions: Vec<f64>,
 }
 
 /// The latest leaders, as seen at the start of each tick.
@@ -234,6 +241,17 @@ impl Simulation {
             ..rates
         };
         let size = ids.len();
+        // Drawn apart again, so that seeds without skew run as before.
+        let mut clock_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x636c_6f63_6b73);
+        let clock_rates = (0..size)
+            .map(|_| {
+                if scenario.clock_skew {
+                    pick(&mut clock_rng, &[0.95, 0.97, 1.0, 1.03, 1.05])
+                } else {
+                    1.0
+                }
+            })
+            .collect();
         Ok(Simulation {
             scenario,
             rng,
@@ -253,6 +271,8 @@ impl Simulation {
             transfers: Vec::new(),
             membership_rng,
             change_in_flight: None,
+            clock_rates,
+            clock_fractions: vec![0.0; size],
         })
     }
 
@@ -320,9 +340,14 @@ impl Simulation {
         self.now += 1;
         self.restart_due_nodes()?;
         self.clients_act();
-        for shell in &mut self.shells {
-            if let Some(raft) = shell.raft.as_mut() {
-                raft.tick();
+        for (at, shell) in self.shells.iter_mut().enumerate() {
+            // A node counts as many ticks as its clock's rate makes whole.
+            self.clock_fractions[at] += self.clock_rates[at];
+            while self.clock_fractions[at] >= 1.0 {
+                self.clock_fractions[at] -= 1.0;
+                if let Some(raft) = shell.raft.as_mut() {
+                    raft.tick();
+                }
             }
         }
         for msg in self.network.due(self.now) {
