@@ -120,10 +120,10 @@ impl MembershipChanges {
         now: Instant,
         reply: ChangeReply,
     ) {
-        let target = raft.membership().target(change);
-        let outcome = raft.propose_membership(change);
-        match (outcome, target) {
-            (Ok((_, term)), Ok(target)) => {
+        match raft.propose_membership(change) {
+            Ok((_, term)) => {
+                // What was appended is C_new, or the joint configuration on the way to it.
+                let target = raft.membership().leave_joint();
                 info!(?change, term, "changing membership");
                 self.waiting.push(Waiting {
                     target,
@@ -132,12 +132,11 @@ impl MembershipChanges {
                     reply,
                 });
             }
-            (Err(error), _) => {
+            Err(error) => {
                 let failure = self.refusal(error);
                 info!(?change, "refused a membership change: {failure}");
                 let _ = reply.send(Err(failure));
             }
-            (Ok(_), Err(error)) => unreachable!("the core took a change it cannot make: {error}"),
         }
     }
 
@@ -244,9 +243,11 @@ mod tests {
             Some(ChangeFailure::Invalid("n2 is already a voter".into()))
         );
         assert_eq!(
-            ask(&mut changes, &mut raft, MembershipChange::AddLearner(4)),
+            ask(&mut changes, &mut raft, MembershipChange::AddVoter(4)),
             None
         );
+        // A second change during the joint configuration (no panic working out its target).
+        assert!(raft.membership().is_joint());
         assert_eq!(
             ask(&mut changes, &mut raft, MembershipChange::Remove(2)),
             Some(ChangeFailure::InProgress)

@@ -118,8 +118,9 @@ impl Raft {
         if self.log.term(meta.index) == Some(meta.term) {
             self.log.commit_to(meta.index);
         } else {
-            self.log.restore(snapshot.clone());
-            self.pending_snapshot = Some(snapshot);
+            self.log.restore(snapshot);
+            // As restored: with its configuration filled in if the leader left it out.
+            self.pending_snapshot = Some(self.log.snapshot().clone());
         }
         self.send(from, accepted_through(meta.index));
     }
