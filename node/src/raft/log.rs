@@ -484,6 +484,74 @@ mod tests {
         assert_eq!(log.snapshot_index(), 3, "an older snapshot changes nothing");
     }
 
+    fn configuration(index: Index, term: Term, membership: &Membership) -> Entry {
+        Entry {
+            index,
+            term,
+            payload: Payload::Membership(membership.clone()),
+        }
+    }
+
+    /// The configurations through every way the log changes: appends by a leader and from
+    /// one, a conflict, compaction inside a joint configuration, recovery, a snapshot from a
+    /// leader that says its configuration and one that does not.
+    #[test]
+    fn the_configuration_in_force_follows_every_change_of_the_log() {
+        let four = Membership::of_voters([1, 2, 3, 4]);
+        let joint = three().step_towards(four.clone());
+        let mut log = log_with_terms(&[1, 1]);
+        log.append(configuration(3, 1, &joint));
+        log.append(entry(4, 1));
+        assert_eq!(log.membership(), &joint);
+        assert_eq!(log.membership_at(2), &three());
+        assert_eq!(log.last_membership_index(), Some(3));
+        // A new leader's entries replace the joint configuration: the one before is back.
+        log.append_from_leader(vec![entry(3, 2), configuration(4, 2, &four)]);
+        assert_eq!(log.membership(), &four);
+        assert_eq!(log.membership_at(3), &three());
+        log.append_from_leader(vec![entry(4, 3)]);
+        assert_eq!(log.membership(), &three());
+
+        // Compacted inside a joint configuration: the snapshot carries it, and the log
+        // rebuilt from the snapshot and the entries after it agrees.
+        let mut log = log_with_terms(&[1]);
+        log.append(configuration(2, 1, &joint));
+        log.append(entry(3, 1));
+        log.append(configuration(4, 1, &four));
+        log.commit_to(3);
+        log.applied_to(3);
+        log.compact(snapshot(3, 1)).unwrap();
+        assert_eq!(log.snapshot().membership.as_ref(), Some(&joint));
+        assert_eq!(log.membership_at(3), &joint);
+        assert_eq!(log.membership(), &four);
+        let recovered = RaftLog::recover(
+            Some(log.snapshot().clone()),
+            vec![configuration(4, 1, &four)],
+            3,
+            three(),
+        )
+        .unwrap();
+        assert_eq!(recovered.membership_at(3), &joint);
+        assert_eq!(recovered.membership(), &four);
+        // Without a configuration in the snapshot (an earlier build's), the initial one.
+        let earlier = RaftLog::recover(Some(snapshot(3, 1)), Vec::new(), 3, three()).unwrap();
+        assert_eq!(earlier.membership(), &three());
+
+        // A snapshot from a leader replaces everything, its configuration too; one that says
+        // none keeps what this node knew at its index.
+        let mut log = log_with_terms(&[1]);
+        log.append(configuration(2, 1, &joint));
+        log.restore(Snapshot {
+            membership: Some(four.clone()),
+            ..snapshot(9, 3)
+        });
+        assert_eq!(log.membership(), &four);
+        assert_eq!(log.last_membership_index(), None);
+        log.restore(snapshot(12, 4));
+        assert_eq!(log.membership(), &four);
+        assert_eq!(log.snapshot().membership.as_ref(), Some(&four));
+    }
+
     #[test]
     fn replaced_entries_are_handed_to_the_wal_again_and_not_counted_persisted() {
         let mut log = log_with_terms(&[1, 1]);
