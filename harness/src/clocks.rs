@@ -66,22 +66,10 @@ pub fn clock_traces(history: &History) -> BTreeMap<String, Vec<ClockPoint>> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     use super::*;
-
-    fn nemesis(steps: &[(u64, &str, Value)]) -> History {
-        let events = steps
-            .iter()
-            .enumerate()
-            .map(|(i, (time, f, value))| {
-                serde_json::from_value(json!({"index": i, "time": time, "process": "nemesis",
-                                              "type": "info", "f": f, "value": value}))
-                .unwrap()
-            })
-            .collect();
-        History::new(events)
-    }
+    use crate::faults::tests::nemesis;
 
     #[test]
     fn each_node_has_its_clock_changes_in_order_and_other_events_are_not_clocks() {

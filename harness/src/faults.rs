@@ -161,11 +161,12 @@ pub fn faults(history: &History) -> Vec<Fault> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn nemesis(steps: &[(u64, &str, Value)]) -> History {
+    /// A history of these nemesis events: (time, f, value).
+    pub(crate) fn nemesis(steps: &[(u64, &str, Value)]) -> History {
         let events = steps
             .iter()
             .enumerate()

@@ -20,17 +20,7 @@ const LIVENESS: Duration = Duration::from_secs(20);
 
 /// The `faultline_reads_under_lease_total` counter of node `i`.
 fn reads_under_lease(cluster: &TestCluster, i: usize) -> u64 {
-    let text = cluster
-        .http
-        .get(cluster.url(i, "/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("faultline_reads_under_lease_total "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no reads_under_lease counter in:\n{text}"))
+    cluster.metric(i, "faultline_reads_under_lease_total") as u64
 }
 
 #[test]

@@ -11,19 +11,7 @@ use common::TestCluster;
 
 /// `faultline_raft_ticks_total` of node `i`.
 fn ticks(cluster: &TestCluster, i: usize) -> f64 {
-    let text = cluster
-        .http
-        .get(cluster.url(i, "/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("faultline_raft_ticks_total "))
-        .unwrap_or_else(|| panic!("no tick counter in\n{text}"))
-        .trim()
-        .parse()
-        .unwrap()
+    cluster.metric(i, "faultline_raft_ticks_total")
 }
 
 /// How many ticks node `i` counts per tick of node `j`, over one second.

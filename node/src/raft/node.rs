@@ -371,6 +371,18 @@ impl Raft {
     /// at that index, with that term, is applied. Refused, with nothing appended, on a node
     /// that does not lead and while leadership is being transferred.
     pub fn propose(&mut self, command: Bytes) -> Result<(Index, Term), ProposeError> {
+        self.takes_proposals()?;
+        let index = self.log.last_index() + 1;
+        self.log.append(Entry {
+            term: self.term,
+            index,
+            payload: Payload::Command(command),
+        });
+        Ok((index, self.term))
+    }
+
+    /// Whether this node takes new entries: it leads, and is not handing leadership over.
+    pub(super) fn takes_proposals(&self) -> Result<(), ProposeError> {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader(NotLeader {
                 leader: self.leader,
@@ -381,13 +393,7 @@ impl Raft {
                 target: transfer.target,
             });
         }
-        let index = self.log.last_index() + 1;
-        self.log.append(Entry {
-            term: self.term,
-            index,
-            payload: Payload::Command(command),
-        });
-        Ok((index, self.term))
+        Ok(())
     }
 
     /// Starts a linearizable read; it comes out of a later Ready in `read_states` (serve it

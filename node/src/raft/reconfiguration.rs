@@ -4,9 +4,7 @@
 //! once C_new commits. The configurations and their quorum rules are in `membership.rs`.
 
 use super::progress::Progress;
-use super::{
-    Entry, Index, Membership, MembershipChange, NotLeader, Payload, ProposeError, Raft, Role, Term,
-};
+use super::{Entry, Index, Membership, MembershipChange, Payload, ProposeError, Raft, Term};
 
 impl Raft {
     /// Proposes a membership change (thesis §4.3). A change of voters appends the joint
@@ -20,16 +18,7 @@ impl Raft {
         &mut self,
         change: MembershipChange,
     ) -> Result<(Index, Term), ProposeError> {
-        if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader(NotLeader {
-                leader: self.leader,
-            }));
-        }
-        if let Some(transfer) = &self.transfer {
-            return Err(ProposeError::TransferInProgress {
-                target: transfer.target,
-            });
-        }
+        self.takes_proposals()?;
         if self.membership_change_pending() {
             return Err(ProposeError::MembershipChangeInProgress);
         }
@@ -128,7 +117,7 @@ mod tests {
     use super::*;
     use crate::bugs::{Bug, Bugs};
     use crate::raft::testing::{Cluster, elect, entry, message, plain_config, recovered};
-    use crate::raft::{Config, MembershipError, MessageBody};
+    use crate::raft::{Config, MembershipError, MessageBody, NotLeader, Role};
 
     use MembershipChange::{AddLearner, AddVoter, Remove};
 

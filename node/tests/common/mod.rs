@@ -329,6 +329,22 @@ impl TestCluster {
         }
     }
 
+    /// The value of metric `name` (e.g. `faultline_raft_ticks_total`) in node `i`'s
+    /// `GET /metrics`.
+    pub fn metric(&self, i: usize, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(self.url(i, "/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    }
+
     /// A field of node `i`'s `GET /status` as a number, if the node answers.
     pub fn status_u64(&self, i: usize, field: &str) -> Option<u64> {
         self.status(i)?[field].as_u64()
