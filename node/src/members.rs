@@ -1,6 +1,15 @@
-//! The fixed set of members, and the Raft ids every node derives from their names.
+//! The nodes a node knows by name (itself and `--peers`), and the Raft ids every node
+//! derives from those names; the data dir remembers the ids, so that they never change
+//! under a log and votes that use them.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
 
 use crate::raft::NodeId;
+
+/// Where a data dir keeps the ids it was started with: one `ID NAME` line each.
+const IDS_FILE: &str = "member-ids";
 
 /// The fixed set of members. Raft ids are positions in the sorted list of names, so every
 /// node that is given the same members derives the same ids.
@@ -66,9 +75,81 @@ impl Members {
     }
 }
 
+impl Members {
+    /// Ties `data_dir` to these ids: the first start writes them down (durably); a later
+    /// start must give every name written down the same id. New names may be added if they
+    /// sort after the others (so that no id moves). Refuses otherwise, saying why.
+    pub fn bind(&self, data_dir: &Path) -> Result<(), String> {
+        let path = data_dir.join(IDS_FILE);
+        let written = match fs::read_to_string(&path) {
+            Ok(content) => content,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(format!("reading {}: {e}", path.display())),
+        };
+        let mut moved = Vec::new();
+        for line in written.lines() {
+            let (id, name) = line
+                .split_once(' ')
+                .and_then(|(id, name)| Some((id.parse::<NodeId>().ok()?, name)))
+                .ok_or_else(|| format!("{} holds an unreadable line {line:?}", path.display()))?;
+            match self.id_of(name) {
+                Some(now) if now == id => {}
+                now => moved.push(format!(
+                    "{name} was {id}, now {}",
+                    now.map_or("unknown".to_string(), |now| now.to_string())
+                )),
+            }
+        }
+        if !moved.is_empty() {
+            return Err(format!(
+                "this data dir was started with other member names ({}): a node's Raft id is \
+                 its place among the sorted names of --id and --peers, and votes and \
+                 configurations in the log use them; give every node the same names, and add \
+                 new ones only if they sort after the others",
+                moved.join(", ")
+            ));
+        }
+        let current: String = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(at, name)| format!("{} {name}\n", at + 1))
+            .collect();
+        if current == written {
+            return Ok(());
+        }
+        let temp = data_dir.join(format!("{IDS_FILE}.tmp"));
+        let write = || -> io::Result<()> {
+            let mut file = File::create(&temp)?;
+            file.write_all(current.as_bytes())?;
+            file.sync_all()?;
+            fs::rename(&temp, &path)?;
+            File::open(data_dir)?.sync_all()
+        };
+        write().map_err(|e| format!("writing {}: {e}", path.display()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_data_dir_keeps_its_ids_and_takes_new_names_only_after_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let three = Members::new("n1", ["n2".into(), "n3".into()]).unwrap();
+        three.bind(dir.path()).unwrap();
+        three.bind(dir.path()).unwrap();
+        let four = Members::new("n1", ["n2".into(), "n3".into(), "n4".into()]).unwrap();
+        four.bind(dir.path()).unwrap();
+        // "a1" sorts first and would renumber everyone.
+        let renumbered = Members::new("n1", ["a1", "n2", "n3", "n4"].map(String::from)).unwrap();
+        let error = renumbered.bind(dir.path()).unwrap_err();
+        assert!(error.contains("n1 was 1, now 2"), "{error}");
+        // Dropping a name is refused too: its id would be taken by none, or by another.
+        let error = three.bind(dir.path()).unwrap_err();
+        assert!(error.contains("n4 was 4, now unknown"), "{error}");
+    }
 
     #[test]
     fn every_node_derives_the_same_ids() {

@@ -47,6 +47,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         .unwrap_or_else(|| ClusterId::derived(members.names().iter().map(String::as_str)));
     // Before storage writes anything: a data dir of another cluster must stay untouched.
     cluster_id::bind(&config.data_dir, &cluster_id)?;
+    members.bind(&config.data_dir).map_err(anyhow::Error::msg)?;
     info!(cluster_id = %cluster_id, derived = config.cluster_id.is_none(), "cluster id");
     connections::raise_open_file_limit(2 * config.connections.max_connections as u64 + SPARE_FILES);
 
