@@ -103,6 +103,23 @@ fn membership_changes_stay_safe_under_faults() {
     }
 }
 
+/// The same on five voters, whose replacements and removals leave more ways to split.
+#[test]
+fn membership_changes_of_five_stay_safe_under_faults() {
+    let scenario = Scenario {
+        nodes: 5,
+        spares: 2,
+        compact_threshold: Some(50),
+        ..FAULTS_THEN_RECOVERY
+    };
+    let totals = run_seeds(
+        "membership_changes_of_five_stay_safe_under_faults",
+        scenario,
+        300,
+    );
+    assert_exercised(&totals);
+}
+
 /// Each node's clock runs up to 5 % fast or slow: half the seeds serve reads under leases,
 /// whose drift margin (at least one tick of a fifteen-tick election timeout) covers that.
 #[test]
