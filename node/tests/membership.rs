@@ -178,3 +178,162 @@ fn nodes_join_as_learners_are_promoted_replaced_and_removed_and_no_write_is_lost
         assert_eq!(cluster.read(key), Some(json!(value)), "{key}");
     }
 }
+
+/// The node that leads the newest term among the running nodes, if one does.
+fn current_leader(cluster: &TestCluster) -> Option<usize> {
+    (0..cluster.nodes.len())
+        .filter(|&i| cluster.is_running(i))
+        .filter_map(|i| Some((i, cluster.status(i)?)))
+        .filter(|(_, status)| status["role"] == "leader")
+        .max_by_key(|(_, status)| status["term"].as_u64())
+        .map(|(i, _)| i)
+}
+
+/// One membership change a test asks for, and how to tell it is done.
+struct Change {
+    what: &'static str,
+    method: &'static str,
+    path: &'static str,
+    body: Option<Value>,
+    done: fn(&Value) -> bool,
+}
+
+/// Asks whoever leads for `change` until the members it answers with show it done;
+/// leadership may move, and an answer may be lost (504), meanwhile.
+fn change_until(cluster: &TestCluster, change: &Change) {
+    let deadline = std::time::Instant::now() + LIVENESS;
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        if let Some(leader) = current_leader(cluster) {
+            let (_, view) = admin(cluster, leader, "GET", "/admin/members", None);
+            if view["pending"] == json!(false) && (change.done)(&view) {
+                return;
+            }
+            let (status, answer) = admin(
+                cluster,
+                leader,
+                change.method,
+                change.path,
+                change.body.clone(),
+            );
+            last = format!("{status}: {answer}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "{}: not done within {LIVENESS:?}; last answer {last}\n{}",
+        change.what,
+        cluster.logs()
+    );
+}
+
+/// Writes `key` = `value` through whoever leads until it is acknowledged.
+fn put(cluster: &TestCluster, key: &str, value: u64) {
+    let deadline = std::time::Instant::now() + LIVENESS;
+    while std::time::Instant::now() < deadline {
+        if let Some(leader) = current_leader(cluster) {
+            let answer = cluster
+                .http
+                .put(cluster.url(leader, &format!("/kv/{key}")))
+                .json(&json!({ "value": value }))
+                .send();
+            if answer.is_ok_and(|answer| answer.status().is_success()) {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{key} = {value} not acknowledged within {LIVENESS:?}\n{}",
+        cluster.logs()
+    );
+}
+
+fn has(view: &Value, field: &str, name: &str) -> bool {
+    names(view, field).iter().any(|n| n == name)
+}
+
+/// Changes of every kind, each with a crash of another node around it (the leader's too),
+/// and writes between them: every acknowledged write is read back at the end.
+#[test]
+fn membership_changes_among_crashes_lose_no_acknowledged_write() {
+    let mut cluster = TestCluster::new(5, &["--initial-members", "n1,n2,n3"]);
+    for i in 0..5 {
+        cluster.spawn(i);
+    }
+    leader_among(&cluster, &[0, 1, 2]);
+    let mut written = Vec::new();
+    let mut write = |cluster: &TestCluster, step: usize| {
+        for k in 0..5 {
+            let key = format!("k{step}-{k}");
+            put(cluster, &key, (step * 10 + k) as u64);
+            written.push((key, (step * 10 + k) as u64));
+        }
+    };
+    // A crash of the leader or of a follower, restarted at once on its data.
+    let crash = |cluster: &mut TestCluster, leader_too: bool| {
+        let victim = current_leader(cluster).filter(|_| leader_too).or_else(|| {
+            (0..5).find(|&i| cluster.is_running(i) && Some(i) != current_leader(cluster))
+        });
+        if let Some(victim) = victim {
+            cluster.kill(victim);
+            cluster.spawn(victim);
+        }
+    };
+    let steps = [
+        Change {
+            what: "add n4 as a learner",
+            method: "POST",
+            path: "/admin/members",
+            body: Some(json!({"name": "n4", "role": "learner"})),
+            done: |v| has(v, "learners", "n4"),
+        },
+        Change {
+            what: "promote n4",
+            method: "POST",
+            path: "/admin/members",
+            body: Some(json!({"name": "n4", "role": "voter"})),
+            done: |v| has(v, "voters", "n4"),
+        },
+        Change {
+            what: "n5 replaces n2",
+            method: "POST",
+            path: "/admin/members",
+            body: Some(json!({"name": "n5", "replaces": "n2"})),
+            done: |v| has(v, "voters", "n5") && !has(v, "voters", "n2"),
+        },
+        Change {
+            what: "remove n1",
+            method: "DELETE",
+            path: "/admin/members/n1",
+            body: None,
+            done: |v| !has(v, "voters", "n1"),
+        },
+        Change {
+            what: "add n2 back as a voter",
+            method: "POST",
+            path: "/admin/members",
+            body: Some(json!({"name": "n2", "role": "voter"})),
+            done: |v| has(v, "voters", "n2"),
+        },
+    ];
+    for (step, change) in steps.into_iter().enumerate() {
+        write(&cluster, step);
+        crash(&mut cluster, step % 2 == 1);
+        change_until(&cluster, &change);
+    }
+    write(&cluster, 99);
+    let leader = current_leader(&cluster).expect("a leader at the end");
+    let (_, view) = admin(&cluster, leader, "GET", "/admin/members", None);
+    assert_eq!(names(&view, "voters"), ["n2", "n3", "n4", "n5"], "{view}");
+    for (key, value) in written {
+        let answer: Value = cluster
+            .http
+            .get(cluster.url(leader, &format!("/kv/{key}")))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(answer["value"], json!(value), "{key}");
+    }
+}
