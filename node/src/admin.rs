@@ -122,27 +122,45 @@ async fn transfer_leader(
             }
         },
     };
-    let (reply, outcome) = oneshot::channel();
-    if state
-        .inputs
-        .send(Input::TransferLeadership { to, reply })
-        .is_err()
-    {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
-    }
-    // The loop answers by its own deadline; this one only guards against a stuck loop.
-    let patience = state.transfer_timeout + Duration::from_secs(1);
-    match tokio::time::timeout(patience, outcome).await {
-        Ok(Ok(Ok(done))) => answer(
+    let outcome = ask_loop(
+        &state.inputs,
+        |reply| Input::TransferLeadership { to, reply },
+        state.transfer_timeout,
+        "the transfer may still happen",
+    )
+    .await;
+    match outcome {
+        Ok(Ok(done)) => answer(
             StatusCode::OK,
             json!({ "leader": done.leader, "term": done.term }),
         ),
-        Ok(Ok(Err(failure))) => refusal(failure),
-        Ok(Err(_)) => error(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
-        Err(_) => error(
+        Ok(Err(failure)) => refusal(failure),
+        Err(response) => response,
+    }
+}
+
+/// Hands the Raft loop the request `input` makes of a reply channel, and waits for its
+/// answer. The loop answers by its own deadline, `deadline`; this waits a second longer, only
+/// to guard against a stuck loop: then 504, saying what `may_still` happen.
+async fn ask_loop<T>(
+    inputs: &Sender<Input>,
+    input: impl FnOnce(oneshot::Sender<T>) -> Input,
+    deadline: Duration,
+    may_still: &str,
+) -> Result<T, Response> {
+    let shutting_down = || error(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
+    let (reply, outcome) = oneshot::channel();
+    if inputs.send(input(reply)).is_err() {
+        return Err(shutting_down());
+    }
+    let patience = deadline + Duration::from_secs(1);
+    match tokio::time::timeout(patience, outcome).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(_)) => Err(shutting_down()),
+        Err(_) => Err(error(
             StatusCode::GATEWAY_TIMEOUT,
-            format!("no answer within {patience:?}; the transfer may still happen"),
-        ),
+            format!("no answer within {patience:?}; {may_still}"),
+        )),
     }
 }
 
@@ -235,23 +253,17 @@ async fn remove_member(State(state): State<AdminState>, Path(name): Path<String>
 
 /// Asks the Raft loop for `change` and waits for its answer.
 async fn change_membership(state: &AdminState, change: MembershipChange) -> Response {
-    let (reply, outcome) = oneshot::channel();
-    if state
-        .inputs
-        .send(Input::ChangeMembership { change, reply })
-        .is_err()
-    {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
-    }
-    let patience = state.membership_change_timeout + Duration::from_secs(1);
-    match tokio::time::timeout(patience, outcome).await {
-        Ok(Ok(Ok(view))) => answer(StatusCode::OK, members_json(&view)),
-        Ok(Ok(Err(failure))) => change_refusal(failure),
-        Ok(Err(_)) => error(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down"),
-        Err(_) => error(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!("no answer within {patience:?}; the change may still complete"),
-        ),
+    let outcome = ask_loop(
+        &state.inputs,
+        |reply| Input::ChangeMembership { change, reply },
+        state.membership_change_timeout,
+        "the change may still complete",
+    )
+    .await;
+    match outcome {
+        Ok(Ok(view)) => answer(StatusCode::OK, members_json(&view)),
+        Ok(Err(failure)) => change_refusal(failure),
+        Err(response) => response,
     }
 }
 

@@ -250,7 +250,9 @@ impl Driver {
                 ticks += 1;
                 next_tick += self.settings.tick;
             }
-            self.metrics.ticked(ticks);
+            if ticks > 0 {
+                self.metrics.ticked(ticks);
+            }
             let mut stop = false;
             for input in first
                 .into_iter()

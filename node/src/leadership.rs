@@ -54,7 +54,8 @@ pub enum TransferFailure {
     TimedOut { target: String, timeout: Duration },
 }
 
-fn describe_leader(leader: Option<&str>) -> String {
+/// "the leader is n2", or that none is known: how a refusal names the node to ask instead.
+pub(crate) fn describe_leader(leader: Option<&str>) -> String {
     match leader {
         Some(name) => format!("the leader is {name}"),
         None => "no leader is known".to_string(),

@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use crate::leadership::describe_leader;
 use crate::members::Members;
 use crate::raft::{Membership, MembershipChange, MembershipError, ProposeError, Raft, Term};
 
@@ -73,13 +74,6 @@ pub enum ChangeFailure {
     /// Not committed in time; it may still complete.
     #[error("the change did not commit within {0:?}; it may still complete")]
     TimedOut(Duration),
-}
-
-fn describe_leader(leader: Option<&str>) -> String {
-    match leader {
-        Some(name) => format!("the leader is {name}"),
-        None => "no leader is known".to_string(),
-    }
 }
 
 /// How the Raft loop answers a change request: the membership once it committed.
