@@ -8,9 +8,14 @@
 //! redirects itself (so it knows which node answered), at most [`MAX_REDIRECTS`] times, all
 //! within one timeout.
 //!
-//! A client holds no state of its own beyond its home, and an HTTP/1.1 connection whose answer
-//! never came cannot carry another request, so the fresh client the runner opens after an
-//! `info` shares the pool safely.
+//! The homes are the cluster's current voters among the configured nodes, learned from its
+//! member list as the membership changes (see [`super::members`]); a system without one has
+//! every configured node as a home. The client of task `i` is homed at
+//! `homes[i % homes.len()]`, chosen again at each operation.
+//!
+//! A client holds no state of its own beyond its task number, and an HTTP/1.1 connection
+//! whose answer never came cannot carry another request, so the fresh client the runner opens
+//! after an `info` shares the pool safely.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +27,7 @@ use serde_json::json;
 use crate::client::{BoxFuture, Client, ClientFactory, Completion, Purpose};
 use crate::error::Error;
 use crate::http::classify::{Answer, body_error_reason, classify_error, classify_response};
+use crate::http::members::{Membership, Node};
 use crate::op::Op;
 use crate::outcome::Outcome;
 
@@ -68,26 +74,25 @@ impl Endpoint {
     }
 }
 
-/// A node, with its URL reduced to an origin (`http://host:port`).
-struct Node {
-    name: String,
-    origin: String,
-}
-
 /// The clients of a cluster that speaks the Faultline HTTP contract; cheap to clone. The
-/// client of task `i` has node `i % nodes` as its home; the purpose changes nothing, since
-/// every read of the contract is linearizable.
+/// client of task `i` has the home `homes[i % homes.len()]` (in configured order), the homes
+/// being the cluster's current voters if it serves `GET /admin/members`, every node
+/// otherwise; the purpose changes nothing, since every read of the contract is linearizable.
+///
+/// The first client opened starts a background task that keeps the homes up to date (and
+/// waits, at most a second or the client timeout if shorter, for its first answer); the task
+/// ends when the last clone of these clients and the last client are dropped.
 #[derive(Clone)]
 pub struct HttpContractClients {
     http: reqwest::Client,
-    nodes: Arc<[Node]>,
+    membership: Arc<Membership>,
     timeout: Duration,
 }
 
-/// One client task's client: the shared pool, and the node it asks first.
+/// One client task's client: the shared pool, and its task number, which picks its home.
 struct HttpContractClient {
     clients: HttpContractClients,
-    home: usize,
+    task: usize,
 }
 
 impl HttpContractClients {
@@ -109,26 +114,32 @@ impl HttpContractClients {
             .connect_timeout(timeout / 2)
             .build()
             .map_err(Error::HttpClient)?;
+        let membership = Membership::new(nodes.into(), http.clone(), timeout);
         Ok(HttpContractClients {
             http,
-            nodes: nodes.into(),
+            membership: Arc::new(membership),
             timeout,
         })
     }
 
-    /// The client of task number `task`: its home is node `task % nodes`.
-    fn client(&self, task: usize) -> HttpContractClient {
-        HttpContractClient {
-            clients: self.clone(),
-            home: task % self.nodes.len(),
-        }
+    /// The configured nodes.
+    fn nodes(&self) -> &[Node] {
+        self.membership.nodes()
     }
 }
 
 impl ClientFactory for HttpContractClients {
+    /// A client for `task`, once the member list has been asked for the first time (so that
+    /// no client starts homed at a node that is not a member).
     fn open(&self, task: usize, _: Purpose) -> BoxFuture<'_, Result<Box<dyn Client>, Error>> {
-        let client: Box<dyn Client> = Box::new(self.client(task));
-        Box::pin(async move { Ok(client) })
+        Box::pin(async move {
+            self.membership.await_first_round().await;
+            let client: Box<dyn Client> = Box::new(HttpContractClient {
+                clients: self.clone(),
+                task,
+            });
+            Ok(client)
+        })
     }
 }
 
@@ -143,7 +154,9 @@ impl HttpContractClient {
     async fn execute(&self, op: &Op) -> Completion {
         let started = Instant::now();
         let clients = &self.clients;
-        let mut url = format!("{}{}", clients.nodes[self.home].origin, path(op));
+        // Chosen now rather than at open, so that a client follows the membership's changes.
+        let home = &clients.nodes()[clients.membership.home_of(self.task)];
+        let mut url = format!("{}{}", home.origin, path(op));
         for _ in 0..=MAX_REDIRECTS {
             let node = Some(clients.name_of(&url));
             let remaining = clients.timeout.saturating_sub(started.elapsed());
@@ -202,7 +215,7 @@ impl HttpContractClients {
             Ok(url) => url.origin().ascii_serialization(),
             Err(_) => url.to_string(),
         };
-        self.nodes
+        self.nodes()
             .iter()
             .find(|node| node.origin == origin)
             .map_or(origin, |node| node.name.clone())
@@ -261,6 +274,14 @@ mod tests {
 
     fn read(key: &str) -> Op {
         Op::Read { key: key.into() }
+    }
+
+    /// The requests of the contract `node` received, leaving out the clients' questions for
+    /// the member list.
+    fn kv_requests(node: &FakeNode) -> Vec<crate::fake_node::Request> {
+        let mut requests = node.requests();
+        requests.retain(|request| request.path.starts_with("/kv/"));
+        requests
     }
 
     fn done(outcome: Outcome, node: &str) -> Completion {
@@ -342,11 +363,11 @@ mod tests {
         let second = client.invoke(&write("r1", 2)).await;
         assert_eq!(second, done(Outcome::Ok(json!(2)), "n2"));
         assert_eq!(
-            follower.requests().len(),
+            kv_requests(&follower).len(),
             2,
             "each operation asks home first"
         );
-        let bodies: Vec<String> = leader.requests().into_iter().map(|r| r.body).collect();
+        let bodies: Vec<String> = kv_requests(&leader).into_iter().map(|r| r.body).collect();
         assert_eq!(
             bodies,
             [r#"{"value":1}"#, r#"{"value":2}"#],

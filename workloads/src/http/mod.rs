@@ -3,6 +3,7 @@
 
 mod classify;
 mod client;
+mod members;
 
 pub use classify::{Undelivered, undelivered};
 pub use client::{Endpoint, HttpContractClients, MAX_REDIRECTS};
