@@ -8,8 +8,12 @@
 //! For the clock fault, each node runs under libfaketime with a control file of its own
 //! ([`ClockControl`], `nodes/<n>/clock.faketime`), rewritten whenever the nemesis changes its
 //! clock and before every start of the node, and removed at the end.
+//! For the membership fault, spare nodes start beside the members (`--initial-members` tells
+//! each node who the first members are); the cluster keeps the members it last saw, which
+//! the waits for a leader and the final catch-up consider, and the nodes the nemesis retired
+//! (removed from the cluster), which nothing restarts until it enlists them again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -19,8 +23,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use faultline_nemesis::{
-    ClockControl, ClockSetting, Cluster, NodeName, NodeNetwork, NodeView, PowerLossDisk,
-    remove_process_leftovers,
+    ChangeAnswer, ClockControl, ClockSetting, Cluster, MemberChange, Members, NodeName,
+    NodeNetwork, NodeView, PowerLossDisk, remove_process_leftovers,
 };
 use faultline_workloads::ClientFactory;
 use futures::future::join_all;
@@ -55,7 +59,10 @@ pub struct NodeExit {
 /// How to start the cluster.
 #[derive(Clone)]
 pub struct ClusterOptions {
+    /// The members at the start.
     pub nodes: usize,
+    /// Nodes started beside them that are not members, for the membership fault to add.
+    pub spares: usize,
     /// What runs on each node, and how to ask it how it is.
     pub system: Arc<dyn System>,
     /// The run directory; nodes live in `nodes/<name>/` under it.
@@ -116,6 +123,11 @@ pub struct ProcessCluster {
     /// The processes started under libfaketime, whose leftovers in /dev/shm go once they are
     /// dead.
     faked_pids: Mutex<Vec<u32>>,
+    /// The members (voters and learners) as last seen: the first members until a
+    /// membership change is seen.
+    members: Mutex<BTreeSet<NodeName>>,
+    /// Nodes that left the cluster and were stopped for good, until enlisted again.
+    retired: Mutex<BTreeSet<NodeName>>,
 }
 
 /// The names of a cluster of `count` nodes: `n1`, `n2`, ... Node `i` (from 1) also gets the
@@ -130,7 +142,7 @@ impl ProcessCluster {
         if !(1..=200).contains(&options.nodes) {
             bail!("--nodes must be between 1 and 200, not {}", options.nodes);
         }
-        let specs = node_names(options.nodes)
+        let specs = node_names(options.nodes + options.spares)
             .into_iter()
             .zip(1u8..)
             .map(|(name, i)| {
@@ -154,6 +166,7 @@ impl ProcessCluster {
                     name,
                     ip,
                     namespace,
+                    spare: usize::from(i) > options.nodes,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -173,7 +186,6 @@ impl ProcessCluster {
             Mutex::new(clocks)
         });
         Ok(ProcessCluster {
-            specs,
             system: options.system.clone(),
             dials: Mutex::new(BTreeMap::new()),
             processes: Mutex::new(BTreeMap::new()),
@@ -183,8 +195,17 @@ impl ProcessCluster {
             power_loss: options.power_loss,
             disks: Mutex::new(BTreeMap::new()),
             network: options.network.clone(),
+            members: Mutex::new(
+                specs
+                    .iter()
+                    .filter(|spec| !spec.spare)
+                    .map(|spec| spec.name.clone())
+                    .collect(),
+            ),
             clocks,
             faked_pids: Mutex::new(Vec::new()),
+            retired: Mutex::new(BTreeSet::new()),
+            specs,
         })
     }
 
@@ -467,11 +488,17 @@ impl ProcessCluster {
         Ok(Pid::from_raw(pid as i32))
     }
 
-    /// Nodes whose process is not running (killed, or exited by themselves).
+    /// Nodes whose process is not running (killed, or exited by themselves), except those
+    /// retired: they left the cluster and stay down.
     pub fn stopped_nodes(&self) -> Vec<NodeName> {
+        let retired = self.retired.lock().expect("never poisoned").clone();
         let mut processes = self.processes.lock().expect("never poisoned");
         let mut stopped = Vec::new();
-        for spec in &self.specs {
+        for spec in self
+            .specs
+            .iter()
+            .filter(|spec| !retired.contains(&spec.name))
+        {
             let state = processes
                 .entry(spec.name.clone())
                 .or_insert(ProcessState::Stopped);
@@ -536,6 +563,43 @@ impl ProcessCluster {
         join_all(asks).await
     }
 
+    /// The status of every member (as last seen: see [`ProcessCluster::members_now`]),
+    /// asked concurrently. Spares that never joined and retired nodes follow no leader and
+    /// apply nothing: what the cluster agrees on is the members' business.
+    pub async fn member_statuses(&self) -> Vec<(NodeName, Option<NodeStatus>)> {
+        let members = self.members_now();
+        let asks = members
+            .into_iter()
+            .map(|name| async move { (name.clone(), self.status(&name).await) });
+        join_all(asks).await
+    }
+
+    /// The members (voters and learners) as last seen, in name order: the first members
+    /// until a change of membership was seen.
+    pub fn members_now(&self) -> BTreeSet<NodeName> {
+        self.members.lock().expect("never poisoned").clone()
+    }
+
+    fn is_retired(&self, node: &str) -> bool {
+        self.retired.lock().expect("never poisoned").contains(node)
+    }
+
+    /// Remembers the members `members` names.
+    fn note_members(&self, members: &Members) {
+        let all = members
+            .voters
+            .iter()
+            .chain(&members.outgoing)
+            .chain(&members.learners);
+        *self.members.lock().expect("never poisoned") = all.cloned().collect();
+    }
+
+    /// The spec of the leader of the moment, if one is known.
+    async fn leader_spec(&self) -> Option<&NodeRecord> {
+        let leader = Cluster::leader(self).await?;
+        self.spec(&leader).ok()
+    }
+
     /// The leader claims the nemesis saw since the last call, with when.
     pub fn take_leader_claims(&self) -> Vec<(Instant, NodeStatus)> {
         std::mem::take(&mut *self.leader_claims.lock().expect("never poisoned"))
@@ -548,13 +612,21 @@ impl ProcessCluster {
         noted.extend(claims.map(|status| (now, status.clone())));
     }
 
-    /// Waits until some node is leader and every node that answers agrees on it: `Some` of
-    /// that node. For a system that does not tell who leads, until every node answers:
+    /// Waits until some member is leader and every member that answers agrees on it: `Some`
+    /// of that node. For a system that does not tell who leads, until every member answers:
     /// `None`.
     pub async fn wait_for_leader(&self, limit: Duration) -> Result<Option<NodeName>> {
         let deadline = Instant::now() + limit;
         loop {
-            let statuses = self.statuses().await;
+            // A change whose answer was not known (or that the nemesis did not see commit)
+            // leaves the members last seen behind: the leader tells who they are now, so that
+            // a node removed meanwhile, which follows no one, is not waited for.
+            if let Some(spec) = self.leader_spec().await
+                && let Some(members) = self.system.members(spec).await
+            {
+                self.note_members(&members);
+            }
+            let statuses = self.member_statuses().await;
             let answering: Vec<&NodeStatus> =
                 statuses.iter().filter_map(|(_, s)| s.as_ref()).collect();
             if !self.system.reports_leader() && answering.len() == statuses.len() {
@@ -568,12 +640,15 @@ impl ProcessCluster {
             {
                 return Ok(Some(leader.id.clone()));
             }
-            let exited = self.stopped_nodes();
-            if exited.len() * 2 > self.specs.len() {
+            let members = self.members_now();
+            let exited: Vec<NodeName> = (self.stopped_nodes().into_iter())
+                .filter(|node| members.contains(node))
+                .collect();
+            if exited.len() * 2 > members.len() {
                 bail!(
-                    "no leader: {} of {} nodes exited ({}); last lines of the node logs:\n{}",
+                    "no leader: {} of {} members exited ({}); last lines of the node logs:\n{}",
                     exited.len(),
-                    self.specs.len(),
+                    members.len(),
                     exited.join(", "),
                     self.log_tails(15)
                 );
@@ -725,6 +800,9 @@ impl Cluster for ProcessCluster {
     }
 
     async fn kill(&self, node: &str) -> Result<()> {
+        if self.is_retired(node) {
+            return Ok(());
+        }
         match self.take(node) {
             ProcessState::Running(mut child) | ProcessState::Paused(mut child) => {
                 let pid = child.id();
@@ -747,6 +825,9 @@ impl Cluster for ProcessCluster {
     }
 
     async fn restart(&self, node: &str) -> Result<()> {
+        if self.is_retired(node) {
+            return Ok(());
+        }
         match self.take(node) {
             ProcessState::Stopped => self.spawn(node)?,
             running => self.put_back(node, running),
@@ -785,6 +866,9 @@ impl Cluster for ProcessCluster {
     }
 
     async fn pause(&self, node: &str) -> Result<()> {
+        if self.is_retired(node) {
+            return Ok(());
+        }
         match self.take(node) {
             ProcessState::Running(child) => {
                 let sent = Self::pid(&child).and_then(|pid| Ok(kill(pid, Signal::SIGSTOP)?));
@@ -855,6 +939,43 @@ impl Cluster for ProcessCluster {
         let answered: Vec<&NodeStatus> = statuses.iter().filter_map(|(_, s)| s.as_ref()).collect();
         self.note_leader_claims(answered.iter().copied());
         leading(answered).map(|s| s.id.clone())
+    }
+
+    async fn members(&self) -> Option<Members> {
+        let leader = self.leader_spec().await?;
+        let members = self.system.members(leader).await?;
+        self.note_members(&members);
+        Some(members)
+    }
+
+    async fn change_members(&self, change: &MemberChange) -> ChangeAnswer {
+        let Some(leader) = self.leader_spec().await else {
+            return ChangeAnswer::Refused("no leader is known".into());
+        };
+        let answer = self.system.change_members(leader, change).await;
+        if let ChangeAnswer::Done(members) = &answer {
+            self.note_members(members);
+        }
+        answer
+    }
+
+    /// Kills the node (and what runs beside it) and marks it retired.
+    async fn retire(&self, node: &str) -> Result<()> {
+        self.kill(node).await?;
+        self.kill_sidecars(node).await;
+        self.retired
+            .lock()
+            .expect("never poisoned")
+            .insert(node.to_owned());
+        Ok(())
+    }
+
+    async fn enlist(&self, node: &str) -> Result<()> {
+        let retired = self.retired.lock().expect("never poisoned").remove(node);
+        if retired {
+            self.restart(node).await?;
+        }
+        Ok(())
     }
 
     async fn view(&self, node: &str) -> Option<NodeView> {
@@ -944,6 +1065,7 @@ mod tests {
         let run_dir = RunDir::create(dir, "sleepers", "20261205T120000").unwrap();
         let cluster = ProcessCluster::plan(&ClusterOptions {
             nodes: 2,
+            spares: 0,
             system: Arc::new(Sleepers),
             run_dir,
             power_loss,

@@ -67,8 +67,8 @@ pub async fn sample(
     copies
 }
 
-/// Once every node has applied everything committed (or [`CATCH_UP`] has passed), reads
-/// every list from every node.
+/// Once every member has applied everything committed (or [`CATCH_UP`] has passed), reads
+/// every list from every node (a spare or a node that left holds a prefix, or nothing).
 pub async fn final_sweep(
     cluster: &ProcessCluster,
     keys: &KeysInUse,
@@ -76,7 +76,7 @@ pub async fn final_sweep(
 ) -> Vec<ListCopy> {
     let deadline = Instant::now() + CATCH_UP;
     while Instant::now() < deadline {
-        let statuses: Vec<_> = cluster.statuses().await;
+        let statuses: Vec<_> = cluster.member_statuses().await;
         let answered: Vec<_> = statuses.iter().filter_map(|(_, s)| s.as_ref()).collect();
         let commit = answered.iter().map(|s| s.commit).max().unwrap_or(0);
         if answered.len() == statuses.len() && answered.iter().all(|s| s.applied >= commit) {

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::results::RunResults;
 
-pub use options::{BUNDLED_SYSTEM, TestOptions};
+pub use options::{BUNDLED_SYSTEM, SPARES, TestOptions};
 pub use read::{RunFiles, RunVerdict, StoredRun, scan};
 pub use test_json::{NodeRecord, SystemRecord, TestRecord, Versions};
 

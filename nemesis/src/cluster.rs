@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use crate::clock::ClockSetting;
+use crate::membership::{ChangeAnswer, MemberChange, Members};
 
 /// A node's name, as the harness and the history spell it: `"n1"`, `"n2"`, ...
 pub type NodeName = String;
@@ -74,4 +75,36 @@ pub trait Cluster: Send + Sync {
 
     /// What `node` says of itself (in its `/status`), or `None` if it does not answer.
     fn view(&self, node: &str) -> impl Future<Output = Option<NodeView>> + Send;
+
+    /// The members of the cluster as its leader sees them, or `None` if no leader answers.
+    /// Only a cluster whose system changes membership can tell (the default cannot).
+    fn members(&self) -> impl Future<Output = Option<Members>> + Send {
+        async { None }
+    }
+
+    /// Asks the leader for `change` and waits, bounded in time, for the answer. Only a
+    /// cluster whose system changes membership can (the default refuses).
+    fn change_members(&self, change: &MemberChange) -> impl Future<Output = ChangeAnswer> + Send {
+        let refused = format!(
+            "cannot {} {}: no membership changes",
+            change.name(),
+            change.node()
+        );
+        async move { ChangeAnswer::Refused(refused) }
+    }
+
+    /// Stops a node that left the cluster, for good: until [`Cluster::enlist`] every action
+    /// on it (kill, restart, power off, pause, resume) finds nothing to do, and the harness
+    /// does not bring it back at the end of the run.
+    fn retire(&self, node: &str) -> impl Future<Output = anyhow::Result<()>> + Send {
+        let node = node.to_owned();
+        async move { anyhow::bail!("cannot retire {node}: no membership changes") }
+    }
+
+    /// Starts a retired node again, on its data dir, so that it can join again; a node that
+    /// is not retired is left as it is.
+    fn enlist(&self, node: &str) -> impl Future<Output = anyhow::Result<()>> + Send {
+        let node = node.to_owned();
+        async move { anyhow::bail!("cannot enlist {node}: no membership changes") }
+    }
 }

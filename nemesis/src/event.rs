@@ -59,6 +59,20 @@ pub enum EventName {
     /// A node's clock is back to true time (offset 0, rate 1), by a jump; the value as
     /// `bump-clock`'s.
     ResetClock,
+    /// The nemesis asks the leader for a membership change: `{"change": "add-learner" |
+    /// "promote" | "remove" | "replace", "node": "n4"}`, with `"replaces": "n1"` for a
+    /// replacement. Recorded before the request.
+    ChangeMembers,
+    /// The answer to the change asked for last: the change's value with `"answer"`: `"ok"`
+    /// (with the members now: `"voters"`, `"learners"`, and `"outgoing"` during a change of
+    /// voters), `"refused"` (it did not happen) or `"unknown"` (it may still), with
+    /// `"reason"`.
+    MembersChanged,
+    /// Nodes that left the cluster were stopped for good (until enlisted); the value lists
+    /// them. Not a fault: nothing restarts them.
+    Retire,
+    /// Retired nodes were started again, on their data, to join again; the value lists them.
+    Enlist,
 }
 
 /// What a started fault does to the nodes it names, so that a stop can be paired with the
@@ -81,7 +95,7 @@ pub enum FaultClass {
 
 impl EventName {
     /// Every event name.
-    pub const ALL: [EventName; 19] = [
+    pub const ALL: [EventName; 23] = [
         EventName::StartPartition,
         EventName::StopPartition,
         EventName::StartSlow,
@@ -101,6 +115,10 @@ impl EventName {
         EventName::SkewClock,
         EventName::StrobeClock,
         EventName::ResetClock,
+        EventName::ChangeMembers,
+        EventName::MembersChanged,
+        EventName::Retire,
+        EventName::Enlist,
     ];
 
     /// The history spelling, e.g. `"start-partition"`.
@@ -125,6 +143,10 @@ impl EventName {
             EventName::SkewClock => "skew-clock",
             EventName::StrobeClock => "strobe-clock",
             EventName::ResetClock => "reset-clock",
+            EventName::ChangeMembers => "change-members",
+            EventName::MembersChanged => "members-changed",
+            EventName::Retire => "retire",
+            EventName::Enlist => "enlist",
         }
     }
 
@@ -163,8 +185,9 @@ impl EventName {
 }
 
 impl EventName {
-    /// The nodes an event's value names: a list of nodes (kill, restart, pause, resume), an
-    /// object with `"nodes"` (power loss, crash-restart) or `"node"` (the clock's), a grudge (every node it cuts off
+    /// The nodes an event's value names: a list of nodes (kill, restart, pause, resume,
+    /// retire, enlist), an object with `"nodes"` (power loss, crash-restart) or `"node"` (the
+    /// clock's; the membership changes', with `"replaces"`), a grudge (every node it cuts off
     /// from another, sorted), or none (a degradation of every link, what a power loss lost).
     pub fn nodes(self, value: &Value) -> Vec<NodeName> {
         let names = |list: &Value| -> Vec<NodeName> {
@@ -195,6 +218,11 @@ impl EventName {
                 .as_str()
                 .map(|node| vec![node.to_string()])
                 .unwrap_or_default(),
+            EventName::ChangeMembers | EventName::MembersChanged => ["node", "replaces"]
+                .iter()
+                .filter_map(|field| value[field].as_str())
+                .map(str::to_string)
+                .collect(),
             _ if value.is_array() => names(value),
             _ => names(&value["nodes"]),
         }
@@ -286,6 +314,12 @@ mod tests {
                 json!({"node": "n2", "offset_ms": 0.0, "rate": 1.1}),
                 vec!["n2"],
             ),
+            (
+                EventName::ChangeMembers,
+                json!({"change": "replace", "node": "n4", "replaces": "n1"}),
+                vec!["n4", "n1"],
+            ),
+            (EventName::Retire, json!(["n1"]), vec!["n1"]),
         ];
         for (event, value, nodes) in cases {
             assert_eq!(event.nodes(&value), nodes, "{event}");

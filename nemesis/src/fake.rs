@@ -14,6 +14,7 @@ use crate::clock::ClockSetting;
 use crate::cluster::{Cluster, NodeName, NodeView};
 use crate::event::Event;
 use crate::grudge::Link;
+use crate::membership::{ChangeAnswer, MemberChange, Members};
 use crate::partition::{Degradation, Degrader, PartitionError, Partitioner};
 
 /// Everything that happened, in order, one line each.
@@ -50,6 +51,13 @@ struct NodeStates {
     log_ends: BTreeMap<NodeName, u64>,
     /// Each node's clock, where it is off true time.
     clocks: BTreeMap<NodeName, ClockSetting>,
+    /// The members, once a test set them ([`FakeCluster::set_members`]); until then the
+    /// cluster has no membership to tell.
+    members: Option<Members>,
+    /// Nodes retired, until enlisted.
+    retired: BTreeSet<NodeName>,
+    /// What the next membership change is answered, if not done.
+    next_answer: Option<ChangeAnswer>,
 }
 
 /// Elections, as far as the nemesis can see them: a leader cut off from every other node
@@ -119,6 +127,30 @@ impl FakeCluster {
         } else {
             states.unstartable.remove(node);
         }
+    }
+
+    /// The voters and learners from now on (with the leader of the moment).
+    pub fn set_members(&self, voters: &[&str], learners: &[&str]) {
+        let names = |nodes: &[&str]| nodes.iter().map(|node| node.to_string()).collect();
+        lock(&self.states).members = Some(Members {
+            voters: names(voters),
+            learners: names(learners),
+            ..Members::default()
+        });
+    }
+
+    /// Answers the next membership change with `answer`, changing nothing.
+    pub fn answer_next_change(&self, answer: ChangeAnswer) {
+        lock(&self.states).next_answer = Some(answer);
+    }
+
+    /// The members now, if set.
+    pub fn members_now(&self) -> Option<Members> {
+        lock(&self.states).members.clone()
+    }
+
+    pub fn retired(&self) -> BTreeSet<NodeName> {
+        lock(&self.states).retired.clone()
     }
 
     pub fn dead(&self) -> BTreeSet<NodeName> {
@@ -202,6 +234,9 @@ impl Cluster for FakeCluster {
 
     async fn kill(&self, node: &str) -> anyhow::Result<()> {
         self.act("kill", node, |s| {
+            if s.retired.contains(node) {
+                return false;
+            }
             s.paused.remove(node);
             // A dead leader leads no more; it restarts as a follower.
             if s.leader.as_deref() == Some(node) {
@@ -215,7 +250,9 @@ impl Cluster for FakeCluster {
         if lock(&self.states).unstartable.contains(node) {
             bail!("{node} does not start");
         }
-        self.act("restart", node, |s| s.dead.remove(node))
+        self.act("restart", node, |s| {
+            !s.retired.contains(node) && s.dead.remove(node)
+        })
     }
 
     async fn power_off(&self, node: &str, torn: Option<u64>) -> anyhow::Result<serde_json::Value> {
@@ -228,7 +265,7 @@ impl Cluster for FakeCluster {
 
     async fn pause(&self, node: &str) -> anyhow::Result<()> {
         self.act("pause", node, |s| {
-            !s.dead.contains(node) && s.paused.insert(node.to_owned())
+            !s.dead.contains(node) && !s.retired.contains(node) && s.paused.insert(node.to_owned())
         })
     }
 
@@ -271,6 +308,64 @@ impl Cluster for FakeCluster {
         Some(NodeView {
             leads,
             last_log_index,
+        })
+    }
+
+    /// The members set, whoever leads (the fake holds no elections after a kill).
+    async fn members(&self) -> Option<Members> {
+        let leader = self.leader().await;
+        let members = lock(&self.states).members.clone()?;
+        Some(Members { leader, ..members })
+    }
+
+    /// Journals `change add-learner n4` and applies it at once (a removed leader is followed
+    /// by the first voter left), unless [`FakeCluster::answer_next_change`] said otherwise.
+    async fn change_members(&self, change: &MemberChange) -> ChangeAnswer {
+        lock(&self.journal).push(format!("change {} {}", change.name(), change.node()));
+        let mut states = lock(&self.states);
+        if let Some(answer) = states.next_answer.take() {
+            return answer;
+        }
+        let Some(members) = states.members.as_mut() else {
+            return ChangeAnswer::Refused("no membership".into());
+        };
+        let drop = |group: &mut Vec<NodeName>, node: &str| group.retain(|n| n != node);
+        match change {
+            MemberChange::AddLearner(node) => members.learners.push(node.clone()),
+            MemberChange::Promote(node) => {
+                drop(&mut members.learners, node);
+                members.voters.push(node.clone());
+            }
+            MemberChange::Remove(node) => {
+                drop(&mut members.voters, node);
+                drop(&mut members.learners, node);
+            }
+            MemberChange::Replace { add, remove } => {
+                drop(&mut members.voters, remove);
+                members.voters.push(add.clone());
+            }
+        }
+        members.voters.sort();
+        let now = members.clone();
+        if change.leaving().is_some() && change.leaving() == states.leader.as_deref() {
+            // The removed leader steps down, and the first voter left wins the election.
+            states.leader = now.voters.first().cloned();
+        }
+        ChangeAnswer::Done(now)
+    }
+
+    async fn retire(&self, node: &str) -> anyhow::Result<()> {
+        self.act("retire", node, |s| {
+            s.paused.remove(node);
+            s.dead.insert(node.to_owned());
+            s.retired.insert(node.to_owned())
+        })
+    }
+
+    async fn enlist(&self, node: &str) -> anyhow::Result<()> {
+        self.act("enlist", node, |s| {
+            s.dead.remove(node);
+            s.retired.remove(node)
         })
     }
 }

@@ -8,7 +8,7 @@ use std::str::FromStr;
 /// The names `--nemesis` accepts, in the order an error message lists them.
 const VALID_FAULT_NAMES: &str = "none, kill, kill-majority, kill-all, crash-restart, pause, \
      power-loss, lagging-failover, partition, partition-leader, flap-leader, partition-one-way, \
-     majorities-ring, bridge, restart-bridge, slow, lossy, clock, all";
+     majorities-ring, bridge, restart-bridge, slow, lossy, clock, membership, all";
 
 /// A malformed `--nemesis` or `--partition-backend` value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +32,8 @@ pub enum Lane {
     Network,
     /// Faults of one node's clock: bumps, skews, strobes (see `clock/`).
     Clock,
+    /// Changes of the cluster's membership: nodes join and leave.
+    Membership,
 }
 
 /// One kind of fault the schedule can inject.
@@ -84,11 +86,15 @@ pub enum FaultKind {
     /// Bump, skew or strobe one node's clocks (CLOCK_REALTIME and CLOCK_MONOTONIC), through
     /// libfaketime: only for nodes started under it (see `clock/`).
     Clock,
+    /// Add and remove members while the run goes on: spare nodes join as learners and are
+    /// promoted, voters (the leader among them) are removed or replaced, and removed nodes'
+    /// processes are retired (see `membership.rs`). Only for systems that change membership.
+    Membership,
 }
 
 impl FaultKind {
     /// Every kind, in a fixed order (the order the seeded schedule draws from).
-    pub const ALL: [FaultKind; 17] = [
+    pub const ALL: [FaultKind; 18] = [
         FaultKind::Kill,
         FaultKind::KillMajority,
         FaultKind::KillAll,
@@ -106,6 +112,7 @@ impl FaultKind {
         FaultKind::Slow,
         FaultKind::Lossy,
         FaultKind::Clock,
+        FaultKind::Membership,
     ];
 
     /// The command-line name, e.g. `"partition-leader"`.
@@ -128,6 +135,7 @@ impl FaultKind {
             FaultKind::Slow => "slow",
             FaultKind::Lossy => "lossy",
             FaultKind::Clock => "clock",
+            FaultKind::Membership => "membership",
         }
     }
 
@@ -152,6 +160,7 @@ impl FaultKind {
             | FaultKind::Slow
             | FaultKind::Lossy => Lane::Network,
             FaultKind::Clock => Lane::Clock,
+            FaultKind::Membership => Lane::Membership,
         }
     }
 

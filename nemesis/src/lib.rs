@@ -5,9 +5,10 @@
 //! (the proxy), power loss through a [`PowerLossDisk`] (a FUSE filesystem
 //! served from memory, mounted on a node's data dir, that loses what the node
 //! did not fsync when the power is cut), clock faults through the cluster (a node's clocks
-//! bumped, skewed or strobed under libfaketime), and a seeded [`Schedule`] that starts
-//! and heals them in three lanes that overlap (process faults, network faults, clock
-//! faults; restart-bridge runs alone),
+//! bumped, skewed or strobed under libfaketime), membership changes through the cluster
+//! (spares join, members leave and are retired), and a seeded [`Schedule`] that starts
+//! and heals them in four lanes that overlap (process faults, network faults, clock
+//! faults, membership changes; restart-bridge runs alone),
 //! reporting each start and stop as an [`Event`] for the history.
 //!
 //! Where things are:
@@ -25,6 +26,8 @@
 //! - `nemesis.rs`: the runner ([`Nemesis`]); `schedule.rs`: the seeded
 //!   [`Schedule`]; `kind.rs`: fault and backend names; `event.rs`: history
 //!   events; `cluster.rs`: the [`Cluster`] trait the harness implements;
+//!   `membership.rs`: the membership changes ([`MemberChange`]) and which comes next
+//!   ([`next_change`]), with the round itself in `nemesis/membership_round.rs`;
 //!   `owned_names.rs`: the `<prefix><pid>-<n>` names of chains, mounts and
 //!   namespaces, by which those of a SIGKILLed run are found and removed.
 //! - `netns.rs`: nodes in network namespaces of their own ([`NodeNetwork`]),
@@ -81,6 +84,7 @@ mod disk;
 mod event;
 mod grudge;
 mod kind;
+mod membership;
 mod nemesis;
 mod netns;
 mod owned_names;
@@ -102,6 +106,7 @@ pub use disk::{
 pub use event::{Event, EventName, FaultClass};
 pub use grudge::{Grudge, Link};
 pub use kind::{FaultKind, FaultKinds, Lane, ParseNameError, PartitionBackendKind};
+pub use membership::{ChangeAnswer, MemberChange, Members, next_change};
 pub use nemesis::{Nemesis, NemesisError};
 pub use netns::{
     HOST_LINK_PREFIX, MAX_NODES, NAMESPACE_PREFIX, NetnsError, NodeNetwork,

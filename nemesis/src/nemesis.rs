@@ -4,7 +4,7 @@
 //! heal it, reports every start and stop as an [`Event`], and runs the seeded schedule until
 //! a deadline or a cancellation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +24,7 @@ use crate::kind::Lane;
 use crate::partition::{Degradation, Degrader, PartitionError};
 use crate::schedule::{ClockChange, Crash, FaultPlan, Flap, Planner, Schedule, Targets};
 
+mod membership_round;
 mod restart_bridge;
 
 use restart_bridge::Sides;
@@ -32,6 +33,10 @@ use restart_bridge::Sides;
 /// (or for an old one to step down): a fraction of an election timeout, so that they act soon
 /// after.
 const LEADER_POLL: Duration = Duration::from_millis(20);
+
+/// How often the membership nemesis asks again for the members while no leader answers or a
+/// change is under way.
+const MEMBERS_POLL: Duration = Duration::from_millis(100);
 
 /// How long flap-leader holds each successor paused after the heal: an election timeout of the
 /// bundled node and the next election (its follower's, which the deposed leader cannot win:
@@ -132,6 +137,11 @@ pub struct Nemesis<C, P> {
     last_return: Mutex<Option<Instant>>,
     /// Each node's clock, where the nemesis moved it off true time.
     clocks: Mutex<BTreeMap<NodeName, ClockSetting>>,
+    /// The members at the membership nemesis's last look, if it looked: a node that was one
+    /// then and is not now left, and is retired.
+    members_seen: Mutex<Option<BTreeSet<NodeName>>>,
+    /// The nodes the membership nemesis retired, until it enlists them again.
+    retired: Mutex<BTreeSet<NodeName>>,
     /// One permit a lane: a fault in force holds its lane's, and a fault that
     /// [runs alone](FaultPlan::runs_alone) holds them all. Fair: once a fault waits to run
     /// alone, the other lane's next fault waits behind it.
@@ -139,7 +149,7 @@ pub struct Nemesis<C, P> {
 }
 
 /// How many lanes a schedule has, and so how many permits a fault that runs alone takes.
-const LANES: u32 = 3;
+const LANES: u32 = 4;
 
 impl<C: Cluster, P: Degrader> Nemesis<C, P> {
     /// A nemesis that reports every fault start and stop to `on_event`,
@@ -158,6 +168,8 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             storms: AtomicU64::new(0),
             last_return: Mutex::default(),
             clocks: Mutex::default(),
+            members_seen: Mutex::default(),
+            retired: Mutex::default(),
             turns: Semaphore::new(LANES as usize),
         }
     }
@@ -193,17 +205,23 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 ran.and(self.stop(lane).await)
             }
         };
-        let lanes =
-            async { tokio::join!(lane(Lane::Process), lane(Lane::Network), lane(Lane::Clock)) };
+        let lanes = async {
+            tokio::join!(
+                lane(Lane::Process),
+                lane(Lane::Network),
+                lane(Lane::Clock),
+                lane(Lane::Membership)
+            )
+        };
         let mut lanes = pin!(lanes);
-        let (process, network, clock) = tokio::select! {
+        let (process, network, clock, membership) = tokio::select! {
             results = &mut lanes => results,
             () = cancel => {
                 let _ = stop.send(true);
                 lanes.await
             }
         };
-        process.and(network).and(clock)
+        process.and(network).and(clock).and(membership)
     }
 
     async fn run_lane(
@@ -311,6 +329,15 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             }
             FaultPlan::RestartBridge { order } => {
                 self.restart_bridge(lane, &order, fault_ends, stopped).await
+            }
+            FaultPlan::Membership { pick } => {
+                // No leader known, or a change still under way: ask again while the fault lasts.
+                while !self.change_membership(pick).await? {
+                    if !wait_until(Instant::now() + MEMBERS_POLL, fault_ends, stopped).await {
+                        break;
+                    }
+                }
+                Ok(())
             }
             FaultPlan::Clock {
                 target,
@@ -431,6 +458,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 };
                 self.set_clock(lane, &node, event, setting).await
             }
+            FaultPlan::Membership { pick } => self.change_membership(pick).await.map(drop),
         }
     }
 
@@ -890,6 +918,18 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             .expect("never poisoned: no panics while held")
     }
 
+    fn members_seen(&self) -> MutexGuard<'_, Option<BTreeSet<NodeName>>> {
+        self.members_seen
+            .lock()
+            .expect("never poisoned: no panics while held")
+    }
+
+    fn retired(&self) -> MutexGuard<'_, BTreeSet<NodeName>> {
+        self.retired
+            .lock()
+            .expect("never poisoned: no panics while held")
+    }
+
     /// Remembers a fault of `lane`, beside any other in force there, unless it hit no node;
     /// clocks off true time are one fault of the lane, each node once.
     fn remember(&self, lane: Lane, fault: ActiveFault) {
@@ -1161,6 +1201,7 @@ mod tests {
         let journal = Journal::default();
         let cluster = Arc::new(FakeCluster::new(5, &journal));
         cluster.set_leader(Some("n1"));
+        cluster.set_members(&["n1", "n2", "n3"], &[]);
         let network = Arc::new(FakeNetwork::new(&journal));
         let started = Instant::now();
         let timeline = Arc::new(Mutex::new(Vec::new()));

@@ -51,6 +51,9 @@ impl Schedule {
             // A quarter of an interval after the process lane, so that a clock fault meets
             // the others' starts and ends rather than keeping in step with them.
             Lane::Clock => self.interval * 3 / 4,
+            // Right after the first faults of the others, so that the first change meets
+            // them (a change is asked of whoever leads, and takes a round trip or two).
+            Lane::Membership => self.interval * 5 / 8,
         }
     }
 }
@@ -192,6 +195,14 @@ pub enum FaultPlan {
     Slow(Degradation),
     /// Drop connections on every link; healing restores them.
     Lossy(Degradation),
+    /// One membership change, chosen when the fault starts from the members of the moment
+    /// and `pick` (see [`crate::next_change`]): a spare joins as a learner, a learner is
+    /// promoted, a voter is removed or replaced; a removed node is then retired. Nothing to
+    /// heal: the new configuration stays.
+    Membership {
+        /// The seeded choice.
+        pick: u64,
+    },
     /// Change one node's clock (the leader's when the fault starts, or one node's); healing
     /// sets it back to true time.
     Clock {
@@ -220,6 +231,7 @@ impl FaultPlan {
             | FaultPlan::Slow(_)
             | FaultPlan::Lossy(_) => Lane::Network,
             FaultPlan::Clock { .. } => Lane::Clock,
+            FaultPlan::Membership { .. } => Lane::Membership,
         }
     }
 
@@ -304,6 +316,7 @@ impl Planner {
             Lane::Process => schedule.seed,
             Lane::Network => schedule.seed ^ 0x6e65_7477_6f72_6b00, // "network"
             Lane::Clock => schedule.seed ^ 0x636c_6f63_6b00,        // "clock"
+            Lane::Membership => schedule.seed ^ 0x6d65_6d62_6572_7300, // "members"
         };
         Planner::new(
             &schedule.kinds.of_lane(lane),
@@ -374,6 +387,9 @@ impl Planner {
             FaultKind::Clock => FaultPlan::Clock {
                 target: self.one_node_or_leader(),
                 change: self.clock_change(),
+            },
+            FaultKind::Membership => FaultPlan::Membership {
+                pick: self.rng.random(),
             },
         })
     }
@@ -582,6 +598,7 @@ mod tests {
                 change: ClockChange::Strobe { .. },
                 ..
             } => "strobe-clock",
+            FaultPlan::Membership { .. } => "membership",
         }
     }
 

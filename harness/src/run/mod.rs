@@ -43,7 +43,9 @@ use crate::cluster::{ClusterOptions, ProcessCluster};
 use crate::completeness::Completeness;
 use crate::election_safety::ElectionSafety;
 use crate::results::{self, Healing, Observed, Recovery};
-use crate::store::{BUNDLED_SYSTEM, RunDir, SystemRecord, TestOptions, TestRecord, Versions};
+use crate::store::{
+    BUNDLED_SYSTEM, RunDir, SPARES, SystemRecord, TestOptions, TestRecord, Versions,
+};
 use crate::system::{self, System};
 use crate::{replicas, status_log};
 pub use interrupt::Interrupt;
@@ -99,6 +101,7 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     }
     leave_out_what_cannot_run(args, &mut options).await?;
     let faketime = clock_fault_here(args, system.as_ref(), &mut options).await?;
+    membership_here(args, system.as_ref(), &mut options)?;
     let node_network = placement::place_nodes(args, system.as_ref(), &mut options).await?;
     let outcome = run_placed(options, system, node_network.clone(), faketime, interrupt).await;
     // The last step of the teardown, on every path: the nodes are stopped by now.
@@ -148,6 +151,7 @@ async fn run_placed(
 
     let cluster = Arc::new(ProcessCluster::plan(&ClusterOptions {
         nodes: options.nodes,
+        spares: options.spares,
         system: system.clone(),
         run_dir: run_dir.clone(),
         power_loss: options.fault_kinds()?.contains(FaultKind::PowerLoss),
@@ -293,6 +297,22 @@ async fn clock_fault_here(
     };
     options.leave_out(FaultKind::Clock, &reason, args.nemesis.is_some())?;
     Ok(None)
+}
+
+/// Whether the membership fault can run here if asked for, and then the spares it adds: a
+/// system whose membership cannot change leaves the fault out, saying so; a `--nemesis` list
+/// that names it is refused (exit 3).
+fn membership_here(args: &TestArgs, system: &dyn System, options: &mut TestOptions) -> Result<()> {
+    if !options.fault_kinds()?.contains(FaultKind::Membership) {
+        return Ok(());
+    }
+    match system.membership_unchangeable() {
+        Some(reason) => options.leave_out(FaultKind::Membership, &reason, args.nemesis.is_some()),
+        None => {
+            options.spares = SPARES;
+            Ok(())
+        }
+    }
 }
 
 /// How many nemesis events of each kind the history holds.

@@ -185,6 +185,8 @@ impl TestArgs {
         let options = TestOptions {
             name,
             nodes: self.nodes,
+            // Decided once the system is known to change membership (`run::membership_here`).
+            spares: 0,
             time_limit: self.time_limit,
             concurrency: self.concurrency,
             workload: self.workload.to_string(),

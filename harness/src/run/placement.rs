@@ -63,7 +63,7 @@ pub async fn place_nodes(
             explicit,
         )?;
     }
-    let nodes = node_names(options.nodes);
+    let nodes = node_names(options.processes());
     let network = match NodeNetwork::create(&nodes).await {
         Ok(network) => network,
         Err(error) if args.netns => {

@@ -17,7 +17,12 @@ use super::derived_name;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TestOptions {
     pub name: String,
+    /// The members at the start.
     pub nodes: usize,
+    /// Nodes started beside them as spares, not members, for the membership fault to add:
+    /// [`SPARES`] with that fault, none without (absent in runs from before there were).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spares: usize,
     #[serde(with = "humantime_serde")]
     pub time_limit: Duration,
     pub concurrency: usize,
@@ -54,6 +59,14 @@ pub struct TestOptions {
     pub bugs: Vec<String>,
     #[serde(with = "humantime_serde")]
     pub check_timeout: Duration,
+}
+
+/// How many spare nodes a run with the membership fault starts: two, so that a cluster of
+/// three can grow to five, and a voter can be replaced while another spare waits.
+pub const SPARES: usize = 2;
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 /// The system a run tests unless told otherwise: the bundled node.
@@ -98,6 +111,11 @@ impl TestOptions {
         self.nemesis = kinds.to_string();
         self.left_out.push(format!("{kind}, because {reason}"));
         Ok(())
+    }
+
+    /// Every node process the run starts: the members and the spares.
+    pub fn processes(&self) -> usize {
+        self.nodes + self.spares
     }
 
     /// The partition backend asked for.

@@ -77,6 +77,9 @@ pub struct NodeRecord {
     /// its own; then `ip` is its address there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Started as a spare, not a member, for the membership fault to add.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spare: bool,
 }
 
 impl NodeRecord {

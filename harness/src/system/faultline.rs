@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use faultline_nemesis::{ChangeAnswer, MemberChange, Members};
 use faultline_workloads::{BoxFuture, ClientFactory, Endpoint, HttpContractClients};
-use serde_json::Value;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 
 use super::probe::{self, ProbeError};
 use super::{Dials, NodeCommand, System};
@@ -18,6 +20,10 @@ use crate::store::{NodeRecord, SystemRecord};
 
 /// `/status` must answer within this, so a paused node never stalls the harness.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// How long a membership change may take to be answered: the node answers 504 at its own
+/// request timeout (5 s by default) if the change has not committed by then.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// Nodes that serve Faultline's HTTP contract, started as `faultline-node` is.
 pub struct FaultlineSystem {
@@ -114,6 +120,15 @@ impl System for FaultlineSystem {
         if !peers.is_empty() {
             args.extend(["--peers".to_string(), peers.join(",")]);
         }
+        if all.iter().any(|node| node.spare) {
+            // Spares start outside the cluster, and join when the nemesis adds them.
+            let members: Vec<&str> = all
+                .iter()
+                .filter(|node| !node.spare)
+                .map(|node| node.name.as_str())
+                .collect();
+            args.extend(["--initial-members".to_string(), members.join(",")]);
+        }
         for bug in &self.bugs {
             args.extend(["--bug".to_string(), bug.clone()]);
         }
@@ -151,6 +166,60 @@ impl System for FaultlineSystem {
         key: &'a str,
     ) -> BoxFuture<'a, Option<Vec<Value>>> {
         Box::pin(contract_local_list(&self.http, node, key))
+    }
+
+    fn membership_unchangeable(&self) -> Option<String> {
+        None
+    }
+
+    fn members<'a>(&'a self, node: &'a NodeRecord) -> BoxFuture<'a, Option<Members>> {
+        Box::pin(async move {
+            let url = format!("{}/admin/members", node.client_url());
+            let response = self.http.get(url).send().await.ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            Some(members_of(&response.json().await.ok()?))
+        })
+    }
+
+    fn change_members<'a>(
+        &'a self,
+        node: &'a NodeRecord,
+        change: &'a MemberChange,
+    ) -> BoxFuture<'a, ChangeAnswer> {
+        Box::pin(async move {
+            let members = format!("{}/admin/members", node.client_url());
+            let request = match change {
+                MemberChange::AddLearner(name) => self
+                    .http
+                    .post(members)
+                    .json(&json!({"name": name, "role": "learner"})),
+                MemberChange::Promote(name) => self
+                    .http
+                    .post(members)
+                    .json(&json!({"name": name, "role": "voter"})),
+                MemberChange::Replace { add, remove } => self
+                    .http
+                    .post(members)
+                    .json(&json!({"name": add, "replaces": remove})),
+                MemberChange::Remove(name) => self.http.delete(format!("{members}/{name}")),
+            };
+            match request.timeout(CHANGE_TIMEOUT).send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let body: Value = response.json().await.unwrap_or(Value::Null);
+                    answer_of(&node.name, status, &body)
+                }
+                Err(error) if error.is_connect() => ChangeAnswer::Refused(format!(
+                    "{} did not take the request: {error}",
+                    node.name
+                )),
+                Err(error) => {
+                    ChangeAnswer::Unknown(format!("no answer from {}: {error}", node.name))
+                }
+            }
+        })
     }
 
     fn clients(&self, all: &[NodeRecord], timeout: Duration) -> Result<Arc<dyn ClientFactory>> {
@@ -198,6 +267,41 @@ pub(super) async fn contract_local_list(
     }
 }
 
+/// The members in an answer of `/admin/members`.
+fn members_of(body: &Value) -> Members {
+    let names = |field: &str| -> Vec<String> {
+        let items = body[field].as_array().into_iter().flatten();
+        items
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    };
+    Members {
+        voters: names("voters"),
+        outgoing: names("outgoing"),
+        learners: names("learners"),
+        pending: body["pending"].as_bool().unwrap_or(false),
+        leader: body["leader"].as_str().map(str::to_string),
+    }
+}
+
+/// What an answer of `POST` or `DELETE /admin/members` from `node` means (see the node's
+/// admin.rs): 200 the change committed; 400, 409 and 503 it did not happen; 504 (and
+/// anything else) it may still.
+fn answer_of(node: &str, status: StatusCode, body: &Value) -> ChangeAnswer {
+    let reason = || {
+        let error = body["error"].as_str().unwrap_or("no reason given");
+        format!("{node} answered {status}: {error}")
+    };
+    match status {
+        StatusCode::OK => ChangeAnswer::Done(members_of(body)),
+        StatusCode::BAD_REQUEST | StatusCode::CONFLICT | StatusCode::SERVICE_UNAVAILABLE => {
+            ChangeAnswer::Refused(reason())
+        }
+        _ => ChangeAnswer::Unknown(reason()),
+    }
+}
+
 /// A cluster id for one run: random, not drawn from the seed, so that a replay of a run
 /// never takes a stray node of the original for one of its own.
 fn fresh_cluster_id() -> String {
@@ -219,6 +323,7 @@ mod tests {
             peer_addr: SocketAddr::from((ip, 8000 + u16::from(i))),
             dir: PathBuf::from(format!("/run/nodes/n{i}")),
             namespace: None,
+            spare: false,
         }
     }
 
@@ -251,6 +356,55 @@ mod tests {
                 .join(" ")
                 .contains("--cluster-id faultline-0123456789abcdef")
         );
+    }
+
+    #[test]
+    fn with_spares_every_node_is_told_the_first_members() {
+        let system = FaultlineSystem {
+            binary: PathBuf::from("/bin/faultline-node"),
+            version: None,
+            bugs: Vec::new(),
+            cluster_id: "faultline-0".into(),
+            http: reqwest::Client::new(),
+        };
+        let mut all = vec![spec(1), spec(2), spec(3), spec(4)];
+        all[3].spare = true;
+        let dial = |_: &str| all[1].peer_addr;
+        for node in &all {
+            let args = system.launch(node, &all, &dial).unwrap().args.join(" ");
+            assert!(args.ends_with("--initial-members n1,n2,n3"), "{args}");
+        }
+        let without = system.launch(&all[0], &all[..3], &dial).unwrap();
+        assert!(!without.args.join(" ").contains("--initial-members"));
+    }
+
+    #[test]
+    fn membership_answers_are_done_refused_or_unknown_as_the_admin_api_documents() {
+        let members = json!({"node": "n1", "voters": ["n1", "n2", "n4"], "outgoing": ["n1", "n2", "n3"],
+            "learners": [], "pending": true, "leader": "n1", "term": 4});
+        let ChangeAnswer::Done(done) = answer_of("n1", StatusCode::OK, &members) else {
+            panic!("200 is done");
+        };
+        assert_eq!(done.voters, ["n1", "n2", "n4"]);
+        assert_eq!(done.outgoing, ["n1", "n2", "n3"]);
+        assert!(done.pending);
+        assert_eq!(done.leader.as_deref(), Some("n1"));
+        let busy = json!({"error": "a membership change is already in progress"});
+        for status in [
+            StatusCode::CONFLICT,
+            StatusCode::BAD_REQUEST,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ] {
+            assert!(matches!(
+                answer_of("n1", status, &busy),
+                ChangeAnswer::Refused(_)
+            ));
+        }
+        let ChangeAnswer::Unknown(reason) = answer_of("n1", StatusCode::GATEWAY_TIMEOUT, &busy)
+        else {
+            panic!("504 is unknown");
+        };
+        assert!(reason.contains("n1 answered 504"), "{reason}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use faultline_nemesis::{ChangeAnswer, MemberChange, Members};
 use faultline_workloads::{BoxFuture, ClientFactory};
 use serde_json::Value;
 
@@ -89,6 +90,38 @@ pub trait System: Send + Sync {
     /// a clock fault moved its clock.
     fn realtime_us<'a>(&'a self, _node: &'a NodeRecord) -> BoxFuture<'a, Option<i64>> {
         Box::pin(async { None })
+    }
+
+    /// Why its membership cannot change during a run (the `membership` fault), if it
+    /// cannot: that needs an API to add and remove members, and nodes that can start as
+    /// spares, outside the cluster. `None` when it can.
+    fn membership_unchangeable(&self) -> Option<String> {
+        Some(format!(
+            "Faultline cannot change the membership of {} (only the bundled node's, through \
+             its admin API)",
+            self.record().name
+        ))
+    }
+
+    /// The members as `node` (the leader, best) sees them; `None` if it does not answer.
+    fn members<'a>(&'a self, _node: &'a NodeRecord) -> BoxFuture<'a, Option<Members>> {
+        Box::pin(async { None })
+    }
+
+    /// Asks `node` (the leader) for `change` and waits, bounded in time, for its answer.
+    fn change_members<'a>(
+        &'a self,
+        _node: &'a NodeRecord,
+        change: &'a MemberChange,
+    ) -> BoxFuture<'a, ChangeAnswer> {
+        Box::pin(async move {
+            ChangeAnswer::Refused(format!(
+                "cannot {} {}: {} has no membership changes",
+                change.name(),
+                change.node(),
+                self.record().name
+            ))
+        })
     }
 
     /// Writes what the nodes need before their first start (configuration files), in the

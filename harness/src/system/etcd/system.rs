@@ -198,6 +198,7 @@ mod tests {
             peer_addr: SocketAddr::from((ip, 2380)),
             dir: PathBuf::from(format!("/store/t/20261205T081500/nodes/n{i}")),
             namespace: None,
+            spare: false,
         }
     }
 

@@ -437,6 +437,7 @@ mod tests {
             peer_addr: SocketAddr::from((ip, 8000 + u16::from(i))),
             dir: PathBuf::from(format!("/store/t/20261205T081500/nodes/n{i}")),
             namespace: None,
+            spare: false,
         }
     }
 

@@ -363,6 +363,7 @@ mod tests {
             peer_addr: SocketAddr::from((ip, 26379)),
             dir: PathBuf::from(format!("/store/t/1/nodes/n{i}")),
             namespace: None,
+            spare: false,
         }
     }
 

@@ -1,0 +1,150 @@
+//! The membership fault end to end: real nodes, two of them spares, joining and leaving while
+//! nodes are killed and links cut. The changes must really happen (the leader answers each
+//! with the new members, and removed nodes are retired), clients must follow the members
+//! (no operation goes to a spare before it votes), the correct node must stay valid, and a
+//! system that cannot change membership is refused when the fault is asked for.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{describe, nemesis_events, node_binary};
+use serde_json::Value;
+
+#[test]
+fn members_join_and_leave_beside_kills_and_partitions_and_the_correct_cluster_stays_valid() {
+    let store = tempfile::tempdir().unwrap();
+    let node = node_binary();
+    let node = node.to_string_lossy();
+    let args = [
+        "--node-binary",
+        node.as_ref(),
+        "--time-limit",
+        "14s",
+        "--nemesis-interval",
+        "1s",
+        "--nemesis",
+        "kill,partition,membership",
+        "--seed",
+        "5",
+    ];
+    let output = common::run(store.path(), &args);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let results: Value = common::read_json(store.path().join("latest/results.json"));
+    assert_eq!(results["valid"], Value::Bool(true), "{}", describe(&output));
+
+    // Three members and two spares, recorded as such.
+    let test: Value = common::read_json(store.path().join("latest/test.json"));
+    let spares: Vec<&str> = test["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|node| node["spare"] == Value::Bool(true))
+        .map(|node| node["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(spares, ["n4", "n5"]);
+    assert_eq!(test["options"]["spares"], 2);
+
+    // Every change asked for is answered in the history, and some of each kind that grows
+    // the cluster went through: the leader's answer names the new members.
+    let events = nemesis_events(store.path());
+    let asked = events.iter().filter(|(f, _)| f == "change-members").count();
+    let answers: Vec<&Value> = events
+        .iter()
+        .filter(|(f, _)| f == "members-changed")
+        .map(|(_, value)| value)
+        .collect();
+    assert_eq!(asked, answers.len(), "{events:?}");
+    let done: Vec<&Value> = answers
+        .iter()
+        .copied()
+        .filter(|answer| answer["answer"] == "ok")
+        .collect();
+    for change in ["add-learner", "promote"] {
+        let node_joined = done.iter().any(|answer| {
+            let node = &answer["node"];
+            answer["change"] == change
+                && match change {
+                    "add-learner" => answer["learners"].as_array().unwrap().contains(node),
+                    _ => answer["voters"].as_array().unwrap().contains(node),
+                }
+        });
+        assert!(node_joined, "no {change} went through: {answers:?}");
+    }
+    // A node that left was retired right after, and an enlisted one had been retired.
+    let mut retired = BTreeSet::new();
+    for (f, value) in &events {
+        let nodes = || {
+            value
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap().to_string())
+        };
+        match f.as_str() {
+            "retire" => retired.extend(nodes()),
+            "enlist" => {
+                for node in nodes() {
+                    assert!(retired.remove(&node), "{node} enlisted but not retired");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Clients follow the voters: no operation reaches a spare before it was made a voter.
+    let history = std::fs::read_to_string(store.path().join("latest/history.jsonl")).unwrap();
+    let mut voter_since: BTreeMap<String, u64> = BTreeMap::new();
+    let mut early = Vec::new();
+    for line in history.lines() {
+        let event: Value = serde_json::from_str(line).unwrap();
+        let time = event["time"].as_u64().unwrap_or(0);
+        if event["f"] == "members-changed" && event["value"]["answer"] == "ok" {
+            for voter in event["value"]["voters"].as_array().unwrap() {
+                let voter = voter.as_str().unwrap().to_string();
+                voter_since.entry(voter).or_insert(time);
+            }
+        }
+        if event["process"] != "nemesis"
+            && let Some(node) = event["node"].as_str()
+            && spares.contains(&node)
+            && !voter_since.contains_key(node)
+        {
+            early.push(line.to_string());
+        }
+    }
+    assert!(
+        early.is_empty(),
+        "operations at spares before they voted: {:?}",
+        &early[..early.len().min(5)]
+    );
+}
+
+#[test]
+fn a_system_whose_membership_cannot_change_is_refused_when_the_fault_is_asked_for() {
+    let etcd_runs = std::process::Command::new("etcd")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !etcd_runs {
+        eprintln!("SKIPPED: etcd is not installed (apt-get install -y etcd-server)");
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let args = [
+        "--system",
+        "etcd",
+        "--time-limit",
+        "2s",
+        "--nemesis",
+        "membership",
+    ];
+    let output = common::run(store.path(), &args);
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        errors.contains("membership cannot run here") && errors.contains("etcd"),
+        "{}",
+        describe(&output)
+    );
+}
