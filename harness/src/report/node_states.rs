@@ -67,13 +67,10 @@ mod tests {
 
     fn sample(time: u64, node: &str, role: Option<&str>, term: Option<u64>) -> StatusSample {
         StatusSample {
-            time,
-            node: node.into(),
             up: role.is_some(),
             role: role.map(str::to_string),
             term,
-            leader: None,
-            commit: None,
+            ..StatusSample::silent(time, node.into())
         }
     }
 
