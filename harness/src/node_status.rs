@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::fingerprints::Checkpoint;
 
 /// What a node answers on `GET /status`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
     pub id: String,
     pub role: String,
@@ -20,12 +20,22 @@ pub struct NodeStatus {
     /// Fingerprints of the applied state at some indexes, if the system publishes them.
     #[serde(default)]
     pub fingerprints: Vec<Checkpoint>,
+    /// The voters of the configuration in force on the node (of the new one during a
+    /// joint change), by name; empty for a system that does not tell its membership.
+    #[serde(default)]
+    pub voters: Vec<String>,
+    /// During a joint change, the voters of the configuration being left; empty otherwise.
+    #[serde(default)]
+    pub outgoing: Vec<String>,
+    /// Members that get the log but do not vote.
+    #[serde(default)]
+    pub learners: Vec<String>,
 }
 
 #[cfg(test)]
 impl NodeStatus {
     /// A status for tests: `id` as `role` in `term`, following `leader`, with its commit
-    /// (and applied) index and last log index; no snapshot, no fingerprints.
+    /// (and applied) index and last log index; no snapshot, no fingerprints, no membership.
     pub fn of(
         id: &str,
         role: &str,
@@ -43,7 +53,7 @@ impl NodeStatus {
             applied: commit,
             last_log_index,
             snapshot_index: 0,
-            fingerprints: Vec::new(),
+            ..NodeStatus::default()
         }
     }
 }

@@ -111,24 +111,8 @@ async fn poll_into(
                 election_safety.observe(time, &node, status.as_ref());
             }
             let sample = match status {
-                Some(s) => StatusSample {
-                    time,
-                    node: node.clone(),
-                    up: true,
-                    role: Some(s.role),
-                    term: Some(s.term),
-                    leader: s.leader,
-                    commit: Some(s.commit),
-                },
-                None => StatusSample {
-                    time,
-                    node: node.clone(),
-                    up: false,
-                    role: None,
-                    term: None,
-                    leader: None,
-                    commit: None,
-                },
+                Some(status) => StatusSample::answered(time, node.clone(), status),
+                None => StatusSample::silent(time, node.clone()),
             };
             if last
                 .get(&node)

@@ -154,6 +154,24 @@ fn a_correct_cluster_under_kills_and_partitions_is_valid_with_the_proxy() {
     ] {
         assert!(history.contains(fault), "no {fault} event in the history");
     }
+    // The bundled node tells its membership: each answer in status.jsonl carries the
+    // configuration in force on the node, here the three voters throughout.
+    let status = std::fs::read_to_string(run_dir.join("status.jsonl")).unwrap();
+    let answers: Vec<Value> = status
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|sample| sample["up"] == Value::Bool(true))
+        .collect();
+    assert!(!answers.is_empty(), "no node answered /status");
+    for sample in &answers {
+        assert_eq!(
+            sample["voters"],
+            serde_json::json!(["n1", "n2", "n3"]),
+            "{sample}"
+        );
+        assert_eq!(sample["outgoing"], serde_json::json!([]), "{sample}");
+        assert_eq!(sample["learners"], serde_json::json!([]), "{sample}");
+    }
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("verdict: valid"), "{stdout}");
 

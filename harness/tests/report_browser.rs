@@ -66,12 +66,20 @@ fn chromium() -> Option<PathBuf> {
 }
 
 /// Builds the fixture's report into a fresh directory and returns the directory; with
-/// `leaders` put in its results.json first, if given (the fixture's predates them).
-fn fixture_report(leaders: Option<Value>) -> tempfile::TempDir {
+/// `leaders` put in its results.json first, if given (the fixture's predates them), and
+/// the fixture file `status` (beside the fixture run) as its status.jsonl, if given.
+fn fixture_report(leaders: Option<Value>, status: Option<&str>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(fixture()).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    if let Some(status) = status {
+        std::fs::copy(
+            fixture().with_file_name(status),
+            dir.path().join("status.jsonl"),
+        )
+        .unwrap();
     }
     if let Some(leaders) = leaders {
         let path = dir.path().join("results.json");
@@ -356,7 +364,7 @@ fn the_invalid_fixture_report_renders_in_chromium_without_errors() {
         return;
     };
     let started = Instant::now();
-    let run = fixture_report(None);
+    let run = fixture_report(None, None);
     let shown = show(chromium, run.path());
     let (tab, errors) = (shown.tab.clone(), shown.errors.clone());
 
@@ -479,7 +487,7 @@ fn the_changes_of_leader_are_listed_and_marked_on_the_node_rows() {
     // As `faultline test` derives them from the fixture's status.jsonl and history.
     let path = fixture().with_file_name("run-invalid-leaders.json");
     let leaders: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let run = fixture_report(Some(leaders));
+    let run = fixture_report(Some(leaders), None);
     let shown = show(chromium, run.path());
     let tab = &shown.tab;
 
@@ -527,6 +535,14 @@ fn the_changes_of_leader_are_listed_and_marked_on_the_node_rows() {
         serde_json::json!([245, 197, 24]),
         "no diamond on n3's row"
     );
+    assert_eq!(
+        eval(
+            tab,
+            "document.querySelector('#nodes .legend.membership') === null"
+        ),
+        true,
+        "a run whose nodes tell no membership has no membership legend"
+    );
     // Hovering n1's row where it stopped leading names the change and the kill before it.
     let hovered = eval(
         tab,
@@ -546,6 +562,95 @@ fn the_changes_of_leader_are_listed_and_marked_on_the_node_rows() {
     );
     eval(tab, "true");
     assert_no_errors(&shown.errors, "with the changes of leader");
+}
+
+#[test]
+fn the_membership_is_a_strip_under_each_node_row_with_a_legend_and_hover_text() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    // n4 joins as a learner at 1 s and replaces n1 through a joint change from 1.5 s to
+    // 1.7 s; n5 is a spare that never joins.
+    let run = fixture_report(None, Some("run-invalid-membership.jsonl"));
+    let shown = show(chromium, run.path());
+    let tab = &shown.tab;
+
+    let legend = text(tab, "#nodes .legend.membership");
+    for standing in [
+        "voter",
+        "joining voter",
+        "leaving voter",
+        "learner",
+        "not a member",
+    ] {
+        assert!(
+            legend.contains(standing),
+            "the legend lacks {standing:?}: {legend}"
+        );
+    }
+    // As in the test of the changes of leader, but rows of 30 px: the strip is the 4 px
+    // from 23 px down its row.
+    let at = r##"
+      const canvas = document.querySelector("#nodes .chart canvas");
+      const box = canvas.getBoundingClientRect();
+      const end = JSON.parse(document.getElementById("report-data").textContent).end;
+      const at = (t, n, dy) => ({ x: box.left + 72 + (t / end) * (box.width - 72 - 16), y: box.top + 8 + 30 * n + dy });
+      const colour = (p) => {
+        const ratio = canvas.width / box.width;
+        const [r, g, b] = canvas.getContext("2d")
+          .getImageData(Math.round((p.x - box.left) * ratio), Math.round((p.y - box.top) * ratio), 1, 1).data;
+        return [r, g, b];
+      };
+    "##;
+    let strips = eval(
+        tab,
+        &format!(
+            r##"(() => {{ {at}
+              return [[500000, 1], [1600000, 0], [2000000, 0], [1200000, 3], [1600000, 3], [2000000, 4]]
+                .map(([t, n]) => colour(at(t, n, 25)));
+            }})()"##
+        ),
+    );
+    assert_eq!(
+        strips,
+        serde_json::json!([
+            [46, 125, 50],
+            [227, 154, 154],
+            [226, 226, 226],
+            [156, 127, 214],
+            [143, 209, 143],
+            [226, 226, 226],
+        ]),
+        "n2 a voter; n1 leaving, then not a member; n4 a learner, then joining; n5 never a member"
+    );
+    // The role band keeps its place: n1's band at 0.2 s is the leader's colour.
+    let band = eval(
+        tab,
+        &format!("(() => {{ {at} return colour(at(200000, 0, 12)); }})()"),
+    );
+    assert_eq!(band, serde_json::json!([31, 78, 121]));
+    let hovered = eval(
+        tab,
+        &format!(
+            r##"(() => {{ {at}
+              const p = at(1600000, 0, 25);
+              canvas.dispatchEvent(new PointerEvent("pointermove", {{ clientX: p.x, clientY: p.y, bubbles: true }}));
+              return document.getElementById("tooltip").textContent;
+            }})()"##
+        ),
+    );
+    let hovered = hovered.as_str().unwrap_or_default();
+    assert!(
+        hovered.contains("member leaving voter from 1.500 s to 1.700 s")
+            && hovered.contains(
+                "configuration joint: new voters n2, n3, n4, old voters n1, n2, n3 (since 1.500 s)"
+            ),
+        "{hovered}"
+    );
+    let shot = target_dir().join("report-membership-screenshot.png");
+    std::fs::write(&shot, screenshot(tab)).unwrap();
+    eval(tab, "true");
+    assert_no_errors(&shown.errors, "with the membership");
 }
 
 /// Writes the page `faultline check --report` draws of `history` as `report.html` in a fresh

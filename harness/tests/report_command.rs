@@ -136,6 +136,91 @@ fn the_changes_of_leader_are_in_the_page_and_a_run_stored_without_them_has_none(
     );
 }
 
+/// A copy of the fixture run whose `status.jsonl` tells the membership: spares n4 and n5
+/// join the three voters, n4 is added as a learner and replaces n1 through a joint change.
+fn copy_of_fixture_with_membership() -> tempfile::TempDir {
+    let run = copy_of_fixture();
+    std::fs::copy(
+        fixture().with_file_name("run-invalid-membership.jsonl"),
+        run.path().join("status.jsonl"),
+    )
+    .unwrap();
+    run
+}
+
+#[test]
+fn the_configuration_over_time_is_in_the_page_and_a_run_without_membership_has_none() {
+    let run = copy_of_fixture();
+    let output = report(run.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let data = embedded_data(&std::fs::read_to_string(run.path().join("report.html")).unwrap());
+    assert_eq!(data["configurations"], json!([]));
+    for node in data["nodes"].as_array().unwrap() {
+        assert_eq!(node["membership"], json!([]), "{node}");
+    }
+
+    let run = copy_of_fixture_with_membership();
+    let output = report(run.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let data = embedded_data(&std::fs::read_to_string(run.path().join("report.html")).unwrap());
+    let initial = json!(["n1", "n2", "n3"]);
+    let last = json!(["n2", "n3", "n4"]);
+    assert_eq!(
+        data["configurations"],
+        json!([
+            {"start": 50_000, "end": 1_000_000, "voters": initial, "outgoing": [], "learners": []},
+            {"start": 1_000_000, "end": 1_500_000, "voters": initial, "outgoing": [], "learners": ["n4"]},
+            {"start": 1_500_000, "end": 1_700_000, "voters": last, "outgoing": initial, "learners": []},
+            {"start": 1_700_000, "end": 2_610_000, "voters": last, "outgoing": [], "learners": []},
+        ]),
+        "the leader's configuration, in µs, until the end of the run"
+    );
+    let rows = data["nodes"].as_array().unwrap();
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|row| row["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["n1", "n2", "n3", "n4", "n5"],
+        "the spares have rows"
+    );
+    let standings = |n: usize| -> Vec<(u64, u64, String)> {
+        rows[n]["membership"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|span| {
+                (
+                    span["start"].as_u64().unwrap(),
+                    span["end"].as_u64().unwrap(),
+                    span["standing"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let span = |start: u64, end: u64, standing: &str| (start, end, standing.to_string());
+    assert_eq!(
+        standings(0),
+        [
+            span(50_000, 1_500_000, "voter"),
+            span(1_500_000, 1_700_000, "leaving"),
+            span(1_700_000, 2_610_000, "not-a-member"),
+        ]
+    );
+    assert_eq!(standings(1), [span(50_000, 2_610_000, "voter")]);
+    assert_eq!(
+        standings(3),
+        [
+            span(50_000, 1_000_000, "not-a-member"),
+            span(1_000_000, 1_500_000, "learner"),
+            span(1_500_000, 1_700_000, "joining"),
+            span(1_700_000, 2_610_000, "voter"),
+        ]
+    );
+    assert_eq!(standings(4), [span(50_000, 2_610_000, "not-a-member")]);
+}
+
 #[test]
 fn a_missing_results_file_is_named_and_exits_3() {
     let run = copy_of_fixture();

@@ -8,7 +8,7 @@
 //! | `POST /kv/{key}/cas` `{"from": a, "to": b}` | 200, or 409 `{"error", "value": current}` |
 //! | `POST /kv/{key}/append` `{"value": v}` | 200 `{"ok": true, "length": n}`; the key holds a list |
 //! | `POST /sessions` | 201 `{"client_id": n}`: a session for retries, below |
-//! | `GET /status`, `GET /metrics`, `GET /health` | status JSON (with the [`crate::fingerprint`]s of the latest checkpoints, and `realtime_us`, the node's CLOCK_REALTIME as it answers), Prometheus text, 200 |
+//! | `GET /status`, `GET /metrics`, `GET /health` | status JSON (with `voters`, `outgoing` and `learners`: the names of the configuration in force, `outgoing` non-empty only during a joint change; the [`crate::fingerprint`]s of the latest checkpoints; and `realtime_us`, the node's CLOCK_REALTIME as it answers), Prometheus text, 200 |
 //!
 //! What a client may conclude from the status code of a write (each answer path, and why it
 //! is certain or not, is listed in [`crate::pending`]):

@@ -36,8 +36,8 @@ use crate::membership_changes::{ChangeReply, MembersView, MembershipChanges};
 use crate::metrics::Metrics;
 use crate::pending::PendingWrites;
 use crate::raft::{
-    Entry, HardState, Index, MembershipChange, Message, NodeId, Payload, ProposeError, Raft,
-    ReadState, ReadyShell, Role, Snapshot, SnapshotMeta, Status, Term,
+    Entry, HardState, Index, Membership, MembershipChange, Message, NodeId, Payload, ProposeError,
+    Raft, ReadState, ReadyShell, Role, Snapshot, SnapshotMeta, Status, Term,
 };
 use crate::storage::Storage;
 use crate::tick_clock::TickClock;
@@ -118,6 +118,14 @@ pub struct NodeStatus {
     /// The fingerprints of what this node applied, at the latest checkpoint indexes (see
     /// [`crate::fingerprint`]), oldest first.
     pub fingerprints: Vec<Checkpoint>,
+    /// The voters of the configuration in force on this node (of C_new during a joint
+    /// change), by name.
+    pub voters: Vec<String>,
+    /// During a joint change, the voters of the configuration being left (C_old); empty
+    /// otherwise.
+    pub outgoing: Vec<String>,
+    /// The members that get the log but do not vote.
+    pub learners: Vec<String>,
 }
 
 /// Settings of the loop itself.
@@ -166,8 +174,9 @@ pub struct Driver {
     applied: Index,
     applied_term: Term,
     snapshot_index: Index,
-    /// The core's status as last published to `/status` and the metrics.
-    published: Option<Status>,
+    /// The core's status and configuration as last published to `/status` (the status to
+    /// the metrics too).
+    published: Option<(Status, Membership)>,
     /// The fingerprints at the latest checkpoint indexes this process applied.
     checkpoints: Checkpoints,
     /// Only for the `early-ack` bug: the store with every appended entry applied, and the
@@ -535,12 +544,19 @@ impl Driver {
 
     fn publish_status(&mut self) {
         let status = self.raft.status();
-        if self.published == Some(status) {
+        let membership = self.raft.membership();
+        // Compared on its own: the configuration can change while nothing else the status
+        // shows does (a follower's uncommitted configuration entry replaced by the leader's
+        // entry at the same index).
+        if let Some((published, published_membership)) = &self.published
+            && *published == status
+            && published_membership == membership
+        {
             return;
         }
-        self.published = Some(status);
+        let membership = membership.clone();
         self.metrics.observe_status(&status);
-        let status = NodeStatus {
+        let node_status = NodeStatus {
             id: self.members.name_of(status.id),
             role: status.role.to_string(),
             term: status.term,
@@ -550,8 +566,12 @@ impl Driver {
             last_log_index: status.last_index,
             snapshot_index: status.snapshot_index,
             fingerprints: self.checkpoints.to_vec(),
+            voters: self.members.names_of(&membership.voters),
+            outgoing: self.members.names_of(&membership.outgoing),
+            learners: self.members.names_of(&membership.learners),
         };
-        self.status.send_replace(status);
+        self.published = Some((status, membership));
+        self.status.send_replace(node_status);
     }
 }
 

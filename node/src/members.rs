@@ -73,6 +73,11 @@ impl Members {
             .cloned()
             .unwrap_or_else(|| format!("?{id}"))
     }
+
+    /// The names of `ids`, in their order ([`Members::name_of`] each).
+    pub fn names_of<'a>(&self, ids: impl IntoIterator<Item = &'a NodeId>) -> Vec<String> {
+        ids.into_iter().map(|&id| self.name_of(id)).collect()
+    }
 }
 
 impl Members {

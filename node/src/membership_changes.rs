@@ -37,14 +37,11 @@ impl MembersView {
     pub fn of(raft: &Raft, members: &Members) -> MembersView {
         let status = raft.status();
         let membership = raft.membership();
-        let names = |ids: &std::collections::BTreeSet<u64>| {
-            ids.iter().map(|&id| members.name_of(id)).collect()
-        };
         MembersView {
             node: members.name_of(status.id),
-            voters: names(&membership.voters),
-            outgoing: names(&membership.outgoing),
-            learners: names(&membership.learners),
+            voters: members.names_of(&membership.voters),
+            outgoing: members.names_of(&membership.outgoing),
+            learners: members.names_of(&membership.learners),
             pending: raft.membership_change_pending(),
             leader: status.leader.map(|id| members.name_of(id)),
             term: status.term,

@@ -115,6 +115,9 @@ fn nodes_join_as_learners_are_promoted_replaced_and_removed_and_no_write_is_lost
     let commit = cluster.status_u64(leader, "commit").unwrap();
     let caught_up = cluster.wait_for_applied(3, commit, LIVENESS);
     assert_eq!(caught_up["role"], "follower");
+    // Its /status shows the configuration it got with the log, itself a learner.
+    assert_eq!(names(&caught_up, "voters"), ["n1", "n2", "n3"]);
+    assert_eq!(names(&caught_up, "learners"), ["n4"]);
     let (status, view) = admin(
         &cluster,
         leader,
@@ -125,6 +128,16 @@ fn nodes_join_as_learners_are_promoted_replaced_and_removed_and_no_write_is_lost
     assert_eq!(status, StatusCode::OK, "{view}");
     assert_eq!(names(&view, "voters"), ["n1", "n2", "n3", "n4"]);
     assert!(names(&view, "learners").is_empty());
+    // The leader's /status shows the new voter: C_new was in force (and published) from
+    // the round that appended it, before the change committed and was answered.
+    let status = cluster.status(leader).expect("the leader answers /status");
+    assert_eq!(
+        names(&status, "voters"),
+        ["n1", "n2", "n3", "n4"],
+        "{status}"
+    );
+    assert!(names(&status, "outgoing").is_empty(), "{status}");
+    assert!(names(&status, "learners").is_empty(), "{status}");
     cluster.put_acknowledged("promoted", json!(2));
 
     // n5 takes the place of a follower in one change (through the joint configuration).

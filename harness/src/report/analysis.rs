@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use faultline_history::History;
 
 use super::latency_points::{LATENCY_POINTS, latency_points};
-use super::node_states::{NodeSpan, spans};
+use super::node_states::{ConfigurationSpan, NodeSpan, configurations, spans};
 use super::operations::{Lane, TimelineOp, lanes, pair};
 use crate::clocks::{ClockPoint, clock_traces};
 use crate::faults::{Fault, NemesisEvent, faults, nemesis_events};
@@ -23,6 +23,8 @@ pub struct Analysis<'h> {
     pub nemesis: Vec<NemesisEvent>,
     /// Each node's spans, by node name.
     pub node_spans: BTreeMap<String, Vec<NodeSpan>>,
+    /// The cluster's configuration over time; empty if the status tells no membership.
+    pub configurations: Vec<ConfigurationSpan>,
     /// Each node's clock changes, by node name (nodes whose clock never moved are absent).
     pub clocks: BTreeMap<String, Vec<ClockPoint>>,
     /// Indices into `ops` of the points the latency plots draw.
@@ -61,6 +63,7 @@ impl<'h> Analysis<'h> {
             nemesis: nemesis_events(history),
             clocks: clock_traces(history),
             node_spans: spans(nodes, status, end),
+            configurations: configurations(status, end),
             latency_points: latency_points(&ops, &invalid_keys, LATENCY_POINTS),
             end,
             ops,

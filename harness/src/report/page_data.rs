@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::analysis::Analysis;
+use super::node_states::{Standing, standings};
 use super::operations::TimelineOp;
 use crate::completeness::StaleLeader;
 use crate::election_safety::TwoLeaders;
@@ -56,6 +57,9 @@ pub struct PageData<'h> {
     pub faults: Vec<FaultData<'h>>,
     pub nemesis: Vec<NemesisData<'h>>,
     pub nodes: Vec<NodeRow<'h>>,
+    /// The cluster's configuration over time, as its leader saw it; empty when the nodes
+    /// tell no membership.
+    pub configurations: Vec<ConfigurationData<'h>>,
     /// Each node's clock, where the nemesis moved it.
     pub clocks: Vec<ClockRow<'h>>,
     pub counterexamples: Vec<CounterexampleData<'h>>,
@@ -214,6 +218,28 @@ pub struct NemesisData<'h> {
 pub struct NodeRow<'h> {
     pub name: &'h str,
     pub spans: Vec<SpanData<'h>>,
+    /// Where it stood in the cluster's configuration over time; empty when the nodes tell
+    /// no membership.
+    pub membership: Vec<StandingData>,
+}
+
+/// The cluster's configuration from `start` to `end`.
+#[derive(Serialize)]
+pub struct ConfigurationData<'h> {
+    pub start: u64,
+    pub end: u64,
+    pub voters: &'h [String],
+    /// Non-empty only during a joint change: the voters of the configuration being left.
+    pub outgoing: &'h [String],
+    pub learners: &'h [String],
+}
+
+/// Where a node stood from `start` to `end`.
+#[derive(Serialize)]
+pub struct StandingData {
+    pub start: u64,
+    pub end: u64,
+    pub standing: Standing,
 }
 
 /// A node's clock: each change, with the offset and rate it had from then on.
@@ -350,6 +376,25 @@ impl<'h> PageData<'h> {
                             leader: span.leader.as_deref(),
                         })
                         .collect(),
+                    membership: standings(&analysis.configurations, name)
+                        .iter()
+                        .map(|span| StandingData {
+                            start: micros(span.start),
+                            end: micros(span.end),
+                            standing: span.standing,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            configurations: analysis
+                .configurations
+                .iter()
+                .map(|span| ConfigurationData {
+                    start: micros(span.start),
+                    end: micros(span.end),
+                    voters: &span.configuration.voters,
+                    outgoing: &span.configuration.outgoing,
+                    learners: &span.configuration.learners,
                 })
                 .collect(),
             clocks: analysis

@@ -253,27 +253,18 @@ mod tests {
     /// `node` answering at `ms` as `role` in `term`, taking `leader` for the leader.
     fn up(ms: u64, node: &str, role: &str, term: u64, leader: Option<&str>) -> StatusSample {
         StatusSample {
-            time: ms * MS,
-            node: node.into(),
             up: true,
             role: Some(role.into()),
             term: Some(term),
             leader: leader.map(str::to_string),
             commit: Some(1),
+            ..down(ms, node)
         }
     }
 
     /// `node` not answering at `ms`.
     fn down(ms: u64, node: &str) -> StatusSample {
-        StatusSample {
-            time: ms * MS,
-            node: node.into(),
-            up: false,
-            role: None,
-            term: None,
-            leader: None,
-            commit: None,
-        }
+        StatusSample::silent(ms * MS, node.into())
     }
 
     /// A cluster of three led by n1 in term 1 from `ms` on.

@@ -2,11 +2,22 @@
 // term below (a step line per node), the nemesis's kills, pauses, resumes and restarts
 // marked on the node they hit, and each change of the cluster's leader as a line across
 // the rows with a diamond on the new leader (hollow on the old one when none took over).
+// Where the nodes tell their membership, a thin strip under each band shows where the node
+// stood in the cluster's configuration (as the leader of the moment held it); runs without
+// it are drawn as before, rows and all.
 
 const ROLE_COLORS = {
   leader: "#1f4e79",
   candidate: "#f0961a",
   follower: "#a6c8e6",
+};
+/** A node's standing in the configuration: the strip's colour and the word for it. */
+const STANDINGS = {
+  voter: { color: "#2e7d32", label: "voter" },
+  joining: { color: "#8fd18f", label: "joining voter" },
+  leaving: { color: "#e39a9a", label: "leaving voter" },
+  learner: { color: "#9c7fd6", label: "learner" },
+  "not-a-member": { color: "#e2e2e2", label: "not a member" },
 };
 const NODE_LINE_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"];
 /** The marker of a nemesis event on the rows of the nodes it names, or null. */
@@ -23,7 +34,13 @@ class NodeChart extends TimeChart {
     super(container, view, { left: 72, top: 8 });
     this.data = data;
     this.nodes = data.raw.nodes;
-    this.rowHeight = 24;
+    this.configurations = data.raw.configurations || [];
+    // The role band sits 3 px into its row; with membership, the strip below it makes the
+    // row 6 px taller.
+    this.bandInset = 3;
+    this.bandHeight = 18;
+    this.stripHeight = 4;
+    this.rowHeight = this.configurations.length ? 30 : 24;
     this.termHeight = 110;
     this.termGap = 22;
     this.maxTerm = 1;
@@ -37,6 +54,11 @@ class NodeChart extends TimeChart {
 
   rowTop(n) {
     return this.margin.top + n * this.rowHeight;
+  }
+
+  /** The middle of row `n`'s role band, where its name and markers go. */
+  bandMiddle(n) {
+    return this.rowTop(n) + this.bandInset + this.bandHeight / 2;
   }
 
   termY(term) {
@@ -75,6 +97,7 @@ class NodeChart extends TimeChart {
     drawYAxis(ctx, this, termTop, this.termHeight, "term", ticks);
     this.clipToPlot(ctx, top, bottom, () => {
       this.nodes.forEach((node, n) => this.drawRoles(ctx, node, n));
+      this.nodes.forEach((node, n) => this.drawMembership(ctx, node, n));
       this.nodes.forEach((node, n) => this.drawTerms(ctx, node, n));
       this.drawLeaderChanges(ctx);
       this.drawMarkers(ctx);
@@ -83,12 +106,12 @@ class NodeChart extends TimeChart {
     ctx.textAlign = "right";
     ctx.textBaseline = "middle";
     ctx.fillStyle = COLORS.text;
-    this.nodes.forEach((node, n) => ctx.fillText(node.name, this.plotLeft - 8, this.rowTop(n) + this.rowHeight / 2));
+    this.nodes.forEach((node, n) => ctx.fillText(node.name, this.plotLeft - 8, this.bandMiddle(n)));
   }
 
   drawRoles(ctx, node, n) {
-    const y = this.rowTop(n) + 3;
-    const height = this.rowHeight - 6;
+    const y = this.rowTop(n) + this.bandInset;
+    const height = this.bandHeight;
     ctx.font = "10px system-ui, sans-serif";
     ctx.textBaseline = "middle";
     ctx.textAlign = "left";
@@ -103,6 +126,18 @@ class NodeChart extends TimeChart {
         ctx.fillStyle = span.up && span.role !== "follower" ? "#fff" : COLORS.text;
         ctx.fillText(label, x0 + 4, y + height / 2);
       }
+    }
+  }
+
+  /** The thin strip under row `n`'s band: where the node stood in the configuration. */
+  drawMembership(ctx, node, n) {
+    const y = this.rowTop(n) + this.bandInset + this.bandHeight + 2;
+    for (const span of node.membership || []) {
+      const x0 = Math.max(this.plotLeft, this.x(span.start));
+      const x1 = Math.min(this.plotRight, this.x(span.end));
+      if (x1 <= x0) continue;
+      ctx.fillStyle = (STANDINGS[span.standing] || STANDINGS["not-a-member"]).color;
+      ctx.fillRect(x0, y, Math.max(1, x1 - x0), this.stripHeight);
     }
   }
 
@@ -139,7 +174,7 @@ class NodeChart extends TimeChart {
       for (const name of event.nodes) {
         const n = rowOf.get(name);
         if (n === undefined) continue;
-        drawMarker(ctx, marker, x, this.rowTop(n) + this.rowHeight / 2);
+        drawMarker(ctx, marker, x, this.bandMiddle(n));
       }
     }
   }
@@ -161,7 +196,7 @@ class NodeChart extends TimeChart {
       ctx.stroke();
       ctx.restore();
       const row = rowOf.get(change.to === null ? change.from : change.to);
-      if (row !== undefined) drawLeaderMark(ctx, change.to !== null, x, this.rowTop(row) + this.rowHeight / 2);
+      if (row !== undefined) drawLeaderMark(ctx, change.to !== null, x, this.bandMiddle(row));
     }
   }
 
@@ -195,6 +230,13 @@ class NodeChart extends TimeChart {
       }
       lines.push(["from", formatTime(span.start) + " to " + formatTime(span.end)]);
     }
+    const standing = (node.membership || []).find((s) => s.start <= t && t < s.end);
+    if (standing) {
+      const word = (STANDINGS[standing.standing] || { label: standing.standing }).label;
+      lines.push(["member", word + " from " + formatTime(standing.start) + " to " + formatTime(standing.end)]);
+    }
+    const configuration = this.configurations.find((c) => c.start <= t && t < c.end);
+    if (configuration) lines.push(["configuration", describeConfiguration(configuration)]);
     return lines.length ? lines : null;
   }
 }
@@ -265,6 +307,22 @@ function drawLeaderMark(ctx, filled, x, y) {
   ctx.restore();
 }
 
+/** A configuration in words: its voters (both halves during a joint change), its learners. */
+function describeConfiguration(configuration) {
+  const list = (names) => (names.length ? names.join(", ") : "none");
+  let text = configuration.outgoing.length
+    ? "joint: new voters " + list(configuration.voters) + ", old voters " + list(configuration.outgoing)
+    : "voters " + list(configuration.voters);
+  if (configuration.learners.length) text += "; learners " + list(configuration.learners);
+  return text + " (since " + formatTime(configuration.start) + ")";
+}
+
+/** A legend swatch as thin as the membership strip. */
+function standingItem(standing) {
+  const { color, label } = STANDINGS[standing];
+  return el("span", {}, el("span", { class: "swatch strip", style: "background:" + color }), label);
+}
+
 /** A legend swatch drawn by `drawLeaderMark`. */
 function leaderItem(filled, label) {
   const canvas = el("canvas", { width: 16, height: 16, style: "vertical-align:-3px;margin-right:4px" });
@@ -300,5 +358,10 @@ function buildNodes(section, view, data) {
       data.raw.nodes.map((node, n) => legendItem(NODE_LINE_COLORS[n % NODE_LINE_COLORS.length], "term of " + node.name)),
       faultLegend(data.raw.faults)),
   );
+  if ((data.raw.configurations || []).length) {
+    section.append(el("div", { class: "legend membership" },
+      el("span", { class: "title", text: "membership (the strip under each row, as the leader held it):" }),
+      Object.keys(STANDINGS).map(standingItem)));
+  }
   return new NodeChart(section, view, data);
 }

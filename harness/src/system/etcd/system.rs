@@ -139,7 +139,8 @@ impl System for EtcdSystem {
                 // stall watch (a log that grows while the commit index does not) never fires.
                 last_log_index: member.commit,
                 snapshot_index: 0,
-                fingerprints: Vec::new(),
+                // No fingerprints, and no membership told: the report draws none.
+                ..NodeStatus::default()
             })
         })
     }

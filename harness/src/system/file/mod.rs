@@ -342,7 +342,8 @@ fn answering(node: &NodeRecord, leader: Option<String>) -> NodeStatus {
         applied: 0,
         last_log_index: 0,
         snapshot_index: 0,
-        fingerprints: Vec::new(),
+        // No fingerprints, and no membership told: the report draws none.
+        ..NodeStatus::default()
     }
 }
 

@@ -304,7 +304,8 @@ impl System for RedisSystem {
                 applied: offset,
                 last_log_index: offset,
                 snapshot_index: 0,
-                fingerprints: Vec::new(),
+                // No fingerprints, and no membership told: the report draws none.
+                ..NodeStatus::default()
             })
         })
     }
