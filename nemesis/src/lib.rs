@@ -106,7 +106,7 @@ pub use disk::{
 pub use event::{Event, EventName, FaultClass};
 pub use grudge::{Grudge, Link};
 pub use kind::{FaultKind, FaultKinds, Lane, ParseNameError, PartitionBackendKind};
-pub use membership::{ChangeAnswer, MemberChange, Members, next_change};
+pub use membership::{ChangeAnswer, MemberChange, Members, next_change, split_for};
 pub use nemesis::{Nemesis, NemesisError};
 pub use netns::{
     HOST_LINK_PREFIX, MAX_NODES, NAMESPACE_PREFIX, NetnsError, NodeNetwork,

@@ -148,12 +148,14 @@ impl ChangeAnswer {
 /// add and nothing to remove).
 ///
 /// A learner is promoted first: a node joins in two steps, as it should. Otherwise, from
-/// `pick`: half the time a node that is not a member joins as a learner, a quarter of the
-/// time a voter leaves (the leader one time in three: removing the leader is where
-/// implementations break), a quarter of the time a node that is not a member replaces a
-/// voter in one change of voters (two joining and leaving at once: where a one-step change
-/// lets two majorities form). What cannot be done falls back to what can: the cluster never
-/// has fewer than `min_voters` voters, nor more than its nodes.
+/// `pick`: with an odd number of voters, half the time a node that is not a member replaces
+/// a follower in one change of voters (two joining and leaving at once: where a one-step
+/// change lets two majorities form; see [`split_for`]), a quarter of the time a node joins
+/// as a learner and a quarter of the time a voter leaves; with an even number (where no two
+/// majorities of an old and a new configuration can be disjoint), a node joins or a voter
+/// leaves, half the time each. A voter that leaves is the leader one time in three
+/// (removing the leader is where implementations break). What cannot be done falls back to
+/// what can: the cluster never has fewer than `min_voters` voters, nor more than its nodes.
 pub fn next_change(
     members: &Members,
     nodes: &[NodeName],
@@ -169,26 +171,71 @@ pub fn next_change(
     let outsiders: Vec<&NodeName> = nodes.iter().filter(|n| !members.includes(n)).collect();
     let chosen = (pick / 4) as usize;
     let outsider = (!outsiders.is_empty()).then(|| outsiders[chosen % outsiders.len()].clone());
-    // The voter that goes, by removal or replacement.
-    let victim = (!members.voters.is_empty()).then(|| match &members.leader {
-        Some(leader) if chosen.is_multiple_of(3) && members.voters.contains(leader) => leader.clone(),
-        _ => members.voters[chosen % members.voters.len()].clone(),
-    });
-    // Removing lowers the number of voters; replacing keeps it.
-    let leaving = victim.clone().filter(|_| members.voters.len() > min_voters);
+    let leader = members
+        .leader
+        .as_ref()
+        .filter(|l| members.voters.contains(l));
+    let followers: Vec<&NodeName> = members
+        .voters
+        .iter()
+        .filter(|v| Some(*v) != leader)
+        .collect();
+    let leaving = match leader {
+        _ if members.voters.len() <= min_voters => None,
+        Some(leader) if chosen.is_multiple_of(3) => Some(leader.clone()),
+        _ => Some(members.voters[chosen % members.voters.len()].clone()),
+    };
+    let replaced = match followers.len() {
+        0 => leader.cloned(),
+        count => Some(followers[chosen % count].clone()),
+    };
     let add = || outsider.clone().map(MemberChange::AddLearner);
     let remove = || leaving.clone().map(MemberChange::Remove);
     let replace = || {
         Some(MemberChange::Replace {
             add: outsider.clone()?,
-            remove: victim.clone()?,
+            remove: replaced.clone()?,
         })
     };
+    let odd = !members.voters.len().is_multiple_of(2);
     match pick % 4 {
-        0 | 1 => add().or_else(remove),
-        2 => remove().or_else(add),
+        0 => add().or_else(remove),
+        1 => remove().or_else(add),
+        2 if !odd => add().or_else(remove),
+        3 if !odd => remove().or_else(add),
         _ => replace().or_else(add).or_else(remove),
     }
+}
+
+/// For a replacement of a follower among an odd number of voters, the side to cut off from
+/// the rest while it is asked: the leader, the joining node, and as many other voters as
+/// make it a majority of the new voters; the rest (the voter leaving among them) are then a
+/// majority of the old voters. Two disjoint majorities, one of each configuration: what a
+/// one-step change lets both elect and commit, and what joint consensus forbids. `None`
+/// otherwise (the leader leaving, or an even number of voters: no such two majorities).
+pub fn split_for(change: &MemberChange, members: &Members) -> Option<Vec<NodeName>> {
+    let MemberChange::Replace { add, remove } = change else {
+        return None;
+    };
+    let leader = members.leader.as_ref()?;
+    let voters = members.voters.len();
+    if leader == remove || voters.is_multiple_of(2) || !members.voters.contains(leader) {
+        return None;
+    }
+    let majority = voters / 2 + 1;
+    let mut side = vec![leader.clone(), add.clone()];
+    let others = members
+        .voters
+        .iter()
+        .filter(|v| *v != leader && *v != remove);
+    side.extend(others.take(majority - 2).cloned());
+    Some(side)
+}
+
+/// Whether `pick` asks for a replacement (see [`next_change`]), if one can be made: such a
+/// round runs alone, since it cuts the network (see `FaultPlan::Membership`).
+pub fn replaces(pick: u64) -> bool {
+    pick % 4 == 3
 }
 
 #[cfg(test)]
@@ -234,32 +281,63 @@ mod tests {
     fn the_pick_chooses_between_adding_removing_and_replacing() {
         let four = members(&["n1", "n2", "n3", "n4"], &[], "n2");
         assert_eq!(next(&four, 0), Some(MemberChange::AddLearner("n5".into())));
+        assert_eq!(next(&four, 2), Some(MemberChange::AddLearner("n5".into())));
         // Removal: the leader when pick / 4 is a multiple of three, else by position.
-        assert_eq!(next(&four, 2), Some(MemberChange::Remove("n2".into())));
-        assert_eq!(next(&four, 6), Some(MemberChange::Remove("n2".into())));
-        assert_eq!(next(&four, 10), Some(MemberChange::Remove("n3".into())));
-        assert_eq!(
-            next(&four, 3),
-            Some(MemberChange::Replace {
-                add: "n5".into(),
-                remove: "n2".into()
-            })
-        );
+        assert_eq!(next(&four, 1), Some(MemberChange::Remove("n2".into())));
+        assert_eq!(next(&four, 3), Some(MemberChange::Remove("n2".into())));
+        assert_eq!(next(&four, 9), Some(MemberChange::Remove("n3".into())));
+        // With an odd number of voters, half the picks replace a follower, by position.
+        let three = members(&["n1", "n2", "n3"], &[], "n2");
+        for (pick, spare, follower) in [(2, "n4", "n1"), (3, "n4", "n1"), (7, "n5", "n3")] {
+            let replaced = MemberChange::Replace {
+                add: spare.into(),
+                remove: follower.into(),
+            };
+            assert_eq!(next(&three, pick), Some(replaced), "pick {pick}");
+        }
     }
 
     #[test]
     fn what_cannot_be_done_falls_back_to_what_can() {
         // Three voters, the fewest allowed: a removal becomes an addition.
         let three = members(&["n1", "n2", "n3"], &[], "n1");
-        assert_eq!(next(&three, 2), Some(MemberChange::AddLearner("n4".into())));
+        assert_eq!(next(&three, 1), Some(MemberChange::AddLearner("n4".into())));
         // Every node votes: additions and replacements become removals.
         let all = members(&NODES, &[], "n1");
-        for pick in [0, 1, 3] {
+        for pick in [0, 2, 3] {
             assert!(matches!(next(&all, pick), Some(MemberChange::Remove(_))));
         }
         // Nothing to add and nothing to remove.
         let tight = next_change(&three, &names(&["n1", "n2", "n3"]), 3, 0);
         assert_eq!(tight, None);
+    }
+
+    #[test]
+    fn a_replacement_splits_the_old_and_the_new_voters_majorities_only_where_they_can_be_disjoint()
+    {
+        let replace = |add: &str, remove: &str| MemberChange::Replace {
+            add: add.into(),
+            remove: remove.into(),
+        };
+        let three = members(&["n1", "n2", "n3"], &[], "n1");
+        assert_eq!(
+            split_for(&replace("n4", "n2"), &three),
+            Some(names(&["n1", "n4"]))
+        );
+        assert_eq!(
+            split_for(&replace("n4", "n1"), &three),
+            None,
+            "the leader leaves"
+        );
+        let four = members(&["n1", "n2", "n3", "n5"], &[], "n1");
+        assert_eq!(split_for(&replace("n4", "n2"), &four), None, "even");
+        let five = members(&["n1", "n2", "n3", "n4", "n5"], &[], "n2");
+        let side = split_for(&replace("n6", "n5"), &five).unwrap();
+        assert_eq!(side, names(&["n2", "n6", "n1"]));
+        // Three of the five new voters on the side; three of the five old ones off it.
+        let old_off: Vec<_> = five.voters.iter().filter(|v| !side.contains(v)).collect();
+        assert_eq!(old_off, ["n3", "n4", "n5"]);
+        assert_eq!(split_for(&MemberChange::Remove("n2".into()), &three), None);
     }
 
     #[test]

@@ -198,7 +198,15 @@ pub enum FaultPlan {
     /// One membership change, chosen when the fault starts from the members of the moment
     /// and `pick` (see [`crate::next_change`]): a spare joins as a learner, a learner is
     /// promoted, a voter is removed or replaced; a removed node is then retired. Nothing to
-    /// heal: the new configuration stays.
+    /// heal: the new configuration stays, except for a replacement of a follower, which is
+    /// asked while the leader and the joining node are cut off from every other node, as
+    /// Raft's joint consensus exists for: a majority of the new voters (the leader and the
+    /// joining node) on one side, a majority of the old ones (the voter leaving and the
+    /// others) on the other. A correct leader cannot commit the change there (it needs a
+    /// majority of the old voters too) and loses its leadership; one that switches
+    /// straight to the new voters commits it and keeps leading while the other side elects
+    /// a leader of its own. Healing heals the partition. Such a round runs alone
+    /// ([`FaultPlan::runs_alone`]): the network is its.
     Membership {
         /// The seeded choice.
         pick: u64,
@@ -245,13 +253,18 @@ impl FaultPlan {
         }
     }
 
-    /// Whether the plan needs the cluster to itself: the other lane heals its fault in force
-    /// and starts none until this one is healed. Restart-bridge needs both sides of its
+    /// Whether the plan needs the cluster to itself: the other lanes heal their faults in
+    /// force and start none until this one is healed. A replacement cuts the network as it
+    /// needs it (see [`FaultPlan::Membership`]). Restart-bridge needs both sides of its
     /// partition running and the bridge crashed by nobody else: a kill or pause from the
     /// process lane spoils the elections it sets up, and in a default run it would meet one
     /// most of the time.
     pub fn runs_alone(&self) -> bool {
-        matches!(self, FaultPlan::RestartBridge { .. })
+        match self {
+            FaultPlan::RestartBridge { .. } => true,
+            FaultPlan::Membership { pick } => crate::membership::replaces(*pick),
+            _ => false,
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The membership nemesis's round: ask the leader who the members are, retire the nodes
 //! that left since the last look, ask for the next change (enlisting a retired node first if
-//! it is to join again), record the change and its answer, and retire the node it removed.
+//! it is to join again; cutting the leader and the joining node off from the rest first for a
+//! replacement of a follower), record the change and its answer, and retire the node it
+//! removed.
 //! See [`FaultPlan::Membership`](crate::FaultPlan::Membership).
 
 use std::collections::BTreeSet;
@@ -8,7 +10,9 @@ use std::collections::BTreeSet;
 use super::{Nemesis, NemesisError, nodes_json};
 use crate::cluster::{Cluster, NodeName};
 use crate::event::EventName;
-use crate::membership::{ChangeAnswer, MIN_VOTERS, Members, next_change};
+use crate::grudge::Grudge;
+use crate::kind::Lane;
+use crate::membership::{ChangeAnswer, MIN_VOTERS, Members, next_change, split_for};
 use crate::partition::Degrader;
 
 impl<C: Cluster, P: Degrader> Nemesis<C, P> {
@@ -26,6 +30,17 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         if let Some(joining) = change.joining() {
             self.enlist(joining).await?;
         }
+        let split = split_for(&change, &members);
+        if let Some(side) = &split {
+            // Healed at the fault's end.
+            let rest: Vec<NodeName> = nodes
+                .iter()
+                .filter(|n| !side.contains(n))
+                .cloned()
+                .collect();
+            self.partition(Lane::Membership, Grudge::complete(&[side, &rest]))
+                .await?;
+        }
         let mut value = change.to_json();
         self.emit(EventName::ChangeMembers, value.clone());
         let answer = self.cluster.change_members(&change).await;
@@ -33,7 +48,11 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             into.extend(answer.clone());
         }
         self.emit(EventName::MembersChanged, value);
-        if let ChangeAnswer::Done(now) = &answer {
+        // The node that left a split replacement stays up until the next round: it is half
+        // of the old voters' side, which it must be free to lead or follow.
+        if let ChangeAnswer::Done(now) = &answer
+            && split.is_none()
+        {
             self.retire_leavers(now).await?;
         }
         Ok(true)
@@ -166,8 +185,8 @@ mod tests {
     async fn a_removed_node_is_retired_and_enlisted_again_before_it_rejoins() {
         let setup = setup();
         setup.cluster.set_members(&["n1", "n2", "n3", "n4"], &[]);
-        // pick 2 + 4k removes; k = 1 removes by position: n2.
-        setup.nemesis.change_membership(6).await.unwrap();
+        // pick 1 + 4k removes; k = 1 removes by position: n2.
+        setup.nemesis.change_membership(5).await.unwrap();
         assert_eq!(
             setup.cluster.members_now().unwrap().voters,
             ["n1", "n3", "n4"]
@@ -192,6 +211,41 @@ mod tests {
         );
         assert!(setup.cluster.retired().is_empty());
         assert!(!setup.cluster.dead().contains("n2"));
+    }
+
+    #[tokio::test]
+    async fn a_follower_is_replaced_while_the_leader_and_the_joining_node_are_cut_off() {
+        let setup = setup();
+        // pick 3 + 4k replaces; k = 0 takes the first of each: spare n4 for follower n2.
+        setup.nemesis.change_membership(3).await.unwrap();
+        let seen = events(&setup);
+        let names: Vec<&str> = seen.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            names,
+            ["start-partition", "change-members", "members-changed"]
+        );
+        assert_eq!(
+            seen[0].1,
+            json!({"n1": ["n2", "n3", "n5"], "n4": ["n2", "n3", "n5"],
+                "n2": ["n1", "n4"], "n3": ["n1", "n4"], "n5": ["n1", "n4"]})
+        );
+        assert_eq!(
+            seen[1].1,
+            json!({"change": "replace", "node": "n4", "replaces": "n2"})
+        );
+        // The node that left stays up (its side may elect) until the next round retires it.
+        assert!(setup.cluster.retired().is_empty());
+        setup.nemesis.stop(Lane::Membership).await.unwrap();
+        assert_eq!(events(&setup).last().unwrap().0, "stop-partition");
+        setup.nemesis.change_membership(0).await.unwrap();
+        let retired = ("retire".to_string(), json!(["n2"]));
+        assert_eq!(events(&setup)[4], retired);
+        // Among four voters a replacement cuts nothing: no two majorities can be disjoint.
+        let setup = self::setup();
+        setup.cluster.set_members(&["n1", "n2", "n3", "n4"], &[]);
+        setup.nemesis.change_membership(3).await.unwrap();
+        let names: Vec<String> = events(&setup).into_iter().map(|(f, _)| f).collect();
+        assert_eq!(names, ["change-members", "members-changed", "retire"]);
     }
 
     #[tokio::test]
