@@ -198,15 +198,15 @@ pub enum FaultPlan {
     /// One membership change, chosen when the fault starts from the members of the moment
     /// and `pick` (see [`crate::next_change`]): a spare joins as a learner, a learner is
     /// promoted, a voter is removed or replaced; a removed node is then retired. Nothing to
-    /// heal: the new configuration stays, except for a replacement of a follower, which is
-    /// asked while the leader and the joining node are cut off from every other node, as
-    /// Raft's joint consensus exists for: a majority of the new voters (the leader and the
-    /// joining node) on one side, a majority of the old ones (the voter leaving and the
-    /// others) on the other. A correct leader cannot commit the change there (it needs a
-    /// majority of the old voters too) and loses its leadership; one that switches
-    /// straight to the new voters commits it and keeps leading while the other side elects
-    /// a leader of its own. Healing heals the partition. Such a round runs alone
-    /// ([`FaultPlan::runs_alone`]): the network is its.
+    /// heal: the new configuration stays, except for a replacement of a follower among an
+    /// odd number of voters, which is asked while the network is cut as Raft's joint
+    /// consensus exists for ([`crate::split_for`]): a majority of the new voters (the leader,
+    /// the joining node and enough others) on one side, a majority of the old voters (the
+    /// voter leaving among them) on the other. A correct leader cannot commit the change
+    /// there (it needs a majority of the old voters too) and loses its leadership; one that
+    /// switches straight to the new voters commits it and keeps leading while the other
+    /// side elects a leader of its own. Healing heals the partition. A round that may
+    /// replace runs alone ([`FaultPlan::runs_alone`]): the network is its.
     Membership {
         /// The seeded choice.
         pick: u64,
