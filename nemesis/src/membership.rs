@@ -232,10 +232,11 @@ pub fn split_for(change: &MemberChange, members: &Members) -> Option<Vec<NodeNam
     Some(side)
 }
 
-/// Whether `pick` asks for a replacement (see [`next_change`]), if one can be made: such a
-/// round runs alone, since it cuts the network (see `FaultPlan::Membership`).
+/// Whether `pick` may ask for a replacement (see [`next_change`]: with an odd number of
+/// voters, and an outsider to add): such a round runs alone, since it may cut the network
+/// (see `FaultPlan::Membership`).
 pub fn replaces(pick: u64) -> bool {
-    pick % 4 == 3
+    pick % 4 >= 2
 }
 
 #[cfg(test)]
