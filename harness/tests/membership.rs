@@ -1,12 +1,13 @@
 //! The membership fault end to end: real nodes, two of them spares, joining and leaving while
 //! nodes are killed and links cut. The changes must really happen (the leader answers each
 //! with the new members, and removed nodes are retired), clients must follow the members
-//! (no operation goes to a spare before it votes), the correct node must stay valid, and a
-//! system that cannot change membership is refused when the fault is asked for.
+//! (no operation goes to a spare before it is asked to join), the correct node must stay valid, a node
+//! that switches voters in one step (`membership-one-step`) must be caught, and a system
+//! that cannot change membership is refused when the fault is asked for.
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use common::{describe, nemesis_events, node_binary};
 use serde_json::Value;
@@ -92,32 +93,74 @@ fn members_join_and_leave_beside_kills_and_partitions_and_the_correct_cluster_st
         }
     }
 
-    // Clients follow the voters: no operation reaches a spare before it was made a voter.
+    // Clients follow the members: no operation reaches a spare before the nemesis asked for
+    // it to join (a node may list it as a voter from then on, committed or not).
     let history = std::fs::read_to_string(store.path().join("latest/history.jsonl")).unwrap();
-    let mut voter_since: BTreeMap<String, u64> = BTreeMap::new();
+    let mut asked_to_join = BTreeSet::new();
     let mut early = Vec::new();
+    let mut reached = 0;
     for line in history.lines() {
         let event: Value = serde_json::from_str(line).unwrap();
-        let time = event["time"].as_u64().unwrap_or(0);
-        if event["f"] == "members-changed" && event["value"]["answer"] == "ok" {
-            for voter in event["value"]["voters"].as_array().unwrap() {
-                let voter = voter.as_str().unwrap().to_string();
-                voter_since.entry(voter).or_insert(time);
-            }
+        if event["f"] == "change-members" {
+            asked_to_join.extend(event["value"]["node"].as_str().map(str::to_string));
         }
         if event["process"] != "nemesis"
             && let Some(node) = event["node"].as_str()
             && spares.contains(&node)
-            && !voter_since.contains_key(node)
         {
-            early.push(line.to_string());
+            reached += 1;
+            if !asked_to_join.contains(node) {
+                early.push(line.to_string());
+            }
         }
     }
     assert!(
         early.is_empty(),
-        "operations at spares before they voted: {:?}",
+        "operations at spares before they joined: {:?}",
         &early[..early.len().min(5)]
     );
+    assert!(reached > 0, "no operation reached a node that joined");
+}
+
+#[test]
+fn a_one_step_change_of_voters_is_caught_when_a_follower_is_replaced_across_a_split() {
+    // A run replaces a follower across the split at least once in most runs; three runs
+    // bound the chance that none does.
+    let node = node_binary();
+    let node = node.to_string_lossy();
+    let mut runs = Vec::new();
+    for seed in ["1", "2", "3"] {
+        let store = tempfile::tempdir().unwrap();
+        let args = [
+            "--node-binary",
+            node.as_ref(),
+            "--bug",
+            "membership-one-step",
+            "--time-limit",
+            "15s",
+            "--nemesis-interval",
+            "1s",
+            "--nemesis",
+            "membership",
+            "--seed",
+            seed,
+        ];
+        let output = common::run(store.path(), &args);
+        let events = nemesis_events(store.path());
+        let split = events.iter().any(|(f, _)| f == "start-partition");
+        if output.status.code() == Some(1) {
+            // The fault that exposes it really happened: a replacement across a split.
+            assert!(split, "caught without a split: {}", describe(&output));
+            let replaced = events
+                .iter()
+                .any(|(f, value)| f == "members-changed" && value["change"] == "replace");
+            assert!(replaced, "{events:?}");
+            return;
+        }
+        assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+        runs.push(format!("seed {seed}: valid, split: {split}"));
+    }
+    panic!("membership-one-step was not caught: {runs:?}");
 }
 
 #[test]
