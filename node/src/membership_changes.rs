@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::leadership::describe_leader;
 use crate::members::Members;
-use crate::raft::{Membership, MembershipChange, MembershipError, ProposeError, Raft, Term};
+use crate::raft::{Membership, MembershipChange, MembershipError, ProposeError, Raft, Role, Term};
 
 /// The members as one node sees them, by name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -174,7 +174,8 @@ impl MembershipChanges {
         for request in std::mem::take(&mut self.waiting) {
             let outcome = if *committed == request.target {
                 Ok(MembersView::of(raft, &self.members))
-            } else if status.term != request.term {
+            } else if status.term != request.term || status.role != Role::Leader {
+                // Deposed by check-quorum, a leader keeps its term: its role tells.
                 Err(ChangeFailure::LeadershipLost)
             } else if now >= request.deadline {
                 Err(ChangeFailure::TimedOut(self.timeout))
@@ -196,10 +197,41 @@ impl MembershipChanges {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::testing::leader_of_three;
+    use crate::raft::testing::{self, leader_of_three};
 
     fn members() -> Members {
         Members::new("n1", ["n2", "n3", "n4"].map(String::from)).unwrap()
+    }
+
+    #[test]
+    fn a_leader_that_steps_down_in_its_term_answers_at_once_that_the_change_may_still_happen() {
+        let config = crate::raft::Config {
+            check_quorum: true,
+            pre_vote: true,
+            ..testing::plain_config(1, &[1, 2, 3])
+        };
+        let mut raft = testing::recovered(config, 1, &[1]);
+        testing::elect(&mut raft);
+        testing::commit_everything(&mut raft);
+        let mut changes = MembershipChanges::new(members(), Duration::from_secs(5));
+        let (reply, mut answer) = oneshot::channel();
+        let now = Instant::now();
+        let term = raft.status().term;
+        changes.start(&mut raft, MembershipChange::AddLearner(4), now, reply);
+        // No follower answers: check-quorum deposes it within an election timeout or two.
+        for _ in 0..100 {
+            if raft.status().role != Role::Leader {
+                break;
+            }
+            raft.tick();
+        }
+        assert_ne!(raft.status().role, Role::Leader);
+        assert_eq!(raft.status().term, term, "pre-vote: the term stays");
+        changes.settle(&raft, now);
+        assert_eq!(
+            answer.try_recv().unwrap(),
+            Err(ChangeFailure::LeadershipLost)
+        );
     }
 
     #[test]
