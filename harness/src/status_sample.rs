@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::node_status::NodeStatus;
+use crate::node_status::{NodeStatus, claim};
 
 /// One observation of one node: a line of `status.jsonl`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +97,30 @@ impl StatusSample {
             (&other.voters, &other.outgoing, &other.learners),
         )
     }
+}
+
+/// Of the latest samples of each node at one moment, the one that leads: up and calling
+/// itself leader, with the greatest [`claim`]; of equal claims `current` (the leader so far,
+/// if the caller keeps one), then the first by name. The one rule for who led when
+/// (`results::leaders`) and whose configuration was the cluster's (`report::node_states`).
+pub fn leading_sample<'a>(
+    latest: impl IntoIterator<Item = &'a StatusSample>,
+    current: Option<&str>,
+) -> Option<&'a StatusSample> {
+    latest
+        .into_iter()
+        .filter(|sample| sample.up && sample.role.as_deref() == Some("leader"))
+        .max_by_key(|sample| {
+            (
+                claim(
+                    &sample.node,
+                    sample.term.unwrap_or(0),
+                    sample.leader.as_deref(),
+                ),
+                Some(sample.node.as_str()) == current,
+                std::cmp::Reverse(&sample.node),
+            )
+        })
 }
 
 #[cfg(test)]

@@ -3,13 +3,11 @@
 //! systems whose status tells the membership, the cluster's configuration over time as its
 //! leader saw it, and each node's standing in it.
 
-use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::node_status::claim;
-use crate::status_sample::StatusSample;
+use crate::status_sample::{StatusSample, leading_sample};
 
 /// What a node was from `start` to `end`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -124,9 +122,8 @@ pub struct ConfigurationSpan {
 }
 
 /// The cluster's configuration over time, as the cluster saw it: at each moment the one in
-/// force on the node that leads then (of those that say they lead, the greatest
-/// [`claim`]), since the leader's is the one the cluster acts on; a follower may lag behind
-/// it or hold an entry the leader will overwrite. While no node leads, the last one stays;
+/// force on the node that leads then ([`leading_sample`]), since the leader's is the one the
+/// cluster acts on; a follower may lag behind it or hold an entry the leader will overwrite. While no node leads, the last one stays;
 /// before any node has led, the latest that a node told. The last span runs to `end`.
 /// Empty when no sample tells a membership (other systems, older runs).
 pub fn configurations(samples: &[StatusSample], end: u64) -> Vec<ConfigurationSpan> {
@@ -141,19 +138,7 @@ pub fn configurations(samples: &[StatusSample], end: u64) -> Vec<ConfigurationSp
         for sample in moment {
             latest.insert(&sample.node, sample);
         }
-        let leading = latest
-            .values()
-            .filter(|sample| sample.up && sample.role.as_deref() == Some("leader"))
-            .max_by_key(|sample| {
-                (
-                    claim(
-                        &sample.node,
-                        sample.term.unwrap_or(0),
-                        sample.leader.as_deref(),
-                    ),
-                    Reverse(sample.node.as_str()),
-                )
-            });
+        let leading = leading_sample(latest.values().copied(), None);
         let seen = match leading {
             Some(leader) => {
                 led = true;

@@ -6,7 +6,7 @@
 //! left behind, and does not count. Of two nodes that say they lead in one term (which a
 //! correct Raft never shows, but Redis does, and a system whose status has no terms), one
 //! that names another as the leader loses (a deposed Redis primary still takes writes until
-//! the sentinels make it a replica, but names its successor): the rule of [`claim`], which
+//! the sentinels make it a replica, but names its successor): the rule of [`claim`](crate::node_status::claim), which
 //! the nemesis's choice of a leader follows too. Then the node that already led keeps the
 //! lead, since nothing says it lost it; then the first by name, so that the same samples
 //! always give the same leader. No answering node that leads is "no leader".
@@ -21,7 +21,6 @@
 //!   nothing else changed. Consecutive rounds are about one interval apart, so a longer gap
 //!   is at least two rounds without a leader, and is reported.
 
-use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -29,8 +28,7 @@ use faultline_history::{History, Process};
 use faultline_nemesis::{EventName, FaultClass};
 use serde::{Deserialize, Serialize};
 
-use crate::node_status::claim;
-use crate::status_sample::StatusSample;
+use crate::status_sample::{StatusSample, leading_sample};
 
 /// One change of the cluster's leader.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,21 +110,8 @@ fn spells(samples: &[StatusSample]) -> Vec<Spell<'_>> {
             latest.insert(&sample.node, sample);
         }
         let current = spells.last().and_then(|spell| spell.leader);
-        let leader = latest
-            .values()
-            .filter(|sample| sample.up && sample.role.as_deref() == Some("leader"))
-            .max_by_key(|sample| {
-                (
-                    claim(
-                        &sample.node,
-                        sample.term.unwrap_or(0),
-                        sample.leader.as_deref(),
-                    ),
-                    Some(sample.node.as_str()) == current,
-                    Reverse(&sample.node),
-                )
-            })
-            .map(|sample| sample.node.as_str());
+        let leader =
+            leading_sample(latest.values().copied(), current).map(|sample| sample.node.as_str());
         if spells.last().is_none_or(|spell| spell.leader != leader) {
             spells.push(Spell {
                 start: instant[0].time,
