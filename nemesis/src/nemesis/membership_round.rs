@@ -1,8 +1,9 @@
 //! The membership nemesis's round: ask the leader who the members are, retire the nodes
 //! that left since the last look, ask for the next change (enlisting a retired node first if
-//! it is to join again; cutting the leader and the joining node off from the rest first for a
-//! replacement of a follower), record the change and its answer, and retire the node it
-//! removed.
+//! it is to join again; for a replacement of a follower among an odd number of voters,
+//! cutting the old voters' majority off from the new voters' first, see
+//! [`split_for`](crate::split_for)), record the change and its answer, and retire the node
+//! it removed.
 //! See [`FaultPlan::Membership`](crate::FaultPlan::Membership).
 
 use std::collections::BTreeSet;
