@@ -4,16 +4,23 @@
 //! (no operation goes to a spare before it is asked to join), the correct node must stay valid, a node
 //! that switches voters in one step (`membership-one-step`) must be caught, and a system
 //! that cannot change membership is refused when the fault is asked for.
+//!
+//! Runs are serialized: iptables rules match node addresses (127.0.0.11-15), which every
+//! run uses.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::Mutex;
 
 use common::{describe, nemesis_events, node_binary};
 use serde_json::Value;
 
+static ONE_RUN_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn members_join_and_leave_beside_kills_and_partitions_and_the_correct_cluster_stays_valid() {
+    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let store = tempfile::tempdir().unwrap();
     let node = node_binary();
     let node = node.to_string_lossy();
@@ -126,6 +133,7 @@ fn members_join_and_leave_beside_kills_and_partitions_and_the_correct_cluster_st
 fn a_one_step_change_of_voters_is_caught_when_a_follower_is_replaced_across_a_split() {
     // A run replaces a follower across the split at least once in most runs; three runs
     // bound the chance that none does.
+    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let node = node_binary();
     let node = node.to_string_lossy();
     let mut runs = Vec::new();
