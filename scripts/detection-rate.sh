@@ -11,7 +11,8 @@
 #
 # Usage: scripts/detection-rate.sh [RUNS=20] [CORRECT_RUNS=50] [TIME_LIMIT=30s]
 # Environment: BUGS="stale-read no-fsync" measures only those; DETECTION_STORE=DIR keeps the
-# runs there (else a temp dir, removed at the end).
+# runs there (else a temp dir, removed at the end); NEMESIS=LIST runs every bug and every
+# correct run with `--nemesis LIST` instead (e.g. the default mix plus faults it leaves out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-20}
@@ -57,7 +58,7 @@ echo "|---|---|---|---|---|"
 for bug in $bugs; do
   caught=0 errors=0 times=() anomalies=()
   for _ in $(seq 1 "$runs"); do
-    read -r code seconds anomaly < <(run --bug "$bug")
+    read -r code seconds anomaly < <(run --bug "$bug" ${NEMESIS:+--nemesis "$NEMESIS"})
     case $code in
       1)
         caught=$((caught + 1))
@@ -76,6 +77,7 @@ done
 
 flagged=0 errors=0 which=()
 nemeses=(default $faults)
+[ -z "${NEMESIS:-}" ] || nemeses=("$NEMESIS")
 for i in $(seq 0 $((correct_runs - 1))); do
   nemesis=${nemeses[$((i % ${#nemeses[@]}))]}
   if [ "$nemesis" = default ]; then
@@ -89,7 +91,9 @@ for i in $(seq 0 $((correct_runs - 1))); do
     *) flagged=$((flagged + 1)); which+=("$nemesis (exit $code)") ;;
   esac
 done
-echo "| correct node, default mix and each fault in turn | flagged $flagged/$correct_runs | - | ${which[*]:--} | $errors |"
+under="default mix and each fault in turn"
+[ -z "${NEMESIS:-}" ] || under="\`--nemesis $NEMESIS\`"
+echo "| correct node, $under | flagged $flagged/$correct_runs | - | ${which[*]:--} | $errors |"
 if [ -n "${DETECTION_STORE:-}" ]; then
   echo
   echo "Every run: $log"
