@@ -621,12 +621,18 @@ impl ProcessCluster {
             // A change whose answer was not known (or that the nemesis did not see commit)
             // leaves the members last seen behind: the leader tells who they are now, so that
             // a node removed meanwhile, which follows no one, is not waited for.
-            if let Some(spec) = self.leader_spec().await
+            let all = self.statuses().await;
+            if let Some(leader) = leading(all.iter().filter_map(|(_, s)| s.as_ref()))
+                && let Ok(spec) = self.spec(&leader.id)
                 && let Some(members) = self.system.members(spec).await
             {
                 self.note_members(&members);
             }
-            let statuses = self.member_statuses().await;
+            let members = self.members_now();
+            let statuses: Vec<_> = all
+                .iter()
+                .filter(|(name, _)| members.contains(name))
+                .collect();
             let answering: Vec<&NodeStatus> =
                 statuses.iter().filter_map(|(_, s)| s.as_ref()).collect();
             if !self.system.reports_leader() && answering.len() == statuses.len() {
@@ -640,7 +646,6 @@ impl ProcessCluster {
             {
                 return Ok(Some(leader.id.clone()));
             }
-            let members = self.members_now();
             let exited: Vec<NodeName> = (self.stopped_nodes().into_iter())
                 .filter(|node| members.contains(node))
                 .collect();
@@ -970,12 +975,12 @@ impl Cluster for ProcessCluster {
         Ok(())
     }
 
-    async fn enlist(&self, node: &str) -> Result<()> {
+    async fn enlist(&self, node: &str) -> Result<bool> {
         let retired = self.retired.lock().expect("never poisoned").remove(node);
         if retired {
             self.restart(node).await?;
         }
-        Ok(())
+        Ok(retired)
     }
 
     async fn view(&self, node: &str) -> Option<NodeView> {

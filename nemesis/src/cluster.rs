@@ -101,9 +101,9 @@ pub trait Cluster: Send + Sync {
         async move { anyhow::bail!("cannot retire {node}: no membership changes") }
     }
 
-    /// Starts a retired node again, on its data dir, so that it can join again; a node that
-    /// is not retired is left as it is.
-    fn enlist(&self, node: &str) -> impl Future<Output = anyhow::Result<()>> + Send {
+    /// Starts a retired node again, on its data dir, so that it can join again: whether it
+    /// was retired (a node that is not is left as it is).
+    fn enlist(&self, node: &str) -> impl Future<Output = anyhow::Result<bool>> + Send {
         let node = node.to_owned();
         async move { anyhow::bail!("cannot enlist {node}: no membership changes") }
     }

@@ -362,11 +362,13 @@ impl Cluster for FakeCluster {
         })
     }
 
-    async fn enlist(&self, node: &str) -> anyhow::Result<()> {
+    async fn enlist(&self, node: &str) -> anyhow::Result<bool> {
+        let mut was_retired = false;
         self.act("enlist", node, |s| {
-            s.dead.remove(node);
-            s.retired.remove(node)
-        })
+            was_retired = s.retired.remove(node);
+            was_retired && s.dead.remove(node)
+        })?;
+        Ok(was_retired)
     }
 }
 

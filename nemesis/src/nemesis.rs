@@ -140,8 +140,6 @@ pub struct Nemesis<C, P> {
     /// The members at the membership nemesis's last look, if it looked: a node that was one
     /// then and is not now left, and is retired.
     members_seen: Mutex<Option<BTreeSet<NodeName>>>,
-    /// The nodes the membership nemesis retired, until it enlists them again.
-    retired: Mutex<BTreeSet<NodeName>>,
     /// One permit a lane: a fault in force holds its lane's, and a fault that
     /// [runs alone](FaultPlan::runs_alone) holds them all. Fair: once a fault waits to run
     /// alone, the other lane's next fault waits behind it.
@@ -169,7 +167,6 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             last_return: Mutex::default(),
             clocks: Mutex::default(),
             members_seen: Mutex::default(),
-            retired: Mutex::default(),
             turns: Semaphore::new(LANES as usize),
         }
     }
@@ -920,12 +917,6 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
 
     fn members_seen(&self) -> MutexGuard<'_, Option<BTreeSet<NodeName>>> {
         self.members_seen
-            .lock()
-            .expect("never poisoned: no panics while held")
-    }
-
-    fn retired(&self) -> MutexGuard<'_, BTreeSet<NodeName>> {
-        self.retired
             .lock()
             .expect("never poisoned: no panics while held")
     }

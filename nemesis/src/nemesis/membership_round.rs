@@ -66,10 +66,10 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             .filter(|node| members.includes(node))
             .collect();
         let before = self.members_seen().replace(now.clone());
+        // A retired node is a member of neither look: each leaver is retired once.
         let leavers: Vec<NodeName> = before
             .unwrap_or_default()
             .difference(&now)
-            .filter(|node| !self.retired().contains(*node))
             .cloned()
             .collect();
         if leavers.is_empty() {
@@ -85,17 +85,14 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                     node: node.clone(),
                     source,
                 })?;
-            self.retired().insert(node);
         }
         Ok(())
     }
 
     /// Starts `node` again if it was retired, to join again.
     async fn enlist(&self, node: &str) -> Result<(), NemesisError> {
-        if !self.retired().contains(node) {
-            return Ok(());
-        }
-        self.cluster
+        let enlisted = self
+            .cluster
             .enlist(node)
             .await
             .map_err(|source| NemesisError::Cluster {
@@ -103,7 +100,9 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 node: node.to_owned(),
                 source,
             })?;
-        self.retired().remove(node);
+        if !enlisted {
+            return Ok(());
+        }
         self.note_return(&[node.to_owned()]);
         self.emit(EventName::Enlist, nodes_json(&[node.to_owned()]));
         Ok(())
