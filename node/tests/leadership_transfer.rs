@@ -32,6 +32,27 @@ fn ask_transfer(cluster: &TestCluster, i: usize, body: &str) -> (StatusCode, Val
 }
 
 /// The term of node `i`, which must answer.
+/// Waits until every thread of `pid` is stopped: `kill` returns once SIGSTOP is sent, and a
+/// busy machine may let the node run on for a moment (enough to obey a TimeoutNow).
+fn wait_until_stopped(pid: Pid) {
+    let stopped = || {
+        let tasks = fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        tasks.flatten().all(|task| {
+            let stat = fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // The state follows the command name's closing parenthesis.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T'))
+        })
+    };
+    for _ in 0..500 {
+        if stopped() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    panic!("process {pid} did not stop within a second of SIGSTOP");
+}
+
 fn term(cluster: &TestCluster, i: usize) -> u64 {
     cluster.status_u64(i, "term").expect("the node answers")
 }
@@ -181,6 +202,7 @@ fn a_transfer_to_a_paused_node_is_abandoned_and_the_leader_takes_writes_again() 
     cluster.put_acknowledged("k", json!(1));
     let target_pid = Pid::from_raw(cluster.pid(target).unwrap() as i32);
     kill(target_pid, Signal::SIGSTOP).unwrap();
+    wait_until_stopped(target_pid);
 
     let body = json!({ "to": cluster.nodes[target].name }).to_string();
     let (status, answer) = ask_transfer(&cluster, leader, &body);
