@@ -12,15 +12,22 @@
 # Usage: scripts/detection-rate.sh [RUNS=20] [CORRECT_RUNS=50] [TIME_LIMIT=30s]
 # Environment: BUGS="stale-read no-fsync" measures only those; DETECTION_STORE=DIR keeps the
 # runs there (else a temp dir, removed at the end); NEMESIS=LIST runs every bug and every
-# correct run with `--nemesis LIST` instead (e.g. the default mix plus faults it leaves out).
+# correct run with `--nemesis LIST` instead (e.g. the default mix plus faults it leaves out);
+# BIN_DIR=DIR takes `faultline` and `faultline-node` from DIR instead of building them (a copy
+# of a build, so that work on the tree can go on while the runs take an hour).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-20}
 correct_runs=${2:-50}
 limit=${3:-30s}
-cargo build --release -p faultline -p faultline-node >/dev/null
-faultline=target/release/faultline
-node=target/release/faultline-node
+if [ -n "${BIN_DIR:-}" ]; then
+  faultline=$BIN_DIR/faultline
+  node=$BIN_DIR/faultline-node
+else
+  cargo build --release -p faultline -p faultline-node >/dev/null
+  faultline=target/release/faultline
+  node=target/release/faultline-node
+fi
 
 store=${DETECTION_STORE:-}
 if [ -z "$store" ]; then
@@ -39,7 +46,8 @@ faults=$({ "$faultline" test --nemesis '?' 2>&1 || true; } |
 # One run; prints "<exit code> <seconds to detection or -> <anomaly, dashed, or ->".
 run() {
   local out code seconds anomaly
-  out=$("$faultline" test --store "$store" --time-limit "$limit" "$@" 2>&1) && code=0 || code=$?
+  out=$("$faultline" test --node-binary "$node" --store "$store" --time-limit "$limit" "$@" 2>&1) &&
+    code=0 || code=$?
   seconds=$(printf '%s\n' "$out" | sed -n 's/^ *detected *after \([0-9.]*\) s.*/\1/p' | head -1)
   anomaly=$(printf '%s\n' "$out" | sed -n 's/^ *detected *after [0-9.]* s: \([a-z ]*\).*/\1/p' |
     head -1 | sed 's/ *$//; s/ /-/g')
