@@ -673,8 +673,8 @@ fn a_lagging_node_elected_without_the_up_to_date_check_is_caught() {
 /// the winner's first entry reaches them, forget their votes, and vote again in the same term
 /// for the old leader: two leaders of one term, which the harness sees in their `/status`
 /// (the winner, paused as soon as it leads, in the nemesis's own reads). Measured: caught in
-/// 4 of 4 runs of 15 s with `--nemesis restart-bridge`, at 1.7 to 1.8 s; runs of 30 s, up to
-/// four, all the same.
+/// 4 of 4 runs of 15 s with `--nemesis restart-bridge`, at 1.7 to 1.8 s, and 20 of 20 default
+/// runs at a median 2.8 s; runs of 10 s (the fault's first round, and two more), up to four.
 #[test]
 fn a_node_that_forgets_its_vote_is_caught_electing_two_leaders_in_one_term() {
     let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -682,7 +682,7 @@ fn a_node_that_forgets_its_vote_is_caught_electing_two_leaders_in_one_term() {
         4,
         &[
             "--time-limit",
-            "30s",
+            "10s",
             "--nemesis",
             "restart-bridge",
             "--bug",
