@@ -415,6 +415,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 Ok(())
             }
             FaultPlan::RestartBridge { order } => {
+                let order = self.voting(&order).await;
                 let leader = self.cluster.leader().await;
                 let Some(leader) = leader.or_else(|| order.first().cloned()) else {
                     return Ok(());
@@ -652,7 +653,9 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         let Some(leader) = leader.or_else(|| preference.first().cloned()) else {
             return Ok(None);
         };
-        let follower: Vec<NodeName> = preference
+        let follower: Vec<NodeName> = self
+            .voting(preference)
+            .await
             .iter()
             .filter(|node| **node != leader)
             .take(1)
@@ -662,6 +665,22 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             self.pause(Lane::Process, follower).await?;
         }
         Ok(Some(leader))
+    }
+
+    /// `nodes`, in their order, less those that have no vote now: with the membership fault,
+    /// spares, learners and retired nodes stand beside the voters, and the faults aimed at
+    /// an election (lagging-failover, restart-bridge) are played among the nodes that vote in
+    /// it. All of `nodes` when the cluster does not tell its members.
+    pub(super) async fn voting(&self, nodes: &[NodeName]) -> Vec<NodeName> {
+        let Some(members) = self.cluster.members().await else {
+            return nodes.to_vec();
+        };
+        let votes =
+            |node: &NodeName| members.voters.contains(node) || members.outgoing.contains(node);
+        if !nodes.iter().any(votes) {
+            return nodes.to_vec();
+        }
+        nodes.iter().filter(|node| votes(node)).cloned().collect()
     }
 
     /// The second step of a lagging failover: SIGKILLs `leader` while the follower is still
@@ -1782,6 +1801,59 @@ mod tests {
         );
         assert_eq!(setup.events.lock().unwrap()[0].value, json!(["n1"]));
         setup.nemesis.stop(Lane::Process).await.unwrap();
+        assert_all_healed(&setup);
+    }
+
+    #[tokio::test]
+    async fn faults_aimed_at_an_election_play_among_the_voters_not_the_spares() {
+        let setup = setup(5);
+        setup.cluster.set_members(&["n1", "n3", "n5"], &["n4"]);
+        setup.cluster.set_leader(Some("n3"));
+        // The seeded preference puts the spare n2 and the learner n4 first.
+        let plan = FaultPlan::LaggingFailover {
+            preference: vec![
+                "n2".into(),
+                "n4".into(),
+                "n3".into(),
+                "n5".into(),
+                "n1".into(),
+            ],
+            lag: Duration::from_millis(1),
+            wake: Duration::from_millis(1),
+        };
+        setup.nemesis.start(plan).await.unwrap();
+        assert_eq!(setup.events.lock().unwrap()[0].value, json!(["n5"]));
+        setup.nemesis.stop(Lane::Process).await.unwrap();
+        assert_all_healed(&setup);
+        // Restart-bridge's first election: the leader cut off from the voters, and the
+        // spare and the learner left out of it.
+        setup.cluster.set_leader(Some("n3"));
+        let before = setup.events.lock().unwrap().len();
+        setup
+            .nemesis
+            .start(FaultPlan::RestartBridge {
+                order: vec![
+                    "n2".into(),
+                    "n4".into(),
+                    "n1".into(),
+                    "n3".into(),
+                    "n5".into(),
+                ],
+            })
+            .await
+            .unwrap();
+        let events = setup.events.lock().unwrap()[before..].to_vec();
+        let cut = events
+            .iter()
+            .find(|event| event.f == EventName::StartPartition)
+            .expect("a partition");
+        assert_eq!(
+            cut.value,
+            json!({"n1": ["n3"], "n3": ["n1", "n5"], "n5": ["n3"]})
+        );
+        let killed = events.iter().find(|event| event.f == EventName::Kill);
+        assert_eq!(killed.map(|event| &event.value), Some(&json!(["n5"])));
+        setup.nemesis.stop(Lane::Network).await.unwrap();
         assert_all_healed(&setup);
     }
 

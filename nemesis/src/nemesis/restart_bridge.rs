@@ -135,6 +135,9 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         fault_ends: Instant,
         stopped: &mut watch::Receiver<bool>,
     ) -> Result<bool, NemesisError> {
+        // Spares and nodes removed from the cluster have no say in its elections.
+        let order = self.voting(order).await;
+        let order = order.as_slice();
         // With no leader known (a system that does not tell), the first of `order` stands in.
         let leader = self.cluster.leader().await;
         let Some(leader) = leader.or_else(|| order.first().cloned()) else {
