@@ -12,13 +12,15 @@ use crate::store::{self, TestOptions, derived_name};
 
 /// The faults of a run without `--nemesis`: the process faults and the network faults that
 /// expose the bugs of the zoo, with the three aimed at the bugs random faults rarely expose
-/// (lagging-failover, flap-leader, restart-bridge). The schedule deals them from a shuffled
-/// deck, so at the default interval each is tried within the first fifteen seconds (the
-/// network lane's seven kinds take the longest); the first deck leads with a power loss of
-/// every node and with restart-bridge. The two lanes overlap, so crashes meet partitions and
-/// slow links.
+/// (lagging-failover, flap-leader, restart-bridge), the clock fault and membership changes.
+/// The schedule deals them from a shuffled deck, so at the default interval each is tried
+/// within the first fifteen seconds (the network lane's seven kinds take the longest); the
+/// first deck leads with a power loss of every node and with restart-bridge. The lanes
+/// overlap, so crashes meet partitions, slow links, skewed clocks and membership changes.
+/// What cannot run here (power loss without FUSE, the clock without libfaketime, membership
+/// changes of a system that has none) is left out, and the run says so.
 pub const DEFAULT_NEMESIS: &str = "kill,crash-restart,pause,power-loss,lagging-failover,partition,\
-     partition-leader,flap-leader,partition-one-way,restart-bridge,slow,lossy";
+     partition-leader,flap-leader,partition-one-way,restart-bridge,slow,lossy,clock,membership";
 
 /// Start a cluster, attack it, and check that it kept its promises.
 #[derive(Args, Clone, Debug)]
@@ -51,11 +53,14 @@ pub struct TestArgs {
     /// the leader off, pause the next one and heal, resume it, restart the first, again), partition-one-way, majorities-ring,
     /// bridge, restart-bridge (the leader cut off while the others elect, the voters restarted
     /// on its side to be asked again in that term, round after round, for three intervals),
-    /// slow, lossy; or all. Process and
-    /// network faults run in two lanes side by side, so they overlap, except restart-bridge,
-    /// which runs alone. [default: the default mix,
-    /// less what cannot run here (power-loss without FUSE), which the summary names; a list
-    /// given here runs as given or not at all]
+    /// slow, lossy; clock (one node's clock bumped, skewed or strobed, under libfaketime);
+    /// membership (members added, promoted, removed and replaced, with two spare nodes); or
+    /// all. Process, network, clock and membership faults run in lanes side by side, so they
+    /// overlap, except restart-bridge and the membership rounds that may replace a voter,
+    /// which run alone. [default: the default mix (every fault but kill-majority, kill-all,
+    /// majorities-ring and bridge), less what cannot run here (power-loss without FUSE, clock
+    /// without libfaketime, membership for a system without it), which the summary names; a
+    /// list given here runs as given or not at all]
     #[arg(long)]
     pub nemesis: Option<FaultKinds>,
     /// How long each fault lasts, and the pause between faults.
