@@ -15,17 +15,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{describe, faultline};
-use sshd::{SshHosts, sshd_missing};
-
-fn skipped() -> bool {
-    match sshd_missing() {
-        Some(reason) => {
-            eprintln!("skipped: {reason}");
-            true
-        }
-        None => false,
-    }
-}
+use sshd::{SshHosts, skipped};
 
 /// `faultline hosts ARGS...`, to the end.
 fn hosts_command(args: &[&str]) -> Output {

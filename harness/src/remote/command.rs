@@ -78,7 +78,7 @@ pub async fn run(args: &HostsArgs) -> Result<()> {
 async fn check_host(host: &HostAddr, options: &SshOptions) -> Result<Ready, SshError> {
     let session = SshSession::connect(host, options).await?;
     let (remote, facts) = RemoteHost::check(session).await?;
-    let checked = facts.require(remote.session(), true);
+    let checked = facts.require(host, true);
     let clock = match checked {
         Ok(()) => remote.clock_offset().await,
         Err(error) => Err(error),

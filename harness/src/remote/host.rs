@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::address::HostAddr;
 use super::ssh::{SshError, SshSession};
 
 /// How long copying a file to a host, or a directory back, may take.
@@ -99,8 +100,7 @@ impl HostFacts {
 
     /// Whether the host can take part in a run (`iptables` only when the run cuts links):
     /// the first thing missing, as an error that says what to fix.
-    pub fn require(&self, host: &SshSession, iptables: bool) -> Result<(), SshError> {
-        let name = host.host();
+    pub fn require(&self, name: &HostAddr, iptables: bool) -> Result<(), SshError> {
         if !self.root && !self.sudo {
             return Err(SshError::NoSudo {
                 host: name.to_string(),
@@ -499,6 +499,30 @@ mod tests {
         let root = HostFacts::parse("uid=0\nuser=root\nsudo=yes\niptables=no\n").unwrap();
         assert!(root.root && root.sudo && !root.iptables && root.missing.is_empty());
         assert!(HostFacts::parse("sh: 1: id: not found\n").is_err());
+
+        // What a run needs, in the order it is told: sudo, the programs, iptables.
+        let host = HostAddr::parse("ci@h1").unwrap();
+        let refused = |facts: &HostFacts, iptables: bool| {
+            facts.require(&host, iptables).unwrap_err().to_string()
+        };
+        assert!(refused(&facts, true).starts_with("ci on ci@h1 is not root"));
+        let sudo = HostFacts {
+            sudo: true,
+            ..facts.clone()
+        };
+        assert_eq!(
+            refused(&sudo, true),
+            "ci@h1 has no `setsid`, which Faultline needs there: install it (apt-get install \
+             util-linux)"
+        );
+        let no_iptables = HostFacts {
+            iptables: false,
+            missing: Vec::new(),
+            ..sudo.clone()
+        };
+        assert!(refused(&no_iptables, true).contains("(apt-get install iptables)"));
+        assert!(no_iptables.require(&host, false).is_ok());
+        assert!(root.require(&host, false).is_ok());
         // Every program the script looks for is one the facts can name a package for.
         let script = check_script();
         for (program, _) in NEEDED {

@@ -306,31 +306,15 @@ impl SshSession {
         limit: Duration,
     ) -> Result<String, SshError> {
         let work = async {
-            let mut command = self.session.command("sh");
-            command
-                .arg("-c")
-                .arg(script)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut child = command
-                .spawn()
-                .await
-                .map_err(|error| self.command_error(what, error))?;
+            let mut child = self
+                .spawn(what, script, Stdio::piped(), Stdio::piped())
+                .await?;
             if let Some(mut stdin) = child.stdin().take() {
-                tokio::io::copy(input, &mut stdin)
-                    .await
-                    .map_err(|source| self.local(what, "sending to the host", source))?;
-                stdin
-                    .shutdown()
-                    .await
-                    .map_err(|source| self.local(what, "sending to the host", source))?;
+                let sending = |source| self.local(what, "sending to the host", source);
+                tokio::io::copy(input, &mut stdin).await.map_err(sending)?;
+                stdin.shutdown().await.map_err(sending)?;
             }
-            let output = child
-                .wait_with_output()
-                .await
-                .map_err(|error| self.command_error(what, error))?;
-            self.stdout_of(what, output)
+            self.finish(what, child).await
         };
         timeout(limit, work)
             .await
@@ -347,47 +331,62 @@ impl SshSession {
         limit: Duration,
     ) -> Result<(), SshError> {
         let work = async {
-            let mut command = self.session.command("sh");
-            command
-                .arg("-c")
-                .arg(script)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut child = command
-                .spawn()
-                .await
-                .map_err(|error| self.command_error(what, error))?;
+            let mut child = self
+                .spawn(what, script, Stdio::null(), Stdio::piped())
+                .await?;
             if let Some(mut stdout) = child.stdout().take() {
                 tokio::io::copy(&mut stdout, sink)
                     .await
                     .map_err(|source| self.local(what, "receiving from the host", source))?;
             }
-            let output = child
-                .wait_with_output()
-                .await
-                .map_err(|error| self.command_error(what, error))?;
-            self.stdout_of(what, output).map(drop)
+            self.finish(what, child).await.map(drop)
         };
         timeout(limit, work)
             .await
             .unwrap_or_else(|_| Err(self.timed_out(what, limit)))
     }
 
-    /// Starts `script` with its stdin and stdout piped, for a conversation in lines (see
-    /// [`Conversation`]). The caller bounds it in time.
-    pub async fn converse(&self, what: &str, script: &str) -> Result<Conversation<'_>, SshError> {
+    /// Starts `script` with `sh -c`, its stdout piped.
+    async fn spawn(
+        &self,
+        what: &str,
+        script: &str,
+        stdin: Stdio,
+        stderr: Stdio,
+    ) -> Result<openssh::Child<&Session>, SshError> {
         let mut command = self.session.command("sh");
         command
             .arg("-c")
             .arg(script)
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = command
+            .stderr(stderr);
+        command
             .spawn()
             .await
+            .map_err(|error| self.command_error(what, error))
+    }
+
+    /// Waits for `child` to end, and returns its stdout; a non-zero exit is
+    /// [`SshError::Failed`].
+    async fn finish(
+        &self,
+        what: &str,
+        child: openssh::Child<&Session>,
+    ) -> Result<String, SshError> {
+        let output = child
+            .wait_with_output()
+            .await
             .map_err(|error| self.command_error(what, error))?;
+        self.stdout_of(what, output)
+    }
+
+    /// Starts `script` with its stdin and stdout piped, for a conversation in lines (see
+    /// [`Conversation`]). The caller bounds it in time.
+    pub async fn converse(&self, what: &str, script: &str) -> Result<Conversation<'_>, SshError> {
+        let mut child = self
+            .spawn(what, script, Stdio::piped(), Stdio::null())
+            .await?;
         let (Some(stdin), Some(stdout)) = (child.stdin().take(), child.stdout().take()) else {
             return Err(self.local(what, "starting", io::Error::other("no pipes")));
         };

@@ -11,17 +11,7 @@ use std::time::{Duration, Instant};
 use super::address::HostAddr;
 use super::host::{RemoteHost, RemoteProgram, RemoteSignal};
 use super::ssh::{SshError, SshOptions, SshSession};
-use sshd::{SshHosts, sshd_missing};
-
-fn skipped() -> bool {
-    match sshd_missing() {
-        Some(reason) => {
-            eprintln!("skipped: {reason}");
-            true
-        }
-        None => false,
-    }
-}
+use sshd::{SshHosts, skipped};
 
 fn options(hosts: &SshHosts) -> SshOptions {
     SshOptions {
