@@ -138,6 +138,51 @@ async fn a_refused_login_is_exit_3_saying_what_to_do_about_the_key() {
 }
 
 #[test]
+fn a_host_that_accepts_connections_but_never_speaks_ssh_is_unreachable_within_the_timeout() {
+    if std::process::Command::new("ssh")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no ssh client (apt-get install openssh-client)");
+        return;
+    }
+    // The kernel completes the connections; nothing ever answers on them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("root@{}", silent.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host *\n  UserKnownHostsFile {}\n  IdentityAgent none\n",
+            dir.path().join("known_hosts").display()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let output = hosts_command(&[
+        "--hosts",
+        &host,
+        "--ssh-config",
+        config.to_str().unwrap(),
+        "--connect-timeout",
+        "1s",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{host}: not ready: {host} is unreachable over SSH"
+        )),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
 fn a_malformed_host_list_or_a_missing_ssh_config_is_exit_3_before_connecting() {
     let output = hosts_command(&["--hosts", "root@h1,,root@h2"]);
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));

@@ -230,3 +230,32 @@ async fn unreachable_hosts_and_refused_logins_are_told_apart_within_the_timeout(
     assert!(denied.to_string().contains("Permission denied"), "{denied}");
     hosts.stop().await;
 }
+
+#[tokio::test]
+async fn a_host_lost_mid_run_fails_its_next_command_at_once_naming_it() {
+    if skipped() {
+        return;
+    }
+    let mut hosts = SshHosts::start(1, &[]).await;
+    let host = connect(&hosts, "n1").await;
+    // The host goes away: its sshd and the connection it served die.
+    hosts.kill_sshd("n1").await;
+    let started = Instant::now();
+    let error = host
+        .session()
+        .run_ok("a command after the loss", "true")
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(matches!(error, SshError::Lost { .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "the SSH connection to {} was lost during a command after the loss",
+            hosts.host("n1")
+        )),
+        "{text}"
+    );
+    drop(host);
+    hosts.stop().await;
+}

@@ -245,16 +245,16 @@ impl SshHosts {
     /// found as the sshd's descendants), by pid.
     fn kill_sshds(&mut self) {
         for (_, child) in &mut self.sshds {
-            if let Some(pid) = child.id() {
-                for descendant in descendants(pid) {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(descendant as i32),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-            }
-            let _ = child.start_kill();
+            kill_with_descendants(child);
         }
+    }
+
+    /// Kills `name`'s sshd and every connection it serves, as if the host went away.
+    pub async fn kill_sshd(&mut self, name: &str) {
+        let at = self.sshds.iter().position(|(host, _)| host == name);
+        let (_, mut child) = self.sshds.remove(at.expect("a host with an sshd"));
+        kill_with_descendants(&mut child);
+        let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
     }
 
     /// Stops every sshd and removes the namespaces.
@@ -277,6 +277,19 @@ impl Drop for SshHosts {
     fn drop(&mut self) {
         self.kill_sshds();
     }
+}
+
+/// SIGKILLs `child` and every process below it.
+fn kill_with_descendants(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        for descendant in descendants(pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(descendant as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let _ = child.start_kill();
 }
 
 /// Every process below `pid` (children, their children, ...), from /proc.
