@@ -168,6 +168,16 @@ pub(crate) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// The directory of the path `path` on a host (whose paths are `/`-separated whatever this
+/// machine's are): `.` for a bare name, `/` for a file at the root.
+fn parent_dir(path: &str) -> &str {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        None => ".",
+        Some(("", _)) => "/",
+        Some((dir, _)) => dir,
+    }
+}
+
 /// A program to start on a host (see [`RemoteHost::start`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteProgram {
@@ -264,11 +274,7 @@ impl RemoteHost {
                 source,
             })?;
         let part = quote(&format!("{to}.part"));
-        let dir = quote(
-            Path::new(to)
-                .parent()
-                .map_or(".", |dir| dir.to_str().unwrap_or(".")),
-        );
+        let dir = quote(parent_dir(to));
         let script = self.as_root(&format!(
             "mkdir -p {dir} && cat > {part} && chmod 755 {part} && mv -f {part} {to}",
             to = quote(to)
@@ -467,6 +473,17 @@ mod tests {
         let now = 1_796_000_000_123_456_789_i128;
         let close = ClockOffset::measured(now, now + 400_000, now + 200_000 + 250_000);
         assert!((close.offset_ms - 0.25).abs() < 1e-9, "{close:?}");
+    }
+
+    #[test]
+    fn a_files_directory_on_a_host_is_what_precedes_its_last_slash() {
+        assert_eq!(
+            parent_dir("/opt/faultline/bin/faultline-node"),
+            "/opt/faultline/bin"
+        );
+        assert_eq!(parent_dir("/faultline-node"), "/");
+        assert_eq!(parent_dir("faultline-node"), ".");
+        assert_eq!(parent_dir("bin/faultline-node"), "bin");
     }
 
     #[test]
