@@ -23,7 +23,10 @@
 //! with no `ssh` process started per command: a fault (a SIGKILL, an iptables rule) takes a
 //! round trip, not a process start and a round trip. Its one shortcoming here, reporting a
 //! failed connection as ssh's stderr text, is made up for by `ssh::classify`, which turns
-//! that text into an unreachable host, a refused login or a changed host key.
+//! that text into an unreachable host, a refused login or a changed host key. One setting of
+//! the user's it overrides: it always passes `StrictHostKeyChecking`, and we ask for
+//! `accept-new` (a host seen for the first time has its key recorded, a changed key is
+//! refused), so a configuration that says `yes` is relaxed for new hosts.
 //!
 //! Every wait is bounded: connecting by ssh's `ConnectTimeout` (and an outer limit above it),
 //! each command by a time limit of its own; a host that stops answering mid-run is noticed
