@@ -11,6 +11,7 @@ mod faults;
 mod fingerprints;
 mod node_status;
 mod ports;
+mod remote;
 mod replicas;
 mod report;
 mod results;
@@ -49,6 +50,9 @@ enum Cli {
     Suite(suite::SuiteArgs),
     /// Browse the stored runs, their reports and files over HTTP.
     Serve(serve::ServeArgs),
+    /// Check the hosts a run would put nodes on, over SSH: reachable, root or passwordless
+    /// sudo, iptables; and each host's clock against this machine's.
+    Hosts(remote::command::HostsArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +79,11 @@ fn main() -> ExitCode {
             serve::run(&args).await.map(|()| ExitCode::SUCCESS)
         }),
         Cli::Report(args) => report::command(&args),
+        Cli::Hosts(args) => block_on("hosts", async {
+            remote::command::run(&args)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+        }),
     }
 }
 

@@ -1,0 +1,552 @@
+//! What the harness does on one host, each action one script and one round trip on the
+//! host's [`SshSession`]: check that it can work there, put a file there, start a program
+//! detached (its pid in a file beside it), signal it, ask whether it lives, copy a directory
+//! back, measure the host's clock against this machine's, and clean up.
+//!
+//! A process is known by its pid file *and* its working directory: a program started here
+//! runs in its own directory, so a pid that the host reused for another process since (the
+//! node died, the pid came round) does not match and is never signalled.
+//!
+//! A login user that is not root runs every action through `sudo -n` (no prompt: a sudo
+//! that wants a password fails at once, and [`RemoteHost::check`] says so up front).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::address::HostAddr;
+use super::ssh::{SshError, SshSession};
+
+/// How long copying a file to a host, or a directory back, may take.
+const COPY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How many times the clock offset is measured; the sample with the shortest round trip wins.
+const CLOCK_SAMPLES: usize = 5;
+
+/// How long a killed process may take to be gone.
+const KILL_WAIT_TENTHS: u32 = 50;
+
+/// What [`RemoteHost::check`] found on a host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostFacts {
+    /// The login user.
+    pub user: String,
+    /// Whether the login user is root.
+    pub root: bool,
+    /// Whether the login user may run `sudo -n` (root needs none).
+    pub sudo: bool,
+    /// Whether `iptables` is installed (in the PATH of root, `/usr/sbin` included).
+    pub iptables: bool,
+    /// Programs every run needs that the host lacks.
+    pub missing: Vec<String>,
+}
+
+/// The programs every run needs on a host, each with the Debian package that has it.
+const NEEDED: &[(&str, &str)] = &[
+    ("tar", "tar"),
+    ("setsid", "util-linux"),
+    ("nohup", "coreutils"),
+    ("readlink", "coreutils"),
+    ("date", "coreutils"),
+];
+
+/// The script behind [`RemoteHost::check`]: one `key=value` line per fact.
+fn check_script() -> String {
+    let mut script = String::from(
+        "echo \"uid=$(id -u)\"; echo \"user=$(id -un)\"; \
+         if [ \"$(id -u)\" = 0 ] || sudo -n true >/dev/null 2>&1; \
+         then echo sudo=yes; else echo sudo=no; fi; \
+         if PATH=\"$PATH:/usr/sbin:/sbin\" command -v iptables >/dev/null 2>&1; \
+         then echo iptables=yes; else echo iptables=no; fi; ",
+    );
+    for (program, _) in NEEDED {
+        script.push_str(&format!(
+            "command -v {program} >/dev/null 2>&1 || echo missing={program}; "
+        ));
+    }
+    script
+}
+
+impl HostFacts {
+    /// Reads what [`check_script`] printed.
+    fn parse(text: &str) -> Result<HostFacts, String> {
+        let mut facts = HostFacts {
+            user: String::new(),
+            root: false,
+            sudo: false,
+            iptables: false,
+            missing: Vec::new(),
+        };
+        let mut uid = None;
+        for line in text.lines() {
+            match line.trim().split_once('=') {
+                Some(("uid", value)) => uid = Some(value.to_string()),
+                Some(("user", value)) => facts.user = value.to_string(),
+                Some(("sudo", value)) => facts.sudo = value == "yes",
+                Some(("iptables", value)) => facts.iptables = value == "yes",
+                Some(("missing", value)) => facts.missing.push(value.to_string()),
+                // A login banner or a shell's greeting.
+                _ => {}
+            }
+        }
+        let Some(uid) = uid else {
+            return Err(format!("the host's answer has no uid: {text:?}"));
+        };
+        facts.root = uid == "0";
+        Ok(facts)
+    }
+
+    /// Whether the host can take part in a run (`iptables` only when the run cuts links):
+    /// the first thing missing, as an error that says what to fix.
+    pub fn require(&self, name: &HostAddr, iptables: bool) -> Result<(), SshError> {
+        if !self.root && !self.sudo {
+            return Err(SshError::NoSudo {
+                host: name.to_string(),
+                name: name.host.clone(),
+                user: self.user.clone(),
+            });
+        }
+        let missing = self.missing.iter().map(String::as_str);
+        let missing = missing.chain((iptables && !self.iptables).then_some("iptables"));
+        if let Some(program) = missing.into_iter().next() {
+            let package = NEEDED
+                .iter()
+                .find(|(needed, _)| *needed == program)
+                .map_or(program, |(_, package)| *package);
+            return Err(SshError::Missing {
+                host: name.to_string(),
+                program: program.to_string(),
+                package: package.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A host's clock against this machine's, as measured over SSH.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClockOffset {
+    /// The host's clock minus this machine's, in milliseconds (positive: the host is ahead).
+    pub offset_ms: f64,
+    /// The round trip of the measurement, in milliseconds: the offset is right within half
+    /// of it.
+    pub round_trip_ms: f64,
+}
+
+impl ClockOffset {
+    /// The offset when this machine's clock read `sent_ns` just before asking and
+    /// `received_ns` just after the answer, and the host's read `remote_ns` in between: the
+    /// host read its clock, at best guess, at the midpoint of the round trip.
+    pub fn measured(sent_ns: i128, received_ns: i128, remote_ns: i128) -> ClockOffset {
+        let midpoint = sent_ns + (received_ns - sent_ns) / 2;
+        ClockOffset {
+            offset_ms: (remote_ns - midpoint) as f64 / 1e6,
+            round_trip_ms: (received_ns - sent_ns) as f64 / 1e6,
+        }
+    }
+}
+
+/// Nanoseconds since the epoch on this machine's clock.
+fn now_ns() -> i128 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => since.as_nanos() as i128,
+        Err(before) => -(before.duration().as_nanos() as i128),
+    }
+}
+
+/// `text` quoted for `sh`, as one word.
+pub(crate) fn quote(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-=:,@+%".contains(&b))
+    {
+        return text.to_string();
+    }
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The directory of the path `path` on a host (whose paths are `/`-separated whatever this
+/// machine's are): `.` for a bare name, `/` for a file at the root.
+fn parent_dir(path: &str) -> &str {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        None => ".",
+        Some(("", _)) => "/",
+        Some((dir, _)) => dir,
+    }
+}
+
+/// A program to start on a host (see [`RemoteHost::start`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteProgram {
+    /// The program, as the host runs it (a path, or a name in its PATH).
+    pub program: String,
+    pub args: Vec<String>,
+    /// Its own directory on the host: it runs there, and its pid file is `pid` in it.
+    pub dir: String,
+    /// Where its stdout and stderr go (appended: a restarted program keeps its log).
+    pub log: String,
+}
+
+/// The signals the harness sends to processes on a host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteSignal {
+    Kill,
+    Stop,
+    Cont,
+    Term,
+}
+
+impl RemoteSignal {
+    fn name(self) -> &'static str {
+        match self {
+            RemoteSignal::Kill => "KILL",
+            RemoteSignal::Stop => "STOP",
+            RemoteSignal::Cont => "CONT",
+            RemoteSignal::Term => "TERM",
+        }
+    }
+}
+
+/// A shell test that the process of `dir`'s pid file runs, as `$p`: its working directory
+/// is `dir`, symbolic links resolved (a zombie's is unreadable, so a dead process that was
+/// not reaped does not count).
+fn ours(dir: &str) -> String {
+    let dir = quote(dir);
+    format!(
+        "d=$(cd {dir} 2>/dev/null && pwd -P) && p=$(cat {dir}/pid 2>/dev/null) && \
+         [ -n \"$p\" ] && [ \"$(readlink /proc/$p/cwd 2>/dev/null)\" = \"$d\" ]"
+    )
+}
+
+/// One host, over its connection, as the login user or through sudo.
+pub struct RemoteHost {
+    session: SshSession,
+    /// `sudo -n ` for a login user that is not root, else nothing.
+    sudo: &'static str,
+}
+
+impl RemoteHost {
+    /// Checks what the host offers (see [`HostFacts`]); the host then acts through sudo if its
+    /// login user is not root. Whether the facts suffice is [`HostFacts::require`]'s to say.
+    pub async fn check(session: SshSession) -> Result<(RemoteHost, HostFacts), SshError> {
+        let answer = session.run_ok("checking the host", &check_script()).await?;
+        let facts = HostFacts::parse(&answer).map_err(|detail| SshError::Failed {
+            host: session.host().to_string(),
+            what: "checking the host".to_string(),
+            status: "an answer it could not read".to_string(),
+            stderr: detail,
+        })?;
+        let sudo = if facts.root { "" } else { "sudo -n " };
+        Ok((RemoteHost { session, sudo }, facts))
+    }
+
+    /// The host's connection.
+    pub fn session(&self) -> &SshSession {
+        &self.session
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) -> Result<(), SshError> {
+        self.session.close().await
+    }
+
+    /// `script` run as root (through `sudo -n sh -c` for a login user that is not root).
+    fn as_root(&self, script: &str) -> String {
+        if self.sudo.is_empty() {
+            script.to_string()
+        } else {
+            format!("{}sh -c {}", self.sudo, quote(script))
+        }
+    }
+
+    /// Copies the local file `from` to `to` on the host, executable, replacing what is there
+    /// only once all of it arrived.
+    pub async fn put_file(&self, from: &Path, to: &str) -> Result<(), SshError> {
+        let what = format!("copying {} to {to}", from.display());
+        let mut file = tokio::fs::File::open(from)
+            .await
+            .map_err(|source| SshError::Local {
+                host: self.session.host().to_string(),
+                what: what.clone(),
+                source,
+            })?;
+        let part = quote(&format!("{to}.part"));
+        let dir = quote(parent_dir(to));
+        let script = self.as_root(&format!(
+            "mkdir -p {dir} && cat > {part} && chmod 755 {part} && mv -f {part} {to}",
+            to = quote(to)
+        ));
+        self.session
+            .run_with_input(&what, &script, &mut file, COPY_TIMEOUT)
+            .await
+            .map(drop)
+    }
+
+    /// Starts `program` detached from the connection (its own session, immune to hangups,
+    /// no terminal), in its directory, with its output appended to its log and its pid in
+    /// `pid` there. Returns the pid.
+    pub async fn start(&self, program: &RemoteProgram) -> Result<u32, SshError> {
+        let mut command = quote(&program.program);
+        for arg in &program.args {
+            command.push(' ');
+            command.push_str(&quote(arg));
+        }
+        let dir = quote(&program.dir);
+        let script = self.as_root(&format!(
+            "mkdir -p {dir} && cd {dir} && \
+             {{ setsid nohup {command} </dev/null >>{log} 2>&1 & echo $! > pid; echo $!; }}",
+            log = quote(&program.log)
+        ));
+        let what = format!("starting {} in {}", program.program, program.dir);
+        let answer = self.session.run_ok(&what, &script).await?;
+        answer.trim().parse().map_err(|_| SshError::Failed {
+            host: self.session.host().to_string(),
+            what,
+            status: "no pid".to_string(),
+            stderr: answer.trim().to_string(),
+        })
+    }
+
+    /// Sends `signal` to the process started in `dir`, if it runs; with [`RemoteSignal::Kill`]
+    /// waits (bounded) until it is gone. Returns whether it ran.
+    pub async fn signal(&self, dir: &str, signal: RemoteSignal) -> Result<bool, SshError> {
+        let ours = ours(dir);
+        let name = signal.name();
+        let wait = if signal == RemoteSignal::Kill {
+            format!(
+                "i=0; while {ours} && [ $i -lt {KILL_WAIT_TENTHS} ]; do sleep 0.1; i=$((i+1)); done; "
+            )
+        } else {
+            String::new()
+        };
+        let script = self.as_root(&format!(
+            "if {ours}; then kill -s {name} \"$p\" || exit 1; {wait}echo yes; else echo no; fi"
+        ));
+        let answer = self
+            .session
+            .run_ok(&format!("SIG{name} to the process in {dir}"), &script)
+            .await?;
+        Ok(answer.trim() == "yes")
+    }
+
+    /// Whether the process started in `dir` runs (paused counts as running).
+    pub async fn alive(&self, dir: &str) -> Result<bool, SshError> {
+        let script = format!("if {}; then echo yes; else echo no; fi", ours(dir));
+        let answer = self
+            .session
+            .run_ok(
+                &format!("asking whether the process in {dir} runs"),
+                &self.as_root(&script),
+            )
+            .await?;
+        Ok(answer.trim() == "yes")
+    }
+
+    /// Copies the directory `from` on the host into the local directory `into` (created if
+    /// need be), as a tar stream over the connection.
+    pub async fn copy_dir_back(&self, from: &str, into: &Path) -> Result<(), SshError> {
+        let what = format!("copying {from} back");
+        let local = |source| SshError::Local {
+            host: self.session.host().to_string(),
+            what: what.clone(),
+            source,
+        };
+        std::fs::create_dir_all(into).map_err(local)?;
+        let mut untar = tokio::process::Command::new("tar")
+            .arg("-x")
+            .arg("-C")
+            .arg(into)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(local)?;
+        let Some(mut stdin) = untar.stdin.take() else {
+            return Err(local(std::io::Error::other("tar has no stdin")));
+        };
+        let script = self.as_root(&format!("tar -C {} -cf - .", quote(from)));
+        let sent = self
+            .session
+            .run_into(&what, &script, &mut stdin, COPY_TIMEOUT)
+            .await;
+        drop(stdin);
+        let untarred = untar.wait_with_output().await.map_err(local)?;
+        sent?;
+        if !untarred.status.success() {
+            let stderr = String::from_utf8_lossy(&untarred.stderr);
+            return Err(local(std::io::Error::other(format!(
+                "tar -x into {} failed: {}",
+                into.display(),
+                stderr.trim()
+            ))));
+        }
+        Ok(())
+    }
+
+    /// The host's clock against this machine's: of [`CLOCK_SAMPLES`] readings of `date`, the
+    /// one with the shortest round trip (the tightest bound). The readings are lines of one
+    /// conversation: a command per reading would add a session's set-up, on the host's side
+    /// of the round trip only, to every reading.
+    pub async fn clock_offset(&self) -> Result<ClockOffset, SshError> {
+        let what = "reading the host's clock";
+        let limit = Duration::from_secs(10);
+        let work = async {
+            let mut clock = self
+                .session
+                .converse(what, "while read -r _; do date +%s%N; done")
+                .await?;
+            let mut best: Option<ClockOffset> = None;
+            for _ in 0..CLOCK_SAMPLES {
+                let sent = now_ns();
+                let answer = clock.ask("now").await?;
+                let received = now_ns();
+                let remote: i128 = answer.trim().parse().map_err(|_| SshError::Failed {
+                    host: self.session.host().to_string(),
+                    what: what.to_string(),
+                    status: "not a time in nanoseconds (GNU date?)".to_string(),
+                    stderr: answer.trim().to_string(),
+                })?;
+                let sample = ClockOffset::measured(sent, received, remote);
+                if best.is_none_or(|best| sample.round_trip_ms < best.round_trip_ms) {
+                    best = Some(sample);
+                }
+            }
+            clock.finish().await?;
+            Ok(best.expect("at least one sample"))
+        };
+        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+            Err(SshError::TimedOut {
+                host: self.session.host().to_string(),
+                what: what.to_string(),
+                after: limit,
+            })
+        })
+    }
+
+    /// Kills (SIGKILL) every process started in a directory under `root` that still runs,
+    /// and waits (bounded) until they are gone. Returns how many there were.
+    pub async fn kill_all_under(&self, root: &str) -> Result<usize, SshError> {
+        let root = quote(root);
+        let script = self.as_root(&format!(
+            "n=0; for f in {root}/*/pid; do [ -f \"$f\" ] || continue; d=$(cd \"$(dirname \"$f\")\" && pwd -P); \
+             p=$(cat \"$f\"); [ \"$(readlink /proc/$p/cwd 2>/dev/null)\" = \"$d\" ] || continue; \
+             kill -s KILL \"$p\" && n=$((n+1)); \
+             i=0; while [ -e /proc/$p/cwd ] && [ $i -lt {KILL_WAIT_TENTHS} ]; do sleep 0.1; i=$((i+1)); done; \
+             done; echo $n"
+        ));
+        let answer = self
+            .session
+            .run_ok(&format!("killing what runs under {root}"), &script)
+            .await?;
+        Ok(answer.trim().parse().unwrap_or(0))
+    }
+
+    /// Removes the directory `dir` on the host, and everything in it.
+    pub async fn remove_dir(&self, dir: &str) -> Result<(), SshError> {
+        let script = self.as_root(&format!("rm -rf {}", quote(dir)));
+        self.session
+            .run_ok(&format!("removing {dir}"), &script)
+            .await
+            .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offset_is_the_host_clock_against_the_round_trips_midpoint() {
+        // Asked at 1000 ms, answered at 1010 ms, the host read 1105 ms: at the midpoint
+        // (1005 ms) it was 100 ms ahead, give or take half the 10 ms round trip.
+        let ahead = ClockOffset::measured(1_000_000_000, 1_010_000_000, 1_105_000_000);
+        assert_eq!(ahead.offset_ms, 100.0);
+        assert_eq!(ahead.round_trip_ms, 10.0);
+        let behind = ClockOffset::measured(1_000_000_000, 1_002_000_000, 998_500_000);
+        assert_eq!(behind.offset_ms, -2.5);
+        assert_eq!(behind.round_trip_ms, 2.0);
+        // Real epochs in nanoseconds do not overflow or lose the sub-millisecond part.
+        let now = 1_796_000_000_123_456_789_i128;
+        let close = ClockOffset::measured(now, now + 400_000, now + 200_000 + 250_000);
+        assert!((close.offset_ms - 0.25).abs() < 1e-9, "{close:?}");
+    }
+
+    #[test]
+    fn a_files_directory_on_a_host_is_what_precedes_its_last_slash() {
+        assert_eq!(
+            parent_dir("/opt/faultline/bin/faultline-node"),
+            "/opt/faultline/bin"
+        );
+        assert_eq!(parent_dir("/faultline-node"), "/");
+        assert_eq!(parent_dir("faultline-node"), ".");
+        assert_eq!(parent_dir("bin/faultline-node"), "bin");
+    }
+
+    #[test]
+    fn words_are_quoted_for_sh_only_when_they_need_it() {
+        assert_eq!(quote("/var/lib/faultline/n1"), "/var/lib/faultline/n1");
+        assert_eq!(quote("n1=198.18.0.11:7001"), "n1=198.18.0.11:7001");
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote("$(reboot)"), "'$(reboot)'");
+        assert_eq!(quote("a;b"), "'a;b'");
+    }
+
+    #[test]
+    fn the_hosts_answer_says_who_logged_in_and_what_is_there() {
+        let facts = HostFacts::parse(
+            "Welcome to the machine\nuid=1000\nuser=ci\nsudo=no\niptables=yes\nmissing=setsid\n",
+        )
+        .unwrap();
+        assert_eq!(
+            facts,
+            HostFacts {
+                user: "ci".to_string(),
+                root: false,
+                sudo: false,
+                iptables: true,
+                missing: vec!["setsid".to_string()],
+            }
+        );
+        let root = HostFacts::parse("uid=0\nuser=root\nsudo=yes\niptables=no\n").unwrap();
+        assert!(root.root && root.sudo && !root.iptables && root.missing.is_empty());
+        assert!(HostFacts::parse("sh: 1: id: not found\n").is_err());
+
+        // What a run needs, in the order it is told: sudo, the programs, iptables.
+        let host = HostAddr::parse("ci@h1").unwrap();
+        let refused = |facts: &HostFacts, iptables: bool| {
+            facts.require(&host, iptables).unwrap_err().to_string()
+        };
+        assert!(refused(&facts, true).starts_with("ci on ci@h1 is not root"));
+        let sudo = HostFacts {
+            sudo: true,
+            ..facts.clone()
+        };
+        assert_eq!(
+            refused(&sudo, true),
+            "ci@h1 has no `setsid`, which Faultline needs there: install it (apt-get install \
+             util-linux)"
+        );
+        let no_iptables = HostFacts {
+            iptables: false,
+            missing: Vec::new(),
+            ..sudo.clone()
+        };
+        assert!(refused(&no_iptables, true).contains("(apt-get install iptables)"));
+        assert!(no_iptables.require(&host, false).is_ok());
+        assert!(root.require(&host, false).is_ok());
+        // Every program the script looks for is one the facts can name a package for.
+        let script = check_script();
+        for (program, _) in NEEDED {
+            assert!(
+                script.contains(&format!("echo missing={program}")),
+                "{script}"
+            );
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The control channel to remote hosts (issue 18): what the harness does on a machine it
+//! reaches over SSH, for nodes that run there instead of on this machine.
+//!
+//! - `address.rs`: a host as `--hosts` names it (`[user@]host[:port]`), and the list;
+//! - `ssh.rs`: one multiplexed SSH connection per host, commands on it with a time limit,
+//!   and every failure classified into an error that names the host and what to fix;
+//! - `host.rs`: what the harness does on one host: check that it can (root or passwordless
+//!   sudo, iptables), put a file there, start a program detached with a pid file, signal it,
+//!   ask whether it lives, copy a directory back, measure the clock's offset, clean up;
+//! - `command.rs`: `faultline hosts`, which checks every host a run would use.
+//!
+//! # Why the `openssh` crate, and its native multiplexing
+//!
+//! The channel is the user's own OpenSSH client, driven by the `openssh` crate (openssh-rust,
+//! maintained, 0.11) rather than an SSH implementation in Rust: `ssh` brings the user's
+//! configuration (`~/.ssh/config` or `--ssh-config`: users, ports, jump hosts, identity
+//! files), their agent and their known hosts, with nothing to configure twice. The crate
+//! starts one `ssh` master per host (`ControlMaster`, `BatchMode=yes`, so that a password
+//! prompt is a failure and never a hang) in a private directory that it removes at the end,
+//! which is what we would otherwise write by hand around `ssh -o ControlMaster=auto -o
+//! ControlPersist`; and with its `native-mux` feature it speaks the multiplexing protocol to
+//! the master's control socket itself, so a command is one round trip on the open connection
+//! with no `ssh` process started per command: a fault (a SIGKILL, an iptables rule) takes a
+//! round trip, not a process start and a round trip. Its one shortcoming here, reporting a
+//! failed connection as ssh's stderr text, is made up for by `ssh::classify`, which turns
+//! that text into an unreachable host, a refused login or a changed host key. One setting of
+//! the user's it overrides: it always passes `StrictHostKeyChecking`, and we ask for
+//! `accept-new` (a host seen for the first time has its key recorded, a changed key is
+//! refused), so a configuration that says `yes` is relaxed for new hosts.
+//!
+//! Every wait is bounded: connecting by ssh's `ConnectTimeout` (and an outer limit above it),
+//! each command by a time limit of its own; a host that stops answering mid-run is noticed
+//! by `ServerAliveInterval`.
+//!
+//! Not every piece is used by a run yet: `faultline test --hosts` (nodes started, faulted and
+//! collected through `host.rs`) is the next step of issue 18, so the unused part of this
+//! module is allowed to be dead outside its tests until then.
+
+mod address;
+pub mod command;
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "used by `faultline test --hosts`, the next step of issue 18"
+    )
+)]
+mod host;
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "used by `faultline test --hosts`, the next step of issue 18"
+    )
+)]
+mod ssh;
+
+#[cfg(test)]
+mod tests;
