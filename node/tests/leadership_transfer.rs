@@ -31,7 +31,6 @@ fn ask_transfer(cluster: &TestCluster, i: usize, body: &str) -> (StatusCode, Val
     (status, response.json().unwrap_or(Value::Null))
 }
 
-/// The term of node `i`, which must answer.
 /// Waits until every thread of `pid` is stopped: `kill` returns once SIGSTOP is sent, and a
 /// busy machine may let the node run on for a moment (enough to obey a TimeoutNow).
 fn wait_until_stopped(pid: Pid) {
@@ -53,6 +52,7 @@ fn wait_until_stopped(pid: Pid) {
     panic!("process {pid} did not stop within a second of SIGSTOP");
 }
 
+/// The term of node `i`, which must answer.
 fn term(cluster: &TestCluster, i: usize) -> u64 {
     cluster.status_u64(i, "term").expect("the node answers")
 }
