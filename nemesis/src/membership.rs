@@ -239,6 +239,11 @@ pub fn replaces(pick: u64) -> bool {
     pick % 4 >= 2
 }
 
+/// `pick`, made one that [`replaces`] where it can (the rest of it still chooses the nodes).
+pub fn replacing(pick: u64) -> u64 {
+    pick | 0b10
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +265,18 @@ mod tests {
 
     fn next(members: &Members, pick: u64) -> Option<MemberChange> {
         next_change(members, &names(&NODES), 3, pick)
+    }
+
+    #[test]
+    fn a_pick_made_replacing_replaces_a_follower_among_three_voters() {
+        let three = members(&["n1", "n2", "n3"], &[], "n1");
+        for pick in 0..64 {
+            assert!(replaces(replacing(pick)), "{pick}");
+            assert!(
+                matches!(next(&three, replacing(pick)), Some(MemberChange::Replace { remove, .. }) if remove != "n1"),
+                "{pick}"
+            );
+        }
     }
 
     #[test]

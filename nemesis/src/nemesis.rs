@@ -1595,11 +1595,12 @@ mod tests {
         setup.cluster.set_leader(Some("n1"));
         let election = Duration::from_millis(150);
         setup.cluster.hold_elections(&setup.network, election);
-        // Two faults, from 0.5 s to 1.5 s and from 2.5 s to 3.5 s.
+        // Two faults, from 0.8 s to 1.8 s and from 3.1 s to 4.1 s: each runs alone, after
+        // the cluster settled.
         run_for(
             &setup,
             &schedule("flap-leader", 5),
-            Duration::from_millis(3600),
+            Duration::from_millis(4200),
         )
         .await;
         let timeline = timeline(&setup);
@@ -1657,7 +1658,7 @@ mod tests {
         run_for(
             &setup,
             &schedule("flap-leader", 5),
-            Duration::from_millis(1600),
+            Duration::from_millis(1900),
         )
         .await;
         let summary: Vec<_> = timeline(&setup)
@@ -1667,10 +1668,69 @@ mod tests {
         assert_eq!(
             summary,
             [
-                (0.5, EventName::StartPartition, isolation("n2", 3)),
-                (1.5, EventName::StopPartition, isolation("n2", 3)),
+                (0.8, EventName::StartPartition, isolation("n2", 3)),
+                (1.8, EventName::StopPartition, isolation("n2", 3)),
             ]
         );
+    }
+
+    /// In a default run with the membership fault, a replacement that ran alone released the
+    /// process and network lanes together, and the process lane's kill or pause landed in
+    /// flap-leader's round. Flap-leader runs alone: every node runs when a round cuts the
+    /// leader off, and until the heal only the round's successor is paused.
+    #[tokio::test(start_paused = true)]
+    async fn flap_leader_runs_alone_no_process_fault_lands_inside_its_rounds() {
+        use EventName::*;
+        for seed in 1..=8 {
+            let setup = setup(5);
+            setup.cluster.set_members(&["n1", "n2", "n3"], &[]);
+            setup.cluster.set_leader(Some("n1"));
+            setup
+                .cluster
+                .hold_elections(&setup.network, Duration::from_millis(150));
+            run_for(
+                &setup,
+                &schedule("kill,pause,flap-leader,membership", seed),
+                Duration::from_secs(12),
+            )
+            .await;
+            let timeline = timeline(&setup);
+            let nodes = setup.cluster.nodes();
+            let mut out = BTreeSet::<String>::new();
+            let mut rounds = 0;
+            for (at, (_, event)) in timeline.iter().enumerate() {
+                let these = || {
+                    let nodes = event.value.as_array().into_iter().flatten();
+                    nodes.map(|node| node.as_str().unwrap_or_default().to_owned())
+                };
+                match event.f {
+                    Kill | Pause => out.extend(these()),
+                    Restart | Resume => these().for_each(|node| {
+                        out.remove(&node);
+                    }),
+                    _ => {}
+                }
+                let isolated = nodes.iter().any(|node| event.value == isolation(node, 5));
+                if event.f != StartPartition || !isolated {
+                    continue;
+                }
+                rounds += 1;
+                assert_eq!(out, BTreeSet::new(), "seed {seed}, at {at}: {timeline:?}");
+                let healed = (at..timeline.len())
+                    .find(|&then| timeline[then].1.f == StopPartition)
+                    .expect("the isolation is healed");
+                let inside: Vec<EventName> = timeline[at + 1..healed]
+                    .iter()
+                    .map(|(_, event)| event.f)
+                    .filter(|f| !matches!(f, ChangeMembers | MembersChanged))
+                    .collect();
+                assert!(
+                    inside.is_empty() || inside == [Pause],
+                    "seed {seed}, at {at}: {timeline:?}"
+                );
+            }
+            assert!(rounds > 0, "seed {seed}: flap-leader ran: {timeline:?}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -154,10 +154,11 @@ pub enum FaultPlan {
         /// The node to isolate when no leader is known.
         fallback: NodeName,
     },
-    /// Round after round, for as long as the fault lasts: isolate the leader of the moment;
-    /// as soon as another node leads, SIGSTOP it and heal; SIGCONT it 350 ms later and
-    /// crash-restart the deposed leader, then wait the round's calm. Healing heals the
-    /// partition in force, or resumes the paused leader.
+    /// Round after round, for as long as the fault lasts (alone: see
+    /// [`FaultPlan::runs_alone`]): isolate the leader of the moment; as soon as another node
+    /// leads, SIGSTOP it and heal; SIGCONT it 350 ms later and crash-restart the deposed
+    /// leader, then wait the round's calm. Healing heals the partition in force, or resumes
+    /// the paused leader.
     FlapLeader(Vec<Flap>),
     /// Round after round, for as long as the fault lasts (three intervals, alone: see
     /// [`FaultPlan::runs_alone`]), two elections of one term that the same voters decide,
@@ -258,10 +259,12 @@ impl FaultPlan {
     /// needs it (see [`FaultPlan::Membership`]). Restart-bridge needs both sides of its
     /// partition running and the bridge crashed by nobody else: a kill or pause from the
     /// process lane spoils the elections it sets up, and in a default run it would meet one
-    /// most of the time.
+    /// most of the time. Flap-leader needs the deposed leader running, with its suffix, until
+    /// it crashes it itself: a kill or pause from the process lane spoils the round (as one
+    /// did when a membership replacement, ending, released both lanes at once).
     pub fn runs_alone(&self) -> bool {
         match self {
-            FaultPlan::RestartBridge { .. } => true,
+            FaultPlan::RestartBridge { .. } | FaultPlan::FlapLeader(_) => true,
             FaultPlan::Membership { pick } => crate::membership::replaces(*pick),
             _ => false,
         }
@@ -285,6 +288,8 @@ pub struct Planner {
     dealt: bool,
     /// Whether a power loss has been planned yet: the first one hits every node.
     powered_off: bool,
+    /// Whether a membership change has been planned yet: the first one may replace a voter.
+    changed_members: bool,
     nodes: Vec<NodeName>,
     interval: Duration,
     /// The clock faults still to come in this round (bump, skew, strobe), dealt like the
@@ -316,6 +321,7 @@ impl Planner {
             deck: Vec::new(),
             dealt: false,
             powered_off: false,
+            changed_members: false,
             nodes,
             interval,
             clock_deck: Vec::new(),
@@ -402,9 +408,23 @@ impl Planner {
                 change: self.clock_change(),
             },
             FaultKind::Membership => FaultPlan::Membership {
-                pick: self.rng.random(),
+                pick: self.membership_pick(),
             },
         })
+    }
+
+    /// What the next membership change picks (see [`crate::next_change`]): at random, but
+    /// the first change replaces a voter where it can. Of every change, only a replacement
+    /// across a split exposes a switch of voters in one step (`membership-one-step`); left
+    /// to chance, some runs began with a learner's joining and promotion, after which the
+    /// four voters were never replaced, and those runs missed the bug.
+    fn membership_pick(&mut self) -> u64 {
+        let pick: u64 = self.rng.random();
+        if std::mem::replace(&mut self.changed_members, true) {
+            pick
+        } else {
+            crate::membership::replacing(pick)
+        }
     }
 
     /// The leader (half the time) or one random node.
@@ -729,6 +749,27 @@ mod tests {
             assert_eq!(kind_of(&network_plans[1]), "flap-leader");
         }
         assert_eq!(seconds.len(), 4, "{seconds:?}");
+    }
+
+    #[test]
+    fn the_first_membership_change_may_replace_and_the_later_ones_are_left_to_the_seed() {
+        let mut later = BTreeSet::new();
+        for seed in 0..50 {
+            let picks: Vec<u64> = plans("membership", 5, seed, 8)
+                .into_iter()
+                .map(|plan| match plan {
+                    FaultPlan::Membership { pick } => pick,
+                    other => panic!("seed {seed}: {other:?}"),
+                })
+                .collect();
+            assert!(crate::membership::replaces(picks[0]), "seed {seed}");
+            later.extend(
+                picks[1..]
+                    .iter()
+                    .map(|pick| crate::membership::replaces(*pick)),
+            );
+        }
+        assert_eq!(later, BTreeSet::from([false, true]));
     }
 
     #[test]
