@@ -95,9 +95,10 @@ fn check_stored_history(store: &Path) -> (Option<i32>, Value) {
     (output.status.code(), json)
 }
 
+/// Most runs here: 10 s at a fault every 2 s, room for the first three faults of each lane.
 const RUN: [&str; 6] = [
     "--time-limit",
-    "15s",
+    "10s",
     "--nemesis-interval",
     "2s",
     "--concurrency",

@@ -82,7 +82,7 @@ fn the_bundled_node_in_namespaces_is_partitioned_stays_valid_and_leaves_nothing(
             "--nemesis",
             "partition,partition-leader,kill",
             "--time-limit",
-            "15s",
+            "10s",
             "--nemesis-interval",
             "2s",
         ],
