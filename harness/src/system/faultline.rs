@@ -168,8 +168,19 @@ impl System for FaultlineSystem {
         Box::pin(contract_local_list(&self.http, node, key))
     }
 
+    /// Membership changes need the bundled node's `--initial-members` and admin API, which
+    /// the HTTP contract does not ask of other nodes: a binary that does not say it is
+    /// `faultline-node` (a wrapper that execs it does) is spared them, even in a default run.
     fn membership_unchangeable(&self) -> Option<String> {
-        None
+        let bundled = (self.version.as_deref()).is_some_and(|v| v.starts_with("faultline-node "));
+        (!bundled).then(|| {
+            format!(
+                "the node binary {} is not faultline-node (its --version says {}), and only \
+                 the bundled node's members can be changed (--initial-members, /admin/members)",
+                self.binary.display(),
+                self.version.as_deref().unwrap_or("nothing")
+            )
+        })
     }
 
     fn members<'a>(&'a self, node: &'a NodeRecord) -> BoxFuture<'a, Option<Members>> {
@@ -324,6 +335,28 @@ mod tests {
             dir: PathBuf::from(format!("/run/nodes/n{i}")),
             namespace: None,
             spare: false,
+        }
+    }
+
+    #[test]
+    fn only_a_binary_that_says_it_is_faultline_node_has_its_members_changed() {
+        let system = |version: Option<&str>| FaultlineSystem {
+            binary: PathBuf::from("/opt/node"),
+            version: version.map(str::to_owned),
+            bugs: Vec::new(),
+            cluster_id: fresh_cluster_id(),
+            http: reqwest::Client::new(),
+        };
+        assert_eq!(
+            system(Some("faultline-node 0.1.0")).membership_unchangeable(),
+            None
+        );
+        for other in [Some("mykv 2.3.1"), Some("faultline-nodes 1"), None] {
+            let reason = system(other).membership_unchangeable().expect("left out");
+            assert!(
+                reason.contains("/opt/node is not faultline-node"),
+                "{reason}"
+            );
         }
     }
 
