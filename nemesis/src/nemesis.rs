@@ -1,8 +1,8 @@
 //! The nemesis: applies faults to a [`Cluster`] and a network ([`Degrader`]), one at a time in
-//! each lane of the [`Schedule`] (process faults and network faults run side by side, so
-//! they overlap, except one that runs alone), keeps track of what it broke so it can always
-//! heal it, reports every start and stop as an [`Event`], and runs the seeded schedule until
-//! a deadline or a cancellation.
+//! each lane of the [`Schedule`] (process, network, clock and membership faults run side by
+//! side, so they overlap, except those that run alone), keeps track of what it broke so it
+//! can always heal it, reports every start and stop as an [`Event`], and runs the seeded
+//! schedule until a deadline or a cancellation.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;

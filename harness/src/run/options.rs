@@ -14,7 +14,7 @@ use crate::store::{self, TestOptions, derived_name};
 /// expose the bugs of the zoo, with the three aimed at the bugs random faults rarely expose
 /// (lagging-failover, flap-leader, restart-bridge), the clock fault and membership changes.
 /// The schedule deals them from a shuffled deck, so at the default interval each is tried
-/// within the first fifteen seconds (the network lane's seven kinds take the longest); the
+/// within the first twenty seconds (the network lane's seven kinds take the longest); the
 /// first deck leads with a power loss of every node and with restart-bridge. The lanes
 /// overlap, so crashes meet partitions, slow links, skewed clocks and membership changes,
 /// except for the faults that run alone (restart-bridge, flap-leader, a replacement of a
