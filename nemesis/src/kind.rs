@@ -8,7 +8,7 @@ use std::str::FromStr;
 /// The names `--nemesis` accepts, in the order an error message lists them.
 const VALID_FAULT_NAMES: &str = "none, kill, kill-majority, kill-all, crash-restart, pause, \
      power-loss, lagging-failover, partition, partition-leader, flap-leader, partition-one-way, \
-     majorities-ring, bridge, restart-bridge, slow, lossy, clock, membership, all";
+     majorities-ring, bridge, restart-bridge, slow, lossy, clock, drifting-leader, membership, all";
 
 /// A malformed `--nemesis` or `--partition-backend` value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,6 +86,12 @@ pub enum FaultKind {
     /// Bump, skew or strobe one node's clocks (CLOCK_REALTIME and CLOCK_MONOTONIC), through
     /// libfaketime: only for nodes started under it (see `clock/`).
     Clock,
+    /// Round after round, alone, for three intervals: the leader's clock slowed by what a
+    /// lease's drift margin must cover (25 %), the leader cut off until another node leads,
+    /// then healed and its clock set back. A lease that counts on no drift outlasts the
+    /// others' promise not to elect, and the old leader serves reads the new one has made
+    /// stale. Aimed at `lease-no-drift`; needs what the clock fault needs.
+    DriftingLeader,
     /// Add and remove members while the run goes on: spare nodes join as learners and are
     /// promoted, voters (the leader among them) are removed or replaced, and removed nodes'
     /// processes are retired (see `membership.rs`). Only for systems that change membership.
@@ -94,7 +100,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind, in a fixed order (the order the seeded schedule draws from).
-    pub const ALL: [FaultKind; 18] = [
+    pub const ALL: [FaultKind; 19] = [
         FaultKind::Kill,
         FaultKind::KillMajority,
         FaultKind::KillAll,
@@ -112,6 +118,7 @@ impl FaultKind {
         FaultKind::Slow,
         FaultKind::Lossy,
         FaultKind::Clock,
+        FaultKind::DriftingLeader,
         FaultKind::Membership,
     ];
 
@@ -135,6 +142,7 @@ impl FaultKind {
             FaultKind::Slow => "slow",
             FaultKind::Lossy => "lossy",
             FaultKind::Clock => "clock",
+            FaultKind::DriftingLeader => "drifting-leader",
             FaultKind::Membership => "membership",
         }
     }
@@ -159,9 +167,15 @@ impl FaultKind {
             | FaultKind::RestartBridge
             | FaultKind::Slow
             | FaultKind::Lossy => Lane::Network,
-            FaultKind::Clock => Lane::Clock,
+            // Cuts the leader off too, but what it aims at is the clock.
+            FaultKind::Clock | FaultKind::DriftingLeader => Lane::Clock,
             FaultKind::Membership => Lane::Membership,
         }
+    }
+
+    /// Whether the kind moves nodes' clocks, and so needs them started under libfaketime.
+    pub fn moves_clocks(self) -> bool {
+        matches!(self, FaultKind::Clock | FaultKind::DriftingLeader)
     }
 
     /// Whether the kind needs the TCP proxy in the path of every peer link (iptables can

@@ -24,6 +24,7 @@ use crate::kind::Lane;
 use crate::partition::{Degradation, Degrader, PartitionError};
 use crate::schedule::{ClockChange, Crash, FaultPlan, Flap, Planner, Schedule, Targets};
 
+mod drifting_leader;
 mod membership_round;
 mod restart_bridge;
 
@@ -327,6 +328,9 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             FaultPlan::RestartBridge { order } => {
                 self.restart_bridge(lane, &order, fault_ends, stopped).await
             }
+            FaultPlan::DriftingLeader(rounds) => {
+                self.drifting_leader(rounds, fault_ends, stopped).await
+            }
             FaultPlan::Membership { pick } => {
                 // No leader known, or a change still under way: ask again while the fault lasts.
                 while !self.change_membership(pick).await? {
@@ -354,7 +358,8 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
     /// targets are resolved now, falling back to the plan's node when no leader is known.
     /// The faults that act again and again do it once this way: a crash-restart storm is a
     /// single round of crashes, each node restarted as soon as it is dead; flap-leader
-    /// isolates the leader once, until healed; restart-bridge cuts its partition, slows the
+    /// isolates the leader once, until healed, and drifting-leader slows the leader's clock
+    /// and isolates it once; restart-bridge cuts its partition, slows the
     /// links into the bridge and crash-restarts the bridge once. A lagging failover is applied whole: it sleeps
     /// through its (short) lag and wake.
     pub async fn start(&self, plan: FaultPlan) -> Result<(), NemesisError> {
@@ -424,6 +429,12 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                     Some(sides) => self.cut_off_leader(lane, sides).await.map(drop),
                     None => Ok(()),
                 }
+            }
+            FaultPlan::DriftingLeader(rounds) => {
+                if let Some(round) = rounds.into_iter().next() {
+                    self.slow_and_cut_off_leader(lane, round.fallback).await?;
+                }
+                Ok(())
             }
             FaultPlan::Slow(how) => {
                 self.degrade(lane, EventName::StartSlow, EventName::StopSlow, how)
@@ -727,14 +738,20 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         fallback: NodeName,
     ) -> Result<NodeName, NemesisError> {
         let leader = self.cluster.leader().await.unwrap_or(fallback);
-        let grudge = Grudge::isolate(&leader, &self.cluster.nodes());
+        self.isolate(lane, &leader).await?;
+        Ok(leader)
+    }
+
+    /// Cuts `node` off from every other node, both ways, its own links first (see
+    /// [`UNHEARD_FIRST`]).
+    async fn isolate(&self, lane: Lane, node: &NodeName) -> Result<(), NemesisError> {
+        let grudge = Grudge::isolate(node, &self.cluster.nodes());
         let (its_own, to_it) = grudge
             .links()
             .into_iter()
-            .partition(|link| link.from == leader);
+            .partition(|link| &link.from == node);
         self.partition_in_steps(lane, &grudge, &[its_own, to_it])
-            .await?;
-        Ok(leader)
+            .await
     }
 
     /// Flap-leader's rounds until `fault_ends`: once every node runs and has caught up,
@@ -1099,6 +1116,7 @@ mod tests {
     use crate::fake::{FakeCluster, FakeNetwork, Journal, recorder};
     use crate::grudge::Link;
     use crate::kind::FaultKinds;
+    use crate::schedule::LEASE_DRIFT_RATE;
 
     struct Setup {
         cluster: Arc<FakeCluster>,
@@ -1648,6 +1666,102 @@ mod tests {
             assert!((0.349..=0.36).contains(&paused), "paused {paused} s");
             assert!(round[4].0 - round[3].0 < 0.01, "{round:?}");
         }
+        assert_all_healed(&setup);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drifting_leader_slows_the_leaders_clock_cuts_it_off_and_heals_both_each_round() {
+        let setup = setup(3);
+        setup.cluster.set_leader(Some("n1"));
+        let election = Duration::from_millis(150);
+        setup.cluster.hold_elections(&setup.network, election);
+        // One fault, from 0.5 s to 3.5 s.
+        run_for(
+            &setup,
+            &schedule("drifting-leader", 9),
+            Duration::from_millis(3600),
+        )
+        .await;
+        let timeline = timeline(&setup);
+        let rounds: Vec<_> = timeline
+            .chunks(4)
+            .filter(|round| round.len() == 4)
+            .collect();
+        assert!(rounds.len() >= 4, "several rounds a fault: {timeline:?}");
+        use EventName::*;
+        // The last round may be cut short by the fault's end.
+        for (number, round) in rounds.iter().enumerate() {
+            let names: Vec<EventName> = round.iter().map(|(_, event)| event.f).collect();
+            assert_eq!(
+                names,
+                [SkewClock, StartPartition, ResetClock, StopPartition]
+            );
+            let slowed = round[0].1.value["node"].as_str().unwrap().to_owned();
+            assert_eq!(round[0].1.value["rate"], json!(LEASE_DRIFT_RATE));
+            assert_eq!(round[1].1.value, isolation(&slowed, 3), "cuts {slowed} off");
+            assert_eq!(
+                round[2].1.value["node"],
+                json!(slowed),
+                "its clock set back"
+            );
+            // The node reads its slowed clock first; the others elect (150 ms, seen within a
+            // poll); the old lease runs out (80 ms more) before the heal.
+            let slow_first = round[1].0 - round[0].0;
+            assert!((0.029..0.04).contains(&slow_first), "{slow_first} s");
+            let held = round[3].0 - round[1].0;
+            let polled = (election + 2 * LEADER_POLL).as_secs_f64() + 0.08;
+            if number + 1 < rounds.len() {
+                assert!(
+                    (0.23..polled).contains(&held),
+                    "held {held} s: {timeline:?}"
+                );
+            }
+        }
+        // The fake elects the next node in order: each round cuts off the one after.
+        let slowed: Vec<&Value> = timeline
+            .iter()
+            .filter(|(_, event)| event.f == SkewClock)
+            .map(|(_, event)| &event.value["node"])
+            .collect();
+        assert_eq!(slowed[..3], [&json!("n1"), &json!("n2"), &json!("n3")]);
+        assert_all_healed(&setup);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drifting_leader_runs_alone_no_process_fault_lands_inside_its_rounds() {
+        let setup = setup(3);
+        setup.cluster.set_leader(Some("n1"));
+        setup
+            .cluster
+            .hold_elections(&setup.network, Duration::from_millis(150));
+        run_for(
+            &setup,
+            &schedule("kill,pause,drifting-leader", 4),
+            Duration::from_secs(8),
+        )
+        .await;
+        let timeline = timeline(&setup);
+        let mut slowed = false;
+        for (at, event) in &timeline {
+            match event.f {
+                EventName::SkewClock => slowed = true,
+                EventName::ResetClock => slowed = false,
+                EventName::Kill | EventName::Pause => {
+                    assert!(
+                        !slowed,
+                        "{:?} at {at} s inside a round: {timeline:?}",
+                        event.f
+                    )
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            timeline
+                .iter()
+                .any(|(_, event)| event.f == EventName::SkewClock),
+            "{timeline:?}"
+        );
         assert_all_healed(&setup);
     }
 

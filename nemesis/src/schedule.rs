@@ -79,7 +79,7 @@ pub struct Crash {
     pub then: Duration,
 }
 
-/// One round of a flap-leader fault.
+/// One round of a flap-leader or drifting-leader fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flap {
     /// The node to isolate when no leader is known.
@@ -88,8 +88,15 @@ pub struct Flap {
     pub calm: Duration,
 }
 
+/// The rate drifting-leader runs the leader's clock at: 25 % slow, the clock fault's largest
+/// skew. Over the bundled node's shortest election timeout (150 ms) the others' clocks gain
+/// 37.5 ms on it, which its default lease drift margin (40 ms) covers. A lease counted on
+/// it lasts a third longer in true time: one that leaves no margin outlasts the others'
+/// refusal of votes by up to 50 ms.
+pub const LEASE_DRIFT_RATE: f64 = 0.75;
+
 /// What a clock fault does to its node's clock. The magnitudes are drawn around the bundled
-/// node's timing (heartbeat 50 ms, election timeout 150-300 ms, lease drift margin 30 ms):
+/// node's timing (heartbeat 50 ms, election timeout 150-300 ms, lease drift margin 40 ms):
 /// see [`Planner`]'s `clock_change`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ClockChange {
@@ -212,6 +219,21 @@ pub enum FaultPlan {
         /// The seeded choice.
         pick: u64,
     },
+    /// Round after round, for as long as the fault lasts (three intervals, alone: see
+    /// [`FaultPlan::runs_alone`]), a leader's lease put to its clock assumption:
+    /// 1. slow the clock of the leader of the moment (or else the round's fallback) to
+    ///    [`LEASE_DRIFT_RATE`], and let it take a lease or two at that rate;
+    /// 2. cut it off from every other node, its own links first;
+    /// 3. once another node leads, wait until any lease the old leader holds has run out,
+    ///    then heal every link and set its clock back to true time; wait the round's calm.
+    ///
+    /// Elections run on the others' clocks, which keep true time: they stop refusing votes
+    /// one shortest election timeout after they last heard the leader. A lease that lasts
+    /// that whole timeout on the slowed clock (`lease-no-drift`) ends a third later in true
+    /// time, and the old leader serves reads under it that miss the new leader's writes. A
+    /// lease that leaves a margin for the drift (the bundled node's default, 40 ms and a tick
+    /// of 150 ms) ends before any vote is granted. Healing heals the partition and the clock.
+    DriftingLeader(Vec<Flap>),
     /// Change one node's clock (the leader's when the fault starts, or one node's); healing
     /// sets it back to true time.
     Clock {
@@ -239,17 +261,17 @@ impl FaultPlan {
             | FaultPlan::RestartBridge { .. }
             | FaultPlan::Slow(_)
             | FaultPlan::Lossy(_) => Lane::Network,
-            FaultPlan::Clock { .. } => Lane::Clock,
+            FaultPlan::Clock { .. } | FaultPlan::DriftingLeader(_) => Lane::Clock,
             FaultPlan::Membership { .. } => Lane::Membership,
         }
     }
 
     /// How long the fault lasts in a schedule of `interval`: one interval, except
-    /// restart-bridge, which lasts three, for about three rounds (each waits for an
-    /// election).
+    /// restart-bridge and drifting-leader, which last three, for several rounds (each waits
+    /// for an election).
     pub fn lasts(&self, interval: Duration) -> Duration {
         match self {
-            FaultPlan::RestartBridge { .. } => interval * 3,
+            FaultPlan::RestartBridge { .. } | FaultPlan::DriftingLeader(_) => interval * 3,
             _ => interval,
         }
     }
@@ -262,9 +284,14 @@ impl FaultPlan {
     /// most of the time. Flap-leader needs the deposed leader running, with its suffix, until
     /// it crashes it itself: a kill or pause from the process lane spoils the round (as one
     /// did when a membership replacement, ending, released both lanes at once).
+    /// Drifting-leader needs the others to elect as soon as their clocks let them: a node
+    /// down or paused, or a partition of the network lane, delays the election past the
+    /// window it aims at.
     pub fn runs_alone(&self) -> bool {
         match self {
-            FaultPlan::RestartBridge { .. } | FaultPlan::FlapLeader(_) => true,
+            FaultPlan::RestartBridge { .. }
+            | FaultPlan::FlapLeader(_)
+            | FaultPlan::DriftingLeader(_) => true,
             FaultPlan::Membership { pick } => crate::membership::replaces(*pick),
             _ => false,
         }
@@ -304,11 +331,13 @@ pub struct Planner {
 /// its vote vote twice (`forget-vote`), and its rounds succeed seldom, so it needs every
 /// round a run can give it; flap-leader, right after it, is the one that gives a follower a
 /// conflicting suffix to keep (`no-truncate`), and left to the shuffle it came on average a
-/// dozen seconds into a run.
-pub const LEADING: [FaultKind; 3] = [
+/// dozen seconds into a run; drifting-leader, the clock lane's first, is the one that shows a
+/// lease with no margin for drift (`lease-no-drift`), in one round of ten or so.
+pub const LEADING: [FaultKind; 4] = [
     FaultKind::PowerLoss,
     FaultKind::RestartBridge,
     FaultKind::FlapLeader,
+    FaultKind::DriftingLeader,
 ];
 
 impl Planner {
@@ -407,6 +436,7 @@ impl Planner {
                 target: self.one_node_or_leader(),
                 change: self.clock_change(),
             },
+            FaultKind::DriftingLeader => FaultPlan::DriftingLeader(self.drifts()),
             FaultKind::Membership => FaultPlan::Membership {
                 pick: self.membership_pick(),
             },
@@ -442,8 +472,8 @@ impl Planner {
     ///   (150 ms) to well past the longest (300 ms), so that some jumps ahead run a timeout out
     ///   at once and some jumps back hold a leader's heartbeats (50 ms) for several rounds.
     /// - A skew runs the clock 2 to 25 % fast or slow: from a drift that any lease margin
-    ///   covers to one that breaks the bundled node's (30 ms of a 150 ms election timeout is
-    ///   20 %); over a one-second fault that is 20 to 250 ms of offset.
+    ///   covers to the most the bundled node's default covers (40 ms of a 150 ms election
+    ///   timeout); over a one-second fault that is 20 to 250 ms of offset.
     /// - A strobe flips between two offsets 100 to 400 ms apart every 20 to 60 ms: several
     ///   flips within a heartbeat and within an election timeout, so the node's timers see its
     ///   clock step back and forth between them.
@@ -505,6 +535,21 @@ impl Planner {
             crashes.push(Crash { targets, then });
         }
         crashes
+    }
+
+    /// Drifting-leader rounds, each with a fallback and a calm of 100 to 200 ms (the old
+    /// leader catches up, and the new one takes a lease), enough of them that their calms
+    /// alone fill the fault's three intervals.
+    fn drifts(&mut self) -> Vec<Flap> {
+        (0..3)
+            .flat_map(|_| self.fill_interval(100..=200))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|calm| Flap {
+                fallback: self.any_node(),
+                calm,
+            })
+            .collect()
     }
 
     /// Flap-leader rounds, each with a fallback and a calm of 100 to 300 ms, enough of
@@ -631,6 +676,7 @@ mod tests {
                 change: ClockChange::Strobe { .. },
                 ..
             } => "strobe-clock",
+            FaultPlan::DriftingLeader(_) => "drifting-leader",
             FaultPlan::Membership { .. } => "membership",
         }
     }

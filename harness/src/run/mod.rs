@@ -276,16 +276,22 @@ async fn leave_out_what_cannot_run(args: &TestArgs, options: &mut TestOptions) -
     }
 }
 
-/// Whether the clock fault can run here if asked for, and the libfaketime to start the nodes
-/// under when it runs (and only then: every clock call of a node under it costs a read of its
-/// control file). A system whose nodes cannot run under libfaketime, or a machine without
-/// it, leaves the fault out, saying so; a `--nemesis` list that names it is refused (exit 3).
+/// Whether the faults that move clocks (clock, drifting-leader) can run here if asked for, and
+/// the libfaketime to start the nodes under when they run (and only then: every clock call of
+/// a node under it costs a read of its control file). A system whose nodes cannot run under
+/// libfaketime, or a machine without it, leaves them out, saying so; a `--nemesis` list that
+/// names one is refused (exit 3).
 async fn clock_fault_here(
     args: &TestArgs,
     system: &dyn System,
     options: &mut TestOptions,
 ) -> Result<Option<PathBuf>> {
-    if !options.fault_kinds()?.contains(FaultKind::Clock) {
+    let moving_clocks: Vec<FaultKind> = options
+        .fault_kinds()?
+        .iter()
+        .filter(|kind| kind.moves_clocks())
+        .collect();
+    if moving_clocks.is_empty() {
         return Ok(None);
     }
     let reason = match system.clock_unfaultable() {
@@ -295,7 +301,9 @@ async fn clock_fault_here(
             Err(reason) => reason.to_string(),
         },
     };
-    options.leave_out(FaultKind::Clock, &reason, args.nemesis.is_some())?;
+    for kind in moving_clocks {
+        options.leave_out(kind, &reason, args.nemesis.is_some())?;
+    }
     Ok(None)
 }
 
