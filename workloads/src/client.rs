@@ -69,6 +69,14 @@ pub trait Client: Send {
 pub enum Purpose {
     /// The run's operations, and the probe that asks whether the cluster takes writes again.
     Workload,
+    /// The run's operations, sent to one node only and never redirected: the home of task
+    /// number `slot` (as [`ClientFactory::open`] would home it), which stays this client's
+    /// node. What that node alone answers is what the client sees, as a Jepsen client bound
+    /// to its node: a leader cut off from the others, still serving reads; the new leader
+    /// taking writes while the old one still answers. A node that sends the client elsewhere
+    /// (it does not lead) refused the operation: `fail`. Asked only of a system that
+    /// [binds clients](ClientFactory::bound_pairs).
+    Bound(usize),
     /// The final reads of every list after the faults are healed: they decide which
     /// acknowledged writes were lost, so they must be linearizable even where the workload's
     /// reads are not (a system may be tested with weaker reads on purpose).
@@ -81,4 +89,14 @@ pub trait ClientFactory: Send + Sync {
     /// A new client for client task number `task` (from 0; a system may bind each task to a
     /// home node by it), for `purpose`. Called again for the same task after every `info`.
     fn open(&self, task: usize, purpose: Purpose) -> BoxFuture<'_, Result<Box<dyn Client>, Error>>;
+
+    /// How many pairs of node-bound clients ([`Purpose::Bound`]) the runner runs beside the
+    /// workload's: in each pair one only reads and one only writes, bound to the same node
+    /// (pair `n` to the home of task `n`). The reader never waits on a write, so it goes on
+    /// reading from a node whose writes hang (a leader cut off from the others); the writer
+    /// writes through its own node only. Default: none, for a system whose clients cannot be
+    /// bound to one node.
+    fn bound_pairs(&self) -> usize {
+        0
+    }
 }

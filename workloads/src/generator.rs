@@ -154,24 +154,56 @@ impl SharedKeys {
     }
 }
 
+/// Which operations a client performs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Every kind, as the workload mixes them.
+    Any,
+    /// Reads only, of registers and lists.
+    Reads,
+    /// Writes only: register writes and compare-and-sets, list appends.
+    Writes,
+}
+
 /// One client's source of operations.
 pub(crate) struct Generator {
     rng: ChaCha8Rng,
     kind: WorkloadKind,
+    role: Role,
     keys: usize,
     shared: Arc<SharedKeys>,
 }
 
 impl Generator {
-    /// The generator of client number `client` (from 0).
-    pub(crate) fn new(options: &WorkloadOptions, client: usize, shared: Arc<SharedKeys>) -> Self {
+    /// The generator of client number `client` (from 0), in `role`.
+    pub(crate) fn new(
+        options: &WorkloadOptions,
+        client: usize,
+        role: Role,
+        shared: Arc<SharedKeys>,
+    ) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
         rng.set_stream(client as u64);
         Generator {
             rng,
             kind: options.kind,
+            role,
             keys: options.keys,
             shared,
+        }
+    }
+
+    /// Which operations it makes.
+    pub(crate) fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether the next operation reads, as the role and the workload's mix have it.
+    fn reads(&mut self, one_in: u32) -> bool {
+        match self.role {
+            Role::Any => self.rng.random_ratio(1, one_in),
+            Role::Reads => true,
+            Role::Writes => false,
         }
     }
 
@@ -199,9 +231,11 @@ impl Generator {
         let slot = self.rng.random_range(0..self.keys);
         if on_register {
             let key = self.shared.registers.take(slot);
-            match self.rng.random_range(0..3) {
-                0 => Op::Read { key },
-                1 => Op::Write {
+            if self.reads(3) {
+                return Op::Read { key };
+            }
+            match self.rng.random_range(0..2) {
+                0 => Op::Write {
                     key,
                     value: self.rng.random_range(0..REGISTER_VALUES),
                 },
@@ -213,7 +247,7 @@ impl Generator {
             }
         } else {
             let key = self.shared.lists.take(slot);
-            if self.rng.random_ratio(1, LIST_READS_IN) {
+            if self.reads(LIST_READS_IN) {
                 Op::Read { key }
             } else {
                 let value = self.shared.next_element.fetch_add(1, Ordering::Relaxed);
@@ -251,7 +285,7 @@ mod tests {
     ) -> (Vec<Vec<Op>>, Arc<SharedKeys>) {
         let shared = Arc::new(SharedKeys::new(options));
         let mut generators: Vec<_> = (0..clients)
-            .map(|client| Generator::new(options, client, shared.clone()))
+            .map(|client| Generator::new(options, client, Role::Any, shared.clone()))
             .collect();
         let mut ops = vec![Vec::new(); clients];
         for _ in 0..rounds {
@@ -281,7 +315,7 @@ mod tests {
             ..options(WorkloadKind::Register, 1)
         };
         let shared = Arc::new(SharedKeys::new(&options));
-        let mut generator = Generator::new(&options, 0, shared.clone());
+        let mut generator = Generator::new(&options, 0, Role::Any, shared.clone());
         let first = generator.next_op();
         for _ in 0..10 {
             let op = generator.next_op();

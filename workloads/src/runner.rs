@@ -1,10 +1,12 @@
-//! Running the clients: `concurrency` tasks, each performing one operation at a time until
-//! the deadline or cancellation, every invocation and completion recorded; then, once the
-//! faults are healed, a final read of every list key.
+//! Running the clients: `concurrency` tasks, and the node-bound pairs the system's clients
+//! offer ([`ClientFactory::bound_pairs`]: a reader and a writer, each talking to one node
+//! only), each performing one operation at a time until the deadline or cancellation, every
+//! invocation and completion recorded; then, once the faults are healed, a final read of
+//! every list key.
 //!
-//! Process ids follow the history's rules: task `i` starts as process `i`, and after an
-//! `info` it carries on as its old id plus `concurrency`, since the old operation may still
-//! be in flight. An operation under way when the run stops is completed (or times out as
+//! Process ids follow the history's rules: task `i` starts as process `i` (the bound pairs'
+//! tasks come after the workload's), and after an `info` it carries on as its old id plus the
+//! number of tasks, since the old operation may still be in flight. An operation under way when the run stops is completed (or times out as
 //! `info`) before [`run_clients`] returns, so no invocation is left without its completion.
 //!
 //! Clients come from a [`ClientFactory`] and follow the rules in [`crate::client`]: each task
@@ -25,7 +27,7 @@ use tokio::time::{Instant, sleep_until, timeout_at};
 
 use crate::client::{Client, ClientFactory, Completion, Purpose};
 use crate::error::Error;
-use crate::generator::{Generator, SharedKeys};
+use crate::generator::{Generator, Role, SharedKeys};
 use crate::op::Op;
 use crate::options::{WorkloadKind, WorkloadOptions};
 use crate::outcome::Outcome;
@@ -43,7 +45,15 @@ pub const BACKSTOP_MARGIN: Duration = Duration::from_millis(250);
 /// hundreds of times a second, nor left waiting long once it can.
 const OPEN_RETRY_PAUSE: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
 
-/// Runs `options.concurrency` clients opened by `clients` until `deadline` or until `cancel`
+/// The longest a node-bound writer waits after a `fail` (its node does not lead, mostly)
+/// before it asks its node again. Short, so that a node that has just won an election is
+/// written to within a few milliseconds, while the leader it replaced may still answer reads
+/// under a lease (`lease-no-drift`'s window is a few tens of milliseconds). Bound readers
+/// wait the error backoff: what they are for is reading from a leader, which answers them.
+const BOUND_WRITER_RETRY: Duration = Duration::from_millis(5);
+
+/// Runs `options.concurrency` clients opened by `clients`, and its bound pairs, until
+/// `deadline` or until `cancel`
 /// completes (e.g. on Ctrl-C), recording into `recorder`. It returns once every operation
 /// under way has completed: at most `options.client_timeout` plus [`BACKSTOP_MARGIN`] after
 /// the deadline or the cancellation. The result keeps what [`ClientRun::final_reads`] needs.
@@ -61,10 +71,18 @@ pub async fn run_clients(
 ) -> Result<ClientRun, Error> {
     options.validate()?;
     let keys = keys.0.clone();
+    // The workload's tasks, then each bound pair's reader and writer.
+    let tasks_roles: Vec<(Purpose, Role)> =
+        (0..options.concurrency)
+            .map(|_| (Purpose::Workload, Role::Any))
+            .chain((0..clients.bound_pairs()).flat_map(|pair| {
+                [Role::Reads, Role::Writes].map(|role| (Purpose::Bound(pair), role))
+            }))
+            .collect();
     let context = Arc::new(Context {
         clients,
         recorder,
-        concurrency: options.concurrency as u64,
+        tasks: tasks_roles.len() as u64,
         backstop: options.client_timeout + BACKSTOP_MARGIN,
         backoff: options.error_backoff,
         deadline,
@@ -73,15 +91,16 @@ pub async fn run_clients(
     });
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    for task in 0..options.concurrency {
+    for (task, &(purpose, role)) in tasks_roles.iter().enumerate() {
         let process = ClientProcess {
             task,
             id: task as u64,
             client: None,
         };
-        let generator = Generator::new(options, task, keys.clone());
+        let generator = Generator::new(options, task, role, keys.clone());
         tasks.spawn(run_client(
             process,
+            purpose,
             generator,
             context.clone(),
             stopped.clone(),
@@ -90,7 +109,7 @@ pub async fn run_clients(
 
     let mut cancel = pin!(cancel);
     let mut cancelled = false;
-    let mut processes = Vec::with_capacity(options.concurrency);
+    let mut processes = Vec::with_capacity(tasks_roles.len());
     loop {
         tokio::select! {
             joined = tasks.join_next() => match joined {
@@ -234,7 +253,8 @@ impl ClientRun {
 struct Context {
     clients: Arc<dyn ClientFactory>,
     recorder: Arc<Recorder>,
-    concurrency: u64,
+    /// How many client tasks run: the step of a task's process ids.
+    tasks: u64,
     /// The longest a call to a client or to the factory may take: the client timeout plus
     /// [`BACKSTOP_MARGIN`].
     backstop: Duration,
@@ -319,7 +339,7 @@ impl ClientProcess {
         };
         context.recorder.record(completion);
         if let Outcome::Info(_) = outcome {
-            self.id += context.concurrency;
+            self.id += context.tasks;
             self.client = None;
         }
         Some(outcome)
@@ -363,9 +383,11 @@ async fn open_client<'a>(
     slot.as_mut().map(|open| open.client.as_mut())
 }
 
-/// One client task: operations from `generator` until the deadline or `stopped`.
+/// One client task: operations from `generator` with a client opened for `purpose`, until
+/// the deadline or `stopped`.
 async fn run_client(
     mut process: ClientProcess,
+    purpose: Purpose,
     mut generator: Generator,
     context: Arc<Context>,
     mut stopped: watch::Receiver<bool>,
@@ -373,7 +395,7 @@ async fn run_client(
     while !*stopped.borrow() && Instant::now() < context.deadline {
         // A client first, so that the rate's slot and the operation do not wait for one.
         let opened = tokio::select! {
-            opened = process.open(&context, Purpose::Workload, context.deadline) => opened,
+            opened = process.open(&context, purpose, context.deadline) => opened,
             _ = stopped.wait_for(|stopped| *stopped) => false,
         };
         if !opened {
@@ -387,7 +409,7 @@ async fn run_client(
         }
         let op = generator.next_op();
         let performed = process
-            .perform(&context, Purpose::Workload, &op, context.deadline)
+            .perform(&context, purpose, &op, context.deadline)
             .await;
         let Some(outcome) = performed else {
             // No client before the deadline: the operation was never invoked.
@@ -398,7 +420,13 @@ async fn run_client(
             generator.did_not_happen(&op);
         }
         if outcome.is_error() {
-            let resume = (Instant::now() + context.backoff).min(context.deadline);
+            let backoff = match (purpose, generator.role(), &outcome) {
+                (Purpose::Bound(_), Role::Writes, Outcome::Fail(_)) => {
+                    context.backoff.min(BOUND_WRITER_RETRY)
+                }
+                _ => context.backoff,
+            };
+            let resume = (Instant::now() + backoff).min(context.deadline);
             if !pause_until(resume, &mut stopped).await {
                 break;
             }
@@ -447,7 +475,7 @@ async fn read_keys(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::collections::{BTreeSet, HashMap};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
@@ -627,9 +655,9 @@ mod tests {
         let history = recorder.finish().unwrap();
         assert_well_formed(&history);
 
-        // Each task's ids, in order: it starts as its task number, and moves on by
-        // `concurrency` right after an info.
-        let concurrency = options.concurrency as u64;
+        // Each task's ids, in order: it starts as its task number, and moves on by the
+        // number of tasks right after an info.
+        let concurrency = tasks(&options) as u64;
         let mut current: HashMap<u64, (u64, EventType)> = HashMap::new();
         let mut moves = 0;
         for event in history.events() {
@@ -659,7 +687,7 @@ mod tests {
         let options = options(WorkloadKind::Append);
         // Cancel once every client has an operation under way.
         let cancel = async {
-            while node.requests().len() < options.concurrency {
+            while node.requests().len() < tasks(&options) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         };
@@ -671,10 +699,39 @@ mod tests {
             .iter()
             .filter(|e| e.kind == EventType::Info)
             .count();
+        assert_eq!(infos, tasks(&options), "one timed-out operation per client");
+    }
+
+    /// How many client tasks run against one node: the workload's, and the node's bound
+    /// pair.
+    fn tasks(options: &WorkloadOptions) -> usize {
+        options.concurrency + 2
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_nodes_bound_pair_has_a_reader_and_a_writer_after_the_workloads_clients() {
+        let node = FakeNode::start(correct_node()).await;
+        let options = options(WorkloadKind::Mixed);
+        let (_, recorder) = run(&options, &node, Duration::from_millis(300), never()).await;
+        let history = recorder.finish().unwrap();
+        assert_well_formed(&history);
+        let ops_of = |process: u64| -> BTreeSet<&str> {
+            history
+                .events()
+                .iter()
+                .filter(|e| e.process == Process::Client(process) && e.kind == EventType::Invoke)
+                .map(|e| e.f.as_str())
+                .collect()
+        };
+        let reader = options.concurrency as u64;
+        assert_eq!(ops_of(reader), BTreeSet::from(["read"]));
         assert_eq!(
-            infos, options.concurrency,
-            "one timed-out operation per client"
+            ops_of(reader + 1),
+            BTreeSet::from(["append", "cas", "write"])
         );
+        let workload: BTreeSet<&str> = (0..reader).flat_map(ops_of).collect();
+        assert_eq!(workload, BTreeSet::from(["append", "cas", "read", "write"]));
+        assert!(ops_of(reader + 2).is_empty(), "one pair for one node");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -124,7 +124,8 @@ impl ExecClients {
             .env(
                 "FAULTLINE_PURPOSE",
                 match purpose {
-                    Purpose::Workload => "workload",
+                    // Never asked for bound clients: exec clients bind none.
+                    Purpose::Workload | Purpose::Bound(_) => "workload",
                     Purpose::FinalRead => "final-read",
                 },
             )

@@ -13,6 +13,11 @@
 //! every configured node as a home. The client of task `i` is homed at
 //! `homes[i % homes.len()]`, chosen again at each operation.
 //!
+//! Beside them the runner runs a bound pair per configured node ([`Purpose::Bound`]): a
+//! reader and a writer homed as task `n` would be, which follow no redirect. A redirect is
+//! then a `fail` ("not the leader"): the node refused the operation. What they add is what
+//! redirects hide: a deposed leader still answering reads while the new one takes writes.
+//!
 //! A client holds no state of its own beyond its task number, and an HTTP/1.1 connection
 //! whose answer never came cannot carry another request, so the fresh client the runner opens
 //! after an `info` shares the pool safely.
@@ -89,10 +94,12 @@ pub struct HttpContractClients {
     timeout: Duration,
 }
 
-/// One client task's client: the shared pool, and its task number, which picks its home.
+/// One client task's client: the shared pool, its task number, which picks its home, and
+/// whether it is bound to that home (then it follows no redirect).
 struct HttpContractClient {
     clients: HttpContractClients,
     task: usize,
+    bound: bool,
 }
 
 impl HttpContractClients {
@@ -131,15 +138,26 @@ impl HttpContractClients {
 impl ClientFactory for HttpContractClients {
     /// A client for `task`, once the member list has been asked for the first time (so that
     /// no client starts homed at a node that is not a member).
-    fn open(&self, task: usize, _: Purpose) -> BoxFuture<'_, Result<Box<dyn Client>, Error>> {
+    fn open(&self, task: usize, purpose: Purpose) -> BoxFuture<'_, Result<Box<dyn Client>, Error>> {
         Box::pin(async move {
             self.membership.await_first_round().await;
+            let (task, bound) = match purpose {
+                Purpose::Bound(slot) => (slot, true),
+                Purpose::Workload | Purpose::FinalRead => (task, false),
+            };
             let client: Box<dyn Client> = Box::new(HttpContractClient {
                 clients: self.clone(),
                 task,
+                bound,
             });
             Ok(client)
         })
+    }
+
+    /// A pair for each configured node: pair `n` is bound to the home of task `n`, so the
+    /// pairs spread over the voters as the workload's tasks do.
+    fn bound_pairs(&self) -> usize {
+        self.nodes().len()
     }
 }
 
@@ -157,7 +175,8 @@ impl HttpContractClient {
         // Chosen now rather than at open, so that a client follows the membership's changes.
         let home = &clients.nodes()[clients.membership.home_of(self.task)];
         let mut url = format!("{}{}", home.origin, path(op));
-        for _ in 0..=MAX_REDIRECTS {
+        let redirects = if self.bound { 0 } else { MAX_REDIRECTS };
+        for _ in 0..=redirects {
             let node = Some(clients.name_of(&url));
             let remaining = clients.timeout.saturating_sub(started.elapsed());
             if remaining.is_zero() {
@@ -166,6 +185,10 @@ impl HttpContractClient {
             }
             match self.ask(op, &url, remaining).await {
                 Answer::Done(outcome) => return Completion::new(outcome, node),
+                // The node refused it: it does not lead, and a bound client goes nowhere else.
+                Answer::Redirect(_) if self.bound => {
+                    return Completion::new(Outcome::Fail("not the leader".into()), node);
+                }
                 Answer::Redirect(location) => {
                     match Url::parse(&url).and_then(|base| base.join(&location)) {
                         Ok(next) => url = next.into(),
@@ -373,6 +396,27 @@ mod tests {
             [r#"{"value":1}"#, r#"{"value":2}"#],
             "the body is sent again"
         );
+    }
+
+    #[tokio::test]
+    async fn a_bound_client_asks_only_its_node_and_a_redirect_fails_it() {
+        let leader = FakeNode::start(|_| reply(200, r#"{"ok":true}"#)).await;
+        let location = format!("{}/kv/r1", leader.url);
+        let follower = FakeNode::start(move |_| redirect(&location)).await;
+        let clients = clients(&[("n1", &follower.url), ("n2", &leader.url)]);
+        assert_eq!(clients.bound_pairs(), 2, "a pair a node");
+        // Pair 0 is bound to task 0's home, the follower; pair 1 to the leader.
+        let mut at_follower = clients.open(7, Purpose::Bound(0)).await.unwrap();
+        let completion = at_follower.invoke(&write("r1", 1)).await;
+        assert_eq!(
+            completion,
+            done(Outcome::Fail("not the leader".into()), "n1")
+        );
+        assert!(kv_requests(&leader).is_empty(), "no redirect followed");
+        let mut at_leader = clients.open(8, Purpose::Bound(1)).await.unwrap();
+        let completion = at_leader.invoke(&write("r1", 2)).await;
+        assert_eq!(completion, done(Outcome::Ok(json!(2)), "n2"));
+        assert_eq!(kv_requests(&follower).len(), 1);
     }
 
     #[tokio::test]

@@ -246,7 +246,8 @@ impl ClientFactory for EtcdClients {
 /// appends were lost, so they are linearizable whatever the workload's reads are.
 fn reads_for(purpose: Purpose, workload_reads: Consistency) -> Consistency {
     match purpose {
-        Purpose::Workload => workload_reads,
+        // Never asked for bound clients: the etcd clients bind none.
+        Purpose::Workload | Purpose::Bound(_) => workload_reads,
         Purpose::FinalRead => Consistency::Linearizable,
     }
 }
