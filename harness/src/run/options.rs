@@ -11,17 +11,20 @@ use faultline_workloads::WorkloadKind;
 use crate::store::{self, TestOptions, derived_name};
 
 /// The faults of a run without `--nemesis`: the process faults and the network faults that
-/// expose the bugs of the zoo, with the three aimed at the bugs random faults rarely expose
-/// (lagging-failover, flap-leader, restart-bridge), the clock fault and membership changes.
+/// expose the bugs of the zoo, with the four aimed at the bugs random faults rarely expose
+/// (lagging-failover, flap-leader, restart-bridge, drifting-leader), the clock fault and
+/// membership changes.
 /// The schedule deals them from a shuffled deck, so at the default interval each is tried
 /// within the first twenty seconds (the network lane's seven kinds take the longest); the
 /// first deck leads with a power loss of every node and with restart-bridge. The lanes
 /// overlap, so crashes meet partitions, slow links, skewed clocks and membership changes,
-/// except for the faults that run alone (restart-bridge, flap-leader, a replacement of a
-/// voter). What cannot run here (power loss without FUSE, the clock without libfaketime,
+/// except for the faults that run alone (restart-bridge, flap-leader, drifting-leader, a
+/// replacement of a voter). What cannot run here (power loss without FUSE, the clock faults
+/// without libfaketime,
 /// membership changes of a system that has none) is left out, and the run says so.
 pub const DEFAULT_NEMESIS: &str = "kill,crash-restart,pause,power-loss,lagging-failover,partition,\
-     partition-leader,flap-leader,partition-one-way,restart-bridge,slow,lossy,clock,membership";
+     partition-leader,flap-leader,partition-one-way,restart-bridge,slow,lossy,clock,drifting-leader,\
+     membership";
 
 /// Start a cluster, attack it, and check that it kept its promises.
 #[derive(Args, Clone, Debug)]

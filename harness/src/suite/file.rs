@@ -351,6 +351,20 @@ mod tests {
         Suite::parse("suites/x.toml", "x", text, &overrides())
     }
 
+    #[test]
+    fn the_shipped_suites_load_and_the_nightly_one_expects_every_bug_it_names() {
+        let suites = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites");
+        for name in ["ci", "nightly"] {
+            let suite = Suite::load(&suites.join(format!("{name}.toml")), &overrides())
+                .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert!(!suite.tests.is_empty(), "{name}");
+        }
+        let nightly = Suite::load(&suites.join("nightly.toml"), &overrides()).unwrap();
+        for bug in ["membership-one-step", "lease-no-drift"] {
+            assert!(names(&nightly).contains(&bug), "{:?}", names(&nightly));
+        }
+    }
+
     fn names(suite: &Suite) -> Vec<&str> {
         suite.tests.iter().map(|t| t.name.as_str()).collect()
     }
