@@ -64,8 +64,8 @@ pub enum FaultKind {
     PartitionLeader,
     /// Cut the leader off, pause the next leader as soon as there is one and heal, resume it
     /// an election timeout later and crash-restart the deposed leader, and again, while the
-    /// fault lasts: the deposed leader's uncommitted suffix meets the shorter log of the
-    /// leader after that one, and the deposed leader restarts from what it kept.
+    /// fault lasts (two intervals): the deposed leader's uncommitted suffix meets the shorter
+    /// log of the leader after that one, and the deposed leader restarts from what it kept.
     FlapLeader,
     /// Random halves where only one side's messages are lost: the other side still reaches it.
     PartitionOneWay,

@@ -8,8 +8,8 @@
 //! bumped, skewed or strobed under libfaketime), membership changes through the cluster
 //! (spares join, members leave and are retired), and a seeded [`Schedule`] that starts
 //! and heals them in four lanes that overlap (process faults, network faults, clock
-//! faults, membership changes; restart-bridge, flap-leader and a membership change that may
-//! replace a voter run alone),
+//! faults, membership changes; restart-bridge, flap-leader, drifting-leader and a membership
+//! change that may replace a voter run alone),
 //! reporting each start and stop as an [`Event`] for the history.
 //!
 //! Where things are:

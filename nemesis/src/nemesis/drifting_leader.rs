@@ -23,7 +23,8 @@ const LEASE_TAKEN: Duration = Duration::from_millis(30);
 
 /// How long the old leader stays cut off once another node leads: the new leader was elected
 /// at least a shortest election timeout (150 ms, less a tick) after the cut, and the old
-/// leader's lease ends at the latest a third of one later (200 ms on its slowed clock), so
+/// leader's lease ends at the latest a third of one later (its 150 ms on the slowed clock are
+/// 200 ms of true time), so
 /// any lease it held has run out by then and the heal cannot cut a stale read short.
 const LEASE_RUNS_OUT: Duration = Duration::from_millis(80);
 
@@ -49,7 +50,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
             }
             let leader = self.slow_and_cut_off_leader(lane, round.fallback).await?;
             if self
-                .await_leader_other_than(Some(&leader), fault_ends, stopped)
+                .await_leader_other_than(Some(&leader), LEADER_POLL, fault_ends, stopped)
                 .await
                 .is_none()
             {

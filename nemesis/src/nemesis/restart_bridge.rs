@@ -152,7 +152,7 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         }
         self.restart_voters(lane).await?;
         let Some(winner) = self
-            .await_leader_other_than(Some(&leader), fault_ends, stopped)
+            .await_leader_other_than(Some(&leader), LEADER_POLL, fault_ends, stopped)
             .await
         else {
             return Ok(false);
