@@ -37,6 +37,10 @@ use crate::error::Error;
 use crate::op::Op;
 use crate::outcome::Outcome;
 
+/// The reason of the `fail` a node-bound client records when its node sends it elsewhere
+/// ([`Purpose::Bound`]): the node does not lead, and refused the operation.
+pub const NOT_THE_LEADER: &str = "not the leader";
+
 /// A boxed future that can move between threads: what the traits here return, so that they
 /// can be used as `dyn` objects and the runner is compiled once for every system.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -70,8 +74,8 @@ pub enum Purpose {
     /// The run's operations, and the probe that asks whether the cluster takes writes again.
     Workload,
     /// The run's operations, sent to one node only and never redirected: the home of task
-    /// number `slot` (as [`ClientFactory::open`] would home it), which stays this client's
-    /// node. What that node alone answers is what the client sees, as a Jepsen client bound
+    /// number `slot`, as [`ClientFactory::open`] would home it at each operation (so the
+    /// node changes only as the members do). What that node alone answers is what the client sees, as a Jepsen client bound
     /// to its node: a leader cut off from the others, still serving reads; the new leader
     /// taking writes while the old one still answers. A node that sends the client elsewhere
     /// (it does not lead) refused the operation: `fail`. Asked only of a system that

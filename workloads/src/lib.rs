@@ -44,7 +44,7 @@ mod runner;
 #[cfg(test)]
 mod fake_node;
 
-pub use client::{BoxFuture, Client, ClientFactory, Completion, Purpose};
+pub use client::{BoxFuture, Client, ClientFactory, Completion, NOT_THE_LEADER, Purpose};
 pub use error::Error;
 pub use http::{Endpoint, HttpContractClients, MAX_REDIRECTS, Undelivered, undelivered};
 pub use keys::{LIST_PREFIX, REGISTER_PREFIX, model_for_key};

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
-use crate::client::{Client, ClientFactory, Completion, Purpose};
+use crate::client::{Client, ClientFactory, Completion, NOT_THE_LEADER, Purpose};
 use crate::error::Error;
 use crate::generator::{Generator, Role, SharedKeys};
 use crate::op::Op;
@@ -45,11 +45,12 @@ pub const BACKSTOP_MARGIN: Duration = Duration::from_millis(250);
 /// hundreds of times a second, nor left waiting long once it can.
 const OPEN_RETRY_PAUSE: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
 
-/// The longest a node-bound writer waits after a `fail` (its node does not lead, mostly)
-/// before it asks its node again. Short, so that a node that has just won an election is
-/// written to within a few milliseconds, while the leader it replaced may still answer reads
-/// under a lease (`lease-no-drift`'s window is a few tens of milliseconds). Bound readers
-/// wait the error backoff: what they are for is reading from a leader, which answers them.
+/// How long a node-bound writer waits after its node refused a write because it does not
+/// lead ([`NOT_THE_LEADER`]) before it asks again. Short, so that a node that has just won an
+/// election is written to within a few milliseconds, while the leader it replaced may still
+/// answer reads under a lease (`lease-no-drift`'s window is a few tens of milliseconds).
+/// Every other error waits the error backoff, as bound readers always do: what they are for
+/// is reading from a leader, which answers them.
 const BOUND_WRITER_RETRY: Duration = Duration::from_millis(5);
 
 /// Runs `options.concurrency` clients opened by `clients`, and its bound pairs, until
@@ -421,7 +422,9 @@ async fn run_client(
         }
         if outcome.is_error() {
             let backoff = match (purpose, generator.role(), &outcome) {
-                (Purpose::Bound(_), Role::Writes, Outcome::Fail(_)) => {
+                (Purpose::Bound(_), Role::Writes, Outcome::Fail(reason))
+                    if reason == NOT_THE_LEADER =>
+                {
                     context.backoff.min(BOUND_WRITER_RETRY)
                 }
                 _ => context.backoff,

@@ -29,7 +29,7 @@ use reqwest::Url;
 use reqwest::header::LOCATION;
 use serde_json::json;
 
-use crate::client::{BoxFuture, Client, ClientFactory, Completion, Purpose};
+use crate::client::{BoxFuture, Client, ClientFactory, Completion, NOT_THE_LEADER, Purpose};
 use crate::error::Error;
 use crate::http::classify::{Answer, body_error_reason, classify_error, classify_response};
 use crate::http::members::{Membership, Node};
@@ -187,7 +187,7 @@ impl HttpContractClient {
                 Answer::Done(outcome) => return Completion::new(outcome, node),
                 // The node refused it: it does not lead, and a bound client goes nowhere else.
                 Answer::Redirect(_) if self.bound => {
-                    return Completion::new(Outcome::Fail("not the leader".into()), node);
+                    return Completion::new(Outcome::Fail(NOT_THE_LEADER.into()), node);
                 }
                 Answer::Redirect(location) => {
                     match Url::parse(&url).and_then(|base| base.join(&location)) {
