@@ -57,13 +57,15 @@ pub struct TestArgs {
     /// the leader off, pause the next one and heal, resume it, restart the first, again), partition-one-way, majorities-ring,
     /// bridge, restart-bridge (the leader cut off while the others elect, the voters restarted
     /// on its side to be asked again in that term, round after round, for three intervals),
-    /// slow, lossy; clock (one node's clock bumped, skewed or strobed, under libfaketime);
-    /// membership (members added, promoted, removed and replaced, with two spare nodes); or
-    /// all. Process, network, clock and membership faults run in lanes side by side, so they
-    /// overlap, except restart-bridge, flap-leader and the membership rounds that may replace
-    /// a voter, which run alone. [default: the default mix (every fault but kill-majority,
-    /// kill-all, majorities-ring and bridge), less what cannot run here (power-loss without
-    /// FUSE, clock without libfaketime, membership for a system without it), which the summary
+    /// slow, lossy; clock (one node's clock bumped, skewed or strobed, under libfaketime),
+    /// drifting-leader (the leader's clock 25 % slow and the leader cut off until another
+    /// leads, round after round, for three intervals); membership (members added, promoted,
+    /// removed and replaced, with two spare nodes); or all. Process, network, clock and
+    /// membership faults run in lanes side by side, so they overlap, except restart-bridge,
+    /// flap-leader, drifting-leader and the membership rounds that may replace a voter, which
+    /// run alone. [default: the default mix (every fault but kill-majority, kill-all,
+    /// majorities-ring and bridge), less what cannot run here (power-loss without FUSE, clock
+    /// and drifting-leader without libfaketime, membership for a system without it), which the summary
     /// names; a list given here runs as given or not at all]
     #[arg(long)]
     pub nemesis: Option<FaultKinds>,
