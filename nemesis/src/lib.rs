@@ -28,7 +28,9 @@
 //!   [`Schedule`]; `kind.rs`: fault and backend names; `event.rs`: history
 //!   events; `cluster.rs`: the [`Cluster`] trait the harness implements;
 //!   `membership.rs`: the membership changes ([`MemberChange`]) and which comes next
-//!   ([`next_change`]), with the round itself in `nemesis/membership_round.rs`;
+//!   ([`next_change`]), with the round itself in `nemesis/membership_round.rs`; the faults
+//!   aimed at one bug each and run round after round in `nemesis/restart_bridge.rs`
+//!   (`forget-vote`) and `nemesis/drifting_leader.rs` (`lease-no-drift`);
 //!   `owned_names.rs`: the `<prefix><pid>-<n>` names of chains, mounts and
 //!   namespaces, by which those of a SIGKILLed run are found and removed.
 //! - `netns.rs`: nodes in network namespaces of their own ([`NodeNetwork`]),
