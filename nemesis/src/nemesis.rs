@@ -778,10 +778,8 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         for flap in flaps {
             // A node down, paused or just restarted (the process lane's) lags: it cannot win
             // the election that meets the deposed leader's suffix, and the round is wasted.
-            while !self.settled() {
-                if !wait_until(Instant::now() + LEADER_POLL, fault_ends, stopped).await {
-                    return Ok(());
-                }
+            if !self.await_settled(fault_ends, stopped).await {
+                return Ok(());
             }
             let isolated = self.isolate_leader(lane, flap.fallback).await?;
             let Some(successor) = self
@@ -1007,6 +1005,17 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
                 .lock()
                 .expect("never poisoned: no panics while held") = Some(Instant::now());
         }
+    }
+
+    /// Waits until the cluster has [settled](Nemesis::settled), asking every [`LEADER_POLL`];
+    /// false if `until` or the end of the run comes first.
+    async fn await_settled(&self, until: Instant, stopped: &mut watch::Receiver<bool>) -> bool {
+        while !self.settled() {
+            if !wait_until(Instant::now() + LEADER_POLL, until, stopped).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// Whether every node runs, and the last one back (restarted or resumed) has had

@@ -548,24 +548,23 @@ impl Planner {
     /// leader catches up, and the new one takes a lease), enough of them that their calms
     /// alone fill the fault's three intervals.
     fn drifts(&mut self) -> Vec<Flap> {
-        (0..3)
-            .flat_map(|_| self.fill_interval(100..=200))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|calm| Flap {
-                fallback: self.any_node(),
-                calm,
-            })
-            .collect()
+        self.leader_rounds(3, 100..=200)
     }
 
     /// Flap-leader rounds, each with a fallback and a calm of 100 to 300 ms, enough of
     /// them that their calms alone fill the fault's two intervals (each round also waits for an
     /// election, so the fault ends before they run out).
     fn flaps(&mut self) -> Vec<Flap> {
-        (0..2)
-            .flat_map(|_| self.fill_interval(100..=300))
-            .collect::<Vec<_>>()
+        self.leader_rounds(2, 100..=300)
+    }
+
+    /// Rounds aimed at the leader, each with a fallback and a calm of `calms` ms, enough of
+    /// them that their calms fill `intervals` intervals (the calms drawn first).
+    fn leader_rounds(&mut self, intervals: usize, calms: RangeInclusive<u64>) -> Vec<Flap> {
+        let calms: Vec<Duration> = (0..intervals)
+            .flat_map(|_| self.fill_interval(calms.clone()))
+            .collect();
+        calms
             .into_iter()
             .map(|calm| Flap {
                 fallback: self.any_node(),

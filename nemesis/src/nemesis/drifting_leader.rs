@@ -43,10 +43,8 @@ impl<C: Cluster, P: Degrader> Nemesis<C, P> {
         for round in rounds {
             // A node down or paused (the other lanes', just healed) lags, or cannot vote:
             // the election comes late, after the lease it is meant to meet.
-            while !self.settled() {
-                if !wait_until(Instant::now() + LEADER_POLL, fault_ends, stopped).await {
-                    return Ok(());
-                }
+            if !self.await_settled(fault_ends, stopped).await {
+                return Ok(());
             }
             let leader = self.slow_and_cut_off_leader(lane, round.fallback).await?;
             if self
