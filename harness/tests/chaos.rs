@@ -496,7 +496,11 @@ fn the_aimed_faults_really_happen_and_a_correct_cluster_stays_valid() {
                 ("kill".into(), value["to"].clone()),
                 "{events:?}"
             );
-            assert_eq!(bridge[at + 2].0, "restart", "{events:?}");
+            // The voters come back within the round, or, in a round the fault's end cut
+            // short, with the heal right after it.
+            let cut_short = bridge[at + 2].0 == "stop-partition"
+                && !bridge[at + 2..].iter().any(|(g, _)| g == "start-slow");
+            assert!(bridge[at + 2].0 == "restart" || cut_short, "{events:?}");
             assert!(
                 !voters.is_empty() && !voters.contains(&value["from"].as_str().unwrap().into())
             );
