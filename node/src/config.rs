@@ -67,8 +67,8 @@ pub enum ReadModeSetting {
     #[default]
     ReadIndex,
     /// Leases (thesis §6.4.1): the leader answers reads at once for the shortest election
-    /// timeout, less one tick and `drift_margin`, from the sending of a heartbeat round a
-    /// quorum answered. Assumes that over an election timeout no node's clock gains more
+    /// timeout, less one tick and `drift_margin`, from the sending of a heartbeat or append
+    /// a quorum answered. Assumes that over an election timeout no node's clock gains more
     /// than `drift_margin` on the leader's.
     Lease { drift_margin: Duration },
 }

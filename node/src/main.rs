@@ -119,7 +119,7 @@ struct Args {
     read_mode: ReadModeArg,
     /// Under --read-mode lease: how much a follower's clock may gain on the leader's over
     /// one election timeout. A lease lasts --election-timeout-min less one tick and this,
-    /// from the sending of a heartbeat round a quorum answered. The default covers a
+    /// from the sending of a heartbeat or append a quorum answered. The default covers a
     /// leader's clock 25 % slow over the default 150 ms (37.5 ms).
     #[arg(
         long,

@@ -39,13 +39,14 @@ fn body() -> impl Strategy<Value = MessageBody> {
         ),
         any::<bool>().prop_map(|granted| MessageBody::PreVoteResponse { granted }),
         any::<bool>().prop_map(|granted| MessageBody::RequestVoteResponse { granted }),
-        (number(), number(), entries(), number()).prop_map(
-            |(prev_log_index, prev_log_term, entries, leader_commit)| {
+        (number(), number(), entries(), number(), number()).prop_map(
+            |(prev_log_index, prev_log_term, entries, leader_commit, read_round)| {
                 MessageBody::AppendEntries {
                     prev_log_index,
                     prev_log_term,
                     entries,
                     leader_commit,
+                    read_round,
                 }
             }
         ),
@@ -53,16 +54,20 @@ fn body() -> impl Strategy<Value = MessageBody> {
             any::<bool>(),
             number(),
             number(),
-            proptest::option::of(number())
+            proptest::option::of(number()),
+            number()
         )
-            .prop_map(|(success, match_index, conflict_index, conflict_term)| {
-                MessageBody::AppendEntriesResponse {
-                    success,
-                    match_index,
-                    conflict_index,
-                    conflict_term,
+            .prop_map(
+                |(success, match_index, conflict_index, conflict_term, read_round)| {
+                    MessageBody::AppendEntriesResponse {
+                        success,
+                        match_index,
+                        conflict_index,
+                        conflict_term,
+                        read_round,
+                    }
                 }
-            }),
+            ),
         (number(), number()).prop_map(|(leader_commit, read_round)| {
             MessageBody::Heartbeat {
                 leader_commit,

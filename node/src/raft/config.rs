@@ -51,8 +51,8 @@ pub enum ReadMode {
     ReadIndex,
     /// Reads are served at once while the leader holds a lease (thesis §6.4.1). A follower
     /// refuses every vote for the shortest election timeout after it last heard from the
-    /// leader (and after it starts), so once a quorum answered a heartbeat round the leader
-    /// sent at tick `t`, no other leader can be elected before `t` plus that timeout on the
+    /// leader (and after it starts), so once a quorum answered a round (a heartbeat, or the
+    /// first appends of a tick) the leader sent at tick `t`, no other leader can be elected before `t` plus that timeout on the
     /// followers' clocks. The lease ends one tick earlier (a follower's first tick may come
     /// right after the heartbeat) and `drift_margin_ticks` earlier still; the margin, at
     /// least one tick, also covers the time a read waits in the loop after the clock was
@@ -126,7 +126,7 @@ impl Config {
         Ok(())
     }
 
-    /// How long a lease lasts from the tick its heartbeat round was sent, if reads are
+    /// How long a lease lasts from the tick its round (heartbeat or appends) was sent, if reads are
     /// served under leases: the shortest election timeout, less the tick a follower may be
     /// early and the drift margin.
     pub(super) fn lease_ticks(&self) -> Option<u32> {

@@ -9,6 +9,8 @@ pub(super) struct Append {
     pub prev_log_term: Term,
     pub entries: Vec<Entry>,
     pub leader_commit: Index,
+    /// Echoed in the answer (see `MessageBody::AppendEntries`).
+    pub read_round: u64,
 }
 
 impl Append {
@@ -55,8 +57,9 @@ impl Raft {
             return;
         }
         let committed = self.log.committed();
+        let read_round = append.read_round;
         if !append.skip_committed(committed) {
-            self.send(from, accepted_through(committed));
+            self.send(from, accepted_through(committed, read_round));
             return;
         }
         let prev_index = append.prev_log_index;
@@ -73,7 +76,7 @@ impl Raft {
                     self.log.append_from_leader(append.entries);
                 }
                 self.log.commit_to(append.leader_commit.min(last_new));
-                self.send(from, accepted_through(last_new));
+                self.send(from, accepted_through(last_new, read_round));
             }
             own_term => {
                 // Reply false if the log has no entry at prev_log_index with prev_log_term,
@@ -89,6 +92,7 @@ impl Raft {
                         match_index: 0,
                         conflict_index,
                         conflict_term,
+                        read_round,
                     },
                 );
             }
@@ -112,7 +116,7 @@ impl Raft {
         }
         let committed = self.log.committed();
         if meta.index <= committed {
-            self.send(from, accepted_through(committed));
+            self.send(from, accepted_through(committed, 0));
             return;
         }
         if self.log.term(meta.index) == Some(meta.term) {
@@ -122,16 +126,17 @@ impl Raft {
             // As restored: with its configuration filled in if the leader left it out.
             self.pending_snapshot = Some(self.log.snapshot().clone());
         }
-        self.send(from, accepted_through(meta.index));
+        self.send(from, accepted_through(meta.index, 0));
     }
 }
 
-fn accepted_through(match_index: Index) -> MessageBody {
+fn accepted_through(match_index: Index, read_round: u64) -> MessageBody {
     MessageBody::AppendEntriesResponse {
         success: true,
         match_index,
         conflict_index: 0,
         conflict_term: None,
+        read_round,
     }
 }
 
@@ -145,6 +150,8 @@ mod tests {
     use crate::raft::{Config, Message, Raft, Role, SnapshotMeta};
 
     const LEADER: NodeId = 2;
+    /// The ReadIndex round the leader's appends carry, which their answers must echo.
+    const READ_ROUND: u64 = 7;
 
     /// Follower 1 at `term` with a log of `log_terms`.
     fn follower(term: Term, log_terms: &[Term]) -> Raft {
@@ -166,6 +173,7 @@ mod tests {
             prev_log_term: prev.1,
             entries,
             leader_commit,
+            read_round: READ_ROUND,
         };
         message(LEADER, 1, term, body)
     }
@@ -177,7 +185,7 @@ mod tests {
     }
 
     fn accepted(match_index: Index) -> MessageBody {
-        accepted_through(match_index)
+        accepted_through(match_index, READ_ROUND)
     }
 
     fn rejected(conflict_index: Index, conflict_term: Option<Term>) -> MessageBody {
@@ -186,6 +194,7 @@ mod tests {
             match_index: 0,
             conflict_index,
             conflict_term,
+            read_round: READ_ROUND,
         }
     }
 
@@ -199,7 +208,15 @@ mod tests {
     fn reply_false_if_term_is_less_than_current_term() {
         let mut raft = follower(3, &[1, 2]);
         raft.step(append(2, (2, 2), &[(3, 2)], 3));
-        assert_eq!(response(&mut raft), (3, rejected(0, None)));
+        // Answered before any check, by a node of a later term: no round is echoed.
+        let refused = MessageBody::AppendEntriesResponse {
+            success: false,
+            match_index: 0,
+            conflict_index: 0,
+            conflict_term: None,
+            read_round: 0,
+        };
+        assert_eq!(response(&mut raft), (3, refused));
         assert_eq!(log_terms(&raft), [1, 2]);
     }
 
@@ -383,7 +400,7 @@ mod tests {
             ready.committed_entries.is_empty(),
             "the snapshot already holds their effect"
         );
-        assert_eq!(ready.messages[0].body, accepted(5));
+        assert_eq!(ready.messages[0].body, accepted_through(5, 0));
         let status = raft.status();
         assert_eq!(
             (
@@ -403,7 +420,7 @@ mod tests {
         let ready = cycle(&mut raft);
         assert_eq!(ready.snapshot, None);
         assert_eq!(ready.committed_entries.len(), 3);
-        assert_eq!(ready.messages[0].body, accepted(3));
+        assert_eq!(ready.messages[0].body, accepted_through(3, 0));
         assert_eq!(log_terms(&raft), [1, 1, 2, 2], "entry 4 is kept");
     }
 
@@ -413,7 +430,7 @@ mod tests {
         raft.step(append(3, (4, 2), &[], 4));
         drain(&mut raft);
         raft.step(install(2, 1));
-        assert_eq!(response(&mut raft).1, accepted(4));
+        assert_eq!(response(&mut raft).1, accepted_through(4, 0));
         assert_eq!(raft.log.snapshot_index(), 0);
     }
 }

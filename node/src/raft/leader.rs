@@ -1,7 +1,7 @@
 //! The leader's side of replication: batched, pipelined AppendEntries per follower,
 //! snapshots for followers that fell behind the compacted log, heartbeats, check-quorum,
-//! commitment by counting replicas, and confirming ReadIndex rounds (which also renew the
-//! lease under [`ReadMode::Lease`](super::ReadMode)).
+//! commitment by counting replicas, and confirming ReadIndex rounds by the answers to
+//! heartbeats and appends (which also renew the lease under [`ReadMode::Lease`](super::ReadMode)).
 
 use super::progress::Progress;
 use super::{Index, MessageBody, NodeId, Raft, Role, Term};
@@ -101,6 +101,19 @@ impl Raft {
             self.broadcast_heartbeat();
             self.confirm_reads();
         }
+        // Under leases the first appends of a tick start a round of their own, so that their
+        // answers renew the lease from when they were sent: under load that is milliseconds
+        // ago, not up to a heartbeat interval.
+        let last_index = self.log.last_index();
+        if self.config.lease_ticks().is_some()
+            && self.reads.latest_sent_at() != Some(self.now)
+            && self
+                .peers
+                .iter()
+                .any(|progress| progress.has_append_to_send(last_index))
+        {
+            self.reads.start_round(self.now);
+        }
         for peer in 0..self.peers.len() {
             self.send_appends(peer);
         }
@@ -120,6 +133,7 @@ impl Raft {
                 .entries_from(next, self.config.max_bytes_per_message);
             let last_sent = entries.last().map(|entry| entry.index);
             let leader_commit = self.log.committed();
+            let read_round = self.reads.round();
             self.send(
                 to,
                 MessageBody::AppendEntries {
@@ -127,6 +141,7 @@ impl Raft {
                     prev_log_term,
                     entries,
                     leader_commit,
+                    read_round,
                 },
             );
             self.peers[peer].sent_append(last_sent);
@@ -199,11 +214,20 @@ impl Raft {
             return;
         };
         progress.heartbeat_answered(now, snapshot_timeout, last_index);
+        self.count_read_round(from, read_round);
+        self.maybe_send_timeout_now(from);
+    }
+
+    /// `from` answered a heartbeat or an append that carried `read_round`: it followed this
+    /// leader after that round was sent.
+    pub(super) fn count_read_round(&mut self, from: NodeId, read_round: u64) {
+        let Some(progress) = self.progress_mut(from) else {
+            return;
+        };
         if read_round > progress.read_round {
             progress.read_round = read_round;
             self.confirm_reads();
         }
-        self.maybe_send_timeout_now(from);
     }
 
     /// Releases the reads of every round a quorum (the leader included) has confirmed.
@@ -422,6 +446,7 @@ mod tests {
             match_index: 0,
             conflict_index: 3,
             conflict_term: Some(3),
+            read_round: 0,
         };
         raft.step(message(2, 1, term, reject));
         assert_eq!(appends_to(&drain(&mut raft), 2), [(2, vec![3, 4, 5, 6, 7])]);
@@ -431,6 +456,7 @@ mod tests {
             match_index: 0,
             conflict_index: 2,
             conflict_term: Some(1),
+            read_round: 0,
         };
         raft.step(message(2, 1, term, reject));
         assert_eq!(appends_to(&drain(&mut raft), 2), [(2, vec![3, 4, 5, 6, 7])]);
@@ -455,6 +481,7 @@ mod tests {
             match_index: 0,
             conflict_index: 1,
             conflict_term: None,
+            read_round: 0,
         };
         raft.step(message(3, 1, term, reject));
         let messages = drain(&mut raft);
@@ -537,6 +564,7 @@ mod tests {
             match_index: 0,
             conflict_index: 2,
             conflict_term: None,
+            read_round: 0,
         };
         raft.step(message(2, 1, term, reject));
         assert_eq!(appends_to(&drain(&mut raft), 2), [(1, vec![2])]);
@@ -673,7 +701,8 @@ mod tests {
         assert!(ready.read_states.is_empty());
         let sent_at = raft.now;
         assert!(!ready.messages.is_empty());
-        raft.step(heartbeat_ack(2, term, 1));
+        let round = raft.reads.round();
+        raft.step(heartbeat_ack(2, term, round));
         assert_eq!(cycle(&mut raft).read_states, [served(1)]);
         assert_eq!(raft.lease_until, sent_at + 12);
 
@@ -697,12 +726,82 @@ mod tests {
         assert_eq!(read_now(&mut raft, 4).read_states, [served(4)]);
     }
 
+    /// The round the leader's appends to `to` carry, one per append.
+    fn rounds_of_appends_to(messages: &[Message], to: NodeId) -> Vec<u64> {
+        messages
+            .iter()
+            .filter(|msg| msg.to == to)
+            .filter_map(|msg| match msg.body {
+                MessageBody::AppendEntries { read_round, .. } => Some(read_round),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn append_ack(from: NodeId, term: Term, match_index: Index, read_round: u64) -> Message {
+        let body = MessageBody::AppendEntriesResponse {
+            success: true,
+            match_index,
+            conflict_index: 0,
+            conflict_term: None,
+            read_round,
+        };
+        message(from, 1, term, body)
+    }
+
+    #[test]
+    fn under_a_lease_an_answered_append_renews_it_from_when_it_was_sent() {
+        let mut raft = lease_leader(&[1, 2, 3]);
+        let term = raft.term;
+        for _ in 0..3 {
+            raft.tick();
+            drain(&mut raft);
+        }
+        assert_eq!(raft.lease_until, 0, "no round answered yet");
+        let sent_at = raft.now;
+        raft.propose(command("x")).unwrap();
+        let rounds = rounds_of_appends_to(&cycle(&mut raft).messages, 2);
+        let [round] = rounds[..] else {
+            panic!("one append to 2: {rounds:?}")
+        };
+        // More appends in the same tick share the round.
+        raft.propose(command("y")).unwrap();
+        assert_eq!(rounds_of_appends_to(&cycle(&mut raft).messages, 2), [round]);
+        let last = raft.log.last_index();
+        raft.step(append_ack(2, term, last, round));
+        cycle(&mut raft);
+        assert_eq!(raft.lease_until, sent_at + 12);
+        assert!(raft.serves_reads_under_lease());
+    }
+
+    #[test]
+    fn an_answered_append_sent_after_a_read_round_confirms_it() {
+        let mut raft = leader(&[1, 2, 3], &[]);
+        let term = raft.term;
+        let commit_at_read = raft.log.committed();
+        raft.read_index(1).unwrap();
+        raft.propose(command("x")).unwrap();
+        let messages = cycle(&mut raft).messages;
+        let round = raft.reads.round();
+        assert_eq!(rounds_of_appends_to(&messages, 3), [round]);
+        assert_eq!(raft.lease_until, 0, "no leases under ReadIndex");
+        raft.step(append_ack(3, term, raft.log.last_index(), round));
+        assert_eq!(
+            cycle(&mut raft).read_states,
+            [ReadState {
+                request_id: 1,
+                index: commit_at_read,
+            }]
+        );
+    }
+
     /// A lease leader whose first read's round a follower answered: it holds a lease.
     fn leader_holding_a_lease() -> Raft {
         let mut raft = lease_leader(&[1, 2, 3]);
         let term = raft.term;
         read_now(&mut raft, 1);
-        raft.step(heartbeat_ack(2, term, 1));
+        let round = raft.reads.round();
+        raft.step(heartbeat_ack(2, term, round));
         cycle(&mut raft);
         assert!(raft.serves_reads_under_lease());
         raft

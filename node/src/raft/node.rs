@@ -227,6 +227,7 @@ impl Raft {
                         match_index: 0,
                         conflict_index: 0,
                         conflict_term: None,
+                        read_round: 0,
                     },
                 );
             }
@@ -265,6 +266,7 @@ impl Raft {
                 prev_log_term,
                 entries,
                 leader_commit,
+                read_round,
             } => {
                 if self.follow(from) {
                     let append = Append {
@@ -272,6 +274,7 @@ impl Raft {
                         prev_log_term,
                         entries,
                         leader_commit,
+                        read_round,
                     };
                     self.handle_append_entries(from, append);
                 }
@@ -294,11 +297,15 @@ impl Raft {
                 match_index,
                 conflict_index,
                 conflict_term,
+                read_round,
             } => {
                 if self.role == Role::Leader && success {
                     self.handle_accepted(from, match_index);
                 } else if self.role == Role::Leader {
                     self.handle_rejected(from, conflict_index, conflict_term);
+                }
+                if self.role == Role::Leader {
+                    self.count_read_round(from, read_round);
                 }
             }
             MessageBody::HeartbeatResponse { read_round } => {
@@ -546,6 +553,7 @@ mod tests {
             match_index: 0,
             conflict_index: 0,
             conflict_term: None,
+            read_round: 0,
         };
         assert_eq!(
             answers,

@@ -8,8 +8,11 @@
 //! until it has committed an entry of its own term, because before that its commit index
 //! may lag behind writes its predecessor acknowledged.
 //!
-//! Under [`ReadMode::Lease`](super::ReadMode) each round also remembers the tick it was sent
-//! at: a quorum's answer to it starts the leader's lease from that tick.
+//! AppendEntries carry the latest round too, so their answers confirm it as well. Under
+//! [`ReadMode::Lease`](super::ReadMode) each round also remembers the tick it was sent at: a
+//! quorum's answer to it starts the leader's lease from that tick. There, every periodic
+//! heartbeat and the first appends of each tick start a round of their own, so that under
+//! load the lease counts from the last appends a quorum answered.
 
 use std::collections::VecDeque;
 
@@ -20,6 +23,8 @@ use super::{Index, ReadState};
 pub(super) struct ReadQueue {
     /// The number of the latest round sent (0: none). Never reused, across terms.
     round: u64,
+    /// The tick the latest round was sent at.
+    latest_sent_at: Option<u64>,
     /// Arrived before the leader committed an entry of its term; no index yet.
     held: Vec<u64>,
     /// Arrived since the last round was sent.
@@ -65,9 +70,15 @@ impl ReadQueue {
         self.round
     }
 
+    /// The tick the latest round was sent at, if one was.
+    pub fn latest_sent_at(&self) -> Option<u64> {
+        self.latest_sent_at
+    }
+
     /// Puts every unsent read into a new round, sent at tick `now`, and returns its number.
     pub fn start_round(&mut self, now: u64) -> u64 {
         self.round += 1;
+        self.latest_sent_at = Some(now);
         self.sent.push_back(SentRound {
             round: self.round,
             sent_at: now,

@@ -399,6 +399,7 @@ mod tests {
             prev_log_term: 0,
             entries: vec![],
             leader_commit: 0,
+            read_round: 0,
         };
         let heartbeat = MessageBody::Heartbeat {
             leader_commit: 0,
@@ -409,6 +410,7 @@ mod tests {
             match_index: 3,
             conflict_index: 0,
             conflict_term: None,
+            read_round: 0,
         };
         let vote = MessageBody::RequestVoteResponse { granted: true };
         let mut ready = Ready {
@@ -541,6 +543,7 @@ mod tests {
             prev_log_term: 2,
             entries: vec![],
             leader_commit: 4,
+            read_round: 0,
         };
         let vote = MessageBody::RequestVoteResponse { granted: true };
         let ready = Ready {

@@ -299,6 +299,7 @@ mod tests {
                 payload: Payload::Membership(joint.clone()),
             }],
             leader_commit: 1,
+            read_round: 0,
         };
         follower.step(message(1, 2, 2, from_leader_1));
         assert_eq!(follower.membership(), &joint);
@@ -308,6 +309,7 @@ mod tests {
             prev_log_term: 1,
             entries: vec![entry(2, 3)],
             leader_commit: 1,
+            read_round: 0,
         };
         follower.step(message(3, 2, 3, from_leader_3));
         assert_eq!(follower.membership(), &voters(&[1, 2, 3]));

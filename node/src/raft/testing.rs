@@ -62,6 +62,7 @@ pub fn ack(from: NodeId, term: Term, match_index: Index) -> Message {
         match_index,
         conflict_index: 0,
         conflict_term: None,
+        read_round: 0,
     };
     message(from, 1, term, body)
 }

@@ -102,6 +102,9 @@ pub enum MessageBody {
         prev_log_term: Term,
         entries: Vec<Entry>,
         leader_commit: Index,
+        /// The latest ReadIndex round when this was sent: the answer confirms it, as a
+        /// heartbeat's does, so that under leases a stream of appends renews the lease.
+        read_round: u64,
     },
     AppendEntriesResponse {
         /// Whether the consistency check passed.
@@ -113,6 +116,8 @@ pub enum MessageBody {
         conflict_index: Index,
         /// On rejection: the term of the follower's entry at `prev_log_index`, if it has one.
         conflict_term: Option<Term>,
+        /// The `read_round` of the AppendEntries answered (0 for InstallSnapshot).
+        read_round: u64,
     },
     /// Leader liveness, commit propagation and ReadIndex confirmation in one message.
     Heartbeat {

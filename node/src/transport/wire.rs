@@ -137,6 +137,7 @@ mod tests {
                     payload: Payload::Command(Bytes::from_static(b"{\"x\":1}")),
                 }],
                 leader_commit: 3,
+                read_round: 0,
             },
             MessageBody::InstallSnapshot {
                 snapshot: Snapshot {

@@ -757,8 +757,10 @@ fn describe(msg: &faultline_node::raft::Message) -> String {
             prev_log_term,
             entries,
             leader_commit,
+            read_round,
         } => format!(
-            "AppendEntries prev=({prev_log_index},{prev_log_term}) entries={} commit={leader_commit}",
+            "AppendEntries prev=({prev_log_index},{prev_log_term}) entries={} \
+             commit={leader_commit} round={read_round}",
             entries.len()
         ),
         MessageBody::InstallSnapshot { snapshot } => format!("InstallSnapshot {:?}", snapshot.meta),
