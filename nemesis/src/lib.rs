@@ -16,13 +16,14 @@
 //!
 //! - `partition/`: the partition code. `mod.rs` has the [`Partitioner`] and
 //!   [`Degrader`] traits, [`Degradation`] and [`PartitionError`];
-//!   `iptables.rs` cuts links with rules; `netns.rs` with rules inside the
-//!   nodes' network namespaces; `proxy.rs` is the TCP proxy, which
+//!   `iptables.rs` cuts links with rules; `host_rules.rs` with rules on each
+//!   node's own host, run through a [`HostFirewall`] (SSH); `netns.rs` with
+//!   those rules inside the nodes' network namespaces; `proxy.rs` is the TCP proxy, which
 //!   cuts links too and is where the proxy's degradation happens (delays,
 //!   jitter, drops); `backend.rs` is [`PartitionBackend`], the choice
 //!   `auto|iptables|proxy`, with the proxy in the path of iptables when
-//!   links are to be degraded, or the rules in namespaces when nodes run in
-//!   them.
+//!   links are to be degraded, or the rules in namespaces or on hosts when
+//!   nodes run in them.
 //! - `grudge.rs`: who cannot hear whom ([`Grudge`]), as directed [`Link`]s.
 //! - `nemesis.rs`: the runner ([`Nemesis`]); `schedule.rs`: the seeded
 //!   [`Schedule`]; `kind.rs`: fault and backend names; `event.rs`: history
@@ -116,6 +117,7 @@ pub use netns::{
     remove_leftover_namespaces,
 };
 pub use partition::backend::{BackendError, BackendOptions, PartitionBackend};
+pub use partition::host_rules::{FirewallError, HostFirewall, HostRules};
 pub use partition::iptables::{
     CHAIN_PREFIX, IptablesError, IptablesPartitioner, remove_leftover_chains,
 };

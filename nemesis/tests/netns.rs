@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use faultline_nemesis::{
-    Degradation, Degrader, Grudge, Link, NodeName, NodeNetwork, PartitionBackend,
+    CHAIN_PREFIX, Degradation, Degrader, Grudge, Link, NodeName, NodeNetwork, PartitionBackend,
     PartitionBackendKind, PartitionError, Partitioner, remove_leftover_namespaces,
 };
 use nix::fcntl::{Flock, FlockArg};
@@ -434,12 +434,13 @@ async fn datagram_arrives(network: &NodeNetwork, from: &str, to: &str, within: D
     .unwrap()
 }
 
-/// The node's `INPUT` rules, as `iptables -S INPUT` prints them inside its namespace.
+/// The node's rules, as `iptables -S` prints them inside its namespace: `INPUT` and the
+/// partition's chain, hooked into it.
 async fn input_rules(network: &NodeNetwork, node: &str) -> String {
     let output = network
         .command(node, "iptables")
         .unwrap()
-        .args(["-w", "-S", "INPUT"])
+        .args(["-w", "-S"])
         .output()
         .await
         .unwrap();
@@ -489,10 +490,12 @@ async fn a_cut_link_drops_what_from_sends_to_to_and_nothing_else_until_healed() 
 
     backend.cut(&[link("n1", "n2")]).await.unwrap();
     let n1 = network.addr("n1").unwrap();
+    let rules = input_rules(&network, "n2").await;
+    assert!(rules.contains(&format!("-s {n1}/32 -j DROP")), "{rules}");
+    // In a chain of Faultline's own, hooked into INPUT.
     assert!(
-        input_rules(&network, "n2")
-            .await
-            .contains(&format!("-A INPUT -s {n1}/32 -j DROP")),
+        rules.contains(&format!("-A INPUT -j {CHAIN_PREFIX}")),
+        "{rules}"
     );
     assert!(!input_rules(&network, "n1").await.contains("DROP"));
     assert!(!datagram_arrives(&network, "n1", "n2", CUT_WAIT).await);
@@ -514,6 +517,8 @@ async fn a_cut_link_drops_what_from_sends_to_to_and_nothing_else_until_healed() 
     }
     assert!(datagram_arrives(&network, "n1", "n2", PATIENCE).await);
     backend.teardown().await.unwrap();
+    let rules = input_rules(&network, "n2").await;
+    assert!(!rules.contains(CHAIN_PREFIX), "left behind: {rules}");
     network.teardown().await.unwrap();
 }
 
@@ -545,7 +550,7 @@ async fn an_isolated_node_is_cut_off_from_its_peers_but_not_from_clients() {
     let rules = input_rules(&network, "n1").await;
     for sender in [n2, n3] {
         assert!(
-            rules.contains(&format!("-A INPUT -s {sender}/32 -j DROP")),
+            rules.contains(&format!("-s {sender}/32 -j DROP")),
             "{rules}"
         );
     }

@@ -39,6 +39,12 @@ pub const CHAIN_PREFIX: &str = "FAULTLINE-";
 /// Numbers the chains of one process.
 static NEXT_CHAIN: AtomicU32 = AtomicU32::new(0);
 
+/// A chain name no other chain of this process has, `FAULTLINE-<pid>-<n>`: shared by every
+/// backend that makes chains, so that [`remove_leftover_chains`] recognises them all.
+pub(super) fn fresh_chain() -> String {
+    format!("{CHAIN_PREFIX}{}", fresh_id(&NEXT_CHAIN))
+}
+
 /// iptables could not be run, or refused a command.
 #[derive(Debug, thiserror::Error)]
 pub enum IptablesError {
@@ -104,7 +110,7 @@ impl IptablesPartitioner {
     /// node also connects from that IP). Fails with a clear reason when
     /// iptables is missing or this process is not root.
     pub async fn create(peer_addrs: BTreeMap<NodeName, SocketAddr>) -> Result<Self, IptablesError> {
-        let chain = format!("{CHAIN_PREFIX}{}", fresh_id(&NEXT_CHAIN));
+        let chain = fresh_chain();
         run(&["-N", &chain]).await?;
         // First in INPUT, so that no ACCEPT rule of the host's lets packets past it.
         if let Err(error) = run(&["-I", "INPUT", "1", "-j", &chain]).await {

@@ -1,24 +1,18 @@
 //! The partition backend for nodes in network namespaces of their own ([`NodeNetwork`]):
-//! cutting the directed link `FROM -> TO` drops, inside TO's namespace, every packet from
-//! FROM's address (`iptables -A INPUT -s FROM_IP -j DROP`), as Jepsen does.
-//!
-//! Unlike `iptables.rs`, the rules name no ports. A node's messages to a peer do not
-//! always travel on connections it opened: etcd, for one, streams a leader's messages to a
-//! follower over a connection the follower opened. Dropping everything from FROM at TO cuts
-//! what FROM says to TO on any connection, whoever opened it. Over TCP that also stalls the
-//! connections TO opens to FROM (their answers from FROM are dropped), as it does for Jepsen:
-//! a one-way cut of a pair holds for messages, not for connections.
+//! the rules of `host_rules.rs`, with each node's namespace as its host. Cutting the
+//! directed link `FROM -> TO` drops, inside TO's namespace, every packet from FROM's
+//! address, as Jepsen does (see `host_rules.rs` for why the rules name no ports).
 //!
 //! The harness's clients connect from the network's host address, which no rule names, so
-//! a partition never cuts a client off. Healing flushes `INPUT` in every node's namespace,
-//! where nothing else puts rules; the rules die with the namespaces in any case.
+//! a partition never cuts a client off. The rules die with the namespaces in any case: once
+//! the network is torn down, teardown has nothing left to remove.
 
 use std::collections::BTreeMap;
-use std::error::Error;
-use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures::future::BoxFuture;
+
+use super::host_rules::{FirewallError, HostFirewall, HostRules};
 use super::iptables::run_as;
 use super::{PartitionError, Partitioner};
 use crate::grudge::Link;
@@ -28,88 +22,61 @@ use crate::netns::NodeNetwork;
 #[derive(Debug)]
 pub struct NamespaceRules {
     network: Arc<NodeNetwork>,
-    torn_down: AtomicBool,
+    rules: HostRules,
 }
 
 impl NamespaceRules {
     /// A partitioner for the nodes of `network`; it adds no rule until links are cut.
     pub fn new(network: Arc<NodeNetwork>) -> Self {
+        let addrs: BTreeMap<_, _> = network
+            .nodes()
+            .filter_map(|node| Some((node.to_owned(), network.addr(node)?)))
+            .collect();
+        let firewall = Arc::new(InNamespaces(network.clone()));
         NamespaceRules {
             network,
-            torn_down: AtomicBool::new(false),
+            rules: HostRules::new(firewall, addrs),
         }
     }
+}
 
+/// Runs iptables inside a node's namespace: the host of a node, as far as its firewall goes.
+#[derive(Debug)]
+struct InNamespaces(Arc<NodeNetwork>);
+
+impl HostFirewall for InNamespaces {
     /// Runs `iptables -w ARGS` in the node's namespace.
-    async fn iptables(
-        &self,
-        node: &str,
-        args: &[&str],
-    ) -> Result<(), Box<dyn Error + Send + Sync + 'static>> {
-        let command = self.network.command(node, "iptables")?;
-        run_as(command, args).await?;
-        Ok(())
+    fn iptables<'a>(
+        &'a self,
+        node: &'a str,
+        args: &'a [String],
+    ) -> BoxFuture<'a, Result<String, FirewallError>> {
+        Box::pin(async move {
+            let command = self.0.command(node, "iptables")?;
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            Ok(run_as(command, &args).await?)
+        })
     }
 }
 
 impl Partitioner for NamespaceRules {
     /// Adds one rule per receiving node, naming every sender cut off from it.
     async fn cut(&self, links: &[Link]) -> Result<(), PartitionError> {
-        let addr = |node: &str| {
-            self.network
-                .addr(node)
-                .ok_or_else(|| PartitionError::UnknownNode(node.to_owned()))
-        };
-        let mut senders: BTreeMap<&str, Vec<(&str, Ipv4Addr)>> = BTreeMap::new();
-        for link in links.iter().filter(|link| link.from != link.to) {
-            let from = addr(&link.from)?;
-            addr(&link.to)?;
-            senders
-                .entry(&link.to)
-                .or_default()
-                .push((&link.from, from));
-        }
-        for (to, from) in senders {
-            let sources: Vec<String> = from.iter().map(|(_, ip)| ip.to_string()).collect();
-            let rule = ["-A", "INPUT", "-s", &sources.join(","), "-j", "DROP"];
-            self.iptables(to, &rule).await.map_err(|error| {
-                let names: Vec<&str> = from.iter().map(|(node, _)| *node).collect();
-                PartitionError::Backend {
-                    message: format!("could not cut {} -> {to}", names.join(",")),
-                    source: error,
-                }
-            })?;
-        }
-        Ok(())
+        self.rules.cut(links).await
     }
 
-    /// Flushes every node's rules, each tried even if one fails.
+    /// Flushes the rules in every namespace that has some, each tried even if one fails.
     async fn heal(&self) -> Result<(), PartitionError> {
-        let mut first_error = None;
-        for node in self.network.nodes() {
-            if let Err(error) = self.iptables(node, &["-F", "INPUT"]).await {
-                first_error.get_or_insert(PartitionError::Backend {
-                    message: format!("could not flush the rules of {node}"),
-                    source: error,
-                });
-            }
-        }
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(()),
-        }
+        self.rules.heal().await
     }
 
-    /// Heals; the namespaces themselves belong to the [`NodeNetwork`]. Once the network
-    /// is torn down there is nothing left to remove.
+    /// Removes the rules' chains; the namespaces themselves belong to the [`NodeNetwork`].
+    /// Once the network is torn down there is nothing left to remove.
     async fn teardown(&self) -> Result<(), PartitionError> {
-        if self.torn_down.load(Ordering::SeqCst) {
+        if self.network.is_torn_down() {
+            self.rules.forget().await;
             return Ok(());
         }
-        if !self.network.is_torn_down() {
-            self.heal().await?;
-        }
-        self.torn_down.store(true, Ordering::SeqCst);
-        Ok(())
+        self.rules.teardown().await
     }
 }
