@@ -305,17 +305,23 @@ pub enum PartitionBackendKind {
     /// namespaces of their own (a [`crate::NodeNetwork`]). Not a `--partition-backend`
     /// value: it comes with the namespaces, and only names the backend in use.
     Netns,
+    /// Firewall rules on each node's own host, applied through a runner the harness
+    /// provides (SSH), for nodes on hosts of their own. Not a `--partition-backend` value
+    /// either: it comes with the hosts.
+    HostIptables,
 }
 
 impl PartitionBackendKind {
     /// The command-line name: `auto`, `iptables` or `proxy`; `netns` for
-    /// [`PartitionBackendKind::Netns`], which the command line does not take.
+    /// [`PartitionBackendKind::Netns`] and `host-iptables` for
+    /// [`PartitionBackendKind::HostIptables`], which the command line does not take.
     pub fn name(self) -> &'static str {
         match self {
             PartitionBackendKind::Auto => "auto",
             PartitionBackendKind::Iptables => "iptables",
             PartitionBackendKind::Proxy => "proxy",
             PartitionBackendKind::Netns => "netns",
+            PartitionBackendKind::HostIptables => "host-iptables",
         }
     }
 }
@@ -416,6 +422,15 @@ mod tests {
         assert_eq!(
             "netns".parse::<PartitionBackendKind>(),
             Err(ParseNameError::UnknownBackend("netns".into()))
+        );
+        // Nor are hosts.
+        assert_eq!(
+            PartitionBackendKind::HostIptables.to_string(),
+            "host-iptables"
+        );
+        assert_eq!(
+            "host-iptables".parse::<PartitionBackendKind>(),
+            Err(ParseNameError::UnknownBackend("host-iptables".into()))
         );
     }
 }

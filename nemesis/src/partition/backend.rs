@@ -8,13 +8,16 @@
 //! while the proxy degrades it.
 //!
 //! Nodes in network namespaces of their own get the rules of `netns.rs`
-//! instead ([`PartitionBackend::in_namespaces`]), and cannot be degraded: the
-//! proxy cannot sit between namespaces.
+//! instead ([`PartitionBackend::in_namespaces`]), and nodes on hosts of their
+//! own the same rules applied on each host through the harness's runner
+//! ([`PartitionBackend::on_hosts`], `host_rules.rs`). Neither can be degraded:
+//! the proxy cannot sit between namespaces or hosts.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use super::host_rules::{HostFirewall, HostRules};
 use super::iptables::{IptablesError, IptablesPartitioner};
 use super::netns::NamespaceRules;
 use super::proxy::{ProxyError, ProxyNetwork, UpstreamSource};
@@ -48,6 +51,23 @@ pub enum BackendError {
          use PartitionBackend::in_namespaces"
     )]
     NeedsNamespaces,
+    /// [`PartitionBackendKind::HostIptables`] asked of [`PartitionBackend::start`].
+    #[error(
+        "the host-iptables partition backend comes with nodes on hosts of their own: \
+         use PartitionBackend::on_hosts"
+    )]
+    NeedsHosts,
+    /// A node given to [`PartitionBackend::on_hosts`] has an address that is not IPv4.
+    #[error(
+        "node `{node}` has the address {addr}, but partitions on hosts are iptables rules, \
+         which match IPv4 addresses only: give the node its host's IPv4 address"
+    )]
+    NotIpv4 {
+        /// The node.
+        node: NodeName,
+        /// The address it was given.
+        addr: SocketAddr,
+    },
 }
 
 /// Degradation asked of an iptables backend that has no proxy in the path.
@@ -66,8 +86,16 @@ struct NoProxyInThePath;
 )]
 struct NoDegradingInNamespaces;
 
+/// Degradation asked of nodes on hosts of their own.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the TCP proxy runs beside the harness, not between the nodes' hosts, and netem is \
+     not used; leave out slow and lossy"
+)]
+struct NoDegradingOnHosts;
+
 /// The partition backend of a run: iptables rules, a proxy per link, or
-/// rules inside the nodes' network namespaces.
+/// rules inside the nodes' network namespaces or on their hosts.
 #[derive(Debug)]
 pub struct PartitionBackend {
     peer_addrs: BTreeMap<NodeName, SocketAddr>,
@@ -83,6 +111,7 @@ enum Backend {
     },
     Proxy(ProxyNetwork),
     Namespaces(NamespaceRules),
+    Hosts(HostRules),
 }
 
 impl PartitionBackend {
@@ -102,6 +131,7 @@ impl PartitionBackend {
             }
             PartitionBackendKind::Proxy => Backend::proxy(peer_addrs).await?,
             PartitionBackendKind::Netns => return Err(BackendError::NeedsNamespaces),
+            PartitionBackendKind::HostIptables => return Err(BackendError::NeedsHosts),
             PartitionBackendKind::Auto => {
                 match IptablesPartitioner::create(peer_addrs.clone()).await {
                     Ok(rules) => Backend::with_iptables(rules, peer_addrs, options).await?,
@@ -128,14 +158,40 @@ impl PartitionBackend {
         }
     }
 
+    /// The backend for nodes on hosts of their own, each node's peer traffic coming from
+    /// the IP of its address in `addrs`: links are cut by rules on each receiving node's
+    /// host, in a chain of Faultline's own, applied through `firewall` (see [`HostRules`]);
+    /// nodes dial each other's `addrs` directly, and nothing can be degraded. Runs no
+    /// command until links are cut. Fails if an address is not IPv4.
+    pub fn on_hosts(
+        firewall: Arc<dyn HostFirewall>,
+        addrs: BTreeMap<NodeName, SocketAddr>,
+    ) -> Result<Self, BackendError> {
+        let ips = addrs
+            .iter()
+            .map(|(node, addr)| match addr.ip() {
+                IpAddr::V4(ip) => Ok((node.clone(), ip)),
+                IpAddr::V6(_) => Err(BackendError::NotIpv4 {
+                    node: node.clone(),
+                    addr: *addr,
+                }),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(PartitionBackend {
+            backend: Backend::Hosts(HostRules::new(firewall, ips)),
+            peer_addrs: addrs,
+        })
+    }
+
     /// Which backend cuts links: [`PartitionBackendKind::Iptables`],
-    /// [`PartitionBackendKind::Proxy`] or [`PartitionBackendKind::Netns`]
-    /// (for test.json and the summary).
+    /// [`PartitionBackendKind::Proxy`], [`PartitionBackendKind::Netns`] or
+    /// [`PartitionBackendKind::HostIptables`] (for test.json and the summary).
     pub fn kind(&self) -> PartitionBackendKind {
         match self.backend {
             Backend::Iptables { .. } => PartitionBackendKind::Iptables,
             Backend::Proxy(_) => PartitionBackendKind::Proxy,
             Backend::Namespaces(_) => PartitionBackendKind::Netns,
+            Backend::Hosts(_) => PartitionBackendKind::HostIptables,
         }
     }
 
@@ -147,9 +203,9 @@ impl PartitionBackend {
 
     /// The address node `from` must dial to reach peer `to` (the `@DIAL` of
     /// `--peers to=ADDR@DIAL`): the link's proxy when there is one, else
-    /// `to`'s own address. `None` for unknown nodes or `from == to`, and
-    /// always in namespaces, where nodes dial each other's own addresses
-    /// (whose ports this backend is not told).
+    /// `to`'s own address (as on hosts). `None` for unknown nodes or
+    /// `from == to`, and always in namespaces, where nodes dial each other's
+    /// own addresses (whose ports this backend is not told).
     pub fn dial_addr(&self, from: &str, to: &str) -> Option<SocketAddr> {
         if let Backend::Namespaces(_) = self.backend {
             return None;
@@ -167,7 +223,7 @@ impl PartitionBackend {
         match &self.backend {
             Backend::Iptables { proxy, .. } => proxy.as_ref(),
             Backend::Proxy(proxy) => Some(proxy),
-            Backend::Namespaces(_) => None,
+            Backend::Namespaces(_) | Backend::Hosts(_) => None,
         }
     }
 }
@@ -199,6 +255,7 @@ impl Partitioner for PartitionBackend {
             Backend::Iptables { rules, .. } => rules.cut(links).await,
             Backend::Proxy(proxy) => proxy.cut(links).await,
             Backend::Namespaces(rules) => rules.cut(links).await,
+            Backend::Hosts(rules) => rules.cut(links).await,
         }
     }
 
@@ -215,6 +272,7 @@ impl Partitioner for PartitionBackend {
             }
             Backend::Proxy(proxy) => proxy.heal().await,
             Backend::Namespaces(rules) => rules.heal().await,
+            Backend::Hosts(rules) => rules.heal().await,
         }
     }
 
@@ -231,17 +289,27 @@ impl Partitioner for PartitionBackend {
             }
             Backend::Proxy(proxy) => proxy.teardown().await,
             Backend::Namespaces(rules) => rules.teardown().await,
+            Backend::Hosts(rules) => rules.teardown().await,
         }
     }
 }
 
 impl Degrader for PartitionBackend {
     async fn degrade(&self, links: &[Link], how: &Degradation) -> Result<(), PartitionError> {
-        if let Backend::Namespaces(_) = self.backend {
-            return Err(PartitionError::backend(
-                "cannot degrade links between network namespaces",
-                NoDegradingInNamespaces,
-            ));
+        match self.backend {
+            Backend::Namespaces(_) => {
+                return Err(PartitionError::backend(
+                    "cannot degrade links between network namespaces",
+                    NoDegradingInNamespaces,
+                ));
+            }
+            Backend::Hosts(_) => {
+                return Err(PartitionError::backend(
+                    "cannot degrade links between hosts",
+                    NoDegradingOnHosts,
+                ));
+            }
+            Backend::Iptables { .. } | Backend::Proxy(_) => {}
         }
         match self.proxy() {
             Some(proxy) => proxy.degrade(links, how).await,
@@ -266,6 +334,7 @@ mod tests {
 
     use super::*;
     use crate::grudge::Grudge;
+    use crate::partition::host_rules::tests::FakeFirewall;
     use crate::partition::iptables::tests::{rules, skip_reason};
 
     /// Long enough that a hang is a hang; only ever a bound on a failure.
@@ -615,6 +684,67 @@ mod tests {
         let ips = ["127.0.0.227", "127.0.0.228", "127.0.0.229"];
         only_one_way_flows(PartitionBackendKind::Iptables, &ips).await;
         assert!(!rules().contains("127.0.0.227"), "a rule outlived teardown");
+    }
+
+    #[tokio::test]
+    async fn on_hosts_nodes_dial_directly_links_are_cut_on_the_hosts_and_nothing_degrades() {
+        let addrs: BTreeMap<NodeName, SocketAddr> =
+            [("n1", "10.0.0.1:7001"), ("n2", "10.0.0.2:7002")]
+                .into_iter()
+                .map(|(node, addr)| (node.to_owned(), addr.parse().unwrap()))
+                .collect();
+        let firewall = Arc::new(FakeFirewall::default());
+        let backend = PartitionBackend::on_hosts(firewall.clone(), addrs.clone()).unwrap();
+        assert_eq!(backend.kind(), PartitionBackendKind::HostIptables);
+        assert_eq!(backend.kind().to_string(), "host-iptables");
+        assert_eq!(backend.dial_addr("n1", "n2"), Some(addrs["n2"]));
+        assert_eq!(backend.dial_addr("n1", "n1"), None);
+        assert_eq!(backend.dial_addr("n3", "n2"), None);
+        assert!(!backend.can_degrade());
+        let error = backend
+            .degrade(&[link("n1", "n2")], &slow(Duration::from_millis(100)))
+            .await
+            .unwrap_err();
+        assert_eq!(error.to_string(), "cannot degrade links between hosts");
+        let reason = std::error::Error::source(&error).unwrap().to_string();
+        assert!(reason.contains("leave out slow and lossy"), "{reason}");
+        assert_eq!(firewall.take(), Vec::<String>::new());
+
+        backend.cut(&[link("n1", "n2")]).await.unwrap();
+        let commands = firewall.take();
+        assert_eq!(commands.len(), 3, "{commands:?}");
+        assert!(commands[2].ends_with("-s 10.0.0.1 -j DROP"), "{commands:?}");
+        assert!(commands.iter().all(|command| command.starts_with("n2: ")));
+        backend.heal().await.unwrap();
+        backend.teardown().await.unwrap();
+        assert_eq!(
+            firewall.take().len(),
+            4,
+            "flush, then unhook, flush, delete"
+        );
+    }
+
+    #[tokio::test]
+    async fn on_hosts_refuses_an_ipv6_address_naming_its_node() {
+        let addrs = [("n1", "10.0.0.1:7001"), ("n2", "[::1]:7002")]
+            .into_iter()
+            .map(|(node, addr)| (node.to_owned(), addr.parse().unwrap()))
+            .collect();
+        let error =
+            PartitionBackend::on_hosts(Arc::new(FakeFirewall::default()), addrs).unwrap_err();
+        assert!(matches!(error, BackendError::NotIpv4 { ref node, .. } if node == "n2"));
+        assert!(error.to_string().contains("[::1]:7002"), "{error}");
+        let error = PartitionBackend::start(
+            PartitionBackendKind::HostIptables,
+            &BTreeMap::new(),
+            BackendOptions::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("use PartitionBackend::on_hosts"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
