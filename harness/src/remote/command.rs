@@ -12,8 +12,8 @@ use clap::Args;
 use futures::future::join_all;
 
 use super::address::{HostAddr, parse_hosts};
-use super::host::{ClockOffset, HostFacts, RemoteHost};
-use super::ssh::{SshError, SshOptions, SshSession};
+use super::host::{ClockOffset, HostFacts, ReadyHost};
+use super::ssh::{SshError, SshOptions};
 use crate::console::{errln, outln};
 
 /// Check the hosts a run would use.
@@ -76,18 +76,12 @@ pub async fn run(args: &HostsArgs) -> Result<()> {
 
 /// Connects to `host`, checks it, measures its clock, and disconnects.
 async fn check_host(host: &HostAddr, options: &SshOptions) -> Result<Ready, SshError> {
-    let session = SshSession::connect(host, options).await?;
-    let (remote, facts) = RemoteHost::check(session).await?;
-    let checked = facts.require(host, true);
-    let clock = match checked {
-        Ok(()) => remote.clock_offset().await,
-        Err(error) => Err(error),
-    };
+    let ready = ReadyHost::connect(host, options, true).await?;
     // A failure to close is not the host's readiness: the master goes when this exits.
-    let _ = remote.close().await;
+    let _ = ready.host.close().await;
     Ok(Ready {
-        facts,
-        clock: clock?,
+        facts: ready.facts,
+        clock: ready.clock,
     })
 }
 

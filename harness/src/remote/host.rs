@@ -10,6 +10,7 @@
 //! A login user that is not root runs every action through `sudo -n` (no prompt: a sudo
 //! that wants a password fails at once, and [`RemoteHost::check`] says so up front).
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::address::HostAddr;
-use super::ssh::{SshError, SshSession};
+use super::ssh::{SshError, SshOptions, SshSession};
 
 /// How long copying a file to a host, or a directory back, may take.
 const COPY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -27,6 +28,9 @@ const CLOCK_SAMPLES: usize = 5;
 
 /// How long a killed process may take to be gone.
 const KILL_WAIT_TENTHS: u32 = 50;
+
+/// How long a started program may take to have its pid written.
+const START_WAIT_HUNDREDTHS: u32 = 500;
 
 /// What [`RemoteHost::check`] found on a host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,12 +45,16 @@ pub struct HostFacts {
     pub iptables: bool,
     /// Programs every run needs that the host lacks.
     pub missing: Vec<String>,
+    /// The host's address that the connection reached (sshd's `SSH_CONNECTION`): where its
+    /// node listens, and what the other hosts' rules name it by. `None` if it is not IPv4.
+    pub address: Option<Ipv4Addr>,
 }
 
 /// The programs every run needs on a host, each with the Debian package that has it.
 const NEEDED: &[(&str, &str)] = &[
     ("tar", "tar"),
     ("setsid", "util-linux"),
+    ("mv", "coreutils"),
     ("nohup", "coreutils"),
     ("readlink", "coreutils"),
     ("date", "coreutils"),
@@ -59,7 +67,8 @@ fn check_script() -> String {
          if [ \"$(id -u)\" = 0 ] || sudo -n true >/dev/null 2>&1; \
          then echo sudo=yes; else echo sudo=no; fi; \
          if PATH=\"$PATH:/usr/sbin:/sbin\" command -v iptables >/dev/null 2>&1; \
-         then echo iptables=yes; else echo iptables=no; fi; ",
+         then echo iptables=yes; else echo iptables=no; fi; \
+         echo \"connection=$SSH_CONNECTION\"; ",
     );
     for (program, _) in NEEDED {
         script.push_str(&format!(
@@ -78,6 +87,7 @@ impl HostFacts {
             sudo: false,
             iptables: false,
             missing: Vec::new(),
+            address: None,
         };
         let mut uid = None;
         for line in text.lines() {
@@ -87,6 +97,13 @@ impl HostFacts {
                 Some(("sudo", value)) => facts.sudo = value == "yes",
                 Some(("iptables", value)) => facts.iptables = value == "yes",
                 Some(("missing", value)) => facts.missing.push(value.to_string()),
+                // `client_ip client_port server_ip server_port`.
+                Some(("connection", value)) => {
+                    facts.address = value
+                        .split_whitespace()
+                        .nth(2)
+                        .and_then(|ip| ip.parse().ok());
+                }
                 // A login banner or a shell's greeting.
                 _ => {}
             }
@@ -221,6 +238,40 @@ fn ours(dir: &str) -> String {
     )
 }
 
+/// A host that is ready for a run: connected, checked, its clock measured.
+pub struct ReadyHost {
+    pub host: RemoteHost,
+    pub facts: HostFacts,
+    pub clock: ClockOffset,
+}
+
+impl ReadyHost {
+    /// Connects to `addr`, checks that a run can use it (iptables too if `iptables`: see
+    /// [`HostFacts::require`]) and measures its clock; on any failure the connection is
+    /// closed and the error names the host and what to fix. What `faultline hosts` and
+    /// `faultline test --hosts` both do first.
+    pub async fn connect(
+        addr: &HostAddr,
+        options: &SshOptions,
+        iptables: bool,
+    ) -> Result<ReadyHost, SshError> {
+        let session = SshSession::connect(addr, options).await?;
+        let (host, facts) = RemoteHost::check(session).await?;
+        let clock = match facts.require(addr, iptables) {
+            Ok(()) => host.clock_offset().await,
+            Err(error) => Err(error),
+        };
+        match clock {
+            Ok(clock) => Ok(ReadyHost { host, facts, clock }),
+            Err(error) => {
+                // A failure to close is not the host's readiness: the master goes on drop.
+                let _ = host.close().await;
+                Err(error)
+            }
+        }
+    }
+}
+
 /// One host, over its connection, as the login user or through sudo.
 pub struct RemoteHost {
     session: SshSession,
@@ -273,7 +324,9 @@ impl RemoteHost {
                 what: what.clone(),
                 source,
             })?;
-        let part = quote(&format!("{to}.part"));
+        // The host's shell's pid in the name: hosts that share a disk (the namespaces of the
+        // SSH tests) put the same file at once without writing into each other's copy.
+        let part = format!("{}.$$", quote(&format!("{to}.part")));
         let dir = quote(parent_dir(to));
         let script = self.as_root(&format!(
             "mkdir -p {dir} && cat > {part} && chmod 755 {part} && mv -f {part} {to}",
@@ -285,20 +338,28 @@ impl RemoteHost {
             .map(drop)
     }
 
-    /// Starts `program` detached from the connection (its own session, immune to hangups,
-    /// no terminal), in its directory, with its output appended to its log and its pid in
-    /// `pid` there. Returns the pid.
+    /// Starts `program` detached from the connection (a session of its own, immune to
+    /// hangups, no terminal), in its directory, with its output appended to its log and its
+    /// pid in `pid` there. A shell waits for it there and writes its exit status to `exit`
+    /// when it ends (see [`RemoteHost::exit_status`]). Returns the pid.
     pub async fn start(&self, program: &RemoteProgram) -> Result<u32, SshError> {
-        let mut command = quote(&program.program);
-        for arg in &program.args {
+        let mut command = quote(&program.log);
+        for word in std::iter::once(&program.program).chain(&program.args) {
             command.push(' ');
-            command.push_str(&quote(arg));
+            command.push_str(&quote(word));
         }
         let dir = quote(&program.dir);
+        // The watcher gets the log as $0 and the command as "$@"; `$!` in it is the
+        // program's own pid, which the signals go to.
+        let watcher = quote(
+            "\"$@\" </dev/null >>\"$0\" 2>&1 & echo $! > pid.part && mv pid.part pid; \
+             wait $!; echo $? > exit.part && mv exit.part exit",
+        );
         let script = self.as_root(&format!(
-            "mkdir -p {dir} && cd {dir} && \
-             {{ setsid nohup {command} </dev/null >>{log} 2>&1 & echo $! > pid; echo $!; }}",
-            log = quote(&program.log)
+            "mkdir -p {dir} && cd {dir} && rm -f pid exit && \
+             {{ setsid nohup sh -c {watcher} {command} </dev/null >/dev/null 2>&1 & }} && \
+             i=0; while [ ! -s pid ] && [ $i -lt {START_WAIT_HUNDREDTHS} ]; do sleep 0.01; i=$((i+1)); done; \
+             cat pid"
         ));
         let what = format!("starting {} in {}", program.program, program.dir);
         let answer = self.session.run_ok(&what, &script).await?;
@@ -308,6 +369,17 @@ impl RemoteHost {
             status: "no pid".to_string(),
             stderr: answer.trim().to_string(),
         })
+    }
+
+    /// How the process started in `dir` ended, once it has: its exit code, or 128 plus the
+    /// signal that ended it (the shell's convention). `None` while it runs.
+    pub async fn exit_status(&self, dir: &str) -> Result<Option<i32>, SshError> {
+        let script = self.as_root(&format!("cat {}/exit 2>/dev/null || true", quote(dir)));
+        let answer = self
+            .session
+            .run_ok(&format!("asking how the process in {dir} ended"), &script)
+            .await?;
+        Ok(answer.trim().parse().ok())
     }
 
     /// Sends `signal` to the process started in `dir`, if it runs; with [`RemoteSignal::Kill`]
@@ -445,6 +517,22 @@ impl RemoteHost {
         Ok(answer.trim().parse().unwrap_or(0))
     }
 
+    /// Runs `iptables -w ARGS` as root and returns what it printed; a failure is
+    /// [`SshError::Failed`] with iptables's own words.
+    pub async fn iptables(&self, args: &[String]) -> Result<String, SshError> {
+        let mut command = String::from("PATH=\"$PATH:/usr/sbin:/sbin\" iptables -w");
+        for arg in args {
+            command.push(' ');
+            command.push_str(&quote(arg));
+        }
+        self.session
+            .run_ok(
+                &format!("iptables {}", args.join(" ")),
+                &self.as_root(&command),
+            )
+            .await
+    }
+
     /// Removes the directory `dir` on the host, and everything in it.
     pub async fn remove_dir(&self, dir: &str) -> Result<(), SshError> {
         let script = self.as_root(&format!("rm -rf {}", quote(dir)));
@@ -500,7 +588,8 @@ mod tests {
     #[test]
     fn the_hosts_answer_says_who_logged_in_and_what_is_there() {
         let facts = HostFacts::parse(
-            "Welcome to the machine\nuid=1000\nuser=ci\nsudo=no\niptables=yes\nmissing=setsid\n",
+            "Welcome to the machine\nuid=1000\nuser=ci\nsudo=no\niptables=yes\nmissing=setsid\n\
+             connection=198.18.0.1 50312 198.18.0.11 22\n",
         )
         .unwrap();
         assert_eq!(
@@ -511,10 +600,12 @@ mod tests {
                 sudo: false,
                 iptables: true,
                 missing: vec!["setsid".to_string()],
+                address: Some(Ipv4Addr::new(198, 18, 0, 11)),
             }
         );
         let root = HostFacts::parse("uid=0\nuser=root\nsudo=yes\niptables=no\n").unwrap();
         assert!(root.root && root.sudo && !root.iptables && root.missing.is_empty());
+        assert_eq!(root.address, None, "no SSH_CONNECTION, or an IPv6 one");
         assert!(HostFacts::parse("sh: 1: id: not found\n").is_err());
 
         // What a run needs, in the order it is told: sudo, the programs, iptables.

@@ -69,10 +69,18 @@ async fn a_program_is_put_started_paused_killed_and_collected_over_ssh() {
             .trim(),
         pid.to_string()
     );
-    // Detached: the program outlives the command that started it, in a session of its own.
+    // Detached: the program outlives the command that started it, in the session of the
+    // shell that waits for it (its parent), not in the session of the ssh command.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let session_id = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(3);
-    assert_eq!(session_id, Some(pid.to_string().as_str()), "{stat}");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let (parent, session_id) = (fields[1], fields[3]);
+    assert_eq!(session_id, parent, "{stat}");
+    assert_eq!(host.exit_status(&dir).await.unwrap(), None, "it runs");
 
     assert!(host.signal(&dir, RemoteSignal::Stop).await.unwrap());
     assert!(stopped(pid), "SIGSTOP over ssh did not stop {pid}");
@@ -81,6 +89,16 @@ async fn a_program_is_put_started_paused_killed_and_collected_over_ssh() {
     assert!(!stopped(pid));
     assert!(host.signal(&dir, RemoteSignal::Kill).await.unwrap());
     assert!(!host.alive(&dir).await.unwrap());
+    // The shell that waited for it says how it ended: 128 + SIGKILL's 9.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = host.exit_status(&dir).await.unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit status was written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status, 137);
     // Nothing to do for a dead program, and its pid (maybe reused) is left alone.
     assert!(!host.signal(&dir, RemoteSignal::Kill).await.unwrap());
 
