@@ -24,7 +24,7 @@ use crate::results::RunResults;
 
 pub use options::{BUNDLED_SYSTEM, SPARES, TestOptions};
 pub use read::{RunFiles, RunVerdict, StoredRun, scan};
-pub use test_json::{NodeRecord, SystemRecord, TestRecord, Versions};
+pub use test_json::{HostRecord, NodeRecord, SystemRecord, TestRecord, Versions};
 
 /// Every option, the system under test, the seed, the binaries' versions and where each
 /// node lived (see [`TestRecord`]).

@@ -2,6 +2,8 @@
 //! machine (`common/sshd.rs`), as it would drive remote machines. `faultline hosts` finds
 //! ready hosts ready and measures their clocks; an unreachable host, and a host that refuses
 //! the login, are exit 3 naming the host and what to fix, within the connect timeout.
+//! `faultline test --hosts` runs the bundled node on the hosts: valid under kills, pauses and
+//! partitions, a zoo bug caught, every node's directory collected and every host left clean.
 //!
 //! Root only, with openssh-server installed (`.ci/run` installs it); skipped otherwise,
 //! saying why. Checks of the command line itself run everywhere.
@@ -14,7 +16,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{describe, faultline};
+use common::{describe, faultline, read_json};
 use sshd::{SshHosts, skipped};
 
 /// `faultline hosts ARGS...`, to the end.
@@ -208,4 +210,179 @@ fn a_malformed_host_list_or_a_missing_ssh_config_is_exit_3_before_connecting() {
         "{}",
         describe(&output)
     );
+}
+
+/// `faultline test --hosts` of every host of `hosts`, with `args`, to the end.
+fn test_on_hosts(hosts: &SshHosts, store: &Path, args: &[&str]) -> Output {
+    let names: Vec<String> = (1..=3).map(|i| hosts.host(&format!("n{i}"))).collect();
+    let config = hosts.ssh_config();
+    Command::new(faultline())
+        .arg("test")
+        .args(["--store", store.to_str().unwrap()])
+        .args(["--hosts", &names.join(",")])
+        .args(["--ssh-config", config.to_str().unwrap()])
+        .args(["--node-binary", common::node_binary().to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// What the run of `test` left on the hosts (which share this machine's disk and processes):
+/// its directory there, processes that run from it, and iptables chains in the hosts.
+fn left_on_hosts(hosts: &SshHosts, test: &serde_json::Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let dir = test["nodes"][0]["host"]["dir"].as_str().unwrap();
+    let root = dir.rsplit_once("/nodes/").unwrap().0;
+    if Path::new(root).exists() {
+        found.push(format!("directory {root}"));
+    }
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(root) {
+            found.push(format!("process {cmdline}"));
+        }
+    }
+    for name in ["n1", "n2", "n3"] {
+        let namespace = hosts.network().namespace(name).unwrap();
+        let rules = Command::new("ip")
+            .args(["netns", "exec", namespace, "iptables", "-w", "-S"])
+            .output()
+            .unwrap();
+        let rules = text(&rules.stdout);
+        found.extend(
+            rules
+                .lines()
+                .filter(|line| line.contains("FAULTLINE"))
+                .map(|line| format!("{name}: iptables {line}")),
+        );
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_bundled_node_on_hosts_over_ssh_is_valid_under_faults_and_every_host_is_left_clean() {
+    if skipped() {
+        return;
+    }
+    let hosts = SshHosts::start(3, &[]).await;
+    let store = tempfile::tempdir().unwrap();
+    let output = test_on_hosts(
+        &hosts,
+        store.path(),
+        &[
+            "--time-limit",
+            "10s",
+            "--nemesis",
+            "kill,pause,partition,partition-leader",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(
+        text(&output.stdout).contains("verdict: valid"),
+        "{}",
+        describe(&output)
+    );
+
+    // Each node ran on its host, at the host's address, with the host's clock measured.
+    let run = store.path().join("latest");
+    let test = read_json(run.join("test.json"));
+    for (i, node) in test["nodes"].as_array().unwrap().iter().enumerate() {
+        let name = format!("n{}", i + 1);
+        assert_eq!(node["host"]["ssh"], hosts.host(&name).as_str(), "{node}");
+        assert_eq!(node["ip"], hosts.ip(&name).to_string().as_str(), "{node}");
+        // One clock here: the offset is within the measurement's half round trip (and some
+        // scheduling).
+        let offset = node["host"]["clock_offset_ms"].as_f64().unwrap();
+        let round_trip = node["host"]["clock_round_trip_ms"].as_f64().unwrap();
+        assert!(offset.abs() <= round_trip / 2.0 + 5.0, "{node}");
+        // Its directory was copied back: the log it wrote there, and its data.
+        let dir = run.join("nodes").join(&name);
+        let log = std::fs::read_to_string(dir.join("node.log")).unwrap();
+        assert!(!log.is_empty(), "{name}'s log is empty");
+        assert!(
+            std::fs::read_dir(dir.join("data")).unwrap().count() > 0,
+            "{name}'s data dir is empty"
+        );
+    }
+    assert!(
+        test["replay"].as_str().unwrap().contains("--hosts root@"),
+        "{test}"
+    );
+
+    // The faults really happened on the hosts.
+    let events = common::nemesis_events(store.path());
+    for fault in ["kill", "pause", "start-partition"] {
+        assert!(
+            events.iter().any(|(f, _)| f == fault),
+            "no {fault} in {events:?}"
+        );
+    }
+    assert_eq!(left_on_hosts(&hosts, &test), Vec::<String>::new());
+    hosts.stop().await;
+}
+
+#[tokio::test]
+async fn stale_reads_of_the_bundled_node_on_hosts_over_ssh_are_caught() {
+    if skipped() {
+        return;
+    }
+    let hosts = SshHosts::start(3, &[]).await;
+    let store = tempfile::tempdir().unwrap();
+    let output = test_on_hosts(
+        &hosts,
+        store.path(),
+        &[
+            "--time-limit",
+            "10s",
+            "--nemesis",
+            "partition",
+            "--bug",
+            "stale-read",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        text(&output.stdout).contains("verdict: INVALID"),
+        "{}",
+        describe(&output)
+    );
+    let test = read_json(store.path().join("latest/test.json"));
+    assert_eq!(left_on_hosts(&hosts, &test), Vec::<String>::new());
+    hosts.stop().await;
+}
+
+#[tokio::test]
+async fn faults_that_cannot_run_on_hosts_are_left_out_and_a_host_not_ready_is_exit_3() {
+    if skipped() {
+        return;
+    }
+    // n3 has no sshd: the run is refused before anything starts, naming it.
+    let hosts = SshHosts::start(3, &[true, true, false]).await;
+    let store = tempfile::tempdir().unwrap();
+    let output = test_on_hosts(&hosts, store.path(), &["--time-limit", "5s"]);
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "1 of 3 hosts not ready (`faultline hosts --hosts ...` checks them):\n  {}: {} is unreachable",
+            hosts.host("n3"),
+            hosts.host("n3")
+        )),
+        "{stderr}"
+    );
+    assert!(!store.path().join("latest").exists(), "nothing was started");
+
+    // A fault named that cannot run on hosts refuses the run, saying why.
+    let output = test_on_hosts(&hosts, store.path(), &["--nemesis", "power-loss"]);
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    assert!(
+        text(&output.stderr).contains("power-loss cannot run here: the power-loss disks are FUSE"),
+        "{}",
+        describe(&output)
+    );
+    hosts.stop().await;
 }

@@ -7,6 +7,9 @@
 //! - `host.rs`: what the harness does on one host: check that it can (root or passwordless
 //!   sudo, iptables), put a file there, start a program detached with a pid file, signal it,
 //!   ask whether it lives, copy a directory back, measure the clock's offset, clean up;
+//! - `process.rs`: a node started on a host, watched for its exit as a local child is;
+//! - `nodes.rs`: the hosts of a run, one node each: set up at once, collected and cleaned at
+//!   the end;
 //! - `command.rs`: `faultline hosts`, which checks every host a run would use.
 //!
 //! # Why the `openssh` crate, and its native multiplexing
@@ -31,29 +34,19 @@
 //! Every wait is bounded: connecting by ssh's `ConnectTimeout` (and an outer limit above it),
 //! each command by a time limit of its own; a host that stops answering mid-run is noticed
 //! by `ServerAliveInterval`.
-//!
-//! Not every piece is used by a run yet: `faultline test --hosts` (nodes started, faulted and
-//! collected through `host.rs`) is the next step of issue 18, so the unused part of this
-//! module is allowed to be dead outside its tests until then.
 
 mod address;
 pub mod command;
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "used by `faultline test --hosts`, the next step of issue 18"
-    )
-)]
 mod host;
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "used by `faultline test --hosts`, the next step of issue 18"
-    )
-)]
+mod nodes;
+mod process;
 mod ssh;
 
 #[cfg(test)]
 mod tests;
+
+pub use address::{HostAddr, parse_hosts};
+pub use host::RemoteSignal;
+pub use nodes::{RemoteNodes, UncleanHost};
+pub use process::RemoteProcess;
+pub use ssh::SshOptions;

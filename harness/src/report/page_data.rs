@@ -102,6 +102,17 @@ pub struct RunInfo<'h> {
     pub seed: String,
     pub bugs: &'h [String],
     pub replay: &'h str,
+    /// With `--hosts`: each node's host and its clock against the harness's.
+    pub hosts: Vec<HostInfo<'h>>,
+}
+
+/// A node's host (`--hosts`), as the summary shows it.
+#[derive(Serialize)]
+pub struct HostInfo<'h> {
+    pub node: &'h str,
+    pub ssh: &'h str,
+    pub clock_offset_ms: f64,
+    pub clock_round_trip_ms: f64,
 }
 
 /// A history checked alone: which file, in which format.
@@ -463,6 +474,17 @@ fn run_info<'h>(test: &'h TestRecord, dir: &Path) -> RunInfo<'h> {
         seed: test.options.seed.to_string(),
         bugs: &test.options.bugs,
         replay: &test.replay,
+        hosts: (test.nodes.iter())
+            .filter_map(|node| {
+                let host = node.host.as_ref()?;
+                Some(HostInfo {
+                    node: &node.name,
+                    ssh: &host.ssh,
+                    clock_offset_ms: host.clock_offset_ms,
+                    clock_round_trip_ms: host.clock_round_trip_ms,
+                })
+            })
+            .collect(),
     }
 }
 
@@ -634,5 +656,33 @@ mod tests {
             (vec!["timeout"], vec![-1, 0, -1])
         );
         assert_eq!((columns.nodes, columns.node), (vec!["n1"], vec![0, -1, -1]));
+    }
+
+    #[test]
+    fn each_nodes_host_and_clock_offset_reach_the_page() {
+        let fixture =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-invalid");
+        let mut test = crate::store::RunDir::at(fixture.clone())
+            .read_test()
+            .unwrap();
+        assert!(
+            run_info(&test, &fixture).hosts.is_empty(),
+            "a run on this machine"
+        );
+        test.nodes[1].host = Some(crate::store::HostRecord {
+            ssh: "root@h2".to_string(),
+            dir: "/var/tmp/faultline/1-2/nodes/n2".to_string(),
+            clock_offset_ms: -1.5,
+            clock_round_trip_ms: 0.4,
+        });
+        let info = run_info(&test, &fixture);
+        let [host] = &info.hosts[..] else {
+            panic!("one host")
+        };
+        assert_eq!((host.node, host.ssh), ("n2", "root@h2"));
+        assert_eq!(
+            (host.clock_offset_ms, host.clock_round_trip_ms),
+            (-1.5, 0.4)
+        );
     }
 }

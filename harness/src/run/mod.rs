@@ -42,6 +42,7 @@ use tracing::warn;
 use crate::cluster::{ClusterOptions, ProcessCluster};
 use crate::completeness::Completeness;
 use crate::election_safety::ElectionSafety;
+use crate::remote::{RemoteNodes, UncleanHost};
 use crate::results::{self, Healing, Observed, Recovery};
 use crate::store::{
     BUNDLED_SYSTEM, RunDir, SPARES, SystemRecord, TestOptions, TestRecord, Versions,
@@ -99,11 +100,26 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
             warn!("removing the network namespaces of dead runs failed: {e}");
         }
     }
+    placement::leave_out_off_hosts(args, &mut options)?;
     leave_out_what_cannot_run(args, &mut options).await?;
     let faketime = clock_fault_here(args, system.as_ref(), &mut options).await?;
     membership_here(args, system.as_ref(), &mut options)?;
     let node_network = placement::place_nodes(args, system.as_ref(), &mut options).await?;
-    let outcome = run_placed(options, system, node_network.clone(), faketime, interrupt).await;
+    let hosts = match placement::place_on_hosts(args, &options).await {
+        Ok(hosts) => hosts,
+        Err(error) => {
+            if let Some(network) = node_network {
+                let _ = network.teardown().await;
+            }
+            return Err(error);
+        }
+    };
+    let placed = Placed {
+        network: node_network.clone(),
+        hosts,
+        faketime,
+    };
+    let outcome = run_placed(options, system, placed, interrupt).await;
     // The last step of the teardown, on every path: the nodes are stopped by now.
     if let Some(network) = node_network
         && let Err(e) = network.teardown().await
@@ -113,16 +129,32 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     outcome
 }
 
-/// The run, once it is known where the nodes run (`node_network`, with namespaces): from
-/// the run directory to the summary.
+/// Where the nodes run, and what they run under.
+struct Placed {
+    /// Each in a network namespace of its own.
+    network: Option<Arc<NodeNetwork>>,
+    /// Each on a host of its own over SSH.
+    hosts: Option<Arc<RemoteNodes>>,
+    /// Under this libfaketime, for the clock faults.
+    faketime: Option<PathBuf>,
+}
+
+/// The run, once it is known where the nodes run: from the run directory to the summary.
 async fn run_placed(
     options: TestOptions,
     system: Arc<dyn System>,
-    node_network: Option<Arc<NodeNetwork>>,
-    faketime: Option<PathBuf>,
+    placed: Placed,
     interrupt: &Interrupt,
 ) -> Result<RunOutcome> {
+    let Placed {
+        network: node_network,
+        hosts,
+        faketime,
+    } = placed;
     if interrupt.is_set() {
+        if let Some(hosts) = &hosts {
+            hosts.collect_and_clean(&BTreeMap::new()).await;
+        }
         bail!("interrupted before the cluster started; nothing was started");
     }
     let timestamp = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
@@ -148,6 +180,13 @@ async fn run_placed(
             network.host_link()
         );
     }
+    if let Some(hosts) = &hosts {
+        errln!(
+            "  each node on a host of its own over SSH: {} (under {} there)",
+            options.hosts.join(", "),
+            hosts.root()
+        );
+    }
 
     let cluster = Arc::new(ProcessCluster::plan(&ClusterOptions {
         nodes: options.nodes,
@@ -157,10 +196,13 @@ async fn run_placed(
         power_loss: options.fault_kinds()?.contains(FaultKind::PowerLoss),
         network: node_network.clone(),
         faketime,
+        hosts: hosts.clone(),
     })?);
-    let network = Arc::new(match node_network {
-        Some(node_network) => PartitionBackend::in_namespaces(node_network),
-        None => PartitionBackend::start(
+    let network = Arc::new(match (node_network, &hosts) {
+        (Some(node_network), _) => PartitionBackend::in_namespaces(node_network),
+        (None, Some(hosts)) => PartitionBackend::on_hosts(hosts.clone(), cluster.peer_addrs())
+            .context("setting up partitions on the hosts")?,
+        (None, None) => PartitionBackend::start(
             options.backend_kind()?,
             &cluster.peer_addrs(),
             BackendOptions {
@@ -189,6 +231,10 @@ async fn run_placed(
             anyhow::Error::from(e)
         );
     }
+    let unclean_hosts = match &hosts {
+        Some(hosts) => collect_from_hosts(hosts, &cluster).await,
+        None => Vec::new(),
+    };
     if interrupt.is_set() {
         // Whatever the phase: what was recorded stays in the run directory.
         let kept = if run_dir.history().exists() {
@@ -242,6 +288,7 @@ async fn run_placed(
         final_reads: final_reads.as_ref(),
         check_time,
         run_dir: &run_dir,
+        unclean_hosts: &unclean_hosts,
     });
     out!("{summary_text}");
     Ok(RunOutcome {
@@ -252,6 +299,25 @@ async fn run_placed(
         summary,
         summary_text,
     })
+}
+
+/// The end of a run on its hosts: each node's directory copied into the run's, every host
+/// cleaned; the hosts where that failed are said now and named in the summary.
+async fn collect_from_hosts(hosts: &RemoteNodes, cluster: &ProcessCluster) -> Vec<UncleanHost> {
+    let local_dirs = cluster
+        .specs()
+        .iter()
+        .map(|spec| (spec.name.clone(), spec.dir.clone()))
+        .collect();
+    let unclean = hosts.collect_and_clean(&local_dirs).await;
+    for host in &unclean {
+        errln!(
+            "faultline test: {} was not cleaned: {}",
+            host.host,
+            host.reason
+        );
+    }
+    unclean
 }
 
 /// Checks that power loss can run here if asked for: a `--nemesis` list that names it is

@@ -8,6 +8,7 @@ use clap::Args;
 use faultline_nemesis::{FaultKinds, PartitionBackendKind};
 use faultline_workloads::WorkloadKind;
 
+use crate::remote::{HostAddr, parse_hosts};
 use crate::store::{self, TestOptions, derived_name};
 
 /// The faults of a run without `--nemesis`: the process faults and the network faults that
@@ -115,9 +116,51 @@ pub struct TestArgs {
     /// Time budget of the linearizability check; keys undecided by then are unknown.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub check_timeout: Duration,
+    /// Run each node on a host of its own over SSH: the hosts, comma-separated, each
+    /// `[user@]host[:port]` as ssh takes it (`root@h1,root@h2,root@h3`); as many nodes as
+    /// hosts. `faultline hosts` checks them first. See the README, "Running against real
+    /// machines".
+    #[arg(long, value_parser = parse_hosts)]
+    pub hosts: Option<std::vec::Vec<HostAddr>>,
+    /// With --hosts: an ssh configuration file to use instead of `~/.ssh/config` (as `ssh -F`).
+    #[arg(long, requires = "hosts")]
+    pub ssh_config: Option<PathBuf>,
+    /// With --hosts: how long connecting to a host may take.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
 }
 
 impl TestArgs {
+    /// What `--hosts` cannot go with, and an ssh configuration that is not there (the list
+    /// itself was checked as it was read: see `parse_hosts`).
+    fn check_hosts(&self) -> Result<()> {
+        if self.netns {
+            bail!("--hosts and --netns: nodes on hosts of their own need no namespaces here");
+        }
+        if self.partition_backend != PartitionBackendKind::Auto {
+            bail!(
+                "--partition-backend {} does not apply with --hosts: links between hosts are cut \
+                 by iptables rules on each host",
+                self.partition_backend
+            );
+        }
+        if self.system != store::BUNDLED_SYSTEM || self.system_file.is_some() {
+            bail!(
+                "--hosts runs the bundled node (faultline-node) for now; other systems run on \
+                 this machine"
+            );
+        }
+        if let Some(config) = &self.ssh_config
+            && !config.is_file()
+        {
+            bail!(
+                "the ssh configuration {} (--ssh-config) does not exist",
+                config.display()
+            );
+        }
+        Ok(())
+    }
+
     /// The faults asked for: `--nemesis`, or the default mix.
     pub fn nemesis_kinds(&self) -> FaultKinds {
         self.nemesis.clone().unwrap_or_else(|| {
@@ -175,6 +218,13 @@ impl TestArgs {
                  or without --netns"
             );
         }
+        let nodes = match &self.hosts {
+            Some(hosts) => {
+                self.check_hosts()?;
+                hosts.len()
+            }
+            None => self.nodes,
+        };
         if self.netns && self.partition_backend != PartitionBackendKind::Auto {
             bail!(
                 "--partition-backend {} does not apply with --netns: links between namespaces \
@@ -195,7 +245,7 @@ impl TestArgs {
         store::validate_name(&name)?;
         let options = TestOptions {
             name,
-            nodes: self.nodes,
+            nodes,
             // Decided once the system is known to change membership (`run::membership_here`).
             spares: 0,
             time_limit: self.time_limit,
@@ -218,6 +268,10 @@ impl TestArgs {
             node_binary,
             bugs: self.bugs.clone(),
             check_timeout: self.check_timeout,
+            hosts: (self.hosts.iter().flatten())
+                .map(HostAddr::to_string)
+                .collect(),
+            ssh_config: self.ssh_config.clone(),
         };
         options.workload_options()?.validate()?;
         Ok(options)

@@ -1,12 +1,15 @@
 //! Where the nodes run: on loopback, or each in a network namespace of its own with its own
 //! address on a bridge ([`NodeNetwork`]), as close to separate machines as one Linux box
-//! gets. `--netns` asks for namespaces; a system whose peers cannot be cut apart on loopback
-//! gets them by default as root.
+//! gets, or each on a host of its own over SSH ([`RemoteNodes`], `--hosts`). `--netns` asks
+//! for namespaces; a system whose peers cannot be cut apart on loopback gets them by default
+//! as root.
 //!
 //! The choice changes which faults can run, and this module leaves out what cannot, saying
 //! why (a fault asked for by name is refused instead): without namespaces the links of such
 //! a system cannot be cut at all; with them, links cannot be slowed or made lossy, since the
-//! TCP proxy that does that cannot sit between namespaces.
+//! TCP proxy that does that cannot sit between namespaces. On hosts, neither can it, and the
+//! faults that need this machine (its FUSE power-loss disks, libfaketime) or spare nodes are
+//! left out too.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -14,13 +17,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use faultline_nemesis::{HOST_LINK_PREFIX, Lane, NodeNetwork};
+use faultline_nemesis::{FaultKind, HOST_LINK_PREFIX, Lane, NodeNetwork};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tracing::warn;
 
 use super::TestArgs;
 use crate::cluster::node_names;
+use crate::remote::{RemoteNodes, SshOptions};
 use crate::store::TestOptions;
 use crate::system::System;
 
@@ -86,6 +90,66 @@ pub async fn place_nodes(
     }
     options.netns = true;
     Ok(Some(Arc::new(network)))
+}
+
+/// Why `kind` cannot run on nodes on hosts over SSH, if it cannot.
+fn not_on_hosts(kind: FaultKind) -> Option<&'static str> {
+    if kind == FaultKind::PowerLoss {
+        return Some(
+            "the power-loss disks are FUSE filesystems the harness serves on this machine, \
+             not on the hosts",
+        );
+    }
+    if kind.moves_clocks() {
+        return Some(
+            "the clock faults run nodes under libfaketime on this machine, not on the hosts",
+        );
+    }
+    if kind == FaultKind::Membership {
+        return Some("membership changes need spare nodes, and --hosts puts one node on each host");
+    }
+    if kind.needs_proxy() {
+        return Some(
+            "slowing links and making them lossy needs the TCP proxy, which cannot sit \
+             between hosts",
+        );
+    }
+    None
+}
+
+/// With `--hosts`: leaves out (or refuses, for a list given by name) the faults that cannot
+/// run on hosts over SSH. Before anything looks at what this machine offers them.
+pub fn leave_out_off_hosts(args: &TestArgs, options: &mut TestOptions) -> Result<()> {
+    if args.hosts.is_none() {
+        return Ok(());
+    }
+    for kind in options.fault_kinds()?.iter() {
+        if let Some(reason) = not_on_hosts(kind) {
+            options.leave_out(kind, reason, args.nemesis.is_some())?;
+        }
+    }
+    Ok(())
+}
+
+/// With `--hosts`: connects to every host, checks that a node can run there (and iptables,
+/// if the run cuts links) and measures its clock; exit 3 naming each host that is not
+/// ready. The caller cleans the hosts on every path ([`RemoteNodes::collect_and_clean`]).
+pub async fn place_on_hosts(
+    args: &TestArgs,
+    options: &TestOptions,
+) -> Result<Option<Arc<RemoteNodes>>> {
+    let Some(hosts) = &args.hosts else {
+        return Ok(None);
+    };
+    let ssh = SshOptions {
+        config_file: args.ssh_config.clone(),
+        connect_timeout: args.connect_timeout,
+        ..SshOptions::default()
+    };
+    let cuts_links = !options.fault_kinds()?.of_lane(Lane::Network).is_empty();
+    let names = node_names(options.processes());
+    let nodes = RemoteNodes::connect(hosts, &names, &ssh, cuts_links).await?;
+    Ok(Some(Arc::new(nodes)))
 }
 
 /// Leaves out every fault on links (or refuses the run, for a list given by name).

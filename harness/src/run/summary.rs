@@ -9,6 +9,7 @@ use faultline_history::Summary;
 use faultline_workloads::FinalReads;
 
 use crate::fingerprints::Agreement;
+use crate::remote::UncleanHost;
 use crate::results::{LeaderChange, RunResults};
 use crate::store::{RunDir, TestOptions};
 use crate::wording::{key_counts, plural, shout};
@@ -24,6 +25,8 @@ pub struct Printed<'a> {
     pub final_reads: Option<&'a FinalReads>,
     pub check_time: Duration,
     pub run_dir: &'a RunDir,
+    /// With `--hosts`: the hosts that could not be cleaned at the end, and why.
+    pub unclean_hosts: &'a [UncleanHost],
 }
 
 fn millis(duration: Duration) -> String {
@@ -48,6 +51,13 @@ pub fn render(p: &Printed) -> String {
     );
     for fault in &o.left_out {
         let _ = writeln!(out, "  left out     {fault}");
+    }
+    for host in p.unclean_hosts {
+        let _ = writeln!(
+            out,
+            "  NOT CLEANED  {}: {} (remove what runs there by hand)",
+            host.host, host.reason
+        );
     }
     if !o.bugs.is_empty() {
         let _ = writeln!(out, "  bugs switched on: {}", o.bugs.join(", "));
@@ -483,6 +493,7 @@ mod tests {
             final_reads: None,
             check_time: Duration::from_millis(20),
             run_dir: &run,
+            unclean_hosts: &[],
         })
     }
 

@@ -59,6 +59,13 @@ pub struct TestOptions {
     pub bugs: Vec<String>,
     #[serde(with = "humantime_serde")]
     pub check_timeout: Duration,
+    /// The hosts the nodes ran on over SSH (`--hosts`), one each in node order; empty when
+    /// they ran on this machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// The ssh configuration used to reach them (`--ssh-config`), if not the user's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 /// How many spare nodes a run with the membership fault starts: two, so that a cluster of
@@ -155,6 +162,12 @@ impl TestOptions {
         }
         if self.netns {
             command.push("--netns".to_string());
+        }
+        if !self.hosts.is_empty() {
+            command.push(format!("--hosts {}", self.hosts.join(",")));
+        }
+        if let Some(config) = &self.ssh_config {
+            command.push(format!("--ssh-config {}", config.display()));
         }
         command.extend(self.bugs.iter().map(|bug| format!("--bug {bug}")));
         command.join(" ")

@@ -65,7 +65,7 @@ pub struct Versions {
 }
 
 /// Where one node lives: its addresses and its directory in the run directory.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeRecord {
     pub name: NodeName,
     pub ip: Ipv4Addr,
@@ -80,6 +80,22 @@ pub struct NodeRecord {
     /// Started as a spare, not a member, for the membership fault to add.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spare: bool,
+    /// The host the node ran on, with `--hosts`; then `ip` is that host's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostRecord>,
+}
+
+/// A host a node ran on (`--hosts`), and its clock against the harness's when the run began.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostRecord {
+    /// The host as `--hosts` named it (`[user@]host[:port]`).
+    pub ssh: String,
+    /// Where the node's directory was on the host; it is copied into `dir` at the end.
+    pub dir: String,
+    /// The host's clock minus the harness's, in milliseconds (positive: the host is ahead).
+    pub clock_offset_ms: f64,
+    /// The round trip of that measurement, in milliseconds: the offset is right within half.
+    pub clock_round_trip_ms: f64,
 }
 
 impl NodeRecord {

@@ -335,6 +335,7 @@ mod tests {
             dir: PathBuf::from(format!("/run/nodes/n{i}")),
             namespace: None,
             spare: false,
+            host: None,
         }
     }
 

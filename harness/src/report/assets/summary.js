@@ -73,6 +73,13 @@ function countsRow(name, counts) {
     el("td", { text: formatCount(total) }));
 }
 
+/** Each node's host and its clock against the harness's when the run began. */
+function hostsText(hosts) {
+  const signed = (ms) => (ms >= 0 ? "+" : "") + ms.toFixed(2);
+  return hosts.map((h) => h.node + " on " + h.ssh + ", clock " + signed(h.clock_offset_ms) +
+    " ms (±" + (h.clock_round_trip_ms / 2).toFixed(2) + ")").join("; ");
+}
+
 /** The facts of the summary that only a run has: how it was run. */
 function runFacts(run, s, fact, nemesis) {
   return [
@@ -80,6 +87,7 @@ function runFacts(run, s, fact, nemesis) {
     fact("Nemesis", run.nemesis + " (" + nemesis + ")"),
     fact("Partitions by", run.backend),
     fact("Nodes", run.nodes.length + ": " + run.nodes.join(", ")),
+    ...(run.hosts.length ? [fact("Hosts", hostsText(run.hosts))] : []),
     fact("Clients", String(run.concurrency)),
     fact("Seed", el("code", { text: run.seed })),
     fact("Duration", s.duration_s.toFixed(1) + " s (time limit " + run.time_limit_s + " s)"),

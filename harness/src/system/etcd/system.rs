@@ -200,6 +200,7 @@ mod tests {
             dir: PathBuf::from(format!("/store/t/20261205T081500/nodes/n{i}")),
             namespace: None,
             spare: false,
+            host: None,
         }
     }
 

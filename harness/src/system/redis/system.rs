@@ -365,6 +365,7 @@ mod tests {
             dir: PathBuf::from(format!("/store/t/1/nodes/n{i}")),
             namespace: None,
             spare: false,
+            host: None,
         }
     }
 

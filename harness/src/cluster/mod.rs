@@ -12,13 +12,18 @@
 //! each node who the first members are); the cluster keeps the members it last saw, which
 //! the waits for a leader and the final catch-up consider, and the nodes the nemesis retired
 //! (removed from the cluster), which nothing restarts until it enlists them again.
+//! With `--hosts`, each node runs on a host of its own over SSH ([`RemoteNodes`]) at that
+//! host's address, its directory there copied into the run's at the end; `process.rs` does
+//! to a node process on a host what it does to one here.
+
+mod process;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -28,20 +33,23 @@ use faultline_nemesis::{
 };
 use faultline_workloads::ClientFactory;
 use futures::future::join_all;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep};
 use tracing::{debug, warn};
 
 use crate::node_status::{NodeStatus, leading};
 use crate::ports::reserve_ports;
+use crate::remote::RemoteNodes;
 use crate::store::{NodeRecord, RunDir};
 use crate::system::{NodeCommand, System};
+use process::{NodeProcess, stop_child};
 
-/// How long a node gets to exit after SIGTERM before it is SIGKILLed.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The ports a node listens on on a host of its own (`--hosts`), for clients and for peers:
+/// above the well-known ports and below Linux's ephemeral range, as etcd's 2379 and 2380 are.
+pub const HOST_CLIENT_PORT: u16 = 7401;
+pub const HOST_PEER_PORT: u16 = 7402;
 
 /// A node's libfaketime control file, in its directory.
 const CLOCK_CONTROL: &str = "clock.faketime";
@@ -76,6 +84,8 @@ pub struct ClusterOptions {
     /// clocks: only with the clock fault in the run, since every clock call then costs a
     /// read of the control file.
     pub faketime: Option<PathBuf>,
+    /// Run each node on a host of its own over SSH (`--hosts`), not on this machine.
+    pub hosts: Option<Arc<RemoteNodes>>,
 }
 
 /// One node's clock under libfaketime.
@@ -88,8 +98,8 @@ struct NodeClock {
 }
 
 enum ProcessState {
-    Running(Child),
-    Paused(Child),
+    Running(NodeProcess),
+    Paused(NodeProcess),
     Stopped,
 }
 
@@ -118,6 +128,10 @@ pub struct ProcessCluster {
     disks: Mutex<BTreeMap<NodeName, PowerLossDisk>>,
     /// With namespaces: where each node process is started.
     network: Option<Arc<NodeNetwork>>,
+    /// With `--hosts`: the host each node runs on.
+    hosts: Option<Arc<RemoteNodes>>,
+    /// With `--hosts`: the node binary's path on the hosts, once put there.
+    program_on_hosts: OnceLock<String>,
     /// With the clock fault: each node's clock.
     clocks: Option<Mutex<BTreeMap<NodeName, NodeClock>>>,
     /// The processes started under libfaketime, whose leftovers in /dev/shm go once they are
@@ -147,6 +161,18 @@ impl ProcessCluster {
             .zip(1u8..)
             .map(|(name, i)| {
                 let loopback = Ipv4Addr::new(127, 0, 0, 10 + i);
+                if let Some(hosts) = &options.hosts {
+                    return Ok(NodeRecord {
+                        client_addr: SocketAddr::from((hosts.ip(&name)?, HOST_CLIENT_PORT)),
+                        peer_addr: SocketAddr::from((hosts.ip(&name)?, HOST_PEER_PORT)),
+                        dir: options.run_dir.node_dir(&name),
+                        ip: hosts.ip(&name)?,
+                        namespace: None,
+                        spare: usize::from(i) > options.nodes,
+                        host: Some(hosts.record(&name)?),
+                        name,
+                    });
+                }
                 // Inside a namespace of its own every port is free; ports chosen as on
                 // loopback are as good there, and stay out of the ephemeral range.
                 let [client_port, peer_port] = reserve_ports(loopback)?;
@@ -167,6 +193,7 @@ impl ProcessCluster {
                     ip,
                     namespace,
                     spare: usize::from(i) > options.nodes,
+                    host: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -195,6 +222,8 @@ impl ProcessCluster {
             power_loss: options.power_loss,
             disks: Mutex::new(BTreeMap::new()),
             network: options.network.clone(),
+            hosts: options.hosts.clone(),
+            program_on_hosts: OnceLock::new(),
             members: Mutex::new(
                 specs
                     .iter()
@@ -249,7 +278,7 @@ impl ProcessCluster {
             self.system
                 .prepare(spec, &self.specs)
                 .with_context(|| format!("preparing {}", spec.name))?;
-            self.spawn(&spec.name)?;
+            self.spawn(&spec.name).await?;
         }
         Ok(())
     }
@@ -346,36 +375,71 @@ impl ProcessCluster {
         Ok(child)
     }
 
-    fn spawn(&self, name: &str) -> Result<()> {
+    async fn spawn(&self, name: &str) -> Result<()> {
         let spec = self.spec(name)?;
-        let launch = self.node_command(spec)?;
-        let child = match &self.clocks {
-            None => self.spawn_on(spec, &launch, Vec::new())?,
-            Some(clocks) => {
-                let mut clocks = clocks.lock().expect("never poisoned");
-                let clock = clocks
-                    .get_mut(name)
-                    .ok_or_else(|| anyhow!("no clock for {name}"))?;
-                // The line for a process that starts now: the clock the nemesis set, from
-                // the node's first instruction.
-                let start = Instant::now();
-                clock
-                    .control
-                    .write(&clock.setting, start)
-                    .with_context(|| format!("writing {}", clock.control.path().display()))?;
-                let child = self.spawn_on(spec, &launch, clock.control.env())?;
-                clock.process_start = Some(start);
-                if let Some(pid) = child.id() {
-                    self.faked_pids.lock().expect("never poisoned").push(pid);
-                }
-                child
-            }
+        let process = match &self.hosts {
+            Some(hosts) => NodeProcess::Remote(self.spawn_on_host(hosts, spec).await?),
+            None => NodeProcess::Local(self.spawn_here(spec)?),
         };
         self.processes
             .lock()
             .expect("never poisoned")
-            .insert(name.to_string(), ProcessState::Running(child));
+            .insert(name.to_string(), ProcessState::Running(process));
         Ok(())
+    }
+
+    /// Starts the node on this machine, under libfaketime with the clock the nemesis set if
+    /// clocks are faulted.
+    fn spawn_here(&self, spec: &NodeRecord) -> Result<Child> {
+        let launch = self.node_command(spec)?;
+        let Some(clocks) = &self.clocks else {
+            return self.spawn_on(spec, &launch, Vec::new());
+        };
+        let mut clocks = clocks.lock().expect("never poisoned");
+        let clock = clocks
+            .get_mut(&spec.name)
+            .ok_or_else(|| anyhow!("no clock for {}", spec.name))?;
+        // The line for a process that starts now: the clock the nemesis set, from the node's
+        // first instruction.
+        let start = Instant::now();
+        clock
+            .control
+            .write(&clock.setting, start)
+            .with_context(|| format!("writing {}", clock.control.path().display()))?;
+        let child = self.spawn_on(spec, &launch, clock.control.env())?;
+        clock.process_start = Some(start);
+        if let Some(pid) = child.id() {
+            self.faked_pids.lock().expect("never poisoned").push(pid);
+        }
+        Ok(child)
+    }
+
+    /// Starts the node on its host: the same launch as here, with the host's paths (its
+    /// directory there, and the program put there the first time).
+    async fn spawn_on_host(
+        &self,
+        hosts: &RemoteNodes,
+        spec: &NodeRecord,
+    ) -> Result<crate::remote::RemoteProcess> {
+        let on_host = NodeRecord {
+            dir: PathBuf::from(hosts.node_dir(&spec.name)),
+            ..spec.clone()
+        };
+        let mut launch = self.node_command(&on_host)?;
+        let program = match self.program_on_hosts.get() {
+            Some(program) => program.clone(),
+            None => {
+                let program = hosts.put_program(&launch.program).await.with_context(|| {
+                    format!("putting {} on the hosts", launch.program.display())
+                })?;
+                self.program_on_hosts.get_or_init(|| program).clone()
+            }
+        };
+        launch.program = PathBuf::from(program);
+        hosts
+            .start(&spec.name, &launch)
+            .await
+            .with_context(|| format!("starting {} on its host", spec.name))
     }
 
     /// Starts those of the node's sidecars that are not running (all of them the first time).
@@ -454,11 +518,12 @@ impl ProcessCluster {
     /// stopped. The one place that turns an exit nobody caused into a [`NodeExit`].
     fn notice_exit(&self, name: &str, state: &mut ProcessState) -> bool {
         let status = match state {
-            ProcessState::Running(child) | ProcessState::Paused(child) => match child.try_wait() {
-                Ok(Some(status)) => status.to_string(),
-                Ok(None) => return false,
-                Err(error) => format!("cannot be waited for ({error})"),
-            },
+            ProcessState::Running(process) | ProcessState::Paused(process) => {
+                match process.exited() {
+                    Some(status) => status,
+                    None => return false,
+                }
+            }
             ProcessState::Stopped => return false,
         };
         *state = ProcessState::Stopped;
@@ -479,13 +544,6 @@ impl ProcessCluster {
             .lock()
             .expect("never poisoned")
             .insert(name.to_string(), state);
-    }
-
-    fn pid(child: &Child) -> Result<Pid> {
-        let pid = child
-            .id()
-            .ok_or_else(|| anyhow!("the process has already been reaped"))?;
-        Ok(Pid::from_raw(pid as i32))
     }
 
     /// Nodes whose process is not running (killed, or exited by themselves), except those
@@ -724,17 +782,12 @@ impl ProcessCluster {
         });
         let names: Vec<NodeName> = self.specs.iter().map(|s| s.name.clone()).collect();
         let node_stops = names.iter().map(|name| async move {
-            let child = match self.take(name) {
-                ProcessState::Running(child) => child,
-                ProcessState::Paused(child) => {
-                    if let Ok(pid) = Self::pid(&child) {
-                        let _ = kill(pid, Signal::SIGCONT);
-                    }
-                    child
+            match self.take(name) {
+                ProcessState::Running(process) | ProcessState::Paused(process) => {
+                    process.stop(name).await;
                 }
-                ProcessState::Stopped => return,
-            };
-            stop_child(name, child).await;
+                ProcessState::Stopped => {}
+            }
         });
         futures::join!(join_all(node_stops), join_all(sidecar_stops));
     }
@@ -785,20 +838,6 @@ fn program_name(program: &std::path::Path) -> String {
         .into_owned()
 }
 
-/// SIGTERM, wait, SIGKILL.
-async fn stop_child(name: &str, mut child: Child) {
-    if let Ok(pid) = ProcessCluster::pid(&child) {
-        let _ = kill(pid, Signal::SIGTERM);
-    }
-    if timeout(STOP_GRACE, child.wait()).await.is_err() {
-        warn!(
-            node = name,
-            "did not exit within {STOP_GRACE:?} of SIGTERM; killing it"
-        );
-        let _ = child.kill().await;
-    }
-}
-
 impl Cluster for ProcessCluster {
     fn nodes(&self) -> Vec<NodeName> {
         self.specs.iter().map(|s| s.name.clone()).collect()
@@ -809,9 +848,9 @@ impl Cluster for ProcessCluster {
             return Ok(());
         }
         match self.take(node) {
-            ProcessState::Running(mut child) | ProcessState::Paused(mut child) => {
-                let pid = child.id();
-                child
+            ProcessState::Running(mut process) | ProcessState::Paused(mut process) => {
+                let pid = process.pid();
+                process
                     .kill()
                     .await
                     .with_context(|| format!("SIGKILL of {node}"))?;
@@ -834,7 +873,7 @@ impl Cluster for ProcessCluster {
             return Ok(());
         }
         match self.take(node) {
-            ProcessState::Stopped => self.spawn(node)?,
+            ProcessState::Stopped => self.spawn(node).await?,
             running => self.put_back(node, running),
         }
         // A sidecar that died by itself comes back with its node (once it has had them).
@@ -875,9 +914,9 @@ impl Cluster for ProcessCluster {
             return Ok(());
         }
         match self.take(node) {
-            ProcessState::Running(child) => {
-                let sent = Self::pid(&child).and_then(|pid| Ok(kill(pid, Signal::SIGSTOP)?));
-                self.put_back(node, ProcessState::Paused(child));
+            ProcessState::Running(process) => {
+                let sent = process.pause(true).await;
+                self.put_back(node, ProcessState::Paused(process));
                 sent.with_context(|| format!("SIGSTOP of {node}"))
             }
             other => {
@@ -889,9 +928,9 @@ impl Cluster for ProcessCluster {
 
     async fn resume(&self, node: &str) -> Result<()> {
         match self.take(node) {
-            ProcessState::Paused(child) => {
-                let sent = Self::pid(&child).and_then(|pid| Ok(kill(pid, Signal::SIGCONT)?));
-                self.put_back(node, ProcessState::Running(child));
+            ProcessState::Paused(process) => {
+                let sent = process.pause(false).await;
+                self.put_back(node, ProcessState::Running(process));
                 sent.with_context(|| format!("SIGCONT of {node}"))
             }
             other => {
@@ -1001,6 +1040,8 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use faultline_workloads::BoxFuture;
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
 
     use super::*;
     use crate::store::SystemRecord;
@@ -1047,7 +1088,9 @@ mod tests {
     impl ProcessCluster {
         fn node_pid(&self, name: &str) -> Option<Pid> {
             match self.processes.lock().unwrap().get(name)? {
-                ProcessState::Running(child) | ProcessState::Paused(child) => Self::pid(child).ok(),
+                ProcessState::Running(process) | ProcessState::Paused(process) => {
+                    Some(Pid::from_raw(process.pid()? as i32))
+                }
                 ProcessState::Stopped => None,
             }
         }
@@ -1055,7 +1098,7 @@ mod tests {
         fn sidecar_pid(&self, name: &str) -> Option<Pid> {
             let sidecars = self.sidecars.lock().unwrap();
             let (child, _) = sidecars.get(name)?.first()?.as_ref()?;
-            Self::pid(child).ok()
+            Some(Pid::from_raw(child.id()? as i32))
         }
     }
 
@@ -1076,6 +1119,7 @@ mod tests {
             power_loss,
             network: None,
             faketime: None,
+            hosts: None,
         })
         .unwrap();
         cluster.start(|_, _| None).await.unwrap();

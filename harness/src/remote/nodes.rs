@@ -1,0 +1,295 @@
+//! The hosts of a run (`faultline test --hosts`): one node on each, reached over SSH. Set up
+//! before the cluster starts (every host connected, checked and its clock measured, at once;
+//! the node binary put on each), and at the end each node's directory copied into the run's
+//! and every host cleaned, whatever failed before.
+//!
+//! On a host, everything of a run lives under one directory, [`RemoteNodes::root`]
+//! (`/var/tmp/faultline/<pid>-<time>` on the harness's side): `bin/` for the node binary,
+//! `nodes/<name>/` for each node (its data dir, log, pid and exit files), as under the run
+//! directory here.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use faultline_nemesis::{FirewallError, HostFirewall, NodeName};
+use futures::future::{BoxFuture, join_all};
+
+use super::address::HostAddr;
+use super::host::{ClockOffset, ReadyHost, RemoteHost, RemoteProgram};
+use super::process::RemoteProcess;
+use super::ssh::{SshError, SshOptions};
+use crate::store::HostRecord;
+use crate::system::NodeCommand;
+
+/// The environment variables of the harness that its nodes see on a host too (locally they
+/// inherit the whole environment): the node's own settings, and its logging.
+fn passed_on(name: &str) -> bool {
+    name.starts_with("FAULTLINE_") || name == "RUST_LOG" || name == "RUST_BACKTRACE"
+}
+
+/// One node's host.
+struct NodeHost {
+    addr: HostAddr,
+    host: Arc<RemoteHost>,
+    ip: Ipv4Addr,
+    clock: ClockOffset,
+}
+
+/// The hosts of a run, by the node each runs.
+pub struct RemoteNodes {
+    hosts: BTreeMap<NodeName, NodeHost>,
+    root: String,
+}
+
+impl std::fmt::Debug for RemoteNodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hosts: BTreeMap<&str, String> = (self.hosts.iter())
+            .map(|(node, host)| (node.as_str(), host.addr.to_string()))
+            .collect();
+        f.debug_struct("RemoteNodes")
+            .field("hosts", &hosts)
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+/// Partitions on hosts: the rules of `faultline_nemesis::HostRules`, run on each node's host.
+impl HostFirewall for RemoteNodes {
+    fn iptables<'a>(
+        &'a self,
+        node: &'a str,
+        args: &'a [String],
+    ) -> BoxFuture<'a, Result<String, FirewallError>> {
+        Box::pin(async move {
+            let host = self.host(node).map_err(FirewallError::from)?;
+            Ok(host.host.iptables(args).await?)
+        })
+    }
+}
+
+/// A host that could not be cleaned at the end, and why: the summary names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UncleanHost {
+    pub host: String,
+    pub reason: String,
+}
+
+impl RemoteNodes {
+    /// Connects to every host at once, one node each in the order of `names`: checks that it
+    /// can run nodes there (root or passwordless sudo, the programs needed, and iptables if
+    /// `cuts_links`), learns the address it was reached at and measures its clock. Every
+    /// host that is not ready is named, with what to fix.
+    pub async fn connect(
+        hosts: &[HostAddr],
+        names: &[NodeName],
+        options: &SshOptions,
+        cuts_links: bool,
+    ) -> Result<RemoteNodes> {
+        if hosts.len() != names.len() {
+            bail!(
+                "{} hosts for {} nodes: --hosts puts one node on each host",
+                hosts.len(),
+                names.len()
+            );
+        }
+        let answers = join_all(
+            hosts
+                .iter()
+                .map(|addr| ready_host(addr.clone(), options, cuts_links)),
+        )
+        .await;
+        let mut ready = BTreeMap::new();
+        let mut not_ready = Vec::new();
+        for ((name, addr), answer) in names.iter().zip(hosts).zip(answers) {
+            match answer {
+                Ok(host) => {
+                    ready.insert(name.clone(), host);
+                }
+                Err(error) => not_ready.push(format!("{addr}: {error}")),
+            }
+        }
+        if !not_ready.is_empty() {
+            for (_, host) in ready {
+                if let Ok(host) = Arc::try_unwrap(host.host) {
+                    let _ = host.close().await;
+                }
+            }
+            bail!(
+                "{} of {} hosts not ready (`faultline hosts --hosts ...` checks them):\n  {}",
+                not_ready.len(),
+                hosts.len(),
+                not_ready.join("\n  ")
+            );
+        }
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis());
+        Ok(RemoteNodes {
+            hosts: ready,
+            root: format!("/var/tmp/faultline/{}-{started}", std::process::id()),
+        })
+    }
+
+    /// Where everything of the run lives on every host.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    fn host(&self, node: &str) -> Result<&NodeHost> {
+        match self.hosts.get(node) {
+            Some(host) => Ok(host),
+            None => bail!("no host runs {node}"),
+        }
+    }
+
+    /// The address of `node`'s host, where it listens.
+    pub fn ip(&self, node: &str) -> Result<Ipv4Addr> {
+        Ok(self.host(node)?.ip)
+    }
+
+    /// `node`'s directory on its host.
+    pub fn node_dir(&self, node: &str) -> String {
+        format!("{}/nodes/{node}", self.root)
+    }
+
+    /// What test.json records of `node`'s host.
+    pub fn record(&self, node: &str) -> Result<HostRecord> {
+        let host = self.host(node)?;
+        Ok(HostRecord {
+            ssh: host.addr.to_string(),
+            dir: self.node_dir(node),
+            clock_offset_ms: host.clock.offset_ms,
+            clock_round_trip_ms: host.clock.round_trip_ms,
+        })
+    }
+
+    /// Puts the local program `local` on every host, at once, and returns its path there.
+    pub async fn put_program(&self, local: &Path) -> Result<String> {
+        let Some(file_name) = local.file_name() else {
+            bail!("{} is not a program's path", local.display());
+        };
+        let remote = format!("{}/bin/{}", self.root, file_name.to_string_lossy());
+        let puts = self
+            .hosts
+            .values()
+            .map(|host| host.host.put_file(local, &remote));
+        for put in join_all(puts).await {
+            put?;
+        }
+        Ok(remote)
+    }
+
+    /// Starts `launch` (whose paths are the host's already) on `node`'s host, with the
+    /// environment the nodes see there (see [`passed_on`]).
+    pub async fn start(&self, node: &str, launch: &NodeCommand) -> Result<RemoteProcess> {
+        let host = self.host(node)?;
+        let env: Vec<String> = std::env::vars()
+            .filter(|(name, _)| passed_on(name))
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        let (program, args) = if env.is_empty() {
+            (launch.program.display().to_string(), launch.args.clone())
+        } else {
+            let mut args = env;
+            args.push(launch.program.display().to_string());
+            args.extend(launch.args.iter().cloned());
+            ("env".to_string(), args)
+        };
+        let program = RemoteProgram {
+            program,
+            args,
+            dir: self.node_dir(node),
+            log: launch.log.display().to_string(),
+        };
+        Ok(RemoteProcess::start(host.host.clone(), &program).await?)
+    }
+
+    /// The end of the run on every host, each step tried whatever failed before, and each
+    /// step on every host at once before the next begins (hosts that share a disk, as the
+    /// SSH tests' do, must not remove what another still copies): kills whatever still runs
+    /// under the run's directory, copies each node's directory into `local_dirs[node]`, and
+    /// removes the run's directory (the connections close when the last holder drops them).
+    /// Returns the hosts where something failed, with what.
+    pub async fn collect_and_clean(
+        &self,
+        local_dirs: &BTreeMap<NodeName, std::path::PathBuf>,
+    ) -> Vec<UncleanHost> {
+        let root = &self.root;
+        let nodes_dir = format!("{root}/nodes");
+        let nodes_dir = &nodes_dir;
+        let killed = join_all(self.hosts.iter().map(|(node, host)| async move {
+            (node, host.host.kill_all_under(nodes_dir).await.map(drop))
+        }))
+        .await;
+        let copied = join_all(self.hosts.iter().filter_map(|(node, host)| {
+            let local = local_dirs.get(node)?;
+            Some(async move {
+                let from = self.node_dir(node);
+                (node, host.host.copy_dir_back(&from, local).await)
+            })
+        }))
+        .await;
+        let removed = join_all(
+            (self.hosts.iter())
+                .map(|(node, host)| async move { (node, host.host.remove_dir(root).await) }),
+        )
+        .await;
+        let mut failures: BTreeMap<&NodeName, Vec<String>> = BTreeMap::new();
+        for (node, result) in killed.into_iter().chain(copied).chain(removed) {
+            if let Err(error) = result {
+                failures.entry(node).or_default().push(error.to_string());
+            }
+        }
+        failures
+            .into_iter()
+            .map(|(node, reasons)| UncleanHost {
+                host: self.hosts[node].addr.to_string(),
+                reason: reasons.join("; "),
+            })
+            .collect()
+    }
+}
+
+/// Connects to `addr`, checks it and measures its clock, and requires that it learned the
+/// host's IPv4 address.
+async fn ready_host(
+    addr: HostAddr,
+    options: &SshOptions,
+    cuts_links: bool,
+) -> Result<NodeHost, SshError> {
+    let ready = ReadyHost::connect(&addr, options, cuts_links).await?;
+    let Some(ip) = ready.facts.address else {
+        let _ = ready.host.close().await;
+        return Err(SshError::Failed {
+            host: addr.to_string(),
+            what: "learning the host's address".to_string(),
+            status: "no IPv4 address".to_string(),
+            stderr: "sshd's SSH_CONNECTION names no IPv4 address of the host: reach it at an \
+                     IPv4 address"
+                .to_string(),
+        });
+    };
+    Ok(NodeHost {
+        addr,
+        host: Arc::new(ready.host),
+        ip,
+        clock: ready.clock,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nodes_own_settings_and_logging_go_to_the_hosts_and_nothing_else() {
+        assert!(passed_on("FAULTLINE_READ_MODE"));
+        assert!(passed_on("RUST_LOG"));
+        assert!(!passed_on("PATH"));
+        assert!(!passed_on("HOME"));
+        assert!(!passed_on("SSH_AUTH_SOCK"));
+    }
+}
