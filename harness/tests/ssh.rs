@@ -275,7 +275,7 @@ async fn the_bundled_node_on_hosts_over_ssh_is_valid_under_faults_and_every_host
         store.path(),
         &[
             "--time-limit",
-            "10s",
+            "6s",
             "--nemesis",
             "kill,pause,partition,partition-leader",
         ],
@@ -337,7 +337,7 @@ async fn stale_reads_of_the_bundled_node_on_hosts_over_ssh_are_caught() {
         store.path(),
         &[
             "--time-limit",
-            "10s",
+            "5s",
             "--nemesis",
             "partition",
             "--bug",
