@@ -212,8 +212,8 @@ fn a_malformed_host_list_or_a_missing_ssh_config_is_exit_3_before_connecting() {
     );
 }
 
-/// `faultline test --hosts` of every host of `hosts`, with `args`, to the end.
-fn test_on_hosts(hosts: &SshHosts, store: &Path, args: &[&str]) -> Output {
+/// `faultline test --hosts` of the three hosts of `hosts`, with `args`, started.
+fn start_on_hosts(hosts: &SshHosts, store: &Path, args: &[&str]) -> std::process::Child {
     let names: Vec<String> = (1..=3).map(|i| hosts.host(&format!("n{i}"))).collect();
     let config = hosts.ssh_config();
     Command::new(faultline())
@@ -224,13 +224,23 @@ fn test_on_hosts(hosts: &SshHosts, store: &Path, args: &[&str]) -> Output {
         .args(["--node-binary", common::node_binary().to_str().unwrap()])
         .args(args)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// [`start_on_hosts`], to the end.
+fn test_on_hosts(hosts: &SshHosts, store: &Path, args: &[&str]) -> Output {
+    start_on_hosts(hosts, store, args)
+        .wait_with_output()
         .unwrap()
 }
 
 /// What the run of `test` left on the hosts (which share this machine's disk and processes):
-/// its directory there, processes that run from it, and iptables chains in the hosts.
-fn left_on_hosts(hosts: &SshHosts, test: &serde_json::Value) -> Vec<String> {
+/// its directory there, processes that run from it, and iptables chains in the hosts
+/// `names`.
+fn left_on(hosts: &SshHosts, names: &[&str], test: &serde_json::Value) -> Vec<String> {
     let mut found = Vec::new();
     let dir = test["nodes"][0]["host"]["dir"].as_str().unwrap();
     let root = dir.rsplit_once("/nodes/").unwrap().0;
@@ -246,7 +256,7 @@ fn left_on_hosts(hosts: &SshHosts, test: &serde_json::Value) -> Vec<String> {
             found.push(format!("process {cmdline}"));
         }
     }
-    for name in ["n1", "n2", "n3"] {
+    for &name in names {
         let namespace = hosts.network().namespace(name).unwrap();
         let rules = Command::new("ip")
             .args(["netns", "exec", namespace, "iptables", "-w", "-S"])
@@ -261,6 +271,11 @@ fn left_on_hosts(hosts: &SshHosts, test: &serde_json::Value) -> Vec<String> {
         );
     }
     found
+}
+
+/// [`left_on`] every host.
+fn left_on_hosts(hosts: &SshHosts, test: &serde_json::Value) -> Vec<String> {
+    left_on(hosts, &["n1", "n2", "n3"], test)
 }
 
 #[tokio::test]
@@ -384,5 +399,64 @@ async fn faults_that_cannot_run_on_hosts_are_left_out_and_a_host_not_ready_is_ex
         "{}",
         describe(&output)
     );
+    hosts.stop().await;
+}
+
+#[tokio::test]
+async fn a_host_lost_mid_run_is_named_and_the_others_are_left_clean() {
+    if skipped() {
+        return;
+    }
+    let hosts = SshHosts::start(3, &[]).await;
+    let store = tempfile::tempdir().unwrap();
+    let mut run = start_on_hosts(
+        &hosts,
+        store.path(),
+        &["--time-limit", "8s", "--nemesis", "kill,partition"],
+    );
+    // Once the nodes run (a leader within a few seconds of the start), n3 drops off the
+    // network.
+    let test_json = store.path().join("latest/test.json");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !test_json.exists() {
+        if run.try_wait().unwrap().is_some() || Instant::now() >= deadline {
+            let _ = run.kill();
+            panic!(
+                "the run did not start: {}",
+                describe(&run.wait_with_output().unwrap())
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    hosts.cut_off("n3");
+    let output = tokio::task::spawn_blocking(move || run.wait_with_output().unwrap())
+        .await
+        .unwrap();
+
+    // A fault aimed at n3 afterwards stops the run (exit 3), else it ends with a verdict; either
+    // way n3 is named as not cleaned, at once and at the end.
+    let lost = hosts.host("n3");
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(
+        stderr.contains(&format!("faultline test: {lost} was not cleaned: ")),
+        "{}",
+        describe(&output)
+    );
+    match output.status.code() {
+        Some(3) => assert!(
+            stderr.contains(&format!("(not cleaned: {lost}, see above)")),
+            "{stderr}"
+        ),
+        _ => assert!(
+            stdout.contains(&format!("NOT CLEANED  {lost}: ")),
+            "{}",
+            describe(&output)
+        ),
+    }
+    // The others were cleaned (and, sharing this machine's disk and processes, took n3's
+    // directory and node with them; n3's rules die with its namespace).
+    let test = read_json(test_json);
+    assert_eq!(left_on(&hosts, &["n1", "n2"], &test), Vec::<String>::new());
     hosts.stop().await;
 }

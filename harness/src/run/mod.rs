@@ -245,9 +245,15 @@ async fn run_placed(
                 run_dir.path.display()
             )
         };
-        bail!("interrupted; nodes stopped and partitions removed. {kept}");
+        bail!(
+            "interrupted; nodes stopped and partitions removed{}. {kept}",
+            not_cleaned(&unclean_hosts)
+        );
     }
-    let recorded = recorded?;
+    let recorded = recorded.map_err(|error| match &unclean_hosts[..] {
+        [] => error,
+        _ => anyhow::anyhow!("{error:#}{}", not_cleaned(&unclean_hosts)),
+    })?;
 
     let started = std::time::Instant::now();
     let Recorded {
@@ -318,6 +324,15 @@ async fn collect_from_hosts(hosts: &RemoteNodes, cluster: &ProcessCluster) -> Ve
         );
     }
     unclean
+}
+
+/// `; not cleaned: h1, h2` for the end of a message that stops a run, if hosts were left so.
+fn not_cleaned(hosts: &[UncleanHost]) -> String {
+    if hosts.is_empty() {
+        return String::new();
+    }
+    let names: Vec<&str> = hosts.iter().map(|host| host.host.as_str()).collect();
+    format!(" (not cleaned: {}, see above)", names.join(", "))
 }
 
 /// Checks that power loss can run here if asked for: a `--nemesis` list that names it is

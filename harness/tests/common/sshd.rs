@@ -257,6 +257,21 @@ impl SshHosts {
         let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
     }
 
+    /// Takes `name` off the network: everything that reaches its namespace is dropped, as
+    /// when a machine's link goes down. Unlike killing its sshd, nothing that runs there is
+    /// cut short (a shell killed halfway through its start-up files can leave their locks
+    /// behind). The rule dies with the namespace.
+    pub fn cut_off(&self, name: &str) {
+        let namespace = self.network.namespace(name).expect("a host of the fixture");
+        let status = Command::new("ip")
+            .args([
+                "netns", "exec", namespace, "iptables", "-w", "-I", "INPUT", "1", "-j", "DROP",
+            ])
+            .status()
+            .expect("running iptables in the host's namespace");
+        assert!(status.success(), "cutting {name} off failed");
+    }
+
     /// Stops every sshd and removes the namespaces.
     pub async fn stop(mut self) {
         self.kill_sshds();
