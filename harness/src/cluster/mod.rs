@@ -356,7 +356,8 @@ impl ProcessCluster {
             .stderr(log)
             .envs(env)
             .kill_on_drop(true);
-        // If the harness itself is SIGKILLed, its nodes must not outlive it.
+        // If the harness itself is SIGKILLed, its nodes must not outlive it (nodes on hosts
+        // do: see the README, "Running against real machines").
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             command.pre_exec(|| {
@@ -527,6 +528,13 @@ impl ProcessCluster {
             ProcessState::Stopped => return false,
         };
         *state = ProcessState::Stopped;
+        self.record_exit(name, status);
+        true
+    }
+
+    /// Records that `name`'s process exited by itself, `status` saying how, with the last
+    /// error of its log.
+    fn record_exit(&self, name: &str, status: String) {
         let exit = NodeExit {
             node: name.to_string(),
             status,
@@ -536,7 +544,6 @@ impl ProcessCluster {
                 .unwrap_or_default(),
         };
         self.exits.lock().expect("never poisoned").push(exit);
-        true
     }
 
     fn put_back(&self, name: &str, state: ProcessState) {
@@ -850,10 +857,17 @@ impl Cluster for ProcessCluster {
         match self.take(node) {
             ProcessState::Running(mut process) | ProcessState::Paused(mut process) => {
                 let pid = process.pid();
-                process
-                    .kill()
-                    .await
-                    .with_context(|| format!("SIGKILL of {node}"))?;
+                match process.kill().await {
+                    Ok(None) => {}
+                    // It crashed just before: that is its exit, not the kill's doing.
+                    Ok(Some(status)) => self.record_exit(node, status),
+                    // Unknown whether it still runs (its host did not answer): it stays
+                    // the cluster's, for the end of the run to stop.
+                    Err(error) => {
+                        self.put_back(node, ProcessState::Running(process));
+                        return Err(error.context(format!("SIGKILL of {node}")));
+                    }
+                }
                 if let Some(clocks) = &self.clocks {
                     if let Some(clock) = clocks.lock().expect("never poisoned").get_mut(node) {
                         clock.process_start = None;

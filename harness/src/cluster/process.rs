@@ -43,11 +43,16 @@ impl NodeProcess {
         }
     }
 
-    /// SIGKILL, and gone (reaped, or no longer running on its host) when this returns.
-    pub async fn kill(&mut self) -> Result<()> {
+    /// SIGKILL; reaped (here) or gone (on its host, waited for within a bound) when this
+    /// returns. `Some` of how it exited if it had exited by itself before the signal, which a
+    /// remote process's watcher may not have seen yet.
+    pub async fn kill(&mut self) -> Result<Option<String>> {
         match self {
-            NodeProcess::Local(child) => child.kill().await.map_err(anyhow::Error::from),
-            NodeProcess::Remote(process) => Ok(process.signal(RemoteSignal::Kill).await?),
+            NodeProcess::Local(child) => {
+                child.kill().await?;
+                Ok(None)
+            }
+            NodeProcess::Remote(process) => Ok(process.kill().await?),
         }
     }
 

@@ -228,10 +228,14 @@ impl RemoteSignal {
 }
 
 /// A shell test that the process of `dir`'s pid file runs, as `$p`: its working directory
-/// is `dir`, symbolic links resolved (a zombie's is unreadable, so a dead process that was
-/// not reaped does not count).
+/// is `dir` (`$d`, symbolic links resolved; a zombie's is unreadable, so a dead process that
+/// was not reaped does not count).
 fn ours(dir: &str) -> String {
-    let dir = quote(dir);
+    ours_in(&quote(dir))
+}
+
+/// [`ours`] of a directory given as a shell word (`"$x"`, or a quoted path).
+fn ours_in(dir: &str) -> String {
     format!(
         "d=$(cd {dir} 2>/dev/null && pwd -P) && p=$(cat {dir}/pid 2>/dev/null) && \
          [ -n \"$p\" ] && [ \"$(readlink /proc/$p/cwd 2>/dev/null)\" = \"$d\" ]"
@@ -270,6 +274,14 @@ impl ReadyHost {
             }
         }
     }
+}
+
+/// Shell that waits (bounded) until the shell that waited for process `$p` in directory `$d`
+/// (as [`ours`] sets them) wrote how it ended: then nothing of it writes in `$d` any more.
+fn await_exit_file() -> String {
+    format!(
+        "i=0; while [ ! -e \"$d/exit.$p\" ] && [ $i -lt {KILL_WAIT_TENTHS} ]; do sleep 0.1; i=$((i+1)); done"
+    )
 }
 
 /// One host, over its connection, as the login user or through sudo.
@@ -338,10 +350,12 @@ impl RemoteHost {
             .map(drop)
     }
 
-    /// Starts `program` detached from the connection (a session of its own, immune to
-    /// hangups, no terminal), in its directory, with its output appended to its log and its
-    /// pid in `pid` there. A shell waits for it there and writes its exit status to `exit`
-    /// when it ends (see [`RemoteHost::exit_status`]). Returns the pid.
+    /// Starts `program` detached from the connection (in the session of a shell of its own,
+    /// immune to hangups, no terminal), in its directory, with its output appended to its log
+    /// and its pid in `pid` there. That shell waits for it and writes its exit status to
+    /// `exit.<pid>` when it ends (see [`RemoteHost::exit_status`]): named by the pid, so that
+    /// a program started again at once in the same directory is never taken for the one
+    /// that ended. Returns the pid.
     pub async fn start(&self, program: &RemoteProgram) -> Result<u32, SshError> {
         let mut command = quote(&program.log);
         for word in std::iter::once(&program.program).chain(&program.args) {
@@ -352,12 +366,12 @@ impl RemoteHost {
         // The watcher gets the log as $0 and the command as "$@"; `$!` in it is the
         // program's own pid, which the signals go to.
         let watcher = quote(
-            "\"$@\" </dev/null >>\"$0\" 2>&1 & echo $! > pid.part && mv pid.part pid; \
-             wait $!; echo $? > exit.part && mv exit.part exit",
+            "\"$@\" </dev/null >>\"$0\" 2>&1 & p=$!; echo $p > pid.part && mv pid.part pid; \
+             wait $p; echo $? > exit.part.$p && mv exit.part.$p exit.$p",
         );
         let script = self.as_root(&format!(
-            "mkdir -p {dir} && cd {dir} && rm -f pid exit && \
-             {{ setsid nohup sh -c {watcher} {command} </dev/null >/dev/null 2>&1 & }} && \
+            "mkdir -p {dir} && cd {dir} || exit 1; rm -f pid; \
+             {{ setsid nohup sh -c {watcher} {command} </dev/null >/dev/null 2>&1 & }}; \
              i=0; while [ ! -s pid ] && [ $i -lt {START_WAIT_HUNDREDTHS} ]; do sleep 0.01; i=$((i+1)); done; \
              cat pid"
         ));
@@ -371,10 +385,13 @@ impl RemoteHost {
         })
     }
 
-    /// How the process started in `dir` ended, once it has: its exit code, or 128 plus the
-    /// signal that ended it (the shell's convention). `None` while it runs.
-    pub async fn exit_status(&self, dir: &str) -> Result<Option<i32>, SshError> {
-        let script = self.as_root(&format!("cat {}/exit 2>/dev/null || true", quote(dir)));
+    /// How the process `pid` started in `dir` ended, once it has: its exit code, or 128 plus
+    /// the signal that ended it (the shell's convention). `None` while it runs.
+    pub async fn exit_status(&self, dir: &str, pid: u32) -> Result<Option<i32>, SshError> {
+        let script = self.as_root(&format!(
+            "cat {}/exit.{pid} 2>/dev/null || true",
+            quote(dir)
+        ));
         let answer = self
             .session
             .run_ok(&format!("asking how the process in {dir} ended"), &script)
@@ -383,14 +400,13 @@ impl RemoteHost {
     }
 
     /// Sends `signal` to the process started in `dir`, if it runs; with [`RemoteSignal::Kill`]
-    /// waits (bounded) until it is gone. Returns whether it ran.
+    /// waits (bounded) until the shell that waited for it wrote how it ended. Returns whether
+    /// it ran.
     pub async fn signal(&self, dir: &str, signal: RemoteSignal) -> Result<bool, SshError> {
         let ours = ours(dir);
         let name = signal.name();
         let wait = if signal == RemoteSignal::Kill {
-            format!(
-                "i=0; while {ours} && [ $i -lt {KILL_WAIT_TENTHS} ]; do sleep 0.1; i=$((i+1)); done; "
-            )
+            format!("{}; ", await_exit_file())
         } else {
             String::new()
         };
@@ -504,11 +520,10 @@ impl RemoteHost {
     pub async fn kill_all_under(&self, root: &str) -> Result<usize, SshError> {
         let root = quote(root);
         let script = self.as_root(&format!(
-            "n=0; for f in {root}/*/pid; do [ -f \"$f\" ] || continue; d=$(cd \"$(dirname \"$f\")\" && pwd -P); \
-             p=$(cat \"$f\"); [ \"$(readlink /proc/$p/cwd 2>/dev/null)\" = \"$d\" ] || continue; \
-             kill -s KILL \"$p\" && n=$((n+1)); \
-             i=0; while [ -e /proc/$p/cwd ] && [ $i -lt {KILL_WAIT_TENTHS} ]; do sleep 0.1; i=$((i+1)); done; \
-             done; echo $n"
+            "n=0; for x in {root}/*/; do x=${{x%/}}; if {ours}; then \
+             kill -s KILL \"$p\" && n=$((n+1)); {wait}; fi; done; echo $n",
+            ours = ours_in("\"$x\""),
+            wait = await_exit_file(),
         ));
         let answer = self
             .session

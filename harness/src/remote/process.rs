@@ -40,6 +40,7 @@ impl RemoteProcess {
         let watcher = tokio::spawn(watch(
             host.clone(),
             program.dir.clone(),
+            pid,
             Arc::downgrade(&ended),
         ));
         Ok(RemoteProcess {
@@ -63,9 +64,22 @@ impl RemoteProcess {
         Some(describe_exit(code))
     }
 
-    /// Sends `signal` (with [`RemoteSignal::Kill`], waits until it is gone).
+    /// Sends `signal` (with [`RemoteSignal::Kill`], waits, bounded, until it is gone).
     pub async fn signal(&self, signal: RemoteSignal) -> Result<(), SshError> {
         self.host.signal(&self.dir, signal).await.map(drop)
+    }
+
+    /// SIGKILL, waiting (bounded) until it is gone. If it had already exited by itself (the
+    /// watcher may not have seen it yet), how: a kill must not pass off a crash as its own.
+    pub async fn kill(&self) -> Result<Option<String>, SshError> {
+        if self.host.signal(&self.dir, RemoteSignal::Kill).await? {
+            return Ok(None);
+        }
+        let code = self.host.exit_status(&self.dir, self.pid).await?;
+        Ok(Some(code.map_or_else(
+            || "gone, without an exit status (its waiting shell was killed too)".to_string(),
+            describe_exit,
+        )))
     }
 
     /// SIGCONT (if it was paused), SIGTERM, and SIGKILL if it still runs after `grace`.
@@ -94,16 +108,21 @@ impl Drop for RemoteProcess {
     }
 }
 
-/// Asks the host how the process in `dir` ended until it has, or nobody holds it any more.
-/// A failed question is said once: the host's loss shows everywhere else too.
-async fn watch(host: Arc<RemoteHost>, dir: String, ended: std::sync::Weak<Mutex<Option<i32>>>) {
+/// Asks the host how the process `pid` in `dir` ended until it has, or nobody holds it any
+/// more. A failed question is said once: the host's loss shows everywhere else too.
+async fn watch(
+    host: Arc<RemoteHost>,
+    dir: String,
+    pid: u32,
+    ended: std::sync::Weak<Mutex<Option<i32>>>,
+) {
     let mut said = false;
     loop {
         sleep(EXIT_POLL).await;
         let Some(slot) = ended.upgrade() else {
             return;
         };
-        match host.exit_status(&dir).await {
+        match host.exit_status(&dir, pid).await {
             Ok(Some(code)) => {
                 *slot.lock().expect("never poisoned") = Some(code);
                 return;
