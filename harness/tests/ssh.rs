@@ -383,8 +383,7 @@ async fn faults_that_cannot_run_on_hosts_are_left_out_and_a_host_not_ready_is_ex
     let stderr = text(&output.stderr);
     assert!(
         stderr.contains(&format!(
-            "1 of 3 hosts not ready (`faultline hosts --hosts ...` checks them):\n  {}: {} is unreachable",
-            hosts.host("n3"),
+            "1 of 3 hosts not ready (`faultline hosts --hosts ...` checks them):\n  {} is unreachable",
             hosts.host("n3")
         )),
         "{stderr}"
@@ -412,10 +411,19 @@ async fn a_host_lost_mid_run_is_named_and_the_others_are_left_clean() {
     let mut run = start_on_hosts(
         &hosts,
         store.path(),
-        &["--time-limit", "8s", "--nemesis", "kill,partition"],
+        &[
+            "--time-limit",
+            "6s",
+            "--nemesis",
+            "none",
+            "--workload",
+            "register",
+        ],
     );
     // Once the nodes run (a leader within a few seconds of the start), n3 drops off the
-    // network.
+    // network for good. No faults, and registers only: a fault aimed at n3 would wait for its
+    // time limit, and the final reads of lists would retry n3's for 30 s, neither of which is
+    // what this test is about.
     let test_json = store.path().join("latest/test.json");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !test_json.exists() {

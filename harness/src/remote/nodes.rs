@@ -1,7 +1,7 @@
 //! The hosts of a run (`faultline test --hosts`): one node on each, reached over SSH. Set up
 //! before the cluster starts (every host connected, checked and its clock measured, at once;
-//! the node binary put on each), and at the end each node's directory copied into the run's
-//! and every host cleaned, whatever failed before.
+//! the node binary is put on each when the first node starts), and at the end each node's
+//! directory copied into the run's and every host cleaned, whatever failed before.
 //!
 //! On a host, everything of a run lives under one directory, [`RemoteNodes::root`]
 //! (`/var/tmp/faultline/<pid>-<time>` on the harness's side): `bin/` for the node binary,
@@ -103,12 +103,13 @@ impl RemoteNodes {
         .await;
         let mut ready = BTreeMap::new();
         let mut not_ready = Vec::new();
-        for ((name, addr), answer) in names.iter().zip(hosts).zip(answers) {
+        for (name, answer) in names.iter().zip(answers) {
             match answer {
                 Ok(host) => {
                     ready.insert(name.clone(), host);
                 }
-                Err(error) => not_ready.push(format!("{addr}: {error}")),
+                // Every error names its host already.
+                Err(error) => not_ready.push(error.to_string()),
             }
         }
         if !not_ready.is_empty() {

@@ -133,7 +133,8 @@ pub fn leave_out_off_hosts(args: &TestArgs, options: &mut TestOptions) -> Result
 
 /// With `--hosts`: connects to every host, checks that a node can run there (and iptables,
 /// if the run cuts links) and measures its clock; exit 3 naming each host that is not
-/// ready. The caller cleans the hosts on every path ([`RemoteNodes::collect_and_clean`]).
+/// ready. Nothing is on the hosts yet; once nodes start there, the run cleans the hosts on
+/// every path ([`RemoteNodes::collect_and_clean`]).
 pub async fn place_on_hosts(
     args: &TestArgs,
     options: &TestOptions,

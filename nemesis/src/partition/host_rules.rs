@@ -14,8 +14,10 @@
 //! The rules live in a chain of their own, `FAULTLINE-<pid>-<n>` (the name of
 //! `iptables.rs`'s chains), created on a host at the first cut that needs it and hooked
 //! into `INPUT` by one jump rule. A host's own rules are never touched: healing flushes our
-//! chain, teardown unhooks and deletes it. A run that dies before teardown leaves its chains,
-//! recognised as leftovers by the dead pid in their names. There is no teardown on drop, as
+//! chain, teardown unhooks and deletes it. A run that dies before teardown leaves its chains:
+//! in namespaces they die with the namespaces; on remote hosts they stay (the pid in their
+//! names is the harness machine's, so nothing there can tell them dead yet). There is no
+//! teardown on drop, as
 //! [`super::iptables::IptablesPartitioner`] has: the firewall is async (SSH), and drop is not.
 
 use std::collections::BTreeMap;
