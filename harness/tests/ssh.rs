@@ -215,19 +215,17 @@ fn a_malformed_host_list_or_a_missing_ssh_config_is_exit_3_before_connecting() {
 /// `faultline test --hosts` of the three hosts of `hosts`, with `args`, started.
 fn start_on_hosts(hosts: &SshHosts, store: &Path, args: &[&str]) -> std::process::Child {
     let names: Vec<String> = (1..=3).map(|i| hosts.host(&format!("n{i}"))).collect();
-    let config = hosts.ssh_config();
-    Command::new(faultline())
-        .arg("test")
-        .args(["--store", store.to_str().unwrap()])
-        .args(["--hosts", &names.join(",")])
-        .args(["--ssh-config", config.to_str().unwrap()])
-        .args(["--node-binary", common::node_binary().to_str().unwrap()])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    let (names, config, node) = (names.join(","), hosts.ssh_config(), common::node_binary());
+    let mut all = vec![
+        "--hosts",
+        &names,
+        "--ssh-config",
+        config.to_str().unwrap(),
+        "--node-binary",
+        node.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    common::start(store, &all)
 }
 
 /// [`start_on_hosts`], to the end.

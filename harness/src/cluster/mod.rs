@@ -162,11 +162,12 @@ impl ProcessCluster {
             .map(|(name, i)| {
                 let loopback = Ipv4Addr::new(127, 0, 0, 10 + i);
                 if let Some(hosts) = &options.hosts {
+                    let ip = hosts.ip(&name)?;
                     return Ok(NodeRecord {
-                        client_addr: SocketAddr::from((hosts.ip(&name)?, HOST_CLIENT_PORT)),
-                        peer_addr: SocketAddr::from((hosts.ip(&name)?, HOST_PEER_PORT)),
+                        client_addr: SocketAddr::from((ip, HOST_CLIENT_PORT)),
+                        peer_addr: SocketAddr::from((ip, HOST_PEER_PORT)),
                         dir: options.run_dir.node_dir(&name),
-                        ip: hosts.ip(&name)?,
+                        ip,
                         namespace: None,
                         spare: usize::from(i) > options.nodes,
                         host: Some(hosts.record(&name)?),

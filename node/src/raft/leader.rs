@@ -101,19 +101,6 @@ impl Raft {
             self.broadcast_heartbeat();
             self.confirm_reads();
         }
-        // Under leases the first appends of a tick start a round of their own, so that their
-        // answers renew the lease from when they were sent: under load that is milliseconds
-        // ago, not up to a heartbeat interval.
-        let last_index = self.log.last_index();
-        if self.config.lease_ticks().is_some()
-            && self.reads.latest_sent_at() != Some(self.now)
-            && self
-                .peers
-                .iter()
-                .any(|progress| progress.has_append_to_send(last_index))
-        {
-            self.reads.start_round(self.now);
-        }
         for peer in 0..self.peers.len() {
             self.send_appends(peer);
         }
@@ -133,6 +120,13 @@ impl Raft {
                 .entries_from(next, self.config.max_bytes_per_message);
             let last_sent = entries.last().map(|entry| entry.index);
             let leader_commit = self.log.committed();
+            // Under leases the first appends of a tick start a round of their own, so that
+            // their answers renew the lease from when they were sent: under load that is
+            // milliseconds ago, not up to a heartbeat interval.
+            if self.config.lease_ticks().is_some() && self.reads.latest_sent_at() != Some(self.now)
+            {
+                self.reads.start_round(self.now);
+            }
             let read_round = self.reads.round();
             self.send(
                 to,
