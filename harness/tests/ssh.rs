@@ -3,7 +3,9 @@
 //! ready hosts ready and measures their clocks; an unreachable host, and a host that refuses
 //! the login, are exit 3 naming the host and what to fix, within the connect timeout.
 //! `faultline test --hosts` runs the bundled node on the hosts: valid under kills, pauses and
-//! partitions, a zoo bug caught, every node's directory collected and every host left clean.
+//! partitions, a zoo bug caught, every node's directory collected and every host left clean;
+//! and etcd, installed on the hosts, both with `--system etcd` and from a system file whose
+//! `[hosts]` names them.
 //!
 //! Root only, with openssh-server installed (`.ci/run` installs it); skipped otherwise,
 //! saying why. Checks of the command line itself run everywhere.
@@ -212,10 +214,19 @@ fn a_malformed_host_list_or_a_missing_ssh_config_is_exit_3_before_connecting() {
     );
 }
 
+/// The three hosts of `hosts`, as `--hosts` takes them.
+fn three_hosts(hosts: &SshHosts) -> String {
+    let names: Vec<String> = (1..=3).map(|i| hosts.host(&format!("n{i}"))).collect();
+    names.join(",")
+}
+
 /// `faultline test --hosts` of the three hosts of `hosts`, with `args`, started.
 fn start_on_hosts(hosts: &SshHosts, store: &Path, args: &[&str]) -> std::process::Child {
-    let names: Vec<String> = (1..=3).map(|i| hosts.host(&format!("n{i}"))).collect();
-    let (names, config, node) = (names.join(","), hosts.ssh_config(), common::node_binary());
+    let (names, config, node) = (
+        three_hosts(hosts),
+        hosts.ssh_config(),
+        common::node_binary(),
+    );
     let mut all = vec![
         "--hosts",
         &names,
@@ -226,6 +237,58 @@ fn start_on_hosts(hosts: &SshHosts, store: &Path, args: &[&str]) -> std::process
     ];
     all.extend_from_slice(args);
     common::start(store, &all)
+}
+
+/// Whether Debian's etcd is installed (on the hosts too: they share this machine's disk).
+fn etcd_installed() -> bool {
+    let installed = Command::new("etcd")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !installed {
+        eprintln!("skipped: etcd is not installed (apt-get install etcd-server)");
+    }
+    installed
+}
+
+/// Checks what a valid run of a system installed on the hosts left: each node ran on its
+/// host, its log and data came back, the faults in `faults` happened, nothing is left on the
+/// hosts. Returns test.json.
+fn check_valid_run_on_hosts(
+    hosts: &SshHosts,
+    store: &Path,
+    output: &Output,
+    faults: &[&str],
+) -> serde_json::Value {
+    assert_eq!(output.status.code(), Some(0), "{}", describe(output));
+    assert!(
+        text(&output.stdout).contains("verdict: valid"),
+        "{}",
+        describe(output)
+    );
+    let run = store.join("latest");
+    let test = read_json(run.join("test.json"));
+    for (i, node) in test["nodes"].as_array().unwrap().iter().enumerate() {
+        let name = format!("n{}", i + 1);
+        assert_eq!(node["host"]["ssh"], hosts.host(&name).as_str(), "{node}");
+        assert_eq!(node["ip"], hosts.ip(&name).to_string().as_str(), "{node}");
+        let dir = run.join("nodes").join(&name);
+        let log = std::fs::read_to_string(dir.join("node.log")).unwrap();
+        assert!(!log.is_empty(), "{name}'s log is empty");
+        assert!(
+            std::fs::read_dir(dir.join("data")).unwrap().count() > 0,
+            "{name}'s data dir is empty"
+        );
+    }
+    let events = common::nemesis_events(store);
+    for fault in faults {
+        assert!(
+            events.iter().any(|(f, _)| f == fault),
+            "no {fault} in {events:?}"
+        );
+    }
+    assert_eq!(left_on_hosts(hosts, &test), Vec::<String>::new());
+    test
 }
 
 /// [`start_on_hosts`], to the end.
@@ -365,6 +428,89 @@ async fn stale_reads_of_the_bundled_node_on_hosts_over_ssh_are_caught() {
     );
     let test = read_json(store.path().join("latest/test.json"));
     assert_eq!(left_on_hosts(&hosts, &test), Vec::<String>::new());
+    hosts.stop().await;
+}
+
+#[tokio::test]
+async fn etcd_on_hosts_over_ssh_runs_the_hosts_etcd_and_is_valid_under_faults() {
+    if skipped() || !etcd_installed() {
+        return;
+    }
+    let hosts = SshHosts::start(3, &[]).await;
+    let store = tempfile::tempdir().unwrap();
+    let (names, config) = (three_hosts(&hosts), hosts.ssh_config());
+    let output = common::start(
+        store.path(),
+        &[
+            "--system",
+            "etcd",
+            "--hosts",
+            &names,
+            "--ssh-config",
+            config.to_str().unwrap(),
+            "--time-limit",
+            "8s",
+            "--nemesis",
+            "kill,pause,partition",
+        ],
+    )
+    .wait_with_output()
+    .unwrap();
+    let test = check_valid_run_on_hosts(
+        &hosts,
+        store.path(),
+        &output,
+        &["kill", "pause", "start-partition"],
+    );
+    // The version is the one installed on the hosts, asked there.
+    let version = test["system"]["version"].as_str().unwrap_or_default();
+    assert!(version.starts_with("etcd Version: "), "{test}");
+    hosts.stop().await;
+}
+
+#[tokio::test]
+async fn a_system_file_naming_its_hosts_runs_there_and_is_valid_under_faults() {
+    if skipped() || !etcd_installed() {
+        return;
+    }
+    let hosts = SshHosts::start(3, &[]).await;
+    let store = tempfile::tempdir().unwrap();
+    // The etcd example, with its hosts: its client (client.py) runs on this machine, etcd on
+    // the hosts.
+    let system = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/etcd-python");
+    std::fs::copy(example.join("client.py"), system.path().join("client.py")).unwrap();
+    std::fs::copy(hosts.ssh_config(), system.path().join("ssh_config")).unwrap();
+    let quoted: Vec<String> = (1..=3)
+        .map(|i| format!("{:?}", hosts.host(&format!("n{i}"))))
+        .collect();
+    let file = format!(
+        "{}\n[hosts]\nssh = [{}]\nssh_config = \"ssh_config\"\n",
+        std::fs::read_to_string(example.join("system.toml")).unwrap(),
+        quoted.join(", ")
+    );
+    let file_path = system.path().join("system.toml");
+    std::fs::write(&file_path, file).unwrap();
+    let output = common::start(
+        store.path(),
+        &[
+            "--system-file",
+            file_path.to_str().unwrap(),
+            "--time-limit",
+            "6s",
+            "--nemesis",
+            "kill,partition",
+        ],
+    )
+    .wait_with_output()
+    .unwrap();
+    let test =
+        check_valid_run_on_hosts(&hosts, store.path(), &output, &["kill", "start-partition"]);
+    assert_eq!(
+        test["options"]["hosts"].as_array().unwrap().len(),
+        3,
+        "{test}"
+    );
     hosts.stop().await;
 }
 

@@ -431,7 +431,7 @@ impl ProcessCluster {
         let program = match self.program_on_hosts.get() {
             Some(program) => program.clone(),
             None => {
-                let program = hosts.put_program(&launch.program).await.with_context(|| {
+                let program = hosts.program(&launch.program).await.with_context(|| {
                     format!("putting {} on the hosts", launch.program.display())
                 })?;
                 self.program_on_hosts.get_or_init(|| program).clone()

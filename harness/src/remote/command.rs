@@ -12,9 +12,10 @@ use clap::Args;
 use futures::future::join_all;
 
 use super::address::{HostAddr, parse_hosts};
-use super::host::{ClockOffset, HostFacts, ReadyHost};
+use super::host::{ClockOffset, HostFacts, HostNeeds, ReadyHost};
 use super::ssh::{SshError, SshOptions};
 use crate::console::{errln, outln};
+use crate::system::HostProgram;
 
 /// Check the hosts a run would use.
 #[derive(Args, Clone, Debug)]
@@ -30,6 +31,13 @@ pub struct HostsArgs {
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
 }
+
+/// What every run of the bundled node needs of a host, iptables included (the default mix
+/// cuts links).
+const EVERY_RUN: HostNeeds = HostNeeds {
+    iptables: true,
+    program: HostProgram::Copied,
+};
 
 /// What one host said.
 struct Ready {
@@ -76,7 +84,7 @@ pub async fn run(args: &HostsArgs) -> Result<()> {
 
 /// Connects to `host`, checks it, measures its clock, and disconnects.
 async fn check_host(host: &HostAddr, options: &SshOptions) -> Result<Ready, SshError> {
-    let ready = ReadyHost::connect(host, options, true).await?;
+    let ready = ReadyHost::connect(host, options, &EVERY_RUN).await?;
     // A failure to close is not the host's readiness: the master goes when this exits.
     let _ = ready.host.close().await;
     Ok(Ready {

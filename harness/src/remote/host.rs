@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::address::HostAddr;
 use super::ssh::{SshError, SshOptions, SshSession};
+use crate::system::HostProgram;
 
 /// How long copying a file to a host, or a directory back, may take.
 const COPY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -43,8 +44,11 @@ pub struct HostFacts {
     pub sudo: bool,
     /// Whether `iptables` is installed (in the PATH of root, `/usr/sbin` included).
     pub iptables: bool,
-    /// Programs every run needs that the host lacks.
+    /// Programs the run needs that the host lacks.
     pub missing: Vec<String>,
+    /// What the node's program, when installed on the host, says of itself (the first line
+    /// of its `--version`).
+    pub program_version: Option<String>,
     /// The host's address that the connection reached (sshd's `SSH_CONNECTION`): where its
     /// node listens, and what the other hosts' rules name it by. `None` if it is not IPv4.
     pub address: Option<Ipv4Addr>,
@@ -60,8 +64,30 @@ const NEEDED: &[(&str, &str)] = &[
     ("date", "coreutils"),
 ];
 
+/// What a run needs of each host besides what every run needs ([`NEEDED`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostNeeds {
+    /// iptables, for a run that cuts links.
+    pub iptables: bool,
+    /// The node's program: copied there, or installed there already.
+    pub program: HostProgram,
+}
+
+impl HostNeeds {
+    /// The program that must be installed on the host, if one must.
+    fn installed(&self) -> Option<&str> {
+        match &self.program {
+            HostProgram::Installed { program, .. } => Some(program),
+            HostProgram::Copied => None,
+        }
+    }
+}
+
+/// How long the node's installed program may take to tell its version.
+const VERSION_TIMEOUT_SECS: u32 = 5;
+
 /// The script behind [`RemoteHost::check`]: one `key=value` line per fact.
-fn check_script() -> String {
+fn check_script(needs: &HostNeeds) -> String {
     let mut script = String::from(
         "echo \"uid=$(id -u)\"; echo \"user=$(id -un)\"; \
          if [ \"$(id -u)\" = 0 ] || sudo -n true >/dev/null 2>&1; \
@@ -73,6 +99,16 @@ fn check_script() -> String {
     for (program, _) in NEEDED {
         script.push_str(&format!(
             "command -v {program} >/dev/null 2>&1 || echo missing={program}; "
+        ));
+    }
+    if let Some(program) = needs.installed() {
+        let program = quote(program);
+        // Where root runs it: sudo's PATH has the sbin directories.
+        script.push_str(&format!(
+            "if PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\" command -v {program} >/dev/null 2>&1; \
+             then echo \"version=$(PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\" \
+             timeout {VERSION_TIMEOUT_SECS} {program} --version 2>/dev/null | head -n 1)\"; \
+             else echo missing={program}; fi; "
         ));
     }
     script
@@ -87,6 +123,7 @@ impl HostFacts {
             sudo: false,
             iptables: false,
             missing: Vec::new(),
+            program_version: None,
             address: None,
         };
         let mut uid = None;
@@ -97,6 +134,9 @@ impl HostFacts {
                 Some(("sudo", value)) => facts.sudo = value == "yes",
                 Some(("iptables", value)) => facts.iptables = value == "yes",
                 Some(("missing", value)) => facts.missing.push(value.to_string()),
+                Some(("version", value)) if !value.trim().is_empty() => {
+                    facts.program_version = Some(value.trim().to_string());
+                }
                 // `client_ip client_port server_ip server_port`.
                 Some(("connection", value)) => {
                     facts.address = value
@@ -115,9 +155,9 @@ impl HostFacts {
         Ok(facts)
     }
 
-    /// Whether the host can take part in a run (`iptables` only when the run cuts links):
-    /// the first thing missing, as an error that says what to fix.
-    pub fn require(&self, name: &HostAddr, iptables: bool) -> Result<(), SshError> {
+    /// Whether the host can take part in a run that needs `needs`: the first thing missing,
+    /// as an error that says what to fix.
+    pub fn require(&self, name: &HostAddr, needs: &HostNeeds) -> Result<(), SshError> {
         if !self.root && !self.sudo {
             return Err(SshError::NoSudo {
                 host: name.to_string(),
@@ -126,19 +166,25 @@ impl HostFacts {
             });
         }
         let missing = self.missing.iter().map(String::as_str);
-        let missing = missing.chain((iptables && !self.iptables).then_some("iptables"));
-        if let Some(program) = missing.into_iter().next() {
-            let package = NEEDED
-                .iter()
-                .find(|(needed, _)| *needed == program)
-                .map_or(program, |(_, package)| *package);
-            return Err(SshError::Missing {
-                host: name.to_string(),
-                program: program.to_string(),
-                package: package.to_string(),
-            });
-        }
-        Ok(())
+        let missing = missing.chain((needs.iptables && !self.iptables).then_some("iptables"));
+        let Some(program) = missing.into_iter().next() else {
+            return Ok(());
+        };
+        let fix = match &needs.program {
+            HostProgram::Installed { program: node, fix } if node == program => fix.clone(),
+            _ => {
+                let package = NEEDED
+                    .iter()
+                    .find(|(needed, _)| *needed == program)
+                    .map_or(program, |(_, package)| *package);
+                format!("install it (apt-get install {package})")
+            }
+        };
+        Err(SshError::Missing {
+            host: name.to_string(),
+            program: program.to_string(),
+            fix,
+        })
     }
 }
 
@@ -250,18 +296,18 @@ pub struct ReadyHost {
 }
 
 impl ReadyHost {
-    /// Connects to `addr`, checks that a run can use it (iptables too if `iptables`: see
+    /// Connects to `addr`, checks that a run that needs `needs` can use it (see
     /// [`HostFacts::require`]) and measures its clock; on any failure the connection is
     /// closed and the error names the host and what to fix. What `faultline hosts` and
     /// `faultline test --hosts` both do first.
     pub async fn connect(
         addr: &HostAddr,
         options: &SshOptions,
-        iptables: bool,
+        needs: &HostNeeds,
     ) -> Result<ReadyHost, SshError> {
         let session = SshSession::connect(addr, options).await?;
-        let (host, facts) = RemoteHost::check(session).await?;
-        let clock = match facts.require(addr, iptables) {
+        let (host, facts) = RemoteHost::check(session, needs).await?;
+        let clock = match facts.require(addr, needs) {
             Ok(()) => host.clock_offset().await,
             Err(error) => Err(error),
         };
@@ -294,8 +340,13 @@ pub struct RemoteHost {
 impl RemoteHost {
     /// Checks what the host offers (see [`HostFacts`]); the host then acts through sudo if its
     /// login user is not root. Whether the facts suffice is [`HostFacts::require`]'s to say.
-    pub async fn check(session: SshSession) -> Result<(RemoteHost, HostFacts), SshError> {
-        let answer = session.run_ok("checking the host", &check_script()).await?;
+    pub async fn check(
+        session: SshSession,
+        needs: &HostNeeds,
+    ) -> Result<(RemoteHost, HostFacts), SshError> {
+        let answer = session
+            .run_ok("checking the host", &check_script(needs))
+            .await?;
         let facts = HostFacts::parse(&answer).map_err(|detail| SshError::Failed {
             host: session.host().to_string(),
             what: "checking the host".to_string(),
@@ -615,6 +666,7 @@ mod tests {
                 sudo: false,
                 iptables: true,
                 missing: vec!["setsid".to_string()],
+                program_version: None,
                 address: Some(Ipv4Addr::new(198, 18, 0, 11)),
             }
         );
@@ -625,8 +677,15 @@ mod tests {
 
         // What a run needs, in the order it is told: sudo, the programs, iptables.
         let host = HostAddr::parse("ci@h1").unwrap();
+        let needs = |iptables: bool| HostNeeds {
+            iptables,
+            program: HostProgram::Copied,
+        };
         let refused = |facts: &HostFacts, iptables: bool| {
-            facts.require(&host, iptables).unwrap_err().to_string()
+            facts
+                .require(&host, &needs(iptables))
+                .unwrap_err()
+                .to_string()
         };
         assert!(refused(&facts, true).starts_with("ci on ci@h1 is not root"));
         let sudo = HostFacts {
@@ -644,15 +703,57 @@ mod tests {
             ..sudo.clone()
         };
         assert!(refused(&no_iptables, true).contains("(apt-get install iptables)"));
-        assert!(no_iptables.require(&host, false).is_ok());
-        assert!(root.require(&host, false).is_ok());
+        assert!(no_iptables.require(&host, &needs(false)).is_ok());
+        assert!(root.require(&host, &needs(false)).is_ok());
         // Every program the script looks for is one the facts can name a package for.
-        let script = check_script();
+        let script = check_script(&needs(true));
         for (program, _) in NEEDED {
             assert!(
                 script.contains(&format!("echo missing={program}")),
                 "{script}"
             );
         }
+    }
+
+    #[test]
+    fn an_installed_program_is_looked_for_and_its_version_read_and_its_fix_is_the_systems() {
+        let etcd = HostNeeds {
+            iptables: false,
+            program: HostProgram::Installed {
+                program: "etcd".to_string(),
+                fix: "install it (apt-get install -y etcd-server)".to_string(),
+            },
+        };
+        let script = check_script(&etcd);
+        assert!(script.contains("command -v etcd"), "{script}");
+        assert!(script.contains("etcd --version"), "{script}");
+        assert!(script.contains("else echo missing=etcd"), "{script}");
+        let copied = check_script(&HostNeeds {
+            iptables: false,
+            program: HostProgram::Copied,
+        });
+        assert!(!copied.contains("--version"), "{copied}");
+
+        let facts =
+            HostFacts::parse("uid=0\nuser=root\nsudo=yes\nversion=etcd Version: 3.4.23\n").unwrap();
+        assert_eq!(
+            facts.program_version.as_deref(),
+            Some("etcd Version: 3.4.23")
+        );
+        assert!(
+            facts
+                .require(&HostAddr::parse("root@h1").unwrap(), &etcd)
+                .is_ok()
+        );
+
+        let without = HostFacts::parse("uid=0\nuser=root\nsudo=yes\nmissing=etcd\n").unwrap();
+        assert_eq!(
+            without
+                .require(&HostAddr::parse("root@h2").unwrap(), &etcd)
+                .unwrap_err()
+                .to_string(),
+            "root@h2 has no `etcd`, which Faultline needs there: install it (apt-get install -y \
+             etcd-server)"
+        );
     }
 }

@@ -18,11 +18,11 @@ use faultline_nemesis::{FirewallError, HostFirewall, NodeName};
 use futures::future::{BoxFuture, join_all};
 
 use super::address::HostAddr;
-use super::host::{ClockOffset, ReadyHost, RemoteHost, RemoteProgram};
+use super::host::{ClockOffset, HostNeeds, ReadyHost, RemoteHost, RemoteProgram};
 use super::process::RemoteProcess;
 use super::ssh::{SshError, SshOptions};
 use crate::store::HostRecord;
-use crate::system::NodeCommand;
+use crate::system::{HostProgram, NodeCommand};
 
 /// The environment variables of the harness that its nodes see on a host too (locally they
 /// inherit the whole environment): the node's own settings, and its logging.
@@ -36,12 +36,18 @@ struct NodeHost {
     host: Arc<RemoteHost>,
     ip: Ipv4Addr,
     clock: ClockOffset,
+    /// What its installed node program says of its version.
+    program_version: Option<String>,
 }
 
 /// The hosts of a run, by the node each runs.
 pub struct RemoteNodes {
     hosts: BTreeMap<NodeName, NodeHost>,
     root: String,
+    /// How the node's program gets onto the hosts.
+    program: HostProgram,
+    /// What the first host's installed node program said of its version.
+    program_version: Option<String>,
 }
 
 impl std::fmt::Debug for RemoteNodes {
@@ -79,14 +85,14 @@ pub struct UncleanHost {
 
 impl RemoteNodes {
     /// Connects to every host at once, one node each in the order of `names`: checks that it
-    /// can run nodes there (root or passwordless sudo, the programs needed, and iptables if
-    /// `cuts_links`), learns the address it was reached at and measures its clock. Every
-    /// host that is not ready is named, with what to fix.
+    /// can run nodes there (root or passwordless sudo, the programs needed, and what `needs`
+    /// asks: iptables, the node's program), learns the address it was reached at and measures
+    /// its clock. Every host that is not ready is named, with what to fix.
     pub async fn connect(
         hosts: &[HostAddr],
         names: &[NodeName],
         options: &SshOptions,
-        cuts_links: bool,
+        needs: &HostNeeds,
     ) -> Result<RemoteNodes> {
         if hosts.len() != names.len() {
             bail!(
@@ -98,7 +104,7 @@ impl RemoteNodes {
         let answers = join_all(
             hosts
                 .iter()
-                .map(|addr| ready_host(addr.clone(), options, cuts_links)),
+                .map(|addr| ready_host(addr.clone(), options, needs)),
         )
         .await;
         let mut ready = BTreeMap::new();
@@ -128,10 +134,29 @@ impl RemoteNodes {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_millis());
+        let program_version = ready.values().find_map(|host| host.program_version.clone());
         Ok(RemoteNodes {
             hosts: ready,
             root: format!("/var/tmp/faultline/{}-{started}", std::process::id()),
+            program: needs.program.clone(),
+            program_version,
         })
+    }
+
+    /// What the node's program installed on the hosts says of its version (the first host
+    /// that answers), for a system that could not ask one here.
+    pub fn program_version(&self) -> Option<&str> {
+        self.program_version.as_deref()
+    }
+
+    /// The node program's path on the hosts, for the program `local` that runs the nodes
+    /// here: copied to every host the first time (the bundled node), or the one installed
+    /// there.
+    pub async fn program(&self, local: &Path) -> Result<String> {
+        match &self.program {
+            HostProgram::Installed { program, .. } => Ok(program.clone()),
+            HostProgram::Copied => self.put_program(local).await,
+        }
     }
 
     /// Where everything of the run lives on every host.
@@ -168,7 +193,7 @@ impl RemoteNodes {
     }
 
     /// Puts the local program `local` on every host, at once, and returns its path there.
-    pub async fn put_program(&self, local: &Path) -> Result<String> {
+    async fn put_program(&self, local: &Path) -> Result<String> {
         let Some(file_name) = local.file_name() else {
             bail!("{} is not a program's path", local.display());
         };
@@ -259,9 +284,9 @@ impl RemoteNodes {
 async fn ready_host(
     addr: HostAddr,
     options: &SshOptions,
-    cuts_links: bool,
+    needs: &HostNeeds,
 ) -> Result<NodeHost, SshError> {
-    let ready = ReadyHost::connect(&addr, options, cuts_links).await?;
+    let ready = ReadyHost::connect(&addr, options, needs).await?;
     let Some(ip) = ready.facts.address else {
         let _ = ready.host.close().await;
         return Err(SshError::Failed {
@@ -278,6 +303,7 @@ async fn ready_host(
         host: Arc::new(ready.host),
         ip,
         clock: ready.clock,
+        program_version: ready.facts.program_version,
     })
 }
 

@@ -112,13 +112,12 @@ pub enum SshError {
         user: String,
     },
     /// A program the harness needs on the host is not there.
-    #[error(
-        "{host} has no `{program}`, which Faultline needs there: install it (apt-get install {package})"
-    )]
+    #[error("{host} has no `{program}`, which Faultline needs there: {fix}")]
     Missing {
         host: String,
         program: String,
-        package: String,
+        /// What to do, e.g. `install it (apt-get install iptables)`.
+        fix: String,
     },
     /// Something on this machine failed while talking to the host.
     #[error("{host}: {what}: {source}")]
@@ -619,7 +618,7 @@ mod tests {
         let iptables = SshError::Missing {
             host: "root@h2".to_string(),
             program: "iptables".to_string(),
-            package: "iptables".to_string(),
+            fix: "install it (apt-get install iptables)".to_string(),
         }
         .to_string();
         assert_eq!(

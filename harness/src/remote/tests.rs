@@ -9,8 +9,9 @@ mod sshd;
 use std::time::{Duration, Instant};
 
 use super::address::HostAddr;
-use super::host::{RemoteHost, RemoteProgram, RemoteSignal};
+use super::host::{HostNeeds, RemoteHost, RemoteProgram, RemoteSignal};
 use super::ssh::{SshError, SshOptions, SshSession};
+use crate::system::HostProgram;
 use sshd::{SshHosts, skipped};
 
 fn options(hosts: &SshHosts) -> SshOptions {
@@ -24,7 +25,11 @@ fn options(hosts: &SshHosts) -> SshOptions {
 async fn connect(hosts: &SshHosts, name: &str) -> RemoteHost {
     let addr = HostAddr::parse(&hosts.host(name)).unwrap();
     let session = SshSession::connect(&addr, &options(hosts)).await.unwrap();
-    let (host, facts) = RemoteHost::check(session).await.unwrap();
+    let needs = HostNeeds {
+        iptables: false,
+        program: HostProgram::Copied,
+    };
+    let (host, facts) = RemoteHost::check(session, &needs).await.unwrap();
     assert!(facts.root, "{facts:?}");
     host
 }

@@ -105,7 +105,7 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     let faketime = clock_fault_here(args, system.as_ref(), &mut options).await?;
     membership_here(args, system.as_ref(), &mut options)?;
     let node_network = placement::place_nodes(args, system.as_ref(), &mut options).await?;
-    let hosts = match placement::place_on_hosts(args, &options).await {
+    let hosts = match placement::place_on_hosts(args, system.as_ref(), &options).await {
         Ok(hosts) => hosts,
         Err(error) => {
             if let Some(network) = node_network {
@@ -213,7 +213,14 @@ async fn run_placed(
         .await
         .context("starting the partition backend")?,
     });
-    write_test_json(&run_dir, &options, system.record(), &network, &cluster)?;
+    let mut system_record = system.record();
+    if let Some(hosts) = &hosts
+        && system_record.version.is_none()
+    {
+        // A program installed on the hosts, not asked here: theirs is the one that runs.
+        system_record.version = hosts.program_version().map(str::to_string);
+    }
+    write_test_json(&run_dir, &options, system_record, &network, &cluster)?;
 
     let recorded = drive(&options, &run_dir, &cluster, &network, interrupt).await;
 

@@ -31,7 +31,7 @@ pub const DEFAULT_NEMESIS: &str = "kill,crash-restart,pause,power-loss,lagging-f
 #[derive(Args, Clone, Debug)]
 pub struct TestArgs {
     /// Number of nodes (3 or 5 make sense for Raft).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = DEFAULT_NODES)]
     pub nodes: usize,
     /// How long clients and the nemesis run, like 60s or 2m.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
@@ -122,32 +122,76 @@ pub struct TestArgs {
     /// machines".
     #[arg(long, value_parser = parse_hosts)]
     pub hosts: Option<std::vec::Vec<HostAddr>>,
-    /// With --hosts: an ssh configuration file to use instead of `~/.ssh/config` (as `ssh -F`).
-    #[arg(long, requires = "hosts")]
+    /// With hosts (--hosts, or [hosts] in the system file): an ssh configuration file to use
+    /// instead of `~/.ssh/config` (as `ssh -F`).
+    #[arg(long)]
     pub ssh_config: Option<PathBuf>,
     /// With --hosts: how long connecting to a host may take.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
 }
 
+/// How many nodes a run has unless `--nodes` or the hosts say.
+const DEFAULT_NODES: usize = 3;
+
+/// The hosts a run puts its nodes on: `--hosts`, else the system file's `[hosts]`.
+struct RunHosts {
+    hosts: Vec<HostAddr>,
+    ssh_config: Option<PathBuf>,
+    /// Where they were named, for errors: `--hosts`, or `[hosts] of FILE`.
+    source: String,
+}
+
 impl TestArgs {
-    /// What `--hosts` cannot go with, and an ssh configuration that is not there (the list
+    /// The hosts the nodes run on, if any: `--hosts` (with `--ssh-config`), else the system
+    /// file's `[hosts]` (whose `ssh_config` `--ssh-config` overrides).
+    fn run_hosts(&self) -> Result<Option<RunHosts>> {
+        if let Some(hosts) = &self.hosts {
+            return Ok(Some(RunHosts {
+                hosts: hosts.clone(),
+                ssh_config: self.ssh_config.clone(),
+                source: "--hosts".to_string(),
+            }));
+        }
+        let file_hosts = match &self.system_file {
+            Some(path) => crate::system::file::hosts_of(path)?,
+            None => None,
+        };
+        let (Some(path), Some(file_hosts)) = (&self.system_file, file_hosts) else {
+            if self.ssh_config.is_some() {
+                bail!(
+                    "--ssh-config is for nodes on hosts: name them with --hosts, or in the \
+                     system file's [hosts]"
+                );
+            }
+            return Ok(None);
+        };
+        Ok(Some(RunHosts {
+            hosts: file_hosts.ssh,
+            ssh_config: self.ssh_config.clone().or(file_hosts.ssh_config),
+            source: format!("[hosts] of {}", path.display()),
+        }))
+    }
+
+    /// What hosts cannot go with, and an ssh configuration that is not there (the list
     /// itself was checked as it was read: see `parse_hosts`).
-    fn check_hosts(&self) -> Result<()> {
+    fn check_hosts(&self, hosts: &RunHosts) -> Result<()> {
+        let source = &hosts.source;
+        if self.nodes != DEFAULT_NODES && self.nodes != hosts.hosts.len() {
+            bail!(
+                "--nodes {} and {} hosts in {source}: one node runs on each host",
+                self.nodes,
+                hosts.hosts.len()
+            );
+        }
         if self.netns {
-            bail!("--hosts and --netns: nodes on hosts of their own need no namespaces here");
+            bail!("{source} and --netns: nodes on hosts of their own need no namespaces here");
         }
         if self.partition_backend != PartitionBackendKind::Auto {
             bail!(
-                "--partition-backend {} does not apply with --hosts: links between hosts are cut \
-                 by iptables rules on each host",
+                "--partition-backend {} does not apply to nodes on hosts ({source}): links \
+                 between hosts are cut by iptables rules on each host",
                 self.partition_backend
-            );
-        }
-        if self.system != store::BUNDLED_SYSTEM || self.system_file.is_some() {
-            bail!(
-                "--hosts runs the bundled node (faultline-node) for now; other systems run on \
-                 this machine"
             );
         }
         if let Some(config) = &self.ssh_config
@@ -218,10 +262,11 @@ impl TestArgs {
                  or without --netns"
             );
         }
-        let nodes = match &self.hosts {
+        let hosts = self.run_hosts()?;
+        let nodes = match &hosts {
             Some(hosts) => {
-                self.check_hosts()?;
-                hosts.len()
+                self.check_hosts(hosts)?;
+                hosts.hosts.len()
             }
             None => self.nodes,
         };
@@ -268,10 +313,10 @@ impl TestArgs {
             node_binary,
             bugs: self.bugs.clone(),
             check_timeout: self.check_timeout,
-            hosts: (self.hosts.iter().flatten())
+            ssh_config: hosts.as_ref().and_then(|hosts| hosts.ssh_config.clone()),
+            hosts: (hosts.iter().flat_map(|hosts| &hosts.hosts))
                 .map(HostAddr::to_string)
                 .collect(),
-            ssh_config: self.ssh_config.clone(),
         };
         options.workload_options()?.validate()?;
         Ok(options)
@@ -310,10 +355,62 @@ mod tests {
         let (_, etcd) = options(&["--system", "etcd"]);
         assert_eq!(etcd.system, "etcd");
         assert!(etcd.replay_command().contains("--system etcd"));
-        let (_, file) = options(&["--system-file", "examples/kv/system.toml"]);
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/etcd-python/system.toml"
+        );
+        let (_, file) = options(&["--system-file", example]);
         assert!(
             file.replay_command()
-                .ends_with("--system-file examples/kv/system.toml")
+                .ends_with(&format!("--system-file {example}"))
+        );
+    }
+
+    #[test]
+    fn hosts_come_from_the_flags_or_the_system_file_and_decide_the_number_of_nodes() {
+        let (_, on_hosts) = options(&["--hosts", "root@h1,root@h2,root@h3,root@h4"]);
+        assert_eq!(on_hosts.nodes, 4);
+        let error = refusal(&["--nodes", "5", "--hosts", "root@h1,root@h2,root@h3"]);
+        assert_eq!(
+            error,
+            "--nodes 5 and 3 hosts in --hosts: one node runs on each host"
+        );
+        let error = refusal(&["--ssh-config", "/etc/ssh/ssh_config"]);
+        assert!(
+            error.starts_with("--ssh-config is for nodes on hosts"),
+            "{error}"
+        );
+        let error = refusal(&["--hosts", "root@h1", "--netns"]);
+        assert!(error.contains("--hosts and --netns"), "{error}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/etcd-python/system.toml"
+        );
+        let file = dir.path().join("system.toml");
+        let text = std::fs::read_to_string(example).unwrap();
+        std::fs::write(
+            &file,
+            format!("{text}\n[hosts]\nssh = [\"root@h1\", \"root@h2\"]\n"),
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let (_, from_file) = options(&["--system-file", file]);
+        assert_eq!(from_file.hosts, ["root@h1", "root@h2"]);
+        assert_eq!(from_file.nodes, 2);
+        assert!(
+            from_file
+                .replay_command()
+                .contains("--hosts root@h1,root@h2")
+        );
+        // The command line wins.
+        let (_, overridden) = options(&["--system-file", file, "--hosts", "root@h9"]);
+        assert_eq!(overridden.hosts, ["root@h9"]);
+        let error = refusal(&["--system-file", file, "--nodes", "5"]);
+        assert!(
+            error.contains(&format!("2 hosts in [hosts] of {file}")),
+            "{error}"
         );
     }
 

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use faultline_nemesis::{FaultKind, HOST_LINK_PREFIX, Lane, NodeNetwork};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -24,7 +24,7 @@ use tracing::warn;
 
 use super::TestArgs;
 use crate::cluster::node_names;
-use crate::remote::{RemoteNodes, SshOptions};
+use crate::remote::{HostNeeds, RemoteNodes, SshOptions, parse_hosts};
 use crate::store::TestOptions;
 use crate::system::System;
 
@@ -43,7 +43,8 @@ pub async fn place_nodes(
     system: &dyn System,
     options: &mut TestOptions,
 ) -> Result<Option<Arc<NodeNetwork>>> {
-    if !args.netns && !system.needs_namespaces() {
+    // Nodes on hosts have addresses of their own already.
+    if !options.hosts.is_empty() || (!args.netns && !system.needs_namespaces()) {
         return Ok(None);
     }
     let name = system.record().name;
@@ -120,7 +121,7 @@ fn not_on_hosts(kind: FaultKind) -> Option<&'static str> {
 /// With `--hosts`: leaves out (or refuses, for a list given by name) the faults that cannot
 /// run on hosts over SSH. Before anything looks at what this machine offers them.
 pub fn leave_out_off_hosts(args: &TestArgs, options: &mut TestOptions) -> Result<()> {
-    if args.hosts.is_none() {
+    if options.hosts.is_empty() {
         return Ok(());
     }
     for kind in options.fault_kinds()?.iter() {
@@ -131,25 +132,34 @@ pub fn leave_out_off_hosts(args: &TestArgs, options: &mut TestOptions) -> Result
     Ok(())
 }
 
-/// With `--hosts`: connects to every host, checks that a node can run there (and iptables,
-/// if the run cuts links) and measures its clock; exit 3 naming each host that is not
-/// ready. Nothing is on the hosts yet; once nodes start there, the run cleans the hosts on
-/// every path ([`RemoteNodes::collect_and_clean`]).
+/// With hosts (`--hosts`, or the system file's `[hosts]`): connects to every host, checks
+/// that a node can run there (its program installed there, if it is not copied; iptables, if
+/// the run cuts links) and measures its clock; exit 3 naming each host that is not ready, or
+/// the reason the system cannot run on hosts. Nothing is on the hosts yet; once nodes start
+/// there, the run cleans the hosts on every path ([`RemoteNodes::collect_and_clean`]).
 pub async fn place_on_hosts(
     args: &TestArgs,
+    system: &dyn System,
     options: &TestOptions,
 ) -> Result<Option<Arc<RemoteNodes>>> {
-    let Some(hosts) = &args.hosts else {
+    if options.hosts.is_empty() {
         return Ok(None);
-    };
+    }
+    let program = system
+        .on_hosts()
+        .map_err(|reason| anyhow!("{} cannot run on hosts: {reason}", system.record().name))?;
+    let hosts = parse_hosts(&options.hosts.join(",")).map_err(|e| anyhow!(e))?;
     let ssh = SshOptions {
-        config_file: args.ssh_config.clone(),
+        config_file: options.ssh_config.clone(),
         connect_timeout: args.connect_timeout,
         ..SshOptions::default()
     };
-    let cuts_links = !options.fault_kinds()?.of_lane(Lane::Network).is_empty();
+    let needs = HostNeeds {
+        iptables: !options.fault_kinds()?.of_lane(Lane::Network).is_empty(),
+        program,
+    };
     let names = node_names(options.processes());
-    let nodes = RemoteNodes::connect(hosts, &names, &ssh, cuts_links).await?;
+    let nodes = RemoteNodes::connect(&hosts, &names, &ssh, &needs).await?;
     Ok(Some(Arc::new(nodes)))
 }
 

@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::probe::{self, ProbeError};
-use super::{Dials, NodeCommand, System};
+use super::{Dials, HostProgram, NodeCommand, System};
 use crate::node_status::NodeStatus;
 use crate::store::{NodeRecord, SystemRecord};
 
@@ -80,6 +80,11 @@ impl FaultlineSystem {
 }
 
 impl System for FaultlineSystem {
+    /// The same binary as here, copied to every host.
+    fn on_hosts(&self) -> Result<HostProgram, String> {
+        Ok(HostProgram::Copied)
+    }
+
     fn record(&self) -> SystemRecord {
         SystemRecord {
             version: self.version.clone(),

@@ -44,6 +44,16 @@ pub struct NodeCommand {
     pub log: PathBuf,
 }
 
+/// How a node's program gets onto a host of its own (`--hosts`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostProgram {
+    /// The harness copies the program it runs here (the bundled node) to every host.
+    Copied,
+    /// The program must be installed on every host already: its name (found on the host's
+    /// PATH) or its path there, and what to do where it is missing.
+    Installed { program: String, fix: String },
+}
+
 /// Where `from` connects to reach each other node's peer address: the node itself, or a
 /// proxy in between.
 pub type Dials<'a> = &'a dyn Fn(&str) -> SocketAddr;
@@ -59,6 +69,15 @@ pub trait System: Send + Sync {
     /// stand in for.
     fn needs_namespaces(&self) -> bool {
         false
+    }
+
+    /// How its nodes run on hosts of their own (`--hosts`): their program copied there or
+    /// installed there; or why they cannot run on hosts.
+    fn on_hosts(&self) -> Result<HostProgram, String> {
+        Err(format!(
+            "{} runs on this machine only for now",
+            self.record().name
+        ))
     }
 
     /// Whether [`System::status`] says which node leads. A system that cannot is ready once
@@ -172,9 +191,13 @@ pub const SYSTEMS: &[&str] = &["faultline", "etcd", "redis"];
 
 /// The system a run's options name, checked: its binaries exist and answer `--version` in
 /// time ([`probe::VERSION_TIMEOUT`]). Cancel-safe: dropped, it kills the probe it runs.
+///
+/// With hosts (`--hosts`), a system whose program is installed on the hosts needs none here:
+/// the hosts are checked for it once connected.
 pub async fn resolve(options: &TestOptions) -> Result<Arc<dyn System>> {
+    let on_hosts = !options.hosts.is_empty();
     if let Some(path) = &options.system_file {
-        return Ok(Arc::new(FileSystem::load(path).await?));
+        return Ok(Arc::new(FileSystem::load(path, on_hosts).await?));
     }
     match options.system.as_str() {
         "faultline" => Ok(Arc::new(
@@ -186,7 +209,7 @@ pub async fn resolve(options: &TestOptions) -> Result<Arc<dyn System>> {
             } else {
                 Consistency::Linearizable
             };
-            Ok(Arc::new(EtcdSystem::new(reads).await?))
+            Ok(Arc::new(EtcdSystem::new(reads, on_hosts).await?))
         }
         "redis" => Ok(Arc::new(RedisSystem::new().await?)),
         other => bail!("unknown system `{other}` (known: {})", SYSTEMS.join(", ")),

@@ -20,10 +20,13 @@ use super::gateway::Consistency;
 use crate::node_status::NodeStatus;
 use crate::store::{NodeRecord, SystemRecord};
 use crate::system::probe::{self, ProbeError};
-use crate::system::{Dials, NodeCommand, System, find_program};
+use crate::system::{Dials, HostProgram, NodeCommand, System, find_program};
 
 /// A member's status must come within this, so a paused member never stalls the harness.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// etcd's program, on the PATH.
+const PROGRAM: &str = "etcd";
 
 /// What to install when `etcd` is missing.
 const INSTALL: &str = "apt-get install -y etcd-server";
@@ -42,9 +45,18 @@ pub struct EtcdSystem {
 impl EtcdSystem {
     /// etcd from the PATH, whose workload reads are `reads`. Fails, naming the package,
     /// when it is not installed, and naming the binary when it does not answer `--version`
-    /// within [`probe::VERSION_TIMEOUT`].
-    pub async fn new(reads: Consistency) -> Result<EtcdSystem> {
-        let Some(binary) = find_program("etcd") else {
+    /// within [`probe::VERSION_TIMEOUT`]. On hosts (`on_hosts`), etcd runs from each host's
+    /// PATH and none is needed here: the hosts are checked for it, and tell its version.
+    pub async fn new(reads: Consistency, on_hosts: bool) -> Result<EtcdSystem> {
+        if on_hosts {
+            return Ok(EtcdSystem {
+                binary: PathBuf::from(PROGRAM),
+                version: None,
+                reads,
+                members: OnceLock::new(),
+            });
+        }
+        let Some(binary) = find_program(PROGRAM) else {
             bail!("etcd is not installed (no `etcd` on the PATH): {INSTALL}");
         };
         let version = match probe::run(&binary, &["--version"], probe::VERSION_TIMEOUT).await {
@@ -84,6 +96,14 @@ impl System for EtcdSystem {
 
     fn needs_namespaces(&self) -> bool {
         true
+    }
+
+    /// Debian's etcd, installed on every host.
+    fn on_hosts(&self) -> Result<HostProgram, String> {
+        Ok(HostProgram::Installed {
+            program: PROGRAM.to_string(),
+            fix: format!("install it ({INSTALL})"),
+        })
     }
 
     fn prepare(&self, _node: &NodeRecord, all: &[NodeRecord]) -> Result<()> {

@@ -21,12 +21,12 @@ use tracing::debug;
 
 use super::exec_client::{ClientNode, ExecClients};
 use super::faultline::{contract_local_list, contract_status};
-use super::{Dials, NodeCommand, System, find_program, probe};
+use super::{Dials, HostProgram, NodeCommand, System, find_program, probe};
 use crate::node_status::NodeStatus;
 use crate::store::{NodeRecord, SystemRecord};
 #[cfg(test)]
 pub use schema::CLIENT_PLACEHOLDERS;
-pub use schema::{ClientKind, FileError, SystemFile};
+pub use schema::{ClientKind, FileError, FileHosts, SystemFile};
 
 /// A node's `/status`, a TCP connect, must answer within this.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
@@ -57,19 +57,31 @@ pub struct FileSystem {
     cluster: OnceLock<Vec<NodeRecord>>,
 }
 
+/// Reads and checks the system file at `path`, without looking for what it needs.
+fn read(path: &Path) -> Result<SystemFile, FileError> {
+    let text = crate::toml_input::read(path).map_err(|refusal| FileError {
+        path: path.to_path_buf(),
+        line: refusal.line,
+        field: None,
+        message: refusal.message,
+    })?;
+    schema::parse(path, &text)
+}
+
+/// The hosts the system file at `path` puts its nodes on (`[hosts]`), if it names any. The
+/// whole file is checked: an error anywhere in it says where.
+pub fn hosts_of(path: &Path) -> Result<Option<FileHosts>> {
+    Ok(read(path)?.hosts)
+}
+
 impl FileSystem {
     /// Reads the file at `path` (at most [`crate::toml_input::MAX_FILE_BYTES`]) and checks
-    /// that what it needs is installed.
+    /// that what it needs is installed: here, or for the node's program, on the hosts when
+    /// the nodes run `on_hosts` (which are checked for it once connected).
     /// A `version` command that does not end within [`probe::VERSION_TIMEOUT`] is an error
     /// naming its line.
-    pub async fn load(path: &Path) -> Result<FileSystem> {
-        let text = crate::toml_input::read(path).map_err(|refusal| FileError {
-            path: path.to_path_buf(),
-            line: refusal.line,
-            field: None,
-            message: refusal.message,
-        })?;
-        let file = schema::parse(path, &text)?;
+    pub async fn load(path: &Path, on_hosts: bool) -> Result<FileSystem> {
+        let file = read(path)?;
         let dir = std::path::absolute(path)
             .with_context(|| format!("finding the directory of {}", path.display()))?
             .parent()
@@ -86,7 +98,10 @@ impl FileSystem {
                 .into());
             }
         }
-        let mut programs = vec![(&file.start, "node.start", file.lines.start)];
+        let mut programs = Vec::new();
+        if !on_hosts {
+            programs.push((&file.start, "node.start", file.lines.start));
+        }
         if let (ClientKind::Exec(command), Some(line)) = (&file.client, file.lines.client_command) {
             programs.push((command, "client.command", line));
         }
@@ -233,6 +248,32 @@ impl System for FileSystem {
 
     fn needs_namespaces(&self) -> bool {
         self.file.namespaces
+    }
+
+    /// `node.start`'s program, installed on every host; its arguments are filled in with
+    /// the hosts' addresses and directories. A command that needs this machine's files
+    /// (`{system_dir}`) cannot run there.
+    fn on_hosts(&self) -> Result<HostProgram, String> {
+        let line = self.file.lines.start;
+        if self.file.start.uses("system_dir") {
+            return Err(format!(
+                "node.start (line {line}) names {{system_dir}}, a directory on this machine; on \
+                 hosts, the node's program and its files must be installed there"
+            ));
+        }
+        let Some(program) = self.file.start.literal_program() else {
+            return Err(format!(
+                "node.start's program (line {line}) is made of placeholders; on hosts, name the \
+                 program installed there"
+            ));
+        };
+        Ok(HostProgram::Installed {
+            program: program.to_string(),
+            fix: format!(
+                "install it there, or name it in node.start (line {line}) by its path on the \
+                 hosts"
+            ),
+        })
     }
 
     fn prepare(&self, _node: &NodeRecord, all: &[NodeRecord]) -> Result<()> {
@@ -452,8 +493,39 @@ mod tests {
             format!("name = \"kv\"\n[node]\n{node}\n[client]\nkind = \"http\"\n"),
         )
         .unwrap();
-        let system = FileSystem::load(&path).await;
+        let system = FileSystem::load(&path, false).await;
         (dir, system)
+    }
+
+    #[tokio::test]
+    async fn on_hosts_the_start_program_is_looked_for_there_and_this_machines_files_are_refused() {
+        // Not installed here: on hosts, that is the hosts' to say.
+        let (_dir, here) = system(r#"start = ["kv-server-nowhere", "{data_dir}"]"#).await;
+        assert!(here.is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.toml");
+        let file = |start: &str| {
+            format!("name = \"kv\"\n[node]\nstart = {start}\n[client]\nkind = \"http\"\n")
+        };
+        std::fs::write(&path, file(r#"["kv-server-nowhere", "{data_dir}"]"#)).unwrap();
+        let on_hosts = FileSystem::load(&path, true).await.unwrap();
+        assert_eq!(
+            on_hosts.on_hosts(),
+            Ok(HostProgram::Installed {
+                program: "kv-server-nowhere".to_string(),
+                fix: "install it there, or name it in node.start (line 3) by its path on the \
+                      hosts"
+                    .to_string()
+            })
+        );
+        std::fs::write(&path, file(r#"["sh", "{system_dir}/kv.sh"]"#)).unwrap();
+        let local_files = FileSystem::load(&path, true).await.unwrap();
+        assert!(
+            local_files
+                .on_hosts()
+                .unwrap_err()
+                .contains("names {system_dir}, a directory on this machine"),
+        );
     }
 
     #[tokio::test]
@@ -509,7 +581,7 @@ mod tests {
         )
         .unwrap();
         let started = std::time::Instant::now();
-        let error = format!("{:#}", FileSystem::load(&path).await.err().unwrap());
+        let error = format!("{:#}", FileSystem::load(&path, false).await.err().unwrap());
         assert!(
             error.contains(", line 2, field version: sh failed: it did not finish within 5 s"),
             "{error}"
@@ -558,7 +630,7 @@ leader = ["sh", "-c", "cat {system_dir}/leader-seen-by-{id}"]"#,
             "name = \"kv\"\n[node]\nstart = [\"true\"]\n[client]\nkind = \"exec\"\ncommand = [\"true\"]\n",
         )
         .unwrap();
-        let system = FileSystem::load(&path).await.unwrap();
+        let system = FileSystem::load(&path, false).await.unwrap();
         let mut up = node(1);
         up.client_addr = listener.local_addr().unwrap();
         let status = system.status(&up).await.unwrap();

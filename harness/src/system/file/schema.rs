@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::template::{Template, TemplateError};
+use crate::remote::{HostAddr, parse_hosts};
 use crate::toml_input;
 
 /// Placeholders of the node's commands (`node.start`, `node.ready`, `node.leader`).
@@ -57,6 +58,14 @@ struct RawFile {
     requires: Vec<Spanned<String>>,
     node: RawNode,
     client: RawClient,
+    hosts: Option<RawHosts>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHosts {
+    ssh: Spanned<Vec<String>>,
+    ssh_config: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -89,8 +98,20 @@ pub struct SystemFile {
     pub ready: Option<Template>,
     pub leader: Option<Template>,
     pub client: ClientKind,
+    /// The hosts its nodes run on (`[hosts]`), when the file names them.
+    pub hosts: Option<FileHosts>,
     /// Where each checked field is, for errors found after loading (a program not found).
     pub lines: FieldLines,
+}
+
+/// The `[hosts]` section: the nodes run on these hosts over SSH, as with `--hosts`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileHosts {
+    /// One node on each, in order (`ssh`, as `--hosts` takes them).
+    pub ssh: Vec<HostAddr>,
+    /// The ssh configuration to use (`ssh_config`, relative to the file's directory), as
+    /// `--ssh-config`.
+    pub ssh_config: Option<PathBuf>,
 }
 
 /// The lines of the fields that can still be wrong once the file is read.
@@ -213,8 +234,14 @@ pub fn parse(path: &Path, text: &str) -> Result<SystemFile, FileError> {
             ));
         }
     };
+    let hosts = raw
+        .hosts
+        .as_ref()
+        .map(|hosts| file_hosts(path, hosts).map_err(|(span, field, e)| error(span, field, e)))
+        .transpose()?;
     let line = |value: &Spanned<Vec<String>>| line_of(text, value.span().start);
     Ok(SystemFile {
+        hosts,
         name: raw.name.get_ref().clone(),
         version: raw
             .version
@@ -252,6 +279,37 @@ pub fn parse(path: &Path, text: &str) -> Result<SystemFile, FileError> {
             client_command: raw.client.command.as_ref().map(line),
         },
     })
+}
+
+/// The `[hosts]` section, checked: every host as `--hosts` takes it, and the ssh
+/// configuration found from the file's directory. An error says where and what.
+fn file_hosts(
+    path: &Path,
+    hosts: &RawHosts,
+) -> Result<FileHosts, (Range<usize>, &'static str, String)> {
+    if hosts.ssh.get_ref().is_empty() {
+        return Err((
+            hosts.ssh.span(),
+            "hosts.ssh",
+            "names no host: one node runs on each host named".to_string(),
+        ));
+    }
+    let ssh = parse_hosts(&hosts.ssh.get_ref().join(","))
+        .map_err(|e| (hosts.ssh.span(), "hosts.ssh", e))?;
+    let ssh_config = hosts.ssh_config.as_ref().map(|config| {
+        let dir = path.parent().unwrap_or(Path::new(""));
+        dir.join(config.get_ref())
+    });
+    if let (Some(config), Some(spanned)) = (&ssh_config, &hosts.ssh_config)
+        && !config.is_file()
+    {
+        return Err((
+            spanned.span(),
+            "hosts.ssh_config",
+            format!("the ssh configuration {} does not exist", config.display()),
+        ));
+    }
+    Ok(FileHosts { ssh, ssh_config })
 }
 
 /// The line (from 1) that holds byte `offset` of `text`.
@@ -391,6 +449,36 @@ command = ["python3", "{system_dir}/client.py", "{home}"]
             panic!("an exec client")
         };
         assert_eq!(client.literal_program(), Some("python3"));
+    }
+
+    #[test]
+    fn hosts_are_read_as_hosts_takes_them_and_a_bad_one_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.toml");
+        std::fs::write(dir.path().join("ssh_config"), "").unwrap();
+        let hosts = |section: &str| parse(&path, &format!("{GOOD}\n[hosts]\n{section}\n"));
+        let file =
+            hosts("ssh = [\"root@h1\", \"ci@h2:2222\"]\nssh_config = \"ssh_config\"").unwrap();
+        let file_hosts = file.hosts.unwrap();
+        let names: Vec<String> = file_hosts.ssh.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["root@h1", "ci@h2:2222"]);
+        assert_eq!(file_hosts.ssh_config, Some(dir.path().join("ssh_config")));
+        assert!(parse(&path, GOOD).unwrap().hosts.is_none());
+
+        let twice = hosts("ssh = [\"root@h1\", \"ci@h1\"]").unwrap_err();
+        assert_eq!(
+            (twice.line, twice.field.as_deref()),
+            (Some(14), Some("hosts.ssh"))
+        );
+        assert!(twice.message.contains("h1 is named twice"), "{twice}");
+        let none = hosts("ssh = []").unwrap_err();
+        assert!(none.message.contains("names no host"), "{none}");
+        let config = hosts("ssh = [\"root@h1\"]\nssh_config = \"nowhere\"").unwrap_err();
+        assert_eq!(
+            (config.line, config.field.as_deref()),
+            (Some(15), Some("hosts.ssh_config"))
+        );
+        assert!(config.message.contains("does not exist"), "{config}");
     }
 
     #[test]

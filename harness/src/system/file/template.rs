@@ -89,6 +89,12 @@ impl Template {
             .collect()
     }
 
+    /// Whether any word holds the placeholder `name`.
+    pub fn uses(&self, name: &str) -> bool {
+        (self.words.iter().flatten())
+            .any(|piece| matches!(piece, Piece::Placeholder(p) if p == name))
+    }
+
     /// The program, when it holds no placeholder (so it can be looked for before the run).
     pub fn literal_program(&self) -> Option<&str> {
         match self.words.first()?.as_slice() {

@@ -35,7 +35,7 @@ use super::sentinel::{self, SentinelView};
 use crate::node_status::NodeStatus;
 use crate::store::{NodeRecord, SystemRecord};
 use crate::system::probe::{self, ProbeError};
-use crate::system::{Dials, NodeCommand, System, find_program};
+use crate::system::{Dials, HostProgram, NodeCommand, System, find_program};
 
 /// A server's or sentinel's answer must come within this, so a paused server never stalls
 /// the harness.
@@ -205,6 +205,14 @@ impl System for RedisSystem {
             version: self.version.clone(),
             file: None,
         }
+    }
+
+    fn on_hosts(&self) -> Result<HostProgram, String> {
+        Err(
+            "Redis runs on this machine only for now: its sentinels and configuration files \
+             are not put on hosts yet"
+                .to_string(),
+        )
     }
 
     fn needs_namespaces(&self) -> bool {
