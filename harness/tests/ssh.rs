@@ -612,3 +612,81 @@ async fn a_host_lost_mid_run_is_named_and_the_others_are_left_clean() {
     assert_eq!(left_on(&hosts, &["n1", "n2"], &test), Vec::<String>::new());
     hosts.stop().await;
 }
+
+#[tokio::test]
+async fn what_a_killed_harness_left_on_the_hosts_refuses_the_next_run_until_cleaned() {
+    if skipped() {
+        return;
+    }
+    let hosts = SshHosts::start(3, &[]).await;
+    let store = tempfile::tempdir().unwrap();
+    let mut run = start_on_hosts(
+        &hosts,
+        store.path(),
+        &[
+            "--time-limit",
+            "30s",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "1s",
+        ],
+    );
+    // Killed mid-run, after a partition or two: its nodes run on (detached on their hosts),
+    // its chains stay hooked.
+    let test_json = store.path().join("latest/test.json");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !test_json.exists() && Instant::now() < deadline && run.try_wait().unwrap().is_none() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(test_json.exists(), "the run did not start");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let test = read_json(test_json);
+    let left = left_on_hosts(&hosts, &test);
+    assert!(
+        left.iter().any(|thing| thing.starts_with("process ")),
+        "{left:?}"
+    );
+    assert!(
+        left.iter().any(|thing| thing.contains("iptables")),
+        "{left:?}"
+    );
+
+    // The next run is refused, naming what is in its way and how to remove it.
+    let next = tempfile::tempdir().unwrap();
+    let output = test_on_hosts(&hosts, next.path(), &["--time-limit", "5s"]);
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let stderr = text(&output.stderr);
+    let root = test["nodes"][0]["host"]["dir"].as_str().unwrap();
+    let root = root.rsplit_once("/nodes/").unwrap().0;
+    for expected in [
+        "holds what an earlier run left (something listens on port 7401 or 7402, the nodes'; \
+         a chain FAULTLINE-... is hooked into INPUT; runs' directories: ",
+        root,
+        "--clean` removes it",
+    ] {
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+
+    // `faultline hosts --clean` removes it all, and the hosts are ready again.
+    let config = hosts.ssh_config();
+    let output = hosts_command(&[
+        "--hosts",
+        &three_hosts(&hosts),
+        "--ssh-config",
+        config.to_str().unwrap(),
+        "--clean",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stdout = text(&output.stdout);
+    for name in ["n1", "n2", "n3"] {
+        let host = hosts.host(name);
+        assert!(stdout.contains(&format!("{host}: cleaned (")), "{stdout}");
+        assert!(stdout.contains(&format!("{host}: ready (")), "{stdout}");
+    }
+    assert!(stdout.contains("removed 1 chain"), "{stdout}");
+    assert_eq!(left_on_hosts(&hosts, &test), Vec::<String>::new());
+    hosts.stop().await;
+}

@@ -41,15 +41,10 @@ use tracing::{debug, warn};
 
 use crate::node_status::{NodeStatus, leading};
 use crate::ports::reserve_ports;
-use crate::remote::RemoteNodes;
+use crate::remote::{NODE_PORTS, RemoteNodes};
 use crate::store::{NodeRecord, RunDir};
 use crate::system::{NodeCommand, System};
 use process::{NodeProcess, stop_child};
-
-/// The ports a node listens on on a host of its own (`--hosts`), for clients and for peers:
-/// above the well-known ports and below Linux's ephemeral range, as etcd's 2379 and 2380 are.
-pub const HOST_CLIENT_PORT: u16 = 7401;
-pub const HOST_PEER_PORT: u16 = 7402;
 
 /// A node's libfaketime control file, in its directory.
 const CLOCK_CONTROL: &str = "clock.faketime";
@@ -163,9 +158,10 @@ impl ProcessCluster {
                 let loopback = Ipv4Addr::new(127, 0, 0, 10 + i);
                 if let Some(hosts) = &options.hosts {
                     let ip = hosts.ip(&name)?;
+                    let [client_port, peer_port] = NODE_PORTS;
                     return Ok(NodeRecord {
-                        client_addr: SocketAddr::from((ip, HOST_CLIENT_PORT)),
-                        peer_addr: SocketAddr::from((ip, HOST_PEER_PORT)),
+                        client_addr: SocketAddr::from((ip, client_port)),
+                        peer_addr: SocketAddr::from((ip, peer_port)),
                         dir: options.run_dir.node_dir(&name),
                         ip,
                         namespace: None,

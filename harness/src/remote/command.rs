@@ -12,8 +12,8 @@ use clap::Args;
 use futures::future::join_all;
 
 use super::address::{HostAddr, parse_hosts};
-use super::host::{ClockOffset, HostFacts, HostNeeds, ReadyHost};
-use super::ssh::{SshError, SshOptions};
+use super::host::{Cleaned, ClockOffset, HostFacts, HostNeeds, ReadyHost, RemoteHost};
+use super::ssh::{SshError, SshOptions, SshSession};
 use crate::console::{errln, outln};
 use crate::system::HostProgram;
 
@@ -30,6 +30,11 @@ pub struct HostsArgs {
     /// How long connecting to a host may take.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
+    /// First remove what runs left on the hosts (a harness that was killed leaves its nodes
+    /// running): kill every node under /var/tmp/faultline, delete Faultline's iptables chains
+    /// and the runs' directories. Runs still going on those hosts are stopped too.
+    #[arg(long)]
+    pub clean: bool,
 }
 
 /// What every run of the bundled node needs of a host, iptables included (the default mix
@@ -60,6 +65,27 @@ pub async fn run(args: &HostsArgs) -> Result<()> {
         connect_timeout: args.connect_timeout,
         ..SshOptions::default()
     };
+    if args.clean {
+        let cleaned = join_all(args.hosts.iter().map(|host| clean_host(host, &options))).await;
+        let mut failed = Vec::new();
+        for (host, cleaned) in args.hosts.iter().zip(cleaned) {
+            match cleaned {
+                Ok(cleaned) => outln!("{host}: cleaned ({})", describe_cleaned(&cleaned)),
+                Err(error) => {
+                    errln!("{host}: not cleaned: {error}");
+                    failed.push(host.to_string());
+                }
+            }
+        }
+        if !failed.is_empty() {
+            bail!(
+                "{} of {} hosts not cleaned: {}",
+                failed.len(),
+                args.hosts.len(),
+                failed.join(", ")
+            );
+        }
+    }
     let answers = join_all(args.hosts.iter().map(|host| check_host(host, &options))).await;
     let mut not_ready = Vec::new();
     for (host, answer) in args.hosts.iter().zip(answers) {
@@ -93,6 +119,42 @@ async fn check_host(host: &HostAddr, options: &SshOptions) -> Result<Ready, SshE
     })
 }
 
+/// Connects to `host` and removes what runs left there ([`RemoteHost::clean_leftovers`]).
+async fn clean_host(host: &HostAddr, options: &SshOptions) -> Result<Cleaned, SshError> {
+    let session = SshSession::connect(host, options).await?;
+    let (remote, facts) = RemoteHost::check(session, &EVERY_RUN).await?;
+    let cleaned = match facts.require_root(host) {
+        Ok(()) => remote.clean_leftovers().await,
+        Err(error) => Err(error),
+    };
+    let _ = remote.close().await;
+    cleaned
+}
+
+/// `killed 3 processes, removed 1 chain and 1 directory (/var/tmp/faultline/412-1733...)`.
+fn describe_cleaned(cleaned: &Cleaned) -> String {
+    if cleaned == &Cleaned::default() {
+        return "nothing was left".to_string();
+    }
+    let count = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    let mut text = format!(
+        "killed {}, removed {} and {}",
+        count(cleaned.killed, "process", "processes"),
+        count(cleaned.chains.len(), "chain", "chains"),
+        count(cleaned.dirs.len(), "directory", "directories")
+    );
+    if !cleaned.dirs.is_empty() {
+        text.push_str(&format!(": {}", cleaned.dirs.join(", ")));
+    }
+    text
+}
+
 /// `root, iptables, clock +0.120 ms (round trip 0.400 ms)`.
 fn describe(ready: &Ready) -> String {
     let who = if ready.facts.root {
@@ -100,8 +162,15 @@ fn describe(ready: &Ready) -> String {
     } else {
         format!("{} with passwordless sudo", ready.facts.user)
     };
-    format!(
+    let mut text = format!(
         "{who}, iptables, clock {:+.3} ms from this machine's (round trip {:.3} ms)",
         ready.clock.offset_ms, ready.clock.round_trip_ms
-    )
+    );
+    if !ready.facts.leftovers.is_empty() {
+        text.push_str(&format!(
+            "; directories of other runs, live or dead: {} (--clean removes them)",
+            ready.facts.leftovers.join(", ")
+        ));
+    }
+    text
 }

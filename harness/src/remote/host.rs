@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use faultline_nemesis::CHAIN_PREFIX;
 use serde::{Deserialize, Serialize};
 
 use super::address::HostAddr;
@@ -49,6 +50,15 @@ pub struct HostFacts {
     /// What the node's program, when installed on the host, says of itself (the first line
     /// of its `--version`).
     pub program_version: Option<String>,
+    /// The directories of earlier runs under [`RUNS_DIR`] (live or left by a harness that
+    /// was killed).
+    pub leftovers: Vec<String>,
+    /// Whether something listens on the nodes' ports ([`NODE_PORTS`]): a node of an earlier
+    /// run, most likely.
+    pub ports_taken: bool,
+    /// Whether a chain of Faultline's is hooked into `INPUT` (`-j FAULTLINE-...`): an earlier
+    /// run's partition, which would cut this run's links too.
+    pub chains_hooked: bool,
     /// The host's address that the connection reached (sshd's `SSH_CONNECTION`): where its
     /// node listens, and what the other hosts' rules name it by. `None` if it is not IPv4.
     pub address: Option<Ipv4Addr>,
@@ -63,6 +73,17 @@ const NEEDED: &[(&str, &str)] = &[
     ("readlink", "coreutils"),
     ("date", "coreutils"),
 ];
+
+/// Where every run keeps what it puts on a host, one directory per run.
+pub const RUNS_DIR: &str = "/var/tmp/faultline";
+
+/// The ports a node listens on on a host of its own, for clients and for peers: one node per
+/// host, so fixed ports, the same on every host; above the well-known ports and below Linux's
+/// ephemeral range, as etcd's 2379 and 2380 are.
+pub const NODE_PORTS: [u16; 2] = [7401, 7402];
+
+/// Root's PATH on a host, for programs in the sbin directories (iptables).
+const ROOT_PATH: &str = "PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\"";
 
 /// What a run needs of each host besides what every run needs ([`NEEDED`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +107,25 @@ impl HostNeeds {
 /// How long the node's installed program may take to tell its version.
 const VERSION_TIMEOUT_SECS: u32 = 5;
 
+/// The part of [`check_script`] that looks for what earlier runs left: their directories, a
+/// listener on the nodes' ports (in /proc/net/tcp and tcp6, state 0A), a chain of ours hooked
+/// into `INPUT` (read as root, if the user can become root).
+fn leftovers_script() -> String {
+    let ports: Vec<String> = NODE_PORTS
+        .iter()
+        .map(|port| format!("{port:04X}"))
+        .collect();
+    format!(
+        "for x in {RUNS_DIR}/*/; do [ -d \"$x\" ] && echo \"leftover=${{x%/}}\"; done; \
+         grep -qE '^ *[0-9]+: [0-9A-F]+:({ports}) [0-9A-F]+:[0-9A-F]+ 0A' /proc/net/tcp \
+         /proc/net/tcp6 2>/dev/null && echo ports=taken; \
+         if [ \"$(id -u)\" = 0 ]; then s=; else s='sudo -n'; fi; \
+         $s env {ROOT_PATH} iptables -w -S INPUT 2>/dev/null | grep -q -- '-j {CHAIN_PREFIX}' \
+         && echo chains=hooked; ",
+        ports = ports.join("|"),
+    )
+}
+
 /// The script behind [`RemoteHost::check`]: one `key=value` line per fact.
 fn check_script(needs: &HostNeeds) -> String {
     let mut script = String::from(
@@ -96,6 +136,7 @@ fn check_script(needs: &HostNeeds) -> String {
          then echo iptables=yes; else echo iptables=no; fi; \
          echo \"connection=$SSH_CONNECTION\"; ",
     );
+    script.push_str(&leftovers_script());
     for (program, _) in NEEDED {
         script.push_str(&format!(
             "command -v {program} >/dev/null 2>&1 || echo missing={program}; "
@@ -124,6 +165,9 @@ impl HostFacts {
             iptables: false,
             missing: Vec::new(),
             program_version: None,
+            leftovers: Vec::new(),
+            ports_taken: false,
+            chains_hooked: false,
             address: None,
         };
         let mut uid = None;
@@ -134,6 +178,9 @@ impl HostFacts {
                 Some(("sudo", value)) => facts.sudo = value == "yes",
                 Some(("iptables", value)) => facts.iptables = value == "yes",
                 Some(("missing", value)) => facts.missing.push(value.to_string()),
+                Some(("leftover", value)) => facts.leftovers.push(value.to_string()),
+                Some(("ports", value)) => facts.ports_taken = value == "taken",
+                Some(("chains", value)) => facts.chains_hooked = value == "hooked",
                 Some(("version", value)) if !value.trim().is_empty() => {
                     facts.program_version = Some(value.trim().to_string());
                 }
@@ -158,17 +205,11 @@ impl HostFacts {
     /// Whether the host can take part in a run that needs `needs`: the first thing missing,
     /// as an error that says what to fix.
     pub fn require(&self, name: &HostAddr, needs: &HostNeeds) -> Result<(), SshError> {
-        if !self.root && !self.sudo {
-            return Err(SshError::NoSudo {
-                host: name.to_string(),
-                name: name.host.clone(),
-                user: self.user.clone(),
-            });
-        }
+        self.require_root(name)?;
         let missing = self.missing.iter().map(String::as_str);
         let missing = missing.chain((needs.iptables && !self.iptables).then_some("iptables"));
         let Some(program) = missing.into_iter().next() else {
-            return Ok(());
+            return self.require_no_leftovers(name);
         };
         let fix = match &needs.program {
             HostProgram::Installed { program: node, fix } if node == program => fix.clone(),
@@ -186,6 +227,56 @@ impl HostFacts {
             fix,
         })
     }
+}
+
+impl HostFacts {
+    /// Whether the harness can act as root on the host (root, or passwordless sudo).
+    pub fn require_root(&self, name: &HostAddr) -> Result<(), SshError> {
+        if self.root || self.sudo {
+            return Ok(());
+        }
+        Err(SshError::NoSudo {
+            host: name.to_string(),
+            name: name.host.clone(),
+            user: self.user.clone(),
+        })
+    }
+
+    /// Whether an earlier run left what would get in the way: a listener on the nodes'
+    /// ports, a chain of ours hooked into `INPUT`. Its directories alone are in no one's way.
+    fn require_no_leftovers(&self, name: &HostAddr) -> Result<(), SshError> {
+        let mut what = Vec::new();
+        if self.ports_taken {
+            let [client, peer] = NODE_PORTS;
+            what.push(format!(
+                "something listens on port {client} or {peer}, the nodes'"
+            ));
+        }
+        if self.chains_hooked {
+            what.push(format!("a chain {CHAIN_PREFIX}... is hooked into INPUT"));
+        }
+        if what.is_empty() {
+            return Ok(());
+        }
+        if !self.leftovers.is_empty() {
+            what.push(format!("runs' directories: {}", self.leftovers.join(", ")));
+        }
+        Err(SshError::Leftovers {
+            host: name.to_string(),
+            what: what.join("; "),
+        })
+    }
+}
+
+/// What [`RemoteHost::clean_leftovers`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cleaned {
+    /// Processes killed (nodes of earlier runs).
+    pub killed: usize,
+    /// Chains removed.
+    pub chains: Vec<String>,
+    /// Run directories removed.
+    pub dirs: Vec<String>,
 }
 
 /// A host's clock against this machine's, as measured over SSH.
@@ -583,6 +674,38 @@ impl RemoteHost {
         Ok(answer.trim().parse().unwrap_or(0))
     }
 
+    /// Removes what every run, live or dead, has on the host: kills the processes that
+    /// run in a node directory under [`RUNS_DIR`], unhooks and deletes every chain of ours,
+    /// and removes the runs' directories. For `faultline hosts --clean`.
+    pub async fn clean_leftovers(&self) -> Result<Cleaned, SshError> {
+        let script = self.as_root(&format!(
+            "n=0; for x in {RUNS_DIR}/*/nodes/*/; do x=${{x%/}}; if {ours}; then \
+             kill -s KILL \"$p\" && n=$((n+1)); {wait}; fi; done; echo killed=$n; \
+             export {ROOT_PATH}; \
+             for c in $(iptables -w -S | sed -n 's/^-N \\({CHAIN_PREFIX}[^ ]*\\)$/\\1/p'); do \
+             while iptables -w -D INPUT -j \"$c\" 2>/dev/null; do :; done; \
+             iptables -w -F \"$c\" && iptables -w -X \"$c\" && echo \"chain=$c\"; done; \
+             for x in {RUNS_DIR}/*/; do [ -d \"$x\" ] && rm -rf \"$x\" && echo \"removed=${{x%/}}\"; done; \
+             true",
+            ours = ours_in("\"$x\""),
+            wait = await_exit_file(),
+        ));
+        let answer = self
+            .session
+            .run_ok("removing what earlier runs left", &script)
+            .await?;
+        let mut cleaned = Cleaned::default();
+        for line in answer.lines() {
+            match line.trim().split_once('=') {
+                Some(("killed", n)) => cleaned.killed = n.parse().unwrap_or(0),
+                Some(("chain", chain)) => cleaned.chains.push(chain.to_string()),
+                Some(("removed", dir)) => cleaned.dirs.push(dir.to_string()),
+                _ => {}
+            }
+        }
+        Ok(cleaned)
+    }
+
     /// Runs `iptables -w ARGS` as root and returns what it printed; a failure is
     /// [`SshError::Failed`] with iptables's own words.
     pub async fn iptables(&self, args: &[String]) -> Result<String, SshError> {
@@ -667,6 +790,9 @@ mod tests {
                 iptables: true,
                 missing: vec!["setsid".to_string()],
                 program_version: None,
+                leftovers: Vec::new(),
+                ports_taken: false,
+                chains_hooked: false,
                 address: Some(Ipv4Addr::new(198, 18, 0, 11)),
             }
         );
@@ -755,5 +881,37 @@ mod tests {
             "root@h2 has no `etcd`, which Faultline needs there: install it (apt-get install -y \
              etcd-server)"
         );
+    }
+
+    #[test]
+    fn what_an_earlier_run_left_in_the_way_refuses_the_host_and_its_directories_alone_do_not() {
+        let host = HostAddr::parse("root@h1").unwrap();
+        let needs = HostNeeds {
+            iptables: true,
+            program: HostProgram::Copied,
+        };
+        let facts = |extra: &str| {
+            HostFacts::parse(&format!(
+                "uid=0\nuser=root\nsudo=yes\niptables=yes\n{extra}"
+            ))
+            .unwrap()
+        };
+        let dirs = facts("leftover=/var/tmp/faultline/412-1\nleftover=/var/tmp/faultline/77-2\n");
+        assert_eq!(
+            dirs.leftovers,
+            ["/var/tmp/faultline/412-1", "/var/tmp/faultline/77-2"]
+        );
+        assert!(dirs.require(&host, &needs).is_ok());
+        let in_the_way = facts("leftover=/var/tmp/faultline/412-1\nports=taken\nchains=hooked\n");
+        assert_eq!(
+            in_the_way.require(&host, &needs).unwrap_err().to_string(),
+            "root@h1 holds what an earlier run left (something listens on port 7401 or 7402, the \
+             nodes'; a chain FAULTLINE-... is hooked into INPUT; runs' directories: \
+             /var/tmp/faultline/412-1): `faultline hosts --hosts root@h1 --clean` removes it (it \
+             stops every Faultline node there, whichever run started it)"
+        );
+        // The ports, as /proc/net/tcp spells them.
+        let script = leftovers_script();
+        assert!(script.contains(":(1CE9|1CEA) "), "{script}");
     }
 }

@@ -46,7 +46,7 @@ mod ssh;
 mod tests;
 
 pub use address::{HostAddr, parse_hosts};
-pub use host::{HostNeeds, RemoteSignal};
+pub use host::{HostNeeds, NODE_PORTS, RemoteSignal};
 pub use nodes::{RemoteNodes, UncleanHost};
 pub use process::RemoteProcess;
 pub use ssh::SshOptions;

@@ -18,7 +18,7 @@ use faultline_nemesis::{FirewallError, HostFirewall, NodeName};
 use futures::future::{BoxFuture, join_all};
 
 use super::address::HostAddr;
-use super::host::{ClockOffset, HostNeeds, ReadyHost, RemoteHost, RemoteProgram};
+use super::host::{ClockOffset, HostNeeds, RUNS_DIR, ReadyHost, RemoteHost, RemoteProgram};
 use super::process::RemoteProcess;
 use super::ssh::{SshError, SshOptions};
 use crate::store::HostRecord;
@@ -137,7 +137,7 @@ impl RemoteNodes {
         let program_version = ready.values().find_map(|host| host.program_version.clone());
         Ok(RemoteNodes {
             hosts: ready,
-            root: format!("/var/tmp/faultline/{}-{started}", std::process::id()),
+            root: format!("{RUNS_DIR}/{}-{started}", std::process::id()),
             program: needs.program.clone(),
             program_version,
         })

@@ -119,6 +119,12 @@ pub enum SshError {
         /// What to do, e.g. `install it (apt-get install iptables)`.
         fix: String,
     },
+    /// What an earlier run left on the host would get in this run's way.
+    #[error(
+        "{host} holds what an earlier run left ({what}): `faultline hosts --hosts {host} \
+         --clean` removes it (it stops every Faultline node there, whichever run started it)"
+    )]
+    Leftovers { host: String, what: String },
     /// Something on this machine failed while talking to the host.
     #[error("{host}: {what}: {source}")]
     Local {
