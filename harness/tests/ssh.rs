@@ -21,6 +21,11 @@ use std::time::{Duration, Instant};
 use common::{describe, faultline, read_json};
 use sshd::{SshHosts, skipped};
 
+/// The hosts of every test share this machine's disk and processes, so one run's directory
+/// under /var/tmp/faultline is in every host's: runs on hosts hold this for reading, and
+/// `faultline hosts --clean`, which kills every node under that directory, for writing.
+static RUNS_DIR: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// `faultline hosts ARGS...`, to the end.
 fn hosts_command(args: &[&str]) -> Output {
     Command::new(faultline())
@@ -344,6 +349,7 @@ async fn the_bundled_node_on_hosts_over_ssh_is_valid_under_faults_and_every_host
     if skipped() {
         return;
     }
+    let _runs_dir = RUNS_DIR.read().await;
     let hosts = SshHosts::start(3, &[]).await;
     let store = tempfile::tempdir().unwrap();
     let output = test_on_hosts(
@@ -406,6 +412,7 @@ async fn stale_reads_of_the_bundled_node_on_hosts_over_ssh_are_caught() {
     if skipped() {
         return;
     }
+    let _runs_dir = RUNS_DIR.read().await;
     let hosts = SshHosts::start(3, &[]).await;
     let store = tempfile::tempdir().unwrap();
     let output = test_on_hosts(
@@ -436,6 +443,7 @@ async fn etcd_on_hosts_over_ssh_runs_the_hosts_etcd_and_is_valid_under_faults() 
     if skipped() || !etcd_installed() {
         return;
     }
+    let _runs_dir = RUNS_DIR.read().await;
     let hosts = SshHosts::start(3, &[]).await;
     let store = tempfile::tempdir().unwrap();
     let (names, config) = (three_hosts(&hosts), hosts.ssh_config());
@@ -449,7 +457,7 @@ async fn etcd_on_hosts_over_ssh_runs_the_hosts_etcd_and_is_valid_under_faults() 
             "--ssh-config",
             config.to_str().unwrap(),
             "--time-limit",
-            "8s",
+            "6s",
             "--nemesis",
             "kill,pause,partition",
         ],
@@ -473,6 +481,7 @@ async fn a_system_file_naming_its_hosts_runs_there_and_is_valid_under_faults() {
     if skipped() || !etcd_installed() {
         return;
     }
+    let _runs_dir = RUNS_DIR.read().await;
     let hosts = SshHosts::start(3, &[]).await;
     let store = tempfile::tempdir().unwrap();
     // The etcd example, with its hosts: its client (client.py) runs on this machine, etcd on
@@ -519,6 +528,7 @@ async fn faults_that_cannot_run_on_hosts_are_left_out_and_a_host_not_ready_is_ex
     if skipped() {
         return;
     }
+    let _runs_dir = RUNS_DIR.read().await;
     // n3 has no sshd: the run is refused before anything starts, naming it.
     let hosts = SshHosts::start(3, &[true, true, false]).await;
     let store = tempfile::tempdir().unwrap();
@@ -545,11 +555,31 @@ async fn faults_that_cannot_run_on_hosts_are_left_out_and_a_host_not_ready_is_ex
     hosts.stop().await;
 }
 
+/// Waits (at most 20 s) until `run`, storing in `store`, has written its test.json, whose
+/// path it returns: its nodes are starting. A run that ends or never gets there fails the test.
+async fn started(run: &mut std::process::Child, store: &Path) -> std::path::PathBuf {
+    let test_json = store.join("latest/test.json");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !test_json.exists() {
+        if run.try_wait().unwrap().is_some() || Instant::now() >= deadline {
+            let _ = run.kill();
+            let mut stderr = String::new();
+            if let Some(mut pipe) = run.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            panic!("the run did not start ({:?}): {stderr}", run.wait());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    test_json
+}
+
 #[tokio::test]
 async fn a_host_lost_mid_run_is_named_and_the_others_are_left_clean() {
     if skipped() {
         return;
     }
+    let _runs_dir = RUNS_DIR.read().await;
     let hosts = SshHosts::start(3, &[]).await;
     let store = tempfile::tempdir().unwrap();
     let mut run = start_on_hosts(
@@ -568,18 +598,7 @@ async fn a_host_lost_mid_run_is_named_and_the_others_are_left_clean() {
     // network for good. No faults, and registers only: a fault aimed at n3 would wait for its
     // time limit, and the final reads of lists would retry n3's for 30 s, neither of which is
     // what this test is about.
-    let test_json = store.path().join("latest/test.json");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !test_json.exists() {
-        if run.try_wait().unwrap().is_some() || Instant::now() >= deadline {
-            let _ = run.kill();
-            panic!(
-                "the run did not start: {}",
-                describe(&run.wait_with_output().unwrap())
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let test_json = started(&mut run, store.path()).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     hosts.cut_off("n3");
     let output = tokio::task::spawn_blocking(move || run.wait_with_output().unwrap())
@@ -618,6 +637,7 @@ async fn what_a_killed_harness_left_on_the_hosts_refuses_the_next_run_until_clea
     if skipped() {
         return;
     }
+    let _runs_dir = RUNS_DIR.write().await;
     let hosts = SshHosts::start(3, &[]).await;
     let store = tempfile::tempdir().unwrap();
     let mut run = start_on_hosts(
@@ -634,12 +654,7 @@ async fn what_a_killed_harness_left_on_the_hosts_refuses_the_next_run_until_clea
     );
     // Killed mid-run, after a partition or two: its nodes run on (detached on their hosts),
     // its chains stay hooked.
-    let test_json = store.path().join("latest/test.json");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !test_json.exists() && Instant::now() < deadline && run.try_wait().unwrap().is_none() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(test_json.exists(), "the run did not start");
+    let test_json = started(&mut run, store.path()).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     run.kill().unwrap();
     run.wait().unwrap();
@@ -662,8 +677,9 @@ async fn what_a_killed_harness_left_on_the_hosts_refuses_the_next_run_until_clea
     let root = test["nodes"][0]["host"]["dir"].as_str().unwrap();
     let root = root.rsplit_once("/nodes/").unwrap().0;
     for expected in [
-        "holds what an earlier run left (something listens on port 7401 or 7402, the nodes'; \
-         a chain FAULTLINE-... is hooked into INPUT; runs' directories: ",
+        "holds what an earlier run left (something listens on port 7401 or 7402, the nodes' (a \
+         node of an earlier run, or another service); a chain FAULTLINE-... is hooked into INPUT; \
+         runs' directories: ",
         root,
         "--clean` removes it",
     ] {

@@ -94,16 +94,6 @@ pub struct HostNeeds {
     pub program: HostProgram,
 }
 
-impl HostNeeds {
-    /// The program that must be installed on the host, if one must.
-    fn installed(&self) -> Option<&str> {
-        match &self.program {
-            HostProgram::Installed { program, .. } => Some(program),
-            HostProgram::Copied => None,
-        }
-    }
-}
-
 /// How long the node's installed program may take to tell its version.
 const VERSION_TIMEOUT_SECS: u32 = 5;
 
@@ -119,7 +109,6 @@ fn leftovers_script() -> String {
         "for x in {RUNS_DIR}/*/; do [ -d \"$x\" ] && echo \"leftover=${{x%/}}\"; done; \
          grep -qE '^ *[0-9]+: [0-9A-F]+:({ports}) [0-9A-F]+:[0-9A-F]+ 0A' /proc/net/tcp \
          /proc/net/tcp6 2>/dev/null && echo ports=taken; \
-         if [ \"$(id -u)\" = 0 ]; then s=; else s='sudo -n'; fi; \
          $s env {ROOT_PATH} iptables -w -S INPUT 2>/dev/null | grep -q -- '-j {CHAIN_PREFIX}' \
          && echo chains=hooked; ",
         ports = ports.join("|"),
@@ -128,8 +117,10 @@ fn leftovers_script() -> String {
 
 /// The script behind [`RemoteHost::check`]: one `key=value` line per fact.
 fn check_script(needs: &HostNeeds) -> String {
+    // `$s` runs what follows as root, as the nodes will run (through sudo's own PATH).
     let mut script = String::from(
         "echo \"uid=$(id -u)\"; echo \"user=$(id -un)\"; \
+         if [ \"$(id -u)\" = 0 ]; then s=; else s='sudo -n'; fi; \
          if [ \"$(id -u)\" = 0 ] || sudo -n true >/dev/null 2>&1; \
          then echo sudo=yes; else echo sudo=no; fi; \
          if PATH=\"$PATH:/usr/sbin:/sbin\" command -v iptables >/dev/null 2>&1; \
@@ -142,15 +133,24 @@ fn check_script(needs: &HostNeeds) -> String {
             "command -v {program} >/dev/null 2>&1 || echo missing={program}; "
         ));
     }
-    if let Some(program) = needs.installed() {
-        let program = quote(program);
-        // Where root runs it: sudo's PATH has the sbin directories.
+    if let HostProgram::Installed {
+        program,
+        version_flag,
+        ..
+    } = &needs.program
+    {
+        // Looked for as root, as the node will be started (`RemoteHost::start`).
+        let find = quote(&format!("command -v {}", quote(program)));
         script.push_str(&format!(
-            "if PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\" command -v {program} >/dev/null 2>&1; \
-             then echo \"version=$(PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\" \
-             timeout {VERSION_TIMEOUT_SECS} {program} --version 2>/dev/null | head -n 1)\"; \
-             else echo missing={program}; fi; "
+            "if $s sh -c {find} >/dev/null 2>&1; then :; else echo missing={program}; fi; "
         ));
+        if let Some(flag) = version_flag {
+            let ask = quote(&format!(
+                "timeout -k 1 {VERSION_TIMEOUT_SECS} {} {flag} 2>/dev/null | head -n 1",
+                quote(program)
+            ));
+            script.push_str(&format!("echo \"version=$($s sh -c {ask})\"; "));
+        }
     }
     script
 }
@@ -212,7 +212,9 @@ impl HostFacts {
             return self.require_no_leftovers(name);
         };
         let fix = match &needs.program {
-            HostProgram::Installed { program: node, fix } if node == program => fix.clone(),
+            HostProgram::Installed {
+                program: node, fix, ..
+            } if node == program => fix.clone(),
             _ => {
                 let package = NEEDED
                     .iter()
@@ -249,7 +251,8 @@ impl HostFacts {
         if self.ports_taken {
             let [client, peer] = NODE_PORTS;
             what.push(format!(
-                "something listens on port {client} or {peer}, the nodes'"
+                "something listens on port {client} or {peer}, the nodes' (a node of an earlier \
+                 run, or another service)"
             ));
         }
         if self.chains_hooked {
@@ -848,6 +851,7 @@ mod tests {
             program: HostProgram::Installed {
                 program: "etcd".to_string(),
                 fix: "install it (apt-get install -y etcd-server)".to_string(),
+                version_flag: Some("--version"),
             },
         };
         let script = check_script(&etcd);
@@ -906,9 +910,10 @@ mod tests {
         assert_eq!(
             in_the_way.require(&host, &needs).unwrap_err().to_string(),
             "root@h1 holds what an earlier run left (something listens on port 7401 or 7402, the \
-             nodes'; a chain FAULTLINE-... is hooked into INPUT; runs' directories: \
-             /var/tmp/faultline/412-1): `faultline hosts --hosts root@h1 --clean` removes it (it \
-             stops every Faultline node there, whichever run started it)"
+             nodes' (a node of an earlier run, or another service); a chain FAULTLINE-... is \
+             hooked into INPUT; runs' directories: /var/tmp/faultline/412-1): `faultline hosts \
+             --hosts root@h1 [--ssh-config FILE] --clean` removes it (it stops every Faultline \
+             node there, whichever run started it)"
         );
         // The ports, as /proc/net/tcp spells them.
         let script = leftovers_script();

@@ -122,7 +122,8 @@ pub enum SshError {
     /// What an earlier run left on the host would get in this run's way.
     #[error(
         "{host} holds what an earlier run left ({what}): `faultline hosts --hosts {host} \
-         --clean` removes it (it stops every Faultline node there, whichever run started it)"
+         [--ssh-config FILE] --clean` removes it (it stops every Faultline node there, whichever \
+         run started it)"
     )]
     Leftovers { host: String, what: String },
     /// Something on this machine failed while talking to the host.

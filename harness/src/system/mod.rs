@@ -49,9 +49,14 @@ pub struct NodeCommand {
 pub enum HostProgram {
     /// The harness copies the program it runs here (the bundled node) to every host.
     Copied,
-    /// The program must be installed on every host already: its name (found on the host's
-    /// PATH) or its path there, and what to do where it is missing.
-    Installed { program: String, fix: String },
+    /// The program must be installed on every host already: its name (found on the PATH
+    /// root has there) or its path there, and what to do where it is missing; and the flag
+    /// that makes it print its version (its first line), if it has one.
+    Installed {
+        program: String,
+        fix: String,
+        version_flag: Option<&'static str>,
+    },
 }
 
 /// Where `from` connects to reach each other node's peer address: the node itself, or a

@@ -103,6 +103,7 @@ impl System for EtcdSystem {
         Ok(HostProgram::Installed {
             program: PROGRAM.to_string(),
             fix: format!("install it ({INSTALL})"),
+            version_flag: Some("--version"),
         })
     }
 

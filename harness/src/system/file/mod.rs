@@ -273,6 +273,8 @@ impl System for FileSystem {
                 "install it there, or name it in node.start (line {line}) by its path on the \
                  hosts"
             ),
+            // The file's own `version` command says, here.
+            version_flag: None,
         })
     }
 
@@ -515,7 +517,8 @@ mod tests {
                 program: "kv-server-nowhere".to_string(),
                 fix: "install it there, or name it in node.start (line 3) by its path on the \
                       hosts"
-                    .to_string()
+                    .to_string(),
+                version_flag: None,
             })
         );
         std::fs::write(&path, file(r#"["sh", "{system_dir}/kv.sh"]"#)).unwrap();

@@ -208,11 +208,7 @@ impl System for RedisSystem {
     }
 
     fn on_hosts(&self) -> Result<HostProgram, String> {
-        Err(
-            "Redis runs on this machine only for now: its sentinels and configuration files \
-             are not put on hosts yet"
-                .to_string(),
-        )
+        Err("its sentinels and configuration files are not put on hosts yet".to_string())
     }
 
     fn needs_namespaces(&self) -> bool {
