@@ -439,6 +439,74 @@ async fn stale_reads_of_the_bundled_node_on_hosts_over_ssh_are_caught() {
 }
 
 #[tokio::test]
+async fn a_node_binary_installed_on_the_hosts_is_run_there_if_it_is_the_same_build() {
+    if skipped() {
+        return;
+    }
+    let _runs_dir = RUNS_DIR.read().await;
+    let hosts = SshHosts::start(3, &[]).await;
+    // Installed on the hosts (which share this machine's disk) at a path of its own.
+    let installed_dir = tempfile::tempdir().unwrap();
+    let installed = installed_dir.path().join("faultline-node-installed");
+    std::fs::copy(common::node_binary(), &installed).unwrap();
+    let installed = installed.to_str().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let mut run = start_on_hosts(
+        &hosts,
+        store.path(),
+        &[
+            "--node-binary-on-hosts",
+            installed,
+            "--time-limit",
+            "5s",
+            "--nemesis",
+            "kill",
+        ],
+    );
+    started(&mut run, store.path()).await;
+    // The nodes run from the installed binary.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut running = Vec::new();
+    while running.len() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        running = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+            .filter(|cmdline| cmdline.starts_with(installed.as_bytes()))
+            .collect();
+    }
+    let output = tokio::task::spawn_blocking(move || run.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        running.len() >= 3,
+        "{} nodes ran from {installed}",
+        running.len()
+    );
+    let test = check_valid_run_on_hosts(&hosts, store.path(), &output, &["kill"]);
+    assert_eq!(test["options"]["node_binary_on_hosts"], installed, "{test}");
+
+    // Another build (here, not a node at all) is refused before anything starts.
+    let output = test_on_hosts(
+        &hosts,
+        store.path(),
+        &["--node-binary-on-hosts", "/bin/true", "--time-limit", "5s"],
+    );
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}'s `/bin/true` says it is \"true (GNU coreutils)",
+            hosts.host("n1")
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not \"faultline-node "), "{stderr}");
+    hosts.stop().await;
+}
+
+#[tokio::test]
 async fn etcd_on_hosts_over_ssh_runs_the_hosts_etcd_and_is_valid_under_faults() {
     if skipped() || !etcd_installed() {
         return;

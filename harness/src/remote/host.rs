@@ -209,6 +209,7 @@ impl HostFacts {
         let missing = self.missing.iter().map(String::as_str);
         let missing = missing.chain((needs.iptables && !self.iptables).then_some("iptables"));
         let Some(program) = missing.into_iter().next() else {
+            self.require_version(name, needs)?;
             return self.require_no_leftovers(name);
         };
         let fix = match &needs.program {
@@ -232,6 +233,32 @@ impl HostFacts {
 }
 
 impl HostFacts {
+    /// Whether the node's installed program says the version it must, if it must.
+    fn require_version(&self, name: &HostAddr, needs: &HostNeeds) -> Result<(), SshError> {
+        let HostProgram::Installed {
+            program,
+            fix,
+            version: Some(expected),
+            ..
+        } = &needs.program
+        else {
+            return Ok(());
+        };
+        if self.program_version.as_deref() == Some(expected.as_str()) {
+            return Ok(());
+        }
+        Err(SshError::WrongVersion {
+            host: name.to_string(),
+            program: program.clone(),
+            found: self
+                .program_version
+                .clone()
+                .unwrap_or_else(|| "nothing".to_string()),
+            expected: expected.clone(),
+            fix: fix.clone(),
+        })
+    }
+
     /// Whether the harness can act as root on the host (root, or passwordless sudo).
     pub fn require_root(&self, name: &HostAddr) -> Result<(), SshError> {
         if self.root || self.sudo {
@@ -852,6 +879,7 @@ mod tests {
                 program: "etcd".to_string(),
                 fix: "install it (apt-get install -y etcd-server)".to_string(),
                 version_flag: Some("--version"),
+                version: None,
             },
         };
         let script = check_script(&etcd);

@@ -119,6 +119,15 @@ pub enum SshError {
         /// What to do, e.g. `install it (apt-get install iptables)`.
         fix: String,
     },
+    /// The program installed on the host is not the build the run needs.
+    #[error("{host}'s `{program}` says it is {found:?}, not {expected:?} as this machine's: {fix}")]
+    WrongVersion {
+        host: String,
+        program: String,
+        found: String,
+        expected: String,
+        fix: String,
+    },
     /// What an earlier run left on the host would get in this run's way.
     #[error(
         "{host} holds what an earlier run left ({what}): `faultline hosts --hosts {host} \

@@ -126,6 +126,11 @@ pub struct TestArgs {
     /// instead of `~/.ssh/config` (as `ssh -F`).
     #[arg(long)]
     pub ssh_config: Option<PathBuf>,
+    /// With hosts: the bundled node's binary as installed on every host (a path there),
+    /// instead of a copy of this machine's; it must say the same `--version` as this
+    /// machine's node binary.
+    #[arg(long)]
+    pub node_binary_on_hosts: Option<String>,
     /// With --hosts: how long connecting to a host may take.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
@@ -248,6 +253,12 @@ impl TestArgs {
             if !self.bugs.is_empty() {
                 bail!("--bug switches on a bug of the bundled node; {other} has none");
             }
+            if self.node_binary_on_hosts.is_some() {
+                bail!(
+                    "--node-binary-on-hosts names the bundled node's binary on the hosts; {other} \
+                     runs its own"
+                );
+            }
             if self.node_binary.is_some() {
                 bail!(
                     "--node-binary names the binary of the bundled node's contract; {other} \
@@ -270,6 +281,9 @@ impl TestArgs {
             }
             None => self.nodes,
         };
+        if hosts.is_none() && self.node_binary_on_hosts.is_some() {
+            bail!("--node-binary-on-hosts is for nodes on hosts: name them with --hosts");
+        }
         if self.netns && self.partition_backend != PartitionBackendKind::Auto {
             bail!(
                 "--partition-backend {} does not apply with --netns: links between namespaces \
@@ -314,6 +328,7 @@ impl TestArgs {
             bugs: self.bugs.clone(),
             check_timeout: self.check_timeout,
             ssh_config: hosts.as_ref().and_then(|hosts| hosts.ssh_config.clone()),
+            node_binary_on_hosts: self.node_binary_on_hosts.clone(),
             hosts: (hosts.iter().flat_map(|hosts| &hosts.hosts))
                 .map(HostAddr::to_string)
                 .collect(),
@@ -382,6 +397,22 @@ mod tests {
         );
         let error = refusal(&["--hosts", "root@h1", "--netns"]);
         assert!(error.contains("--hosts and --netns"), "{error}");
+        let error = refusal(&["--node-binary-on-hosts", "/usr/local/bin/faultline-node"]);
+        assert!(
+            error.starts_with("--node-binary-on-hosts is for nodes on hosts"),
+            "{error}"
+        );
+        let (_, installed) = options(&[
+            "--hosts",
+            "root@h1",
+            "--node-binary-on-hosts",
+            "/usr/local/bin/faultline-node",
+        ]);
+        assert!(
+            installed
+                .replay_command()
+                .contains("--node-binary-on-hosts /usr/local/bin/faultline-node")
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let example = concat!(

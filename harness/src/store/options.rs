@@ -66,6 +66,10 @@ pub struct TestOptions {
     /// The ssh configuration used to reach them (`--ssh-config`), if not the user's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_config: Option<PathBuf>,
+    /// The bundled node's binary as installed on the hosts (`--node-binary-on-hosts`), used
+    /// instead of a copy of `node_binary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_binary_on_hosts: Option<String>,
 }
 
 /// How many spare nodes a run with the membership fault starts: two, so that a cluster of
@@ -168,6 +172,9 @@ impl TestOptions {
         }
         if let Some(config) = &self.ssh_config {
             command.push(format!("--ssh-config {}", config.display()));
+        }
+        if let Some(installed) = &self.node_binary_on_hosts {
+            command.push(format!("--node-binary-on-hosts {installed}"));
         }
         command.extend(self.bugs.iter().map(|bug| format!("--bug {bug}")));
         command.join(" ")

@@ -31,6 +31,9 @@ pub struct FaultlineSystem {
     /// What the binary says of itself (`--version`), if it says anything.
     version: Option<String>,
     bugs: Vec<String>,
+    /// The same node's binary as installed on the hosts (`--node-binary-on-hosts`), if it
+    /// is not to be copied there.
+    installed_on_hosts: Option<String>,
     /// Fresh for every run (one system serves one run), so that a node left running by an
     /// earlier run, or one of its messages to a reused port, is refused by this run's nodes.
     /// Not drawn from the run's seed: a replay of a seed must not share its original's id.
@@ -42,8 +45,13 @@ impl FaultlineSystem {
     /// The nodes run `binary`, each with every one of `bugs` as `--bug`. Asks the binary for
     /// its version first, before anything of the run exists: a binary that does not answer
     /// `--version` within [`probe::VERSION_TIMEOUT`] (one that ignores the flag and runs as a
-    /// node, or hangs) is an error naming it.
-    pub async fn new(binary: PathBuf, bugs: Vec<String>) -> Result<FaultlineSystem> {
+    /// node, or hangs) is an error naming it. On hosts, the binary is copied there unless
+    /// `installed_on_hosts` names where it is installed there already.
+    pub async fn new(
+        binary: PathBuf,
+        bugs: Vec<String>,
+        installed_on_hosts: Option<String>,
+    ) -> Result<FaultlineSystem> {
         if !binary.is_file() {
             bail!(
                 "the node binary {} does not exist; build it with `cargo build --release -p faultline-node` \
@@ -70,6 +78,7 @@ impl FaultlineSystem {
             binary,
             version,
             bugs,
+            installed_on_hosts,
             cluster_id: fresh_cluster_id(),
             http: reqwest::Client::builder()
                 .timeout(STATUS_TIMEOUT)
@@ -80,9 +89,27 @@ impl FaultlineSystem {
 }
 
 impl System for FaultlineSystem {
-    /// The same binary as here, copied to every host.
+    /// The same binary as here, copied to every host; or installed there, saying the same
+    /// version as here.
     fn on_hosts(&self) -> Result<HostProgram, String> {
-        Ok(HostProgram::Copied)
+        let Some(installed) = &self.installed_on_hosts else {
+            return Ok(HostProgram::Copied);
+        };
+        let version = self
+            .version
+            .as_ref()
+            .and_then(|v| v.lines().next())
+            .map(str::to_string);
+        Ok(HostProgram::Installed {
+            program: installed.clone(),
+            fix: format!(
+                "install the node there (the build of {}), or leave out --node-binary-on-hosts \
+                 to copy it",
+                self.binary.display()
+            ),
+            version_flag: Some("--version"),
+            version,
+        })
     }
 
     fn record(&self) -> SystemRecord {
@@ -350,6 +377,7 @@ mod tests {
             binary: PathBuf::from("/opt/node"),
             version: version.map(str::to_owned),
             bugs: Vec::new(),
+            installed_on_hosts: None,
             cluster_id: fresh_cluster_id(),
             http: reqwest::Client::new(),
         };
@@ -372,6 +400,7 @@ mod tests {
         let system = FaultlineSystem {
             binary: PathBuf::from("/bin/faultline-node"),
             version: None,
+            installed_on_hosts: None,
             bugs: vec!["stale-read".into()],
             cluster_id: "faultline-0123456789abcdef".into(),
             http: reqwest::Client::new(),
@@ -403,6 +432,7 @@ mod tests {
             binary: PathBuf::from("/bin/faultline-node"),
             version: None,
             bugs: Vec::new(),
+            installed_on_hosts: None,
             cluster_id: "faultline-0".into(),
             http: reqwest::Client::new(),
         };

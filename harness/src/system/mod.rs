@@ -56,6 +56,9 @@ pub enum HostProgram {
         program: String,
         fix: String,
         version_flag: Option<&'static str>,
+        /// The version it must say (the first line of its answer to `version_flag`), if
+        /// it must: the bundled node installed there must be the build the harness expects.
+        version: Option<String>,
     },
 }
 
@@ -206,7 +209,12 @@ pub async fn resolve(options: &TestOptions) -> Result<Arc<dyn System>> {
     }
     match options.system.as_str() {
         "faultline" => Ok(Arc::new(
-            FaultlineSystem::new(options.node_binary.clone(), options.bugs.clone()).await?,
+            FaultlineSystem::new(
+                options.node_binary.clone(),
+                options.bugs.clone(),
+                options.node_binary_on_hosts.clone(),
+            )
+            .await?,
         )),
         "etcd" => {
             let reads = if options.etcd_serializable_reads {

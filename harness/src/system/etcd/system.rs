@@ -104,6 +104,7 @@ impl System for EtcdSystem {
             program: PROGRAM.to_string(),
             fix: format!("install it ({INSTALL})"),
             version_flag: Some("--version"),
+            version: None,
         })
     }
 

@@ -275,6 +275,7 @@ impl System for FileSystem {
             ),
             // The file's own `version` command says, here.
             version_flag: None,
+            version: None,
         })
     }
 
@@ -519,6 +520,7 @@ mod tests {
                       hosts"
                     .to_string(),
                 version_flag: None,
+                version: None,
             })
         );
         std::fs::write(&path, file(r#"["sh", "{system_dir}/kv.sh"]"#)).unwrap();
