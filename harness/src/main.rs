@@ -53,6 +53,9 @@ enum Cli {
     /// Check the hosts a run would put nodes on, over SSH: reachable, root or passwordless
     /// sudo, iptables; and each host's clock against this machine's.
     Hosts(remote::command::HostsArgs),
+    /// Serve a power-loss disk for a node on this host (the harness runs it over SSH).
+    #[command(hide = true)]
+    DiskServe(remote::disk_server::DiskServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +82,13 @@ fn main() -> ExitCode {
             serve::run(&args).await.map(|()| ExitCode::SUCCESS)
         }),
         Cli::Report(args) => report::command(&args),
+        Cli::DiskServe(args) => match remote::disk_server::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("faultline disk-serve: error: {error:#}");
+                ExitCode::from(ERROR_EXIT_CODE)
+            }
+        },
         Cli::Hosts(args) => block_on("hosts", async {
             remote::command::run(&args)
                 .await

@@ -16,6 +16,7 @@
 //! host's address, its directory there copied into the run's at the end; `process.rs` does
 //! to a node process on a host what it does to one here.
 
+mod disk;
 mod process;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,6 +45,7 @@ use crate::ports::reserve_ports;
 use crate::remote::{NODE_PORTS, RemoteNodes};
 use crate::store::{NodeRecord, RunDir};
 use crate::system::{NodeCommand, System};
+use disk::NodeDisk;
 use process::{NodeProcess, stop_child};
 
 /// A node's libfaketime control file, in its directory.
@@ -120,7 +122,7 @@ pub struct ProcessCluster {
     leader_claims: Mutex<Vec<(Instant, NodeStatus)>>,
     /// With power loss: each node's disk, mounted on its data dir until the teardown.
     power_loss: bool,
-    disks: Mutex<BTreeMap<NodeName, PowerLossDisk>>,
+    disks: Mutex<BTreeMap<NodeName, NodeDisk>>,
     /// With namespaces: where each node process is started.
     network: Option<Arc<NodeNetwork>>,
     /// With `--hosts`: the host each node runs on.
@@ -280,12 +282,22 @@ impl ProcessCluster {
         Ok(())
     }
 
-    /// Mounts a power-loss disk on the node's data dir.
+    /// Mounts a power-loss disk on the node's data dir: here, or on its host.
     async fn mount_disk(&self, spec: &NodeRecord) -> Result<()> {
-        let data_dir = spec.data_dir();
-        let disk = tokio::task::spawn_blocking(move || PowerLossDisk::mount(&data_dir))
-            .await?
-            .with_context(|| format!("mounting a power-loss disk for {}", spec.name))?;
+        let disk = match &self.hosts {
+            Some(hosts) => {
+                NodeDisk::Remote(Arc::new(hosts.mount_disk(&spec.name).await.with_context(
+                    || format!("mounting a power-loss disk for {} on its host", spec.name),
+                )?))
+            }
+            None => {
+                let data_dir = spec.data_dir();
+                let disk = tokio::task::spawn_blocking(move || PowerLossDisk::mount(&data_dir))
+                    .await?
+                    .with_context(|| format!("mounting a power-loss disk for {}", spec.name))?;
+                NodeDisk::Local(Arc::new(disk))
+            }
+        };
         self.disks
             .lock()
             .expect("never poisoned")
@@ -295,10 +307,17 @@ impl ProcessCluster {
 
     /// Makes everything the nodes wrote so far durable on their power-loss disks: the
     /// set-up is over and the test begins (see [`PowerLossDisk::checkpoint`]).
-    pub fn checkpoint_disks(&self) {
-        for disk in self.disks.lock().expect("never poisoned").values() {
-            disk.checkpoint();
+    pub async fn checkpoint_disks(&self) -> Result<()> {
+        let disks: Vec<(NodeName, NodeDisk)> = (self.disks.lock().expect("never poisoned"))
+            .iter()
+            .map(|(name, disk)| (name.clone(), disk.clone()))
+            .collect();
+        for (name, disk) in disks {
+            disk.checkpoint()
+                .await
+                .with_context(|| format!("checkpointing the disk of {name}"))?;
         }
+        Ok(())
     }
 
     /// Unmounts every power-loss disk, leaving what the nodes wrote as plain files in their
@@ -308,15 +327,8 @@ impl ProcessCluster {
         let disks = std::mem::take(&mut *self.disks.lock().expect("never poisoned"));
         let mut first_error = Ok(());
         for (name, disk) in disks {
-            let unmounted = tokio::task::spawn_blocking(move || {
-                let dir = disk.mountpoint().to_path_buf();
-                disk.unmount_into(&dir)
-            })
-            .await;
-            let result = match unmounted {
-                Ok(result) => result.with_context(|| format!("unmounting the disk of {name}")),
-                Err(panicked) => Err(anyhow!("unmounting the disk of {name}: {panicked}")),
-            };
+            let result =
+                (disk.unmount().await).with_context(|| format!("unmounting the disk of {name}"));
             if first_error.is_ok() {
                 first_error = result;
             }
@@ -913,11 +925,11 @@ impl Cluster for ProcessCluster {
         // its restart.
         self.kill(node).await?;
         self.kill_sidecars(node).await;
-        let disks = self.disks.lock().expect("never poisoned");
-        let disk = disks
+        let disk = (self.disks.lock().expect("never poisoned"))
             .get(node)
+            .cloned()
             .ok_or_else(|| anyhow!("the disk of {node} was unmounted"))?;
-        Ok(disk.lose_unsynced(torn).to_json())
+        disk.lose_unsynced(torn).await
     }
 
     async fn pause(&self, node: &str) -> Result<()> {

@@ -19,7 +19,7 @@ use faultline_nemesis::CHAIN_PREFIX;
 use serde::{Deserialize, Serialize};
 
 use super::address::HostAddr;
-use super::ssh::{SshError, SshOptions, SshSession};
+use super::ssh::{Conversation, SshError, SshOptions, SshSession};
 use crate::system::HostProgram;
 
 /// How long copying a file to a host, or a directory back, may take.
@@ -45,6 +45,8 @@ pub struct HostFacts {
     pub sudo: bool,
     /// Whether `iptables` is installed (in the PATH of root, `/usr/sbin` included).
     pub iptables: bool,
+    /// Whether FUSE is there (`/dev/fuse`), for power-loss disks.
+    pub fuse: bool,
     /// Programs the run needs that the host lacks.
     pub missing: Vec<String>,
     /// What the node's program, when installed on the host, says of itself (the first line
@@ -125,6 +127,7 @@ fn check_script(needs: &HostNeeds) -> String {
          then echo sudo=yes; else echo sudo=no; fi; \
          if PATH=\"$PATH:/usr/sbin:/sbin\" command -v iptables >/dev/null 2>&1; \
          then echo iptables=yes; else echo iptables=no; fi; \
+         if [ -c /dev/fuse ]; then echo fuse=yes; fi; \
          echo \"connection=$SSH_CONNECTION\"; ",
     );
     script.push_str(&leftovers_script());
@@ -163,6 +166,7 @@ impl HostFacts {
             root: false,
             sudo: false,
             iptables: false,
+            fuse: false,
             missing: Vec::new(),
             program_version: None,
             leftovers: Vec::new(),
@@ -177,6 +181,7 @@ impl HostFacts {
                 Some(("user", value)) => facts.user = value.to_string(),
                 Some(("sudo", value)) => facts.sudo = value == "yes",
                 Some(("iptables", value)) => facts.iptables = value == "yes",
+                Some(("fuse", value)) => facts.fuse = value == "yes",
                 Some(("missing", value)) => facts.missing.push(value.to_string()),
                 Some(("leftover", value)) => facts.leftovers.push(value.to_string()),
                 Some(("ports", value)) => facts.ports_taken = value == "taken",
@@ -495,6 +500,15 @@ impl RemoteHost {
         } else {
             format!("{}sh -c {}", self.sudo, quote(script))
         }
+    }
+
+    /// Starts `script` as root for a conversation in lines (see [`Conversation`]).
+    pub async fn converse_as_root(
+        &self,
+        what: &str,
+        script: &str,
+    ) -> Result<Conversation, SshError> {
+        self.session.converse(what, &self.as_root(script)).await
     }
 
     /// Copies the local file `from` to `to` on the host, executable, replacing what is there
@@ -818,6 +832,7 @@ mod tests {
                 root: false,
                 sudo: false,
                 iptables: true,
+                fuse: false,
                 missing: vec!["setsid".to_string()],
                 program_version: None,
                 leftovers: Vec::new(),

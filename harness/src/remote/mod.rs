@@ -10,6 +10,8 @@
 //! - `process.rs`: a node started on a host, watched for its exit as a local child is;
 //! - `nodes.rs`: the hosts of a run, one node each: set up at once, collected and cleaned at
 //!   the end;
+//! - `disk.rs` and `disk_server.rs`: a node's power-loss disk on its host, served there by
+//!   the harness's own binary (`faultline disk-serve`) and driven from here;
 //! - `command.rs`: `faultline hosts`, which checks every host a run would use.
 //!
 //! # Why the `openssh` crate, and its native multiplexing
@@ -37,6 +39,8 @@
 
 mod address;
 pub mod command;
+mod disk;
+pub mod disk_server;
 mod host;
 mod nodes;
 mod process;
@@ -46,6 +50,7 @@ mod ssh;
 mod tests;
 
 pub use address::{HostAddr, parse_hosts};
+pub use disk::RemoteDisk;
 pub use host::{HostNeeds, NODE_PORTS, RemoteSignal};
 pub use nodes::{RemoteNodes, UncleanHost};
 pub use process::RemoteProcess;

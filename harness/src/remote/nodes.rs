@@ -13,11 +13,12 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use faultline_nemesis::{FirewallError, HostFirewall, NodeName};
 use futures::future::{BoxFuture, join_all};
 
 use super::address::HostAddr;
+use super::disk::RemoteDisk;
 use super::host::{ClockOffset, HostNeeds, RUNS_DIR, ReadyHost, RemoteHost, RemoteProgram};
 use super::process::RemoteProcess;
 use super::ssh::{SshError, SshOptions};
@@ -38,6 +39,8 @@ struct NodeHost {
     clock: ClockOffset,
     /// What its installed node program says of its version.
     program_version: Option<String>,
+    /// Whether it has FUSE, for power-loss disks.
+    fuse: bool,
 }
 
 /// The hosts of a run, by the node each runs.
@@ -48,6 +51,8 @@ pub struct RemoteNodes {
     program: HostProgram,
     /// What the first host's installed node program said of its version.
     program_version: Option<String>,
+    /// The harness's own binary on the hosts, once put there (for power-loss disks).
+    disk_server: tokio::sync::OnceCell<String>,
 }
 
 impl std::fmt::Debug for RemoteNodes {
@@ -140,6 +145,7 @@ impl RemoteNodes {
             root: format!("{RUNS_DIR}/{}-{started}", std::process::id()),
             program: needs.program.clone(),
             program_version,
+            disk_server: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -157,6 +163,32 @@ impl RemoteNodes {
             HostProgram::Installed { program, .. } => Ok(program.clone()),
             HostProgram::Copied => self.put_program(local).await,
         }
+    }
+
+    /// The hosts without FUSE, where no power-loss disk can be mounted.
+    pub fn without_fuse(&self) -> Vec<String> {
+        (self.hosts.values())
+            .filter(|host| !host.fuse)
+            .map(|host| host.addr.to_string())
+            .collect()
+    }
+
+    /// Mounts a power-loss disk on `node`'s data dir on its host, served there by this
+    /// harness's binary (copied to every host the first time).
+    pub async fn mount_disk(&self, node: &str) -> Result<RemoteDisk> {
+        let host = self.host(node)?;
+        let program = self
+            .disk_server
+            .get_or_try_init(|| async {
+                let harness = std::env::current_exe()
+                    .context("finding this executable, to serve power-loss disks on the hosts")?;
+                self.put_program(&harness)
+                    .await
+                    .context("putting the harness on the hosts, to serve power-loss disks")
+            })
+            .await?;
+        let data_dir = format!("{}/data", self.node_dir(node));
+        RemoteDisk::mount(&host.host, program, &data_dir, node).await
     }
 
     /// Where everything of the run lives on every host.
@@ -304,6 +336,7 @@ async fn ready_host(
         ip,
         clock: ready.clock,
         program_version: ready.facts.program_version,
+        fuse: ready.facts.fuse,
     })
 }
 

@@ -6,6 +6,7 @@
 use std::io;
 use std::path::PathBuf;
 use std::process::Output;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
@@ -222,7 +223,8 @@ pub(crate) fn connect_error(host: &HostAddr, stderr: &str) -> SshError {
 /// a last resort, when dropped).
 pub struct SshSession {
     host: HostAddr,
-    session: Session,
+    /// Shared with the long-lived commands on it ([`Conversation`]s).
+    session: Arc<Session>,
     command_timeout: Duration,
 }
 
@@ -256,7 +258,7 @@ impl SshSession {
         match timeout(limit, connecting).await {
             Ok(Ok(session)) => Ok(SshSession {
                 host: host.clone(),
-                session,
+                session: Arc::new(session),
                 command_timeout: options.command_timeout,
             }),
             Ok(Err(openssh::Error::Connect(error))) if error.kind() == io::ErrorKind::NotFound => {
@@ -397,27 +399,41 @@ impl SshSession {
     }
 
     /// Starts `script` with its stdin and stdout piped, for a conversation in lines (see
-    /// [`Conversation`]). The caller bounds it in time.
-    pub async fn converse(&self, what: &str, script: &str) -> Result<Conversation<'_>, SshError> {
-        let mut child = self
-            .spawn(what, script, Stdio::piped(), Stdio::null())
-            .await?;
+    /// [`Conversation`]), which may outlive this handle (not the connection). Each answer
+    /// is bounded by the session's command time limit.
+    pub async fn converse(&self, what: &str, script: &str) -> Result<Conversation, SshError> {
+        let mut command = Session::arc_raw_command(self.session.clone(), "sh");
+        command
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = command
+            .spawn()
+            .await
+            .map_err(|error| self.command_error(what, error))?;
         let (Some(stdin), Some(stdout)) = (child.stdin().take(), child.stdout().take()) else {
             return Err(self.local(what, "starting", io::Error::other("no pipes")));
         };
         Ok(Conversation {
-            session: self,
+            host: self.host.to_string(),
             what: what.to_string(),
+            command_timeout: self.command_timeout,
             child,
             stdin,
             stdout: BufReader::new(stdout),
         })
     }
 
-    /// Closes the connection (its master and control directory).
+    /// Closes the connection (its master and control directory); if a conversation still
+    /// holds it, the last holder's drop does.
     pub async fn close(self) -> Result<(), SshError> {
         let host = self.host.to_string();
-        self.session.close().await.map_err(|error| SshError::Lost {
+        let Ok(session) = Arc::try_unwrap(self.session) else {
+            return Ok(());
+        };
+        session.close().await.map_err(|error| SshError::Lost {
             host,
             what: "closing the connection".to_string(),
             detail: error_chain(&error),
@@ -464,21 +480,36 @@ impl SshSession {
 
 /// A command on the host that answers lines with lines: one round trip each on the open
 /// connection, with no session to set up, so the round trip is the network's (the clock
-/// offset is measured this way).
-pub struct Conversation<'s> {
-    session: &'s SshSession,
+/// offset is measured this way; a power-loss disk on a host is driven this way).
+pub struct Conversation {
+    host: String,
     what: String,
-    child: openssh::Child<&'s Session>,
+    command_timeout: Duration,
+    child: openssh::Child<Arc<Session>>,
     stdin: openssh::ChildStdin,
     stdout: BufReader<openssh::ChildStdout>,
 }
 
-impl Conversation<'_> {
-    /// Sends `line` and returns the line that answers it (without its newline).
+impl Conversation {
+    /// Sends `line` and returns the line that answers it (without its newline), within the
+    /// session's command time limit.
     pub async fn ask(&mut self, line: &str) -> Result<String, SshError> {
-        let broken = |source| {
-            self.session
-                .local(&self.what, "talking to the host", source)
+        let limit = self.command_timeout;
+        match timeout(limit, self.exchange(line)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(SshError::TimedOut {
+                host: self.host.clone(),
+                what: self.what.clone(),
+                after: limit,
+            }),
+        }
+    }
+
+    async fn exchange(&mut self, line: &str) -> Result<String, SshError> {
+        let broken = |source| SshError::Local {
+            host: self.host.clone(),
+            what: format!("{}: talking to the host", self.what),
+            source,
         };
         self.stdin
             .write_all(format!("{line}\n").as_bytes())
@@ -496,22 +527,31 @@ impl Conversation<'_> {
         Ok(answer.trim_end().to_string())
     }
 
-    /// Closes its stdin and waits for it to end.
+    /// Closes its stdin and waits (within the command time limit) for it to end.
     pub async fn finish(self) -> Result<(), SshError> {
         let Conversation {
-            session,
+            host,
             what,
+            command_timeout,
             child,
             mut stdin,
             stdout,
         } = self;
         let _ = stdin.shutdown().await;
         drop((stdin, stdout));
-        child
-            .wait()
-            .await
-            .map_err(|error| session.command_error(&what, error))?;
-        Ok(())
+        match timeout(command_timeout, child.wait()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(SshError::Lost {
+                host,
+                what,
+                detail: error_chain(&error),
+            }),
+            Err(_) => Err(SshError::TimedOut {
+                host,
+                what,
+                after: command_timeout,
+            }),
+        }
     }
 }
 

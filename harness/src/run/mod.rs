@@ -105,7 +105,13 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     let faketime = clock_fault_here(args, system.as_ref(), &mut options).await?;
     membership_here(args, system.as_ref(), &mut options)?;
     let node_network = placement::place_nodes(args, system.as_ref(), &mut options).await?;
-    let hosts = match placement::place_on_hosts(args, system.as_ref(), &options).await {
+    let placed_on_hosts = match placement::place_on_hosts(args, system.as_ref(), &options).await {
+        Ok(Some(hosts)) => {
+            placement::leave_out_what_hosts_lack(args, &hosts, &mut options).map(|()| Some(hosts))
+        }
+        other => other,
+    };
+    let hosts = match placed_on_hosts {
         Ok(hosts) => hosts,
         Err(error) => {
             if let Some(network) = node_network {
@@ -452,7 +458,7 @@ async fn drive(
         } => { ready?; }
         () = interrupt.wait() => bail!("interrupted while the cluster was starting"),
     }
-    cluster.checkpoint_disks();
+    cluster.checkpoint_disks().await?;
 
     let started = std::time::Instant::now();
     let recorder = Arc::new(Recorder::to_file(&run_dir.history(), started)?);

@@ -95,12 +95,6 @@ pub async fn place_nodes(
 
 /// Why `kind` cannot run on nodes on hosts over SSH, if it cannot.
 fn not_on_hosts(kind: FaultKind) -> Option<&'static str> {
-    if kind == FaultKind::PowerLoss {
-        return Some(
-            "the power-loss disks are FUSE filesystems the harness serves on this machine, \
-             not on the hosts",
-        );
-    }
     if kind.moves_clocks() {
         return Some(
             "the clock faults run nodes under libfaketime on this machine, not on the hosts",
@@ -161,6 +155,25 @@ pub async fn place_on_hosts(
     let names = node_names(options.processes());
     let nodes = RemoteNodes::connect(&hosts, &names, &ssh, &needs).await?;
     Ok(Some(Arc::new(nodes)))
+}
+
+/// With hosts: leaves out (or refuses, for a list given by name) power loss where a host has
+/// no FUSE for its disk. Once the hosts were checked; nothing runs on them yet.
+pub fn leave_out_what_hosts_lack(
+    args: &TestArgs,
+    hosts: &RemoteNodes,
+    options: &mut TestOptions,
+) -> Result<()> {
+    let without = hosts.without_fuse();
+    if without.is_empty() || !options.fault_kinds()?.contains(FaultKind::PowerLoss) {
+        return Ok(());
+    }
+    let reason = format!(
+        "the power-loss disks are FUSE filesystems, and {} {} no /dev/fuse",
+        without.join(", "),
+        if without.len() == 1 { "has" } else { "have" }
+    );
+    options.leave_out(FaultKind::PowerLoss, &reason, args.nemesis.is_some())
 }
 
 /// Leaves out every fault on links (or refuses the run, for a list given by name).
