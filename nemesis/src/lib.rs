@@ -119,7 +119,7 @@ pub use netns::{
 pub use partition::backend::{BackendError, BackendOptions, PartitionBackend};
 pub use partition::host_rules::{FirewallError, HostFirewall, HostRules};
 pub use partition::iptables::{
-    CHAIN_PREFIX, IptablesError, IptablesPartitioner, remove_leftover_chains,
+    CHAIN_PREFIX, IptablesError, IptablesPartitioner, own_chain_prefix, remove_leftover_chains,
 };
 pub use partition::netns::NamespaceRules;
 pub use partition::proxy::{ProxyError, ProxyNetwork, UpstreamSource};

@@ -448,6 +448,20 @@ impl ReadyHost {
     }
 }
 
+/// Shell that removes every chain whose name starts with `prefix` (a name made of letters,
+/// digits and dashes), first unhooking it from `INPUT`, saying `chain=NAME` for each; `$f` is
+/// 1 after it if one could not be removed (iptables said why on stderr). No iptables, no
+/// chains.
+fn remove_chains_script(prefix: &str) -> String {
+    format!(
+        "export {ROOT_PATH}; f=0; \
+         for c in $(iptables -w -S 2>/dev/null | sed -n 's/^-N \\({prefix}[^ ]*\\)$/\\1/p'); do \
+         while iptables -w -D INPUT -j \"$c\" 2>/dev/null; do :; done; \
+         if iptables -w -F \"$c\" && iptables -w -X \"$c\"; then echo \"chain=$c\"; else f=1; fi; \
+         done;"
+    )
+}
+
 /// Shell that waits (bounded) until the shell that waited for process `$p` in directory `$d`
 /// (as [`ours`] sets them) wrote how it ended: then nothing of it writes in `$d` any more.
 fn await_exit_file() -> String {
@@ -725,14 +739,12 @@ impl RemoteHost {
         let script = self.as_root(&format!(
             "n=0; for x in {RUNS_DIR}/*/nodes/*/; do x=${{x%/}}; if {ours}; then \
              kill -s KILL \"$p\" && n=$((n+1)); {wait}; fi; done; echo killed=$n; \
-             export {ROOT_PATH}; \
-             for c in $(iptables -w -S | sed -n 's/^-N \\({CHAIN_PREFIX}[^ ]*\\)$/\\1/p'); do \
-             while iptables -w -D INPUT -j \"$c\" 2>/dev/null; do :; done; \
-             iptables -w -F \"$c\" && iptables -w -X \"$c\" && echo \"chain=$c\"; done; \
+             {chains} \
              for x in {RUNS_DIR}/*/; do [ -d \"$x\" ] && rm -rf \"$x\" && echo \"removed=${{x%/}}\"; done; \
-             true",
+             [ \"$f\" = 0 ]",
             ours = ours_in("\"$x\""),
             wait = await_exit_file(),
+            chains = remove_chains_script(CHAIN_PREFIX),
         ));
         let answer = self
             .session
@@ -748,6 +760,22 @@ impl RemoteHost {
             }
         }
         Ok(cleaned)
+    }
+
+    /// Unhooks from `INPUT` and deletes every chain whose name starts with `prefix`: the
+    /// chains of this process's runs at the end of each (whatever the partitions' own
+    /// teardown did), or every chain of ours for `--clean`. Returns the chains removed.
+    pub async fn remove_chains(&self, prefix: &str) -> Result<Vec<String>, SshError> {
+        let script = self.as_root(&format!("{} [ \"$f\" = 0 ]", remove_chains_script(prefix)));
+        let answer = self
+            .session
+            .run_ok("removing the run's chains", &script)
+            .await?;
+        Ok(answer
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("chain="))
+            .map(str::to_string)
+            .collect())
     }
 
     /// Runs `iptables -w ARGS` as root and returns what it printed; a failure is

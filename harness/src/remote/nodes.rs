@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use faultline_nemesis::{FirewallError, HostFirewall, NodeName};
+use faultline_nemesis::{FirewallError, HostFirewall, NodeName, own_chain_prefix};
 use futures::future::{BoxFuture, join_all};
 
 use super::address::HostAddr;
@@ -268,7 +268,7 @@ impl RemoteNodes {
     /// The end of the run on every host, each step tried whatever failed before, and each
     /// step on every host at once before the next begins (hosts that share a disk, as the
     /// SSH tests' do, must not remove what another still copies): kills whatever still runs
-    /// under the run's directory, copies each node's directory into `local_dirs[node]`, and
+    /// under the run's directory and removes this process's chains, copies each node's directory into `local_dirs[node]`, and
     /// removes the run's directory (the connections close when the last holder drops them).
     /// Returns the hosts where something failed, with what.
     pub async fn collect_and_clean(
@@ -278,8 +278,13 @@ impl RemoteNodes {
         let root = &self.root;
         let nodes_dir = format!("{root}/nodes");
         let nodes_dir = &nodes_dir;
+        // The partitions' own teardown ran before; whatever chain of ours it left (it failed,
+        // or the run stopped midway) goes here, and a host where that fails is named.
+        let chains = &own_chain_prefix();
         let killed = join_all(self.hosts.iter().map(|(node, host)| async move {
-            (node, host.host.kill_all_under(nodes_dir).await.map(drop))
+            let killed = host.host.kill_all_under(nodes_dir).await.map(drop);
+            let unhooked = host.host.remove_chains(chains).await.map(drop);
+            (node, killed.and(unhooked))
         }))
         .await;
         let copied = join_all(self.hosts.iter().filter_map(|(node, host)| {

@@ -45,6 +45,12 @@ pub(super) fn fresh_chain() -> String {
     format!("{CHAIN_PREFIX}{}", fresh_id(&NEXT_CHAIN))
 }
 
+/// What the name of every chain this process makes starts with, `FAULTLINE-<pid>-`: the
+/// chains to remove when this process's runs are over, wherever they were made.
+pub fn own_chain_prefix() -> String {
+    format!("{CHAIN_PREFIX}{}-", std::process::id())
+}
+
 /// iptables could not be run, or refused a command.
 #[derive(Debug, thiserror::Error)]
 pub enum IptablesError {
