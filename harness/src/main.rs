@@ -9,6 +9,7 @@ mod console;
 mod election_safety;
 mod faults;
 mod fingerprints;
+mod host_addr;
 mod node_status;
 mod ports;
 mod remote;

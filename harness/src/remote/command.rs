@@ -11,10 +11,10 @@ use anyhow::{Result, bail};
 use clap::Args;
 use futures::future::join_all;
 
-use super::address::{HostAddr, parse_hosts};
 use super::host::{Cleaned, ClockOffset, HostFacts, HostNeeds, ReadyHost, RemoteHost};
 use super::ssh::{SshError, SshOptions, SshSession};
 use crate::console::{errln, outln};
+use crate::host_addr::{HostAddr, parse_hosts};
 use crate::system::HostProgram;
 
 /// Check the hosts a run would use.

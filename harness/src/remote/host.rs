@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use faultline_nemesis::CHAIN_PREFIX;
 use serde::{Deserialize, Serialize};
 
-use super::address::HostAddr;
 use super::ssh::{Conversation, SshError, SshOptions, SshSession};
+use crate::host_addr::HostAddr;
 use crate::system::HostProgram;
 
 /// How long copying a file to a host, or a directory back, may take.

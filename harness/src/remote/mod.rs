@@ -1,7 +1,6 @@
 //! The control channel to remote hosts (issue 18): what the harness does on a machine it
 //! reaches over SSH, for nodes that run there instead of on this machine.
 //!
-//! - `address.rs`: a host as `--hosts` names it (`[user@]host[:port]`), and the list;
 //! - `ssh.rs`: one multiplexed SSH connection per host, commands on it with a time limit,
 //!   and every failure classified into an error that names the host and what to fix;
 //! - `host.rs`: what the harness does on one host: check that it can (root or passwordless
@@ -37,7 +36,6 @@
 //! each command by a time limit of its own; a host that stops answering mid-run is noticed
 //! by `ServerAliveInterval`.
 
-mod address;
 pub mod command;
 mod disk;
 pub mod disk_server;
@@ -49,7 +47,6 @@ mod ssh;
 #[cfg(test)]
 mod tests;
 
-pub use address::{HostAddr, parse_hosts};
 pub use disk::RemoteDisk;
 pub use host::{HostNeeds, NODE_PORTS, RemoteSignal};
 pub use nodes::{RemoteNodes, UncleanHost};

@@ -17,11 +17,11 @@ use anyhow::{Context, Result, bail};
 use faultline_nemesis::{FirewallError, HostFirewall, NodeName, own_chain_prefix};
 use futures::future::{BoxFuture, join_all};
 
-use super::address::HostAddr;
 use super::disk::RemoteDisk;
 use super::host::{ClockOffset, HostNeeds, RUNS_DIR, ReadyHost, RemoteHost, RemoteProgram};
 use super::process::RemoteProcess;
 use super::ssh::{SshError, SshOptions};
+use crate::host_addr::HostAddr;
 use crate::store::HostRecord;
 use crate::system::{HostProgram, NodeCommand};
 

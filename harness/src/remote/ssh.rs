@@ -13,7 +13,7 @@ use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::time::timeout;
 
-use super::address::HostAddr;
+use crate::host_addr::HostAddr;
 
 /// How the harness connects to its hosts.
 #[derive(Clone, Debug)]

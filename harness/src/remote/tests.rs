@@ -8,9 +8,9 @@ mod sshd;
 
 use std::time::{Duration, Instant};
 
-use super::address::HostAddr;
 use super::host::{HostNeeds, RemoteHost, RemoteProgram, RemoteSignal};
 use super::ssh::{SshError, SshOptions, SshSession};
+use crate::host_addr::HostAddr;
 use crate::system::HostProgram;
 use sshd::{SshHosts, skipped};
 

@@ -8,7 +8,7 @@ use clap::Args;
 use faultline_nemesis::{FaultKinds, PartitionBackendKind};
 use faultline_workloads::WorkloadKind;
 
-use crate::remote::{HostAddr, parse_hosts};
+use crate::host_addr::{HostAddr, parse_hosts};
 use crate::store::{self, TestOptions, derived_name};
 
 /// The faults of a run without `--nemesis`: the process faults and the network faults that

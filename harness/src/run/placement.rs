@@ -24,7 +24,8 @@ use tracing::warn;
 
 use super::TestArgs;
 use crate::cluster::node_names;
-use crate::remote::{HostNeeds, RemoteNodes, SshOptions, parse_hosts};
+use crate::host_addr::parse_hosts;
+use crate::remote::{HostNeeds, RemoteNodes, SshOptions};
 use crate::store::TestOptions;
 use crate::system::System;
 

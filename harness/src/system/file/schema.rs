@@ -9,7 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::template::{Template, TemplateError};
-use crate::remote::{HostAddr, parse_hosts};
+use crate::host_addr::{HostAddr, parse_hosts};
 use crate::toml_input;
 
 /// Placeholders of the node's commands (`node.start`, `node.ready`, `node.leader`).

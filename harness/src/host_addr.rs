@@ -1,6 +1,6 @@
-//! A host as `--hosts` names it: `[user@]host[:port]`, as `ssh` takes a destination (a port
-//! after a colon, an IPv6 address in brackets). A host without a user or a port gets what the
-//! user's ssh configuration says for it.
+//! A host as `--hosts` (or a system file's `[hosts]`) names it: `[user@]host[:port]`, as `ssh`
+//! takes a destination (a port after a colon, an IPv6 address in brackets). A host without a
+//! user or a port gets what the user's ssh configuration says for it.
 
 use std::fmt;
 
