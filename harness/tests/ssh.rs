@@ -696,19 +696,11 @@ async fn a_host_lost_mid_run_is_named_and_the_others_are_left_clean() {
     let mut run = start_on_hosts(
         &hosts,
         store.path(),
-        &[
-            "--time-limit",
-            "6s",
-            "--nemesis",
-            "none",
-            "--workload",
-            "register",
-        ],
+        &["--time-limit", "6s", "--nemesis", "none"],
     );
     // Once the nodes run (a leader within a few seconds of the start), n3 drops off the
-    // network for good. No faults, and registers only: a fault aimed at n3 would wait for its
-    // time limit, and the final reads of lists would retry n3's for 30 s, neither of which is
-    // what this test is about.
+    // network for good. No faults: a fault aimed at n3 would wait for its time limit, which
+    // is not what this test is about. The final reads go around n3.
     let test_json = started(&mut run, store.path()).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     hosts.cut_off("n3");
@@ -716,26 +708,21 @@ async fn a_host_lost_mid_run_is_named_and_the_others_are_left_clean() {
         .await
         .unwrap();
 
-    // A fault aimed at n3 afterwards stops the run (exit 3), else it ends with a verdict; either
-    // way n3 is named as not cleaned, at once and at the end.
+    // The run ends valid, every list read at the end (through the nodes that answer), and
+    // n3 is named as not cleaned, at once and in the summary.
     let lost = hosts.host("n3");
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     assert!(
         stderr.contains(&format!("faultline test: {lost} was not cleaned: ")),
         "{}",
         describe(&output)
     );
-    match output.status.code() {
-        Some(3) => assert!(
-            stderr.contains(&format!("(not cleaned: {lost}, see above)")),
-            "{stderr}"
-        ),
-        _ => assert!(
-            stdout.contains(&format!("NOT CLEANED  {lost}: ")),
-            "{}",
-            describe(&output)
-        ),
-    }
+    assert!(
+        stdout.contains(&format!("NOT CLEANED  {lost}: ")),
+        "{}",
+        describe(&output)
+    );
     // The others were cleaned (and, sharing this machine's disk and processes, took n3's
     // directory and node with them; n3's rules die with its namespace).
     let test = read_json(test_json);

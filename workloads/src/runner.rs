@@ -227,8 +227,12 @@ impl ClientRun {
     /// the deadline.
     pub async fn final_reads(&mut self, deadline: Instant) -> Result<FinalReads, Error> {
         let keys = self.list_keys();
-        let queue = Arc::new(Mutex::new(keys.clone()));
         let readers = self.processes.len().min(keys.len());
+        let queue = Arc::new(Mutex::new(ReadQueue {
+            keys: keys.clone(),
+            in_flight: 0,
+            readers,
+        }));
         let mut tasks = JoinSet::new();
         for process in self.processes.drain(..readers) {
             tasks.spawn(read_keys(
@@ -448,31 +452,89 @@ async fn pause_until(until: Instant, stopped: &mut watch::Receiver<bool>) -> boo
 
 /// One final-read task: takes keys from `queue` and reads each until it gets an `ok` or
 /// the deadline passes. Returns the keys it read.
+/// The keys the final reads share out, and who still reads them.
+struct ReadQueue {
+    /// Keys not read yet and not being read.
+    keys: Vec<String>,
+    /// Keys a reader is reading now.
+    in_flight: usize,
+    /// Readers still reading.
+    readers: usize,
+}
+
+/// What a final reader does next.
+enum Next {
+    Read(String),
+    /// Others are reading the last keys, and may hand one back.
+    Wait,
+    Stop,
+}
+
+impl ReadQueue {
+    fn next(&mut self) -> Next {
+        match self.keys.pop() {
+            Some(key) => {
+                self.in_flight += 1;
+                Next::Read(key)
+            }
+            None if self.in_flight > 0 => Next::Wait,
+            None => Next::Stop,
+        }
+    }
+
+    /// Hands back a key whose read failed, for another reader (first in line, after the
+    /// keys never tried). Whether this reader should leave it to them: it should while
+    /// others read, as its client's node may be the one that cannot answer (killed, or
+    /// its host lost).
+    fn hand_back(&mut self, key: String) -> bool {
+        self.in_flight -= 1;
+        self.keys.insert(0, key);
+        self.readers > 1
+    }
+}
+
 async fn read_keys(
     mut process: ClientProcess,
-    queue: Arc<Mutex<Vec<String>>>,
+    queue: Arc<Mutex<ReadQueue>>,
     context: Arc<Context>,
     deadline: Instant,
 ) -> (ClientProcess, Vec<String>) {
-    let next_key = || queue.lock().unwrap_or_else(PoisonError::into_inner).pop();
+    let queue = || queue.lock().unwrap_or_else(PoisonError::into_inner);
     let mut read = Vec::new();
-    while let Some(key) = next_key() {
-        while Instant::now() < deadline {
-            let op = Op::Read { key: key.clone() };
-            match process
-                .perform(&context, Purpose::FinalRead, &op, deadline)
-                .await
-            {
-                Some(Outcome::Ok(_)) => {
-                    read.push(key);
+    while Instant::now() < deadline {
+        let next = queue().next();
+        let key = match next {
+            Next::Read(key) => key,
+            Next::Wait => {
+                sleep_until((Instant::now() + context.backoff).min(deadline)).await;
+                continue;
+            }
+            Next::Stop => break,
+        };
+        let op = Op::Read { key: key.clone() };
+        match process
+            .perform(&context, Purpose::FinalRead, &op, deadline)
+            .await
+        {
+            Some(Outcome::Ok(_)) => {
+                queue().in_flight -= 1;
+                read.push(key);
+            }
+            Some(_) => {
+                let others_read = queue().hand_back(key);
+                if others_read {
                     break;
                 }
-                Some(_) => sleep_until((Instant::now() + context.backoff).min(deadline)).await,
-                // No client before the deadline: this key and the rest stay unread.
-                None => break,
+                sleep_until((Instant::now() + context.backoff).min(deadline)).await;
+            }
+            // No client before the deadline: this key and the rest stay unread.
+            None => {
+                queue().hand_back(key);
+                break;
             }
         }
     }
+    queue().readers -= 1;
     (process, read)
 }
 
@@ -797,6 +859,56 @@ mod tests {
                 .iter()
                 .all(|key| key.key.as_deref() == Some("l1") || key.valid == Verdict::Valid)
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn final_reads_go_around_a_node_that_no_longer_answers() {
+        // Two nodes over one store; after the workload, n2 refuses every read (killed, or
+        // its host lost): its clients hand their keys to n1's.
+        let store = Arc::new(correct_node());
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let n1 = FakeNode::start({
+            let store = store.clone();
+            move |request| store(request)
+        })
+        .await;
+        let n2 = FakeNode::start({
+            let (store, lost) = (store.clone(), lost.clone());
+            move |request| {
+                if request.method == "GET" && lost.load(Ordering::SeqCst) {
+                    return reply(503, r#"{"error":"no leader"}"#);
+                }
+                store(request)
+            }
+        })
+        .await;
+        let options = WorkloadOptions {
+            keys: 6,
+            ..options(WorkloadKind::Append)
+        };
+        let nodes = [Endpoint::new("n1", &n1.url), Endpoint::new("n2", &n2.url)];
+        let clients = HttpContractClients::new(&nodes, options.client_timeout).unwrap();
+        let (mut run, recorder) = run_with(
+            &options,
+            Arc::new(clients),
+            Duration::from_millis(300),
+            never(),
+        )
+        .await;
+        lost.store(true, Ordering::SeqCst);
+        let final_reads = run
+            .final_reads(Instant::now() + Duration::from_secs(3))
+            .await
+            .unwrap();
+        assert!(final_reads.unread.is_empty(), "{:?}", final_reads.unread);
+        assert_eq!(final_reads.read.len(), run.list_keys().len());
+        let history = recorder.finish().unwrap();
+        assert_well_formed(&history);
+        let lost_writes = check(&history, None, &CheckOptions::default())
+            .unwrap()
+            .lost_writes
+            .unwrap();
+        assert_eq!(lost_writes.valid, Verdict::Valid);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
