@@ -102,8 +102,15 @@ fn fixture_report(leaders: Option<Value>, status: Option<&str>) -> tempfile::Tem
 }
 
 /// Headless Chromium that needs no network, no sandbox (CI runs as root) and no GPU, with
-/// a profile of its own.
+/// a profile of its own, and its temporary files in it too (`TMPDIR`): Chromium killed at
+/// the end of a test would leave its `org.chromium.Chromium.*` directories in /tmp.
 fn launch(chromium: PathBuf, profile: &Path) -> Browser {
+    let tmp = profile.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let envs = std::collections::HashMap::from([(
+        "TMPDIR".to_string(),
+        tmp.to_string_lossy().into_owned(),
+    )]);
     let args: Vec<&OsStr> = [
         "--disable-gpu",
         "--disable-quic",
@@ -123,6 +130,7 @@ fn launch(chromium: PathBuf, profile: &Path) -> Browser {
         .enable_gpu(false)
         .window_size(Some((WIDTH, HEIGHT)))
         .user_data_dir(Some(profile.to_path_buf()))
+        .process_envs(Some(envs))
         .idle_browser_timeout(Duration::from_secs(60))
         .args(args)
         .build()
