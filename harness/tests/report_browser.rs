@@ -143,9 +143,28 @@ struct Shown {
     tab: Arc<Tab>,
     /// What the page raised.
     errors: Arc<Mutex<Vec<String>>>,
-    // Kept for as long as the tab is used.
-    _browser: Browser,
-    _profile: tempfile::TempDir,
+    // Kept for as long as the tab is used; both go in `drop`, the browser first.
+    browser: Option<Browser>,
+    profile: Option<tempfile::TempDir>,
+}
+
+impl Drop for Shown {
+    /// Ends Chromium, then removes its profile: its helper processes may still write there
+    /// for a moment after it is killed, and a removal racing them leaves the directory in
+    /// /tmp, so the removal is tried again for up to 3 s.
+    fn drop(&mut self) {
+        drop(self.browser.take());
+        let Some(profile) = self.profile.take() else {
+            return;
+        };
+        let dir = profile.keep();
+        for _ in 0..30 {
+            if std::fs::remove_dir_all(&dir).is_ok() || !dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 /// Opens `run`'s report page and waits until it is drawn.
@@ -162,8 +181,8 @@ fn show(chromium: PathBuf, run: &Path) -> Shown {
     Shown {
         tab,
         errors,
-        _browser: browser,
-        _profile: profile,
+        browser: Some(browser),
+        profile: Some(profile),
     }
 }
 
