@@ -24,7 +24,7 @@ use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -127,8 +127,6 @@ pub struct ProcessCluster {
     network: Option<Arc<NodeNetwork>>,
     /// With `--hosts`: the host each node runs on.
     hosts: Option<Arc<RemoteNodes>>,
-    /// With `--hosts`: the node binary's path on the hosts, once put there.
-    program_on_hosts: OnceLock<String>,
     /// With the clock fault: each node's clock.
     clocks: Option<Mutex<BTreeMap<NodeName, NodeClock>>>,
     /// The processes started under libfaketime, whose leftovers in /dev/shm go once they are
@@ -222,7 +220,6 @@ impl ProcessCluster {
             disks: Mutex::new(BTreeMap::new()),
             network: options.network.clone(),
             hosts: options.hosts.clone(),
-            program_on_hosts: OnceLock::new(),
             members: Mutex::new(
                 specs
                     .iter()
@@ -436,15 +433,10 @@ impl ProcessCluster {
             ..spec.clone()
         };
         let mut launch = self.node_command(&on_host)?;
-        let program = match self.program_on_hosts.get() {
-            Some(program) => program.clone(),
-            None => {
-                let program = hosts.program(&launch.program).await.with_context(|| {
-                    format!("putting {} on the hosts", launch.program.display())
-                })?;
-                self.program_on_hosts.get_or_init(|| program).clone()
-            }
-        };
+        let program = hosts
+            .program(&launch.program)
+            .await
+            .with_context(|| format!("putting {} on the hosts", launch.program.display()))?;
         launch.program = PathBuf::from(program);
         hosts
             .start(&spec.name, &launch)

@@ -120,12 +120,12 @@ fn leftovers_script() -> String {
 /// The script behind [`RemoteHost::check`]: one `key=value` line per fact.
 fn check_script(needs: &HostNeeds) -> String {
     // `$s` runs what follows as root, as the nodes will run (through sudo's own PATH).
-    let mut script = String::from(
+    let mut script = format!(
         "echo \"uid=$(id -u)\"; echo \"user=$(id -un)\"; \
          if [ \"$(id -u)\" = 0 ]; then s=; else s='sudo -n'; fi; \
          if [ \"$(id -u)\" = 0 ] || sudo -n true >/dev/null 2>&1; \
          then echo sudo=yes; else echo sudo=no; fi; \
-         if PATH=\"$PATH:/usr/sbin:/sbin\" command -v iptables >/dev/null 2>&1; \
+         if {ROOT_PATH} command -v iptables >/dev/null 2>&1; \
          then echo iptables=yes; else echo iptables=no; fi; \
          if [ -c /dev/fuse ]; then echo fuse=yes; fi; \
          echo \"connection=$SSH_CONNECTION\"; ",
@@ -781,7 +781,7 @@ impl RemoteHost {
     /// Runs `iptables -w ARGS` as root and returns what it printed; a failure is
     /// [`SshError::Failed`] with iptables's own words.
     pub async fn iptables(&self, args: &[String]) -> Result<String, SshError> {
-        let mut command = String::from("PATH=\"$PATH:/usr/sbin:/sbin\" iptables -w");
+        let mut command = format!("{ROOT_PATH} iptables -w");
         for arg in args {
             command.push(' ');
             command.push_str(&quote(arg));

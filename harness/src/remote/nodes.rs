@@ -51,6 +51,8 @@ pub struct RemoteNodes {
     program: HostProgram,
     /// What the first host's installed node program said of its version.
     program_version: Option<String>,
+    /// The node program's path on the hosts, once put there (or found installed).
+    node_program: tokio::sync::OnceCell<String>,
     /// The harness's own binary on the hosts, once put there (for power-loss disks).
     disk_server: tokio::sync::OnceCell<String>,
 }
@@ -145,6 +147,7 @@ impl RemoteNodes {
             root: format!("{RUNS_DIR}/{}-{started}", std::process::id()),
             program: needs.program.clone(),
             program_version,
+            node_program: tokio::sync::OnceCell::new(),
             disk_server: tokio::sync::OnceCell::new(),
         })
     }
@@ -159,10 +162,16 @@ impl RemoteNodes {
     /// here: copied to every host the first time (the bundled node), or the one installed
     /// there.
     pub async fn program(&self, local: &Path) -> Result<String> {
-        match &self.program {
-            HostProgram::Installed { program, .. } => Ok(program.clone()),
-            HostProgram::Copied => self.put_program(local).await,
-        }
+        let program = self
+            .node_program
+            .get_or_try_init(|| async {
+                match &self.program {
+                    HostProgram::Installed { program, .. } => Ok(program.clone()),
+                    HostProgram::Copied => self.put_program(local).await,
+                }
+            })
+            .await?;
+        Ok(program.clone())
     }
 
     /// The hosts without FUSE, where no power-loss disk can be mounted.
