@@ -100,8 +100,9 @@ mod time_limit;
 mod fake;
 
 pub use clock::{
-    ClockControl, ClockSetting, FaketimeUnavailable, control_line, faketime_available,
-    libfaketime_offset, not_preloadable, remove_process_leftovers,
+    ClockControl, ClockSetting, FaketimeUnavailable, LIBFAKETIME_PATHS, PROCESS_LEFTOVERS,
+    control_line, faketime_available, libfaketime_offset, not_preloadable,
+    remove_process_leftovers,
 };
 pub use cluster::{Cluster, NodeName, NodeView};
 pub use disk::{

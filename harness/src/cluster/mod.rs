@@ -22,7 +22,7 @@ mod process;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +30,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use faultline_nemesis::{
     ChangeAnswer, ClockControl, ClockSetting, Cluster, MemberChange, Members, NodeName,
-    NodeNetwork, NodeView, PowerLossDisk, remove_process_leftovers,
+    NodeNetwork, NodeView, PowerLossDisk, control_line, remove_process_leftovers,
 };
 use faultline_workloads::ClientFactory;
 use futures::future::join_all;
@@ -77,12 +77,21 @@ pub struct ClusterOptions {
     /// Run each node in its namespace of this network (created for `n1`..`n{nodes}`), not on
     /// loopback.
     pub network: Option<Arc<NodeNetwork>>,
-    /// Start every node under this libfaketime (its path), so that the nemesis can move its
-    /// clocks: only with the clock fault in the run, since every clock call then costs a
-    /// read of the control file.
-    pub faketime: Option<PathBuf>,
+    /// Start every node under libfaketime, so that the nemesis can move its clocks: only
+    /// with the clock fault in the run, since every clock call then costs a read of the
+    /// control file.
+    pub faketime: Option<Faketime>,
     /// Run each node on a host of its own over SSH (`--hosts`), not on this machine.
     pub hosts: Option<Arc<RemoteNodes>>,
+}
+
+/// Where the nodes' libfaketime is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Faketime {
+    /// At this path on this machine.
+    Here(PathBuf),
+    /// On each node's host, where the host's check found it.
+    OnHosts,
 }
 
 /// One node's clock under libfaketime.
@@ -132,6 +141,9 @@ pub struct ProcessCluster {
     /// The processes started under libfaketime, whose leftovers in /dev/shm go once they are
     /// dead.
     faked_pids: Mutex<Vec<u32>>,
+    /// Each node's, held while its control file on its host is written (SSH round trips),
+    /// so that writes reach the file in the order the settings were made.
+    clock_writes: BTreeMap<NodeName, tokio::sync::Mutex<()>>,
     /// The members (voters and learners) as last seen: the first members until a
     /// membership change is seen.
     members: Mutex<BTreeSet<NodeName>>,
@@ -194,21 +206,36 @@ impl ProcessCluster {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let clocks = options.faketime.as_ref().map(|library| {
-            let now = Instant::now();
-            let clocks = specs
-                .iter()
-                .map(|spec| {
-                    let clock = NodeClock {
-                        control: ClockControl::new(library, &spec.dir.join(CLOCK_CONTROL)),
-                        setting: ClockSetting::true_time(now),
-                        process_start: None,
-                    };
-                    (spec.name.clone(), clock)
-                })
-                .collect();
-            Mutex::new(clocks)
-        });
+        let clocks = match &options.faketime {
+            None => None,
+            Some(faketime) => {
+                let now = Instant::now();
+                let clocks = specs
+                    .iter()
+                    .map(|spec| {
+                        let control = match (faketime, &options.hosts) {
+                            (Faketime::OnHosts, Some(hosts)) => ClockControl::new(
+                                Path::new(hosts.faketime(&spec.name)?),
+                                &Path::new(&hosts.node_dir(&spec.name)).join(CLOCK_CONTROL),
+                            ),
+                            (Faketime::OnHosts, None) => {
+                                bail!("the nodes' libfaketime is on their hosts, with no hosts")
+                            }
+                            (Faketime::Here(library), _) => {
+                                ClockControl::new(library, &spec.dir.join(CLOCK_CONTROL))
+                            }
+                        };
+                        let clock = NodeClock {
+                            control,
+                            setting: ClockSetting::true_time(now),
+                            process_start: None,
+                        };
+                        Ok((spec.name.clone(), clock))
+                    })
+                    .collect::<Result<_>>()?;
+                Some(Mutex::new(clocks))
+            }
+        };
         Ok(ProcessCluster {
             system: options.system.clone(),
             dials: Mutex::new(BTreeMap::new()),
@@ -229,6 +256,9 @@ impl ProcessCluster {
             ),
             clocks,
             faked_pids: Mutex::new(Vec::new()),
+            clock_writes: (specs.iter())
+                .map(|spec| (spec.name.clone(), tokio::sync::Mutex::new(())))
+                .collect(),
             retired: Mutex::new(BTreeSet::new()),
             specs,
         })
@@ -438,10 +468,69 @@ impl ProcessCluster {
             .await
             .with_context(|| format!("putting {} on the hosts", launch.program.display()))?;
         launch.program = PathBuf::from(program);
-        hosts
-            .start(&spec.name, &launch)
+        let Some(clocks) = &self.clocks else {
+            return hosts
+                .start(&spec.name, &launch, &[])
+                .await
+                .with_context(|| format!("starting {} on its host", spec.name));
+        };
+        // As here: the line for a process that starts now, written before it starts.
+        let _writing = self.lock_clock_writes(&spec.name).await?;
+        let start = Instant::now();
+        let (control, setting) = {
+            let clocks = clocks.lock().expect("never poisoned");
+            let clock =
+                (clocks.get(&spec.name)).ok_or_else(|| anyhow!("no clock for {}", spec.name))?;
+            (clock.control.clone(), clock.setting)
+        };
+        self.write_clock_on_host(hosts, &spec.name, &control, &setting, start)
+            .await?;
+        let process = hosts
+            .start(&spec.name, &launch, &control.env())
             .await
-            .with_context(|| format!("starting {} on its host", spec.name))
+            .with_context(|| format!("starting {} on its host", spec.name))?;
+        // When it really started, as the host said: the line for that start, if a rate makes
+        // it another (the SSH round trips put it tens of milliseconds after `start`).
+        let start = match process.started_ns() {
+            Some(at) => {
+                let started = hosts.instant_here(&spec.name, at)?;
+                if control_line(&setting, started) != control_line(&setting, start) {
+                    self.write_clock_on_host(hosts, &spec.name, &control, &setting, started)
+                        .await?;
+                }
+                started
+            }
+            None => start,
+        };
+        if let Some(clock) = clocks.lock().expect("never poisoned").get_mut(&spec.name) {
+            clock.process_start = Some(start);
+        }
+        Ok(process)
+    }
+
+    /// Holds `node`'s clock writes on its host until dropped.
+    async fn lock_clock_writes(&self, node: &str) -> Result<tokio::sync::MutexGuard<'_, ()>> {
+        match self.clock_writes.get(node) {
+            Some(writes) => Ok(writes.lock().await),
+            None => bail!("no node named {node}"),
+        }
+    }
+
+    /// Writes `node`'s control file on its host for `setting` and a process started at
+    /// `start`.
+    async fn write_clock_on_host(
+        &self,
+        hosts: &RemoteNodes,
+        node: &str,
+        control: &ClockControl,
+        setting: &ClockSetting,
+        start: Instant,
+    ) -> Result<()> {
+        let path = control.path().display().to_string();
+        hosts
+            .write_line(node, &path, &control_line(setting, start))
+            .await
+            .with_context(|| format!("writing {path} on the host of {node}"))
     }
 
     /// Starts those of the node's sidecars that are not running (all of them the first time).
@@ -807,6 +896,11 @@ impl ProcessCluster {
         let Some(clocks) = &self.clocks else {
             return Ok(());
         };
+        if self.hosts.is_some() {
+            // The control files are in the nodes' directories on the hosts, which the end
+            // of the run copies back and removes, with what libfaketime left there.
+            return Ok(());
+        }
         for pid in std::mem::take(&mut *self.faked_pids.lock().expect("never poisoned")) {
             remove_process_leftovers(pid);
         }
@@ -959,6 +1053,10 @@ impl Cluster for ProcessCluster {
         let Some(clocks) = &self.clocks else {
             bail!("cannot move the clock of {node}: the nodes do not run under libfaketime");
         };
+        let _writing = match &self.hosts {
+            Some(_) => Some(self.lock_clock_writes(node).await?),
+            None => None,
+        };
         let running = {
             let mut clocks = clocks.lock().expect("never poisoned");
             let clock = clocks
@@ -966,16 +1064,21 @@ impl Cluster for ProcessCluster {
                 .ok_or_else(|| anyhow!("no node named {node}"))?;
             clock.setting = setting;
             // A node that is down starts with the setting: its line is written then.
-            if let Some(start) = clock.process_start {
-                clock
-                    .control
-                    .write(&setting, start)
-                    .with_context(|| format!("writing {}", clock.control.path().display()))?;
+            match clock.process_start {
+                Some(start) if self.hosts.is_some() => Some((clock.control.clone(), start)),
+                Some(start) => {
+                    clock
+                        .control
+                        .write(&setting, start)
+                        .with_context(|| format!("writing {}", clock.control.path().display()))?;
+                    None
+                }
+                None => return Ok(None),
             }
-            clock.process_start.is_some()
         };
-        if !running {
-            return Ok(None);
+        if let (Some(hosts), Some((control, start))) = (&self.hosts, running) {
+            self.write_clock_on_host(hosts, node, &control, &setting, start)
+                .await?;
         }
         // What the node's own clock reads now, against the harness's, to the middle of the
         // round trip (well under a millisecond on loopback).
@@ -990,7 +1093,13 @@ impl Cluster for ProcessCluster {
                 .map_or(0, |since| since.as_micros() as i64)
         };
         let true_time = (micros(before) + micros(after)) / 2;
-        Ok(Some((read - true_time) as f64 / 1000.0))
+        // On a host, against the host's own clock: its offset from this machine's, measured
+        // at the start, is not the fault's.
+        let host_offset_ms = match &self.hosts {
+            Some(hosts) => hosts.clock_offset_ms(node)?,
+            None => 0.0,
+        };
+        Ok(Some((read - true_time) as f64 / 1000.0 - host_offset_ms))
     }
 
     async fn leader(&self) -> Option<NodeName> {

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use faultline_nemesis::CHAIN_PREFIX;
+use faultline_nemesis::{CHAIN_PREFIX, LIBFAKETIME_PATHS, PROCESS_LEFTOVERS};
 use serde::{Deserialize, Serialize};
 
 use super::ssh::{Conversation, SshError, SshOptions, SshSession};
@@ -47,6 +47,8 @@ pub struct HostFacts {
     pub iptables: bool,
     /// Whether FUSE is there (`/dev/fuse`), for power-loss disks.
     pub fuse: bool,
+    /// Where libfaketime is, for the clock faults (the first of [`LIBFAKETIME_PATHS`] there).
+    pub faketime: Option<String>,
     /// Programs the run needs that the host lacks.
     pub missing: Vec<String>,
     /// What the node's program, when installed on the host, says of itself (the first line
@@ -128,7 +130,9 @@ fn check_script(needs: &HostNeeds) -> String {
          if {ROOT_PATH} command -v iptables >/dev/null 2>&1; \
          then echo iptables=yes; else echo iptables=no; fi; \
          if [ -c /dev/fuse ]; then echo fuse=yes; fi; \
+         for l in {libraries}; do if [ -f \"$l\" ]; then echo \"faketime=$l\"; break; fi; done; \
          echo \"connection=$SSH_CONNECTION\"; ",
+        libraries = LIBFAKETIME_PATHS.join(" "),
     );
     script.push_str(&leftovers_script());
     for (program, _) in NEEDED {
@@ -167,6 +171,7 @@ impl HostFacts {
             sudo: false,
             iptables: false,
             fuse: false,
+            faketime: None,
             missing: Vec::new(),
             program_version: None,
             leftovers: Vec::new(),
@@ -182,6 +187,7 @@ impl HostFacts {
                 Some(("sudo", value)) => facts.sudo = value == "yes",
                 Some(("iptables", value)) => facts.iptables = value == "yes",
                 Some(("fuse", value)) => facts.fuse = value == "yes",
+                Some(("faketime", value)) => facts.faketime = Some(value.to_string()),
                 Some(("missing", value)) => facts.missing.push(value.to_string()),
                 Some(("leftover", value)) => facts.leftovers.push(value.to_string()),
                 Some(("ports", value)) => facts.ports_taken = value == "taken",
@@ -367,6 +373,16 @@ fn parent_dir(path: &str) -> &str {
     }
 }
 
+/// A program started on a host (see [`RemoteHost::start`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Started {
+    /// Its pid there.
+    pub pid: u32,
+    /// When it was started, in nanoseconds since the epoch by the host's clock (`None` if
+    /// the host's `date` has no `%N`).
+    pub at_ns: Option<i128>,
+}
+
 /// A program to start on a host (see [`RemoteHost::start`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteProgram {
@@ -464,6 +480,20 @@ fn remove_chains_script(prefix: &str) -> String {
 
 /// Shell that waits (bounded) until the shell that waited for process `$p` in directory `$d`
 /// (as [`ours`] sets them) wrote how it ended: then nothing of it writes in `$d` any more.
+/// Removes what libfaketime left in /dev/shm for processes that are gone (a killed node
+/// under the clock faults leaves its semaphore and shared memory behind, see
+/// `remove_process_leftovers`).
+fn dead_faketime_leftovers_script() -> String {
+    let globs: Vec<String> = PROCESS_LEFTOVERS
+        .iter()
+        .map(|prefix| format!("{prefix}*"))
+        .collect();
+    format!(
+        "for f in {}; do if [ -e \"$f\" ] && [ ! -d \"/proc/${{f##*_}}\" ]; then rm -f \"$f\"; fi; done;",
+        globs.join(" ")
+    )
+}
+
 fn await_exit_file() -> String {
     format!(
         "i=0; while [ ! -e \"$d/exit.$p\" ] && [ $i -lt {KILL_WAIT_TENTHS} ]; do sleep 0.1; i=$((i+1)); done"
@@ -555,8 +585,8 @@ impl RemoteHost {
     /// and its pid in `pid` there. That shell waits for it and writes its exit status to
     /// `exit.<pid>` when it ends (see [`RemoteHost::exit_status`]): named by the pid, so that
     /// a program started again at once in the same directory is never taken for the one
-    /// that ended. Returns the pid.
-    pub async fn start(&self, program: &RemoteProgram) -> Result<u32, SshError> {
+    /// that ended. Returns the pid, and when the program was started, by the host's clock.
+    pub async fn start(&self, program: &RemoteProgram) -> Result<Started, SshError> {
         let mut command = quote(&program.log);
         for word in std::iter::once(&program.program).chain(&program.args) {
             command.push(' ');
@@ -564,24 +594,33 @@ impl RemoteHost {
         }
         let dir = quote(&program.dir);
         // The watcher gets the log as $0 and the command as "$@"; `$!` in it is the
-        // program's own pid, which the signals go to.
+        // program's own pid, which the signals go to. The time it forks it is in `start.<pid>`
+        // (libfaketime, under the clock faults, counts the faked clock from then).
         let watcher = quote(
-            "\"$@\" </dev/null >>\"$0\" 2>&1 & p=$!; echo $p > pid.part && mv pid.part pid; \
+            "t=$(date +%s%N); \"$@\" </dev/null >>\"$0\" 2>&1 & p=$!; echo $t > start.$p; \
+             echo $p > pid.part && mv pid.part pid; \
              wait $p; echo $? > exit.part.$p && mv exit.part.$p exit.$p",
         );
         let script = self.as_root(&format!(
             "mkdir -p {dir} && cd {dir} || exit 1; rm -f pid; \
              {{ setsid nohup sh -c {watcher} {command} </dev/null >/dev/null 2>&1 & }}; \
              i=0; while [ ! -s pid ] && [ $i -lt {START_WAIT_HUNDREDTHS} ]; do sleep 0.01; i=$((i+1)); done; \
-             cat pid"
+             p=$(cat pid); echo \"$p $(cat start.$p 2>/dev/null)\""
         ));
         let what = format!("starting {} in {}", program.program, program.dir);
         let answer = self.session.run_ok(&what, &script).await?;
-        answer.trim().parse().map_err(|_| SshError::Failed {
-            host: self.session.host().to_string(),
-            what,
-            status: "no pid".to_string(),
-            stderr: answer.trim().to_string(),
+        let mut words = answer.split_whitespace();
+        let Some(Ok(pid)) = words.next().map(str::parse) else {
+            return Err(SshError::Failed {
+                host: self.session.host().to_string(),
+                what,
+                status: "no pid".to_string(),
+                stderr: answer.trim().to_string(),
+            });
+        };
+        Ok(Started {
+            pid,
+            at_ns: words.next().and_then(|t| t.parse().ok()),
         })
     }
 
@@ -634,7 +673,7 @@ impl RemoteHost {
     }
 
     /// Copies the directory `from` on the host into the local directory `into` (created if
-    /// need be), as a tar stream over the connection.
+    /// need be), as a tar stream over the connection; nothing if `from` is not there.
     pub async fn copy_dir_back(&self, from: &str, into: &Path) -> Result<(), SshError> {
         let what = format!("copying {from} back");
         let local = |source| SshError::Local {
@@ -656,7 +695,11 @@ impl RemoteHost {
         let Some(mut stdin) = untar.stdin.take() else {
             return Err(local(std::io::Error::other("tar has no stdin")));
         };
-        let script = self.as_root(&format!("tar -C {} -cf - .", quote(from)));
+        // A node that never started has no directory: an empty archive, nothing to copy.
+        let script = self.as_root(&format!(
+            "if [ -d {from} ]; then tar -C {from} -cf - .; else tar -cf - -T /dev/null; fi",
+            from = quote(from)
+        ));
         let sent = self
             .session
             .run_into(&what, &script, &mut stdin, COPY_TIMEOUT)
@@ -721,9 +764,10 @@ impl RemoteHost {
         let root = quote(root);
         let script = self.as_root(&format!(
             "n=0; for x in {root}/*/; do x=${{x%/}}; if {ours}; then \
-             kill -s KILL \"$p\" && n=$((n+1)); {wait}; fi; done; echo $n",
+             kill -s KILL \"$p\" && n=$((n+1)); {wait}; fi; done; {faketime} echo $n",
             ours = ours_in("\"$x\""),
             wait = await_exit_file(),
+            faketime = dead_faketime_leftovers_script(),
         ));
         let answer = self
             .session
@@ -739,11 +783,12 @@ impl RemoteHost {
         let script = self.as_root(&format!(
             "n=0; for x in {RUNS_DIR}/*/nodes/*/; do x=${{x%/}}; if {ours}; then \
              kill -s KILL \"$p\" && n=$((n+1)); {wait}; fi; done; echo killed=$n; \
-             {chains} \
+             {faketime} {chains} \
              for x in {RUNS_DIR}/*/; do [ -d \"$x\" ] && rm -rf \"$x\" && echo \"removed=${{x%/}}\"; done; \
              [ \"$f\" = 0 ]",
             ours = ours_in("\"$x\""),
             wait = await_exit_file(),
+            faketime = dead_faketime_leftovers_script(),
             chains = remove_chains_script(CHAIN_PREFIX),
         ));
         let answer = self
@@ -792,6 +837,22 @@ impl RemoteHost {
                 &self.as_root(&command),
             )
             .await
+    }
+
+    /// Writes `line` to the file `path` as root, whole: a file beside it, renamed over it, so
+    /// that a reader (libfaketime, for a clock control file) never reads half of it.
+    pub async fn write_line(&self, path: &str, line: &str) -> Result<(), SshError> {
+        let part = format!("{}.$$", quote(&format!("{path}.part")));
+        let script = self.as_root(&format!(
+            "mkdir -p {dir} && printf '%s\\n' {line} > {part} && mv -f {part} {path}",
+            dir = quote(parent_dir(path)),
+            line = quote(line),
+            path = quote(path)
+        ));
+        self.session
+            .run_ok(&format!("writing {path}"), &script)
+            .await
+            .map(drop)
     }
 
     /// Removes the directory `dir` on the host, and everything in it.
@@ -861,6 +922,7 @@ mod tests {
                 sudo: false,
                 iptables: true,
                 fuse: false,
+                faketime: None,
                 missing: vec!["setsid".to_string()],
                 program_version: None,
                 leftovers: Vec::new(),
@@ -956,6 +1018,51 @@ mod tests {
             "root@h2 has no `etcd`, which Faultline needs there: install it (apt-get install -y \
              etcd-server)"
         );
+    }
+
+    #[test]
+    fn the_check_finds_libfaketime_where_this_machine_has_it() {
+        let output = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &check_script(&HostNeeds {
+                    iptables: false,
+                    program: HostProgram::Copied,
+                }),
+            ])
+            .output()
+            .unwrap();
+        let facts = HostFacts::parse(&String::from_utf8_lossy(&output.stdout)).unwrap();
+        let here = LIBFAKETIME_PATHS
+            .iter()
+            .find(|path| Path::new(path).is_file())
+            .map(|path| path.to_string());
+        assert_eq!(facts.faketime, here);
+    }
+
+    #[test]
+    fn what_libfaketime_left_for_a_dead_process_goes_and_a_live_ones_stays() {
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = dead.id();
+        dead.wait().unwrap();
+        let live_pid = std::process::id();
+        let [shm, sem] = PROCESS_LEFTOVERS;
+        let dead_files = [format!("{shm}{dead_pid}"), format!("{sem}{dead_pid}")];
+        let live_file = format!("{shm}{live_pid}");
+        for file in dead_files.iter().chain([&live_file]) {
+            std::fs::write(file, "").unwrap();
+        }
+        let status = std::process::Command::new("sh")
+            .args(["-c", &dead_faketime_leftovers_script()])
+            .status()
+            .unwrap();
+        let live_stayed = Path::new(&live_file).exists();
+        let _ = std::fs::remove_file(&live_file);
+        assert!(status.success());
+        assert!(live_stayed, "{live_file} was removed");
+        for file in &dead_files {
+            assert!(!Path::new(file).exists(), "{file} stayed");
+        }
     }
 
     #[test]

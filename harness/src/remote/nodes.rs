@@ -9,6 +9,7 @@
 //! directory here.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ struct NodeHost {
     program_version: Option<String>,
     /// Whether it has FUSE, for power-loss disks.
     fuse: bool,
+    /// Where its libfaketime is, for the clock faults.
+    faketime: Option<String>,
 }
 
 /// The hosts of a run, by the node each runs.
@@ -182,6 +185,51 @@ impl RemoteNodes {
             .collect()
     }
 
+    /// The hosts without libfaketime, where no node's clock can be moved.
+    pub fn without_faketime(&self) -> Vec<String> {
+        (self.hosts.values())
+            .filter(|host| host.faketime.is_none())
+            .map(|host| host.addr.to_string())
+            .collect()
+    }
+
+    /// Where libfaketime is on `node`'s host.
+    pub fn faketime(&self, node: &str) -> Result<&str> {
+        let host = self.host(node)?;
+        match &host.faketime {
+            Some(library) => Ok(library),
+            None => bail!("{} has no libfaketime", host.addr),
+        }
+    }
+
+    /// `node`'s host's clock minus this machine's, in milliseconds, as measured at the start.
+    pub fn clock_offset_ms(&self, node: &str) -> Result<f64> {
+        Ok(self.host(node)?.clock.offset_ms)
+    }
+
+    /// The instant of this machine when `node`'s host's clock read `host_ns` (nanoseconds
+    /// since the epoch), through the host's offset measured at the start.
+    pub fn instant_here(&self, node: &str, host_ns: i128) -> Result<tokio::time::Instant> {
+        let offset_ns = (self.host(node)?.clock.offset_ms * 1e6) as i128;
+        let now = tokio::time::Instant::now();
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos() as i128);
+        let ago = now_ns - (host_ns - offset_ns);
+        let by = std::time::Duration::from_nanos(ago.unsigned_abs().min(u64::MAX as u128) as u64);
+        let at = if ago >= 0 {
+            now.checked_sub(by)
+        } else {
+            now.checked_add(by)
+        };
+        at.ok_or_else(|| anyhow::anyhow!("the host of {node} named a time {ago} ns from now"))
+    }
+
+    /// Writes `line` to the file `path` on `node`'s host, whole (see [`RemoteHost::write_line`]).
+    pub async fn write_line(&self, node: &str, path: &str, line: &str) -> Result<()> {
+        Ok(self.host(node)?.host.write_line(path, line).await?)
+    }
+
     /// Mounts a power-loss disk on `node`'s data dir on its host, served there by this
     /// harness's binary (copied to every host the first time).
     pub async fn mount_disk(&self, node: &str) -> Result<RemoteDisk> {
@@ -250,12 +298,21 @@ impl RemoteNodes {
     }
 
     /// Starts `launch` (whose paths are the host's already) on `node`'s host, with the
-    /// environment the nodes see there (see [`passed_on`]).
-    pub async fn start(&self, node: &str, launch: &NodeCommand) -> Result<RemoteProcess> {
+    /// environment the nodes see there (see [`passed_on`]) and `env` added to it.
+    pub async fn start(
+        &self,
+        node: &str,
+        launch: &NodeCommand,
+        env: &[(&str, OsString)],
+    ) -> Result<RemoteProcess> {
         let host = self.host(node)?;
         let env: Vec<String> = std::env::vars()
             .filter(|(name, _)| passed_on(name))
             .map(|(name, value)| format!("{name}={value}"))
+            .chain(
+                env.iter()
+                    .map(|(name, value)| format!("{name}={}", value.to_string_lossy())),
+            )
             .collect();
         let (program, args) = if env.is_empty() {
             (launch.program.display().to_string(), launch.args.clone())
@@ -351,6 +408,7 @@ async fn ready_host(
         clock: ready.clock,
         program_version: ready.facts.program_version,
         fuse: ready.facts.fuse,
+        faketime: ready.facts.faketime,
     })
 }
 

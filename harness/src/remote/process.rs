@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep};
 use tracing::warn;
 
-use super::host::{RemoteHost, RemoteProgram, RemoteSignal};
+use super::host::{RemoteHost, RemoteProgram, RemoteSignal, Started};
 use super::ssh::SshError;
 
 /// How often the watcher asks whether the process ended.
@@ -24,6 +24,8 @@ pub struct RemoteProcess {
     host: Arc<RemoteHost>,
     dir: String,
     pid: u32,
+    /// When it started, by the host's clock (see [`Started`]).
+    started_ns: Option<i128>,
     /// How it ended, once the watcher saw it (see [`RemoteHost::exit_status`]).
     ended: Arc<Mutex<Option<i32>>>,
     watcher: JoinHandle<()>,
@@ -35,7 +37,10 @@ impl RemoteProcess {
         host: Arc<RemoteHost>,
         program: &RemoteProgram,
     ) -> Result<RemoteProcess, SshError> {
-        let pid = host.start(program).await?;
+        let Started {
+            pid,
+            at_ns: started_ns,
+        } = host.start(program).await?;
         let ended = Arc::new(Mutex::new(None));
         let watcher = tokio::spawn(watch(
             host.clone(),
@@ -47,9 +52,15 @@ impl RemoteProcess {
             host,
             dir: program.dir.clone(),
             pid,
+            started_ns,
             ended,
             watcher,
         })
+    }
+
+    /// When it started, in nanoseconds since the epoch by its host's clock, if the host said.
+    pub fn started_ns(&self) -> Option<i128> {
+        self.started_ns
     }
 
     /// Its pid on the host.

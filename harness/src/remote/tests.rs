@@ -66,7 +66,18 @@ async fn a_program_is_put_started_paused_killed_and_collected_over_ssh() {
         dir: dir.clone(),
         log: format!("{dir}/node.log"),
     };
-    let pid = host.start(&launch).await.unwrap();
+    let before = std::time::SystemTime::now();
+    let started = host.start(&launch).await.unwrap();
+    let pid = started.pid;
+    // When it started, by the host's clock (this machine's here).
+    let since = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i128
+    };
+    let at = started.at_ns.expect("the host's start time");
+    assert!(
+        since(before) <= at && at <= since(std::time::SystemTime::now()),
+        "{started:?}"
+    );
     assert!(host.alive(&dir).await.unwrap());
     assert_eq!(
         std::fs::read_to_string(format!("{dir}/pid"))

@@ -39,7 +39,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::warn;
 
-use crate::cluster::{ClusterOptions, ProcessCluster};
+use crate::cluster::{ClusterOptions, Faketime, ProcessCluster};
 use crate::completeness::Completeness;
 use crate::election_safety::ElectionSafety;
 use crate::remote::{RemoteNodes, UncleanHost};
@@ -120,6 +120,10 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
             return Err(error);
         }
     };
+    // The hosts may lack libfaketime, which leaves the clock faults out.
+    let faketime = faketime.filter(|_| {
+        (options.fault_kinds().ok()).is_some_and(|kinds| kinds.iter().any(FaultKind::moves_clocks))
+    });
     let placed = Placed {
         network: node_network.clone(),
         hosts,
@@ -141,8 +145,8 @@ struct Placed {
     network: Option<Arc<NodeNetwork>>,
     /// Each on a host of its own over SSH.
     hosts: Option<Arc<RemoteNodes>>,
-    /// Under this libfaketime, for the clock faults.
-    faketime: Option<PathBuf>,
+    /// Under libfaketime, for the clock faults.
+    faketime: Option<Faketime>,
 }
 
 /// The run, once it is known where the nodes run: from the run directory to the summary.
@@ -374,12 +378,13 @@ async fn leave_out_what_cannot_run(args: &TestArgs, options: &mut TestOptions) -
 /// the libfaketime to start the nodes under when they run (and only then: every clock call of
 /// a node under it costs a read of its control file). A system whose nodes cannot run under
 /// libfaketime, or a machine without it, leaves them out, saying so; a `--nemesis` list that
-/// names one is refused (exit 3).
+/// names one is refused (exit 3). With hosts, the libfaketime is theirs: their check finds it
+/// ([`placement::leave_out_what_hosts_lack`]).
 async fn clock_fault_here(
     args: &TestArgs,
     system: &dyn System,
     options: &mut TestOptions,
-) -> Result<Option<PathBuf>> {
+) -> Result<Option<Faketime>> {
     let moving_clocks: Vec<FaultKind> = options
         .fault_kinds()?
         .iter()
@@ -390,8 +395,9 @@ async fn clock_fault_here(
     }
     let reason = match system.clock_unfaultable() {
         Some(reason) => reason,
+        None if !options.hosts.is_empty() => return Ok(Some(Faketime::OnHosts)),
         None => match tokio::task::spawn_blocking(faketime_available).await? {
-            Ok(library) => return Ok(Some(library)),
+            Ok(library) => return Ok(Some(Faketime::Here(library))),
             Err(reason) => reason.to_string(),
         },
     };

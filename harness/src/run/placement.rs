@@ -96,11 +96,6 @@ pub async fn place_nodes(
 
 /// Why `kind` cannot run on nodes on hosts over SSH, if it cannot.
 fn not_on_hosts(kind: FaultKind) -> Option<&'static str> {
-    if kind.moves_clocks() {
-        return Some(
-            "the clock faults run nodes under libfaketime on this machine, not on the hosts",
-        );
-    }
     if kind == FaultKind::Membership {
         return Some("membership changes need spare nodes, and --hosts puts one node on each host");
     }
@@ -159,22 +154,44 @@ pub async fn place_on_hosts(
 }
 
 /// With hosts: leaves out (or refuses, for a list given by name) power loss where a host has
-/// no FUSE for its disk. Once the hosts were checked; nothing runs on them yet.
+/// no FUSE for its disk, and the clock faults where one has no libfaketime. Once the hosts
+/// were checked; nothing runs on them yet.
 pub fn leave_out_what_hosts_lack(
     args: &TestArgs,
     hosts: &RemoteNodes,
     options: &mut TestOptions,
 ) -> Result<()> {
+    let lacking = |without: &[String]| {
+        format!(
+            "{} {}",
+            without.join(", "),
+            if without.len() == 1 { "has" } else { "have" }
+        )
+    };
     let without = hosts.without_fuse();
-    if without.is_empty() || !options.fault_kinds()?.contains(FaultKind::PowerLoss) {
+    if !without.is_empty() && options.fault_kinds()?.contains(FaultKind::PowerLoss) {
+        let reason = format!(
+            "the power-loss disks are FUSE filesystems, and {} no /dev/fuse",
+            lacking(&without)
+        );
+        options.leave_out(FaultKind::PowerLoss, &reason, args.nemesis.is_some())?;
+    }
+    let without = hosts.without_faketime();
+    if without.is_empty() {
         return Ok(());
     }
     let reason = format!(
-        "the power-loss disks are FUSE filesystems, and {} {} no /dev/fuse",
-        without.join(", "),
-        if without.len() == 1 { "has" } else { "have" }
+        "the clock faults run nodes under libfaketime, and {} none (apt-get install faketime)",
+        lacking(&without)
     );
-    options.leave_out(FaultKind::PowerLoss, &reason, args.nemesis.is_some())
+    for kind in options
+        .fault_kinds()?
+        .iter()
+        .filter(|kind| kind.moves_clocks())
+    {
+        options.leave_out(kind, &reason, args.nemesis.is_some())?;
+    }
+    Ok(())
 }
 
 /// Leaves out every fault on links (or refuses the run, for a list given by name).

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Where Debian's and a source build's libfaketime are, in the order they are tried;
-/// `FAULTLINE_LIBFAKETIME` names another.
-const LIBRARY_PATHS: [&str; 4] = [
+/// Where Debian's and a source build's libfaketime are, in the order they are tried (here,
+/// and on hosts over SSH); `FAULTLINE_LIBFAKETIME` names another here.
+pub const LIBRARY_PATHS: [&str; 4] = [
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
     "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
     "/usr/lib/faketime/libfaketime.so.1",

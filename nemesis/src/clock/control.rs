@@ -118,13 +118,13 @@ impl ClockControl {
 /// when the process exits, but a SIGKILL leaves them behind (and a later process with the
 /// same pid could then fail to start under libfaketime).
 pub fn remove_process_leftovers(pid: u32) {
-    for name in [
-        format!("/dev/shm/faketime_shm_{pid}"),
-        format!("/dev/shm/sem.faketime_sem_{pid}"),
-    ] {
-        let _ = std::fs::remove_file(name);
+    for prefix in PROCESS_LEFTOVERS {
+        let _ = std::fs::remove_file(format!("{prefix}{pid}"));
     }
 }
+
+/// What libfaketime leaves for a process, each named by this and the process's pid.
+pub const PROCESS_LEFTOVERS: [&str; 2] = ["/dev/shm/faketime_shm_", "/dev/shm/sem.faketime_sem_"];
 
 #[cfg(test)]
 mod tests {

@@ -34,6 +34,10 @@ mod available;
 mod control;
 mod setting;
 
-pub use available::{FaketimeUnavailable, faketime_available, not_preloadable};
-pub use control::{ClockControl, control_line, libfaketime_offset, remove_process_leftovers};
+pub use available::{
+    FaketimeUnavailable, LIBRARY_PATHS as LIBFAKETIME_PATHS, faketime_available, not_preloadable,
+};
+pub use control::{
+    ClockControl, PROCESS_LEFTOVERS, control_line, libfaketime_offset, remove_process_leftovers,
+};
 pub use setting::ClockSetting;
