@@ -57,6 +57,9 @@ enum Cli {
     /// Serve a power-loss disk for a node on this host (the harness runs it over SSH).
     #[command(hide = true)]
     DiskServe(remote::disk_server::DiskServeArgs),
+    /// Proxy a node's links to its peers on this host (the harness runs it over SSH).
+    #[command(hide = true)]
+    LinkServe(remote::link_server::LinkServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +93,11 @@ fn main() -> ExitCode {
                 ExitCode::from(ERROR_EXIT_CODE)
             }
         },
+        Cli::LinkServe(args) => block_on("link-serve", async {
+            remote::link_server::run(&args)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+        }),
         Cli::Hosts(args) => block_on("hosts", async {
             remote::command::run(&args)
                 .await

@@ -17,7 +17,8 @@
 //! - `partition/`: the partition code. `mod.rs` has the [`Partitioner`] and
 //!   [`Degrader`] traits, [`Degradation`] and [`PartitionError`];
 //!   `iptables.rs` cuts links with rules; `host_rules.rs` with rules on each
-//!   node's own host, run through a [`HostFirewall`] (SSH); `netns.rs` with
+//!   node's own host, run through a [`HostFirewall`] (SSH), and `host_links.rs`
+//!   degrades links there through the proxies the caller runs on each host ([`HostLinks`]); `netns.rs` with
 //!   those rules inside the nodes' network namespaces; `proxy.rs` is the TCP proxy, which
 //!   cuts links too and is where the proxy's degradation happens (delays,
 //!   jitter, drops); `backend.rs` is [`PartitionBackend`], the choice
@@ -118,6 +119,7 @@ pub use netns::{
     remove_leftover_namespaces,
 };
 pub use partition::backend::{BackendError, BackendOptions, PartitionBackend};
+pub use partition::host_links::HostLinks;
 pub use partition::host_rules::{FirewallError, HostFirewall, HostRules};
 pub use partition::iptables::{
     CHAIN_PREFIX, IptablesError, IptablesPartitioner, own_chain_prefix, remove_leftover_chains,

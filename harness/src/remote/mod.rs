@@ -11,6 +11,8 @@
 //!   the end;
 //! - `disk.rs` and `disk_server.rs`: a node's power-loss disk on its host, served there by
 //!   the harness's own binary (`faultline disk-serve`) and driven from here;
+//! - `links.rs` and `link_server.rs`: the proxies of a node's links on its host, for slow and
+//!   lossy links, served there by the harness's own binary (`faultline link-serve`);
 //! - `command.rs`: `faultline hosts`, which checks every host a run would use.
 //!
 //! # Why the `openssh` crate, and its native multiplexing
@@ -40,6 +42,8 @@ pub mod command;
 mod disk;
 pub mod disk_server;
 mod host;
+pub mod link_server;
+mod links;
 mod nodes;
 mod process;
 mod ssh;

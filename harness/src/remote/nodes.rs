@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,6 +20,7 @@ use futures::future::{BoxFuture, join_all};
 
 use super::disk::RemoteDisk;
 use super::host::{ClockOffset, HostNeeds, RUNS_DIR, ReadyHost, RemoteHost, RemoteProgram};
+use super::links::RemoteLinks;
 use super::process::RemoteProcess;
 use super::ssh::{SshError, SshOptions};
 use crate::host_addr::HostAddr;
@@ -56,8 +57,9 @@ pub struct RemoteNodes {
     program_version: Option<String>,
     /// The node program's path on the hosts, once put there (or found installed).
     node_program: tokio::sync::OnceCell<String>,
-    /// The harness's own binary on the hosts, once put there (for power-loss disks).
-    disk_server: tokio::sync::OnceCell<String>,
+    /// The harness's own binary on the hosts, once put there (for power-loss disks and the
+    /// links' proxies).
+    harness: tokio::sync::OnceCell<String>,
 }
 
 impl std::fmt::Debug for RemoteNodes {
@@ -151,7 +153,7 @@ impl RemoteNodes {
             program: needs.program.clone(),
             program_version,
             node_program: tokio::sync::OnceCell::new(),
-            disk_server: tokio::sync::OnceCell::new(),
+            harness: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -230,22 +232,40 @@ impl RemoteNodes {
         Ok(self.host(node)?.host.write_line(path, line).await?)
     }
 
-    /// Mounts a power-loss disk on `node`'s data dir on its host, served there by this
-    /// harness's binary (copied to every host the first time).
-    pub async fn mount_disk(&self, node: &str) -> Result<RemoteDisk> {
-        let host = self.host(node)?;
+    /// This harness's binary on the hosts, copied to every host the first time, to serve
+    /// `what` there.
+    async fn harness(&self, what: &str) -> Result<&str> {
         let program = self
-            .disk_server
+            .harness
             .get_or_try_init(|| async {
                 let harness = std::env::current_exe()
-                    .context("finding this executable, to serve power-loss disks on the hosts")?;
+                    .with_context(|| format!("finding this executable, to serve {what}"))?;
                 self.put_program(&harness)
                     .await
-                    .context("putting the harness on the hosts, to serve power-loss disks")
+                    .with_context(|| format!("putting the harness on the hosts, to serve {what}"))
             })
             .await?;
+        Ok(program)
+    }
+
+    /// Mounts a power-loss disk on `node`'s data dir on its host, served there by this
+    /// harness's binary.
+    pub async fn mount_disk(&self, node: &str) -> Result<RemoteDisk> {
+        let host = self.host(node)?;
+        let program = self.harness("power-loss disks on the hosts").await?;
         let data_dir = format!("{}/data", self.node_dir(node));
         RemoteDisk::mount(&host.host, program, &data_dir, node).await
+    }
+
+    /// Proxies every node's links to the others on its host (`peers`: each node's peer
+    /// address), served there by this harness's binary, so that they can be slowed and
+    /// made lossy.
+    pub async fn proxy_links(&self, peers: &BTreeMap<NodeName, SocketAddr>) -> Result<RemoteLinks> {
+        let program = self.harness("the links' proxies on the hosts").await?;
+        let hosts = (self.hosts.iter())
+            .map(|(node, host)| (node.clone(), host.host.as_ref()))
+            .collect();
+        RemoteLinks::start(&hosts, program, peers).await
     }
 
     /// Where everything of the run lives on every host.

@@ -29,9 +29,9 @@ use anyhow::{Context, Result, bail};
 use faultline_checker::Verdict;
 use faultline_history::{History, Process, Summary};
 use faultline_nemesis::{
-    BackendOptions, Cluster, Event, EventName, FaultKind, Nemesis, NodeNetwork, PartitionBackend,
-    Partitioner, Schedule, faketime_available, fuse_available, remove_leftover_chains,
-    remove_leftover_mounts, remove_leftover_namespaces,
+    BackendOptions, Cluster, Event, EventName, FaultKind, HostLinks, Nemesis, NodeNetwork,
+    PartitionBackend, Partitioner, Schedule, faketime_available, fuse_available,
+    remove_leftover_chains, remove_leftover_mounts, remove_leftover_namespaces,
 };
 use faultline_workloads::{ClientRun, FinalReads, KeysInUse, Recorder, run_clients};
 use serde_json::json;
@@ -139,6 +139,23 @@ pub async fn run_until(args: &TestArgs, interrupt: &Interrupt) -> Result<RunOutc
     outcome
 }
 
+/// With hosts and slow or lossy links in the mix: the proxies of every node's links, on its
+/// host.
+async fn links_on_hosts(
+    options: &TestOptions,
+    hosts: &RemoteNodes,
+    cluster: &ProcessCluster,
+) -> Result<Option<Arc<dyn HostLinks>>> {
+    if !options.fault_kinds()?.iter().any(FaultKind::slows_links) {
+        return Ok(None);
+    }
+    let links = hosts
+        .proxy_links(&cluster.peer_addrs())
+        .await
+        .context("proxying the nodes' links on the hosts")?;
+    Ok(Some(Arc::new(links)))
+}
+
 /// Where the nodes run, and what they run under.
 struct Placed {
     /// Each in a network namespace of its own.
@@ -210,8 +227,17 @@ async fn run_placed(
     })?);
     let network = Arc::new(match (node_network, &hosts) {
         (Some(node_network), _) => PartitionBackend::in_namespaces(node_network),
-        (None, Some(hosts)) => PartitionBackend::on_hosts(hosts.clone(), cluster.peer_addrs())
-            .context("setting up partitions on the hosts")?,
+        (None, Some(hosts)) => {
+            let links = match links_on_hosts(&options, hosts, &cluster).await {
+                Ok(links) => links,
+                Err(error) => {
+                    let unclean = hosts.collect_and_clean(&BTreeMap::new()).await;
+                    bail!("{error:#}{}", not_cleaned(&unclean));
+                }
+            };
+            PartitionBackend::on_hosts(hosts.clone(), cluster.peer_addrs(), links)
+                .context("setting up partitions on the hosts")?
+        }
         (None, None) => PartitionBackend::start(
             options.backend_kind()?,
             &cluster.peer_addrs(),

@@ -7,9 +7,9 @@
 //! The choice changes which faults can run, and this module leaves out what cannot, saying
 //! why (a fault asked for by name is refused instead): without namespaces the links of such
 //! a system cannot be cut at all; with them, links cannot be slowed or made lossy, since the
-//! TCP proxy that does that cannot sit between namespaces. On hosts, neither can it, and the
-//! faults that need this machine (its FUSE power-loss disks, libfaketime) or spare nodes are
-//! left out too.
+//! TCP proxy that does that cannot sit between namespaces. On hosts, the proxy of each link
+//! runs on its sender's host; membership changes, which need spare nodes, are left out, and
+//! so are power loss and the clock faults on hosts without FUSE or libfaketime.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -98,12 +98,6 @@ pub async fn place_nodes(
 fn not_on_hosts(kind: FaultKind) -> Option<&'static str> {
     if kind == FaultKind::Membership {
         return Some("membership changes need spare nodes, and --hosts puts one node on each host");
-    }
-    if kind.needs_proxy() {
-        return Some(
-            "slowing links and making them lossy needs the TCP proxy, which cannot sit \
-             between hosts",
-        );
     }
     None
 }

@@ -8,15 +8,17 @@
 //! while the proxy degrades it.
 //!
 //! Nodes in network namespaces of their own get the rules of `netns.rs`
-//! instead ([`PartitionBackend::in_namespaces`]), and nodes on hosts of their
-//! own the same rules applied on each host through the harness's runner
-//! ([`PartitionBackend::on_hosts`], `host_rules.rs`). Neither can be degraded:
-//! the proxy cannot sit between namespaces or hosts.
+//! instead ([`PartitionBackend::in_namespaces`]), which cannot be degraded:
+//! the proxy cannot sit between namespaces. Nodes on hosts of their own get
+//! the same rules applied on each host through the harness's runner
+//! ([`PartitionBackend::on_hosts`], `host_rules.rs`), and, to degrade links,
+//! the proxies of their links on each sender's host (`host_links.rs`).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use super::host_links::HostLinks;
 use super::host_rules::{HostFirewall, HostRules};
 use super::iptables::{IptablesError, IptablesPartitioner};
 use super::netns::NamespaceRules;
@@ -86,11 +88,11 @@ struct NoProxyInThePath;
 )]
 struct NoDegradingInNamespaces;
 
-/// Degradation asked of nodes on hosts of their own.
+/// Degradation asked of nodes on hosts of their own without their links' proxies.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the TCP proxy runs beside the harness, not between the nodes' hosts, and netem is \
-     not used; leave out slow and lossy"
+    "the hosts run no proxies on the nodes' links (the run was set up without slow or \
+     lossy), and netem is not used; leave out slow and lossy"
 )]
 struct NoDegradingOnHosts;
 
@@ -111,7 +113,11 @@ enum Backend {
     },
     Proxy(ProxyNetwork),
     Namespaces(NamespaceRules),
-    Hosts(HostRules),
+    /// Rules cut links; the proxies on the senders' hosts, when there, degrade them.
+    Hosts {
+        rules: HostRules,
+        links: Option<Arc<dyn HostLinks>>,
+    },
 }
 
 impl PartitionBackend {
@@ -160,12 +166,14 @@ impl PartitionBackend {
 
     /// The backend for nodes on hosts of their own, each node's peer traffic coming from
     /// the IP of its address in `addrs`: links are cut by rules on each receiving node's
-    /// host, in a chain of Faultline's own, applied through `firewall` (see [`HostRules`]);
-    /// nodes dial each other's `addrs` directly, and nothing can be degraded. Runs no
-    /// command until links are cut. Fails if an address is not IPv4.
+    /// host, in a chain of Faultline's own, applied through `firewall` (see [`HostRules`]).
+    /// With `links`, nodes dial their links' proxies on their own hosts, which degrade them;
+    /// without, they dial each other's `addrs` directly, and nothing can be degraded. Runs
+    /// no command until links are cut. Fails if an address is not IPv4.
     pub fn on_hosts(
         firewall: Arc<dyn HostFirewall>,
         addrs: BTreeMap<NodeName, SocketAddr>,
+        links: Option<Arc<dyn HostLinks>>,
     ) -> Result<Self, BackendError> {
         let ips = addrs
             .iter()
@@ -178,7 +186,10 @@ impl PartitionBackend {
             })
             .collect::<Result<_, _>>()?;
         Ok(PartitionBackend {
-            backend: Backend::Hosts(HostRules::new(firewall, ips)),
+            backend: Backend::Hosts {
+                rules: HostRules::new(firewall, ips),
+                links,
+            },
             peer_addrs: addrs,
         })
     }
@@ -191,14 +202,15 @@ impl PartitionBackend {
             Backend::Iptables { .. } => PartitionBackendKind::Iptables,
             Backend::Proxy(_) => PartitionBackendKind::Proxy,
             Backend::Namespaces(_) => PartitionBackendKind::Netns,
-            Backend::Hosts(_) => PartitionBackendKind::HostIptables,
+            Backend::Hosts { .. } => PartitionBackendKind::HostIptables,
         }
     }
 
-    /// Whether [`Degrader::degrade`] works: with the proxy backend, or
-    /// with iptables started with [`BackendOptions::degradation`].
+    /// Whether [`Degrader::degrade`] works: with the proxy backend, with
+    /// iptables started with [`BackendOptions::degradation`], or on hosts
+    /// with their links' proxies.
     pub fn can_degrade(&self) -> bool {
-        self.proxy().is_some()
+        self.proxy().is_some() || self.host_links().is_some()
     }
 
     /// The address node `from` must dial to reach peer `to` (the `@DIAL` of
@@ -209,6 +221,9 @@ impl PartitionBackend {
     pub fn dial_addr(&self, from: &str, to: &str) -> Option<SocketAddr> {
         if let Backend::Namespaces(_) = self.backend {
             return None;
+        }
+        if let Some(links) = self.host_links() {
+            return links.dial_addr(from, to);
         }
         match self.proxy() {
             Some(proxy) => proxy.dial_addr(from, to),
@@ -223,7 +238,14 @@ impl PartitionBackend {
         match &self.backend {
             Backend::Iptables { proxy, .. } => proxy.as_ref(),
             Backend::Proxy(proxy) => Some(proxy),
-            Backend::Namespaces(_) | Backend::Hosts(_) => None,
+            Backend::Namespaces(_) | Backend::Hosts { .. } => None,
+        }
+    }
+
+    fn host_links(&self) -> Option<&Arc<dyn HostLinks>> {
+        match &self.backend {
+            Backend::Hosts { links, .. } => links.as_ref(),
+            _ => None,
         }
     }
 }
@@ -255,7 +277,7 @@ impl Partitioner for PartitionBackend {
             Backend::Iptables { rules, .. } => rules.cut(links).await,
             Backend::Proxy(proxy) => proxy.cut(links).await,
             Backend::Namespaces(rules) => rules.cut(links).await,
-            Backend::Hosts(rules) => rules.cut(links).await,
+            Backend::Hosts { rules, .. } => rules.cut(links).await,
         }
     }
 
@@ -272,7 +294,15 @@ impl Partitioner for PartitionBackend {
             }
             Backend::Proxy(proxy) => proxy.heal().await,
             Backend::Namespaces(rules) => rules.heal().await,
-            Backend::Hosts(rules) => rules.heal().await,
+            Backend::Hosts { rules, links } => {
+                let rules_healed = rules.heal().await;
+                let links_healed = match links {
+                    Some(links) => (links.heal().await)
+                        .map_err(|e| PartitionError::backend("healing the links on the hosts", e)),
+                    None => Ok(()),
+                };
+                rules_healed.and(links_healed)
+            }
         }
     }
 
@@ -289,25 +319,49 @@ impl Partitioner for PartitionBackend {
             }
             Backend::Proxy(proxy) => proxy.teardown().await,
             Backend::Namespaces(rules) => rules.teardown().await,
-            Backend::Hosts(rules) => rules.teardown().await,
+            Backend::Hosts { rules, links } => {
+                let rules_removed = rules.teardown().await;
+                let links_stopped = match links {
+                    Some(links) => (links.teardown().await).map_err(|e| {
+                        PartitionError::backend("stopping the links' proxies on the hosts", e)
+                    }),
+                    None => Ok(()),
+                };
+                rules_removed.and(links_stopped)
+            }
         }
     }
 }
 
 impl Degrader for PartitionBackend {
     async fn degrade(&self, links: &[Link], how: &Degradation) -> Result<(), PartitionError> {
-        match self.backend {
+        match &self.backend {
             Backend::Namespaces(_) => {
                 return Err(PartitionError::backend(
                     "cannot degrade links between network namespaces",
                     NoDegradingInNamespaces,
                 ));
             }
-            Backend::Hosts(_) => {
+            Backend::Hosts { links: None, .. } => {
                 return Err(PartitionError::backend(
                     "cannot degrade links between hosts",
                     NoDegradingOnHosts,
                 ));
+            }
+            Backend::Hosts {
+                links: Some(host_links),
+                ..
+            } => {
+                how.check()?;
+                let unknown = (links.iter())
+                    .filter(|link| link.from != link.to)
+                    .flat_map(|link| [&link.from, &link.to])
+                    .find(|node| !self.peer_addrs.contains_key(*node));
+                if let Some(node) = unknown {
+                    return Err(PartitionError::UnknownNode(node.clone()));
+                }
+                return (host_links.degrade(links, how).await)
+                    .map_err(|e| PartitionError::backend("degrading links on the hosts", e));
             }
             Backend::Iptables { .. } | Backend::Proxy(_) => {}
         }
@@ -694,7 +748,7 @@ mod tests {
                 .map(|(node, addr)| (node.to_owned(), addr.parse().unwrap()))
                 .collect();
         let firewall = Arc::new(FakeFirewall::default());
-        let backend = PartitionBackend::on_hosts(firewall.clone(), addrs.clone()).unwrap();
+        let backend = PartitionBackend::on_hosts(firewall.clone(), addrs.clone(), None).unwrap();
         assert_eq!(backend.kind(), PartitionBackendKind::HostIptables);
         assert_eq!(backend.kind().to_string(), "host-iptables");
         assert_eq!(backend.dial_addr("n1", "n2"), Some(addrs["n2"]));
@@ -724,6 +778,94 @@ mod tests {
         );
     }
 
+    /// [`HostLinks`] that proxy nothing: each link's dial is a made-up port, and each call
+    /// is recorded.
+    #[derive(Debug, Default)]
+    struct FakeLinks {
+        calls: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl HostLinks for FakeLinks {
+        fn dial_addr(&self, from: &str, to: &str) -> Option<SocketAddr> {
+            let port = match (from, to) {
+                ("n1", "n2") => 40012,
+                ("n2", "n1") => 40021,
+                _ => return None,
+            };
+            Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        }
+
+        fn degrade<'a>(
+            &'a self,
+            links: &'a [Link],
+            how: &'a Degradation,
+        ) -> futures::future::BoxFuture<'a, Result<(), crate::FirewallError>> {
+            let links: Vec<String> = links
+                .iter()
+                .map(|l| format!("{}>{}", l.from, l.to))
+                .collect();
+            let call = format!("degrade {} by {:?}", links.join(","), how.latency);
+            self.calls.lock().unwrap().push(call);
+            Box::pin(async { Ok(()) })
+        }
+
+        fn heal(&self) -> futures::future::BoxFuture<'_, Result<(), crate::FirewallError>> {
+            self.calls.lock().unwrap().push("heal".to_owned());
+            Box::pin(async { Ok(()) })
+        }
+
+        fn teardown(&self) -> futures::future::BoxFuture<'_, Result<(), crate::FirewallError>> {
+            self.calls.lock().unwrap().push("teardown".to_owned());
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn on_hosts_with_links_nodes_dial_their_proxies_which_degrade_while_rules_cut() {
+        let addrs: BTreeMap<NodeName, SocketAddr> =
+            [("n1", "10.0.0.1:7001"), ("n2", "10.0.0.2:7002")]
+                .into_iter()
+                .map(|(node, addr)| (node.to_owned(), addr.parse().unwrap()))
+                .collect();
+        let firewall = Arc::new(FakeFirewall::default());
+        let links = Arc::new(FakeLinks::default());
+        let backend =
+            PartitionBackend::on_hosts(firewall.clone(), addrs, Some(links.clone())).unwrap();
+        assert!(backend.can_degrade());
+        assert_eq!(
+            backend.dial_addr("n1", "n2"),
+            Some("127.0.0.1:40012".parse().unwrap())
+        );
+        backend
+            .degrade(&[link("n1", "n2")], &slow(Duration::from_millis(100)))
+            .await
+            .unwrap();
+        // Checked before any host is asked: a bad degradation, an unknown node.
+        let bad = Degradation {
+            drop: 2.0,
+            ..Degradation::default()
+        };
+        assert!(backend.degrade(&[link("n1", "n2")], &bad).await.is_err());
+        let unknown = backend
+            .degrade(&[link("n1", "n9")], &slow(Duration::from_millis(1)))
+            .await
+            .unwrap_err();
+        assert!(matches!(unknown, PartitionError::UnknownNode(ref node) if node == "n9"));
+        assert_eq!(
+            firewall.take(),
+            Vec::<String>::new(),
+            "degrading runs no rule"
+        );
+        backend.cut(&[link("n1", "n2")]).await.unwrap();
+        assert_eq!(firewall.take().len(), 3, "cuts are the rules'");
+        backend.heal().await.unwrap();
+        backend.teardown().await.unwrap();
+        assert_eq!(
+            *links.calls.lock().unwrap(),
+            ["degrade n1>n2 by 100ms", "heal", "teardown"]
+        );
+    }
+
     #[tokio::test]
     async fn on_hosts_refuses_an_ipv6_address_naming_its_node() {
         let addrs = [("n1", "10.0.0.1:7001"), ("n2", "[::1]:7002")]
@@ -731,7 +873,7 @@ mod tests {
             .map(|(node, addr)| (node.to_owned(), addr.parse().unwrap()))
             .collect();
         let error =
-            PartitionBackend::on_hosts(Arc::new(FakeFirewall::default()), addrs).unwrap_err();
+            PartitionBackend::on_hosts(Arc::new(FakeFirewall::default()), addrs, None).unwrap_err();
         assert!(matches!(error, BackendError::NotIpv4 { ref node, .. } if node == "n2"));
         assert!(error.to_string().contains("[::1]:7002"), "{error}");
         let error = PartitionBackend::start(

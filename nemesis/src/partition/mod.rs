@@ -11,18 +11,22 @@
 //! - `host_rules.rs`: DROP rules per receiving node on that node's own host, in
 //!   a chain of their own, run through a [`host_rules::HostFirewall`] the caller
 //!   provides (SSH to remote hosts; cannot degrade);
+//! - `host_links.rs`: the [`host_links::HostLinks`] the caller provides to degrade
+//!   links between hosts: the proxies of `proxy.rs`, run on each sender's host;
 //! - `netns.rs`: the rules of `host_rules.rs` inside the namespaces of nodes
 //!   that each have one (a `crate::netns::NodeNetwork`; needs root);
 //! - `backend.rs`: [`backend::PartitionBackend`], the one a run picks with
 //!   `--partition-backend auto|iptables|proxy`, with the proxy in the path of
 //!   iptables when the run degrades links, or the namespaces' rules when the
-//!   nodes run in namespaces, or the hosts' rules when they run on hosts.
+//!   nodes run in namespaces, or the hosts' rules (and links, to degrade) when
+//!   they run on hosts.
 //!
 //! Dependencies point one way: `backend.rs` uses the backends, which use only
 //! this file (`host_rules.rs` the chain names of `iptables.rs`, and `netns.rs`
 //! `host_rules.rs` and the iptables runner of `iptables.rs`).
 
 pub(crate) mod backend;
+pub(crate) mod host_links;
 pub(crate) mod host_rules;
 pub(crate) mod iptables;
 pub(crate) mod netns;

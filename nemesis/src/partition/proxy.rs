@@ -66,6 +66,9 @@ pub enum ProxyError {
         #[source]
         source: io::Error,
     },
+    /// [`ProxyNetwork::start_from`] was given a sender that is none of the nodes.
+    #[error("no node {0} to proxy the links of")]
+    UnknownSender(NodeName),
     /// A node's peer IP cannot be the source of the proxy's connections
     /// ([`UpstreamSource::SenderIp`]), usually because it is not local.
     #[error("the proxy cannot connect from {ip}, node {node}'s peer IP, on its behalf: {source}")]
@@ -207,6 +210,28 @@ impl ProxyNetwork {
         peer_addrs: &BTreeMap<NodeName, SocketAddr>,
         source: UpstreamSource,
     ) -> Result<Self, ProxyError> {
+        Self::start_links(peer_addrs, source, None).await
+    }
+
+    /// Starts the proxies of the links from `sender` only (to every other node in
+    /// `peer_addrs`): the part of the network that runs on `sender`'s own host, when each
+    /// node has one. Each link is numbered as in the whole network, so that two hosts'
+    /// links draw apart.
+    pub async fn start_from(
+        sender: &str,
+        peer_addrs: &BTreeMap<NodeName, SocketAddr>,
+    ) -> Result<Self, ProxyError> {
+        if !peer_addrs.contains_key(sender) {
+            return Err(ProxyError::UnknownSender(sender.to_string()));
+        }
+        Self::start_links(peer_addrs, UpstreamSource::Any, Some(sender)).await
+    }
+
+    async fn start_links(
+        peer_addrs: &BTreeMap<NodeName, SocketAddr>,
+        source: UpstreamSource,
+        sender: Option<&str>,
+    ) -> Result<Self, ProxyError> {
         if source == UpstreamSource::SenderIp {
             for (node, addr) in peer_addrs {
                 // Binding fails here, clearly, rather than on every connection.
@@ -220,8 +245,14 @@ impl ProxyNetwork {
             }
         }
         let mut links = BTreeMap::new();
+        let mut next_number = 0;
         for (from, from_addr) in peer_addrs {
             for (to, &target) in peer_addrs.iter().filter(|(to, _)| *to != from) {
+                let link_number = next_number;
+                next_number += 1;
+                if sender.is_some_and(|sender| sender != from) {
+                    continue;
+                }
                 let bind_error = |source| ProxyError::Bind {
                     from: from.clone(),
                     to: to.clone(),
@@ -238,7 +269,7 @@ impl ProxyNetwork {
                         UpstreamSource::Any => None,
                         UpstreamSource::SenderIp => Some(from_addr.ip()),
                     },
-                    link_number: links.len() as u64,
+                    link_number,
                 };
                 tokio::spawn(accept_loop(listener, route, observer));
                 let link = Link {
@@ -718,6 +749,31 @@ mod tests {
         assert_ne!(there, back);
         assert_eq!(network.dial_addr("n1", "n1"), None);
         assert_eq!(network.dial_addr("n1", "n9"), None);
+    }
+
+    #[tokio::test]
+    async fn a_senders_proxies_carry_its_links_only() {
+        let (echo, _) = echo_server_on(Ipv4Addr::LOCALHOST.into()).await;
+        let unused: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let peers = BTreeMap::from([
+            ("n1".to_owned(), unused),
+            ("n2".to_owned(), echo),
+            ("n3".to_owned(), unused),
+        ]);
+        let network = ProxyNetwork::start_from("n1", &peers).await.unwrap();
+        assert!(network.dial_addr("n1", "n3").is_some());
+        assert_eq!(network.dial_addr("n2", "n1"), None);
+        assert_eq!(network.dial_addr("n3", "n2"), None);
+        let mut conn = dial(&network).await;
+        assert_eq!(round_trip(&mut conn, b"ping").await.unwrap(), b"ping");
+        // Degrading another sender's link is an unknown node's, here.
+        let error = network
+            .degrade(&[link("n2", "n3")], &Degradation::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, PartitionError::UnknownNode(ref node) if node == "n2"));
+        let error = ProxyNetwork::start_from("n9", &peers).await.unwrap_err();
+        assert_eq!(error.to_string(), "no node n9 to proxy the links of");
     }
 
     #[tokio::test]
