@@ -550,6 +550,52 @@ fn completions_per_second(store: &Path, inside: &str, other: &str) -> (f64, f64)
 }
 
 #[tokio::test]
+async fn membership_changes_on_hosts_add_nodes_on_the_spare_hosts_and_stay_valid() {
+    if skipped() {
+        return;
+    }
+    let _runs_dir = RUNS_DIR.read().await;
+    let hosts = SshHosts::start(5, &[]).await;
+    let store = tempfile::tempdir().unwrap();
+    let spares = format!("{},{}", hosts.host("n4"), hosts.host("n5"));
+    let output = test_on_hosts(
+        &hosts,
+        store.path(),
+        &[
+            "--spare-hosts",
+            &spares,
+            "--time-limit",
+            "8s",
+            "--nemesis-interval",
+            "1s",
+            "--nemesis",
+            "membership,kill",
+        ],
+    );
+    let test = check_valid_run_on_hosts(&hosts, store.path(), &output, &["change-members"]);
+    assert_eq!(test["nodes"].as_array().unwrap().len(), 5, "{test}");
+    assert_eq!(test["nodes"][3]["spare"], true, "{test}");
+    assert!(
+        test["replay"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("--spare-hosts {spares}")),
+        "{test}"
+    );
+    // A spare joined: some change's members name a node of a spare host.
+    let events = common::nemesis_events(store.path());
+    let joined = events.iter().any(|(f, value)| {
+        f == "members-changed" && ["n4", "n5"].iter().any(|n| value.to_string().contains(n))
+    });
+    assert!(joined, "no spare joined: {events:?}");
+    assert_eq!(
+        left_on(&hosts, &["n1", "n2", "n3", "n4", "n5"], &test),
+        Vec::<String>::new()
+    );
+    hosts.stop().await;
+}
+
+#[tokio::test]
 async fn a_node_binary_installed_on_the_hosts_is_run_there_if_it_is_the_same_build() {
     if skipped() {
         return;
@@ -781,7 +827,10 @@ async fn faults_that_cannot_run_on_hosts_are_left_out_and_a_host_not_ready_is_ex
     let output = test_on_hosts(&hosts, store.path(), &["--nemesis", "membership"]);
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
     assert!(
-        text(&output.stderr).contains("membership cannot run here: membership changes need spare"),
+        text(&output.stderr).contains(
+            "membership cannot run here: membership changes add spare nodes, and on hosts each \
+             needs a host of its own: name two with --spare-hosts"
+        ),
         "{}",
         describe(&output)
     );

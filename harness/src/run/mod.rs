@@ -210,7 +210,7 @@ async fn run_placed(
     if let Some(hosts) = &hosts {
         errln!(
             "  each node on a host of its own over SSH: {} (under {} there)",
-            options.hosts.join(", "),
+            options.node_hosts().join(", "),
             hosts.root()
         );
     }

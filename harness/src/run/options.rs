@@ -9,7 +9,7 @@ use faultline_nemesis::{FaultKinds, PartitionBackendKind};
 use faultline_workloads::WorkloadKind;
 
 use crate::host_addr::{HostAddr, parse_hosts};
-use crate::store::{self, TestOptions, derived_name};
+use crate::store::{self, SPARES, TestOptions, derived_name};
 
 /// The faults of a run without `--nemesis`: the process faults and the network faults that
 /// expose the bugs of the zoo, with the four aimed at the bugs random faults rarely expose
@@ -122,6 +122,10 @@ pub struct TestArgs {
     /// machines".
     #[arg(long, value_parser = parse_hosts)]
     pub hosts: Option<std::vec::Vec<HostAddr>>,
+    /// With hosts: two more hosts, for the nodes that the membership fault adds to the
+    /// cluster (spares until they join); without them, membership changes are left out.
+    #[arg(long, value_parser = parse_hosts)]
+    pub spare_hosts: Option<std::vec::Vec<HostAddr>>,
     /// With hosts (--hosts, or [hosts] in the system file): an ssh configuration file to use
     /// instead of `~/.ssh/config` (as `ssh -F`).
     #[arg(long)]
@@ -207,6 +211,18 @@ impl TestArgs {
                 config.display()
             );
         }
+        if let Some(spares) = &self.spare_hosts {
+            if spares.len() != SPARES {
+                bail!(
+                    "--spare-hosts names {} hosts: the membership fault adds {SPARES} nodes, \
+                     one on each spare host",
+                    spares.len()
+                );
+            }
+            if let Some(both) = spares.iter().find(|spare| hosts.hosts.contains(spare)) {
+                bail!("{both} is in {source} and in --spare-hosts: a host runs one node");
+            }
+        }
         Ok(())
     }
 
@@ -284,6 +300,9 @@ impl TestArgs {
         if hosts.is_none() && self.node_binary_on_hosts.is_some() {
             bail!("--node-binary-on-hosts is for nodes on hosts: name them with --hosts");
         }
+        if hosts.is_none() && self.spare_hosts.is_some() {
+            bail!("--spare-hosts is for nodes on hosts: name the members' with --hosts");
+        }
         if self.netns && self.partition_backend != PartitionBackendKind::Auto {
             bail!(
                 "--partition-backend {} does not apply with --netns: links between namespaces \
@@ -330,6 +349,9 @@ impl TestArgs {
             ssh_config: hosts.as_ref().and_then(|hosts| hosts.ssh_config.clone()),
             node_binary_on_hosts: self.node_binary_on_hosts.clone(),
             hosts: (hosts.iter().flat_map(|hosts| &hosts.hosts))
+                .map(HostAddr::to_string)
+                .collect(),
+            spare_hosts: (self.spare_hosts.iter().flatten())
                 .map(HostAddr::to_string)
                 .collect(),
         };
@@ -412,6 +434,37 @@ mod tests {
             installed
                 .replay_command()
                 .contains("--node-binary-on-hosts /usr/local/bin/faultline-node")
+        );
+
+        // Spare hosts: two, none of the members', and only beside members' hosts.
+        let (_, spared) = options(&[
+            "--hosts",
+            "root@h1,root@h2,root@h3",
+            "--spare-hosts",
+            "root@h4,root@h5",
+        ]);
+        assert_eq!(spared.nodes, 3);
+        assert_eq!(
+            spared.node_hosts().len(),
+            3,
+            "no spares until membership asks"
+        );
+        assert!(
+            spared
+                .replay_command()
+                .contains("--hosts root@h1,root@h2,root@h3 --spare-hosts root@h4,root@h5")
+        );
+        let error = refusal(&["--hosts", "root@h1", "--spare-hosts", "root@h4"]);
+        assert!(error.starts_with("--spare-hosts names 1 hosts"), "{error}");
+        let error = refusal(&["--hosts", "root@h1", "--spare-hosts", "root@h4,root@h1"]);
+        assert_eq!(
+            error,
+            "root@h1 is in --hosts and in --spare-hosts: a host runs one node"
+        );
+        let error = refusal(&["--spare-hosts", "root@h4,root@h5"]);
+        assert!(
+            error.starts_with("--spare-hosts is for nodes on hosts"),
+            "{error}"
         );
 
         let dir = tempfile::tempdir().unwrap();

@@ -95,9 +95,12 @@ pub async fn place_nodes(
 }
 
 /// Why `kind` cannot run on nodes on hosts over SSH, if it cannot.
-fn not_on_hosts(kind: FaultKind) -> Option<&'static str> {
-    if kind == FaultKind::Membership {
-        return Some("membership changes need spare nodes, and --hosts puts one node on each host");
+fn not_on_hosts(kind: FaultKind, options: &TestOptions) -> Option<&'static str> {
+    if kind == FaultKind::Membership && options.spare_hosts.is_empty() {
+        return Some(
+            "membership changes add spare nodes, and on hosts each needs a host of its own: \
+             name two with --spare-hosts",
+        );
     }
     None
 }
@@ -109,7 +112,7 @@ pub fn leave_out_off_hosts(args: &TestArgs, options: &mut TestOptions) -> Result
         return Ok(());
     }
     for kind in options.fault_kinds()?.iter() {
-        if let Some(reason) = not_on_hosts(kind) {
+        if let Some(reason) = not_on_hosts(kind, options) {
             options.leave_out(kind, reason, args.nemesis.is_some())?;
         }
     }
@@ -132,7 +135,7 @@ pub async fn place_on_hosts(
     let program = system
         .on_hosts()
         .map_err(|reason| anyhow!("{} cannot run on hosts: {reason}", system.record().name))?;
-    let hosts = parse_hosts(&options.hosts.join(",")).map_err(|e| anyhow!(e))?;
+    let hosts = parse_hosts(&options.node_hosts().join(",")).map_err(|e| anyhow!(e))?;
     let ssh = SshOptions {
         config_file: options.ssh_config.clone(),
         connect_timeout: args.connect_timeout,

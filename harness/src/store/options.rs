@@ -63,6 +63,9 @@ pub struct TestOptions {
     /// they ran on this machine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// The hosts of the spare nodes (`--spare-hosts`), in node order after the members'.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spare_hosts: Vec<String>,
     /// The ssh configuration used to reach them (`--ssh-config`), if not the user's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_config: Option<PathBuf>,
@@ -129,6 +132,13 @@ impl TestOptions {
         self.nodes + self.spares
     }
 
+    /// The hosts the run's nodes run on, one each in node order (the spare nodes' after the
+    /// members'); empty when they run on this machine.
+    pub fn node_hosts(&self) -> Vec<String> {
+        let spares = self.spare_hosts.iter().take(self.spares);
+        self.hosts.iter().chain(spares).cloned().collect()
+    }
+
     /// The partition backend asked for.
     pub fn backend_kind(&self) -> Result<PartitionBackendKind> {
         Ok(self.partition_backend.parse()?)
@@ -169,6 +179,9 @@ impl TestOptions {
         }
         if !self.hosts.is_empty() {
             command.push(format!("--hosts {}", self.hosts.join(",")));
+        }
+        if !self.spare_hosts.is_empty() {
+            command.push(format!("--spare-hosts {}", self.spare_hosts.join(",")));
         }
         if let Some(config) = &self.ssh_config {
             command.push(format!("--ssh-config {}", config.display()));
