@@ -461,45 +461,6 @@ async fn stale_reads_of_the_bundled_node_on_hosts_over_ssh_are_caught() {
     hosts.stop().await;
 }
 
-#[tokio::test]
-async fn links_between_hosts_are_slowed_and_made_lossy_by_proxies_on_the_hosts() {
-    if skipped() {
-        return;
-    }
-    let _runs_dir = RUNS_DIR.read().await;
-    let hosts = SshHosts::start(3, &[]).await;
-    let store = tempfile::tempdir().unwrap();
-    let output = test_on_hosts(
-        &hosts,
-        store.path(),
-        &[
-            "--time-limit",
-            "8s",
-            "--nemesis-interval",
-            "1s",
-            "--nemesis",
-            "slow,lossy",
-        ],
-    );
-    check_valid_run_on_hosts(
-        &hosts,
-        store.path(),
-        &output,
-        &["start-slow", "start-lossy"],
-    );
-    // The slowing was real: every operation waits for messages between nodes (a quorum's
-    // answers, or the leader's), each now 20 ms late at least, so the clients, each waiting
-    // for its answer before it asks again, completed far fewer operations a second while
-    // links were slow than while no link was degraded.
-    let (slowed, plain) = completions_per_second(store.path(), "slow", "lossy");
-    assert!(
-        slowed * 2.0 < plain,
-        "{slowed:.0} operations a second completed in slow windows, {plain:.0} outside any \
-         degradation"
-    );
-    hosts.stop().await;
-}
-
 /// How many client operations a second completed (ok) inside the `start-{inside}` ..
 /// `stop-{inside}` windows, and outside them and the `{other}` windows (from the first
 /// completion on, until the last window ends).
@@ -591,6 +552,46 @@ async fn membership_changes_on_hosts_add_nodes_on_the_spare_hosts_and_stay_valid
     assert_eq!(
         left_on(&hosts, &["n1", "n2", "n3", "n4", "n5"], &test),
         Vec::<String>::new()
+    );
+    hosts.stop().await;
+}
+
+#[tokio::test]
+async fn links_between_hosts_are_slowed_and_made_lossy_by_proxies_on_the_hosts() {
+    if skipped() {
+        return;
+    }
+    let _runs_dir = RUNS_DIR.read().await;
+    let hosts = SshHosts::start(3, &[]).await;
+    let store = tempfile::tempdir().unwrap();
+    // Slow from 0.5 s, lossy from 2.5 s, slow again from 4.5 s.
+    let output = test_on_hosts(
+        &hosts,
+        store.path(),
+        &[
+            "--time-limit",
+            "6s",
+            "--nemesis-interval",
+            "1s",
+            "--nemesis",
+            "slow,lossy",
+        ],
+    );
+    check_valid_run_on_hosts(
+        &hosts,
+        store.path(),
+        &output,
+        &["start-slow", "start-lossy"],
+    );
+    // The slowing was real: every operation waits for messages between nodes (a quorum's
+    // answers, or the leader's), each now 20 ms late at least, so the clients, each waiting
+    // for its answer before it asks again, completed far fewer operations a second while
+    // links were slow than while no link was degraded.
+    let (slowed, plain) = completions_per_second(store.path(), "slow", "lossy");
+    assert!(
+        slowed * 2.0 < plain,
+        "{slowed:.0} operations a second completed in slow windows, {plain:.0} outside any \
+         degradation"
     );
     hosts.stop().await;
 }
@@ -906,7 +907,9 @@ async fn what_a_killed_harness_left_on_the_hosts_refuses_the_next_run_until_clea
     if skipped() {
         return;
     }
-    let _runs_dir = RUNS_DIR.write().await;
+    // Until the clean-up, the leftovers are this test's hosts' own (their ports, their
+    // chains): other runs go on meanwhile.
+    let runs_dir = RUNS_DIR.read().await;
     let hosts = SshHosts::start(3, &[]).await;
     let store = tempfile::tempdir().unwrap();
     let mut run = start_on_hosts(
@@ -956,6 +959,8 @@ async fn what_a_killed_harness_left_on_the_hosts_refuses_the_next_run_until_clea
     }
 
     // `faultline hosts --clean` removes it all, and the hosts are ready again.
+    drop(runs_dir);
+    let _cleaning = RUNS_DIR.write().await;
     let config = hosts.ssh_config();
     let output = hosts_command(&[
         "--hosts",

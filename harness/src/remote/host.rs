@@ -494,6 +494,18 @@ fn dead_faketime_leftovers_script() -> String {
     )
 }
 
+/// SIGKILLs the node `$p` of the directory `$d` (counting it in `$n`), waits (bounded) for its
+/// watcher to write its exit, then SIGKILLs what is left of its process group: whatever the
+/// node started (a system file's `node.start` may be a script that starts the server).
+fn kill_node_and_its_group() -> String {
+    format!(
+        "g=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f3); \
+         kill -s KILL \"$p\" && n=$((n+1)); {wait}; \
+         if [ -n \"$g\" ] && [ \"$g\" -gt 1 ]; then kill -s KILL -- \"-$g\" 2>/dev/null; fi;",
+        wait = await_exit_file()
+    )
+}
+
 fn await_exit_file() -> String {
     format!(
         "i=0; while [ ! -e \"$d/exit.$p\" ] && [ $i -lt {KILL_WAIT_TENTHS} ]; do sleep 0.1; i=$((i+1)); done"
@@ -764,9 +776,9 @@ impl RemoteHost {
         let root = quote(root);
         let script = self.as_root(&format!(
             "n=0; for x in {root}/*/; do x=${{x%/}}; if {ours}; then \
-             kill -s KILL \"$p\" && n=$((n+1)); {wait}; fi; done; {faketime} echo $n",
+             {kill} fi; done; {faketime} echo $n",
             ours = ours_in("\"$x\""),
-            wait = await_exit_file(),
+            kill = kill_node_and_its_group(),
             faketime = dead_faketime_leftovers_script(),
         ));
         let answer = self
@@ -782,12 +794,12 @@ impl RemoteHost {
     pub async fn clean_leftovers(&self) -> Result<Cleaned, SshError> {
         let script = self.as_root(&format!(
             "n=0; for x in {RUNS_DIR}/*/nodes/*/; do x=${{x%/}}; if {ours}; then \
-             kill -s KILL \"$p\" && n=$((n+1)); {wait}; fi; done; echo killed=$n; \
+             {kill} fi; done; echo killed=$n; \
              {faketime} {chains} \
              for x in {RUNS_DIR}/*/; do [ -d \"$x\" ] && rm -rf \"$x\" && echo \"removed=${{x%/}}\"; done; \
              [ \"$f\" = 0 ]",
             ours = ours_in("\"$x\""),
-            wait = await_exit_file(),
+            kill = kill_node_and_its_group(),
             faketime = dead_faketime_leftovers_script(),
             chains = remove_chains_script(CHAIN_PREFIX),
         ));

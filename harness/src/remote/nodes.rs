@@ -146,7 +146,9 @@ impl RemoteNodes {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_millis());
-        let program_version = ready.values().find_map(|host| host.program_version.clone());
+        let program_version = versions_of(
+            (ready.values()).map(|host| (host.addr.to_string(), host.program_version.as_deref())),
+        );
         Ok(RemoteNodes {
             hosts: ready,
             root: format!("{RUNS_DIR}/{}-{started}", std::process::id()),
@@ -157,8 +159,8 @@ impl RemoteNodes {
         })
     }
 
-    /// What the node's program installed on the hosts says of its version (the first host
-    /// that answers), for a system that could not ask one here.
+    /// What the node's program installed on the hosts says of its version (each version with
+    /// its hosts, if they differ), for a system that could not ask one here.
     pub fn program_version(&self) -> Option<&str> {
         self.program_version.as_deref()
     }
@@ -402,6 +404,29 @@ impl RemoteNodes {
     }
 }
 
+/// What the hosts' installed node program said of its version: the one version, or, where
+/// hosts differ (a cluster in the middle of an upgrade), each with its hosts, and a warning.
+fn versions_of<'a>(hosts: impl Iterator<Item = (String, Option<&'a str>)>) -> Option<String> {
+    let mut versions: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (host, version) in hosts {
+        if let Some(version) = version {
+            versions.entry(version).or_default().push(host);
+        }
+    }
+    match versions.len() {
+        0 => None,
+        1 => versions.into_keys().next().map(str::to_string),
+        _ => {
+            let each: Vec<String> = (versions.iter())
+                .map(|(version, hosts)| format!("{version} ({})", hosts.join(", ")))
+                .collect();
+            let each = each.join("; ");
+            tracing::warn!("the hosts run different versions of the node's program: {each}");
+            Some(each)
+        }
+    }
+}
+
 /// Connects to `addr`, checks it and measures its clock, and requires that it learned the
 /// host's IPv4 address.
 async fn ready_host(
@@ -435,6 +460,36 @@ async fn ready_host(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_that_run_different_versions_are_each_named_with_theirs() {
+        let of = |hosts: &[(&str, Option<&'static str>)]| {
+            versions_of(
+                hosts
+                    .iter()
+                    .map(|(host, version)| (host.to_string(), *version)),
+            )
+        };
+        assert_eq!(of(&[("h1", None), ("h2", None)]), None);
+        assert_eq!(
+            of(&[
+                ("h1", Some("etcd 3.4")),
+                ("h2", None),
+                ("h3", Some("etcd 3.4"))
+            ])
+            .as_deref(),
+            Some("etcd 3.4")
+        );
+        assert_eq!(
+            of(&[
+                ("h1", Some("etcd 3.5")),
+                ("h2", Some("etcd 3.4")),
+                ("h3", Some("etcd 3.5"))
+            ])
+            .as_deref(),
+            Some("etcd 3.4 (h2); etcd 3.5 (h1, h3)")
+        );
+    }
 
     #[test]
     fn the_nodes_own_settings_and_logging_go_to_the_hosts_and_nothing_else() {

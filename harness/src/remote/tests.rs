@@ -147,9 +147,56 @@ async fn a_program_is_put_started_paused_killed_and_collected_over_ssh() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     host.start(&other).await.unwrap();
-    assert_eq!(host.kill_all_under(&root).await.unwrap(), 2);
+    // A node that starts a process of its own (a script that starts the server): that goes
+    // too.
+    let forking = hosts.dir().join("forking.sh");
+    std::fs::write(
+        &forking,
+        "#!/bin/sh
+sleep 600 &
+echo $! > child
+exec sleep 600
+",
+    )
+    .unwrap();
+    let forking_program = format!("{root}/bin/forking");
+    host.put_file(&forking, &forking_program).await.unwrap();
+    let third = RemoteProgram {
+        program: forking_program,
+        args: Vec::new(),
+        dir: format!("{root}/n3"),
+        log: format!("{root}/n3/node.log"),
+    };
+    host.start(&third).await.unwrap();
+    let child_file = format!("{}/child", third.dir);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let child: u32 = loop {
+        if let Ok(pid) = std::fs::read_to_string(&child_file)
+            .unwrap_or_default()
+            .trim()
+            .parse()
+        {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the forking program wrote no child"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(std::path::Path::new(&format!("/proc/{child}")).exists());
+    assert_eq!(host.kill_all_under(&root).await.unwrap(), 3);
     assert!(!host.alive(&dir).await.unwrap());
     assert!(!host.alive(&other.dir).await.unwrap());
+    // Gone once reaped (its parent died with it).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{child}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the node's own child outlived it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(host.kill_all_under(&root).await.unwrap(), 0);
     host.remove_dir(&root).await.unwrap();
     assert!(!std::path::Path::new(&root).exists());
