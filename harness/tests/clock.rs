@@ -18,26 +18,13 @@ fn faketime_skip_reason() -> Option<String> {
         .map(|reason| reason.to_string())
 }
 
-/// libfaketime's leftovers in /dev/shm, by name.
-fn shm_leftovers() -> BTreeSet<String> {
-    std::fs::read_dir("/dev/shm")
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .filter(|name| name.contains("faketime"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_nodes_clock_really_moves_and_a_correct_cluster_stays_valid_beside_other_faults() {
     if let Some(reason) = faketime_skip_reason() {
         eprintln!("SKIPPED: the clock fault cannot run here: {reason}");
         return;
     }
-    let shm_before = shm_leftovers();
+    let shm_before = common::faketime_leftovers();
     let store = tempfile::tempdir().unwrap();
     let node = node_binary();
     let node = node.to_string_lossy();
@@ -102,7 +89,10 @@ fn a_nodes_clock_really_moves_and_a_correct_cluster_stays_valid_beside_other_fau
             .join("clock.faketime");
         assert!(!control.exists(), "{} left behind", control.display());
     }
-    let new: Vec<String> = shm_leftovers().difference(&shm_before).cloned().collect();
+    let new: Vec<String> = common::faketime_leftovers()
+        .difference(&shm_before)
+        .cloned()
+        .collect();
     assert!(new.is_empty(), "left in /dev/shm: {new:?}");
     // The report draws the clocks.
     let page = std::fs::read_to_string(store.path().join("latest/report.html")).unwrap();

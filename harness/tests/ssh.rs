@@ -356,19 +356,6 @@ fn left_on(hosts: &SshHosts, names: &[&str], test: &serde_json::Value) -> Vec<St
     found
 }
 
-/// libfaketime's files in /dev/shm (the hosts share this machine's), by name.
-fn faketime_leftovers() -> std::collections::BTreeSet<String> {
-    std::fs::read_dir("/dev/shm")
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .filter(|name| name.contains("faketime"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// [`left_on`] every host.
 fn left_on_hosts(hosts: &SshHosts, test: &serde_json::Value) -> Vec<String> {
     left_on(hosts, &["n1", "n2", "n3"], test)
@@ -382,7 +369,7 @@ async fn the_bundled_node_on_hosts_is_valid_under_the_default_mix() {
     let _runs_dir = RUNS_DIR.read().await;
     let hosts = SshHosts::start(3, &[]).await;
     let store = tempfile::tempdir().unwrap();
-    let shm_before = faketime_leftovers();
+    let shm_before = common::faketime_leftovers();
     // Every fault that runs on hosts, a fault a second in each lane.
     let output = test_on_hosts(
         &hosts,
@@ -422,7 +409,7 @@ async fn the_bundled_node_on_hosts_is_valid_under_the_default_mix() {
         assert!(!left_out.contains(kind), "{kind} left out: {left_out}");
     }
     // Nodes killed under libfaketime leave its files in /dev/shm: the hosts' clean-up removed them.
-    let new: Vec<String> = faketime_leftovers()
+    let new: Vec<String> = common::faketime_leftovers()
         .difference(&shm_before)
         .cloned()
         .collect();
@@ -907,9 +894,7 @@ async fn what_a_killed_harness_left_on_the_hosts_refuses_the_next_run_until_clea
     if skipped() {
         return;
     }
-    // Until the clean-up, the leftovers are this test's hosts' own (their ports, their
-    // chains): other runs go on meanwhile.
-    let runs_dir = RUNS_DIR.read().await;
+    let _runs_dir = RUNS_DIR.write().await;
     let hosts = SshHosts::start(3, &[]).await;
     let store = tempfile::tempdir().unwrap();
     let mut run = start_on_hosts(
@@ -959,8 +944,6 @@ async fn what_a_killed_harness_left_on_the_hosts_refuses_the_next_run_until_clea
     }
 
     // `faultline hosts --clean` removes it all, and the hosts are ready again.
-    drop(runs_dir);
-    let _cleaning = RUNS_DIR.write().await;
     let config = hosts.ssh_config();
     let output = hosts_command(&[
         "--hosts",

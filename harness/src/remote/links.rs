@@ -86,6 +86,18 @@ impl RemoteLinks {
         answered(&server.ask(&line).await?, node)
     }
 
+    /// Sends each command to its node's server, all at once; the first failure, once all
+    /// answered.
+    async fn ask_each<'a>(
+        &self,
+        commands: impl Iterator<Item = (&'a str, LinksCommand)>,
+    ) -> Result<()> {
+        let asked =
+            join_all(commands.map(|(node, command)| async move { self.ask(node, &command).await }))
+                .await;
+        asked.into_iter().collect()
+    }
+
     /// Stops every server, each even if another fails.
     async fn stop(&self) -> Result<()> {
         let stopped = join_all(self.nodes.iter().map(|(node, links)| async move {
@@ -157,27 +169,17 @@ impl HostLinks for RemoteLinks {
                     .or_default()
                     .push(link.to.clone());
             }
-            let asked = join_all(by_sender.into_iter().map(|(from, to)| async move {
-                let command = LinksCommand::Degrade(DegradeLinks::new(to, how));
-                self.ask(from, &command).await
-            }))
-            .await;
-            asked
-                .into_iter()
-                .collect::<Result<()>>()
-                .map_err(FirewallError::from)
+            let commands = (by_sender.into_iter())
+                .map(|(from, to)| (from, LinksCommand::Degrade(DegradeLinks::new(to, how))));
+            self.ask_each(commands).await.map_err(FirewallError::from)
         })
     }
 
     fn heal(&self) -> BoxFuture<'_, Result<(), FirewallError>> {
         Box::pin(async move {
-            let healed =
-                join_all((self.nodes.keys()).map(|node| self.ask(node, &LinksCommand::Heal(true))))
-                    .await;
-            healed
-                .into_iter()
-                .collect::<Result<()>>()
-                .map_err(FirewallError::from)
+            let commands =
+                (self.nodes.keys()).map(|node| (node.as_str(), LinksCommand::Heal(true)));
+            self.ask_each(commands).await.map_err(FirewallError::from)
         })
     }
 

@@ -143,3 +143,17 @@ pub fn nemesis_events(store: &Path) -> Vec<(String, Value)> {
         })
         .collect()
 }
+
+/// libfaketime's files in /dev/shm, by name: what a node under it leaves there if it is killed
+/// and nothing cleans up after it (hosts in namespaces share this machine's).
+pub fn faketime_leftovers() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.contains("faketime"))
+                .collect()
+        })
+        .unwrap_or_default()
+}

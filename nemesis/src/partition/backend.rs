@@ -740,13 +740,17 @@ mod tests {
         assert!(!rules().contains("127.0.0.227"), "a rule outlived teardown");
     }
 
+    /// Two nodes on hosts of their own.
+    fn two_hosts() -> BTreeMap<NodeName, SocketAddr> {
+        [("n1", "10.0.0.1:7001"), ("n2", "10.0.0.2:7002")]
+            .into_iter()
+            .map(|(node, addr)| (node.to_owned(), addr.parse().unwrap()))
+            .collect()
+    }
+
     #[tokio::test]
     async fn on_hosts_nodes_dial_directly_links_are_cut_on_the_hosts_and_nothing_degrades() {
-        let addrs: BTreeMap<NodeName, SocketAddr> =
-            [("n1", "10.0.0.1:7001"), ("n2", "10.0.0.2:7002")]
-                .into_iter()
-                .map(|(node, addr)| (node.to_owned(), addr.parse().unwrap()))
-                .collect();
+        let addrs = two_hosts();
         let firewall = Arc::new(FakeFirewall::default());
         let backend = PartitionBackend::on_hosts(firewall.clone(), addrs.clone(), None).unwrap();
         assert_eq!(backend.kind(), PartitionBackendKind::HostIptables);
@@ -822,11 +826,7 @@ mod tests {
 
     #[tokio::test]
     async fn on_hosts_with_links_nodes_dial_their_proxies_which_degrade_while_rules_cut() {
-        let addrs: BTreeMap<NodeName, SocketAddr> =
-            [("n1", "10.0.0.1:7001"), ("n2", "10.0.0.2:7002")]
-                .into_iter()
-                .map(|(node, addr)| (node.to_owned(), addr.parse().unwrap()))
-                .collect();
+        let addrs = two_hosts();
         let firewall = Arc::new(FakeFirewall::default());
         let links = Arc::new(FakeLinks::default());
         let backend =
