@@ -344,7 +344,7 @@ impl ClockOffset {
 }
 
 /// Nanoseconds since the epoch on this machine's clock.
-fn now_ns() -> i128 {
+pub(super) fn now_ns() -> i128 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(since) => since.as_nanos() as i128,
         Err(before) => -(before.duration().as_nanos() as i128),

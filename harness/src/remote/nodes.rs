@@ -19,7 +19,7 @@ use faultline_nemesis::{FirewallError, HostFirewall, NodeName, own_chain_prefix}
 use futures::future::{BoxFuture, join_all};
 
 use super::disk::RemoteDisk;
-use super::host::{ClockOffset, HostNeeds, RUNS_DIR, ReadyHost, RemoteHost, RemoteProgram};
+use super::host::{ClockOffset, HostNeeds, RUNS_DIR, ReadyHost, RemoteHost, RemoteProgram, now_ns};
 use super::links::RemoteLinks;
 use super::process::RemoteProcess;
 use super::ssh::{SshError, SshOptions};
@@ -216,10 +216,7 @@ impl RemoteNodes {
     pub fn instant_here(&self, node: &str, host_ns: i128) -> Result<tokio::time::Instant> {
         let offset_ns = (self.host(node)?.clock.offset_ms * 1e6) as i128;
         let now = tokio::time::Instant::now();
-        let now_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_nanos() as i128);
-        let ago = now_ns - (host_ns - offset_ns);
+        let ago = now_ns() - (host_ns - offset_ns);
         let by = std::time::Duration::from_nanos(ago.unsigned_abs().min(u64::MAX as u128) as u64);
         let at = if ago >= 0 {
             now.checked_sub(by)
